@@ -1,0 +1,38 @@
+// Validation of names that arrive from the network (API.md rules). Each function returns OK or
+// INVALID_ARGUMENT with a message naming the field and the rule it breaks.
+#pragma once
+
+#include "absl/strings/string_view.h"
+
+#include "absl/status/status.h"
+#include "google/protobuf/map.h"
+
+namespace mcos::common {
+
+inline constexpr size_t kMaxContainerNameBytes = 255;
+inline constexpr size_t kMaxObjectNameBytes = 1024;
+inline constexpr size_t kMaxUserNameBytes = 64;
+
+// True if `s` is well-formed UTF-8 (no overlongs, no surrogates, nothing above U+10FFFF).
+bool IsValidUtf8(absl::string_view s);
+
+// 1-255 bytes of valid UTF-8, no '/', NUL or control characters (U+0000-U+001F, U+007F).
+absl::Status ValidateContainerName(absl::string_view name);
+// 1-1024 bytes of valid UTF-8, no NUL or control characters; '/' allowed.
+absl::Status ValidateObjectName(absl::string_view name);
+// 1-64 bytes of [A-Za-z0-9._-], starting with a letter or digit.
+absl::Status ValidateUserName(absl::string_view name);
+// Listing prefixes, markers and delimiters: valid UTF-8 without NUL/control characters, at most
+// `max_bytes` long; empty allowed.
+absl::Status ValidateListToken(absl::string_view field, absl::string_view value, size_t max_bytes);
+
+inline constexpr size_t kMaxMetadataBytes = 8 * 1024;
+inline constexpr size_t kMaxContentTypeBytes = 256;
+
+// User metadata: keys 1-128 bytes, keys and values valid UTF-8 without NUL/control characters,
+// all keys and values together at most 8 KiB.
+absl::Status ValidateUserMetadata(const google::protobuf::Map<std::string, std::string>& metadata);
+// At most 256 bytes of printable ASCII (empty allowed).
+absl::Status ValidateContentType(absl::string_view content_type);
+
+}  // namespace mcos::common

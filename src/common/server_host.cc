@@ -1,0 +1,160 @@
+#include "common/server_host.h"
+
+#include <signal.h>
+
+#include <chrono>
+#include <utility>
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/support/server_interceptor.h>
+#include <prometheus/counter.h>
+#include <prometheus/histogram.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/grpc_status.h"
+#include "common/logging.h"
+
+namespace mcos::common {
+namespace {
+
+using grpc::experimental::InterceptionHookPoints;
+
+// Counts each call by method and code and observes its latency, at the moment its status is sent.
+class MetricsInterceptor final : public grpc::experimental::Interceptor {
+ public:
+  MetricsInterceptor(std::string method, prometheus::Family<prometheus::Counter>& calls,
+                     prometheus::Family<prometheus::Histogram>& latency)
+      : method_(std::move(method)),
+        calls_(calls),
+        latency_(latency),
+        start_(std::chrono::steady_clock::now()) {}
+
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
+      const grpc::Status status = methods->GetSendStatus();
+      const double seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+      calls_
+          .Add({{"method", method_},
+                {"code", StatusCodeName(static_cast<absl::StatusCode>(status.error_code()))}})
+          .Increment();
+      latency_.Add({{"method", method_}}, Buckets()).Observe(seconds);
+    }
+    methods->Proceed();
+  }
+
+ private:
+  static const prometheus::Histogram::BucketBoundaries& Buckets() {
+    static const auto* buckets = new prometheus::Histogram::BucketBoundaries{
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
+        5, 10, 30, 60};
+    return *buckets;
+  }
+
+  std::string method_;
+  prometheus::Family<prometheus::Counter>& calls_;
+  prometheus::Family<prometheus::Histogram>& latency_;
+  std::chrono::steady_clock::time_point start_;
+};
+
+class MetricsInterceptorFactory final
+    : public grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  explicit MetricsInterceptorFactory(prometheus::Registry& registry)
+      : calls_(prometheus::BuildCounter()
+                   .Name("mcos_grpc_requests_total")
+                   .Help("gRPC calls served, by method and status code")
+                   .Register(registry)),
+        latency_(prometheus::BuildHistogram()
+                     .Name("mcos_grpc_request_duration_seconds")
+                     .Help("gRPC call latency, from arrival to status, by method")
+                     .Register(registry)) {}
+
+  grpc::experimental::Interceptor* CreateServerInterceptor(
+      grpc::experimental::ServerRpcInfo* info) override {
+    return new MetricsInterceptor(info->method(), calls_, latency_);
+  }
+
+ private:
+  prometheus::Family<prometheus::Counter>& calls_;
+  prometheus::Family<prometheus::Histogram>& latency_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ServerHost>> ServerHost::Start(
+    const ServerHostOptions& options, const std::vector<grpc::Service*>& services,
+    std::shared_ptr<prometheus::Registry> registry) {
+  std::unique_ptr<ServerHost> host(new ServerHost());
+  host->registry_ = registry ? std::move(registry) : std::make_shared<prometheus::Registry>();
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &host->port_);
+  builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
+  builder.SetMaxSendMessageSize(options.max_send_message_bytes);
+  for (grpc::Service* service : services) builder.RegisterService(service);
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
+  creators.push_back(std::make_unique<MetricsInterceptorFactory>(*host->registry_));
+  builder.experimental().SetInterceptorCreators(std::move(creators));
+  host->server_ = builder.BuildAndStart();
+  if (host->server_ == nullptr || host->port_ == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", options.listen,
+                     ": the address is in use or not local; pick another --listen"));
+  }
+  if (!options.metrics_listen.empty()) {
+    try {
+      host->exposer_ = std::make_unique<prometheus::Exposer>(options.metrics_listen);
+      host->exposer_->RegisterCollectable(host->registry_);
+      const auto ports = host->exposer_->GetListeningPorts();
+      host->metrics_port_ = ports.empty() ? 0 : ports.front();
+    } catch (const std::exception& e) {
+      host->server_->Shutdown();
+      return absl::UnavailableError(absl::StrCat("cannot serve metrics on ", options.metrics_listen,
+                                                 ": ", e.what(), "; pick another --metrics-listen"));
+    }
+  }
+  host->SetServing(true);
+  return host;
+}
+
+ServerHost::~ServerHost() { Shutdown(absl::ZeroDuration()); }
+
+void ServerHost::SetServing(bool serving) {
+  if (server_ && server_->GetHealthCheckService() != nullptr) {
+    server_->GetHealthCheckService()->SetServingStatus(serving);
+  }
+}
+
+void ServerHost::Shutdown(absl::Duration grace) {
+  if (shut_down_ || !server_) return;
+  shut_down_ = true;
+  SetServing(false);
+  server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+  server_->Wait();
+  exposer_.reset();
+}
+
+void BlockTerminationSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
+int WaitForTerminationSignal() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  int sig = 0;
+  while (sigwait(&set, &sig) != 0) {
+  }
+  return sig;
+}
+
+}  // namespace mcos::common

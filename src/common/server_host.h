@@ -1,0 +1,66 @@
+// The gRPC server bootstrap every MCOS binary uses: binds the listen address (port 0 allowed),
+// registers the given services plus grpc.health.v1 and server reflection, counts every call by
+// method and status code with its latency (Prometheus), serves /metrics over HTTP, and shuts down
+// gracefully. Thread-safe after Start().
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+#include <prometheus/exposer.h>
+#include <prometheus/registry.h>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace mcos::common {
+
+struct ServerHostOptions {
+  // host:port for gRPC; port 0 picks a free one.
+  std::string listen = "127.0.0.1:0";
+  // host:port for the Prometheus /metrics endpoint; empty disables it; port 0 picks a free one.
+  std::string metrics_listen;
+  // Largest message the server accepts (chunks are at most 1 MiB; headers add a little).
+  int max_receive_message_bytes = 4 * 1024 * 1024;
+  int max_send_message_bytes = 64 * 1024 * 1024;
+};
+
+class ServerHost {
+ public:
+  // Starts serving `services` (not owned; they must outlive the host). `registry` receives the
+  // per-call metrics and is exposed on metrics_listen. UNAVAILABLE if an address cannot be bound.
+  static absl::StatusOr<std::unique_ptr<ServerHost>> Start(
+      const ServerHostOptions& options, const std::vector<grpc::Service*>& services,
+      std::shared_ptr<prometheus::Registry> registry);
+
+  ~ServerHost();
+  ServerHost(const ServerHost&) = delete;
+  ServerHost& operator=(const ServerHost&) = delete;
+
+  int port() const { return port_; }
+  // 0 when metrics are disabled.
+  int metrics_port() const { return metrics_port_; }
+  // Health status reported by grpc.health.v1 for "" and every service.
+  void SetServing(bool serving);
+  // Stops accepting calls, lets running calls finish for up to `grace`, then cancels the rest.
+  void Shutdown(absl::Duration grace = absl::Seconds(5));
+
+ private:
+  ServerHost() = default;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+  std::shared_ptr<prometheus::Registry> registry_;
+  int port_ = 0;
+  int metrics_port_ = 0;
+  bool shut_down_ = false;
+};
+
+// Blocks SIGTERM and SIGINT in the calling thread; call first thing in main() so that every thread
+// started later inherits the mask and WaitForTerminationSignal() receives them.
+void BlockTerminationSignals();
+// Waits for SIGTERM or SIGINT; returns the signal number.
+int WaitForTerminationSignal();
+
+}  // namespace mcos::common

@@ -1,0 +1,80 @@
+// The storage engine interface: versioned objects keyed by (user, container, object), data kept in
+// checksummed chunks. Implementations are thread-safe. Names are assumed valid (the gRPC layer
+// checks them); versions come from the caller and decide every conflict (highest wins).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "mcos/v1/storage.pb.h"
+
+namespace mcos::storage {
+
+// Chunk size used for the data of new objects (part of the record, so it may change later).
+inline constexpr uint32_t kChunkSize = 1024 * 1024;
+// Largest data message a client may send in one piece.
+inline constexpr size_t kMaxClientChunkBytes = 1024 * 1024;
+// Listing limits (API.md).
+inline constexpr uint32_t kDefaultListLimit = 1000;
+inline constexpr uint32_t kMaxListLimit = 10000;
+
+// Outcome of a write that did not fail.
+struct WriteResult {
+  // False when the stored version was newer or equal, so nothing changed.
+  bool applied = false;
+  // The record stored now (the new one, or the one that won).
+  mcos::v1::ObjectRecord record;
+  std::string reason;
+};
+
+// One streaming upload. Not thread-safe. Destroying it without a successful Commit() discards
+// everything it wrote, leaving the previous version as it was.
+class PutStream {
+ public:
+  virtual ~PutStream() = default;
+  // Set when the header's version was already superseded when the stream began: the caller can
+  // answer with it at once without sending data; Append is then a no-op.
+  virtual const std::optional<WriteResult>& superseded() const = 0;
+  // Adds the next bytes of content. UNAVAILABLE/INTERNAL if the disk write fails.
+  virtual absl::Status Append(absl::string_view data) = 0;
+  // Makes the version visible atomically and durably, unless a newer one is stored by then.
+  // INVALID_ARGUMENT if the content does not match the header's size/md5/sha256;
+  // FAILED_PRECONDITION if the header's precondition does not hold.
+  virtual absl::StatusOr<WriteResult> Commit() = 0;
+};
+
+// Reads one version, chunk by chunk, from a consistent snapshot. Not thread-safe.
+class ObjectReader {
+ public:
+  virtual ~ObjectReader() = default;
+  virtual const mcos::v1::ObjectRecord& record() const = 0;
+  // Fills `out` with the next piece of the requested range; returns false at the end.
+  // DATA_LOSS if the piece is missing or fails its checksum (nothing of it is returned).
+  virtual absl::StatusOr<bool> Next(std::string* out) = 0;
+};
+
+class Engine {
+ public:
+  virtual ~Engine() = default;
+
+  // Begins an upload. INVALID_ARGUMENT for a header without a version.
+  virtual absl::StatusOr<std::unique_ptr<PutStream>> BeginPut(
+      const mcos::v1::StoragePutHeader& header) = 0;
+  // Opens a byte range of the newest version. NOT_FOUND if missing or deleted; OUT_OF_RANGE if
+  // `offset` is past the end; FAILED_PRECONDITION if `version` is set and not the stored one.
+  virtual absl::StatusOr<std::unique_ptr<ObjectReader>> OpenReader(
+      const mcos::v1::StorageGetRequest& request) = 0;
+  // NOT_FOUND if missing, or deleted and !include_tombstone.
+  virtual absl::StatusOr<mcos::v1::ObjectRecord> Stat(const mcos::v1::ObjectKey& key,
+                                                      bool include_tombstone) = 0;
+  // Writes a tombstone (see StorageService.Delete).
+  virtual absl::StatusOr<WriteResult> Delete(const mcos::v1::StorageDeleteRequest& request) = 0;
+  virtual absl::StatusOr<mcos::v1::StorageListResponse> List(
+      const mcos::v1::StorageListRequest& request) = 0;
+};
+
+}  // namespace mcos::storage

@@ -1,0 +1,40 @@
+// mcos-storage: the storage node of one cluster (RocksDB on disk).
+#include <cstdio>
+
+#include <CLI/CLI.hpp>
+
+#include "common/logging.h"
+#include "common/server_host.h"
+#include "storage/storage_app.h"
+
+int main(int argc, char** argv) {
+  mcos::common::BlockTerminationSignals();
+  mcos::storage::StorageOptions options;
+  CLI::App cli{"mcos-storage: the storage node of an MCOS cluster (objects in RocksDB)"};
+  cli.set_config("--config", "", "Read options from this TOML/INI file");
+  cli.add_option("--listen", options.listen, "gRPC address HOST:PORT (port 0 picks a free one)")
+      ->capture_default_str();
+  cli.add_option("--data-dir", options.data_dir, "Directory of the database")->required();
+  cli.add_option("--metrics-listen", options.metrics_listen,
+                 "Prometheus /metrics address HOST:PORT (off when empty)");
+  cli.add_flag("!--no-sync", options.sync_commits,
+               "Do not fsync commits (benchmarks only: acknowledged writes may be lost)");
+  cli.add_flag("--enable-bench-service", options.enable_bench_service,
+               "Also serve mcos.v1.BenchService, the bare-stream reference of the benchmarks");
+  CLI11_PARSE(cli, argc, argv);
+
+  mcos::common::InitLogging("mcos-storage");
+  auto app = mcos::storage::StorageApp::Start(options);
+  if (!app.ok()) {
+    std::fprintf(stderr, "mcos-storage: %s\n", std::string(app.status().message()).c_str());
+    return 1;
+  }
+  const std::string host = options.listen.substr(0, options.listen.rfind(':'));
+  std::printf("listening on %s:%d\n", host.c_str(), (*app)->port());
+  if ((*app)->metrics_port() != 0) std::printf("metrics on %d\n", (*app)->metrics_port());
+  std::fflush(stdout);
+  const int sig = mcos::common::WaitForTerminationSignal();
+  mcos::common::LogInfo("signal ", sig, ": shutting down");
+  (*app)->Shutdown();
+  return 0;
+}

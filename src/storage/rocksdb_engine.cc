@@ -1,0 +1,634 @@
+#include "storage/rocksdb_engine.h"
+
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <cstring>
+#include <utility>
+
+#include <rocksdb/cache.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/slice.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "common/hash.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+#include "common/version.h"
+
+namespace mcos::storage {
+namespace {
+
+using mcos::v1::ObjectKey;
+using mcos::v1::ObjectRecord;
+
+constexpr char kMetaCf[] = "meta";
+constexpr char kDataCf[] = "data";
+constexpr char kUploadsCf[] = "uploads";
+constexpr size_t kDataIdBytes = 16;
+constexpr size_t kChecksumBytes = 8;
+// Responses of List stop growing past this many bytes (the client then asks for the next page).
+constexpr size_t kMaxListResponseBytes = 2u << 20;
+// Records with at most this many chunks have them deleted one by one; larger ones by a range
+// tombstone (cheaper to write, slightly more costly to read past until compacted).
+constexpr uint64_t kPointDeleteMaxChunks = 16;
+
+absl::Status FromRocksDb(const rocksdb::Status& s, absl::string_view what) {
+  if (s.ok()) return absl::OkStatus();
+  std::string msg = absl::StrCat(what, ": ", s.ToString());
+  if (s.IsNotFound()) return absl::NotFoundError(msg);
+  if (s.IsCorruption()) return absl::DataLossError(msg);
+  if (s.IsInvalidArgument()) return absl::InvalidArgumentError(msg);
+  if (s.IsNotSupported()) return absl::UnimplementedError(msg);
+  if (s.IsBusy() || s.IsTryAgain() || s.IsTimedOut() || s.IsIOError() || s.IsIncomplete()) {
+    return absl::UnavailableError(msg);
+  }
+  return absl::InternalError(msg);
+}
+
+void PutU64BigEndian(std::string* out, uint64_t v) {
+  for (int i = 7; i >= 0; --i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+}
+
+void EncodeFixed64Le(char* buf, uint64_t v) {
+  for (int i = 0; i < 8; ++i) buf[i] = static_cast<char>((v >> (8 * i)) & 0xFF);
+}
+
+uint64_t DecodeFixed64Le(const char* buf) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(buf[i]);
+  return v;
+}
+
+// The smallest string greater than every string that starts with `s`; empty if there is none.
+std::string PrefixSuccessor(std::string s) {
+  while (!s.empty() && static_cast<uint8_t>(s.back()) == 0xFF) s.pop_back();
+  if (!s.empty()) s.back() = static_cast<char>(static_cast<uint8_t>(s.back()) + 1);
+  return s;
+}
+
+std::string ContainerPrefix(absl::string_view user, absl::string_view container) {
+  std::string key;
+  key.reserve(2 + user.size() + container.size());
+  key.push_back(static_cast<char>(user.size()));
+  key.append(user.data(), user.size());
+  key.push_back(static_cast<char>(container.size()));
+  key.append(container.data(), container.size());
+  return key;
+}
+
+std::string Describe(const ObjectKey& key) {
+  return absl::StrCat("object '", key.container(), "/", key.object(), "' of user '", key.user(),
+                      "'");
+}
+
+std::string NewDataId() {
+  std::string id(kDataIdBytes, '\0');
+  MCOS_CHECK(RAND_bytes(reinterpret_cast<unsigned char*>(id.data()), kDataIdBytes) == 1);
+  return id;
+}
+
+std::string SupersededReason(const ObjectRecord& stored, const mcos::v1::Version& v) {
+  return absl::StrCat("stored version ", common::VersionToString(stored.version()),
+                      " is newer than or equal to ", common::VersionToString(v));
+}
+
+}  // namespace
+
+std::string ObjectMetaKey(absl::string_view user, absl::string_view container,
+                          absl::string_view object) {
+  std::string key = ContainerPrefix(user, container);
+  key.append(object.data(), object.size());
+  return key;
+}
+
+std::string DataKey(absl::string_view data_id, uint64_t index) {
+  std::string key(data_id);
+  PutU64BigEndian(&key, index);
+  return key;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Upload
+
+class RocksDbPutStream final : public PutStream {
+ public:
+  RocksDbPutStream(RocksDbEngine& engine, mcos::v1::StoragePutHeader header,
+                   std::optional<WriteResult> superseded)
+      : engine_(engine),
+        header_(std::move(header)),
+        meta_key_(ObjectMetaKey(header_.key().user(), header_.key().container(),
+                                header_.key().object())),
+        data_id_(NewDataId()),
+        superseded_(std::move(superseded)),
+        md5_(common::StreamingDigest::Md5()),
+        sha256_(common::StreamingDigest::Sha256()) {}
+
+  ~RocksDbPutStream() override {
+    if (!committed_) Discard();
+  }
+
+  const std::optional<WriteResult>& superseded() const override { return superseded_; }
+
+  absl::Status Append(absl::string_view data) override {
+    if (superseded_ || failed_) return absl::OkStatus();
+    md5_.Update(data);
+    sha256_.Update(data);
+    size_ += data.size();
+    if (header_.has_size() && size_ > header_.size()) {
+      return SizeMismatch();
+    }
+    while (!data.empty()) {
+      const size_t take = std::min<size_t>(kChunkSize - buffer_.size(), data.size());
+      buffer_.append(data.data(), take);
+      data.remove_prefix(take);
+      if (buffer_.size() == kChunkSize) {
+        rocksdb::WriteBatch batch;
+        if (!intent_written_) {
+          batch.Put(engine_.uploads_cf_, data_id_, meta_key_);
+        }
+        AddChunk(batch);
+        rocksdb::WriteOptions wo;  // not synced: the commit's sync covers it
+        auto s = FromRocksDb(engine_.db_->Write(wo, &batch), "write chunk");
+        if (!s.ok()) {
+          failed_ = true;
+          return s;
+        }
+        intent_written_ = true;
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<WriteResult> Commit() override {
+    if (superseded_) {
+      committed_ = true;
+      return *superseded_;
+    }
+    if (failed_) return absl::UnavailableError("an earlier chunk write failed; nothing was stored");
+    if (header_.has_size() && size_ != header_.size()) return SizeMismatch();
+    const std::string md5 = md5_.FinishHex();
+    const std::string sha256 = sha256_.FinishHex();
+    if (!header_.md5_hex().empty() && absl::AsciiStrToLower(header_.md5_hex()) != md5) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("content MD5 is ", md5, " but the header said ", header_.md5_hex(),
+                       "; nothing was stored for ", Describe(header_.key())));
+    }
+    if (!header_.sha256_hex().empty() && absl::AsciiStrToLower(header_.sha256_hex()) != sha256) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("content SHA-256 is ", sha256, " but the header said ",
+                       header_.sha256_hex(), "; nothing was stored for ", Describe(header_.key())));
+    }
+
+    ObjectRecord record;
+    record.set_size(size_);
+    record.set_etag(md5);
+    record.set_checksum(absl::StrCat("sha256:", sha256));
+    record.set_content_type(header_.content_type());
+    *record.mutable_metadata() = header_.metadata();
+    *record.mutable_version() = header_.version();
+    common::ToProtoTimestamp(common::HlcTime(header_.version().hlc()), record.mutable_modified());
+    record.set_chunk_size(kChunkSize);
+    record.set_chunk_count(next_index_ + (buffer_.empty() ? 0 : 1));
+    record.set_data_id(data_id_);
+    record.set_partition(header_.partition());
+
+    absl::MutexLock lock(&engine_.LockFor(meta_key_));
+    MCOS_ASSIGN_OR_RETURN(std::optional<ObjectRecord> current, engine_.ReadRecord(meta_key_));
+    if (current && common::CompareVersions(current->version(), header_.version()) >= 0) {
+      WriteResult result{false, *current, SupersededReason(*current, header_.version())};
+      return result;  // the destructor discards our chunks
+    }
+    const bool live = current && !current->tombstone();
+    if (header_.precondition() == mcos::v1::WRITE_PRECONDITION_MUST_NOT_EXIST && live) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(Describe(header_.key()), " already exists"));
+    }
+    if (header_.precondition() == mcos::v1::WRITE_PRECONDITION_MUST_EXIST && !live) {
+      return absl::FailedPreconditionError(absl::StrCat(Describe(header_.key()), " not found"));
+    }
+    *record.mutable_created() = live ? current->created() : record.modified();
+
+    rocksdb::WriteBatch batch;
+    if (!buffer_.empty()) AddChunk(batch);
+    batch.Put(engine_.meta_cf_, meta_key_, record.SerializeAsString());
+    if (intent_written_) batch.Delete(engine_.uploads_cf_, data_id_);
+    if (current) engine_.DeleteData(*current, batch);
+    MCOS_RETURN_IF_ERROR(FromRocksDb(engine_.db_->Write(engine_.CommitWriteOptions(), &batch),
+                                     absl::StrCat("commit ", Describe(header_.key()))));
+    committed_ = true;
+    return WriteResult{true, std::move(record), ""};
+  }
+
+ private:
+  absl::Status SizeMismatch() {
+    return absl::InvalidArgumentError(
+        absl::StrCat("content is ", size_, size_ > header_.size() ? "+" : "",
+                     " bytes but the header said ", header_.size(), "; nothing was stored for ",
+                     Describe(header_.key())));
+  }
+
+  // Adds the buffered bytes as the next chunk to `batch` and empties the buffer.
+  void AddChunk(rocksdb::WriteBatch& batch) {
+    const std::string key = DataKey(data_id_, next_index_);
+    char sum[kChecksumBytes];
+    EncodeFixed64Le(sum, common::ChunkChecksum(buffer_, common::Hash64(key)));
+    const rocksdb::Slice key_slice(key);
+    const rocksdb::Slice parts[2] = {rocksdb::Slice(sum, kChecksumBytes), rocksdb::Slice(buffer_)};
+    batch.Put(engine_.data_cf_, rocksdb::SliceParts(&key_slice, 1), rocksdb::SliceParts(parts, 2));
+    ++next_index_;
+    buffer_.clear();
+  }
+
+  // Deletes whatever this upload wrote (best effort: Open() removes what remains after a crash).
+  void Discard() {
+    if (!intent_written_) return;
+    ObjectRecord mine;
+    mine.set_data_id(data_id_);
+    mine.set_chunk_count(next_index_);
+    rocksdb::WriteBatch batch;
+    engine_.DeleteData(mine, batch);
+    batch.Delete(engine_.uploads_cf_, data_id_);
+    auto s = engine_.db_->Write(rocksdb::WriteOptions(), &batch);
+    if (!s.ok()) {
+      common::LogWarning("cannot discard an interrupted upload of ", Describe(header_.key()), ": ",
+                         s.ToString(), " (it is removed at the next start)");
+    }
+  }
+
+  RocksDbEngine& engine_;
+  mcos::v1::StoragePutHeader header_;
+  std::string meta_key_;
+  std::string data_id_;
+  std::optional<WriteResult> superseded_;
+  common::StreamingDigest md5_;
+  common::StreamingDigest sha256_;
+  std::string buffer_;
+  uint64_t size_ = 0;
+  uint64_t next_index_ = 0;
+  bool intent_written_ = false;
+  bool committed_ = false;
+  bool failed_ = false;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Download
+
+class RocksDbObjectReader final : public ObjectReader {
+ public:
+  RocksDbObjectReader(RocksDbEngine& engine, const rocksdb::Snapshot* snapshot, ObjectKey key,
+                      ObjectRecord record, uint64_t begin, uint64_t end)
+      : engine_(engine),
+        snapshot_(snapshot),
+        key_(std::move(key)),
+        record_(std::move(record)),
+        pos_(begin),
+        end_(end) {}
+
+  ~RocksDbObjectReader() override { engine_.db_->ReleaseSnapshot(snapshot_); }
+
+  const ObjectRecord& record() const override { return record_; }
+
+  absl::StatusOr<bool> Next(std::string* out) override {
+    if (pos_ >= end_) return false;
+    const uint64_t chunk_size = record_.chunk_size();
+    const uint64_t index = pos_ / chunk_size;
+    const std::string key = DataKey(record_.data_id(), index);
+    rocksdb::ReadOptions ro;
+    ro.snapshot = snapshot_;
+    rocksdb::PinnableSlice value;
+    const rocksdb::Status s = engine_.db_->Get(ro, engine_.data_cf_, key, &value);
+    if (s.IsNotFound()) {
+      return absl::DataLossError(absl::StrCat("chunk ", index, " of ", Describe(key_),
+                                              " is missing on this storage node"));
+    }
+    MCOS_RETURN_IF_ERROR(FromRocksDb(s, absl::StrCat("read ", Describe(key_))));
+    const uint64_t expected = index + 1 < record_.chunk_count()
+                                  ? chunk_size
+                                  : record_.size() - index * chunk_size;
+    if (value.size() != kChecksumBytes + expected ||
+        DecodeFixed64Le(value.data()) !=
+            common::ChunkChecksum(
+                absl::string_view(value.data() + kChecksumBytes, value.size() - kChecksumBytes),
+                common::Hash64(key))) {
+      return absl::DataLossError(absl::StrCat("chunk ", index, " of ", Describe(key_),
+                                              " is corrupt (checksum mismatch) on this storage node"));
+    }
+    const uint64_t within = pos_ - index * chunk_size;
+    const uint64_t n = std::min(end_ - pos_, expected - within);
+    out->assign(value.data() + kChecksumBytes + within, n);
+    pos_ += n;
+    return true;
+  }
+
+ private:
+  RocksDbEngine& engine_;
+  const rocksdb::Snapshot* snapshot_;
+  ObjectKey key_;
+  ObjectRecord record_;
+  uint64_t pos_;
+  uint64_t end_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Engine
+
+RocksDbEngine::RocksDbEngine(const RocksDbOptions& options, common::Clock& clock)
+    : options_(options), clock_(clock) {}
+
+RocksDbEngine::~RocksDbEngine() {
+  if (db_) {
+    for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
+    db_->Close();
+  }
+}
+
+absl::StatusOr<std::unique_ptr<RocksDbEngine>> RocksDbEngine::Open(const RocksDbOptions& options,
+                                                                   common::Clock& clock) {
+  std::unique_ptr<RocksDbEngine> engine(new RocksDbEngine(options, clock));
+
+  rocksdb::DBOptions db_options;
+  db_options.create_if_missing = true;
+  db_options.create_missing_column_families = true;
+  db_options.max_background_jobs = 2;
+  db_options.bytes_per_sync = 1u << 20;
+  db_options.max_total_wal_size = 512u << 20;
+  db_options.keep_log_file_num = 4;
+
+  auto cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = cache;
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+
+  rocksdb::ColumnFamilyOptions meta;
+  meta.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  meta.write_buffer_size = 16u << 20;
+
+  rocksdb::ColumnFamilyOptions data;
+  data.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  data.write_buffer_size = options.data_write_buffer_bytes;
+  data.max_write_buffer_number = options.max_write_buffers;
+  data.enable_blob_files = true;
+  data.min_blob_size = options.min_blob_bytes;
+  data.blob_file_size = 256u << 20;
+  data.blob_compression_type = rocksdb::kNoCompression;  // object data is mostly incompressible
+  data.enable_blob_garbage_collection = true;
+  data.compression = rocksdb::kLZ4Compression;
+
+  rocksdb::ColumnFamilyOptions uploads;
+  uploads.write_buffer_size = 4u << 20;
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
+      {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()},
+      {kMetaCf, meta},
+      {kDataCf, data},
+      {kUploadsCf, uploads}};
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(db_options, options.path, cfs, &engine->handles_, &raw);
+  if (!s.ok()) {
+    if (s.IsIOError() && s.ToString().find("lock") != std::string::npos) {
+      return absl::UnavailableError(absl::StrCat("storage directory ", options.path,
+                                                 " is in use by another process: ", s.ToString()));
+    }
+    return FromRocksDb(s, absl::StrCat("open storage at ", options.path));
+  }
+  engine->db_.reset(raw);
+  engine->meta_cf_ = engine->handles_[1];
+  engine->data_cf_ = engine->handles_[2];
+  engine->uploads_cf_ = engine->handles_[3];
+  MCOS_RETURN_IF_ERROR(engine->RemoveUploadDebris());
+  return engine;
+}
+
+absl::Status RocksDbEngine::RemoveUploadDebris() {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), uploads_cf_));
+  rocksdb::WriteBatch batch;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    const std::string data_id = it->key().ToString();
+    const std::string begin = DataKey(data_id, 0);
+    const std::string end = DataKey(data_id, UINT64_MAX);
+    batch.DeleteRange(data_cf_, begin, end);
+    batch.Delete(data_cf_, end);
+    batch.Delete(uploads_cf_, data_id);
+    ++recovered_uploads_;
+  }
+  MCOS_RETURN_IF_ERROR(FromRocksDb(it->status(), "scan interrupted uploads"));
+  if (recovered_uploads_ > 0) {
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    MCOS_RETURN_IF_ERROR(FromRocksDb(db_->Write(wo, &batch), "remove interrupted uploads"));
+    common::LogInfo("removed the data of ", recovered_uploads_, " interrupted upload(s)");
+  }
+  return absl::OkStatus();
+}
+
+absl::Mutex& RocksDbEngine::LockFor(absl::string_view meta_key) {
+  return locks_[common::Hash64(meta_key) % kLockStripes];
+}
+
+rocksdb::WriteOptions RocksDbEngine::CommitWriteOptions() const {
+  rocksdb::WriteOptions wo;
+  wo.sync = options_.sync_commits;
+  return wo;
+}
+
+absl::StatusOr<std::optional<ObjectRecord>> RocksDbEngine::ReadRecord(
+    absl::string_view meta_key, const rocksdb::Snapshot* snapshot) {
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snapshot;
+  rocksdb::PinnableSlice value;
+  const rocksdb::Status s = db_->Get(ro, meta_cf_, rocksdb::Slice(meta_key.data(), meta_key.size()), &value);
+  if (s.IsNotFound()) return std::nullopt;
+  MCOS_RETURN_IF_ERROR(FromRocksDb(s, "read object record"));
+  ObjectRecord record;
+  if (!record.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+    return absl::DataLossError("an object record on this storage node cannot be parsed");
+  }
+  return record;
+}
+
+void RocksDbEngine::DeleteData(const ObjectRecord& record, rocksdb::WriteBatch& batch) {
+  if (record.data_id().empty() || record.chunk_count() == 0) return;
+  if (record.chunk_count() <= kPointDeleteMaxChunks) {
+    for (uint64_t i = 0; i < record.chunk_count(); ++i) {
+      batch.Delete(data_cf_, DataKey(record.data_id(), i));
+    }
+  } else {
+    batch.DeleteRange(data_cf_, DataKey(record.data_id(), 0),
+                      DataKey(record.data_id(), record.chunk_count()));
+  }
+}
+
+absl::StatusOr<std::unique_ptr<PutStream>> RocksDbEngine::BeginPut(
+    const mcos::v1::StoragePutHeader& header) {
+  if (!common::IsSet(header.version())) {
+    return absl::InvalidArgumentError("the put header has no version stamp");
+  }
+  const std::string meta_key =
+      ObjectMetaKey(header.key().user(), header.key().container(), header.key().object());
+  MCOS_ASSIGN_OR_RETURN(std::optional<ObjectRecord> current, ReadRecord(meta_key));
+  std::optional<WriteResult> superseded;
+  if (current && common::CompareVersions(current->version(), header.version()) >= 0) {
+    superseded = WriteResult{false, *current, SupersededReason(*current, header.version())};
+  }
+  return std::make_unique<RocksDbPutStream>(*this, header, std::move(superseded));
+}
+
+absl::StatusOr<std::unique_ptr<ObjectReader>> RocksDbEngine::OpenReader(
+    const mcos::v1::StorageGetRequest& request) {
+  const ObjectKey& key = request.key();
+  const rocksdb::Snapshot* snapshot = db_->GetSnapshot();
+  auto record = ReadRecord(ObjectMetaKey(key.user(), key.container(), key.object()), snapshot);
+  auto fail = [&](absl::Status s) {
+    db_->ReleaseSnapshot(snapshot);
+    return s;
+  };
+  if (!record.ok()) return fail(record.status());
+  if (!record->has_value() || (*record)->tombstone()) {
+    return fail(absl::NotFoundError(absl::StrCat(Describe(key), " not found")));
+  }
+  const ObjectRecord& r = **record;
+  if (common::IsSet(request.version()) &&
+      common::CompareVersions(request.version(), r.version()) != 0) {
+    return fail(absl::FailedPreconditionError(
+        absl::StrCat(Describe(key), " is at version ", common::VersionToString(r.version()),
+                     ", not the requested ", common::VersionToString(request.version()))));
+  }
+  const uint64_t size = r.size();
+  if ((size > 0 && request.offset() >= size) || (size == 0 && request.offset() > 0)) {
+    return fail(absl::OutOfRangeError(absl::StrCat("offset ", request.offset(),
+                                                   " is past the end of ", Describe(key),
+                                                   ", which is ", size, " bytes long")));
+  }
+  uint64_t end = size;
+  if (request.length() > 0 && request.length() < size - request.offset()) {
+    end = request.offset() + request.length();
+  }
+  if (r.chunk_size() == 0 && size > 0) {
+    return fail(absl::DataLossError(absl::StrCat("the record of ", Describe(key),
+                                                 " has no chunk size")));
+  }
+  return std::make_unique<RocksDbObjectReader>(*this, snapshot, key, r, request.offset(), end);
+}
+
+absl::StatusOr<ObjectRecord> RocksDbEngine::Stat(const ObjectKey& key, bool include_tombstone) {
+  MCOS_ASSIGN_OR_RETURN(std::optional<ObjectRecord> record,
+                        ReadRecord(ObjectMetaKey(key.user(), key.container(), key.object())));
+  if (!record || (record->tombstone() && !include_tombstone)) {
+    return absl::NotFoundError(absl::StrCat(Describe(key), " not found"));
+  }
+  return *std::move(record);
+}
+
+absl::StatusOr<WriteResult> RocksDbEngine::Delete(const mcos::v1::StorageDeleteRequest& request) {
+  if (!common::IsSet(request.version())) {
+    return absl::InvalidArgumentError("the delete request has no version stamp");
+  }
+  const ObjectKey& key = request.key();
+  const std::string meta_key = ObjectMetaKey(key.user(), key.container(), key.object());
+  absl::MutexLock lock(&LockFor(meta_key));
+  MCOS_ASSIGN_OR_RETURN(std::optional<ObjectRecord> current, ReadRecord(meta_key));
+  if (current && common::CompareVersions(current->version(), request.version()) >= 0) {
+    return WriteResult{false, *current, SupersededReason(*current, request.version())};
+  }
+  const bool live = current && !current->tombstone();
+  if (request.precondition() == mcos::v1::WRITE_PRECONDITION_MUST_EXIST && !live) {
+    return absl::FailedPreconditionError(absl::StrCat(Describe(key), " not found"));
+  }
+  if (request.precondition() == mcos::v1::WRITE_PRECONDITION_MUST_NOT_EXIST && live) {
+    return absl::FailedPreconditionError(absl::StrCat(Describe(key), " already exists"));
+  }
+  ObjectRecord tombstone;
+  *tombstone.mutable_version() = request.version();
+  tombstone.set_tombstone(true);
+  tombstone.set_partition(request.partition());
+  common::ToProtoTimestamp(common::HlcTime(request.version().hlc()), tombstone.mutable_modified());
+  *tombstone.mutable_created() = tombstone.modified();
+  rocksdb::WriteBatch batch;
+  batch.Put(meta_cf_, meta_key, tombstone.SerializeAsString());
+  if (current) DeleteData(*current, batch);
+  MCOS_RETURN_IF_ERROR(
+      FromRocksDb(db_->Write(CommitWriteOptions(), &batch), absl::StrCat("delete ", Describe(key))));
+  return WriteResult{true, std::move(tombstone), ""};
+}
+
+absl::StatusOr<mcos::v1::StorageListResponse> RocksDbEngine::List(
+    const mcos::v1::StorageListRequest& request) {
+  const std::string base = ContainerPrefix(request.user(), request.container());
+  const std::string& prefix = request.prefix();
+  const std::string& marker = request.marker();
+  const std::string& delimiter = request.delimiter();
+  uint32_t limit = request.limit() == 0 ? kDefaultListLimit : request.limit();
+  limit = std::min(limit, kMaxListLimit);
+
+  const std::string upper = PrefixSuccessor(base + prefix);
+  const rocksdb::Slice upper_slice(upper);
+  rocksdb::ReadOptions ro;
+  if (!upper.empty()) ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, meta_cf_));
+
+  const bool after_marker = !marker.empty() && marker >= prefix;
+  it->Seek(base + (after_marker ? marker : prefix));
+
+  mcos::v1::StorageListResponse response;
+  uint32_t count = 0;
+  size_t bytes = 0;
+  std::string last;
+  auto full = [&] { return count >= limit || bytes >= kMaxListResponseBytes; };
+  while (it->Valid()) {
+    const rocksdb::Slice k = it->key();
+    absl::string_view name(k.data() + base.size(), k.size() - base.size());
+    if (after_marker && name <= marker) {  // only the marker itself: we sought to it
+      it->Next();
+      continue;
+    }
+    ObjectRecord record;
+    if (!record.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+      return absl::DataLossError(
+          absl::StrCat("the record of object '", request.container(), "/", name,
+                       "' on this storage node cannot be parsed"));
+    }
+    if (record.tombstone() && !request.include_tombstones()) {
+      it->Next();
+      continue;
+    }
+    if (!delimiter.empty()) {
+      const size_t pos = name.find(delimiter, prefix.size());
+      if (pos != absl::string_view::npos) {
+        std::string common_prefix(name.substr(0, pos + delimiter.size()));
+        if (after_marker && common_prefix <= marker) {
+          it->Seek(PrefixSuccessor(base + common_prefix));
+          continue;
+        }
+        if (full()) {
+          response.set_next_marker(last);
+          break;
+        }
+        bytes += common_prefix.size() + 4;
+        ++count;
+        last = common_prefix;
+        response.add_common_prefixes(std::move(common_prefix));
+        it->Seek(PrefixSuccessor(base + last));
+        continue;
+      }
+    }
+    if (full()) {
+      response.set_next_marker(last);
+      break;
+    }
+    auto* entry = response.add_entries();
+    entry->set_object(std::string(name));
+    *entry->mutable_record() = std::move(record);
+    bytes += entry->ByteSizeLong();
+    ++count;
+    last = std::string(name);
+    it->Next();
+  }
+  MCOS_RETURN_IF_ERROR(FromRocksDb(it->status(), "list objects"));
+  return response;
+}
+
+}  // namespace mcos::storage

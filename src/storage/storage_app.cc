@@ -1,0 +1,50 @@
+#include "storage/storage_app.h"
+
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "common/bench_service.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+#include "storage/storage_grpc_service.h"
+
+namespace mcos::storage {
+
+absl::StatusOr<std::unique_ptr<StorageApp>> StorageApp::Start(const StorageOptions& options) {
+  if (options.data_dir.empty()) {
+    return absl::InvalidArgumentError("no data directory: pass --data-dir DIR");
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(options.data_dir, ec);
+  if (ec) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot create data directory ", options.data_dir, ": ", ec.message()));
+  }
+  std::unique_ptr<StorageApp> app(new StorageApp());
+  RocksDbOptions db;
+  db.path = (std::filesystem::path(options.data_dir) / "db").string();
+  db.sync_commits = options.sync_commits;
+  MCOS_ASSIGN_OR_RETURN(app->engine_, RocksDbEngine::Open(db, common::SystemClock::Get()));
+  auto registry = std::make_shared<prometheus::Registry>();
+  app->storage_service_ = std::make_unique<StorageGrpcService>(*app->engine_, *registry);
+  std::vector<grpc::Service*> services = {app->storage_service_.get()};
+  if (options.enable_bench_service) {
+    app->bench_service_ = std::make_unique<common::BenchGrpcService>();
+    services.push_back(app->bench_service_.get());
+  }
+  common::ServerHostOptions host;
+  host.listen = options.listen;
+  host.metrics_listen = options.metrics_listen;
+  MCOS_ASSIGN_OR_RETURN(app->host_, common::ServerHost::Start(host, services, registry));
+  common::LogInfo("storage serving ", db.path, " on port ", app->host_->port(),
+                  options.sync_commits ? "" : " (commits NOT synced: benchmark mode)");
+  return app;
+}
+
+StorageApp::~StorageApp() { Shutdown(); }
+
+void StorageApp::Shutdown() {
+  if (host_) host_->Shutdown();
+}
+
+}  // namespace mcos::storage

@@ -1,0 +1,177 @@
+#include "storage/storage_grpc_service.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/grpc_status.h"
+#include "common/hash.h"
+#include "common/names.h"
+#include "common/status_macros.h"
+#include "common/version.h"
+
+namespace mcos::storage {
+namespace {
+
+using common::ToGrpcStatus;
+
+grpc::Status Invalid(std::string message) {
+  return {grpc::StatusCode::INVALID_ARGUMENT, std::move(message)};
+}
+
+absl::Status ValidatePutHeader(const mcos::v1::StoragePutHeader& h) {
+  MCOS_RETURN_IF_ERROR(ValidateObjectKey(h.key()));
+  if (!common::IsSet(h.version())) {
+    return absl::InvalidArgumentError("the put header has no version stamp (version.hlc is 0)");
+  }
+  MCOS_RETURN_IF_ERROR(common::ValidateContentType(h.content_type()));
+  MCOS_RETURN_IF_ERROR(common::ValidateUserMetadata(h.metadata()));
+  if (!h.md5_hex().empty() && !common::IsHex(h.md5_hex(), 32)) {
+    return absl::InvalidArgumentError("md5_hex must be 32 hex digits");
+  }
+  if (!h.sha256_hex().empty() && !common::IsHex(h.sha256_hex(), 64)) {
+    return absl::InvalidArgumentError("sha256_hex must be 64 hex digits");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ValidateObjectKey(const mcos::v1::ObjectKey& key) {
+  MCOS_RETURN_IF_ERROR(common::ValidateUserName(key.user()));
+  MCOS_RETURN_IF_ERROR(common::ValidateContainerName(key.container()));
+  return common::ValidateObjectName(key.object());
+}
+
+StorageGrpcService::StorageGrpcService(Engine& engine, prometheus::Registry& registry)
+    : engine_(engine),
+      bytes_in_(prometheus::BuildCounter()
+                    .Name("mcos_storage_bytes_received_total")
+                    .Help("Object bytes received by Put")
+                    .Register(registry)
+                    .Add({})),
+      bytes_out_(prometheus::BuildCounter()
+                     .Name("mcos_storage_bytes_sent_total")
+                     .Help("Object bytes sent by Get")
+                     .Register(registry)
+                     .Add({})) {}
+
+grpc::Status StorageGrpcService::Put(grpc::ServerContext* context,
+                                     grpc::ServerReader<mcos::v1::StoragePutRequest>* reader,
+                                     mcos::v1::StoragePutResponse* response) {
+  mcos::v1::StoragePutRequest message;
+  if (!reader->Read(&message)) {
+    return context->IsCancelled() ? grpc::Status::CANCELLED
+                                  : Invalid("empty put stream: the first message must be the header");
+  }
+  if (!message.has_header()) return Invalid("the first message of a put must be the header");
+  if (auto s = ValidatePutHeader(message.header()); !s.ok()) return ToGrpcStatus(s);
+  auto stream = engine_.BeginPut(message.header());
+  if (!stream.ok()) return ToGrpcStatus(stream.status());
+  if (const auto& superseded = (*stream)->superseded()) {
+    response->set_applied(false);
+    *response->mutable_record() = superseded->record;
+    response->set_reason(superseded->reason);
+    return grpc::Status::OK;
+  }
+  bool finished = false;
+  while (reader->Read(&message)) {
+    if (finished) return Invalid("a put stream may not continue after its finish message");
+    switch (message.part_case()) {
+      case mcos::v1::StoragePutRequest::kData: {
+        const std::string& data = message.data();
+        if (data.size() > kMaxClientChunkBytes) {
+          return Invalid(absl::StrCat("a data chunk of ", data.size(),
+                                      " bytes exceeds the 1 MiB limit; send smaller chunks; "
+                                      "nothing was stored"));
+        }
+        if (auto s = (*stream)->Append(data); !s.ok()) return ToGrpcStatus(s);
+        bytes_in_.Increment(static_cast<double>(data.size()));
+        break;
+      }
+      case mcos::v1::StoragePutRequest::kFinish:
+        finished = true;
+        break;
+      default:
+        return Invalid("a put stream has exactly one header, at its start");
+    }
+  }
+  if (context->IsCancelled()) return grpc::Status::CANCELLED;
+  if (!finished) {
+    return Invalid("the put stream ended without its finish message; nothing was stored");
+  }
+  auto result = (*stream)->Commit();
+  if (!result.ok()) return ToGrpcStatus(result.status());
+  response->set_applied(result->applied);
+  *response->mutable_record() = std::move(result->record);
+  response->set_reason(result->reason);
+  return grpc::Status::OK;
+}
+
+grpc::Status StorageGrpcService::Get(grpc::ServerContext* context,
+                                     const mcos::v1::StorageGetRequest* request,
+                                     grpc::ServerWriter<mcos::v1::StorageGetResponse>* writer) {
+  if (auto s = ValidateObjectKey(request->key()); !s.ok()) return ToGrpcStatus(s);
+  auto reader = engine_.OpenReader(*request);
+  if (!reader.ok()) return ToGrpcStatus(reader.status());
+  mcos::v1::StorageGetResponse message;
+  *message.mutable_record() = (*reader)->record();
+  if (!writer->Write(message)) return grpc::Status::CANCELLED;
+  while (true) {
+    auto more = (*reader)->Next(message.mutable_data());
+    if (!more.ok()) return ToGrpcStatus(more.status());
+    if (!*more) break;
+    const size_t n = message.data().size();
+    if (!writer->Write(message)) return grpc::Status::CANCELLED;
+    bytes_out_.Increment(static_cast<double>(n));
+    if (context->IsCancelled()) return grpc::Status::CANCELLED;
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status StorageGrpcService::Stat(grpc::ServerContext* context,
+                                      const mcos::v1::StorageStatRequest* request,
+                                      mcos::v1::StorageStatResponse* response) {
+  if (auto s = ValidateObjectKey(request->key()); !s.ok()) return ToGrpcStatus(s);
+  auto record = engine_.Stat(request->key(), request->include_tombstone());
+  if (!record.ok()) return ToGrpcStatus(record.status());
+  *response->mutable_record() = *std::move(record);
+  return grpc::Status::OK;
+}
+
+grpc::Status StorageGrpcService::Delete(grpc::ServerContext* context,
+                                        const mcos::v1::StorageDeleteRequest* request,
+                                        mcos::v1::StorageDeleteResponse* response) {
+  if (auto s = ValidateObjectKey(request->key()); !s.ok()) return ToGrpcStatus(s);
+  if (!common::IsSet(request->version())) {
+    return Invalid("the delete request has no version stamp (version.hlc is 0)");
+  }
+  auto result = engine_.Delete(*request);
+  if (!result.ok()) return ToGrpcStatus(result.status());
+  response->set_applied(result->applied);
+  *response->mutable_record() = std::move(result->record);
+  response->set_reason(result->reason);
+  return grpc::Status::OK;
+}
+
+grpc::Status StorageGrpcService::List(grpc::ServerContext* context,
+                                      const mcos::v1::StorageListRequest* request,
+                                      mcos::v1::StorageListResponse* response) {
+  absl::Status s = common::ValidateUserName(request->user());
+  if (s.ok()) s = common::ValidateContainerName(request->container());
+  if (s.ok()) s = common::ValidateListToken("prefix", request->prefix(), common::kMaxObjectNameBytes);
+  if (s.ok()) s = common::ValidateListToken("marker", request->marker(), common::kMaxObjectNameBytes);
+  if (s.ok()) s = common::ValidateListToken("delimiter", request->delimiter(), 255);
+  if (!s.ok()) return ToGrpcStatus(s);
+  auto listing = engine_.List(*request);
+  if (!listing.ok()) return ToGrpcStatus(listing.status());
+  *response = *std::move(listing);
+  return grpc::Status::OK;
+}
+
+grpc::Status StorageGrpcService::PartitionDigests(grpc::ServerContext* context,
+                                                  const mcos::v1::PartitionDigestsRequest* request,
+                                                  mcos::v1::PartitionDigestsResponse* response) {
+  return {grpc::StatusCode::UNIMPLEMENTED,
+          "partition digests arrive with anti-entropy repair; this storage node cannot serve them "
+          "yet"};
+}
+
+}  // namespace mcos::storage

@@ -1,0 +1,43 @@
+// StorageService over gRPC: checks every input, then calls the Engine. Thread-safe.
+// `engine` must outlive this.
+#pragma once
+
+#include <memory>
+
+#include <prometheus/counter.h>
+#include <prometheus/registry.h>
+
+#include "mcos/v1/storage.grpc.pb.h"
+#include "storage/engine.h"
+
+namespace mcos::storage {
+
+class StorageGrpcService final : public mcos::v1::StorageService::Service {
+ public:
+  StorageGrpcService(Engine& engine, prometheus::Registry& registry);
+
+  grpc::Status Put(grpc::ServerContext* context,
+                   grpc::ServerReader<mcos::v1::StoragePutRequest>* reader,
+                   mcos::v1::StoragePutResponse* response) override;
+  grpc::Status Get(grpc::ServerContext* context, const mcos::v1::StorageGetRequest* request,
+                   grpc::ServerWriter<mcos::v1::StorageGetResponse>* writer) override;
+  grpc::Status Stat(grpc::ServerContext* context, const mcos::v1::StorageStatRequest* request,
+                    mcos::v1::StorageStatResponse* response) override;
+  grpc::Status Delete(grpc::ServerContext* context, const mcos::v1::StorageDeleteRequest* request,
+                      mcos::v1::StorageDeleteResponse* response) override;
+  grpc::Status List(grpc::ServerContext* context, const mcos::v1::StorageListRequest* request,
+                    mcos::v1::StorageListResponse* response) override;
+  grpc::Status PartitionDigests(grpc::ServerContext* context,
+                                const mcos::v1::PartitionDigestsRequest* request,
+                                mcos::v1::PartitionDigestsResponse* response) override;
+
+ private:
+  Engine& engine_;
+  prometheus::Counter& bytes_in_;
+  prometheus::Counter& bytes_out_;
+};
+
+// Checks that a key names a valid user, container and object.
+absl::Status ValidateObjectKey(const mcos::v1::ObjectKey& key);
+
+}  // namespace mcos::storage
