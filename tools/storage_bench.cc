@@ -1,0 +1,297 @@
+// mcos-storage-bench: load on one mcos-storage process over loopback.
+//   * small objects: N concurrent clients (one connection each) put, then get, objects of a fixed
+//     size for a fixed time; ops/s, p50 and p99 latency;
+//   * large streams: a put and a get of one big object, next to the bare gRPC stream
+//     (BenchService Sink/Source in the same process) as the reference;
+//   * optionally the storage process's peak RSS while a huge object streams through.
+// With --storage-bin it starts its own mcos-storage (in a temp dir, --enable-bench-service) and
+// stops it at the end; otherwise it uses --endpoint (which must serve BenchService for the
+// reference figures).
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/clock.h"
+#include "common/subprocess.h"
+#include "common/version.h"
+#include "mcos/v1/bench.grpc.pb.h"
+#include "storage/storage_client.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Stats {
+  uint64_t ops = 0;
+  uint64_t errors = 0;
+  double seconds = 0;
+  double p50_ms = 0;
+  double p99_ms = 0;
+};
+
+std::shared_ptr<grpc::Channel> OwnConnection(const std::string& endpoint) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(64 * 1024 * 1024);
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // one TCP connection per client
+  return grpc::CreateCustomChannel(endpoint, grpc::InsecureChannelCredentials(), args);
+}
+
+mcos::common::HybridLogicalClock& Hlc() {
+  static auto* hlc = new mcos::common::HybridLogicalClock(mcos::common::SystemClock::Get());
+  return *hlc;
+}
+
+mcos::v1::StoragePutHeader Header(const std::string& object) {
+  mcos::v1::StoragePutHeader h;
+  h.mutable_key()->set_user("bench");
+  h.mutable_key()->set_container("bench");
+  h.mutable_key()->set_object(object);
+  h.mutable_version()->set_hlc(Hlc().Now());
+  h.mutable_version()->set_cluster("bench");
+  return h;
+}
+
+// Runs `op(client_index, op_index)` from `clients` threads for `seconds`.
+template <typename Op>
+Stats RunConcurrent(int clients, double seconds, Op op) {
+  std::vector<std::vector<double>> latencies(static_cast<size_t>(clients));
+  std::atomic<uint64_t> errors{0};
+  const auto start = Clock::now();
+  const auto stop = start + std::chrono::duration<double>(seconds);
+  std::vector<std::thread> threads;
+  for (int c = 0; c < clients; ++c) {
+    threads.emplace_back([&, c] {
+      auto& mine = latencies[static_cast<size_t>(c)];
+      for (uint64_t i = 0; Clock::now() < stop; ++i) {
+        const auto t0 = Clock::now();
+        if (!op(c, i)) errors.fetch_add(1);
+        mine.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  Stats s;
+  s.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  std::vector<double> all;
+  for (auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
+  std::sort(all.begin(), all.end());
+  s.ops = all.size();
+  s.errors = errors.load();
+  if (!all.empty()) {
+    s.p50_ms = all[all.size() / 2];
+    s.p99_ms = all[std::min(all.size() - 1, all.size() * 99 / 100)];
+  }
+  return s;
+}
+
+void PrintStats(const char* what, const Stats& s) {
+  std::printf("%-28s %10.0f ops/s   p50 %7.3f ms   p99 %7.3f ms   (%lu ops, %lu errors)\n", what,
+              static_cast<double>(s.ops) / s.seconds, s.p50_ms, s.p99_ms,
+              static_cast<unsigned long>(s.ops), static_cast<unsigned long>(s.errors));
+  std::fflush(stdout);
+}
+
+double MBps(uint64_t bytes, Clock::duration d) {
+  return static_cast<double>(bytes) / 1e6 / std::chrono::duration<double>(d).count();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App cli{"mcos-storage-bench: throughput and latency of one mcos-storage node"};
+  std::string endpoint, storage_bin, data_dir;
+  int clients = 16;
+  double seconds = 5;
+  size_t small_bytes = 4096;
+  uint64_t large_mib = 256;
+  uint64_t rss_mib = 0;
+  bool no_sync = false;
+  cli.add_option("--endpoint", endpoint, "Use a running mcos-storage at HOST:PORT");
+  cli.add_option("--storage-bin", storage_bin, "Start this mcos-storage binary instead");
+  cli.add_option("--data-dir", data_dir, "Data dir for the started node (default: a temp dir)");
+  cli.add_flag("--no-sync", no_sync, "Start the node with --no-sync (non-durable commits)");
+  cli.add_option("--clients", clients, "Concurrent clients")->capture_default_str();
+  cli.add_option("--seconds", seconds, "Duration of each small-object phase")->capture_default_str();
+  cli.add_option("--small-bytes", small_bytes, "Size of small objects")->capture_default_str();
+  cli.add_option("--large-mib", large_mib, "Size of the large stream (MiB); 0 skips it")
+      ->capture_default_str();
+  cli.add_option("--rss-mib", rss_mib,
+                 "Also stream an object this big (MiB) and report the node's peak RSS "
+                 "(needs --storage-bin)");
+  CLI11_PARSE(cli, argc, argv);
+
+  std::unique_ptr<mcos::common::Subprocess> node;
+  std::string temp_dir;
+  if (!storage_bin.empty()) {
+    if (data_dir.empty()) {
+      char tmpl[] = "/tmp/mcos-bench-XXXXXX";
+      temp_dir = mkdtemp(tmpl);
+      data_dir = temp_dir;
+    }
+    std::vector<std::string> args = {storage_bin, "--data-dir", data_dir, "--listen",
+                                     "127.0.0.1:0", "--enable-bench-service"};
+    if (no_sync) args.push_back("--no-sync");
+    auto p = mcos::common::Subprocess::Start(args, data_dir + "/storage.log");
+    if (!p.ok()) {
+      std::fprintf(stderr, "error: %s\n", std::string(p.status().message()).c_str());
+      return 1;
+    }
+    node = std::move(*p);
+    auto addr = node->WaitForListening(absl::Seconds(30));
+    if (!addr.ok()) {
+      std::fprintf(stderr, "error: %s\n", std::string(addr.status().message()).c_str());
+      return 1;
+    }
+    endpoint = *addr;
+  }
+  if (endpoint.empty()) {
+    std::fprintf(stderr, "error: pass --endpoint HOST:PORT or --storage-bin PATH\n");
+    return 2;
+  }
+  std::printf("mcos-storage-bench: endpoint %s, %d clients, %zu-byte objects, %s commits\n",
+              endpoint.c_str(), clients, small_bytes, no_sync ? "NON-durable" : "durable (fsync)");
+
+  std::vector<std::unique_ptr<mcos::storage::StorageClient>> conns;
+  for (int c = 0; c < clients; ++c) {
+    conns.push_back(std::make_unique<mcos::storage::StorageClient>(OwnConnection(endpoint)));
+  }
+  std::string small(small_bytes, '\0');
+  std::mt19937_64 rng(42);
+  for (auto& ch : small) ch = static_cast<char>(rng());
+
+  std::vector<uint64_t> written(static_cast<size_t>(clients), 0);
+  const Stats puts = RunConcurrent(clients, seconds, [&](int c, uint64_t i) {
+    auto r = conns[static_cast<size_t>(c)]->PutBytes(Header(absl::StrCat("s/", c, "/", i)), small);
+    if (r.ok()) written[static_cast<size_t>(c)] = i + 1;
+    return r.ok();
+  });
+  PrintStats("put 4KiB (durable)", puts);
+
+  const Stats gets = RunConcurrent(clients, seconds, [&](int c, uint64_t i) {
+    const uint64_t n = std::max<uint64_t>(1, written[static_cast<size_t>(c)]);
+    mcos::v1::StorageGetRequest req;
+    req.mutable_key()->set_user("bench");
+    req.mutable_key()->set_container("bench");
+    req.mutable_key()->set_object(absl::StrCat("s/", c, "/", (i * 7919) % n));
+    uint64_t got = 0;
+    auto r = conns[static_cast<size_t>(c)]->Get(req, [&](absl::string_view d) {
+      got += d.size();
+      return absl::OkStatus();
+    });
+    return r.ok() && got == small_bytes;
+  });
+  PrintStats("get 4KiB", gets);
+
+  auto channel = OwnConnection(endpoint);
+  auto bench = mcos::v1::BenchService::NewStub(channel);
+  mcos::storage::StorageClient big(channel);
+  std::string chunk(1 << 20, '\0');
+  for (auto& ch : chunk) ch = static_cast<char>(rng());
+
+  auto stream_put = [&](const std::string& name, uint64_t bytes) -> double {
+    uint64_t left = bytes;
+    const auto t0 = Clock::now();
+    auto r = big.Put(Header(name), [&](char* buf, size_t cap) -> absl::StatusOr<size_t> {
+      const size_t n = std::min<uint64_t>({cap, left, chunk.size()});
+      std::copy_n(chunk.data(), n, buf);
+      left -= n;
+      return n;
+    });
+    if (!r.ok()) {
+      std::fprintf(stderr, "put %s: %s\n", name.c_str(), std::string(r.status().message()).c_str());
+      return 0;
+    }
+    return MBps(bytes, Clock::now() - t0);
+  };
+  auto stream_get = [&](const std::string& name, uint64_t bytes) -> double {
+    mcos::v1::StorageGetRequest req;
+    req.mutable_key()->set_user("bench");
+    req.mutable_key()->set_container("bench");
+    req.mutable_key()->set_object(name);
+    uint64_t got = 0;
+    const auto t0 = Clock::now();
+    auto r = big.Get(req, [&](absl::string_view d) {
+      got += d.size();
+      return absl::OkStatus();
+    });
+    if (!r.ok() || got != bytes) {
+      std::fprintf(stderr, "get %s failed\n", name.c_str());
+      return 0;
+    }
+    return MBps(bytes, Clock::now() - t0);
+  };
+
+  if (large_mib > 0) {
+    const uint64_t bytes = large_mib << 20;
+    // Reference: the bare gRPC stream, same processes, same chunk size.
+    double sink_mbps = 0, source_mbps = 0;
+    {
+      grpc::ClientContext ctx;
+      mcos::v1::BenchSummary summary;
+      auto w = bench->Sink(&ctx, &summary);
+      mcos::v1::BenchChunk msg;
+      msg.set_data(chunk);
+      const auto t0 = Clock::now();
+      for (uint64_t sent = 0; sent < bytes; sent += chunk.size()) w->Write(msg);
+      w->WritesDone();
+      const grpc::Status st = w->Finish();
+      sink_mbps = st.ok() ? MBps(bytes, Clock::now() - t0) : 0;
+      if (!st.ok()) std::fprintf(stderr, "bench sink: %s\n", st.error_message().c_str());
+    }
+    {
+      grpc::ClientContext ctx;
+      mcos::v1::BenchSourceRequest req;
+      req.set_bytes(bytes);
+      req.set_chunk_size(1 << 20);
+      mcos::v1::BenchChunk msg;
+      const auto t0 = Clock::now();
+      auto r = bench->Source(&ctx, req);
+      uint64_t got = 0;
+      while (r->Read(&msg)) got += msg.data().size();
+      const grpc::Status st = r->Finish();
+      source_mbps = st.ok() && got == bytes ? MBps(bytes, Clock::now() - t0) : 0;
+    }
+    const double put_mbps = stream_put("large", bytes);
+    const double get_mbps = stream_get("large", bytes);
+    std::printf("%-28s %10.1f MB/s   bare gRPC stream %8.1f MB/s   ratio %5.1f%%\n",
+                absl::StrCat("put ", large_mib, " MiB stream").c_str(), put_mbps, sink_mbps,
+                sink_mbps > 0 ? 100 * put_mbps / sink_mbps : 0);
+    std::printf("%-28s %10.1f MB/s   bare gRPC stream %8.1f MB/s   ratio %5.1f%%\n",
+                absl::StrCat("get ", large_mib, " MiB stream").c_str(), get_mbps, source_mbps,
+                source_mbps > 0 ? 100 * get_mbps / source_mbps : 0);
+  }
+  if (rss_mib > 0) {
+    if (!node) {
+      std::fprintf(stderr, "--rss-mib needs --storage-bin (the node's pid)\n");
+    } else {
+      const uint64_t bytes = rss_mib << 20;
+      const auto before = mcos::common::PeakRssBytes(node->pid());
+      const double put_mbps = stream_put("huge", bytes);
+      const double get_mbps = stream_get("huge", bytes);
+      const auto after = mcos::common::PeakRssBytes(node->pid());
+      std::printf("%-28s put %.1f MB/s, get %.1f MB/s; storage peak RSS %.1f MiB (%.1f MiB "
+                  "before)\n",
+                  absl::StrCat(rss_mib, " MiB stream").c_str(), put_mbps, get_mbps,
+                  after.ok() ? static_cast<double>(*after) / (1 << 20) : -1.0,
+                  before.ok() ? static_cast<double>(*before) / (1 << 20) : -1.0);
+    }
+  }
+  if (node) {
+    node->Signal(SIGTERM);
+    node->Wait();
+  }
+  if (!temp_dir.empty()) std::filesystem::remove_all(temp_dir);
+  return 0;
+}
