@@ -45,6 +45,10 @@ StorageApp::~StorageApp() { Shutdown(); }
 
 void StorageApp::Shutdown() {
   if (host_) host_->Shutdown();
+  if (engine_) {
+    engine_.reset();
+    common::LogInfo("storage stopped; database closed");
+  }
 }
 
 }  // namespace mcos::storage

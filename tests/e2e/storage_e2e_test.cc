@@ -1,0 +1,471 @@
+// End-to-end tests of mcos-storage: the real binary as its own process, real RocksDB on disk, gRPC
+// over loopback.
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "common/hash.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "storage/rocksdb_engine.h"
+#include "tests/support/fake_clock.h"
+#include "tests/support/status_matchers.h"
+#include "tests/support/storage_process.h"
+#include "tests/support/temp_dir.h"
+
+namespace mcos::storage {
+namespace {
+
+using mcos::v1::ObjectKey;
+
+constexpr size_t kMiB = 1 << 20;
+
+ObjectKey Key(const std::string& object, const std::string& container = "c") {
+  ObjectKey k;
+  k.set_user("alice");
+  k.set_container(container);
+  k.set_object(object);
+  return k;
+}
+
+std::atomic<uint64_t> g_hlc{1};
+
+mcos::v1::StoragePutHeader Header(const ObjectKey& key, uint64_t hlc = 0) {
+  mcos::v1::StoragePutHeader h;
+  *h.mutable_key() = key;
+  h.mutable_version()->set_hlc(hlc != 0 ? hlc : g_hlc.fetch_add(1));
+  h.mutable_version()->set_cluster("c1");
+  return h;
+}
+
+std::string RandomBytes(size_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::string s(n, '\0');
+  for (size_t i = 0; i + 8 <= n; i += 8) {
+    const uint64_t r = rng();
+    std::memcpy(&s[i], &r, 8);
+  }
+  return s;
+}
+
+std::string Hex(const std::string& s, bool sha) {
+  auto d = sha ? common::StreamingDigest::Sha256() : common::StreamingDigest::Md5();
+  d.Update(s);
+  return d.FinishHex();
+}
+
+class StorageE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    node_ = std::make_unique<testing::StorageProcess>(MCOS_STORAGE_BIN, dir_.path());
+    MCOS_ASSERT_OK(node_->Start());
+  }
+
+  absl::StatusOr<std::string> Get(const ObjectKey& key, uint64_t offset = 0, uint64_t length = 0) {
+    mcos::v1::StorageGetRequest r;
+    *r.mutable_key() = key;
+    r.set_offset(offset);
+    r.set_length(length);
+    std::string out;
+    auto rec = node_->client().Get(r, [&](absl::string_view d) {
+      out.append(d.data(), d.size());
+      return absl::OkStatus();
+    });
+    if (!rec.ok()) return rec.status();
+    return out;
+  }
+
+  absl::StatusOr<mcos::v1::StoragePutResponse> Put(const ObjectKey& key, const std::string& data,
+                                                   uint64_t hlc = 0) {
+    return node_->client().PutBytes(Header(key, hlc), data);
+  }
+
+  // Sends raw messages on a Put stream and returns the status.
+  grpc::Status RawPut(const std::vector<mcos::v1::StoragePutRequest>& messages) {
+    grpc::ClientContext ctx;
+    mcos::v1::StoragePutResponse response;
+    auto w = node_->client().stub().Put(&ctx, &response);
+    for (const auto& m : messages) {
+      if (!w->Write(m)) break;
+    }
+    w->WritesDone();
+    return w->Finish();
+  }
+
+  testing::TempDir dir_;
+  std::unique_ptr<testing::StorageProcess> node_;
+};
+
+TEST_F(StorageE2eTest, ServesHealth) {
+  auto health = grpc::health::v1::Health::NewStub(ConnectInsecure(node_->endpoint()));
+  grpc::ClientContext ctx;
+  grpc::health::v1::HealthCheckRequest req;
+  grpc::health::v1::HealthCheckResponse resp;
+  ASSERT_TRUE(health->Check(&ctx, req, &resp).ok());
+  EXPECT_EQ(resp.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+}
+
+TEST_F(StorageE2eTest, RoundTrips64MiBWithChecksums) {
+  const std::string data = RandomBytes(64 * kMiB, 1);
+  auto put = Put(Key("big.bin"), data);
+  MCOS_ASSERT_OK(put);
+  EXPECT_TRUE(put->applied());
+  EXPECT_EQ(put->record().size(), data.size());
+  EXPECT_EQ(put->record().etag(), Hex(data, false));
+  EXPECT_EQ(put->record().checksum(), "sha256:" + Hex(data, true));
+  auto got = Get(Key("big.bin"));
+  MCOS_ASSERT_OK(got);
+  ASSERT_EQ(got->size(), data.size());
+  EXPECT_TRUE(*got == data);
+  auto stat = node_->client().Stat(Key("big.bin"));
+  MCOS_ASSERT_OK(stat);
+  EXPECT_EQ(stat->etag(), Hex(data, false));
+}
+
+TEST_F(StorageE2eTest, RangeReadsAtTheEdges) {
+  const std::string data = RandomBytes(3 * kMiB + 17, 2);
+  MCOS_ASSERT_OK(Put(Key("r"), data));
+  EXPECT_EQ(*Get(Key("r"), 0, 1), data.substr(0, 1));
+  EXPECT_EQ(*Get(Key("r"), data.size() - 1, 0), data.substr(data.size() - 1));
+  EXPECT_EQ(*Get(Key("r"), data.size() - 1, 5), data.substr(data.size() - 1));
+  EXPECT_EQ(*Get(Key("r"), kMiB - 3, 6), data.substr(kMiB - 3, 6));
+  auto past = Get(Key("r"), data.size(), 0);
+  MCOS_EXPECT_CODE(past, kOutOfRange);
+  MCOS_EXPECT_CODE(Get(Key("r"), data.size() + 1, 1), kOutOfRange);
+  MCOS_EXPECT_CODE(Get(Key("missing")), kNotFound);
+}
+
+TEST_F(StorageE2eTest, ListsTenThousandKeysInPagesWithDelimiter) {
+  // 100 "directories" x 100 names, with '/' and multi-byte UTF-8.
+  std::vector<std::string> names;
+  for (int d = 0; d < 100; ++d) {
+    for (int f = 0; f < 100; ++f) {
+      names.push_back(absl::StrCat(d % 2 == 0 ? "thư-mục-" : "ディレクトリ-", d, "/tệp-", f,
+                                   f % 3 == 0 ? "-日本" : ""));
+    }
+  }
+  std::atomic<size_t> next{0};
+  std::atomic<int> failures{0};
+  std::vector<std::thread> writers;
+  for (int t = 0; t < 8; ++t) {
+    writers.emplace_back([&] {
+      StorageClient client(ConnectInsecure(node_->endpoint()));
+      for (size_t i = next++; i < names.size(); i = next++) {
+        if (!client.PutBytes(Header(Key(names[i], "many")), "x").ok()) failures++;
+      }
+    });
+  }
+  for (auto& t : writers) t.join();
+  ASSERT_EQ(failures.load(), 0);
+  std::sort(names.begin(), names.end());
+
+  mcos::v1::StorageListRequest req;
+  req.set_user("alice");
+  req.set_container("many");
+  req.set_limit(777);
+  std::vector<std::string> listed;
+  int pages = 0;
+  do {
+    auto page = node_->client().List(req);
+    MCOS_ASSERT_OK(page);
+    for (const auto& e : page->entries()) listed.push_back(e.object());
+    req.set_marker(page->next_marker());
+    ++pages;
+    ASSERT_LT(pages, 100);
+  } while (!req.marker().empty());
+  EXPECT_EQ(pages, 13);  // ceil(10000 / 777)
+  EXPECT_EQ(listed, names);
+
+  // Default limit is 1000.
+  req.clear_limit();
+  req.clear_marker();
+  auto first = node_->client().List(req);
+  MCOS_ASSERT_OK(first);
+  EXPECT_EQ(first->entries_size(), 1000);
+  EXPECT_EQ(first->next_marker(), names[999]);
+
+  // Delimiter: 100 common prefixes, paged 30 at a time.
+  req.set_delimiter("/");
+  req.set_limit(30);
+  std::vector<std::string> prefixes;
+  do {
+    auto page = node_->client().List(req);
+    MCOS_ASSERT_OK(page);
+    EXPECT_EQ(page->entries_size(), 0);
+    for (const auto& p : page->common_prefixes()) prefixes.push_back(p);
+    req.set_marker(page->next_marker());
+  } while (!req.marker().empty());
+  ASSERT_EQ(prefixes.size(), 100u);
+  EXPECT_TRUE(std::is_sorted(prefixes.begin(), prefixes.end()));
+  EXPECT_EQ(std::set<std::string>(prefixes.begin(), prefixes.end()).size(), 100u);
+
+  // Prefix + delimiter inside one directory.
+  req.set_prefix("thư-mục-42/");
+  req.set_limit(0);
+  auto dir = node_->client().List(req);
+  MCOS_ASSERT_OK(dir);
+  EXPECT_EQ(dir->entries_size(), 100);
+  EXPECT_EQ(dir->common_prefixes_size(), 0);
+}
+
+TEST_F(StorageE2eTest, OlderVersionIgnoredAndTombstonesWin) {
+  MCOS_ASSERT_OK(Put(Key("v"), "second", 2000));
+  auto older = Put(Key("v"), "first", 1000);
+  MCOS_ASSERT_OK(older);
+  EXPECT_FALSE(older->applied());
+  EXPECT_FALSE(older->reason().empty());
+  EXPECT_EQ(*Get(Key("v")), "second");
+
+  mcos::v1::StorageDeleteRequest del;
+  *del.mutable_key() = Key("v");
+  del.mutable_version()->set_hlc(3000);
+  auto d = node_->client().Delete(del);
+  MCOS_ASSERT_OK(d);
+  EXPECT_TRUE(d->applied());
+  MCOS_EXPECT_CODE(Get(Key("v")), kNotFound);
+  auto replay = Put(Key("v"), "second", 2000);
+  MCOS_ASSERT_OK(replay);
+  EXPECT_FALSE(replay->applied());
+  MCOS_EXPECT_CODE(node_->client().Stat(Key("v")), kNotFound);
+  auto tomb = node_->client().Stat(Key("v"), true);
+  MCOS_ASSERT_OK(tomb);
+  EXPECT_TRUE(tomb->tombstone());
+
+  mcos::v1::StorageListRequest list;
+  list.set_user("alice");
+  list.set_container("c");
+  EXPECT_EQ(node_->client().List(list)->entries_size(), 0);
+  list.set_include_tombstones(true);
+  EXPECT_EQ(node_->client().List(list)->entries_size(), 1);
+}
+
+TEST_F(StorageE2eTest, AStreamCutOffMidwayLeavesTheOldVersionIntact) {
+  const std::string v1 = RandomBytes(2 * kMiB + 5, 3);
+  MCOS_ASSERT_OK(Put(Key("cut"), v1));
+  const std::string chunk = RandomBytes(kMiB, 4);
+  {
+    grpc::ClientContext ctx;
+    mcos::v1::StoragePutResponse response;
+    auto w = node_->client().stub().Put(&ctx, &response);
+    mcos::v1::StoragePutRequest m;
+    *m.mutable_header() = Header(Key("cut"));
+    ASSERT_TRUE(w->Write(m));
+    m.set_data(chunk);
+    for (int i = 0; i < 12; ++i) ASSERT_TRUE(w->Write(m));
+    ctx.TryCancel();
+    EXPECT_EQ(w->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  }
+  // A stream that half-closes without its finish message stores nothing either.
+  mcos::v1::StoragePutRequest header;
+  *header.mutable_header() = Header(Key("cut"));
+  mcos::v1::StoragePutRequest data;
+  data.set_data("partial");
+  EXPECT_EQ(RawPut({header, data}).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  auto got = Get(Key("cut"));
+  MCOS_ASSERT_OK(got);
+  EXPECT_TRUE(*got == v1);
+}
+
+TEST_F(StorageE2eTest, KillDashNineLosesNoAcknowledgedPut) {
+  struct Acked {
+    uint64_t hlc;
+    std::string md5;
+    size_t size;
+  };
+  std::mutex mu;
+  std::map<std::string, Acked> acked;  // newest acknowledged version of each object
+  std::atomic<bool> stop{false};
+  std::atomic<int> count{0};
+  std::vector<std::thread> writers;
+  for (int t = 0; t < 4; ++t) {
+    writers.emplace_back([&, t] {
+      StorageClient client(ConnectInsecure(node_->endpoint()));
+      std::mt19937_64 rng(static_cast<uint64_t>(t));
+      for (int i = 0; !stop; ++i) {
+        // Mostly small objects, sometimes multi-chunk and sometimes past the WAL-bypass size;
+        // names repeat so that overwrites are covered.
+        const uint64_t pick = rng() % 20;
+        const size_t size = pick == 0 ? 10 * kMiB + 3 : (pick < 4 ? 2 * kMiB + 1 : 1 + rng() % 8192);
+        const std::string name = absl::StrCat("t", t, "/o", rng() % 40);
+        const std::string data = RandomBytes(size, rng());
+        const uint64_t hlc = g_hlc.fetch_add(1);
+        auto r = client.PutBytes(Header(Key(name), hlc), data);
+        if (r.ok() && r->applied()) {
+          std::lock_guard<std::mutex> lock(mu);
+          acked[name] = Acked{hlc, Hex(data, false), size};
+          ++count;
+        }
+      }
+    });
+  }
+  // Let some puts be acknowledged, then kill the node in the middle of the loop.
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (count < 150 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
+  node_->Crash();
+  stop = true;
+  for (auto& t : writers) t.join();
+  ASSERT_GE(count.load(), 150);
+
+  MCOS_ASSERT_OK(node_->Start());
+  for (const auto& [name, a] : acked) {
+    auto stat = node_->client().Stat(Key(name));
+    MCOS_ASSERT_OK(stat);
+    // A put in flight at the crash may have committed after its sender lost the answer: it is
+    // newer; the acknowledged one must be there otherwise.
+    ASSERT_GE(stat->version().hlc(), a.hlc) << name;
+    if (stat->version().hlc() == a.hlc) {
+      auto got = Get(Key(name));
+      MCOS_ASSERT_OK(got);
+      EXPECT_EQ(got->size(), a.size);
+      EXPECT_EQ(Hex(*got, false), a.md5) << name;
+    }
+  }
+}
+
+TEST_F(StorageE2eTest, KillDashNineMidUploadKeepsOldVersionAndRemovesDebris) {
+  const std::string v1 = RandomBytes(kMiB + 1, 5);
+  MCOS_ASSERT_OK(Put(Key("mid"), v1));
+  const std::string chunk = RandomBytes(kMiB, 6);
+  grpc::ClientContext ctx;
+  mcos::v1::StoragePutResponse response;
+  auto w = node_->client().stub().Put(&ctx, &response);
+  mcos::v1::StoragePutRequest m;
+  *m.mutable_header() = Header(Key("mid"));
+  ASSERT_TRUE(w->Write(m));
+  m.set_data(chunk);
+  for (int i = 0; i < 12; ++i) ASSERT_TRUE(w->Write(m));
+  // Wait until the node has stored some chunks (they show in its RocksDB), then kill it.
+  absl::SleepFor(absl::Milliseconds(300));
+  node_->Crash();
+  EXPECT_FALSE(w->Finish().ok());
+
+  MCOS_ASSERT_OK(node_->Start());
+  auto got = Get(Key("mid"));
+  MCOS_ASSERT_OK(got);
+  EXPECT_TRUE(*got == v1);
+  node_->Stop();
+  // Nothing of the interrupted upload is left in the data column family.
+  {
+    testing::FakeClock clock;
+    RocksDbOptions options;
+    options.path = node_->db_path();
+    auto engine = RocksDbEngine::Open(options, clock);
+    MCOS_ASSERT_OK(engine);
+    std::unique_ptr<rocksdb::Iterator> it((*engine)->db_for_test()->NewIterator(
+        rocksdb::ReadOptions(), (*engine)->data_cf_for_test()));
+    int keys = 0;
+    for (it->SeekToFirst(); it->Valid(); it->Next()) ++keys;
+    EXPECT_EQ(keys, 2);  // v1's two chunks only
+  }
+}
+
+TEST_F(StorageE2eTest, ACorruptChunkOnDiskGivesDataLoss) {
+  const std::string data = RandomBytes(4 * kMiB, 7);
+  auto put = Put(Key("rot"), data);
+  MCOS_ASSERT_OK(put);
+  const std::string data_id = put->record().data_id();
+  node_->Stop();
+  {
+    testing::FakeClock clock;
+    RocksDbOptions options;
+    options.path = node_->db_path();
+    auto engine = RocksDbEngine::Open(options, clock);
+    MCOS_ASSERT_OK(engine);
+    rocksdb::DB* db = (*engine)->db_for_test();
+    const std::string key = DataKey(data_id, 2);
+    std::string value;
+    ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), (*engine)->data_cf_for_test(), key, &value).ok());
+    value[value.size() / 2] = static_cast<char>(value[value.size() / 2] ^ 0x40);
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    ASSERT_TRUE(db->Put(wo, (*engine)->data_cf_for_test(), key, value).ok());
+  }
+  MCOS_ASSERT_OK(node_->Start());
+  mcos::v1::StorageGetRequest r;
+  *r.mutable_key() = Key("rot");
+  std::string received;
+  auto got = node_->client().Get(r, [&](absl::string_view d) {
+    received.append(d.data(), d.size());
+    return absl::OkStatus();
+  });
+  MCOS_EXPECT_CODE(got, kDataLoss);
+  EXPECT_NE(got.status().message().find("rot"), absl::string_view::npos) << got.status();
+  // What arrived before the error is exactly the intact prefix: never a wrong byte.
+  EXPECT_EQ(received.size(), 2 * kMiB);
+  EXPECT_TRUE(received == data.substr(0, received.size()));
+}
+
+TEST_F(StorageE2eTest, BadInputGetsInvalidArgumentAndChangesNothing) {
+  MCOS_ASSERT_OK(Put(Key("keep"), "precious"));
+  const auto before = node_->client().Stat(Key("keep"));
+  MCOS_ASSERT_OK(before);
+
+  auto with_key = [&](ObjectKey k) {
+    mcos::v1::StoragePutRequest m;
+    *m.mutable_header() = Header(k);
+    return m;
+  };
+  mcos::v1::StoragePutRequest finish;
+  finish.mutable_finish();
+  mcos::v1::StoragePutRequest data;
+  data.set_data("x");
+  std::vector<ObjectKey> bad_keys;
+  bad_keys.push_back(Key("o", "has/slash"));
+  bad_keys.push_back(Key(""));
+  bad_keys.push_back(Key("bad\xff utf8"));
+  bad_keys.push_back(Key("ctrl\x01"));
+  bad_keys.push_back(Key(std::string(1025, 'o')));
+  bad_keys.push_back(Key("o", std::string(256, 'c')));
+  ObjectKey bad_user = Key("keep");
+  bad_user.set_user("");
+  bad_keys.push_back(bad_user);
+  for (const auto& k : bad_keys) {
+    const grpc::Status s = RawPut({with_key(k), data, finish});
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << k.ShortDebugString();
+    EXPECT_FALSE(s.error_message().empty());
+  }
+  // Oversized chunk, aimed at the stored object with a newer version.
+  mcos::v1::StoragePutRequest huge;
+  huge.set_data(std::string(kMiB + 1, 'h'));
+  grpc::Status s = RawPut({with_key(Key("keep")), huge, finish});
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("1 MiB"), std::string::npos) << s.error_message();
+  // No header first; two headers; no version; malformed md5.
+  EXPECT_EQ(RawPut({data}).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(RawPut({with_key(Key("keep")), with_key(Key("keep"))}).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  auto no_version = with_key(Key("keep"));
+  no_version.mutable_header()->clear_version();
+  EXPECT_EQ(RawPut({no_version, data, finish}).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  auto bad_md5 = with_key(Key("keep"));
+  bad_md5.mutable_header()->set_md5_hex("xyz");
+  EXPECT_EQ(RawPut({bad_md5, data, finish}).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  auto wrong_md5 = with_key(Key("keep"));
+  wrong_md5.mutable_header()->set_md5_hex(std::string(32, 'a'));
+  EXPECT_EQ(RawPut({wrong_md5, data, finish}).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  // Bad names on the other calls.
+  MCOS_EXPECT_CODE(node_->client().Stat(Key("", "c")), kInvalidArgument);
+  mcos::v1::StorageDeleteRequest del;
+  *del.mutable_key() = Key("keep", "a/b");
+  del.mutable_version()->set_hlc(g_hlc.fetch_add(1));
+  MCOS_EXPECT_CODE(node_->client().Delete(del), kInvalidArgument);
+  *del.mutable_key() = Key("keep");
+  del.clear_version();
+  MCOS_EXPECT_CODE(node_->client().Delete(del), kInvalidArgument);
+  mcos::v1::StorageListRequest list;
+  list.set_user("alice");
+  list.set_container("c");
+  list.set_prefix("\x01");
+  MCOS_EXPECT_CODE(node_->client().List(list), kInvalidArgument);
+
+  const auto after = node_->client().Stat(Key("keep"));
+  MCOS_ASSERT_OK(after);
+  EXPECT_EQ(after->SerializeAsString(), before->SerializeAsString());
+  EXPECT_EQ(*Get(Key("keep")), "precious");
+}
+
+}  // namespace
+}  // namespace mcos::storage

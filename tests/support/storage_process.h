@@ -1,0 +1,60 @@
+// Runs mcos-storage as a separate process on a free loopback port, for end-to-end tests.
+#pragma once
+
+#include <signal.h>
+
+#include <memory>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "absl/status/statusor.h"
+#include "common/subprocess.h"
+#include "storage/storage_client.h"
+
+namespace mcos::testing {
+
+class StorageProcess {
+ public:
+  // `binary` is the mcos-storage executable; `data_dir` is kept across Restart().
+  StorageProcess(std::string binary, std::string data_dir)
+      : binary_(std::move(binary)), data_dir_(std::move(data_dir)) {}
+
+  // Starts the process and waits until it serves.
+  absl::Status Start() {
+    auto p = common::Subprocess::Start(
+        {binary_, "--data-dir", data_dir_ + "/node", "--listen", "127.0.0.1:0"}, log_path());
+    if (!p.ok()) return p.status();
+    process_ = std::move(*p);
+    auto addr = process_->WaitForListening(absl::Seconds(30));
+    if (!addr.ok()) return addr.status();
+    endpoint_ = *addr;
+    client_ = std::make_unique<storage::StorageClient>(storage::ConnectInsecure(endpoint_));
+    return absl::OkStatus();
+  }
+  // kill -9.
+  void Crash() {
+    process_->Signal(SIGKILL);
+    process_->Wait();
+  }
+  // SIGTERM, then wait: a clean stop.
+  int Stop() {
+    process_->Signal(SIGTERM);
+    return process_->Wait();
+  }
+
+  storage::StorageClient& client() { return *client_; }
+  const std::string& endpoint() const { return endpoint_; }
+  std::string db_path() const { return data_dir_ + "/node/db"; }
+  std::string log_path() const { return data_dir_ + "/storage.log"; }
+  pid_t pid() const { return process_->pid(); }
+
+ private:
+  std::string binary_;
+  std::string data_dir_;
+  std::unique_ptr<common::Subprocess> process_;
+  std::string endpoint_;
+  std::unique_ptr<storage::StorageClient> client_;
+};
+
+}  // namespace mcos::testing

@@ -1,0 +1,362 @@
+// Unit tests of the RocksDB engine: real RocksDB in a temp dir, no sockets.
+#include "storage/rocksdb_engine.h"
+
+#include <random>
+#include <set>
+
+#include <gtest/gtest.h>
+#include <rocksdb/write_batch.h>
+
+#include "common/hash.h"
+#include "tests/support/fake_clock.h"
+#include "tests/support/status_matchers.h"
+#include "tests/support/temp_dir.h"
+
+namespace mcos::storage {
+namespace {
+
+using mcos::v1::ObjectKey;
+
+ObjectKey Key(const std::string& object, const std::string& container = "c",
+              const std::string& user = "u") {
+  ObjectKey k;
+  k.set_user(user);
+  k.set_container(container);
+  k.set_object(object);
+  return k;
+}
+
+mcos::v1::Version V(uint64_t hlc) {
+  mcos::v1::Version v;
+  v.set_hlc(hlc);
+  v.set_cluster("c1");
+  return v;
+}
+
+std::string RandomBytes(size_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::string s(n, '\0');
+  for (auto& c : s) c = static_cast<char>(rng());
+  return s;
+}
+
+std::string Md5(const std::string& s) {
+  auto d = common::StreamingDigest::Md5();
+  d.Update(s);
+  return d.FinishHex();
+}
+
+class RocksDbEngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Reopen(); }
+
+  void Reopen() {
+    engine_.reset();
+    RocksDbOptions options;
+    options.path = dir_.Sub("db");
+    auto e = RocksDbEngine::Open(options, clock_);
+    ASSERT_TRUE(e.ok()) << e.status();
+    engine_ = std::move(*e);
+  }
+
+  absl::StatusOr<WriteResult> Put(const ObjectKey& key, uint64_t version,
+                                  const std::string& content, size_t piece = 1 << 20,
+                                  mcos::v1::WritePrecondition pre =
+                                      mcos::v1::WRITE_PRECONDITION_NONE) {
+    mcos::v1::StoragePutHeader h;
+    *h.mutable_key() = key;
+    *h.mutable_version() = V(version);
+    h.set_precondition(pre);
+    h.set_content_type("application/octet-stream");
+    auto stream = engine_->BeginPut(h);
+    if (!stream.ok()) return stream.status();
+    for (size_t pos = 0; pos < content.size(); pos += piece) {
+      auto s = (*stream)->Append(absl::string_view(content).substr(pos, piece));
+      if (!s.ok()) return s;
+    }
+    return (*stream)->Commit();
+  }
+
+  absl::StatusOr<std::string> Read(const ObjectKey& key, uint64_t offset = 0,
+                                   uint64_t length = 0) {
+    mcos::v1::StorageGetRequest r;
+    *r.mutable_key() = key;
+    r.set_offset(offset);
+    r.set_length(length);
+    auto reader = engine_->OpenReader(r);
+    if (!reader.ok()) return reader.status();
+    std::string out, piece;
+    while (true) {
+      auto more = (*reader)->Next(&piece);
+      if (!more.ok()) return more.status();
+      if (!*more) break;
+      out += piece;
+    }
+    return out;
+  }
+
+  absl::StatusOr<WriteResult> Delete(const ObjectKey& key, uint64_t version) {
+    mcos::v1::StorageDeleteRequest r;
+    *r.mutable_key() = key;
+    *r.mutable_version() = V(version);
+    return engine_->Delete(r);
+  }
+
+  // Number of keys in the data column family.
+  int DataKeys() {
+    std::unique_ptr<rocksdb::Iterator> it(
+        engine_->db_for_test()->NewIterator(rocksdb::ReadOptions(), engine_->data_cf_for_test()));
+    int n = 0;
+    for (it->SeekToFirst(); it->Valid(); it->Next()) ++n;
+    return n;
+  }
+
+  testing::TempDir dir_;
+  testing::FakeClock clock_;
+  std::unique_ptr<RocksDbEngine> engine_;
+};
+
+TEST_F(RocksDbEngineTest, RoundTripsSmallAndMultiChunkObjects) {
+  auto r = Put(Key("hello"), 10, "hello");
+  MCOS_ASSERT_OK(r);
+  EXPECT_TRUE(r->applied);
+  EXPECT_EQ(r->record.etag(), "5d41402abc4b2a76b9719d911017c592");
+  EXPECT_EQ(r->record.checksum(),
+            "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824");
+  EXPECT_EQ(*Read(Key("hello")), "hello");
+
+  const std::string big = RandomBytes(3 * kChunkSize + 12345, 1);
+  auto b = Put(Key("big"), 11, big, 300000);  // pieces that straddle chunk boundaries
+  MCOS_ASSERT_OK(b);
+  EXPECT_EQ(b->record.size(), big.size());
+  EXPECT_EQ(b->record.chunk_count(), 4u);
+  EXPECT_EQ(b->record.etag(), Md5(big));
+  EXPECT_EQ(*Read(Key("big")), big);
+
+  auto empty = Put(Key("empty"), 12, "");
+  MCOS_ASSERT_OK(empty);
+  EXPECT_EQ(*Read(Key("empty")), "");
+  EXPECT_EQ(empty->record.etag(), "d41d8cd98f00b204e9800998ecf8427e");
+}
+
+TEST_F(RocksDbEngineTest, RangeReadsAtTheEdges) {
+  const std::string data = RandomBytes(2 * kChunkSize + 100, 2);
+  MCOS_ASSERT_OK(Put(Key("r"), 1, data));
+  EXPECT_EQ(*Read(Key("r"), 0, 1), data.substr(0, 1));
+  EXPECT_EQ(*Read(Key("r"), data.size() - 1, 0), data.substr(data.size() - 1));
+  EXPECT_EQ(*Read(Key("r"), kChunkSize - 5, 10), data.substr(kChunkSize - 5, 10));
+  EXPECT_EQ(*Read(Key("r"), 7, 0), data.substr(7));
+  EXPECT_EQ(*Read(Key("r"), 7, data.size() * 2), data.substr(7));  // length clamps
+  MCOS_EXPECT_CODE(Read(Key("r"), data.size(), 0), kOutOfRange);
+  MCOS_EXPECT_CODE(Read(Key("r"), data.size() + 100, 1), kOutOfRange);
+  MCOS_ASSERT_OK(Put(Key("e"), 1, ""));
+  MCOS_EXPECT_CODE(Read(Key("e"), 1, 0), kOutOfRange);
+}
+
+TEST_F(RocksDbEngineTest, OlderAndEqualVersionsAreIgnoredAndSaySo) {
+  MCOS_ASSERT_OK(Put(Key("o"), 20, "new"));
+  auto older = Put(Key("o"), 10, "old");
+  MCOS_ASSERT_OK(older);
+  EXPECT_FALSE(older->applied);
+  EXPECT_EQ(older->record.version().hlc(), 20u);
+  EXPECT_NE(older->reason.find("newer"), std::string::npos);
+  auto replay = Put(Key("o"), 20, "again");
+  MCOS_ASSERT_OK(replay);
+  EXPECT_FALSE(replay->applied);
+  EXPECT_EQ(*Read(Key("o")), "new");
+}
+
+TEST_F(RocksDbEngineTest, DeleteWritesATombstoneThatWinsByVersion) {
+  MCOS_ASSERT_OK(Put(Key("d"), 10, "x"));
+  auto del = Delete(Key("d"), 20);
+  MCOS_ASSERT_OK(del);
+  EXPECT_TRUE(del->applied);
+  MCOS_EXPECT_CODE(Read(Key("d")), kNotFound);
+  MCOS_EXPECT_CODE(engine_->Stat(Key("d"), false), kNotFound);
+  auto tomb = engine_->Stat(Key("d"), true);
+  MCOS_ASSERT_OK(tomb);
+  EXPECT_TRUE(tomb->tombstone());
+  // A put older than the tombstone does not bring the object back.
+  auto late = Put(Key("d"), 15, "zombie");
+  MCOS_ASSERT_OK(late);
+  EXPECT_FALSE(late->applied);
+  MCOS_EXPECT_CODE(Read(Key("d")), kNotFound);
+  // An older delete of a newer object is ignored.
+  MCOS_ASSERT_OK(Put(Key("d"), 30, "back"));
+  auto stale = Delete(Key("d"), 25);
+  MCOS_ASSERT_OK(stale);
+  EXPECT_FALSE(stale->applied);
+  EXPECT_EQ(*Read(Key("d")), "back");
+  // A delete of something never written still records the tombstone.
+  MCOS_ASSERT_OK(Delete(Key("never"), 50));
+  auto before = Put(Key("never"), 40, "x");
+  MCOS_ASSERT_OK(before);
+  EXPECT_FALSE(before->applied);
+}
+
+TEST_F(RocksDbEngineTest, Preconditions) {
+  MCOS_ASSERT_OK(Put(Key("p"), 1, "a"));
+  MCOS_EXPECT_CODE(Put(Key("p"), 2, "b", 1 << 20, mcos::v1::WRITE_PRECONDITION_MUST_NOT_EXIST),
+                   kFailedPrecondition);
+  MCOS_EXPECT_CODE(Put(Key("q"), 2, "b", 1 << 20, mcos::v1::WRITE_PRECONDITION_MUST_EXIST),
+                   kFailedPrecondition);
+  MCOS_EXPECT_OK(Put(Key("p"), 3, "c", 1 << 20, mcos::v1::WRITE_PRECONDITION_MUST_EXIST));
+  EXPECT_EQ(*Read(Key("p")), "c");
+  EXPECT_EQ(DataKeys(), 1);  // the refused writes left no chunks behind
+}
+
+TEST_F(RocksDbEngineTest, AnAbandonedUploadLeavesThePreviousVersionAndNoGarbage) {
+  const std::string v1 = RandomBytes(kChunkSize + 10, 3);
+  MCOS_ASSERT_OK(Put(Key("a"), 1, v1));
+  const int keys_before = DataKeys();
+  {
+    mcos::v1::StoragePutHeader h;
+    *h.mutable_key() = Key("a");
+    *h.mutable_version() = V(2);
+    auto stream = engine_->BeginPut(h);
+    MCOS_ASSERT_OK(stream);
+    // Enough chunks to take both the WAL path and the path that bypasses it.
+    const std::string piece = RandomBytes(kChunkSize, 4);
+    for (int i = 0; i < 12; ++i) MCOS_ASSERT_OK((*stream)->Append(piece));
+  }  // destroyed without Commit
+  EXPECT_EQ(*Read(Key("a")), v1);
+  EXPECT_EQ(DataKeys(), keys_before);
+  Reopen();
+  EXPECT_EQ(engine_->recovered_uploads(), 0);
+  EXPECT_EQ(*Read(Key("a")), v1);
+}
+
+TEST_F(RocksDbEngineTest, ContentNotMatchingTheHeaderIsRefused) {
+  MCOS_ASSERT_OK(Put(Key("m"), 1, "original"));
+  mcos::v1::StoragePutHeader h;
+  *h.mutable_key() = Key("m");
+  *h.mutable_version() = V(2);
+  h.set_size(5);
+  auto stream = engine_->BeginPut(h);
+  MCOS_ASSERT_OK(stream);
+  MCOS_ASSERT_OK((*stream)->Append("abc"));
+  MCOS_EXPECT_CODE((*stream)->Commit(), kInvalidArgument);
+  stream->reset();
+
+  h.clear_size();
+  h.set_md5_hex(std::string(32, '0'));
+  *h.mutable_version() = V(3);
+  stream = engine_->BeginPut(h);
+  MCOS_ASSERT_OK(stream);
+  MCOS_ASSERT_OK((*stream)->Append("abc"));
+  MCOS_EXPECT_CODE((*stream)->Commit(), kInvalidArgument);
+  stream->reset();
+  EXPECT_EQ(*Read(Key("m")), "original");
+}
+
+TEST_F(RocksDbEngineTest, OverwriteDeletesTheOldData) {
+  MCOS_ASSERT_OK(Put(Key("w"), 1, RandomBytes(3 * kChunkSize, 5)));
+  EXPECT_EQ(DataKeys(), 3);
+  MCOS_ASSERT_OK(Put(Key("w"), 2, "small"));
+  EXPECT_EQ(DataKeys(), 1);
+  MCOS_ASSERT_OK(Delete(Key("w"), 3));
+  EXPECT_EQ(DataKeys(), 0);
+}
+
+TEST_F(RocksDbEngineTest, ACorruptChunkIsDataLossNeverWrongBytes) {
+  const std::string data = RandomBytes(3 * kChunkSize, 6);
+  auto put = Put(Key("x"), 1, data);
+  MCOS_ASSERT_OK(put);
+  // Flip one byte of chunk 1, keeping its stored checksum.
+  const std::string key = DataKey(put->record.data_id(), 1);
+  std::string value;
+  ASSERT_TRUE(engine_->db_for_test()
+                  ->Get(rocksdb::ReadOptions(), engine_->data_cf_for_test(), key, &value)
+                  .ok());
+  value[100] = static_cast<char>(value[100] ^ 0x01);
+  ASSERT_TRUE(engine_->db_for_test()
+                  ->Put(rocksdb::WriteOptions(), engine_->data_cf_for_test(), key, value)
+                  .ok());
+
+  mcos::v1::StorageGetRequest r;
+  *r.mutable_key() = Key("x");
+  auto reader = engine_->OpenReader(r);
+  MCOS_ASSERT_OK(reader);
+  std::string piece;
+  auto first = (*reader)->Next(&piece);
+  MCOS_ASSERT_OK(first);
+  EXPECT_EQ(piece, data.substr(0, kChunkSize));
+  auto second = (*reader)->Next(&piece);
+  MCOS_EXPECT_CODE(second, kDataLoss);
+  EXPECT_NE(second.status().message().find("chunk 1"), absl::string_view::npos);
+  // A range inside the intact chunks still reads.
+  EXPECT_EQ(*Read(Key("x"), 2 * kChunkSize, 10), data.substr(2 * kChunkSize, 10));
+  MCOS_EXPECT_CODE(Read(Key("x"), kChunkSize + 5, 1), kDataLoss);
+}
+
+TEST_F(RocksDbEngineTest, ListsWithPrefixMarkerDelimiterAndTombstones) {
+  const std::vector<std::string> names = {"a.txt",   "docs/1",  "docs/2",   "docs/sub/3",
+                                          "img/ảnh", "img/日本", "z",        "ẞ"};
+  uint64_t v = 1;
+  for (const auto& n : names) MCOS_ASSERT_OK(Put(Key(n), v++, n));
+  MCOS_ASSERT_OK(Put(Key("other", "c2"), v++, "x"));     // another container
+  MCOS_ASSERT_OK(Put(Key("a.txt", "c", "u2"), v++, "x"));  // another user
+  MCOS_ASSERT_OK(Delete(Key("z"), v++));
+
+  mcos::v1::StorageListRequest req;
+  req.set_user("u");
+  req.set_container("c");
+  auto all = engine_->List(req);
+  MCOS_ASSERT_OK(all);
+  std::vector<std::string> got;
+  for (const auto& e : all->entries()) got.push_back(e.object());
+  EXPECT_EQ(got, (std::vector<std::string>{"a.txt", "docs/1", "docs/2", "docs/sub/3", "img/ảnh",
+                                           "img/日本", "ẞ"}));
+  EXPECT_TRUE(all->next_marker().empty());
+
+  req.set_include_tombstones(true);
+  auto with_tombstones = engine_->List(req);
+  MCOS_ASSERT_OK(with_tombstones);
+  EXPECT_EQ(with_tombstones->entries_size(), 8);
+  EXPECT_TRUE(with_tombstones->entries(6).record().tombstone());
+  req.set_include_tombstones(false);
+
+  req.set_delimiter("/");
+  auto rolled = engine_->List(req);
+  MCOS_ASSERT_OK(rolled);
+  ASSERT_EQ(rolled->entries_size(), 2);
+  EXPECT_EQ(rolled->entries(0).object(), "a.txt");
+  EXPECT_EQ(rolled->entries(1).object(), "ẞ");
+  EXPECT_EQ(std::vector<std::string>(rolled->common_prefixes().begin(),
+                                     rolled->common_prefixes().end()),
+            (std::vector<std::string>{"docs/", "img/"}));
+
+  // Pages of one, stable under the marker, prefixes included.
+  req.set_limit(1);
+  std::vector<std::string> paged;
+  std::string marker;
+  for (int i = 0; i < 10; ++i) {
+    req.set_marker(marker);
+    auto page = engine_->List(req);
+    MCOS_ASSERT_OK(page);
+    for (const auto& e : page->entries()) paged.push_back(e.object());
+    for (const auto& p : page->common_prefixes()) paged.push_back(p);
+    marker = page->next_marker();
+    if (marker.empty()) break;
+  }
+  EXPECT_EQ(paged, (std::vector<std::string>{"a.txt", "docs/", "img/", "ẞ"}));
+
+  req.set_limit(0);
+  req.set_marker("");
+  req.set_prefix("docs/");
+  auto sub = engine_->List(req);
+  MCOS_ASSERT_OK(sub);
+  ASSERT_EQ(sub->entries_size(), 2);
+  EXPECT_EQ(sub->common_prefixes_size(), 1);
+  EXPECT_EQ(sub->common_prefixes(0), "docs/sub/");
+}
+
+TEST_F(RocksDbEngineTest, StaysAfterReopen) {
+  const std::string data = RandomBytes(10 * kChunkSize + 7, 8);  // takes the WAL-bypass path
+  MCOS_ASSERT_OK(Put(Key("keep"), 1, data));
+  Reopen();
+  EXPECT_EQ(*Read(Key("keep")), data);
+}
+
+}  // namespace
+}  // namespace mcos::storage
