@@ -39,6 +39,7 @@ class StorageProcess {
   }
   // SIGTERM, then wait: a clean stop.
   int Stop() {
+    client_.reset();  // an idle open connection would hold the server's graceful shutdown
     process_->Signal(SIGTERM);
     return process_->Wait();
   }
