@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -18,8 +19,6 @@
 #include <random>
 #include <thread>
 #include <vector>
-
-#include <CLI/CLI.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -71,6 +70,7 @@ Stats RunConcurrent(int clients, double seconds, Op op) {
   const auto start = Clock::now();
   const auto stop = start + std::chrono::duration<double>(seconds);
   std::vector<std::thread> threads;
+  threads.reserve(static_cast<size_t>(clients));
   for (int c = 0; c < clients; ++c) {
     threads.emplace_back([&, c] {
       auto& mine = latencies[static_cast<size_t>(c)];
@@ -85,6 +85,7 @@ Stats RunConcurrent(int clients, double seconds, Op op) {
   Stats s;
   s.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   std::vector<double> all;
+  for (const auto& l : latencies) all.reserve(all.size() + l.size());
   for (auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
   std::sort(all.begin(), all.end());
   s.ops = all.size();
@@ -123,7 +124,8 @@ int main(int argc, char** argv) {
   cli.add_option("--data-dir", data_dir, "Data dir for the started node (default: a temp dir)");
   cli.add_flag("--no-sync", no_sync, "Start the node with --no-sync (non-durable commits)");
   cli.add_option("--clients", clients, "Concurrent clients")->capture_default_str();
-  cli.add_option("--seconds", seconds, "Duration of each small-object phase")->capture_default_str();
+  cli.add_option("--seconds", seconds, "Duration of each small-object phase")
+      ->capture_default_str();
   cli.add_option("--small-bytes", small_bytes, "Size of small objects")->capture_default_str();
   cli.add_option("--large-mib", large_mib, "Size of the large stream (MiB); 0 skips it")
       ->capture_default_str();
@@ -140,9 +142,9 @@ int main(int argc, char** argv) {
       temp_dir = mkdtemp(tmpl);
       data_dir = temp_dir;
     }
-    std::vector<std::string> args = {storage_bin, "--data-dir", data_dir, "--listen",
-                                     "127.0.0.1:0", "--enable-bench-service"};
-    if (no_sync) args.push_back("--no-sync");
+    std::vector<std::string> args = {storage_bin, "--data-dir",  data_dir,
+                                     "--listen",  "127.0.0.1:0", "--enable-bench-service"};
+    if (no_sync) args.emplace_back("--no-sync");
     auto p = mcos::common::Subprocess::Start(args, data_dir + "/storage.log");
     if (!p.ok()) {
       std::fprintf(stderr, "error: %s\n", std::string(p.status().message()).c_str());
@@ -164,6 +166,7 @@ int main(int argc, char** argv) {
               endpoint.c_str(), clients, small_bytes, no_sync ? "NON-durable" : "durable (fsync)");
 
   std::vector<std::unique_ptr<mcos::storage::StorageClient>> conns;
+  conns.reserve(static_cast<size_t>(clients));
   for (int c = 0; c < clients; ++c) {
     conns.push_back(std::make_unique<mcos::storage::StorageClient>(OwnConnection(endpoint)));
   }
@@ -204,7 +207,7 @@ int main(int argc, char** argv) {
     uint64_t left = bytes;
     const auto t0 = Clock::now();
     auto r = big.Put(Header(name), [&](char* buf, size_t cap) -> absl::StatusOr<size_t> {
-      const size_t n = std::min<uint64_t>({cap, left, chunk.size()});
+      const auto n = std::min<size_t>({cap, left, chunk.size()});
       std::copy_n(chunk.data(), n, buf);
       left -= n;
       return n;
@@ -281,11 +284,12 @@ int main(int argc, char** argv) {
       const double put_mbps = stream_put("huge", bytes);
       const double get_mbps = stream_get("huge", bytes);
       const auto after = mcos::common::PeakRssBytes(node->pid());
-      std::printf("%-28s put %.1f MB/s, get %.1f MB/s; storage peak RSS %.1f MiB (%.1f MiB "
-                  "before)\n",
-                  absl::StrCat(rss_mib, " MiB stream").c_str(), put_mbps, get_mbps,
-                  after.ok() ? static_cast<double>(*after) / (1 << 20) : -1.0,
-                  before.ok() ? static_cast<double>(*before) / (1 << 20) : -1.0);
+      std::printf(
+          "%-28s put %.1f MB/s, get %.1f MB/s; storage peak RSS %.1f MiB (%.1f MiB "
+          "before)\n",
+          absl::StrCat(rss_mib, " MiB stream").c_str(), put_mbps, get_mbps,
+          after.ok() ? static_cast<double>(*after) / (1 << 20) : -1.0,
+          before.ok() ? static_cast<double>(*before) / (1 << 20) : -1.0);
     }
   }
   if (node) {

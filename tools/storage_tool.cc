@@ -1,11 +1,11 @@
 // mcos-storage-tool: talks to one mcos-storage node directly (for operators, the README's demo and
 // debugging). Users go through mcos-server and the `mcos` CLI instead.
+#include <google/protobuf/util/json_util.h>
+
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
-
-#include <CLI/CLI.hpp>
-#include <google/protobuf/util/json_util.h>
 
 #include "common/clock.h"
 #include "common/version.h"
@@ -39,7 +39,8 @@ mcos::v1::Version Stamp() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App cli{"mcos-storage-tool: put, get, stat, delete and list objects on one mcos-storage node"};
+  CLI::App cli{
+      "mcos-storage-tool: put, get, stat, delete and list objects on one mcos-storage node"};
   std::string endpoint = "127.0.0.1:7400";
   std::string user = "demo";
   cli.add_option("--endpoint", endpoint, "mcos-storage address HOST:PORT")->capture_default_str();

@@ -39,8 +39,8 @@ std::string StreamingDigest::FinishHex() {
   unsigned int len = 0;
   MCOS_CHECK(EVP_DigestFinal_ex(ctx_, md, &len) == 1);
   static constexpr char kHex[] = "0123456789abcdef";
-  std::string out(static_cast<size_t>(len) * 2, '0');
-  for (unsigned int i = 0; i < len; ++i) {
+  std::string out(size_t{len} * 2, '0');
+  for (size_t i = 0; i < len; ++i) {
     out[2 * i] = kHex[md[i] >> 4];
     out[2 * i + 1] = kHex[md[i] & 0xF];
   }

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+
 #include "absl/strings/string_view.h"
 
 struct evp_md_ctx_st;

@@ -1,9 +1,8 @@
 // One-line logs to stderr: "2026-11-26T06:30:00.123Z I storage: message". Thread-safe.
 #pragma once
 
-#include "absl/strings/string_view.h"
-
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 
 namespace mcos::common {
 

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace mcos::common {
@@ -17,17 +18,17 @@ bool HasControlChar(absl::string_view s) {
 
 absl::Status CheckText(absl::string_view what, absl::string_view name, size_t max_bytes,
                        bool allow_empty) {
-  if (name.empty() && !allow_empty) return absl::InvalidArgumentError(absl::StrCat(what, " is empty"));
+  if (name.empty() && !allow_empty)
+    return absl::InvalidArgumentError(absl::StrCat(what, " is empty"));
   if (name.size() > max_bytes) {
-    return absl::InvalidArgumentError(absl::StrCat(what, " is ", name.size(),
-                                                   " bytes long; the limit is ", max_bytes));
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " is ", name.size(), " bytes long; the limit is ", max_bytes));
   }
   if (!IsValidUtf8(name)) {
     return absl::InvalidArgumentError(absl::StrCat(what, " is not valid UTF-8"));
   }
   if (HasControlChar(name)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(what, " contains a NUL or control character"));
+    return absl::InvalidArgumentError(absl::StrCat(what, " contains a NUL or control character"));
   }
   return absl::OkStatus();
 }
@@ -74,7 +75,7 @@ bool IsValidUtf8(absl::string_view s) {
 
 absl::Status ValidateContainerName(absl::string_view name) {
   if (auto s = CheckText("container name", name, kMaxContainerNameBytes, false); !s.ok()) return s;
-  if (name.find('/') != absl::string_view::npos) {
+  if (absl::StrContains(name, '/')) {
     return absl::InvalidArgumentError(
         absl::StrCat("container name '", name, "' contains '/', which containers may not have"));
   }
@@ -88,8 +89,8 @@ absl::Status ValidateObjectName(absl::string_view name) {
 absl::Status ValidateUserName(absl::string_view name) {
   if (name.empty()) return absl::InvalidArgumentError("user name is empty");
   if (name.size() > kMaxUserNameBytes) {
-    return absl::InvalidArgumentError(absl::StrCat("user name is ", name.size(),
-                                                   " bytes long; the limit is ", kMaxUserNameBytes));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "user name is ", name.size(), " bytes long; the limit is ", kMaxUserNameBytes));
   }
   auto alnum = [](char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
@@ -122,8 +123,8 @@ absl::Status ValidateUserMetadata(const google::protobuf::Map<std::string, std::
     total += key.size() + value.size();
   }
   if (total > kMaxMetadataBytes) {
-    return absl::InvalidArgumentError(absl::StrCat("metadata is ", total,
-                                                   " bytes in all; the limit is ", kMaxMetadataBytes));
+    return absl::InvalidArgumentError(
+        absl::StrCat("metadata is ", total, " bytes in all; the limit is ", kMaxMetadataBytes));
   }
   return absl::OkStatus();
 }

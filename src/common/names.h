@@ -2,9 +2,8 @@
 // INVALID_ARGUMENT with a message naming the field and the rule it breaks.
 #pragma once
 
-#include "absl/strings/string_view.h"
-
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "google/protobuf/map.h"
 
 namespace mcos::common {
@@ -26,7 +25,7 @@ absl::Status ValidateUserName(absl::string_view name);
 // `max_bytes` long; empty allowed.
 absl::Status ValidateListToken(absl::string_view field, absl::string_view value, size_t max_bytes);
 
-inline constexpr size_t kMaxMetadataBytes = 8 * 1024;
+inline constexpr size_t kMaxMetadataBytes = size_t{8} << 10;
 inline constexpr size_t kMaxContentTypeBytes = 256;
 
 // User metadata: keys 1-128 bytes, keys and values valid UTF-8 without NUL/control characters,

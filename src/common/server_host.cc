@@ -1,15 +1,14 @@
 #include "common/server_host.h"
 
-#include <signal.h>
-
-#include <chrono>
-#include <utility>
-
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/support/server_interceptor.h>
 #include <prometheus/counter.h>
 #include <prometheus/histogram.h>
+#include <signal.h>
+
+#include <chrono>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
@@ -47,8 +46,8 @@ class MetricsInterceptor final : public grpc::experimental::Interceptor {
  private:
   static const prometheus::Histogram::BucketBoundaries& Buckets() {
     static const auto* buckets = new prometheus::Histogram::BucketBoundaries{
-        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
-        5, 10, 30, 60};
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+        0.1,    0.25,    0.5,    1,     2.5,    5,     10,   30,    60};
     return *buckets;
   }
 
@@ -114,7 +113,8 @@ absl::StatusOr<std::unique_ptr<ServerHost>> ServerHost::Start(
     } catch (const std::exception& e) {
       host->server_->Shutdown();
       return absl::UnavailableError(absl::StrCat("cannot serve metrics on ", options.metrics_listen,
-                                                 ": ", e.what(), "; pick another --metrics-listen"));
+                                                 ": ", e.what(),
+                                                 "; pick another --metrics-listen"));
     }
   }
   host->SetServing(true);

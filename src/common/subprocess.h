@@ -18,7 +18,7 @@ class Subprocess {
   // Starts argv[0] (a path) with its stdout piped to us and its stderr appended to `stderr_path`
   // (inherited when empty). INTERNAL if it cannot be started.
   static absl::StatusOr<std::unique_ptr<Subprocess>> Start(const std::vector<std::string>& argv,
-                                                          const std::string& stderr_path = "");
+                                                           const std::string& stderr_path = "");
   ~Subprocess();  // Kills (SIGKILL) and reaps the child if it still runs.
   Subprocess(const Subprocess&) = delete;
   Subprocess& operator=(const Subprocess&) = delete;

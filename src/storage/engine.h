@@ -15,9 +15,9 @@
 namespace mcos::storage {
 
 // Chunk size used for the data of new objects (part of the record, so it may change later).
-inline constexpr uint32_t kChunkSize = 1024 * 1024;
+inline constexpr uint32_t kChunkSize = uint32_t{1} << 20;
 // Largest data message a client may send in one piece.
-inline constexpr size_t kMaxClientChunkBytes = 1024 * 1024;
+inline constexpr size_t kMaxClientChunkBytes = size_t{1} << 20;
 // Listing limits (API.md).
 inline constexpr uint32_t kDefaultListLimit = 1000;
 inline constexpr uint32_t kMaxListLimit = 10000;

@@ -1,8 +1,7 @@
 // mcos-storage: the storage node of one cluster (RocksDB on disk).
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
-
-#include <CLI/CLI.hpp>
 
 #include "common/logging.h"
 #include "common/server_host.h"

@@ -1,19 +1,20 @@
 #include "storage/rocksdb_engine.h"
 
 #include <openssl/rand.h>
-
-#include <algorithm>
-#include <cstring>
-#include <utility>
-
 #include <rocksdb/cache.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/slice.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
-#include "absl/strings/escaping.h"
+#include <algorithm>
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/clock.h"
 #include "common/hash.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
@@ -122,8 +123,8 @@ class RocksDbPutStream final : public PutStream {
                    std::optional<WriteResult> superseded)
       : engine_(engine),
         header_(std::move(header)),
-        meta_key_(ObjectMetaKey(header_.key().user(), header_.key().container(),
-                                header_.key().object())),
+        meta_key_(
+            ObjectMetaKey(header_.key().user(), header_.key().container(), header_.key().object())),
         data_id_(NewDataId()),
         superseded_(std::move(superseded)),
         md5_(common::StreamingDigest::Md5()),
@@ -173,8 +174,8 @@ class RocksDbPutStream final : public PutStream {
     }
     if (!header_.sha256_hex().empty() && absl::AsciiStrToLower(header_.sha256_hex()) != sha256) {
       return absl::InvalidArgumentError(
-          absl::StrCat("content SHA-256 is ", sha256, " but the header said ",
-                       header_.sha256_hex(), "; nothing was stored for ", Describe(header_.key())));
+          absl::StrCat("content SHA-256 is ", sha256, " but the header said ", header_.sha256_hex(),
+                       "; nothing was stored for ", Describe(header_.key())));
     }
 
     ObjectRecord record;
@@ -234,10 +235,9 @@ class RocksDbPutStream final : public PutStream {
 
  private:
   absl::Status SizeMismatch() {
-    return absl::InvalidArgumentError(
-        absl::StrCat("content is ", size_, size_ > header_.size() ? "+" : "",
-                     " bytes but the header said ", header_.size(), "; nothing was stored for ",
-                     Describe(header_.key())));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "content is ", size_, size_ > header_.size() ? "+" : "", " bytes but the header said ",
+        header_.size(), "; nothing was stored for ", Describe(header_.key())));
   }
 
   // Writes the buffered full chunk. The first kWalChunks chunks of an upload go through the WAL
@@ -341,16 +341,16 @@ class RocksDbObjectReader final : public ObjectReader {
                                               " is missing on this storage node"));
     }
     MCOS_RETURN_IF_ERROR(FromRocksDb(s, absl::StrCat("read ", Describe(key_))));
-    const uint64_t expected = index + 1 < record_.chunk_count()
-                                  ? chunk_size
-                                  : record_.size() - index * chunk_size;
+    const uint64_t expected =
+        index + 1 < record_.chunk_count() ? chunk_size : record_.size() - index * chunk_size;
     if (value.size() != kChecksumBytes + expected ||
         DecodeFixed64Le(value.data()) !=
             common::ChunkChecksum(
                 absl::string_view(value.data() + kChecksumBytes, value.size() - kChecksumBytes),
                 common::Hash64(key))) {
-      return absl::DataLossError(absl::StrCat("chunk ", index, " of ", Describe(key_),
-                                              " is corrupt (checksum mismatch) on this storage node"));
+      return absl::DataLossError(
+          absl::StrCat("chunk ", index, " of ", Describe(key_),
+                       " is corrupt (checksum mismatch) on this storage node"));
     }
     const uint64_t within = pos_ - index * chunk_size;
     const uint64_t n = std::min(end_ - pos_, expected - within);
@@ -371,8 +371,7 @@ class RocksDbObjectReader final : public ObjectReader {
 // ---------------------------------------------------------------------------------------------
 // Engine
 
-RocksDbEngine::RocksDbEngine(const RocksDbOptions& options, common::Clock& clock)
-    : options_(options), clock_(clock) {}
+RocksDbEngine::RocksDbEngine(RocksDbOptions options) : options_(std::move(options)) {}
 
 RocksDbEngine::~RocksDbEngine() {
   if (db_) {
@@ -381,9 +380,8 @@ RocksDbEngine::~RocksDbEngine() {
   }
 }
 
-absl::StatusOr<std::unique_ptr<RocksDbEngine>> RocksDbEngine::Open(const RocksDbOptions& options,
-                                                                   common::Clock& clock) {
-  std::unique_ptr<RocksDbEngine> engine(new RocksDbEngine(options, clock));
+absl::StatusOr<std::unique_ptr<RocksDbEngine>> RocksDbEngine::Open(const RocksDbOptions& options) {
+  std::unique_ptr<RocksDbEngine> engine(new RocksDbEngine(options));
 
   rocksdb::DBOptions db_options;
   db_options.create_if_missing = true;
@@ -425,7 +423,7 @@ absl::StatusOr<std::unique_ptr<RocksDbEngine>> RocksDbEngine::Open(const RocksDb
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(db_options, options.path, cfs, &engine->handles_, &raw);
   if (!s.ok()) {
-    if (s.IsIOError() && s.ToString().find("lock") != std::string::npos) {
+    if (s.IsIOError() && absl::StrContains(s.ToString(), "lock")) {
       return absl::UnavailableError(absl::StrCat("storage directory ", options.path,
                                                  " is in use by another process: ", s.ToString()));
     }
@@ -476,7 +474,8 @@ absl::StatusOr<std::optional<ObjectRecord>> RocksDbEngine::ReadRecord(
   rocksdb::ReadOptions ro;
   ro.snapshot = snapshot;
   rocksdb::PinnableSlice value;
-  const rocksdb::Status s = db_->Get(ro, meta_cf_, rocksdb::Slice(meta_key.data(), meta_key.size()), &value);
+  const rocksdb::Status s =
+      db_->Get(ro, meta_cf_, rocksdb::Slice(meta_key.data(), meta_key.size()), &value);
   if (s.IsNotFound()) return std::nullopt;
   MCOS_RETURN_IF_ERROR(FromRocksDb(s, "read object record"));
   ObjectRecord record;
@@ -535,17 +534,17 @@ absl::StatusOr<std::unique_ptr<ObjectReader>> RocksDbEngine::OpenReader(
   }
   const uint64_t size = r.size();
   if ((size > 0 && request.offset() >= size) || (size == 0 && request.offset() > 0)) {
-    return fail(absl::OutOfRangeError(absl::StrCat("offset ", request.offset(),
-                                                   " is past the end of ", Describe(key),
-                                                   ", which is ", size, " bytes long")));
+    return fail(
+        absl::OutOfRangeError(absl::StrCat("offset ", request.offset(), " is past the end of ",
+                                           Describe(key), ", which is ", size, " bytes long")));
   }
   uint64_t end = size;
   if (request.length() > 0 && request.length() < size - request.offset()) {
     end = request.offset() + request.length();
   }
   if (r.chunk_size() == 0 && size > 0) {
-    return fail(absl::DataLossError(absl::StrCat("the record of ", Describe(key),
-                                                 " has no chunk size")));
+    return fail(
+        absl::DataLossError(absl::StrCat("the record of ", Describe(key), " has no chunk size")));
   }
   return std::make_unique<RocksDbObjectReader>(*this, snapshot, key, r, request.offset(), end);
 }
@@ -586,8 +585,8 @@ absl::StatusOr<WriteResult> RocksDbEngine::Delete(const mcos::v1::StorageDeleteR
   rocksdb::WriteBatch batch;
   batch.Put(meta_cf_, meta_key, tombstone.SerializeAsString());
   if (current) DeleteData(*current, batch);
-  MCOS_RETURN_IF_ERROR(
-      FromRocksDb(db_->Write(CommitWriteOptions(), &batch), absl::StrCat("delete ", Describe(key))));
+  MCOS_RETURN_IF_ERROR(FromRocksDb(db_->Write(CommitWriteOptions(), &batch),
+                                   absl::StrCat("delete ", Describe(key))));
   return WriteResult{true, std::move(tombstone), ""};
 }
 
@@ -623,9 +622,8 @@ absl::StatusOr<mcos::v1::StorageListResponse> RocksDbEngine::List(
     }
     ObjectRecord record;
     if (!record.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
-      return absl::DataLossError(
-          absl::StrCat("the record of object '", request.container(), "/", name,
-                       "' on this storage node cannot be parsed"));
+      return absl::DataLossError(absl::StrCat("the record of object '", request.container(), "/",
+                                              name, "' on this storage node cannot be parsed"));
     }
     if (record.tombstone() && !request.include_tombstones()) {
       it->Next();

@@ -23,16 +23,15 @@
 // one of kLockStripes mutexes, which makes the read-compare-write of versions atomic.
 #pragma once
 
+#include <rocksdb/db.h>
+
 #include <array>
 #include <memory>
 #include <string>
-#include "absl/strings/string_view.h"
-
-#include <rocksdb/db.h>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
-#include "common/clock.h"
 #include "storage/engine.h"
 
 namespace mcos::storage {
@@ -57,8 +56,7 @@ class RocksDbEngine final : public Engine {
  public:
   // Opens (creating if missing) the database and deletes the debris of interrupted uploads.
   // UNAVAILABLE if the directory is locked by another process; DATA_LOSS if the DB is corrupt.
-  static absl::StatusOr<std::unique_ptr<RocksDbEngine>> Open(const RocksDbOptions& options,
-                                                             common::Clock& clock);
+  static absl::StatusOr<std::unique_ptr<RocksDbEngine>> Open(const RocksDbOptions& options);
   ~RocksDbEngine() override;
 
   absl::StatusOr<std::unique_ptr<PutStream>> BeginPut(
@@ -82,7 +80,7 @@ class RocksDbEngine final : public Engine {
   friend class RocksDbObjectReader;
   static constexpr size_t kLockStripes = 64;
 
-  RocksDbEngine(const RocksDbOptions& options, common::Clock& clock);
+  explicit RocksDbEngine(RocksDbOptions options);
   absl::Status RemoveUploadDebris();
   absl::Mutex& LockFor(absl::string_view meta_key);
   // Reads the stored record; nullopt if none.
@@ -93,7 +91,6 @@ class RocksDbEngine final : public Engine {
   rocksdb::WriteOptions CommitWriteOptions() const;
 
   RocksDbOptions options_;
-  common::Clock& clock_;
   std::unique_ptr<rocksdb::DB> db_;
   rocksdb::ColumnFamilyHandle* meta_cf_ = nullptr;
   rocksdb::ColumnFamilyHandle* data_cf_ = nullptr;

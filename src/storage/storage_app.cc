@@ -24,7 +24,7 @@ absl::StatusOr<std::unique_ptr<StorageApp>> StorageApp::Start(const StorageOptio
   RocksDbOptions db;
   db.path = (std::filesystem::path(options.data_dir) / "db").string();
   db.sync_commits = options.sync_commits;
-  MCOS_ASSIGN_OR_RETURN(app->engine_, RocksDbEngine::Open(db, common::SystemClock::Get()));
+  MCOS_ASSIGN_OR_RETURN(app->engine_, RocksDbEngine::Open(db));
   auto registry = std::make_shared<prometheus::Registry>();
   app->storage_service_ = std::make_unique<StorageGrpcService>(*app->engine_, *registry);
   std::vector<grpc::Service*> services = {app->storage_service_.get()};

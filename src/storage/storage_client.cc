@@ -26,7 +26,7 @@ void StorageClient::SetDeadline(grpc::ClientContext& context) const {
 
 absl::StatusOr<mcos::v1::StoragePutResponse> StorageClient::Put(
     const mcos::v1::StoragePutHeader& header, const ChunkSource& source, size_t chunk_bytes) {
-  chunk_bytes = std::clamp<size_t>(chunk_bytes, 1, 1024 * 1024);
+  chunk_bytes = std::clamp<size_t>(chunk_bytes, 1, size_t{1} << 20);
   grpc::ClientContext context;
   mcos::v1::StoragePutResponse response;
   auto writer = stub_->Put(&context, &response);
@@ -67,8 +67,8 @@ absl::StatusOr<mcos::v1::StoragePutResponse> StorageClient::PutBytes(
   });
 }
 
-absl::StatusOr<mcos::v1::ObjectRecord> StorageClient::Get(const mcos::v1::StorageGetRequest& request,
-                                                          const ChunkSink& sink) {
+absl::StatusOr<mcos::v1::ObjectRecord> StorageClient::Get(
+    const mcos::v1::StorageGetRequest& request, const ChunkSink& sink) {
   grpc::ClientContext context;
   auto reader = stub_->Get(&context, request);
   mcos::v1::StorageGetResponse message;

@@ -3,11 +3,11 @@
 // Thread-safe (gRPC stubs are).
 #pragma once
 
+#include <grpcpp/grpcpp.h>
+
 #include <functional>
 #include <memory>
 #include <string>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -33,7 +33,7 @@ class StorageClient {
   // Uploads the content produced by `source` in chunks of `chunk_bytes` (at most 1 MiB).
   absl::StatusOr<mcos::v1::StoragePutResponse> Put(const mcos::v1::StoragePutHeader& header,
                                                    const ChunkSource& source,
-                                                   size_t chunk_bytes = 1024 * 1024);
+                                                   size_t chunk_bytes = size_t{1} << 20);
   absl::StatusOr<mcos::v1::StoragePutResponse> PutBytes(const mcos::v1::StoragePutHeader& header,
                                                         absl::string_view content);
   // Downloads; `sink` gets the data in order. Returns the record.

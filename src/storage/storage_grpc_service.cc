@@ -12,8 +12,8 @@ namespace {
 
 using common::ToGrpcStatus;
 
-grpc::Status Invalid(std::string message) {
-  return {grpc::StatusCode::INVALID_ARGUMENT, std::move(message)};
+grpc::Status Invalid(const std::string& message) {
+  return {grpc::StatusCode::INVALID_ARGUMENT, message};
 }
 
 absl::Status ValidatePutHeader(const mcos::v1::StoragePutHeader& h) {
@@ -58,8 +58,9 @@ grpc::Status StorageGrpcService::Put(grpc::ServerContext* context,
                                      mcos::v1::StoragePutResponse* response) {
   mcos::v1::StoragePutRequest message;
   if (!reader->Read(&message)) {
-    return context->IsCancelled() ? grpc::Status::CANCELLED
-                                  : Invalid("empty put stream: the first message must be the header");
+    return context->IsCancelled()
+               ? grpc::Status::CANCELLED
+               : Invalid("empty put stream: the first message must be the header");
   }
   if (!message.has_header()) return Invalid("the first message of a put must be the header");
   if (auto s = ValidatePutHeader(message.header()); !s.ok()) return ToGrpcStatus(s);
@@ -156,8 +157,10 @@ grpc::Status StorageGrpcService::List(grpc::ServerContext* context,
                                       mcos::v1::StorageListResponse* response) {
   absl::Status s = common::ValidateUserName(request->user());
   if (s.ok()) s = common::ValidateContainerName(request->container());
-  if (s.ok()) s = common::ValidateListToken("prefix", request->prefix(), common::kMaxObjectNameBytes);
-  if (s.ok()) s = common::ValidateListToken("marker", request->marker(), common::kMaxObjectNameBytes);
+  if (s.ok())
+    s = common::ValidateListToken("prefix", request->prefix(), common::kMaxObjectNameBytes);
+  if (s.ok())
+    s = common::ValidateListToken("marker", request->marker(), common::kMaxObjectNameBytes);
   if (s.ok()) s = common::ValidateListToken("delimiter", request->delimiter(), 255);
   if (!s.ok()) return ToGrpcStatus(s);
   auto listing = engine_.List(*request);

@@ -2,10 +2,10 @@
 // `engine` must outlive this.
 #pragma once
 
-#include <memory>
-
 #include <prometheus/counter.h>
 #include <prometheus/registry.h>
+
+#include <memory>
 
 #include "mcos/v1/storage.grpc.pb.h"
 #include "storage/engine.h"

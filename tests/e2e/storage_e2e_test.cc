@@ -1,17 +1,16 @@
 // End-to-end tests of mcos-storage: the real binary as its own process, real RocksDB on disk, gRPC
 // over loopback.
+#include <gtest/gtest.h>
+
 #include <atomic>
 #include <map>
 #include <mutex>
 #include <random>
 #include <thread>
 
-#include <gtest/gtest.h>
-
 #include "common/hash.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "storage/rocksdb_engine.h"
-#include "tests/support/fake_clock.h"
 #include "tests/support/status_matchers.h"
 #include "tests/support/storage_process.h"
 #include "tests/support/temp_dir.h"
@@ -288,7 +287,8 @@ TEST_F(StorageE2eTest, KillDashNineLosesNoAcknowledgedPut) {
         // Mostly small objects, sometimes multi-chunk and sometimes past the WAL-bypass size;
         // names repeat so that overwrites are covered.
         const uint64_t pick = rng() % 20;
-        const size_t size = pick == 0 ? 10 * kMiB + 3 : (pick < 4 ? 2 * kMiB + 1 : 1 + rng() % 8192);
+        const size_t size =
+            pick == 0 ? 10 * kMiB + 3 : (pick < 4 ? 2 * kMiB + 1 : 1 + rng() % 8192);
         const std::string name = absl::StrCat("t", t, "/o", rng() % 40);
         const std::string data = RandomBytes(size, rng());
         const uint64_t hlc = g_hlc.fetch_add(1);
@@ -349,10 +349,9 @@ TEST_F(StorageE2eTest, KillDashNineMidUploadKeepsOldVersionAndRemovesDebris) {
   node_->Stop();
   // Nothing of the interrupted upload is left in the data column family.
   {
-    testing::FakeClock clock;
     RocksDbOptions options;
     options.path = node_->db_path();
-    auto engine = RocksDbEngine::Open(options, clock);
+    auto engine = RocksDbEngine::Open(options);
     MCOS_ASSERT_OK(engine);
     std::unique_ptr<rocksdb::Iterator> it((*engine)->db_for_test()->NewIterator(
         rocksdb::ReadOptions(), (*engine)->data_cf_for_test()));
@@ -369,10 +368,9 @@ TEST_F(StorageE2eTest, ACorruptChunkOnDiskGivesDataLoss) {
   const std::string data_id = put->record().data_id();
   node_->Stop();
   {
-    testing::FakeClock clock;
     RocksDbOptions options;
     options.path = node_->db_path();
-    auto engine = RocksDbEngine::Open(options, clock);
+    auto engine = RocksDbEngine::Open(options);
     MCOS_ASSERT_OK(engine);
     rocksdb::DB* db = (*engine)->db_for_test();
     const std::string key = DataKey(data_id, 2);

@@ -1,12 +1,11 @@
 // Runs mcos-storage as a separate process on a free loopback port, for end-to-end tests.
 #pragma once
 
+#include <gtest/gtest.h>
 #include <signal.h>
 
 #include <memory>
 #include <string>
-
-#include <gtest/gtest.h>
 
 #include "absl/status/statusor.h"
 #include "common/subprocess.h"

@@ -1,8 +1,8 @@
 #include "common/names.h"
 
-#include <string>
-
 #include <gtest/gtest.h>
+
+#include <string>
 
 namespace mcos::common {
 namespace {

@@ -1,10 +1,10 @@
 #include "common/version.h"
 
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <random>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "tests/support/fake_clock.h"
 

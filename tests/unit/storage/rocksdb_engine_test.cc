@@ -1,14 +1,13 @@
 // Unit tests of the RocksDB engine: real RocksDB in a temp dir, no sockets.
 #include "storage/rocksdb_engine.h"
 
-#include <random>
-#include <set>
-
 #include <gtest/gtest.h>
 #include <rocksdb/write_batch.h>
 
+#include <random>
+#include <set>
+
 #include "common/hash.h"
-#include "tests/support/fake_clock.h"
 #include "tests/support/status_matchers.h"
 #include "tests/support/temp_dir.h"
 
@@ -54,15 +53,14 @@ class RocksDbEngineTest : public ::testing::Test {
     engine_.reset();
     RocksDbOptions options;
     options.path = dir_.Sub("db");
-    auto e = RocksDbEngine::Open(options, clock_);
+    auto e = RocksDbEngine::Open(options);
     ASSERT_TRUE(e.ok()) << e.status();
     engine_ = std::move(*e);
   }
 
-  absl::StatusOr<WriteResult> Put(const ObjectKey& key, uint64_t version,
-                                  const std::string& content, size_t piece = 1 << 20,
-                                  mcos::v1::WritePrecondition pre =
-                                      mcos::v1::WRITE_PRECONDITION_NONE) {
+  absl::StatusOr<WriteResult> Put(
+      const ObjectKey& key, uint64_t version, const std::string& content, size_t piece = 1 << 20,
+      mcos::v1::WritePrecondition pre = mcos::v1::WRITE_PRECONDITION_NONE) {
     mcos::v1::StoragePutHeader h;
     *h.mutable_key() = key;
     *h.mutable_version() = V(version);
@@ -77,8 +75,7 @@ class RocksDbEngineTest : public ::testing::Test {
     return (*stream)->Commit();
   }
 
-  absl::StatusOr<std::string> Read(const ObjectKey& key, uint64_t offset = 0,
-                                   uint64_t length = 0) {
+  absl::StatusOr<std::string> Read(const ObjectKey& key, uint64_t offset = 0, uint64_t length = 0) {
     mcos::v1::StorageGetRequest r;
     *r.mutable_key() = key;
     r.set_offset(offset);
@@ -112,7 +109,6 @@ class RocksDbEngineTest : public ::testing::Test {
   }
 
   testing::TempDir dir_;
-  testing::FakeClock clock_;
   std::unique_ptr<RocksDbEngine> engine_;
 };
 
@@ -290,11 +286,11 @@ TEST_F(RocksDbEngineTest, ACorruptChunkIsDataLossNeverWrongBytes) {
 }
 
 TEST_F(RocksDbEngineTest, ListsWithPrefixMarkerDelimiterAndTombstones) {
-  const std::vector<std::string> names = {"a.txt",   "docs/1",  "docs/2",   "docs/sub/3",
-                                          "img/ảnh", "img/日本", "z",        "ẞ"};
+  const std::vector<std::string> names = {"a.txt",   "docs/1",   "docs/2", "docs/sub/3",
+                                          "img/ảnh", "img/日本", "z",      "ẞ"};
   uint64_t v = 1;
   for (const auto& n : names) MCOS_ASSERT_OK(Put(Key(n), v++, n));
-  MCOS_ASSERT_OK(Put(Key("other", "c2"), v++, "x"));     // another container
+  MCOS_ASSERT_OK(Put(Key("other", "c2"), v++, "x"));       // another container
   MCOS_ASSERT_OK(Put(Key("a.txt", "c", "u2"), v++, "x"));  // another user
   MCOS_ASSERT_OK(Delete(Key("z"), v++));
 
@@ -322,9 +318,9 @@ TEST_F(RocksDbEngineTest, ListsWithPrefixMarkerDelimiterAndTombstones) {
   ASSERT_EQ(rolled->entries_size(), 2);
   EXPECT_EQ(rolled->entries(0).object(), "a.txt");
   EXPECT_EQ(rolled->entries(1).object(), "ẞ");
-  EXPECT_EQ(std::vector<std::string>(rolled->common_prefixes().begin(),
-                                     rolled->common_prefixes().end()),
-            (std::vector<std::string>{"docs/", "img/"}));
+  EXPECT_EQ(
+      std::vector<std::string>(rolled->common_prefixes().begin(), rolled->common_prefixes().end()),
+      (std::vector<std::string>{"docs/", "img/"}));
 
   // Pages of one, stable under the marker, prefixes included.
   req.set_limit(1);
