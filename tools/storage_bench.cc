@@ -180,7 +180,7 @@ int main(int argc, char** argv) {
     if (r.ok()) written[static_cast<size_t>(c)] = i + 1;
     return r.ok();
   });
-  PrintStats("put 4KiB (durable)", puts);
+  PrintStats(no_sync ? "put (no fsync)" : "put (durable)", puts);
 
   const Stats gets = RunConcurrent(clients, seconds, [&](int c, uint64_t i) {
     const uint64_t n = std::max<uint64_t>(1, written[static_cast<size_t>(c)]);
@@ -195,7 +195,7 @@ int main(int argc, char** argv) {
     });
     return r.ok() && got == small_bytes;
   });
-  PrintStats("get 4KiB", gets);
+  PrintStats("get", gets);
 
   auto channel = OwnConnection(endpoint);
   auto bench = mcos::v1::BenchService::NewStub(channel);

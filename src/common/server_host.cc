@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "common/grpc_status.h"
 #include "common/logging.h"
 
@@ -85,6 +86,9 @@ class MetricsInterceptorFactory final
 absl::StatusOr<std::unique_ptr<ServerHost>> ServerHost::Start(
     const ServerHostOptions& options, const std::vector<grpc::Service*>& services,
     std::shared_ptr<prometheus::Registry> registry) {
+  // Debian's abseil checks every Mutex for lock-order cycles (a debug aid that cost ~5% of the CPU
+  // of small requests in a profile); our lock order is flat, so turn it off.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   std::unique_ptr<ServerHost> host(new ServerHost());
   host->registry_ = registry ? std::move(registry) : std::make_shared<prometheus::Registry>();
 
@@ -94,6 +98,8 @@ absl::StatusOr<std::unique_ptr<ServerHost>> ServerHost::Start(
   builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &host->port_);
   builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
   builder.SetMaxSendMessageSize(options.max_send_message_bytes);
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::NUM_CQS, 2);
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, 4);
   for (grpc::Service* service : services) builder.RegisterService(service);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
   creators.push_back(std::make_unique<MetricsInterceptorFactory>(*host->registry_));

@@ -32,7 +32,10 @@ absl::StatusOr<mcos::v1::StoragePutResponse> StorageClient::Put(
   auto writer = stub_->Put(&context, &response);
   mcos::v1::StoragePutRequest message;
   *message.mutable_header() = header;
-  bool open = writer->Write(message);
+  // Buffer hints let gRPC coalesce the header, the chunks and the finish of a small object into one
+  // write, and WriteLast merges the finish with the half-close.
+  const auto buffered = grpc::WriteOptions().set_buffer_hint();
+  bool open = writer->Write(message, buffered);
   std::string* data = message.mutable_data();
   while (open) {
     data->resize(chunk_bytes);
@@ -44,13 +47,14 @@ absl::StatusOr<mcos::v1::StoragePutResponse> StorageClient::Put(
     }
     if (*n == 0) break;
     data->resize(*n);
-    open = writer->Write(message);
+    open = writer->Write(message, buffered);
   }
   if (open) {
     message.mutable_finish();
-    writer->Write(message);
+    writer->WriteLast(message, grpc::WriteOptions());
+  } else {
+    writer->WritesDone();
   }
-  writer->WritesDone();
   const grpc::Status status = writer->Finish();
   if (!status.ok()) return FromGrpcStatus(status);
   return response;
