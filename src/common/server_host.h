@@ -57,6 +57,12 @@ class ServerHost {
   bool shut_down_ = false;
 };
 
+// The address other services of this process should dial: `listen` with its port replaced by
+// `port` and a wildcard host (0.0.0.0, [::]) replaced by loopback.
+std::string DialAddress(const std::string& listen, int port);
+// Prints "listening on HOST:PORT" on stdout (scripts and tests wait for this line).
+void AnnounceListening(const std::string& listen, int port);
+
 // Blocks SIGTERM and SIGINT in the calling thread; call first thing in main() so that every thread
 // started later inherits the mask and WaitForTerminationSignal() receives them.
 void BlockTerminationSignals();

@@ -10,7 +10,7 @@
 
 namespace mcos::storage {
 
-absl::StatusOr<std::unique_ptr<StorageApp>> StorageApp::Start(const StorageOptions& options) {
+absl::StatusOr<std::unique_ptr<StorageApp>> StorageApp::Create(const StorageOptions& options) {
   if (options.data_dir.empty()) {
     return absl::InvalidArgumentError("no data directory: pass --data-dir DIR");
   }
@@ -25,19 +25,29 @@ absl::StatusOr<std::unique_ptr<StorageApp>> StorageApp::Start(const StorageOptio
   db.path = (std::filesystem::path(options.data_dir) / "db").string();
   db.sync_commits = options.sync_commits;
   MCOS_ASSIGN_OR_RETURN(app->engine_, RocksDbEngine::Open(db));
-  auto registry = std::make_shared<prometheus::Registry>();
-  app->storage_service_ = std::make_unique<StorageGrpcService>(*app->engine_, *registry);
-  std::vector<grpc::Service*> services = {app->storage_service_.get()};
+  app->registry_ = std::make_shared<prometheus::Registry>();
+  app->storage_service_ = std::make_unique<StorageGrpcService>(*app->engine_, *app->registry_);
   if (options.enable_bench_service) {
     app->bench_service_ = std::make_unique<common::BenchGrpcService>();
-    services.push_back(app->bench_service_.get());
   }
+  common::LogInfo("storage opened ", db.path,
+                  options.sync_commits ? "" : " (commits NOT synced: benchmark mode)");
+  return app;
+}
+
+std::vector<grpc::Service*> StorageApp::services() {
+  std::vector<grpc::Service*> out = {storage_service_.get()};
+  if (bench_service_) out.push_back(bench_service_.get());
+  return out;
+}
+
+absl::StatusOr<std::unique_ptr<StorageApp>> StorageApp::Start(const StorageOptions& options) {
+  MCOS_ASSIGN_OR_RETURN(auto app, Create(options));
   common::ServerHostOptions host;
   host.listen = options.listen;
   host.metrics_listen = options.metrics_listen;
-  MCOS_ASSIGN_OR_RETURN(app->host_, common::ServerHost::Start(host, services, registry));
-  common::LogInfo("storage serving ", db.path, " on port ", app->host_->port(),
-                  options.sync_commits ? "" : " (commits NOT synced: benchmark mode)");
+  MCOS_ASSIGN_OR_RETURN(app->host_,
+                        common::ServerHost::Start(host, app->services(), app->registry_));
   return app;
 }
 

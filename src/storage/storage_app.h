@@ -24,10 +24,14 @@ class StorageApp {
   // Opens the database and starts serving. INVALID_ARGUMENT without a data dir; UNAVAILABLE if the
   // port cannot be bound or the directory is locked by another process.
   static absl::StatusOr<std::unique_ptr<StorageApp>> Start(const StorageOptions& options);
+  // Opens the database and builds the services without serving them (for mcos-cluster, which
+  // serves every service of the cluster on one port).
+  static absl::StatusOr<std::unique_ptr<StorageApp>> Create(const StorageOptions& options);
+  std::vector<grpc::Service*> services();
   ~StorageApp();
 
-  int port() const { return host_->port(); }
-  int metrics_port() const { return host_->metrics_port(); }
+  int port() const { return host_ ? host_->port() : 0; }
+  int metrics_port() const { return host_ ? host_->metrics_port() : 0; }
   void Shutdown();
 
  private:
@@ -35,6 +39,7 @@ class StorageApp {
   std::unique_ptr<RocksDbEngine> engine_;
   std::unique_ptr<grpc::Service> storage_service_;
   std::unique_ptr<grpc::Service> bench_service_;
+  std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<common::ServerHost> host_;
 };
 

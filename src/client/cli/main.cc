@@ -1,0 +1,436 @@
+// mcos: the MCOS command-line client (user commands and `mcos admin ...`), over the C++ SDK.
+// Endpoint and token come from flags, then MCOS_ENDPOINT / MCOS_TOKEN, then the file that
+// `mcos login` writes (mode 0600) under $XDG_CONFIG_HOME/mcos (default ~/.config/mcos).
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include <CLI/CLI.hpp>
+#include <google/protobuf/util/json_util.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/time.h"
+#include "client/sdk/client.h"
+
+namespace {
+
+struct Globals {
+  std::string endpoint;
+  std::string token;
+  bool json = false;
+  bool quiet = false;
+};
+
+std::string ConfigDir() {
+  if (const char* x = std::getenv("XDG_CONFIG_HOME"); x != nullptr && *x != '\0') {
+    return std::string(x) + "/mcos";
+  }
+  const char* home = std::getenv("HOME");
+  return std::string(home != nullptr ? home : ".") + "/.config/mcos";
+}
+
+std::string CredentialsPath() { return ConfigDir() + "/credentials"; }
+
+// Reads "endpoint=..." and "token=..." lines.
+void LoadCredentials(std::string* endpoint, std::string* token) {
+  std::ifstream in(CredentialsPath());
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("endpoint=", 0) == 0 && endpoint->empty()) *endpoint = line.substr(9);
+    if (line.rfind("token=", 0) == 0 && token->empty()) *token = line.substr(6);
+  }
+}
+
+absl::Status SaveCredentials(const std::string& endpoint, const std::string& token) {
+  std::error_code ec;
+  std::filesystem::create_directories(ConfigDir(), ec);
+  const std::string path = CredentialsPath();
+  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  if (fd < 0) return absl::PermissionDeniedError(absl::StrCat("cannot write ", path));
+  fchmod(fd, 0600);
+  const std::string content = absl::StrCat("endpoint=", endpoint, "\ntoken=", token, "\n");
+  const bool ok = write(fd, content.data(), content.size()) ==
+                  static_cast<ssize_t>(content.size());
+  close(fd);
+  return ok ? absl::OkStatus() : absl::UnavailableError(absl::StrCat("cannot write ", path));
+}
+
+int Fail(const absl::Status& s) {
+  std::fprintf(stderr, "error: %s: %s\n", std::string(absl::StatusCodeToString(s.code())).c_str(),
+               std::string(s.message()).c_str());
+  return 1;
+}
+
+std::string ToJson(const google::protobuf::Message& m) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions o;
+  o.preserve_proto_field_names = true;
+  (void)google::protobuf::util::MessageToJsonString(m, &out, o);
+  return out;
+}
+
+// Reads a password from stdin (one line) or from the terminal without echo.
+absl::StatusOr<std::string> ReadPassword(bool from_stdin, const std::string& prompt) {
+  std::string pw;
+  if (from_stdin || !isatty(STDIN_FILENO)) {
+    if (!from_stdin) {
+      return absl::InvalidArgumentError(
+          "no terminal to ask for the password: pass --password-stdin and pipe it in");
+    }
+    std::getline(std::cin, pw);
+  } else {
+    std::fprintf(stderr, "%s", prompt.c_str());
+    termios old{};
+    tcgetattr(STDIN_FILENO, &old);
+    termios quiet = old;
+    quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+    tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
+    std::getline(std::cin, pw);
+    tcsetattr(STDIN_FILENO, TCSANOW, &old);
+    std::fprintf(stderr, "\n");
+  }
+  if (!pw.empty() && pw.back() == '\r') pw.pop_back();
+  if (pw.empty()) return absl::InvalidArgumentError("the password is empty");
+  return pw;
+}
+
+// A progress bar on stderr when it is a terminal.
+mcos::client::Progress MakeProgress(bool quiet, const std::string& label) {
+  if (quiet || !isatty(STDERR_FILENO)) return nullptr;
+  auto start = std::make_shared<absl::Time>(absl::Now());
+  return [start, label](uint64_t done, uint64_t total) {
+    const double secs = std::max(1e-3, absl::ToDoubleSeconds(absl::Now() - *start));
+    const double mbps = static_cast<double>(done) / 1e6 / secs;
+    if (total > 0) {
+      const int width = 30;
+      const int filled = static_cast<int>(width * static_cast<double>(done) /
+                                          static_cast<double>(total));
+      std::fprintf(stderr, "\r%s [%s%s] %5.1f%% %.1f MB/s ", label.c_str(),
+                   std::string(static_cast<size_t>(filled), '#').c_str(),
+                   std::string(static_cast<size_t>(width - filled), '.').c_str(),
+                   100.0 * static_cast<double>(done) / static_cast<double>(total), mbps);
+      if (done >= total) std::fprintf(stderr, "\n");
+    } else {
+      std::fprintf(stderr, "\r%s %.1f MiB %.1f MB/s ", label.c_str(),
+                   static_cast<double>(done) / (1 << 20), mbps);
+    }
+  };
+}
+
+void PrintObject(const Globals& g, const mcos::v1::ObjectInfo& o) {
+  if (g.json) {
+    std::cout << ToJson(o) << "\n";
+    return;
+  }
+  std::cout << "container:    " << o.container() << "\nobject:       " << o.object()
+            << "\nsize:         " << o.size() << "\netag:         " << o.etag()
+            << "\nchecksum:     " << o.checksum() << "\ncontent-type: " << o.content_type()
+            << "\nversion:      " << o.version() << "\nmodified:     "
+            << absl::FormatTime(absl::FromUnixSeconds(o.modified().seconds())) << "\nreplicas:    ";
+  for (const auto& r : o.replicas()) std::cout << " " << r;
+  std::cout << "\n";
+  for (const auto& [k, v] : o.metadata()) std::cout << "meta " << k << ": " << v << "\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Globals g;
+  CLI::App cli{"mcos: the MCOS object store client"};
+  cli.add_option("--endpoint", g.endpoint,
+                 "Cluster address HOST:PORT (else $MCOS_ENDPOINT, else the saved login)");
+  cli.add_option("--token", g.token, "Token (else $MCOS_TOKEN, else the saved login)");
+  cli.add_flag("--json", g.json, "Machine-readable output");
+  cli.add_flag("-q,--quiet", g.quiet, "No progress bars");
+  cli.require_subcommand(1);
+
+  std::string user, container, object, file, option, prefix, marker, delimiter, name;
+  bool password_stdin = false, all = false, admin_role = false;
+  uint32_t limit = 0;
+  uint64_t offset = 0, length = 0;
+  std::string content_type;
+  std::vector<std::string> meta;
+
+  auto* login = cli.add_subcommand("login", "Log in and save the token (mode 0600)");
+  login->add_option("user", user, "User name")->required();
+  login->add_flag("--password-stdin", password_stdin, "Read the password from stdin");
+
+  // Containers.
+  auto* container_cmd = cli.add_subcommand("container", "Manage containers");
+  container_cmd->require_subcommand(1);
+  auto* c_list = container_cmd->add_subcommand("list", "List your containers");
+  auto* c_create = container_cmd->add_subcommand("create", "Create a container");
+  auto* c_delete = container_cmd->add_subcommand("delete", "Delete an empty container");
+  auto* mb = cli.add_subcommand("mb", "Make a container (= container create)");
+  auto* rb = cli.add_subcommand("rb", "Remove a container (= container delete)");
+  for (auto* c : {c_create, mb}) {
+    c->add_option("container", container, "Container name")->required();
+    c->add_option("--option", option, "Storage option (default: the federation's default)");
+  }
+  for (auto* c : {c_delete, rb}) c->add_option("container", container, "Container")->required();
+  c_list->add_option("--prefix", prefix, "Only names starting with this");
+
+  // Objects.
+  auto* object_cmd = cli.add_subcommand("object", "Manage objects");
+  object_cmd->require_subcommand(1);
+  auto* o_list = object_cmd->add_subcommand("list", "List a container's objects");
+  auto* o_create = object_cmd->add_subcommand("create", "Upload a new object (fails if it exists)");
+  auto* o_update = object_cmd->add_subcommand("update", "Replace an existing object");
+  auto* o_stat = object_cmd->add_subcommand("stat", "Show an object's info");
+  auto* o_download = object_cmd->add_subcommand("download", "Download an object");
+  auto* o_delete = object_cmd->add_subcommand("delete", "Delete an object");
+  auto* ls = cli.add_subcommand("ls", "List containers, or the objects of CONTAINER");
+  auto* put = cli.add_subcommand("put", "Upload FILE ('-' = stdin) as CONTAINER/OBJECT (create or replace)");
+  auto* get = cli.add_subcommand("get", "Download CONTAINER/OBJECT to FILE ('-' = stdout)");
+  auto* stat = cli.add_subcommand("stat", "Show an object's info");
+  auto* rm = cli.add_subcommand("rm", "Delete an object");
+  for (auto* c : {o_list}) c->add_option("container", container, "Container")->required();
+  ls->add_option("container", container, "Container (none: list containers)");
+  for (auto* c : {o_list, ls}) {
+    c->add_option("--prefix", prefix, "Only names starting with this");
+    c->add_option("--delimiter", delimiter, "Roll names up to this delimiter (e.g. /)");
+    c->add_option("--marker", marker, "Start after this name");
+    c->add_option("--limit", limit, "At most this many per page (default 1000)");
+    c->add_flag("--all", all, "Follow next_marker through every page");
+  }
+  for (auto* c : {o_create, o_update, put, o_download, get}) {
+    c->add_option("container", container, "Container")->required();
+    c->add_option("object", object, "Object name")->required();
+    c->add_option("file", file, "Local file, or '-'")->required();
+  }
+  for (auto* c : {o_create, o_update, put}) {
+    c->add_option("--content-type", content_type, "Content type to store");
+    c->add_option("--meta", meta, "Metadata KEY=VALUE (repeatable)");
+  }
+  for (auto* c : {o_download, get}) {
+    c->add_option("--offset", offset, "First byte");
+    c->add_option("--length", length, "Bytes (0 = to the end)");
+  }
+  for (auto* c : {o_stat, stat, o_delete, rm}) {
+    c->add_option("container", container, "Container")->required();
+    c->add_option("object", object, "Object name")->required();
+  }
+
+  // Admin.
+  auto* admin = cli.add_subcommand("admin", "Administer the cluster (admin role)");
+  admin->require_subcommand(1);
+  auto* admin_user = admin->add_subcommand("user", "Manage users");
+  admin_user->require_subcommand(1);
+  auto* u_add = admin_user->add_subcommand("add", "Add a user");
+  u_add->add_option("name", name, "User name")->required();
+  u_add->add_flag("--admin", admin_role, "Give the admin role");
+  u_add->add_flag("--password-stdin", password_stdin, "Read the password from stdin");
+  auto* u_remove = admin_user->add_subcommand("remove", "Remove a user");
+  u_remove->add_option("name", name, "User name")->required();
+  auto* u_passwd = admin_user->add_subcommand("passwd", "Set a user's password");
+  u_passwd->add_option("name", name, "User name")->required();
+  u_passwd->add_flag("--password-stdin", password_stdin, "Read the password from stdin");
+  auto* u_list = admin_user->add_subcommand("list", "List users");
+  auto* admin_cluster = admin->add_subcommand("cluster", "Clusters and their services");
+  admin_cluster->require_subcommand(1);
+  auto* cl_status = admin_cluster->add_subcommand("status", "This cluster's services and health");
+
+  CLI11_PARSE(cli, argc, argv);
+
+  if (g.endpoint.empty()) {
+    if (const char* e = std::getenv("MCOS_ENDPOINT"); e != nullptr) g.endpoint = e;
+  }
+  if (g.token.empty()) {
+    if (const char* t = std::getenv("MCOS_TOKEN"); t != nullptr) g.token = t;
+  }
+  if (!login->parsed()) LoadCredentials(&g.endpoint, &g.token);
+  if (g.endpoint.empty()) {
+    return Fail(absl::InvalidArgumentError(
+        "no endpoint: pass --endpoint HOST:PORT, set MCOS_ENDPOINT, or log in first"));
+  }
+  mcos::client::ClientOptions copts;
+  copts.token = g.token;
+  mcos::client::Client client(g.endpoint, copts);
+
+  if (login->parsed()) {
+    auto pw = ReadPassword(password_stdin, "password for " + user + ": ");
+    if (!pw.ok()) return Fail(pw.status());
+    auto r = client.Login(user, *pw);
+    if (!r.ok()) return Fail(r.status());
+    if (auto s = SaveCredentials(g.endpoint, r->token()); !s.ok()) return Fail(s);
+    if (g.json) {
+      std::cout << ToJson(*r) << "\n";
+    } else {
+      std::cout << "logged in as " << r->user_name() << " (" << r->role() << ") until "
+                << absl::FormatTime(absl::FromUnixSeconds(r->expires_at().seconds())) << "\n";
+    }
+    return 0;
+  }
+  if (c_create->parsed() || mb->parsed()) {
+    auto r = client.CreateContainer(container, option);
+    if (!r.ok()) return Fail(r.status());
+    if (g.json) std::cout << ToJson(*r) << "\n";
+    else std::cout << "created container " << r->name() << " (option " << r->option() << ")\n";
+    return 0;
+  }
+  if (c_delete->parsed() || rb->parsed()) {
+    if (auto s = client.DeleteContainer(container); !s.ok()) return Fail(s);
+    if (!g.json) std::cout << "deleted container " << container << "\n";
+    return 0;
+  }
+  if (c_list->parsed() || (ls->parsed() && container.empty())) {
+    std::string next = marker;
+    do {
+      auto r = client.ListContainers(prefix, next, limit);
+      if (!r.ok()) return Fail(r.status());
+      if (g.json) std::cout << ToJson(*r) << "\n";
+      else for (const auto& c : r->containers()) std::cout << c.name() << "\t" << c.option() << "\n";
+      next = r->next_marker();
+    } while (all && !next.empty());
+    return 0;
+  }
+  if (o_list->parsed() || ls->parsed()) {
+    mcos::v1::ListObjectsRequest req;
+    req.set_container(container);
+    req.set_prefix(prefix);
+    req.set_delimiter(delimiter);
+    req.set_limit(limit);
+    req.set_marker(marker);
+    do {
+      auto r = client.ListObjects(req);
+      if (!r.ok()) return Fail(r.status());
+      if (g.json) {
+        std::cout << ToJson(*r) << "\n";
+      } else {
+        for (const auto& p : r->common_prefixes()) std::cout << "PRE\t" << p << "\n";
+        for (const auto& o : r->objects()) {
+          std::cout << o.size() << "\t" << o.etag() << "\t" << o.object() << "\n";
+        }
+      }
+      req.set_marker(r->next_marker());
+    } while (all && !req.marker().empty());
+    return 0;
+  }
+  if (o_create->parsed() || o_update->parsed() || put->parsed()) {
+    mcos::client::PutOptions po;
+    po.content_type = content_type;
+    for (const auto& kv : meta) {
+      const size_t eq = kv.find('=');
+      if (eq == std::string::npos || eq == 0) {
+        return Fail(absl::InvalidArgumentError(absl::StrCat("--meta '", kv, "' is not KEY=VALUE")));
+      }
+      po.metadata[kv.substr(0, eq)] = kv.substr(eq + 1);
+    }
+    std::ifstream in_file;
+    std::istream* in = &std::cin;
+    if (file != "-") {
+      in_file.open(file, std::ios::binary);
+      if (!in_file) return Fail(absl::NotFoundError(absl::StrCat("cannot open ", file)));
+      std::error_code ec;
+      const auto size = std::filesystem::file_size(file, ec);
+      if (!ec) po.size = size;
+      in = &in_file;
+    }
+    po.progress = MakeProgress(g.quiet, object);
+    bool create = o_create->parsed();
+    if (put->parsed()) {
+      auto existing = client.StatObject(container, object);
+      create = !existing.ok();
+      if (!existing.ok() && existing.status().code() != absl::StatusCode::kNotFound) {
+        return Fail(existing.status());
+      }
+    }
+    auto r = create ? client.CreateObject(container, object, *in, po)
+                    : client.UpdateObject(container, object, *in, po);
+    if (!r.ok()) return Fail(r.status());
+    if (g.json) std::cout << ToJson(*r) << "\n";
+    else std::cout << (create ? "created " : "updated ") << container << "/" << object << " ("
+                   << r->size() << " bytes, etag " << r->etag() << ")\n";
+    return 0;
+  }
+  if (o_download->parsed() || get->parsed()) {
+    std::ofstream out_file;
+    std::ostream* out = &std::cout;
+    const std::string tmp = file + ".mcos-part";
+    if (file != "-") {
+      out_file.open(tmp, std::ios::binary | std::ios::trunc);
+      if (!out_file) return Fail(absl::PermissionDeniedError(absl::StrCat("cannot write ", tmp)));
+      out = &out_file;
+    }
+    mcos::client::GetOptions go;
+    go.offset = offset;
+    go.length = length;
+    go.progress = file == "-" ? nullptr : MakeProgress(g.quiet, object);
+    auto r = client.DownloadObject(container, object, *out, go);
+    if (file != "-") {
+      out_file.close();
+      if (!r.ok()) {
+        std::filesystem::remove(tmp);
+        return Fail(r.status());
+      }
+      std::filesystem::rename(tmp, file);  // never leave a partial file under the real name
+    } else {
+      std::cout.flush();
+      if (!r.ok()) return Fail(r.status());
+    }
+    return 0;
+  }
+  if (o_stat->parsed() || stat->parsed()) {
+    auto r = client.StatObject(container, object);
+    if (!r.ok()) return Fail(r.status());
+    PrintObject(g, *r);
+    return 0;
+  }
+  if (o_delete->parsed() || rm->parsed()) {
+    auto r = client.DeleteObject(container, object);
+    if (!r.ok()) return Fail(r.status());
+    if (g.json) std::cout << "{\"version\":\"" << *r << "\"}\n";
+    else std::cout << "deleted " << container << "/" << object << "\n";
+    return 0;
+  }
+  if (u_add->parsed() || u_passwd->parsed()) {
+    auto pw = ReadPassword(password_stdin, "password for " + name + ": ");
+    if (!pw.ok()) return Fail(pw.status());
+    if (u_add->parsed()) {
+      auto r = client.AddUser(name, *pw, admin_role);
+      if (!r.ok()) return Fail(r.status());
+      if (g.json) std::cout << ToJson(*r) << "\n";
+      else std::cout << "added user " << r->name() << " (" << r->role() << ")\n";
+    } else {
+      if (auto s = client.SetPassword(name, *pw); !s.ok()) return Fail(s);
+      if (!g.json) std::cout << "password of " << name << " changed\n";
+    }
+    return 0;
+  }
+  if (u_remove->parsed()) {
+    if (auto s = client.RemoveUser(name); !s.ok()) return Fail(s);
+    if (!g.json) std::cout << "removed user " << name << "\n";
+    return 0;
+  }
+  if (u_list->parsed()) {
+    auto r = client.ListUsers();
+    if (!r.ok()) return Fail(r.status());
+    if (g.json) std::cout << ToJson(*r) << "\n";
+    else for (const auto& u : r->users()) std::cout << u.name() << "\t" << u.role() << "\n";
+    return 0;
+  }
+  if (cl_status->parsed()) {
+    auto r = client.GetCluster();
+    if (!r.ok()) return Fail(r.status());
+    if (g.json) {
+      std::cout << ToJson(*r) << "\n";
+    } else {
+      std::cout << "cluster " << r->cluster().id() << "\n";
+      for (const auto& s : r->services()) {
+        std::cout << "  " << mcos::v1::ServiceKind_Name(s.kind()).substr(13) << "\t" << s.id()
+                  << "\t" << s.endpoint() << "\t"
+                  << (s.state() == mcos::v1::SERVICE_STATE_UP ? "UP" : "DOWN") << "\n";
+      }
+    }
+    return 0;
+  }
+  return Fail(absl::InvalidArgumentError("nothing to do; see --help"));
+}

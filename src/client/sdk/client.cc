@@ -1,0 +1,267 @@
+#include "client/sdk/client.h"
+
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+
+namespace mcos::client {
+namespace {
+
+constexpr size_t kChunk = size_t{1} << 20;
+
+absl::Status FromGrpc(const grpc::Status& s) {
+  if (s.ok()) return absl::OkStatus();
+  return {static_cast<absl::StatusCode>(s.error_code()), s.error_message()};
+}
+
+// Runs the call first, then returns its response (never evaluate both in one expression: the
+// order of function arguments is unspecified).
+template <typename T, typename Call>
+absl::StatusOr<T> Run(Call&& call) {
+  T response;
+  const grpc::Status s = call(&response);
+  if (!s.ok()) return FromGrpc(s);
+  return response;
+}
+
+}  // namespace
+
+Client::Client(const std::string& endpoint, ClientOptions options)
+    : options_(std::move(options)), token_(options_.token) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(64 * 1024 * 1024);
+  auto channel = grpc::CreateCustomChannel(endpoint, grpc::InsecureChannelCredentials(), args);
+  user_ = mcos::v1::UserService::NewStub(channel);
+  admin_ = mcos::v1::AdminService::NewStub(channel);
+}
+
+void Client::set_token(const std::string& token) {
+  absl::MutexLock lock(&mu_);
+  token_ = token;
+}
+
+std::string Client::token() {
+  absl::MutexLock lock(&mu_);
+  return token_;
+}
+
+void Client::Prepare(grpc::ClientContext& ctx, bool unary) {
+  const std::string t = token();
+  if (!t.empty()) ctx.AddMetadata("authorization", absl::StrCat("Bearer ", t));
+  if (unary) ctx.set_deadline(absl::ToChronoTime(absl::Now() + options_.deadline));
+}
+
+absl::StatusOr<mcos::v1::LoginResponse> Client::Login(const std::string& user,
+                                                      const std::string& password) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + options_.deadline));
+  mcos::v1::LoginRequest req;
+  req.set_user_name(user);
+  req.set_password(password);
+  mcos::v1::LoginResponse resp;
+  const grpc::Status s = user_->Login(&ctx, req, &resp);
+  if (!s.ok()) return FromGrpc(s);
+  set_token(resp.token());
+  return resp;
+}
+
+absl::StatusOr<mcos::v1::ListContainersResponse> Client::ListContainers(const std::string& prefix,
+                                                                        const std::string& marker,
+                                                                        uint32_t limit) {
+  grpc::ClientContext ctx;
+  Prepare(ctx, true);
+  mcos::v1::ListContainersRequest req;
+  req.set_prefix(prefix);
+  req.set_marker(marker);
+  req.set_limit(limit);
+  return Run<mcos::v1::ListContainersResponse>([&](auto* resp) { return user_->ListContainers(&ctx, req, resp); });
+}
+
+absl::StatusOr<mcos::v1::ContainerInfo> Client::CreateContainer(const std::string& container,
+                                                               const std::string& option) {
+  grpc::ClientContext ctx;
+  Prepare(ctx, true);
+  mcos::v1::CreateContainerRequest req;
+  req.set_container(container);
+  req.set_option(option);
+  return Run<mcos::v1::ContainerInfo>([&](auto* resp) { return user_->CreateContainer(&ctx, req, resp); });
+}
+
+absl::Status Client::DeleteContainer(const std::string& container) {
+  grpc::ClientContext ctx;
+  Prepare(ctx, true);
+  mcos::v1::DeleteContainerRequest req;
+  req.set_container(container);
+  mcos::v1::DeleteContainerResponse resp;
+  return FromGrpc(user_->DeleteContainer(&ctx, req, &resp));
+}
+
+absl::StatusOr<mcos::v1::ListObjectsResponse> Client::ListObjects(
+    const mcos::v1::ListObjectsRequest& request) {
+  grpc::ClientContext ctx;
+  Prepare(ctx, true);
+  return Run<mcos::v1::ListObjectsResponse>([&](auto* resp) { return user_->ListObjects(&ctx, request, resp); });
+}
+
+absl::StatusOr<mcos::v1::ObjectInfo> Client::Put(bool create, const std::string& container,
+                                                 const std::string& object, std::istream& in,
+                                                 const PutOptions& options) {
+  grpc::ClientContext ctx;
+  Prepare(ctx, false);
+  mcos::v1::ObjectInfo info;
+  auto writer = create ? user_->CreateObject(&ctx, &info) : user_->UpdateObject(&ctx, &info);
+  mcos::v1::PutObjectRequest msg;
+  auto* h = msg.mutable_header();
+  h->set_container(container);
+  h->set_object(object);
+  h->set_content_type(options.content_type);
+  for (const auto& [k, v] : options.metadata) (*h->mutable_metadata())[k] = v;
+  if (options.size) h->set_size(*options.size);
+  h->set_md5_hex(options.md5_hex);
+  const auto buffered = grpc::WriteOptions().set_buffer_hint();
+  bool open = writer->Write(msg, buffered);
+  const uint64_t total = options.size.value_or(0);
+  uint64_t done = 0;
+  std::string* data = msg.mutable_data();
+  while (open) {
+    data->resize(kChunk);
+    in.read(data->data(), static_cast<std::streamsize>(kChunk));
+    if (in.bad()) {
+      ctx.TryCancel();
+      writer->Finish().IgnoreError();
+      return absl::DataLossError("cannot read the input; nothing was stored");
+    }
+    const auto n = static_cast<size_t>(in.gcount());
+    if (n == 0) break;
+    data->resize(n);
+    open = writer->Write(msg, buffered);
+    done += n;
+    if (options.progress) options.progress(done, total);
+    if (n < kChunk) break;
+  }
+  writer->WritesDone();
+  const grpc::Status s = writer->Finish();
+  if (!s.ok()) return FromGrpc(s);
+  return info;
+}
+
+absl::StatusOr<mcos::v1::ObjectInfo> Client::CreateObject(const std::string& container,
+                                                          const std::string& object,
+                                                          std::istream& in,
+                                                          const PutOptions& options) {
+  return Put(true, container, object, in, options);
+}
+
+absl::StatusOr<mcos::v1::ObjectInfo> Client::UpdateObject(const std::string& container,
+                                                          const std::string& object,
+                                                          std::istream& in,
+                                                          const PutOptions& options) {
+  return Put(false, container, object, in, options);
+}
+
+absl::StatusOr<mcos::v1::ObjectInfo> Client::StatObject(const std::string& container,
+                                                        const std::string& object) {
+  grpc::ClientContext ctx;
+  Prepare(ctx, true);
+  mcos::v1::StatObjectRequest req;
+  req.set_container(container);
+  req.set_object(object);
+  return Run<mcos::v1::ObjectInfo>([&](auto* resp) { return user_->StatObject(&ctx, req, resp); });
+}
+
+absl::StatusOr<mcos::v1::ObjectInfo> Client::DownloadObject(const std::string& container,
+                                                            const std::string& object,
+                                                            std::ostream& out,
+                                                            const GetOptions& options) {
+  grpc::ClientContext ctx;
+  Prepare(ctx, false);
+  mcos::v1::DownloadObjectRequest req;
+  req.set_container(container);
+  req.set_object(object);
+  req.set_offset(options.offset);
+  req.set_length(options.length);
+  auto reader = user_->DownloadObject(&ctx, req);
+  mcos::v1::DownloadObjectResponse msg;
+  mcos::v1::ObjectInfo info;
+  uint64_t done = 0;
+  uint64_t total = 0;
+  while (reader->Read(&msg)) {
+    if (msg.has_info()) {
+      info = msg.info();
+      const uint64_t rest = info.size() > options.offset ? info.size() - options.offset : 0;
+      total = options.length > 0 ? std::min(options.length, rest) : rest;
+      continue;
+    }
+    out.write(msg.data().data(), static_cast<std::streamsize>(msg.data().size()));
+    if (!out) {
+      ctx.TryCancel();
+      reader->Finish().IgnoreError();
+      return absl::DataLossError("cannot write the output");
+    }
+    done += msg.data().size();
+    if (options.progress) options.progress(done, total);
+  }
+  const grpc::Status s = reader->Finish();
+  if (!s.ok()) return FromGrpc(s);
+  return info;
+}
+
+absl::StatusOr<std::string> Client::DeleteObject(const std::string& container,
+                                                 const std::string& object) {
+  grpc::ClientContext ctx;
+  Prepare(ctx, true);
+  mcos::v1::DeleteObjectRequest req;
+  req.set_container(container);
+  req.set_object(object);
+  mcos::v1::DeleteObjectResponse resp;
+  const grpc::Status s = user_->DeleteObject(&ctx, req, &resp);
+  if (!s.ok()) return FromGrpc(s);
+  return resp.version();
+}
+
+absl::StatusOr<mcos::v1::UserInfo> Client::AddUser(const std::string& name,
+                                                   const std::string& password, bool admin) {
+  grpc::ClientContext ctx;
+  Prepare(ctx, true);
+  mcos::v1::AddUserRequest req;
+  req.set_name(name);
+  req.set_password(password);
+  req.set_role(admin ? "admin" : "user");
+  return Run<mcos::v1::UserInfo>([&](auto* resp) { return admin_->AddUser(&ctx, req, resp); });
+}
+
+absl::Status Client::RemoveUser(const std::string& name) {
+  grpc::ClientContext ctx;
+  Prepare(ctx, true);
+  mcos::v1::RemoveUserRequest req;
+  req.set_name(name);
+  mcos::v1::RemoveUserResponse resp;
+  return FromGrpc(admin_->RemoveUser(&ctx, req, &resp));
+}
+
+absl::Status Client::SetPassword(const std::string& name, const std::string& password) {
+  grpc::ClientContext ctx;
+  Prepare(ctx, true);
+  mcos::v1::SetPasswordRequest req;
+  req.set_name(name);
+  req.set_password(password);
+  mcos::v1::SetPasswordResponse resp;
+  return FromGrpc(admin_->SetPassword(&ctx, req, &resp));
+}
+
+absl::StatusOr<mcos::v1::ListUsersResponse> Client::ListUsers() {
+  grpc::ClientContext ctx;
+  Prepare(ctx, true);
+  mcos::v1::ListUsersRequest req;
+  return Run<mcos::v1::ListUsersResponse>([&](auto* resp) { return admin_->ListUsers(&ctx, req, resp); });
+}
+
+absl::StatusOr<mcos::v1::ClusterStatus> Client::GetCluster(const std::string& id) {
+  grpc::ClientContext ctx;
+  Prepare(ctx, true);
+  mcos::v1::GetClusterRequest req;
+  req.set_id(id);
+  return Run<mcos::v1::ClusterStatus>([&](auto* resp) { return admin_->GetCluster(&ctx, req, resp); });
+}
+
+}  // namespace mcos::client

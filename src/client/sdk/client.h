@@ -1,0 +1,109 @@
+// The MCOS C++ SDK: a client of one cluster's UserService (and AdminService for admins).
+// Streams uploads from any std::istream and downloads to any std::ostream in chunks of at most
+// 1 MiB, never holding a whole object, with an optional progress callback. Errors are
+// absl::Status with the server's gRPC code and message. Thread-safe (share one Client).
+#pragma once
+
+#include <functional>
+#include <istream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <ostream>
+#include <string>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "mcos/v1/admin.grpc.pb.h"
+#include "mcos/v1/user.grpc.pb.h"
+
+namespace mcos::client {
+
+// Called with (bytes done, bytes total or 0 when unknown) as data moves.
+using Progress = std::function<void(uint64_t done, uint64_t total)>;
+
+struct PutOptions {
+  std::string content_type;
+  std::map<std::string, std::string> metadata;
+  // When set, the server refuses content of another size / MD5.
+  std::optional<uint64_t> size;
+  std::string md5_hex;
+  Progress progress;
+};
+
+struct GetOptions {
+  uint64_t offset = 0;
+  uint64_t length = 0;  // 0 = to the end
+  Progress progress;
+};
+
+struct ClientOptions {
+  // The token to send; empty until Login.
+  std::string token;
+  // Deadline of unary calls (streams have none).
+  absl::Duration deadline = absl::Seconds(30);
+};
+
+class Client {
+ public:
+  // A client of the cluster at `endpoint` (HOST:PORT), plaintext (loopback/dev).
+  explicit Client(const std::string& endpoint, ClientOptions options = {});
+
+  // Logs in and keeps the token for later calls.
+  absl::StatusOr<mcos::v1::LoginResponse> Login(const std::string& user,
+                                                const std::string& password);
+  void set_token(const std::string& token);
+  std::string token();
+
+  absl::StatusOr<mcos::v1::ListContainersResponse> ListContainers(const std::string& prefix = "",
+                                                                   const std::string& marker = "",
+                                                                   uint32_t limit = 0);
+  absl::StatusOr<mcos::v1::ContainerInfo> CreateContainer(const std::string& container,
+                                                          const std::string& option = "");
+  absl::Status DeleteContainer(const std::string& container);
+  absl::StatusOr<mcos::v1::ListObjectsResponse> ListObjects(
+      const mcos::v1::ListObjectsRequest& request);
+
+  // Uploads `in` until its end. CreateObject fails with ALREADY_EXISTS if the object exists,
+  // UpdateObject with NOT_FOUND if it does not.
+  absl::StatusOr<mcos::v1::ObjectInfo> CreateObject(const std::string& container,
+                                                    const std::string& object, std::istream& in,
+                                                    const PutOptions& options = {});
+  absl::StatusOr<mcos::v1::ObjectInfo> UpdateObject(const std::string& container,
+                                                    const std::string& object, std::istream& in,
+                                                    const PutOptions& options = {});
+  absl::StatusOr<mcos::v1::ObjectInfo> StatObject(const std::string& container,
+                                                  const std::string& object);
+  // Writes the object (or the range) to `out`; returns its info.
+  absl::StatusOr<mcos::v1::ObjectInfo> DownloadObject(const std::string& container,
+                                                      const std::string& object, std::ostream& out,
+                                                      const GetOptions& options = {});
+  // Returns the tombstone's version.
+  absl::StatusOr<std::string> DeleteObject(const std::string& container,
+                                           const std::string& object);
+
+  // Admin calls (the controller's AdminService answers on the same address in mcos-cluster).
+  absl::StatusOr<mcos::v1::UserInfo> AddUser(const std::string& name, const std::string& password,
+                                             bool admin);
+  absl::Status RemoveUser(const std::string& name);
+  absl::Status SetPassword(const std::string& name, const std::string& password);
+  absl::StatusOr<mcos::v1::ListUsersResponse> ListUsers();
+  absl::StatusOr<mcos::v1::ClusterStatus> GetCluster(const std::string& id = "");
+
+ private:
+  void Prepare(grpc::ClientContext& ctx, bool unary);
+  absl::StatusOr<mcos::v1::ObjectInfo> Put(bool create, const std::string& container,
+                                           const std::string& object, std::istream& in,
+                                           const PutOptions& options);
+
+  ClientOptions options_;
+  std::unique_ptr<mcos::v1::UserService::Stub> user_;
+  std::unique_ptr<mcos::v1::AdminService::Stub> admin_;
+  absl::Mutex mu_;
+  std::string token_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace mcos::client

@@ -1,0 +1,115 @@
+// mcos-cluster: a whole MCOS cluster in one process — storage node, controller, resolver and server,
+// real RocksDB and SQLite — with every gRPC service on one address. Start-up follows SEED.md: the
+// controller checks the storage service, the resolver loads the rings and registers, the server
+// registers, and the controller health-checks them all from then on.
+#include <malloc.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+#include <CLI/CLI.hpp>
+
+#include "common/logging.h"
+#include "common/server_host.h"
+#include "common/token.h"
+#include "controller/controller_app.h"
+#include "resolver/resolver_app.h"
+#include "server/server_app.h"
+#include "storage/storage_app.h"
+
+namespace {
+
+int Fail(const absl::Status& s) {
+  std::fprintf(stderr, "mcos-cluster: %s\n", std::string(s.message()).c_str());
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  mallopt(M_ARENA_MAX, 2);
+  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+  mcos::common::BlockTerminationSignals();
+  std::string data_dir, listen = "127.0.0.1:7400", metrics_listen;
+  mcos::controller::ControllerOptions controller;
+  int health_period_ms = 2000;
+  int token_ttl_minutes = 12 * 60;
+  CLI::App cli{"mcos-cluster: a whole MCOS cluster (storage, controller, resolver, server) in one "
+               "process, every service on one gRPC address"};
+  cli.set_config("--config", "", "Read options from this TOML/INI file");
+  cli.add_option("--data-dir", data_dir, "Directory for the cluster's data (created if missing)")
+      ->required();
+  cli.add_option("--listen", listen, "gRPC address HOST:PORT (port 0 picks a free one)")
+      ->capture_default_str();
+  cli.add_option("--metrics-listen", metrics_listen, "Prometheus /metrics address (off if empty)");
+  cli.add_option("--cluster-id", controller.cluster_id,
+                 "Id of this cluster (default: generated on first start, then kept)");
+  cli.add_option("--region", controller.region, "Region of this cluster (placement spreads them)");
+  cli.add_option("--health-period-ms", health_period_ms, "Health-check period of services")
+      ->capture_default_str();
+  cli.add_option("--down-after-misses", controller.down_after_misses,
+                 "Missed health checks before a service is marked down")
+      ->capture_default_str();
+  cli.add_option("--token-ttl-minutes", token_ttl_minutes, "Lifetime of login tokens")
+      ->capture_default_str();
+  cli.add_option("--argon2-memory-kib", controller.argon2.memory_kib,
+                 "argon2id memory cost of password hashes")
+      ->capture_default_str();
+  cli.footer("The first start creates the user 'admin' with the password in $MCOS_ADMIN_PASSWORD, "
+             "or a generated one written to DATA_DIR/controller/admin-password (mode 0600).");
+  CLI11_PARSE(cli, argc, argv);
+  mcos::common::InitLogging("mcos-cluster");
+  controller.health_period = absl::Milliseconds(health_period_ms);
+  controller.token_ttl = absl::Minutes(token_ttl_minutes);
+  controller.data_dir = data_dir + "/controller";
+  if (const char* pw = std::getenv("MCOS_ADMIN_PASSWORD"); pw != nullptr) {
+    controller.admin_password = pw;
+  }
+
+  mcos::storage::StorageOptions storage_options;
+  storage_options.data_dir = data_dir + "/storage";
+  auto storage = mcos::storage::StorageApp::Create(storage_options);
+  if (!storage.ok()) return Fail(storage.status());
+  auto key = mcos::common::LoadOrCreateKeyFile(data_dir + "/token.key");
+  if (!key.ok()) return Fail(key.status());
+  controller.token_key = *key;
+  auto controller_app = mcos::controller::ControllerApp::Create(controller);
+  if (!controller_app.ok()) return Fail(controller_app.status());
+  mcos::resolver::ResolverApp resolver({});
+  mcos::server::ServerOptions server_options;
+  server_options.token_key = *key;
+  mcos::server::ServerApp server(server_options);
+
+  std::vector<grpc::Service*> services = (*storage)->services();
+  for (auto* s : (*controller_app)->services()) services.push_back(s);
+  for (auto* s : resolver.services()) services.push_back(s);
+  for (auto* s : server.services()) services.push_back(s);
+  mcos::common::ServerHostOptions host_options;
+  host_options.listen = listen;
+  host_options.metrics_listen = metrics_listen;
+  auto host = mcos::common::ServerHost::Start(host_options, services, nullptr);
+  if (!host.ok()) return Fail(host.status());
+  const std::string self = mcos::common::DialAddress(listen, (*host)->port());
+
+  if (auto s = (*controller_app)->CheckAndRegisterStorage(self, absl::Seconds(10)); !s.ok()) {
+    return Fail(s);
+  }
+  (*controller_app)->StartBackground();
+  if (auto s = resolver.Start(self, self, absl::Seconds(10)); !s.ok()) return Fail(s);
+  if (auto s = server.Start(self, self, absl::Seconds(10)); !s.ok()) return Fail(s);
+  const auto& pw_file = (*controller_app)->controller().admin_password_file();
+  if (!pw_file.empty()) std::printf("admin password written to %s\n", pw_file.c_str());
+  mcos::common::LogInfo("cluster '", (*controller_app)->controller().cluster_id(),
+                        "' serving on ", self);
+  mcos::common::AnnounceListening(listen, (*host)->port());
+
+  const int sig = mcos::common::WaitForTerminationSignal();
+  mcos::common::LogInfo("signal ", sig, ": shutting down");
+  server.Stop();
+  resolver.Stop();
+  (*controller_app)->Stop();
+  (*host)->Shutdown();
+  (*storage)->Shutdown();
+  std::fflush(nullptr);
+  std::_Exit(0);
+}

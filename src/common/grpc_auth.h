@@ -1,0 +1,27 @@
+// Reading credentials from gRPC metadata.
+#pragma once
+
+#include <string>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/statusor.h"
+
+namespace mcos::common {
+
+// The token of `authorization: Bearer <token>`; UNAUTHENTICATED when missing or malformed.
+inline absl::StatusOr<std::string> BearerToken(const grpc::ServerContext& context) {
+  const auto& md = context.client_metadata();
+  auto it = md.find("authorization");
+  if (it == md.end()) {
+    return absl::UnauthenticatedError("no credentials: log in and send 'authorization: Bearer <token>'");
+  }
+  const std::string value(it->second.data(), it->second.size());
+  constexpr char kPrefix[] = "Bearer ";
+  if (value.rfind(kPrefix, 0) != 0 || value.size() == sizeof(kPrefix) - 1) {
+    return absl::UnauthenticatedError("malformed authorization header: expected 'Bearer <token>'");
+  }
+  return value.substr(sizeof(kPrefix) - 1);
+}
+
+}  // namespace mcos::common

@@ -1,0 +1,488 @@
+#include "controller/controller.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/logging.h"
+#include "common/names.h"
+#include "common/status_macros.h"
+
+namespace mcos::controller {
+namespace {
+
+constexpr char kUsers[] = "users";
+constexpr char kContainers[] = "containers";
+constexpr char kRings[] = "rings";
+constexpr char kOptions[] = "options";
+constexpr char kDefault[] = "default";
+
+std::string ContainerKey(const std::string& user, const std::string& name) {
+  return absl::StrCat(user, "/", name);
+}
+
+mcos::v1::UserInfo ToInfo(const mcos::v1::User& u) {
+  mcos::v1::UserInfo info;
+  info.set_name(u.name());
+  info.set_role(u.role());
+  *info.mutable_created() = u.created();
+  return info;
+}
+
+template <typename T>
+absl::StatusOr<T> ParseRow(const mcos::v1::MetadataRow& row) {
+  T value;
+  if (!value.ParseFromString(row.value())) {
+    return absl::DataLossError(
+        absl::StrCat("metadata row ", row.table(), "/", row.key(), " cannot be parsed"));
+  }
+  return value;
+}
+
+absl::Status WriteSecretFile(const std::string& path, const std::string& content) {
+  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  if (fd < 0) return absl::UnavailableError(absl::StrCat("cannot create ", path));
+  const bool ok = write(fd, content.data(), content.size()) ==
+                      static_cast<ssize_t>(content.size()) &&
+                  fsync(fd) == 0;
+  close(fd);
+  return ok ? absl::OkStatus() : absl::UnavailableError(absl::StrCat("cannot write ", path));
+}
+
+}  // namespace
+
+Controller::Controller(ControllerOptions options, common::Clock& clock, HealthProbe& probe,
+                       std::unique_ptr<metadata::SqliteMetadataStore> store)
+    : options_(std::move(options)),
+      clock_(clock),
+      probe_(probe),
+      store_(std::move(store)),
+      hlc_(clock),
+      signer_(options_.token_key) {}
+
+absl::StatusOr<std::unique_ptr<Controller>> Controller::Open(const ControllerOptions& options,
+                                                             common::Clock& clock,
+                                                             HealthProbe& probe) {
+  if (options.token_key.size() < 32) {
+    return absl::InvalidArgumentError("the token key must be at least 32 bytes");
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(options.data_dir, ec);
+  if (ec) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot create data directory ", options.data_dir, ": ", ec.message()));
+  }
+  MCOS_ASSIGN_OR_RETURN(auto store, metadata::SqliteMetadataStore::Open(
+                                        options.data_dir + "/controller.db"));
+  std::unique_ptr<Controller> c(new Controller(options, clock, probe, std::move(store)));
+  MCOS_RETURN_IF_ERROR(c->Bootstrap());
+  return c;
+}
+
+mcos::v1::Version Controller::Stamp() {
+  mcos::v1::Version v;
+  v.set_hlc(hlc_.Now());
+  v.set_cluster(cluster_id_);
+  return v;
+}
+
+absl::StatusOr<bool> Controller::PutRow(const std::string& table, const std::string& key,
+                                        const google::protobuf::Message* value) {
+  mcos::v1::MetadataRow row;
+  row.set_table(table);
+  row.set_key(key);
+  if (value != nullptr) {
+    row.set_value(value->SerializeAsString());
+  } else {
+    row.set_tombstone(true);
+  }
+  *row.mutable_version() = Stamp();
+  common::ToProtoTimestamp(clock_.Now(), row.mutable_modified());
+  return store_->MergeRow(row);
+}
+
+absl::Status Controller::Bootstrap() {
+  MCOS_ASSIGN_OR_RETURN(std::optional<std::string> stored_id, store_->GetSetting("cluster_id"));
+  if (stored_id) {
+    if (!options_.cluster_id.empty() && options_.cluster_id != *stored_id) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("this data directory belongs to cluster '", *stored_id,
+                       "', not '", options_.cluster_id, "': fix --cluster-id or --data-dir"));
+    }
+    cluster_id_ = *stored_id;
+  } else {
+    cluster_id_ = options_.cluster_id.empty() ? absl::StrCat("c-", common::RandomHex(4))
+                                              : options_.cluster_id;
+    MCOS_RETURN_IF_ERROR(common::ValidateUserName(cluster_id_));  // same alphabet
+    MCOS_RETURN_IF_ERROR(store_->SetSetting("cluster_id", cluster_id_));
+  }
+  Argon2Params cheap = options_.argon2;
+  MCOS_ASSIGN_OR_RETURN(dummy_hash_, HashPassword("no such user", cheap));
+
+  absl::MutexLock lock(&write_mu_);
+  MCOS_ASSIGN_OR_RETURN(auto admin, store_->GetRow(kUsers, "admin"));
+  if (!admin) {
+    std::string password = options_.admin_password;
+    if (password.empty()) {
+      password = common::RandomHex(12);
+      admin_password_file_ = options_.data_dir + "/admin-password";
+      MCOS_RETURN_IF_ERROR(WriteSecretFile(admin_password_file_, password + "\n"));
+    }
+    mcos::v1::User user;
+    user.set_name("admin");
+    user.set_role(kRoleAdmin);
+    MCOS_ASSIGN_OR_RETURN(*user.mutable_password_hash(), HashPassword(password, options_.argon2));
+    common::ToProtoTimestamp(clock_.Now(), user.mutable_created());
+    MCOS_RETURN_IF_ERROR(PutRow(kUsers, "admin", &user).status());
+    common::LogInfo("created the bootstrap user 'admin'",
+                    admin_password_file_.empty()
+                        ? " with the password from MCOS_ADMIN_PASSWORD"
+                        : absl::StrCat("; its password is in ", admin_password_file_));
+  }
+  MCOS_ASSIGN_OR_RETURN(auto ring, store_->GetRow(kRings, kDefault));
+  if (!ring) {
+    mcos::v1::Ring r;
+    r.set_id(kDefault);
+    r.set_partition_power(8);
+    r.set_replicas(1);
+    r.set_version(1);
+    auto* m = r.add_members();
+    m->set_cluster(cluster_id_);
+    m->set_weight(1.0);
+    m->set_region(options_.region);
+    MCOS_RETURN_IF_ERROR(PutRow(kRings, kDefault, &r).status());
+  }
+  MCOS_ASSIGN_OR_RETURN(auto option, store_->GetRow(kOptions, kDefault));
+  if (!option) {
+    mcos::v1::Option o;
+    o.set_name(kDefault);
+    o.set_ring(kDefault);
+    o.set_write_concern(0);
+    o.set_mode(mcos::v1::OPTION_MODE_CONSISTENT);
+    o.set_is_default(true);
+    MCOS_RETURN_IF_ERROR(PutRow(kOptions, kDefault, &o).status());
+  }
+  return absl::OkStatus();
+}
+
+// ---- logins ---------------------------------------------------------------------------------
+
+absl::StatusOr<std::optional<mcos::v1::User>> Controller::FindUser(const std::string& name) {
+  MCOS_ASSIGN_OR_RETURN(auto row, store_->GetRow(kUsers, name));
+  if (!row || row->tombstone()) return std::nullopt;
+  MCOS_ASSIGN_OR_RETURN(auto user, ParseRow<mcos::v1::User>(*row));
+  return user;
+}
+
+absl::Status Controller::NoteFailedLogin(const std::string& user) {
+  absl::MutexLock lock(&mu_);
+  auto& [count, start] = failed_logins_[user];
+  const absl::Time now = clock_.Now();
+  if (now - start > options_.failed_login_window) {
+    count = 0;
+    start = now;
+  }
+  ++count;
+  return absl::UnauthenticatedError("wrong user name or password");
+}
+
+absl::StatusOr<mcos::v1::LoginResponse> Controller::Login(const std::string& user,
+                                                          const std::string& password) {
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = failed_logins_.find(user);
+    if (it != failed_logins_.end() &&
+        clock_.Now() - it->second.second <= options_.failed_login_window &&
+        it->second.first >= options_.max_failed_logins) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("too many failed logins for this user name; wait ",
+                       absl::FormatDuration(options_.failed_login_window), " and try again"));
+    }
+  }
+  if (user.empty() || user.size() > 256 || password.size() > 1024) {
+    return NoteFailedLogin(user.substr(0, 256));
+  }
+  MCOS_ASSIGN_OR_RETURN(auto found, FindUser(user));
+  // Hash even when the user does not exist, so that both cases take the same time.
+  const bool ok = VerifyPassword(found ? found->password_hash() : dummy_hash_, password);
+  if (!found || !ok) return NoteFailedLogin(user);
+  {
+    absl::MutexLock lock(&mu_);
+    failed_logins_.erase(user);
+  }
+  mcos::v1::TokenClaims claims;
+  claims.set_user(found->name());
+  claims.set_role(found->role());
+  const absl::Time now = clock_.Now();
+  claims.set_issued_unix(absl::ToUnixSeconds(now));
+  claims.set_expires_unix(absl::ToUnixSeconds(now + options_.token_ttl));
+  claims.set_issuer(cluster_id_);
+  mcos::v1::LoginResponse response;
+  response.set_token(signer_.Sign(claims));
+  common::ToProtoTimestamp(absl::FromUnixSeconds(claims.expires_unix()),
+                           response.mutable_expires_at());
+  response.set_user_name(found->name());
+  response.set_role(found->role());
+  return response;
+}
+
+absl::StatusOr<mcos::v1::TokenClaims> Controller::VerifyToken(absl::string_view token) {
+  return signer_.Verify(token, clock_.Now());
+}
+
+// ---- users ----------------------------------------------------------------------------------
+
+absl::StatusOr<mcos::v1::UserInfo> Controller::AddUser(const std::string& name,
+                                                       const std::string& password,
+                                                       const std::string& role) {
+  MCOS_RETURN_IF_ERROR(common::ValidateUserName(name));
+  if (role != kRoleAdmin && role != kRoleUser) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("role '", role, "' is unknown: use 'admin' or 'user'"));
+  }
+  mcos::v1::User user;
+  user.set_name(name);
+  user.set_role(role);
+  MCOS_ASSIGN_OR_RETURN(*user.mutable_password_hash(), HashPassword(password, options_.argon2));
+  common::ToProtoTimestamp(clock_.Now(), user.mutable_created());
+  absl::MutexLock lock(&write_mu_);
+  MCOS_ASSIGN_OR_RETURN(auto existing, FindUser(name));
+  if (existing) return absl::AlreadyExistsError(absl::StrCat("user '", name, "' already exists"));
+  MCOS_RETURN_IF_ERROR(PutRow(kUsers, name, &user).status());
+  common::LogInfo("added user '", name, "' (", role, ")");
+  return ToInfo(user);
+}
+
+absl::Status Controller::RemoveUser(const std::string& name) {
+  absl::MutexLock lock(&write_mu_);
+  MCOS_ASSIGN_OR_RETURN(auto existing, FindUser(name));
+  if (!existing) return absl::NotFoundError(absl::StrCat("user '", name, "' not found"));
+  if (existing->role() == kRoleAdmin) {
+    MCOS_ASSIGN_OR_RETURN(auto rows, store_->ListRows(kUsers, "", "", 100000, false));
+    int admins = 0;
+    for (const auto& row : rows) {
+      MCOS_ASSIGN_OR_RETURN(auto u, ParseRow<mcos::v1::User>(row));
+      if (u.role() == kRoleAdmin) ++admins;
+    }
+    if (admins <= 1) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("'", name, "' is the last admin; add another admin first"));
+    }
+  }
+  MCOS_RETURN_IF_ERROR(PutRow(kUsers, name, nullptr).status());
+  common::LogInfo("removed user '", name, "'");
+  return absl::OkStatus();
+}
+
+absl::Status Controller::SetPassword(const std::string& name, const std::string& password) {
+  MCOS_ASSIGN_OR_RETURN(std::string hash, HashPassword(password, options_.argon2));
+  absl::MutexLock lock(&write_mu_);
+  MCOS_ASSIGN_OR_RETURN(auto existing, FindUser(name));
+  if (!existing) return absl::NotFoundError(absl::StrCat("user '", name, "' not found"));
+  existing->set_password_hash(hash);
+  MCOS_RETURN_IF_ERROR(PutRow(kUsers, name, &*existing).status());
+  common::LogInfo("changed the password of user '", name, "'");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<mcos::v1::UserInfo>> Controller::ListUsers() {
+  MCOS_ASSIGN_OR_RETURN(auto rows, store_->ListRows(kUsers, "", "", 100000, false));
+  std::vector<mcos::v1::UserInfo> out;
+  for (const auto& row : rows) {
+    MCOS_ASSIGN_OR_RETURN(auto u, ParseRow<mcos::v1::User>(row));
+    out.push_back(ToInfo(u));
+  }
+  return out;
+}
+
+// ---- containers -----------------------------------------------------------------------------
+
+absl::StatusOr<mcos::v1::Container> Controller::CreateContainer(const std::string& user,
+                                                                const std::string& name,
+                                                                const std::string& option) {
+  MCOS_RETURN_IF_ERROR(common::ValidateUserName(user));
+  MCOS_RETURN_IF_ERROR(common::ValidateContainerName(name));
+  absl::MutexLock lock(&write_mu_);
+  std::string option_name = option;
+  if (option_name.empty()) {
+    MCOS_ASSIGN_OR_RETURN(auto rows, store_->ListRows(kOptions, "", "", 100000, false));
+    for (const auto& row : rows) {
+      MCOS_ASSIGN_OR_RETURN(auto o, ParseRow<mcos::v1::Option>(row));
+      if (o.is_default()) option_name = o.name();
+    }
+    if (option_name.empty()) {
+      return absl::FailedPreconditionError("no default option is set: ask an admin to set one");
+    }
+  } else {
+    MCOS_ASSIGN_OR_RETURN(auto row, store_->GetRow(kOptions, option_name));
+    if (!row || row->tombstone()) {
+      return absl::NotFoundError(absl::StrCat("option '", option_name,
+                                              "' does not exist: list them with "
+                                              "'mcos admin option list'"));
+    }
+  }
+  const std::string key = ContainerKey(user, name);
+  MCOS_ASSIGN_OR_RETURN(auto existing, store_->GetRow(kContainers, key));
+  if (existing && !existing->tombstone()) {
+    return absl::AlreadyExistsError(absl::StrCat("container '", name, "' already exists"));
+  }
+  mcos::v1::Container c;
+  c.set_user(user);
+  c.set_name(name);
+  c.set_option(option_name);
+  common::ToProtoTimestamp(clock_.Now(), c.mutable_created());
+  *c.mutable_version() = Stamp();
+  MCOS_RETURN_IF_ERROR(PutRow(kContainers, key, &c).status());
+  return c;
+}
+
+absl::StatusOr<mcos::v1::Container> Controller::GetContainer(const std::string& user,
+                                                             const std::string& name) {
+  MCOS_ASSIGN_OR_RETURN(auto row, store_->GetRow(kContainers, ContainerKey(user, name)));
+  if (!row || row->tombstone()) {
+    return absl::NotFoundError(absl::StrCat("container '", name, "' not found"));
+  }
+  return ParseRow<mcos::v1::Container>(*row);
+}
+
+absl::StatusOr<mcos::v1::ListUserContainersResponse> Controller::ListContainers(
+    const mcos::v1::ListUserContainersRequest& request) {
+  uint32_t limit = request.limit() == 0 ? 1000 : std::min<uint32_t>(request.limit(), 10000);
+  const std::string base = request.user() + "/";
+  const std::string after = request.marker().empty() ? "" : base + request.marker();
+  MCOS_ASSIGN_OR_RETURN(auto rows,
+                        store_->ListRows(kContainers, base + request.prefix(), after, limit + 1,
+                                         false));
+  mcos::v1::ListUserContainersResponse response;
+  for (size_t i = 0; i < rows.size() && i < limit; ++i) {
+    MCOS_ASSIGN_OR_RETURN(*response.add_containers(), ParseRow<mcos::v1::Container>(rows[i]));
+  }
+  if (rows.size() > limit) {
+    response.set_next_marker(response.containers(static_cast<int>(limit) - 1).name());
+  }
+  return response;
+}
+
+absl::Status Controller::DeleteContainer(const std::string& user, const std::string& name) {
+  absl::MutexLock lock(&write_mu_);
+  const std::string key = ContainerKey(user, name);
+  MCOS_ASSIGN_OR_RETURN(auto row, store_->GetRow(kContainers, key));
+  if (!row || row->tombstone()) {
+    return absl::NotFoundError(absl::StrCat("container '", name, "' not found"));
+  }
+  return PutRow(kContainers, key, nullptr).status();
+}
+
+absl::StatusOr<mcos::v1::MetadataSnapshot> Controller::Snapshot() {
+  mcos::v1::MetadataSnapshot snap;
+  snap.set_revision(store_->revision());
+  MCOS_ASSIGN_OR_RETURN(auto rings, store_->ListRows(kRings, "", "", 100000, false));
+  for (const auto& row : rings) {
+    MCOS_ASSIGN_OR_RETURN(*snap.add_rings(), ParseRow<mcos::v1::Ring>(row));
+  }
+  MCOS_ASSIGN_OR_RETURN(auto options, store_->ListRows(kOptions, "", "", 100000, false));
+  for (const auto& row : options) {
+    MCOS_ASSIGN_OR_RETURN(*snap.add_options(), ParseRow<mcos::v1::Option>(row));
+  }
+  return snap;
+}
+
+// ---- registry -------------------------------------------------------------------------------
+
+absl::StatusOr<mcos::v1::RegisterResponse> Controller::Register(
+    const mcos::v1::RegisterRequest& request) {
+  if (request.kind() == mcos::v1::SERVICE_KIND_UNSPECIFIED) {
+    return absl::InvalidArgumentError("register: the service kind is missing");
+  }
+  const std::string& endpoint = request.endpoint();
+  const size_t colon = endpoint.rfind(':');
+  if (endpoint.empty() || endpoint.size() > 255 || colon == std::string::npos ||
+      colon + 1 == endpoint.size() || !common::IsValidUtf8(endpoint)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("register: endpoint '", endpoint, "' is not HOST:PORT"));
+  }
+  mcos::v1::ServiceInfo info;
+  info.set_id(request.id().empty() ? absl::StrCat(mcos::v1::ServiceKind_Name(request.kind()), "-",
+                                                  common::RandomHex(4))
+                                   : request.id());
+  if (info.id().size() > 128 || !common::IsValidUtf8(info.id())) {
+    return absl::InvalidArgumentError("register: the service id is too long or not UTF-8");
+  }
+  info.set_kind(request.kind());
+  info.set_endpoint(endpoint);
+  info.set_state(mcos::v1::SERVICE_STATE_UP);
+  const absl::Time now = clock_.Now();
+  common::ToProtoTimestamp(now, info.mutable_registered());
+  common::ToProtoTimestamp(now, info.mutable_last_ok());
+  common::ToProtoTimestamp(now, info.mutable_state_changed());
+  MCOS_RETURN_IF_ERROR(store_->UpsertService(info));
+  common::LogInfo("registered ", mcos::v1::ServiceKind_Name(info.kind()), " '", info.id(),
+                  "' at ", endpoint);
+  mcos::v1::RegisterResponse response;
+  response.set_service_id(info.id());
+  response.set_cluster_id(cluster_id_);
+  response.set_heartbeat_interval_ms(
+      static_cast<uint32_t>(absl::ToInt64Milliseconds(options_.health_period)));
+  return response;
+}
+
+absl::Status Controller::Heartbeat(const std::string& service_id) {
+  MCOS_ASSIGN_OR_RETURN(auto services, store_->ListServices());
+  for (auto& s : services) {
+    if (s.id() != service_id) continue;
+    common::ToProtoTimestamp(clock_.Now(), s.mutable_last_ok());
+    return store_->UpsertService(s);
+  }
+  return absl::NotFoundError(
+      absl::StrCat("service '", service_id, "' is not registered: register again"));
+}
+
+absl::StatusOr<std::vector<mcos::v1::ServiceInfo>> Controller::ListServices(
+    mcos::v1::ServiceKind kind, bool live_only) {
+  MCOS_ASSIGN_OR_RETURN(auto services, store_->ListServices());
+  std::vector<mcos::v1::ServiceInfo> out;
+  for (auto& s : services) {
+    if (kind != mcos::v1::SERVICE_KIND_UNSPECIFIED && s.kind() != kind) continue;
+    if (live_only && s.state() != mcos::v1::SERVICE_STATE_UP) continue;
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+absl::Status Controller::PollOnce() {
+  MCOS_ASSIGN_OR_RETURN(auto services, store_->ListServices());
+  for (auto& s : services) {
+    const absl::Status health = probe_.Check(s.endpoint(), options_.health_timeout);
+    const absl::Time now = clock_.Now();
+    const mcos::v1::ServiceState before = s.state();
+    if (health.ok()) {
+      s.set_consecutive_misses(0);
+      common::ToProtoTimestamp(now, s.mutable_last_ok());
+      s.set_state(mcos::v1::SERVICE_STATE_UP);
+    } else {
+      s.set_consecutive_misses(s.consecutive_misses() + 1);
+      if (static_cast<int>(s.consecutive_misses()) >= options_.down_after_misses) {
+        s.set_state(mcos::v1::SERVICE_STATE_DOWN);
+      }
+    }
+    if (s.state() != before) {
+      common::ToProtoTimestamp(now, s.mutable_state_changed());
+      if (s.state() == mcos::v1::SERVICE_STATE_DOWN) {
+        common::LogWarning(mcos::v1::ServiceKind_Name(s.kind()), " '", s.id(), "' at ",
+                           s.endpoint(), " is DOWN after ", s.consecutive_misses(),
+                           " missed health checks: ", health.message());
+      } else {
+        common::LogInfo(mcos::v1::ServiceKind_Name(s.kind()), " '", s.id(), "' at ", s.endpoint(),
+                        " is UP again");
+      }
+    }
+    MCOS_RETURN_IF_ERROR(store_->UpsertService(s));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace mcos::controller

@@ -1,0 +1,135 @@
+// The controller core: federation metadata (users, containers, rings, options as LWW rows in
+// SQLite), logins and tokens, the service registry and its health checks. Plain C++ returning
+// absl::Status; the gRPC adapters are controller_grpc_service.h and admin_grpc_service.h.
+// Thread-safe. `clock` must outlive this.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "common/token.h"
+#include "common/version.h"
+#include "controller/passwords.h"
+#include "mcos/v1/admin.pb.h"
+#include "mcos/v1/controller.pb.h"
+#include "metadata/sqlite_metadata_store.h"
+
+namespace mcos::controller {
+
+inline constexpr char kRoleAdmin[] = "admin";
+inline constexpr char kRoleUser[] = "user";
+
+struct ControllerOptions {
+  // The database lives at <data_dir>/controller.db; generated secrets beside it.
+  std::string data_dir;
+  // Empty: generated on first start and kept in the database.
+  std::string cluster_id;
+  std::string region;
+  // HMAC key of tokens (the federation key); at least 32 bytes.
+  std::string token_key;
+  absl::Duration token_ttl = absl::Hours(12);
+  Argon2Params argon2;
+  // Password of the bootstrap user `admin`; empty: generated and written once to
+  // <data_dir>/admin-password (mode 0600).
+  std::string admin_password;
+  // Health checks of registered services: period, and misses before a service is marked down.
+  absl::Duration health_period = absl::Seconds(2);
+  absl::Duration health_timeout = absl::Seconds(1);
+  int down_after_misses = 3;
+  // Failed logins per user name allowed within the window before RESOURCE_EXHAUSTED.
+  int max_failed_logins = 5;
+  absl::Duration failed_login_window = absl::Minutes(1);
+};
+
+// Probes one service endpoint (grpc.health.v1 in production; a fake in unit tests).
+class HealthProbe {
+ public:
+  virtual ~HealthProbe() = default;
+  // OK if the service answers SERVING within `timeout`.
+  virtual absl::Status Check(const std::string& endpoint, absl::Duration timeout) = 0;
+};
+
+class Controller {
+ public:
+  // Opens the database, sets the cluster id, bootstraps `admin` and the default ring and option.
+  // `probe` must outlive this.
+  static absl::StatusOr<std::unique_ptr<Controller>> Open(const ControllerOptions& options,
+                                                          common::Clock& clock, HealthProbe& probe);
+
+  const std::string& cluster_id() const { return cluster_id_; }
+  // Where the generated admin password was written, empty if none was generated.
+  const std::string& admin_password_file() const { return admin_password_file_; }
+
+  // Logins. UNAUTHENTICATED for a wrong name or password (same answer); RESOURCE_EXHAUSTED after
+  // too many failures for one name within the window.
+  absl::StatusOr<mcos::v1::LoginResponse> Login(const std::string& user,
+                                                const std::string& password);
+  absl::StatusOr<mcos::v1::TokenClaims> VerifyToken(absl::string_view token);
+
+  // Users. INVALID_ARGUMENT for bad names, roles or passwords; ALREADY_EXISTS / NOT_FOUND;
+  // FAILED_PRECONDITION when removing the last admin.
+  absl::StatusOr<mcos::v1::UserInfo> AddUser(const std::string& name, const std::string& password,
+                                             const std::string& role);
+  absl::Status RemoveUser(const std::string& name);
+  absl::Status SetPassword(const std::string& name, const std::string& password);
+  absl::StatusOr<std::vector<mcos::v1::UserInfo>> ListUsers();
+
+  // Containers (federation metadata). NOT_FOUND for a missing container or option; ALREADY_EXISTS.
+  absl::StatusOr<mcos::v1::Container> CreateContainer(const std::string& user,
+                                                      const std::string& name,
+                                                      const std::string& option);
+  absl::StatusOr<mcos::v1::Container> GetContainer(const std::string& user,
+                                                   const std::string& name);
+  absl::StatusOr<mcos::v1::ListUserContainersResponse> ListContainers(
+      const mcos::v1::ListUserContainersRequest& request);
+  absl::Status DeleteContainer(const std::string& user, const std::string& name);
+
+  // Rings and options as stored.
+  absl::StatusOr<mcos::v1::MetadataSnapshot> Snapshot();
+
+  // Service registry.
+  absl::StatusOr<mcos::v1::RegisterResponse> Register(const mcos::v1::RegisterRequest& request);
+  absl::Status Heartbeat(const std::string& service_id);
+  absl::StatusOr<std::vector<mcos::v1::ServiceInfo>> ListServices(mcos::v1::ServiceKind kind,
+                                                                   bool live_only);
+  // Checks every registered service once; marks a service down after down_after_misses misses
+  // in a row and up again when it answers. Logs every change.
+  absl::Status PollOnce();
+
+  absl::Duration health_period() const { return options_.health_period; }
+
+ private:
+  Controller(ControllerOptions options, common::Clock& clock, HealthProbe& probe,
+             std::unique_ptr<metadata::SqliteMetadataStore> store);
+  absl::Status Bootstrap();
+  mcos::v1::Version Stamp();
+  absl::StatusOr<bool> PutRow(const std::string& table, const std::string& key,
+                              const google::protobuf::Message* value);
+  absl::StatusOr<std::optional<mcos::v1::User>> FindUser(const std::string& name);
+  absl::Status NoteFailedLogin(const std::string& user);
+
+  ControllerOptions options_;
+  common::Clock& clock_;
+  HealthProbe& probe_;
+  std::unique_ptr<metadata::SqliteMetadataStore> store_;
+  common::HybridLogicalClock hlc_;
+  common::TokenSigner signer_;
+  std::string cluster_id_;
+  std::string admin_password_file_;
+  std::string dummy_hash_;  // verified against when a user does not exist (same timing)
+
+  absl::Mutex mu_;
+  // Failed logins per user name: (count, window start).
+  std::map<std::string, std::pair<int, absl::Time>> failed_logins_ ABSL_GUARDED_BY(mu_);
+  // Serializes read-check-write sequences on metadata rows (create container, add user, ...).
+  absl::Mutex write_mu_;
+};
+
+}  // namespace mcos::controller

@@ -1,0 +1,87 @@
+#include "controller/controller_app.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/grpc_status.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+
+namespace mcos::controller {
+
+absl::Status GrpcHealthProbe::Check(const std::string& endpoint, absl::Duration timeout) {
+  std::shared_ptr<grpc::Channel> channel;
+  {
+    absl::MutexLock lock(&mu_);
+    auto& c = channels_[endpoint];
+    if (!c) c = grpc::CreateChannel(endpoint, grpc::InsecureChannelCredentials());
+    channel = c;
+  }
+  auto stub = grpc::health::v1::Health::NewStub(channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  grpc::health::v1::HealthCheckRequest req;
+  grpc::health::v1::HealthCheckResponse resp;
+  const grpc::Status s = stub->Check(&ctx, req, &resp);
+  if (!s.ok()) return common::FromGrpcStatus(s);
+  if (resp.status() != grpc::health::v1::HealthCheckResponse::SERVING) {
+    return absl::UnavailableError(absl::StrCat(endpoint, " is not serving"));
+  }
+  return absl::OkStatus();
+}
+
+ControllerApp::ControllerApp(std::unique_ptr<GrpcHealthProbe> probe,
+                             std::unique_ptr<Controller> controller)
+    : probe_(std::move(probe)),
+      controller_(std::move(controller)),
+      controller_service_(*controller_),
+      admin_service_(*controller_) {}
+
+absl::StatusOr<std::unique_ptr<ControllerApp>> ControllerApp::Create(
+    const ControllerOptions& options) {
+  auto probe = std::make_unique<GrpcHealthProbe>();
+  MCOS_ASSIGN_OR_RETURN(auto controller,
+                        Controller::Open(options, common::SystemClock::Get(), *probe));
+  return std::unique_ptr<ControllerApp>(new ControllerApp(std::move(probe), std::move(controller)));
+}
+
+ControllerApp::~ControllerApp() { Stop(); }
+
+absl::Status ControllerApp::CheckAndRegisterStorage(const std::string& storage_endpoint,
+                                                    absl::Duration timeout) {
+  if (storage_endpoint.empty()) return absl::OkStatus();
+  const absl::Time deadline = absl::Now() + timeout;
+  absl::Status last;
+  while (absl::Now() < deadline) {
+    last = probe_->Check(storage_endpoint, absl::Seconds(1));
+    if (last.ok()) break;
+    if (stop_.WaitForNotificationWithTimeout(absl::Milliseconds(200))) break;
+  }
+  if (!last.ok()) {
+    return absl::UnavailableError(absl::StrCat("the storage service at ", storage_endpoint,
+                                               " does not answer (", last.message(),
+                                               "); start mcos-storage first"));
+  }
+  mcos::v1::RegisterRequest req;
+  req.set_kind(mcos::v1::SERVICE_KIND_STORAGE);
+  req.set_endpoint(storage_endpoint);
+  req.set_id("storage-1");
+  return controller_->Register(req).status();
+}
+
+void ControllerApp::StartBackground() {
+  if (poller_.joinable()) return;
+  poller_ = std::thread([this] {
+    while (!stop_.WaitForNotificationWithTimeout(controller_->health_period())) {
+      if (auto s = controller_->PollOnce(); !s.ok()) {
+        common::LogWarning("health poll failed: ", s.message());
+      }
+    }
+  });
+}
+
+void ControllerApp::Stop() {
+  if (!stop_.HasBeenNotified()) stop_.Notify();
+  if (poller_.joinable()) poller_.join();
+}
+
+}  // namespace mcos::controller

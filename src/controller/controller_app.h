@@ -1,0 +1,56 @@
+// Wires the controller: the core over SQLite, its ControllerService and AdminService, the health
+// poller thread, and the start-up check of the cluster's storage service (SEED.md: the controller
+// checks the storage service first, then serves). Used by mcos-controller and mcos-cluster.
+#pragma once
+
+#include <memory>
+#include <thread>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/notification.h"
+#include "controller/controller.h"
+#include "controller/controller_grpc_service.h"
+
+namespace mcos::controller {
+
+// HealthProbe over grpc.health.v1, one cached channel per endpoint. Thread-safe.
+class GrpcHealthProbe final : public HealthProbe {
+ public:
+  absl::Status Check(const std::string& endpoint, absl::Duration timeout) override;
+
+ private:
+  absl::Mutex mu_;
+  std::map<std::string, std::shared_ptr<grpc::Channel>> channels_ ABSL_GUARDED_BY(mu_);
+};
+
+class ControllerApp {
+ public:
+  // Opens the database and builds the services (not serving yet).
+  static absl::StatusOr<std::unique_ptr<ControllerApp>> Create(const ControllerOptions& options);
+  ~ControllerApp();
+
+  std::vector<grpc::Service*> services() { return {&controller_service_, &admin_service_}; }
+  Controller& controller() { return *controller_; }
+
+  // Waits (up to `timeout`) until the storage service at `storage_endpoint` answers its health
+  // check and registers it; UNAVAILABLE if it never does. Empty endpoint: skipped.
+  absl::Status CheckAndRegisterStorage(const std::string& storage_endpoint,
+                                       absl::Duration timeout);
+  // Starts the health poller.
+  void StartBackground();
+  void Stop();
+
+ private:
+  explicit ControllerApp(std::unique_ptr<GrpcHealthProbe> probe,
+                         std::unique_ptr<Controller> controller);
+  std::unique_ptr<GrpcHealthProbe> probe_;
+  std::unique_ptr<Controller> controller_;
+  ControllerGrpcService controller_service_;
+  AdminGrpcService admin_service_;
+  absl::Notification stop_;
+  std::thread poller_;
+};
+
+}  // namespace mcos::controller

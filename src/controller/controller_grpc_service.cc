@@ -1,0 +1,168 @@
+#include "controller/controller_grpc_service.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/grpc_auth.h"
+#include "common/grpc_status.h"
+#include "common/names.h"
+
+namespace mcos::controller {
+namespace {
+
+using common::ToGrpcStatus;
+
+template <typename T>
+grpc::Status Reply(absl::StatusOr<T> result, T* response) {
+  if (!result.ok()) return ToGrpcStatus(result.status());
+  *response = *std::move(result);
+  return grpc::Status::OK;
+}
+
+}  // namespace
+
+grpc::Status ControllerGrpcService::Register(grpc::ServerContext*,
+                                             const mcos::v1::RegisterRequest* request,
+                                             mcos::v1::RegisterResponse* response) {
+  return Reply(controller_.Register(*request), response);
+}
+
+grpc::Status ControllerGrpcService::Heartbeat(grpc::ServerContext*,
+                                              const mcos::v1::HeartbeatRequest* request,
+                                              mcos::v1::HeartbeatResponse*) {
+  return ToGrpcStatus(controller_.Heartbeat(request->service_id()));
+}
+
+grpc::Status ControllerGrpcService::ListServices(grpc::ServerContext*,
+                                                 const mcos::v1::ListServicesRequest* request,
+                                                 mcos::v1::ListServicesResponse* response) {
+  auto services = controller_.ListServices(request->kind(), request->live_only());
+  if (!services.ok()) return ToGrpcStatus(services.status());
+  for (auto& s : *services) *response->add_services() = std::move(s);
+  return grpc::Status::OK;
+}
+
+grpc::Status ControllerGrpcService::GetMetadataSnapshot(
+    grpc::ServerContext*, const mcos::v1::GetMetadataSnapshotRequest*,
+    mcos::v1::MetadataSnapshot* response) {
+  return Reply(controller_.Snapshot(), response);
+}
+
+grpc::Status ControllerGrpcService::Authenticate(grpc::ServerContext*,
+                                                 const mcos::v1::LoginRequest* request,
+                                                 mcos::v1::LoginResponse* response) {
+  return Reply(controller_.Login(request->user_name(), request->password()), response);
+}
+
+grpc::Status ControllerGrpcService::ListUserContainers(
+    grpc::ServerContext*, const mcos::v1::ListUserContainersRequest* request,
+    mcos::v1::ListUserContainersResponse* response) {
+  absl::Status s = common::ValidateUserName(request->user());
+  if (s.ok()) s = common::ValidateListToken("prefix", request->prefix(), 255);
+  if (s.ok()) s = common::ValidateListToken("marker", request->marker(), 255);
+  if (!s.ok()) return ToGrpcStatus(s);
+  return Reply(controller_.ListContainers(*request), response);
+}
+
+grpc::Status ControllerGrpcService::GetContainer(grpc::ServerContext*,
+                                                 const mcos::v1::GetContainerRequest* request,
+                                                 mcos::v1::Container* response) {
+  absl::Status s = common::ValidateUserName(request->user());
+  if (s.ok()) s = common::ValidateContainerName(request->name());
+  if (!s.ok()) return ToGrpcStatus(s);
+  return Reply(controller_.GetContainer(request->user(), request->name()), response);
+}
+
+grpc::Status ControllerGrpcService::CreateContainer(
+    grpc::ServerContext*, const mcos::v1::ControllerCreateContainerRequest* request,
+    mcos::v1::Container* response) {
+  return Reply(controller_.CreateContainer(request->user(), request->name(), request->option()),
+               response);
+}
+
+grpc::Status ControllerGrpcService::DeleteContainer(
+    grpc::ServerContext*, const mcos::v1::ControllerDeleteContainerRequest* request,
+    mcos::v1::ControllerDeleteContainerResponse*) {
+  absl::Status s = common::ValidateUserName(request->user());
+  if (s.ok()) s = common::ValidateContainerName(request->name());
+  if (!s.ok()) return ToGrpcStatus(s);
+  return ToGrpcStatus(controller_.DeleteContainer(request->user(), request->name()));
+}
+
+// ---- AdminService ---------------------------------------------------------------------------
+
+absl::Status AdminGrpcService::RequireAdmin(const grpc::ServerContext& context) {
+  auto token = common::BearerToken(context);
+  if (!token.ok()) return token.status();
+  auto claims = controller_.VerifyToken(*token);
+  if (!claims.ok()) return claims.status();
+  if (claims->role() != kRoleAdmin) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("user '", claims->user(), "' is not an admin; log in as an admin"));
+  }
+  return absl::OkStatus();
+}
+
+grpc::Status AdminGrpcService::Login(grpc::ServerContext*, const mcos::v1::LoginRequest* request,
+                                     mcos::v1::LoginResponse* response) {
+  return Reply(controller_.Login(request->user_name(), request->password()), response);
+}
+
+grpc::Status AdminGrpcService::ListUsers(grpc::ServerContext* context,
+                                         const mcos::v1::ListUsersRequest*,
+                                         mcos::v1::ListUsersResponse* response) {
+  if (auto s = RequireAdmin(*context); !s.ok()) return ToGrpcStatus(s);
+  auto users = controller_.ListUsers();
+  if (!users.ok()) return ToGrpcStatus(users.status());
+  for (auto& u : *users) *response->add_users() = std::move(u);
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminGrpcService::AddUser(grpc::ServerContext* context,
+                                       const mcos::v1::AddUserRequest* request,
+                                       mcos::v1::UserInfo* response) {
+  if (auto s = RequireAdmin(*context); !s.ok()) return ToGrpcStatus(s);
+  return Reply(controller_.AddUser(request->name(), request->password(),
+                                   request->role().empty() ? kRoleUser : request->role()),
+               response);
+}
+
+grpc::Status AdminGrpcService::RemoveUser(grpc::ServerContext* context,
+                                          const mcos::v1::RemoveUserRequest* request,
+                                          mcos::v1::RemoveUserResponse*) {
+  if (auto s = RequireAdmin(*context); !s.ok()) return ToGrpcStatus(s);
+  return ToGrpcStatus(controller_.RemoveUser(request->name()));
+}
+
+grpc::Status AdminGrpcService::SetPassword(grpc::ServerContext* context,
+                                           const mcos::v1::SetPasswordRequest* request,
+                                           mcos::v1::SetPasswordResponse*) {
+  if (auto s = RequireAdmin(*context); !s.ok()) return ToGrpcStatus(s);
+  return ToGrpcStatus(controller_.SetPassword(request->name(), request->password()));
+}
+
+grpc::Status AdminGrpcService::ListClusters(grpc::ServerContext* context,
+                                            const mcos::v1::ListClustersRequest*,
+                                            mcos::v1::ListClustersResponse* response) {
+  if (auto s = RequireAdmin(*context); !s.ok()) return ToGrpcStatus(s);
+  auto* c = response->add_clusters();
+  c->set_id(controller_.cluster_id());
+  c->set_state(mcos::v1::SERVICE_STATE_UP);
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminGrpcService::GetCluster(grpc::ServerContext* context,
+                                          const mcos::v1::GetClusterRequest* request,
+                                          mcos::v1::ClusterStatus* response) {
+  if (auto s = RequireAdmin(*context); !s.ok()) return ToGrpcStatus(s);
+  if (!request->id().empty() && request->id() != controller_.cluster_id()) {
+    return {grpc::StatusCode::NOT_FOUND,
+            absl::StrCat("cluster '", request->id(), "' is not known here")};
+  }
+  response->mutable_cluster()->set_id(controller_.cluster_id());
+  response->mutable_cluster()->set_state(mcos::v1::SERVICE_STATE_UP);
+  auto services = controller_.ListServices(mcos::v1::SERVICE_KIND_UNSPECIFIED, false);
+  if (!services.ok()) return ToGrpcStatus(services.status());
+  for (auto& s : *services) *response->add_services() = std::move(s);
+  return grpc::Status::OK;
+}
+
+}  // namespace mcos::controller

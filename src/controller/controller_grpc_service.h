@@ -1,0 +1,70 @@
+// gRPC adapters of the controller: the internal ControllerService and the public AdminService.
+// Thread-safe. `controller` must outlive them.
+#pragma once
+
+#include "controller/controller.h"
+#include "mcos/v1/admin.grpc.pb.h"
+#include "mcos/v1/controller.grpc.pb.h"
+
+namespace mcos::controller {
+
+class ControllerGrpcService final : public mcos::v1::ControllerService::Service {
+ public:
+  explicit ControllerGrpcService(Controller& controller) : controller_(controller) {}
+
+  grpc::Status Register(grpc::ServerContext*, const mcos::v1::RegisterRequest* request,
+                        mcos::v1::RegisterResponse* response) override;
+  grpc::Status Heartbeat(grpc::ServerContext*, const mcos::v1::HeartbeatRequest* request,
+                         mcos::v1::HeartbeatResponse* response) override;
+  grpc::Status ListServices(grpc::ServerContext*, const mcos::v1::ListServicesRequest* request,
+                            mcos::v1::ListServicesResponse* response) override;
+  grpc::Status GetMetadataSnapshot(grpc::ServerContext*,
+                                   const mcos::v1::GetMetadataSnapshotRequest* request,
+                                   mcos::v1::MetadataSnapshot* response) override;
+  grpc::Status Authenticate(grpc::ServerContext*, const mcos::v1::LoginRequest* request,
+                            mcos::v1::LoginResponse* response) override;
+  grpc::Status ListUserContainers(grpc::ServerContext*,
+                                  const mcos::v1::ListUserContainersRequest* request,
+                                  mcos::v1::ListUserContainersResponse* response) override;
+  grpc::Status GetContainer(grpc::ServerContext*, const mcos::v1::GetContainerRequest* request,
+                            mcos::v1::Container* response) override;
+  grpc::Status CreateContainer(grpc::ServerContext*,
+                               const mcos::v1::ControllerCreateContainerRequest* request,
+                               mcos::v1::Container* response) override;
+  grpc::Status DeleteContainer(grpc::ServerContext*,
+                               const mcos::v1::ControllerDeleteContainerRequest* request,
+                               mcos::v1::ControllerDeleteContainerResponse* response) override;
+
+ private:
+  Controller& controller_;
+};
+
+// Every call but Login needs an admin token. Calls of later issues (rings, options, clusters,
+// rebalance) answer UNIMPLEMENTED from the generated base class until they land.
+class AdminGrpcService final : public mcos::v1::AdminService::Service {
+ public:
+  explicit AdminGrpcService(Controller& controller) : controller_(controller) {}
+
+  grpc::Status Login(grpc::ServerContext*, const mcos::v1::LoginRequest* request,
+                     mcos::v1::LoginResponse* response) override;
+  grpc::Status ListUsers(grpc::ServerContext* context, const mcos::v1::ListUsersRequest* request,
+                         mcos::v1::ListUsersResponse* response) override;
+  grpc::Status AddUser(grpc::ServerContext* context, const mcos::v1::AddUserRequest* request,
+                       mcos::v1::UserInfo* response) override;
+  grpc::Status RemoveUser(grpc::ServerContext* context, const mcos::v1::RemoveUserRequest* request,
+                          mcos::v1::RemoveUserResponse* response) override;
+  grpc::Status SetPassword(grpc::ServerContext* context,
+                           const mcos::v1::SetPasswordRequest* request,
+                           mcos::v1::SetPasswordResponse* response) override;
+  grpc::Status ListClusters(grpc::ServerContext* context,
+                            const mcos::v1::ListClustersRequest* request,
+                            mcos::v1::ListClustersResponse* response) override;
+  grpc::Status GetCluster(grpc::ServerContext* context, const mcos::v1::GetClusterRequest* request,
+                          mcos::v1::ClusterStatus* response) override;
+
+ private:
+  absl::Status RequireAdmin(const grpc::ServerContext& context);
+  Controller& controller_;
+};
+
+}  // namespace mcos::controller

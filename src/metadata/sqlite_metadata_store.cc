@@ -1,0 +1,343 @@
+#include "metadata/sqlite_metadata_store.h"
+
+#include <sqlite3.h>
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/clock.h"
+#include "common/status_macros.h"
+
+namespace mcos::metadata {
+namespace {
+
+// Schema migrations: entry i takes the schema from version i to i+1. Never edit an entry that
+// has shipped; append a new one.
+constexpr const char* kMigrations[] = {
+    R"sql(
+CREATE TABLE metadata(
+  tbl TEXT NOT NULL,
+  key TEXT NOT NULL,
+  value BLOB NOT NULL,
+  hlc INTEGER NOT NULL,
+  cluster TEXT NOT NULL,
+  tombstone INTEGER NOT NULL,
+  revision INTEGER NOT NULL,
+  modified_ms INTEGER NOT NULL,
+  PRIMARY KEY (tbl, key)) STRICT;
+CREATE INDEX metadata_by_revision ON metadata(revision);
+CREATE TABLE services(
+  id TEXT PRIMARY KEY,
+  kind INTEGER NOT NULL,
+  endpoint TEXT NOT NULL,
+  state INTEGER NOT NULL,
+  registered_ms INTEGER NOT NULL,
+  last_ok_ms INTEGER NOT NULL,
+  misses INTEGER NOT NULL,
+  state_changed_ms INTEGER NOT NULL) STRICT;
+CREATE TABLE settings(key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
+)sql",
+};
+
+absl::Status FromSqlite(int rc, sqlite3* db, absl::string_view what) {
+  if (rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW) return absl::OkStatus();
+  std::string msg = absl::StrCat(what, ": ", db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+  switch (rc & 0xFF) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_IOERR:
+    case SQLITE_FULL:
+    case SQLITE_CANTOPEN:
+      return absl::UnavailableError(msg);
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      return absl::DataLossError(msg);
+    case SQLITE_CONSTRAINT:
+      return absl::AlreadyExistsError(msg);
+    default:
+      return absl::InternalError(msg);
+  }
+}
+
+// A prepared statement that finalizes itself.
+class Statement {
+ public:
+  Statement(sqlite3* db, const char* sql) : db_(db) {
+    rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
+  }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  absl::Status status() const { return FromSqlite(rc_, db_, "prepare"); }
+  Statement& Bind(int i, absl::string_view s) {
+    sqlite3_bind_text(stmt_, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Statement& BindBlob(int i, absl::string_view s) {
+    sqlite3_bind_blob(stmt_, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Statement& Bind(int i, int64_t v) {
+    sqlite3_bind_int64(stmt_, i, v);
+    return *this;
+  }
+  // SQLITE_ROW, SQLITE_DONE or an error code.
+  int Step() { return sqlite3_step(stmt_); }
+  std::string Text(int col) {
+    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
+    return p != nullptr ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(stmt_, col)))
+                        : std::string();
+  }
+  std::string Blob(int col) {
+    const auto* p = static_cast<const char*>(sqlite3_column_blob(stmt_, col));
+    return p != nullptr ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(stmt_, col)))
+                        : std::string();
+  }
+  int64_t Int(int col) { return sqlite3_column_int64(stmt_, col); }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+  int rc_;
+};
+
+constexpr const char* kRowColumns = "tbl, key, value, hlc, cluster, tombstone, revision, modified_ms";
+
+mcos::v1::MetadataRow ReadRow(Statement& s) {
+  mcos::v1::MetadataRow row;
+  row.set_table(s.Text(0));
+  row.set_key(s.Text(1));
+  row.set_value(s.Blob(2));
+  row.mutable_version()->set_hlc(static_cast<uint64_t>(s.Int(3)));
+  row.mutable_version()->set_cluster(s.Text(4));
+  row.set_tombstone(s.Int(5) != 0);
+  row.set_revision(static_cast<uint64_t>(s.Int(6)));
+  common::ToProtoTimestamp(absl::FromUnixMillis(s.Int(7)), row.mutable_modified());
+  return row;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<SqliteMetadataStore>> SqliteMetadataStore::Open(
+    const std::string& path) {
+  sqlite3* db = nullptr;
+  const int rc = sqlite3_open_v2(path.c_str(), &db,
+                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                                 nullptr);
+  if (rc != SQLITE_OK) {
+    absl::Status s = FromSqlite(rc, db, absl::StrCat("open database ", path));
+    sqlite3_close(db);
+    return absl::UnavailableError(s.message());
+  }
+  std::unique_ptr<SqliteMetadataStore> store(new SqliteMetadataStore(db));
+  absl::MutexLock lock(&store->mu_);
+  sqlite3_busy_timeout(db, 5000);
+  MCOS_RETURN_IF_ERROR(store->Exec("PRAGMA journal_mode=WAL"));
+  MCOS_RETURN_IF_ERROR(store->Exec("PRAGMA synchronous=FULL"));
+  MCOS_RETURN_IF_ERROR(store->Exec("PRAGMA foreign_keys=ON"));
+  MCOS_RETURN_IF_ERROR(store->Migrate());
+  Statement s(db, "SELECT COALESCE(MAX(revision), 0) FROM metadata");
+  MCOS_RETURN_IF_ERROR(s.status());
+  if (s.Step() == SQLITE_ROW) store->revision_ = static_cast<uint64_t>(s.Int(0));
+  return store;
+}
+
+SqliteMetadataStore::~SqliteMetadataStore() {
+  absl::MutexLock lock(&mu_);
+  sqlite3_close(db_);
+}
+
+absl::Status SqliteMetadataStore::Exec(const char* sql) {
+  char* err = nullptr;
+  const int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &err);
+  if (rc != SQLITE_OK) {
+    std::string msg = err != nullptr ? err : sqlite3_errstr(rc);
+    sqlite3_free(err);
+    return FromSqlite(rc, nullptr, msg);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SqliteMetadataStore::Migrate() {
+  MCOS_RETURN_IF_ERROR(Exec("CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL)"));
+  int64_t version = 0;
+  {
+    Statement s(db_, "SELECT version FROM schema_version");
+    MCOS_RETURN_IF_ERROR(s.status());
+    if (s.Step() == SQLITE_ROW) {
+      version = s.Int(0);
+    } else {
+      MCOS_RETURN_IF_ERROR(Exec("INSERT INTO schema_version(version) VALUES (0)"));
+    }
+  }
+  const auto known = static_cast<int64_t>(std::size(kMigrations));
+  if (version > known) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the database has schema version ", version, " but this build knows only ",
+                     known, ": run a newer mcos-controller"));
+  }
+  for (; version < known; ++version) {
+    MCOS_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+    absl::Status s = Exec(kMigrations[version]);
+    if (s.ok()) {
+      s = Exec(absl::StrCat("UPDATE schema_version SET version = ", version + 1).c_str());
+    }
+    if (!s.ok()) {
+      Exec("ROLLBACK").IgnoreError();
+      return s;
+    }
+    MCOS_RETURN_IF_ERROR(Exec("COMMIT"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> SqliteMetadataStore::MergeRow(const mcos::v1::MetadataRow& row) {
+  absl::MutexLock lock(&mu_);
+  Statement s(db_, R"sql(
+INSERT INTO metadata(tbl, key, value, hlc, cluster, tombstone, revision, modified_ms)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+ON CONFLICT(tbl, key) DO UPDATE SET
+  value = excluded.value, hlc = excluded.hlc, cluster = excluded.cluster,
+  tombstone = excluded.tombstone, revision = excluded.revision, modified_ms = excluded.modified_ms
+WHERE excluded.hlc > metadata.hlc
+   OR (excluded.hlc = metadata.hlc AND excluded.cluster > metadata.cluster))sql");
+  MCOS_RETURN_IF_ERROR(s.status());
+  const int64_t modified_ms =
+      absl::ToUnixMillis(common::FromProtoTimestamp(row.modified()));
+  s.Bind(1, row.table())
+      .Bind(2, row.key())
+      .BindBlob(3, row.value())
+      .Bind(4, static_cast<int64_t>(row.version().hlc()))
+      .Bind(5, row.version().cluster())
+      .Bind(6, int64_t{row.tombstone() ? 1 : 0})
+      .Bind(7, static_cast<int64_t>(revision_ + 1))
+      .Bind(8, modified_ms);
+  MCOS_RETURN_IF_ERROR(FromSqlite(s.Step(), db_, "store metadata row"));
+  const bool applied = sqlite3_changes(db_) > 0;
+  if (applied) ++revision_;
+  return applied;
+}
+
+absl::StatusOr<std::optional<mcos::v1::MetadataRow>> SqliteMetadataStore::GetRow(
+    absl::string_view table, absl::string_view key) {
+  absl::MutexLock lock(&mu_);
+  Statement s(db_, absl::StrCat("SELECT ", kRowColumns, " FROM metadata WHERE tbl = ?1 AND key = ?2")
+                       .c_str());
+  MCOS_RETURN_IF_ERROR(s.status());
+  s.Bind(1, table).Bind(2, key);
+  const int rc = s.Step();
+  if (rc == SQLITE_ROW) return ReadRow(s);
+  MCOS_RETURN_IF_ERROR(FromSqlite(rc, db_, "read metadata row"));
+  return std::nullopt;
+}
+
+absl::StatusOr<std::vector<mcos::v1::MetadataRow>> SqliteMetadataStore::ListRows(
+    absl::string_view table, absl::string_view prefix, absl::string_view after_key,
+    uint32_t limit, bool include_tombstones) {
+  absl::MutexLock lock(&mu_);
+  // Keys compare bytewise (BINARY collation); the prefix range is [prefix, prefix + 0xFF...).
+  Statement s(db_, absl::StrCat("SELECT ", kRowColumns,
+                                " FROM metadata WHERE tbl = ?1 AND key >= ?2 AND key > ?3"
+                                " AND substr(key, 1, length(?2)) = ?2"
+                                " AND (?4 OR tombstone = 0) ORDER BY key LIMIT ?5")
+                       .c_str());
+  MCOS_RETURN_IF_ERROR(s.status());
+  s.Bind(1, table)
+      .Bind(2, prefix)
+      .Bind(3, after_key)
+      .Bind(4, int64_t{include_tombstones ? 1 : 0})
+      .Bind(5, static_cast<int64_t>(limit));
+  std::vector<mcos::v1::MetadataRow> rows;
+  int rc;
+  while ((rc = s.Step()) == SQLITE_ROW) rows.push_back(ReadRow(s));
+  MCOS_RETURN_IF_ERROR(FromSqlite(rc, db_, "list metadata rows"));
+  return rows;
+}
+
+absl::StatusOr<std::vector<mcos::v1::MetadataRow>> SqliteMetadataStore::RowsAfter(
+    uint64_t revision, uint32_t limit) {
+  absl::MutexLock lock(&mu_);
+  Statement s(db_, absl::StrCat("SELECT ", kRowColumns,
+                                " FROM metadata WHERE revision > ?1 ORDER BY revision LIMIT ?2")
+                       .c_str());
+  MCOS_RETURN_IF_ERROR(s.status());
+  s.Bind(1, static_cast<int64_t>(revision)).Bind(2, static_cast<int64_t>(limit));
+  std::vector<mcos::v1::MetadataRow> rows;
+  int rc;
+  while ((rc = s.Step()) == SQLITE_ROW) rows.push_back(ReadRow(s));
+  MCOS_RETURN_IF_ERROR(FromSqlite(rc, db_, "read metadata changes"));
+  return rows;
+}
+
+uint64_t SqliteMetadataStore::revision() {
+  absl::MutexLock lock(&mu_);
+  return revision_;
+}
+
+absl::Status SqliteMetadataStore::UpsertService(const mcos::v1::ServiceInfo& service) {
+  absl::MutexLock lock(&mu_);
+  Statement s(db_, R"sql(
+INSERT INTO services(id, kind, endpoint, state, registered_ms, last_ok_ms, misses, state_changed_ms)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+ON CONFLICT(id) DO UPDATE SET kind = excluded.kind, endpoint = excluded.endpoint,
+  state = excluded.state, registered_ms = excluded.registered_ms, last_ok_ms = excluded.last_ok_ms,
+  misses = excluded.misses, state_changed_ms = excluded.state_changed_ms)sql");
+  MCOS_RETURN_IF_ERROR(s.status());
+  auto ms = [](const google::protobuf::Timestamp& t) {
+    return absl::ToUnixMillis(common::FromProtoTimestamp(t));
+  };
+  s.Bind(1, service.id())
+      .Bind(2, int64_t{service.kind()})
+      .Bind(3, service.endpoint())
+      .Bind(4, int64_t{service.state()})
+      .Bind(5, ms(service.registered()))
+      .Bind(6, ms(service.last_ok()))
+      .Bind(7, int64_t{service.consecutive_misses()})
+      .Bind(8, ms(service.state_changed()));
+  return FromSqlite(s.Step(), db_, "store service");
+}
+
+absl::StatusOr<std::vector<mcos::v1::ServiceInfo>> SqliteMetadataStore::ListServices() {
+  absl::MutexLock lock(&mu_);
+  Statement s(db_,
+              "SELECT id, kind, endpoint, state, registered_ms, last_ok_ms, misses, "
+              "state_changed_ms FROM services ORDER BY kind, id");
+  MCOS_RETURN_IF_ERROR(s.status());
+  std::vector<mcos::v1::ServiceInfo> out;
+  int rc;
+  while ((rc = s.Step()) == SQLITE_ROW) {
+    mcos::v1::ServiceInfo info;
+    info.set_id(s.Text(0));
+    info.set_kind(static_cast<mcos::v1::ServiceKind>(s.Int(1)));
+    info.set_endpoint(s.Text(2));
+    info.set_state(static_cast<mcos::v1::ServiceState>(s.Int(3)));
+    common::ToProtoTimestamp(absl::FromUnixMillis(s.Int(4)), info.mutable_registered());
+    common::ToProtoTimestamp(absl::FromUnixMillis(s.Int(5)), info.mutable_last_ok());
+    info.set_consecutive_misses(static_cast<uint32_t>(s.Int(6)));
+    common::ToProtoTimestamp(absl::FromUnixMillis(s.Int(7)), info.mutable_state_changed());
+    out.push_back(std::move(info));
+  }
+  MCOS_RETURN_IF_ERROR(FromSqlite(rc, db_, "list services"));
+  return out;
+}
+
+absl::StatusOr<std::optional<std::string>> SqliteMetadataStore::GetSetting(absl::string_view key) {
+  absl::MutexLock lock(&mu_);
+  Statement s(db_, "SELECT value FROM settings WHERE key = ?1");
+  MCOS_RETURN_IF_ERROR(s.status());
+  s.Bind(1, key);
+  const int rc = s.Step();
+  if (rc == SQLITE_ROW) return s.Text(0);
+  MCOS_RETURN_IF_ERROR(FromSqlite(rc, db_, "read setting"));
+  return std::nullopt;
+}
+
+absl::Status SqliteMetadataStore::SetSetting(absl::string_view key, absl::string_view value) {
+  absl::MutexLock lock(&mu_);
+  Statement s(db_,
+              "INSERT INTO settings(key, value) VALUES (?1, ?2) "
+              "ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+  MCOS_RETURN_IF_ERROR(s.status());
+  s.Bind(1, key).Bind(2, value);
+  return FromSqlite(s.Step(), db_, "store setting");
+}
+
+}  // namespace mcos::metadata

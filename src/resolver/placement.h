@@ -1,0 +1,30 @@
+// Placement of objects on a ring (part of the on-disk format: every resolver of every cluster must
+// compute the same answer forever, so never change these functions; add new versions instead).
+//   object hash  = XXH3-64 of u32le(len user) user u32le(len container) container object
+//   partition    = hash >> (64 - partition_power)
+//   member score = ln(u) / weight, u = ((XXH3-64(cluster, seed = partition) >> 11) + 1) / 2^53
+//                  (weighted rendezvous, Ceph's "straw2"); highest score first.
+//   replicas     = the `replicas` best-scored members, taking members of regions not used yet
+//                  first while there are any; handoffs = the rest in score order.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/strings/string_view.h"
+#include "mcos/v1/admin.pb.h"
+
+namespace mcos::resolver {
+
+uint64_t ObjectHash(absl::string_view user, absl::string_view container, absl::string_view object);
+uint32_t PartitionOf(uint64_t object_hash, uint32_t partition_power);
+
+struct PlacementResult {
+  std::vector<std::string> replicas;
+  std::vector<std::string> handoffs;
+};
+// Members with weight <= 0 are never chosen.
+PlacementResult PlacePartition(const mcos::v1::Ring& ring, uint32_t partition);
+
+}  // namespace mcos::resolver

@@ -1,0 +1,85 @@
+#include "resolver/resolver_app.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/grpc_status.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+
+namespace mcos::resolver {
+
+grpc::Status ResolverGrpcService::Resolve(grpc::ServerContext*,
+                                          const mcos::v1::ResolveRequest* request,
+                                          mcos::v1::ResolveResponse* response) {
+  auto r = resolver_.Resolve(*request);
+  if (!r.ok()) return common::ToGrpcStatus(r.status());
+  *response = *std::move(r);
+  return grpc::Status::OK;
+}
+
+ResolverApp::ResolverApp(const ResolverOptions& options)
+    : options_(options),
+      resolver_([this](const std::string& user,
+                       const std::string& name) -> absl::StatusOr<std::string> {
+        grpc::ClientContext ctx;
+        ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+        mcos::v1::GetContainerRequest req;
+        req.set_user(user);
+        req.set_name(name);
+        mcos::v1::Container c;
+        const grpc::Status s = controller_->GetContainer(&ctx, req, &c);
+        if (!s.ok()) return common::FromGrpcStatus(s);
+        return c.option();
+      }),
+      service_(resolver_) {}
+
+ResolverApp::~ResolverApp() { Stop(); }
+
+absl::Status ResolverApp::Refresh() {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
+  mcos::v1::GetMetadataSnapshotRequest req;
+  mcos::v1::MetadataSnapshot snapshot;
+  const grpc::Status s = controller_->GetMetadataSnapshot(&ctx, req, &snapshot);
+  if (!s.ok()) return common::FromGrpcStatus(s);
+  resolver_.SetSnapshot(snapshot);
+  return absl::OkStatus();
+}
+
+absl::Status ResolverApp::Start(const std::string& own_endpoint,
+                                const std::string& controller_endpoint, absl::Duration timeout) {
+  controller_endpoint_ = controller_endpoint;
+  controller_channel_ = grpc::CreateChannel(controller_endpoint, grpc::InsecureChannelCredentials());
+  controller_ = mcos::v1::ControllerService::NewStub(controller_channel_);
+  // SEED.md: the resolver loads the rings first, then registers, then serves.
+  const absl::Time deadline = absl::Now() + timeout;
+  absl::Status loaded = Refresh();
+  while (!loaded.ok() && absl::Now() < deadline) {
+    if (stop_.WaitForNotificationWithTimeout(absl::Milliseconds(100))) break;
+    loaded = Refresh();
+  }
+  if (!loaded.ok()) {
+    return absl::UnavailableError(absl::StrCat("cannot load rings from the controller at ",
+                                               controller_endpoint_, ": ",
+                                               loaded.message()));
+  }
+  registrar_ = std::make_unique<common::Registrar>(
+      controller_channel_, mcos::v1::SERVICE_KIND_RESOLVER, own_endpoint, options_.id);
+  MCOS_RETURN_IF_ERROR(registrar_->RegisterBlocking(deadline - absl::Now()).status());
+  registrar_->StartHeartbeats();
+  refresher_ = std::thread([this] {
+    while (!stop_.WaitForNotificationWithTimeout(options_.refresh)) {
+      if (auto s = Refresh(); !s.ok()) {
+        common::LogWarning("cannot refresh rings from the controller: ", s.message());
+      }
+    }
+  });
+  return absl::OkStatus();
+}
+
+void ResolverApp::Stop() {
+  if (!stop_.HasBeenNotified()) stop_.Notify();
+  if (refresher_.joinable()) refresher_.join();
+  if (registrar_) registrar_->Stop();
+}
+
+}  // namespace mcos::resolver

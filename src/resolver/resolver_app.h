@@ -1,0 +1,61 @@
+// Wires a resolver: ResolverService over the core, registration with the controller, and a loop
+// that reloads rings and options from the controller every `refresh` (so a change reaches it
+// within about that long). Used by mcos-resolver and mcos-cluster.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <thread>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/notification.h"
+#include "common/registrar.h"
+#include "mcos/v1/controller.grpc.pb.h"
+#include "mcos/v1/resolver.grpc.pb.h"
+#include "resolver/resolver.h"
+
+namespace mcos::resolver {
+
+struct ResolverOptions {
+  absl::Duration refresh = absl::Seconds(1);
+  std::string id = "resolver-1";
+};
+
+class ResolverGrpcService final : public mcos::v1::ResolverService::Service {
+ public:
+  explicit ResolverGrpcService(Resolver& resolver) : resolver_(resolver) {}
+  grpc::Status Resolve(grpc::ServerContext*, const mcos::v1::ResolveRequest* request,
+                       mcos::v1::ResolveResponse* response) override;
+
+ private:
+  Resolver& resolver_;
+};
+
+class ResolverApp {
+ public:
+  explicit ResolverApp(const ResolverOptions& options);
+  ~ResolverApp();
+  std::vector<grpc::Service*> services() { return {&service_}; }
+  // Connects to the controller, loads the rings (retrying up to `timeout`), registers
+  // `own_endpoint` and starts the refresh loop. UNAVAILABLE if the controller does not answer.
+  absl::Status Start(const std::string& own_endpoint, const std::string& controller_endpoint,
+                     absl::Duration timeout);
+  void Stop();
+
+ private:
+  absl::Status Refresh();
+
+  ResolverOptions options_;
+  std::string controller_endpoint_;
+  std::shared_ptr<grpc::Channel> controller_channel_;
+  std::unique_ptr<mcos::v1::ControllerService::Stub> controller_;
+  Resolver resolver_;
+  ResolverGrpcService service_;
+  std::unique_ptr<common::Registrar> registrar_;
+  absl::Notification stop_;
+  std::thread refresher_;
+};
+
+}  // namespace mcos::resolver

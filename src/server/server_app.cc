@@ -1,0 +1,515 @@
+#include "server/server_app.h"
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/grpc_auth.h"
+#include "common/grpc_status.h"
+#include "common/hash.h"
+#include "common/logging.h"
+#include "common/names.h"
+#include "common/status_macros.h"
+
+namespace mcos::server {
+namespace {
+
+using common::FromGrpcStatus;
+using common::ToGrpcStatus;
+
+constexpr size_t kMaxChunk = size_t{1} << 20;
+
+void SetDeadline(grpc::ClientContext& ctx, absl::Duration d = absl::Seconds(30)) {
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + d));
+}
+
+mcos::v1::ObjectKey MakeKey(const std::string& user, const std::string& container,
+                            const std::string& object) {
+  mcos::v1::ObjectKey k;
+  k.set_user(user);
+  k.set_container(container);
+  k.set_object(object);
+  return k;
+}
+
+// Storage messages name the user; users see their container and object only.
+absl::Status ObjectNotFound(const mcos::v1::ObjectKey& k) {
+  return absl::NotFoundError(absl::StrCat("object '", k.object(), "' not found in container '",
+                                          k.container(), "'"));
+}
+
+absl::Status ValidateObjectRef(absl::string_view container, absl::string_view object) {
+  MCOS_RETURN_IF_ERROR(common::ValidateContainerName(container));
+  return common::ValidateObjectName(object);
+}
+
+}  // namespace
+
+// ---- ServerApp ------------------------------------------------------------------------------
+
+ServerApp::ServerApp(const ServerOptions& options)
+    : options_(options),
+      signer_(options.token_key),
+      hlc_(common::SystemClock::Get()),
+      user_service_(*this) {}
+
+ServerApp::~ServerApp() { Stop(); }
+
+absl::Status ServerApp::Start(const std::string& own_endpoint,
+                              const std::string& controller_endpoint, absl::Duration timeout) {
+  controller_channel_ = grpc::CreateChannel(controller_endpoint, grpc::InsecureChannelCredentials());
+  controller_ = mcos::v1::ControllerService::NewStub(controller_channel_);
+  registrar_ = std::make_unique<common::Registrar>(
+      controller_channel_, mcos::v1::SERVICE_KIND_SERVER, own_endpoint, options_.id);
+  MCOS_ASSIGN_OR_RETURN(auto registered, registrar_->RegisterBlocking(timeout));
+  cluster_id_ = registered.cluster_id();
+  registrar_->StartHeartbeats();
+  if (auto s = Discover(); !s.ok()) {
+    common::LogWarning("no live resolver or storage service yet: ", s.message());
+  }
+  discovery_ = std::thread([this] {
+    while (!stop_.WaitForNotificationWithTimeout(options_.discovery_period)) {
+      if (auto s = Discover(); !s.ok()) common::LogWarning("discovery: ", s.message());
+    }
+  });
+  return absl::OkStatus();
+}
+
+void ServerApp::Stop() {
+  if (!stop_.HasBeenNotified()) stop_.Notify();
+  if (discovery_.joinable()) discovery_.join();
+  if (registrar_) registrar_->Stop();
+}
+
+absl::Status ServerApp::Discover() {
+  auto first_live = [&](mcos::v1::ServiceKind kind) -> absl::StatusOr<std::string> {
+    grpc::ClientContext ctx;
+    SetDeadline(ctx, absl::Seconds(2));
+    mcos::v1::ListServicesRequest req;
+    req.set_kind(kind);
+    req.set_live_only(true);
+    mcos::v1::ListServicesResponse resp;
+    const grpc::Status s = controller_->ListServices(&ctx, req, &resp);
+    if (!s.ok()) return FromGrpcStatus(s);
+    if (resp.services().empty()) {
+      return absl::UnavailableError(
+          absl::StrCat("no live ", mcos::v1::ServiceKind_Name(kind), " in this cluster"));
+    }
+    return resp.services(0).endpoint();
+  };
+  MCOS_ASSIGN_OR_RETURN(std::string resolver, first_live(mcos::v1::SERVICE_KIND_RESOLVER));
+  MCOS_ASSIGN_OR_RETURN(std::string storage, first_live(mcos::v1::SERVICE_KIND_STORAGE));
+  absl::MutexLock lock(&mu_);
+  if (resolver != resolver_endpoint_) {
+    resolver_endpoint_ = resolver;
+    backends_.resolver = mcos::v1::ResolverService::NewStub(
+        grpc::CreateChannel(resolver, grpc::InsecureChannelCredentials()));
+  }
+  if (storage != storage_endpoint_) {
+    storage_endpoint_ = storage;
+    backends_.storage =
+        std::make_shared<storage::StorageClient>(storage::ConnectInsecure(storage));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ServerApp::Backends> ServerApp::backends() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (backends_.resolver && backends_.storage) return backends_;
+  }
+  MCOS_RETURN_IF_ERROR(Discover());
+  absl::MutexLock lock(&mu_);
+  return backends_;
+}
+
+absl::StatusOr<mcos::v1::TokenClaims> ServerApp::Authenticate(const grpc::ServerContext& context) {
+  MCOS_ASSIGN_OR_RETURN(std::string token, common::BearerToken(context));
+  return signer_.Verify(token, absl::Now());
+}
+
+absl::StatusOr<mcos::v1::Container> ServerApp::GetContainer(const std::string& user,
+                                                            const std::string& name) {
+  grpc::ClientContext ctx;
+  SetDeadline(ctx);
+  mcos::v1::GetContainerRequest req;
+  req.set_user(user);
+  req.set_name(name);
+  mcos::v1::Container c;
+  const grpc::Status s = controller_->GetContainer(&ctx, req, &c);
+  if (!s.ok()) return FromGrpcStatus(s);
+  return c;
+}
+
+absl::StatusOr<mcos::v1::Placement> ServerApp::Place(const Backends& b,
+                                                     const mcos::v1::ObjectKey& key,
+                                                     const std::string& option) {
+  grpc::ClientContext ctx;
+  SetDeadline(ctx, absl::Seconds(5));
+  mcos::v1::ResolveRequest req;
+  *req.add_keys() = key;
+  req.set_option(option);
+  mcos::v1::ResolveResponse resp;
+  const grpc::Status s = b.resolver->Resolve(&ctx, req, &resp);
+  if (!s.ok()) return FromGrpcStatus(s);
+  if (resp.placements_size() != 1) return absl::InternalError("the resolver answered no placement");
+  mcos::v1::Placement p = resp.placements(0);
+  if (!p.error().empty()) return absl::FailedPreconditionError(p.error());
+  for (const auto& c : p.replicas()) {
+    if (c != cluster_id_) {
+      return absl::UnavailableError(
+          absl::StrCat("the placement names cluster '", c,
+                       "', which this server cannot reach yet (federation is not enabled)"));
+    }
+  }
+  return p;
+}
+
+mcos::v1::Version ServerApp::Stamp() {
+  mcos::v1::Version v;
+  v.set_hlc(hlc_.Now());
+  v.set_cluster(cluster_id_);
+  return v;
+}
+
+mcos::v1::ObjectInfo ServerApp::ToInfo(const mcos::v1::ObjectKey& key,
+                                       const mcos::v1::ObjectRecord& r) const {
+  mcos::v1::ObjectInfo info;
+  info.set_container(key.container());
+  info.set_object(key.object());
+  info.set_size(r.size());
+  info.set_etag(r.etag());
+  info.set_checksum(r.checksum());
+  info.set_content_type(r.content_type());
+  *info.mutable_metadata() = r.metadata();
+  *info.mutable_created() = r.created();
+  *info.mutable_modified() = r.modified();
+  info.set_version(common::VersionToString(r.version()));
+  info.add_replicas(cluster_id_);
+  return info;
+}
+
+// ---- UserService ----------------------------------------------------------------------------
+
+#define MCOS_AUTH_OR_RETURN(claims)                                   \
+  auto claims##_or = app_.Authenticate(*context);                     \
+  if (!claims##_or.ok()) return ToGrpcStatus(claims##_or.status());   \
+  const mcos::v1::TokenClaims& claims = *claims##_or
+
+#define MCOS_GRPC_RETURN_IF_ERROR(expr)             \
+  do {                                              \
+    const absl::Status mcos_s_ = (expr);            \
+    if (!mcos_s_.ok()) return ToGrpcStatus(mcos_s_); \
+  } while (false)
+
+grpc::Status UserGrpcService::Login(grpc::ServerContext*, const mcos::v1::LoginRequest* request,
+                                    mcos::v1::LoginResponse* response) {
+  grpc::ClientContext ctx;
+  SetDeadline(ctx);
+  return app_.controller_->Authenticate(&ctx, *request, response);
+}
+
+grpc::Status UserGrpcService::ListContainers(grpc::ServerContext* context,
+                                             const mcos::v1::ListContainersRequest* request,
+                                             mcos::v1::ListContainersResponse* response) {
+  MCOS_AUTH_OR_RETURN(claims);
+  MCOS_GRPC_RETURN_IF_ERROR(common::ValidateListToken("prefix", request->prefix(), 255));
+  MCOS_GRPC_RETURN_IF_ERROR(common::ValidateListToken("marker", request->marker(), 255));
+  grpc::ClientContext ctx;
+  SetDeadline(ctx);
+  mcos::v1::ListUserContainersRequest req;
+  req.set_user(claims.user());
+  req.set_prefix(request->prefix());
+  req.set_marker(request->marker());
+  req.set_limit(request->limit());
+  mcos::v1::ListUserContainersResponse resp;
+  if (grpc::Status s = app_.controller_->ListUserContainers(&ctx, req, &resp); !s.ok()) return s;
+  for (const auto& c : resp.containers()) {
+    auto* info = response->add_containers();
+    info->set_name(c.name());
+    info->set_option(c.option());
+    *info->mutable_created() = c.created();
+  }
+  response->set_next_marker(resp.next_marker());
+  return grpc::Status::OK;
+}
+
+grpc::Status UserGrpcService::CreateContainer(grpc::ServerContext* context,
+                                              const mcos::v1::CreateContainerRequest* request,
+                                              mcos::v1::ContainerInfo* response) {
+  MCOS_AUTH_OR_RETURN(claims);
+  MCOS_GRPC_RETURN_IF_ERROR(common::ValidateContainerName(request->container()));
+  MCOS_GRPC_RETURN_IF_ERROR(common::ValidateListToken("option", request->option(), 255));
+  grpc::ClientContext ctx;
+  SetDeadline(ctx);
+  mcos::v1::ControllerCreateContainerRequest req;
+  req.set_user(claims.user());
+  req.set_name(request->container());
+  req.set_option(request->option());
+  mcos::v1::Container c;
+  if (grpc::Status s = app_.controller_->CreateContainer(&ctx, req, &c); !s.ok()) return s;
+  response->set_name(c.name());
+  response->set_option(c.option());
+  *response->mutable_created() = c.created();
+  return grpc::Status::OK;
+}
+
+grpc::Status UserGrpcService::ListObjects(grpc::ServerContext* context,
+                                          const mcos::v1::ListObjectsRequest* request,
+                                          mcos::v1::ListObjectsResponse* response) {
+  MCOS_AUTH_OR_RETURN(claims);
+  MCOS_GRPC_RETURN_IF_ERROR(common::ValidateContainerName(request->container()));
+  MCOS_GRPC_RETURN_IF_ERROR(
+      common::ValidateListToken("prefix", request->prefix(), common::kMaxObjectNameBytes));
+  MCOS_GRPC_RETURN_IF_ERROR(
+      common::ValidateListToken("marker", request->marker(), common::kMaxObjectNameBytes));
+  MCOS_GRPC_RETURN_IF_ERROR(common::ValidateListToken("delimiter", request->delimiter(), 255));
+  MCOS_GRPC_RETURN_IF_ERROR(app_.GetContainer(claims.user(), request->container()).status());
+  auto b = app_.backends();
+  if (!b.ok()) return ToGrpcStatus(b.status());
+  mcos::v1::StorageListRequest req;
+  req.set_user(claims.user());
+  req.set_container(request->container());
+  req.set_prefix(request->prefix());
+  req.set_marker(request->marker());
+  req.set_limit(request->limit());
+  req.set_delimiter(request->delimiter());
+  auto listing = b->storage->List(req);
+  if (!listing.ok()) return ToGrpcStatus(listing.status());
+  for (const auto& e : listing->entries()) {
+    *response->add_objects() =
+        app_.ToInfo(MakeKey(claims.user(), request->container(), e.object()), e.record());
+  }
+  for (const auto& p : listing->common_prefixes()) response->add_common_prefixes(p);
+  response->set_next_marker(listing->next_marker());
+  return grpc::Status::OK;
+}
+
+grpc::Status UserGrpcService::DeleteContainer(grpc::ServerContext* context,
+                                              const mcos::v1::DeleteContainerRequest* request,
+                                              mcos::v1::DeleteContainerResponse*) {
+  MCOS_AUTH_OR_RETURN(claims);
+  MCOS_GRPC_RETURN_IF_ERROR(common::ValidateContainerName(request->container()));
+  MCOS_GRPC_RETURN_IF_ERROR(app_.GetContainer(claims.user(), request->container()).status());
+  auto b = app_.backends();
+  if (!b.ok()) return ToGrpcStatus(b.status());
+  mcos::v1::StorageListRequest req;
+  req.set_user(claims.user());
+  req.set_container(request->container());
+  req.set_limit(1);
+  auto listing = b->storage->List(req);
+  if (!listing.ok()) return ToGrpcStatus(listing.status());
+  if (listing->entries_size() > 0) {
+    return {grpc::StatusCode::FAILED_PRECONDITION,
+            absl::StrCat("container '", request->container(),
+                         "' is not empty: delete its objects first")};
+  }
+  grpc::ClientContext ctx;
+  SetDeadline(ctx);
+  mcos::v1::ControllerDeleteContainerRequest del;
+  del.set_user(claims.user());
+  del.set_name(request->container());
+  mcos::v1::ControllerDeleteContainerResponse resp;
+  return app_.controller_->DeleteContainer(&ctx, del, &resp);
+}
+
+grpc::Status UserGrpcService::CreateObject(grpc::ServerContext* context,
+                                           grpc::ServerReader<mcos::v1::PutObjectRequest>* reader,
+                                           mcos::v1::ObjectInfo* response) {
+  return Put(context, reader, response, /*create=*/true);
+}
+
+grpc::Status UserGrpcService::UpdateObject(grpc::ServerContext* context,
+                                           grpc::ServerReader<mcos::v1::PutObjectRequest>* reader,
+                                           mcos::v1::ObjectInfo* response) {
+  return Put(context, reader, response, /*create=*/false);
+}
+
+grpc::Status UserGrpcService::Put(grpc::ServerContext* context,
+                                  grpc::ServerReader<mcos::v1::PutObjectRequest>* reader,
+                                  mcos::v1::ObjectInfo* response, bool create) {
+  MCOS_AUTH_OR_RETURN(claims);
+  mcos::v1::PutObjectRequest message;
+  if (!reader->Read(&message) || !message.has_header()) {
+    return {grpc::StatusCode::INVALID_ARGUMENT,
+            "the first message of an upload must be the header (container, object, ...)"};
+  }
+  const mcos::v1::PutObjectHeader& h = message.header();
+  MCOS_GRPC_RETURN_IF_ERROR(ValidateObjectRef(h.container(), h.object()));
+  MCOS_GRPC_RETURN_IF_ERROR(common::ValidateContentType(h.content_type()));
+  MCOS_GRPC_RETURN_IF_ERROR(common::ValidateUserMetadata(h.metadata()));
+  if (!h.md5_hex().empty() && !common::IsHex(h.md5_hex(), 32)) {
+    return {grpc::StatusCode::INVALID_ARGUMENT, "md5_hex must be 32 hex digits"};
+  }
+  auto container = app_.GetContainer(claims.user(), h.container());
+  if (!container.ok()) return ToGrpcStatus(container.status());
+  auto b = app_.backends();
+  if (!b.ok()) return ToGrpcStatus(b.status());
+  const mcos::v1::ObjectKey key = MakeKey(claims.user(), h.container(), h.object());
+  auto placement = app_.Place(*b, key, container->option());
+  if (!placement.ok()) return ToGrpcStatus(placement.status());
+
+  // Fail fast, before any data moves; the storage re-checks atomically at commit.
+  auto current = b->storage->Stat(key);
+  if (create && current.ok()) {
+    return {grpc::StatusCode::ALREADY_EXISTS,
+            absl::StrCat("object '", h.object(), "' already exists in container '", h.container(),
+                         "': use update to replace it")};
+  }
+  if (!create && !current.ok()) {
+    return ToGrpcStatus(current.status().code() == absl::StatusCode::kNotFound
+                            ? ObjectNotFound(key)
+                            : current.status());
+  }
+
+  mcos::v1::StoragePutRequest out;
+  auto* sh = out.mutable_header();
+  *sh->mutable_key() = key;
+  *sh->mutable_version() = app_.Stamp();
+  sh->set_content_type(h.content_type());
+  *sh->mutable_metadata() = h.metadata();
+  if (h.has_size()) sh->set_size(h.size());
+  sh->set_md5_hex(absl::AsciiStrToLower(h.md5_hex()));
+  sh->set_precondition(create ? mcos::v1::WRITE_PRECONDITION_MUST_NOT_EXIST
+                              : mcos::v1::WRITE_PRECONDITION_MUST_EXIST);
+  sh->set_partition(placement->partition());
+
+  grpc::ClientContext sctx;
+  mcos::v1::StoragePutResponse stored;
+  auto writer = b->storage->stub().Put(&sctx, &stored);
+  const auto buffered = grpc::WriteOptions().set_buffer_hint();
+  bool open = writer->Write(out, buffered);
+  auto abandon = [&](grpc::Status status) {
+    sctx.TryCancel();
+    writer->Finish().IgnoreError();
+    return status;
+  };
+  while (open && reader->Read(&message)) {
+    if (!message.has_data()) {
+      return abandon({grpc::StatusCode::INVALID_ARGUMENT,
+                      "an upload has exactly one header, at its start; nothing was stored"});
+    }
+    if (message.data().size() > kMaxChunk) {
+      return abandon({grpc::StatusCode::INVALID_ARGUMENT,
+                      absl::StrCat("a data chunk of ", message.data().size(),
+                                   " bytes exceeds the 1 MiB limit; send smaller chunks; nothing "
+                                   "was stored")});
+    }
+    out.set_data(std::move(*message.mutable_data()));
+    open = writer->Write(out, buffered);
+  }
+  if (context->IsCancelled()) return abandon(grpc::Status::CANCELLED);
+  if (open) {
+    out.mutable_finish();
+    writer->WriteLast(out, grpc::WriteOptions());
+  } else {
+    writer->WritesDone();
+  }
+  const grpc::Status s = writer->Finish();
+  if (!s.ok()) {
+    if (s.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
+      return create ? grpc::Status(grpc::StatusCode::ALREADY_EXISTS,
+                                   absl::StrCat("object '", h.object(),
+                                                "' already exists in container '", h.container(),
+                                                "'"))
+                    : ToGrpcStatus(ObjectNotFound(key));
+    }
+    if (s.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
+      // Size or MD5 mismatch; say it without the storage node's internal naming.
+      std::string msg = s.error_message();
+      if (const size_t pos = msg.find("; nothing was stored"); pos != std::string::npos) {
+        msg = msg.substr(0, pos) + "; nothing was stored";
+      }
+      return {grpc::StatusCode::INVALID_ARGUMENT, msg};
+    }
+    return s;
+  }
+  *response = app_.ToInfo(key, stored.record());
+  return grpc::Status::OK;
+}
+
+grpc::Status UserGrpcService::StatObject(grpc::ServerContext* context,
+                                         const mcos::v1::StatObjectRequest* request,
+                                         mcos::v1::ObjectInfo* response) {
+  MCOS_AUTH_OR_RETURN(claims);
+  MCOS_GRPC_RETURN_IF_ERROR(ValidateObjectRef(request->container(), request->object()));
+  MCOS_GRPC_RETURN_IF_ERROR(app_.GetContainer(claims.user(), request->container()).status());
+  auto b = app_.backends();
+  if (!b.ok()) return ToGrpcStatus(b.status());
+  const auto key = MakeKey(claims.user(), request->container(), request->object());
+  auto record = b->storage->Stat(key);
+  if (!record.ok()) {
+    return ToGrpcStatus(record.status().code() == absl::StatusCode::kNotFound
+                            ? ObjectNotFound(key)
+                            : record.status());
+  }
+  *response = app_.ToInfo(key, *record);
+  return grpc::Status::OK;
+}
+
+grpc::Status UserGrpcService::DownloadObject(
+    grpc::ServerContext* context, const mcos::v1::DownloadObjectRequest* request,
+    grpc::ServerWriter<mcos::v1::DownloadObjectResponse>* writer) {
+  MCOS_AUTH_OR_RETURN(claims);
+  MCOS_GRPC_RETURN_IF_ERROR(ValidateObjectRef(request->container(), request->object()));
+  MCOS_GRPC_RETURN_IF_ERROR(app_.GetContainer(claims.user(), request->container()).status());
+  auto b = app_.backends();
+  if (!b.ok()) return ToGrpcStatus(b.status());
+  const auto key = MakeKey(claims.user(), request->container(), request->object());
+  mcos::v1::StorageGetRequest req;
+  *req.mutable_key() = key;
+  req.set_offset(request->offset());
+  req.set_length(request->length());
+  grpc::ClientContext sctx;
+  auto reader = b->storage->stub().Get(&sctx, req);
+  mcos::v1::StorageGetResponse in;
+  mcos::v1::DownloadObjectResponse out;
+  while (reader->Read(&in)) {
+    if (in.has_record()) {
+      *out.mutable_info() = app_.ToInfo(key, in.record());
+    } else {
+      out.set_data(std::move(*in.mutable_data()));
+    }
+    if (!writer->Write(out)) {
+      sctx.TryCancel();
+      reader->Finish().IgnoreError();
+      return grpc::Status::CANCELLED;
+    }
+  }
+  const grpc::Status s = reader->Finish();
+  if (s.error_code() == grpc::StatusCode::NOT_FOUND) return ToGrpcStatus(ObjectNotFound(key));
+  if (s.error_code() == grpc::StatusCode::DATA_LOSS) {
+    return {grpc::StatusCode::DATA_LOSS,
+            absl::StrCat("no intact copy of object '", key.object(), "' in container '",
+                         key.container(), "' could be read: ", s.error_message())};
+  }
+  return s;
+}
+
+grpc::Status UserGrpcService::DeleteObject(grpc::ServerContext* context,
+                                           const mcos::v1::DeleteObjectRequest* request,
+                                           mcos::v1::DeleteObjectResponse* response) {
+  MCOS_AUTH_OR_RETURN(claims);
+  MCOS_GRPC_RETURN_IF_ERROR(ValidateObjectRef(request->container(), request->object()));
+  auto container = app_.GetContainer(claims.user(), request->container());
+  if (!container.ok()) return ToGrpcStatus(container.status());
+  auto b = app_.backends();
+  if (!b.ok()) return ToGrpcStatus(b.status());
+  const auto key = MakeKey(claims.user(), request->container(), request->object());
+  auto placement = app_.Place(*b, key, container->option());
+  if (!placement.ok()) return ToGrpcStatus(placement.status());
+  mcos::v1::StorageDeleteRequest req;
+  *req.mutable_key() = key;
+  *req.mutable_version() = app_.Stamp();
+  req.set_precondition(mcos::v1::WRITE_PRECONDITION_MUST_EXIST);
+  req.set_partition(placement->partition());
+  auto result = b->storage->Delete(req);
+  if (!result.ok()) {
+    return ToGrpcStatus(result.status().code() == absl::StatusCode::kFailedPrecondition
+                            ? ObjectNotFound(key)
+                            : result.status());
+  }
+  response->set_version(common::VersionToString(result->record().version()));
+  return grpc::Status::OK;
+}
+
+}  // namespace mcos::server

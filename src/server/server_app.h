@@ -1,0 +1,126 @@
+// The server: serves the public UserService by asking the controller (users, containers), the
+// resolver (placement) and the storage service (object data), streaming object data through
+// without buffering whole objects. On one cluster the placement names just this cluster; the
+// federation issue adds the other clusters' ClusterService. Used by mcos-server and mcos-cluster.
+// Thread-safe.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <thread>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "common/registrar.h"
+#include "common/token.h"
+#include "common/version.h"
+#include "mcos/v1/controller.grpc.pb.h"
+#include "mcos/v1/resolver.grpc.pb.h"
+#include "mcos/v1/user.grpc.pb.h"
+#include "storage/storage_client.h"
+
+namespace mcos::server {
+
+struct ServerOptions {
+  // The federation's token key (the controller's), to check tokens without a round trip.
+  std::string token_key;
+  std::string id = "server-1";
+  // How often the live resolvers and storage services are looked up again.
+  absl::Duration discovery_period = absl::Seconds(2);
+};
+
+class ServerApp;
+
+class UserGrpcService final : public mcos::v1::UserService::Service {
+ public:
+  explicit UserGrpcService(ServerApp& app) : app_(app) {}
+
+  grpc::Status Login(grpc::ServerContext*, const mcos::v1::LoginRequest* request,
+                     mcos::v1::LoginResponse* response) override;
+  grpc::Status ListContainers(grpc::ServerContext* context,
+                              const mcos::v1::ListContainersRequest* request,
+                              mcos::v1::ListContainersResponse* response) override;
+  grpc::Status CreateContainer(grpc::ServerContext* context,
+                               const mcos::v1::CreateContainerRequest* request,
+                               mcos::v1::ContainerInfo* response) override;
+  grpc::Status ListObjects(grpc::ServerContext* context,
+                           const mcos::v1::ListObjectsRequest* request,
+                           mcos::v1::ListObjectsResponse* response) override;
+  grpc::Status DeleteContainer(grpc::ServerContext* context,
+                               const mcos::v1::DeleteContainerRequest* request,
+                               mcos::v1::DeleteContainerResponse* response) override;
+  grpc::Status CreateObject(grpc::ServerContext* context,
+                            grpc::ServerReader<mcos::v1::PutObjectRequest>* reader,
+                            mcos::v1::ObjectInfo* response) override;
+  grpc::Status UpdateObject(grpc::ServerContext* context,
+                            grpc::ServerReader<mcos::v1::PutObjectRequest>* reader,
+                            mcos::v1::ObjectInfo* response) override;
+  grpc::Status StatObject(grpc::ServerContext* context, const mcos::v1::StatObjectRequest* request,
+                          mcos::v1::ObjectInfo* response) override;
+  grpc::Status DownloadObject(grpc::ServerContext* context,
+                              const mcos::v1::DownloadObjectRequest* request,
+                              grpc::ServerWriter<mcos::v1::DownloadObjectResponse>* writer) override;
+  grpc::Status DeleteObject(grpc::ServerContext* context,
+                            const mcos::v1::DeleteObjectRequest* request,
+                            mcos::v1::DeleteObjectResponse* response) override;
+
+ private:
+  grpc::Status Put(grpc::ServerContext* context,
+                   grpc::ServerReader<mcos::v1::PutObjectRequest>* reader,
+                   mcos::v1::ObjectInfo* response, bool create);
+  ServerApp& app_;
+};
+
+class ServerApp {
+ public:
+  explicit ServerApp(const ServerOptions& options);
+  ~ServerApp();
+  std::vector<grpc::Service*> services() { return {&user_service_}; }
+  // Registers `own_endpoint` with the controller (retrying up to `timeout`), learns the cluster id
+  // and the live resolvers and storage services, and starts the discovery loop.
+  absl::Status Start(const std::string& own_endpoint, const std::string& controller_endpoint,
+                     absl::Duration timeout);
+  void Stop();
+
+ private:
+  friend class UserGrpcService;
+  struct Backends {
+    std::shared_ptr<mcos::v1::ResolverService::Stub> resolver;
+    std::shared_ptr<storage::StorageClient> storage;
+  };
+  absl::Status Discover();
+  // The current resolver and storage clients; UNAVAILABLE when none is live.
+  absl::StatusOr<Backends> backends();
+  // The claims of the caller's bearer token.
+  absl::StatusOr<mcos::v1::TokenClaims> Authenticate(const grpc::ServerContext& context);
+  // The container (NOT_FOUND if missing).
+  absl::StatusOr<mcos::v1::Container> GetContainer(const std::string& user,
+                                                   const std::string& name);
+  // The placement of one object; UNAVAILABLE if it needs clusters this server cannot reach.
+  absl::StatusOr<mcos::v1::Placement> Place(const Backends& b, const mcos::v1::ObjectKey& key,
+                                            const std::string& option);
+  mcos::v1::Version Stamp();
+  mcos::v1::ObjectInfo ToInfo(const mcos::v1::ObjectKey& key,
+                              const mcos::v1::ObjectRecord& record) const;
+
+  ServerOptions options_;
+  std::shared_ptr<grpc::Channel> controller_channel_;
+  std::unique_ptr<mcos::v1::ControllerService::Stub> controller_;
+  common::TokenSigner signer_;
+  common::HybridLogicalClock hlc_;
+  UserGrpcService user_service_;
+  std::unique_ptr<common::Registrar> registrar_;
+  std::string cluster_id_;
+  absl::Mutex mu_;
+  std::string resolver_endpoint_ ABSL_GUARDED_BY(mu_);
+  std::string storage_endpoint_ ABSL_GUARDED_BY(mu_);
+  Backends backends_ ABSL_GUARDED_BY(mu_);
+  absl::Notification stop_;
+  std::thread discovery_;
+};
+
+}  // namespace mcos::server
