@@ -1,13 +1,12 @@
-// mcos-cluster: a whole MCOS cluster in one process — storage node, controller, resolver and server,
-// real RocksDB and SQLite — with every gRPC service on one address. Start-up follows SEED.md: the
-// controller checks the storage service, the resolver loads the rings and registers, the server
-// registers, and the controller health-checks them all from then on.
+// mcos-cluster: a whole MCOS cluster in one process — storage node, controller, resolver and
+// server, real RocksDB and SQLite — with every gRPC service on one address. Start-up follows
+// SEED.md: the controller checks the storage service, the resolver loads the rings and registers,
+// the server registers, and the controller health-checks them all from then on.
 #include <malloc.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
-
-#include <CLI/CLI.hpp>
 
 #include "common/logging.h"
 #include "common/server_host.h"
@@ -34,8 +33,9 @@ int main(int argc, char** argv) {
   mcos::controller::ControllerOptions controller;
   int health_period_ms = 2000;
   int token_ttl_minutes = 12 * 60;
-  CLI::App cli{"mcos-cluster: a whole MCOS cluster (storage, controller, resolver, server) in one "
-               "process, every service on one gRPC address"};
+  CLI::App cli{
+      "mcos-cluster: a whole MCOS cluster (storage, controller, resolver, server) in one "
+      "process, every service on one gRPC address"};
   cli.set_config("--config", "", "Read options from this TOML/INI file");
   cli.add_option("--data-dir", data_dir, "Directory for the cluster's data (created if missing)")
       ->required();
@@ -55,8 +55,9 @@ int main(int argc, char** argv) {
   cli.add_option("--argon2-memory-kib", controller.argon2.memory_kib,
                  "argon2id memory cost of password hashes")
       ->capture_default_str();
-  cli.footer("The first start creates the user 'admin' with the password in $MCOS_ADMIN_PASSWORD, "
-             "or a generated one written to DATA_DIR/controller/admin-password (mode 0600).");
+  cli.footer(
+      "The first start creates the user 'admin' with the password in $MCOS_ADMIN_PASSWORD, "
+      "or a generated one written to DATA_DIR/controller/admin-password (mode 0600).");
   CLI11_PARSE(cli, argc, argv);
   mcos::common::InitLogging("mcos-cluster");
   controller.health_period = absl::Milliseconds(health_period_ms);
@@ -99,8 +100,8 @@ int main(int argc, char** argv) {
   if (auto s = server.Start(self, self, absl::Seconds(10)); !s.ok()) return Fail(s);
   const auto& pw_file = (*controller_app)->controller().admin_password_file();
   if (!pw_file.empty()) std::printf("admin password written to %s\n", pw_file.c_str());
-  mcos::common::LogInfo("cluster '", (*controller_app)->controller().cluster_id(),
-                        "' serving on ", self);
+  mcos::common::LogInfo("cluster '", (*controller_app)->controller().cluster_id(), "' serving on ",
+                        self);
   mcos::common::AnnounceListening(listen, (*host)->port());
 
   const int sig = mcos::common::WaitForTerminationSignal();

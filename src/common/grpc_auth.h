@@ -1,9 +1,9 @@
 // Reading credentials from gRPC metadata.
 #pragma once
 
-#include <string>
-
 #include <grpcpp/grpcpp.h>
+
+#include <string>
 
 #include "absl/status/statusor.h"
 
@@ -14,7 +14,8 @@ inline absl::StatusOr<std::string> BearerToken(const grpc::ServerContext& contex
   const auto& md = context.client_metadata();
   auto it = md.find("authorization");
   if (it == md.end()) {
-    return absl::UnauthenticatedError("no credentials: log in and send 'authorization: Bearer <token>'");
+    return absl::UnauthenticatedError(
+        "no credentials: log in and send 'authorization: Bearer <token>'");
   }
   const std::string value(it->second.data(), it->second.size());
   constexpr char kPrefix[] = "Bearer ";

@@ -27,7 +27,8 @@ absl::StatusOr<mcos::v1::RegisterResponse> Registrar::RegisterOnce() {
   if (!s.ok()) return FromGrpcStatus(s);
   absl::MutexLock lock(&mu_);
   service_id_ = resp.service_id();
-  if (resp.heartbeat_interval_ms() > 0) interval_ = absl::Milliseconds(resp.heartbeat_interval_ms());
+  if (resp.heartbeat_interval_ms() > 0)
+    interval_ = absl::Milliseconds(resp.heartbeat_interval_ms());
   return resp;
 }
 
@@ -41,10 +42,11 @@ absl::StatusOr<mcos::v1::RegisterResponse> Registrar::RegisterBlocking(absl::Dur
               r->cluster_id());
       return r;
     }
-    if (r.status().code() == absl::StatusCode::kInvalidArgument || absl::Now() + backoff > deadline) {
-      return absl::UnavailableError(absl::StrCat("cannot register with the controller: ",
-                                                 r.status().message(),
-                                                 "; is mcos-controller running at that address?"));
+    if (r.status().code() == absl::StatusCode::kInvalidArgument ||
+        absl::Now() + backoff > deadline) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot register with the controller: ", r.status().message(),
+                       "; is mcos-controller running at that address?"));
     }
     if (stop_.WaitForNotificationWithTimeout(backoff)) return absl::CancelledError("stopping");
     backoff = std::min(backoff * 2, absl::Seconds(1));
@@ -71,7 +73,8 @@ void Registrar::Loop() {
     req.set_service_id(id);
     mcos::v1::HeartbeatResponse resp;
     const grpc::Status s = stub_->Heartbeat(&ctx, req, &resp);
-    if (s.error_code() == grpc::StatusCode::NOT_FOUND || s.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    if (s.error_code() == grpc::StatusCode::NOT_FOUND ||
+        s.error_code() == grpc::StatusCode::UNAVAILABLE) {
       // The controller restarted (or forgot us): register again; it is harmless if it knew us.
       auto r = RegisterOnce();
       if (r.ok() && s.error_code() == grpc::StatusCode::NOT_FOUND) {

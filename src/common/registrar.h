@@ -3,6 +3,8 @@
 // forgotten it (e.g. after the controller's restart). Thread-safe.
 #pragma once
 
+#include <grpcpp/grpcpp.h>
+
 #include <atomic>
 #include <memory>
 #include <string>
@@ -13,8 +15,6 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
-#include <grpcpp/grpcpp.h>
-
 #include "mcos/v1/controller.grpc.pb.h"
 
 namespace mcos::common {

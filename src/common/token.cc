@@ -83,8 +83,8 @@ absl::StatusOr<std::string> LoadOrCreateKeyFile(const std::string& path) {
     return absl::UnavailableError(absl::StrCat("cannot create key file ", path));
   }
   const std::string line = key + "\n";
-  const bool ok = write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) &&
-                  fsync(fd) == 0;
+  const bool ok =
+      write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) && fsync(fd) == 0;
   close(fd);
   if (!ok) return absl::UnavailableError(absl::StrCat("cannot write key file ", path));
   return key;

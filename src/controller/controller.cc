@@ -46,9 +46,9 @@ absl::StatusOr<T> ParseRow(const mcos::v1::MetadataRow& row) {
 absl::Status WriteSecretFile(const std::string& path, const std::string& content) {
   const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
   if (fd < 0) return absl::UnavailableError(absl::StrCat("cannot create ", path));
-  const bool ok = write(fd, content.data(), content.size()) ==
-                      static_cast<ssize_t>(content.size()) &&
-                  fsync(fd) == 0;
+  const bool ok =
+      write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size()) &&
+      fsync(fd) == 0;
   close(fd);
   return ok ? absl::OkStatus() : absl::UnavailableError(absl::StrCat("cannot write ", path));
 }
@@ -76,8 +76,8 @@ absl::StatusOr<std::unique_ptr<Controller>> Controller::Open(const ControllerOpt
     return absl::UnavailableError(
         absl::StrCat("cannot create data directory ", options.data_dir, ": ", ec.message()));
   }
-  MCOS_ASSIGN_OR_RETURN(auto store, metadata::SqliteMetadataStore::Open(
-                                        options.data_dir + "/controller.db"));
+  MCOS_ASSIGN_OR_RETURN(auto store,
+                        metadata::SqliteMetadataStore::Open(options.data_dir + "/controller.db"));
   std::unique_ptr<Controller> c(new Controller(options, clock, probe, std::move(store)));
   MCOS_RETURN_IF_ERROR(c->Bootstrap());
   return c;
@@ -109,9 +109,9 @@ absl::Status Controller::Bootstrap() {
   MCOS_ASSIGN_OR_RETURN(std::optional<std::string> stored_id, store_->GetSetting("cluster_id"));
   if (stored_id) {
     if (!options_.cluster_id.empty() && options_.cluster_id != *stored_id) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("this data directory belongs to cluster '", *stored_id,
-                       "', not '", options_.cluster_id, "': fix --cluster-id or --data-dir"));
+      return absl::FailedPreconditionError(absl::StrCat("this data directory belongs to cluster '",
+                                                        *stored_id, "', not '", options_.cluster_id,
+                                                        "': fix --cluster-id or --data-dir"));
     }
     cluster_id_ = *stored_id;
   } else {
@@ -354,9 +354,8 @@ absl::StatusOr<mcos::v1::ListUserContainersResponse> Controller::ListContainers(
   uint32_t limit = request.limit() == 0 ? 1000 : std::min<uint32_t>(request.limit(), 10000);
   const std::string base = request.user() + "/";
   const std::string after = request.marker().empty() ? "" : base + request.marker();
-  MCOS_ASSIGN_OR_RETURN(auto rows,
-                        store_->ListRows(kContainers, base + request.prefix(), after, limit + 1,
-                                         false));
+  MCOS_ASSIGN_OR_RETURN(
+      auto rows, store_->ListRows(kContainers, base + request.prefix(), after, limit + 1, false));
   mcos::v1::ListUserContainersResponse response;
   for (size_t i = 0; i < rows.size() && i < limit; ++i) {
     MCOS_ASSIGN_OR_RETURN(*response.add_containers(), ParseRow<mcos::v1::Container>(rows[i]));
@@ -420,8 +419,8 @@ absl::StatusOr<mcos::v1::RegisterResponse> Controller::Register(
   common::ToProtoTimestamp(now, info.mutable_last_ok());
   common::ToProtoTimestamp(now, info.mutable_state_changed());
   MCOS_RETURN_IF_ERROR(store_->UpsertService(info));
-  common::LogInfo("registered ", mcos::v1::ServiceKind_Name(info.kind()), " '", info.id(),
-                  "' at ", endpoint);
+  common::LogInfo("registered ", mcos::v1::ServiceKind_Name(info.kind()), " '", info.id(), "' at ",
+                  endpoint);
   mcos::v1::RegisterResponse response;
   response.set_service_id(info.id());
   response.set_cluster_id(cluster_id_);

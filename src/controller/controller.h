@@ -98,7 +98,7 @@ class Controller {
   absl::StatusOr<mcos::v1::RegisterResponse> Register(const mcos::v1::RegisterRequest& request);
   absl::Status Heartbeat(const std::string& service_id);
   absl::StatusOr<std::vector<mcos::v1::ServiceInfo>> ListServices(mcos::v1::ServiceKind kind,
-                                                                   bool live_only);
+                                                                  bool live_only);
   // Checks every registered service once; marks a service down after down_after_misses misses
   // in a row and up again when it answers. Logs every change.
   absl::Status PollOnce();

@@ -3,10 +3,10 @@
 // checks the storage service first, then serves). Used by mcos-controller and mcos-cluster.
 #pragma once
 
+#include <grpcpp/grpcpp.h>
+
 #include <memory>
 #include <thread>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
@@ -36,8 +36,7 @@ class ControllerApp {
 
   // Waits (up to `timeout`) until the storage service at `storage_endpoint` answers its health
   // check and registers it; UNAVAILABLE if it never does. Empty endpoint: skipped.
-  absl::Status CheckAndRegisterStorage(const std::string& storage_endpoint,
-                                       absl::Duration timeout);
+  absl::Status CheckAndRegisterStorage(const std::string& storage_endpoint, absl::Duration timeout);
   // Starts the health poller.
   void StartBackground();
   void Stop();

@@ -40,9 +40,9 @@ grpc::Status ControllerGrpcService::ListServices(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status ControllerGrpcService::GetMetadataSnapshot(
-    grpc::ServerContext*, const mcos::v1::GetMetadataSnapshotRequest*,
-    mcos::v1::MetadataSnapshot* response) {
+grpc::Status ControllerGrpcService::GetMetadataSnapshot(grpc::ServerContext*,
+                                                        const mcos::v1::GetMetadataSnapshotRequest*,
+                                                        mcos::v1::MetadataSnapshot* response) {
   return Reply(controller_.Snapshot(), response);
 }
 

@@ -41,7 +41,8 @@ CREATE TABLE settings(key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
 
 absl::Status FromSqlite(int rc, sqlite3* db, absl::string_view what) {
   if (rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW) return absl::OkStatus();
-  std::string msg = absl::StrCat(what, ": ", db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+  std::string msg =
+      absl::StrCat(what, ": ", db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
   switch (rc & 0xFF) {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
@@ -99,7 +100,8 @@ class Statement {
   int rc_;
 };
 
-constexpr const char* kRowColumns = "tbl, key, value, hlc, cluster, tombstone, revision, modified_ms";
+constexpr const char* kRowColumns =
+    "tbl, key, value, hlc, cluster, tombstone, revision, modified_ms";
 
 mcos::v1::MetadataRow ReadRow(Statement& s) {
   mcos::v1::MetadataRow row;
@@ -119,9 +121,9 @@ mcos::v1::MetadataRow ReadRow(Statement& s) {
 absl::StatusOr<std::unique_ptr<SqliteMetadataStore>> SqliteMetadataStore::Open(
     const std::string& path) {
   sqlite3* db = nullptr;
-  const int rc = sqlite3_open_v2(path.c_str(), &db,
-                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                                 nullptr);
+  const int rc =
+      sqlite3_open_v2(path.c_str(), &db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     absl::Status s = FromSqlite(rc, db, absl::StrCat("open database ", path));
     sqlite3_close(db);
@@ -170,9 +172,9 @@ absl::Status SqliteMetadataStore::Migrate() {
   }
   const auto known = static_cast<int64_t>(std::size(kMigrations));
   if (version > known) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("the database has schema version ", version, " but this build knows only ",
-                     known, ": run a newer mcos-controller"));
+    return absl::FailedPreconditionError(absl::StrCat("the database has schema version ", version,
+                                                      " but this build knows only ", known,
+                                                      ": run a newer mcos-controller"));
   }
   for (; version < known; ++version) {
     MCOS_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
@@ -200,8 +202,7 @@ ON CONFLICT(tbl, key) DO UPDATE SET
 WHERE excluded.hlc > metadata.hlc
    OR (excluded.hlc = metadata.hlc AND excluded.cluster > metadata.cluster))sql");
   MCOS_RETURN_IF_ERROR(s.status());
-  const int64_t modified_ms =
-      absl::ToUnixMillis(common::FromProtoTimestamp(row.modified()));
+  const int64_t modified_ms = absl::ToUnixMillis(common::FromProtoTimestamp(row.modified()));
   s.Bind(1, row.table())
       .Bind(2, row.key())
       .BindBlob(3, row.value())
@@ -219,8 +220,9 @@ WHERE excluded.hlc > metadata.hlc
 absl::StatusOr<std::optional<mcos::v1::MetadataRow>> SqliteMetadataStore::GetRow(
     absl::string_view table, absl::string_view key) {
   absl::MutexLock lock(&mu_);
-  Statement s(db_, absl::StrCat("SELECT ", kRowColumns, " FROM metadata WHERE tbl = ?1 AND key = ?2")
-                       .c_str());
+  Statement s(
+      db_,
+      absl::StrCat("SELECT ", kRowColumns, " FROM metadata WHERE tbl = ?1 AND key = ?2").c_str());
   MCOS_RETURN_IF_ERROR(s.status());
   s.Bind(1, table).Bind(2, key);
   const int rc = s.Step();
@@ -230,8 +232,8 @@ absl::StatusOr<std::optional<mcos::v1::MetadataRow>> SqliteMetadataStore::GetRow
 }
 
 absl::StatusOr<std::vector<mcos::v1::MetadataRow>> SqliteMetadataStore::ListRows(
-    absl::string_view table, absl::string_view prefix, absl::string_view after_key,
-    uint32_t limit, bool include_tombstones) {
+    absl::string_view table, absl::string_view prefix, absl::string_view after_key, uint32_t limit,
+    bool include_tombstones) {
   absl::MutexLock lock(&mu_);
   // Keys compare bytewise (BINARY collation); the prefix range is [prefix, prefix + 0xFF...).
   Statement s(db_, absl::StrCat("SELECT ", kRowColumns,
@@ -252,8 +254,8 @@ absl::StatusOr<std::vector<mcos::v1::MetadataRow>> SqliteMetadataStore::ListRows
   return rows;
 }
 
-absl::StatusOr<std::vector<mcos::v1::MetadataRow>> SqliteMetadataStore::RowsAfter(
-    uint64_t revision, uint32_t limit) {
+absl::StatusOr<std::vector<mcos::v1::MetadataRow>> SqliteMetadataStore::RowsAfter(uint64_t revision,
+                                                                                  uint32_t limit) {
   absl::MutexLock lock(&mu_);
   Statement s(db_, absl::StrCat("SELECT ", kRowColumns,
                                 " FROM metadata WHERE revision > ?1 ORDER BY revision LIMIT ?2")

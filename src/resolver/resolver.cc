@@ -25,9 +25,8 @@ bool Resolver::has_snapshot() {
 absl::StatusOr<mcos::v1::ResolveResponse> Resolver::Resolve(
     const mcos::v1::ResolveRequest& request) {
   if (request.keys_size() > kMaxResolveBatch) {
-    return absl::InvalidArgumentError(absl::StrCat("a batch of ", request.keys_size(),
-                                                   " keys is over the limit of ",
-                                                   kMaxResolveBatch));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "a batch of ", request.keys_size(), " keys is over the limit of ", kMaxResolveBatch));
   }
   for (const auto& k : request.keys()) {
     MCOS_RETURN_IF_ERROR(common::ValidateUserName(k.user()));

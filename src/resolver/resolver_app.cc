@@ -18,18 +18,18 @@ grpc::Status ResolverGrpcService::Resolve(grpc::ServerContext*,
 
 ResolverApp::ResolverApp(const ResolverOptions& options)
     : options_(options),
-      resolver_([this](const std::string& user,
-                       const std::string& name) -> absl::StatusOr<std::string> {
-        grpc::ClientContext ctx;
-        ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
-        mcos::v1::GetContainerRequest req;
-        req.set_user(user);
-        req.set_name(name);
-        mcos::v1::Container c;
-        const grpc::Status s = controller_->GetContainer(&ctx, req, &c);
-        if (!s.ok()) return common::FromGrpcStatus(s);
-        return c.option();
-      }),
+      resolver_(
+          [this](const std::string& user, const std::string& name) -> absl::StatusOr<std::string> {
+            grpc::ClientContext ctx;
+            ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+            mcos::v1::GetContainerRequest req;
+            req.set_user(user);
+            req.set_name(name);
+            mcos::v1::Container c;
+            const grpc::Status s = controller_->GetContainer(&ctx, req, &c);
+            if (!s.ok()) return common::FromGrpcStatus(s);
+            return c.option();
+          }),
       service_(resolver_) {}
 
 ResolverApp::~ResolverApp() { Stop(); }
@@ -48,7 +48,8 @@ absl::Status ResolverApp::Refresh() {
 absl::Status ResolverApp::Start(const std::string& own_endpoint,
                                 const std::string& controller_endpoint, absl::Duration timeout) {
   controller_endpoint_ = controller_endpoint;
-  controller_channel_ = grpc::CreateChannel(controller_endpoint, grpc::InsecureChannelCredentials());
+  controller_channel_ =
+      grpc::CreateChannel(controller_endpoint, grpc::InsecureChannelCredentials());
   controller_ = mcos::v1::ControllerService::NewStub(controller_channel_);
   // SEED.md: the resolver loads the rings first, then registers, then serves.
   const absl::Time deadline = absl::Now() + timeout;
@@ -59,8 +60,7 @@ absl::Status ResolverApp::Start(const std::string& own_endpoint,
   }
   if (!loaded.ok()) {
     return absl::UnavailableError(absl::StrCat("cannot load rings from the controller at ",
-                                               controller_endpoint_, ": ",
-                                               loaded.message()));
+                                               controller_endpoint_, ": ", loaded.message()));
   }
   registrar_ = std::make_unique<common::Registrar>(
       controller_channel_, mcos::v1::SERVICE_KIND_RESOLVER, own_endpoint, options_.id);

@@ -3,11 +3,11 @@
 // within about that long). Used by mcos-resolver and mcos-cluster.
 #pragma once
 
+#include <grpcpp/grpcpp.h>
+
 #include <memory>
 #include <string>
 #include <thread>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"

@@ -33,8 +33,8 @@ mcos::v1::ObjectKey MakeKey(const std::string& user, const std::string& containe
 
 // Storage messages name the user; users see their container and object only.
 absl::Status ObjectNotFound(const mcos::v1::ObjectKey& k) {
-  return absl::NotFoundError(absl::StrCat("object '", k.object(), "' not found in container '",
-                                          k.container(), "'"));
+  return absl::NotFoundError(
+      absl::StrCat("object '", k.object(), "' not found in container '", k.container(), "'"));
 }
 
 absl::Status ValidateObjectRef(absl::string_view container, absl::string_view object) {
@@ -56,7 +56,8 @@ ServerApp::~ServerApp() { Stop(); }
 
 absl::Status ServerApp::Start(const std::string& own_endpoint,
                               const std::string& controller_endpoint, absl::Duration timeout) {
-  controller_channel_ = grpc::CreateChannel(controller_endpoint, grpc::InsecureChannelCredentials());
+  controller_channel_ =
+      grpc::CreateChannel(controller_endpoint, grpc::InsecureChannelCredentials());
   controller_ = mcos::v1::ControllerService::NewStub(controller_channel_);
   registrar_ = std::make_unique<common::Registrar>(
       controller_channel_, mcos::v1::SERVICE_KIND_SERVER, own_endpoint, options_.id);
@@ -106,8 +107,7 @@ absl::Status ServerApp::Discover() {
   }
   if (storage != storage_endpoint_) {
     storage_endpoint_ = storage;
-    backends_.storage =
-        std::make_shared<storage::StorageClient>(storage::ConnectInsecure(storage));
+    backends_.storage = std::make_shared<storage::StorageClient>(storage::ConnectInsecure(storage));
   }
   return absl::OkStatus();
 }
@@ -190,14 +190,14 @@ mcos::v1::ObjectInfo ServerApp::ToInfo(const mcos::v1::ObjectKey& key,
 
 // ---- UserService ----------------------------------------------------------------------------
 
-#define MCOS_AUTH_OR_RETURN(claims)                                   \
-  auto claims##_or = app_.Authenticate(*context);                     \
-  if (!claims##_or.ok()) return ToGrpcStatus(claims##_or.status());   \
+#define MCOS_AUTH_OR_RETURN(claims)                                 \
+  auto claims##_or = app_.Authenticate(*context);                   \
+  if (!claims##_or.ok()) return ToGrpcStatus(claims##_or.status()); \
   const mcos::v1::TokenClaims& claims = *claims##_or
 
-#define MCOS_GRPC_RETURN_IF_ERROR(expr)             \
-  do {                                              \
-    const absl::Status mcos_s_ = (expr);            \
+#define MCOS_GRPC_RETURN_IF_ERROR(expr)              \
+  do {                                               \
+    const absl::Status mcos_s_ = (expr);             \
     if (!mcos_s_.ok()) return ToGrpcStatus(mcos_s_); \
   } while (false)
 
@@ -356,9 +356,8 @@ grpc::Status UserGrpcService::Put(grpc::ServerContext* context,
                          "': use update to replace it")};
   }
   if (!create && !current.ok()) {
-    return ToGrpcStatus(current.status().code() == absl::StatusCode::kNotFound
-                            ? ObjectNotFound(key)
-                            : current.status());
+    return ToGrpcStatus(current.status().code() == absl::StatusCode::kNotFound ? ObjectNotFound(key)
+                                                                               : current.status());
   }
 
   mcos::v1::StoragePutRequest out;
@@ -407,11 +406,11 @@ grpc::Status UserGrpcService::Put(grpc::ServerContext* context,
   const grpc::Status s = writer->Finish();
   if (!s.ok()) {
     if (s.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
-      return create ? grpc::Status(grpc::StatusCode::ALREADY_EXISTS,
-                                   absl::StrCat("object '", h.object(),
-                                                "' already exists in container '", h.container(),
-                                                "'"))
-                    : ToGrpcStatus(ObjectNotFound(key));
+      return create
+                 ? grpc::Status(grpc::StatusCode::ALREADY_EXISTS,
+                                absl::StrCat("object '", h.object(),
+                                             "' already exists in container '", h.container(), "'"))
+                 : ToGrpcStatus(ObjectNotFound(key));
     }
     if (s.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
       // Size or MD5 mismatch; say it without the storage node's internal naming.
@@ -438,9 +437,8 @@ grpc::Status UserGrpcService::StatObject(grpc::ServerContext* context,
   const auto key = MakeKey(claims.user(), request->container(), request->object());
   auto record = b->storage->Stat(key);
   if (!record.ok()) {
-    return ToGrpcStatus(record.status().code() == absl::StatusCode::kNotFound
-                            ? ObjectNotFound(key)
-                            : record.status());
+    return ToGrpcStatus(record.status().code() == absl::StatusCode::kNotFound ? ObjectNotFound(key)
+                                                                              : record.status());
   }
   *response = app_.ToInfo(key, *record);
   return grpc::Status::OK;

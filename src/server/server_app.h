@@ -5,11 +5,11 @@
 // Thread-safe.
 #pragma once
 
+#include <grpcpp/grpcpp.h>
+
 #include <memory>
 #include <string>
 #include <thread>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -61,9 +61,9 @@ class UserGrpcService final : public mcos::v1::UserService::Service {
                             mcos::v1::ObjectInfo* response) override;
   grpc::Status StatObject(grpc::ServerContext* context, const mcos::v1::StatObjectRequest* request,
                           mcos::v1::ObjectInfo* response) override;
-  grpc::Status DownloadObject(grpc::ServerContext* context,
-                              const mcos::v1::DownloadObjectRequest* request,
-                              grpc::ServerWriter<mcos::v1::DownloadObjectResponse>* writer) override;
+  grpc::Status DownloadObject(
+      grpc::ServerContext* context, const mcos::v1::DownloadObjectRequest* request,
+      grpc::ServerWriter<mcos::v1::DownloadObjectResponse>* writer) override;
   grpc::Status DeleteObject(grpc::ServerContext* context,
                             const mcos::v1::DeleteObjectRequest* request,
                             mcos::v1::DeleteObjectResponse* response) override;

@@ -2,18 +2,17 @@
 // Endpoint and token come from flags, then MCOS_ENDPOINT / MCOS_TOKEN, then the file that
 // `mcos login` writes (mode 0600) under $XDG_CONFIG_HOME/mcos (default ~/.config/mcos).
 #include <fcntl.h>
+#include <google/protobuf/util/json_util.h>
 #include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
-
-#include <CLI/CLI.hpp>
-#include <google/protobuf/util/json_util.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -57,8 +56,7 @@ absl::Status SaveCredentials(const std::string& endpoint, const std::string& tok
   if (fd < 0) return absl::PermissionDeniedError(absl::StrCat("cannot write ", path));
   fchmod(fd, 0600);
   const std::string content = absl::StrCat("endpoint=", endpoint, "\ntoken=", token, "\n");
-  const bool ok = write(fd, content.data(), content.size()) ==
-                  static_cast<ssize_t>(content.size());
+  const bool ok = write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size());
   close(fd);
   return ok ? absl::OkStatus() : absl::UnavailableError(absl::StrCat("cannot write ", path));
 }
@@ -111,8 +109,8 @@ mcos::client::Progress MakeProgress(bool quiet, const std::string& label) {
     const double mbps = static_cast<double>(done) / 1e6 / secs;
     if (total > 0) {
       const int width = 30;
-      const int filled = static_cast<int>(width * static_cast<double>(done) /
-                                          static_cast<double>(total));
+      const int filled =
+          static_cast<int>(width * static_cast<double>(done) / static_cast<double>(total));
       std::fprintf(stderr, "\r%s [%s%s] %5.1f%% %.1f MB/s ", label.c_str(),
                    std::string(static_cast<size_t>(filled), '#').c_str(),
                    std::string(static_cast<size_t>(width - filled), '.').c_str(),
@@ -133,8 +131,9 @@ void PrintObject(const Globals& g, const mcos::v1::ObjectInfo& o) {
   std::cout << "container:    " << o.container() << "\nobject:       " << o.object()
             << "\nsize:         " << o.size() << "\netag:         " << o.etag()
             << "\nchecksum:     " << o.checksum() << "\ncontent-type: " << o.content_type()
-            << "\nversion:      " << o.version() << "\nmodified:     "
-            << absl::FormatTime(absl::FromUnixSeconds(o.modified().seconds())) << "\nreplicas:    ";
+            << "\nversion:      " << o.version()
+            << "\nmodified:     " << absl::FormatTime(absl::FromUnixSeconds(o.modified().seconds()))
+            << "\nreplicas:    ";
   for (const auto& r : o.replicas()) std::cout << " " << r;
   std::cout << "\n";
   for (const auto& [k, v] : o.metadata()) std::cout << "meta " << k << ": " << v << "\n";
@@ -188,7 +187,8 @@ int main(int argc, char** argv) {
   auto* o_download = object_cmd->add_subcommand("download", "Download an object");
   auto* o_delete = object_cmd->add_subcommand("delete", "Delete an object");
   auto* ls = cli.add_subcommand("ls", "List containers, or the objects of CONTAINER");
-  auto* put = cli.add_subcommand("put", "Upload FILE ('-' = stdin) as CONTAINER/OBJECT (create or replace)");
+  auto* put = cli.add_subcommand(
+      "put", "Upload FILE ('-' = stdin) as CONTAINER/OBJECT (create or replace)");
   auto* get = cli.add_subcommand("get", "Download CONTAINER/OBJECT to FILE ('-' = stdout)");
   auto* stat = cli.add_subcommand("stat", "Show an object's info");
   auto* rm = cli.add_subcommand("rm", "Delete an object");
@@ -272,8 +272,10 @@ int main(int argc, char** argv) {
   if (c_create->parsed() || mb->parsed()) {
     auto r = client.CreateContainer(container, option);
     if (!r.ok()) return Fail(r.status());
-    if (g.json) std::cout << ToJson(*r) << "\n";
-    else std::cout << "created container " << r->name() << " (option " << r->option() << ")\n";
+    if (g.json)
+      std::cout << ToJson(*r) << "\n";
+    else
+      std::cout << "created container " << r->name() << " (option " << r->option() << ")\n";
     return 0;
   }
   if (c_delete->parsed() || rb->parsed()) {
@@ -286,8 +288,10 @@ int main(int argc, char** argv) {
     do {
       auto r = client.ListContainers(prefix, next, limit);
       if (!r.ok()) return Fail(r.status());
-      if (g.json) std::cout << ToJson(*r) << "\n";
-      else for (const auto& c : r->containers()) std::cout << c.name() << "\t" << c.option() << "\n";
+      if (g.json)
+        std::cout << ToJson(*r) << "\n";
+      else
+        for (const auto& c : r->containers()) std::cout << c.name() << "\t" << c.option() << "\n";
       next = r->next_marker();
     } while (all && !next.empty());
     return 0;
@@ -346,9 +350,11 @@ int main(int argc, char** argv) {
     auto r = create ? client.CreateObject(container, object, *in, po)
                     : client.UpdateObject(container, object, *in, po);
     if (!r.ok()) return Fail(r.status());
-    if (g.json) std::cout << ToJson(*r) << "\n";
-    else std::cout << (create ? "created " : "updated ") << container << "/" << object << " ("
-                   << r->size() << " bytes, etag " << r->etag() << ")\n";
+    if (g.json)
+      std::cout << ToJson(*r) << "\n";
+    else
+      std::cout << (create ? "created " : "updated ") << container << "/" << object << " ("
+                << r->size() << " bytes, etag " << r->etag() << ")\n";
     return 0;
   }
   if (o_download->parsed() || get->parsed()) {
@@ -387,8 +393,10 @@ int main(int argc, char** argv) {
   if (o_delete->parsed() || rm->parsed()) {
     auto r = client.DeleteObject(container, object);
     if (!r.ok()) return Fail(r.status());
-    if (g.json) std::cout << "{\"version\":\"" << *r << "\"}\n";
-    else std::cout << "deleted " << container << "/" << object << "\n";
+    if (g.json)
+      std::cout << "{\"version\":\"" << *r << "\"}\n";
+    else
+      std::cout << "deleted " << container << "/" << object << "\n";
     return 0;
   }
   if (u_add->parsed() || u_passwd->parsed()) {
@@ -397,8 +405,10 @@ int main(int argc, char** argv) {
     if (u_add->parsed()) {
       auto r = client.AddUser(name, *pw, admin_role);
       if (!r.ok()) return Fail(r.status());
-      if (g.json) std::cout << ToJson(*r) << "\n";
-      else std::cout << "added user " << r->name() << " (" << r->role() << ")\n";
+      if (g.json)
+        std::cout << ToJson(*r) << "\n";
+      else
+        std::cout << "added user " << r->name() << " (" << r->role() << ")\n";
     } else {
       if (auto s = client.SetPassword(name, *pw); !s.ok()) return Fail(s);
       if (!g.json) std::cout << "password of " << name << " changed\n";
@@ -413,8 +423,10 @@ int main(int argc, char** argv) {
   if (u_list->parsed()) {
     auto r = client.ListUsers();
     if (!r.ok()) return Fail(r.status());
-    if (g.json) std::cout << ToJson(*r) << "\n";
-    else for (const auto& u : r->users()) std::cout << u.name() << "\t" << u.role() << "\n";
+    if (g.json)
+      std::cout << ToJson(*r) << "\n";
+    else
+      for (const auto& u : r->users()) std::cout << u.name() << "\t" << u.role() << "\n";
     return 0;
   }
   if (cl_status->parsed()) {

@@ -74,17 +74,19 @@ absl::StatusOr<mcos::v1::ListContainersResponse> Client::ListContainers(const st
   req.set_prefix(prefix);
   req.set_marker(marker);
   req.set_limit(limit);
-  return Run<mcos::v1::ListContainersResponse>([&](auto* resp) { return user_->ListContainers(&ctx, req, resp); });
+  return Run<mcos::v1::ListContainersResponse>(
+      [&](auto* resp) { return user_->ListContainers(&ctx, req, resp); });
 }
 
 absl::StatusOr<mcos::v1::ContainerInfo> Client::CreateContainer(const std::string& container,
-                                                               const std::string& option) {
+                                                                const std::string& option) {
   grpc::ClientContext ctx;
   Prepare(ctx, true);
   mcos::v1::CreateContainerRequest req;
   req.set_container(container);
   req.set_option(option);
-  return Run<mcos::v1::ContainerInfo>([&](auto* resp) { return user_->CreateContainer(&ctx, req, resp); });
+  return Run<mcos::v1::ContainerInfo>(
+      [&](auto* resp) { return user_->CreateContainer(&ctx, req, resp); });
 }
 
 absl::Status Client::DeleteContainer(const std::string& container) {
@@ -100,7 +102,8 @@ absl::StatusOr<mcos::v1::ListObjectsResponse> Client::ListObjects(
     const mcos::v1::ListObjectsRequest& request) {
   grpc::ClientContext ctx;
   Prepare(ctx, true);
-  return Run<mcos::v1::ListObjectsResponse>([&](auto* resp) { return user_->ListObjects(&ctx, request, resp); });
+  return Run<mcos::v1::ListObjectsResponse>(
+      [&](auto* resp) { return user_->ListObjects(&ctx, request, resp); });
 }
 
 absl::StatusOr<mcos::v1::ObjectInfo> Client::Put(bool create, const std::string& container,
@@ -253,7 +256,8 @@ absl::StatusOr<mcos::v1::ListUsersResponse> Client::ListUsers() {
   grpc::ClientContext ctx;
   Prepare(ctx, true);
   mcos::v1::ListUsersRequest req;
-  return Run<mcos::v1::ListUsersResponse>([&](auto* resp) { return admin_->ListUsers(&ctx, req, resp); });
+  return Run<mcos::v1::ListUsersResponse>(
+      [&](auto* resp) { return admin_->ListUsers(&ctx, req, resp); });
 }
 
 absl::StatusOr<mcos::v1::ClusterStatus> Client::GetCluster(const std::string& id) {
@@ -261,7 +265,8 @@ absl::StatusOr<mcos::v1::ClusterStatus> Client::GetCluster(const std::string& id
   Prepare(ctx, true);
   mcos::v1::GetClusterRequest req;
   req.set_id(id);
-  return Run<mcos::v1::ClusterStatus>([&](auto* resp) { return admin_->GetCluster(&ctx, req, resp); });
+  return Run<mcos::v1::ClusterStatus>(
+      [&](auto* resp) { return admin_->GetCluster(&ctx, req, resp); });
 }
 
 }  // namespace mcos::client

@@ -4,6 +4,8 @@
 // absl::Status with the server's gRPC code and message. Thread-safe (share one Client).
 #pragma once
 
+#include <grpcpp/grpcpp.h>
+
 #include <functional>
 #include <istream>
 #include <map>
@@ -11,8 +13,6 @@
 #include <optional>
 #include <ostream>
 #include <string>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -59,8 +59,8 @@ class Client {
   std::string token();
 
   absl::StatusOr<mcos::v1::ListContainersResponse> ListContainers(const std::string& prefix = "",
-                                                                   const std::string& marker = "",
-                                                                   uint32_t limit = 0);
+                                                                  const std::string& marker = "",
+                                                                  uint32_t limit = 0);
   absl::StatusOr<mcos::v1::ContainerInfo> CreateContainer(const std::string& container,
                                                           const std::string& option = "");
   absl::Status DeleteContainer(const std::string& container);
@@ -82,8 +82,7 @@ class Client {
                                                       const std::string& object, std::ostream& out,
                                                       const GetOptions& options = {});
   // Returns the tombstone's version.
-  absl::StatusOr<std::string> DeleteObject(const std::string& container,
-                                           const std::string& object);
+  absl::StatusOr<std::string> DeleteObject(const std::string& container, const std::string& object);
 
   // Admin calls (the controller's AdminService answers on the same address in mcos-cluster).
   absl::StatusOr<mcos::v1::UserInfo> AddUser(const std::string& name, const std::string& password,

@@ -1,0 +1,353 @@
+// End-to-end tests of one cluster: the real mcos-cluster process (RocksDB + SQLite on disk, every
+// service over loopback gRPC), driven through the C++ SDK and the mcos CLI.
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include <gtest/gtest.h>
+
+#include "client/sdk/client.h"
+#include "common/hash.h"
+#include "common/token.h"
+#include "mcos/v1/user.grpc.pb.h"
+#include "tests/support/cluster_process.h"
+#include "tests/support/status_matchers.h"
+#include "tests/support/temp_dir.h"
+
+namespace mcos {
+namespace {
+
+using client::Client;
+
+constexpr size_t kMiB = size_t{1} << 20;
+
+std::string RandomBytes(size_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::string s(n, '\0');
+  for (size_t i = 0; i + 8 <= n; i += 8) {
+    const uint64_t r = rng();
+    std::memcpy(&s[i], &r, 8);
+  }
+  return s;
+}
+
+std::string Md5(const std::string& s) {
+  auto d = common::StreamingDigest::Md5();
+  d.Update(s);
+  return d.FinishHex();
+}
+
+class ClusterE2eTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new testing::TempDir();
+    cluster_ = new testing::ClusterProcess(MCOS_CLUSTER_BIN, dir_->path());
+    ASSERT_TRUE(cluster_->Start().ok());
+    Client admin(cluster_->endpoint());
+    ASSERT_TRUE(admin.Login("admin", testing::kAdminPassword).ok());
+    ASSERT_TRUE(admin.AddUser("alice", "alice-pw", false).ok());
+    ASSERT_TRUE(admin.AddUser("bob", "bob-pw", false).ok());
+  }
+  static void TearDownTestSuite() {
+    cluster_->Stop();
+    delete cluster_;
+    delete dir_;
+  }
+
+  static std::unique_ptr<Client> As(const std::string& user, const std::string& password) {
+    auto c = std::make_unique<Client>(cluster_->endpoint());
+    auto r = c->Login(user, password);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return c;
+  }
+
+  static absl::StatusOr<std::string> Download(Client& c, const std::string& container,
+                                              const std::string& object,
+                                              client::GetOptions options = {}) {
+    std::ostringstream out;
+    auto r = c.DownloadObject(container, object, out, options);
+    if (!r.ok()) return r.status();
+    return out.str();
+  }
+
+  static absl::StatusOr<mcos::v1::ObjectInfo> Upload(Client& c, bool create,
+                                                     const std::string& container,
+                                                     const std::string& object,
+                                                     const std::string& data,
+                                                     client::PutOptions options = {}) {
+    std::istringstream in(data);
+    return create ? c.CreateObject(container, object, in, options)
+                  : c.UpdateObject(container, object, in, options);
+  }
+
+  static testing::TempDir* dir_;
+  static testing::ClusterProcess* cluster_;
+};
+
+testing::TempDir* ClusterE2eTest::dir_ = nullptr;
+testing::ClusterProcess* ClusterE2eTest::cluster_ = nullptr;
+
+TEST_F(ClusterE2eTest, FullSessionThroughTheSdk) {
+  auto alice = As("alice", "alice-pw");
+  auto made = alice->CreateContainer("session", "default");
+  MCOS_ASSERT_OK(made);
+  EXPECT_EQ(made->option(), "default");
+  const std::string data = RandomBytes(100 * kMiB + 17, 1);
+  uint64_t last_progress = 0;
+  client::PutOptions po;
+  po.content_type = "application/x-test";
+  po.metadata = {{"owner", "alice"}};
+  po.progress = [&](uint64_t done, uint64_t) { last_progress = done; };
+  auto created = Upload(*alice, true, "session", "big/file.bin", data, po);
+  MCOS_ASSERT_OK(created);
+  EXPECT_EQ(last_progress, data.size());
+  EXPECT_EQ(created->size(), data.size());
+  EXPECT_EQ(created->etag(), Md5(data));
+  ASSERT_EQ(created->replicas_size(), 1);
+
+  auto stat = alice->StatObject("session", "big/file.bin");
+  MCOS_ASSERT_OK(stat);
+  EXPECT_EQ(stat->etag(), Md5(data));
+  EXPECT_EQ(stat->content_type(), "application/x-test");
+  EXPECT_EQ(stat->metadata().at("owner"), "alice");
+  auto back = Download(*alice, "session", "big/file.bin");
+  MCOS_ASSERT_OK(back);
+  EXPECT_TRUE(*back == data);
+
+  const std::string v2 = RandomBytes(3 * kMiB, 2);
+  auto updated = Upload(*alice, false, "session", "big/file.bin", v2);
+  MCOS_ASSERT_OK(updated);
+  EXPECT_GT(updated->version(), created->version());
+  client::GetOptions range;
+  range.offset = kMiB - 10;
+  range.length = 20;
+  EXPECT_EQ(*Download(*alice, "session", "big/file.bin", range), v2.substr(kMiB - 10, 20));
+
+  mcos::v1::ListObjectsRequest list;
+  list.set_container("session");
+  list.set_delimiter("/");
+  auto listing = alice->ListObjects(list);
+  MCOS_ASSERT_OK(listing);
+  ASSERT_EQ(listing->common_prefixes_size(), 1);
+  EXPECT_EQ(listing->common_prefixes(0), "big/");
+
+  auto version = alice->DeleteObject("session", "big/file.bin");
+  MCOS_ASSERT_OK(version);
+  EXPECT_FALSE(version->empty());
+  MCOS_EXPECT_CODE(alice->StatObject("session", "big/file.bin"), kNotFound);
+  MCOS_EXPECT_OK(alice->DeleteContainer("session"));
+  MCOS_EXPECT_CODE(alice->DeleteContainer("session"), kNotFound);
+}
+
+TEST_F(ClusterE2eTest, UsersSeeOnlyTheirOwnContainers) {
+  auto alice = As("alice", "alice-pw");
+  auto bob = As("bob", "bob-pw");
+  MCOS_ASSERT_OK(alice->CreateContainer("photos"));
+  MCOS_ASSERT_OK(bob->CreateContainer("photos"));
+  MCOS_ASSERT_OK(Upload(*alice, true, "photos", "cat.jpg", "alice's cat"));
+  MCOS_ASSERT_OK(Upload(*bob, true, "photos", "cat.jpg", "bob's cat"));
+  EXPECT_EQ(*Download(*alice, "photos", "cat.jpg"), "alice's cat");
+  EXPECT_EQ(*Download(*bob, "photos", "cat.jpg"), "bob's cat");
+  MCOS_ASSERT_OK(alice->CreateContainer("alice-only"));
+  auto bobs = bob->ListContainers();
+  MCOS_ASSERT_OK(bobs);
+  for (const auto& c : bobs->containers()) EXPECT_NE(c.name(), "alice-only");
+  MCOS_EXPECT_CODE(bob->StatObject("alice-only", "x"), kNotFound);
+  MCOS_EXPECT_CODE(Upload(*bob, true, "alice-only", "x", "intruder"), kNotFound);
+}
+
+TEST_F(ClusterE2eTest, AuthenticationErrors) {
+  Client anonymous(cluster_->endpoint());
+  MCOS_EXPECT_CODE(anonymous.ListContainers(), kUnauthenticated);
+  MCOS_EXPECT_CODE(anonymous.CreateContainer("x"), kUnauthenticated);
+
+  // Wrong password and unknown user get the same answer.
+  auto wrong = anonymous.Login("alice", "nope");
+  auto unknown = anonymous.Login("nobody", "nope");
+  MCOS_EXPECT_CODE(wrong, kUnauthenticated);
+  MCOS_EXPECT_CODE(unknown, kUnauthenticated);
+  EXPECT_EQ(wrong.status().message(), unknown.status().message());
+
+  // A forged token (signature of another key) and an expired one (right key, past expiry).
+  auto alice = As("alice", "alice-pw");
+  std::string token = alice->token();
+  token.back() = token.back() == 'A' ? 'B' : 'A';
+  Client forged(cluster_->endpoint(), {token, absl::Seconds(10)});
+  MCOS_EXPECT_CODE(forged.ListContainers(), kUnauthenticated);
+  common::TokenSigner other_key(std::string(64, 'k'));
+  mcos::v1::TokenClaims claims;
+  claims.set_user("alice");
+  claims.set_role("admin");
+  claims.set_expires_unix(absl::ToUnixSeconds(absl::Now() + absl::Hours(1)));
+  Client other(cluster_->endpoint(), {other_key.Sign(claims), absl::Seconds(10)});
+  MCOS_EXPECT_CODE(other.ListContainers(), kUnauthenticated);
+  std::ifstream key_file(cluster_->token_key_path());
+  std::string key;
+  key_file >> key;
+  ASSERT_GE(key.size(), 32u);
+  claims.set_expires_unix(absl::ToUnixSeconds(absl::Now() - absl::Seconds(1)));
+  Client expired(cluster_->endpoint(), {common::TokenSigner(key).Sign(claims), absl::Seconds(10)});
+  auto e = expired.ListContainers();
+  MCOS_EXPECT_CODE(e, kUnauthenticated);
+  EXPECT_NE(e.status().message().find("expired"), absl::string_view::npos) << e.status();
+
+  // A user is not an admin.
+  MCOS_EXPECT_CODE(alice->ListUsers(), kPermissionDenied);
+  MCOS_EXPECT_CODE(alice->AddUser("mallory", "pw", true), kPermissionDenied);
+}
+
+TEST_F(ClusterE2eTest, FailedLoginsAreRateLimitedPerName) {
+  Client c(cluster_->endpoint());
+  Client admin(cluster_->endpoint());
+  MCOS_ASSERT_OK(admin.Login("admin", testing::kAdminPassword));
+  MCOS_ASSERT_OK(admin.AddUser("carol", "carol-pw", false));
+  for (int i = 0; i < 5; ++i) MCOS_EXPECT_CODE(c.Login("carol", "wrong"), kUnauthenticated);
+  // Now even the right password is refused for a while; other names are unaffected.
+  MCOS_EXPECT_CODE(c.Login("carol", "carol-pw"), kResourceExhausted);
+  MCOS_EXPECT_OK(c.Login("bob", "bob-pw"));
+  for (int i = 0; i < 6; ++i) (void)c.Login("ghost", "x");
+  MCOS_EXPECT_CODE(c.Login("ghost", "x"), kResourceExhausted);
+}
+
+TEST_F(ClusterE2eTest, EveryErrorHasItsCodeAndChangesNothing) {
+  auto alice = As("alice", "alice-pw");
+  MCOS_ASSERT_OK(alice->CreateContainer("errors"));
+  MCOS_ASSERT_OK(Upload(*alice, true, "errors", "keep", "precious"));
+  const auto before = alice->StatObject("errors", "keep");
+  MCOS_ASSERT_OK(before);
+
+  MCOS_EXPECT_CODE(alice->CreateContainer("errors"), kAlreadyExists);
+  MCOS_EXPECT_CODE(alice->CreateContainer("bad/name"), kInvalidArgument);
+  MCOS_EXPECT_CODE(alice->CreateContainer(std::string(256, 'x')), kInvalidArgument);
+  MCOS_EXPECT_CODE(alice->CreateContainer("no-such-option", "gold"), kNotFound);
+  MCOS_EXPECT_CODE(Upload(*alice, true, "errors", "keep", "overwrite?"), kAlreadyExists);
+  MCOS_EXPECT_CODE(Upload(*alice, false, "errors", "missing", "x"), kNotFound);
+  MCOS_EXPECT_CODE(Upload(*alice, true, "errors", "bad\x01name", "x"), kInvalidArgument);
+  MCOS_EXPECT_CODE(Upload(*alice, true, "errors", "", "x"), kInvalidArgument);
+  MCOS_EXPECT_CODE(alice->DeleteContainer("errors"), kFailedPrecondition);
+  MCOS_EXPECT_CODE(alice->DeleteObject("errors", "missing"), kNotFound);
+  client::GetOptions past;
+  past.offset = 100;
+  MCOS_EXPECT_CODE(Download(*alice, "errors", "keep", past), kOutOfRange);
+
+  // A header with a wrong MD5 or size: nothing stored.
+  client::PutOptions bad_md5;
+  bad_md5.md5_hex = std::string(32, '0');
+  MCOS_EXPECT_CODE(Upload(*alice, false, "errors", "keep", "new content", bad_md5),
+                   kInvalidArgument);
+  client::PutOptions bad_size;
+  bad_size.size = 3;
+  MCOS_EXPECT_CODE(Upload(*alice, false, "errors", "keep", "new content", bad_size),
+                   kInvalidArgument);
+  MCOS_EXPECT_CODE(Upload(*alice, true, "errors", "fresh", "new content", bad_md5),
+                   kInvalidArgument);
+  MCOS_EXPECT_CODE(alice->StatObject("errors", "fresh"), kNotFound);
+
+  // A chunk over 1 MiB, sent with the raw stub.
+  {
+    auto channel = grpc::CreateChannel(cluster_->endpoint(), grpc::InsecureChannelCredentials());
+    auto stub = mcos::v1::UserService::NewStub(channel);
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + alice->token());
+    mcos::v1::ObjectInfo info;
+    auto w = stub->UpdateObject(&ctx, &info);
+    mcos::v1::PutObjectRequest m;
+    m.mutable_header()->set_container("errors");
+    m.mutable_header()->set_object("keep");
+    w->Write(m);
+    m.set_data(std::string(kMiB + 1, 'x'));
+    w->Write(m);
+    w->WritesDone();
+    const grpc::Status s = w->Finish();
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+    EXPECT_NE(s.error_message().find("1 MiB"), std::string::npos);
+  }
+  const auto after = alice->StatObject("errors", "keep");
+  MCOS_ASSERT_OK(after);
+  EXPECT_EQ(after->version(), before->version());
+  EXPECT_EQ(*Download(*alice, "errors", "keep"), "precious");
+}
+
+// Runs the mcos CLI with `args`, feeding `input` on stdin; returns (exit status, stdout).
+std::pair<int, std::string> Cli(const std::string& config_home, const std::string& args,
+                                const std::string& input = "") {
+  const std::string cmd = absl::StrCat("printf '%b' '", input, "' | XDG_CONFIG_HOME=", config_home,
+                                       " ", MCOS_CLI_BIN, " ", args, " 2>&1");
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  const int status = pclose(p);
+  return {WEXITSTATUS(status), out};
+}
+
+TEST_F(ClusterE2eTest, FullSessionThroughTheCli) {
+  const std::string home = dir_->Sub("cli-home");
+  const std::string ep = "--endpoint " + cluster_->endpoint();
+  auto [rc, out] = Cli(home, ep + " login alice --password-stdin", "alice-pw\\n");
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("logged in as alice"), std::string::npos) << out;
+  // The saved login is used from now on (no --endpoint), and it is private.
+  struct stat st {};
+  ASSERT_EQ(::stat((home + "/mcos/credentials").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+
+  std::tie(rc, out) = Cli(home, "mb cli-box --option default");
+  ASSERT_EQ(rc, 0) << out;
+  std::tie(rc, out) = Cli(home, "mb cli-box");
+  EXPECT_NE(rc, 0);
+  EXPECT_NE(out.find("error: ALREADY_EXISTS"), std::string::npos) << out;
+  std::tie(rc, out) = Cli(home, "container list");
+  EXPECT_NE(out.find("cli-box\tdefault"), std::string::npos) << out;
+
+  const std::string data = RandomBytes(100 * kMiB, 3);
+  const std::string file = dir_->Sub("upload.bin");
+  std::ofstream(file, std::ios::binary) << data;
+  std::tie(rc, out) = Cli(home, "put cli-box dir/data.bin " + file);
+  ASSERT_EQ(rc, 0) << out;
+  std::tie(rc, out) = Cli(home, "--json stat cli-box dir/data.bin");
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("\"etag\":\"" + Md5(data) + "\""), std::string::npos) << out;
+  const std::string back = dir_->Sub("download.bin");
+  std::tie(rc, out) = Cli(home, "get cli-box dir/data.bin " + back);
+  ASSERT_EQ(rc, 0) << out;
+  std::ifstream in(back, std::ios::binary);
+  std::stringstream got;
+  got << in.rdbuf();
+  EXPECT_TRUE(got.str() == data);
+
+  std::tie(rc, out) = Cli(home, "object update cli-box dir/data.bin -", "v2");
+  ASSERT_EQ(rc, 0) << out;
+  std::tie(rc, out) = Cli(home, "get cli-box dir/data.bin - --offset 1 --length 1");
+  EXPECT_EQ(out, "2");
+  std::tie(rc, out) = Cli(home, "ls cli-box --delimiter /");
+  EXPECT_NE(out.find("PRE\tdir/"), std::string::npos) << out;
+  std::tie(rc, out) = Cli(home, "rb cli-box");
+  EXPECT_NE(out.find("FAILED_PRECONDITION"), std::string::npos) << out;
+  std::tie(rc, out) = Cli(home, "rm cli-box dir/data.bin");
+  ASSERT_EQ(rc, 0) << out;
+  std::tie(rc, out) = Cli(home, "get cli-box dir/data.bin -");
+  EXPECT_EQ(rc, 1);
+  EXPECT_NE(out.find("error: NOT_FOUND"), std::string::npos) << out;
+  std::tie(rc, out) = Cli(home, "rb cli-box");
+  ASSERT_EQ(rc, 0) << out;
+  std::tie(rc, out) = Cli(home, "admin user list");
+  EXPECT_NE(out.find("PERMISSION_DENIED"), std::string::npos) << out;
+}
+
+TEST_F(ClusterE2eTest, ControllerSeesEveryService) {
+  Client admin(cluster_->endpoint());
+  MCOS_ASSERT_OK(admin.Login("admin", testing::kAdminPassword));
+  auto status = admin.GetCluster();
+  MCOS_ASSERT_OK(status);
+  std::set<mcos::v1::ServiceKind> kinds;
+  for (const auto& s : status->services()) {
+    kinds.insert(s.kind());
+    EXPECT_EQ(s.state(), mcos::v1::SERVICE_STATE_UP) << s.id();
+  }
+  EXPECT_EQ(kinds.size(), 3u);  // server, resolver, storage
+}
+
+}  // namespace
+}  // namespace mcos
