@@ -1,6 +1,7 @@
 #include "controller/controller_app.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/channel.h"
 #include "common/grpc_status.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
@@ -13,7 +14,7 @@ absl::Status GrpcHealthProbe::Check(const std::string& endpoint, absl::Duration 
   {
     absl::MutexLock lock(&mu_);
     auto& c = channels_[endpoint];
-    if (!c) c = grpc::CreateChannel(endpoint, grpc::InsecureChannelCredentials());
+    if (!c) c = common::ConnectInsecure(endpoint);
     channel = c;
   }
   auto stub = grpc::health::v1::Health::NewStub(channel);

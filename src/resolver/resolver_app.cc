@@ -1,6 +1,7 @@
 #include "resolver/resolver_app.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/channel.h"
 #include "common/grpc_status.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
@@ -48,8 +49,7 @@ absl::Status ResolverApp::Refresh() {
 absl::Status ResolverApp::Start(const std::string& own_endpoint,
                                 const std::string& controller_endpoint, absl::Duration timeout) {
   controller_endpoint_ = controller_endpoint;
-  controller_channel_ =
-      grpc::CreateChannel(controller_endpoint, grpc::InsecureChannelCredentials());
+  controller_channel_ = common::ConnectInsecure(controller_endpoint);
   controller_ = mcos::v1::ControllerService::NewStub(controller_channel_);
   // SEED.md: the resolver loads the rings first, then registers, then serves.
   const absl::Time deadline = absl::Now() + timeout;

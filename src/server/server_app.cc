@@ -56,8 +56,7 @@ ServerApp::~ServerApp() { Stop(); }
 
 absl::Status ServerApp::Start(const std::string& own_endpoint,
                               const std::string& controller_endpoint, absl::Duration timeout) {
-  controller_channel_ =
-      grpc::CreateChannel(controller_endpoint, grpc::InsecureChannelCredentials());
+  controller_channel_ = common::ConnectInsecure(controller_endpoint);
   controller_ = mcos::v1::ControllerService::NewStub(controller_channel_);
   registrar_ = std::make_unique<common::Registrar>(
       controller_channel_, mcos::v1::SERVICE_KIND_SERVER, own_endpoint, options_.id);
@@ -102,8 +101,7 @@ absl::Status ServerApp::Discover() {
   absl::MutexLock lock(&mu_);
   if (resolver != resolver_endpoint_) {
     resolver_endpoint_ = resolver;
-    backends_.resolver = mcos::v1::ResolverService::NewStub(
-        grpc::CreateChannel(resolver, grpc::InsecureChannelCredentials()));
+    backends_.resolver = mcos::v1::ResolverService::NewStub(common::ConnectInsecure(resolver));
   }
   if (storage != storage_endpoint_) {
     storage_endpoint_ = storage;

@@ -9,13 +9,6 @@ namespace mcos::storage {
 
 using common::FromGrpcStatus;
 
-std::shared_ptr<grpc::Channel> ConnectInsecure(const std::string& endpoint) {
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(64 * 1024 * 1024);
-  args.SetMaxSendMessageSize(64 * 1024 * 1024);
-  return grpc::CreateCustomChannel(endpoint, grpc::InsecureChannelCredentials(), args);
-}
-
 StorageClient::StorageClient(std::shared_ptr<grpc::Channel> channel, absl::Duration unary_deadline)
     : stub_(mcos::v1::StorageService::NewStub(std::move(channel))),
       unary_deadline_(unary_deadline) {}

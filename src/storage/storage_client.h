@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/channel.h"
 #include "mcos/v1/storage.grpc.pb.h"
 
 namespace mcos::storage {
@@ -22,8 +23,7 @@ using ChunkSource = std::function<absl::StatusOr<size_t>(char* buffer, size_t ca
 // Receives the next piece of downloaded content; an error aborts the download.
 using ChunkSink = std::function<absl::Status(absl::string_view data)>;
 
-// An insecure channel to a loopback/dev endpoint with MCOS's message-size limits.
-std::shared_ptr<grpc::Channel> ConnectInsecure(const std::string& endpoint);
+using common::ConnectInsecure;
 
 class StorageClient {
  public:

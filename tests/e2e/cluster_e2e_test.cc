@@ -1,10 +1,10 @@
 // End-to-end tests of one cluster: the real mcos-cluster process (RocksDB + SQLite on disk, every
 // service over loopback gRPC), driven through the C++ SDK and the mcos CLI.
+#include <gtest/gtest.h>
+
 #include <fstream>
 #include <random>
 #include <sstream>
-
-#include <gtest/gtest.h>
 
 #include "client/sdk/client.h"
 #include "common/hash.h"

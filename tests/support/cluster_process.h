@@ -22,9 +22,9 @@ class ClusterProcess {
 
   absl::Status Start(const std::vector<std::string>& extra = {}) {
     setenv("MCOS_ADMIN_PASSWORD", kAdminPassword, 1);
-    std::vector<std::string> args = {binary_,          "--data-dir",         data_dir_ + "/cluster",
-                                     "--listen",       "127.0.0.1:0",        "--argon2-memory-kib",
-                                     "1024",           "--health-period-ms", "200"};
+    std::vector<std::string> args = {binary_,    "--data-dir",         data_dir_ + "/cluster",
+                                     "--listen", "127.0.0.1:0",        "--argon2-memory-kib",
+                                     "1024",     "--health-period-ms", "200"};
     args.insert(args.end(), extra.begin(), extra.end());
     auto p = common::Subprocess::Start(args, data_dir_ + "/cluster.log");
     unsetenv("MCOS_ADMIN_PASSWORD");

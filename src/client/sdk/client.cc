@@ -30,6 +30,10 @@ Client::Client(const std::string& endpoint, ClientOptions options)
     : options_(std::move(options)), token_(options_.token) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(64 * 1024 * 1024);
+  // Use a restarted server again within a second (gRPC's default backoff grows to two minutes).
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   auto channel = grpc::CreateCustomChannel(endpoint, grpc::InsecureChannelCredentials(), args);
   user_ = mcos::v1::UserService::NewStub(channel);
   admin_ = mcos::v1::AdminService::NewStub(channel);
@@ -59,7 +63,13 @@ absl::StatusOr<mcos::v1::LoginResponse> Client::Login(const std::string& user,
   req.set_user_name(user);
   req.set_password(password);
   mcos::v1::LoginResponse resp;
-  const grpc::Status s = user_->Login(&ctx, req, &resp);
+  grpc::Status s = user_->Login(&ctx, req, &resp);
+  if (s.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
+    // A controller (mcos-controller) serves AdminService only: log in there.
+    grpc::ClientContext admin_ctx;
+    admin_ctx.set_deadline(absl::ToChronoTime(absl::Now() + options_.deadline));
+    s = admin_->Login(&admin_ctx, req, &resp);
+  }
   if (!s.ok()) return FromGrpc(s);
   set_token(resp.token());
   return resp;

@@ -52,7 +52,7 @@ class Client {
   // A client of the cluster at `endpoint` (HOST:PORT), plaintext (loopback/dev).
   explicit Client(const std::string& endpoint, ClientOptions options = {});
 
-  // Logs in and keeps the token for later calls.
+  // Logs in and keeps the token for later calls (at a controller, through its AdminService).
   absl::StatusOr<mcos::v1::LoginResponse> Login(const std::string& user,
                                                 const std::string& password);
   void set_token(const std::string& token);

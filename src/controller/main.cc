@@ -1,0 +1,79 @@
+// mcos-controller: a cluster's controller (SQLite metadata, registry, health checks, admin API).
+#include <malloc.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+
+#include <CLI/CLI.hpp>
+
+#include "common/logging.h"
+#include "common/server_host.h"
+#include "common/token.h"
+#include "controller/controller_app.h"
+
+int main(int argc, char** argv) {
+  mallopt(M_ARENA_MAX, 2);
+  mcos::common::BlockTerminationSignals();
+  mcos::controller::ControllerOptions options;
+  std::string listen = "127.0.0.1:7401", metrics_listen, storage_endpoint, key_file;
+  int health_period_ms = 2000, token_ttl_minutes = 12 * 60;
+  CLI::App cli{"mcos-controller: the controller of an MCOS cluster"};
+  cli.set_config("--config", "", "Read options from this TOML/INI file");
+  cli.add_option("--listen", listen, "gRPC address HOST:PORT (port 0 picks a free one)")
+      ->capture_default_str();
+  cli.add_option("--data-dir", options.data_dir, "Directory of controller.db")->required();
+  cli.add_option("--storage-endpoint", storage_endpoint,
+                 "The cluster's mcos-storage (checked before serving)")
+      ->required();
+  cli.add_option("--metrics-listen", metrics_listen, "Prometheus /metrics address");
+  cli.add_option("--cluster-id", options.cluster_id, "Id of this cluster (default: generated)");
+  cli.add_option("--region", options.region, "Region of this cluster");
+  cli.add_option("--token-key-file", key_file,
+                 "File with the federation's token key (default: DATA_DIR/token.key, created)");
+  cli.add_option("--health-period-ms", health_period_ms, "Health-check period")
+      ->capture_default_str();
+  cli.add_option("--down-after-misses", options.down_after_misses,
+                 "Missed checks before a service is marked down")
+      ->capture_default_str();
+  cli.add_option("--token-ttl-minutes", token_ttl_minutes, "Lifetime of tokens")
+      ->capture_default_str();
+  cli.add_option("--argon2-memory-kib", options.argon2.memory_kib, "argon2id memory cost")
+      ->capture_default_str();
+  CLI11_PARSE(cli, argc, argv);
+  mcos::common::InitLogging("mcos-controller");
+  options.health_period = absl::Milliseconds(health_period_ms);
+  options.token_ttl = absl::Minutes(token_ttl_minutes);
+  if (const char* pw = std::getenv("MCOS_ADMIN_PASSWORD"); pw != nullptr) {
+    options.admin_password = pw;
+  }
+  auto fail = [](const absl::Status& s) {
+    std::fprintf(stderr, "mcos-controller: %s\n", std::string(s.message()).c_str());
+    return 1;
+  };
+  std::filesystem::create_directories(options.data_dir);
+  auto key = mcos::common::LoadOrCreateKeyFile(key_file.empty() ? options.data_dir + "/token.key"
+                                                                : key_file);
+  if (!key.ok()) return fail(key.status());
+  options.token_key = *key;
+  auto app = mcos::controller::ControllerApp::Create(options);
+  if (!app.ok()) return fail(app.status());
+  // SEED.md: check the storage service first, then serve.
+  if (auto s = (*app)->CheckAndRegisterStorage(storage_endpoint, absl::Seconds(30)); !s.ok()) {
+    return fail(s);
+  }
+  mcos::common::ServerHostOptions host_options;
+  host_options.listen = listen;
+  host_options.metrics_listen = metrics_listen;
+  auto host = mcos::common::ServerHost::Start(host_options, (*app)->services(), nullptr);
+  if (!host.ok()) return fail(host.status());
+  (*app)->StartBackground();
+  const auto& pw_file = (*app)->controller().admin_password_file();
+  if (!pw_file.empty()) std::printf("admin password written to %s\n", pw_file.c_str());
+  mcos::common::AnnounceListening(listen, (*host)->port());
+  mcos::common::WaitForTerminationSignal();
+  (*app)->Stop();
+  (*host)->Shutdown();
+  std::fflush(nullptr);
+  std::_Exit(0);
+}

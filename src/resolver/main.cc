@@ -1,0 +1,47 @@
+// mcos-resolver: places objects on rings for the cluster's servers.
+#include <cstdio>
+#include <cstdlib>
+
+#include <CLI/CLI.hpp>
+
+#include "common/logging.h"
+#include "common/server_host.h"
+#include "resolver/resolver_app.h"
+
+int main(int argc, char** argv) {
+  mcos::common::BlockTerminationSignals();
+  mcos::resolver::ResolverOptions options;
+  std::string listen = "127.0.0.1:7402", metrics_listen, controller;
+  int refresh_ms = 1000;
+  CLI::App cli{"mcos-resolver: the resolver of an MCOS cluster (rings and placement)"};
+  cli.set_config("--config", "", "Read options from this TOML/INI file");
+  cli.add_option("--listen", listen, "gRPC address HOST:PORT (port 0 picks a free one)")
+      ->capture_default_str();
+  cli.add_option("--controller", controller, "The cluster's mcos-controller HOST:PORT")
+      ->required();
+  cli.add_option("--metrics-listen", metrics_listen, "Prometheus /metrics address");
+  cli.add_option("--id", options.id, "Service id registered with the controller")
+      ->capture_default_str();
+  cli.add_option("--refresh-ms", refresh_ms, "How often rings are reloaded")->capture_default_str();
+  CLI11_PARSE(cli, argc, argv);
+  mcos::common::InitLogging("mcos-resolver");
+  options.refresh = absl::Milliseconds(refresh_ms);
+  mcos::resolver::ResolverApp app(options);
+  mcos::common::ServerHostOptions host_options;
+  host_options.listen = listen;
+  host_options.metrics_listen = metrics_listen;
+  auto host = mcos::common::ServerHost::Start(host_options, app.services(), nullptr);
+  auto fail = [](const absl::Status& s) {
+    std::fprintf(stderr, "mcos-resolver: %s\n", std::string(s.message()).c_str());
+    return 1;
+  };
+  if (!host.ok()) return fail(host.status());
+  const std::string self = mcos::common::DialAddress(listen, (*host)->port());
+  if (auto s = app.Start(self, controller, absl::Seconds(30)); !s.ok()) return fail(s);
+  mcos::common::AnnounceListening(listen, (*host)->port());
+  mcos::common::WaitForTerminationSignal();
+  app.Stop();
+  (*host)->Shutdown();
+  std::fflush(nullptr);
+  std::_Exit(0);
+}

@@ -1,0 +1,54 @@
+// mcos-server: the cluster's user API (and, with the federation, its peer API).
+#include <malloc.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+#include <CLI/CLI.hpp>
+
+#include "common/logging.h"
+#include "common/server_host.h"
+#include "common/token.h"
+#include "server/server_app.h"
+
+int main(int argc, char** argv) {
+  mallopt(M_ARENA_MAX, 2);
+  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+  mcos::common::BlockTerminationSignals();
+  mcos::server::ServerOptions options;
+  std::string listen = "127.0.0.1:7403", metrics_listen, controller, key_file;
+  CLI::App cli{"mcos-server: the user-facing server of an MCOS cluster"};
+  cli.set_config("--config", "", "Read options from this TOML/INI file");
+  cli.add_option("--listen", listen, "gRPC address HOST:PORT (port 0 picks a free one)")
+      ->capture_default_str();
+  cli.add_option("--controller", controller, "The cluster's mcos-controller HOST:PORT")
+      ->required();
+  cli.add_option("--token-key-file", key_file, "File with the federation's token key")
+      ->required();
+  cli.add_option("--metrics-listen", metrics_listen, "Prometheus /metrics address");
+  cli.add_option("--id", options.id, "Service id registered with the controller")
+      ->capture_default_str();
+  CLI11_PARSE(cli, argc, argv);
+  mcos::common::InitLogging("mcos-server");
+  auto fail = [](const absl::Status& s) {
+    std::fprintf(stderr, "mcos-server: %s\n", std::string(s.message()).c_str());
+    return 1;
+  };
+  auto key = mcos::common::LoadOrCreateKeyFile(key_file);
+  if (!key.ok()) return fail(key.status());
+  options.token_key = *key;
+  mcos::server::ServerApp app(options);
+  mcos::common::ServerHostOptions host_options;
+  host_options.listen = listen;
+  host_options.metrics_listen = metrics_listen;
+  auto host = mcos::common::ServerHost::Start(host_options, app.services(), nullptr);
+  if (!host.ok()) return fail(host.status());
+  const std::string self = mcos::common::DialAddress(listen, (*host)->port());
+  if (auto s = app.Start(self, controller, absl::Seconds(30)); !s.ok()) return fail(s);
+  mcos::common::AnnounceListening(listen, (*host)->port());
+  mcos::common::WaitForTerminationSignal();
+  app.Stop();
+  (*host)->Shutdown();
+  std::fflush(nullptr);
+  std::_Exit(0);
+}

@@ -1,0 +1,171 @@
+// One cluster run as separate processes (mcos-storage, mcos-controller, mcos-resolver,
+// mcos-server): failures of one process, seen from the client and from the controller.
+#include <signal.h>
+
+#include <atomic>
+#include <sstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "client/sdk/client.h"
+#include "common/subprocess.h"
+#include "mcos/v1/user.grpc.pb.h"
+#include "tests/support/status_matchers.h"
+#include "tests/support/temp_dir.h"
+
+namespace mcos {
+namespace {
+
+constexpr char kAdminPassword[] = "split-admin-pw";
+constexpr size_t kMiB = size_t{1} << 20;
+
+// One process of the cluster, restartable on the same address.
+class Proc {
+ public:
+  Proc(std::string name, std::vector<std::string> args, std::string log)
+      : name_(std::move(name)), args_(std::move(args)), log_(std::move(log)) {}
+  absl::Status Start() {
+    std::vector<std::string> argv = args_;
+    argv.push_back("--listen");
+    argv.push_back(endpoint_.empty() ? "127.0.0.1:0" : endpoint_);
+    setenv("MCOS_ADMIN_PASSWORD", kAdminPassword, 1);
+    auto p = common::Subprocess::Start(argv, log_);
+    unsetenv("MCOS_ADMIN_PASSWORD");
+    if (!p.ok()) return p.status();
+    process_ = std::move(*p);
+    auto addr = process_->WaitForListening(absl::Seconds(30));
+    if (!addr.ok()) return addr.status();
+    endpoint_ = *addr;
+    return absl::OkStatus();
+  }
+  void Kill9() {
+    process_->Signal(SIGKILL);
+    process_->Wait();
+  }
+  const std::string& endpoint() const { return endpoint_; }
+
+ private:
+  std::string name_;
+  std::vector<std::string> args_;
+  std::string log_;
+  std::string endpoint_;
+  std::unique_ptr<common::Subprocess> process_;
+};
+
+// Waits until the controller reports the service of `kind` in `state`.
+bool WaitForState(client::Client& admin, mcos::v1::ServiceKind kind, mcos::v1::ServiceState state,
+                  absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    auto status = admin.GetCluster();
+    if (status.ok()) {
+      for (const auto& s : status->services()) {
+        if (s.kind() == kind && s.state() == state) return true;
+      }
+    }
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  return false;
+}
+
+TEST(SplitClusterE2eTest, ProcessesFailAndComeBack) {
+  testing::TempDir dir;
+  Proc storage("storage", {MCOS_STORAGE_BIN, "--data-dir", dir.Sub("storage")},
+               dir.Sub("storage.log"));
+  ASSERT_TRUE(storage.Start().ok());
+  Proc controller("controller",
+                  {MCOS_CONTROLLER_BIN, "--data-dir", dir.Sub("controller"), "--storage-endpoint",
+                   storage.endpoint(), "--health-period-ms", "100", "--down-after-misses", "2",
+                   "--argon2-memory-kib", "1024"},
+                  dir.Sub("controller.log"));
+  ASSERT_TRUE(controller.Start().ok());
+  Proc resolver("resolver", {MCOS_RESOLVER_BIN, "--controller", controller.endpoint()},
+                dir.Sub("resolver.log"));
+  ASSERT_TRUE(resolver.Start().ok());
+  Proc server("server",
+              {MCOS_SERVER_BIN, "--controller", controller.endpoint(), "--token-key-file",
+               dir.Sub("controller") + "/token.key"},
+              dir.Sub("server.log"));
+  ASSERT_TRUE(server.Start().ok());
+
+  client::Client admin(controller.endpoint());
+  MCOS_ASSERT_OK(admin.Login("admin", kAdminPassword));
+  MCOS_ASSERT_OK(admin.AddUser("alice", "alice-pw", false));
+  client::Client alice(server.endpoint());
+  MCOS_ASSERT_OK(alice.Login("alice", "alice-pw"));
+  MCOS_ASSERT_OK(alice.CreateContainer("box"));
+  const std::string v1(5 * kMiB, 'a');
+  {
+    std::istringstream in(v1);
+    MCOS_ASSERT_OK(alice.CreateObject("box", "obj", in));
+  }
+
+  // kill -9 the storage node in the middle of an upload of a new version.
+  {
+    auto stub = mcos::v1::UserService::NewStub(
+        grpc::CreateChannel(server.endpoint(), grpc::InsecureChannelCredentials()));
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + alice.token());
+    mcos::v1::ObjectInfo info;
+    auto w = stub->UpdateObject(&ctx, &info);
+    mcos::v1::PutObjectRequest m;
+    m.mutable_header()->set_container("box");
+    m.mutable_header()->set_object("obj");
+    ASSERT_TRUE(w->Write(m));
+    m.set_data(std::string(kMiB, 'b'));
+    for (int i = 0; i < 4; ++i) ASSERT_TRUE(w->Write(m));
+    absl::SleepFor(absl::Milliseconds(200));  // let chunks reach the storage node
+    storage.Kill9();
+    for (int i = 0; i < 8 && w->Write(m); ++i) {
+    }
+    w->WritesDone();
+    const grpc::Status s = w->Finish();
+    EXPECT_FALSE(s.ok());
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE) << s.error_message();
+  }
+  EXPECT_TRUE(WaitForState(admin, mcos::v1::SERVICE_KIND_STORAGE, mcos::v1::SERVICE_STATE_DOWN,
+                           absl::Seconds(10)));
+  MCOS_EXPECT_CODE(alice.StatObject("box", "obj"), kUnavailable);
+
+  ASSERT_TRUE(storage.Start().ok());
+  EXPECT_TRUE(WaitForState(admin, mcos::v1::SERVICE_KIND_STORAGE, mcos::v1::SERVICE_STATE_UP,
+                           absl::Seconds(10)));
+  // UNAVAILABLE means "retry": the server reconnects to the restarted node within a second.
+  std::ostringstream out;
+  absl::StatusOr<mcos::v1::ObjectInfo> got = absl::UnavailableError("not tried");
+  for (absl::Time end = absl::Now() + absl::Seconds(5);
+       !got.ok() && got.status().code() == absl::StatusCode::kUnavailable && absl::Now() < end;) {
+    out.str("");
+    got = alice.DownloadObject("box", "obj", out);
+    if (!got.ok()) absl::SleepFor(absl::Milliseconds(100));
+  }
+  MCOS_ASSERT_OK(got);
+  EXPECT_TRUE(out.str() == v1) << "the previous version did not survive";
+
+  // Resolver and server restart while the controller runs: they register again, requests resume.
+  resolver.Kill9();
+  server.Kill9();
+  ASSERT_TRUE(resolver.Start().ok());
+  ASSERT_TRUE(server.Start().ok());
+  const std::string v2(kMiB + 3, 'c');
+  std::istringstream in(v2);
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  absl::StatusOr<mcos::v1::ObjectInfo> updated = absl::UnavailableError("not tried");
+  while (!updated.ok() && absl::Now() < deadline) {
+    in.clear();
+    in.seekg(0);
+    updated = alice.UpdateObject("box", "obj", in);
+    if (!updated.ok()) absl::SleepFor(absl::Milliseconds(100));
+  }
+  MCOS_ASSERT_OK(updated);
+  EXPECT_EQ(updated->size(), v2.size());
+  auto status = admin.GetCluster();
+  MCOS_ASSERT_OK(status);
+  int up = 0;
+  for (const auto& s : status->services()) up += s.state() == mcos::v1::SERVICE_STATE_UP;
+  EXPECT_EQ(up, 3);
+}
+
+}  // namespace
+}  // namespace mcos
