@@ -1,47 +1,64 @@
 #!/usr/bin/env bash
-# The README's main job for now: starts a storage node (mcos-storage, RocksDB on disk) on a free
-# loopback port in a temporary directory, stores a file through it, reads it back and checks it
-# byte for byte, then stops the node. Later issues replace this with a whole cluster.
+# The README's main job: starts one whole MCOS cluster (mcos-cluster: storage node, controller,
+# resolver and server in one process, RocksDB and SQLite on disk) on a free loopback port in a
+# temporary directory, then uses it through the `mcos` CLI as a person would: the admin adds a
+# user, the user logs in, makes a container, uploads a 20 MiB file, stats it, downloads it and
+# checks it byte for byte, lists, deletes. Stops the cluster at the end (or on Ctrl-C).
+# With --keep it leaves the cluster running and prints how to use it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+keep=0
+[ "${1:-}" = "--keep" ] && keep=1
 tools/build.sh release
 bin=build/release
 work=$(mktemp -d "${TMPDIR:-/tmp}/mcos-demo-XXXXXX")
-node_pid=""
+pid=""
 cleanup() {
-  if [ -n "$node_pid" ] && kill -0 "$node_pid" 2>/dev/null; then kill "$node_pid"; wait "$node_pid" || true; fi
-  rm -rf "$work"
+  if [ "$keep" = 0 ]; then
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then kill "$pid"; wait "$pid" || true; fi
+    rm -rf "$work"
+  fi
 }
 trap cleanup EXIT
 
-"$bin/src/storage/mcos-storage" --data-dir "$work/node" --listen 127.0.0.1:0 \
-  >"$work/stdout" 2>"$work/storage.log" &
-node_pid=$!
-for _ in $(seq 100); do grep -q "listening on" "$work/stdout" 2>/dev/null && break; sleep 0.1; done
+export MCOS_ADMIN_PASSWORD="demo-admin-$RANDOM$RANDOM"
+"$bin/src/cluster/mcos-cluster" --data-dir "$work/cluster" --listen 127.0.0.1:0 \
+  >"$work/stdout" 2>"$work/cluster.log" &
+pid=$!
+for _ in $(seq 150); do grep -q "listening on" "$work/stdout" 2>/dev/null && break; sleep 0.1; done
 endpoint=$(awk '/listening on/{print $3}' "$work/stdout")
-[ -n "$endpoint" ] || { echo "mcos-storage did not start:"; cat "$work/storage.log"; exit 1; }
-echo "== mcos-storage (pid $node_pid) listening on $endpoint, data in $work/node"
+[ -n "$endpoint" ] || { echo "mcos-cluster did not start:"; cat "$work/cluster.log"; exit 1; }
+echo "== mcos-cluster (pid $pid) listening on $endpoint, data in $work/cluster"
 
-tool() { "$bin/tools/mcos-storage-tool" --endpoint "$endpoint" --user demo "$@"; }
-head -c $((20 * 1024 * 1024 + 123)) /dev/urandom >"$work/file.bin"
-echo "== put a 20 MiB file as photos/2026/holiday.bin"
-tool put photos "2026/holiday.bin" "$work/file.bin" --content-type application/octet-stream |
-  grep -E '"(applied|size|etag|checksum)"'
-echo "== stat"
-tool stat photos "2026/holiday.bin" | grep -E '"(size|etag|chunk_count)"'
-echo "== get it back and compare"
-tool get photos "2026/holiday.bin" "$work/back.bin"
-md5sum "$work/file.bin" "$work/back.bin" | sed "s|$work/||"
-cmp "$work/file.bin" "$work/back.bin" && echo "byte-identical: yes"
-echo "== range read of bytes 1000..1015"
-tool get photos "2026/holiday.bin" - --offset 1000 --length 16 | od -An -tx1
-echo "== list with delimiter '/'"
-tool put photos "readme.txt" <(echo "hello") >/dev/null
-tool ls photos --delimiter / | grep -E '"object"|common_prefixes|"2026/"'
-echo "== delete, then get (expect NOT_FOUND)"
-tool rm photos readme.txt >/dev/null
-tool get photos readme.txt - || true
-echo "== stopping mcos-storage"
-kill "$node_pid"; wait "$node_pid" || true; node_pid=""
-tail -n 3 "$work/storage.log"
+export XDG_CONFIG_HOME="$work/config"   # the CLI keeps its login here, not in your home
+mcos() { "$bin/src/client/mcos" "$@"; }
+run() { echo "\$ mcos $*"; mcos "$@"; }
+
+echo "$MCOS_ADMIN_PASSWORD" | mcos --endpoint "$endpoint" login admin --password-stdin
+echo "demo-password" | run admin user add demo --password-stdin
+run admin cluster status
+echo "demo-password" | run --endpoint "$endpoint" login demo --password-stdin
+run mb photos
+head -c $((20 * 1024 * 1024 + 123)) /dev/urandom >"$work/holiday.bin"
+run put photos 2026/holiday.bin "$work/holiday.bin" --content-type application/octet-stream --meta place=beach
+run stat photos 2026/holiday.bin
+run get photos 2026/holiday.bin "$work/back.bin"
+md5sum "$work/holiday.bin" "$work/back.bin" | sed "s|$work/||"
+cmp "$work/holiday.bin" "$work/back.bin" && echo "byte-identical: yes"
+echo "hello" | run put photos readme.txt -
+run ls
+run ls photos --delimiter /
+run get photos readme.txt -
+run rm photos readme.txt
+run get photos readme.txt - || true
+if [ "$keep" = 1 ]; then
+  echo
+  echo "The cluster keeps running (pid $pid). Try:"
+  echo "  export XDG_CONFIG_HOME=$work/config; $bin/src/client/mcos ls photos"
+  echo "Stop it with: kill $pid"
+else
+  echo "== stopping mcos-cluster"
+  kill "$pid"; wait "$pid" || true; pid=""
+  tail -n 2 "$work/cluster.log"
+fi
 echo "demo OK"

@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
   mcos::controller::ControllerOptions controller;
   int health_period_ms = 2000;
   int token_ttl_minutes = 12 * 60;
+  mcos::storage::StorageOptions storage_options;
   CLI::App cli{
       "mcos-cluster: a whole MCOS cluster (storage, controller, resolver, server) in one "
       "process, every service on one gRPC address"};
@@ -52,6 +53,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   cli.add_option("--token-ttl-minutes", token_ttl_minutes, "Lifetime of login tokens")
       ->capture_default_str();
+  cli.add_flag("--enable-bench-service", storage_options.enable_bench_service,
+               "Also serve mcos.v1.BenchService, the bare-stream reference of the benchmarks");
   cli.add_option("--argon2-memory-kib", controller.argon2.memory_kib,
                  "argon2id memory cost of password hashes")
       ->capture_default_str();
@@ -67,7 +70,6 @@ int main(int argc, char** argv) {
     controller.admin_password = pw;
   }
 
-  mcos::storage::StorageOptions storage_options;
   storage_options.data_dir = data_dir + "/storage";
   auto storage = mcos::storage::StorageApp::Create(storage_options);
   if (!storage.ok()) return Fail(storage.status());

@@ -1,10 +1,10 @@
 // Client channels between MCOS processes.
 #pragma once
 
+#include <grpcpp/grpcpp.h>
+
 #include <memory>
 #include <string>
-
-#include <grpcpp/grpcpp.h>
 
 namespace mcos::common {
 

@@ -1,11 +1,10 @@
 // mcos-controller: a cluster's controller (SQLite metadata, registry, health checks, admin API).
 #include <malloc.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-
-#include <CLI/CLI.hpp>
 
 #include "common/logging.h"
 #include "common/server_host.h"

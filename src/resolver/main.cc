@@ -1,8 +1,7 @@
 // mcos-resolver: places objects on rings for the cluster's servers.
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
-
-#include <CLI/CLI.hpp>
 
 #include "common/logging.h"
 #include "common/server_host.h"
@@ -17,8 +16,7 @@ int main(int argc, char** argv) {
   cli.set_config("--config", "", "Read options from this TOML/INI file");
   cli.add_option("--listen", listen, "gRPC address HOST:PORT (port 0 picks a free one)")
       ->capture_default_str();
-  cli.add_option("--controller", controller, "The cluster's mcos-controller HOST:PORT")
-      ->required();
+  cli.add_option("--controller", controller, "The cluster's mcos-controller HOST:PORT")->required();
   cli.add_option("--metrics-listen", metrics_listen, "Prometheus /metrics address");
   cli.add_option("--id", options.id, "Service id registered with the controller")
       ->capture_default_str();

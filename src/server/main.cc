@@ -1,10 +1,9 @@
 // mcos-server: the cluster's user API (and, with the federation, its peer API).
 #include <malloc.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
-
-#include <CLI/CLI.hpp>
 
 #include "common/logging.h"
 #include "common/server_host.h"
@@ -21,10 +20,8 @@ int main(int argc, char** argv) {
   cli.set_config("--config", "", "Read options from this TOML/INI file");
   cli.add_option("--listen", listen, "gRPC address HOST:PORT (port 0 picks a free one)")
       ->capture_default_str();
-  cli.add_option("--controller", controller, "The cluster's mcos-controller HOST:PORT")
-      ->required();
-  cli.add_option("--token-key-file", key_file, "File with the federation's token key")
-      ->required();
+  cli.add_option("--controller", controller, "The cluster's mcos-controller HOST:PORT")->required();
+  cli.add_option("--token-key-file", key_file, "File with the federation's token key")->required();
   cli.add_option("--metrics-listen", metrics_listen, "Prometheus /metrics address");
   cli.add_option("--id", options.id, "Service id registered with the controller")
       ->capture_default_str();

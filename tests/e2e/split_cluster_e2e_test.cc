@@ -1,12 +1,11 @@
 // One cluster run as separate processes (mcos-storage, mcos-controller, mcos-resolver,
 // mcos-server): failures of one process, seen from the client and from the controller.
+#include <gtest/gtest.h>
 #include <signal.h>
 
 #include <atomic>
 #include <sstream>
 #include <thread>
-
-#include <gtest/gtest.h>
 
 #include "client/sdk/client.h"
 #include "common/subprocess.h"

@@ -45,6 +45,8 @@ struct ClientOptions {
   std::string token;
   // Deadline of unary calls (streams have none).
   absl::Duration deadline = absl::Seconds(30);
+  // Open a TCP connection of its own instead of sharing one with other clients of the process.
+  bool own_connection = false;
 };
 
 class Client {

@@ -1,0 +1,243 @@
+// mcos-bench: load through the public UserService of one cluster, as applications see it.
+//   * small objects: N concurrent clients (one connection each) create, stat, download and
+//     delete objects of a fixed size; ops/s, p50, p99 per operation;
+//   * large streams: an upload and a download of one big object through the SDK, next to the bare
+//     gRPC stream of the same process (BenchService) as the reference;
+//   * optionally the peak RSS of the cluster process while a huge object goes up.
+// With --cluster-bin it starts its own mcos-cluster in a temp dir and stops it at the end.
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <random>
+#include <sstream>
+#include <streambuf>
+
+#include <CLI/CLI.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "client/sdk/client.h"
+#include "common/subprocess.h"
+#include "common/token.h"
+#include "mcos/v1/bench.grpc.pb.h"
+#include "tools/bench_util.h"
+
+namespace {
+
+using mcos::tools::Clock;
+using mcos::tools::MBps;
+using mcos::tools::PrintStats;
+using mcos::tools::RunConcurrent;
+using mcos::tools::Stats;
+
+// An input stream of `size` bytes repeating one random 1 MiB block, without holding more.
+class PatternBuf : public std::streambuf {
+ public:
+  PatternBuf(const std::string& block, uint64_t size) : block_(block), left_(size) {}
+
+ protected:
+  int_type underflow() override {
+    if (left_ == 0) return traits_type::eof();
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(left_, block_.size()));
+    char* p = const_cast<char*>(block_.data());
+    setg(p, p, p + n);
+    left_ -= n;
+    return traits_type::to_int_type(*p);
+  }
+
+ private:
+  const std::string& block_;
+  uint64_t left_;
+};
+
+// An output stream that only counts.
+class CountingBuf : public std::streambuf {
+ public:
+  uint64_t count = 0;
+
+ protected:
+  std::streamsize xsputn(const char*, std::streamsize n) override {
+    count += static_cast<uint64_t>(n);
+    return n;
+  }
+  int_type overflow(int_type c) override {
+    ++count;
+    return c;
+  }
+};
+
+int Fail(const std::string& what, const absl::Status& s) {
+  std::fprintf(stderr, "error: %s: %s\n", what.c_str(), std::string(s.message()).c_str());
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App cli{"mcos-bench: throughput and latency of one MCOS cluster through UserService"};
+  std::string endpoint, cluster_bin, admin_password;
+  int clients = 16;
+  double seconds = 5;
+  size_t small_bytes = 4096;
+  uint64_t large_mib = 256, rss_mib = 0;
+  cli.add_option("--endpoint", endpoint, "Use a running cluster at HOST:PORT");
+  cli.add_option("--admin-password", admin_password,
+                 "Its admin password (else $MCOS_ADMIN_PASSWORD)");
+  cli.add_option("--cluster-bin", cluster_bin, "Start this mcos-cluster binary instead");
+  cli.add_option("--clients", clients, "Concurrent clients")->capture_default_str();
+  cli.add_option("--seconds", seconds, "Duration of each small-object phase")->capture_default_str();
+  cli.add_option("--small-bytes", small_bytes, "Size of small objects")->capture_default_str();
+  cli.add_option("--large-mib", large_mib, "Size of the large stream (MiB); 0 skips it")
+      ->capture_default_str();
+  cli.add_option("--rss-mib", rss_mib,
+                 "Also upload an object this big and report the cluster's peak RSS "
+                 "(needs --cluster-bin)");
+  CLI11_PARSE(cli, argc, argv);
+  if (admin_password.empty()) {
+    if (const char* pw = std::getenv("MCOS_ADMIN_PASSWORD"); pw != nullptr) admin_password = pw;
+  }
+
+  std::unique_ptr<mcos::common::Subprocess> node;
+  std::string temp_dir;
+  if (!cluster_bin.empty()) {
+    char tmpl[] = "/tmp/mcos-bench-XXXXXX";
+    temp_dir = mkdtemp(tmpl);
+    admin_password = mcos::common::RandomHex(12);
+    setenv("MCOS_ADMIN_PASSWORD", admin_password.c_str(), 1);
+    auto p = mcos::common::Subprocess::Start(
+        {cluster_bin, "--data-dir", temp_dir + "/cluster", "--listen", "127.0.0.1:0",
+         "--enable-bench-service"},
+        temp_dir + "/cluster.log");
+    unsetenv("MCOS_ADMIN_PASSWORD");
+    if (!p.ok()) return Fail("start", p.status());
+    node = std::move(*p);
+    auto addr = node->WaitForListening(absl::Seconds(30));
+    if (!addr.ok()) return Fail("start", addr.status());
+    endpoint = *addr;
+  }
+  if (endpoint.empty()) {
+    std::fprintf(stderr, "error: pass --endpoint HOST:PORT or --cluster-bin PATH\n");
+    return 2;
+  }
+  mcos::client::Client admin(endpoint);
+  if (auto r = admin.Login("admin", admin_password); !r.ok()) return Fail("admin login", r.status());
+  const std::string user = absl::StrCat("bench-", mcos::common::RandomHex(3));
+  const std::string password = mcos::common::RandomHex(8);
+  if (auto r = admin.AddUser(user, password, false); !r.ok()) return Fail("add user", r.status());
+  std::vector<std::unique_ptr<mcos::client::Client>> conns;
+  for (int c = 0; c < clients; ++c) {
+    mcos::client::ClientOptions o;
+    o.own_connection = true;
+    conns.push_back(std::make_unique<mcos::client::Client>(endpoint, o));
+    if (auto r = conns.back()->Login(user, password); !r.ok()) return Fail("login", r.status());
+  }
+  if (auto r = conns[0]->CreateContainer("bench"); !r.ok()) return Fail("container", r.status());
+  std::printf("mcos-bench: endpoint %s, %d clients, %zu-byte objects, user %s\n", endpoint.c_str(),
+              clients, small_bytes, user.c_str());
+
+  std::mt19937_64 rng(7);
+  std::string small(small_bytes, '\0');
+  for (auto& ch : small) ch = static_cast<char>(rng());
+  std::vector<uint64_t> created(static_cast<size_t>(clients), 0);
+  auto name = [](int c, uint64_t i) { return absl::StrCat("s/", c, "/", i); };
+
+  PrintStats("create", RunConcurrent(clients, seconds, [&](int c, uint64_t i) {
+               std::istringstream in(small);
+               auto r = conns[static_cast<size_t>(c)]->CreateObject("bench", name(c, i), in);
+               if (r.ok()) created[static_cast<size_t>(c)] = i + 1;
+               return r.ok();
+             }));
+  auto pick = [&](int c, uint64_t i) {
+    const uint64_t n = std::max<uint64_t>(1, created[static_cast<size_t>(c)]);
+    return name(c, (i * 7919) % n);
+  };
+  PrintStats("stat", RunConcurrent(clients, seconds, [&](int c, uint64_t i) {
+               return conns[static_cast<size_t>(c)]->StatObject("bench", pick(c, i)).ok();
+             }));
+  PrintStats("download", RunConcurrent(clients, seconds, [&](int c, uint64_t i) {
+               CountingBuf buf;
+               std::ostream out(&buf);
+               auto r = conns[static_cast<size_t>(c)]->DownloadObject("bench", pick(c, i), out);
+               return r.ok() && buf.count == small_bytes;
+             }));
+  PrintStats("delete (every created)", mcos::tools::RunCounts(created, [&](int c, uint64_t i) {
+               return conns[static_cast<size_t>(c)]->DeleteObject("bench", name(c, i)).ok();
+             }));
+
+  std::string block(1 << 20, '\0');
+  for (auto& ch : block) ch = static_cast<char>(rng());
+  auto upload = [&](const std::string& object, uint64_t bytes) -> double {
+    PatternBuf buf(block, bytes);
+    std::istream in(&buf);
+    mcos::client::PutOptions po;
+    po.size = bytes;
+    const auto t0 = Clock::now();
+    auto r = conns[0]->CreateObject("bench", object, in, po);
+    if (!r.ok()) {
+      Fail("upload", r.status());
+      return 0;
+    }
+    return MBps(bytes, Clock::now() - t0);
+  };
+  auto download = [&](const std::string& object, uint64_t bytes) -> double {
+    CountingBuf buf;
+    std::ostream out(&buf);
+    const auto t0 = Clock::now();
+    auto r = conns[0]->DownloadObject("bench", object, out);
+    if (!r.ok() || buf.count != bytes) return 0;
+    return MBps(bytes, Clock::now() - t0);
+  };
+  if (large_mib > 0) {
+    const uint64_t bytes = large_mib << 20;
+    auto bench = mcos::v1::BenchService::NewStub(mcos::tools::OwnConnection(endpoint));
+    double sink = 0, source = 0;
+    {
+      grpc::ClientContext ctx;
+      mcos::v1::BenchSummary summary;
+      auto w = bench->Sink(&ctx, &summary);
+      mcos::v1::BenchChunk msg;
+      msg.set_data(block);
+      const auto t0 = Clock::now();
+      for (uint64_t sent = 0; sent < bytes; sent += block.size()) w->Write(msg);
+      w->WritesDone();
+      if (w->Finish().ok()) sink = MBps(bytes, Clock::now() - t0);
+    }
+    {
+      grpc::ClientContext ctx;
+      mcos::v1::BenchSourceRequest req;
+      req.set_bytes(bytes);
+      req.set_chunk_size(1 << 20);
+      mcos::v1::BenchChunk msg;
+      const auto t0 = Clock::now();
+      auto r = bench->Source(&ctx, req);
+      uint64_t got = 0;
+      while (r->Read(&msg)) got += msg.data().size();
+      if (r->Finish().ok() && got == bytes) source = MBps(bytes, Clock::now() - t0);
+    }
+    const double up = upload("large", bytes);
+    const double down = download("large", bytes);
+    std::printf("%-28s %10.1f MB/s   bare gRPC stream %8.1f MB/s   ratio %5.1f%%\n",
+                absl::StrCat("upload ", large_mib, " MiB").c_str(), up, sink,
+                sink > 0 ? 100 * up / sink : 0);
+    std::printf("%-28s %10.1f MB/s   bare gRPC stream %8.1f MB/s   ratio %5.1f%%\n",
+                absl::StrCat("download ", large_mib, " MiB").c_str(), down, source,
+                source > 0 ? 100 * down / source : 0);
+  }
+  if (rss_mib > 0 && node) {
+    const uint64_t bytes = rss_mib << 20;
+    const auto before = mcos::common::PeakRssBytes(node->pid());
+    const double up = upload("huge", bytes);
+    const auto after = mcos::common::PeakRssBytes(node->pid());
+    std::printf("%-28s upload %.1f MB/s; mcos-cluster peak RSS %.1f MiB (%.1f MiB before)\n",
+                absl::StrCat(rss_mib, " MiB upload").c_str(), up,
+                after.ok() ? static_cast<double>(*after) / (1 << 20) : -1.0,
+                before.ok() ? static_cast<double>(*before) / (1 << 20) : -1.0);
+  }
+  if (node) {
+    node->Signal(SIGTERM);
+    node->Wait();
+  }
+  if (!temp_dir.empty()) std::filesystem::remove_all(temp_dir);
+  return 0;
+}
