@@ -1,6 +1,8 @@
 // Helpers shared by the load tools: timed concurrent loops with latency percentiles.
 #pragma once
 
+#include <grpcpp/grpcpp.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -9,8 +11,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 namespace mcos::tools {
 

@@ -8,13 +8,12 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <filesystem>
 #include <random>
 #include <sstream>
 #include <streambuf>
-
-#include <CLI/CLI.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "client/sdk/client.h"
@@ -86,7 +85,8 @@ int main(int argc, char** argv) {
                  "Its admin password (else $MCOS_ADMIN_PASSWORD)");
   cli.add_option("--cluster-bin", cluster_bin, "Start this mcos-cluster binary instead");
   cli.add_option("--clients", clients, "Concurrent clients")->capture_default_str();
-  cli.add_option("--seconds", seconds, "Duration of each small-object phase")->capture_default_str();
+  cli.add_option("--seconds", seconds, "Duration of each small-object phase")
+      ->capture_default_str();
   cli.add_option("--small-bytes", small_bytes, "Size of small objects")->capture_default_str();
   cli.add_option("--large-mib", large_mib, "Size of the large stream (MiB); 0 skips it")
       ->capture_default_str();
@@ -105,10 +105,9 @@ int main(int argc, char** argv) {
     temp_dir = mkdtemp(tmpl);
     admin_password = mcos::common::RandomHex(12);
     setenv("MCOS_ADMIN_PASSWORD", admin_password.c_str(), 1);
-    auto p = mcos::common::Subprocess::Start(
-        {cluster_bin, "--data-dir", temp_dir + "/cluster", "--listen", "127.0.0.1:0",
-         "--enable-bench-service"},
-        temp_dir + "/cluster.log");
+    auto p = mcos::common::Subprocess::Start({cluster_bin, "--data-dir", temp_dir + "/cluster",
+                                              "--listen", "127.0.0.1:0", "--enable-bench-service"},
+                                             temp_dir + "/cluster.log");
     unsetenv("MCOS_ADMIN_PASSWORD");
     if (!p.ok()) return Fail("start", p.status());
     node = std::move(*p);
@@ -121,7 +120,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   mcos::client::Client admin(endpoint);
-  if (auto r = admin.Login("admin", admin_password); !r.ok()) return Fail("admin login", r.status());
+  if (auto r = admin.Login("admin", admin_password); !r.ok())
+    return Fail("admin login", r.status());
   const std::string user = absl::StrCat("bench-", mcos::common::RandomHex(3));
   const std::string password = mcos::common::RandomHex(8);
   if (auto r = admin.AddUser(user, password, false); !r.ok()) return Fail("add user", r.status());

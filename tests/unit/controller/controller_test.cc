@@ -1,0 +1,142 @@
+#include "controller/controller.h"
+
+#include <map>
+
+#include <gtest/gtest.h>
+
+#include "tests/support/fake_clock.h"
+#include "tests/support/status_matchers.h"
+#include "tests/support/temp_dir.h"
+
+namespace mcos::controller {
+namespace {
+
+class FakeProbe final : public HealthProbe {
+ public:
+  absl::Status Check(const std::string& endpoint, absl::Duration) override {
+    return healthy[endpoint] ? absl::OkStatus() : absl::UnavailableError("connection refused");
+  }
+  std::map<std::string, bool> healthy;
+};
+
+class ControllerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    options_.data_dir = dir_.path();
+    options_.token_key = std::string(32, 'k');
+    options_.argon2.memory_kib = 1024;
+    options_.admin_password = "root-pw";
+    options_.cluster_id = "c1";
+    options_.down_after_misses = 2;
+    auto c = Controller::Open(options_, clock_, probe_);
+    ASSERT_TRUE(c.ok()) << c.status();
+    controller_ = std::move(*c);
+  }
+
+  testing::TempDir dir_;
+  testing::FakeClock clock_;
+  FakeProbe probe_;
+  ControllerOptions options_;
+  std::unique_ptr<Controller> controller_;
+};
+
+TEST_F(ControllerTest, BootstrapsAdminDefaultRingAndOption) {
+  auto login = controller_->Login("admin", "root-pw");
+  MCOS_ASSERT_OK(login);
+  EXPECT_EQ(login->role(), "admin");
+  auto snap = controller_->Snapshot();
+  MCOS_ASSERT_OK(snap);
+  ASSERT_EQ(snap->rings_size(), 1);
+  EXPECT_EQ(snap->rings(0).members(0).cluster(), "c1");
+  ASSERT_EQ(snap->options_size(), 1);
+  EXPECT_TRUE(snap->options(0).is_default());
+}
+
+TEST_F(ControllerTest, TokensCarryUserRoleAndExpire) {
+  MCOS_ASSERT_OK(controller_->AddUser("alice", "pw", "user"));
+  auto login = controller_->Login("alice", "pw");
+  MCOS_ASSERT_OK(login);
+  auto claims = controller_->VerifyToken(login->token());
+  MCOS_ASSERT_OK(claims);
+  EXPECT_EQ(claims->user(), "alice");
+  EXPECT_EQ(claims->role(), "user");
+  clock_.Advance(options_.token_ttl + absl::Seconds(1));
+  MCOS_EXPECT_CODE(controller_->VerifyToken(login->token()), kUnauthenticated);
+}
+
+TEST_F(ControllerTest, FailedLoginsAreLimitedWithinTheWindow) {
+  MCOS_ASSERT_OK(controller_->AddUser("bob", "pw", "user"));
+  for (int i = 0; i < options_.max_failed_logins; ++i) {
+    MCOS_EXPECT_CODE(controller_->Login("bob", "wrong"), kUnauthenticated);
+  }
+  MCOS_EXPECT_CODE(controller_->Login("bob", "pw"), kResourceExhausted);
+  clock_.Advance(options_.failed_login_window + absl::Seconds(1));
+  MCOS_EXPECT_OK(controller_->Login("bob", "pw"));
+}
+
+TEST_F(ControllerTest, UserRules) {
+  MCOS_EXPECT_CODE(controller_->AddUser("bad name", "pw", "user"), kInvalidArgument);
+  MCOS_EXPECT_CODE(controller_->AddUser("carol", "", "user"), kInvalidArgument);
+  MCOS_EXPECT_CODE(controller_->AddUser("carol", "pw", "root"), kInvalidArgument);
+  MCOS_ASSERT_OK(controller_->AddUser("carol", "pw", "user"));
+  MCOS_EXPECT_CODE(controller_->AddUser("carol", "pw", "user"), kAlreadyExists);
+  MCOS_EXPECT_CODE(controller_->RemoveUser("admin"), kFailedPrecondition);  // the last admin
+  MCOS_ASSERT_OK(controller_->SetPassword("carol", "new"));
+  MCOS_EXPECT_CODE(controller_->Login("carol", "pw"), kUnauthenticated);
+  MCOS_EXPECT_OK(controller_->Login("carol", "new"));
+  MCOS_ASSERT_OK(controller_->RemoveUser("carol"));
+  MCOS_EXPECT_CODE(controller_->Login("carol", "new"), kUnauthenticated);
+  MCOS_EXPECT_CODE(controller_->RemoveUser("carol"), kNotFound);
+}
+
+TEST_F(ControllerTest, ContainersArePerUserAndBoundToAnOption) {
+  auto c = controller_->CreateContainer("alice", "photos", "");
+  MCOS_ASSERT_OK(c);
+  EXPECT_EQ(c->option(), "default");
+  MCOS_EXPECT_OK(controller_->CreateContainer("bob", "photos", "default"));
+  MCOS_EXPECT_CODE(controller_->CreateContainer("alice", "photos", ""), kAlreadyExists);
+  MCOS_EXPECT_CODE(controller_->CreateContainer("alice", "x", "gold"), kNotFound);
+  mcos::v1::ListUserContainersRequest req;
+  req.set_user("alice");
+  auto list = controller_->ListContainers(req);
+  MCOS_ASSERT_OK(list);
+  ASSERT_EQ(list->containers_size(), 1);
+  MCOS_ASSERT_OK(controller_->DeleteContainer("alice", "photos"));
+  MCOS_EXPECT_CODE(controller_->GetContainer("alice", "photos"), kNotFound);
+  MCOS_EXPECT_OK(controller_->GetContainer("bob", "photos"));
+  MCOS_EXPECT_OK(controller_->CreateContainer("alice", "photos", ""));  // again after delete
+}
+
+TEST_F(ControllerTest, MarksServicesDownAfterMissesAndUpWhenTheyAnswer) {
+  mcos::v1::RegisterRequest req;
+  req.set_kind(mcos::v1::SERVICE_KIND_SERVER);
+  req.set_endpoint("127.0.0.1:1");
+  MCOS_ASSERT_OK(controller_->Register(req));
+  probe_.healthy["127.0.0.1:1"] = false;
+  MCOS_ASSERT_OK(controller_->PollOnce());
+  EXPECT_EQ((*controller_->ListServices(mcos::v1::SERVICE_KIND_SERVER, true)).size(), 1u);
+  MCOS_ASSERT_OK(controller_->PollOnce());  // second miss: down
+  EXPECT_TRUE((*controller_->ListServices(mcos::v1::SERVICE_KIND_SERVER, true)).empty());
+  probe_.healthy["127.0.0.1:1"] = true;
+  MCOS_ASSERT_OK(controller_->PollOnce());
+  auto live = controller_->ListServices(mcos::v1::SERVICE_KIND_SERVER, true);
+  MCOS_ASSERT_OK(live);
+  ASSERT_EQ(live->size(), 1u);
+  EXPECT_EQ((*live)[0].consecutive_misses(), 0u);
+  req.set_endpoint("no-port");
+  MCOS_EXPECT_CODE(controller_->Register(req), kInvalidArgument);
+}
+
+TEST_F(ControllerTest, KeepsItsClusterIdAcrossRestarts) {
+  controller_.reset();
+  options_.cluster_id = "";
+  auto again = Controller::Open(options_, clock_, probe_);
+  MCOS_ASSERT_OK(again);
+  EXPECT_EQ((*again)->cluster_id(), "c1");
+  (*again).reset();
+  options_.cluster_id = "other";
+  MCOS_EXPECT_CODE(Controller::Open(options_, clock_, probe_), kFailedPrecondition);
+}
+
+}  // namespace
+}  // namespace mcos::controller
