@@ -1,8 +1,8 @@
 #include "controller/controller.h"
 
-#include <map>
-
 #include <gtest/gtest.h>
+
+#include <map>
 
 #include "tests/support/fake_clock.h"
 #include "tests/support/status_matchers.h"

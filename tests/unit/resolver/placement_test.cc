@@ -1,9 +1,9 @@
 #include "resolver/placement.h"
 
+#include <gtest/gtest.h>
+
 #include <map>
 #include <set>
-
-#include <gtest/gtest.h>
 
 namespace mcos::resolver {
 namespace {
@@ -39,7 +39,8 @@ TEST(PlacementTest, ReplicasAreDistinctAndSpreadOverRegions) {
     std::set<std::string> clusters(placed.replicas.begin(), placed.replicas.end());
     EXPECT_EQ(clusters.size(), 3u);
     std::set<std::string> regions;
-    for (const auto& c : placed.replicas) regions.insert("region" + std::to_string(std::stoi(c.substr(1)) % 3));
+    for (const auto& c : placed.replicas)
+      regions.insert("region" + std::to_string(std::stoi(c.substr(1)) % 3));
     EXPECT_EQ(regions.size(), 3u) << "partition " << p;
     EXPECT_EQ(placed.replicas.size() + placed.handoffs.size(), 9u);
   }
