@@ -28,7 +28,6 @@ using mcos::tools::Clock;
 using mcos::tools::MBps;
 using mcos::tools::PrintStats;
 using mcos::tools::RunConcurrent;
-using mcos::tools::Stats;
 
 // An input stream of `size` bytes repeating one random 1 MiB block, without holding more.
 class PatternBuf : public std::streambuf {

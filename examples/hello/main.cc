@@ -14,8 +14,8 @@ int main(int argc, char** argv) {
     std::cerr << "login: " << r.status() << "\n";
     return 1;
   }
-  if (auto r = client.CreateContainer("hello"); !r.ok() &&
-                                                r.status().code() != absl::StatusCode::kAlreadyExists) {
+  if (auto r = client.CreateContainer("hello");
+      !r.ok() && r.status().code() != absl::StatusCode::kAlreadyExists) {
     std::cerr << "create container: " << r.status() << "\n";
     return 1;
   }

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
 
 namespace mcos::common {
 
@@ -19,7 +20,7 @@ inline absl::StatusOr<std::string> BearerToken(const grpc::ServerContext& contex
   }
   const std::string value(it->second.data(), it->second.size());
   constexpr char kPrefix[] = "Bearer ";
-  if (value.rfind(kPrefix, 0) != 0 || value.size() == sizeof(kPrefix) - 1) {
+  if (!absl::StartsWith(value, kPrefix) || value.size() == sizeof(kPrefix) - 1) {
     return absl::UnauthenticatedError("malformed authorization header: expected 'Bearer <token>'");
   }
   return value.substr(sizeof(kPrefix) - 1);

@@ -401,7 +401,7 @@ grpc::Status UserGrpcService::Put(grpc::ServerContext* context,
   } else {
     writer->WritesDone();
   }
-  const grpc::Status s = writer->Finish();
+  grpc::Status s = writer->Finish();
   if (!s.ok()) {
     if (s.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
       return create
@@ -471,7 +471,7 @@ grpc::Status UserGrpcService::DownloadObject(
       return grpc::Status::CANCELLED;
     }
   }
-  const grpc::Status s = reader->Finish();
+  grpc::Status s = reader->Finish();
   if (s.error_code() == grpc::StatusCode::NOT_FOUND) return ToGrpcStatus(ObjectNotFound(key));
   if (s.error_code() == grpc::StatusCode::DATA_LOSS) {
     return {grpc::StatusCode::DATA_LOSS,

@@ -14,6 +14,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
@@ -43,8 +44,8 @@ void LoadCredentials(std::string* endpoint, std::string* token) {
   std::ifstream in(CredentialsPath());
   std::string line;
   while (std::getline(in, line)) {
-    if (line.rfind("endpoint=", 0) == 0 && endpoint->empty()) *endpoint = line.substr(9);
-    if (line.rfind("token=", 0) == 0 && token->empty()) *token = line.substr(6);
+    if (absl::StartsWith(line, "endpoint=") && endpoint->empty()) *endpoint = line.substr(9);
+    if (absl::StartsWith(line, "token=") && token->empty()) *token = line.substr(6);
   }
 }
 
