@@ -98,6 +98,9 @@ int main(int argc, char** argv) {
     return Fail(s);
   }
   (*controller_app)->StartBackground();
+  const mcos::common::LocalRoute route{self, (*host)->InProcessChannel()};
+  resolver.SetLocalRoute(route);
+  server.SetLocalRoute(route);
   if (auto s = resolver.Start(self, self, absl::Seconds(10)); !s.ok()) return Fail(s);
   if (auto s = server.Start(self, self, absl::Seconds(10)); !s.ok()) return Fail(s);
   const auto& pw_file = (*controller_app)->controller().admin_password_file();

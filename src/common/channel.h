@@ -13,4 +13,16 @@ namespace mcos::common {
 // to two minutes).
 std::shared_ptr<grpc::Channel> ConnectInsecure(const std::string& endpoint);
 
+// Services that share one process (mcos-cluster) reach each other through the process's
+// in-process channel instead of loopback TCP. Thread-compatible: set up before use.
+struct LocalRoute {
+  // The process's own gRPC address; empty when nothing is shared.
+  std::string self;
+  std::shared_ptr<grpc::Channel> channel;
+  // `channel` when `endpoint` is this process, else a new ConnectInsecure(endpoint).
+  std::shared_ptr<grpc::Channel> Connect(const std::string& endpoint) const {
+    return channel != nullptr && endpoint == self ? channel : ConnectInsecure(endpoint);
+  }
+};
+
 }  // namespace mcos::common

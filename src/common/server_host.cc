@@ -130,6 +130,13 @@ absl::StatusOr<std::unique_ptr<ServerHost>> ServerHost::Start(
 
 ServerHost::~ServerHost() { Shutdown(absl::ZeroDuration()); }
 
+std::shared_ptr<grpc::Channel> ServerHost::InProcessChannel() {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(64 * 1024 * 1024);
+  args.SetMaxSendMessageSize(64 * 1024 * 1024);
+  return server_->InProcessChannel(args);
+}
+
 void ServerHost::SetServing(bool serving) {
   if (server_ && server_->GetHealthCheckService() != nullptr) {
     server_->GetHealthCheckService()->SetServingStatus(serving);

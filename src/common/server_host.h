@@ -42,6 +42,8 @@ class ServerHost {
   int port() const { return port_; }
   // 0 when metrics are disabled.
   int metrics_port() const { return metrics_port_; }
+  // A channel to this server that bypasses the network (for services hosted in the same process).
+  std::shared_ptr<grpc::Channel> InProcessChannel();
   // Health status reported by grpc.health.v1 for "" and every service.
   void SetServing(bool serving);
   // Stops accepting calls, lets running calls finish for up to `grace`, then cancels the rest.

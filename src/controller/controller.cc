@@ -102,6 +102,13 @@ absl::StatusOr<bool> Controller::PutRow(const std::string& table, const std::str
   }
   *row.mutable_version() = Stamp();
   common::ToProtoTimestamp(clock_.Now(), row.mutable_modified());
+  if (table == kContainers) {
+    absl::MutexLock lock(&cache_mu_);
+    containers_.erase(key);
+    auto applied = store_->MergeRow(row);
+    containers_.erase(key);
+    return applied;
+  }
   return store_->MergeRow(row);
 }
 
@@ -342,11 +349,25 @@ absl::StatusOr<mcos::v1::Container> Controller::CreateContainer(const std::strin
 
 absl::StatusOr<mcos::v1::Container> Controller::GetContainer(const std::string& user,
                                                              const std::string& name) {
-  MCOS_ASSIGN_OR_RETURN(auto row, store_->GetRow(kContainers, ContainerKey(user, name)));
-  if (!row || row->tombstone()) {
-    return absl::NotFoundError(absl::StrCat("container '", name, "' not found"));
+  const std::string key = ContainerKey(user, name);
+  std::optional<mcos::v1::Container> found;
+  {
+    absl::MutexLock lock(&cache_mu_);
+    auto it = containers_.find(key);
+    if (it != containers_.end()) {
+      found = it->second;
+    } else {
+      // Read under the cache lock so that a concurrent write cannot slip between read and insert.
+      MCOS_ASSIGN_OR_RETURN(auto row, store_->GetRow(kContainers, key));
+      if (row && !row->tombstone()) {
+        MCOS_ASSIGN_OR_RETURN(found, ParseRow<mcos::v1::Container>(*row));
+      }
+      if (containers_.size() > 100000) containers_.clear();
+      containers_[key] = found;
+    }
   }
-  return ParseRow<mcos::v1::Container>(*row);
+  if (!found) return absl::NotFoundError(absl::StrCat("container '", name, "' not found"));
+  return *std::move(found);
 }
 
 absl::StatusOr<mcos::v1::ListUserContainersResponse> Controller::ListContainers(

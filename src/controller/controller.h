@@ -6,6 +6,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -130,6 +131,10 @@ class Controller {
   std::map<std::string, std::pair<int, absl::Time>> failed_logins_ ABSL_GUARDED_BY(mu_);
   // Serializes read-check-write sequences on metadata rows (create container, add user, ...).
   absl::Mutex write_mu_;
+  // Containers as last read or written (every request of a server looks one up). Entries are
+  // dropped whenever this controller stores a row of that key, so they are never stale.
+  absl::Mutex cache_mu_;
+  std::map<std::string, std::optional<mcos::v1::Container>> containers_ ABSL_GUARDED_BY(cache_mu_);
 };
 
 }  // namespace mcos::controller

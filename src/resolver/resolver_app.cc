@@ -49,7 +49,7 @@ absl::Status ResolverApp::Refresh() {
 absl::Status ResolverApp::Start(const std::string& own_endpoint,
                                 const std::string& controller_endpoint, absl::Duration timeout) {
   controller_endpoint_ = controller_endpoint;
-  controller_channel_ = common::ConnectInsecure(controller_endpoint);
+  controller_channel_ = route_.Connect(controller_endpoint);
   controller_ = mcos::v1::ControllerService::NewStub(controller_channel_);
   // SEED.md: the resolver loads the rings first, then registers, then serves.
   const absl::Time deadline = absl::Now() + timeout;

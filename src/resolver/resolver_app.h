@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
+#include "common/channel.h"
 #include "common/registrar.h"
 #include "mcos/v1/controller.grpc.pb.h"
 #include "mcos/v1/resolver.grpc.pb.h"
@@ -42,12 +43,15 @@ class ResolverApp {
   // `own_endpoint` and starts the refresh loop. UNAVAILABLE if the controller does not answer.
   absl::Status Start(const std::string& own_endpoint, const std::string& controller_endpoint,
                      absl::Duration timeout);
+  // Makes calls to services of this same process skip the network (mcos-cluster).
+  void SetLocalRoute(common::LocalRoute route) { route_ = std::move(route); }
   void Stop();
 
  private:
   absl::Status Refresh();
 
   ResolverOptions options_;
+  common::LocalRoute route_;
   std::string controller_endpoint_;
   std::shared_ptr<grpc::Channel> controller_channel_;
   std::unique_ptr<mcos::v1::ControllerService::Stub> controller_;

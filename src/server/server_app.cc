@@ -56,7 +56,7 @@ ServerApp::~ServerApp() { Stop(); }
 
 absl::Status ServerApp::Start(const std::string& own_endpoint,
                               const std::string& controller_endpoint, absl::Duration timeout) {
-  controller_channel_ = common::ConnectInsecure(controller_endpoint);
+  controller_channel_ = route_.Connect(controller_endpoint);
   controller_ = mcos::v1::ControllerService::NewStub(controller_channel_);
   registrar_ = std::make_unique<common::Registrar>(
       controller_channel_, mcos::v1::SERVICE_KIND_SERVER, own_endpoint, options_.id);
@@ -101,11 +101,11 @@ absl::Status ServerApp::Discover() {
   absl::MutexLock lock(&mu_);
   if (resolver != resolver_endpoint_) {
     resolver_endpoint_ = resolver;
-    backends_.resolver = mcos::v1::ResolverService::NewStub(common::ConnectInsecure(resolver));
+    backends_.resolver = mcos::v1::ResolverService::NewStub(route_.Connect(resolver));
   }
   if (storage != storage_endpoint_) {
     storage_endpoint_ = storage;
-    backends_.storage = std::make_shared<storage::StorageClient>(storage::ConnectInsecure(storage));
+    backends_.storage = std::make_shared<storage::StorageClient>(route_.Connect(storage));
   }
   return absl::OkStatus();
 }

@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "common/channel.h"
 #include "common/registrar.h"
 #include "common/token.h"
 #include "common/version.h"
@@ -84,6 +85,8 @@ class ServerApp {
   // and the live resolvers and storage services, and starts the discovery loop.
   absl::Status Start(const std::string& own_endpoint, const std::string& controller_endpoint,
                      absl::Duration timeout);
+  // Makes calls to services of this same process skip the network (mcos-cluster).
+  void SetLocalRoute(common::LocalRoute route) { route_ = std::move(route); }
   void Stop();
 
  private:
@@ -108,6 +111,7 @@ class ServerApp {
                               const mcos::v1::ObjectRecord& record) const;
 
   ServerOptions options_;
+  common::LocalRoute route_;
   std::shared_ptr<grpc::Channel> controller_channel_;
   std::unique_ptr<mcos::v1::ControllerService::Stub> controller_;
   common::TokenSigner signer_;
