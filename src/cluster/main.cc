@@ -34,6 +34,8 @@ int main(int argc, char** argv) {
   int health_period_ms = 2000;
   int token_ttl_minutes = 12 * 60;
   mcos::storage::StorageOptions storage_options;
+  auto registry = std::make_shared<prometheus::Registry>();
+  storage_options.registry = registry;
   CLI::App cli{
       "mcos-cluster: a whole MCOS cluster (storage, controller, resolver, server) in one "
       "process, every service on one gRPC address"};
@@ -81,6 +83,7 @@ int main(int argc, char** argv) {
   mcos::resolver::ResolverApp resolver({});
   mcos::server::ServerOptions server_options;
   server_options.token_key = *key;
+  server_options.registry = registry;
   mcos::server::ServerApp server(server_options);
 
   std::vector<grpc::Service*> services = (*storage)->services();
@@ -90,7 +93,7 @@ int main(int argc, char** argv) {
   mcos::common::ServerHostOptions host_options;
   host_options.listen = listen;
   host_options.metrics_listen = metrics_listen;
-  auto host = mcos::common::ServerHost::Start(host_options, services, nullptr);
+  auto host = mcos::common::ServerHost::Start(host_options, services, registry);
   if (!host.ok()) return Fail(host.status());
   const std::string self = mcos::common::DialAddress(listen, (*host)->port());
 
@@ -107,6 +110,7 @@ int main(int argc, char** argv) {
   if (!pw_file.empty()) std::printf("admin password written to %s\n", pw_file.c_str());
   mcos::common::LogInfo("cluster '", (*controller_app)->controller().cluster_id(), "' serving on ",
                         self);
+  if ((*host)->metrics_port() != 0) std::printf("metrics on %d\n", (*host)->metrics_port());
   mcos::common::AnnounceListening(listen, (*host)->port());
 
   const int sig = mcos::common::WaitForTerminationSignal();

@@ -38,7 +38,7 @@ int main(int argc, char** argv) {
   mcos::common::ServerHostOptions host_options;
   host_options.listen = listen;
   host_options.metrics_listen = metrics_listen;
-  auto host = mcos::common::ServerHost::Start(host_options, app.services(), nullptr);
+  auto host = mcos::common::ServerHost::Start(host_options, app.services(), app.registry());
   if (!host.ok()) return fail(host.status());
   const std::string self = mcos::common::DialAddress(listen, (*host)->port());
   if (auto s = app.Start(self, controller, absl::Seconds(30)); !s.ok()) return fail(s);

@@ -50,6 +50,17 @@ ServerApp::ServerApp(const ServerOptions& options)
     : options_(options),
       signer_(options.token_key),
       hlc_(common::SystemClock::Get()),
+      registry_(options.registry ? options.registry : std::make_shared<prometheus::Registry>()),
+      bytes_in_(prometheus::BuildCounter()
+                    .Name("mcos_server_bytes_received_total")
+                    .Help("Object bytes received from users (uploads)")
+                    .Register(*registry_)
+                    .Add({})),
+      bytes_out_(prometheus::BuildCounter()
+                     .Name("mcos_server_bytes_sent_total")
+                     .Help("Object bytes sent to users (downloads)")
+                     .Register(*registry_)
+                     .Add({})),
       user_service_(*this) {}
 
 ServerApp::~ServerApp() { Stop(); }
@@ -391,6 +402,7 @@ grpc::Status UserGrpcService::Put(grpc::ServerContext* context,
                                    " bytes exceeds the 1 MiB limit; send smaller chunks; nothing "
                                    "was stored")});
     }
+    app_.bytes_in_.Increment(static_cast<double>(message.data().size()));
     out.set_data(std::move(*message.mutable_data()));
     open = writer->Write(out, buffered);
   }
@@ -463,6 +475,7 @@ grpc::Status UserGrpcService::DownloadObject(
     if (in.has_record()) {
       *out.mutable_info() = app_.ToInfo(key, in.record());
     } else {
+      app_.bytes_out_.Increment(static_cast<double>(in.data().size()));
       out.set_data(std::move(*in.mutable_data()));
     }
     if (!writer->Write(out)) {

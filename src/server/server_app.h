@@ -6,6 +6,8 @@
 #pragma once
 
 #include <grpcpp/grpcpp.h>
+#include <prometheus/counter.h>
+#include <prometheus/registry.h>
 
 #include <memory>
 #include <string>
@@ -32,6 +34,8 @@ struct ServerOptions {
   std::string id = "server-1";
   // How often the live resolvers and storage services are looked up again.
   absl::Duration discovery_period = absl::Seconds(2);
+  // Where the server's metrics go (a new registry when null); expose it through the ServerHost.
+  std::shared_ptr<prometheus::Registry> registry;
 };
 
 class ServerApp;
@@ -81,6 +85,7 @@ class ServerApp {
   explicit ServerApp(const ServerOptions& options);
   ~ServerApp();
   std::vector<grpc::Service*> services() { return {&user_service_}; }
+  const std::shared_ptr<prometheus::Registry>& registry() const { return registry_; }
   // Registers `own_endpoint` with the controller (retrying up to `timeout`), learns the cluster id
   // and the live resolvers and storage services, and starts the discovery loop.
   absl::Status Start(const std::string& own_endpoint, const std::string& controller_endpoint,
@@ -116,6 +121,9 @@ class ServerApp {
   std::unique_ptr<mcos::v1::ControllerService::Stub> controller_;
   common::TokenSigner signer_;
   common::HybridLogicalClock hlc_;
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Counter& bytes_in_;
+  prometheus::Counter& bytes_out_;
   UserGrpcService user_service_;
   std::unique_ptr<common::Registrar> registrar_;
   std::string cluster_id_;

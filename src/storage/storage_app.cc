@@ -25,7 +25,7 @@ absl::StatusOr<std::unique_ptr<StorageApp>> StorageApp::Create(const StorageOpti
   db.path = (std::filesystem::path(options.data_dir) / "db").string();
   db.sync_commits = options.sync_commits;
   MCOS_ASSIGN_OR_RETURN(app->engine_, RocksDbEngine::Open(db));
-  app->registry_ = std::make_shared<prometheus::Registry>();
+  app->registry_ = options.registry ? options.registry : std::make_shared<prometheus::Registry>();
   app->storage_service_ = std::make_unique<StorageGrpcService>(*app->engine_, *app->registry_);
   if (options.enable_bench_service) {
     app->bench_service_ = std::make_unique<common::BenchGrpcService>();

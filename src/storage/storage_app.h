@@ -17,6 +17,8 @@ struct StorageOptions {
   std::string data_dir;
   bool sync_commits = true;
   bool enable_bench_service = false;
+  // Where the storage metrics go (a new registry when null).
+  std::shared_ptr<prometheus::Registry> registry;
 };
 
 class StorageApp {
