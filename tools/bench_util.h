@@ -12,6 +12,8 @@
 #include <thread>
 #include <vector>
 
+#include "mcos/v1/bench.grpc.pb.h"
+
 namespace mcos::tools {
 
 using Clock = std::chrono::steady_clock;
@@ -32,55 +34,18 @@ inline std::shared_ptr<grpc::Channel> OwnConnection(const std::string& endpoint)
   return grpc::CreateCustomChannel(endpoint, grpc::InsecureChannelCredentials(), args);
 }
 
-// Runs `op(client_index, op_index)` from `clients` threads for `seconds`.
-template <typename Op>
-Stats RunConcurrent(int clients, double seconds, Op op) {
-  std::vector<std::vector<double>> latencies(static_cast<size_t>(clients));
-  std::atomic<uint64_t> errors{0};
-  const auto start = Clock::now();
-  const auto stop = start + std::chrono::duration<double>(seconds);
-  std::vector<std::thread> threads;
-  threads.reserve(static_cast<size_t>(clients));
-  for (int c = 0; c < clients; ++c) {
-    threads.emplace_back([&, c] {
-      auto& mine = latencies[static_cast<size_t>(c)];
-      for (uint64_t i = 0; Clock::now() < stop; ++i) {
-        const auto t0 = Clock::now();
-        if (!op(c, i)) errors.fetch_add(1);
-        mine.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  Stats s;
-  s.seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  std::vector<double> all;
-  for (const auto& l : latencies) all.reserve(all.size() + l.size());
-  for (auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
-  std::sort(all.begin(), all.end());
-  s.ops = all.size();
-  s.errors = errors.load();
-  if (!all.empty()) {
-    s.p50_ms = all[all.size() / 2];
-    s.p99_ms = all[std::min(all.size() - 1, all.size() * 99 / 100)];
-  }
-  return s;
-}
-
-// Runs `op(client_index, op_index)` for op_index in [0, counts[client_index]) from one thread per
-// client, as fast as it goes.
-template <typename Op>
-Stats RunCounts(const std::vector<uint64_t>& counts, Op op) {
-  std::vector<std::vector<double>> latencies(counts.size());
+// Runs `op(client, i)` from one thread per client for i = 0, 1, ... while `more(client, i)`.
+template <typename More, typename Op>
+Stats RunLoops(size_t clients, More more, Op op) {
+  std::vector<std::vector<double>> latencies(clients);
   std::atomic<uint64_t> errors{0};
   const auto start = Clock::now();
   std::vector<std::thread> threads;
-  threads.reserve(counts.size());
-  for (size_t c = 0; c < counts.size(); ++c) {
+  threads.reserve(clients);
+  for (size_t c = 0; c < clients; ++c) {
     threads.emplace_back([&, c] {
       auto& mine = latencies[c];
-      mine.reserve(counts[c]);
-      for (uint64_t i = 0; i < counts[c]; ++i) {
+      for (uint64_t i = 0; more(c, i); ++i) {
         const auto t0 = Clock::now();
         if (!op(static_cast<int>(c), i)) errors.fetch_add(1);
         mine.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
@@ -91,7 +56,7 @@ Stats RunCounts(const std::vector<uint64_t>& counts, Op op) {
   Stats s;
   s.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   std::vector<double> all;
-  for (auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
+  for (const auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
   std::sort(all.begin(), all.end());
   s.ops = all.size();
   s.errors = errors.load();
@@ -102,15 +67,64 @@ Stats RunCounts(const std::vector<uint64_t>& counts, Op op) {
   return s;
 }
 
+// Runs `op(client_index, op_index)` from `clients` threads for `seconds`.
+template <typename Op>
+Stats RunConcurrent(int clients, double seconds, Op op) {
+  const auto stop = Clock::now() + std::chrono::duration<double>(seconds);
+  return RunLoops(
+      static_cast<size_t>(clients), [stop](size_t, uint64_t) { return Clock::now() < stop; }, op);
+}
+
+// Runs `op(client_index, op_index)` for op_index in [0, counts[client_index]), one thread per
+// client, as fast as it goes.
+template <typename Op>
+Stats RunCounts(const std::vector<uint64_t>& counts, Op op) {
+  return RunLoops(
+      counts.size(), [&counts](size_t c, uint64_t i) { return i < counts[c]; }, op);
+}
+
+inline double MBps(uint64_t bytes, Clock::duration d) {
+  return static_cast<double>(bytes) / 1e6 / std::chrono::duration<double>(d).count();
+}
+
+// The reference of the stream benchmarks: MB/s of a bare client stream of `bytes` in chunks of
+// `block` into BenchService.Sink, and of a bare server stream out of BenchService.Source, on
+// `channel`. 0 when the call failed (e.g. the process does not serve BenchService).
+inline std::pair<double, double> BareStreamMBps(const std::shared_ptr<grpc::Channel>& channel,
+                                                const std::string& block, uint64_t bytes) {
+  auto bench = mcos::v1::BenchService::NewStub(channel);
+  double sink = 0, source = 0;
+  {
+    grpc::ClientContext ctx;
+    mcos::v1::BenchSummary summary;
+    auto w = bench->Sink(&ctx, &summary);
+    mcos::v1::BenchChunk msg;
+    msg.set_data(block);
+    const auto t0 = Clock::now();
+    for (uint64_t sent = 0; sent < bytes; sent += block.size()) w->Write(msg);
+    w->WritesDone();
+    if (w->Finish().ok()) sink = MBps(bytes, Clock::now() - t0);
+  }
+  {
+    grpc::ClientContext ctx;
+    mcos::v1::BenchSourceRequest req;
+    req.set_bytes(bytes);
+    req.set_chunk_size(static_cast<uint32_t>(block.size()));
+    mcos::v1::BenchChunk msg;
+    const auto t0 = Clock::now();
+    auto r = bench->Source(&ctx, req);
+    uint64_t got = 0;
+    while (r->Read(&msg)) got += msg.data().size();
+    if (r->Finish().ok() && got == bytes) source = MBps(bytes, Clock::now() - t0);
+  }
+  return {sink, source};
+}
+
 inline void PrintStats(const char* what, const Stats& s) {
   std::printf("%-28s %10.0f ops/s   p50 %7.3f ms   p99 %7.3f ms   (%lu ops, %lu errors)\n", what,
               static_cast<double>(s.ops) / s.seconds, s.p50_ms, s.p99_ms,
               static_cast<unsigned long>(s.ops), static_cast<unsigned long>(s.errors));
   std::fflush(stdout);
-}
-
-inline double MBps(uint64_t bytes, Clock::duration d) {
-  return static_cast<double>(bytes) / 1e6 / std::chrono::duration<double>(d).count();
 }
 
 }  // namespace mcos::tools

@@ -189,31 +189,8 @@ int main(int argc, char** argv) {
   };
   if (large_mib > 0) {
     const uint64_t bytes = large_mib << 20;
-    auto bench = mcos::v1::BenchService::NewStub(mcos::tools::OwnConnection(endpoint));
-    double sink = 0, source = 0;
-    {
-      grpc::ClientContext ctx;
-      mcos::v1::BenchSummary summary;
-      auto w = bench->Sink(&ctx, &summary);
-      mcos::v1::BenchChunk msg;
-      msg.set_data(block);
-      const auto t0 = Clock::now();
-      for (uint64_t sent = 0; sent < bytes; sent += block.size()) w->Write(msg);
-      w->WritesDone();
-      if (w->Finish().ok()) sink = MBps(bytes, Clock::now() - t0);
-    }
-    {
-      grpc::ClientContext ctx;
-      mcos::v1::BenchSourceRequest req;
-      req.set_bytes(bytes);
-      req.set_chunk_size(1 << 20);
-      mcos::v1::BenchChunk msg;
-      const auto t0 = Clock::now();
-      auto r = bench->Source(&ctx, req);
-      uint64_t got = 0;
-      while (r->Read(&msg)) got += msg.data().size();
-      if (r->Finish().ok() && got == bytes) source = MBps(bytes, Clock::now() - t0);
-    }
+    const auto [sink, source] =
+        mcos::tools::BareStreamMBps(mcos::tools::OwnConnection(endpoint), block, bytes);
     const double up = upload("large", bytes);
     const double down = download("large", bytes);
     std::printf("%-28s %10.1f MB/s   bare gRPC stream %8.1f MB/s   ratio %5.1f%%\n",

@@ -143,7 +143,6 @@ int main(int argc, char** argv) {
   PrintStats("get", gets);
 
   auto channel = OwnConnection(endpoint);
-  auto bench = mcos::v1::BenchService::NewStub(channel);
   mcos::storage::StorageClient big(channel);
   std::string chunk(1 << 20, '\0');
   for (auto& ch : chunk) ch = static_cast<char>(rng());
@@ -183,34 +182,8 @@ int main(int argc, char** argv) {
 
   if (large_mib > 0) {
     const uint64_t bytes = large_mib << 20;
-    // Reference: the bare gRPC stream, same processes, same chunk size.
-    double sink_mbps = 0, source_mbps = 0;
-    {
-      grpc::ClientContext ctx;
-      mcos::v1::BenchSummary summary;
-      auto w = bench->Sink(&ctx, &summary);
-      mcos::v1::BenchChunk msg;
-      msg.set_data(chunk);
-      const auto t0 = Clock::now();
-      for (uint64_t sent = 0; sent < bytes; sent += chunk.size()) w->Write(msg);
-      w->WritesDone();
-      const grpc::Status st = w->Finish();
-      sink_mbps = st.ok() ? MBps(bytes, Clock::now() - t0) : 0;
-      if (!st.ok()) std::fprintf(stderr, "bench sink: %s\n", st.error_message().c_str());
-    }
-    {
-      grpc::ClientContext ctx;
-      mcos::v1::BenchSourceRequest req;
-      req.set_bytes(bytes);
-      req.set_chunk_size(1 << 20);
-      mcos::v1::BenchChunk msg;
-      const auto t0 = Clock::now();
-      auto r = bench->Source(&ctx, req);
-      uint64_t got = 0;
-      while (r->Read(&msg)) got += msg.data().size();
-      const grpc::Status st = r->Finish();
-      source_mbps = st.ok() && got == bytes ? MBps(bytes, Clock::now() - t0) : 0;
-    }
+    const auto [sink_mbps, source_mbps] =
+        mcos::tools::BareStreamMBps(mcos::tools::OwnConnection(endpoint), chunk, bytes);
     const double put_mbps = stream_put("large", bytes);
     const double get_mbps = stream_get("large", bytes);
     std::printf("%-28s %10.1f MB/s   bare gRPC stream %8.1f MB/s   ratio %5.1f%%\n",

@@ -13,6 +13,7 @@
 #include "tests/support/cluster_process.h"
 #include "tests/support/status_matchers.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/test_data.h"
 
 namespace mcos {
 namespace {
@@ -20,22 +21,6 @@ namespace {
 using client::Client;
 
 constexpr size_t kMiB = size_t{1} << 20;
-
-std::string RandomBytes(size_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::string s(n, '\0');
-  for (size_t i = 0; i + 8 <= n; i += 8) {
-    const uint64_t r = rng();
-    std::memcpy(&s[i], &r, 8);
-  }
-  return s;
-}
-
-std::string Md5(const std::string& s) {
-  auto d = common::StreamingDigest::Md5();
-  d.Update(s);
-  return d.FinishHex();
-}
 
 class ClusterE2eTest : public ::testing::Test {
  protected:
@@ -92,7 +77,7 @@ TEST_F(ClusterE2eTest, FullSessionThroughTheSdk) {
   auto made = alice->CreateContainer("session", "default");
   MCOS_ASSERT_OK(made);
   EXPECT_EQ(made->option(), "default");
-  const std::string data = RandomBytes(100 * kMiB + 17, 1);
+  const std::string data = testing::RandomBytes(100 * kMiB + 17, 1);
   uint64_t last_progress = 0;
   client::PutOptions po;
   po.content_type = "application/x-test";
@@ -102,19 +87,19 @@ TEST_F(ClusterE2eTest, FullSessionThroughTheSdk) {
   MCOS_ASSERT_OK(created);
   EXPECT_EQ(last_progress, data.size());
   EXPECT_EQ(created->size(), data.size());
-  EXPECT_EQ(created->etag(), Md5(data));
+  EXPECT_EQ(created->etag(), testing::Md5Hex(data));
   ASSERT_EQ(created->replicas_size(), 1);
 
   auto stat = alice->StatObject("session", "big/file.bin");
   MCOS_ASSERT_OK(stat);
-  EXPECT_EQ(stat->etag(), Md5(data));
+  EXPECT_EQ(stat->etag(), testing::Md5Hex(data));
   EXPECT_EQ(stat->content_type(), "application/x-test");
   EXPECT_EQ(stat->metadata().at("owner"), "alice");
   auto back = Download(*alice, "session", "big/file.bin");
   MCOS_ASSERT_OK(back);
   EXPECT_TRUE(*back == data);
 
-  const std::string v2 = RandomBytes(3 * kMiB, 2);
+  const std::string v2 = testing::RandomBytes(3 * kMiB, 2);
   auto updated = Upload(*alice, false, "session", "big/file.bin", v2);
   MCOS_ASSERT_OK(updated);
   EXPECT_GT(updated->version(), created->version());
@@ -301,14 +286,14 @@ TEST_F(ClusterE2eTest, FullSessionThroughTheCli) {
   std::tie(rc, out) = Cli(home, "container list");
   EXPECT_NE(out.find("cli-box\tdefault"), std::string::npos) << out;
 
-  const std::string data = RandomBytes(100 * kMiB, 3);
+  const std::string data = testing::RandomBytes(100 * kMiB, 3);
   const std::string file = dir_->Sub("upload.bin");
   std::ofstream(file, std::ios::binary) << data;
   std::tie(rc, out) = Cli(home, "put cli-box dir/data.bin " + file);
   ASSERT_EQ(rc, 0) << out;
   std::tie(rc, out) = Cli(home, "--json stat cli-box dir/data.bin");
   ASSERT_EQ(rc, 0) << out;
-  EXPECT_NE(out.find("\"etag\":\"" + Md5(data) + "\""), std::string::npos) << out;
+  EXPECT_NE(out.find("\"etag\":\"" + testing::Md5Hex(data) + "\""), std::string::npos) << out;
   const std::string back = dir_->Sub("download.bin");
   std::tie(rc, out) = Cli(home, "get cli-box dir/data.bin " + back);
   ASSERT_EQ(rc, 0) << out;

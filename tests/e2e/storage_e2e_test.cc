@@ -14,6 +14,7 @@
 #include "tests/support/status_matchers.h"
 #include "tests/support/storage_process.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/test_data.h"
 
 namespace mcos::storage {
 namespace {
@@ -38,22 +39,6 @@ mcos::v1::StoragePutHeader Header(const ObjectKey& key, uint64_t hlc = 0) {
   h.mutable_version()->set_hlc(hlc != 0 ? hlc : g_hlc.fetch_add(1));
   h.mutable_version()->set_cluster("c1");
   return h;
-}
-
-std::string RandomBytes(size_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::string s(n, '\0');
-  for (size_t i = 0; i + 8 <= n; i += 8) {
-    const uint64_t r = rng();
-    std::memcpy(&s[i], &r, 8);
-  }
-  return s;
-}
-
-std::string Hex(const std::string& s, bool sha) {
-  auto d = sha ? common::StreamingDigest::Sha256() : common::StreamingDigest::Md5();
-  d.Update(s);
-  return d.FinishHex();
 }
 
 class StorageE2eTest : public ::testing::Test {
@@ -108,24 +93,24 @@ TEST_F(StorageE2eTest, ServesHealth) {
 }
 
 TEST_F(StorageE2eTest, RoundTrips64MiBWithChecksums) {
-  const std::string data = RandomBytes(64 * kMiB, 1);
+  const std::string data = testing::RandomBytes(64 * kMiB, 1);
   auto put = Put(Key("big.bin"), data);
   MCOS_ASSERT_OK(put);
   EXPECT_TRUE(put->applied());
   EXPECT_EQ(put->record().size(), data.size());
-  EXPECT_EQ(put->record().etag(), Hex(data, false));
-  EXPECT_EQ(put->record().checksum(), "sha256:" + Hex(data, true));
+  EXPECT_EQ(put->record().etag(), testing::Md5Hex(data));
+  EXPECT_EQ(put->record().checksum(), "sha256:" + testing::Sha256Hex(data));
   auto got = Get(Key("big.bin"));
   MCOS_ASSERT_OK(got);
   ASSERT_EQ(got->size(), data.size());
   EXPECT_TRUE(*got == data);
   auto stat = node_->client().Stat(Key("big.bin"));
   MCOS_ASSERT_OK(stat);
-  EXPECT_EQ(stat->etag(), Hex(data, false));
+  EXPECT_EQ(stat->etag(), testing::Md5Hex(data));
 }
 
 TEST_F(StorageE2eTest, RangeReadsAtTheEdges) {
-  const std::string data = RandomBytes(3 * kMiB + 17, 2);
+  const std::string data = testing::RandomBytes(3 * kMiB + 17, 2);
   MCOS_ASSERT_OK(Put(Key("r"), data));
   EXPECT_EQ(*Get(Key("r"), 0, 1), data.substr(0, 1));
   EXPECT_EQ(*Get(Key("r"), data.size() - 1, 0), data.substr(data.size() - 1));
@@ -242,9 +227,9 @@ TEST_F(StorageE2eTest, OlderVersionIgnoredAndTombstonesWin) {
 }
 
 TEST_F(StorageE2eTest, AStreamCutOffMidwayLeavesTheOldVersionIntact) {
-  const std::string v1 = RandomBytes(2 * kMiB + 5, 3);
+  const std::string v1 = testing::RandomBytes(2 * kMiB + 5, 3);
   MCOS_ASSERT_OK(Put(Key("cut"), v1));
-  const std::string chunk = RandomBytes(kMiB, 4);
+  const std::string chunk = testing::RandomBytes(kMiB, 4);
   {
     grpc::ClientContext ctx;
     mcos::v1::StoragePutResponse response;
@@ -290,12 +275,12 @@ TEST_F(StorageE2eTest, KillDashNineLosesNoAcknowledgedPut) {
         const size_t size =
             pick == 0 ? 10 * kMiB + 3 : (pick < 4 ? 2 * kMiB + 1 : 1 + rng() % 8192);
         const std::string name = absl::StrCat("t", t, "/o", rng() % 40);
-        const std::string data = RandomBytes(size, rng());
+        const std::string data = testing::RandomBytes(size, rng());
         const uint64_t hlc = g_hlc.fetch_add(1);
         auto r = client.PutBytes(Header(Key(name), hlc), data);
         if (r.ok() && r->applied()) {
           std::lock_guard<std::mutex> lock(mu);
-          acked[name] = Acked{hlc, Hex(data, false), size};
+          acked[name] = Acked{hlc, testing::Md5Hex(data), size};
           ++count;
         }
       }
@@ -320,15 +305,15 @@ TEST_F(StorageE2eTest, KillDashNineLosesNoAcknowledgedPut) {
       auto got = Get(Key(name));
       MCOS_ASSERT_OK(got);
       EXPECT_EQ(got->size(), a.size);
-      EXPECT_EQ(Hex(*got, false), a.md5) << name;
+      EXPECT_EQ(testing::Md5Hex(*got), a.md5) << name;
     }
   }
 }
 
 TEST_F(StorageE2eTest, KillDashNineMidUploadKeepsOldVersionAndRemovesDebris) {
-  const std::string v1 = RandomBytes(kMiB + 1, 5);
+  const std::string v1 = testing::RandomBytes(kMiB + 1, 5);
   MCOS_ASSERT_OK(Put(Key("mid"), v1));
-  const std::string chunk = RandomBytes(kMiB, 6);
+  const std::string chunk = testing::RandomBytes(kMiB, 6);
   grpc::ClientContext ctx;
   mcos::v1::StoragePutResponse response;
   auto w = node_->client().stub().Put(&ctx, &response);
@@ -362,7 +347,7 @@ TEST_F(StorageE2eTest, KillDashNineMidUploadKeepsOldVersionAndRemovesDebris) {
 }
 
 TEST_F(StorageE2eTest, ACorruptChunkOnDiskGivesDataLoss) {
-  const std::string data = RandomBytes(4 * kMiB, 7);
+  const std::string data = testing::RandomBytes(4 * kMiB, 7);
   auto put = Put(Key("rot"), data);
   MCOS_ASSERT_OK(put);
   const std::string data_id = put->record().data_id();

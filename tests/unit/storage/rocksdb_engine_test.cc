@@ -10,6 +10,7 @@
 #include "common/hash.h"
 #include "tests/support/status_matchers.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/test_data.h"
 
 namespace mcos::storage {
 namespace {
@@ -30,19 +31,6 @@ mcos::v1::Version V(uint64_t hlc) {
   v.set_hlc(hlc);
   v.set_cluster("c1");
   return v;
-}
-
-std::string RandomBytes(size_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::string s(n, '\0');
-  for (auto& c : s) c = static_cast<char>(rng());
-  return s;
-}
-
-std::string Md5(const std::string& s) {
-  auto d = common::StreamingDigest::Md5();
-  d.Update(s);
-  return d.FinishHex();
 }
 
 class RocksDbEngineTest : public ::testing::Test {
@@ -121,12 +109,12 @@ TEST_F(RocksDbEngineTest, RoundTripsSmallAndMultiChunkObjects) {
             "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824");
   EXPECT_EQ(*Read(Key("hello")), "hello");
 
-  const std::string big = RandomBytes(3 * kChunkSize + 12345, 1);
+  const std::string big = testing::RandomBytes(3 * kChunkSize + 12345, 1);
   auto b = Put(Key("big"), 11, big, 300000);  // pieces that straddle chunk boundaries
   MCOS_ASSERT_OK(b);
   EXPECT_EQ(b->record.size(), big.size());
   EXPECT_EQ(b->record.chunk_count(), 4u);
-  EXPECT_EQ(b->record.etag(), Md5(big));
+  EXPECT_EQ(b->record.etag(), testing::Md5Hex(big));
   EXPECT_EQ(*Read(Key("big")), big);
 
   auto empty = Put(Key("empty"), 12, "");
@@ -136,7 +124,7 @@ TEST_F(RocksDbEngineTest, RoundTripsSmallAndMultiChunkObjects) {
 }
 
 TEST_F(RocksDbEngineTest, RangeReadsAtTheEdges) {
-  const std::string data = RandomBytes(2 * kChunkSize + 100, 2);
+  const std::string data = testing::RandomBytes(2 * kChunkSize + 100, 2);
   MCOS_ASSERT_OK(Put(Key("r"), 1, data));
   EXPECT_EQ(*Read(Key("r"), 0, 1), data.substr(0, 1));
   EXPECT_EQ(*Read(Key("r"), data.size() - 1, 0), data.substr(data.size() - 1));
@@ -202,7 +190,7 @@ TEST_F(RocksDbEngineTest, Preconditions) {
 }
 
 TEST_F(RocksDbEngineTest, AnAbandonedUploadLeavesThePreviousVersionAndNoGarbage) {
-  const std::string v1 = RandomBytes(kChunkSize + 10, 3);
+  const std::string v1 = testing::RandomBytes(kChunkSize + 10, 3);
   MCOS_ASSERT_OK(Put(Key("a"), 1, v1));
   const int keys_before = DataKeys();
   {
@@ -212,7 +200,7 @@ TEST_F(RocksDbEngineTest, AnAbandonedUploadLeavesThePreviousVersionAndNoGarbage)
     auto stream = engine_->BeginPut(h);
     MCOS_ASSERT_OK(stream);
     // Enough chunks to take both the WAL path and the path that bypasses it.
-    const std::string piece = RandomBytes(kChunkSize, 4);
+    const std::string piece = testing::RandomBytes(kChunkSize, 4);
     for (int i = 0; i < 12; ++i) MCOS_ASSERT_OK((*stream)->Append(piece));
   }  // destroyed without Commit
   EXPECT_EQ(*Read(Key("a")), v1);
@@ -246,7 +234,7 @@ TEST_F(RocksDbEngineTest, ContentNotMatchingTheHeaderIsRefused) {
 }
 
 TEST_F(RocksDbEngineTest, OverwriteDeletesTheOldData) {
-  MCOS_ASSERT_OK(Put(Key("w"), 1, RandomBytes(3 * kChunkSize, 5)));
+  MCOS_ASSERT_OK(Put(Key("w"), 1, testing::RandomBytes(3 * kChunkSize, 5)));
   EXPECT_EQ(DataKeys(), 3);
   MCOS_ASSERT_OK(Put(Key("w"), 2, "small"));
   EXPECT_EQ(DataKeys(), 1);
@@ -255,7 +243,7 @@ TEST_F(RocksDbEngineTest, OverwriteDeletesTheOldData) {
 }
 
 TEST_F(RocksDbEngineTest, ACorruptChunkIsDataLossNeverWrongBytes) {
-  const std::string data = RandomBytes(3 * kChunkSize, 6);
+  const std::string data = testing::RandomBytes(3 * kChunkSize, 6);
   auto put = Put(Key("x"), 1, data);
   MCOS_ASSERT_OK(put);
   // Flip one byte of chunk 1, keeping its stored checksum.
@@ -348,7 +336,8 @@ TEST_F(RocksDbEngineTest, ListsWithPrefixMarkerDelimiterAndTombstones) {
 }
 
 TEST_F(RocksDbEngineTest, StaysAfterReopen) {
-  const std::string data = RandomBytes(10 * kChunkSize + 7, 8);  // takes the WAL-bypass path
+  const std::string data =
+      testing::RandomBytes(10 * kChunkSize + 7, 8);  // takes the WAL-bypass path
   MCOS_ASSERT_OK(Put(Key("keep"), 1, data));
   Reopen();
   EXPECT_EQ(*Read(Key("keep")), data);
