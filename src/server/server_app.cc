@@ -173,6 +173,11 @@ absl::StatusOr<mcos::v1::Placement> ServerApp::Place(const Backends& b,
   return p;
 }
 
+absl::Status ServerApp::NotFound(const mcos::v1::ObjectKey& key) {
+  absl::Status container = GetContainer(key.user(), key.container()).status();
+  return container.code() == absl::StatusCode::kNotFound ? container : ObjectNotFound(key);
+}
+
 mcos::v1::Version ServerApp::Stamp() {
   mcos::v1::Version v;
   v.set_hlc(hlc_.Now());
@@ -441,13 +446,12 @@ grpc::Status UserGrpcService::StatObject(grpc::ServerContext* context,
                                          mcos::v1::ObjectInfo* response) {
   MCOS_AUTH_OR_RETURN(claims);
   MCOS_GRPC_RETURN_IF_ERROR(ValidateObjectRef(request->container(), request->object()));
-  MCOS_GRPC_RETURN_IF_ERROR(app_.GetContainer(claims.user(), request->container()).status());
   auto b = app_.backends();
   if (!b.ok()) return ToGrpcStatus(b.status());
   const auto key = MakeKey(claims.user(), request->container(), request->object());
   auto record = b->storage->Stat(key);
   if (!record.ok()) {
-    return ToGrpcStatus(record.status().code() == absl::StatusCode::kNotFound ? ObjectNotFound(key)
+    return ToGrpcStatus(record.status().code() == absl::StatusCode::kNotFound ? app_.NotFound(key)
                                                                               : record.status());
   }
   *response = app_.ToInfo(key, *record);
@@ -459,7 +463,6 @@ grpc::Status UserGrpcService::DownloadObject(
     grpc::ServerWriter<mcos::v1::DownloadObjectResponse>* writer) {
   MCOS_AUTH_OR_RETURN(claims);
   MCOS_GRPC_RETURN_IF_ERROR(ValidateObjectRef(request->container(), request->object()));
-  MCOS_GRPC_RETURN_IF_ERROR(app_.GetContainer(claims.user(), request->container()).status());
   auto b = app_.backends();
   if (!b.ok()) return ToGrpcStatus(b.status());
   const auto key = MakeKey(claims.user(), request->container(), request->object());
@@ -485,7 +488,7 @@ grpc::Status UserGrpcService::DownloadObject(
     }
   }
   grpc::Status s = reader->Finish();
-  if (s.error_code() == grpc::StatusCode::NOT_FOUND) return ToGrpcStatus(ObjectNotFound(key));
+  if (s.error_code() == grpc::StatusCode::NOT_FOUND) return ToGrpcStatus(app_.NotFound(key));
   if (s.error_code() == grpc::StatusCode::DATA_LOSS) {
     return {grpc::StatusCode::DATA_LOSS,
             absl::StrCat("no intact copy of object '", key.object(), "' in container '",

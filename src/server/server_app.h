@@ -111,6 +111,10 @@ class ServerApp {
   // The placement of one object; UNAVAILABLE if it needs clusters this server cannot reach.
   absl::StatusOr<mcos::v1::Placement> Place(const Backends& b, const mcos::v1::ObjectKey& key,
                                             const std::string& option);
+  // Reads (stat, download) skip the container lookup: an object can only exist in an existing
+  // container of the caller (containers are deleted only when empty, and keys carry the user).
+  // When the object is missing, this says which of the two is.
+  absl::Status NotFound(const mcos::v1::ObjectKey& key);
   mcos::v1::Version Stamp();
   mcos::v1::ObjectInfo ToInfo(const mcos::v1::ObjectKey& key,
                               const mcos::v1::ObjectRecord& record) const;
