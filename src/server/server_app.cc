@@ -237,13 +237,29 @@ grpc::Status UserGrpcService::ListContainers(grpc::ServerContext* context,
   req.set_limit(request->limit());
   mcos::v1::ListUserContainersResponse resp;
   if (grpc::Status s = app_.controller_->ListUserContainers(&ctx, req, &resp); !s.ok()) return s;
+  mcos::v1::ContainerUsageRequest usage_req;
+  usage_req.set_user(claims.user());
   for (const auto& c : resp.containers()) {
     auto* info = response->add_containers();
     info->set_name(c.name());
     info->set_option(c.option());
     *info->mutable_created() = c.created();
+    usage_req.add_containers(c.name());
   }
   response->set_next_marker(resp.next_marker());
+  // Counts are best effort (API.md: they may lag): a listing still answers without storage.
+  if (auto b = app_.backends(); b.ok() && usage_req.containers_size() > 0) {
+    grpc::ClientContext uctx;
+    SetDeadline(uctx, absl::Seconds(5));
+    mcos::v1::ContainerUsageResponse usage;
+    if (b->storage->stub().ContainerUsage(&uctx, usage_req, &usage).ok() &&
+        usage.usage_size() == response->containers_size()) {
+      for (int i = 0; i < usage.usage_size(); ++i) {
+        response->mutable_containers(i)->set_object_count(usage.usage(i).object_count());
+        response->mutable_containers(i)->set_bytes_used(usage.usage(i).bytes_used());
+      }
+    }
+  }
   return grpc::Status::OK;
 }
 

@@ -75,6 +75,9 @@ class Engine {
   virtual absl::StatusOr<WriteResult> Delete(const mcos::v1::StorageDeleteRequest& request) = 0;
   virtual absl::StatusOr<mcos::v1::StorageListResponse> List(
       const mcos::v1::StorageListRequest& request) = 0;
+  // Live objects and bytes per container of `user`, in the order asked.
+  virtual absl::StatusOr<mcos::v1::ContainerUsageResponse> Usage(
+      const mcos::v1::ContainerUsageRequest& request) = 0;
 };
 
 }  // namespace mcos::storage

@@ -3,6 +3,7 @@
 #include <openssl/rand.h>
 #include <rocksdb/cache.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/merge_operator.h>
 #include <rocksdb/slice.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
@@ -29,6 +30,7 @@ using mcos::v1::ObjectRecord;
 constexpr char kMetaCf[] = "meta";
 constexpr char kDataCf[] = "data";
 constexpr char kUploadsCf[] = "uploads";
+constexpr char kUsageCf[] = "usage";
 constexpr size_t kDataIdBytes = 16;
 constexpr size_t kChecksumBytes = 8;
 // Responses of List stop growing past this many bytes (the client then asks for the next page).
@@ -82,6 +84,30 @@ std::string ContainerPrefix(absl::string_view user, absl::string_view container)
   key.append(container.data(), container.size());
   return key;
 }
+
+void EncodeUsage(char* buf, int64_t objects, int64_t bytes) {
+  EncodeFixed64Le(buf, static_cast<uint64_t>(objects));
+  EncodeFixed64Le(buf + 8, static_cast<uint64_t>(bytes));
+}
+
+// Adds (objects, bytes) pairs: the merge operator of the usage column family.
+class UsageAddOperator final : public rocksdb::AssociativeMergeOperator {
+ public:
+  bool Merge(const rocksdb::Slice&, const rocksdb::Slice* existing, const rocksdb::Slice& value,
+             std::string* new_value, rocksdb::Logger*) const override {
+    int64_t objects = 0, bytes = 0;
+    for (const rocksdb::Slice* s : {existing, &value}) {
+      if (s == nullptr) continue;
+      if (s->size() != 16) return false;  // corrupt: RocksDB reports it
+      objects += static_cast<int64_t>(DecodeFixed64Le(s->data()));
+      bytes += static_cast<int64_t>(DecodeFixed64Le(s->data() + 8));
+    }
+    new_value->resize(16);
+    EncodeUsage(new_value->data(), objects, bytes);
+    return true;
+  }
+  const char* Name() const override { return "mcos.UsageAdd"; }
+};
 
 std::string Describe(const ObjectKey& key) {
   return absl::StrCat("object '", key.container(), "/", key.object(), "' of user '", key.user(),
@@ -227,6 +253,9 @@ class RocksDbPutStream final : public PutStream {
     batch.Put(engine_.meta_cf_, meta_key_, record.SerializeAsString());
     if (intent_written_) batch.Delete(engine_.uploads_cf_, data_id_);
     if (current) engine_.DeleteData(*current, batch);
+    engine_.AddUsage(
+        batch, meta_key_, live ? 0 : 1,
+        static_cast<int64_t>(size_) - static_cast<int64_t>(live ? current->size() : 0));
     MCOS_RETURN_IF_ERROR(FromRocksDb(engine_.db_->Write(engine_.CommitWriteOptions(), &batch),
                                      absl::StrCat("commit ", Describe(header_.key()))));
     committed_ = true;
@@ -414,12 +443,16 @@ absl::StatusOr<std::unique_ptr<RocksDbEngine>> RocksDbEngine::Open(const RocksDb
 
   rocksdb::ColumnFamilyOptions uploads;
   uploads.write_buffer_size = 4u << 20;
+  rocksdb::ColumnFamilyOptions usage;
+  usage.write_buffer_size = 4u << 20;
+  usage.merge_operator = std::make_shared<UsageAddOperator>();
 
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
       {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()},
       {kMetaCf, meta},
       {kDataCf, data},
-      {kUploadsCf, uploads}};
+      {kUploadsCf, uploads},
+      {kUsageCf, usage}};
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(db_options, options.path, cfs, &engine->handles_, &raw);
   if (!s.ok()) {
@@ -433,6 +466,7 @@ absl::StatusOr<std::unique_ptr<RocksDbEngine>> RocksDbEngine::Open(const RocksDb
   engine->meta_cf_ = engine->handles_[1];
   engine->data_cf_ = engine->handles_[2];
   engine->uploads_cf_ = engine->handles_[3];
+  engine->usage_cf_ = engine->handles_[4];
   MCOS_RETURN_IF_ERROR(engine->RemoveUploadDebris());
   return engine;
 }
@@ -483,6 +517,38 @@ absl::StatusOr<std::optional<ObjectRecord>> RocksDbEngine::ReadRecord(
     return absl::DataLossError("an object record on this storage node cannot be parsed");
   }
   return record;
+}
+
+void RocksDbEngine::AddUsage(rocksdb::WriteBatch& batch, absl::string_view meta_key,
+                             int64_t objects, int64_t bytes) {
+  if (objects == 0 && bytes == 0) return;
+  // The container prefix is the meta key without the object name.
+  const size_t user_len = static_cast<uint8_t>(meta_key[0]);
+  const size_t container_len = static_cast<uint8_t>(meta_key[1 + user_len]);
+  const absl::string_view prefix = meta_key.substr(0, 2 + user_len + container_len);
+  char value[16];
+  EncodeUsage(value, objects, bytes);
+  batch.Merge(usage_cf_, rocksdb::Slice(prefix.data(), prefix.size()), rocksdb::Slice(value, 16));
+}
+
+absl::StatusOr<mcos::v1::ContainerUsageResponse> RocksDbEngine::Usage(
+    const mcos::v1::ContainerUsageRequest& request) {
+  mcos::v1::ContainerUsageResponse response;
+  for (const auto& container : request.containers()) {
+    const std::string key = ContainerPrefix(request.user(), container);
+    std::string value;
+    const rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), usage_cf_, key, &value);
+    auto* u = response.add_usage();
+    u->set_container(container);
+    if (s.IsNotFound()) continue;
+    MCOS_RETURN_IF_ERROR(FromRocksDb(s, "read container usage"));
+    if (value.size() != 16) return absl::DataLossError("a container usage record is corrupt");
+    u->set_object_count(static_cast<uint64_t>(
+        std::max<int64_t>(0, static_cast<int64_t>(DecodeFixed64Le(value.data())))));
+    u->set_bytes_used(static_cast<uint64_t>(
+        std::max<int64_t>(0, static_cast<int64_t>(DecodeFixed64Le(value.data() + 8)))));
+  }
+  return response;
 }
 
 void RocksDbEngine::DeleteData(const ObjectRecord& record, rocksdb::WriteBatch& batch) {
@@ -585,6 +651,7 @@ absl::StatusOr<WriteResult> RocksDbEngine::Delete(const mcos::v1::StorageDeleteR
   rocksdb::WriteBatch batch;
   batch.Put(meta_cf_, meta_key, tombstone.SerializeAsString());
   if (current) DeleteData(*current, batch);
+  if (live) AddUsage(batch, meta_key, -1, -static_cast<int64_t>(current->size()));
   MCOS_RETURN_IF_ERROR(FromRocksDb(db_->Write(CommitWriteOptions(), &batch),
                                    absl::StrCat("delete ", Describe(key))));
   return WriteResult{true, std::move(tombstone), ""};

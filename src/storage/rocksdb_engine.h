@@ -8,6 +8,8 @@
 //       data_id is 16 random bytes per upload; index is u64 big-endian; seed = XXH3(DataKey), so a
 //       chunk read under the wrong key fails its checksum too. Integrated BlobDB keeps large
 //       chunks in blob files.
+//   column family "usage":   ContainerPrefix(user, container) -> i64le objects | i64le bytes,
+//       changed only by merges (an adding merge operator) in the same batch as each commit.
 //   column family "uploads": data_id -> ObjectMetaKey of an upload in progress. Written with its
 //       first chunk and deleted by its commit; anything left at open time is the debris of a
 //       crashed upload, and its chunks are deleted then.
@@ -68,6 +70,8 @@ class RocksDbEngine final : public Engine {
   absl::StatusOr<WriteResult> Delete(const mcos::v1::StorageDeleteRequest& request) override;
   absl::StatusOr<mcos::v1::StorageListResponse> List(
       const mcos::v1::StorageListRequest& request) override;
+  absl::StatusOr<mcos::v1::ContainerUsageResponse> Usage(
+      const mcos::v1::ContainerUsageRequest& request) override;
 
   // Number of uploads whose debris was removed by Open().
   int recovered_uploads() const { return recovered_uploads_; }
@@ -86,6 +90,10 @@ class RocksDbEngine final : public Engine {
   // Reads the stored record; nullopt if none.
   absl::StatusOr<std::optional<mcos::v1::ObjectRecord>> ReadRecord(
       absl::string_view meta_key, const rocksdb::Snapshot* snapshot = nullptr);
+  // Adds a change of a container's live object count and bytes to `batch` (a merge: concurrent
+  // commits to one container add up without a lock).
+  void AddUsage(rocksdb::WriteBatch& batch, absl::string_view meta_key, int64_t objects,
+                int64_t bytes);
   // Adds the deletion of a record's data to `batch`.
   void DeleteData(const mcos::v1::ObjectRecord& record, rocksdb::WriteBatch& batch);
   rocksdb::WriteOptions CommitWriteOptions() const;
@@ -95,6 +103,7 @@ class RocksDbEngine final : public Engine {
   rocksdb::ColumnFamilyHandle* meta_cf_ = nullptr;
   rocksdb::ColumnFamilyHandle* data_cf_ = nullptr;
   rocksdb::ColumnFamilyHandle* uploads_cf_ = nullptr;
+  rocksdb::ColumnFamilyHandle* usage_cf_ = nullptr;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   std::array<absl::Mutex, kLockStripes> locks_;
   int recovered_uploads_ = 0;

@@ -169,6 +169,23 @@ grpc::Status StorageGrpcService::List(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
+grpc::Status StorageGrpcService::ContainerUsage(grpc::ServerContext* context,
+                                                const mcos::v1::ContainerUsageRequest* request,
+                                                mcos::v1::ContainerUsageResponse* response) {
+  absl::Status s = common::ValidateUserName(request->user());
+  if (s.ok() && request->containers_size() > static_cast<int>(kMaxListLimit)) {
+    s = absl::InvalidArgumentError("at most 10000 containers per usage request");
+  }
+  for (const auto& c : request->containers()) {
+    if (s.ok()) s = common::ValidateContainerName(c);
+  }
+  if (!s.ok()) return ToGrpcStatus(s);
+  auto usage = engine_.Usage(*request);
+  if (!usage.ok()) return ToGrpcStatus(usage.status());
+  *response = *std::move(usage);
+  return grpc::Status::OK;
+}
+
 grpc::Status StorageGrpcService::PartitionDigests(grpc::ServerContext* context,
                                                   const mcos::v1::PartitionDigestsRequest* request,
                                                   mcos::v1::PartitionDigestsResponse* response) {

@@ -27,6 +27,9 @@ class StorageGrpcService final : public mcos::v1::StorageService::Service {
                       mcos::v1::StorageDeleteResponse* response) override;
   grpc::Status List(grpc::ServerContext* context, const mcos::v1::StorageListRequest* request,
                     mcos::v1::StorageListResponse* response) override;
+  grpc::Status ContainerUsage(grpc::ServerContext* context,
+                              const mcos::v1::ContainerUsageRequest* request,
+                              mcos::v1::ContainerUsageResponse* response) override;
   grpc::Status PartitionDigests(grpc::ServerContext* context,
                                 const mcos::v1::PartitionDigestsRequest* request,
                                 mcos::v1::PartitionDigestsResponse* response) override;

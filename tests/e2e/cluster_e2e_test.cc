@@ -134,6 +134,18 @@ TEST_F(ClusterE2eTest, UsersSeeOnlyTheirOwnContainers) {
   EXPECT_EQ(*Download(*alice, "photos", "cat.jpg"), "alice's cat");
   EXPECT_EQ(*Download(*bob, "photos", "cat.jpg"), "bob's cat");
   MCOS_ASSERT_OK(alice->CreateContainer("alice-only"));
+  MCOS_ASSERT_OK(Upload(*alice, true, "photos", "dog.jpg", "alice's dog"));
+  auto alices = alice->ListContainers();
+  MCOS_ASSERT_OK(alices);
+  bool seen = false;
+  for (const auto& c : alices->containers()) {
+    if (c.name() != "photos") continue;
+    seen = true;
+    EXPECT_EQ(c.object_count(), 2u);
+    EXPECT_EQ(c.bytes_used(),
+              std::string("alice's cat").size() + std::string("alice's dog").size());
+  }
+  EXPECT_TRUE(seen);
   auto bobs = bob->ListContainers();
   MCOS_ASSERT_OK(bobs);
   for (const auto& c : bobs->containers()) EXPECT_NE(c.name(), "alice-only");

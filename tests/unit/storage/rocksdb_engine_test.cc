@@ -335,6 +335,32 @@ TEST_F(RocksDbEngineTest, ListsWithPrefixMarkerDelimiterAndTombstones) {
   EXPECT_EQ(sub->common_prefixes(0), "docs/sub/");
 }
 
+TEST_F(RocksDbEngineTest, KeepsContainerUsageInStepWithCommits) {
+  auto usage = [&](const std::string& container) {
+    mcos::v1::ContainerUsageRequest req;
+    req.set_user("u");
+    req.add_containers(container);
+    auto r = engine_->Usage(req);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return std::make_pair(r->usage(0).object_count(), r->usage(0).bytes_used());
+  };
+  MCOS_ASSERT_OK(Put(Key("a"), 1, std::string(100, 'a')));
+  MCOS_ASSERT_OK(Put(Key("b"), 2, std::string(2 * kChunkSize, 'b')));
+  MCOS_ASSERT_OK(Put(Key("x", "other"), 3, "x"));
+  EXPECT_EQ(usage("c"), std::make_pair(uint64_t{2}, uint64_t{100 + 2 * kChunkSize}));
+  MCOS_ASSERT_OK(Put(Key("a"), 4, std::string(10, 'a')));   // replace: bytes change only
+  MCOS_ASSERT_OK(Put(Key("a"), 3, std::string(999, 'z')));  // older: ignored, no change
+  EXPECT_EQ(usage("c"), std::make_pair(uint64_t{2}, uint64_t{10 + 2 * kChunkSize}));
+  MCOS_ASSERT_OK(Delete(Key("b"), 5));
+  MCOS_ASSERT_OK(Delete(Key("b"), 6));  // deleting a tombstone changes nothing
+  MCOS_ASSERT_OK(Delete(Key("never"), 7));
+  EXPECT_EQ(usage("c"), std::make_pair(uint64_t{1}, uint64_t{10}));
+  Reopen();
+  EXPECT_EQ(usage("c"), std::make_pair(uint64_t{1}, uint64_t{10}));
+  EXPECT_EQ(usage("other"), std::make_pair(uint64_t{1}, uint64_t{1}));
+  EXPECT_EQ(usage("empty"), std::make_pair(uint64_t{0}, uint64_t{0}));
+}
+
 TEST_F(RocksDbEngineTest, StaysAfterReopen) {
   const std::string data =
       testing::RandomBytes(10 * kChunkSize + 7, 8);  // takes the WAL-bypass path
