@@ -39,7 +39,10 @@ absl::StatusOr<mcos::v1::TokenClaims> TokenSigner::Verify(absl::string_view toke
   }
   const absl::string_view payload = token.substr(0, dot);
   std::string mac;
-  if (!absl::WebSafeBase64Unescape(token.substr(dot + 1), &mac)) {
+  // Only the canonical encoding is accepted, so that one token has exactly one spelling (base64's
+  // unused low bits in the last character would otherwise let several strings pass).
+  if (!absl::WebSafeBase64Unescape(token.substr(dot + 1), &mac) ||
+      absl::WebSafeBase64Escape(mac) != token.substr(dot + 1)) {
     return absl::UnauthenticatedError("malformed token: log in again");
   }
   const std::string expected = Mac(payload);

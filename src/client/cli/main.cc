@@ -292,7 +292,10 @@ int main(int argc, char** argv) {
       if (g.json)
         std::cout << ToJson(*r) << "\n";
       else
-        for (const auto& c : r->containers()) std::cout << c.name() << "\t" << c.option() << "\n";
+        for (const auto& c : r->containers()) {
+          std::cout << c.name() << "\t" << c.option() << "\t" << c.object_count() << " objects\t"
+                    << c.bytes_used() << " bytes\n";
+        }
       next = r->next_marker();
     } while (all && !next.empty());
     return 0;
