@@ -3,9 +3,14 @@
 #include "absl/strings/str_cat.h"
 #include "common/names.h"
 #include "common/status_macros.h"
-#include "resolver/placement.h"
+#include "placement/placement.h"
 
 namespace mcos::resolver {
+
+using placement::ObjectHash;
+using placement::PartitionOf;
+using placement::PlacementResult;
+using placement::PlacePartition;
 
 void Resolver::SetSnapshot(const mcos::v1::MetadataSnapshot& snapshot) {
   absl::MutexLock lock(&mu_);

@@ -1,4 +1,4 @@
-#include "resolver/placement.h"
+#include "placement/placement.h"
 
 #include <xxhash.h>
 
@@ -6,7 +6,7 @@
 #include <cmath>
 #include <set>
 
-namespace mcos::resolver {
+namespace mcos::placement {
 namespace {
 
 void AppendPart(std::string* out, absl::string_view part) {
@@ -68,4 +68,4 @@ PlacementResult PlacePartition(const mcos::v1::Ring& ring, uint32_t partition) {
   return result;
 }
 
-}  // namespace mcos::resolver
+}  // namespace mcos::placement

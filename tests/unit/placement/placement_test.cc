@@ -1,11 +1,11 @@
-#include "resolver/placement.h"
+#include "placement/placement.h"
 
 #include <gtest/gtest.h>
 
 #include <map>
 #include <set>
 
-namespace mcos::resolver {
+namespace mcos::placement {
 namespace {
 
 mcos::v1::Ring MakeRing(int members, uint32_t replicas, int regions) {
@@ -71,4 +71,4 @@ TEST(PlacementTest, SingleClusterRingPlacesEverythingThere) {
 }
 
 }  // namespace
-}  // namespace mcos::resolver
+}  // namespace mcos::placement

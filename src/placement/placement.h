@@ -15,7 +15,7 @@
 #include "absl/strings/string_view.h"
 #include "mcos/v1/admin.pb.h"
 
-namespace mcos::resolver {
+namespace mcos::placement {
 
 uint64_t ObjectHash(absl::string_view user, absl::string_view container, absl::string_view object);
 uint32_t PartitionOf(uint64_t object_hash, uint32_t partition_power);
@@ -27,4 +27,4 @@ struct PlacementResult {
 // Members with weight <= 0 are never chosen.
 PlacementResult PlacePartition(const mcos::v1::Ring& ring, uint32_t partition);
 
-}  // namespace mcos::resolver
+}  // namespace mcos::placement

@@ -1,0 +1,87 @@
+#include "placement/ring.h"
+
+#include <cmath>
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/names.h"
+#include "placement/placement.h"
+
+namespace mcos::placement {
+
+absl::Status ValidateRing(const mcos::v1::Ring& ring, const std::set<std::string>& known_clusters) {
+  if (auto s = common::ValidateUserName(ring.id()); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("ring id: ", s.message()));
+  }
+  if (ring.partition_power() < kMinPartitionPower || ring.partition_power() > kMaxPartitionPower) {
+    return absl::InvalidArgumentError(absl::StrCat("partition power ", ring.partition_power(),
+                                                   " is outside ", kMinPartitionPower, "..",
+                                                   kMaxPartitionPower));
+  }
+  if (ring.replicas() == 0) return absl::InvalidArgumentError("a ring needs at least 1 replica");
+  if (ring.members().empty()) return absl::InvalidArgumentError("a ring needs members");
+  std::set<std::string> seen;
+  double total = 0;
+  uint32_t weighted = 0;
+  for (const auto& m : ring.members()) {
+    if (!seen.insert(m.cluster()).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("cluster '", m.cluster(), "' is a member twice"));
+    }
+    if (known_clusters.count(m.cluster()) == 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "cluster '", m.cluster(), "' is not in the federation; add it first (known: ",
+          absl::StrJoin(known_clusters, ", "), ")"));
+    }
+    if (!std::isfinite(m.weight()) || m.weight() < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("member '", m.cluster(), "' has weight ", m.weight(),
+                       "; weights are finite and >= 0"));
+    }
+    if (auto s = common::ValidateListToken("region", m.region(), 64); !s.ok()) return s;
+    total += m.weight();
+    if (m.weight() > 0) ++weighted;
+  }
+  if (total <= 0) return absl::InvalidArgumentError("the members' total weight is zero");
+  if (ring.replicas() > weighted) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the ring wants ", ring.replicas(), " replicas but has only ", weighted,
+                     " member(s) with weight"));
+  }
+  return absl::OkStatus();
+}
+
+mcos::v1::MovementPlan PlanMovement(const mcos::v1::Ring& from, const mcos::v1::Ring& to) {
+  mcos::v1::MovementPlan plan;
+  const uint32_t power = std::max(from.partition_power(), to.partition_power());
+  const uint64_t partitions = uint64_t{1} << power;
+  plan.set_partitions_total(partitions);
+  std::map<std::string, std::pair<uint64_t, uint64_t>> per_cluster;  // in, out
+  for (uint64_t p = 0; p < partitions; ++p) {
+    // A partition of the finer ring maps to the coarser ring's partition by its top bits.
+    const auto old_set = PlacePartition(
+        from, static_cast<uint32_t>(p >> (power - from.partition_power()))).replicas;
+    const auto new_set =
+        PlacePartition(to, static_cast<uint32_t>(p >> (power - to.partition_power()))).replicas;
+    const std::set<std::string> a(old_set.begin(), old_set.end());
+    const std::set<std::string> b(new_set.begin(), new_set.end());
+    if (a == b) continue;
+    plan.set_partitions_moved(plan.partitions_moved() + 1);
+    for (const auto& c : b) {
+      if (a.count(c) == 0) per_cluster[c].first++;
+    }
+    for (const auto& c : a) {
+      if (b.count(c) == 0) per_cluster[c].second++;
+    }
+  }
+  for (const auto& [cluster, io] : per_cluster) {
+    auto* m = plan.add_clusters();
+    m->set_cluster(cluster);
+    m->set_partitions_in(io.first);
+    m->set_partitions_out(io.second);
+  }
+  return plan;
+}
+
+}  // namespace mcos::placement
