@@ -11,6 +11,7 @@
 #include "common/logging.h"
 #include "common/names.h"
 #include "common/status_macros.h"
+#include "placement/ring.h"
 
 namespace mcos::controller {
 namespace {
@@ -409,6 +410,177 @@ absl::StatusOr<mcos::v1::MetadataSnapshot> Controller::Snapshot() {
     MCOS_ASSIGN_OR_RETURN(*snap.add_options(), ParseRow<mcos::v1::Option>(row));
   }
   return snap;
+}
+
+// ---- rings and options ----------------------------------------------------------------------
+
+namespace {
+
+template <typename T>
+absl::StatusOr<std::vector<T>> ParseAll(const std::vector<mcos::v1::MetadataRow>& rows) {
+  std::vector<T> out;
+  out.reserve(rows.size());
+  for (const auto& row : rows) {
+    MCOS_ASSIGN_OR_RETURN(T value, ParseRow<T>(row));
+    out.push_back(std::move(value));
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<mcos::v1::Ring>> Controller::ListRings() {
+  MCOS_ASSIGN_OR_RETURN(auto rows, store_->ListRows(kRings, "", "", 100000, false));
+  return ParseAll<mcos::v1::Ring>(rows);
+}
+
+absl::StatusOr<mcos::v1::Ring> Controller::CreateRing(mcos::v1::Ring ring) {
+  // Until the federation lands, the only cluster a ring can name is this one.
+  MCOS_RETURN_IF_ERROR(placement::ValidateRing(ring, {cluster_id_}));
+  absl::MutexLock lock(&write_mu_);
+  MCOS_ASSIGN_OR_RETURN(auto existing, store_->GetRow(kRings, ring.id()));
+  if (existing && !existing->tombstone()) {
+    return absl::AlreadyExistsError(absl::StrCat("ring '", ring.id(), "' already exists"));
+  }
+  ring.set_version(1);
+  *ring.mutable_stamp() = Stamp();
+  MCOS_RETURN_IF_ERROR(PutRow(kRings, ring.id(), &ring).status());
+  common::LogInfo("created ring '", ring.id(), "' (", ring.members_size(), " members, ",
+                  ring.replicas(), " replicas, partition power ", ring.partition_power(), ")");
+  return ring;
+}
+
+absl::StatusOr<mcos::v1::UpdateRingResponse> Controller::UpdateRing(
+    const mcos::v1::UpdateRingRequest& request) {
+  absl::MutexLock lock(&write_mu_);
+  MCOS_ASSIGN_OR_RETURN(auto row, store_->GetRow(kRings, request.id()));
+  if (!row || row->tombstone()) {
+    return absl::NotFoundError(absl::StrCat("ring '", request.id(), "' not found"));
+  }
+  MCOS_ASSIGN_OR_RETURN(mcos::v1::Ring current, ParseRow<mcos::v1::Ring>(*row));
+  mcos::v1::Ring next = current;
+  *next.mutable_members() = request.members();
+  next.set_version(current.version() + 1);
+  MCOS_RETURN_IF_ERROR(placement::ValidateRing(next, {cluster_id_}));
+  mcos::v1::UpdateRingResponse response;
+  *response.mutable_plan() = placement::PlanMovement(current, next);
+  if (request.dry_run()) {
+    *response.mutable_ring() = current;
+    return response;
+  }
+  *next.mutable_stamp() = Stamp();
+  MCOS_RETURN_IF_ERROR(PutRow(kRings, next.id(), &next).status());
+  common::LogInfo("updated ring '", next.id(), "' to version ", next.version(), "; ",
+                  response.plan().partitions_moved(), " of ", response.plan().partitions_total(),
+                  " partitions change placement");
+  *response.mutable_ring() = next;
+  return response;
+}
+
+absl::StatusOr<std::vector<mcos::v1::Option>> Controller::ListOptions() {
+  MCOS_ASSIGN_OR_RETURN(auto rows, store_->ListRows(kOptions, "", "", 100000, false));
+  return ParseAll<mcos::v1::Option>(rows);
+}
+
+absl::StatusOr<mcos::v1::Option> Controller::AddOption(mcos::v1::Option option) {
+  if (auto s = common::ValidateUserName(option.name()); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("option name: ", s.message()));
+  }
+  if (option.mode() == mcos::v1::OPTION_MODE_UNSPECIFIED) {
+    option.set_mode(mcos::v1::OPTION_MODE_CONSISTENT);
+  }
+  if (!mcos::v1::OptionMode_IsValid(option.mode())) {
+    return absl::InvalidArgumentError("the option mode is unknown: use consistent or degraded");
+  }
+  absl::MutexLock lock(&write_mu_);
+  MCOS_ASSIGN_OR_RETURN(auto ring_row, store_->GetRow(kRings, option.ring()));
+  if (!ring_row || ring_row->tombstone()) {
+    return absl::NotFoundError(absl::StrCat("ring '", option.ring(), "' not found"));
+  }
+  MCOS_ASSIGN_OR_RETURN(mcos::v1::Ring ring, ParseRow<mcos::v1::Ring>(*ring_row));
+  if (option.write_concern() > ring.replicas()) {
+    return absl::InvalidArgumentError(absl::StrCat("write concern ", option.write_concern(),
+                                                   " is more than ring '", ring.id(), "''s ",
+                                                   ring.replicas(), " replicas"));
+  }
+  MCOS_ASSIGN_OR_RETURN(auto existing, store_->GetRow(kOptions, option.name()));
+  if (existing && !existing->tombstone()) {
+    return absl::AlreadyExistsError(absl::StrCat("option '", option.name(), "' already exists"));
+  }
+  if (option.is_default()) {
+    MCOS_ASSIGN_OR_RETURN(auto rows, store_->ListRows(kOptions, "", "", 100000, false));
+    MCOS_ASSIGN_OR_RETURN(auto all, ParseAll<mcos::v1::Option>(rows));
+    for (auto& o : all) {
+      if (!o.is_default()) continue;
+      o.set_is_default(false);
+      MCOS_RETURN_IF_ERROR(PutRow(kOptions, o.name(), &o).status());
+    }
+  }
+  *option.mutable_version() = Stamp();
+  MCOS_RETURN_IF_ERROR(PutRow(kOptions, option.name(), &option).status());
+  common::LogInfo("added option '", option.name(), "' on ring '", option.ring(), "'",
+                  option.is_default() ? " (default)" : "");
+  return option;
+}
+
+absl::StatusOr<mcos::v1::SetOptionRingResponse> Controller::SetOptionRing(
+    const mcos::v1::SetOptionRingRequest& request) {
+  absl::MutexLock lock(&write_mu_);
+  MCOS_ASSIGN_OR_RETURN(auto row, store_->GetRow(kOptions, request.option()));
+  if (!row || row->tombstone()) {
+    return absl::NotFoundError(absl::StrCat("option '", request.option(), "' not found"));
+  }
+  MCOS_ASSIGN_OR_RETURN(mcos::v1::Option option, ParseRow<mcos::v1::Option>(*row));
+  MCOS_ASSIGN_OR_RETURN(auto from_row, store_->GetRow(kRings, option.ring()));
+  MCOS_ASSIGN_OR_RETURN(auto to_row, store_->GetRow(kRings, request.ring()));
+  if (!to_row || to_row->tombstone()) {
+    return absl::NotFoundError(absl::StrCat("ring '", request.ring(), "' not found"));
+  }
+  MCOS_ASSIGN_OR_RETURN(mcos::v1::Ring to, ParseRow<mcos::v1::Ring>(*to_row));
+  if (option.write_concern() > to.replicas()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("option '", option.name(), "' has write concern ", option.write_concern(),
+                     " but ring '", to.id(), "' has only ", to.replicas(), " replicas"));
+  }
+  mcos::v1::SetOptionRingResponse response;
+  if (from_row && !from_row->tombstone()) {
+    MCOS_ASSIGN_OR_RETURN(mcos::v1::Ring from, ParseRow<mcos::v1::Ring>(*from_row));
+    *response.mutable_plan() = placement::PlanMovement(from, to);
+  }
+  if (!request.dry_run()) {
+    option.set_ring(to.id());
+    *option.mutable_version() = Stamp();
+    MCOS_RETURN_IF_ERROR(PutRow(kOptions, option.name(), &option).status());
+    common::LogInfo("option '", option.name(), "' now uses ring '", to.id(), "'");
+  }
+  *response.mutable_option() = option;
+  return response;
+}
+
+absl::Status Controller::RemoveOption(const std::string& name) {
+  absl::MutexLock lock(&write_mu_);
+  MCOS_ASSIGN_OR_RETURN(auto row, store_->GetRow(kOptions, name));
+  if (!row || row->tombstone()) {
+    return absl::NotFoundError(absl::StrCat("option '", name, "' not found"));
+  }
+  MCOS_ASSIGN_OR_RETURN(mcos::v1::Option option, ParseRow<mcos::v1::Option>(*row));
+  if (option.is_default()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("option '", name, "' is the default; make another option the default first"));
+  }
+  MCOS_ASSIGN_OR_RETURN(auto rows, store_->ListRows(kContainers, "", "", UINT32_MAX, false));
+  uint64_t users = 0;
+  for (const auto& r : rows) {
+    MCOS_ASSIGN_OR_RETURN(auto c, ParseRow<mcos::v1::Container>(r));
+    if (c.option() == name) ++users;
+  }
+  if (users > 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "option '", name, "' is used by ", users, " container(s); delete them or keep the option"));
+  }
+  MCOS_RETURN_IF_ERROR(PutRow(kOptions, name, nullptr).status());
+  common::LogInfo("removed option '", name, "'");
+  return absl::OkStatus();
 }
 
 // ---- registry -------------------------------------------------------------------------------

@@ -95,6 +95,21 @@ class Controller {
   // Rings and options as stored.
   absl::StatusOr<mcos::v1::MetadataSnapshot> Snapshot();
 
+  // Rings. INVALID_ARGUMENT for a ring that breaks a rule (placement/ring.h); ALREADY_EXISTS;
+  // NOT_FOUND. UpdateRing bumps the version; with dry_run nothing changes and the plan says what
+  // would move.
+  absl::StatusOr<std::vector<mcos::v1::Ring>> ListRings();
+  absl::StatusOr<mcos::v1::Ring> CreateRing(mcos::v1::Ring ring);
+  absl::StatusOr<mcos::v1::UpdateRingResponse> UpdateRing(const mcos::v1::UpdateRingRequest& req);
+  // Options. AddOption: INVALID_ARGUMENT for a bad name, mode or write concern (> replicas);
+  // NOT_FOUND for an unknown ring; ALREADY_EXISTS. A new default replaces the old one.
+  // RemoveOption: FAILED_PRECONDITION for the default or while containers use it (says how many).
+  absl::StatusOr<std::vector<mcos::v1::Option>> ListOptions();
+  absl::StatusOr<mcos::v1::Option> AddOption(mcos::v1::Option option);
+  absl::StatusOr<mcos::v1::SetOptionRingResponse> SetOptionRing(
+      const mcos::v1::SetOptionRingRequest& request);
+  absl::Status RemoveOption(const std::string& name);
+
   // Service registry.
   absl::StatusOr<mcos::v1::RegisterResponse> Register(const mcos::v1::RegisterRequest& request);
   absl::Status Heartbeat(const std::string& service_id);

@@ -165,4 +165,59 @@ grpc::Status AdminGrpcService::GetCluster(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
+grpc::Status AdminGrpcService::ListRings(grpc::ServerContext* context,
+                                         const mcos::v1::ListRingsRequest*,
+                                         mcos::v1::ListRingsResponse* response) {
+  if (auto s = RequireAdmin(*context); !s.ok()) return ToGrpcStatus(s);
+  auto rings = controller_.ListRings();
+  if (!rings.ok()) return ToGrpcStatus(rings.status());
+  for (auto& r : *rings) *response->add_rings() = std::move(r);
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminGrpcService::CreateRing(grpc::ServerContext* context,
+                                          const mcos::v1::CreateRingRequest* request,
+                                          mcos::v1::Ring* response) {
+  if (auto s = RequireAdmin(*context); !s.ok()) return ToGrpcStatus(s);
+  return Reply(controller_.CreateRing(request->ring()), response);
+}
+
+grpc::Status AdminGrpcService::UpdateRing(grpc::ServerContext* context,
+                                          const mcos::v1::UpdateRingRequest* request,
+                                          mcos::v1::UpdateRingResponse* response) {
+  if (auto s = RequireAdmin(*context); !s.ok()) return ToGrpcStatus(s);
+  return Reply(controller_.UpdateRing(*request), response);
+}
+
+grpc::Status AdminGrpcService::ListOptions(grpc::ServerContext* context,
+                                           const mcos::v1::ListOptionsRequest*,
+                                           mcos::v1::ListOptionsResponse* response) {
+  if (auto s = RequireAdmin(*context); !s.ok()) return ToGrpcStatus(s);
+  auto options = controller_.ListOptions();
+  if (!options.ok()) return ToGrpcStatus(options.status());
+  for (auto& o : *options) *response->add_options() = std::move(o);
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminGrpcService::AddOption(grpc::ServerContext* context,
+                                         const mcos::v1::AddOptionRequest* request,
+                                         mcos::v1::Option* response) {
+  if (auto s = RequireAdmin(*context); !s.ok()) return ToGrpcStatus(s);
+  return Reply(controller_.AddOption(request->option()), response);
+}
+
+grpc::Status AdminGrpcService::SetOptionRing(grpc::ServerContext* context,
+                                             const mcos::v1::SetOptionRingRequest* request,
+                                             mcos::v1::SetOptionRingResponse* response) {
+  if (auto s = RequireAdmin(*context); !s.ok()) return ToGrpcStatus(s);
+  return Reply(controller_.SetOptionRing(*request), response);
+}
+
+grpc::Status AdminGrpcService::RemoveOption(grpc::ServerContext* context,
+                                            const mcos::v1::RemoveOptionRequest* request,
+                                            mcos::v1::RemoveOptionResponse*) {
+  if (auto s = RequireAdmin(*context); !s.ok()) return ToGrpcStatus(s);
+  return ToGrpcStatus(controller_.RemoveOption(request->name()));
+}
+
 }  // namespace mcos::controller

@@ -39,8 +39,8 @@ class ControllerGrpcService final : public mcos::v1::ControllerService::Service 
   Controller& controller_;
 };
 
-// Every call but Login needs an admin token. Calls of later issues (rings, options, clusters,
-// rebalance) answer UNIMPLEMENTED from the generated base class until they land.
+// Every call but Login needs an admin token. Calls of later issues (adding/removing clusters,
+// rebalance, repair) answer UNIMPLEMENTED from the generated base class until they land.
 class AdminGrpcService final : public mcos::v1::AdminService::Service {
  public:
   explicit AdminGrpcService(Controller& controller) : controller_(controller) {}
@@ -61,6 +61,23 @@ class AdminGrpcService final : public mcos::v1::AdminService::Service {
                             mcos::v1::ListClustersResponse* response) override;
   grpc::Status GetCluster(grpc::ServerContext* context, const mcos::v1::GetClusterRequest* request,
                           mcos::v1::ClusterStatus* response) override;
+  grpc::Status ListRings(grpc::ServerContext* context, const mcos::v1::ListRingsRequest* request,
+                         mcos::v1::ListRingsResponse* response) override;
+  grpc::Status CreateRing(grpc::ServerContext* context, const mcos::v1::CreateRingRequest* request,
+                          mcos::v1::Ring* response) override;
+  grpc::Status UpdateRing(grpc::ServerContext* context, const mcos::v1::UpdateRingRequest* request,
+                          mcos::v1::UpdateRingResponse* response) override;
+  grpc::Status ListOptions(grpc::ServerContext* context,
+                           const mcos::v1::ListOptionsRequest* request,
+                           mcos::v1::ListOptionsResponse* response) override;
+  grpc::Status AddOption(grpc::ServerContext* context, const mcos::v1::AddOptionRequest* request,
+                         mcos::v1::Option* response) override;
+  grpc::Status SetOptionRing(grpc::ServerContext* context,
+                             const mcos::v1::SetOptionRingRequest* request,
+                             mcos::v1::SetOptionRingResponse* response) override;
+  grpc::Status RemoveOption(grpc::ServerContext* context,
+                            const mcos::v1::RemoveOptionRequest* request,
+                            mcos::v1::RemoveOptionResponse* response) override;
 
  private:
   absl::Status RequireAdmin(const grpc::ServerContext& context);

@@ -35,9 +35,8 @@ absl::Status ValidateRing(const mcos::v1::Ring& ring, const std::set<std::string
           absl::StrJoin(known_clusters, ", "), ")"));
     }
     if (!std::isfinite(m.weight()) || m.weight() < 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("member '", m.cluster(), "' has weight ", m.weight(),
-                       "; weights are finite and >= 0"));
+      return absl::InvalidArgumentError(absl::StrCat("member '", m.cluster(), "' has weight ",
+                                                     m.weight(), "; weights are finite and >= 0"));
     }
     if (auto s = common::ValidateListToken("region", m.region(), 64); !s.ok()) return s;
     total += m.weight();
@@ -45,9 +44,9 @@ absl::Status ValidateRing(const mcos::v1::Ring& ring, const std::set<std::string
   }
   if (total <= 0) return absl::InvalidArgumentError("the members' total weight is zero");
   if (ring.replicas() > weighted) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("the ring wants ", ring.replicas(), " replicas but has only ", weighted,
-                     " member(s) with weight"));
+    return absl::InvalidArgumentError(absl::StrCat("the ring wants ", ring.replicas(),
+                                                   " replicas but has only ", weighted,
+                                                   " member(s) with weight"));
   }
   return absl::OkStatus();
 }
@@ -60,8 +59,8 @@ mcos::v1::MovementPlan PlanMovement(const mcos::v1::Ring& from, const mcos::v1::
   std::map<std::string, std::pair<uint64_t, uint64_t>> per_cluster;  // in, out
   for (uint64_t p = 0; p < partitions; ++p) {
     // A partition of the finer ring maps to the coarser ring's partition by its top bits.
-    const auto old_set = PlacePartition(
-        from, static_cast<uint32_t>(p >> (power - from.partition_power()))).replicas;
+    const auto old_set =
+        PlacePartition(from, static_cast<uint32_t>(p >> (power - from.partition_power()))).replicas;
     const auto new_set =
         PlacePartition(to, static_cast<uint32_t>(p >> (power - to.partition_power()))).replicas;
     const std::set<std::string> a(old_set.begin(), old_set.end());

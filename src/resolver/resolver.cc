@@ -50,6 +50,16 @@ absl::StatusOr<mcos::v1::ResolveResponse> Resolver::Resolve(
       }
       option_name = *looked_up;
     }
+    if (refresh_) {
+      // A name this resolver has not seen yet may be newer than its snapshot: reload once.
+      bool known;
+      {
+        absl::MutexLock lock(&mu_);
+        auto o = options_.find(option_name);
+        known = o != options_.end() && rings_.count(o->second.ring()) > 0;
+      }
+      if (!known) refresh_();
+    }
     absl::MutexLock lock(&mu_);
     if (!snapshot_) {
       return absl::UnavailableError("the resolver has not loaded the rings yet; retry shortly");

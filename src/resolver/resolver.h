@@ -22,7 +22,10 @@ class Resolver {
   // Looks up a container's option when a request does not name one; NOT_FOUND if no container.
   using ContainerLookup =
       std::function<absl::StatusOr<std::string>(const std::string& user, const std::string& name)>;
-  explicit Resolver(ContainerLookup lookup) : lookup_(std::move(lookup)) {}
+  // Reloads the snapshot now (called when a request names an option or ring not in it).
+  using Refresh = std::function<void()>;
+  explicit Resolver(ContainerLookup lookup, Refresh refresh = nullptr)
+      : lookup_(std::move(lookup)), refresh_(std::move(refresh)) {}
 
   void SetSnapshot(const mcos::v1::MetadataSnapshot& snapshot);
   bool has_snapshot();
@@ -31,6 +34,7 @@ class Resolver {
 
  private:
   ContainerLookup lookup_;
+  Refresh refresh_;
   absl::Mutex mu_;
   std::optional<mcos::v1::MetadataSnapshot> snapshot_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, mcos::v1::Ring> rings_ ABSL_GUARDED_BY(mu_);

@@ -21,6 +21,7 @@ ResolverApp::ResolverApp(const ResolverOptions& options)
     : options_(options),
       resolver_(
           [this](const std::string& user, const std::string& name) -> absl::StatusOr<std::string> {
+            if (!controller_) return absl::UnavailableError("the resolver is not started yet");
             grpc::ClientContext ctx;
             ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
             mcos::v1::GetContainerRequest req;
@@ -30,12 +31,18 @@ ResolverApp::ResolverApp(const ResolverOptions& options)
             const grpc::Status s = controller_->GetContainer(&ctx, req, &c);
             if (!s.ok()) return common::FromGrpcStatus(s);
             return c.option();
+          },
+          [this] {
+            if (auto s = Refresh(); !s.ok()) {
+              common::LogWarning("cannot refresh rings from the controller: ", s.message());
+            }
           }),
       service_(resolver_) {}
 
 ResolverApp::~ResolverApp() { Stop(); }
 
 absl::Status ResolverApp::Refresh() {
+  if (!controller_) return absl::UnavailableError("the resolver is not started yet");
   grpc::ClientContext ctx;
   ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
   mcos::v1::GetMetadataSnapshotRequest req;

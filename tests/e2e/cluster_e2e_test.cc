@@ -336,6 +336,82 @@ TEST_F(ClusterE2eTest, FullSessionThroughTheCli) {
   EXPECT_NE(out.find("PERMISSION_DENIED"), std::string::npos) << out;
 }
 
+TEST_F(ClusterE2eTest, AdminManagesRingsAndOptionsThroughTheCli) {
+  const std::string admin = dir_->Sub("admin-home");
+  const std::string user = dir_->Sub("user-home");
+  const std::string ep = "--endpoint " + cluster_->endpoint();
+  auto [rc, out] = Cli(admin, ep + " login admin --password-stdin",
+                       std::string(testing::kAdminPassword) + "\\n");
+  ASSERT_EQ(rc, 0) << out;
+  std::tie(rc, out) = Cli(admin, "admin cluster status");
+  ASSERT_EQ(rc, 0) << out;
+  const std::string id = out.substr(8, out.find('\n') - 8);  // "cluster <id>"
+  auto expect_error = [&](const std::string& args, const std::string& code,
+                          const std::string& words) {
+    auto [c, o] = Cli(admin, args);
+    EXPECT_EQ(c, 1) << args << ": " << o;
+    EXPECT_NE(o.find("error: " + code), std::string::npos) << args << ": " << o;
+    EXPECT_NE(o.find(words), std::string::npos) << args << ": " << o;
+  };
+
+  std::tie(rc, out) = Cli(admin, "admin ring list");
+  EXPECT_NE(out.find("default\tv1"), std::string::npos) << out;
+  std::tie(rc, out) =
+      Cli(admin, "admin ring create r2 --replicas 1 --partition-power 8 --member " + id + ":2:eu");
+  ASSERT_EQ(rc, 0) << out;
+  expect_error("admin ring create r2 --member " + id, "ALREADY_EXISTS", "r2");
+  expect_error("admin ring create r3 --member ghost", "INVALID_ARGUMENT", "not in the federation");
+  expect_error("admin ring create r3 --replicas 2 --member " + id, "INVALID_ARGUMENT",
+               "wants 2 replicas");
+  expect_error("admin ring create r3 --member " + id + " --member " + id, "INVALID_ARGUMENT",
+               "member twice");
+  expect_error("admin ring create r3 --member " + id + ":0", "INVALID_ARGUMENT", "zero");
+  expect_error("admin ring create r3 --partition-power 30 --member " + id, "INVALID_ARGUMENT",
+               "partition power");
+  expect_error("admin ring update nope --member " + id, "NOT_FOUND", "nope");
+  std::tie(rc, out) = Cli(admin, "admin ring update r2 --member " + id + ":3:eu --dry-run");
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("0 of 256 partitions change placement"), std::string::npos) << out;
+  std::tie(rc, out) = Cli(admin, "admin ring update r2 --member " + id + ":3:eu");
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("version 2"), std::string::npos) << out;
+
+  std::tie(rc, out) = Cli(admin, "admin option add gold --ring r2 --mode degraded");
+  ASSERT_EQ(rc, 0) << out;
+  expect_error("admin option add gold --ring r2", "ALREADY_EXISTS", "gold");
+  expect_error("admin option add silver --ring nope", "NOT_FOUND", "nope");
+  expect_error("admin option add silver --ring r2 --write-concern 2", "INVALID_ARGUMENT",
+               "write concern 2");
+  expect_error("admin option add silver --ring r2 --mode fast", "INVALID_ARGUMENT", "--mode");
+  std::tie(rc, out) = Cli(admin, "admin option set-ring gold default --dry-run");
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("partitions change placement"), std::string::npos) << out;
+  std::tie(rc, out) = Cli(admin, "admin option list");
+  EXPECT_NE(out.find("gold\tring r2\twrite concern majority\tdegraded"), std::string::npos) << out;
+  EXPECT_NE(out.find("default\tring default"), std::string::npos) << out;
+
+  // A container bound to the option keeps it from being removed; so does being the default.
+  std::tie(rc, out) = Cli(user, ep + " login alice --password-stdin", "alice-pw\\n");
+  ASSERT_EQ(rc, 0) << out;
+  std::tie(rc, out) = Cli(user, "mb golden --option gold");
+  ASSERT_EQ(rc, 0) << out;
+  std::tie(rc, out) = Cli(user, "put golden x -", "data");
+  ASSERT_EQ(rc, 0) << out;
+  expect_error("admin option remove gold", "FAILED_PRECONDITION", "used by 1 container");
+  expect_error("admin option remove default", "FAILED_PRECONDITION", "default");
+  expect_error("admin option remove nope", "NOT_FOUND", "nope");
+  std::tie(rc, out) = Cli(user, "admin ring list");
+  EXPECT_NE(out.find("error: PERMISSION_DENIED"), std::string::npos) << out;
+  std::tie(rc, out) = Cli(user, "admin option add x --ring r2");
+  EXPECT_NE(out.find("error: PERMISSION_DENIED"), std::string::npos) << out;
+  std::tie(rc, out) = Cli(user, "rm golden x");
+  ASSERT_EQ(rc, 0) << out;
+  std::tie(rc, out) = Cli(user, "rb golden");
+  ASSERT_EQ(rc, 0) << out;
+  std::tie(rc, out) = Cli(admin, "admin option remove gold");
+  EXPECT_EQ(rc, 0) << out;
+}
+
 TEST_F(ClusterE2eTest, ControllerSeesEveryService) {
   Client admin(cluster_->endpoint());
   MCOS_ASSERT_OK(admin.Login("admin", testing::kAdminPassword));

@@ -15,8 +15,10 @@
 #include <sstream>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "client/sdk/client.h"
 
@@ -239,6 +241,42 @@ int main(int argc, char** argv) {
   admin_cluster->require_subcommand(1);
   auto* cl_status = admin_cluster->add_subcommand("status", "This cluster's services and health");
 
+  std::string ring_id, ring_name;
+  uint32_t replicas = 1, partition_power = 16, write_concern = 0;
+  std::vector<std::string> members;
+  bool dry_run = false, make_default = false;
+  std::string mode = "consistent";
+  auto* admin_ring = admin->add_subcommand("ring", "Placement rings");
+  admin_ring->require_subcommand(1);
+  auto* r_list = admin_ring->add_subcommand("list", "List rings");
+  auto* r_create = admin_ring->add_subcommand("create", "Create a ring");
+  auto* r_update = admin_ring->add_subcommand("update", "Change a ring's members and weights");
+  for (auto* c : {r_create, r_update}) {
+    c->add_option("id", ring_id, "Ring id")->required();
+    c->add_option("--member", members, "CLUSTER[:WEIGHT[:REGION]] (repeat for each member)")
+        ->required();
+  }
+  r_create->add_option("--replicas", replicas, "Replicas per object")->capture_default_str();
+  r_create->add_option("--partition-power", partition_power, "Partitions = 2^power (1..24)")
+      ->capture_default_str();
+  r_update->add_flag("--dry-run", dry_run, "Only print what would move");
+  auto* admin_option = admin->add_subcommand("option", "Storage options (policies)");
+  admin_option->require_subcommand(1);
+  auto* op_list = admin_option->add_subcommand("list", "List options");
+  auto* op_add = admin_option->add_subcommand("add", "Add an option");
+  op_add->add_option("name", name, "Option name")->required();
+  op_add->add_option("--ring", ring_name, "Ring the option places data with")->required();
+  op_add->add_option("--write-concern", write_concern,
+                     "Clusters that must hold a write (0 = a majority of the replicas)");
+  op_add->add_option("--mode", mode, "consistent or degraded")->capture_default_str();
+  op_add->add_flag("--default", make_default, "Make it the default option");
+  auto* op_set_ring = admin_option->add_subcommand("set-ring", "Point an option at another ring");
+  op_set_ring->add_option("name", name, "Option name")->required();
+  op_set_ring->add_option("ring", ring_name, "Ring id")->required();
+  op_set_ring->add_flag("--dry-run", dry_run, "Only print what would move");
+  auto* op_remove = admin_option->add_subcommand("remove", "Remove an unused option");
+  op_remove->add_option("name", name, "Option name")->required();
+
   CLI11_PARSE(cli, argc, argv);
 
   if (g.endpoint.empty()) {
@@ -446,6 +484,140 @@ int main(int argc, char** argv) {
                   << (s.state() == mcos::v1::SERVICE_STATE_UP ? "UP" : "DOWN") << "\n";
       }
     }
+    return 0;
+  }
+  auto print_plan = [&](const mcos::v1::MovementPlan& plan) {
+    std::cout << plan.partitions_moved() << " of " << plan.partitions_total()
+              << " partitions change placement\n";
+    for (const auto& c : plan.clusters()) {
+      std::cout << "  " << c.cluster() << "\tin " << c.partitions_in() << "\tout "
+                << c.partitions_out() << "\n";
+    }
+  };
+  auto parse_members =
+      [&](google::protobuf::RepeatedPtrField<mcos::v1::RingMember>* out) -> absl::Status {
+    for (const auto& m : members) {
+      std::vector<std::string> parts = absl::StrSplit(m, ':');
+      auto* member = out->Add();
+      member->set_cluster(parts[0]);
+      member->set_weight(1.0);
+      double weight = 1.0;
+      if (parts.size() > 1 && !absl::SimpleAtod(parts[1], &weight)) {
+        return absl::InvalidArgumentError(absl::StrCat("--member '", m, "': bad weight"));
+      }
+      member->set_weight(weight);
+      if (parts.size() > 2) member->set_region(parts[2]);
+      if (parts.size() > 3) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--member '", m, "' is not CLUSTER[:WEIGHT[:REGION]]"));
+      }
+    }
+    return absl::OkStatus();
+  };
+  if (r_list->parsed()) {
+    auto r = client.ListRings();
+    if (!r.ok()) return Fail(r.status());
+    if (g.json) {
+      std::cout << ToJson(*r) << "\n";
+      return 0;
+    }
+    for (const auto& ring : r->rings()) {
+      std::cout << ring.id() << "\tv" << ring.version() << "\treplicas " << ring.replicas()
+                << "\tpower " << ring.partition_power() << "\t";
+      for (const auto& m : ring.members()) {
+        std::cout << " " << m.cluster() << ":" << m.weight() << (m.region().empty() ? "" : ":")
+                  << m.region();
+      }
+      std::cout << "\n";
+    }
+    return 0;
+  }
+  if (r_create->parsed()) {
+    mcos::v1::Ring ring;
+    ring.set_id(ring_id);
+    ring.set_replicas(replicas);
+    ring.set_partition_power(partition_power);
+    if (auto s = parse_members(ring.mutable_members()); !s.ok()) return Fail(s);
+    auto r = client.CreateRing(ring);
+    if (!r.ok()) return Fail(r.status());
+    if (g.json)
+      std::cout << ToJson(*r) << "\n";
+    else
+      std::cout << "created ring " << r->id() << "\n";
+    return 0;
+  }
+  if (r_update->parsed()) {
+    mcos::v1::UpdateRingRequest req;
+    req.set_id(ring_id);
+    req.set_dry_run(dry_run);
+    if (auto s = parse_members(req.mutable_members()); !s.ok()) return Fail(s);
+    auto r = client.UpdateRing(req);
+    if (!r.ok()) return Fail(r.status());
+    if (g.json) {
+      std::cout << ToJson(*r) << "\n";
+      return 0;
+    }
+    std::cout << (dry_run ? "dry run: " : "updated ring ") << r->ring().id() << " (version "
+              << r->ring().version() << ")\n";
+    print_plan(r->plan());
+    return 0;
+  }
+  if (op_list->parsed()) {
+    auto r = client.ListOptions();
+    if (!r.ok()) return Fail(r.status());
+    if (g.json) {
+      std::cout << ToJson(*r) << "\n";
+      return 0;
+    }
+    for (const auto& o : r->options()) {
+      std::cout << o.name() << "\tring " << o.ring() << "\twrite concern "
+                << (o.write_concern() == 0 ? std::string("majority")
+                                           : std::to_string(o.write_concern()))
+                << "\t" << (o.mode() == mcos::v1::OPTION_MODE_DEGRADED ? "degraded" : "consistent")
+                << (o.is_default() ? "\tdefault" : "") << "\n";
+    }
+    return 0;
+  }
+  if (op_add->parsed()) {
+    mcos::v1::Option o;
+    o.set_name(name);
+    o.set_ring(ring_name);
+    o.set_write_concern(write_concern);
+    o.set_is_default(make_default);
+    if (mode == "consistent") {
+      o.set_mode(mcos::v1::OPTION_MODE_CONSISTENT);
+    } else if (mode == "degraded") {
+      o.set_mode(mcos::v1::OPTION_MODE_DEGRADED);
+    } else {
+      return Fail(absl::InvalidArgumentError("--mode must be consistent or degraded"));
+    }
+    auto r = client.AddOption(o);
+    if (!r.ok()) return Fail(r.status());
+    if (g.json)
+      std::cout << ToJson(*r) << "\n";
+    else
+      std::cout << "added option " << r->name() << "\n";
+    return 0;
+  }
+  if (op_set_ring->parsed()) {
+    mcos::v1::SetOptionRingRequest req;
+    req.set_option(name);
+    req.set_ring(ring_name);
+    req.set_dry_run(dry_run);
+    auto r = client.SetOptionRing(req);
+    if (!r.ok()) return Fail(r.status());
+    if (g.json) {
+      std::cout << ToJson(*r) << "\n";
+      return 0;
+    }
+    std::cout << (dry_run ? "dry run: option " : "option ") << name << " -> ring " << ring_name
+              << "\n";
+    print_plan(r->plan());
+    return 0;
+  }
+  if (op_remove->parsed()) {
+    if (auto s = client.RemoveOption(name); !s.ok()) return Fail(s);
+    if (!g.json) std::cout << "removed option " << name << "\n";
     return 0;
   }
   return Fail(absl::InvalidArgumentError("nothing to do; see --help"));

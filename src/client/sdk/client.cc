@@ -280,4 +280,61 @@ absl::StatusOr<mcos::v1::ClusterStatus> Client::GetCluster(const std::string& id
       [&](auto* resp) { return admin_->GetCluster(&ctx, req, resp); });
 }
 
+absl::StatusOr<mcos::v1::ListRingsResponse> Client::ListRings() {
+  grpc::ClientContext ctx;
+  Prepare(ctx, true);
+  mcos::v1::ListRingsRequest req;
+  return Run<mcos::v1::ListRingsResponse>(
+      [&](auto* resp) { return admin_->ListRings(&ctx, req, resp); });
+}
+
+absl::StatusOr<mcos::v1::Ring> Client::CreateRing(const mcos::v1::Ring& ring) {
+  grpc::ClientContext ctx;
+  Prepare(ctx, true);
+  mcos::v1::CreateRingRequest req;
+  *req.mutable_ring() = ring;
+  return Run<mcos::v1::Ring>([&](auto* resp) { return admin_->CreateRing(&ctx, req, resp); });
+}
+
+absl::StatusOr<mcos::v1::UpdateRingResponse> Client::UpdateRing(
+    const mcos::v1::UpdateRingRequest& req) {
+  grpc::ClientContext ctx;
+  Prepare(ctx, true);
+  return Run<mcos::v1::UpdateRingResponse>(
+      [&](auto* resp) { return admin_->UpdateRing(&ctx, req, resp); });
+}
+
+absl::StatusOr<mcos::v1::ListOptionsResponse> Client::ListOptions() {
+  grpc::ClientContext ctx;
+  Prepare(ctx, true);
+  mcos::v1::ListOptionsRequest req;
+  return Run<mcos::v1::ListOptionsResponse>(
+      [&](auto* resp) { return admin_->ListOptions(&ctx, req, resp); });
+}
+
+absl::StatusOr<mcos::v1::Option> Client::AddOption(const mcos::v1::Option& option) {
+  grpc::ClientContext ctx;
+  Prepare(ctx, true);
+  mcos::v1::AddOptionRequest req;
+  *req.mutable_option() = option;
+  return Run<mcos::v1::Option>([&](auto* resp) { return admin_->AddOption(&ctx, req, resp); });
+}
+
+absl::StatusOr<mcos::v1::SetOptionRingResponse> Client::SetOptionRing(
+    const mcos::v1::SetOptionRingRequest& req) {
+  grpc::ClientContext ctx;
+  Prepare(ctx, true);
+  return Run<mcos::v1::SetOptionRingResponse>(
+      [&](auto* resp) { return admin_->SetOptionRing(&ctx, req, resp); });
+}
+
+absl::Status Client::RemoveOption(const std::string& name) {
+  grpc::ClientContext ctx;
+  Prepare(ctx, true);
+  mcos::v1::RemoveOptionRequest req;
+  req.set_name(name);
+  mcos::v1::RemoveOptionResponse resp;
+  return FromGrpc(admin_->RemoveOption(&ctx, req, &resp));
+}
+
 }  // namespace mcos::client

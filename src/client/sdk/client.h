@@ -93,6 +93,14 @@ class Client {
   absl::Status SetPassword(const std::string& name, const std::string& password);
   absl::StatusOr<mcos::v1::ListUsersResponse> ListUsers();
   absl::StatusOr<mcos::v1::ClusterStatus> GetCluster(const std::string& id = "");
+  absl::StatusOr<mcos::v1::ListRingsResponse> ListRings();
+  absl::StatusOr<mcos::v1::Ring> CreateRing(const mcos::v1::Ring& ring);
+  absl::StatusOr<mcos::v1::UpdateRingResponse> UpdateRing(const mcos::v1::UpdateRingRequest& r);
+  absl::StatusOr<mcos::v1::ListOptionsResponse> ListOptions();
+  absl::StatusOr<mcos::v1::Option> AddOption(const mcos::v1::Option& option);
+  absl::StatusOr<mcos::v1::SetOptionRingResponse> SetOptionRing(
+      const mcos::v1::SetOptionRingRequest& request);
+  absl::Status RemoveOption(const std::string& name);
 
  private:
   void Prepare(grpc::ClientContext& ctx, bool unary);
