@@ -2,16 +2,20 @@
 #pragma once
 
 #include <grpcpp/grpcpp.h>
+#include <stdlib.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/status/statusor.h"
+#include "common/subprocess.h"
 #include "mcos/v1/bench.grpc.pb.h"
 
 namespace mcos::tools {
@@ -118,6 +122,30 @@ inline std::pair<double, double> BareStreamMBps(const std::shared_ptr<grpc::Chan
     if (r->Finish().ok() && got == bytes) source = MBps(bytes, Clock::now() - t0);
   }
   return {sink, source};
+}
+
+// One line: a stream's MB/s next to the bare gRPC stream's, and their ratio.
+inline void PrintStreamRatio(const std::string& what, double mbps, double bare_mbps) {
+  std::printf("%-28s %10.1f MB/s   bare gRPC stream %8.1f MB/s   ratio %5.1f%%\n", what.c_str(),
+              mbps, bare_mbps, bare_mbps > 0 ? 100 * mbps / bare_mbps : 0);
+  std::fflush(stdout);
+}
+
+// A new directory under the system's temp directory, for a process the benchmark starts.
+inline std::string MakeTempDir() {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "mcos-bench-XXXXXX").string();
+  return mkdtemp(tmpl.data());
+}
+
+// Starts `argv` (logging to `log`) and waits for its "listening on" line; sets `endpoint`.
+inline absl::StatusOr<std::unique_ptr<common::Subprocess>> SpawnListening(
+    const std::vector<std::string>& argv, const std::string& log, std::string* endpoint) {
+  auto p = common::Subprocess::Start(argv, log);
+  if (!p.ok()) return p.status();
+  auto addr = (*p)->WaitForListening(absl::Seconds(30));
+  if (!addr.ok()) return addr.status();
+  *endpoint = *addr;
+  return p;
 }
 
 inline void PrintStats(const char* what, const Stats& s) {

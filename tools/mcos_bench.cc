@@ -100,19 +100,15 @@ int main(int argc, char** argv) {
   std::unique_ptr<mcos::common::Subprocess> node;
   std::string temp_dir;
   if (!cluster_bin.empty()) {
-    char tmpl[] = "/tmp/mcos-bench-XXXXXX";
-    temp_dir = mkdtemp(tmpl);
+    temp_dir = mcos::tools::MakeTempDir();
     admin_password = mcos::common::RandomHex(12);
     setenv("MCOS_ADMIN_PASSWORD", admin_password.c_str(), 1);
-    auto p = mcos::common::Subprocess::Start({cluster_bin, "--data-dir", temp_dir + "/cluster",
-                                              "--listen", "127.0.0.1:0", "--enable-bench-service"},
-                                             temp_dir + "/cluster.log");
+    auto p = mcos::tools::SpawnListening({cluster_bin, "--data-dir", temp_dir + "/cluster",
+                                          "--listen", "127.0.0.1:0", "--enable-bench-service"},
+                                         temp_dir + "/cluster.log", &endpoint);
     unsetenv("MCOS_ADMIN_PASSWORD");
     if (!p.ok()) return Fail("start", p.status());
     node = std::move(*p);
-    auto addr = node->WaitForListening(absl::Seconds(30));
-    if (!addr.ok()) return Fail("start", addr.status());
-    endpoint = *addr;
   }
   if (endpoint.empty()) {
     std::fprintf(stderr, "error: pass --endpoint HOST:PORT or --cluster-bin PATH\n");
@@ -193,12 +189,8 @@ int main(int argc, char** argv) {
         mcos::tools::BareStreamMBps(mcos::tools::OwnConnection(endpoint), block, bytes);
     const double up = upload("large", bytes);
     const double down = download("large", bytes);
-    std::printf("%-28s %10.1f MB/s   bare gRPC stream %8.1f MB/s   ratio %5.1f%%\n",
-                absl::StrCat("upload ", large_mib, " MiB").c_str(), up, sink,
-                sink > 0 ? 100 * up / sink : 0);
-    std::printf("%-28s %10.1f MB/s   bare gRPC stream %8.1f MB/s   ratio %5.1f%%\n",
-                absl::StrCat("download ", large_mib, " MiB").c_str(), down, source,
-                source > 0 ? 100 * down / source : 0);
+    mcos::tools::PrintStreamRatio(absl::StrCat("upload ", large_mib, " MiB"), up, sink);
+    mcos::tools::PrintStreamRatio(absl::StrCat("download ", large_mib, " MiB"), down, source);
   }
   if (rss_mib > 0 && node) {
     const uint64_t bytes = rss_mib << 20;

@@ -83,25 +83,18 @@ int main(int argc, char** argv) {
   std::string temp_dir;
   if (!storage_bin.empty()) {
     if (data_dir.empty()) {
-      char tmpl[] = "/tmp/mcos-bench-XXXXXX";
-      temp_dir = mkdtemp(tmpl);
+      temp_dir = mcos::tools::MakeTempDir();
       data_dir = temp_dir;
     }
     std::vector<std::string> args = {storage_bin, "--data-dir",  data_dir,
                                      "--listen",  "127.0.0.1:0", "--enable-bench-service"};
     if (no_sync) args.emplace_back("--no-sync");
-    auto p = mcos::common::Subprocess::Start(args, data_dir + "/storage.log");
+    auto p = mcos::tools::SpawnListening(args, data_dir + "/storage.log", &endpoint);
     if (!p.ok()) {
       std::fprintf(stderr, "error: %s\n", std::string(p.status().message()).c_str());
       return 1;
     }
     node = std::move(*p);
-    auto addr = node->WaitForListening(absl::Seconds(30));
-    if (!addr.ok()) {
-      std::fprintf(stderr, "error: %s\n", std::string(addr.status().message()).c_str());
-      return 1;
-    }
-    endpoint = *addr;
   }
   if (endpoint.empty()) {
     std::fprintf(stderr, "error: pass --endpoint HOST:PORT or --storage-bin PATH\n");
@@ -186,12 +179,10 @@ int main(int argc, char** argv) {
         mcos::tools::BareStreamMBps(mcos::tools::OwnConnection(endpoint), chunk, bytes);
     const double put_mbps = stream_put("large", bytes);
     const double get_mbps = stream_get("large", bytes);
-    std::printf("%-28s %10.1f MB/s   bare gRPC stream %8.1f MB/s   ratio %5.1f%%\n",
-                absl::StrCat("put ", large_mib, " MiB stream").c_str(), put_mbps, sink_mbps,
-                sink_mbps > 0 ? 100 * put_mbps / sink_mbps : 0);
-    std::printf("%-28s %10.1f MB/s   bare gRPC stream %8.1f MB/s   ratio %5.1f%%\n",
-                absl::StrCat("get ", large_mib, " MiB stream").c_str(), get_mbps, source_mbps,
-                source_mbps > 0 ? 100 * get_mbps / source_mbps : 0);
+    mcos::tools::PrintStreamRatio(absl::StrCat("put ", large_mib, " MiB stream"), put_mbps,
+                                  sink_mbps);
+    mcos::tools::PrintStreamRatio(absl::StrCat("get ", large_mib, " MiB stream"), get_mbps,
+                                  source_mbps);
   }
   if (rss_mib > 0) {
     if (!node) {
