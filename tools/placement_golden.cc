@@ -38,9 +38,8 @@ int main() {
     const uint64_t h = mcos::placement::ObjectHash(user, container, object);
     const uint32_t p = mcos::placement::PartitionOf(h, ring.partition_power());
     const auto placed = mcos::placement::PlacePartition(ring, p);
-    std::printf("%s %s %s -> %016llx %u %s | %s\n", user.c_str(), container.c_str(),
-                object.c_str(), static_cast<unsigned long long>(h), p,
-                absl::StrJoin(placed.replicas, ",").c_str(),
+    std::printf("%s %s %s -> %016llx %u %s | %s\n", user.c_str(), container.c_str(), object.c_str(),
+                static_cast<unsigned long long>(h), p, absl::StrJoin(placed.replicas, ",").c_str(),
                 absl::StrJoin(placed.handoffs, ",").c_str());
   }
   return 0;
