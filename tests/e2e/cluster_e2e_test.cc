@@ -268,6 +268,29 @@ TEST_F(ClusterE2eTest, EveryErrorHasItsCodeAndChangesNothing) {
   EXPECT_EQ(*Download(*alice, "errors", "keep"), "precious");
 }
 
+TEST_F(ClusterE2eTest, ACancelledUploadStoresNothing) {
+  auto alice = As("alice", "alice-pw");
+  MCOS_ASSERT_OK(alice->CreateContainer("cancel"));
+  MCOS_ASSERT_OK(Upload(*alice, true, "cancel", "obj", "version one"));
+  auto channel = grpc::CreateChannel(cluster_->endpoint(), grpc::InsecureChannelCredentials());
+  auto stub = mcos::v1::UserService::NewStub(channel);
+  for (int round = 0; round < 20; ++round) {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + alice->token());
+    mcos::v1::ObjectInfo info;
+    auto w = stub->UpdateObject(&ctx, &info);
+    mcos::v1::PutObjectRequest m;
+    m.mutable_header()->set_container("cancel");
+    m.mutable_header()->set_object("obj");  // no size: only the cancel tells it is incomplete
+    ASSERT_TRUE(w->Write(m));
+    m.set_data(std::string(64 * 1024 + round, 'x'));
+    for (int i = 0; i <= round % 4; ++i) w->Write(m);
+    ctx.TryCancel();
+    EXPECT_FALSE(w->Finish().ok());
+  }
+  EXPECT_EQ(*Download(*alice, "cancel", "obj"), "version one");
+}
+
 // Runs the mcos CLI with `args`, feeding `input` on stdin; returns (exit status, stdout).
 std::pair<int, std::string> Cli(const std::string& config_home, const std::string& args,
                                 const std::string& input = "") {
