@@ -188,8 +188,14 @@ absl::StatusOr<std::optional<mcos::v1::User>> Controller::FindUser(const std::st
 
 absl::Status Controller::NoteFailedLogin(const std::string& user) {
   absl::MutexLock lock(&mu_);
-  auto& [count, start] = failed_logins_[user];
   const absl::Time now = clock_.Now();
+  if (failed_logins_.size() >= 100000) {
+    // Guessing many names must not grow this without bound: forget the windows that ended.
+    std::erase_if(failed_logins_, [&](const auto& entry) {
+      return now - entry.second.second > options_.failed_login_window;
+    });
+  }
+  auto& [count, start] = failed_logins_[user];
   if (now - start > options_.failed_login_window) {
     count = 0;
     start = now;
