@@ -4,11 +4,10 @@
 // With --cluster-bin it starts its own mcos-cluster in a temp dir.
 #include <signal.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <filesystem>
 #include <thread>
-
-#include <CLI/CLI.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -76,9 +75,9 @@ int main(int argc, char** argv) {
           for (uint64_t i = static_cast<uint64_t>(t); i < total_calls;
                i += static_cast<uint64_t>(threads)) {
             const auto due =
-                start + std::chrono::duration_cast<mcos::tools::Clock::duration>(
-                            std::chrono::duration<double>(static_cast<double>(i) /
-                                                          calls_per_second));
+                start +
+                std::chrono::duration_cast<mcos::tools::Clock::duration>(
+                    std::chrono::duration<double>(static_cast<double>(i) / calls_per_second));
             std::this_thread::sleep_until(due);
             for (int k = 0; k < batch; ++k) {
               req.mutable_keys(k)->set_object(absl::StrCat("o/", i, "/", k));
@@ -88,8 +87,7 @@ int main(int argc, char** argv) {
             mcos::v1::ResolveResponse resp;
             if (!stubs[static_cast<size_t>(t)]->Resolve(&ctx, req, &resp).ok()) errors++;
             latencies[static_cast<size_t>(t)].push_back(
-                std::chrono::duration<double, std::milli>(mcos::tools::Clock::now() - due)
-                    .count());
+                std::chrono::duration<double, std::milli>(mcos::tools::Clock::now() - due).count());
           }
         });
       }

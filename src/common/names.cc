@@ -111,6 +111,13 @@ absl::Status ValidateListToken(absl::string_view field, absl::string_view value,
   return CheckText(field, value, max_bytes, true);
 }
 
+absl::Status ValidateObjectListing(absl::string_view prefix, absl::string_view marker,
+                                   absl::string_view delimiter) {
+  if (auto s = ValidateListToken("prefix", prefix, kMaxObjectNameBytes); !s.ok()) return s;
+  if (auto s = ValidateListToken("marker", marker, kMaxObjectNameBytes); !s.ok()) return s;
+  return ValidateListToken("delimiter", delimiter, 255);
+}
+
 absl::Status ValidateUserMetadata(const google::protobuf::Map<std::string, std::string>& metadata) {
   size_t total = 0;
   for (const auto& [key, value] : metadata) {

@@ -28,6 +28,11 @@ absl::Status ValidateListToken(absl::string_view field, absl::string_view value,
 inline constexpr size_t kMaxMetadataBytes = size_t{8} << 10;
 inline constexpr size_t kMaxContentTypeBytes = 256;
 
+// The prefix, marker (each at most an object name long) and delimiter (at most 255 bytes) of an
+// object listing.
+absl::Status ValidateObjectListing(absl::string_view prefix, absl::string_view marker,
+                                   absl::string_view delimiter);
+
 // User metadata: keys 1-128 bytes, keys and values valid UTF-8 without NUL/control characters,
 // all keys and values together at most 8 KiB.
 absl::Status ValidateUserMetadata(const google::protobuf::Map<std::string, std::string>& metadata);

@@ -37,6 +37,14 @@ absl::Status ObjectNotFound(const mcos::v1::ObjectKey& k) {
       absl::StrCat("object '", k.object(), "' not found in container '", k.container(), "'"));
 }
 
+mcos::v1::ContainerInfo ToContainerInfo(const mcos::v1::Container& c) {
+  mcos::v1::ContainerInfo info;
+  info.set_name(c.name());
+  info.set_option(c.option());
+  *info.mutable_created() = c.created();
+  return info;
+}
+
 absl::Status ValidateObjectRef(absl::string_view container, absl::string_view object) {
   MCOS_RETURN_IF_ERROR(common::ValidateContainerName(container));
   return common::ValidateObjectName(object);
@@ -240,10 +248,7 @@ grpc::Status UserGrpcService::ListContainers(grpc::ServerContext* context,
   mcos::v1::ContainerUsageRequest usage_req;
   usage_req.set_user(claims.user());
   for (const auto& c : resp.containers()) {
-    auto* info = response->add_containers();
-    info->set_name(c.name());
-    info->set_option(c.option());
-    *info->mutable_created() = c.created();
+    *response->add_containers() = ToContainerInfo(c);
     usage_req.add_containers(c.name());
   }
   response->set_next_marker(resp.next_marker());
@@ -277,9 +282,7 @@ grpc::Status UserGrpcService::CreateContainer(grpc::ServerContext* context,
   req.set_option(request->option());
   mcos::v1::Container c;
   if (grpc::Status s = app_.controller_->CreateContainer(&ctx, req, &c); !s.ok()) return s;
-  response->set_name(c.name());
-  response->set_option(c.option());
-  *response->mutable_created() = c.created();
+  *response = ToContainerInfo(c);
   return grpc::Status::OK;
 }
 
@@ -289,10 +292,7 @@ grpc::Status UserGrpcService::ListObjects(grpc::ServerContext* context,
   MCOS_AUTH_OR_RETURN(claims);
   MCOS_GRPC_RETURN_IF_ERROR(common::ValidateContainerName(request->container()));
   MCOS_GRPC_RETURN_IF_ERROR(
-      common::ValidateListToken("prefix", request->prefix(), common::kMaxObjectNameBytes));
-  MCOS_GRPC_RETURN_IF_ERROR(
-      common::ValidateListToken("marker", request->marker(), common::kMaxObjectNameBytes));
-  MCOS_GRPC_RETURN_IF_ERROR(common::ValidateListToken("delimiter", request->delimiter(), 255));
+      common::ValidateObjectListing(request->prefix(), request->marker(), request->delimiter()));
   MCOS_GRPC_RETURN_IF_ERROR(app_.GetContainer(claims.user(), request->container()).status());
   auto b = app_.backends();
   if (!b.ok()) return ToGrpcStatus(b.status());

@@ -157,11 +157,9 @@ grpc::Status StorageGrpcService::List(grpc::ServerContext* context,
                                       mcos::v1::StorageListResponse* response) {
   absl::Status s = common::ValidateUserName(request->user());
   if (s.ok()) s = common::ValidateContainerName(request->container());
-  if (s.ok())
-    s = common::ValidateListToken("prefix", request->prefix(), common::kMaxObjectNameBytes);
-  if (s.ok())
-    s = common::ValidateListToken("marker", request->marker(), common::kMaxObjectNameBytes);
-  if (s.ok()) s = common::ValidateListToken("delimiter", request->delimiter(), 255);
+  if (s.ok()) {
+    s = common::ValidateObjectListing(request->prefix(), request->marker(), request->delimiter());
+  }
   if (!s.ok()) return ToGrpcStatus(s);
   auto listing = engine_.List(*request);
   if (!listing.ok()) return ToGrpcStatus(listing.status());
