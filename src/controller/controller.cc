@@ -11,6 +11,7 @@
 #include "common/logging.h"
 #include "common/names.h"
 #include "common/status_macros.h"
+#include "placement/layout.h"
 #include "placement/ring.h"
 
 namespace mcos::controller {
@@ -162,7 +163,17 @@ absl::Status Controller::Bootstrap() {
     m->set_cluster(cluster_id_);
     m->set_weight(1.0);
     m->set_region(options_.region);
+    MCOS_ASSIGN_OR_RETURN(*r.mutable_layout(), placement::BuildLayout(r, nullptr));
     MCOS_RETURN_IF_ERROR(PutRow(kRings, kDefault, &r).status());
+  }
+  // Rings written before layouts existed get one (laid out from scratch, as resolvers would).
+  MCOS_ASSIGN_OR_RETURN(auto ring_rows, store_->ListRows(kRings, "", "", 100000, false));
+  for (const auto& row : ring_rows) {
+    MCOS_ASSIGN_OR_RETURN(auto r, ParseRow<mcos::v1::Ring>(row));
+    if (r.layout().clusters_size() > 0) continue;
+    MCOS_ASSIGN_OR_RETURN(*r.mutable_layout(), placement::BuildLayout(r, nullptr));
+    MCOS_RETURN_IF_ERROR(PutRow(kRings, r.id(), &r).status());
+    common::LogInfo("laid out ring '", r.id(), "' (stored without a layout)");
   }
   MCOS_ASSIGN_OR_RETURN(auto option, store_->GetRow(kOptions, kDefault));
   if (!option) {
@@ -404,9 +415,13 @@ absl::Status Controller::DeleteContainer(const std::string& user, const std::str
   return PutRow(kContainers, key, nullptr).status();
 }
 
-absl::StatusOr<mcos::v1::MetadataSnapshot> Controller::Snapshot() {
+absl::StatusOr<mcos::v1::MetadataSnapshot> Controller::Snapshot(uint64_t known_revision) {
   mcos::v1::MetadataSnapshot snap;
   snap.set_revision(store_->revision());
+  if (known_revision != 0 && known_revision == snap.revision()) {
+    snap.set_unchanged(true);
+    return snap;
+  }
   MCOS_ASSIGN_OR_RETURN(auto rings, store_->ListRows(kRings, "", "", 100000, false));
   for (const auto& row : rings) {
     MCOS_ASSIGN_OR_RETURN(*snap.add_rings(), ParseRow<mcos::v1::Ring>(row));
@@ -435,9 +450,33 @@ absl::StatusOr<std::vector<T>> ParseAll(const std::vector<mcos::v1::MetadataRow>
 
 }  // namespace
 
+namespace {
+
+// A ring as the admin sees it: without its (large) layout, with every member's assigned and
+// ideal replica counts.
+mcos::v1::Ring ForAdmin(mcos::v1::Ring ring) {
+  const auto ideal = placement::IdealReplicaCounts(ring);
+  if (auto compiled = placement::CompiledRing::Make(ring); compiled.ok()) {
+    const auto counts = compiled->ReplicaCounts();
+    for (int i = 0; i < ring.members_size(); ++i) {
+      auto* m = ring.mutable_members(i);
+      m->set_ideal_replicas(ideal[static_cast<size_t>(i)]);
+      for (size_t k = 0; k < compiled->clusters().size(); ++k) {
+        if (compiled->clusters()[k] == m->cluster()) m->set_assigned_replicas(counts[k]);
+      }
+    }
+  }
+  ring.clear_layout();
+  return ring;
+}
+
+}  // namespace
+
 absl::StatusOr<std::vector<mcos::v1::Ring>> Controller::ListRings() {
   MCOS_ASSIGN_OR_RETURN(auto rows, store_->ListRows(kRings, "", "", 100000, false));
-  return ParseAll<mcos::v1::Ring>(rows);
+  MCOS_ASSIGN_OR_RETURN(auto rings, ParseAll<mcos::v1::Ring>(rows));
+  for (auto& r : rings) r = ForAdmin(std::move(r));
+  return rings;
 }
 
 absl::StatusOr<mcos::v1::Ring> Controller::CreateRing(mcos::v1::Ring ring) {
@@ -449,11 +488,16 @@ absl::StatusOr<mcos::v1::Ring> Controller::CreateRing(mcos::v1::Ring ring) {
     return absl::AlreadyExistsError(absl::StrCat("ring '", ring.id(), "' already exists"));
   }
   ring.set_version(1);
+  for (auto& m : *ring.mutable_members()) {
+    m.clear_assigned_replicas();
+    m.clear_ideal_replicas();
+  }
+  MCOS_ASSIGN_OR_RETURN(*ring.mutable_layout(), placement::BuildLayout(ring, nullptr));
   *ring.mutable_stamp() = Stamp();
   MCOS_RETURN_IF_ERROR(PutRow(kRings, ring.id(), &ring).status());
   common::LogInfo("created ring '", ring.id(), "' (", ring.members_size(), " members, ",
                   ring.replicas(), " replicas, partition power ", ring.partition_power(), ")");
-  return ring;
+  return ForAdmin(std::move(ring));
 }
 
 absl::StatusOr<mcos::v1::UpdateRingResponse> Controller::UpdateRing(
@@ -466,12 +510,17 @@ absl::StatusOr<mcos::v1::UpdateRingResponse> Controller::UpdateRing(
   MCOS_ASSIGN_OR_RETURN(mcos::v1::Ring current, ParseRow<mcos::v1::Ring>(*row));
   mcos::v1::Ring next = current;
   *next.mutable_members() = request.members();
+  for (auto& m : *next.mutable_members()) {
+    m.clear_assigned_replicas();
+    m.clear_ideal_replicas();
+  }
   next.set_version(current.version() + 1);
   MCOS_RETURN_IF_ERROR(placement::ValidateRing(next, {cluster_id_}));
+  MCOS_ASSIGN_OR_RETURN(*next.mutable_layout(), placement::BuildLayout(next, &current));
   mcos::v1::UpdateRingResponse response;
-  *response.mutable_plan() = placement::PlanMovement(current, next);
+  MCOS_ASSIGN_OR_RETURN(*response.mutable_plan(), placement::PlanMovement(current, next));
   if (request.dry_run()) {
-    *response.mutable_ring() = current;
+    *response.mutable_ring() = ForAdmin(std::move(current));
     return response;
   }
   *next.mutable_stamp() = Stamp();
@@ -479,7 +528,7 @@ absl::StatusOr<mcos::v1::UpdateRingResponse> Controller::UpdateRing(
   common::LogInfo("updated ring '", next.id(), "' to version ", next.version(), "; ",
                   response.plan().partitions_moved(), " of ", response.plan().partitions_total(),
                   " partitions change placement");
-  *response.mutable_ring() = next;
+  *response.mutable_ring() = ForAdmin(std::move(next));
   return response;
 }
 
@@ -551,7 +600,7 @@ absl::StatusOr<mcos::v1::SetOptionRingResponse> Controller::SetOptionRing(
   mcos::v1::SetOptionRingResponse response;
   if (from_row && !from_row->tombstone()) {
     MCOS_ASSIGN_OR_RETURN(mcos::v1::Ring from, ParseRow<mcos::v1::Ring>(*from_row));
-    *response.mutable_plan() = placement::PlanMovement(from, to);
+    MCOS_ASSIGN_OR_RETURN(*response.mutable_plan(), placement::PlanMovement(from, to));
   }
   if (!request.dry_run()) {
     option.set_ring(to.id());

@@ -92,8 +92,9 @@ class Controller {
       const mcos::v1::ListUserContainersRequest& request);
   absl::Status DeleteContainer(const std::string& user, const std::string& name);
 
-  // Rings and options as stored.
-  absl::StatusOr<mcos::v1::MetadataSnapshot> Snapshot();
+  // Rings (with their layouts) and options as stored; only the revision (unchanged = true) if it
+  // is still `known_revision`.
+  absl::StatusOr<mcos::v1::MetadataSnapshot> Snapshot(uint64_t known_revision = 0);
 
   // Rings. INVALID_ARGUMENT for a ring that breaks a rule (placement/ring.h); ALREADY_EXISTS;
   // NOT_FOUND. UpdateRing bumps the version; with dry_run nothing changes and the plan says what

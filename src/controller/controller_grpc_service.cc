@@ -40,10 +40,10 @@ grpc::Status ControllerGrpcService::ListServices(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status ControllerGrpcService::GetMetadataSnapshot(grpc::ServerContext*,
-                                                        const mcos::v1::GetMetadataSnapshotRequest*,
-                                                        mcos::v1::MetadataSnapshot* response) {
-  return Reply(controller_.Snapshot(), response);
+grpc::Status ControllerGrpcService::GetMetadataSnapshot(
+    grpc::ServerContext*, const mcos::v1::GetMetadataSnapshotRequest* request,
+    mcos::v1::MetadataSnapshot* response) {
+  return Reply(controller_.Snapshot(request->known_revision()), response);
 }
 
 grpc::Status ControllerGrpcService::Authenticate(grpc::ServerContext*,

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <set>
 
 namespace mcos::placement {
@@ -31,6 +32,13 @@ uint32_t PartitionOf(uint64_t object_hash, uint32_t partition_power) {
   return static_cast<uint32_t>(object_hash >> (64 - partition_power));
 }
 
+double MemberScore(absl::string_view cluster, double weight, uint32_t partition) {
+  if (!(weight > 0)) return -std::numeric_limits<double>::infinity();
+  const uint64_t h = XXH3_64bits_withSeed(cluster.data(), cluster.size(), partition);
+  const double u = static_cast<double>((h >> 11) + 1) / 9007199254740992.0;  // (0, 1]
+  return std::log(u) / weight;
+}
+
 PlacementResult PlacePartition(const mcos::v1::Ring& ring, uint32_t partition) {
   struct Scored {
     double score;
@@ -40,9 +48,7 @@ PlacementResult PlacePartition(const mcos::v1::Ring& ring, uint32_t partition) {
   scored.reserve(static_cast<size_t>(ring.members_size()));
   for (const auto& m : ring.members()) {
     if (m.weight() <= 0) continue;
-    const uint64_t h = XXH3_64bits_withSeed(m.cluster().data(), m.cluster().size(), partition);
-    const double u = static_cast<double>((h >> 11) + 1) / 9007199254740992.0;  // (0, 1]
-    scored.push_back({std::log(u) / m.weight(), &m});
+    scored.push_back({MemberScore(m.cluster(), m.weight(), partition), &m});
   }
   std::sort(scored.begin(), scored.end(), [](const Scored& a, const Scored& b) {
     return a.score != b.score ? a.score > b.score : a.member->cluster() < b.member->cluster();

@@ -19,12 +19,15 @@ namespace mcos::placement {
 
 uint64_t ObjectHash(absl::string_view user, absl::string_view container, absl::string_view object);
 uint32_t PartitionOf(uint64_t object_hash, uint32_t partition_power);
+// The straw2 score of a member for a partition (higher is preferred); -inf for weight <= 0.
+double MemberScore(absl::string_view cluster, double weight, uint32_t partition);
 
 struct PlacementResult {
   std::vector<std::string> replicas;
   std::vector<std::string> handoffs;
 };
-// Members with weight <= 0 are never chosen.
+// Pure straw2 placement. Members with weight <= 0 are never chosen. This seeds a new ring's
+// layout (layout.h) and orders handoffs; lookups use the ring's layout (CompiledRing).
 PlacementResult PlacePartition(const mcos::v1::Ring& ring, uint32_t partition);
 
 }  // namespace mcos::placement

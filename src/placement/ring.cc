@@ -1,12 +1,14 @@
 #include "placement/ring.h"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/names.h"
-#include "placement/placement.h"
+#include "common/status_macros.h"
+#include "placement/layout.h"
 
 namespace mcos::placement {
 
@@ -20,7 +22,15 @@ absl::Status ValidateRing(const mcos::v1::Ring& ring, const std::set<std::string
                                                    kMaxPartitionPower));
   }
   if (ring.replicas() == 0) return absl::InvalidArgumentError("a ring needs at least 1 replica");
+  if (ring.replicas() > kMaxReplicas) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(ring.replicas(), " replicas is more than the limit of ", kMaxReplicas));
+  }
   if (ring.members().empty()) return absl::InvalidArgumentError("a ring needs members");
+  if (ring.members_size() > kMaxMembers) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(ring.members_size(), " members is more than the limit of ", kMaxMembers));
+  }
   std::set<std::string> seen;
   double total = 0;
   uint32_t weighted = 0;
@@ -51,28 +61,37 @@ absl::Status ValidateRing(const mcos::v1::Ring& ring, const std::set<std::string
   return absl::OkStatus();
 }
 
-mcos::v1::MovementPlan PlanMovement(const mcos::v1::Ring& from, const mcos::v1::Ring& to) {
+absl::StatusOr<mcos::v1::MovementPlan> PlanMovement(const mcos::v1::Ring& from,
+                                                    const mcos::v1::Ring& to) {
+  MCOS_ASSIGN_OR_RETURN(const CompiledRing a, CompiledRing::Make(from));
+  MCOS_ASSIGN_OR_RETURN(const CompiledRing b, CompiledRing::Make(to));
   mcos::v1::MovementPlan plan;
   const uint32_t power = std::max(from.partition_power(), to.partition_power());
   const uint64_t partitions = uint64_t{1} << power;
   plan.set_partitions_total(partitions);
   std::map<std::string, std::pair<uint64_t, uint64_t>> per_cluster;  // in, out
+  std::vector<absl::string_view> old_set, new_set;
   for (uint64_t p = 0; p < partitions; ++p) {
     // A partition of the finer ring maps to the coarser ring's partition by its top bits.
-    const auto old_set =
-        PlacePartition(from, static_cast<uint32_t>(p >> (power - from.partition_power()))).replicas;
-    const auto new_set =
-        PlacePartition(to, static_cast<uint32_t>(p >> (power - to.partition_power()))).replicas;
-    const std::set<std::string> a(old_set.begin(), old_set.end());
-    const std::set<std::string> b(new_set.begin(), new_set.end());
-    if (a == b) continue;
-    plan.set_partitions_moved(plan.partitions_moved() + 1);
-    for (const auto& c : b) {
-      if (a.count(c) == 0) per_cluster[c].first++;
+    old_set.clear();
+    new_set.clear();
+    for (uint16_t k : a.Replicas(static_cast<uint32_t>(p >> (power - from.partition_power())))) {
+      old_set.push_back(a.clusters()[k]);
     }
-    for (const auto& c : a) {
-      if (b.count(c) == 0) per_cluster[c].second++;
+    for (uint16_t k : b.Replicas(static_cast<uint32_t>(p >> (power - to.partition_power())))) {
+      new_set.push_back(b.clusters()[k]);
     }
+    auto has = [](const std::vector<absl::string_view>& v, absl::string_view c) {
+      return std::find(v.begin(), v.end(), c) != v.end();
+    };
+    bool moved = false;
+    for (const auto c : new_set) {
+      if (!has(old_set, c)) per_cluster[std::string(c)].first++, moved = true;
+    }
+    for (const auto c : old_set) {
+      if (!has(new_set, c)) per_cluster[std::string(c)].second++, moved = true;
+    }
+    if (moved) plan.set_partitions_moved(plan.partitions_moved() + 1);
   }
   for (const auto& [cluster, io] : per_cluster) {
     auto* m = plan.add_clusters();

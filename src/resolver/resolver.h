@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -12,6 +13,7 @@
 #include "absl/synchronization/mutex.h"
 #include "mcos/v1/controller.pb.h"
 #include "mcos/v1/resolver.pb.h"
+#include "placement/layout.h"
 
 namespace mcos::resolver {
 
@@ -27,8 +29,12 @@ class Resolver {
   explicit Resolver(ContainerLookup lookup, Refresh refresh = nullptr)
       : lookup_(std::move(lookup)), refresh_(std::move(refresh)) {}
 
+  // Takes new rings and options; keeps the current ones for an `unchanged` answer. A ring whose
+  // layout cannot be read is left out (its lookups fail with a message) and logged.
   void SetSnapshot(const mcos::v1::MetadataSnapshot& snapshot);
   bool has_snapshot();
+  // The snapshot revision held (0 = none).
+  uint64_t revision();
   // INVALID_ARGUMENT for bad names or too large a batch; UNAVAILABLE before the first snapshot.
   absl::StatusOr<mcos::v1::ResolveResponse> Resolve(const mcos::v1::ResolveRequest& request);
 
@@ -36,8 +42,13 @@ class Resolver {
   ContainerLookup lookup_;
   Refresh refresh_;
   absl::Mutex mu_;
-  std::optional<mcos::v1::MetadataSnapshot> snapshot_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, mcos::v1::Ring> rings_ ABSL_GUARDED_BY(mu_);
+  struct RingEntry {
+    uint64_t version = 0;
+    std::string stamp;  // serialized Version: a rewrite of the same version is a new layout
+    std::shared_ptr<const placement::CompiledRing> compiled;
+  };
+  std::optional<uint64_t> revision_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, RingEntry> rings_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, mcos::v1::Option> options_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -46,6 +46,7 @@ absl::Status ResolverApp::Refresh() {
   grpc::ClientContext ctx;
   ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
   mcos::v1::GetMetadataSnapshotRequest req;
+  req.set_known_revision(resolver_.revision());
   mcos::v1::MetadataSnapshot snapshot;
   const grpc::Status s = controller_->GetMetadataSnapshot(&ctx, req, &snapshot);
   if (!s.ok()) return common::FromGrpcStatus(s);

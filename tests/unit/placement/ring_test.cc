@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "placement/layout.h"
+
 namespace mcos::placement {
 namespace {
 
@@ -34,8 +36,11 @@ TEST(RingTest, ValidationNamesTheBrokenRule) {
   expect(Ring({{"a", -1}, {"b", 1}}, 1), "weights are finite");
   expect(Ring({{"a", 1}, {"b", 0}}, 2), "only 1 member(s) with weight");
   auto r = Ring({{"a", 1}}, 1);
-  r.set_partition_power(25);
-  expect(r, "partition power 25");
+  r.set_partition_power(19);
+  expect(r, "partition power 19");
+  r.set_partition_power(8);
+  r.set_replicas(9);
+  expect(r, "limit of 8");
   r.set_partition_power(8);
   r.set_replicas(0);
   expect(r, "at least 1 replica");
@@ -45,15 +50,16 @@ TEST(RingTest, ValidationNamesTheBrokenRule) {
 }
 
 TEST(RingTest, PlanCountsOnlyWhatMoves) {
-  const auto before = Ring({{"a", 1}, {"b", 1}, {"c", 1}}, 1);
-  auto same = PlanMovement(before, before);
+  auto before = Ring({{"a", 1}, {"b", 1}, {"c", 1}}, 1);
+  *before.mutable_layout() = *BuildLayout(before, nullptr);
+  auto same = *PlanMovement(before, before);
   EXPECT_EQ(same.partitions_moved(), 0u);
   EXPECT_EQ(same.partitions_total(), 256u);
-  // Adding a member of equal weight moves about a quarter, all of it to the new member.
-  const auto after = Ring({{"a", 1}, {"b", 1}, {"c", 1}, {"d", 1}}, 1);
-  auto plan = PlanMovement(before, after);
-  EXPECT_GT(plan.partitions_moved(), 256u / 4 - 25);
-  EXPECT_LT(plan.partitions_moved(), 256u / 4 + 25);
+  // Adding a member of equal weight moves exactly its quarter, all of it to the new member.
+  auto after = Ring({{"a", 1}, {"b", 1}, {"c", 1}, {"d", 1}}, 1);
+  *after.mutable_layout() = *BuildLayout(after, &before);
+  auto plan = *PlanMovement(before, after);
+  EXPECT_EQ(plan.partitions_moved(), 256u / 4);
   uint64_t in_d = 0, out_total = 0;
   for (const auto& c : plan.clusters()) {
     if (c.cluster() == "d") in_d = c.partitions_in();
