@@ -111,7 +111,13 @@ absl::StatusOr<bool> Controller::PutRow(const std::string& table, const std::str
     containers_.erase(key);
     return applied;
   }
-  return store_->MergeRow(row);
+  auto applied = store_->MergeRow(row);
+  if (applied.ok() && (table == kRings || table == kOptions)) {
+    absl::MutexLock lock(&placement_mu_);
+    placement_revision_ = store_->revision();
+    placement_changed_.SignalAll();
+  }
+  return applied;
 }
 
 absl::Status Controller::Bootstrap() {
@@ -185,6 +191,8 @@ absl::Status Controller::Bootstrap() {
     o.set_is_default(true);
     MCOS_RETURN_IF_ERROR(PutRow(kOptions, kDefault, &o).status());
   }
+  absl::MutexLock placement_lock(&placement_mu_);
+  placement_revision_ = std::max(placement_revision_, store_->revision());
   return absl::OkStatus();
 }
 
@@ -415,9 +423,19 @@ absl::Status Controller::DeleteContainer(const std::string& user, const std::str
   return PutRow(kContainers, key, nullptr).status();
 }
 
-absl::StatusOr<mcos::v1::MetadataSnapshot> Controller::Snapshot(uint64_t known_revision) {
+absl::StatusOr<mcos::v1::MetadataSnapshot> Controller::Snapshot(
+    uint64_t known_revision, absl::Duration wait, const std::function<bool()>& cancelled) {
   mcos::v1::MetadataSnapshot snap;
-  snap.set_revision(store_->revision());
+  {
+    const absl::Time deadline = absl::Now() + std::min(wait, absl::Seconds(30));
+    absl::MutexLock lock(&placement_mu_);
+    while (known_revision != 0 && placement_revision_ == known_revision &&
+           absl::Now() < deadline && !(cancelled && cancelled())) {
+      placement_changed_.WaitWithDeadline(
+          &placement_mu_, std::min(deadline, absl::Now() + absl::Milliseconds(100)));
+    }
+    snap.set_revision(placement_revision_);
+  }
   if (known_revision != 0 && known_revision == snap.revision()) {
     snap.set_unchanged(true);
     return snap;

@@ -4,6 +4,7 @@
 // Thread-safe. `clock` must outlive this.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -92,9 +93,13 @@ class Controller {
       const mcos::v1::ListUserContainersRequest& request);
   absl::Status DeleteContainer(const std::string& user, const std::string& name);
 
-  // Rings (with their layouts) and options as stored; only the revision (unchanged = true) if it
-  // is still `known_revision`.
-  absl::StatusOr<mcos::v1::MetadataSnapshot> Snapshot(uint64_t known_revision = 0);
+  // Rings (with their layouts) and options as stored, at revision = the local revision of the
+  // newest ring or option change. If that is still `known_revision` (non-zero), waits up to
+  // `wait` (at most 30 s; stops early once `cancelled` says so) for a change, and answers with
+  // only the revision and unchanged = true if none came.
+  absl::StatusOr<mcos::v1::MetadataSnapshot> Snapshot(
+      uint64_t known_revision = 0, absl::Duration wait = absl::ZeroDuration(),
+      const std::function<bool()>& cancelled = nullptr);
 
   // Rings. INVALID_ARGUMENT for a ring that breaks a rule (placement/ring.h); ALREADY_EXISTS;
   // NOT_FOUND. UpdateRing bumps the version; with dry_run nothing changes and the plan says what
@@ -151,6 +156,11 @@ class Controller {
   // dropped whenever this controller stores a row of that key, so they are never stale.
   absl::Mutex cache_mu_;
   std::map<std::string, std::optional<mcos::v1::Container>> containers_ ABSL_GUARDED_BY(cache_mu_);
+  // Local revision of the newest ring or option row (what resolvers watch); waiters are woken
+  // when it moves.
+  absl::Mutex placement_mu_;
+  absl::CondVar placement_changed_;
+  uint64_t placement_revision_ ABSL_GUARDED_BY(placement_mu_) = 0;
 };
 
 }  // namespace mcos::controller

@@ -20,7 +20,9 @@ int main(int argc, char** argv) {
   cli.add_option("--metrics-listen", metrics_listen, "Prometheus /metrics address");
   cli.add_option("--id", options.id, "Service id registered with the controller")
       ->capture_default_str();
-  cli.add_option("--refresh-ms", refresh_ms, "How often rings are reloaded")->capture_default_str();
+  cli.add_option("--refresh-ms", refresh_ms,
+                 "Longest wait of one watch call to the controller (ring and option changes "
+                 "arrive as soon as they are stored); also the retry period after an error")->capture_default_str();
   CLI11_PARSE(cli, argc, argv);
   mcos::common::InitLogging("mcos-resolver");
   options.refresh = absl::Milliseconds(refresh_ms);

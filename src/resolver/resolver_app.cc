@@ -41,14 +41,24 @@ ResolverApp::ResolverApp(const ResolverOptions& options)
 
 ResolverApp::~ResolverApp() { Stop(); }
 
-absl::Status ResolverApp::Refresh() {
+absl::Status ResolverApp::Refresh(absl::Duration wait) {
   if (!controller_) return absl::UnavailableError("the resolver is not started yet");
   grpc::ClientContext ctx;
-  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + wait + absl::Seconds(2)));
   mcos::v1::GetMetadataSnapshotRequest req;
   req.set_known_revision(resolver_.revision());
+  req.set_wait_ms(static_cast<uint32_t>(absl::ToInt64Milliseconds(wait)));
   mcos::v1::MetadataSnapshot snapshot;
+  if (wait > absl::ZeroDuration()) {
+    absl::MutexLock lock(&watch_mu_);
+    if (stop_.HasBeenNotified()) return absl::CancelledError("the resolver is stopping");
+    watching_ = &ctx;
+  }
   const grpc::Status s = controller_->GetMetadataSnapshot(&ctx, req, &snapshot);
+  if (wait > absl::ZeroDuration()) {
+    absl::MutexLock lock(&watch_mu_);
+    watching_ = nullptr;
+  }
   if (!s.ok()) return common::FromGrpcStatus(s);
   resolver_.SetSnapshot(snapshot);
   return absl::OkStatus();
@@ -74,10 +84,13 @@ absl::Status ResolverApp::Start(const std::string& own_endpoint,
       controller_channel_, mcos::v1::SERVICE_KIND_RESOLVER, own_endpoint, options_.id);
   MCOS_RETURN_IF_ERROR(registrar_->RegisterBlocking(deadline - absl::Now()).status());
   registrar_->StartHeartbeats();
+  // A long poll: each call waits (up to `refresh`) until a ring or option changes, so a change
+  // reaches this resolver as soon as it is stored; after an error, retry every `refresh`.
   refresher_ = std::thread([this] {
-    while (!stop_.WaitForNotificationWithTimeout(options_.refresh)) {
-      if (auto s = Refresh(); !s.ok()) {
+    while (!stop_.HasBeenNotified()) {
+      if (auto s = Refresh(options_.refresh); !s.ok()) {
         common::LogWarning("cannot refresh rings from the controller: ", s.message());
+        if (stop_.WaitForNotificationWithTimeout(options_.refresh)) break;
       }
     }
   });
@@ -85,7 +98,11 @@ absl::Status ResolverApp::Start(const std::string& own_endpoint,
 }
 
 void ResolverApp::Stop() {
-  if (!stop_.HasBeenNotified()) stop_.Notify();
+  {
+    absl::MutexLock lock(&watch_mu_);
+    if (!stop_.HasBeenNotified()) stop_.Notify();
+    if (watching_ != nullptr) watching_->TryCancel();
+  }
   if (refresher_.joinable()) refresher_.join();
   if (registrar_) registrar_->Stop();
 }

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "common/channel.h"
 #include "common/registrar.h"
@@ -48,7 +49,12 @@ class ResolverApp {
   void Stop();
 
  private:
-  absl::Status Refresh();
+  // Fetches rings and options if they changed; with `wait`, first waits that long for a change.
+  absl::Status Refresh(absl::Duration wait = absl::ZeroDuration());
+
+  // The watch call in flight, cancelled by Stop.
+  absl::Mutex watch_mu_;
+  grpc::ClientContext* watching_ ABSL_GUARDED_BY(watch_mu_) = nullptr;
 
   ResolverOptions options_;
   common::LocalRoute route_;

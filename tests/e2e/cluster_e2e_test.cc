@@ -382,6 +382,10 @@ TEST_F(ClusterE2eTest, AdminManagesRingsAndOptionsThroughTheCli) {
   std::tie(rc, out) =
       Cli(admin, "admin ring create r2 --replicas 1 --partition-power 8 --member " + id + ":2:eu");
   ASSERT_EQ(rc, 0) << out;
+  std::tie(rc, out) = Cli(admin, "admin ring list");
+  // r2's one member holds every one of its 256 partitions, as its ideal says.
+  EXPECT_NE(out.find("r2\tv1\treplicas 1\tpower 8"), std::string::npos) << out;
+  EXPECT_NE(out.find("replicas      256 (ideal 256.0)"), std::string::npos) << out;
   expect_error("admin ring create r2 --member " + id, "ALREADY_EXISTS", "r2");
   expect_error("admin ring create r3 --member ghost", "INVALID_ARGUMENT", "not in the federation");
   expect_error("admin ring create r3 --replicas 2 --member " + id, "INVALID_ARGUMENT",

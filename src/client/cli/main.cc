@@ -521,14 +521,16 @@ int main(int argc, char** argv) {
       std::cout << ToJson(*r) << "\n";
       return 0;
     }
+    // One line per ring, then one per member: its replica count in the layout against the
+    // ideal (docs/placement.md).
     for (const auto& ring : r->rings()) {
       std::cout << ring.id() << "\tv" << ring.version() << "\treplicas " << ring.replicas()
-                << "\tpower " << ring.partition_power() << "\t";
+                << "\tpower " << ring.partition_power() << "\n";
       for (const auto& m : ring.members()) {
-        std::cout << " " << m.cluster() << ":" << m.weight() << (m.region().empty() ? "" : ":")
-                  << m.region();
+        std::cout << absl::StrFormat("  %-24s region %-12s weight %-8g replicas %8u (ideal %.1f)\n",
+                                     m.cluster(), m.region().empty() ? "-" : m.region(),
+                                     m.weight(), m.assigned_replicas(), m.ideal_replicas());
       }
-      std::cout << "\n";
     }
     return 0;
   }
