@@ -429,8 +429,8 @@ absl::StatusOr<mcos::v1::MetadataSnapshot> Controller::Snapshot(
   {
     const absl::Time deadline = absl::Now() + std::min(wait, absl::Seconds(30));
     absl::MutexLock lock(&placement_mu_);
-    while (known_revision != 0 && placement_revision_ == known_revision &&
-           absl::Now() < deadline && !(cancelled && cancelled())) {
+    while (known_revision != 0 && placement_revision_ == known_revision && absl::Now() < deadline &&
+           !(cancelled && cancelled())) {
       placement_changed_.WaitWithDeadline(
           &placement_mu_, std::min(deadline, absl::Now() + absl::Milliseconds(100)));
     }

@@ -43,10 +43,10 @@ grpc::Status ControllerGrpcService::ListServices(grpc::ServerContext*,
 grpc::Status ControllerGrpcService::GetMetadataSnapshot(
     grpc::ServerContext* context, const mcos::v1::GetMetadataSnapshotRequest* request,
     mcos::v1::MetadataSnapshot* response) {
-  return Reply(controller_.Snapshot(request->known_revision(),
-                                    absl::Milliseconds(request->wait_ms()),
-                                    [context] { return context->IsCancelled(); }),
-               response);
+  return Reply(
+      controller_.Snapshot(request->known_revision(), absl::Milliseconds(request->wait_ms()),
+                           [context] { return context->IsCancelled(); }),
+      response);
 }
 
 grpc::Status ControllerGrpcService::Authenticate(grpc::ServerContext*,

@@ -73,10 +73,10 @@ std::vector<int64_t> RoundToTotal(const std::vector<double>& x, int64_t total,
 struct Shape {
   uint64_t partitions = 0;
   uint32_t replicas = 0;
-  std::vector<int> active;  // indexes into ring.members() with weight > 0
-  std::vector<int> region;  // per active member: region index
+  std::vector<int> active;                          // indexes into ring.members() with weight > 0
+  std::vector<int> region;                          // per active member: region index
   std::vector<std::vector<size_t>> region_members;  // per region: positions in `active`
-  uint32_t spread = 0;      // distinct regions each partition must have
+  uint32_t spread = 0;                              // distinct regions each partition must have
 
   explicit Shape(const mcos::v1::Ring& ring) {
     partitions = uint64_t{1} << ring.partition_power();
@@ -134,17 +134,16 @@ struct Shape {
       lo[r] = static_cast<int64_t>(l);
       hi[r] = static_cast<int64_t>(h);
     }
-    const auto region_targets = RoundToTotal(
-        region_ideal, static_cast<int64_t>(partitions) * replicas, lo, hi);
+    const auto region_targets =
+        RoundToTotal(region_ideal, static_cast<int64_t>(partitions) * replicas, lo, hi);
     std::vector<int64_t> out(active.size(), 0);
     for (size_t r = 0; r < g; ++r) {
       const size_t k = region_members[r].size();
       std::vector<double> mw, mlo(k, 0), mhi(k, static_cast<double>(partitions));
       for (size_t a : region_members[r]) mw.push_back(ring.members(active[a]).weight());
       const auto shares = WaterFill(mw, mlo, mhi, static_cast<double>(region_targets[r]));
-      const auto rounded =
-          RoundToTotal(shares, region_targets[r], std::vector<int64_t>(k, 0),
-                       std::vector<int64_t>(k, static_cast<int64_t>(partitions)));
+      const auto rounded = RoundToTotal(shares, region_targets[r], std::vector<int64_t>(k, 0),
+                                        std::vector<int64_t>(k, static_cast<int64_t>(partitions)));
       for (size_t j = 0; j < k; ++j) out[region_members[r][j]] = rounded[j];
     }
     return out;
@@ -192,8 +191,8 @@ class Builder {
     }
     const auto* bytes = reinterpret_cast<const uint8_t*>(layout.slots().data());
     for (uint64_t p = 0; p < n_; ++p) {
-      const uint64_t old_p = new_power >= old_power ? p >> (new_power - old_power)
-                                                    : p << (old_power - new_power);
+      const uint64_t old_p =
+          new_power >= old_power ? p >> (new_power - old_power) : p << (old_power - new_power);
       for (uint32_t i = 0; i < std::min(r_, old_r); ++i) {
         const size_t at = (old_p * old_r + i) * 2;
         const uint16_t k = static_cast<uint16_t>(bytes[at] | (bytes[at + 1] << 8));
@@ -341,7 +340,9 @@ class Builder {
     });
     return out;
   }
-  bool Over(int m) const { return count_[static_cast<size_t>(m)] > target_[static_cast<size_t>(m)]; }
+  bool Over(int m) const {
+    return count_[static_cast<size_t>(m)] > target_[static_cast<size_t>(m)];
+  }
 
   // Partitions by m's score, best first (cached: the scores never change).
   const std::vector<uint32_t>& Preference(int m) {
@@ -452,7 +453,8 @@ std::vector<double> IdealReplicaCounts(const mcos::v1::Ring& ring) {
   if (shape.active.empty()) return out;
   std::vector<double> region_ideal;
   const auto ideal = shape.Ideal(ring, &region_ideal);
-  for (size_t a = 0; a < shape.active.size(); ++a) out[static_cast<size_t>(shape.active[a])] = ideal[a];
+  for (size_t a = 0; a < shape.active.size(); ++a)
+    out[static_cast<size_t>(shape.active[a])] = ideal[a];
   return out;
 }
 
@@ -497,8 +499,8 @@ absl::StatusOr<CompiledRing> CompiledRing::Make(const mcos::v1::Ring& ring) {
   }
   // Members with weight the layout does not use still serve as handoffs.
   for (const auto& m : ring.members()) {
-    if (m.weight() > 0 && std::find(out.clusters_.begin(), out.clusters_.end(), m.cluster()) ==
-                              out.clusters_.end()) {
+    if (m.weight() > 0 &&
+        std::find(out.clusters_.begin(), out.clusters_.end(), m.cluster()) == out.clusters_.end()) {
       out.clusters_.push_back(m.cluster());
       out.weights_.push_back(m.weight());
     }

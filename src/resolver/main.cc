@@ -22,7 +22,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   cli.add_option("--refresh-ms", refresh_ms,
                  "Longest wait of one watch call to the controller (ring and option changes "
-                 "arrive as soon as they are stored); also the retry period after an error")->capture_default_str();
+                 "arrive as soon as they are stored); also the retry period after an error")
+      ->capture_default_str();
   CLI11_PARSE(cli, argc, argv);
   mcos::common::InitLogging("mcos-resolver");
   options.refresh = absl::Milliseconds(refresh_ms);

@@ -9,7 +9,9 @@
 #include "client/sdk/client.h"
 #include "common/hash.h"
 #include "common/token.h"
+#include "mcos/v1/resolver.grpc.pb.h"
 #include "mcos/v1/user.grpc.pb.h"
+#include "placement/placement.h"
 #include "tests/support/cluster_process.h"
 #include "tests/support/status_matchers.h"
 #include "tests/support/temp_dir.h"
@@ -437,6 +439,86 @@ TEST_F(ClusterE2eTest, AdminManagesRingsAndOptionsThroughTheCli) {
   ASSERT_EQ(rc, 0) << out;
   std::tie(rc, out) = Cli(admin, "admin option remove gold");
   EXPECT_EQ(rc, 0) << out;
+}
+
+TEST_F(ClusterE2eTest, ResolverSeesRingChangesAtOnce) {
+  Client admin(cluster_->endpoint());
+  MCOS_ASSERT_OK(admin.Login("admin", testing::kAdminPassword));
+  auto status = admin.GetCluster();
+  MCOS_ASSERT_OK(status);
+  const std::string id = status->cluster().id();
+  mcos::v1::Ring ring;
+  ring.set_id("watched");
+  ring.set_partition_power(10);
+  ring.set_replicas(1);
+  auto* m = ring.add_members();
+  m->set_cluster(id);
+  m->set_weight(1);
+  MCOS_ASSERT_OK(admin.CreateRing(ring));
+  mcos::v1::Option option;
+  option.set_name("watched");
+  option.set_ring("watched");
+  MCOS_ASSERT_OK(admin.AddOption(option));
+
+  // The resolver answers over gRPC on the cluster's port (internal service, no user token).
+  auto resolver = mcos::v1::ResolverService::NewStub(
+      grpc::CreateChannel(cluster_->endpoint(), grpc::InsecureChannelCredentials()));
+  auto resolve = [&](mcos::v1::ResolveResponse* response) {
+    mcos::v1::ResolveRequest request;
+    request.set_option("watched");
+    for (int i = 0; i < 100; ++i) {
+      auto* k = request.add_keys();
+      k->set_user("alice");
+      k->set_container("photos");
+      k->set_object("dir/" + std::to_string(i) + ".jpg");
+    }
+    grpc::ClientContext ctx;
+    return resolver->Resolve(&ctx, request, response);
+  };
+  mcos::v1::ResolveResponse response;
+  ASSERT_TRUE(resolve(&response).ok());
+  ASSERT_EQ(response.placements_size(), 100);
+  for (int i = 0; i < 100; ++i) {
+    const auto& p = response.placements(i);
+    EXPECT_EQ(p.error(), "");
+    EXPECT_EQ(p.ring_id(), "watched");
+    EXPECT_EQ(p.ring_version(), 1u);
+    EXPECT_EQ(
+        p.partition(),
+        placement::PartitionOf(
+            placement::ObjectHash("alice", "photos", "dir/" + std::to_string(i) + ".jpg"), 10));
+    ASSERT_EQ(p.replicas_size(), 1);
+    EXPECT_EQ(p.replicas(0), id);
+    EXPECT_EQ(p.write_concern(), 1u);
+  }
+
+  // A ring change reaches the resolver within a second (it watches the controller).
+  mcos::v1::UpdateRingRequest update;
+  update.set_id("watched");
+  *update.mutable_members() = ring.members();
+  update.mutable_members(0)->set_weight(3);
+  MCOS_ASSERT_OK(admin.UpdateRing(update));
+  const absl::Time changed = absl::Now();
+  absl::Duration seen = absl::InfiniteDuration();
+  while (absl::Now() - changed < absl::Seconds(5)) {
+    ASSERT_TRUE(resolve(&response).ok());
+    if (response.placements(0).ring_version() == 2) {
+      seen = absl::Now() - changed;
+      break;
+    }
+    absl::SleepFor(absl::Milliseconds(2));
+  }
+  std::printf("ring version 2 seen by the resolver after %s\n", absl::FormatDuration(seen).c_str());
+  EXPECT_LT(seen, absl::Seconds(1));
+  for (const auto& p : response.placements()) EXPECT_EQ(p.ring_version(), 2u);
+
+  // Bad input gets a clear error and no placement.
+  mcos::v1::ResolveRequest bad;
+  bad.add_keys()->set_user("alice");
+  grpc::ClientContext ctx;
+  mcos::v1::ResolveResponse ignored;
+  const grpc::Status s = resolver->Resolve(&ctx, bad, &ignored);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
 }
 
 TEST_F(ClusterE2eTest, ControllerSeesEveryService) {

@@ -528,8 +528,8 @@ int main(int argc, char** argv) {
                 << "\tpower " << ring.partition_power() << "\n";
       for (const auto& m : ring.members()) {
         std::cout << absl::StrFormat("  %-24s region %-12s weight %-8g replicas %8u (ideal %.1f)\n",
-                                     m.cluster(), m.region().empty() ? "-" : m.region(),
-                                     m.weight(), m.assigned_replicas(), m.ideal_replicas());
+                                     m.cluster(), m.region().empty() ? "-" : m.region(), m.weight(),
+                                     m.assigned_replicas(), m.ideal_replicas());
       }
     }
     return 0;

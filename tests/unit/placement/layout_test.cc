@@ -27,7 +27,8 @@ Ring RandomRing(std::mt19937_64& rng, uint32_t power) {
   for (int i = 0; i < n; ++i) {
     auto* m = ring.add_members();
     m->set_cluster(absl::StrCat("k", rng() % 1000000));
-    if (i > 0 && m->cluster() == ring.members(i - 1).cluster()) m->set_cluster(absl::StrCat("x", i));
+    if (i > 0 && m->cluster() == ring.members(i - 1).cluster())
+      m->set_cluster(absl::StrCat("x", i));
     m->set_weight(0.5 + static_cast<double>(rng() % 3501) / 1000.0);
     m->set_region(absl::StrCat("r", rng() % static_cast<uint64_t>(regions)));
   }
@@ -45,8 +46,10 @@ std::vector<double> CapShares(const std::vector<double>& w, const std::vector<do
   for (size_t round = 0; round <= n; ++round) {
     double free_total = total, free_weight = 0;
     for (size_t j = 0; j < n; ++j) {
-      if (fixed[j]) free_total -= out[j];
-      else free_weight += w[j];
+      if (fixed[j])
+        free_total -= out[j];
+      else
+        free_weight += w[j];
     }
     for (size_t j = 0; j < n; ++j) {
       if (!fixed[j]) out[j] = free_weight > 0 ? free_total * w[j] / free_weight : 0;
@@ -326,7 +329,8 @@ TEST(LayoutPropertyTest, ChangingAWeightMovesLittleMoreThanItMust) {
     for (const auto& [c, want] : IdealByCluster(changed)) {
       must_move += std::max(0.0, want - old_ideal.at(c));
     }
-    EXPECT_LE(static_cast<double>(ReplicasMoved(before, after)), 1.1 * must_move + changed.members_size())
+    EXPECT_LE(static_cast<double>(ReplicasMoved(before, after)),
+              1.1 * must_move + changed.members_size())
         << ring.DebugString();
   }
 }
