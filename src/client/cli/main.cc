@@ -257,7 +257,7 @@ int main(int argc, char** argv) {
         ->required();
   }
   r_create->add_option("--replicas", replicas, "Replicas per object")->capture_default_str();
-  r_create->add_option("--partition-power", partition_power, "Partitions = 2^power (1..24)")
+  r_create->add_option("--partition-power", partition_power, "Partitions = 2^power (1..18)")
       ->capture_default_str();
   r_update->add_flag("--dry-run", dry_run, "Only print what would move");
   auto* admin_option = admin->add_subcommand("option", "Storage options (policies)");
