@@ -1,5 +1,7 @@
 #include "placement/layout.h"
 
+#include <xxhash.h>
+
 #include <algorithm>
 #include <bit>
 #include <cmath>
@@ -162,15 +164,41 @@ class Builder {
     slots_.assign(n_ * r_, -1);
   }
 
-  // Starts from the straw2 placement of every partition.
-  void SeedFromStraw2(const mcos::v1::Ring& ring) {
-    std::map<std::string, int> index;
-    for (size_t m = 0; m < names_.size(); ++m) index[names_[m]] = static_cast<int>(m);
+  // Starts from the straw2 placement of every partition: the same choice as PlacePartition
+  // (best score first, ties by cluster name; members of unused regions first), without its
+  // allocations.
+  void SeedFromStraw2() {
+    const size_t g = shape_.region_members.size();
+    std::vector<double> score(names_.size());
+    std::vector<int> best(g), chosen, rest;
+    auto better = [&](int a, int b) {
+      const auto as = static_cast<size_t>(a), bs = static_cast<size_t>(b);
+      return score[as] != score[bs] ? score[as] > score[bs] : names_[as] < names_[bs];
+    };
     for (uint64_t p = 0; p < n_; ++p) {
-      const auto placed = PlacePartition(ring, static_cast<uint32_t>(p));
-      for (size_t i = 0; i < placed.replicas.size() && i < r_; ++i) {
-        Set(p, i, index.at(placed.replicas[i]));
+      std::fill(best.begin(), best.end(), -1);
+      for (size_t m = 0; m < names_.size(); ++m) {
+        score[m] = Score(static_cast<int>(m), p);
+        int& b = best[static_cast<size_t>(shape_.region[m])];
+        if (b < 0 || better(static_cast<int>(m), b)) b = static_cast<int>(m);
       }
+      // The best member of each region, best first; then, if regions run out, the best others.
+      chosen.assign(best.begin(), best.end());
+      std::sort(chosen.begin(), chosen.end(), better);
+      if (chosen.size() > r_) chosen.resize(r_);
+      if (chosen.size() < r_) {
+        rest.clear();
+        for (size_t m = 0; m < names_.size(); ++m) {
+          if (std::find(chosen.begin(), chosen.end(), static_cast<int>(m)) == chosen.end()) {
+            rest.push_back(static_cast<int>(m));
+          }
+        }
+        const size_t more = std::min(rest.size(), r_ - chosen.size());
+        std::partial_sort(rest.begin(), rest.begin() + static_cast<std::ptrdiff_t>(more),
+                          rest.end(), better);
+        chosen.insert(chosen.end(), rest.begin(), rest.begin() + static_cast<std::ptrdiff_t>(more));
+      }
+      for (uint32_t i = 0; i < chosen.size(); ++i) Set(p, i, chosen[i]);
     }
   }
 
@@ -218,6 +246,10 @@ class Builder {
       }
     }
   }
+
+  // Remembers the starting layout: a slot that still holds its starting member is "kept";
+  // changing a kept slot moves a replica, changing a slot already changed costs nothing more.
+  void MarkStart() { start_ = slots_; }
 
   // Fills every empty slot: the best-scored member under its target that fits, else the
   // best-scored member that fits.
@@ -344,29 +376,54 @@ class Builder {
     return count_[static_cast<size_t>(m)] > target_[static_cast<size_t>(m)];
   }
 
-  // Partitions by m's score, best first (cached: the scores never change).
-  const std::vector<uint32_t>& Preference(int m) {
-    auto& order = preference_[m];
-    if (!order.empty()) return order;
-    std::vector<std::pair<double, uint32_t>> scored(n_);
-    for (uint64_t p = 0; p < n_; ++p) scored[p] = {Score(m, p), static_cast<uint32_t>(p)};
-    std::sort(scored.begin(), scored.end(), [](const auto& a, const auto& b) {
-      return a.first != b.first ? a.first > b.first : a.second < b.second;
-    });
-    order.reserve(n_);
-    for (const auto& [s, p] : scored) order.push_back(p);
-    return order;
-  }
+  // Partitions in m's order of preference (straw2 score, best first). For one member the score
+  // grows with its hash, so no logarithm is needed; the order is sorted lazily, a chunk at a
+  // time, since a walk usually stops early.
+  class Preference {
+   public:
+    Preference(const Builder& b, int m) {
+      const std::string& name = b.names_[static_cast<size_t>(m)];
+      keyed_.resize(b.n_);
+      for (uint64_t p = 0; p < b.n_; ++p) {
+        const uint64_t h = XXH3_64bits_withSeed(name.data(), name.size(), p) >> 11;
+        keyed_[p] = {h, static_cast<uint32_t>(p)};
+      }
+    }
+    bool Done(size_t i) const { return i >= keyed_.size(); }
+    uint32_t At(size_t i) {
+      if (i >= sorted_) {
+        const size_t end = std::min(keyed_.size(), sorted_ + std::max<size_t>(1024, sorted_));
+        auto cmp = [](const auto& a, const auto& b) {
+          return a.first != b.first ? a.first > b.first : a.second < b.second;
+        };
+        const auto first = keyed_.begin() + static_cast<std::ptrdiff_t>(sorted_);
+        const auto last = keyed_.begin() + static_cast<std::ptrdiff_t>(end);
+        std::nth_element(first, last - 1, keyed_.end(), cmp);
+        std::sort(first, last, cmp);
+        sorted_ = end;
+      }
+      return keyed_[i].second;
+    }
+
+   private:
+    std::vector<std::pair<uint64_t, uint32_t>> keyed_;
+    size_t sorted_ = 0;
+  };
+
+  bool Kept(uint64_t p, uint32_t i) const { return slot(p, i) == start_[p * r_ + i]; }
 
   // The slot of p that `taker` should take from a member satisfying `can_give`, or r_ if none:
-  // the giver with the lowest score for p.
+  // the giver with the lowest score for p; with changed_only, only slots already changed.
   template <typename Pred>
-  uint32_t SlotToTake(uint64_t p, int taker, Pred can_give) const {
+  uint32_t SlotToTake(uint64_t p, int taker, Pred can_give, bool changed_only) const {
     uint32_t best = r_;
     double best_score = 0;
     for (uint32_t i = 0; i < r_; ++i) {
       const int d = slot(p, i);
-      if (d < 0 || d == taker || !can_give(d) || !Fits(p, i, taker)) continue;
+      if (d < 0 || d == taker || !can_give(d) || (changed_only && Kept(p, i)) ||
+          !Fits(p, i, taker)) {
+        continue;
+      }
       const double s = Score(d, p);
       if (best == r_ || s < best_score) {
         best = i;
@@ -376,17 +433,63 @@ class Builder {
     return best;
   }
 
+  // Partitions holding a slot already changed from the start, in m's order of preference.
+  std::vector<uint32_t> ChangedByPreference(int m) const {
+    std::vector<std::pair<uint64_t, uint32_t>> keyed;
+    const std::string& name = names_[static_cast<size_t>(m)];
+    for (uint64_t p = 0; p < n_; ++p) {
+      for (uint32_t i = 0; i < r_; ++i) {
+        if (Kept(p, i)) continue;
+        keyed.emplace_back(XXH3_64bits_withSeed(name.data(), name.size(), p) >> 11,
+                           static_cast<uint32_t>(p));
+        break;
+      }
+    }
+    std::sort(keyed.begin(), keyed.end(), [](const auto& x, const auto& y) {
+      return x.first != y.first ? x.first > y.first : x.second < y.second;
+    });
+    std::vector<uint32_t> out;
+    out.reserve(keyed.size());
+    for (const auto& [key, p] : keyed) out.push_back(p);
+    return out;
+  }
+
+  // The first partition in `taker`'s preference (other than `skip`) where it can take a slot
+  // from a member satisfying `can_give`: slots already changed first (free), then kept ones.
+  template <typename Pred>
+  std::pair<uint64_t, uint32_t> FindTake(Preference& pref, int taker, Pred can_give,
+                                         uint64_t skip) const {
+    for (uint32_t p : ChangedByPreference(taker)) {
+      if (p == skip || Holds(p, taker)) continue;
+      const uint32_t i = SlotToTake(p, taker, can_give, true);
+      if (i != r_) return {p, i};
+    }
+    for (size_t k = 0; !pref.Done(k); ++k) {
+      const uint32_t p = pref.At(k);
+      if (p == skip || Holds(p, taker)) continue;
+      const uint32_t i = SlotToTake(p, taker, can_give, false);
+      if (i != r_) return {p, i};
+    }
+    return {n_, r_};
+  }
+
   bool TakeFromOver(int c) {
     bool moved = false;
     const auto cs = static_cast<size_t>(c);
-    for (uint32_t p : Preference(c)) {
-      if (count_[cs] >= target_[cs]) break;
-      if (Holds(p, c)) continue;
-      const uint32_t i = SlotToTake(p, c, [&](int d) { return Over(d); });
-      if (i == r_) continue;
+    auto take = [&](uint32_t p, bool changed_only) {
+      if (Holds(p, c)) return;
+      const uint32_t i = SlotToTake(
+          p, c, [&](int d) { return Over(d); }, changed_only);
+      if (i == r_) return;
       Set(p, i, c);
       moved = true;
+    };
+    for (uint32_t p : ChangedByPreference(c)) {
+      if (count_[cs] >= target_[cs]) return moved;
+      take(p, true);
     }
+    Preference pref(*this, c);
+    for (size_t k = 0; !pref.Done(k) && count_[cs] < target_[cs]; ++k) take(pref.At(k), false);
     return moved;
   }
 
@@ -395,39 +498,27 @@ class Builder {
   bool TakeThroughThird(int c) {
     bool moved = false;
     const auto cs = static_cast<size_t>(c);
+    Preference c_pref(*this, c);
     for (size_t es = 0; es < names_.size() && count_[cs] < target_[cs]; ++es) {
       const int e = static_cast<int>(es);
       if (e == c || count_[es] < target_[es]) continue;
-      while (count_[cs] < target_[cs] && TakeThrough(c, e)) moved = true;
+      Preference e_pref(*this, e);
+      while (count_[cs] < target_[cs]) {
+        const auto [q, qi] = FindTake(
+            e_pref, e, [&](int d) { return Over(d); }, n_);
+        if (q == n_) break;
+        const auto [p, i] = FindTake(
+            c_pref, c, [&](int d) { return d == e; }, q);
+        if (p == n_) break;
+        Set(q, qi, e);
+        Set(p, i, c);
+        moved = true;
+      }
     }
     return moved;
   }
 
-  // One step of the above through member e.
-  bool TakeThrough(int c, int e) {
-    // Where e would take from an over member.
-    uint64_t q = n_;
-    uint32_t qi = r_;
-    for (uint32_t p : Preference(e)) {
-      if (Holds(p, e)) continue;
-      qi = SlotToTake(p, e, [&](int d) { return Over(d); });
-      if (qi != r_) {
-        q = p;
-        break;
-      }
-    }
-    if (q == n_) return false;
-    for (uint32_t p : Preference(c)) {
-      if (p == q || Holds(p, c) || !Holds(p, e)) continue;
-      const uint32_t i = SlotToTake(p, c, [&](int d) { return d == e; });
-      if (i == r_) continue;
-      Set(q, qi, e);
-      Set(p, i, c);
-      return true;
-    }
-    return false;
-  }
-
+  std::vector<int> start_;
   const Shape& shape_;
   uint64_t n_;
   uint32_t r_;
@@ -436,7 +527,6 @@ class Builder {
   std::vector<int64_t> target_;
   std::vector<int64_t> count_;
   std::vector<int> slots_;
-  std::map<int, std::vector<uint32_t>> preference_;
 };
 
 bool HasUsableLayout(const mcos::v1::Ring& ring) {
@@ -471,8 +561,9 @@ absl::StatusOr<mcos::v1::RingLayout> BuildLayout(const mcos::v1::Ring& ring,
   if (previous != nullptr && HasUsableLayout(*previous)) {
     builder.SeedFromPrevious(*previous);
   } else {
-    builder.SeedFromStraw2(ring);
+    builder.SeedFromStraw2();
   }
+  builder.MarkStart();
   builder.FillEmpty();
   builder.Balance();
   return builder.Finish();
