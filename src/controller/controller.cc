@@ -526,6 +526,12 @@ absl::StatusOr<mcos::v1::UpdateRingResponse> Controller::UpdateRing(
     return absl::NotFoundError(absl::StrCat("ring '", request.id(), "' not found"));
   }
   MCOS_ASSIGN_OR_RETURN(mcos::v1::Ring current, ParseRow<mcos::v1::Ring>(*row));
+  MCOS_ASSIGN_OR_RETURN(auto option_rows, store_->ListRows(kOptions, "", "", 100000, false));
+  MCOS_ASSIGN_OR_RETURN(auto all_options, ParseAll<mcos::v1::Option>(option_rows));
+  std::vector<std::string> users_of_ring;
+  for (const auto& o : all_options) {
+    if (o.ring() == current.id()) users_of_ring.push_back(o.name());
+  }
   mcos::v1::Ring next = current;
   *next.mutable_members() = request.members();
   for (auto& m : *next.mutable_members()) {
@@ -536,7 +542,10 @@ absl::StatusOr<mcos::v1::UpdateRingResponse> Controller::UpdateRing(
   MCOS_RETURN_IF_ERROR(placement::ValidateRing(next, {cluster_id_}));
   MCOS_ASSIGN_OR_RETURN(*next.mutable_layout(), placement::BuildLayout(next, &current));
   mcos::v1::UpdateRingResponse response;
-  MCOS_ASSIGN_OR_RETURN(*response.mutable_plan(), placement::PlanMovement(current, next));
+  const auto bytes = BytesOf(users_of_ring, next.partition_power());
+  MCOS_ASSIGN_OR_RETURN(*response.mutable_plan(),
+                        placement::PlanMovement(current, next, bytes.get()));
+  response.mutable_plan()->set_bytes_unknown(bytes == nullptr);
   if (request.dry_run()) {
     *response.mutable_ring() = ForAdmin(std::move(current));
     return response;
@@ -548,6 +557,22 @@ absl::StatusOr<mcos::v1::UpdateRingResponse> Controller::UpdateRing(
                   " partitions change placement");
   *response.mutable_ring() = ForAdmin(std::move(next));
   return response;
+}
+
+std::unique_ptr<std::vector<uint64_t>> Controller::BytesOf(const std::vector<std::string>& options,
+                                                           uint32_t power) {
+  if (!partition_bytes_) return nullptr;
+  auto sum = std::make_unique<std::vector<uint64_t>>(size_t{1} << power, 0);
+  for (const auto& o : options) {
+    auto bytes = partition_bytes_(o, power);
+    if (!bytes.ok() || bytes->size() != sum->size()) {
+      common::LogWarning("cannot count the bytes of option '", o,
+                         "' per partition: ", bytes.ok() ? "wrong size" : bytes.status().message());
+      return nullptr;
+    }
+    for (size_t p = 0; p < sum->size(); ++p) (*sum)[p] += (*bytes)[p];
+  }
+  return sum;
 }
 
 absl::StatusOr<std::vector<mcos::v1::Option>> Controller::ListOptions() {
@@ -618,7 +643,10 @@ absl::StatusOr<mcos::v1::SetOptionRingResponse> Controller::SetOptionRing(
   mcos::v1::SetOptionRingResponse response;
   if (from_row && !from_row->tombstone()) {
     MCOS_ASSIGN_OR_RETURN(mcos::v1::Ring from, ParseRow<mcos::v1::Ring>(*from_row));
-    MCOS_ASSIGN_OR_RETURN(*response.mutable_plan(), placement::PlanMovement(from, to));
+    const auto bytes =
+        BytesOf({option.name()}, std::max(from.partition_power(), to.partition_power()));
+    MCOS_ASSIGN_OR_RETURN(*response.mutable_plan(), placement::PlanMovement(from, to, bytes.get()));
+    response.mutable_plan()->set_bytes_unknown(bytes == nullptr);
   }
   if (!request.dry_run()) {
     option.set_ring(to.id());

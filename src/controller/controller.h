@@ -66,6 +66,13 @@ class Controller {
                                                           common::Clock& clock, HealthProbe& probe);
 
   const std::string& cluster_id() const { return cluster_id_; }
+
+  // Bytes stored per partition (dense, 2^power entries) of one option's objects, as this
+  // cluster's storage counts them; dry runs report bytes with it. Unset: plans say
+  // bytes_unknown. Set once, before serving.
+  using PartitionBytes = std::function<absl::StatusOr<std::vector<uint64_t>>(
+      const std::string& option, uint32_t partition_power)>;
+  void SetPartitionBytes(PartitionBytes source) { partition_bytes_ = std::move(source); }
   // Where the generated admin password was written, empty if none was generated.
   const std::string& admin_password_file() const { return admin_password_file_; }
 
@@ -156,6 +163,11 @@ class Controller {
   // dropped whenever this controller stores a row of that key, so they are never stale.
   absl::Mutex cache_mu_;
   std::map<std::string, std::optional<mcos::v1::Container>> containers_ ABSL_GUARDED_BY(cache_mu_);
+  // Bytes per partition of the options in `options` summed (null if unknown).
+  std::unique_ptr<std::vector<uint64_t>> BytesOf(const std::vector<std::string>& options,
+                                                 uint32_t power);
+  PartitionBytes partition_bytes_;
+
   // Local revision of the newest ring or option row (what resolvers watch); waiters are woken
   // when it moves.
   absl::Mutex placement_mu_;

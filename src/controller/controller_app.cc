@@ -6,6 +6,7 @@
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "mcos/v1/storage.grpc.pb.h"
 
 namespace mcos::controller {
 
@@ -66,7 +67,31 @@ absl::Status ControllerApp::CheckAndRegisterStorage(const std::string& storage_e
   req.set_kind(mcos::v1::SERVICE_KIND_STORAGE);
   req.set_endpoint(storage_endpoint);
   req.set_id("storage-1");
-  return controller_->Register(req).status();
+  MCOS_RETURN_IF_ERROR(controller_->Register(req).status());
+  // Dry runs of ring changes count bytes with the storage service's per-partition usage.
+  std::shared_ptr<mcos::v1::StorageService::Stub> storage =
+      mcos::v1::StorageService::NewStub(common::ConnectInsecure(storage_endpoint));
+  controller_->SetPartitionBytes(
+      [storage](const std::string& option,
+                uint32_t power) -> absl::StatusOr<std::vector<uint64_t>> {
+        grpc::ClientContext ctx;
+        ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+        mcos::v1::PartitionUsageRequest request;
+        request.set_option(option);
+        request.set_partition_power(power);
+        mcos::v1::PartitionUsageResponse response;
+        const grpc::Status s = storage->PartitionUsage(&ctx, request, &response);
+        if (!s.ok()) return common::FromGrpcStatus(s);
+        std::vector<uint64_t> bytes(size_t{1} << power, 0);
+        for (const auto& p : response.partitions()) {
+          if (p.partition() >= bytes.size()) {
+            return absl::DataLossError("the storage service named a partition out of range");
+          }
+          bytes[p.partition()] = p.bytes_used();
+        }
+        return bytes;
+      });
+  return absl::OkStatus();
 }
 
 void ControllerApp::StartBackground() {

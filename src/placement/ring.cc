@@ -62,14 +62,22 @@ absl::Status ValidateRing(const mcos::v1::Ring& ring, const std::set<std::string
 }
 
 absl::StatusOr<mcos::v1::MovementPlan> PlanMovement(const mcos::v1::Ring& from,
-                                                    const mcos::v1::Ring& to) {
+                                                    const mcos::v1::Ring& to,
+                                                    const std::vector<uint64_t>* bytes) {
   MCOS_ASSIGN_OR_RETURN(const CompiledRing a, CompiledRing::Make(from));
   MCOS_ASSIGN_OR_RETURN(const CompiledRing b, CompiledRing::Make(to));
   mcos::v1::MovementPlan plan;
   const uint32_t power = std::max(from.partition_power(), to.partition_power());
   const uint64_t partitions = uint64_t{1} << power;
   plan.set_partitions_total(partitions);
-  std::map<std::string, std::pair<uint64_t, uint64_t>> per_cluster;  // in, out
+  if (bytes != nullptr && bytes->size() != partitions) {
+    return absl::InternalError(absl::StrCat("movement plan: ", bytes->size(), " byte counts for ",
+                                            partitions, " partitions"));
+  }
+  struct Io {
+    uint64_t in = 0, out = 0, bytes_in = 0, bytes_out = 0;
+  };
+  std::map<std::string, Io> per_cluster;
   std::vector<absl::string_view> old_set, new_set;
   for (uint64_t p = 0; p < partitions; ++p) {
     // A partition of the finer ring maps to the coarser ring's partition by its top bits.
@@ -84,20 +92,34 @@ absl::StatusOr<mcos::v1::MovementPlan> PlanMovement(const mcos::v1::Ring& from,
     auto has = [](const std::vector<absl::string_view>& v, absl::string_view c) {
       return std::find(v.begin(), v.end(), c) != v.end();
     };
+    const uint64_t b = bytes != nullptr ? (*bytes)[p] : 0;
     bool moved = false;
     for (const auto c : new_set) {
-      if (!has(old_set, c)) per_cluster[std::string(c)].first++, moved = true;
+      if (has(old_set, c)) continue;
+      auto& io = per_cluster[std::string(c)];
+      ++io.in;
+      io.bytes_in += b;
+      moved = true;
     }
     for (const auto c : old_set) {
-      if (!has(new_set, c)) per_cluster[std::string(c)].second++, moved = true;
+      if (has(new_set, c)) continue;
+      auto& io = per_cluster[std::string(c)];
+      ++io.out;
+      io.bytes_out += b;
+      moved = true;
     }
-    if (moved) plan.set_partitions_moved(plan.partitions_moved() + 1);
+    if (moved) {
+      plan.set_partitions_moved(plan.partitions_moved() + 1);
+      plan.set_bytes_moved(plan.bytes_moved() + b);
+    }
   }
   for (const auto& [cluster, io] : per_cluster) {
     auto* m = plan.add_clusters();
     m->set_cluster(cluster);
-    m->set_partitions_in(io.first);
-    m->set_partitions_out(io.second);
+    m->set_partitions_in(io.in);
+    m->set_partitions_out(io.out);
+    m->set_bytes_in(io.bytes_in);
+    m->set_bytes_out(io.bytes_out);
   }
   return plan;
 }

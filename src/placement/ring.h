@@ -4,6 +4,7 @@
 
 #include <set>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -25,8 +26,10 @@ absl::Status ValidateRing(const mcos::v1::Ring& ring, const std::set<std::string
 
 // How many partitions change hands if `from` is replaced by `to` (by their layouts; a ring
 // without one is laid out from scratch): per cluster, partitions that gain (in) or lose (out) a
-// replica there. Bytes are left 0 (filled in once data is counted).
+// replica there, and with `bytes` (bytes stored per partition at the finer of the two partition
+// powers; may be null) the bytes they hold.
 absl::StatusOr<mcos::v1::MovementPlan> PlanMovement(const mcos::v1::Ring& from,
-                                                    const mcos::v1::Ring& to);
+                                                    const mcos::v1::Ring& to,
+                                                    const std::vector<uint64_t>* bytes = nullptr);
 
 }  // namespace mcos::placement

@@ -401,6 +401,7 @@ grpc::Status UserGrpcService::Put(grpc::ServerContext* context,
   sh->set_precondition(create ? mcos::v1::WRITE_PRECONDITION_MUST_NOT_EXIST
                               : mcos::v1::WRITE_PRECONDITION_MUST_EXIST);
   sh->set_partition(placement->partition());
+  sh->set_option(placement->option());
 
   grpc::ClientContext sctx;
   mcos::v1::StoragePutResponse stored;

@@ -78,6 +78,9 @@ class Engine {
   // Live objects and bytes per container of `user`, in the order asked.
   virtual absl::StatusOr<mcos::v1::ContainerUsageResponse> Usage(
       const mcos::v1::ContainerUsageRequest& request) = 0;
+  // Objects and bytes per partition of one option's live objects (request checked by the caller).
+  virtual absl::StatusOr<mcos::v1::PartitionUsageResponse> PartitionUsage(
+      const mcos::v1::PartitionUsageRequest& request) = 0;
 };
 
 }  // namespace mcos::storage

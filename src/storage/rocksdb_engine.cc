@@ -20,6 +20,7 @@
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "common/version.h"
+#include "placement/placement.h"
 
 namespace mcos::storage {
 namespace {
@@ -216,6 +217,7 @@ class RocksDbPutStream final : public PutStream {
     record.set_chunk_count(next_index_ + (buffer_.empty() ? 0 : 1));
     record.set_data_id(data_id_);
     record.set_partition(header_.partition());
+    record.set_option(header_.option());
 
     absl::MutexLock lock(&engine_.LockFor(meta_key_));
     MCOS_ASSIGN_OR_RETURN(std::optional<ObjectRecord> current, engine_.ReadRecord(meta_key_));
@@ -256,6 +258,8 @@ class RocksDbPutStream final : public PutStream {
     engine_.AddUsage(
         batch, meta_key_, live ? 0 : 1,
         static_cast<int64_t>(size_) - static_cast<int64_t>(live ? current->size() : 0));
+    if (live) engine_.AddPartitionUsage(batch, header_.key(), *current, -1);
+    engine_.AddPartitionUsage(batch, header_.key(), record, +1);
     MCOS_RETURN_IF_ERROR(FromRocksDb(engine_.db_->Write(engine_.CommitWriteOptions(), &batch),
                                      absl::StrCat("commit ", Describe(header_.key()))));
     committed_ = true;
@@ -531,6 +535,66 @@ void RocksDbEngine::AddUsage(rocksdb::WriteBatch& batch, absl::string_view meta_
   batch.Merge(usage_cf_, rocksdb::Slice(prefix.data(), prefix.size()), rocksdb::Slice(value, 16));
 }
 
+namespace {
+
+constexpr uint32_t kUsageBucketBits = 18;  // = placement::kMaxPartitionPower
+
+std::string PartitionUsagePrefix(absl::string_view option) {
+  std::string key("\0p", 2);
+  key.push_back(static_cast<char>(option.size()));
+  key.append(option.data(), option.size());
+  return key;
+}
+
+}  // namespace
+
+void RocksDbEngine::AddPartitionUsage(rocksdb::WriteBatch& batch, const ObjectKey& key,
+                                      const ObjectRecord& record, int sign) {
+  if (record.option().empty() || record.tombstone()) return;
+  const uint32_t bucket = placement::PartitionOf(
+      placement::ObjectHash(key.user(), key.container(), key.object()), kUsageBucketBits);
+  std::string k = PartitionUsagePrefix(record.option());
+  for (int shift = 24; shift >= 0; shift -= 8) k.push_back(static_cast<char>(bucket >> shift));
+  char value[16];
+  EncodeUsage(value, sign, sign * static_cast<int64_t>(record.size()));
+  batch.Merge(usage_cf_, k, rocksdb::Slice(value, 16));
+}
+
+absl::StatusOr<mcos::v1::PartitionUsageResponse> RocksDbEngine::PartitionUsage(
+    const mcos::v1::PartitionUsageRequest& request) {
+  const uint32_t power = request.partition_power();
+  if (power < 1 || power > kUsageBucketBits) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("partition power ", power, " is outside 1..", kUsageBucketBits));
+  }
+  const std::string prefix = PartitionUsagePrefix(request.option());
+  rocksdb::ReadOptions read;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, usage_cf_));
+  mcos::v1::PartitionUsageResponse response;
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    const rocksdb::Slice k = it->key();
+    if (k.size() != prefix.size() + 4 || it->value().size() != 16) {
+      return absl::DataLossError("a partition usage record on this storage node is corrupt");
+    }
+    uint32_t bucket = 0;
+    for (size_t i = 0; i < 4; ++i)
+      bucket = (bucket << 8) | static_cast<uint8_t>(k[prefix.size() + i]);
+    const auto objects = static_cast<int64_t>(DecodeFixed64Le(it->value().data()));
+    const auto bytes = static_cast<int64_t>(DecodeFixed64Le(it->value().data() + 8));
+    if (objects == 0 && bytes == 0) continue;
+    const uint32_t partition = bucket >> (kUsageBucketBits - power);
+    if (response.partitions_size() == 0 ||
+        response.partitions(response.partitions_size() - 1).partition() != partition) {
+      response.add_partitions()->set_partition(partition);
+    }
+    auto* p = response.mutable_partitions(response.partitions_size() - 1);
+    p->set_object_count(p->object_count() + static_cast<uint64_t>(std::max<int64_t>(objects, 0)));
+    p->set_bytes_used(p->bytes_used() + static_cast<uint64_t>(std::max<int64_t>(bytes, 0)));
+  }
+  MCOS_RETURN_IF_ERROR(FromRocksDb(it->status(), "read partition usage"));
+  return response;
+}
+
 absl::StatusOr<mcos::v1::ContainerUsageResponse> RocksDbEngine::Usage(
     const mcos::v1::ContainerUsageRequest& request) {
   mcos::v1::ContainerUsageResponse response;
@@ -651,7 +715,10 @@ absl::StatusOr<WriteResult> RocksDbEngine::Delete(const mcos::v1::StorageDeleteR
   rocksdb::WriteBatch batch;
   batch.Put(meta_cf_, meta_key, tombstone.SerializeAsString());
   if (current) DeleteData(*current, batch);
-  if (live) AddUsage(batch, meta_key, -1, -static_cast<int64_t>(current->size()));
+  if (live) {
+    AddUsage(batch, meta_key, -1, -static_cast<int64_t>(current->size()));
+    AddPartitionUsage(batch, key, *current, -1);
+  }
   MCOS_RETURN_IF_ERROR(FromRocksDb(db_->Write(CommitWriteOptions(), &batch),
                                    absl::StrCat("delete ", Describe(key))));
   return WriteResult{true, std::move(tombstone), ""};

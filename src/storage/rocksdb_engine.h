@@ -9,7 +9,10 @@
 //       chunk read under the wrong key fails its checksum too. Integrated BlobDB keeps large
 //       chunks in blob files.
 //   column family "usage":   ContainerPrefix(user, container) -> i64le objects | i64le bytes,
-//       changed only by merges (an adding merge operator) in the same batch as each commit.
+//       and PartitionUsageKey(option, bucket) -> the same, where bucket = the top 18 bits of the
+//       object hash (placement.h) and the key is 0x00 'p' | u8 len(option) | option | u32be
+//       bucket (0x00 cannot start a container prefix: user names are not empty). Changed only by
+//       merges (an adding merge operator) in the same batch as each commit.
 //   column family "uploads": data_id -> ObjectMetaKey of an upload in progress. Written with its
 //       first chunk and deleted by its commit; anything left at open time is the debris of a
 //       crashed upload, and its chunks are deleted then.
@@ -72,6 +75,8 @@ class RocksDbEngine final : public Engine {
       const mcos::v1::StorageListRequest& request) override;
   absl::StatusOr<mcos::v1::ContainerUsageResponse> Usage(
       const mcos::v1::ContainerUsageRequest& request) override;
+  absl::StatusOr<mcos::v1::PartitionUsageResponse> PartitionUsage(
+      const mcos::v1::PartitionUsageRequest& request) override;
 
   // Number of uploads whose debris was removed by Open().
   int recovered_uploads() const { return recovered_uploads_; }
@@ -92,6 +97,10 @@ class RocksDbEngine final : public Engine {
       absl::string_view meta_key, const rocksdb::Snapshot* snapshot = nullptr);
   // Adds a change of a container's live object count and bytes to `batch` (a merge: concurrent
   // commits to one container add up without a lock).
+  // Adds +1 object / its bytes (sign = 1) or takes them away (sign = -1) from the option's
+  // partition usage of `record`'s object.
+  void AddPartitionUsage(rocksdb::WriteBatch& batch, const mcos::v1::ObjectKey& key,
+                         const mcos::v1::ObjectRecord& record, int sign);
   void AddUsage(rocksdb::WriteBatch& batch, absl::string_view meta_key, int64_t objects,
                 int64_t bytes);
   // Adds the deletion of a record's data to `batch`.

@@ -23,6 +23,11 @@ absl::Status ValidatePutHeader(const mcos::v1::StoragePutHeader& h) {
   }
   MCOS_RETURN_IF_ERROR(common::ValidateContentType(h.content_type()));
   MCOS_RETURN_IF_ERROR(common::ValidateUserMetadata(h.metadata()));
+  if (!h.option().empty()) {
+    if (auto s = common::ValidateUserName(h.option()); !s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("option: ", s.message()));
+    }
+  }
   if (!h.md5_hex().empty() && !common::IsHex(h.md5_hex(), 32)) {
     return absl::InvalidArgumentError("md5_hex must be 32 hex digits");
   }
@@ -179,6 +184,18 @@ grpc::Status StorageGrpcService::ContainerUsage(grpc::ServerContext* context,
   }
   if (!s.ok()) return ToGrpcStatus(s);
   auto usage = engine_.Usage(*request);
+  if (!usage.ok()) return ToGrpcStatus(usage.status());
+  *response = *std::move(usage);
+  return grpc::Status::OK;
+}
+
+grpc::Status StorageGrpcService::PartitionUsage(grpc::ServerContext* context,
+                                                const mcos::v1::PartitionUsageRequest* request,
+                                                mcos::v1::PartitionUsageResponse* response) {
+  if (auto s = common::ValidateUserName(request->option()); !s.ok()) {
+    return ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat("option: ", s.message())));
+  }
+  auto usage = engine_.PartitionUsage(*request);
   if (!usage.ok()) return ToGrpcStatus(usage.status());
   *response = *std::move(usage);
   return grpc::Status::OK;

@@ -30,6 +30,9 @@ class StorageGrpcService final : public mcos::v1::StorageService::Service {
   grpc::Status ContainerUsage(grpc::ServerContext* context,
                               const mcos::v1::ContainerUsageRequest* request,
                               mcos::v1::ContainerUsageResponse* response) override;
+  grpc::Status PartitionUsage(grpc::ServerContext* context,
+                              const mcos::v1::PartitionUsageRequest* request,
+                              mcos::v1::PartitionUsageResponse* response) override;
   grpc::Status PartitionDigests(grpc::ServerContext* context,
                                 const mcos::v1::PartitionDigestsRequest* request,
                                 mcos::v1::PartitionDigestsResponse* response) override;

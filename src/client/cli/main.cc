@@ -488,10 +488,15 @@ int main(int argc, char** argv) {
   }
   auto print_plan = [&](const mcos::v1::MovementPlan& plan) {
     std::cout << plan.partitions_moved() << " of " << plan.partitions_total()
-              << " partitions change placement\n";
+              << " partitions change placement, holding "
+              << (plan.bytes_unknown() ? std::string("an unknown number of bytes (the storage "
+                                                     "service did not answer)")
+                                       : absl::StrCat(plan.bytes_moved(), " bytes"))
+              << "\n";
     for (const auto& c : plan.clusters()) {
-      std::cout << "  " << c.cluster() << "\tin " << c.partitions_in() << "\tout "
-                << c.partitions_out() << "\n";
+      std::cout << "  " << c.cluster() << "\tin " << c.partitions_in() << " partitions ("
+                << c.bytes_in() << " bytes)\tout " << c.partitions_out() << " partitions ("
+                << c.bytes_out() << " bytes)\n";
     }
   };
   auto parse_members =

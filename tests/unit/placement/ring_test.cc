@@ -70,6 +70,31 @@ TEST(RingTest, PlanCountsOnlyWhatMoves) {
   }
   EXPECT_EQ(in_d, plan.partitions_moved());
   EXPECT_EQ(out_total, plan.partitions_moved());
+
+  // With bytes per partition, the bytes of exactly the moving partitions are counted.
+  std::vector<uint64_t> bytes(256);
+  for (size_t p = 0; p < bytes.size(); ++p) bytes[p] = 1000 + p;
+  const auto a = *CompiledRing::Make(before);
+  const auto b = *CompiledRing::Make(after);
+  uint64_t expected = 0;
+  for (uint32_t p = 0; p < 256; ++p) {
+    if (a.Replicas(p)[0] != b.Replicas(p)[0] ||
+        a.clusters()[a.Replicas(p)[0]] != b.clusters()[b.Replicas(p)[0]]) {
+      expected += bytes[p];
+    }
+  }
+  auto with_bytes = *PlanMovement(before, after, &bytes);
+  EXPECT_EQ(with_bytes.bytes_moved(), expected);
+  EXPECT_GT(expected, 0u);
+  uint64_t bytes_in_d = 0, bytes_out = 0;
+  for (const auto& c : with_bytes.clusters()) {
+    if (c.cluster() == "d") bytes_in_d = c.bytes_in();
+    bytes_out += c.bytes_out();
+  }
+  EXPECT_EQ(bytes_in_d, expected);
+  EXPECT_EQ(bytes_out, expected);
+  std::vector<uint64_t> wrong(10);
+  EXPECT_FALSE(PlanMovement(before, after, &wrong).ok());
 }
 
 }  // namespace

@@ -4,10 +4,12 @@
 #include <gtest/gtest.h>
 #include <rocksdb/write_batch.h>
 
+#include <map>
 #include <random>
 #include <set>
 
 #include "common/hash.h"
+#include "placement/placement.h"
 #include "tests/support/status_matchers.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/test_data.h"
@@ -48,9 +50,11 @@ class RocksDbEngineTest : public ::testing::Test {
 
   absl::StatusOr<WriteResult> Put(
       const ObjectKey& key, uint64_t version, const std::string& content, size_t piece = 1 << 20,
-      mcos::v1::WritePrecondition pre = mcos::v1::WRITE_PRECONDITION_NONE) {
+      mcos::v1::WritePrecondition pre = mcos::v1::WRITE_PRECONDITION_NONE,
+      const std::string& option = "") {
     mcos::v1::StoragePutHeader h;
     *h.mutable_key() = key;
+    h.set_option(option);
     *h.mutable_version() = V(version);
     h.set_precondition(pre);
     h.set_content_type("application/octet-stream");
@@ -121,6 +125,71 @@ TEST_F(RocksDbEngineTest, RoundTripsSmallAndMultiChunkObjects) {
   MCOS_ASSERT_OK(empty);
   EXPECT_EQ(*Read(Key("empty")), "");
   EXPECT_EQ(empty->record.etag(), "d41d8cd98f00b204e9800998ecf8427e");
+}
+
+TEST_F(RocksDbEngineTest, PartitionUsageCountsLiveObjectsPerOptionAndPartition) {
+  // Expected bytes per partition at power 8 and 18, from the placement functions.
+  std::map<uint32_t, uint64_t> want8, want18;
+  uint64_t total = 0;
+  for (int i = 0; i < 300; ++i) {
+    const std::string name = "obj" + std::to_string(i);
+    const std::string data(static_cast<size_t>(10 + i), 'x');
+    MCOS_ASSERT_OK(Put(Key(name), 10, data, 1 << 20, mcos::v1::WRITE_PRECONDITION_NONE, "gold"));
+    const uint64_t h = placement::ObjectHash("u", "c", name);
+    want8[placement::PartitionOf(h, 8)] += data.size();
+    want18[placement::PartitionOf(h, 18)] += data.size();
+    total += data.size();
+  }
+  // Another option's objects, and objects put without an option, are not counted for "gold".
+  MCOS_ASSERT_OK(
+      Put(Key("other"), 10, "zzz", 1 << 20, mcos::v1::WRITE_PRECONDITION_NONE, "silver"));
+  MCOS_ASSERT_OK(Put(Key("plain"), 10, "zzz"));
+  // An update replaces the old size; a delete and an ignored older version change nothing more.
+  MCOS_ASSERT_OK(Put(Key("obj0"), 20, std::string(1000, 'y'), 1 << 20,
+                     mcos::v1::WRITE_PRECONDITION_NONE, "gold"));
+  const uint64_t h0 = placement::ObjectHash("u", "c", "obj0");
+  want8[placement::PartitionOf(h0, 8)] += 1000 - 10;
+  want18[placement::PartitionOf(h0, 18)] += 1000 - 10;
+  MCOS_ASSERT_OK(Delete(Key("obj1"), 20));
+  MCOS_ASSERT_OK(Put(Key("obj1"), 5, "stale", 1 << 20, mcos::v1::WRITE_PRECONDITION_NONE, "gold"));
+  const uint64_t h1 = placement::ObjectHash("u", "c", "obj1");
+  want8[placement::PartitionOf(h1, 8)] -= 11;
+  want18[placement::PartitionOf(h1, 18)] -= 11;
+  total += 1000 - 10 - 11;
+
+  auto check = [&](uint32_t power, const std::map<uint32_t, uint64_t>& want) {
+    mcos::v1::PartitionUsageRequest r;
+    r.set_option("gold");
+    r.set_partition_power(power);
+    auto usage = engine_->PartitionUsage(r);
+    MCOS_ASSERT_OK(usage);
+    std::map<uint32_t, uint64_t> got;
+    uint64_t sum = 0, objects = 0;
+    uint32_t last = 0;
+    for (const auto& p : usage->partitions()) {
+      EXPECT_TRUE(got.empty() || p.partition() > last) << "partitions must ascend";
+      last = p.partition();
+      got[p.partition()] = p.bytes_used();
+      sum += p.bytes_used();
+      objects += p.object_count();
+    }
+    std::map<uint32_t, uint64_t> nonzero;
+    for (const auto& [k, v] : want) {
+      if (v != 0) nonzero[k] = v;
+    }
+    EXPECT_EQ(got, nonzero) << "power " << power;
+    EXPECT_EQ(sum, total);
+    EXPECT_EQ(objects, 299u);
+  };
+  check(8, want8);
+  check(18, want18);
+  Reopen();  // the counts are in RocksDB, not in memory
+  check(8, want8);
+
+  mcos::v1::PartitionUsageRequest bad;
+  bad.set_option("gold");
+  bad.set_partition_power(19);
+  MCOS_EXPECT_CODE(engine_->PartitionUsage(bad), kInvalidArgument);
 }
 
 TEST_F(RocksDbEngineTest, RangeReadsAtTheEdges) {
