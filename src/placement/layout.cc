@@ -207,7 +207,7 @@ class Builder {
   // over enough regions are emptied too.
   void SeedFromPrevious(const mcos::v1::Ring& previous) {
     const uint32_t old_power = previous.partition_power();
-    const uint32_t new_power = static_cast<uint32_t>(std::countr_zero(n_));
+    const auto new_power = static_cast<uint32_t>(std::countr_zero(n_));
     const uint32_t old_r = previous.replicas();
     const auto& layout = previous.layout();
     std::map<std::string, int> index;
@@ -223,7 +223,7 @@ class Builder {
           new_power >= old_power ? p >> (new_power - old_power) : p << (old_power - new_power);
       for (uint32_t i = 0; i < std::min(r_, old_r); ++i) {
         const size_t at = (old_p * old_r + i) * 2;
-        const uint16_t k = static_cast<uint16_t>(bytes[at] | (bytes[at + 1] << 8));
+        const auto k = static_cast<uint16_t>(bytes[at] | (bytes[at + 1] << 8));
         const int m = map_old[k];
         if (m >= 0 && !Holds(p, m)) Set(p, i, m);
       }

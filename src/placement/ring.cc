@@ -84,10 +84,10 @@ absl::StatusOr<mcos::v1::MovementPlan> PlanMovement(const mcos::v1::Ring& from,
     old_set.clear();
     new_set.clear();
     for (uint16_t k : a.Replicas(static_cast<uint32_t>(p >> (power - from.partition_power())))) {
-      old_set.push_back(a.clusters()[k]);
+      old_set.emplace_back(a.clusters()[k]);
     }
     for (uint16_t k : b.Replicas(static_cast<uint32_t>(p >> (power - to.partition_power())))) {
-      new_set.push_back(b.clusters()[k]);
+      new_set.emplace_back(b.clusters()[k]);
     }
     auto has = [](const std::vector<absl::string_view>& v, absl::string_view c) {
       return std::find(v.begin(), v.end(), c) != v.end();

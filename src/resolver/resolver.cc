@@ -120,7 +120,7 @@ absl::StatusOr<mcos::v1::ResolveResponse> Resolver::Resolve(
     p->set_ring_version(ring_version);
     p->set_partition(partition);
     p->set_option(option_name);
-    const uint32_t replicas = static_cast<uint32_t>(placed.replicas.size());
+    const auto replicas = static_cast<uint32_t>(placed.replicas.size());
     p->set_write_concern(write_concern != 0 ? write_concern : replicas / 2 + 1);
     for (auto& c : placed.replicas) p->add_replicas(std::move(c));
     for (auto& c : placed.handoffs) p->add_handoffs(std::move(c));
