@@ -533,7 +533,17 @@ absl::StatusOr<mcos::v1::UpdateRingResponse> Controller::UpdateRing(
     if (o.ring() == current.id()) users_of_ring.push_back(o.name());
   }
   mcos::v1::Ring next = current;
-  *next.mutable_members() = request.members();
+  next.clear_layout();
+  if (!request.members().empty()) *next.mutable_members() = request.members();
+  if (request.replicas() != 0) next.set_replicas(request.replicas());
+  if (request.partition_power() != 0) next.set_partition_power(request.partition_power());
+  for (const auto& o : all_options) {
+    if (o.ring() == current.id() && o.write_concern() > next.replicas()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "option '", o.name(), "' writes to ", o.write_concern(), " replicas of ring '",
+          current.id(), "'; lower its write concern before the ring's replicas"));
+    }
+  }
   for (auto& m : *next.mutable_members()) {
     m.clear_assigned_replicas();
     m.clear_ideal_replicas();

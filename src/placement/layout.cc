@@ -217,6 +217,9 @@ class Builder {
       auto it = index.find(layout.clusters(k));
       if (it != index.end()) map_old[static_cast<size_t>(k)] = it->second;
     }
+    // A finer ring inherits each member's count times 2^(difference); do not move replicas only
+    // to round those counts more tightly.
+    if (new_power > old_power) slack_ = int64_t{1} << (new_power - old_power);
     const auto* bytes = reinterpret_cast<const uint8_t*>(layout.slots().data());
     for (uint64_t p = 0; p < n_; ++p) {
       const uint64_t old_p =
@@ -363,7 +366,7 @@ class Builder {
   std::vector<int> UnderTarget() const {
     std::vector<int> out;
     for (size_t m = 0; m < names_.size(); ++m) {
-      if (count_[m] < target_[m]) out.push_back(static_cast<int>(m));
+      if (Under(static_cast<int>(m))) out.push_back(static_cast<int>(m));
     }
     // Largest deficit first; then by index, for determinism.
     std::stable_sort(out.begin(), out.end(), [&](int a, int b) {
@@ -372,8 +375,11 @@ class Builder {
     });
     return out;
   }
+  bool Under(int m) const {
+    return count_[static_cast<size_t>(m)] < target_[static_cast<size_t>(m)] - slack_;
+  }
   bool Over(int m) const {
-    return count_[static_cast<size_t>(m)] > target_[static_cast<size_t>(m)];
+    return count_[static_cast<size_t>(m)] > target_[static_cast<size_t>(m)] + slack_;
   }
 
   // Partitions in m's order of preference (straw2 score, best first). For one member the score
@@ -475,7 +481,6 @@ class Builder {
 
   bool TakeFromOver(int c) {
     bool moved = false;
-    const auto cs = static_cast<size_t>(c);
     auto take = [&](uint32_t p, bool changed_only) {
       if (Holds(p, c)) return;
       const uint32_t i = SlotToTake(
@@ -485,11 +490,11 @@ class Builder {
       moved = true;
     };
     for (uint32_t p : ChangedByPreference(c)) {
-      if (count_[cs] >= target_[cs]) return moved;
+      if (!Under(c)) return moved;
       take(p, true);
     }
     Preference pref(*this, c);
-    for (size_t k = 0; !pref.Done(k) && count_[cs] < target_[cs]; ++k) take(pref.At(k), false);
+    for (size_t k = 0; !pref.Done(k) && Under(c); ++k) take(pref.At(k), false);
     return moved;
   }
 
@@ -497,13 +502,12 @@ class Builder {
   // and takes one from a member over its target elsewhere.
   bool TakeThroughThird(int c) {
     bool moved = false;
-    const auto cs = static_cast<size_t>(c);
     Preference c_pref(*this, c);
-    for (size_t es = 0; es < names_.size() && count_[cs] < target_[cs]; ++es) {
+    for (size_t es = 0; es < names_.size() && Under(c); ++es) {
       const int e = static_cast<int>(es);
       if (e == c || count_[es] < target_[es]) continue;
       Preference e_pref(*this, e);
-      while (count_[cs] < target_[cs]) {
+      while (Under(c)) {
         const auto [q, qi] = FindTake(
             e_pref, e, [&](int d) { return Over(d); }, n_);
         if (q == n_) break;
@@ -519,6 +523,7 @@ class Builder {
   }
 
   std::vector<int> start_;
+  int64_t slack_ = 0;  // members within target +- slack are balanced
   const Shape& shape_;
   uint64_t n_;
   uint32_t r_;

@@ -406,6 +406,17 @@ TEST_F(ClusterE2eTest, AdminManagesRingsAndOptionsThroughTheCli) {
   std::tie(rc, out) = Cli(admin, "admin ring update r2 --member " + id + ":3:eu");
   ASSERT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("version 2"), std::string::npos) << out;
+  // Raising the partition power splits partitions in place: nothing moves.
+  std::tie(rc, out) = Cli(admin, "admin ring update r2 --partition-power 10 --dry-run");
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("0 of 1024 partitions change placement"), std::string::npos) << out;
+  std::tie(rc, out) = Cli(admin, "admin ring update r2 --partition-power 10");
+  ASSERT_EQ(rc, 0) << out;
+  std::tie(rc, out) = Cli(admin, "admin ring list");
+  EXPECT_NE(out.find("r2\tv3\treplicas 1\tpower 10"), std::string::npos) << out;
+  EXPECT_NE(out.find("replicas     1024 (ideal 1024.0)"), std::string::npos) << out;
+  expect_error("admin ring update r2 --partition-power 19", "INVALID_ARGUMENT", "partition power");
+  expect_error("admin ring update r2 --replicas 2", "INVALID_ARGUMENT", "wants 2 replicas");
 
   std::tie(rc, out) = Cli(admin, "admin option add gold --ring r2 --mode degraded");
   ASSERT_EQ(rc, 0) << out;

@@ -243,6 +243,7 @@ int main(int argc, char** argv) {
 
   std::string ring_id, ring_name;
   uint32_t replicas = 1, partition_power = 16, write_concern = 0;
+  uint32_t update_replicas = 0, update_power = 0;
   std::vector<std::string> members;
   bool dry_run = false, make_default = false;
   std::string mode = "consistent";
@@ -250,15 +251,20 @@ int main(int argc, char** argv) {
   admin_ring->require_subcommand(1);
   auto* r_list = admin_ring->add_subcommand("list", "List rings");
   auto* r_create = admin_ring->add_subcommand("create", "Create a ring");
-  auto* r_update = admin_ring->add_subcommand("update", "Change a ring's members and weights");
-  for (auto* c : {r_create, r_update}) {
-    c->add_option("id", ring_id, "Ring id")->required();
-    c->add_option("--member", members, "CLUSTER[:WEIGHT[:REGION]] (repeat for each member)")
-        ->required();
-  }
+  auto* r_update = admin_ring->add_subcommand(
+      "update", "Change a ring's members and weights, replicas or partition power");
+  for (auto* c : {r_create, r_update}) c->add_option("id", ring_id, "Ring id")->required();
+  r_create->add_option("--member", members, "CLUSTER[:WEIGHT[:REGION]] (repeat for each member)")
+      ->required();
+  r_update->add_option("--member", members,
+                       "CLUSTER[:WEIGHT[:REGION]] (repeat for each member; the whole new list; "
+                       "none = keep the members)");
   r_create->add_option("--replicas", replicas, "Replicas per object")->capture_default_str();
   r_create->add_option("--partition-power", partition_power, "Partitions = 2^power (1..18)")
       ->capture_default_str();
+  r_update->add_option("--replicas", update_replicas, "New replica count (0 = keep)");
+  r_update->add_option("--partition-power", update_power,
+                       "New partition power (0 = keep; raising it moves nothing)");
   r_update->add_flag("--dry-run", dry_run, "Only print what would move");
   auto* admin_option = admin->add_subcommand("option", "Storage options (policies)");
   admin_option->require_subcommand(1);
@@ -557,6 +563,8 @@ int main(int argc, char** argv) {
     mcos::v1::UpdateRingRequest req;
     req.set_id(ring_id);
     req.set_dry_run(dry_run);
+    req.set_replicas(update_replicas);
+    req.set_partition_power(update_power);
     if (auto s = parse_members(req.mutable_members()); !s.ok()) return Fail(s);
     auto r = client.UpdateRing(req);
     if (!r.ok()) return Fail(r.status());
