@@ -37,6 +37,8 @@ run() { echo "\$ mcos $*"; mcos "$@"; }
 echo "$MCOS_ADMIN_PASSWORD" | mcos --endpoint "$endpoint" login admin --password-stdin
 echo "demo-password" | run admin user add demo --password-stdin
 run admin cluster status
+run admin ring list
+run admin ring update default --partition-power 17 --dry-run
 echo "demo-password" | run --endpoint "$endpoint" login demo --password-stdin
 run mb photos
 head -c $((20 * 1024 * 1024 + 123)) /dev/urandom >"$work/holiday.bin"

@@ -162,7 +162,7 @@ absl::Status Controller::Bootstrap() {
   if (!ring) {
     mcos::v1::Ring r;
     r.set_id(kDefault);
-    r.set_partition_power(8);
+    r.set_partition_power(16);  // room for a federation of ~100 clusters
     r.set_replicas(1);
     r.set_version(1);
     auto* m = r.add_members();

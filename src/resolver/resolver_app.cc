@@ -89,6 +89,7 @@ absl::Status ResolverApp::Start(const std::string& own_endpoint,
   refresher_ = std::thread([this] {
     while (!stop_.HasBeenNotified()) {
       if (auto s = Refresh(options_.refresh); !s.ok()) {
+        if (stop_.HasBeenNotified()) break;  // Stop cancelled the watch
         common::LogWarning("cannot refresh rings from the controller: ", s.message());
         if (stop_.WaitForNotificationWithTimeout(options_.refresh)) break;
       }
