@@ -580,7 +580,13 @@ absl::StatusOr<CompiledRing> CompiledRing::Make(const mcos::v1::Ring& ring) {
   out.replicas_ = ring.replicas();
   mcos::v1::RingLayout built;
   const mcos::v1::RingLayout* layout = &ring.layout();
-  if (!HasUsableLayout(ring)) {
+  const bool has_layout = ring.layout().clusters_size() > 0 || !ring.layout().slots().empty();
+  if (has_layout && !HasUsableLayout(ring)) {
+    return absl::DataLossError(absl::StrCat(
+        "ring '", ring.id(), "' version ", ring.version(), " has a layout of ",
+        ring.layout().slots().size(), " bytes, which does not fit its partitions and replicas"));
+  }
+  if (!has_layout) {
     auto b = BuildLayout(ring, nullptr);
     if (!b.ok()) return b.status();
     built = *std::move(b);
@@ -611,6 +617,22 @@ absl::StatusOr<CompiledRing> CompiledRing::Make(const mcos::v1::Ring& ring) {
                                               " of ", layout->clusters_size()));
     }
     out.slots_[s] = k;
+  }
+  // A layout arrives through metadata (from other clusters too): check it before trusting it.
+  if (out.replicas_ == 0 || slots != (size_t{1} << out.power_) * out.replicas_) {
+    return absl::DataLossError(absl::StrCat("ring '", ring.id(), "' has a layout of ", slots,
+                                            " slots for ", out.replicas_, " replicas at power ",
+                                            out.power_));
+  }
+  for (uint32_t p = 0; p < out.partitions(); ++p) {
+    const auto set = out.Replicas(p);
+    for (size_t i = 0; i < set.size(); ++i) {
+      if (std::find(set.begin(), set.begin() + static_cast<std::ptrdiff_t>(i), set[i]) !=
+          set.begin() + static_cast<std::ptrdiff_t>(i)) {
+        return absl::DataLossError(absl::StrCat("ring '", ring.id(), "' layout puts cluster '",
+                                                out.clusters_[set[i]], "' twice in partition ", p));
+      }
+    }
   }
   return out;
 }

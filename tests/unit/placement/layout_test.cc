@@ -235,6 +235,32 @@ TEST(LayoutTest, DeterministicAndIndependentOfSerialization) {
   }
 }
 
+TEST(LayoutTest, ACorruptLayoutIsRefused) {
+  std::mt19937_64 rng(23);
+  Ring ring = RandomRing(rng, 8);
+  while (ring.members_size() < 3) ring = RandomRing(rng, 8);
+  ring.set_replicas(2);
+  ring = WithLayout(ring, nullptr);
+  ASSERT_TRUE(CompiledRing::Make(ring).ok());
+  Ring twice = ring;  // partition 0 names its first cluster twice
+  std::string slots = twice.layout().slots();
+  slots[2] = slots[0];
+  slots[3] = slots[1];
+  twice.mutable_layout()->set_slots(slots);
+  EXPECT_EQ(CompiledRing::Make(twice).status().code(), absl::StatusCode::kDataLoss);
+  Ring out_of_range = ring;  // an index past the cluster list
+  slots = ring.layout().slots();
+  slots[1] = static_cast<char>(0x7F);
+  out_of_range.mutable_layout()->set_slots(slots);
+  EXPECT_EQ(CompiledRing::Make(out_of_range).status().code(), absl::StatusCode::kDataLoss);
+  Ring short_layout = ring;  // cut short: refused, not silently rebuilt
+  short_layout.mutable_layout()->set_slots(ring.layout().slots().substr(2));
+  EXPECT_EQ(CompiledRing::Make(short_layout).status().code(), absl::StatusCode::kDataLoss);
+  Ring none = ring;  // no layout at all (a ring stored before layouts): laid out from scratch
+  none.clear_layout();
+  EXPECT_TRUE(CompiledRing::Make(none).ok());
+}
+
 TEST(LayoutPropertyTest, BalancedWithinFivePercentAtPower16) {
   std::mt19937_64 rng(2026);
   std::map<uint32_t, double> worst_by_power;
