@@ -500,17 +500,18 @@ absl::StatusOr<std::vector<mcos::v1::Ring>> Controller::ListRings() {
 absl::StatusOr<mcos::v1::Ring> Controller::CreateRing(mcos::v1::Ring ring) {
   // Until the federation lands, the only cluster a ring can name is this one.
   MCOS_RETURN_IF_ERROR(placement::ValidateRing(ring, {cluster_id_}));
-  absl::MutexLock lock(&write_mu_);
-  MCOS_ASSIGN_OR_RETURN(auto existing, store_->GetRow(kRings, ring.id()));
-  if (existing && !existing->tombstone()) {
-    return absl::AlreadyExistsError(absl::StrCat("ring '", ring.id(), "' already exists"));
-  }
   ring.set_version(1);
   for (auto& m : *ring.mutable_members()) {
     m.clear_assigned_replicas();
     m.clear_ideal_replicas();
   }
+  // Laid out before taking the write lock: it takes up to a second for large rings.
   MCOS_ASSIGN_OR_RETURN(*ring.mutable_layout(), placement::BuildLayout(ring, nullptr));
+  absl::MutexLock lock(&write_mu_);
+  MCOS_ASSIGN_OR_RETURN(auto existing, store_->GetRow(kRings, ring.id()));
+  if (existing && !existing->tombstone()) {
+    return absl::AlreadyExistsError(absl::StrCat("ring '", ring.id(), "' already exists"));
+  }
   *ring.mutable_stamp() = Stamp();
   MCOS_RETURN_IF_ERROR(PutRow(kRings, ring.id(), &ring).status());
   common::LogInfo("created ring '", ring.id(), "' (", ring.members_size(), " members, ",
@@ -518,39 +519,60 @@ absl::StatusOr<mcos::v1::Ring> Controller::CreateRing(mcos::v1::Ring ring) {
   return ForAdmin(std::move(ring));
 }
 
+absl::Status Controller::CheckUnchanged(const std::string& table, const mcos::v1::MetadataRow& seen,
+                                        absl::string_view what) {
+  MCOS_ASSIGN_OR_RETURN(auto now, store_->GetRow(table, seen.key()));
+  if (!now || now->tombstone() || now->version().hlc() != seen.version().hlc() ||
+      now->version().cluster() != seen.version().cluster()) {
+    return absl::AbortedError(absl::StrCat(what, " '", seen.key(),
+                                           "' changed while this change was computed; run it "
+                                           "again"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Controller::CheckWriteConcerns(const mcos::v1::Ring& ring) {
+  MCOS_ASSIGN_OR_RETURN(auto rows, store_->ListRows(kOptions, "", "", 100000, false));
+  MCOS_ASSIGN_OR_RETURN(auto options, ParseAll<mcos::v1::Option>(rows));
+  for (const auto& o : options) {
+    if (o.ring() == ring.id() && o.write_concern() > ring.replicas()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "option '", o.name(), "' writes to ", o.write_concern(), " replicas of ring '", ring.id(),
+          "'; lower its write concern before the ring's replicas"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<mcos::v1::UpdateRingResponse> Controller::UpdateRing(
     const mcos::v1::UpdateRingRequest& request) {
-  absl::MutexLock lock(&write_mu_);
+  // The new layout, and the bytes that would move, are computed without the write lock (they
+  // take a while and ask the storage service); the write checks that the ring did not change
+  // meanwhile.
   MCOS_ASSIGN_OR_RETURN(auto row, store_->GetRow(kRings, request.id()));
   if (!row || row->tombstone()) {
     return absl::NotFoundError(absl::StrCat("ring '", request.id(), "' not found"));
   }
   MCOS_ASSIGN_OR_RETURN(mcos::v1::Ring current, ParseRow<mcos::v1::Ring>(*row));
-  MCOS_ASSIGN_OR_RETURN(auto option_rows, store_->ListRows(kOptions, "", "", 100000, false));
-  MCOS_ASSIGN_OR_RETURN(auto all_options, ParseAll<mcos::v1::Option>(option_rows));
-  std::vector<std::string> users_of_ring;
-  for (const auto& o : all_options) {
-    if (o.ring() == current.id()) users_of_ring.push_back(o.name());
-  }
   mcos::v1::Ring next = current;
   next.clear_layout();
   if (!request.members().empty()) *next.mutable_members() = request.members();
   if (request.replicas() != 0) next.set_replicas(request.replicas());
   if (request.partition_power() != 0) next.set_partition_power(request.partition_power());
-  for (const auto& o : all_options) {
-    if (o.ring() == current.id() && o.write_concern() > next.replicas()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "option '", o.name(), "' writes to ", o.write_concern(), " replicas of ring '",
-          current.id(), "'; lower its write concern before the ring's replicas"));
-    }
-  }
   for (auto& m : *next.mutable_members()) {
     m.clear_assigned_replicas();
     m.clear_ideal_replicas();
   }
   next.set_version(current.version() + 1);
   MCOS_RETURN_IF_ERROR(placement::ValidateRing(next, {cluster_id_}));
+  MCOS_RETURN_IF_ERROR(CheckWriteConcerns(next));
   MCOS_ASSIGN_OR_RETURN(*next.mutable_layout(), placement::BuildLayout(next, &current));
+  MCOS_ASSIGN_OR_RETURN(auto option_rows, store_->ListRows(kOptions, "", "", 100000, false));
+  MCOS_ASSIGN_OR_RETURN(auto all_options, ParseAll<mcos::v1::Option>(option_rows));
+  std::vector<std::string> users_of_ring;
+  for (const auto& o : all_options) {
+    if (o.ring() == current.id()) users_of_ring.push_back(o.name());
+  }
   mcos::v1::UpdateRingResponse response;
   const auto bytes = BytesOf(users_of_ring, next.partition_power());
   MCOS_ASSIGN_OR_RETURN(*response.mutable_plan(),
@@ -560,6 +582,9 @@ absl::StatusOr<mcos::v1::UpdateRingResponse> Controller::UpdateRing(
     *response.mutable_ring() = ForAdmin(std::move(current));
     return response;
   }
+  absl::MutexLock lock(&write_mu_);
+  MCOS_RETURN_IF_ERROR(CheckUnchanged(kRings, *row, "ring"));
+  MCOS_RETURN_IF_ERROR(CheckWriteConcerns(next));  // an option may have been added meanwhile
   *next.mutable_stamp() = Stamp();
   MCOS_RETURN_IF_ERROR(PutRow(kRings, next.id(), &next).status());
   common::LogInfo("updated ring '", next.id(), "' to version ", next.version(), "; ",
@@ -633,7 +658,7 @@ absl::StatusOr<mcos::v1::Option> Controller::AddOption(mcos::v1::Option option) 
 
 absl::StatusOr<mcos::v1::SetOptionRingResponse> Controller::SetOptionRing(
     const mcos::v1::SetOptionRingRequest& request) {
-  absl::MutexLock lock(&write_mu_);
+  // Planned without the write lock (see UpdateRing).
   MCOS_ASSIGN_OR_RETURN(auto row, store_->GetRow(kOptions, request.option()));
   if (!row || row->tombstone()) {
     return absl::NotFoundError(absl::StrCat("option '", request.option(), "' not found"));
@@ -659,6 +684,8 @@ absl::StatusOr<mcos::v1::SetOptionRingResponse> Controller::SetOptionRing(
     response.mutable_plan()->set_bytes_unknown(bytes == nullptr);
   }
   if (!request.dry_run()) {
+    absl::MutexLock lock(&write_mu_);
+    MCOS_RETURN_IF_ERROR(CheckUnchanged(kOptions, *row, "option"));
     option.set_ring(to.id());
     *option.mutable_version() = Stamp();
     MCOS_RETURN_IF_ERROR(PutRow(kOptions, option.name(), &option).status());

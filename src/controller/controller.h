@@ -163,6 +163,11 @@ class Controller {
   // dropped whenever this controller stores a row of that key, so they are never stale.
   absl::Mutex cache_mu_;
   std::map<std::string, std::optional<mcos::v1::Container>> containers_ ABSL_GUARDED_BY(cache_mu_);
+  // ABORTED if the row `seen` (read before a long computation) has changed since. Needs write_mu_.
+  absl::Status CheckUnchanged(const std::string& table, const mcos::v1::MetadataRow& seen,
+                              absl::string_view what) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  // FAILED_PRECONDITION if an option using `ring` writes to more replicas than it has.
+  absl::Status CheckWriteConcerns(const mcos::v1::Ring& ring);
   // Bytes per partition of the options in `options` summed (null if unknown).
   std::unique_ptr<std::vector<uint64_t>> BytesOf(const std::vector<std::string>& options,
                                                  uint32_t power);

@@ -52,6 +52,61 @@ TEST_F(ControllerTest, BootstrapsAdminDefaultRingAndOption) {
   EXPECT_TRUE(snap->options(0).is_default());
 }
 
+TEST_F(ControllerTest, RingsAreStoredWithLayoutsAndShownWithout) {
+  mcos::v1::Ring ring;
+  ring.set_id("r2");
+  ring.set_partition_power(10);
+  ring.set_replicas(1);
+  auto* m = ring.add_members();
+  m->set_cluster("c1");
+  m->set_weight(2);
+  auto created = controller_->CreateRing(ring);
+  MCOS_ASSERT_OK(created);
+  EXPECT_FALSE(created->has_layout());                        // answers leave the layout out...
+  EXPECT_EQ(created->members(0).assigned_replicas(), 1024u);  // ...and say what it holds
+  EXPECT_DOUBLE_EQ(created->members(0).ideal_replicas(), 1024.0);
+  auto snap = controller_->Snapshot();  // resolvers get it
+  MCOS_ASSERT_OK(snap);
+  const mcos::v1::Ring* stored = nullptr;
+  for (const auto& r : snap->rings()) {
+    if (r.id() == "r2") stored = &r;
+  }
+  ASSERT_NE(stored, nullptr);
+  EXPECT_EQ(stored->layout().slots().size(), 2u * 1024);
+  // A snapshot at the current revision is "unchanged" and carries no rings.
+  auto same = controller_->Snapshot(snap->revision());
+  MCOS_ASSERT_OK(same);
+  EXPECT_TRUE(same->unchanged());
+  EXPECT_EQ(same->rings_size(), 0);
+
+  mcos::v1::UpdateRingRequest update;
+  update.set_id("r2");
+  update.set_partition_power(12);
+  update.set_dry_run(true);
+  auto dry = controller_->UpdateRing(update);
+  MCOS_ASSERT_OK(dry);
+  EXPECT_EQ(dry->plan().partitions_total(), 4096u);
+  EXPECT_EQ(dry->plan().partitions_moved(), 0u);
+  EXPECT_TRUE(dry->plan().bytes_unknown());  // no storage service in this test
+  EXPECT_EQ(dry->ring().version(), 1u);
+  auto unchanged = controller_->Snapshot(snap->revision());
+  MCOS_ASSERT_OK(unchanged);
+  EXPECT_TRUE(unchanged->unchanged()) << "a dry run must not write";
+  update.set_dry_run(false);
+  auto done = controller_->UpdateRing(update);
+  MCOS_ASSERT_OK(done);
+  EXPECT_EQ(done->ring().version(), 2u);
+  EXPECT_EQ(done->ring().partition_power(), 12u);
+  EXPECT_EQ(done->ring().members(0).cluster(), "c1");  // members kept when none are given
+  EXPECT_EQ(done->ring().members(0).assigned_replicas(), 4096u);
+  auto after = controller_->Snapshot(snap->revision());
+  MCOS_ASSERT_OK(after);
+  EXPECT_FALSE(after->unchanged());
+  EXPECT_GT(after->revision(), snap->revision());
+  update.set_partition_power(19);
+  MCOS_EXPECT_CODE(controller_->UpdateRing(update), kInvalidArgument);
+}
+
 TEST_F(ControllerTest, TokensCarryUserRoleAndExpire) {
   MCOS_ASSERT_OK(controller_->AddUser("alice", "pw", "user"));
   auto login = controller_->Login("alice", "pw");
