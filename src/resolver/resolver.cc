@@ -67,6 +67,7 @@ absl::StatusOr<mcos::v1::ResolveResponse> Resolver::Resolve(
     MCOS_RETURN_IF_ERROR(common::ValidateObjectName(k.object()));
   }
   mcos::v1::ResolveResponse response;
+  bool refreshed = false;
   for (const auto& k : request.keys()) {
     auto* p = response.add_placements();
     std::string option_name = request.option();
@@ -78,7 +79,7 @@ absl::StatusOr<mcos::v1::ResolveResponse> Resolver::Resolve(
       }
       option_name = *looked_up;
     }
-    if (refresh_) {
+    if (refresh_ && !refreshed) {
       // A name this resolver has not seen yet may be newer than its snapshot: reload once.
       bool known;
       {
@@ -86,7 +87,10 @@ absl::StatusOr<mcos::v1::ResolveResponse> Resolver::Resolve(
         auto o = options_.find(option_name);
         known = o != options_.end() && rings_.count(o->second.ring()) > 0;
       }
-      if (!known) refresh_();
+      if (!known) {
+        refresh_();
+        refreshed = true;  // once per request, however many keys name unknown options
+      }
     }
     std::shared_ptr<const placement::CompiledRing> ring;
     uint64_t ring_version = 0;
