@@ -227,6 +227,7 @@ class Builder {
       for (uint32_t i = 0; i < std::min(r_, old_r); ++i) {
         const size_t at = (old_p * old_r + i) * 2;
         const auto k = static_cast<uint16_t>(bytes[at] | (bytes[at + 1] << 8));
+        if (k >= map_old.size()) continue;  // a damaged previous layout: refill the slot
         const int m = map_old[k];
         if (m >= 0 && !Holds(p, m)) Set(p, i, m);
       }
