@@ -2,7 +2,8 @@
 // partition power 16. Run: build/release/tools/mcos-placement-bench
 //   BM_PlaceObject     object hash + partition + replica set from the ring's layout (what a
 //                      write needs);
-//   BM_PlaceWithHandoffs  the same plus the handoff order (every other member, by straw2 score);
+//   BM_PlaceWithHandoffs  the same plus the handoff order (every other member, by straw2 score;
+//                      computed once per partition, then cached);
 //   BM_Straw2Only      pure straw2 placement without a layout, for comparison;
 //   BM_BuildLayout     the controller's ring builder, from scratch.
 #include <benchmark/benchmark.h>

@@ -3,6 +3,7 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <cmath>
 #include <map>
@@ -635,13 +636,35 @@ absl::StatusOr<CompiledRing> CompiledRing::Make(const mcos::v1::Ring& ring) {
       }
     }
   }
+  size_t weighted = 0;
+  for (double w : out.weights_) weighted += w > 0;
+  if (weighted > out.replicas_) {
+    out.handoff_width_ = weighted - out.replicas_;
+    if (static_cast<size_t>(out.partitions()) * out.handoff_width_ <= kHandoffCacheEntries) {
+      out.handoffs_ = std::make_shared<HandoffCache>(out.partitions(), out.handoff_width_);
+    }
+  }
   return out;
 }
 
-CompiledRing::Placement CompiledRing::Place(uint32_t partition) const {
-  Placement out;
+// Per partition: state 0 = not computed, 1 = being written by one thread, 2 = ready. A thread
+// that finds 0 claims the partition and publishes its order; others compute their own meanwhile.
+struct CompiledRing::HandoffCache {
+  HandoffCache(size_t partitions, size_t width)
+      : entries(partitions * width), state(new std::atomic<uint8_t>[partitions]) {
+    for (size_t p = 0; p < partitions; ++p) state[p].store(0, std::memory_order_relaxed);
+  }
+  std::vector<uint16_t> entries;
+  std::unique_ptr<std::atomic<uint8_t>[]> state;
+};
+
+std::vector<uint16_t> CompiledRing::HandoffIndexes(uint32_t partition) const {
+  const size_t width = handoff_width_;
+  if (handoffs_ && handoffs_->state[partition].load(std::memory_order_acquire) == 2) {
+    const auto* first = handoffs_->entries.data() + static_cast<size_t>(partition) * width;
+    return {first, first + width};
+  }
   const auto replicas = Replicas(partition);
-  for (uint16_t k : replicas) out.replicas.push_back(clusters_[k]);
   std::vector<std::pair<double, uint16_t>> rest;
   for (size_t k = 0; k < clusters_.size(); ++k) {
     if (!(weights_[k] > 0)) continue;
@@ -651,7 +674,27 @@ CompiledRing::Placement CompiledRing::Place(uint32_t partition) const {
   std::sort(rest.begin(), rest.end(), [&](const auto& a, const auto& b) {
     return a.first != b.first ? a.first > b.first : clusters_[a.second] < clusters_[b.second];
   });
-  for (const auto& [score, k] : rest) out.handoffs.push_back(clusters_[k]);
+  std::vector<uint16_t> out;
+  out.reserve(rest.size());
+  for (const auto& [score, k] : rest) out.push_back(k);
+  if (handoffs_ && out.size() == width) {
+    uint8_t expected = 0;
+    auto& state = handoffs_->state[partition];
+    if (state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
+      std::copy(out.begin(), out.end(),
+                handoffs_->entries.begin() + static_cast<std::ptrdiff_t>(partition * width));
+      state.store(2, std::memory_order_release);
+    }
+  }
+  return out;
+}
+
+CompiledRing::Placement CompiledRing::Place(uint32_t partition) const {
+  Placement out;
+  for (uint16_t k : Replicas(partition)) out.replicas.push_back(clusters_[k]);
+  const auto handoffs = HandoffIndexes(partition);
+  out.handoffs.reserve(handoffs.size());
+  for (uint16_t k : handoffs) out.handoffs.push_back(clusters_[k]);
   return out;
 }
 

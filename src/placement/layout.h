@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -62,7 +63,10 @@ class CompiledRing {
     std::vector<std::string> replicas;
     std::vector<std::string> handoffs;
   };
+  // Thread-safe. The handoff order of a partition is computed once and kept while the ring is
+  // small enough (partitions x handoffs <= kHandoffCacheEntries); otherwise on every call.
   Placement Place(uint32_t partition) const;
+  static constexpr size_t kHandoffCacheEntries = size_t{8} << 20;  // 16 MiB of u16
   // How many replicas each cluster holds (indexed like clusters()).
   std::vector<uint64_t> ReplicaCounts() const;
 
@@ -72,6 +76,11 @@ class CompiledRing {
   std::vector<std::string> clusters_;
   std::vector<double> weights_;  // like clusters_; handoff scores
   std::vector<uint16_t> slots_;
+  struct HandoffCache;
+  std::shared_ptr<HandoffCache> handoffs_;  // shared by copies: same ring, same answers
+  size_t handoff_width_ = 0;
+
+  std::vector<uint16_t> HandoffIndexes(uint32_t partition) const;
 };
 
 }  // namespace mcos::placement

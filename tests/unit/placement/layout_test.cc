@@ -4,11 +4,13 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <map>
 #include <random>
 #include <set>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "placement/ring.h"
@@ -259,6 +261,39 @@ TEST(LayoutTest, ACorruptLayoutIsRefused) {
   Ring none = ring;  // no layout at all (a ring stored before layouts): laid out from scratch
   none.clear_layout();
   EXPECT_TRUE(CompiledRing::Make(none).ok());
+}
+
+TEST(LayoutTest, CachedHandoffsMatchAndAreThreadSafe) {
+  std::mt19937_64 rng(29);
+  Ring ring = RandomRing(rng, 10);
+  while (ring.members_size() < 6) ring = RandomRing(rng, 10);
+  ring = WithLayout(ring, nullptr);
+  const CompiledRing reference = *CompiledRing::Make(ring);
+  std::vector<CompiledRing::Placement> want;
+  for (uint32_t p = 0; p < reference.partitions(); ++p) want.push_back(reference.Place(p));
+  const CompiledRing shared = *CompiledRing::Make(ring);  // a fresh cache, filled by 4 threads
+  std::atomic<int> mismatches{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int round = 0; round < 3; ++round) {
+        for (uint32_t i = 0; i < shared.partitions(); ++i) {
+          const uint32_t p = (i * 7919u + static_cast<uint32_t>(t) * 131u) % shared.partitions();
+          const auto got = shared.Place(p);
+          if (got.replicas != want[p].replicas || got.handoffs != want[p].handoffs) ++mismatches;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(mismatches.load(), 0);
+  // Cached answers equal computed ones: handoffs are every other weighted member, by straw2.
+  for (uint32_t p = 0; p < shared.partitions(); p += 97) {
+    const auto again = shared.Place(p);
+    EXPECT_EQ(again.handoffs, want[p].handoffs);
+    EXPECT_EQ(again.replicas.size() + again.handoffs.size(),
+              static_cast<size_t>(ring.members_size()));
+  }
 }
 
 TEST(LayoutPropertyTest, BalancedWithinFivePercentAtPower16) {

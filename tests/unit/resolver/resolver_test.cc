@@ -45,11 +45,12 @@ mcos::v1::ResolveRequest Keys(const std::string& option, int n) {
 
 class ResolverTest : public ::testing::Test {
  protected:
-  Resolver resolver_{[](const std::string&, const std::string& name) -> absl::StatusOr<std::string> {
-                       if (name == "photos") return std::string("gold");
-                       return absl::NotFoundError("no such container");
-                     },
-                     [this] { ++refreshes_; }};
+  Resolver resolver_{
+      [](const std::string&, const std::string& name) -> absl::StatusOr<std::string> {
+        if (name == "photos") return std::string("gold");
+        return absl::NotFoundError("no such container");
+      },
+      [this] { ++refreshes_; }};
   int refreshes_ = 0;
 };
 
@@ -66,8 +67,8 @@ TEST_F(ResolverTest, PlacesFromTheLayout) {
   MCOS_ASSERT_OK(r);
   for (int i = 0; i < 50; ++i) {
     const auto& p = r->placements(i);
-    const uint32_t partition =
-        placement::PartitionOf(placement::ObjectHash("alice", "photos", "o" + std::to_string(i)), 10);
+    const uint32_t partition = placement::PartitionOf(
+        placement::ObjectHash("alice", "photos", "o" + std::to_string(i)), 10);
     EXPECT_EQ(p.partition(), partition);
     EXPECT_EQ(p.option(), "gold");
     EXPECT_EQ(p.ring_id(), "main");
