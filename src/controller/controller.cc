@@ -488,6 +488,14 @@ mcos::v1::Ring ForAdmin(mcos::v1::Ring ring) {
   return ring;
 }
 
+// Members' assigned and ideal counts are filled in answers only; never stored from a request.
+void ClearAnswerFields(mcos::v1::Ring& ring) {
+  for (auto& m : *ring.mutable_members()) {
+    m.clear_assigned_replicas();
+    m.clear_ideal_replicas();
+  }
+}
+
 }  // namespace
 
 absl::StatusOr<std::vector<mcos::v1::Ring>> Controller::ListRings() {
@@ -501,10 +509,7 @@ absl::StatusOr<mcos::v1::Ring> Controller::CreateRing(mcos::v1::Ring ring) {
   // Until the federation lands, the only cluster a ring can name is this one.
   MCOS_RETURN_IF_ERROR(placement::ValidateRing(ring, {cluster_id_}));
   ring.set_version(1);
-  for (auto& m : *ring.mutable_members()) {
-    m.clear_assigned_replicas();
-    m.clear_ideal_replicas();
-  }
+  ClearAnswerFields(ring);
   // Laid out before taking the write lock: it takes up to a second for large rings.
   MCOS_ASSIGN_OR_RETURN(*ring.mutable_layout(), placement::BuildLayout(ring, nullptr));
   absl::MutexLock lock(&write_mu_);
@@ -531,11 +536,22 @@ absl::Status Controller::CheckUnchanged(const std::string& table, const mcos::v1
   return absl::OkStatus();
 }
 
-absl::Status Controller::CheckWriteConcerns(const mcos::v1::Ring& ring) {
+absl::StatusOr<std::vector<mcos::v1::Option>> Controller::OptionsUsing(const std::string& ring) {
   MCOS_ASSIGN_OR_RETURN(auto rows, store_->ListRows(kOptions, "", "", 100000, false));
   MCOS_ASSIGN_OR_RETURN(auto options, ParseAll<mcos::v1::Option>(rows));
+  std::erase_if(options, [&](const mcos::v1::Option& o) { return o.ring() != ring; });
+  return options;
+}
+
+absl::Status Controller::CheckWriteConcerns(const mcos::v1::Ring& ring) {
+  MCOS_ASSIGN_OR_RETURN(auto options, OptionsUsing(ring.id()));
+  return CheckWriteConcerns(ring, options);
+}
+
+absl::Status Controller::CheckWriteConcerns(const mcos::v1::Ring& ring,
+                                            const std::vector<mcos::v1::Option>& options) {
   for (const auto& o : options) {
-    if (o.ring() == ring.id() && o.write_concern() > ring.replicas()) {
+    if (o.write_concern() > ring.replicas()) {
       return absl::FailedPreconditionError(absl::StrCat(
           "option '", o.name(), "' writes to ", o.write_concern(), " replicas of ring '", ring.id(),
           "'; lower its write concern before the ring's replicas"));
@@ -559,20 +575,14 @@ absl::StatusOr<mcos::v1::UpdateRingResponse> Controller::UpdateRing(
   if (!request.members().empty()) *next.mutable_members() = request.members();
   if (request.replicas() != 0) next.set_replicas(request.replicas());
   if (request.partition_power() != 0) next.set_partition_power(request.partition_power());
-  for (auto& m : *next.mutable_members()) {
-    m.clear_assigned_replicas();
-    m.clear_ideal_replicas();
-  }
+  ClearAnswerFields(next);
   next.set_version(current.version() + 1);
   MCOS_RETURN_IF_ERROR(placement::ValidateRing(next, {cluster_id_}));
-  MCOS_RETURN_IF_ERROR(CheckWriteConcerns(next));
+  MCOS_ASSIGN_OR_RETURN(const auto options, OptionsUsing(current.id()));
+  MCOS_RETURN_IF_ERROR(CheckWriteConcerns(next, options));
   MCOS_ASSIGN_OR_RETURN(*next.mutable_layout(), placement::BuildLayout(next, &current));
-  MCOS_ASSIGN_OR_RETURN(auto option_rows, store_->ListRows(kOptions, "", "", 100000, false));
-  MCOS_ASSIGN_OR_RETURN(auto all_options, ParseAll<mcos::v1::Option>(option_rows));
   std::vector<std::string> users_of_ring;
-  for (const auto& o : all_options) {
-    if (o.ring() == current.id()) users_of_ring.push_back(o.name());
-  }
+  for (const auto& o : options) users_of_ring.push_back(o.name());
   mcos::v1::UpdateRingResponse response;
   const auto bytes = BytesOf(users_of_ring, next.partition_power());
   MCOS_ASSIGN_OR_RETURN(*response.mutable_plan(),

@@ -166,8 +166,12 @@ class Controller {
   // ABORTED if the row `seen` (read before a long computation) has changed since. Needs write_mu_.
   absl::Status CheckUnchanged(const std::string& table, const mcos::v1::MetadataRow& seen,
                               absl::string_view what) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  // The options placed by ring `ring`.
+  absl::StatusOr<std::vector<mcos::v1::Option>> OptionsUsing(const std::string& ring);
   // FAILED_PRECONDITION if an option using `ring` writes to more replicas than it has.
   absl::Status CheckWriteConcerns(const mcos::v1::Ring& ring);
+  static absl::Status CheckWriteConcerns(const mcos::v1::Ring& ring,
+                                         const std::vector<mcos::v1::Option>& options);
   // Bytes per partition of the options in `options` summed (null if unknown).
   std::unique_ptr<std::vector<uint64_t>> BytesOf(const std::vector<std::string>& options,
                                                  uint32_t power);

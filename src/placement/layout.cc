@@ -384,26 +384,30 @@ class Builder {
     return count_[static_cast<size_t>(m)] > target_[static_cast<size_t>(m)] + slack_;
   }
 
-  // Partitions in m's order of preference (straw2 score, best first). For one member the score
-  // grows with its hash, so no logarithm is needed; the order is sorted lazily, a chunk at a
-  // time, since a walk usually stops early.
+  // A member's preference for partition p, as a sortable key: for one member the straw2 score
+  // grows with its hash, so no logarithm is needed. Best first under PreferredFirst.
+  using Keyed = std::pair<uint64_t, uint32_t>;  // (key, partition)
+  Keyed PreferenceKey(int m, uint64_t p) const {
+    const std::string& name = names_[static_cast<size_t>(m)];
+    return {XXH3_64bits_withSeed(name.data(), name.size(), p) >> 11, static_cast<uint32_t>(p)};
+  }
+  static bool PreferredFirst(const Keyed& a, const Keyed& b) {
+    return a.first != b.first ? a.first > b.first : a.second < b.second;
+  }
+
+  // Partitions in m's order of preference, sorted lazily, a chunk at a time, since a walk usually
+  // stops early.
   class Preference {
    public:
     Preference(const Builder& b, int m) {
-      const std::string& name = b.names_[static_cast<size_t>(m)];
       keyed_.resize(b.n_);
-      for (uint64_t p = 0; p < b.n_; ++p) {
-        const uint64_t h = XXH3_64bits_withSeed(name.data(), name.size(), p) >> 11;
-        keyed_[p] = {h, static_cast<uint32_t>(p)};
-      }
+      for (uint64_t p = 0; p < b.n_; ++p) keyed_[p] = b.PreferenceKey(m, p);
     }
     bool Done(size_t i) const { return i >= keyed_.size(); }
     uint32_t At(size_t i) {
       if (i >= sorted_) {
         const size_t end = std::min(keyed_.size(), sorted_ + std::max<size_t>(1024, sorted_));
-        auto cmp = [](const auto& a, const auto& b) {
-          return a.first != b.first ? a.first > b.first : a.second < b.second;
-        };
+        const auto cmp = &Builder::PreferredFirst;
         const auto first = keyed_.begin() + static_cast<std::ptrdiff_t>(sorted_);
         const auto last = keyed_.begin() + static_cast<std::ptrdiff_t>(end);
         std::nth_element(first, last - 1, keyed_.end(), cmp);
@@ -414,7 +418,7 @@ class Builder {
     }
 
    private:
-    std::vector<std::pair<uint64_t, uint32_t>> keyed_;
+    std::vector<Keyed> keyed_;
     size_t sorted_ = 0;
   };
 
@@ -443,19 +447,15 @@ class Builder {
 
   // Partitions holding a slot already changed from the start, in m's order of preference.
   std::vector<uint32_t> ChangedByPreference(int m) const {
-    std::vector<std::pair<uint64_t, uint32_t>> keyed;
-    const std::string& name = names_[static_cast<size_t>(m)];
+    std::vector<Keyed> keyed;
     for (uint64_t p = 0; p < n_; ++p) {
       for (uint32_t i = 0; i < r_; ++i) {
         if (Kept(p, i)) continue;
-        keyed.emplace_back(XXH3_64bits_withSeed(name.data(), name.size(), p) >> 11,
-                           static_cast<uint32_t>(p));
+        keyed.push_back(PreferenceKey(m, p));
         break;
       }
     }
-    std::sort(keyed.begin(), keyed.end(), [](const auto& x, const auto& y) {
-      return x.first != y.first ? x.first > y.first : x.second < y.second;
-    });
+    std::sort(keyed.begin(), keyed.end(), &Builder::PreferredFirst);
     std::vector<uint32_t> out;
     out.reserve(keyed.size());
     for (const auto& [key, p] : keyed) out.push_back(p);

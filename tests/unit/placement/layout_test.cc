@@ -115,20 +115,17 @@ std::map<std::string, double> IdealByCluster(const Ring& ring) {
   return out;
 }
 
-CompiledRing Compile(Ring ring, const Ring* previous) {
-  auto layout = BuildLayout(ring, previous);
-  EXPECT_TRUE(layout.ok()) << layout.status();
-  *ring.mutable_layout() = *layout;
-  auto compiled = CompiledRing::Make(ring);
-  EXPECT_TRUE(compiled.ok()) << compiled.status();
-  return *std::move(compiled);
-}
-
 Ring WithLayout(Ring ring, const Ring* previous) {
   auto layout = BuildLayout(ring, previous);
   EXPECT_TRUE(layout.ok()) << layout.status();
   *ring.mutable_layout() = *layout;
   return ring;
+}
+
+CompiledRing Compile(const Ring& ring, const Ring* previous) {
+  auto compiled = CompiledRing::Make(WithLayout(ring, previous));
+  EXPECT_TRUE(compiled.ok()) << compiled.status();
+  return *std::move(compiled);
 }
 
 // Largest |assigned - ideal| / ideal over the members; also checks distinct clusters and region
