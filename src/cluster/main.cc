@@ -14,6 +14,7 @@
 #include "controller/controller_app.h"
 #include "resolver/resolver_app.h"
 #include "server/server_app.h"
+#include "server/server_flags.h"
 #include "storage/storage_app.h"
 
 namespace {
@@ -34,6 +35,8 @@ int main(int argc, char** argv) {
   int health_period_ms = 2000;
   int token_ttl_minutes = 12 * 60;
   mcos::storage::StorageOptions storage_options;
+  mcos::server::ServerOptions server_options;
+  mcos::server::ServerFlags server_flags;
   auto registry = std::make_shared<prometheus::Registry>();
   storage_options.registry = registry;
   CLI::App cli{
@@ -60,10 +63,12 @@ int main(int argc, char** argv) {
   cli.add_option("--argon2-memory-kib", controller.argon2.memory_kib,
                  "argon2id memory cost of password hashes")
       ->capture_default_str();
+  server_flags.Add(cli, server_options);
   cli.footer(
       "The first start creates the user 'admin' with the password in $MCOS_ADMIN_PASSWORD, "
       "or a generated one written to DATA_DIR/controller/admin-password (mode 0600).");
   CLI11_PARSE(cli, argc, argv);
+  server_flags.Apply(server_options);
   mcos::common::InitLogging("mcos-cluster");
   controller.health_period = absl::Milliseconds(health_period_ms);
   controller.token_ttl = absl::Minutes(token_ttl_minutes);
@@ -81,7 +86,6 @@ int main(int argc, char** argv) {
   auto controller_app = mcos::controller::ControllerApp::Create(controller);
   if (!controller_app.ok()) return Fail(controller_app.status());
   mcos::resolver::ResolverApp resolver({});
-  mcos::server::ServerOptions server_options;
   server_options.token_key = *key;
   server_options.registry = registry;
   mcos::server::ServerApp server(server_options);

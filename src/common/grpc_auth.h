@@ -11,7 +11,7 @@
 namespace mcos::common {
 
 // The token of `authorization: Bearer <token>`; UNAUTHENTICATED when missing or malformed.
-inline absl::StatusOr<std::string> BearerToken(const grpc::ServerContext& context) {
+inline absl::StatusOr<std::string> BearerToken(const grpc::ServerContextBase& context) {
   const auto& md = context.client_metadata();
   auto it = md.find("authorization");
   if (it == md.end()) {

@@ -9,12 +9,14 @@
 #include "common/server_host.h"
 #include "common/token.h"
 #include "server/server_app.h"
+#include "server/server_flags.h"
 
 int main(int argc, char** argv) {
   mallopt(M_ARENA_MAX, 2);
   mallopt(M_MMAP_THRESHOLD, 256 * 1024);
   mcos::common::BlockTerminationSignals();
   mcos::server::ServerOptions options;
+  mcos::server::ServerFlags server_flags;
   std::string listen = "127.0.0.1:7403", metrics_listen, controller, key_file;
   CLI::App cli{"mcos-server: the user-facing server of an MCOS cluster"};
   cli.set_config("--config", "", "Read options from this TOML/INI file");
@@ -25,7 +27,9 @@ int main(int argc, char** argv) {
   cli.add_option("--metrics-listen", metrics_listen, "Prometheus /metrics address");
   cli.add_option("--id", options.id, "Service id registered with the controller")
       ->capture_default_str();
+  server_flags.Add(cli, options);
   CLI11_PARSE(cli, argc, argv);
+  server_flags.Apply(options);
   mcos::common::InitLogging("mcos-server");
   auto fail = [](const absl::Status& s) {
     std::fprintf(stderr, "mcos-server: %s\n", std::string(s.message()).c_str());

@@ -1,5 +1,6 @@
 #include "server/server_app.h"
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -9,14 +10,13 @@
 #include "common/logging.h"
 #include "common/names.h"
 #include "common/status_macros.h"
+#include "server/put_reactor.h"
 
 namespace mcos::server {
 namespace {
 
 using common::FromGrpcStatus;
 using common::ToGrpcStatus;
-
-constexpr size_t kMaxChunk = size_t{1} << 20;
 
 void SetDeadline(grpc::ClientContext& ctx, absl::Duration d = absl::Seconds(30)) {
   ctx.set_deadline(absl::ToChronoTime(absl::Now() + d));
@@ -69,7 +69,12 @@ ServerApp::ServerApp(const ServerOptions& options)
                      .Help("Object bytes sent to users (downloads)")
                      .Register(*registry_)
                      .Add({})),
-      user_service_(*this) {}
+      uploads_("uploads", options.max_uploads, options.max_uploads_per_user),
+      downloads_("downloads", options.max_downloads, options.max_downloads_per_user),
+      watchdog_(options.stream_idle_timeout),
+      user_service_(*this) {
+  watchdog_.Start();
+}
 
 ServerApp::~ServerApp() { Stop(); }
 
@@ -139,7 +144,15 @@ absl::StatusOr<ServerApp::Backends> ServerApp::backends() {
   return backends_;
 }
 
-absl::StatusOr<mcos::v1::TokenClaims> ServerApp::Authenticate(const grpc::ServerContext& context) {
+absl::StatusOr<ServerApp::Backends> ServerApp::CachedBackends() {
+  absl::MutexLock lock(&mu_);
+  if (backends_.resolver && backends_.storage) return backends_;
+  return absl::UnavailableError(
+      "this server has not found a live resolver and storage service yet; retry in a moment");
+}
+
+absl::StatusOr<mcos::v1::TokenClaims> ServerApp::Authenticate(
+    const grpc::ServerContextBase& context) {
   MCOS_ASSIGN_OR_RETURN(std::string token, common::BearerToken(context));
   return signer_.Verify(token, absl::Now());
 }
@@ -168,8 +181,13 @@ absl::StatusOr<mcos::v1::Placement> ServerApp::Place(const Backends& b,
   mcos::v1::ResolveResponse resp;
   const grpc::Status s = b.resolver->Resolve(&ctx, req, &resp);
   if (!s.ok()) return FromGrpcStatus(s);
+  return CheckPlacement(resp);
+}
+
+absl::StatusOr<mcos::v1::Placement> ServerApp::CheckPlacement(
+    const mcos::v1::ResolveResponse& resp) const {
   if (resp.placements_size() != 1) return absl::InternalError("the resolver answered no placement");
-  mcos::v1::Placement p = resp.placements(0);
+  const mcos::v1::Placement& p = resp.placements(0);
   if (!p.error().empty()) return absl::FailedPreconditionError(p.error());
   for (const auto& c : p.replicas()) {
     if (c != cluster_id_) {
@@ -211,6 +229,34 @@ mcos::v1::ObjectInfo ServerApp::ToInfo(const mcos::v1::ObjectKey& key,
 }
 
 // ---- UserService ----------------------------------------------------------------------------
+
+namespace {
+
+// Lets the watchdog cancel a synchronous streaming call that stopped making progress.
+class SyncStreamGuard final : public StreamWatchdog::Stream {
+ public:
+  SyncStreamGuard(grpc::ServerContext* context, std::string what)
+      : context_(context), what_(std::move(what)) {}
+  void OnIdle(absl::Duration idle) override {
+    absl::MutexLock lock(&mu_);
+    if (context_ == nullptr) return;
+    common::LogWarning(what_, " from ", context_->peer(), " made no progress for ",
+                       absl::ToInt64Seconds(idle), " s: cancelled");
+    context_->TryCancel();
+  }
+  // Called before the handler returns: the context dies with it.
+  void Detach() {
+    absl::MutexLock lock(&mu_);
+    context_ = nullptr;
+  }
+
+ private:
+  absl::Mutex mu_;
+  grpc::ServerContext* context_ ABSL_GUARDED_BY(mu_);
+  const std::string what_;
+};
+
+}  // namespace
 
 #define MCOS_AUTH_OR_RETURN(claims)                                 \
   auto claims##_or = app_.Authenticate(*context);                   \
@@ -342,120 +388,14 @@ grpc::Status UserGrpcService::DeleteContainer(grpc::ServerContext* context,
   return app_.controller_->DeleteContainer(&ctx, del, &resp);
 }
 
-grpc::Status UserGrpcService::CreateObject(grpc::ServerContext* context,
-                                           grpc::ServerReader<mcos::v1::PutObjectRequest>* reader,
-                                           mcos::v1::ObjectInfo* response) {
-  return Put(context, reader, response, /*create=*/true);
+grpc::ServerReadReactor<grpc::ByteBuffer>* UserGrpcService::CreateObject(
+    grpc::CallbackServerContext* context, grpc::ByteBuffer* response) {
+  return StartPut(app_, context, response, /*create=*/true);
 }
 
-grpc::Status UserGrpcService::UpdateObject(grpc::ServerContext* context,
-                                           grpc::ServerReader<mcos::v1::PutObjectRequest>* reader,
-                                           mcos::v1::ObjectInfo* response) {
-  return Put(context, reader, response, /*create=*/false);
-}
-
-grpc::Status UserGrpcService::Put(grpc::ServerContext* context,
-                                  grpc::ServerReader<mcos::v1::PutObjectRequest>* reader,
-                                  mcos::v1::ObjectInfo* response, bool create) {
-  MCOS_AUTH_OR_RETURN(claims);
-  mcos::v1::PutObjectRequest message;
-  if (!reader->Read(&message) || !message.has_header()) {
-    return {grpc::StatusCode::INVALID_ARGUMENT,
-            "the first message of an upload must be the header (container, object, ...)"};
-  }
-  const mcos::v1::PutObjectHeader& h = message.header();
-  MCOS_GRPC_RETURN_IF_ERROR(ValidateObjectRef(h.container(), h.object()));
-  MCOS_GRPC_RETURN_IF_ERROR(common::ValidateContentType(h.content_type()));
-  MCOS_GRPC_RETURN_IF_ERROR(common::ValidateUserMetadata(h.metadata()));
-  if (!h.md5_hex().empty() && !common::IsHex(h.md5_hex(), 32)) {
-    return {grpc::StatusCode::INVALID_ARGUMENT, "md5_hex must be 32 hex digits"};
-  }
-  auto container = app_.GetContainer(claims.user(), h.container());
-  if (!container.ok()) return ToGrpcStatus(container.status());
-  auto b = app_.backends();
-  if (!b.ok()) return ToGrpcStatus(b.status());
-  const mcos::v1::ObjectKey key = MakeKey(claims.user(), h.container(), h.object());
-  auto placement = app_.Place(*b, key, container->option());
-  if (!placement.ok()) return ToGrpcStatus(placement.status());
-
-  // Fail fast, before any data moves; the storage re-checks atomically at commit.
-  auto current = b->storage->Stat(key);
-  if (create && current.ok()) {
-    return {grpc::StatusCode::ALREADY_EXISTS,
-            absl::StrCat("object '", h.object(), "' already exists in container '", h.container(),
-                         "': use update to replace it")};
-  }
-  if (!create && !current.ok()) {
-    return ToGrpcStatus(current.status().code() == absl::StatusCode::kNotFound ? ObjectNotFound(key)
-                                                                               : current.status());
-  }
-
-  mcos::v1::StoragePutRequest out;
-  auto* sh = out.mutable_header();
-  *sh->mutable_key() = key;
-  *sh->mutable_version() = app_.Stamp();
-  sh->set_content_type(h.content_type());
-  *sh->mutable_metadata() = h.metadata();
-  if (h.has_size()) sh->set_size(h.size());
-  sh->set_md5_hex(absl::AsciiStrToLower(h.md5_hex()));
-  sh->set_precondition(create ? mcos::v1::WRITE_PRECONDITION_MUST_NOT_EXIST
-                              : mcos::v1::WRITE_PRECONDITION_MUST_EXIST);
-  sh->set_partition(placement->partition());
-  sh->set_option(placement->option());
-
-  grpc::ClientContext sctx;
-  mcos::v1::StoragePutResponse stored;
-  auto writer = b->storage->stub().Put(&sctx, &stored);
-  const auto buffered = grpc::WriteOptions().set_buffer_hint();
-  bool open = writer->Write(out, buffered);
-  auto abandon = [&](grpc::Status status) {
-    sctx.TryCancel();
-    writer->Finish().IgnoreError();
-    return status;
-  };
-  while (open && reader->Read(&message)) {
-    if (!message.has_data()) {
-      return abandon({grpc::StatusCode::INVALID_ARGUMENT,
-                      "an upload has exactly one header, at its start; nothing was stored"});
-    }
-    if (message.data().size() > kMaxChunk) {
-      return abandon({grpc::StatusCode::INVALID_ARGUMENT,
-                      absl::StrCat("a data chunk of ", message.data().size(),
-                                   " bytes exceeds the 1 MiB limit; send smaller chunks; nothing "
-                                   "was stored")});
-    }
-    app_.bytes_in_.Increment(static_cast<double>(message.data().size()));
-    out.set_data(std::move(*message.mutable_data()));
-    open = writer->Write(out, buffered);
-  }
-  if (context->IsCancelled()) return abandon(grpc::Status::CANCELLED);
-  if (open) {
-    out.mutable_finish();
-    writer->WriteLast(out, grpc::WriteOptions());
-  } else {
-    writer->WritesDone();
-  }
-  grpc::Status s = writer->Finish();
-  if (!s.ok()) {
-    if (s.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
-      return create
-                 ? grpc::Status(grpc::StatusCode::ALREADY_EXISTS,
-                                absl::StrCat("object '", h.object(),
-                                             "' already exists in container '", h.container(), "'"))
-                 : ToGrpcStatus(ObjectNotFound(key));
-    }
-    if (s.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
-      // Size or MD5 mismatch; say it without the storage node's internal naming.
-      std::string msg = s.error_message();
-      if (const size_t pos = msg.find("; nothing was stored"); pos != std::string::npos) {
-        msg = msg.substr(0, pos) + "; nothing was stored";
-      }
-      return {grpc::StatusCode::INVALID_ARGUMENT, msg};
-    }
-    return s;
-  }
-  *response = app_.ToInfo(key, stored.record());
-  return grpc::Status::OK;
+grpc::ServerReadReactor<grpc::ByteBuffer>* UserGrpcService::UpdateObject(
+    grpc::CallbackServerContext* context, grpc::ByteBuffer* response) {
+  return StartPut(app_, context, response, /*create=*/false);
 }
 
 grpc::Status UserGrpcService::StatObject(grpc::ServerContext* context,
@@ -482,16 +422,26 @@ grpc::Status UserGrpcService::DownloadObject(
   MCOS_GRPC_RETURN_IF_ERROR(ValidateObjectRef(request->container(), request->object()));
   auto b = app_.backends();
   if (!b.ok()) return ToGrpcStatus(b.status());
+  MCOS_GRPC_RETURN_IF_ERROR(app_.downloads_.Acquire(claims.user()));
+  auto guard = std::make_shared<SyncStreamGuard>(context, "download");
+  app_.watchdog_.Add(guard);
+  absl::Cleanup release = [&] {
+    app_.watchdog_.Remove(guard.get());
+    guard->Detach();
+    app_.downloads_.Release(claims.user());
+  };
   const auto key = MakeKey(claims.user(), request->container(), request->object());
   mcos::v1::StorageGetRequest req;
   *req.mutable_key() = key;
   req.set_offset(request->offset());
   req.set_length(request->length());
-  grpc::ClientContext sctx;
-  auto reader = b->storage->stub().Get(&sctx, req);
+  // A child of the user's call: cancelling it (the client, or the watchdog) stops the read too.
+  auto sctx = grpc::ClientContext::FromServerContext(*context);
+  auto reader = b->storage->stub().Get(sctx.get(), req);
   mcos::v1::StorageGetResponse in;
   mcos::v1::DownloadObjectResponse out;
   while (reader->Read(&in)) {
+    guard->Touch();
     if (in.has_record()) {
       *out.mutable_info() = app_.ToInfo(key, in.record());
     } else {
@@ -499,10 +449,11 @@ grpc::Status UserGrpcService::DownloadObject(
       out.set_data(std::move(*in.mutable_data()));
     }
     if (!writer->Write(out)) {
-      sctx.TryCancel();
+      sctx->TryCancel();
       reader->Finish().IgnoreError();
       return grpc::Status::CANCELLED;
     }
+    guard->Touch();
   }
   grpc::Status s = reader->Finish();
   if (s.error_code() == grpc::StatusCode::NOT_FOUND) return ToGrpcStatus(app_.NotFound(key));

@@ -24,6 +24,8 @@
 #include "mcos/v1/controller.grpc.pb.h"
 #include "mcos/v1/resolver.grpc.pb.h"
 #include "mcos/v1/user.grpc.pb.h"
+#include "server/stream_watchdog.h"
+#include "server/transfer_limiter.h"
 #include "storage/storage_client.h"
 
 namespace mcos::server {
@@ -36,11 +38,31 @@ struct ServerOptions {
   absl::Duration discovery_period = absl::Seconds(2);
   // Where the server's metrics go (a new registry when null); expose it through the ServerHost.
   std::shared_ptr<prometheus::Registry> registry;
+  // Concurrent uploads this server accepts in all and per user (0 = no limit); more get
+  // RESOURCE_EXHAUSTED at once. Each upload buffers at most two 1 MiB chunks here and one at the
+  // storage node, so these bound the memory that stalled uploads can pin.
+  int max_uploads = 256;
+  int max_uploads_per_user = 64;
+  // The same for downloads (each holds a synchronous handler thread while it streams).
+  int max_downloads = 512;
+  int max_downloads_per_user = 128;
+  // An upload or download that moves no data for this long is ended (uploads with
+  // DEADLINE_EXCEEDED, nothing stored); zero disables it.
+  absl::Duration stream_idle_timeout = absl::Seconds(60);
+  // An upload that declares neither its size nor a finish message commits only if no
+  // cancellation follows its half-close within this time (see put_reactor.h).
+  absl::Duration upload_settle = absl::Milliseconds(100);
 };
 
 class ServerApp;
+class PutReactor;
 
-class UserGrpcService final : public mcos::v1::UserService::Service {
+// Uploads run on gRPC's callback API and parse their messages themselves (raw), so that a
+// malformed message is an INVALID_ARGUMENT of the upload and never ends it like a half-close.
+using UserServiceBase = mcos::v1::UserService::WithRawCallbackMethod_CreateObject<
+    mcos::v1::UserService::WithRawCallbackMethod_UpdateObject<mcos::v1::UserService::Service>>;
+
+class UserGrpcService final : public UserServiceBase {
  public:
   explicit UserGrpcService(ServerApp& app) : app_(app) {}
 
@@ -58,12 +80,10 @@ class UserGrpcService final : public mcos::v1::UserService::Service {
   grpc::Status DeleteContainer(grpc::ServerContext* context,
                                const mcos::v1::DeleteContainerRequest* request,
                                mcos::v1::DeleteContainerResponse* response) override;
-  grpc::Status CreateObject(grpc::ServerContext* context,
-                            grpc::ServerReader<mcos::v1::PutObjectRequest>* reader,
-                            mcos::v1::ObjectInfo* response) override;
-  grpc::Status UpdateObject(grpc::ServerContext* context,
-                            grpc::ServerReader<mcos::v1::PutObjectRequest>* reader,
-                            mcos::v1::ObjectInfo* response) override;
+  grpc::ServerReadReactor<grpc::ByteBuffer>* CreateObject(grpc::CallbackServerContext* context,
+                                                          grpc::ByteBuffer* response) override;
+  grpc::ServerReadReactor<grpc::ByteBuffer>* UpdateObject(grpc::CallbackServerContext* context,
+                                                          grpc::ByteBuffer* response) override;
   grpc::Status StatObject(grpc::ServerContext* context, const mcos::v1::StatObjectRequest* request,
                           mcos::v1::ObjectInfo* response) override;
   grpc::Status DownloadObject(
@@ -74,9 +94,6 @@ class UserGrpcService final : public mcos::v1::UserService::Service {
                             mcos::v1::DeleteObjectResponse* response) override;
 
  private:
-  grpc::Status Put(grpc::ServerContext* context,
-                   grpc::ServerReader<mcos::v1::PutObjectRequest>* reader,
-                   mcos::v1::ObjectInfo* response, bool create);
   ServerApp& app_;
 };
 
@@ -96,6 +113,7 @@ class ServerApp {
 
  private:
   friend class UserGrpcService;
+  friend class PutReactor;
   struct Backends {
     std::shared_ptr<mcos::v1::ResolverService::Stub> resolver;
     std::shared_ptr<storage::StorageClient> storage;
@@ -103,14 +121,19 @@ class ServerApp {
   absl::Status Discover();
   // The current resolver and storage clients; UNAVAILABLE when none is live.
   absl::StatusOr<Backends> backends();
+  // The same without asking the controller (never blocks): UNAVAILABLE until discovery found them.
+  absl::StatusOr<Backends> CachedBackends();
   // The claims of the caller's bearer token.
-  absl::StatusOr<mcos::v1::TokenClaims> Authenticate(const grpc::ServerContext& context);
+  absl::StatusOr<mcos::v1::TokenClaims> Authenticate(const grpc::ServerContextBase& context);
   // The container (NOT_FOUND if missing).
   absl::StatusOr<mcos::v1::Container> GetContainer(const std::string& user,
                                                    const std::string& name);
   // The placement of one object; UNAVAILABLE if it needs clusters this server cannot reach.
   absl::StatusOr<mcos::v1::Placement> Place(const Backends& b, const mcos::v1::ObjectKey& key,
                                             const std::string& option);
+  // The placement in a resolver's answer for one key; UNAVAILABLE if it needs clusters this
+  // server cannot reach.
+  absl::StatusOr<mcos::v1::Placement> CheckPlacement(const mcos::v1::ResolveResponse& resp) const;
   // Reads (stat, download) skip the container lookup: an object can only exist in an existing
   // container of the caller (containers are deleted only when empty, and keys carry the user).
   // When the object is missing, this says which of the two is.
@@ -128,6 +151,9 @@ class ServerApp {
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Counter& bytes_in_;
   prometheus::Counter& bytes_out_;
+  TransferLimiter uploads_;
+  TransferLimiter downloads_;
+  StreamWatchdog watchdog_;
   UserGrpcService user_service_;
   std::unique_ptr<common::Registrar> registrar_;
   std::string cluster_id_;

@@ -168,9 +168,7 @@ class RocksDbPutStream final : public PutStream {
     md5_.Update(data);
     sha256_.Update(data);
     size_ += data.size();
-    if (header_.has_size() && size_ > header_.size()) {
-      return SizeMismatch();
-    }
+    if (header_.has_size() && size_ > header_.size()) return SizeMismatch(header_.size());
     while (!data.empty()) {
       const size_t take = std::min<size_t>(kChunkSize - buffer_.size(), data.size());
       buffer_.append(data.data(), take);
@@ -185,24 +183,21 @@ class RocksDbPutStream final : public PutStream {
     return absl::OkStatus();
   }
 
-  absl::StatusOr<WriteResult> Commit() override {
+  absl::StatusOr<WriteResult> Commit(const mcos::v1::StoragePutFinish& finish) override {
     if (superseded_) {
       committed_ = true;
       return *superseded_;
     }
     if (failed_) return absl::UnavailableError("an earlier chunk write failed; nothing was stored");
-    if (header_.has_size() && size_ != header_.size()) return SizeMismatch();
+    if (header_.has_size() && size_ != header_.size()) return SizeMismatch(header_.size());
+    if (finish.has_size() && size_ != finish.size()) return SizeMismatch(finish.size());
     const std::string md5 = md5_.FinishHex();
     const std::string sha256 = sha256_.FinishHex();
-    if (!header_.md5_hex().empty() && absl::AsciiStrToLower(header_.md5_hex()) != md5) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("content MD5 is ", md5, " but the header said ", header_.md5_hex(),
-                       "; nothing was stored for ", Describe(header_.key())));
+    for (const std::string* want : {&header_.md5_hex(), &finish.md5_hex()}) {
+      if (!want->empty() && absl::AsciiStrToLower(*want) != md5) return DigestMismatch("MD5");
     }
     if (!header_.sha256_hex().empty() && absl::AsciiStrToLower(header_.sha256_hex()) != sha256) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("content SHA-256 is ", sha256, " but the header said ", header_.sha256_hex(),
-                       "; nothing was stored for ", Describe(header_.key())));
+      return DigestMismatch("SHA-256");
     }
 
     ObjectRecord record;
@@ -267,10 +262,19 @@ class RocksDbPutStream final : public PutStream {
   }
 
  private:
-  absl::Status SizeMismatch() {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "content is ", size_, size_ > header_.size() ? "+" : "", " bytes but the header said ",
-        header_.size(), "; nothing was stored for ", Describe(header_.key())));
+  absl::Status SizeMismatch(uint64_t declared) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the content is ", size_, declared < size_ ? "+" : "",
+                     " bytes but the client declared ", declared, "; nothing was stored for ",
+                     Describe(header_.key())));
+  }
+
+  // Says which digest differs, never the digests themselves.
+  absl::Status DigestMismatch(absl::string_view which) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the content's ", which, " differs from the one the client declared (the data ",
+                     "was changed or cut on the way); nothing was stored for ",
+                     Describe(header_.key())));
   }
 
   // Writes the buffered full chunk. The first kWalChunks chunks of an upload go through the WAL

@@ -78,6 +78,7 @@ grpc::Status StorageGrpcService::Put(grpc::ServerContext* context,
     return grpc::Status::OK;
   }
   bool finished = false;
+  mcos::v1::StoragePutFinish finish;
   while (reader->Read(&message)) {
     if (finished) return Invalid("a put stream may not continue after its finish message");
     switch (message.part_case()) {
@@ -94,6 +95,7 @@ grpc::Status StorageGrpcService::Put(grpc::ServerContext* context,
       }
       case mcos::v1::StoragePutRequest::kFinish:
         finished = true;
+        finish = std::move(*message.mutable_finish());
         break;
       default:
         return Invalid("a put stream has exactly one header, at its start");
@@ -103,7 +105,7 @@ grpc::Status StorageGrpcService::Put(grpc::ServerContext* context,
   if (!finished) {
     return Invalid("the put stream ended without its finish message; nothing was stored");
   }
-  auto result = (*stream)->Commit();
+  auto result = (*stream)->Commit(finish);
   if (!result.ok()) return ToGrpcStatus(result.status());
   response->set_applied(result->applied);
   *response->mutable_record() = std::move(result->record);

@@ -153,7 +153,14 @@ absl::StatusOr<mcos::v1::ObjectInfo> Client::Put(bool create, const std::string&
     if (options.progress) options.progress(done, total);
     if (n < kChunk) break;
   }
-  writer->WritesDone();
+  // The finish message tells the server the content is complete, so it commits at once (an
+  // upload that ends without it and without a declared size waits out the server's settle time).
+  if (open) {
+    msg.mutable_finish()->set_size(done);
+    writer->WriteLast(msg, grpc::WriteOptions());
+  } else {
+    writer->WritesDone();
+  }
   const grpc::Status s = writer->Finish();
   if (!s.ok()) return FromGrpc(s);
   return info;

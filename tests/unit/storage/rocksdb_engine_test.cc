@@ -64,7 +64,7 @@ class RocksDbEngineTest : public ::testing::Test {
       auto s = (*stream)->Append(absl::string_view(content).substr(pos, piece));
       if (!s.ok()) return s;
     }
-    return (*stream)->Commit();
+    return (*stream)->Commit({});
   }
 
   absl::StatusOr<std::string> Read(const ObjectKey& key, uint64_t offset = 0, uint64_t length = 0) {
@@ -288,7 +288,7 @@ TEST_F(RocksDbEngineTest, ContentNotMatchingTheHeaderIsRefused) {
   auto stream = engine_->BeginPut(h);
   MCOS_ASSERT_OK(stream);
   MCOS_ASSERT_OK((*stream)->Append("abc"));
-  MCOS_EXPECT_CODE((*stream)->Commit(), kInvalidArgument);
+  MCOS_EXPECT_CODE((*stream)->Commit({}), kInvalidArgument);
   stream->reset();
 
   h.clear_size();
@@ -297,7 +297,7 @@ TEST_F(RocksDbEngineTest, ContentNotMatchingTheHeaderIsRefused) {
   stream = engine_->BeginPut(h);
   MCOS_ASSERT_OK(stream);
   MCOS_ASSERT_OK((*stream)->Append("abc"));
-  MCOS_EXPECT_CODE((*stream)->Commit(), kInvalidArgument);
+  MCOS_EXPECT_CODE((*stream)->Commit({}), kInvalidArgument);
   stream->reset();
   EXPECT_EQ(*Read(Key("m")), "original");
 }

@@ -1,0 +1,537 @@
+#include "server/put_reactor.h"
+
+#include <grpcpp/alarm.h>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <optional>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/ascii.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/strings/str_cat.h"
+#include "common/grpc_status.h"
+#include "common/hash.h"
+#include "common/logging.h"
+#include "common/names.h"
+#include "common/status_macros.h"
+#include "server/server_app.h"
+
+namespace mcos::server {
+namespace {
+
+using common::ToGrpcStatus;
+
+constexpr size_t kMaxChunk = size_t{1} << 20;
+
+grpc::Status Invalid(absl::string_view message) {
+  return {grpc::StatusCode::INVALID_ARGUMENT, std::string(message)};
+}
+
+}  // namespace
+
+// Invariants (all state is guarded by mu_):
+//   * at most one read of the user's stream and one write to the storage stream are outstanding;
+//     a data message that arrives while a write is outstanding waits in queued_, and no further
+//     read starts until it has been written (so at most two chunks are buffered per upload);
+//   * nothing commits until the storage finish message is written (finish_written_), which
+//     happens only in RequestCommit, only after the client finished (see put_reactor.h);
+//   * Finish is called once (answered_); after it no new operation starts on either stream;
+//   * refs_ keeps this object alive: one for gRPC (dropped in OnDone), one per outstanding
+//     unary call, one for the storage stream until its OnDone, one while the settle alarm is set.
+// mu_ is recursive because gRPC may run a reaction inline inside an operation started from a
+// thread that is not one of its callback threads (the watchdog's, the alarm's); it is never held
+// while Unref may delete this.
+class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
+ public:
+  PutReactor(ServerApp& app, grpc::CallbackServerContext* ctx, grpc::ByteBuffer* response,
+             bool create)
+      : app_(app), ctx_(ctx), response_(response), create_(create), storage_(*this) {
+    std::lock_guard<std::recursive_mutex> lock(mu_);
+    auto claims = app_.Authenticate(*ctx_);
+    if (!claims.ok()) {
+      Answer(ToGrpcStatus(claims.status()));
+      return;
+    }
+    user_ = claims->user();
+    if (auto s = app_.uploads_.Acquire(user_); !s.ok()) {
+      Answer(ToGrpcStatus(s));
+      return;
+    }
+    admitted_ = true;
+    idle_ = std::make_shared<IdleHandle>(this);
+    app_.watchdog_.Add(idle_);
+    StartUserRead();
+  }
+
+  void OnReadDone(bool ok) override {
+    Progress();
+    std::lock_guard<std::recursive_mutex> lock(mu_);
+    if (answered_) return;
+    if (!ok) {
+      OnClientEnd();
+      return;
+    }
+    ++messages_;
+    mcos::v1::PutObjectRequest message;
+    if (!grpc::SerializationTraits<mcos::v1::PutObjectRequest>::Deserialize(&in_, &message).ok()) {
+      Fail(Invalid(absl::StrCat(
+          "message ", messages_,
+          " of the upload is not a valid mcos.v1.PutObjectRequest (malformed, or a string that is "
+          "not valid UTF-8: names must be valid UTF-8); nothing was stored")));
+      return;
+    }
+    if (phase_ == Phase::kHeader) {
+      if (!message.has_header()) {
+        Fail(Invalid("the first message of an upload must be the header (container, object, ...); "
+                     "nothing was stored"));
+        return;
+      }
+      OnHeader(std::move(*message.mutable_header()));
+      return;
+    }
+    if (finish_) {
+      Fail(Invalid("nothing may follow the finish message of an upload; nothing was stored"));
+      return;
+    }
+    switch (message.part_case()) {
+      case mcos::v1::PutObjectRequest::kData: {
+        std::string* data = message.mutable_data();
+        if (data->size() > kMaxChunk) {
+          Fail(Invalid(absl::StrCat("a data chunk of ", data->size(),
+                                    " bytes exceeds the 1 MiB limit; send smaller chunks; nothing "
+                                    "was stored")));
+          return;
+        }
+        received_ += data->size();
+        app_.bytes_in_.Increment(static_cast<double>(data->size()));
+        if (writing_) {
+          queued_ = std::move(*data);  // the next read starts once it is written
+        } else {
+          WriteData(std::move(*data));
+          StartUserRead();
+        }
+        return;
+      }
+      case mcos::v1::PutObjectRequest::kFinish: {
+        const auto& f = message.finish();
+        if (!f.md5_hex().empty() && !common::IsHex(f.md5_hex(), 32)) {
+          Fail(Invalid("finish.md5_hex must be 32 hex digits; nothing was stored"));
+          return;
+        }
+        finish_ = f;
+        StartUserRead();  // expect the end of the stream
+        return;
+      }
+      case mcos::v1::PutObjectRequest::kHeader:
+        Fail(Invalid("an upload has exactly one header, at its start; nothing was stored"));
+        return;
+      case mcos::v1::PutObjectRequest::PART_NOT_SET:
+        Fail(Invalid("an upload message carries neither data nor finish; nothing was stored"));
+        return;
+    }
+  }
+
+  void OnCancel() override {
+    std::lock_guard<std::recursive_mutex> lock(mu_);
+    Fail(grpc::Status::CANCELLED);
+  }
+
+  void OnDone() override {
+    {
+      std::lock_guard<std::recursive_mutex> lock(mu_);
+      if (admitted_) app_.uploads_.Release(user_);
+    }
+    if (idle_) {
+      app_.watchdog_.Remove(idle_.get());
+      idle_->Detach();
+    }
+    Unref();
+  }
+
+ private:
+  enum class Phase { kHeader, kPreparing, kStreaming, kSettling, kCommitting };
+
+  // The stream to this cluster's storage service.
+  class StorageWriter final : public grpc::ClientWriteReactor<mcos::v1::StoragePutRequest> {
+   public:
+    explicit StorageWriter(PutReactor& owner) : owner_(owner) {}
+    void OnWriteDone(bool ok) override { owner_.OnStorageWriteDone(ok); }
+    void OnDone(const grpc::Status& s) override { owner_.OnStorageDone(s); }
+
+   private:
+    PutReactor& owner_;
+  };
+
+  // What the watchdog holds: a pointer that OnDone clears, so the watchdog never reaches a
+  // reactor gRPC is done with.
+  class IdleHandle final : public StreamWatchdog::Stream {
+   public:
+    explicit IdleHandle(PutReactor* r) : reactor_(r) {}
+    void OnIdle(absl::Duration idle) override {
+      PutReactor* r = nullptr;
+      {
+        absl::MutexLock lock(&mu_);
+        r = reactor_;
+        if (r != nullptr) r->Ref();
+      }
+      if (r == nullptr) return;
+      r->OnIdle(idle);
+      r->Unref();
+    }
+    void Detach() {
+      absl::MutexLock lock(&mu_);
+      reactor_ = nullptr;
+    }
+
+   private:
+    absl::Mutex mu_;
+    PutReactor* reactor_ ABSL_GUARDED_BY(mu_);
+  };
+
+  void Ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void Unref() {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+  // idle_ is written only in the constructor, so reading it needs no lock.
+  void Progress() {
+    if (idle_) idle_->Touch();
+  }
+
+  void StartUserRead() { StartRead(&in_); }
+
+  // Validates the header, then looks up the container, the placement and the current version
+  // (unary calls, each continuing in its callback) before any data moves.
+  void OnHeader(mcos::v1::PutObjectHeader header) {
+    header_ = std::move(header);
+    absl::Status s = common::ValidateContainerName(header_.container());
+    if (s.ok()) s = common::ValidateObjectName(header_.object());
+    if (s.ok()) s = common::ValidateContentType(header_.content_type());
+    if (s.ok()) s = common::ValidateUserMetadata(header_.metadata());
+    if (s.ok() && !header_.md5_hex().empty() && !common::IsHex(header_.md5_hex(), 32)) {
+      s = absl::InvalidArgumentError("md5_hex must be 32 hex digits");
+    }
+    if (!s.ok()) {
+      Fail(ToGrpcStatus(s));
+      return;
+    }
+    phase_ = Phase::kPreparing;
+    key_.set_user(user_);
+    key_.set_container(header_.container());
+    key_.set_object(header_.object());
+    container_req_.set_user(user_);
+    container_req_.set_name(header_.container());
+    SetDeadline(container_ctx_, absl::Seconds(30));
+    Ref();
+    app_.controller_->async()->GetContainer(&container_ctx_, &container_req_, &container_,
+                                            [this](grpc::Status status) {
+                                              OnContainer(status);
+                                              Unref();
+                                            });
+  }
+
+  void OnContainer(const grpc::Status& status) {
+    Progress();
+    std::lock_guard<std::recursive_mutex> lock(mu_);
+    if (answered_) return;
+    if (!status.ok()) {
+      Fail(status);
+      return;
+    }
+    auto b = app_.CachedBackends();
+    if (!b.ok()) {
+      Fail(ToGrpcStatus(b.status()));
+      return;
+    }
+    backends_ = *std::move(b);
+    *resolve_req_.add_keys() = key_;
+    resolve_req_.set_option(container_.option());
+    SetDeadline(resolve_ctx_, absl::Seconds(5));
+    Ref();
+    backends_.resolver->async()->Resolve(&resolve_ctx_, &resolve_req_, &resolve_resp_,
+                                         [this](grpc::Status s) {
+                                           OnPlaced(s);
+                                           Unref();
+                                         });
+  }
+
+  void OnPlaced(const grpc::Status& status) {
+    Progress();
+    std::lock_guard<std::recursive_mutex> lock(mu_);
+    if (answered_) return;
+    auto placement = status.ok() ? app_.CheckPlacement(resolve_resp_)
+                                 : absl::StatusOr<mcos::v1::Placement>(
+                                       common::FromGrpcStatus(status));
+    if (!placement.ok()) {
+      Fail(ToGrpcStatus(placement.status()));
+      return;
+    }
+    placement_ = *std::move(placement);
+    *stat_req_.mutable_key() = key_;
+    SetDeadline(stat_ctx_, absl::Seconds(30));
+    Ref();
+    backends_.storage->stub().async()->Stat(&stat_ctx_, &stat_req_, &stat_resp_,
+                                            [this](grpc::Status s) {
+                                              OnStat(s);
+                                              Unref();
+                                            });
+  }
+
+  // Fails fast on create-over-existing and update-of-missing (the storage re-checks atomically
+  // at commit), then opens the storage stream.
+  void OnStat(const grpc::Status& status) {
+    Progress();
+    std::lock_guard<std::recursive_mutex> lock(mu_);
+    if (answered_) return;
+    const bool exists = status.ok();
+    if (!exists && status.error_code() != grpc::StatusCode::NOT_FOUND) {
+      Fail(status);
+      return;
+    }
+    if (create_ && exists) {
+      Fail({grpc::StatusCode::ALREADY_EXISTS,
+            absl::StrCat("object '", key_.object(), "' already exists in container '",
+                         key_.container(), "': use update to replace it")});
+      return;
+    }
+    if (!create_ && !exists) {
+      Fail(ToGrpcStatus(ObjectNotFound()));
+      return;
+    }
+    auto* sh = out_.mutable_header();
+    *sh->mutable_key() = key_;
+    *sh->mutable_version() = app_.Stamp();
+    sh->set_content_type(header_.content_type());
+    *sh->mutable_metadata() = header_.metadata();
+    if (header_.has_size()) sh->set_size(header_.size());
+    sh->set_md5_hex(absl::AsciiStrToLower(header_.md5_hex()));
+    sh->set_precondition(create_ ? mcos::v1::WRITE_PRECONDITION_MUST_NOT_EXIST
+                                 : mcos::v1::WRITE_PRECONDITION_MUST_EXIST);
+    sh->set_partition(placement_.partition());
+    sh->set_option(placement_.option());
+    // A child of the user's call: its cancellation and deadline reach the storage stream.
+    storage_ctx_ = grpc::ClientContext::FromCallbackServerContext(*ctx_);
+    Ref();  // until the storage stream's OnDone
+    storage_started_ = true;
+    backends_.storage->stub().async()->Put(storage_ctx_.get(), &stored_, &storage_);
+    writing_ = true;
+    storage_.StartWrite(&out_);
+    storage_.StartCall();
+    phase_ = Phase::kStreaming;
+    StartUserRead();
+  }
+
+  void WriteData(std::string data) {
+    out_.set_data(std::move(data));
+    writing_ = true;
+    storage_.StartWrite(&out_);
+  }
+
+  void OnStorageWriteDone(bool ok) {
+    Progress();
+    std::lock_guard<std::recursive_mutex> lock(mu_);
+    writing_ = false;
+    if (!ok || answered_) return;  // a broken stream: its OnDone says why
+    if (queued_) {
+      WriteData(std::move(*queued_));
+      queued_.reset();
+      StartUserRead();
+      return;
+    }
+    if (phase_ == Phase::kCommitting && !finish_written_) WriteFinish();
+  }
+
+  // The user's stream ended: cleanly (the client half-closed) or not.
+  void OnClientEnd() {
+    if (ctx_->IsCancelled()) {
+      Fail(grpc::Status::CANCELLED);
+      return;
+    }
+    if (phase_ == Phase::kHeader) {
+      Fail(Invalid("the upload ended before its header: send the header (container, object, ...) "
+                   "first; nothing was stored"));
+      return;
+    }
+    if (header_.has_size() || finish_ || app_.options_.upload_settle <= absl::ZeroDuration()) {
+      RequestCommit();
+      return;
+    }
+    phase_ = Phase::kSettling;
+    settling_ = true;
+    Ref();
+    settle_alarm_.Set(absl::ToChronoTime(absl::Now() + app_.options_.upload_settle),
+                      [this](bool fired) {
+                        OnSettled(fired);
+                        Unref();
+                      });
+  }
+
+  void OnSettled(bool fired) {
+    std::lock_guard<std::recursive_mutex> lock(mu_);
+    settling_ = false;
+    if (!fired || answered_) return;
+    if (ctx_->IsCancelled()) {
+      Fail(grpc::Status::CANCELLED);
+      return;
+    }
+    RequestCommit();
+  }
+
+  void RequestCommit() {
+    if (ctx_->deadline() < std::chrono::system_clock::now()) {
+      Fail({grpc::StatusCode::DEADLINE_EXCEEDED,
+            "the upload's deadline passed before it could be stored; nothing was stored"});
+      return;
+    }
+    phase_ = Phase::kCommitting;
+    if (!writing_) WriteFinish();  // else OnStorageWriteDone does it
+  }
+
+  // The point of no return: the storage service commits once it reads this (unless the user's
+  // cancellation reaches it first).
+  void WriteFinish() {
+    finish_written_ = true;
+    writing_ = true;
+    auto* f = out_.mutable_finish();
+    if (finish_) {
+      if (finish_->has_size()) f->set_size(finish_->size());
+      f->set_md5_hex(absl::AsciiStrToLower(finish_->md5_hex()));
+    }
+    storage_.StartWriteLast(&out_, grpc::WriteOptions());
+  }
+
+  void OnStorageDone(const grpc::Status& status) {
+    {
+      std::lock_guard<std::recursive_mutex> lock(mu_);
+      storage_done_ = true;
+      if (!answered_) {
+        if (!status.ok()) {
+          Fail(MapStorageError(status));
+        } else if (!finish_written_ && stored_.applied()) {
+          Fail({grpc::StatusCode::INTERNAL,
+                "the storage service stored an upload before it ended; report this bug"});
+        } else {
+          // Applied, or superseded by a newer version (then that one is the answer).
+          grpc::SerializationTraits<mcos::v1::ObjectInfo>::Serialize(
+              app_.ToInfo(key_, stored_.record()), response_, &own_response_);
+          Answer(grpc::Status::OK);
+        }
+      }
+    }
+    Unref();
+  }
+
+  // Ends a stream that made no progress for the watchdog's timeout.
+  void OnIdle(absl::Duration idle) {
+    std::lock_guard<std::recursive_mutex> lock(mu_);
+    if (answered_) return;
+    const std::string seconds = absl::StrCat(absl::ToInt64Seconds(idle));
+    if (writing_ || phase_ == Phase::kCommitting) {
+      common::LogWarning("upload of ", key_.container(), "/", key_.object(), " by ", user_,
+                         ": the storage service made no progress for ", seconds, " s");
+      Fail({grpc::StatusCode::UNAVAILABLE,
+            absl::StrCat("the storage service made no progress for ", seconds,
+                         " s; nothing was stored; retry later")});
+      return;
+    }
+    Fail({grpc::StatusCode::DEADLINE_EXCEEDED,
+          absl::StrCat("the client sent nothing for ", seconds,
+                       " s, so the server ended the upload; nothing was stored")});
+  }
+
+  // Turns the storage service's answer into the user's.
+  grpc::Status MapStorageError(const grpc::Status& s) const {
+    if (s.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
+      return create_ ? grpc::Status(grpc::StatusCode::ALREADY_EXISTS,
+                                    absl::StrCat("object '", key_.object(),
+                                                 "' already exists in container '",
+                                                 key_.container(), "'"))
+                     : ToGrpcStatus(ObjectNotFound());
+    }
+    if (s.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
+      // Size or digest mismatch; say it without the storage node's naming of the object.
+      std::string msg = s.error_message();
+      if (const size_t pos = msg.find("; nothing was stored"); pos != std::string::npos) {
+        msg = msg.substr(0, pos) + "; nothing was stored";
+      }
+      return Invalid(msg);
+    }
+    return s;
+  }
+
+  absl::Status ObjectNotFound() const {
+    return absl::NotFoundError(absl::StrCat("object '", key_.object(), "' not found in container '",
+                                            key_.container(), "'"));
+  }
+
+  // Answers the user with an error and stops both streams.
+  void Fail(const grpc::Status& status) {
+    if (answered_) return;
+    if (storage_started_ && !storage_done_) storage_ctx_->TryCancel();
+    if (settling_) settle_alarm_.Cancel();
+    Answer(status);
+  }
+
+  void Answer(const grpc::Status& status) {
+    answered_ = true;
+    Finish(status);
+  }
+
+  static void SetDeadline(grpc::ClientContext& ctx, absl::Duration d) {
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + d));
+  }
+
+  ServerApp& app_;
+  grpc::CallbackServerContext* const ctx_;
+  grpc::ByteBuffer* const response_;
+  const bool create_;
+  std::atomic<int> refs_{1};
+  std::recursive_mutex mu_;
+
+  Phase phase_ = Phase::kHeader;
+  std::string user_;
+  bool admitted_ = false;
+  std::shared_ptr<IdleHandle> idle_;  // set in the constructor only
+  bool answered_ = false;
+  bool writing_ = false;
+  bool settling_ = false;
+  bool storage_started_ = false;
+  bool storage_done_ = false;
+  bool finish_written_ = false;
+  bool own_response_ = false;
+  int64_t messages_ = 0;
+  uint64_t received_ = 0;
+
+  grpc::ByteBuffer in_;
+  mcos::v1::PutObjectHeader header_;
+  std::optional<mcos::v1::PutObjectFinish> finish_;
+  std::optional<std::string> queued_;
+  mcos::v1::ObjectKey key_;
+  ServerApp::Backends backends_;
+
+  grpc::ClientContext container_ctx_;
+  mcos::v1::GetContainerRequest container_req_;
+  mcos::v1::Container container_;
+  grpc::ClientContext resolve_ctx_;
+  mcos::v1::ResolveRequest resolve_req_;
+  mcos::v1::ResolveResponse resolve_resp_;
+  mcos::v1::Placement placement_;
+  grpc::ClientContext stat_ctx_;
+  mcos::v1::StorageStatRequest stat_req_;
+  mcos::v1::StorageStatResponse stat_resp_;
+
+  std::unique_ptr<grpc::ClientContext> storage_ctx_;
+  StorageWriter storage_;
+  mcos::v1::StoragePutRequest out_;
+  mcos::v1::StoragePutResponse stored_;
+  grpc::Alarm settle_alarm_;
+};
+
+grpc::ServerReadReactor<grpc::ByteBuffer>* StartPut(ServerApp& app,
+                                                    grpc::CallbackServerContext* context,
+                                                    grpc::ByteBuffer* response, bool create) {
+  return new PutReactor(app, context, response, create);
+}
+
+}  // namespace mcos::server

@@ -1,0 +1,44 @@
+// Command-line flags of the server's limits, shared by mcos-server and mcos-cluster (include only
+// from a main.cc: CLI11 is slow to compile).
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include "server/server_app.h"
+
+namespace mcos::server {
+
+// Add() registers the flags that fill the limits of `options`; Apply() converts them after parsing.
+struct ServerFlags {
+  int stream_idle_timeout_ms = 60000;
+  int upload_settle_ms = 100;
+
+  void Add(CLI::App& cli, ServerOptions& options) {
+    cli.add_option("--max-uploads", options.max_uploads,
+                   "Concurrent uploads this server accepts (0 = no limit); more get "
+                   "RESOURCE_EXHAUSTED")
+        ->capture_default_str();
+    cli.add_option("--max-uploads-per-user", options.max_uploads_per_user,
+                   "Concurrent uploads one user may run (0 = no limit)")
+        ->capture_default_str();
+    cli.add_option("--max-downloads", options.max_downloads,
+                   "Concurrent downloads this server serves (0 = no limit)")
+        ->capture_default_str();
+    cli.add_option("--max-downloads-per-user", options.max_downloads_per_user,
+                   "Concurrent downloads one user may run (0 = no limit)")
+        ->capture_default_str();
+    cli.add_option("--stream-idle-timeout-ms", stream_idle_timeout_ms,
+                   "End an upload or download that moves no data for this long (0 = never)")
+        ->capture_default_str();
+    cli.add_option("--upload-settle-ms", upload_settle_ms,
+                   "An upload that declares neither its size nor a finish message commits only "
+                   "if no cancel follows its end within this time")
+        ->capture_default_str();
+  }
+  void Apply(ServerOptions& options) const {
+    options.stream_idle_timeout = absl::Milliseconds(stream_idle_timeout_ms);
+    options.upload_settle = absl::Milliseconds(upload_settle_ms);
+  }
+};
+
+}  // namespace mcos::server
