@@ -16,6 +16,7 @@
 #include "server/server_app.h"
 #include "server/server_flags.h"
 #include "storage/storage_app.h"
+#include "storage/storage_flags.h"
 
 namespace {
 
@@ -37,6 +38,7 @@ int main(int argc, char** argv) {
   mcos::storage::StorageOptions storage_options;
   mcos::server::ServerOptions server_options;
   mcos::server::ServerFlags server_flags;
+  mcos::storage::StorageFlags storage_flags;
   auto registry = std::make_shared<prometheus::Registry>();
   storage_options.registry = registry;
   CLI::App cli{
@@ -64,11 +66,13 @@ int main(int argc, char** argv) {
                  "argon2id memory cost of password hashes")
       ->capture_default_str();
   server_flags.Add(cli, server_options);
+  storage_flags.Add(cli);
   cli.footer(
       "The first start creates the user 'admin' with the password in $MCOS_ADMIN_PASSWORD, "
       "or a generated one written to DATA_DIR/controller/admin-password (mode 0600).");
   CLI11_PARSE(cli, argc, argv);
   server_flags.Apply(server_options);
+  storage_flags.Apply(storage_options);
   mcos::common::InitLogging("mcos-cluster");
   controller.health_period = absl::Milliseconds(health_period_ms);
   controller.token_ttl = absl::Minutes(token_ttl_minutes);
@@ -99,6 +103,7 @@ int main(int argc, char** argv) {
   host_options.metrics_listen = metrics_listen;
   auto host = mcos::common::ServerHost::Start(host_options, services, registry);
   if (!host.ok()) return Fail(host.status());
+  (*storage)->AttachHealth(host->get());
   const std::string self = mcos::common::DialAddress(listen, (*host)->port());
 
   if (auto s = (*controller_app)->CheckAndRegisterStorage(self, absl::Seconds(10)); !s.ok()) {

@@ -10,13 +10,18 @@
 
 namespace mcos::common {
 
-// The token of `authorization: Bearer <token>`; UNAUTHENTICATED when missing or malformed.
+// The token of `authorization: Bearer <token>`; UNAUTHENTICATED when missing, malformed or given
+// more than once.
 inline absl::StatusOr<std::string> BearerToken(const grpc::ServerContextBase& context) {
   const auto& md = context.client_metadata();
   auto it = md.find("authorization");
   if (it == md.end()) {
     return absl::UnauthenticatedError(
         "no credentials: log in and send 'authorization: Bearer <token>'");
+  }
+  if (md.count("authorization") > 1) {
+    return absl::UnauthenticatedError(
+        "more than one authorization header: send exactly one 'authorization: Bearer <token>'");
   }
   const std::string value(it->second.data(), it->second.size());
   constexpr char kPrefix[] = "Bearer ";

@@ -21,19 +21,43 @@ namespace {
 
 using grpc::experimental::InterceptionHookPoints;
 
-// Counts each call by method and code and observes its latency, at the moment its status is sent.
-class MetricsInterceptor final : public grpc::experimental::Interceptor {
+// Every call passes through here: requests that fail to parse get INVALID_ARGUMENT with a message
+// instead of gRPC's empty INTERNAL (proto3 refuses strings that are not valid UTF-8, so a bad name
+// ends up here before any handler sees it), an exception escaping a handler becomes a logged
+// INTERNAL, and each call is counted by method and code with its latency.
+class ServerCallInterceptor final : public grpc::experimental::Interceptor {
  public:
-  MetricsInterceptor(std::string method, prometheus::Family<prometheus::Counter>& calls,
-                     prometheus::Family<prometheus::Histogram>& latency)
+  ServerCallInterceptor(std::string method, prometheus::Family<prometheus::Counter>& calls,
+                        prometheus::Family<prometheus::Histogram>& latency)
       : method_(std::move(method)),
         calls_(calls),
         latency_(latency),
         start_(std::chrono::steady_clock::now()) {}
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_MESSAGE) &&
+        methods->GetRecvMessage() == nullptr) {
+      unparsable_request_ = true;
+    }
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
-      const grpc::Status status = methods->GetSendStatus();
+      grpc::Status status = methods->GetSendStatus();
+      if (status.error_code() == grpc::StatusCode::INTERNAL &&
+          (unparsable_request_ || status.error_message().empty())) {
+        status = grpc::Status(
+            grpc::StatusCode::INVALID_ARGUMENT,
+            absl::StrCat("the request to ", method_,
+                         " cannot be parsed: it is malformed or has a string that is not valid "
+                         "UTF-8 (names and other strings must be valid UTF-8)"));
+        methods->ModifySendStatus(status);
+      } else if (status.error_code() == grpc::StatusCode::UNKNOWN &&
+                 status.error_message() == "Unexpected error in RPC handling") {
+        LogError("unexpected exception in ", method_);
+        status = grpc::Status(grpc::StatusCode::INTERNAL,
+                              absl::StrCat("the server hit an unexpected error in ", method_,
+                                           "; it is in the server's log; retry, and report it if "
+                                           "it persists"));
+        methods->ModifySendStatus(status);
+      }
       const double seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
       calls_
@@ -57,6 +81,7 @@ class MetricsInterceptor final : public grpc::experimental::Interceptor {
   prometheus::Family<prometheus::Counter>& calls_;
   prometheus::Family<prometheus::Histogram>& latency_;
   std::chrono::steady_clock::time_point start_;
+  bool unparsable_request_ = false;
 };
 
 class MetricsInterceptorFactory final
@@ -74,7 +99,7 @@ class MetricsInterceptorFactory final
 
   grpc::experimental::Interceptor* CreateServerInterceptor(
       grpc::experimental::ServerRpcInfo* info) override {
-    return new MetricsInterceptor(info->method(), calls_, latency_);
+    return new ServerCallInterceptor(info->method(), calls_, latency_);
   }
 
  private:
@@ -141,6 +166,12 @@ std::shared_ptr<grpc::Channel> ServerHost::InProcessChannel() {
 void ServerHost::SetServing(bool serving) {
   if (server_ && server_->GetHealthCheckService() != nullptr) {
     server_->GetHealthCheckService()->SetServingStatus(serving);
+  }
+}
+
+void ServerHost::SetServiceServing(const std::string& service, bool serving) {
+  if (server_ && server_->GetHealthCheckService() != nullptr) {
+    server_->GetHealthCheckService()->SetServingStatus(service, serving);
   }
 }
 

@@ -46,6 +46,9 @@ class ServerHost {
   std::shared_ptr<grpc::Channel> InProcessChannel();
   // Health status reported by grpc.health.v1 for "" and every service.
   void SetServing(bool serving);
+  // Health status of one service name (any name: e.g. a capability such as a storage node's
+  // writes), leaving the others as they are.
+  void SetServiceServing(const std::string& service, bool serving);
   // Stops accepting calls, lets running calls finish for up to `grace`, then cancels the rest.
   void Shutdown(absl::Duration grace = absl::Seconds(5));
 

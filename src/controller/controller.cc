@@ -8,6 +8,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/health_names.h"
 #include "common/logging.h"
 #include "common/names.h"
 #include "common/status_macros.h"
@@ -796,8 +797,9 @@ absl::StatusOr<std::vector<mcos::v1::ServiceInfo>> Controller::ListServices(
 absl::Status Controller::PollOnce() {
   MCOS_ASSIGN_OR_RETURN(auto services, store_->ListServices());
   for (auto& s : services) {
-    const absl::Status health = probe_.Check(s.endpoint(), options_.health_timeout);
+    const absl::Status health = probe_.Check(s.endpoint(), "", options_.health_timeout);
     const absl::Time now = clock_.Now();
+    const mcos::v1::ServiceInfo stored = s;
     const mcos::v1::ServiceState before = s.state();
     if (health.ok()) {
       s.set_consecutive_misses(0);
@@ -807,6 +809,21 @@ absl::Status Controller::PollOnce() {
       s.set_consecutive_misses(s.consecutive_misses() + 1);
       if (static_cast<int>(s.consecutive_misses()) >= options_.down_after_misses) {
         s.set_state(mcos::v1::SERVICE_STATE_DOWN);
+      }
+    }
+    if (health.ok() && s.kind() == mcos::v1::SERVICE_KIND_STORAGE) {
+      // A storage node under its free-space floor still serves reads and deletes: it is UP, with
+      // a condition the admin sees in `mcos admin cluster status`.
+      const absl::Status writes =
+          probe_.Check(s.endpoint(), common::kStorageWritesHealth, options_.health_timeout);
+      const std::string condition =
+          writes.code() == absl::StatusCode::kFailedPrecondition
+              ? "out of space: new data is refused; reads and deletes work"
+              : "";
+      if (condition != s.condition()) {
+        common::LogWarning("storage '", s.id(), "' at ", s.endpoint(), ": ",
+                           condition.empty() ? "accepts new data again" : condition);
+        s.set_condition(condition);
       }
     }
     if (s.state() != before) {
@@ -819,6 +836,15 @@ absl::Status Controller::PollOnce() {
         common::LogInfo(mcos::v1::ServiceKind_Name(s.kind()), " '", s.id(), "' at ", s.endpoint(),
                         " is UP again");
       }
+    }
+    // A healthy service that stays healthy is written at most every 10 s (its last contact): a
+    // write per poll is an fsync per service every period, and on a full disk it would eat the
+    // space that a storage node just gave back.
+    const bool unchanged = s.state() == stored.state() &&
+                           s.consecutive_misses() == stored.consecutive_misses() &&
+                           s.condition() == stored.condition();
+    if (unchanged && now - common::FromProtoTimestamp(stored.last_ok()) < absl::Seconds(10)) {
+      continue;
     }
     MCOS_RETURN_IF_ERROR(store_->UpsertService(s));
   }

@@ -54,8 +54,11 @@ struct ControllerOptions {
 class HealthProbe {
  public:
   virtual ~HealthProbe() = default;
-  // OK if the service answers SERVING within `timeout`.
-  virtual absl::Status Check(const std::string& endpoint, absl::Duration timeout) = 0;
+  // OK if the process at `endpoint` answers SERVING for `service` ("" = the process as a whole)
+  // within `timeout`; FAILED_PRECONDITION if it answers NOT_SERVING; NOT_FOUND if it does not know
+  // that service name; another error if it does not answer.
+  virtual absl::Status Check(const std::string& endpoint, const std::string& service,
+                             absl::Duration timeout) = 0;
 };
 
 class Controller {

@@ -10,7 +10,8 @@
 
 namespace mcos::controller {
 
-absl::Status GrpcHealthProbe::Check(const std::string& endpoint, absl::Duration timeout) {
+absl::Status GrpcHealthProbe::Check(const std::string& endpoint, const std::string& service,
+                                    absl::Duration timeout) {
   std::shared_ptr<grpc::Channel> channel;
   {
     absl::MutexLock lock(&mu_);
@@ -22,11 +23,13 @@ absl::Status GrpcHealthProbe::Check(const std::string& endpoint, absl::Duration 
   grpc::ClientContext ctx;
   ctx.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
   grpc::health::v1::HealthCheckRequest req;
+  req.set_service(service);
   grpc::health::v1::HealthCheckResponse resp;
   const grpc::Status s = stub->Check(&ctx, req, &resp);
   if (!s.ok()) return common::FromGrpcStatus(s);
   if (resp.status() != grpc::health::v1::HealthCheckResponse::SERVING) {
-    return absl::UnavailableError(absl::StrCat(endpoint, " is not serving"));
+    return absl::FailedPreconditionError(
+        absl::StrCat(endpoint, " is not serving", service.empty() ? "" : " ", service));
   }
   return absl::OkStatus();
 }
@@ -54,7 +57,7 @@ absl::Status ControllerApp::CheckAndRegisterStorage(const std::string& storage_e
   const absl::Time deadline = absl::Now() + timeout;
   absl::Status last;
   while (absl::Now() < deadline) {
-    last = probe_->Check(storage_endpoint, absl::Seconds(1));
+    last = probe_->Check(storage_endpoint, "", absl::Seconds(1));
     if (last.ok()) break;
     if (stop_.WaitForNotificationWithTimeout(absl::Milliseconds(200))) break;
   }

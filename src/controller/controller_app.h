@@ -18,7 +18,8 @@ namespace mcos::controller {
 // HealthProbe over grpc.health.v1, one cached channel per endpoint. Thread-safe.
 class GrpcHealthProbe final : public HealthProbe {
  public:
-  absl::Status Check(const std::string& endpoint, absl::Duration timeout) override;
+  absl::Status Check(const std::string& endpoint, const std::string& service,
+                     absl::Duration timeout) override;
 
  private:
   absl::Mutex mu_;

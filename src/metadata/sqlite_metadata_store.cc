@@ -37,6 +37,10 @@ CREATE TABLE services(
   state_changed_ms INTEGER NOT NULL) STRICT;
 CREATE TABLE settings(key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
 )sql",
+    // 1 -> 2: what limits a service that is up (ServiceInfo.condition).
+    R"sql(
+ALTER TABLE services ADD COLUMN condition TEXT NOT NULL DEFAULT '';
+)sql",
 };
 
 absl::Status FromSqlite(int rc, sqlite3* db, absl::string_view what) {
@@ -44,10 +48,13 @@ absl::Status FromSqlite(int rc, sqlite3* db, absl::string_view what) {
   std::string msg =
       absl::StrCat(what, ": ", db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
   switch (rc & 0xFF) {
+    case SQLITE_FULL:
+      return absl::ResourceExhaustedError(
+          absl::StrCat(what, ": the disk of the cluster's database is full; free space on it "
+                             "(delete objects, or grow the filesystem) and retry"));
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
     case SQLITE_IOERR:
-    case SQLITE_FULL:
     case SQLITE_CANTOPEN:
       return absl::UnavailableError(msg);
     case SQLITE_CORRUPT:
@@ -277,11 +284,13 @@ uint64_t SqliteMetadataStore::revision() {
 absl::Status SqliteMetadataStore::UpsertService(const mcos::v1::ServiceInfo& service) {
   absl::MutexLock lock(&mu_);
   Statement s(db_, R"sql(
-INSERT INTO services(id, kind, endpoint, state, registered_ms, last_ok_ms, misses, state_changed_ms)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+INSERT INTO services(id, kind, endpoint, state, registered_ms, last_ok_ms, misses, state_changed_ms,
+  condition)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
 ON CONFLICT(id) DO UPDATE SET kind = excluded.kind, endpoint = excluded.endpoint,
   state = excluded.state, registered_ms = excluded.registered_ms, last_ok_ms = excluded.last_ok_ms,
-  misses = excluded.misses, state_changed_ms = excluded.state_changed_ms)sql");
+  misses = excluded.misses, state_changed_ms = excluded.state_changed_ms,
+  condition = excluded.condition)sql");
   MCOS_RETURN_IF_ERROR(s.status());
   auto ms = [](const google::protobuf::Timestamp& t) {
     return absl::ToUnixMillis(common::FromProtoTimestamp(t));
@@ -293,7 +302,8 @@ ON CONFLICT(id) DO UPDATE SET kind = excluded.kind, endpoint = excluded.endpoint
       .Bind(5, ms(service.registered()))
       .Bind(6, ms(service.last_ok()))
       .Bind(7, int64_t{service.consecutive_misses()})
-      .Bind(8, ms(service.state_changed()));
+      .Bind(8, ms(service.state_changed()))
+      .Bind(9, service.condition());
   return FromSqlite(s.Step(), db_, "store service");
 }
 
@@ -301,7 +311,7 @@ absl::StatusOr<std::vector<mcos::v1::ServiceInfo>> SqliteMetadataStore::ListServ
   absl::MutexLock lock(&mu_);
   Statement s(db_,
               "SELECT id, kind, endpoint, state, registered_ms, last_ok_ms, misses, "
-              "state_changed_ms FROM services ORDER BY kind, id");
+              "state_changed_ms, condition FROM services ORDER BY kind, id");
   MCOS_RETURN_IF_ERROR(s.status());
   std::vector<mcos::v1::ServiceInfo> out;
   int rc;
@@ -315,6 +325,7 @@ absl::StatusOr<std::vector<mcos::v1::ServiceInfo>> SqliteMetadataStore::ListServ
     common::ToProtoTimestamp(absl::FromUnixMillis(s.Int(5)), info.mutable_last_ok());
     info.set_consecutive_misses(static_cast<uint32_t>(s.Int(6)));
     common::ToProtoTimestamp(absl::FromUnixMillis(s.Int(7)), info.mutable_state_changed());
+    info.set_condition(s.Text(8));
     out.push_back(std::move(info));
   }
   MCOS_RETURN_IF_ERROR(FromSqlite(rc, db_, "list services"));

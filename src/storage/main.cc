@@ -8,6 +8,7 @@
 #include "common/logging.h"
 #include "common/server_host.h"
 #include "storage/storage_app.h"
+#include "storage/storage_flags.h"
 
 int main(int argc, char** argv) {
   // Object data moves in 1 MiB buffers: give them back to the kernel when freed (a fixed mmap
@@ -17,6 +18,7 @@ int main(int argc, char** argv) {
   mallopt(M_MMAP_THRESHOLD, 256 * 1024);
   mcos::common::BlockTerminationSignals();
   mcos::storage::StorageOptions options;
+  mcos::storage::StorageFlags storage_flags;
   CLI::App cli{"mcos-storage: the storage node of an MCOS cluster (objects in RocksDB)"};
   cli.set_config("--config", "", "Read options from this TOML/INI file");
   cli.add_option("--listen", options.listen, "gRPC address HOST:PORT (port 0 picks a free one)")
@@ -28,7 +30,9 @@ int main(int argc, char** argv) {
                "Do not fsync commits (benchmarks only: acknowledged writes may be lost)");
   cli.add_flag("--enable-bench-service", options.enable_bench_service,
                "Also serve mcos.v1.BenchService, the bare-stream reference of the benchmarks");
+  storage_flags.Add(cli);
   CLI11_PARSE(cli, argc, argv);
+  storage_flags.Apply(options);
 
   mcos::common::InitLogging("mcos-storage");
   auto app = mcos::storage::StorageApp::Start(options);

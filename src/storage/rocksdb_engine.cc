@@ -9,6 +9,9 @@
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <cstdarg>
+#include <cstdio>
 #include <cstring>
 #include <utility>
 
@@ -42,18 +45,47 @@ constexpr uint64_t kPointDeleteMaxChunks = 16;
 // Chunks of one upload that go through the WAL before the rest bypass it (see WriteFullChunk).
 constexpr uint64_t kWalChunks = 8;
 
+// RocksDB's messages name files and paths of the node: they go to the log, and callers get the
+// kind of failure and what it hit.
 absl::Status FromRocksDb(const rocksdb::Status& s, absl::string_view what) {
   if (s.ok()) return absl::OkStatus();
-  std::string msg = absl::StrCat(what, ": ", s.ToString());
-  if (s.IsNotFound()) return absl::NotFoundError(msg);
-  if (s.IsCorruption()) return absl::DataLossError(msg);
-  if (s.IsInvalidArgument()) return absl::InvalidArgumentError(msg);
-  if (s.IsNotSupported()) return absl::UnimplementedError(msg);
-  if (s.IsBusy() || s.IsTryAgain() || s.IsTimedOut() || s.IsIOError() || s.IsIncomplete()) {
-    return absl::UnavailableError(msg);
+  if (s.IsNotFound()) return absl::NotFoundError(absl::StrCat(what, ": not found"));
+  common::LogWarning(what, ": ", s.ToString());
+  if (s.IsNoSpace()) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        what, ": the cluster is out of space (its storage disk is full); delete objects or add "
+              "capacity, then retry"));
   }
-  return absl::InternalError(msg);
+  if (s.IsPathNotFound()) {
+    return absl::DataLossError(
+        absl::StrCat(what, ": a data file of the storage node is missing (see its log)"));
+  }
+  if (s.IsCorruption()) {
+    return absl::DataLossError(
+        absl::StrCat(what, ": the storage node found corrupt data (see its log)"));
+  }
+  if (s.IsInvalidArgument()) return absl::InvalidArgumentError(absl::StrCat(what, ": invalid"));
+  if (s.IsNotSupported()) return absl::UnimplementedError(absl::StrCat(what, ": not supported"));
+  if (s.IsBusy() || s.IsTryAgain() || s.IsTimedOut() || s.IsIOError() || s.IsIncomplete()) {
+    return absl::UnavailableError(
+        absl::StrCat(what, ": the storage node had an I/O error (see its log); retry"));
+  }
+  return absl::InternalError(absl::StrCat(what, ": storage engine error (see the node's log)"));
 }
+
+// RocksDB's info log, sent to the process log (warnings and errors only) instead of a LOG file in
+// the database directory: on a full disk a LOG file fails to grow, and Debian's RocksDB (built with
+// assertions) aborts on the next write to a file that failed.
+class ProcessLogger final : public rocksdb::Logger {
+ public:
+  ProcessLogger() : rocksdb::Logger(rocksdb::InfoLogLevel::WARN_LEVEL) {}
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override {
+    char buf[1024];
+    std::vsnprintf(buf, sizeof(buf), format, ap);
+    common::LogWarning("rocksdb: ", buf);
+  }
+};
 
 void PutU64BigEndian(std::string* out, uint64_t v) {
   for (int i = 7; i >= 0; --i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
@@ -255,8 +287,10 @@ class RocksDbPutStream final : public PutStream {
         static_cast<int64_t>(size_) - static_cast<int64_t>(live ? current->size() : 0));
     if (live) engine_.AddPartitionUsage(batch, header_.key(), *current, -1);
     engine_.AddPartitionUsage(batch, header_.key(), record, +1);
-    MCOS_RETURN_IF_ERROR(FromRocksDb(engine_.db_->Write(engine_.CommitWriteOptions(), &batch),
-                                     absl::StrCat("commit ", Describe(header_.key()))));
+    const rocksdb::Status written = engine_.db_->Write(engine_.CommitWriteOptions(), &batch);
+    if (written.IsNoSpace()) engine_.RecoverFromNoSpace(written).IgnoreError();
+    MCOS_RETURN_IF_ERROR(FromRocksDb(written, absl::StrCat("commit ", Describe(header_.key()))));
+    if (current) engine_.QueueReclaim(current->data_id(), current->chunk_count());
     committed_ = true;
     return WriteResult{true, std::move(record), ""};
   }
@@ -283,6 +317,7 @@ class RocksDbPutStream final : public PutStream {
   // commit flushes them. The upload's intent record is fsynced before the first chunk that
   // bypasses the WAL, so that a crash can never leave chunks on disk that no intent points at.
   absl::Status WriteFullChunk() {
+    MCOS_RETURN_IF_ERROR(engine_.CheckSpace(0));
     rocksdb::WriteBatch batch;
     if (!intent_written_) batch.Put(engine_.uploads_cf_, data_id_, meta_key_);
     rocksdb::WriteOptions wo;
@@ -294,7 +329,9 @@ class RocksDbPutStream final : public PutStream {
       wo.disableWAL = true;
     }
     AddChunk(batch);
-    MCOS_RETURN_IF_ERROR(FromRocksDb(engine_.db_->Write(wo, &batch), "write chunk"));
+    const rocksdb::Status written = engine_.db_->Write(wo, &batch);
+    if (written.IsNoSpace()) engine_.RecoverFromNoSpace(written).IgnoreError();
+    MCOS_RETURN_IF_ERROR(FromRocksDb(written, "write chunk"));
     intent_written_ = true;
     return absl::OkStatus();
   }
@@ -321,10 +358,15 @@ class RocksDbPutStream final : public PutStream {
     engine_.DeleteData(mine, batch);
     batch.Delete(engine_.uploads_cf_, data_id_);
     auto s = engine_.db_->Write(rocksdb::WriteOptions(), &batch);
+    if (s.IsNoSpace() && engine_.RecoverFromNoSpace(s).ok()) {
+      s = engine_.db_->Write(rocksdb::WriteOptions(), &batch);
+    }
     if (!s.ok()) {
       common::LogWarning("cannot discard an interrupted upload of ", Describe(header_.key()), ": ",
                          s.ToString(), " (it is removed at the next start)");
+      return;
     }
+    engine_.QueueReclaim(data_id_, next_index_);
   }
 
   RocksDbEngine& engine_;
@@ -419,14 +461,22 @@ RocksDbEngine::~RocksDbEngine() {
 
 absl::StatusOr<std::unique_ptr<RocksDbEngine>> RocksDbEngine::Open(const RocksDbOptions& options) {
   std::unique_ptr<RocksDbEngine> engine(new RocksDbEngine(options));
+  std::error_code ec;
+  std::filesystem::create_directories(options.path, ec);  // RocksDB logs an error when it is missing
 
   rocksdb::DBOptions db_options;
   db_options.create_if_missing = true;
   db_options.create_missing_column_families = true;
   db_options.max_background_jobs = 2;
   db_options.bytes_per_sync = 1u << 20;
-  db_options.max_total_wal_size = 512u << 20;
-  db_options.keep_log_file_num = 4;
+  db_options.max_total_wal_size = options.max_total_wal_bytes;
+  // No preallocation of WAL files (1.1 memtables each): on a small or nearly full disk it takes
+  // space that statvfs then reports as used, and the floor would trip early.
+  db_options.allow_fallocate = false;
+  db_options.info_log = std::make_shared<ProcessLogger>();
+  // Open replays the WAL into memtables without flushing them at once, so that a node can start on
+  // a nearly full disk (the WAL files stay until the next flush).
+  db_options.avoid_flush_during_recovery = true;
 
   auto cache = rocksdb::NewLRUCache(options.block_cache_bytes);
   rocksdb::BlockBasedTableOptions table;
@@ -434,9 +484,13 @@ absl::StatusOr<std::unique_ptr<RocksDbEngine>> RocksDbEngine::Open(const RocksDb
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   table.checksum = rocksdb::kXXH3;  // hardware-speed; Debian's CRC32c is the software one
 
+  // Memtables are kept small but for object data: after a full disk, RocksDB resumes writing only
+  // once the largest memtable size is free.
+  rocksdb::ColumnFamilyOptions unused;
+  unused.write_buffer_size = 1u << 20;
   rocksdb::ColumnFamilyOptions meta;
   meta.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
-  meta.write_buffer_size = 16u << 20;
+  meta.write_buffer_size = std::min<size_t>(8u << 20, options.data_write_buffer_bytes);
 
   rocksdb::ColumnFamilyOptions data;
   data.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
@@ -446,7 +500,10 @@ absl::StatusOr<std::unique_ptr<RocksDbEngine>> RocksDbEngine::Open(const RocksDb
   data.min_blob_size = options.min_blob_bytes;
   data.blob_file_size = 256u << 20;
   data.blob_compression_type = rocksdb::kNoCompression;  // object data is mostly incompressible
-  data.enable_blob_garbage_collection = true;
+  // RocksDB's own blob GC would rewrite the live blobs of the oldest files in every compaction,
+  // garbage or not: objects are mostly written once, so that is write amplification for nothing.
+  // CollectGarbageOnce turns it on for one compaction when files hold enough garbage.
+  data.enable_blob_garbage_collection = false;
   data.compression = rocksdb::kLZ4Compression;
 
   rocksdb::ColumnFamilyOptions uploads;
@@ -456,7 +513,7 @@ absl::StatusOr<std::unique_ptr<RocksDbEngine>> RocksDbEngine::Open(const RocksDb
   usage.merge_operator = std::make_shared<UsageAddOperator>();
 
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
-      {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()},
+      {rocksdb::kDefaultColumnFamilyName, unused},
       {kMetaCf, meta},
       {kDataCf, data},
       {kUploadsCf, uploads},
@@ -476,6 +533,11 @@ absl::StatusOr<std::unique_ptr<RocksDbEngine>> RocksDbEngine::Open(const RocksDb
   engine->uploads_cf_ = engine->handles_[3];
   engine->usage_cf_ = engine->handles_[4];
   MCOS_RETURN_IF_ERROR(engine->RemoveUploadDebris());
+  {
+    // Deletions made before a crash may not have been compacted: count their garbage now.
+    absl::MutexLock lock(&engine->reclaim_mu_);
+    engine->reclaim_all_ = true;
+  }
   return engine;
 }
 
@@ -489,6 +551,7 @@ absl::Status RocksDbEngine::RemoveUploadDebris() {
     batch.DeleteRange(data_cf_, begin, end);
     batch.Delete(data_cf_, end);
     batch.Delete(uploads_cf_, data_id);
+    QueueReclaim(data_id, UINT64_MAX);
     ++recovered_uploads_;
   }
   MCOS_RETURN_IF_ERROR(FromRocksDb(it->status(), "scan interrupted uploads"));
@@ -619,6 +682,126 @@ absl::StatusOr<mcos::v1::ContainerUsageResponse> RocksDbEngine::Usage(
   return response;
 }
 
+absl::Status RocksDbEngine::CheckSpace(uint64_t incoming) {
+  return options_.space != nullptr ? options_.space->CheckWrite(incoming) : absl::OkStatus();
+}
+
+absl::Status RocksDbEngine::RecoverFromNoSpace(const rocksdb::Status& cause) {
+  absl::MutexLock lock(&resume_mu_);
+  common::LogWarning("the storage disk is full (", cause.ToString(),
+                     "): releasing the space reserve and resuming the database");
+  if (options_.space != nullptr) options_.space->ReleaseReserve();
+  // RocksDB's own recovery (its SstFileManager) may be under way: it checks the free space every
+  // 5 s and resumes once a memtable's worth is free. Meanwhile Resume() answers Busy.
+  rocksdb::Status s;
+  const absl::Time deadline = absl::Now() + absl::Seconds(12);
+  while (true) {
+    s = db_->Resume();
+    if (!s.IsBusy() || absl::Now() > deadline) break;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  if (!s.ok()) common::LogWarning("cannot resume the database yet: ", s.ToString());
+  return FromRocksDb(s, "resume after a full disk");
+}
+
+void RocksDbEngine::QueueReclaim(absl::string_view data_id, uint64_t chunks) {
+  if (data_id.empty() || chunks == 0) return;
+  absl::MutexLock lock(&reclaim_mu_);
+  reclaim_.emplace_back(DataKey(data_id, 0),
+                        chunks == UINT64_MAX ? DataKey(data_id, UINT64_MAX)
+                                             : DataKey(data_id, chunks));
+}
+
+absl::StatusOr<int> RocksDbEngine::ReclaimOnce() {
+  std::vector<std::pair<std::string, std::string>> ranges;
+  bool all = false;
+  {
+    absl::MutexLock lock(&reclaim_mu_);
+    ranges.swap(reclaim_);
+    std::swap(all, reclaim_all_);
+  }
+  if (ranges.empty() && !all) return 0;
+  rocksdb::CompactRangeOptions cro;
+  // To the last level, where the deletions themselves are dropped too.
+  cro.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForceOptimized;
+  // Many ranges: one compaction of the whole data family costs less than many (its SST files
+  // hold only chunk references, the chunks live in blob files).
+  constexpr size_t kMaxRanges = 16;
+  if (all || ranges.size() > kMaxRanges) {
+    MCOS_RETURN_IF_ERROR(
+        FromRocksDb(db_->CompactRange(cro, data_cf_, nullptr, nullptr), "reclaim space"));
+    return static_cast<int>(ranges.size());
+  }
+  for (const auto& [begin, end] : ranges) {
+    const rocksdb::Slice b(begin), e(end);
+    MCOS_RETURN_IF_ERROR(FromRocksDb(db_->CompactRange(cro, data_cf_, &b, &e), "reclaim space"));
+  }
+  return static_cast<int>(ranges.size());
+}
+
+absl::StatusOr<bool> RocksDbEngine::CollectGarbageOnce(bool urgent, uint64_t free_bytes) {
+  rocksdb::ColumnFamilyMetaData meta;
+  db_->GetColumnFamilyMetaData(data_cf_, &meta);
+  std::vector<rocksdb::BlobMetaData>& files = meta.blob_files;
+  std::sort(files.begin(), files.end(), [](const auto& a, const auto& b) {
+    return a.blob_file_number < b.blob_file_number;
+  });
+  uint64_t total = 0, garbage = 0;
+  for (const auto& f : files) {
+    total += f.total_blob_bytes;
+    garbage += f.garbage_blob_bytes;
+  }
+  if (garbage == 0 || (!urgent && garbage * 4 < total)) return false;
+  // RocksDB rewrites the live blobs of the oldest `cutoff` fraction of files in a compaction. Pick
+  // the prefix of files (oldest first) that frees the most garbage while it is at least a quarter
+  // garbage and its live data fits in half the free space (the copy needs room until the old
+  // files go).
+  size_t best = 0;
+  uint64_t best_garbage = 0, prefix_garbage = 0, prefix_live = 0;
+  for (size_t k = 0; k < files.size(); ++k) {
+    prefix_garbage += files[k].garbage_blob_bytes;
+    prefix_live += files[k].total_blob_bytes - files[k].garbage_blob_bytes;
+    if (prefix_live > free_bytes / 2) break;
+    if (prefix_garbage * 4 >= prefix_garbage + prefix_live && prefix_garbage > best_garbage) {
+      best = k + 1;
+      best_garbage = prefix_garbage;
+    }
+  }
+  if (best == 0) return false;
+  const double cutoff = static_cast<double>(best) / static_cast<double>(files.size());
+  auto set_gc = [&](bool on) {
+    return FromRocksDb(
+        db_->SetOptions(data_cf_, {{"enable_blob_garbage_collection", on ? "true" : "false"},
+                                   {"blob_garbage_collection_age_cutoff", absl::StrCat(cutoff)}}),
+        "set the blob garbage collection options");
+  };
+  MCOS_RETURN_IF_ERROR(set_gc(true));
+  rocksdb::CompactRangeOptions cro;
+  cro.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForceOptimized;
+  const rocksdb::Status compacted = db_->CompactRange(cro, data_cf_, nullptr, nullptr);
+  MCOS_RETURN_IF_ERROR(set_gc(false));
+  if (compacted.IsNoSpace()) RecoverFromNoSpace(compacted).IgnoreError();
+  MCOS_RETURN_IF_ERROR(FromRocksDb(compacted, "collect blob garbage"));
+  common::LogInfo("blob garbage collection: rewrote the live data of the oldest ", best, " of ",
+                  files.size(), " blob files to free ", best_garbage >> 20, " MiB (",
+                  garbage >> 20, " of ", total >> 20, " MiB of blob data were garbage)");
+  return true;
+}
+
+RocksDbEngine::DiskUsage RocksDbEngine::disk_usage() {
+  DiskUsage usage;
+  uint64_t v = 0;
+  for (auto* cf : handles_) {
+    if (db_->GetIntProperty(cf, rocksdb::DB::Properties::kTotalSstFilesSize, &v)) {
+      usage.sst_bytes += v;
+    }
+    if (db_->GetIntProperty(cf, rocksdb::DB::Properties::kTotalBlobFileSize, &v)) {
+      usage.blob_bytes += v;
+    }
+  }
+  return usage;
+}
+
 void RocksDbEngine::DeleteData(const ObjectRecord& record, rocksdb::WriteBatch& batch) {
   if (record.data_id().empty() || record.chunk_count() == 0) return;
   if (record.chunk_count() <= kPointDeleteMaxChunks) {
@@ -636,6 +819,7 @@ absl::StatusOr<std::unique_ptr<PutStream>> RocksDbEngine::BeginPut(
   if (!common::IsSet(header.version())) {
     return absl::InvalidArgumentError("the put header has no version stamp");
   }
+  MCOS_RETURN_IF_ERROR(CheckSpace(header.has_size() ? header.size() : 0));
   const std::string meta_key =
       ObjectMetaKey(header.key().user(), header.key().container(), header.key().object());
   MCOS_ASSIGN_OR_RETURN(std::optional<ObjectRecord> current, ReadRecord(meta_key));
@@ -723,8 +907,13 @@ absl::StatusOr<WriteResult> RocksDbEngine::Delete(const mcos::v1::StorageDeleteR
     AddUsage(batch, meta_key, -1, -static_cast<int64_t>(current->size()));
     AddPartitionUsage(batch, key, *current, -1);
   }
-  MCOS_RETURN_IF_ERROR(FromRocksDb(db_->Write(CommitWriteOptions(), &batch),
-                                   absl::StrCat("delete ", Describe(key))));
+  rocksdb::Status written = db_->Write(CommitWriteOptions(), &batch);
+  if (written.IsNoSpace() && RecoverFromNoSpace(written).ok()) {
+    // A delete frees space: it must work on a full disk (the reserve made room for it).
+    written = db_->Write(CommitWriteOptions(), &batch);
+  }
+  MCOS_RETURN_IF_ERROR(FromRocksDb(written, absl::StrCat("delete ", Describe(key))));
+  if (current) QueueReclaim(current->data_id(), current->chunk_count());
   return WriteResult{true, std::move(tombstone), ""};
 }
 

@@ -17,12 +17,23 @@
 //       first chunk and deleted by its commit; anything left at open time is the debris of a
 //       crashed upload, and its chunks are deleted then.
 //
+// Space: a replaced or deleted object's chunks are deleted in its commit batch, and their key range
+// is compacted within about a second (ReclaimOnce), which deletes the blob files left without live
+// data; the live data of blob files shared with deleted objects is rewritten (CollectGarbageOnce)
+// once garbage reaches a quarter of all blob bytes, or a quarter of one file while the disk is
+// nearly full. So space amplification stays under about 4/3 of live data. Below the free-space floor (SpaceGuard) new data is
+// refused (RESOURCE_EXHAUSTED); deletes go on; an ENOSPC from RocksDB releases the space reserve and
+// resumes the database.
+//
 // Durability: chunks are written without fsync; the commit batch (record, last chunk, deletion of
 // the replaced version's data) is written with WriteOptions::sync, which fsyncs the WAL and with it
 // every chunk written before. So an acknowledged put survives kill -9 and power loss; an
 // unacknowledged one either becomes visible whole or not at all. The cost is one fsync per commit
-// (concurrent commits share one through RocksDB's group commit) and writing data twice (WAL, then
-// the flushed blob/SST file).
+// (concurrent commits share one through RocksDB's group commit). The first 8 chunks (8 MiB) of an
+// upload go through the WAL, so small objects are written twice (WAL, then the flushed blob/SST
+// file); the double is bounded by max_total_wal_bytes (64 MiB) plus one memtable (32 MiB), after
+// which the WAL files are deleted. Chunks past the first 8 MiB bypass the WAL and the commit
+// flushes them, so a large object is written once.
 //
 // Thread-safety: all methods may be called concurrently. Commits of the same object serialize on
 // one of kLockStripes mutexes, which makes the read-compare-write of versions atomic.
@@ -38,6 +49,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "storage/engine.h"
+#include "storage/space_guard.h"
 
 namespace mcos::storage {
 
@@ -51,6 +63,11 @@ struct RocksDbOptions {
   size_t min_blob_bytes = 64u << 10;
   // fsync the WAL on every commit (turn off only for benchmarks of the non-durable path).
   bool sync_commits = true;
+  // The WAL is kept to at most about this size: past it, RocksDB flushes the memtables that hold
+  // the oldest log. Small objects' data is on disk twice (WAL, then blob file) only until then.
+  uint64_t max_total_wal_bytes = uint64_t{64} << 20;
+  // Free-space floor and reserve (not owned; may be null: no checks). Must outlive the engine.
+  SpaceGuard* space = nullptr;
 };
 
 std::string ObjectMetaKey(absl::string_view user, absl::string_view container,
@@ -80,6 +97,26 @@ class RocksDbEngine final : public Engine {
 
   // Number of uploads whose debris was removed by Open().
   int recovered_uploads() const { return recovered_uploads_; }
+
+  // Compacts the key ranges of data deleted since the last call (replaced or deleted objects,
+  // interrupted uploads), so that RocksDB drops their chunks and deletes the blob files that no
+  // longer hold live data. Returns how many ranges it compacted. The storage app calls it every
+  // second; without it, space came back only when enough new writes triggered compactions.
+  absl::StatusOr<int> ReclaimOnce();
+  // Rewrites the live data of blob files that hold garbage (chunks of deleted objects that share
+  // a file with live ones) so that the files can be deleted. Runs when garbage is at least a
+  // quarter of all blob bytes, or with `urgent` (the disk is nearly full) whenever there is some;
+  // rewrites the oldest files up to where that frees the most garbage while the rewritten files
+  // are at least a quarter garbage and their live data fits in half of `free_bytes`. Returns
+  // whether it compacted. (RocksDB's own blob GC is off: it would rewrite the oldest files in
+  // every compaction, garbage or not.)
+  absl::StatusOr<bool> CollectGarbageOnce(bool urgent, uint64_t free_bytes);
+  // Bytes of live object data and of everything RocksDB keeps on disk (SST + blob + WAL files).
+  struct DiskUsage {
+    uint64_t sst_bytes = 0;
+    uint64_t blob_bytes = 0;
+  };
+  DiskUsage disk_usage();
   // The raw database, for tests that damage it on purpose.
   rocksdb::DB* db_for_test() { return db_.get(); }
   rocksdb::ColumnFamilyHandle* data_cf_for_test() { return data_cf_; }
@@ -105,6 +142,14 @@ class RocksDbEngine final : public Engine {
                 int64_t bytes);
   // Adds the deletion of a record's data to `batch`.
   void DeleteData(const mcos::v1::ObjectRecord& record, rocksdb::WriteBatch& batch);
+  // Queues the data key range of `chunks` chunks (UINT64_MAX: all) for ReclaimOnce; called once
+  // the batch deleting them is written.
+  void QueueReclaim(absl::string_view data_id, uint64_t chunks);
+  // After a write failed with ENOSPC: gives back the space reserve and resumes RocksDB (which
+  // stops writing after such an error). OK if RocksDB resumed.
+  absl::Status RecoverFromNoSpace(const rocksdb::Status& cause);
+  // Checks that `incoming` more bytes fit above the free-space floor.
+  absl::Status CheckSpace(uint64_t incoming);
   rocksdb::WriteOptions CommitWriteOptions() const;
 
   RocksDbOptions options_;
@@ -116,6 +161,12 @@ class RocksDbEngine final : public Engine {
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   std::array<absl::Mutex, kLockStripes> locks_;
   int recovered_uploads_ = 0;
+  absl::Mutex reclaim_mu_;
+  // [begin, end) data keys whose chunks were deleted and await compaction.
+  std::vector<std::pair<std::string, std::string>> reclaim_ ABSL_GUARDED_BY(reclaim_mu_);
+  // Compact all object data next time (set at open).
+  bool reclaim_all_ ABSL_GUARDED_BY(reclaim_mu_) = false;
+  absl::Mutex resume_mu_;
 };
 
 }  // namespace mcos::storage

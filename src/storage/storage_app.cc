@@ -21,18 +21,73 @@ absl::StatusOr<std::unique_ptr<StorageApp>> StorageApp::Create(const StorageOpti
         absl::StrCat("cannot create data directory ", options.data_dir, ": ", ec.message()));
   }
   std::unique_ptr<StorageApp> app(new StorageApp());
+  SpaceOptions space;
+  space.dir = options.data_dir;
+  space.min_free_bytes = options.min_free_bytes;
+  space.reserve_bytes = options.reserve_bytes;
+  MCOS_ASSIGN_OR_RETURN(app->space_, SpaceGuard::Open(space));
   RocksDbOptions db;
   db.path = (std::filesystem::path(options.data_dir) / "db").string();
   db.sync_commits = options.sync_commits;
+  db.data_write_buffer_bytes = options.memtable_bytes;
+  db.max_total_wal_bytes = options.max_total_wal_bytes;
+  db.space = app->space_.get();
   MCOS_ASSIGN_OR_RETURN(app->engine_, RocksDbEngine::Open(db));
   app->registry_ = options.registry ? options.registry : std::make_shared<prometheus::Registry>();
   app->storage_service_ = std::make_unique<StorageGrpcService>(*app->engine_, *app->registry_);
   if (options.enable_bench_service) {
     app->bench_service_ = std::make_unique<common::BenchGrpcService>();
   }
+  auto gauge = [&](const char* name, const char* help) {
+    return &prometheus::BuildGauge().Name(name).Help(help).Register(*app->registry_).Add({});
+  };
+  app->free_bytes_gauge_ =
+      gauge("mcos_storage_disk_free_bytes", "Free bytes of the storage node's disk");
+  app->writable_gauge_ = gauge("mcos_storage_writable",
+                               "1 while new data is accepted, 0 under the free-space floor");
+  app->sst_bytes_gauge_ = gauge("mcos_storage_sst_bytes", "Bytes of RocksDB table files");
+  app->blob_bytes_gauge_ = gauge("mcos_storage_blob_bytes", "Bytes of RocksDB blob files");
+  app->maintenance_period_ = options.maintenance_period;
   common::LogInfo("storage opened ", db.path,
-                  options.sync_commits ? "" : " (commits NOT synced: benchmark mode)");
+                  options.sync_commits ? "" : " (commits NOT synced: benchmark mode)", "; ",
+                  app->space_->last_free_bytes() >> 20, " MiB free, floor ",
+                  options.min_free_bytes >> 20, " MiB");
+  app->MaintainOnce();
+  app->maintenance_ = std::thread([raw = app.get()] {
+    while (!raw->stop_.WaitForNotificationWithTimeout(raw->maintenance_period_)) {
+      raw->MaintainOnce();
+    }
+  });
   return app;
+}
+
+void StorageApp::AttachHealth(common::ServerHost* host) {
+  health_host_.store(host);
+  if (host != nullptr) host->SetServiceServing(kWritesHealthService, space_->writable());
+}
+
+void StorageApp::MaintainOnce() {
+  const bool writable = space_->RunOnce();
+  free_bytes_gauge_->Set(static_cast<double>(space_->last_free_bytes()));
+  writable_gauge_->Set(writable ? 1 : 0);
+  if (auto* host = health_host_.load()) host->SetServiceServing(kWritesHealthService, writable);
+  if (auto reclaimed = engine_->ReclaimOnce(); !reclaimed.ok()) {
+    common::LogWarning("reclaiming space: ", reclaimed.status().message());
+  }
+  // Garbage collection rewrites live data: every 30 s at most, every round when the disk is
+  // nearly full.
+  const absl::Time now = absl::Now();
+  // Urgent (any file a quarter garbage) while under twice the floor.
+  const bool urgent = space_->last_free_bytes() < 2 * space_->min_free_bytes();
+  if (urgent || now - last_gc_ >= absl::Seconds(30)) {
+    last_gc_ = now;
+    if (auto gc = engine_->CollectGarbageOnce(urgent, space_->last_free_bytes()); !gc.ok()) {
+      common::LogWarning("collecting blob garbage: ", gc.status().message());
+    }
+  }
+  const auto usage = engine_->disk_usage();
+  sst_bytes_gauge_->Set(static_cast<double>(usage.sst_bytes));
+  blob_bytes_gauge_->Set(static_cast<double>(usage.blob_bytes));
 }
 
 std::vector<grpc::Service*> StorageApp::services() {
@@ -48,13 +103,17 @@ absl::StatusOr<std::unique_ptr<StorageApp>> StorageApp::Start(const StorageOptio
   host.metrics_listen = options.metrics_listen;
   MCOS_ASSIGN_OR_RETURN(app->host_,
                         common::ServerHost::Start(host, app->services(), app->registry_));
+  app->AttachHealth(app->host_.get());
   return app;
 }
 
 StorageApp::~StorageApp() { Shutdown(); }
 
 void StorageApp::Shutdown() {
+  health_host_.store(nullptr);
   if (host_) host_->Shutdown();
+  if (!stop_.HasBeenNotified()) stop_.Notify();
+  if (maintenance_.joinable()) maintenance_.join();
   if (engine_) {
     engine_.reset();
     common::LogInfo("storage stopped; database closed");

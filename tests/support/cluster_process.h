@@ -17,8 +17,12 @@ inline constexpr char kAdminPassword[] = "admin-secret-for-tests";
 
 class ClusterProcess {
  public:
-  ClusterProcess(std::string binary, std::string data_dir)
-      : binary_(std::move(binary)), data_dir_(std::move(data_dir)) {}
+  // The cluster keeps its data under `data_dir`/cluster and logs to `log_path` (default
+  // `data_dir`/cluster.log).
+  ClusterProcess(std::string binary, std::string data_dir, std::string log_path = "")
+      : binary_(std::move(binary)),
+        data_dir_(std::move(data_dir)),
+        log_path_(log_path.empty() ? data_dir_ + "/cluster.log" : std::move(log_path)) {}
 
   absl::Status Start(const std::vector<std::string>& extra = {}) {
     setenv("MCOS_ADMIN_PASSWORD", kAdminPassword, 1);
@@ -26,7 +30,7 @@ class ClusterProcess {
                                      "--listen", "127.0.0.1:0",        "--argon2-memory-kib",
                                      "1024",     "--health-period-ms", "200"};
     args.insert(args.end(), extra.begin(), extra.end());
-    auto p = common::Subprocess::Start(args, data_dir_ + "/cluster.log");
+    auto p = common::Subprocess::Start(args, log_path_);
     unsetenv("MCOS_ADMIN_PASSWORD");
     if (!p.ok()) return p.status();
     process_ = std::move(*p);
@@ -39,13 +43,20 @@ class ClusterProcess {
     process_->Signal(SIGTERM);
     return process_->Wait();
   }
+  // kill -9.
+  void Kill() {
+    process_->Signal(SIGKILL);
+    process_->Wait();
+  }
+  pid_t pid() const { return process_->pid(); }
   const std::string& endpoint() const { return endpoint_; }
   std::string token_key_path() const { return data_dir_ + "/cluster/token.key"; }
-  std::string log_path() const { return data_dir_ + "/cluster.log"; }
+  const std::string& log_path() const { return log_path_; }
 
  private:
   std::string binary_;
   std::string data_dir_;
+  std::string log_path_;
   std::unique_ptr<common::Subprocess> process_;
   std::string endpoint_;
 };

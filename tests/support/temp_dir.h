@@ -1,6 +1,8 @@
-// A directory under $TMPDIR (or /tmp) removed with everything in it when the object dies.
+// A directory under $TMPDIR (or /tmp) removed with everything in it when the object dies (kept,
+// with its path printed, when MCOS_KEEP_TEST_DIRS is set: for looking at logs after a failure).
 #pragma once
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
@@ -15,6 +17,10 @@ class TempDir {
     path_ = mkdtemp(tmpl.data());
   }
   ~TempDir() {
+    if (std::getenv("MCOS_KEEP_TEST_DIRS") != nullptr) {
+      std::fprintf(stderr, "kept %s\n", path_.c_str());
+      return;
+    }
     std::error_code ec;
     std::filesystem::remove_all(path_, ec);
   }

@@ -487,7 +487,8 @@ int main(int argc, char** argv) {
       for (const auto& s : r->services()) {
         std::cout << "  " << mcos::v1::ServiceKind_Name(s.kind()).substr(13) << "\t" << s.id()
                   << "\t" << s.endpoint() << "\t"
-                  << (s.state() == mcos::v1::SERVICE_STATE_UP ? "UP" : "DOWN") << "\n";
+                  << (s.state() == mcos::v1::SERVICE_STATE_UP ? "UP" : "DOWN")
+                  << (s.condition().empty() ? "" : "\t") << s.condition() << "\n";
       }
     }
     return 0;

@@ -13,10 +13,14 @@ namespace {
 
 class FakeProbe final : public HealthProbe {
  public:
-  absl::Status Check(const std::string& endpoint, absl::Duration) override {
-    return healthy[endpoint] ? absl::OkStatus() : absl::UnavailableError("connection refused");
+  absl::Status Check(const std::string& endpoint, const std::string& service,
+                     absl::Duration) override {
+    if (!healthy[endpoint]) return absl::UnavailableError("connection refused");
+    if (!service.empty() && full[endpoint]) return absl::FailedPreconditionError("not serving");
+    return absl::OkStatus();
   }
   std::map<std::string, bool> healthy;
+  std::map<std::string, bool> full;
 };
 
 class ControllerTest : public ::testing::Test {

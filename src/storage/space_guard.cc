@@ -1,0 +1,179 @@
+#include "storage/space_guard.h"
+
+#include <fcntl.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "common/logging.h"
+
+namespace mcos::storage {
+namespace {
+
+// Two halves: the first is given back when a write hits ENOSPC while the node runs, the second
+// only when the node starts on a disk under the floor, so that a full disk that got full again
+// after the first was used still leaves room to start.
+constexpr const char* kReserveFiles[] = {"space-reserve", "space-reserve-start"};
+
+std::string Mib(uint64_t bytes) { return absl::StrCat(bytes >> 20, " MiB"); }
+
+}  // namespace
+
+absl::StatusOr<uint64_t> StatvfsFreeBytes(const std::string& dir) {
+  struct statvfs st {};
+  if (statvfs(dir.c_str(), &st) != 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot read the free space of the storage disk: ", std::strerror(errno)));
+  }
+  return static_cast<uint64_t>(st.f_bavail) * static_cast<uint64_t>(st.f_frsize);
+}
+
+SpaceGuard::SpaceGuard(SpaceOptions options) : options_(std::move(options)) {}
+
+absl::StatusOr<std::unique_ptr<SpaceGuard>> SpaceGuard::Open(SpaceOptions options) {
+  if (!options.free_bytes) options.free_bytes = StatvfsFreeBytes;
+  std::unique_ptr<SpaceGuard> guard(new SpaceGuard(std::move(options)));
+  auto free = guard->FreeBytes();
+  if (!free.ok()) return free.status();
+  {
+    absl::MutexLock lock(&guard->mu_);
+    for (int i = 0; i < 2; ++i) {
+      std::error_code ec;
+      guard->reserve_present_[i] = std::filesystem::exists(guard->ReservePath(i), ec);
+    }
+  }
+  if (*free < guard->options_.min_free_bytes) {
+    const bool released = guard->Release(0) | guard->Release(1);
+    if (released) {
+      common::LogWarning("the storage disk has only ", Mib(*free),
+                         " free, under the floor of ", Mib(guard->options_.min_free_bytes),
+                         ": deleted the space reserve so that the node can start; new data is "
+                         "refused until objects are deleted or the disk grows");
+    }
+  }
+  guard->RunOnce();
+  return guard;
+}
+
+std::string SpaceGuard::ReservePath(int i) const {
+  return (std::filesystem::path(options_.dir) / kReserveFiles[i]).string();
+}
+
+bool SpaceGuard::has_reserve() const {
+  absl::MutexLock lock(&mu_);
+  return reserve_present_[0] || reserve_present_[1];
+}
+
+absl::StatusOr<uint64_t> SpaceGuard::FreeBytes() {
+  auto free = options_.free_bytes(options_.dir);
+  if (free.ok()) last_free_.store(*free, std::memory_order_relaxed);
+  return free;
+}
+
+uint64_t SpaceGuard::Floor() const {
+  // Once refusing, keep refusing until a quarter of the floor more is free, so that the space an
+  // aborted upload gives back does not flip the node between full and not full.
+  return writable() ? options_.min_free_bytes
+                    : options_.min_free_bytes + options_.min_free_bytes / 4;
+}
+
+absl::Status SpaceGuard::CheckWrite(uint64_t incoming) {
+  auto free = FreeBytes();
+  if (!free.ok()) return absl::OkStatus();  // cannot tell: let the write find out
+  const uint64_t floor = Floor();
+  if (*free >= floor && *free - floor >= incoming) return absl::OkStatus();
+  if (*free < floor) {
+    if (writable_.exchange(false)) {
+      common::LogWarning("storage disk is out of space (", Mib(*free), " free, floor ",
+                         Mib(options_.min_free_bytes),
+                         "): new data is refused; reads and deletes go on");
+    }
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the cluster is out of space: its storage disk has ", Mib(*free),
+                     " free and keeps ", Mib(options_.min_free_bytes),
+                     " for deletes and recovery; delete objects or add capacity, then retry"));
+  }
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "the cluster is out of space for this object: ", Mib(incoming), " do not fit in the ",
+      Mib(*free - floor), " its storage disk can still take; delete objects or add capacity"));
+}
+
+bool SpaceGuard::ReleaseReserve() { return Release(0); }
+
+bool SpaceGuard::Release(int i) {
+  absl::MutexLock lock(&mu_);
+  if (!reserve_present_[i]) return false;
+  std::error_code ec;
+  std::filesystem::remove(ReservePath(i), ec);
+  if (ec) {
+    common::LogWarning("cannot delete the space reserve ", ReservePath(i), ": ", ec.message());
+    return false;
+  }
+  reserve_present_[i] = false;
+  common::LogWarning("deleted the ", Mib(options_.reserve_bytes / 2), " space reserve ",
+                     kReserveFiles[i], ": the storage disk is full");
+  return true;
+}
+
+bool SpaceGuard::RunOnce() {
+  auto free = FreeBytes();
+  if (!free.ok()) return writable();
+  const bool now_writable = *free >= Floor();
+  if (writable_.exchange(now_writable) != now_writable) {
+    if (now_writable) {
+      common::LogInfo("storage disk has ", Mib(*free), " free again: new data is accepted");
+    } else {
+      common::LogWarning("storage disk is out of space (", Mib(*free), " free, floor ",
+                         Mib(options_.min_free_bytes),
+                         "): new data is refused; reads and deletes go on");
+    }
+  }
+  absl::MutexLock lock(&mu_);
+  MaybeMakeReserve(*free);
+  return now_writable;
+}
+
+void SpaceGuard::MaybeMakeReserve(uint64_t free) {
+  const uint64_t half = options_.reserve_bytes / 2;
+  for (int i = 0; i < 2; ++i) {
+    if (reserve_present_[i] || half == 0) continue;
+    if (free < options_.min_free_bytes + half) return;
+    if (!MakeReserveFile(ReservePath(i), half)) return;
+    reserve_present_[i] = true;
+    free -= half;
+  }
+}
+
+bool SpaceGuard::MakeReserveFile(const std::string& path, uint64_t bytes) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    common::LogWarning("cannot make the space reserve ", path, ": ", std::strerror(errno));
+    return false;
+  }
+  int rc = posix_fallocate(fd, 0, static_cast<off_t>(bytes));
+  if (rc == EOPNOTSUPP || rc == EINVAL) {  // a filesystem without fallocate: write zeros
+    const std::string zeros(size_t{1} << 20, '\0');
+    rc = 0;
+    for (uint64_t done = 0; done < bytes && rc == 0;) {
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(zeros.size(), bytes - done));
+      const ssize_t w = ::write(fd, zeros.data(), n);
+      if (w <= 0) rc = errno;
+      done += static_cast<uint64_t>(w > 0 ? w : 0);
+    }
+  }
+  if (rc == 0 && ::fsync(fd) != 0) rc = errno;
+  ::close(fd);
+  if (rc != 0) {
+    std::error_code ec;
+    std::filesystem::remove(path, ec);
+    common::LogWarning("cannot make the space reserve ", path, ": ", std::strerror(rc));
+    return false;
+  }
+  return true;
+}
+
+}  // namespace mcos::storage
