@@ -2,6 +2,8 @@
 // over loopback.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include <atomic>
 #include <map>
 #include <mutex>
@@ -379,6 +381,29 @@ TEST_F(StorageE2eTest, ACorruptChunkOnDiskGivesDataLoss) {
   // What arrived before the error is exactly the intact prefix: never a wrong byte.
   EXPECT_EQ(received.size(), 2 * kMiB);
   EXPECT_TRUE(received == data.substr(0, received.size()));
+}
+
+// A blob file gone from the disk (a bad disk, a careless operator) is data loss, not a passing
+// outage: DATA_LOSS, naming the object and not the node's files.
+TEST_F(StorageE2eTest, AMissingBlobFileGivesDataLoss) {
+  const std::string data = testing::RandomBytes(12 * kMiB, 8);  // past the WAL: in blob files now
+  MCOS_ASSERT_OK(Put(Key("gone"), data));
+  node_->Stop();
+  int removed = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(node_->db_path())) {
+    if (entry.path().extension() == ".blob") {
+      std::filesystem::remove(entry.path());
+      ++removed;
+    }
+  }
+  ASSERT_GT(removed, 0);
+  MCOS_ASSERT_OK(node_->Start());
+  auto got = Get(Key("gone"));
+  MCOS_EXPECT_CODE(got, kDataLoss);
+  EXPECT_NE(got.status().message().find("gone"), absl::string_view::npos) << got.status();
+  EXPECT_EQ(got.status().message().find(node_->db_path()), absl::string_view::npos)
+      << got.status();
+  EXPECT_EQ(got.status().message().find(".blob"), absl::string_view::npos) << got.status();
 }
 
 TEST_F(StorageE2eTest, BadInputGetsInvalidArgumentAndChangesNothing) {

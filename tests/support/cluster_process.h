@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 
@@ -29,6 +30,10 @@ class ClusterProcess {
     std::vector<std::string> args = {binary_,    "--data-dir",         data_dir_ + "/cluster",
                                      "--listen", "127.0.0.1:0",        "--argon2-memory-kib",
                                      "1024",     "--health-period-ms", "200"};
+    // Test clusters keep a small space reserve; a test that cares passes its own.
+    if (std::find(extra.begin(), extra.end(), "--reserve-mib") == extra.end()) {
+      args.insert(args.end(), {"--reserve-mib", "8", "--min-free-mib", "64"});
+    }
     args.insert(args.end(), extra.begin(), extra.end());
     auto p = common::Subprocess::Start(args, log_path_);
     unsetenv("MCOS_ADMIN_PASSWORD");
