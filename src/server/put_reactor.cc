@@ -332,6 +332,7 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
     Progress();
     std::lock_guard<std::recursive_mutex> lock(mu_);
     writing_ = false;
+    out_.clear_part();  // a stalled upload holds no chunk here
     if (!ok || answered_) return;  // a broken stream: its OnDone says why
     if (queued_) {
       WriteData(std::move(*queued_));

@@ -91,6 +91,7 @@ grpc::Status StorageGrpcService::Put(grpc::ServerContext* context,
         }
         if (auto s = (*stream)->Append(data); !s.ok()) return ToGrpcStatus(s);
         bytes_in_.Increment(static_cast<double>(data.size()));
+        message.clear_part();  // a stalled upload holds no chunk here
         break;
       }
       case mcos::v1::StoragePutRequest::kFinish:
