@@ -2,8 +2,6 @@
 // server, real RocksDB and SQLite — with every gRPC service on one address. Start-up follows
 // SEED.md: the controller checks the storage service, the resolver loads the rings and registers,
 // the server registers, and the controller health-checks them all from then on.
-#include <malloc.h>
-
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
@@ -28,8 +26,6 @@ int Fail(const absl::Status& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  mallopt(M_ARENA_MAX, 2);
-  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
   mcos::common::BlockTerminationSignals();
   std::string data_dir, listen = "127.0.0.1:7400", metrics_listen;
   mcos::controller::ControllerOptions controller;

@@ -1,6 +1,4 @@
 // mcos-controller: a cluster's controller (SQLite metadata, registry, health checks, admin API).
-#include <malloc.h>
-
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
@@ -12,7 +10,6 @@
 #include "controller/controller_app.h"
 
 int main(int argc, char** argv) {
-  mallopt(M_ARENA_MAX, 2);
   mcos::common::BlockTerminationSignals();
   mcos::controller::ControllerOptions options;
   std::string listen = "127.0.0.1:7401", metrics_listen, storage_endpoint, key_file;

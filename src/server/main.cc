@@ -1,6 +1,4 @@
 // mcos-server: the cluster's user API (and, with the federation, its peer API).
-#include <malloc.h>
-
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
@@ -12,8 +10,6 @@
 #include "server/server_flags.h"
 
 int main(int argc, char** argv) {
-  mallopt(M_ARENA_MAX, 2);
-  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
   mcos::common::BlockTerminationSignals();
   mcos::server::ServerOptions options;
   mcos::server::ServerFlags server_flags;

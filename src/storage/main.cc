@@ -1,6 +1,4 @@
 // mcos-storage: the storage node of one cluster (RocksDB on disk).
-#include <malloc.h>
-
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
@@ -11,11 +9,6 @@
 #include "storage/storage_flags.h"
 
 int main(int argc, char** argv) {
-  // Object data moves in 1 MiB buffers: give them back to the kernel when freed (a fixed mmap
-  // threshold) and keep few malloc arenas, so that RSS tracks live data (measured: peak RSS while
-  // 1 GiB streams through drops from ~250-280 MiB to ~230 MiB at equal throughput).
-  mallopt(M_ARENA_MAX, 2);
-  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
   mcos::common::BlockTerminationSignals();
   mcos::storage::StorageOptions options;
   mcos::storage::StorageFlags storage_flags;
