@@ -151,6 +151,7 @@ absl::StatusOr<std::unique_ptr<ServerHost>> ServerHost::Start(
     }
   }
   host->SetServing(true);
+  host->trimmer_ = std::make_unique<AllocatorTrimmer>();
   return host;
 }
 
@@ -182,6 +183,7 @@ void ServerHost::Shutdown(absl::Duration grace) {
   server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   server_->Wait();
   exposer_.reset();
+  trimmer_.reset();
 }
 
 std::string DialAddress(const std::string& listen, int port) {

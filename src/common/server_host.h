@@ -14,6 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/allocator.h"
 
 namespace mcos::common {
 
@@ -57,6 +58,8 @@ class ServerHost {
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::shared_ptr<prometheus::Registry> registry_;
+  // Returns the allocator's free memory to the kernel while the process serves.
+  std::unique_ptr<AllocatorTrimmer> trimmer_;
   int port_ = 0;
   int metrics_port_ = 0;
   bool shut_down_ = false;

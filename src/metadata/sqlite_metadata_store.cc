@@ -50,8 +50,9 @@ absl::Status FromSqlite(int rc, sqlite3* db, absl::string_view what) {
   switch (rc & 0xFF) {
     case SQLITE_FULL:
       return absl::ResourceExhaustedError(
-          absl::StrCat(what, ": the disk of the cluster's database is full; free space on it "
-                             "(delete objects, or grow the filesystem) and retry"));
+          absl::StrCat(what,
+                       ": the disk of the cluster's database is full; free space on it "
+                       "(delete objects, or grow the filesystem) and retry"));
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
     case SQLITE_IOERR:

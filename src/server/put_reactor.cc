@@ -9,8 +9,8 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/ascii.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "common/grpc_status.h"
 #include "common/hash.h"
 #include "common/logging.h"
@@ -84,8 +84,9 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
     }
     if (phase_ == Phase::kHeader) {
       if (!message.has_header()) {
-        Fail(Invalid("the first message of an upload must be the header (container, object, ...); "
-                     "nothing was stored"));
+        Fail(
+            Invalid("the first message of an upload must be the header (container, object, ...); "
+                    "nothing was stored"));
         return;
       }
       OnHeader(std::move(*message.mutable_header()));
@@ -260,9 +261,9 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
     Progress();
     std::lock_guard<std::recursive_mutex> lock(mu_);
     if (answered_) return;
-    auto placement = status.ok() ? app_.CheckPlacement(resolve_resp_)
-                                 : absl::StatusOr<mcos::v1::Placement>(
-                                       common::FromGrpcStatus(status));
+    auto placement = status.ok()
+                         ? app_.CheckPlacement(resolve_resp_)
+                         : absl::StatusOr<mcos::v1::Placement>(common::FromGrpcStatus(status));
     if (!placement.ok()) {
       Fail(ToGrpcStatus(placement.status()));
       return;
@@ -332,7 +333,7 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
     Progress();
     std::lock_guard<std::recursive_mutex> lock(mu_);
     writing_ = false;
-    out_.clear_part();  // a stalled upload holds no chunk here
+    out_.clear_part();             // a stalled upload holds no chunk here
     if (!ok || answered_) return;  // a broken stream: its OnDone says why
     if (queued_) {
       WriteData(std::move(*queued_));
@@ -350,8 +351,9 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
       return;
     }
     if (phase_ == Phase::kHeader) {
-      Fail(Invalid("the upload ended before its header: send the header (container, object, ...) "
-                   "first; nothing was stored"));
+      Fail(
+          Invalid("the upload ended before its header: send the header (container, object, ...) "
+                  "first; nothing was stored"));
       return;
     }
     if (header_.has_size() || finish_ || app_.options_.upload_settle <= absl::ZeroDuration()) {
@@ -444,10 +446,10 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   // Turns the storage service's answer into the user's.
   grpc::Status MapStorageError(const grpc::Status& s) const {
     if (s.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
-      return create_ ? grpc::Status(grpc::StatusCode::ALREADY_EXISTS,
-                                    absl::StrCat("object '", key_.object(),
-                                                 "' already exists in container '",
-                                                 key_.container(), "'"))
+      return create_ ? grpc::Status(
+                           grpc::StatusCode::ALREADY_EXISTS,
+                           absl::StrCat("object '", key_.object(),
+                                        "' already exists in container '", key_.container(), "'"))
                      : ToGrpcStatus(ObjectNotFound());
     }
     if (s.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {

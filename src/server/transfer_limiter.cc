@@ -16,9 +16,9 @@ absl::Status TransferLimiter::Acquire(const std::string& user) {
   }
   int& mine = per_user_[user];
   if (max_per_user_ > 0 && mine >= max_per_user_) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "user '", user, "' already has ", mine, " concurrent ", what_,
-        " (the per-user limit); wait for one to finish before starting another"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("user '", user, "' already has ", mine, " concurrent ", what_,
+                     " (the per-user limit); wait for one to finish before starting another"));
   }
   ++mine;
   ++total_;

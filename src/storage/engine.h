@@ -42,9 +42,9 @@ class PutStream {
   // Adds the next bytes of content. UNAVAILABLE/INTERNAL if the disk write fails.
   virtual absl::Status Append(absl::string_view data) = 0;
   // Makes the version visible atomically and durably, unless a newer one is stored by then.
-  // INVALID_ARGUMENT if the content does not match the size/md5/sha256 of the header or the size/md5
-  // of `finish` (the client's trailing values); FAILED_PRECONDITION if the header's precondition
-  // does not hold; RESOURCE_EXHAUSTED if the disk is full.
+  // INVALID_ARGUMENT if the content does not match the size/md5/sha256 of the header or the
+  // size/md5 of `finish` (the client's trailing values); FAILED_PRECONDITION if the header's
+  // precondition does not hold; RESOURCE_EXHAUSTED if the disk is full.
   virtual absl::StatusOr<WriteResult> Commit(const mcos::v1::StoragePutFinish& finish) = 0;
 };
 

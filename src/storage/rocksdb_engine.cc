@@ -9,10 +9,10 @@
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
-#include <filesystem>
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -53,8 +53,9 @@ absl::Status FromRocksDb(const rocksdb::Status& s, absl::string_view what) {
   common::LogWarning(what, ": ", s.ToString());
   if (s.IsNoSpace()) {
     return absl::ResourceExhaustedError(absl::StrCat(
-        what, ": the cluster is out of space (its storage disk is full); delete objects or add "
-              "capacity, then retry"));
+        what,
+        ": the cluster is out of space (its storage disk is full); delete objects or add "
+        "capacity, then retry"));
   }
   if (s.IsPathNotFound()) {
     return absl::DataLossError(
@@ -297,18 +298,16 @@ class RocksDbPutStream final : public PutStream {
 
  private:
   absl::Status SizeMismatch(uint64_t declared) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("the content is ", size_, declared < size_ ? "+" : "",
-                     " bytes but the client declared ", declared, "; nothing was stored for ",
-                     Describe(header_.key())));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the content is ", size_, declared < size_ ? "+" : "", " bytes but the client declared ",
+        declared, "; nothing was stored for ", Describe(header_.key())));
   }
 
   // Says which digest differs, never the digests themselves.
   absl::Status DigestMismatch(absl::string_view which) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("the content's ", which, " differs from the one the client declared (the data ",
-                     "was changed or cut on the way); nothing was stored for ",
-                     Describe(header_.key())));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the content's ", which, " differs from the one the client declared (the data ",
+        "was changed or cut on the way); nothing was stored for ", Describe(header_.key())));
   }
 
   // Writes the buffered full chunk. The first kWalChunks chunks of an upload go through the WAL
@@ -462,7 +461,8 @@ RocksDbEngine::~RocksDbEngine() {
 absl::StatusOr<std::unique_ptr<RocksDbEngine>> RocksDbEngine::Open(const RocksDbOptions& options) {
   std::unique_ptr<RocksDbEngine> engine(new RocksDbEngine(options));
   std::error_code ec;
-  std::filesystem::create_directories(options.path, ec);  // RocksDB logs an error when it is missing
+  std::filesystem::create_directories(options.path,
+                                      ec);  // RocksDB logs an error when it is missing
 
   rocksdb::DBOptions db_options;
   db_options.create_if_missing = true;
@@ -512,12 +512,11 @@ absl::StatusOr<std::unique_ptr<RocksDbEngine>> RocksDbEngine::Open(const RocksDb
   usage.write_buffer_size = 4u << 20;
   usage.merge_operator = std::make_shared<UsageAddOperator>();
 
-  std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
-      {rocksdb::kDefaultColumnFamilyName, unused},
-      {kMetaCf, meta},
-      {kDataCf, data},
-      {kUploadsCf, uploads},
-      {kUsageCf, usage}};
+  std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {{rocksdb::kDefaultColumnFamilyName, unused},
+                                                      {kMetaCf, meta},
+                                                      {kDataCf, data},
+                                                      {kUploadsCf, uploads},
+                                                      {kUsageCf, usage}};
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(db_options, options.path, cfs, &engine->handles_, &raw);
   if (!s.ok()) {
@@ -707,9 +706,8 @@ absl::Status RocksDbEngine::RecoverFromNoSpace(const rocksdb::Status& cause) {
 void RocksDbEngine::QueueReclaim(absl::string_view data_id, uint64_t chunks) {
   if (data_id.empty() || chunks == 0) return;
   absl::MutexLock lock(&reclaim_mu_);
-  reclaim_.emplace_back(DataKey(data_id, 0),
-                        chunks == UINT64_MAX ? DataKey(data_id, UINT64_MAX)
-                                             : DataKey(data_id, chunks));
+  reclaim_.emplace_back(DataKey(data_id, 0), chunks == UINT64_MAX ? DataKey(data_id, UINT64_MAX)
+                                                                  : DataKey(data_id, chunks));
 }
 
 absl::StatusOr<int> RocksDbEngine::ReclaimOnce() {
@@ -743,9 +741,8 @@ absl::StatusOr<bool> RocksDbEngine::CollectGarbageOnce(bool urgent, uint64_t fre
   rocksdb::ColumnFamilyMetaData meta;
   db_->GetColumnFamilyMetaData(data_cf_, &meta);
   std::vector<rocksdb::BlobMetaData>& files = meta.blob_files;
-  std::sort(files.begin(), files.end(), [](const auto& a, const auto& b) {
-    return a.blob_file_number < b.blob_file_number;
-  });
+  std::sort(files.begin(), files.end(),
+            [](const auto& a, const auto& b) { return a.blob_file_number < b.blob_file_number; });
   uint64_t total = 0, garbage = 0;
   for (const auto& f : files) {
     total += f.total_blob_bytes;
@@ -783,8 +780,8 @@ absl::StatusOr<bool> RocksDbEngine::CollectGarbageOnce(bool urgent, uint64_t fre
   if (compacted.IsNoSpace()) RecoverFromNoSpace(compacted).IgnoreError();
   MCOS_RETURN_IF_ERROR(FromRocksDb(compacted, "collect blob garbage"));
   common::LogInfo("blob garbage collection: rewrote the live data of the oldest ", best, " of ",
-                  files.size(), " blob files to free ", best_garbage >> 20, " MiB (",
-                  garbage >> 20, " of ", total >> 20, " MiB of blob data were garbage)");
+                  files.size(), " blob files to free ", best_garbage >> 20, " MiB (", garbage >> 20,
+                  " of ", total >> 20, " MiB of blob data were garbage)");
   return true;
 }
 

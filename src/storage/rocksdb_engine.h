@@ -21,9 +21,9 @@
 // is compacted within about a second (ReclaimOnce), which deletes the blob files left without live
 // data; the live data of blob files shared with deleted objects is rewritten (CollectGarbageOnce)
 // once garbage reaches a quarter of all blob bytes, or a quarter of one file while the disk is
-// nearly full. So space amplification stays under about 4/3 of live data. Below the free-space floor (SpaceGuard) new data is
-// refused (RESOURCE_EXHAUSTED); deletes go on; an ENOSPC from RocksDB releases the space reserve and
-// resumes the database.
+// nearly full. So space amplification stays under about 4/3 of live data. Below the free-space
+// floor (SpaceGuard) new data is refused (RESOURCE_EXHAUSTED); deletes go on; an ENOSPC from
+// RocksDB releases the space reserve and resumes the database.
 //
 // Durability: chunks are written without fsync; the commit batch (record, last chunk, deletion of
 // the replaced version's data) is written with WriteOptions::sync, which fsyncs the WAL and with it

@@ -49,8 +49,8 @@ absl::StatusOr<std::unique_ptr<SpaceGuard>> SpaceGuard::Open(SpaceOptions option
   if (*free < guard->options_.min_free_bytes) {
     const bool released = guard->Release(0) | guard->Release(1);
     if (released) {
-      common::LogWarning("the storage disk has only ", Mib(*free),
-                         " free, under the floor of ", Mib(guard->options_.min_free_bytes),
+      common::LogWarning("the storage disk has only ", Mib(*free), " free, under the floor of ",
+                         Mib(guard->options_.min_free_bytes),
                          ": deleted the space reserve so that the node can start; new data is "
                          "refused until objects are deleted or the disk grows");
     }

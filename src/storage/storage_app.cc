@@ -43,8 +43,8 @@ absl::StatusOr<std::unique_ptr<StorageApp>> StorageApp::Create(const StorageOpti
   };
   app->free_bytes_gauge_ =
       gauge("mcos_storage_disk_free_bytes", "Free bytes of the storage node's disk");
-  app->writable_gauge_ = gauge("mcos_storage_writable",
-                               "1 while new data is accepted, 0 under the free-space floor");
+  app->writable_gauge_ =
+      gauge("mcos_storage_writable", "1 while new data is accepted, 0 under the free-space floor");
   app->sst_bytes_gauge_ = gauge("mcos_storage_sst_bytes", "Bytes of RocksDB table files");
   app->blob_bytes_gauge_ = gauge("mcos_storage_blob_bytes", "Bytes of RocksDB blob files");
   app->maintenance_period_ = options.maintenance_period;

@@ -66,11 +66,11 @@ class FullDiskE2eTest : public ::testing::Test {
   }
 
   void StartCluster() {
-    cluster_ = std::make_unique<testing::ClusterProcess>(MCOS_CLUSTER_BIN, mnt_,
-                                                         dir_.Sub("cluster.log"));
-    ASSERT_TRUE(cluster_
-                    ->Start({"--min-free-mib", "24", "--reserve-mib", "12", "--memtable-mib", "4"})
-                    .ok())
+    cluster_ =
+        std::make_unique<testing::ClusterProcess>(MCOS_CLUSTER_BIN, mnt_, dir_.Sub("cluster.log"));
+    ASSERT_TRUE(
+        cluster_->Start({"--min-free-mib", "24", "--reserve-mib", "12", "--memtable-mib", "4"})
+            .ok())
         << "see " << dir_.Sub("cluster.log");
   }
 

@@ -1,6 +1,6 @@
 // Slow and hostile clients cannot exhaust a server: 1,000 uploads that send a header and one 1 MiB
-// chunk and then wait are admitted only up to the per-user limit (the rest get RESOURCE_EXHAUSTED at
-// once), the server's memory and threads stay bounded, another user is served as usual, an idle
+// chunk and then wait are admitted only up to the per-user limit (the rest get RESOURCE_EXHAUSTED
+// at once), the server's memory and threads stay bounded, another user is served as usual, an idle
 // stream is ended by the server, and everything is given back when the clients go away.
 #include <gtest/gtest.h>
 

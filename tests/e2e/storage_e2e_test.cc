@@ -2,9 +2,8 @@
 // over loopback.
 #include <gtest/gtest.h>
 
-#include <filesystem>
-
 #include <atomic>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <random>
@@ -401,8 +400,7 @@ TEST_F(StorageE2eTest, AMissingBlobFileGivesDataLoss) {
   auto got = Get(Key("gone"));
   MCOS_EXPECT_CODE(got, kDataLoss);
   EXPECT_NE(got.status().message().find("gone"), absl::string_view::npos) << got.status();
-  EXPECT_EQ(got.status().message().find(node_->db_path()), absl::string_view::npos)
-      << got.status();
+  EXPECT_EQ(got.status().message().find(node_->db_path()), absl::string_view::npos) << got.status();
   EXPECT_EQ(got.status().message().find(".blob"), absl::string_view::npos) << got.status();
 }
 

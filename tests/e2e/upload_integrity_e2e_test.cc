@@ -60,7 +60,8 @@ TEST_F(UploadIntegrityE2eTest, ACancelAfterAPauseKeepsThePreviousVersion) {
     grpc::ClientContext ctx;
     ctx.AddMetadata("authorization", "Bearer " + carol.token());
     const bool by_deadline = round % 2 == 1;
-    if (by_deadline) ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(300));
+    if (by_deadline)
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(300));
     mcos::v1::ObjectInfo info;
     auto w = stub->UpdateObject(&ctx, &info);
     mcos::v1::PutObjectRequest m;
@@ -92,10 +93,10 @@ struct Trial {
   bool declare_size = false;
   bool send_finish = false;
   Ending ending = Ending::kComplete;
-  std::string content;     // what a complete upload stores
-  size_t chunk = 1;        // bytes per data message
-  size_t stop_after = 0;   // data messages sent before a cancel / half-close
-  int gap_us = 0;          // half-close -> cancel
+  std::string content;    // what a complete upload stores
+  size_t chunk = 1;       // bytes per data message
+  size_t stop_after = 0;  // data messages sent before a cancel / half-close
+  int gap_us = 0;         // half-close -> cancel
   int deadline_ms = 0;
 };
 
@@ -204,8 +205,7 @@ TEST_F(UploadIntegrityE2eTest, RandomCancelsAndDeadlinesNeverCommitAPart) {
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       std::mt19937_64 rng(42 + t);
-      auto channel =
-          grpc::CreateChannel(cluster_->endpoint(), grpc::InsecureChannelCredentials());
+      auto channel = grpc::CreateChannel(cluster_->endpoint(), grpc::InsecureChannelCredentials());
       auto stub = mcos::v1::UserService::NewStub(channel);
       int created = 0;
       for (int i = 0; i < kTrialsPerThread; ++i) {

@@ -65,8 +65,8 @@ class WrongCodesE2eTest : public ::testing::Test {
     grpc::ByteBuffer response;
     grpc::Status status;
     absl::Notification done;
-    stub.UnaryCall(&ctx, "/mcos.v1.UserService/" + method, grpc::StubOptions(), &request,
-                   &response, [&](grpc::Status s) {
+    stub.UnaryCall(&ctx, "/mcos.v1.UserService/" + method, grpc::StubOptions(), &request, &response,
+                   [&](grpc::Status s) {
                      status = std::move(s);
                      done.Notify();
                    });
@@ -127,8 +127,8 @@ TEST_F(WrongCodesE2eTest, TwoAuthorizationHeadersAreUnauthenticated) {
 TEST_F(WrongCodesE2eTest, MalformedUploadMessagesAreInvalidArgumentsAndStoreNothing) {
   auto channel = grpc::CreateChannel(cluster_->endpoint(), grpc::InsecureChannelCredentials());
   grpc::GenericStub stub(channel);
-  const std::string header = LengthDelimited(1, LengthDelimited(1, "box") +
-                                                    LengthDelimited(2, "keep"));
+  const std::string header =
+      LengthDelimited(1, LengthDelimited(1, "box") + LengthDelimited(2, "keep"));
   const std::string data = LengthDelimited(2, "replaced");
   const std::string finish = LengthDelimited(3, "");
   const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {

@@ -21,10 +21,10 @@ class StorageProcess {
 
   // Starts the process and waits until it serves.
   absl::Status Start() {
-    auto p = common::Subprocess::Start(
-        {binary_, "--data-dir", data_dir_ + "/node", "--listen", "127.0.0.1:0", "--min-free-mib",
-         "64", "--reserve-mib", "8"},
-        log_path());
+    auto p =
+        common::Subprocess::Start({binary_, "--data-dir", data_dir_ + "/node", "--listen",
+                                   "127.0.0.1:0", "--min-free-mib", "64", "--reserve-mib", "8"},
+                                  log_path());
     if (!p.ok()) return p.status();
     process_ = std::move(*p);
     auto addr = process_->WaitForListening(absl::Seconds(30));
