@@ -17,7 +17,7 @@ size_t ReleaseAllocatorMemory(size_t keep_bytes);
 
 class AllocatorTrimmer {
  public:
-  explicit AllocatorTrimmer(size_t keep_bytes = size_t{64} << 20,
+  explicit AllocatorTrimmer(size_t keep_bytes = size_t{32} << 20,
                             absl::Duration period = absl::Seconds(1));
   ~AllocatorTrimmer();
   AllocatorTrimmer(const AllocatorTrimmer&) = delete;

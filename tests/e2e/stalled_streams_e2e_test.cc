@@ -156,7 +156,8 @@ TEST_F(StalledStreamsE2eTest, AThousandStalledUploadsAreBoundedAndCleanedUp) {
   const int64_t threads_after = ProcStatus(pid, "Threads");
   std::printf("after the clients left: RSS %lld MiB, threads %lld\n",
               static_cast<long long>(rss_after >> 10), static_cast<long long>(threads_after));
-  EXPECT_LT(rss_after - rss_before, 64 * 1024);
+  // The allocator keeps a 32 MiB warm cache (common::AllocatorTrimmer) and per-thread caches.
+  EXPECT_LT(rss_after - rss_before, 96 * 1024);
   EXPECT_LT(threads_after - threads_before, 16);
   // Nothing of the stalled uploads was stored.
   mcos::v1::ListObjectsRequest list;
