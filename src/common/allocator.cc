@@ -2,8 +2,7 @@
 
 // tcmalloc's C API, bound weakly: null when the binary is not linked with tcmalloc.
 extern "C" {
-int MallocExtension_GetNumericProperty(const char* property, size_t* value)
-    __attribute__((weak));
+int MallocExtension_GetNumericProperty(const char* property, size_t* value) __attribute__((weak));
 void MallocExtension_ReleaseToSystem(size_t num_bytes) __attribute__((weak));
 }
 

@@ -38,6 +38,9 @@ grpc::Status Invalid(absl::string_view message) {
 //   * nothing commits until the storage finish message is written (finish_written_), which
 //     happens only in RequestCommit, only after the client finished (see put_reactor.h);
 //   * Finish is called once (answered_); after it no new operation starts on either stream;
+//   * writes to the storage stream start only while this holds it (storage_held_: AddHold when
+//     it starts, RemoveHold after the finish write, a failed write, or Fail), so its OnDone, after
+//     which it must not be touched, cannot come in between;
 //   * refs_ keeps this object alive: one for gRPC (dropped in OnDone), one per outstanding
 //     unary call, one for the storage stream until its OnDone, one while the settle alarm is set.
 // mu_ is recursive because gRPC may run a reaction inline inside an operation started from a
@@ -107,6 +110,7 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
         }
         received_ += data->size();
         app_.bytes_in_.Increment(static_cast<double>(data->size()));
+        if (storage_broken_) return;  // its OnDone answers the user
         if (writing_) {
           queued_ = std::move(*data);  // the next read starts once it is written
         } else {
@@ -316,6 +320,10 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
     Ref();  // until the storage stream's OnDone
     storage_started_ = true;
     backends_.storage->stub().async()->Put(storage_ctx_.get(), &stored_, &storage_);
+    // The hold keeps the stream (and its OnDone) back while this reactor may still start writes,
+    // which it does from the user's stream's reactions, not only from the storage stream's.
+    storage_.AddHold();
+    storage_held_ = true;
     writing_ = true;
     storage_.StartWrite(&out_);
     storage_.StartCall();
@@ -333,8 +341,13 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
     Progress();
     std::lock_guard<std::recursive_mutex> lock(mu_);
     writing_ = false;
-    out_.clear_part();             // a stalled upload holds no chunk here
-    if (!ok || answered_) return;  // a broken stream: its OnDone says why
+    out_.clear_part();  // a stalled upload holds no chunk here
+    if (!ok) {          // a broken stream: no more writes; its OnDone says why
+      storage_broken_ = true;
+      ReleaseStorage();
+      return;
+    }
+    if (answered_) return;
     if (queued_) {
       WriteData(std::move(*queued_));
       queued_.reset();
@@ -342,6 +355,13 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
       return;
     }
     if (phase_ == Phase::kCommitting && !finish_written_) WriteFinish();
+  }
+
+  // Lets the storage stream end: no write starts after this.
+  void ReleaseStorage() {
+    if (!storage_held_) return;
+    storage_held_ = false;
+    storage_.RemoveHold();
   }
 
   // The user's stream ended: cleanly (the client half-closed) or not.
@@ -388,6 +408,7 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
       return;
     }
     phase_ = Phase::kCommitting;
+    if (storage_broken_) return;   // its OnDone answers the user
     if (!writing_) WriteFinish();  // else OnStorageWriteDone does it
   }
 
@@ -402,6 +423,7 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
       f->set_md5_hex(absl::AsciiStrToLower(finish_->md5_hex()));
     }
     storage_.StartWriteLast(&out_, grpc::WriteOptions());
+    ReleaseStorage();
   }
 
   void OnStorageDone(const grpc::Status& status) {
@@ -472,6 +494,7 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   void Fail(const grpc::Status& status) {
     if (answered_) return;
     if (storage_started_ && !storage_done_) storage_ctx_->TryCancel();
+    ReleaseStorage();
     if (settling_) settle_alarm_.Cancel();
     Answer(status);
   }
@@ -501,6 +524,8 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   bool settling_ = false;
   bool storage_started_ = false;
   bool storage_done_ = false;
+  bool storage_held_ = false;    // a hold on the storage stream: writes may still start
+  bool storage_broken_ = false;  // a write to it failed: no more writes
   bool finish_written_ = false;
   bool own_response_ = false;
   int64_t messages_ = 0;

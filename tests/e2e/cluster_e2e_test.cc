@@ -30,10 +30,8 @@ class ClusterE2eTest : public ::testing::Test {
     dir_ = new testing::TempDir();
     cluster_ = new testing::ClusterProcess(MCOS_CLUSTER_BIN, dir_->path());
     ASSERT_TRUE(cluster_->Start().ok());
-    Client admin(cluster_->endpoint());
-    ASSERT_TRUE(admin.Login("admin", testing::kAdminPassword).ok());
-    ASSERT_TRUE(admin.AddUser("alice", "alice-pw", false).ok());
-    ASSERT_TRUE(admin.AddUser("bob", "bob-pw", false).ok());
+    ASSERT_TRUE(cluster_->AddUser("alice", "alice-pw").ok());
+    ASSERT_TRUE(cluster_->AddUser("bob", "bob-pw").ok());
   }
   static void TearDownTestSuite() {
     cluster_->Stop();

@@ -106,11 +106,7 @@ class FullDiskE2eTest : public ::testing::Test {
 
 TEST_F(FullDiskE2eTest, FillsUpRefusesDeletesRestartsAndRecovers) {
   StartCluster();
-  {
-    Client admin(cluster_->endpoint());
-    MCOS_ASSERT_OK(admin.Login("admin", testing::kAdminPassword));
-    MCOS_ASSERT_OK(admin.AddUser("dora", "dora-pw", false));
-  }
+  MCOS_ASSERT_OK(cluster_->AddUser("dora", "dora-pw"));
   Client dora(cluster_->endpoint());
   MCOS_ASSERT_OK(dora.Login("dora", "dora-pw"));
   MCOS_ASSERT_OK(dora.CreateContainer("fill"));
@@ -222,11 +218,7 @@ TEST_F(FullDiskE2eTest, FillsUpRefusesDeletesRestartsAndRecovers) {
 // Deleting and replacing objects gives their space back within a few seconds, without new writes.
 TEST_F(FullDiskE2eTest, DeletedAndReplacedDataIsReclaimed) {
   StartCluster();
-  {
-    Client admin(cluster_->endpoint());
-    MCOS_ASSERT_OK(admin.Login("admin", testing::kAdminPassword));
-    MCOS_ASSERT_OK(admin.AddUser("eve", "eve-pw", false));
-  }
+  MCOS_ASSERT_OK(cluster_->AddUser("eve", "eve-pw"));
   Client eve(cluster_->endpoint());
   MCOS_ASSERT_OK(eve.Login("eve", "eve-pw"));
   MCOS_ASSERT_OK(eve.CreateContainer("space"));

@@ -24,6 +24,11 @@ namespace {
 using client::Client;
 
 constexpr size_t kMiB = size_t{1} << 20;
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kSanitized = true;
+#else
+constexpr bool kSanitized = false;
+#endif
 
 // "VmRSS" or "Threads" of a process, from /proc (kB for sizes).
 int64_t ProcStatus(pid_t pid, const std::string& field) {
@@ -78,10 +83,8 @@ class StalledStreamsE2eTest : public ::testing::Test {
   void StartCluster(std::vector<std::string> flags) {
     cluster_ = std::make_unique<testing::ClusterProcess>(MCOS_CLUSTER_BIN, dir_.path());
     ASSERT_TRUE(cluster_->Start(flags).ok());
-    Client admin(cluster_->endpoint());
-    MCOS_ASSERT_OK(admin.Login("admin", testing::kAdminPassword));
-    MCOS_ASSERT_OK(admin.AddUser("mallory", "mallory-pw", false));
-    MCOS_ASSERT_OK(admin.AddUser("grace", "grace-pw", false));
+    MCOS_ASSERT_OK(cluster_->AddUser("mallory", "mallory-pw"));
+    MCOS_ASSERT_OK(cluster_->AddUser("grace", "grace-pw"));
   }
 
   testing::TempDir dir_;
@@ -143,8 +146,11 @@ TEST_F(StalledStreamsE2eTest, AThousandStalledUploadsAreBoundedAndCleanedUp) {
       static_cast<long long>(threads_stalled));
   EXPECT_LT(p99, 1000);
   // Documented bound (ServerOptions): each admitted upload holds at most ~3 MiB (two chunks at the
-  // server, one at the storage node) and, on the storage side, one handler thread.
-  EXPECT_LT(rss_stalled - rss_before, 64 * 3 * 1024 + 64 * 1024);
+  // server, one at the storage node) and, on the storage side, one handler thread. (A sanitizer's
+  // allocator keeps freed memory in quarantine: memory is not checked there.)
+  if (!kSanitized) {
+    EXPECT_LT(rss_stalled - rss_before, 64 * 3 * 1024 + 64 * 1024);
+  }
   EXPECT_LT(threads_stalled - threads_before, 64 + 16);
 
   // The clients go away: everything is given back.
@@ -157,7 +163,9 @@ TEST_F(StalledStreamsE2eTest, AThousandStalledUploadsAreBoundedAndCleanedUp) {
   std::printf("after the clients left: RSS %lld MiB, threads %lld\n",
               static_cast<long long>(rss_after >> 10), static_cast<long long>(threads_after));
   // The allocator keeps a 32 MiB warm cache (common::AllocatorTrimmer) and per-thread caches.
-  EXPECT_LT(rss_after - rss_before, 96 * 1024);
+  if (!kSanitized) {
+    EXPECT_LT(rss_after - rss_before, 96 * 1024);
+  }
   EXPECT_LT(threads_after - threads_before, 16);
   // Nothing of the stalled uploads was stored.
   mcos::v1::ListObjectsRequest list;

@@ -28,9 +28,7 @@ class UploadIntegrityE2eTest : public ::testing::Test {
     dir_ = new testing::TempDir();
     cluster_ = new testing::ClusterProcess(MCOS_CLUSTER_BIN, dir_->path());
     ASSERT_TRUE(cluster_->Start().ok());
-    Client admin(cluster_->endpoint());
-    ASSERT_TRUE(admin.Login("admin", testing::kAdminPassword).ok());
-    ASSERT_TRUE(admin.AddUser("carol", "carol-pw", false).ok());
+    ASSERT_TRUE(cluster_->AddUser("carol", "carol-pw").ok());
   }
   static void TearDownTestSuite() {
     cluster_->Stop();
@@ -77,6 +75,38 @@ TEST_F(UploadIntegrityE2eTest, ACancelAfterAPauseKeepsThePreviousVersion) {
     ASSERT_TRUE(stat.ok()) << stat.status();
     EXPECT_EQ(stat->size(), original.size()) << "round " << round;
   }
+}
+
+// A server shutdown (SIGTERM) in the middle of an upload that declared no size stores nothing: the
+// previous version is there after the restart.
+TEST_F(UploadIntegrityE2eTest, AShutdownMidUploadKeepsThePreviousVersion) {
+  {
+    Client carol(cluster_->endpoint());
+    MCOS_ASSERT_OK(carol.Login("carol", "carol-pw"));
+    MCOS_ASSERT_OK(carol.CreateContainer("shutdown"));
+    std::istringstream in("before the shutdown");
+    MCOS_ASSERT_OK(carol.CreateObject("shutdown", "obj", in, {}));
+    auto stub = mcos::v1::UserService::NewStub(
+        grpc::CreateChannel(cluster_->endpoint(), grpc::InsecureChannelCredentials()));
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + carol.token());
+    mcos::v1::ObjectInfo info;
+    auto w = stub->UpdateObject(&ctx, &info);
+    mcos::v1::PutObjectRequest m;
+    m.mutable_header()->set_container("shutdown");
+    m.mutable_header()->set_object("obj");
+    ASSERT_TRUE(w->Write(m));
+    m.set_data(std::string(300000, 'x'));
+    ASSERT_TRUE(w->Write(m));
+    cluster_->Stop();  // the upload is still open: it is cut off by the shutdown
+    EXPECT_FALSE(w->Finish().ok());
+  }
+  ASSERT_TRUE(cluster_->Start().ok());
+  Client carol(cluster_->endpoint());
+  MCOS_ASSERT_OK(carol.Login("carol", "carol-pw"));
+  std::ostringstream out;
+  MCOS_ASSERT_OK(carol.DownloadObject("shutdown", "obj", out));
+  EXPECT_EQ(out.str(), "before the shutdown");
 }
 
 // How one randomized upload ends.

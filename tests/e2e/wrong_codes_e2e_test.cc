@@ -36,9 +36,7 @@ class WrongCodesE2eTest : public ::testing::Test {
     dir_ = new testing::TempDir();
     cluster_ = new testing::ClusterProcess(MCOS_CLUSTER_BIN, dir_->path());
     ASSERT_TRUE(cluster_->Start().ok());
-    Client admin(cluster_->endpoint());
-    ASSERT_TRUE(admin.Login("admin", testing::kAdminPassword).ok());
-    ASSERT_TRUE(admin.AddUser("fred", "fred-pw", false).ok());
+    ASSERT_TRUE(cluster_->AddUser("fred", "fred-pw").ok());
     Client fred(cluster_->endpoint());
     ASSERT_TRUE(fred.Login("fred", "fred-pw").ok());
     token_ = new std::string(fred.token());

@@ -10,6 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "client/sdk/client.h"
 #include "common/subprocess.h"
 
 namespace mcos::testing {
@@ -55,6 +56,12 @@ class ClusterProcess {
   }
   pid_t pid() const { return process_->pid(); }
   const std::string& endpoint() const { return endpoint_; }
+  // Adds a user as the bootstrap admin.
+  absl::Status AddUser(const std::string& name, const std::string& password, bool admin = false) {
+    client::Client c(endpoint_);
+    if (auto s = c.Login("admin", kAdminPassword); !s.ok()) return s.status();
+    return c.AddUser(name, password, admin).status();
+  }
   std::string token_key_path() const { return data_dir_ + "/cluster/token.key"; }
   const std::string& log_path() const { return log_path_; }
 
