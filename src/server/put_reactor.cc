@@ -230,7 +230,7 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
     SetDeadline(container_ctx_, absl::Seconds(30));
     Ref();
     app_.controller_->async()->GetContainer(&container_ctx_, &container_req_, &container_,
-                                            [this](grpc::Status status) {
+                                            [this](const grpc::Status& status) {
                                               OnContainer(status);
                                               Unref();
                                             });
@@ -255,7 +255,7 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
     SetDeadline(resolve_ctx_, absl::Seconds(5));
     Ref();
     backends_.resolver->async()->Resolve(&resolve_ctx_, &resolve_req_, &resolve_resp_,
-                                         [this](grpc::Status s) {
+                                         [this](const grpc::Status& s) {
                                            OnPlaced(s);
                                            Unref();
                                          });
@@ -277,7 +277,7 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
     SetDeadline(stat_ctx_, absl::Seconds(30));
     Ref();
     backends_.storage->stub().async()->Stat(&stat_ctx_, &stat_req_, &stat_resp_,
-                                            [this](grpc::Status s) {
+                                            [this](const grpc::Status& s) {
                                               OnStat(s);
                                               Unref();
                                             });

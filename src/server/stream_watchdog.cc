@@ -11,11 +11,10 @@ StreamWatchdog::~StreamWatchdog() {
   if (thread_.joinable()) thread_.join();
 }
 
-void StreamWatchdog::Add(std::shared_ptr<Stream> stream) {
+void StreamWatchdog::Add(const std::shared_ptr<Stream>& stream) {
   if (idle_timeout_ <= absl::ZeroDuration()) return;
   absl::MutexLock lock(&mu_);
-  const Stream* key = stream.get();
-  streams_.emplace(key, std::move(stream));
+  streams_.emplace(stream.get(), stream);
 }
 
 void StreamWatchdog::Remove(const Stream* stream) {

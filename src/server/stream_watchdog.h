@@ -43,7 +43,7 @@ class StreamWatchdog {
   StreamWatchdog& operator=(const StreamWatchdog&) = delete;
 
   absl::Duration idle_timeout() const { return idle_timeout_; }
-  void Add(std::shared_ptr<Stream> stream);
+  void Add(const std::shared_ptr<Stream>& stream);
   // Forgets `stream` (no OnIdle after this returns, unless one is already running).
   void Remove(const Stream* stream);
   // Calls OnIdle of every stream idle at `now`; returns how many. The thread started by Start()

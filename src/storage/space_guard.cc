@@ -47,8 +47,9 @@ absl::StatusOr<std::unique_ptr<SpaceGuard>> SpaceGuard::Open(SpaceOptions option
     }
   }
   if (*free < guard->options_.min_free_bytes) {
-    const bool released = guard->Release(0) | guard->Release(1);
-    if (released) {
+    const bool first = guard->Release(0);
+    const bool second = guard->Release(1);
+    if (first || second) {
       common::LogWarning("the storage disk has only ", Mib(*free), " free, under the floor of ",
                          Mib(guard->options_.min_free_bytes),
                          ": deleted the space reserve so that the node can start; new data is "
