@@ -151,7 +151,7 @@ TEST_F(StalledStreamsE2eTest, AThousandStalledUploadsAreBoundedAndCleanedUp) {
   if (!kSanitized) {
     EXPECT_LT(rss_stalled - rss_before, 64 * 3 * 1024 + 64 * 1024);
   }
-  EXPECT_LT(threads_stalled - threads_before, 64 + 16);
+  EXPECT_LT(threads_stalled - threads_before, 64 + 32);  // plus gRPC's pollers
 
   // The clients go away: everything is given back.
   for (auto& u : uploads) u->Cancel();
@@ -166,7 +166,7 @@ TEST_F(StalledStreamsE2eTest, AThousandStalledUploadsAreBoundedAndCleanedUp) {
   if (!kSanitized) {
     EXPECT_LT(rss_after - rss_before, 96 * 1024);
   }
-  EXPECT_LT(threads_after - threads_before, 16);
+  EXPECT_LT(threads_after - threads_before, 32);
   // Nothing of the stalled uploads was stored.
   mcos::v1::ListObjectsRequest list;
   list.set_container("slow");
