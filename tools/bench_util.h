@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/service_auth.h"
 #include "common/subprocess.h"
 #include "mcos/v1/bench.grpc.pb.h"
 
@@ -30,11 +31,17 @@ struct Stats {
   double p99_ms = 0;
 };
 
-// A channel with its own TCP connection (gRPC shares one between equal channels otherwise).
-inline std::shared_ptr<grpc::Channel> OwnConnection(const std::string& endpoint) {
+// A channel with its own TCP connection (gRPC shares one between equal channels otherwise); with
+// `auth`, every call carries its service credential (for the cluster's internal services).
+inline std::shared_ptr<grpc::Channel> OwnConnection(const std::string& endpoint,
+                                                    common::ServiceAuth* auth = nullptr) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(64 * 1024 * 1024);
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  if (auth != nullptr) {
+    return grpc::experimental::CreateCustomChannelWithInterceptors(
+        endpoint, grpc::InsecureChannelCredentials(), args, auth->Interceptors());
+  }
   return grpc::CreateCustomChannel(endpoint, grpc::InsecureChannelCredentials(), args);
 }
 

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/subprocess.h"
+#include "common/token.h"
 #include "mcos/v1/resolver.grpc.pb.h"
 #include "tools/bench_util.h"
 
@@ -21,6 +22,9 @@ int main(int argc, char** argv) {
   double seconds = 3;
   int threads = 8;
   cli.add_option("--endpoint", endpoint, "A running resolver (or mcos-cluster) HOST:PORT");
+  std::string key_file;
+  cli.add_option("--token-key-file", key_file,
+                 "The cluster's token key (default: the started cluster's DATA_DIR/token.key)");
   cli.add_option("--cluster-bin", cluster_bin, "Start this mcos-cluster binary instead");
   cli.add_option("--rates", rates, "Target lookups per second, comma-separated")
       ->capture_default_str();
@@ -42,14 +46,22 @@ int main(int argc, char** argv) {
       return 1;
     }
     node = std::move(*p);
+    if (key_file.empty()) key_file = temp_dir + "/cluster/token.key";
   }
   if (endpoint.empty()) {
     std::fprintf(stderr, "error: pass --endpoint HOST:PORT or --cluster-bin PATH\n");
     return 2;
   }
+  auto key = mcos::common::LoadOrCreateKeyFile(key_file);
+  if (key_file.empty() || !key.ok()) {
+    std::fprintf(stderr, "error: pass --token-key-file FILE (the cluster's token key)\n");
+    return 2;
+  }
+  mcos::common::ServiceAuth auth(*key, "resolve-bench");
   std::vector<std::shared_ptr<mcos::v1::ResolverService::Stub>> stubs;
   for (int t = 0; t < threads; ++t) {
-    stubs.push_back(mcos::v1::ResolverService::NewStub(mcos::tools::OwnConnection(endpoint)));
+    stubs.push_back(
+        mcos::v1::ResolverService::NewStub(mcos::tools::OwnConnection(endpoint, &auth)));
   }
   std::printf("mcos-resolve-bench: endpoint %s, %d threads, open loop\n", endpoint.c_str(),
               threads);

@@ -67,6 +67,9 @@ int main(int argc, char** argv) {
   cli.add_option("--endpoint", endpoint, "Use a running mcos-storage at HOST:PORT");
   cli.add_option("--storage-bin", storage_bin, "Start this mcos-storage binary instead");
   cli.add_option("--data-dir", data_dir, "Data dir for the started node (default: a temp dir)");
+  std::string key_file;
+  cli.add_option("--token-key-file", key_file,
+                 "The node's token key (default: DATA_DIR/token.key for a started node)");
   cli.add_flag("--no-sync", no_sync, "Start the node with --no-sync (non-durable commits)");
   cli.add_option("--clients", clients, "Concurrent clients")->capture_default_str();
   cli.add_option("--seconds", seconds, "Duration of each small-object phase")
@@ -86,8 +89,10 @@ int main(int argc, char** argv) {
       temp_dir = mcos::tools::MakeTempDir();
       data_dir = temp_dir;
     }
-    std::vector<std::string> args = {storage_bin, "--data-dir",  data_dir,
-                                     "--listen",  "127.0.0.1:0", "--enable-bench-service"};
+    if (key_file.empty()) key_file = data_dir + "/token.key";
+    std::vector<std::string> args = {storage_bin,        "--data-dir",  data_dir,
+                                     "--listen",         "127.0.0.1:0", "--enable-bench-service",
+                                     "--token-key-file", key_file};
     if (no_sync) args.emplace_back("--no-sync");
     auto p = mcos::tools::SpawnListening(args, data_dir + "/storage.log", &endpoint);
     if (!p.ok()) {
@@ -103,10 +108,16 @@ int main(int argc, char** argv) {
   std::printf("mcos-storage-bench: endpoint %s, %d clients, %zu-byte objects, %s commits\n",
               endpoint.c_str(), clients, small_bytes, no_sync ? "NON-durable" : "durable (fsync)");
 
+  auto key = mcos::common::LoadOrCreateKeyFile(key_file);
+  if (key_file.empty() || !key.ok()) {
+    std::fprintf(stderr, "error: pass --token-key-file FILE (the node's token key)\n");
+    return 2;
+  }
+  mcos::common::ServiceAuth auth(*key, "storage-bench");
   std::vector<std::unique_ptr<mcos::storage::StorageClient>> conns;
   conns.reserve(static_cast<size_t>(clients));
   for (int c = 0; c < clients; ++c) {
-    conns.push_back(std::make_unique<mcos::storage::StorageClient>(OwnConnection(endpoint)));
+    conns.push_back(std::make_unique<mcos::storage::StorageClient>(OwnConnection(endpoint, &auth)));
   }
   std::string small(small_bytes, '\0');
   std::mt19937_64 rng(42);
@@ -135,7 +146,7 @@ int main(int argc, char** argv) {
   });
   PrintStats("get", gets);
 
-  auto channel = OwnConnection(endpoint);
+  auto channel = OwnConnection(endpoint, &auth);
   mcos::storage::StorageClient big(channel);
   std::string chunk(1 << 20, '\0');
   for (auto& ch : chunk) ch = static_cast<char>(rng());

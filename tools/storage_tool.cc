@@ -7,7 +7,9 @@
 #include <fstream>
 #include <iostream>
 
+#include "common/channel.h"
 #include "common/clock.h"
+#include "common/token.h"
 #include "common/version.h"
 #include "storage/storage_client.h"
 
@@ -44,6 +46,11 @@ int main(int argc, char** argv) {
   std::string endpoint = "127.0.0.1:7400";
   std::string user = "demo";
   cli.add_option("--endpoint", endpoint, "mcos-storage address HOST:PORT")->capture_default_str();
+  std::string key_file;
+  cli.add_option("--token-key-file", key_file,
+                 "The cluster's token key (the storage service accepts only its own cluster's "
+                 "services)")
+      ->required();
   cli.add_option("--user", user, "Owner of the objects")->capture_default_str();
   cli.require_subcommand(1);
 
@@ -84,7 +91,13 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(cli, argc, argv);
 
-  mcos::storage::StorageClient client(mcos::storage::ConnectInsecure(endpoint));
+  auto token_key = mcos::common::LoadOrCreateKeyFile(key_file);
+  if (!token_key.ok()) {
+    std::fprintf(stderr, "error: %s\n", std::string(token_key.status().message()).c_str());
+    return 1;
+  }
+  mcos::common::ServiceAuth auth(*token_key, "storage-tool");
+  mcos::storage::StorageClient client(mcos::common::ConnectInternal(endpoint, auth));
   mcos::v1::ObjectKey key;
   key.set_user(user);
   key.set_container(container);

@@ -5,7 +5,9 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 
+#include "absl/strings/str_cat.h"
 #include "common/logging.h"
 #include "common/server_host.h"
 #include "common/token.h"
@@ -78,14 +80,23 @@ int main(int argc, char** argv) {
   }
 
   storage_options.data_dir = data_dir + "/storage";
-  auto storage = mcos::storage::StorageApp::Create(storage_options);
-  if (!storage.ok()) return Fail(storage.status());
+  std::error_code dir_error;
+  std::filesystem::create_directories(data_dir, dir_error);
+  if (dir_error) {
+    return Fail(absl::UnavailableError(
+        absl::StrCat("cannot create data directory ", data_dir, ": ", dir_error.message())));
+  }
   auto key = mcos::common::LoadOrCreateKeyFile(data_dir + "/token.key");
   if (!key.ok()) return Fail(key.status());
+  storage_options.token_key = *key;
+  auto storage = mcos::storage::StorageApp::Create(storage_options);
+  if (!storage.ok()) return Fail(storage.status());
   controller.token_key = *key;
   auto controller_app = mcos::controller::ControllerApp::Create(controller);
   if (!controller_app.ok()) return Fail(controller_app.status());
-  mcos::resolver::ResolverApp resolver({});
+  mcos::resolver::ResolverOptions resolver_options;
+  resolver_options.token_key = *key;
+  mcos::resolver::ResolverApp resolver(resolver_options);
   server_options.token_key = *key;
   server_options.registry = registry;
   mcos::server::ServerApp server(server_options);
@@ -106,7 +117,9 @@ int main(int argc, char** argv) {
     return Fail(s);
   }
   (*controller_app)->StartBackground();
-  const mcos::common::LocalRoute route{self, (*host)->InProcessChannel()};
+  // Services of this process call each other in-process, with a service credential like any other.
+  mcos::common::ServiceAuth in_process_auth(*key, "cluster");
+  const mcos::common::LocalRoute route{self, (*host)->InProcessChannel(in_process_auth)};
   resolver.SetLocalRoute(route);
   server.SetLocalRoute(route);
   if (auto s = resolver.Start(self, self, absl::Seconds(10)); !s.ok()) return Fail(s);

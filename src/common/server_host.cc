@@ -157,11 +157,11 @@ absl::StatusOr<std::unique_ptr<ServerHost>> ServerHost::Start(
 
 ServerHost::~ServerHost() { Shutdown(absl::ZeroDuration()); }
 
-std::shared_ptr<grpc::Channel> ServerHost::InProcessChannel() {
+std::shared_ptr<grpc::Channel> ServerHost::InProcessChannel(ServiceAuth& auth) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(64 * 1024 * 1024);
   args.SetMaxSendMessageSize(64 * 1024 * 1024);
-  return server_->InProcessChannel(args);
+  return server_->experimental().InProcessChannelWithInterceptors(args, auth.Interceptors());
 }
 
 void ServerHost::SetServing(bool serving) {

@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/allocator.h"
+#include "common/service_auth.h"
 
 namespace mcos::common {
 
@@ -43,8 +44,9 @@ class ServerHost {
   int port() const { return port_; }
   // 0 when metrics are disabled.
   int metrics_port() const { return metrics_port_; }
-  // A channel to this server that bypasses the network (for services hosted in the same process).
-  std::shared_ptr<grpc::Channel> InProcessChannel();
+  // A channel to this server that bypasses the network (for services hosted in the same process),
+  // sending `auth`'s service credential with every call. `auth` must outlive the channel.
+  std::shared_ptr<grpc::Channel> InProcessChannel(ServiceAuth& auth);
   // Health status reported by grpc.health.v1 for "" and every service.
   void SetServing(bool serving);
   // Health status of one service name (any name: e.g. a capability such as a storage node's

@@ -26,6 +26,10 @@ std::string TokenSigner::Mac(absl::string_view data) const {
   return std::string(reinterpret_cast<char*>(mac), len);
 }
 
+std::string DeriveKey(absl::string_view key, absl::string_view purpose) {
+  return TokenSigner(std::string(key)).Mac(purpose);
+}
+
 std::string TokenSigner::Sign(const mcos::v1::TokenClaims& claims) const {
   const std::string payload = absl::WebSafeBase64Escape(claims.SerializeAsString());
   return absl::StrCat(payload, ".", absl::WebSafeBase64Escape(Mac(payload)));

@@ -14,6 +14,7 @@ namespace mcos::common {
 
 class TokenSigner {
  public:
+  friend std::string DeriveKey(absl::string_view key, absl::string_view purpose);
   // `key` must be at least 32 bytes.
   explicit TokenSigner(std::string key) : key_(std::move(key)) {}
 
@@ -27,6 +28,9 @@ class TokenSigner {
   std::string key_;
 };
 
+// A key for one purpose derived from `key` (HMAC-SHA256(key, purpose), 32 bytes): tokens signed
+// with it never verify under `key` or under a key of another purpose.
+std::string DeriveKey(absl::string_view key, absl::string_view purpose);
 // Reads the key file at `path`, creating it (mode 0600, 32 random bytes, hex) if missing.
 absl::StatusOr<std::string> LoadOrCreateKeyFile(const std::string& path);
 // Random bytes as lowercase hex (for ids, keys and generated passwords).

@@ -35,10 +35,11 @@ absl::Status GrpcHealthProbe::Check(const std::string& endpoint, const std::stri
 }
 
 ControllerApp::ControllerApp(std::unique_ptr<GrpcHealthProbe> probe,
-                             std::unique_ptr<Controller> controller)
+                             std::unique_ptr<Controller> controller, const std::string& token_key)
     : probe_(std::move(probe)),
       controller_(std::move(controller)),
-      controller_service_(*controller_),
+      auth_(token_key, "controller"),
+      controller_service_(*controller_, auth_),
       admin_service_(*controller_) {}
 
 absl::StatusOr<std::unique_ptr<ControllerApp>> ControllerApp::Create(
@@ -46,7 +47,8 @@ absl::StatusOr<std::unique_ptr<ControllerApp>> ControllerApp::Create(
   auto probe = std::make_unique<GrpcHealthProbe>();
   MCOS_ASSIGN_OR_RETURN(auto controller,
                         Controller::Open(options, common::SystemClock::Get(), *probe));
-  return std::unique_ptr<ControllerApp>(new ControllerApp(std::move(probe), std::move(controller)));
+  return std::unique_ptr<ControllerApp>(
+      new ControllerApp(std::move(probe), std::move(controller), options.token_key));
 }
 
 ControllerApp::~ControllerApp() { Stop(); }
@@ -73,7 +75,7 @@ absl::Status ControllerApp::CheckAndRegisterStorage(const std::string& storage_e
   MCOS_RETURN_IF_ERROR(controller_->Register(req).status());
   // Dry runs of ring changes count bytes with the storage service's per-partition usage.
   std::shared_ptr<mcos::v1::StorageService::Stub> storage =
-      mcos::v1::StorageService::NewStub(common::ConnectInsecure(storage_endpoint));
+      mcos::v1::StorageService::NewStub(common::ConnectInternal(storage_endpoint, auth_));
   controller_->SetPartitionBytes(
       [storage](const std::string& option,
                 uint32_t power) -> absl::StatusOr<std::vector<uint64_t>> {

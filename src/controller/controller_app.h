@@ -43,10 +43,11 @@ class ControllerApp {
   void Stop();
 
  private:
-  explicit ControllerApp(std::unique_ptr<GrpcHealthProbe> probe,
-                         std::unique_ptr<Controller> controller);
+  ControllerApp(std::unique_ptr<GrpcHealthProbe> probe, std::unique_ptr<Controller> controller,
+                const std::string& token_key);
   std::unique_ptr<GrpcHealthProbe> probe_;
   std::unique_ptr<Controller> controller_;
+  common::ServiceAuth auth_;
   ControllerGrpcService controller_service_;
   AdminGrpcService admin_service_;
   absl::Notification stop_;

@@ -19,21 +19,24 @@ grpc::Status Reply(absl::StatusOr<T> result, T* response) {
 
 }  // namespace
 
-grpc::Status ControllerGrpcService::Register(grpc::ServerContext*,
+grpc::Status ControllerGrpcService::Register(grpc::ServerContext* context,
                                              const mcos::v1::RegisterRequest* request,
                                              mcos::v1::RegisterResponse* response) {
+  MCOS_REQUIRE_SERVICE_CALLER(auth_, context);
   return Reply(controller_.Register(*request), response);
 }
 
-grpc::Status ControllerGrpcService::Heartbeat(grpc::ServerContext*,
+grpc::Status ControllerGrpcService::Heartbeat(grpc::ServerContext* context,
                                               const mcos::v1::HeartbeatRequest* request,
                                               mcos::v1::HeartbeatResponse*) {
+  MCOS_REQUIRE_SERVICE_CALLER(auth_, context);
   return ToGrpcStatus(controller_.Heartbeat(request->service_id()));
 }
 
-grpc::Status ControllerGrpcService::ListServices(grpc::ServerContext*,
+grpc::Status ControllerGrpcService::ListServices(grpc::ServerContext* context,
                                                  const mcos::v1::ListServicesRequest* request,
                                                  mcos::v1::ListServicesResponse* response) {
+  MCOS_REQUIRE_SERVICE_CALLER(auth_, context);
   auto services = controller_.ListServices(request->kind(), request->live_only());
   if (!services.ok()) return ToGrpcStatus(services.status());
   for (auto& s : *services) *response->add_services() = std::move(s);
@@ -43,21 +46,24 @@ grpc::Status ControllerGrpcService::ListServices(grpc::ServerContext*,
 grpc::Status ControllerGrpcService::GetMetadataSnapshot(
     grpc::ServerContext* context, const mcos::v1::GetMetadataSnapshotRequest* request,
     mcos::v1::MetadataSnapshot* response) {
+  MCOS_REQUIRE_SERVICE_CALLER(auth_, context);
   return Reply(
       controller_.Snapshot(request->known_revision(), absl::Milliseconds(request->wait_ms()),
                            [context] { return context->IsCancelled(); }),
       response);
 }
 
-grpc::Status ControllerGrpcService::Authenticate(grpc::ServerContext*,
+grpc::Status ControllerGrpcService::Authenticate(grpc::ServerContext* context,
                                                  const mcos::v1::LoginRequest* request,
                                                  mcos::v1::LoginResponse* response) {
+  MCOS_REQUIRE_SERVICE_CALLER(auth_, context);
   return Reply(controller_.Login(request->user_name(), request->password()), response);
 }
 
 grpc::Status ControllerGrpcService::ListUserContainers(
-    grpc::ServerContext*, const mcos::v1::ListUserContainersRequest* request,
+    grpc::ServerContext* context, const mcos::v1::ListUserContainersRequest* request,
     mcos::v1::ListUserContainersResponse* response) {
+  MCOS_REQUIRE_SERVICE_CALLER(auth_, context);
   absl::Status s = common::ValidateUserName(request->user());
   if (s.ok()) s = common::ValidateListToken("prefix", request->prefix(), 255);
   if (s.ok()) s = common::ValidateListToken("marker", request->marker(), 255);
@@ -65,9 +71,10 @@ grpc::Status ControllerGrpcService::ListUserContainers(
   return Reply(controller_.ListContainers(*request), response);
 }
 
-grpc::Status ControllerGrpcService::GetContainer(grpc::ServerContext*,
+grpc::Status ControllerGrpcService::GetContainer(grpc::ServerContext* context,
                                                  const mcos::v1::GetContainerRequest* request,
                                                  mcos::v1::Container* response) {
+  MCOS_REQUIRE_SERVICE_CALLER(auth_, context);
   absl::Status s = common::ValidateUserName(request->user());
   if (s.ok()) s = common::ValidateContainerName(request->name());
   if (!s.ok()) return ToGrpcStatus(s);
@@ -75,19 +82,29 @@ grpc::Status ControllerGrpcService::GetContainer(grpc::ServerContext*,
 }
 
 grpc::Status ControllerGrpcService::CreateContainer(
-    grpc::ServerContext*, const mcos::v1::ControllerCreateContainerRequest* request,
+    grpc::ServerContext* context, const mcos::v1::ControllerCreateContainerRequest* request,
     mcos::v1::Container* response) {
+  MCOS_REQUIRE_SERVICE_CALLER(auth_, context);
   return Reply(controller_.CreateContainer(request->user(), request->name(), request->option()),
                response);
 }
 
 grpc::Status ControllerGrpcService::DeleteContainer(
-    grpc::ServerContext*, const mcos::v1::ControllerDeleteContainerRequest* request,
+    grpc::ServerContext* context, const mcos::v1::ControllerDeleteContainerRequest* request,
     mcos::v1::ControllerDeleteContainerResponse*) {
+  MCOS_REQUIRE_SERVICE_CALLER(auth_, context);
   absl::Status s = common::ValidateUserName(request->user());
   if (s.ok()) s = common::ValidateContainerName(request->name());
   if (!s.ok()) return ToGrpcStatus(s);
   return ToGrpcStatus(controller_.DeleteContainer(request->user(), request->name()));
+}
+
+grpc::Status ControllerGrpcService::WatchMetadata(grpc::ServerContext* context,
+                                                  const mcos::v1::WatchMetadataRequest*,
+                                                  grpc::ServerWriter<mcos::v1::MetadataRow>*) {
+  MCOS_REQUIRE_SERVICE_CALLER(auth_, context);
+  return {grpc::StatusCode::UNIMPLEMENTED,
+          "metadata watches arrive with the federation; use GetMetadataSnapshot"};
 }
 
 // ---- AdminService ---------------------------------------------------------------------------

@@ -1,16 +1,19 @@
 // gRPC adapters of the controller: the internal ControllerService and the public AdminService.
-// Thread-safe. `controller` must outlive them.
+// Thread-safe. `controller` and `auth` must outlive them.
 #pragma once
 
+#include "common/service_auth.h"
 #include "controller/controller.h"
 #include "mcos/v1/admin.grpc.pb.h"
 #include "mcos/v1/controller.grpc.pb.h"
 
 namespace mcos::controller {
 
+// Every call needs the cluster's service credential (common::ServiceAuth).
 class ControllerGrpcService final : public mcos::v1::ControllerService::Service {
  public:
-  explicit ControllerGrpcService(Controller& controller) : controller_(controller) {}
+  ControllerGrpcService(Controller& controller, common::ServiceAuth& auth)
+      : controller_(controller), auth_(auth) {}
 
   grpc::Status Register(grpc::ServerContext*, const mcos::v1::RegisterRequest* request,
                         mcos::v1::RegisterResponse* response) override;
@@ -34,9 +37,14 @@ class ControllerGrpcService final : public mcos::v1::ControllerService::Service 
   grpc::Status DeleteContainer(grpc::ServerContext*,
                                const mcos::v1::ControllerDeleteContainerRequest* request,
                                mcos::v1::ControllerDeleteContainerResponse* response) override;
+  // Not served yet (the federation's metadata sync); still refuses callers without the credential.
+  grpc::Status WatchMetadata(grpc::ServerContext* context,
+                             const mcos::v1::WatchMetadataRequest* request,
+                             grpc::ServerWriter<mcos::v1::MetadataRow>* writer) override;
 
  private:
   Controller& controller_;
+  common::ServiceAuth& auth_;
 };
 
 // Every call but Login needs an admin token. Calls of later issues (adding/removing clusters,

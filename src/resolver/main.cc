@@ -5,6 +5,7 @@
 
 #include "common/logging.h"
 #include "common/server_host.h"
+#include "common/token.h"
 #include "resolver/resolver_app.h"
 
 int main(int argc, char** argv) {
@@ -18,6 +19,11 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   cli.add_option("--controller", controller, "The cluster's mcos-controller HOST:PORT")->required();
   cli.add_option("--metrics-listen", metrics_listen, "Prometheus /metrics address");
+  std::string key_file;
+  cli.add_option("--token-key-file", key_file,
+                 "File with the cluster's token key (the controller's DATA_DIR/token.key): the "
+                 "resolver's callers and the resolver itself authenticate with it")
+      ->required();
   cli.add_option("--id", options.id, "Service id registered with the controller")
       ->capture_default_str();
   cli.add_option("--refresh-ms", refresh_ms,
@@ -27,6 +33,12 @@ int main(int argc, char** argv) {
   CLI11_PARSE(cli, argc, argv);
   mcos::common::InitLogging("mcos-resolver");
   options.refresh = absl::Milliseconds(refresh_ms);
+  auto key = mcos::common::LoadOrCreateKeyFile(key_file);
+  if (!key.ok()) {
+    std::fprintf(stderr, "mcos-resolver: %s\n", std::string(key.status().message()).c_str());
+    return 1;
+  }
+  options.token_key = *key;
   mcos::resolver::ResolverApp app(options);
   mcos::common::ServerHostOptions host_options;
   host_options.listen = listen;

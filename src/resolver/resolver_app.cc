@@ -8,9 +8,10 @@
 
 namespace mcos::resolver {
 
-grpc::Status ResolverGrpcService::Resolve(grpc::ServerContext*,
+grpc::Status ResolverGrpcService::Resolve(grpc::ServerContext* context,
                                           const mcos::v1::ResolveRequest* request,
                                           mcos::v1::ResolveResponse* response) {
+  MCOS_REQUIRE_SERVICE_CALLER(auth_, context);
   auto r = resolver_.Resolve(*request);
   if (!r.ok()) return common::ToGrpcStatus(r.status());
   *response = *std::move(r);
@@ -19,6 +20,7 @@ grpc::Status ResolverGrpcService::Resolve(grpc::ServerContext*,
 
 ResolverApp::ResolverApp(const ResolverOptions& options)
     : options_(options),
+      auth_(options.token_key, options.id),
       resolver_(
           [this](const std::string& user, const std::string& name) -> absl::StatusOr<std::string> {
             if (!controller_) return absl::UnavailableError("the resolver is not started yet");
@@ -37,7 +39,9 @@ ResolverApp::ResolverApp(const ResolverOptions& options)
               common::LogWarning("cannot refresh rings from the controller: ", s.message());
             }
           }),
-      service_(resolver_) {}
+      service_(resolver_, auth_) {
+  route_.auth = &auth_;
+}
 
 ResolverApp::~ResolverApp() { Stop(); }
 

@@ -23,16 +23,21 @@ namespace mcos::resolver {
 struct ResolverOptions {
   absl::Duration refresh = absl::Seconds(1);
   std::string id = "resolver-1";
+  // The cluster's token key: callers present service credentials derived from it, and so does
+  // the resolver when it calls the controller.
+  std::string token_key;
 };
 
 class ResolverGrpcService final : public mcos::v1::ResolverService::Service {
  public:
-  explicit ResolverGrpcService(Resolver& resolver) : resolver_(resolver) {}
-  grpc::Status Resolve(grpc::ServerContext*, const mcos::v1::ResolveRequest* request,
+  ResolverGrpcService(Resolver& resolver, common::ServiceAuth& auth)
+      : resolver_(resolver), auth_(auth) {}
+  grpc::Status Resolve(grpc::ServerContext* context, const mcos::v1::ResolveRequest* request,
                        mcos::v1::ResolveResponse* response) override;
 
  private:
   Resolver& resolver_;
+  common::ServiceAuth& auth_;
 };
 
 class ResolverApp {
@@ -45,7 +50,10 @@ class ResolverApp {
   absl::Status Start(const std::string& own_endpoint, const std::string& controller_endpoint,
                      absl::Duration timeout);
   // Makes calls to services of this same process skip the network (mcos-cluster).
-  void SetLocalRoute(common::LocalRoute route) { route_ = std::move(route); }
+  void SetLocalRoute(common::LocalRoute route) {
+    route_ = std::move(route);
+    route_.auth = &auth_;
+  }
   void Stop();
 
  private:
@@ -57,6 +65,7 @@ class ResolverApp {
   grpc::ClientContext* watching_ ABSL_GUARDED_BY(watch_mu_) = nullptr;
 
   ResolverOptions options_;
+  common::ServiceAuth auth_;
   common::LocalRoute route_;
   std::string controller_endpoint_;
   std::shared_ptr<grpc::Channel> controller_channel_;

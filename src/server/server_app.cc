@@ -56,6 +56,7 @@ absl::Status ValidateObjectRef(absl::string_view container, absl::string_view ob
 
 ServerApp::ServerApp(const ServerOptions& options)
     : options_(options),
+      auth_(options.token_key, options.id),
       signer_(options.token_key),
       hlc_(common::SystemClock::Get()),
       registry_(options.registry ? options.registry : std::make_shared<prometheus::Registry>()),
@@ -73,6 +74,7 @@ ServerApp::ServerApp(const ServerOptions& options)
       downloads_("downloads", options.max_downloads, options.max_downloads_per_user),
       watchdog_(options.stream_idle_timeout),
       user_service_(*this) {
+  route_.auth = &auth_;
   watchdog_.Start();
 }
 
@@ -154,7 +156,12 @@ absl::StatusOr<ServerApp::Backends> ServerApp::CachedBackends() {
 absl::StatusOr<mcos::v1::TokenClaims> ServerApp::Authenticate(
     const grpc::ServerContextBase& context) {
   MCOS_ASSIGN_OR_RETURN(std::string token, common::BearerToken(context));
-  return signer_.Verify(token, absl::Now());
+  auto claims = signer_.Verify(token, absl::Now());
+  if (!claims.ok() && auth_.IsServiceToken(token)) {
+    return absl::PermissionDeniedError(
+        "a service credential is not a user's: log in as a user to use UserService");
+  }
+  return claims;
 }
 
 absl::StatusOr<mcos::v1::Container> ServerApp::GetContainer(const std::string& user,

@@ -108,7 +108,10 @@ class ServerApp {
   absl::Status Start(const std::string& own_endpoint, const std::string& controller_endpoint,
                      absl::Duration timeout);
   // Makes calls to services of this same process skip the network (mcos-cluster).
-  void SetLocalRoute(common::LocalRoute route) { route_ = std::move(route); }
+  void SetLocalRoute(common::LocalRoute route) {
+    route_ = std::move(route);
+    route_.auth = &auth_;
+  }
   void Stop();
 
  private:
@@ -143,6 +146,8 @@ class ServerApp {
                               const mcos::v1::ObjectRecord& record) const;
 
   ServerOptions options_;
+  // This server's service credential for the cluster's internal services.
+  common::ServiceAuth auth_;
   common::LocalRoute route_;
   std::shared_ptr<grpc::Channel> controller_channel_;
   std::unique_ptr<mcos::v1::ControllerService::Stub> controller_;

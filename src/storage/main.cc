@@ -5,6 +5,7 @@
 
 #include "common/logging.h"
 #include "common/server_host.h"
+#include "common/token.h"
 #include "storage/storage_app.h"
 #include "storage/storage_flags.h"
 
@@ -17,6 +18,11 @@ int main(int argc, char** argv) {
   cli.add_option("--listen", options.listen, "gRPC address HOST:PORT (port 0 picks a free one)")
       ->capture_default_str();
   cli.add_option("--data-dir", options.data_dir, "Directory of the database")->required();
+  std::string key_file;
+  cli.add_option("--token-key-file", key_file,
+                 "File with the cluster's token key (the controller's DATA_DIR/token.key): "
+                 "callers must present a service credential derived from it")
+      ->required();
   cli.add_option("--metrics-listen", options.metrics_listen,
                  "Prometheus /metrics address HOST:PORT (off when empty)");
   cli.add_flag("!--no-sync", options.sync_commits,
@@ -28,6 +34,12 @@ int main(int argc, char** argv) {
   storage_flags.Apply(options);
 
   mcos::common::InitLogging("mcos-storage");
+  auto key = mcos::common::LoadOrCreateKeyFile(key_file);
+  if (!key.ok()) {
+    std::fprintf(stderr, "mcos-storage: %s\n", std::string(key.status().message()).c_str());
+    return 1;
+  }
+  options.token_key = *key;
   auto app = mcos::storage::StorageApp::Start(options);
   if (!app.ok()) {
     std::fprintf(stderr, "mcos-storage: %s\n", std::string(app.status().message()).c_str());

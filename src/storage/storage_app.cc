@@ -20,7 +20,13 @@ absl::StatusOr<std::unique_ptr<StorageApp>> StorageApp::Create(const StorageOpti
     return absl::UnavailableError(
         absl::StrCat("cannot create data directory ", options.data_dir, ": ", ec.message()));
   }
+  if (options.token_key.size() < 32) {
+    return absl::InvalidArgumentError(
+        "no token key: pass --token-key-file FILE (the cluster's key; its internal calls are "
+        "authenticated with it)");
+  }
   std::unique_ptr<StorageApp> app(new StorageApp());
+  app->auth_ = std::make_unique<common::ServiceAuth>(options.token_key, "storage");
   SpaceOptions space;
   space.dir = options.data_dir;
   space.min_free_bytes = options.min_free_bytes;
@@ -34,7 +40,8 @@ absl::StatusOr<std::unique_ptr<StorageApp>> StorageApp::Create(const StorageOpti
   db.space = app->space_.get();
   MCOS_ASSIGN_OR_RETURN(app->engine_, RocksDbEngine::Open(db));
   app->registry_ = options.registry ? options.registry : std::make_shared<prometheus::Registry>();
-  app->storage_service_ = std::make_unique<StorageGrpcService>(*app->engine_, *app->registry_);
+  app->storage_service_ =
+      std::make_unique<StorageGrpcService>(*app->engine_, *app->registry_, *app->auth_);
   if (options.enable_bench_service) {
     app->bench_service_ = std::make_unique<common::BenchGrpcService>();
   }

@@ -30,6 +30,8 @@ struct StorageOptions {
   std::string listen = "127.0.0.1:0";
   std::string metrics_listen;
   std::string data_dir;
+  // The cluster's token key: callers must present a service credential derived from it.
+  std::string token_key;
   bool sync_commits = true;
   // Below this much free disk space new data is refused (deletes and reads go on). Keep it above
   // what RocksDB may need at once: a flush of the memtables (3 x memtable_bytes) and the WAL.
@@ -71,6 +73,7 @@ class StorageApp {
   // One round of the maintenance thread: free space, health, reclaim.
   void MaintainOnce();
 
+  std::unique_ptr<common::ServiceAuth> auth_;
   std::unique_ptr<SpaceGuard> space_;
   std::unique_ptr<RocksDbEngine> engine_;
   std::unique_ptr<grpc::Service> storage_service_;

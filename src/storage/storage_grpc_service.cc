@@ -45,8 +45,10 @@ absl::Status ValidateObjectKey(const mcos::v1::ObjectKey& key) {
   return common::ValidateObjectName(key.object());
 }
 
-StorageGrpcService::StorageGrpcService(Engine& engine, prometheus::Registry& registry)
+StorageGrpcService::StorageGrpcService(Engine& engine, prometheus::Registry& registry,
+                                       common::ServiceAuth& auth)
     : engine_(engine),
+      auth_(auth),
       bytes_in_(prometheus::BuildCounter()
                     .Name("mcos_storage_bytes_received_total")
                     .Help("Object bytes received by Put")
@@ -61,6 +63,7 @@ StorageGrpcService::StorageGrpcService(Engine& engine, prometheus::Registry& reg
 grpc::Status StorageGrpcService::Put(grpc::ServerContext* context,
                                      grpc::ServerReader<mcos::v1::StoragePutRequest>* reader,
                                      mcos::v1::StoragePutResponse* response) {
+  MCOS_REQUIRE_SERVICE_CALLER(auth_, context);
   mcos::v1::StoragePutRequest message;
   if (!reader->Read(&message)) {
     return context->IsCancelled()
@@ -117,6 +120,7 @@ grpc::Status StorageGrpcService::Put(grpc::ServerContext* context,
 grpc::Status StorageGrpcService::Get(grpc::ServerContext* context,
                                      const mcos::v1::StorageGetRequest* request,
                                      grpc::ServerWriter<mcos::v1::StorageGetResponse>* writer) {
+  MCOS_REQUIRE_SERVICE_CALLER(auth_, context);
   if (auto s = ValidateObjectKey(request->key()); !s.ok()) return ToGrpcStatus(s);
   auto reader = engine_.OpenReader(*request);
   if (!reader.ok()) return ToGrpcStatus(reader.status());
@@ -138,6 +142,7 @@ grpc::Status StorageGrpcService::Get(grpc::ServerContext* context,
 grpc::Status StorageGrpcService::Stat(grpc::ServerContext* context,
                                       const mcos::v1::StorageStatRequest* request,
                                       mcos::v1::StorageStatResponse* response) {
+  MCOS_REQUIRE_SERVICE_CALLER(auth_, context);
   if (auto s = ValidateObjectKey(request->key()); !s.ok()) return ToGrpcStatus(s);
   auto record = engine_.Stat(request->key(), request->include_tombstone());
   if (!record.ok()) return ToGrpcStatus(record.status());
@@ -148,6 +153,7 @@ grpc::Status StorageGrpcService::Stat(grpc::ServerContext* context,
 grpc::Status StorageGrpcService::Delete(grpc::ServerContext* context,
                                         const mcos::v1::StorageDeleteRequest* request,
                                         mcos::v1::StorageDeleteResponse* response) {
+  MCOS_REQUIRE_SERVICE_CALLER(auth_, context);
   if (auto s = ValidateObjectKey(request->key()); !s.ok()) return ToGrpcStatus(s);
   if (!common::IsSet(request->version())) {
     return Invalid("the delete request has no version stamp (version.hlc is 0)");
@@ -163,6 +169,7 @@ grpc::Status StorageGrpcService::Delete(grpc::ServerContext* context,
 grpc::Status StorageGrpcService::List(grpc::ServerContext* context,
                                       const mcos::v1::StorageListRequest* request,
                                       mcos::v1::StorageListResponse* response) {
+  MCOS_REQUIRE_SERVICE_CALLER(auth_, context);
   absl::Status s = common::ValidateUserName(request->user());
   if (s.ok()) s = common::ValidateContainerName(request->container());
   if (s.ok()) {
@@ -178,6 +185,7 @@ grpc::Status StorageGrpcService::List(grpc::ServerContext* context,
 grpc::Status StorageGrpcService::ContainerUsage(grpc::ServerContext* context,
                                                 const mcos::v1::ContainerUsageRequest* request,
                                                 mcos::v1::ContainerUsageResponse* response) {
+  MCOS_REQUIRE_SERVICE_CALLER(auth_, context);
   absl::Status s = common::ValidateUserName(request->user());
   if (s.ok() && request->containers_size() > static_cast<int>(kMaxListLimit)) {
     s = absl::InvalidArgumentError("at most 10000 containers per usage request");
@@ -195,6 +203,7 @@ grpc::Status StorageGrpcService::ContainerUsage(grpc::ServerContext* context,
 grpc::Status StorageGrpcService::PartitionUsage(grpc::ServerContext* context,
                                                 const mcos::v1::PartitionUsageRequest* request,
                                                 mcos::v1::PartitionUsageResponse* response) {
+  MCOS_REQUIRE_SERVICE_CALLER(auth_, context);
   if (auto s = common::ValidateUserName(request->option()); !s.ok()) {
     return ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat("option: ", s.message())));
   }
@@ -207,6 +216,7 @@ grpc::Status StorageGrpcService::PartitionUsage(grpc::ServerContext* context,
 grpc::Status StorageGrpcService::PartitionDigests(grpc::ServerContext* context,
                                                   const mcos::v1::PartitionDigestsRequest* request,
                                                   mcos::v1::PartitionDigestsResponse* response) {
+  MCOS_REQUIRE_SERVICE_CALLER(auth_, context);
   return {grpc::StatusCode::UNIMPLEMENTED,
           "partition digests arrive with anti-entropy repair; this storage node cannot serve them "
           "yet"};

@@ -1,5 +1,5 @@
-// StorageService over gRPC: checks every input, then calls the Engine. Thread-safe.
-// `engine` must outlive this.
+// StorageService over gRPC: checks the caller's service credential and every input, then calls the
+// Engine. Thread-safe. `engine` and `auth` must outlive this.
 #pragma once
 
 #include <prometheus/counter.h>
@@ -7,6 +7,7 @@
 
 #include <memory>
 
+#include "common/service_auth.h"
 #include "mcos/v1/storage.grpc.pb.h"
 #include "storage/engine.h"
 
@@ -14,7 +15,7 @@ namespace mcos::storage {
 
 class StorageGrpcService final : public mcos::v1::StorageService::Service {
  public:
-  StorageGrpcService(Engine& engine, prometheus::Registry& registry);
+  StorageGrpcService(Engine& engine, prometheus::Registry& registry, common::ServiceAuth& auth);
 
   grpc::Status Put(grpc::ServerContext* context,
                    grpc::ServerReader<mcos::v1::StoragePutRequest>* reader,
@@ -39,6 +40,7 @@ class StorageGrpcService final : public mcos::v1::StorageService::Service {
 
  private:
   Engine& engine_;
+  common::ServiceAuth& auth_;
   prometheus::Counter& bytes_in_;
   prometheus::Counter& bytes_out_;
 };

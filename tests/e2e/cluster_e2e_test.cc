@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "client/sdk/client.h"
+#include "common/channel.h"
 #include "common/hash.h"
 #include "common/token.h"
 #include "mcos/v1/resolver.grpc.pb.h"
@@ -471,9 +472,12 @@ TEST_F(ClusterE2eTest, ResolverSeesRingChangesAtOnce) {
   option.set_ring("watched");
   MCOS_ASSERT_OK(admin.AddOption(option));
 
-  // The resolver answers over gRPC on the cluster's port (internal service, no user token).
-  auto resolver = mcos::v1::ResolverService::NewStub(
-      grpc::CreateChannel(cluster_->endpoint(), grpc::InsecureChannelCredentials()));
+  // The resolver answers over gRPC on the cluster's port (internal service: a service credential).
+  auto key = common::LoadOrCreateKeyFile(cluster_->token_key_path());
+  MCOS_ASSERT_OK(key);
+  common::ServiceAuth auth(*key, "test");
+  auto resolver =
+      mcos::v1::ResolverService::NewStub(common::ConnectInternal(cluster_->endpoint(), auth));
   auto resolve = [&](mcos::v1::ResolveResponse* response) {
     mcos::v1::ResolveRequest request;
     request.set_option("watched");

@@ -9,48 +9,17 @@
 
 #include "client/sdk/client.h"
 #include "common/subprocess.h"
+#include "common/token.h"
 #include "mcos/v1/user.grpc.pb.h"
+#include "tests/support/split_cluster.h"
 #include "tests/support/status_matchers.h"
 #include "tests/support/temp_dir.h"
 
 namespace mcos {
 namespace {
 
-constexpr char kAdminPassword[] = "split-admin-pw";
+using testing::kSplitAdminPassword;
 constexpr size_t kMiB = size_t{1} << 20;
-
-// One process of the cluster, restartable on the same address.
-class Proc {
- public:
-  Proc(std::string name, std::vector<std::string> args, std::string log)
-      : name_(std::move(name)), args_(std::move(args)), log_(std::move(log)) {}
-  absl::Status Start() {
-    std::vector<std::string> argv = args_;
-    argv.push_back("--listen");
-    argv.push_back(endpoint_.empty() ? "127.0.0.1:0" : endpoint_);
-    setenv("MCOS_ADMIN_PASSWORD", kAdminPassword, 1);
-    auto p = common::Subprocess::Start(argv, log_);
-    unsetenv("MCOS_ADMIN_PASSWORD");
-    if (!p.ok()) return p.status();
-    process_ = std::move(*p);
-    auto addr = process_->WaitForListening(absl::Seconds(30));
-    if (!addr.ok()) return addr.status();
-    endpoint_ = *addr;
-    return absl::OkStatus();
-  }
-  void Kill9() {
-    process_->Signal(SIGKILL);
-    process_->Wait();
-  }
-  const std::string& endpoint() const { return endpoint_; }
-
- private:
-  std::string name_;
-  std::vector<std::string> args_;
-  std::string log_;
-  std::string endpoint_;
-  std::unique_ptr<common::Subprocess> process_;
-};
 
 // Waits until the controller reports the service of `kind` in `state`.
 bool WaitForState(client::Client& admin, mcos::v1::ServiceKind kind, mcos::v1::ServiceState state,
@@ -70,26 +39,16 @@ bool WaitForState(client::Client& admin, mcos::v1::ServiceKind kind, mcos::v1::S
 
 TEST(SplitClusterE2eTest, ProcessesFailAndComeBack) {
   testing::TempDir dir;
-  Proc storage("storage", {MCOS_STORAGE_BIN, "--data-dir", dir.Sub("storage")},
-               dir.Sub("storage.log"));
-  ASSERT_TRUE(storage.Start().ok());
-  Proc controller("controller",
-                  {MCOS_CONTROLLER_BIN, "--data-dir", dir.Sub("controller"), "--storage-endpoint",
-                   storage.endpoint(), "--health-period-ms", "100", "--down-after-misses", "2",
-                   "--argon2-memory-kib", "1024"},
-                  dir.Sub("controller.log"));
-  ASSERT_TRUE(controller.Start().ok());
-  Proc resolver("resolver", {MCOS_RESOLVER_BIN, "--controller", controller.endpoint()},
-                dir.Sub("resolver.log"));
-  ASSERT_TRUE(resolver.Start().ok());
-  Proc server("server",
-              {MCOS_SERVER_BIN, "--controller", controller.endpoint(), "--token-key-file",
-               dir.Sub("controller") + "/token.key"},
-              dir.Sub("server.log"));
-  ASSERT_TRUE(server.Start().ok());
+  testing::SplitCluster cluster(dir.path(), MCOS_STORAGE_BIN, MCOS_CONTROLLER_BIN,
+                                MCOS_RESOLVER_BIN, MCOS_SERVER_BIN);
+  MCOS_ASSERT_OK(cluster.Start());
+  testing::ServiceProcess& storage = *cluster.storage;
+  testing::ServiceProcess& controller = *cluster.controller;
+  testing::ServiceProcess& resolver = *cluster.resolver;
+  testing::ServiceProcess& server = *cluster.server;
 
   client::Client admin(controller.endpoint());
-  MCOS_ASSERT_OK(admin.Login("admin", kAdminPassword));
+  MCOS_ASSERT_OK(admin.Login("admin", kSplitAdminPassword));
   MCOS_ASSERT_OK(admin.AddUser("alice", "alice-pw", false));
   client::Client alice(server.endpoint());
   MCOS_ASSERT_OK(alice.Login("alice", "alice-pw"));

@@ -137,7 +137,7 @@ TEST_F(StorageE2eTest, ListsTenThousandKeysInPagesWithDelimiter) {
   std::vector<std::thread> writers;
   for (int t = 0; t < 8; ++t) {
     writers.emplace_back([&] {
-      StorageClient client(ConnectInsecure(node_->endpoint()));
+      StorageClient client(node_->Connect());
       for (size_t i = next++; i < names.size(); i = next++) {
         if (!client.PutBytes(Header(Key(names[i], "many")), "x").ok()) failures++;
       }
@@ -267,7 +267,7 @@ TEST_F(StorageE2eTest, KillDashNineLosesNoAcknowledgedPut) {
   std::vector<std::thread> writers;
   for (int t = 0; t < 4; ++t) {
     writers.emplace_back([&, t] {
-      StorageClient client(ConnectInsecure(node_->endpoint()));
+      StorageClient client(node_->Connect());
       std::mt19937_64 rng(static_cast<uint64_t>(t));
       for (int i = 0; !stop; ++i) {
         // Mostly small objects, sometimes multi-chunk and sometimes past the WAL-bypass size;

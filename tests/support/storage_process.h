@@ -8,7 +8,9 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/service_auth.h"
 #include "common/subprocess.h"
+#include "common/token.h"
 #include "storage/storage_client.h"
 
 namespace mcos::testing {
@@ -21,16 +23,19 @@ class StorageProcess {
 
   // Starts the process and waits until it serves.
   absl::Status Start() {
-    auto p =
-        common::Subprocess::Start({binary_, "--data-dir", data_dir_ + "/node", "--listen",
-                                   "127.0.0.1:0", "--min-free-mib", "64", "--reserve-mib", "8"},
-                                  log_path());
+    auto key = common::LoadOrCreateKeyFile(data_dir_ + "/token.key");
+    if (!key.ok()) return key.status();
+    if (auth_ == nullptr) auth_ = std::make_unique<common::ServiceAuth>(*key, "test");
+    auto p = common::Subprocess::Start(
+        {binary_, "--data-dir", data_dir_ + "/node", "--listen", "127.0.0.1:0", "--min-free-mib",
+         "64", "--reserve-mib", "8", "--token-key-file", data_dir_ + "/token.key"},
+        log_path());
     if (!p.ok()) return p.status();
     process_ = std::move(*p);
     auto addr = process_->WaitForListening(absl::Seconds(30));
     if (!addr.ok()) return addr.status();
     endpoint_ = *addr;
-    client_ = std::make_unique<storage::StorageClient>(storage::ConnectInsecure(endpoint_));
+    client_ = std::make_unique<storage::StorageClient>(Connect());
     return absl::OkStatus();
   }
   // kill -9.
@@ -46,6 +51,14 @@ class StorageProcess {
   }
 
   storage::StorageClient& client() { return *client_; }
+  // A new channel to the node that sends the service credential (its own connection each time).
+  std::shared_ptr<grpc::Channel> Connect() {
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(64 * 1024 * 1024);
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    return grpc::experimental::CreateCustomChannelWithInterceptors(
+        endpoint_, grpc::InsecureChannelCredentials(), args, auth_->Interceptors());
+  }
   const std::string& endpoint() const { return endpoint_; }
   std::string db_path() const { return data_dir_ + "/node/db"; }
   std::string log_path() const { return data_dir_ + "/storage.log"; }
@@ -56,6 +69,7 @@ class StorageProcess {
   std::string data_dir_;
   std::unique_ptr<common::Subprocess> process_;
   std::string endpoint_;
+  std::unique_ptr<common::ServiceAuth> auth_;
   std::unique_ptr<storage::StorageClient> client_;
 };
 

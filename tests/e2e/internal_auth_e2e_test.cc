@@ -1,0 +1,212 @@
+// Every method of every internal service refuses callers without the cluster's service credential:
+// no credential is UNAUTHENTICATED, a user's or an admin's token PERMISSION_DENIED, a service token
+// passes. The services and their methods are found through server reflection and the generated
+// descriptors, so a new internal service or method is covered without editing this test. Run on
+// mcos-cluster (one port) and on each process of a split cluster.
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/descriptor.pb.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "client/sdk/client.h"
+#include "common/service_auth.h"
+#include "common/token.h"
+#include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
+#include "tests/support/cluster_process.h"
+#include "tests/support/split_cluster.h"
+#include "tests/support/status_matchers.h"
+#include "tests/support/temp_dir.h"
+
+namespace mcos {
+namespace {
+
+using client::Client;
+
+// Services anyone may call (with their own checks: user tokens, admin tokens, none at all).
+const std::set<std::string> kPublic = {
+    "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection",
+    "grpc.reflection.v1.ServerReflection", "mcos.v1.UserService", "mcos.v1.AdminService"};
+
+std::shared_ptr<grpc::Channel> Channel(const std::string& endpoint) {
+  return grpc::CreateChannel(endpoint, grpc::InsecureChannelCredentials());
+}
+
+// What server reflection says about a process: its services, and a pool with the descriptors of
+// their files (so this test needs no generated code of the services it checks).
+struct Reflected {
+  std::vector<std::string> services;
+  google::protobuf::DescriptorPool pool;
+};
+
+void Reflect(const std::string& endpoint, Reflected& out) {
+  auto stub = grpc::reflection::v1alpha::ServerReflection::NewStub(Channel(endpoint));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  auto stream = stub->ServerReflectionInfo(&ctx);
+  grpc::reflection::v1alpha::ServerReflectionRequest request;
+  grpc::reflection::v1alpha::ServerReflectionResponse response;
+  request.set_list_services("*");
+  ASSERT_TRUE(stream->Write(request));
+  ASSERT_TRUE(stream->Read(&response));
+  for (const auto& s : response.list_services_response().service()) {
+    out.services.push_back(s.name());
+  }
+  // The files of the services, with their dependencies (each sent once per stream).
+  std::vector<google::protobuf::FileDescriptorProto> files;
+  for (const std::string& name : out.services) {
+    request.set_file_containing_symbol(name);
+    ASSERT_TRUE(stream->Write(request));
+    ASSERT_TRUE(stream->Read(&response));
+    for (const auto& bytes : response.file_descriptor_response().file_descriptor_proto()) {
+      files.emplace_back().ParseFromString(bytes);
+    }
+  }
+  stream->WritesDone();
+  while (stream->Read(&response)) {
+  }
+  ASSERT_TRUE(stream->Finish().ok());
+  // Build them dependencies first.
+  for (bool progress = true; progress && !files.empty();) {
+    progress = false;
+    for (auto it = files.begin(); it != files.end();) {
+      bool ready = true;
+      for (const auto& dep : it->dependency()) ready &= out.pool.FindFileByName(dep) != nullptr;
+      if (ready && out.pool.FindFileByName(it->name()) == nullptr) {
+        ASSERT_NE(out.pool.BuildFile(*it), nullptr) << it->name();
+      }
+      if (ready) {
+        it = files.erase(it);
+        progress = true;
+      } else {
+        ++it;
+      }
+    }
+  }
+  EXPECT_TRUE(files.empty()) << "unresolved dependencies of " << files.front().name();
+}
+
+// Calls /service/method with one empty request message, as a stream (which fits every kind of
+// method on the wire), and returns the status.
+grpc::Status CallEmpty(const std::string& endpoint, const std::string& path,
+                       const std::string& token) {
+  grpc::GenericStub stub(Channel(endpoint));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
+  grpc::CompletionQueue cq;
+  auto call = stub.PrepareCall(&ctx, path, &cq);
+  void* tag = nullptr;
+  bool ok = false;
+  intptr_t next = 1;
+  auto step = [&](auto&& start) {
+    start(reinterpret_cast<void*>(next++));
+    return cq.Next(&tag, &ok) && ok;
+  };
+  step([&](void* t) { call->StartCall(t); });
+  grpc::Slice empty("");
+  grpc::ByteBuffer message(&empty, 1);
+  step([&](void* t) { call->Write(message, t); });
+  step([&](void* t) { call->WritesDone(t); });
+  grpc::ByteBuffer response;
+  while (step([&](void* t) { call->Read(&response, t); })) {
+  }
+  grpc::Status status;
+  step([&](void* t) { call->Finish(&status, t); });
+  return status;
+}
+
+// Calls every method of every internal service at `endpoint` four ways; returns the services it
+// swept.
+std::set<std::string> Sweep(const std::string& endpoint, const std::string& user_token,
+                            const std::string& admin_token, const std::string& service_token,
+                            const std::string& foreign_token) {
+  std::set<std::string> swept;
+  Reflected reflected;
+  Reflect(endpoint, reflected);
+  for (const std::string& name : reflected.services) {
+    if (kPublic.count(name) > 0) continue;
+    const google::protobuf::ServiceDescriptor* service = reflected.pool.FindServiceByName(name);
+    EXPECT_NE(service, nullptr) << name << " is listed but its descriptor is not served";
+    if (service == nullptr) continue;
+    swept.insert(name);
+    for (int i = 0; i < service->method_count(); ++i) {
+      const std::string path = absl::StrCat("/", name, "/", service->method(i)->name());
+      const grpc::Status none = CallEmpty(endpoint, path, "");
+      EXPECT_EQ(none.error_code(), grpc::StatusCode::UNAUTHENTICATED)
+          << path << " without a credential: " << none.error_message();
+      const grpc::Status forged = CallEmpty(endpoint, path, foreign_token);
+      EXPECT_EQ(forged.error_code(), grpc::StatusCode::UNAUTHENTICATED)
+          << path << " with another cluster's service token: " << forged.error_message();
+      for (const std::string* token : {&user_token, &admin_token}) {
+        const grpc::Status s = CallEmpty(endpoint, path, *token);
+        EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED)
+            << path << " with a " << (token == &user_token ? "user's" : "admin's")
+            << " token: " << s.error_message();
+      }
+      // Passes the credential check (the empty request may still fail: Authenticate answers
+      // UNAUTHENTICATED for a wrong password, and says so).
+      const grpc::Status service_call = CallEmpty(endpoint, path, service_token);
+      EXPECT_NE(service_call.error_code(), grpc::StatusCode::PERMISSION_DENIED)
+          << path << " with the service credential: " << service_call.error_message();
+      EXPECT_EQ(service_call.error_message().find("service credential"), std::string::npos)
+          << path << " with the service credential: " << service_call.error_message();
+    }
+  }
+  return swept;
+}
+
+std::string ServiceToken(const std::string& key_path) {
+  auto key = common::LoadOrCreateKeyFile(key_path);
+  EXPECT_TRUE(key.ok()) << key.status();
+  return common::ServiceAuth(*key, "test").Token();
+}
+
+std::string ForeignToken() { return common::ServiceAuth(std::string(64, 'x'), "intruder").Token(); }
+
+TEST(InternalAuthE2eTest, EveryInternalMethodOfMcosClusterNeedsTheServiceCredential) {
+  testing::TempDir dir;
+  testing::ClusterProcess cluster(MCOS_CLUSTER_BIN, dir.path());
+  MCOS_ASSERT_OK(cluster.Start());
+  MCOS_ASSERT_OK(cluster.AddUser("uma", "uma-pw"));
+  Client user(cluster.endpoint());
+  MCOS_ASSERT_OK(user.Login("uma", "uma-pw"));
+  Client admin(cluster.endpoint());
+  MCOS_ASSERT_OK(admin.Login("admin", testing::kAdminPassword));
+  const auto swept = Sweep(cluster.endpoint(), user.token(), admin.token(),
+                           ServiceToken(cluster.token_key_path()), ForeignToken());
+  EXPECT_EQ(swept, (std::set<std::string>{"mcos.v1.ControllerService", "mcos.v1.ResolverService",
+                                          "mcos.v1.StorageService"}));
+  // And a service credential is not a user: the user API refuses it.
+  Client service_as_user(cluster.endpoint());
+  service_as_user.set_token(ServiceToken(cluster.token_key_path()));
+  MCOS_EXPECT_CODE(service_as_user.ListContainers(), kPermissionDenied);
+}
+
+TEST(InternalAuthE2eTest, EveryInternalMethodOfTheSplitProcessesNeedsTheServiceCredential) {
+  testing::TempDir dir;
+  testing::SplitCluster cluster(dir.path(), MCOS_STORAGE_BIN, MCOS_CONTROLLER_BIN,
+                                MCOS_RESOLVER_BIN, MCOS_SERVER_BIN);
+  MCOS_ASSERT_OK(cluster.Start());
+  Client admin(cluster.controller->endpoint());
+  MCOS_ASSERT_OK(admin.Login("admin", testing::kSplitAdminPassword));
+  MCOS_ASSERT_OK(admin.AddUser("uma", "uma-pw", false));
+  Client user(cluster.server->endpoint());
+  MCOS_ASSERT_OK(user.Login("uma", "uma-pw"));
+  const std::string service = ServiceToken(cluster.key_path);
+  std::set<std::string> swept;
+  for (const auto* p : {cluster.storage.get(), cluster.controller.get(), cluster.resolver.get(),
+                        cluster.server.get()}) {
+    for (const auto& s : Sweep(p->endpoint(), user.token(), admin.token(), service,
+                               ForeignToken())) {
+      swept.insert(s);
+    }
+  }
+  EXPECT_EQ(swept, (std::set<std::string>{"mcos.v1.ControllerService", "mcos.v1.ResolverService",
+                                          "mcos.v1.StorageService"}));
+}
+
+}  // namespace
+}  // namespace mcos
