@@ -22,7 +22,7 @@ int main(int argc, char** argv) {
   std::istringstream in("hello from the SDK");
   mcos::client::PutOptions options;
   options.content_type = "text/plain";
-  auto put = client.CreateObject("hello", "greeting.txt", in, options);
+  auto put = client.PutObject("hello", "greeting.txt", in, options);  // create or replace
   if (!put.ok()) {
     std::cerr << "put: " << put.status() << "\n";
     return 1;

@@ -2,8 +2,8 @@
 // (common/token.h) with the role "service", but signed with a key derived from the cluster key for
 // this purpose alone, so that no user's or admin's token can pass for a service's and no service
 // token for a user's. Every process of the cluster holds the cluster key (mcos-cluster's
-// DATA_DIR/token.key, `--token-key-file` for the separate processes), mints its own tokens and checks
-// its callers' without asking anyone. Thread-safe.
+// DATA_DIR/token.key, `--token-key-file` for the separate processes), mints its own tokens and
+// checks its callers' without asking anyone. Thread-safe.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -55,8 +55,8 @@ class ServiceAuth {
 
 // First line of every handler of an internal service: returns the refusal of a caller without the
 // service credential (see ServiceAuth::CheckCaller).
-#define MCOS_REQUIRE_SERVICE_CALLER(auth, context)                                 \
-  do {                                                                             \
-    const ::absl::Status mcos_caller_ = (auth).CheckCaller(*(context));            \
-    if (!mcos_caller_.ok()) return ::mcos::common::ToGrpcStatus(mcos_caller_);     \
+#define MCOS_REQUIRE_SERVICE_CALLER(auth, context)                             \
+  do {                                                                         \
+    const ::absl::Status mcos_caller_ = (auth).CheckCaller(*(context));        \
+    if (!mcos_caller_.ok()) return ::mcos::common::ToGrpcStatus(mcos_caller_); \
   } while (false)

@@ -294,7 +294,8 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
       Fail(status);
       return;
     }
-    if (create_ && exists) {
+    const bool overwrite = create_ && header_.overwrite();
+    if (create_ && exists && !overwrite) {
       Fail({grpc::StatusCode::ALREADY_EXISTS,
             absl::StrCat("object '", key_.object(), "' already exists in container '",
                          key_.container(), "': use update to replace it")});
@@ -311,8 +312,9 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
     *sh->mutable_metadata() = header_.metadata();
     if (header_.has_size()) sh->set_size(header_.size());
     sh->set_md5_hex(absl::AsciiStrToLower(header_.md5_hex()));
-    sh->set_precondition(create_ ? mcos::v1::WRITE_PRECONDITION_MUST_NOT_EXIST
-                                 : mcos::v1::WRITE_PRECONDITION_MUST_EXIST);
+    sh->set_precondition(overwrite ? mcos::v1::WRITE_PRECONDITION_NONE
+                         : create_ ? mcos::v1::WRITE_PRECONDITION_MUST_NOT_EXIST
+                                   : mcos::v1::WRITE_PRECONDITION_MUST_EXIST);
     sh->set_partition(placement_.partition());
     sh->set_option(placement_.option());
     // A child of the user's call: its cancellation and deadline reach the storage stream.

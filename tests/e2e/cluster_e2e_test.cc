@@ -2,9 +2,13 @@
 // service over loopback gRPC), driven through the C++ SDK and the mcos CLI.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <atomic>
+#include <filesystem>
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <thread>
 
 #include "client/sdk/client.h"
 #include "common/channel.h"
@@ -358,6 +362,71 @@ TEST_F(ClusterE2eTest, FullSessionThroughTheCli) {
   ASSERT_EQ(rc, 0) << out;
   std::tie(rc, out) = Cli(home, "admin user list");
   EXPECT_NE(out.find("PERMISSION_DENIED"), std::string::npos) << out;
+}
+
+// The defects a first user tripped on: puts that raced into ALREADY_EXISTS, `get` into a
+// directory, `ls` stopping at 1,000 names, a directory given to `put`.
+TEST_F(ClusterE2eTest, CliPutsGetsAndListsAsAUserExpects) {
+  const std::string home = dir_->Sub("cli-defects");
+  auto [rc, out] =
+      Cli(home, "--endpoint " + cluster_->endpoint() + " login bob --password-stdin", "bob-pw\\n");
+  ASSERT_EQ(rc, 0) << out;
+  ASSERT_EQ(Cli(home, "mb puts").first, 0);
+  const std::string file = dir_->Sub("small.txt");
+  std::ofstream(file) << "small";
+
+  // 12 concurrent puts of 3 new names: each is one atomic create-or-replace.
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int i = 0; i < 12; ++i) {
+    threads.emplace_back([&, i] {
+      auto [code, text] = Cli(home, absl::StrCat("put puts name-", i % 3, " ", file));
+      if (code != 0) {
+        ++failures;
+        std::printf("put failed: %s\n", text.c_str());
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  std::tie(rc, out) = Cli(home, "put puts name-0 " + file);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("updated puts/name-0"), std::string::npos) << out;
+
+  // get into a directory: the object's last path segment there, as cp does.
+  std::tie(rc, out) = Cli(home, "put puts deep/path/leaf.txt " + file);
+  ASSERT_EQ(rc, 0) << out;
+  const std::string into = dir_->Sub("into");
+  std::filesystem::create_directories(into);
+  std::tie(rc, out) = Cli(home, "get puts deep/path/leaf.txt " + into);
+  EXPECT_EQ(rc, 0) << out;
+  std::tie(rc, out) = Cli(home, "get puts name-1 " + into + "/");
+  EXPECT_EQ(rc, 0) << out;
+  std::string got;
+  std::ifstream(into + "/leaf.txt") >> got;
+  EXPECT_EQ(got, "small");
+  std::ifstream(into + "/name-1") >> got;
+  EXPECT_EQ(got, "small");
+  EXPECT_FALSE(std::filesystem::exists(into + "/leaf.txt.mcos-part"));
+
+  // A directory is not a file.
+  std::tie(rc, out) = Cli(home, "put puts d " + into);
+  EXPECT_NE(rc, 0);
+  EXPECT_NE(out.find("--recursive"), std::string::npos) << out;
+
+  // ls lists everything (paging behind the scenes) unless --limit.
+  Client bob(cluster_->endpoint());
+  MCOS_ASSERT_OK(bob.Login("bob", "bob-pw"));
+  MCOS_ASSERT_OK(bob.CreateContainer("many"));
+  for (int i = 0; i < 1010; ++i) {
+    std::istringstream in("x");
+    MCOS_ASSERT_OK(bob.PutObject("many", absl::StrCat("o", 10000 + i), in));
+  }
+  std::tie(rc, out) = Cli(home, "ls many");
+  ASSERT_EQ(rc, 0);
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1010);
+  std::tie(rc, out) = Cli(home, "ls many --limit 10");
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 10);
 }
 
 TEST_F(ClusterE2eTest, AdminManagesRingsAndOptionsThroughTheCli) {

@@ -199,8 +199,8 @@ TEST(InternalAuthE2eTest, EveryInternalMethodOfTheSplitProcessesNeedsTheServiceC
   std::set<std::string> swept;
   for (const auto* p : {cluster.storage.get(), cluster.controller.get(), cluster.resolver.get(),
                         cluster.server.get()}) {
-    for (const auto& s : Sweep(p->endpoint(), user.token(), admin.token(), service,
-                               ForeignToken())) {
+    for (const auto& s :
+         Sweep(p->endpoint(), user.token(), admin.token(), service, ForeignToken())) {
       swept.insert(s);
     }
   }

@@ -17,6 +17,7 @@ MCOS_ADMIN_PASSWORD=sdk-admin "$work/prefix/bin/mcos-cluster" --data-dir "$work/
 pid=$!
 for _ in $(seq 100); do grep -q "listening on" "$work/out" && break; sleep 0.1; done
 ep=$(awk '/listening on/{print $3}' "$work/out")
+"$work/hello/mcos-hello" "$ep" admin sdk-admin >/dev/null  # a second run must work too
 out=$("$work/hello/mcos-hello" "$ep" admin sdk-admin)
 echo "$out"
 [ "$out" = "hello from the SDK (etag $(printf 'hello from the SDK' | md5sum | cut -d' ' -f1))" ]

@@ -201,8 +201,9 @@ int main(int argc, char** argv) {
     c->add_option("--prefix", prefix, "Only names starting with this");
     c->add_option("--delimiter", delimiter, "Roll names up to this delimiter (e.g. /)");
     c->add_option("--marker", marker, "Start after this name");
-    c->add_option("--limit", limit, "At most this many per page (default 1000)");
-    c->add_flag("--all", all, "Follow next_marker through every page");
+    c->add_option("--limit", limit,
+                  "List one page of at most this many (default: every name, 1000 per request)");
+    c->add_flag("--all", all, "With --limit: follow next_marker through every page");
   }
   for (auto* c : {o_create, o_update, put, o_download, get}) {
     c->add_option("container", container, "Container")->required();
@@ -341,7 +342,7 @@ int main(int argc, char** argv) {
                     << c.bytes_used() << " bytes\n";
         }
       next = r->next_marker();
-    } while (all && !next.empty());
+    } while ((all || limit == 0) && !next.empty());
     return 0;
   }
   if (o_list->parsed() || ls->parsed()) {
@@ -363,7 +364,7 @@ int main(int argc, char** argv) {
         }
       }
       req.set_marker(r->next_marker());
-    } while (all && !req.marker().empty());
+    } while ((all || limit == 0) && !req.marker().empty());
     return 0;
   }
   if (o_create->parsed() || o_update->parsed() || put->parsed()) {
@@ -379,6 +380,13 @@ int main(int argc, char** argv) {
     std::ifstream in_file;
     std::istream* in = &std::cin;
     if (file != "-") {
+      std::error_code dir_ec;
+      if (std::filesystem::is_directory(file, dir_ec)) {
+        return Fail(absl::InvalidArgumentError(
+            absl::StrCat(file,
+                         " is a directory: uploading a directory needs --recursive (not available "
+                         "yet); name a file")));
+      }
       in_file.open(file, std::ios::binary);
       if (!in_file) return Fail(absl::NotFoundError(absl::StrCat("cannot open ", file)));
       std::error_code ec;
@@ -387,25 +395,35 @@ int main(int argc, char** argv) {
       in = &in_file;
     }
     po.progress = MakeProgress(g.quiet, object);
-    bool create = o_create->parsed();
-    if (put->parsed()) {
-      auto existing = client.StatObject(container, object);
-      create = !existing.ok();
-      if (!existing.ok() && existing.status().code() != absl::StatusCode::kNotFound) {
-        return Fail(existing.status());
-      }
-    }
-    auto r = create ? client.CreateObject(container, object, *in, po)
-                    : client.UpdateObject(container, object, *in, po);
+    // put: one atomic create-or-replace at the server (no stat first: concurrent puts of a new
+    // name used to race into ALREADY_EXISTS).
+    auto r = put->parsed()        ? client.PutObject(container, object, *in, po)
+             : o_create->parsed() ? client.CreateObject(container, object, *in, po)
+                                  : client.UpdateObject(container, object, *in, po);
     if (!r.ok()) return Fail(r.status());
+    // A new object's created and modified times are its one version's.
+    const bool created = r->created().seconds() == r->modified().seconds() &&
+                         r->created().nanos() == r->modified().nanos();
     if (g.json)
       std::cout << ToJson(*r) << "\n";
     else
-      std::cout << (create ? "created " : "updated ") << container << "/" << object << " ("
+      std::cout << (created ? "created " : "updated ") << container << "/" << object << " ("
                 << r->size() << " bytes, etag " << r->etag() << ")\n";
     return 0;
   }
   if (o_download->parsed() || get->parsed()) {
+    // Into a directory (existing, or named with a trailing '/'): the object's last path segment
+    // there, as cp does.
+    std::error_code dir_ec;
+    if (file != "-" && (std::filesystem::is_directory(file, dir_ec) || file.back() == '/')) {
+      const size_t slash = object.rfind('/');
+      const std::string base = slash == std::string::npos ? object : object.substr(slash + 1);
+      if (base.empty() || base == "." || base == "..") {
+        return Fail(absl::InvalidArgumentError(absl::StrCat(
+            "object '", object, "' has no file name to use in ", file, ": name the file")));
+      }
+      file = (std::filesystem::path(file) / base).string();
+    }
     std::ofstream out_file;
     std::ostream* out = &std::cout;
     const std::string tmp = file + ".mcos-part";

@@ -117,13 +117,14 @@ absl::StatusOr<mcos::v1::ListObjectsResponse> Client::ListObjects(
       [&](auto* resp) { return user_->ListObjects(&ctx, request, resp); });
 }
 
-absl::StatusOr<mcos::v1::ObjectInfo> Client::Put(bool create, const std::string& container,
+absl::StatusOr<mcos::v1::ObjectInfo> Client::Put(PutMode mode, const std::string& container,
                                                  const std::string& object, std::istream& in,
                                                  const PutOptions& options) {
   grpc::ClientContext ctx;
   Prepare(ctx, false);
   mcos::v1::ObjectInfo info;
-  auto writer = create ? user_->CreateObject(&ctx, &info) : user_->UpdateObject(&ctx, &info);
+  auto writer = mode == PutMode::kUpdate ? user_->UpdateObject(&ctx, &info)
+                                         : user_->CreateObject(&ctx, &info);
   mcos::v1::PutObjectRequest msg;
   auto* h = msg.mutable_header();
   h->set_container(container);
@@ -132,6 +133,7 @@ absl::StatusOr<mcos::v1::ObjectInfo> Client::Put(bool create, const std::string&
   for (const auto& [k, v] : options.metadata) (*h->mutable_metadata())[k] = v;
   if (options.size) h->set_size(*options.size);
   h->set_md5_hex(options.md5_hex);
+  h->set_overwrite(mode == PutMode::kCreateOrReplace);
   const auto buffered = grpc::WriteOptions().set_buffer_hint();
   bool open = writer->Write(msg, buffered);
   const uint64_t total = options.size.value_or(0);
@@ -166,18 +168,24 @@ absl::StatusOr<mcos::v1::ObjectInfo> Client::Put(bool create, const std::string&
   return info;
 }
 
+absl::StatusOr<mcos::v1::ObjectInfo> Client::PutObject(const std::string& container,
+                                                       const std::string& object, std::istream& in,
+                                                       const PutOptions& options) {
+  return Put(PutMode::kCreateOrReplace, container, object, in, options);
+}
+
 absl::StatusOr<mcos::v1::ObjectInfo> Client::CreateObject(const std::string& container,
                                                           const std::string& object,
                                                           std::istream& in,
                                                           const PutOptions& options) {
-  return Put(true, container, object, in, options);
+  return Put(PutMode::kCreate, container, object, in, options);
 }
 
 absl::StatusOr<mcos::v1::ObjectInfo> Client::UpdateObject(const std::string& container,
                                                           const std::string& object,
                                                           std::istream& in,
                                                           const PutOptions& options) {
-  return Put(false, container, object, in, options);
+  return Put(PutMode::kUpdate, container, object, in, options);
 }
 
 absl::StatusOr<mcos::v1::ObjectInfo> Client::StatObject(const std::string& container,

@@ -69,8 +69,12 @@ class Client {
   absl::StatusOr<mcos::v1::ListObjectsResponse> ListObjects(
       const mcos::v1::ListObjectsRequest& request);
 
-  // Uploads `in` until its end. CreateObject fails with ALREADY_EXISTS if the object exists,
-  // UpdateObject with NOT_FOUND if it does not.
+  // Uploads `in` until its end. PutObject creates the object or replaces it, in one atomic step
+  // at the server (concurrent puts of one name never fail; the newest wins). CreateObject fails
+  // with ALREADY_EXISTS if the object exists, UpdateObject with NOT_FOUND if it does not.
+  absl::StatusOr<mcos::v1::ObjectInfo> PutObject(const std::string& container,
+                                                 const std::string& object, std::istream& in,
+                                                 const PutOptions& options = {});
   absl::StatusOr<mcos::v1::ObjectInfo> CreateObject(const std::string& container,
                                                     const std::string& object, std::istream& in,
                                                     const PutOptions& options = {});
@@ -104,7 +108,8 @@ class Client {
 
  private:
   void Prepare(grpc::ClientContext& ctx, bool unary);
-  absl::StatusOr<mcos::v1::ObjectInfo> Put(bool create, const std::string& container,
+  enum class PutMode { kCreate, kUpdate, kCreateOrReplace };
+  absl::StatusOr<mcos::v1::ObjectInfo> Put(PutMode mode, const std::string& container,
                                            const std::string& object, std::istream& in,
                                            const PutOptions& options);
 
