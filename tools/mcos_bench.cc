@@ -17,6 +17,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "client/sdk/client.h"
+#include "common/cli.h"
 #include "common/subprocess.h"
 #include "common/token.h"
 #include "mcos/v1/bench.grpc.pb.h"
@@ -92,7 +93,8 @@ int main(int argc, char** argv) {
   cli.add_option("--rss-mib", rss_mib,
                  "Also upload an object this big and report the cluster's peak RSS "
                  "(needs --cluster-bin)");
-  CLI11_PARSE(cli, argc, argv);
+  mcos::common::AddVersionFlag(cli, "mcos-bench");
+  MCOS_CLI_PARSE(cli, argc, argv);
   if (admin_password.empty()) {
     if (const char* pw = std::getenv("MCOS_ADMIN_PASSWORD"); pw != nullptr) admin_password = pw;
   }

@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/cli.h"
 #include "common/subprocess.h"
 #include "common/token.h"
 #include "mcos/v1/resolver.grpc.pb.h"
@@ -32,7 +33,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   cli.add_option("--seconds", seconds, "Duration of each run")->capture_default_str();
   cli.add_option("--threads", threads, "Client threads")->capture_default_str();
-  CLI11_PARSE(cli, argc, argv);
+  mcos::common::AddVersionFlag(cli, "mcos-resolve-bench");
+  MCOS_CLI_PARSE(cli, argc, argv);
 
   std::unique_ptr<mcos::common::Subprocess> node;
   std::string temp_dir;

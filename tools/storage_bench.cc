@@ -22,6 +22,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/cli.h"
 #include "common/clock.h"
 #include "common/subprocess.h"
 #include "common/version.h"
@@ -80,7 +81,8 @@ int main(int argc, char** argv) {
   cli.add_option("--rss-mib", rss_mib,
                  "Also stream an object this big (MiB) and report the node's peak RSS "
                  "(needs --storage-bin)");
-  CLI11_PARSE(cli, argc, argv);
+  mcos::common::AddVersionFlag(cli, "mcos-storage-bench");
+  MCOS_CLI_PARSE(cli, argc, argv);
 
   std::unique_ptr<mcos::common::Subprocess> node;
   std::string temp_dir;

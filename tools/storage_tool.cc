@@ -8,6 +8,7 @@
 #include <iostream>
 
 #include "common/channel.h"
+#include "common/cli.h"
 #include "common/clock.h"
 #include "common/token.h"
 #include "common/version.h"
@@ -89,7 +90,8 @@ int main(int argc, char** argv) {
   ls->add_option("--limit", limit);
   ls->add_flag("--tombstones", tombstones, "Include tombstones");
 
-  CLI11_PARSE(cli, argc, argv);
+  mcos::common::AddVersionFlag(cli, "mcos-storage-tool");
+  MCOS_CLI_PARSE(cli, argc, argv);
 
   auto token_key = mcos::common::LoadOrCreateKeyFile(key_file);
   if (!token_key.ok()) {

@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "common/cli.h"
 #include "common/logging.h"
 #include "common/server_host.h"
 #include "common/token.h"
@@ -68,7 +69,8 @@ int main(int argc, char** argv) {
   cli.footer(
       "The first start creates the user 'admin' with the password in $MCOS_ADMIN_PASSWORD, "
       "or a generated one written to DATA_DIR/controller/admin-password (mode 0600).");
-  CLI11_PARSE(cli, argc, argv);
+  mcos::common::AddVersionFlag(cli, "mcos-cluster");
+  MCOS_CLI_PARSE(cli, argc, argv);
   server_flags.Apply(server_options);
   storage_flags.Apply(storage_options);
   mcos::common::InitLogging("mcos-cluster");

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "common/cli.h"
 #include "common/logging.h"
 #include "common/server_host.h"
 #include "common/token.h"
@@ -36,7 +37,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   cli.add_option("--argon2-memory-kib", options.argon2.memory_kib, "argon2id memory cost")
       ->capture_default_str();
-  CLI11_PARSE(cli, argc, argv);
+  mcos::common::AddVersionFlag(cli, "mcos-controller");
+  MCOS_CLI_PARSE(cli, argc, argv);
   mcos::common::InitLogging("mcos-controller");
   options.health_period = absl::Milliseconds(health_period_ms);
   options.token_ttl = absl::Minutes(token_ttl_minutes);

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "common/cli.h"
 #include "common/logging.h"
 #include "common/server_host.h"
 #include "common/token.h"
@@ -30,7 +31,8 @@ int main(int argc, char** argv) {
                  "Longest wait of one watch call to the controller (ring and option changes "
                  "arrive as soon as they are stored); also the retry period after an error")
       ->capture_default_str();
-  CLI11_PARSE(cli, argc, argv);
+  mcos::common::AddVersionFlag(cli, "mcos-resolver");
+  MCOS_CLI_PARSE(cli, argc, argv);
   mcos::common::InitLogging("mcos-resolver");
   options.refresh = absl::Milliseconds(refresh_ms);
   auto key = mcos::common::LoadOrCreateKeyFile(key_file);

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "common/cli.h"
 #include "common/logging.h"
 #include "common/server_host.h"
 #include "common/token.h"
@@ -24,7 +25,8 @@ int main(int argc, char** argv) {
   cli.add_option("--id", options.id, "Service id registered with the controller")
       ->capture_default_str();
   server_flags.Add(cli, options);
-  CLI11_PARSE(cli, argc, argv);
+  mcos::common::AddVersionFlag(cli, "mcos-server");
+  MCOS_CLI_PARSE(cli, argc, argv);
   server_flags.Apply(options);
   mcos::common::InitLogging("mcos-server");
   auto fail = [](const absl::Status& s) {

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "common/cli.h"
 #include "common/logging.h"
 #include "common/server_host.h"
 #include "common/token.h"
@@ -30,7 +31,8 @@ int main(int argc, char** argv) {
   cli.add_flag("--enable-bench-service", options.enable_bench_service,
                "Also serve mcos.v1.BenchService, the bare-stream reference of the benchmarks");
   storage_flags.Add(cli);
-  CLI11_PARSE(cli, argc, argv);
+  mcos::common::AddVersionFlag(cli, "mcos-storage");
+  MCOS_CLI_PARSE(cli, argc, argv);
   storage_flags.Apply(options);
 
   mcos::common::InitLogging("mcos-storage");

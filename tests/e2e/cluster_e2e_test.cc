@@ -427,6 +427,16 @@ TEST_F(ClusterE2eTest, CliPutsGetsAndListsAsAUserExpects) {
   EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1010);
   std::tie(rc, out) = Cli(home, "ls many --limit 10");
   EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 10);
+
+  // Global flags after the subcommand, --version, and usage errors exit 2.
+  std::tie(rc, out) = Cli(home, "ls many --limit 1 --json");
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_EQ(out.rfind("{", 0), 0u) << out;
+  std::tie(rc, out) = Cli(home, "--version");
+  EXPECT_EQ(rc, 0);
+  EXPECT_EQ(out.rfind("mcos ", 0), 0u) << out;
+  std::tie(rc, out) = Cli(home, "ls --no-such-flag");
+  EXPECT_EQ(rc, 2) << out;
 }
 
 TEST_F(ClusterE2eTest, AdminManagesRingsAndOptionsThroughTheCli) {

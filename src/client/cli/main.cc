@@ -21,6 +21,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "client/sdk/client.h"
+#include "common/cli.h"
 
 namespace {
 
@@ -153,6 +154,9 @@ int main(int argc, char** argv) {
   cli.add_flag("--json", g.json, "Machine-readable output");
   cli.add_flag("-q,--quiet", g.quiet, "No progress bars");
   cli.require_subcommand(1);
+  // Global flags may also come after the subcommand (`mcos ls --json`): subcommands created from
+  // here on hand options they do not know to their parent.
+  cli.fallthrough();
 
   std::string user, container, object, file, option, prefix, marker, delimiter, name;
   bool password_stdin = false, all = false, admin_role = false;
@@ -284,7 +288,8 @@ int main(int argc, char** argv) {
   auto* op_remove = admin_option->add_subcommand("remove", "Remove an unused option");
   op_remove->add_option("name", name, "Option name")->required();
 
-  CLI11_PARSE(cli, argc, argv);
+  mcos::common::AddVersionFlag(cli, "mcos");
+  MCOS_CLI_PARSE(cli, argc, argv);
 
   if (g.endpoint.empty()) {
     if (const char* e = std::getenv("MCOS_ENDPOINT"); e != nullptr) g.endpoint = e;
