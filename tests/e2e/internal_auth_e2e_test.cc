@@ -1,10 +1,13 @@
 // Every method of every internal service refuses callers without the cluster's service credential:
 // no credential is UNAUTHENTICATED, a user's or an admin's token PERMISSION_DENIED, a service token
-// passes. The services and their methods are found through server reflection and the generated
-// descriptors, so a new internal service or method is covered without editing this test. Run on
+// passes. The services and their methods are found through server reflection (their descriptors
+// too), so a new internal service or method is covered without editing this test. Run on
 // mcos-cluster (one port) and on each process of a split cluster.
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/descriptor.pb.h>
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+#include <google/protobuf/unknown_field_set.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <gtest/gtest.h>
 
@@ -14,7 +17,6 @@
 #include "client/sdk/client.h"
 #include "common/service_auth.h"
 #include "common/token.h"
-#include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "tests/support/cluster_process.h"
 #include "tests/support/split_cluster.h"
 #include "tests/support/status_matchers.h"
@@ -41,33 +43,81 @@ struct Reflected {
   google::protobuf::DescriptorPool pool;
 };
 
+// Field `field` of wire type 2 (a string or a message) holding `bytes`.
+std::string LengthDelimited(int field, const std::string& bytes) {
+  std::string out;
+  google::protobuf::io::StringOutputStream stream(&out);
+  google::protobuf::io::CodedOutputStream coded(&stream);
+  coded.WriteTag(static_cast<uint32_t>(field << 3 | 2));
+  coded.WriteVarint32(static_cast<uint32_t>(bytes.size()));
+  coded.WriteRaw(bytes.data(), static_cast<int>(bytes.size()));
+  coded.Trim();
+  return out;
+}
+
+// The length-delimited values of field `field` of an encoded message.
+std::vector<std::string> Field(const std::string& message, int field) {
+  google::protobuf::UnknownFieldSet fields;
+  std::vector<std::string> out;
+  if (!fields.ParseFromString(message)) return out;
+  for (int i = 0; i < fields.field_count(); ++i) {
+    const auto& f = fields.field(i);
+    if (f.number() == field && f.type() == google::protobuf::UnknownField::TYPE_LENGTH_DELIMITED) {
+      out.push_back(f.length_delimited());
+    }
+  }
+  return out;
+}
+
+// Speaks grpc.reflection.v1alpha without its generated code (the servers' libgrpc++_reflection
+// carries the same descriptors, and a binary that has both aborts): requests and responses are
+// encoded by hand. ServerReflectionRequest: list_services = 7, file_containing_symbol = 4.
+// ServerReflectionResponse: file_descriptor_response = 4 {file_descriptor_proto = 1},
+// list_services_response = 6 {service = 1 {name = 1}}.
 void Reflect(const std::string& endpoint, Reflected& out) {
-  auto stub = grpc::reflection::v1alpha::ServerReflection::NewStub(Channel(endpoint));
+  grpc::GenericStub stub(Channel(endpoint));
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  auto stream = stub->ServerReflectionInfo(&ctx);
-  grpc::reflection::v1alpha::ServerReflectionRequest request;
-  grpc::reflection::v1alpha::ServerReflectionResponse response;
-  request.set_list_services("*");
-  ASSERT_TRUE(stream->Write(request));
-  ASSERT_TRUE(stream->Read(&response));
-  for (const auto& s : response.list_services_response().service()) {
-    out.services.push_back(s.name());
+  grpc::CompletionQueue cq;
+  auto call =
+      stub.PrepareCall(&ctx, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
+  void* tag = nullptr;
+  bool ok = false;
+  intptr_t next = 1;
+  auto step = [&](auto&& start) {
+    start(reinterpret_cast<void*>(next++));
+    return cq.Next(&tag, &ok) && ok;
+  };
+  auto ask = [&](const std::string& request) -> std::string {
+    grpc::Slice slice(request);
+    grpc::ByteBuffer buffer(&slice, 1);
+    EXPECT_TRUE(step([&](void* t) { call->Write(buffer, t); }));
+    grpc::ByteBuffer response;
+    EXPECT_TRUE(step([&](void* t) { call->Read(&response, t); }));
+    std::vector<grpc::Slice> slices;
+    std::string bytes;
+    if (response.Dump(&slices).ok()) {
+      for (const auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+    }
+    return bytes;
+  };
+  ASSERT_TRUE(step([&](void* t) { call->StartCall(t); }));
+  for (const auto& list : Field(ask(LengthDelimited(7, "*")), 6)) {
+    for (const auto& service : Field(list, 1)) {
+      for (const auto& name : Field(service, 1)) out.services.push_back(name);
+    }
   }
   // The files of the services, with their dependencies (each sent once per stream).
   std::vector<google::protobuf::FileDescriptorProto> files;
   for (const std::string& name : out.services) {
-    request.set_file_containing_symbol(name);
-    ASSERT_TRUE(stream->Write(request));
-    ASSERT_TRUE(stream->Read(&response));
-    for (const auto& bytes : response.file_descriptor_response().file_descriptor_proto()) {
-      files.emplace_back().ParseFromString(bytes);
+    for (const auto& response : Field(ask(LengthDelimited(4, name)), 4)) {
+      for (const auto& bytes : Field(response, 1)) files.emplace_back().ParseFromString(bytes);
     }
   }
-  stream->WritesDone();
-  while (stream->Read(&response)) {
-  }
-  ASSERT_TRUE(stream->Finish().ok());
+  step([&](void* t) { call->WritesDone(t); });
+  grpc::Status status;
+  step([&](void* t) { call->Finish(&status, t); });
+  ASSERT_TRUE(status.ok()) << status.error_message();
   // Build them dependencies first.
   for (bool progress = true; progress && !files.empty();) {
     progress = false;
