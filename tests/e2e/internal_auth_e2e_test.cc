@@ -11,6 +11,7 @@
 #include <grpcpp/generic/generic_stub.h>
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -41,6 +42,58 @@ std::shared_ptr<grpc::Channel> Channel(const std::string& endpoint) {
 struct Reflected {
   std::vector<std::string> services;
   google::protobuf::DescriptorPool pool;
+};
+
+// A generic streaming call driven one operation at a time (every kind of method fits on the wire).
+class GenericCall {
+ public:
+  GenericCall(const std::string& endpoint, const std::string& path, const std::string& token)
+      : stub_(Channel(endpoint)) {
+    ctx_.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    if (!token.empty()) ctx_.AddMetadata("authorization", "Bearer " + token);
+    call_ = stub_.PrepareCall(&ctx_, path, &cq_);
+    Step([&](void* t) { call_->StartCall(t); });
+  }
+  // False once the call is over.
+  bool Write(const std::string& bytes) {
+    grpc::Slice slice(bytes);
+    grpc::ByteBuffer buffer(&slice, 1);
+    return Step([&](void* t) { call_->Write(buffer, t); });
+  }
+  std::optional<std::string> Read() {
+    grpc::ByteBuffer response;
+    if (!Step([&](void* t) { call_->Read(&response, t); })) return std::nullopt;
+    std::vector<grpc::Slice> slices;
+    std::string bytes;
+    if (response.Dump(&slices).ok()) {
+      for (const auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+    }
+    return bytes;
+  }
+  // Half-closes, drains what the server still sends, and returns the status.
+  grpc::Status Finish() {
+    Step([&](void* t) { call_->WritesDone(t); });
+    while (Read()) {
+    }
+    grpc::Status status;
+    Step([&](void* t) { call_->Finish(&status, t); });
+    return status;
+  }
+
+ private:
+  template <typename Start>
+  bool Step(Start start) {
+    void* tag = nullptr;
+    bool ok = false;
+    start(reinterpret_cast<void*>(next_++));
+    return cq_.Next(&tag, &ok) && ok;
+  }
+
+  grpc::GenericStub stub_;
+  grpc::ClientContext ctx_;
+  grpc::CompletionQueue cq_;
+  std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call_;
+  intptr_t next_ = 1;
 };
 
 // Field `field` of wire type 2 (a string or a message) holding `bytes`.
@@ -75,33 +128,13 @@ std::vector<std::string> Field(const std::string& message, int field) {
 // ServerReflectionResponse: file_descriptor_response = 4 {file_descriptor_proto = 1},
 // list_services_response = 6 {service = 1 {name = 1}}.
 void Reflect(const std::string& endpoint, Reflected& out) {
-  grpc::GenericStub stub(Channel(endpoint));
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  grpc::CompletionQueue cq;
-  auto call =
-      stub.PrepareCall(&ctx, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
-  void* tag = nullptr;
-  bool ok = false;
-  intptr_t next = 1;
-  auto step = [&](auto&& start) {
-    start(reinterpret_cast<void*>(next++));
-    return cq.Next(&tag, &ok) && ok;
-  };
+  GenericCall call(endpoint, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", "");
   auto ask = [&](const std::string& request) -> std::string {
-    grpc::Slice slice(request);
-    grpc::ByteBuffer buffer(&slice, 1);
-    EXPECT_TRUE(step([&](void* t) { call->Write(buffer, t); }));
-    grpc::ByteBuffer response;
-    EXPECT_TRUE(step([&](void* t) { call->Read(&response, t); }));
-    std::vector<grpc::Slice> slices;
-    std::string bytes;
-    if (response.Dump(&slices).ok()) {
-      for (const auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
-    }
-    return bytes;
+    EXPECT_TRUE(call.Write(request));
+    auto response = call.Read();
+    EXPECT_TRUE(response.has_value());
+    return response.value_or("");
   };
-  ASSERT_TRUE(step([&](void* t) { call->StartCall(t); }));
   for (const auto& list : Field(ask(LengthDelimited(7, "*")), 6)) {
     for (const auto& service : Field(list, 1)) {
       for (const auto& name : Field(service, 1)) out.services.push_back(name);
@@ -114,9 +147,7 @@ void Reflect(const std::string& endpoint, Reflected& out) {
       for (const auto& bytes : Field(response, 1)) files.emplace_back().ParseFromString(bytes);
     }
   }
-  step([&](void* t) { call->WritesDone(t); });
-  grpc::Status status;
-  step([&](void* t) { call->Finish(&status, t); });
+  const grpc::Status status = call.Finish();
   ASSERT_TRUE(status.ok()) << status.error_message();
   // Build them dependencies first.
   for (bool progress = true; progress && !files.empty();) {
@@ -142,30 +173,9 @@ void Reflect(const std::string& endpoint, Reflected& out) {
 // method on the wire), and returns the status.
 grpc::Status CallEmpty(const std::string& endpoint, const std::string& path,
                        const std::string& token) {
-  grpc::GenericStub stub(Channel(endpoint));
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
-  grpc::CompletionQueue cq;
-  auto call = stub.PrepareCall(&ctx, path, &cq);
-  void* tag = nullptr;
-  bool ok = false;
-  intptr_t next = 1;
-  auto step = [&](auto&& start) {
-    start(reinterpret_cast<void*>(next++));
-    return cq.Next(&tag, &ok) && ok;
-  };
-  step([&](void* t) { call->StartCall(t); });
-  grpc::Slice empty("");
-  grpc::ByteBuffer message(&empty, 1);
-  step([&](void* t) { call->Write(message, t); });
-  step([&](void* t) { call->WritesDone(t); });
-  grpc::ByteBuffer response;
-  while (step([&](void* t) { call->Read(&response, t); })) {
-  }
-  grpc::Status status;
-  step([&](void* t) { call->Finish(&status, t); });
-  return status;
+  GenericCall call(endpoint, path, token);
+  call.Write("");
+  return call.Finish();
 }
 
 // Calls every method of every internal service at `endpoint` four ways; returns the services it
