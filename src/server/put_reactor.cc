@@ -108,7 +108,6 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
                                     "was stored")));
           return;
         }
-        received_ += data->size();
         app_.bytes_in_.Increment(static_cast<double>(data->size()));
         if (storage_broken_) return;  // its OnDone answers the user
         if (writing_) {
@@ -210,8 +209,7 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   // (unary calls, each continuing in its callback) before any data moves.
   void OnHeader(mcos::v1::PutObjectHeader header) {
     header_ = std::move(header);
-    absl::Status s = common::ValidateContainerName(header_.container());
-    if (s.ok()) s = common::ValidateObjectName(header_.object());
+    absl::Status s = ValidateObjectRef(header_.container(), header_.object());
     if (s.ok()) s = common::ValidateContentType(header_.content_type());
     if (s.ok()) s = common::ValidateUserMetadata(header_.metadata());
     if (s.ok() && !header_.md5_hex().empty() && !common::IsHex(header_.md5_hex(), 32)) {
@@ -302,7 +300,7 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
       return;
     }
     if (!create_ && !exists) {
-      Fail(ToGrpcStatus(ObjectNotFound()));
+      Fail(ToGrpcStatus(ObjectNotFound(key_)));
       return;
     }
     auto* sh = out_.mutable_header();
@@ -474,7 +472,7 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
                            grpc::StatusCode::ALREADY_EXISTS,
                            absl::StrCat("object '", key_.object(),
                                         "' already exists in container '", key_.container(), "'"))
-                     : ToGrpcStatus(ObjectNotFound());
+                     : ToGrpcStatus(ObjectNotFound(key_));
     }
     if (s.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
       // Size or digest mismatch; say it without the storage node's naming of the object.
@@ -485,11 +483,6 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
       return Invalid(msg);
     }
     return s;
-  }
-
-  absl::Status ObjectNotFound() const {
-    return absl::NotFoundError(absl::StrCat("object '", key_.object(), "' not found in container '",
-                                            key_.container(), "'"));
   }
 
   // Answers the user with an error and stops both streams.
@@ -531,7 +524,6 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   bool finish_written_ = false;
   bool own_response_ = false;
   int64_t messages_ = 0;
-  uint64_t received_ = 0;
 
   grpc::ByteBuffer in_;
   mcos::v1::PutObjectHeader header_;

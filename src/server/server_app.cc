@@ -31,12 +31,6 @@ mcos::v1::ObjectKey MakeKey(const std::string& user, const std::string& containe
   return k;
 }
 
-// Storage messages name the user; users see their container and object only.
-absl::Status ObjectNotFound(const mcos::v1::ObjectKey& k) {
-  return absl::NotFoundError(
-      absl::StrCat("object '", k.object(), "' not found in container '", k.container(), "'"));
-}
-
 mcos::v1::ContainerInfo ToContainerInfo(const mcos::v1::Container& c) {
   mcos::v1::ContainerInfo info;
   info.set_name(c.name());
@@ -45,12 +39,17 @@ mcos::v1::ContainerInfo ToContainerInfo(const mcos::v1::Container& c) {
   return info;
 }
 
+}  // namespace
+
+absl::Status ObjectNotFound(const mcos::v1::ObjectKey& k) {
+  return absl::NotFoundError(
+      absl::StrCat("object '", k.object(), "' not found in container '", k.container(), "'"));
+}
+
 absl::Status ValidateObjectRef(absl::string_view container, absl::string_view object) {
   MCOS_RETURN_IF_ERROR(common::ValidateContainerName(container));
   return common::ValidateObjectName(object);
 }
-
-}  // namespace
 
 // ---- ServerApp ------------------------------------------------------------------------------
 

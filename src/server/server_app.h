@@ -57,6 +57,11 @@ struct ServerOptions {
 class ServerApp;
 class PutReactor;
 
+// NOT_FOUND for an object, in the user's terms (storage messages also name the user).
+absl::Status ObjectNotFound(const mcos::v1::ObjectKey& key);
+// INVALID_ARGUMENT unless `container` and `object` are valid names.
+absl::Status ValidateObjectRef(absl::string_view container, absl::string_view object);
+
 // Uploads run on gRPC's callback API and parse their messages themselves (raw), so that a
 // malformed message is an INVALID_ARGUMENT of the upload and never ends it like a half-close.
 using UserServiceBase = mcos::v1::UserService::WithRawCallbackMethod_CreateObject<

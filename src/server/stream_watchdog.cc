@@ -48,9 +48,4 @@ void StreamWatchdog::Start() {
   });
 }
 
-size_t StreamWatchdog::size() const {
-  absl::MutexLock lock(&mu_);
-  return streams_.size();
-}
-
 }  // namespace mcos::server

@@ -42,7 +42,6 @@ class StreamWatchdog {
   StreamWatchdog(const StreamWatchdog&) = delete;
   StreamWatchdog& operator=(const StreamWatchdog&) = delete;
 
-  absl::Duration idle_timeout() const { return idle_timeout_; }
   void Add(const std::shared_ptr<Stream>& stream);
   // Forgets `stream` (no OnIdle after this returns, unless one is already running).
   void Remove(const Stream* stream);
@@ -51,11 +50,10 @@ class StreamWatchdog {
   int RunOnce(absl::Time now);
   // Checks every `period` (by default a tenth of the timeout, at least 100 ms) until destroyed.
   void Start();
-  size_t size() const;
 
  private:
   const absl::Duration idle_timeout_;
-  mutable absl::Mutex mu_;
+  absl::Mutex mu_;
   absl::flat_hash_map<const Stream*, std::shared_ptr<Stream>> streams_ ABSL_GUARDED_BY(mu_);
   absl::Notification stop_;
   std::thread thread_;

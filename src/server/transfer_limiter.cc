@@ -33,9 +33,4 @@ void TransferLimiter::Release(const std::string& user) {
   if (--it->second <= 0) per_user_.erase(it);
 }
 
-int TransferLimiter::active() const {
-  absl::MutexLock lock(&mu_);
-  return total_;
-}
-
 }  // namespace mcos::server

@@ -23,13 +23,11 @@ class TransferLimiter {
   absl::Status Acquire(const std::string& user);
   void Release(const std::string& user);
 
-  int active() const;
-
  private:
   const std::string what_;
   const int max_total_;
   const int max_per_user_;
-  mutable absl::Mutex mu_;
+  absl::Mutex mu_;
   int total_ ABSL_GUARDED_BY(mu_) = 0;
   absl::flat_hash_map<std::string, int> per_user_ ABSL_GUARDED_BY(mu_);
 };

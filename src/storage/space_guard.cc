@@ -64,11 +64,6 @@ std::string SpaceGuard::ReservePath(int i) const {
   return (std::filesystem::path(options_.dir) / kReserveFiles[i]).string();
 }
 
-bool SpaceGuard::has_reserve() const {
-  absl::MutexLock lock(&mu_);
-  return reserve_present_[0] || reserve_present_[1];
-}
-
 absl::StatusOr<uint64_t> SpaceGuard::FreeBytes() {
   auto free = options_.free_bytes(options_.dir);
   if (free.ok()) last_free_.store(*free, std::memory_order_relaxed);

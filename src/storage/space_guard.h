@@ -54,7 +54,6 @@ class SpaceGuard {
   bool writable() const { return writable_.load(std::memory_order_relaxed); }
   uint64_t last_free_bytes() const { return last_free_.load(std::memory_order_relaxed); }
   uint64_t min_free_bytes() const { return options_.min_free_bytes; }
-  bool has_reserve() const;
 
  private:
   explicit SpaceGuard(SpaceOptions options);
@@ -71,7 +70,7 @@ class SpaceGuard {
   const SpaceOptions options_;
   std::atomic<bool> writable_{true};
   std::atomic<uint64_t> last_free_{0};
-  mutable absl::Mutex mu_;
+  absl::Mutex mu_;
   bool reserve_present_[2] ABSL_GUARDED_BY(mu_) = {false, false};
 };
 

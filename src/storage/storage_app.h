@@ -61,8 +61,6 @@ class StorageApp {
 
   // Reports the node's write health on `host` (the node's own host when it serves by itself).
   void AttachHealth(common::ServerHost* host);
-  RocksDbEngine& engine() { return *engine_; }
-  SpaceGuard& space() { return *space_; }
 
   int port() const { return host_ ? host_->port() : 0; }
   int metrics_port() const { return host_ ? host_->metrics_port() : 0; }
