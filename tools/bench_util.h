@@ -15,6 +15,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/channel.h"
+#include "common/channel_arguments.h"
 #include "common/service_auth.h"
 #include "common/subprocess.h"
 #include "mcos/v1/bench.grpc.pb.h"
@@ -35,14 +37,11 @@ struct Stats {
 // `auth`, every call carries its service credential (for the cluster's internal services).
 inline std::shared_ptr<grpc::Channel> OwnConnection(const std::string& endpoint,
                                                     common::ServiceAuth* auth = nullptr) {
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(64 * 1024 * 1024);
-  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  if (auth != nullptr) {
-    return grpc::experimental::CreateCustomChannelWithInterceptors(
-        endpoint, grpc::InsecureChannelCredentials(), args, auth->Interceptors());
-  }
-  return grpc::CreateCustomChannel(endpoint, grpc::InsecureChannelCredentials(), args);
+  if (auth != nullptr) return common::ConnectInternal(endpoint, *auth, /*own_connection=*/true);
+  common::ChannelTuning tuning;
+  tuning.own_connection = true;
+  return grpc::CreateCustomChannel(endpoint, grpc::InsecureChannelCredentials(),
+                                   common::ClientChannelArguments(tuning));
 }
 
 // Runs `op(client, i)` from one thread per client for i = 0, 1, ... while `more(client, i)`.

@@ -66,6 +66,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   server_flags.Add(cli, server_options);
   storage_flags.Add(cli);
+  mcos::common::TlsFiles tls;
+  mcos::common::AddTlsFlags(cli, tls);
   cli.footer(
       "The first start creates the user 'admin' with the password in $MCOS_ADMIN_PASSWORD, "
       "or a generated one written to DATA_DIR/controller/admin-password (mode 0600).");
@@ -73,6 +75,10 @@ int main(int argc, char** argv) {
   MCOS_CLI_PARSE(cli, argc, argv);
   server_flags.Apply(server_options);
   storage_flags.Apply(storage_options);
+  if (auto s = mcos::common::ValidateTlsFiles(tls); !s.ok()) {
+    std::fprintf(stderr, "mcos-cluster: %s\n", std::string(s.message()).c_str());
+    return 2;
+  }
   mcos::common::InitLogging("mcos-cluster");
   controller.health_period = absl::Milliseconds(health_period_ms);
   controller.token_ttl = absl::Minutes(token_ttl_minutes);
@@ -94,7 +100,7 @@ int main(int argc, char** argv) {
   auto storage = mcos::storage::StorageApp::Create(storage_options);
   if (!storage.ok()) return Fail(storage.status());
   controller.token_key = *key;
-  auto controller_app = mcos::controller::ControllerApp::Create(controller);
+  auto controller_app = mcos::controller::ControllerApp::Create(controller, tls);
   if (!controller_app.ok()) return Fail(controller_app.status());
   mcos::resolver::ResolverOptions resolver_options;
   resolver_options.token_key = *key;
@@ -110,18 +116,22 @@ int main(int argc, char** argv) {
   mcos::common::ServerHostOptions host_options;
   host_options.listen = listen;
   host_options.metrics_listen = metrics_listen;
+  host_options.tls = tls;
   auto host = mcos::common::ServerHost::Start(host_options, services, registry);
   if (!host.ok()) return Fail(host.status());
   (*storage)->AttachHealth(host->get());
   const std::string self = mcos::common::DialAddress(listen, (*host)->port());
 
+  // Services of this process call each other in-process, with a service credential like any other.
+  mcos::common::ServiceAuth in_process_auth(*key, "cluster");
+  in_process_auth.set_channel_credentials(mcos::common::MakeChannelCredentials(tls));
+  const mcos::common::LocalRoute route{self, (*host)->InProcessChannel(in_process_auth),
+                                       &in_process_auth};
+  (*controller_app)->SetLocalRoute(route);
   if (auto s = (*controller_app)->CheckAndRegisterStorage(self, absl::Seconds(10)); !s.ok()) {
     return Fail(s);
   }
   (*controller_app)->StartBackground();
-  // Services of this process call each other in-process, with a service credential like any other.
-  mcos::common::ServiceAuth in_process_auth(*key, "cluster");
-  const mcos::common::LocalRoute route{self, (*host)->InProcessChannel(in_process_auth)};
   resolver.SetLocalRoute(route);
   server.SetLocalRoute(route);
   if (auto s = resolver.Start(self, self, absl::Seconds(10)); !s.ok()) return Fail(s);

@@ -1,27 +1,20 @@
 #include "common/channel.h"
 
+#include "common/channel_arguments.h"
+
 namespace mcos::common {
-namespace {
-
-grpc::ChannelArguments Arguments() {
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(64 * 1024 * 1024);
-  args.SetMaxSendMessageSize(64 * 1024 * 1024);
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-  return args;
-}
-
-}  // namespace
 
 std::shared_ptr<grpc::Channel> ConnectInsecure(const std::string& endpoint) {
-  return grpc::CreateCustomChannel(endpoint, grpc::InsecureChannelCredentials(), Arguments());
+  return grpc::CreateCustomChannel(endpoint, grpc::InsecureChannelCredentials(),
+                                   ClientChannelArguments());
 }
 
-std::shared_ptr<grpc::Channel> ConnectInternal(const std::string& endpoint, ServiceAuth& auth) {
+std::shared_ptr<grpc::Channel> ConnectInternal(const std::string& endpoint, ServiceAuth& auth,
+                                               bool own_connection) {
+  ChannelTuning tuning;
+  tuning.own_connection = own_connection;
   return grpc::experimental::CreateCustomChannelWithInterceptors(
-      endpoint, grpc::InsecureChannelCredentials(), Arguments(), auth.Interceptors());
+      endpoint, auth.channel_credentials(), ClientChannelArguments(tuning), auth.Interceptors());
 }
 
 }  // namespace mcos::common

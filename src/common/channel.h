@@ -10,14 +10,15 @@
 
 namespace mcos::common {
 
-// A plaintext channel (loopback/dev) with MCOS's message-size limits and a reconnect backoff of
-// 0.1-1 s, so that a restarted peer is used again within a second (gRPC's default backoff grows
-// to two minutes). No credential: for public services and health checks.
+// A plaintext channel with MCOS's client settings (common/channel_arguments.h). No credential:
+// for tests of public services on loopback.
 std::shared_ptr<grpc::Channel> ConnectInsecure(const std::string& endpoint);
 
-// The same, sending `auth`'s service credential with every call: for the cluster's internal
-// services. `auth` must outlive the channel.
-std::shared_ptr<grpc::Channel> ConnectInternal(const std::string& endpoint, ServiceAuth& auth);
+// A channel to another MCOS process: TLS when the process has a CA to verify with
+// (ServiceAuth::channel_credentials), and `auth`'s service credential with every call.
+// `auth` must outlive the channel.
+std::shared_ptr<grpc::Channel> ConnectInternal(const std::string& endpoint, ServiceAuth& auth,
+                                               bool own_connection = false);
 
 // Services that share one process (mcos-cluster) reach each other through the process's
 // in-process channel instead of loopback TCP; other endpoints get ConnectInternal channels.

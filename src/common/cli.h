@@ -5,10 +5,30 @@
 #include <CLI/CLI.hpp>
 #include <string>
 
+#include "common/tls.h"
+
 namespace mcos::common {
 
 inline void AddVersionFlag(CLI::App& cli, const std::string& program) {
   cli.set_version_flag("--version", program + " " + MCOS_VERSION);
+}
+
+// --tls-cert, --tls-key, --tls-ca and --tls-client-ca (common/tls.h), in the group "TLS".
+inline void AddTlsFlags(CLI::App& cli, TlsFiles& tls, bool calls_services = true) {
+  const char* group = "TLS";
+  cli.add_option("--tls-cert", tls.cert_file,
+                 "Serve TLS with this PEM certificate (chain); re-read when it changes")
+      ->group(group);
+  cli.add_option("--tls-key", tls.key_file, "The private key of --tls-cert (PEM)")->group(group);
+  if (calls_services) {
+    cli.add_option("--tls-ca", tls.ca_file,
+                   "Call the cluster's other services over TLS, verified with this CA (PEM); "
+                   "they then see --tls-cert as this process's client certificate")
+        ->group(group);
+  }
+  cli.add_option("--tls-client-ca", tls.client_ca_file,
+                 "Require client certificates signed by this CA (PEM): mutual TLS")
+      ->group(group);
 }
 
 }  // namespace mcos::common

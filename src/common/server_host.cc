@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "common/channel_arguments.h"
 #include "common/grpc_status.h"
 #include "common/logging.h"
 
@@ -121,7 +122,18 @@ absl::StatusOr<std::unique_ptr<ServerHost>> ServerHost::Start(
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &host->port_);
+  if (!options.tls.serves_tls() && !IsLoopbackListen(options.listen)) {
+    LogWarning("serving plaintext on ", options.listen,
+               ", beyond loopback: anyone on the network can read tokens and data; give "
+               "--tls-cert and --tls-key");
+  }
+  builder.AddListeningPort(options.listen, MakeServerCredentials(options.tls), &host->port_);
+  // Clients ping every 30 s to find dead connections (common/channel_arguments.h); allow it, and
+  // ping idle clients too so that connections of vanished clients are closed.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20000);
   builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
   builder.SetMaxSendMessageSize(options.max_send_message_bytes);
   builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::NUM_CQS, 2);
@@ -158,10 +170,8 @@ absl::StatusOr<std::unique_ptr<ServerHost>> ServerHost::Start(
 ServerHost::~ServerHost() { Shutdown(absl::ZeroDuration()); }
 
 std::shared_ptr<grpc::Channel> ServerHost::InProcessChannel(ServiceAuth& auth) {
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(64 * 1024 * 1024);
-  args.SetMaxSendMessageSize(64 * 1024 * 1024);
-  return server_->experimental().InProcessChannelWithInterceptors(args, auth.Interceptors());
+  return server_->experimental().InProcessChannelWithInterceptors(ClientChannelArguments(),
+                                                                  auth.Interceptors());
 }
 
 void ServerHost::SetServing(bool serving) {
@@ -198,23 +208,34 @@ void AnnounceListening(const std::string& listen, int port) {
   std::fflush(stdout);
 }
 
-void BlockTerminationSignals() {
+namespace {
+
+sigset_t HandledSignals() {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  return set;
+}
+
+}  // namespace
+
+void BlockTerminationSignals() {
+  const sigset_t set = HandledSignals();
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 }
 
 int WaitForTerminationSignal() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  int sig = 0;
-  while (sigwait(&set, &sig) != 0) {
+  const sigset_t set = HandledSignals();
+  while (true) {
+    int sig = 0;
+    if (sigwait(&set, &sig) != 0) continue;
+    if (sig != SIGHUP) return sig;
+    // The operator's usual "reload": TLS files are watched already (common/tls.h).
+    LogInfo("SIGHUP: TLS certificates and keys are re-read from their files every ",
+            absl::FormatDuration(kTlsReloadInterval), "; nothing else to reload");
   }
-  return sig;
 }
 
 }  // namespace mcos::common

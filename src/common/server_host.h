@@ -16,6 +16,7 @@
 #include "absl/time/time.h"
 #include "common/allocator.h"
 #include "common/service_auth.h"
+#include "common/tls.h"
 
 namespace mcos::common {
 
@@ -27,6 +28,8 @@ struct ServerHostOptions {
   // Largest message the server accepts (chunks are at most 1 MiB; headers add a little).
   int max_receive_message_bytes = 4 * 1024 * 1024;
   int max_send_message_bytes = 64 * 1024 * 1024;
+  // TLS on the gRPC port (plaintext without a certificate; a warning beyond loopback).
+  TlsFiles tls;
 };
 
 class ServerHost {
@@ -73,10 +76,10 @@ std::string DialAddress(const std::string& listen, int port);
 // Prints "listening on HOST:PORT" on stdout (scripts and tests wait for this line).
 void AnnounceListening(const std::string& listen, int port);
 
-// Blocks SIGTERM and SIGINT in the calling thread; call first thing in main() so that every thread
-// started later inherits the mask and WaitForTerminationSignal() receives them.
+// Blocks SIGTERM, SIGINT and SIGHUP in the calling thread; call first thing in main() so that every
+// thread started later inherits the mask and WaitForTerminationSignal() receives them.
 void BlockTerminationSignals();
-// Waits for SIGTERM or SIGINT; returns the signal number.
+// Waits for SIGTERM or SIGINT; returns the signal number. SIGHUP is logged and ignored.
 int WaitForTerminationSignal();
 
 }  // namespace mcos::common

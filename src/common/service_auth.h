@@ -38,14 +38,24 @@ class ServiceAuth {
   // Whether `token` is a valid service token (user-facing services refuse it).
   bool IsServiceToken(absl::string_view token) const;
   // Client interceptors that send this process's service token with every call (for channels to
-  // internal services, which are plaintext on loopback: gRPC's call credentials need TLS).
+  // internal services; gRPC's call credentials would refuse plaintext channels).
   std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>>
   Interceptors();
+  // The transport credentials of this process's calls to other MCOS processes: TLS (and its
+  // client certificate, for mutual TLS) when configured, plaintext otherwise. Set once at start.
+  void set_channel_credentials(std::shared_ptr<grpc::ChannelCredentials> credentials) {
+    channel_credentials_ = std::move(credentials);
+  }
+  const std::shared_ptr<grpc::ChannelCredentials>& channel_credentials() const {
+    return channel_credentials_;
+  }
 
  private:
   const TokenSigner service_signer_;
   const TokenSigner user_signer_;  // to tell a user's token (PERMISSION_DENIED) from garbage
   const std::string name_;
+  std::shared_ptr<grpc::ChannelCredentials> channel_credentials_ =
+      grpc::InsecureChannelCredentials();
   absl::Mutex mu_;
   std::string token_ ABSL_GUARDED_BY(mu_);
   absl::Time renew_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();

@@ -16,7 +16,7 @@ absl::Status GrpcHealthProbe::Check(const std::string& endpoint, const std::stri
   {
     absl::MutexLock lock(&mu_);
     auto& c = channels_[endpoint];
-    if (!c) c = common::ConnectInsecure(endpoint);
+    if (!c) c = route_.Connect(endpoint);
     channel = c;
   }
   auto stub = grpc::health::v1::Health::NewStub(channel);
@@ -35,20 +35,30 @@ absl::Status GrpcHealthProbe::Check(const std::string& endpoint, const std::stri
 }
 
 ControllerApp::ControllerApp(std::unique_ptr<GrpcHealthProbe> probe,
-                             std::unique_ptr<Controller> controller, const std::string& token_key)
+                             std::unique_ptr<Controller> controller, const std::string& token_key,
+                             const common::TlsFiles& tls)
     : probe_(std::move(probe)),
       controller_(std::move(controller)),
       auth_(token_key, "controller"),
       controller_service_(*controller_, auth_),
-      admin_service_(*controller_) {}
+      admin_service_(*controller_) {
+  auth_.set_channel_credentials(common::MakeChannelCredentials(tls));
+  SetLocalRoute({});
+}
+
+void ControllerApp::SetLocalRoute(common::LocalRoute route) {
+  route.auth = &auth_;
+  route_ = route;
+  probe_->set_route(std::move(route));
+}
 
 absl::StatusOr<std::unique_ptr<ControllerApp>> ControllerApp::Create(
-    const ControllerOptions& options) {
+    const ControllerOptions& options, const common::TlsFiles& tls) {
   auto probe = std::make_unique<GrpcHealthProbe>();
   MCOS_ASSIGN_OR_RETURN(auto controller,
                         Controller::Open(options, common::SystemClock::Get(), *probe));
   return std::unique_ptr<ControllerApp>(
-      new ControllerApp(std::move(probe), std::move(controller), options.token_key));
+      new ControllerApp(std::move(probe), std::move(controller), options.token_key, tls));
 }
 
 ControllerApp::~ControllerApp() { Stop(); }
@@ -75,7 +85,7 @@ absl::Status ControllerApp::CheckAndRegisterStorage(const std::string& storage_e
   MCOS_RETURN_IF_ERROR(controller_->Register(req).status());
   // Dry runs of ring changes count bytes with the storage service's per-partition usage.
   std::shared_ptr<mcos::v1::StorageService::Stub> storage =
-      mcos::v1::StorageService::NewStub(common::ConnectInternal(storage_endpoint, auth_));
+      mcos::v1::StorageService::NewStub(route_.Connect(storage_endpoint));
   controller_->SetPartitionBytes(
       [storage](const std::string& option,
                 uint32_t power) -> absl::StatusOr<std::vector<uint64_t>> {

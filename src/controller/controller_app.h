@@ -10,6 +10,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
+#include "common/channel.h"
+#include "common/tls.h"
 #include "controller/controller.h"
 #include "controller/controller_grpc_service.h"
 
@@ -20,16 +22,24 @@ class GrpcHealthProbe final : public HealthProbe {
  public:
   absl::Status Check(const std::string& endpoint, const std::string& service,
                      absl::Duration timeout) override;
+  // How endpoints are reached (TLS, or this process's in-process channel); before the first Check.
+  void set_route(common::LocalRoute route) {
+    absl::MutexLock lock(&mu_);
+    route_ = std::move(route);
+  }
 
  private:
   absl::Mutex mu_;
+  common::LocalRoute route_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::shared_ptr<grpc::Channel>> channels_ ABSL_GUARDED_BY(mu_);
 };
 
 class ControllerApp {
  public:
-  // Opens the database and builds the services (not serving yet).
-  static absl::StatusOr<std::unique_ptr<ControllerApp>> Create(const ControllerOptions& options);
+  // Opens the database and builds the services (not serving yet). The controller calls the
+  // cluster's services with `tls` (plaintext when it has no CA).
+  static absl::StatusOr<std::unique_ptr<ControllerApp>> Create(const ControllerOptions& options,
+                                                               const common::TlsFiles& tls = {});
   ~ControllerApp();
 
   std::vector<grpc::Service*> services() { return {&controller_service_, &admin_service_}; }
@@ -38,16 +48,20 @@ class ControllerApp {
   // Waits (up to `timeout`) until the storage service at `storage_endpoint` answers its health
   // check and registers it; UNAVAILABLE if it never does. Empty endpoint: skipped.
   absl::Status CheckAndRegisterStorage(const std::string& storage_endpoint, absl::Duration timeout);
+  // In mcos-cluster: the services of this process are reached through its in-process channel.
+  // Before CheckAndRegisterStorage.
+  void SetLocalRoute(common::LocalRoute route);
   // Starts the health poller.
   void StartBackground();
   void Stop();
 
  private:
   ControllerApp(std::unique_ptr<GrpcHealthProbe> probe, std::unique_ptr<Controller> controller,
-                const std::string& token_key);
+                const std::string& token_key, const common::TlsFiles& tls);
   std::unique_ptr<GrpcHealthProbe> probe_;
   std::unique_ptr<Controller> controller_;
   common::ServiceAuth auth_;
+  common::LocalRoute route_;
   ControllerGrpcService controller_service_;
   AdminGrpcService admin_service_;
   absl::Notification stop_;

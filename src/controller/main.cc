@@ -37,8 +37,14 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   cli.add_option("--argon2-memory-kib", options.argon2.memory_kib, "argon2id memory cost")
       ->capture_default_str();
+  mcos::common::TlsFiles tls;
+  mcos::common::AddTlsFlags(cli, tls);
   mcos::common::AddVersionFlag(cli, "mcos-controller");
   MCOS_CLI_PARSE(cli, argc, argv);
+  if (auto s = mcos::common::ValidateTlsFiles(tls); !s.ok()) {
+    std::fprintf(stderr, "mcos-controller: %s\n", std::string(s.message()).c_str());
+    return 2;
+  }
   mcos::common::InitLogging("mcos-controller");
   options.health_period = absl::Milliseconds(health_period_ms);
   options.token_ttl = absl::Minutes(token_ttl_minutes);
@@ -54,7 +60,7 @@ int main(int argc, char** argv) {
                                                                 : key_file);
   if (!key.ok()) return fail(key.status());
   options.token_key = *key;
-  auto app = mcos::controller::ControllerApp::Create(options);
+  auto app = mcos::controller::ControllerApp::Create(options, tls);
   if (!app.ok()) return fail(app.status());
   // SEED.md: check the storage service first, then serve.
   if (auto s = (*app)->CheckAndRegisterStorage(storage_endpoint, absl::Seconds(30)); !s.ok()) {
@@ -63,6 +69,7 @@ int main(int argc, char** argv) {
   mcos::common::ServerHostOptions host_options;
   host_options.listen = listen;
   host_options.metrics_listen = metrics_listen;
+  host_options.tls = tls;
   auto host = mcos::common::ServerHost::Start(host_options, (*app)->services(), nullptr);
   if (!host.ok()) return fail(host.status());
   (*app)->StartBackground();

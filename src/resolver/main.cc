@@ -31,8 +31,13 @@ int main(int argc, char** argv) {
                  "Longest wait of one watch call to the controller (ring and option changes "
                  "arrive as soon as they are stored); also the retry period after an error")
       ->capture_default_str();
+  mcos::common::AddTlsFlags(cli, options.tls);
   mcos::common::AddVersionFlag(cli, "mcos-resolver");
   MCOS_CLI_PARSE(cli, argc, argv);
+  if (auto s = mcos::common::ValidateTlsFiles(options.tls); !s.ok()) {
+    std::fprintf(stderr, "mcos-resolver: %s\n", std::string(s.message()).c_str());
+    return 2;
+  }
   mcos::common::InitLogging("mcos-resolver");
   options.refresh = absl::Milliseconds(refresh_ms);
   auto key = mcos::common::LoadOrCreateKeyFile(key_file);
@@ -45,6 +50,7 @@ int main(int argc, char** argv) {
   mcos::common::ServerHostOptions host_options;
   host_options.listen = listen;
   host_options.metrics_listen = metrics_listen;
+  host_options.tls = options.tls;
   auto host = mcos::common::ServerHost::Start(host_options, app.services(), nullptr);
   auto fail = [](const absl::Status& s) {
     std::fprintf(stderr, "mcos-resolver: %s\n", std::string(s.message()).c_str());

@@ -40,6 +40,7 @@ ResolverApp::ResolverApp(const ResolverOptions& options)
             }
           }),
       service_(resolver_, auth_) {
+  auth_.set_channel_credentials(common::MakeChannelCredentials(options.tls));
   route_.auth = &auth_;
 }
 

@@ -14,6 +14,7 @@
 #include "absl/synchronization/notification.h"
 #include "common/channel.h"
 #include "common/registrar.h"
+#include "common/tls.h"
 #include "mcos/v1/controller.grpc.pb.h"
 #include "mcos/v1/resolver.grpc.pb.h"
 #include "resolver/resolver.h"
@@ -23,6 +24,8 @@ namespace mcos::resolver {
 struct ResolverOptions {
   absl::Duration refresh = absl::Seconds(1);
   std::string id = "resolver-1";
+  // TLS of the calls to the controller (plaintext without a CA).
+  common::TlsFiles tls;
   // The cluster's token key: callers present service credentials derived from it, and so does
   // the resolver when it calls the controller.
   std::string token_key;

@@ -25,9 +25,14 @@ int main(int argc, char** argv) {
   cli.add_option("--id", options.id, "Service id registered with the controller")
       ->capture_default_str();
   server_flags.Add(cli, options);
+  mcos::common::AddTlsFlags(cli, options.tls);
   mcos::common::AddVersionFlag(cli, "mcos-server");
   MCOS_CLI_PARSE(cli, argc, argv);
   server_flags.Apply(options);
+  if (auto s = mcos::common::ValidateTlsFiles(options.tls); !s.ok()) {
+    std::fprintf(stderr, "mcos-server: %s\n", std::string(s.message()).c_str());
+    return 2;
+  }
   mcos::common::InitLogging("mcos-server");
   auto fail = [](const absl::Status& s) {
     std::fprintf(stderr, "mcos-server: %s\n", std::string(s.message()).c_str());
@@ -40,6 +45,7 @@ int main(int argc, char** argv) {
   mcos::common::ServerHostOptions host_options;
   host_options.listen = listen;
   host_options.metrics_listen = metrics_listen;
+  host_options.tls = options.tls;
   auto host = mcos::common::ServerHost::Start(host_options, app.services(), app.registry());
   if (!host.ok()) return fail(host.status());
   const std::string self = mcos::common::DialAddress(listen, (*host)->port());

@@ -170,7 +170,7 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
 
   // What the watchdog holds: a pointer that OnDone clears, so the watchdog never reaches a
   // reactor gRPC is done with.
-  class IdleHandle final : public StreamWatchdog::Stream {
+  class IdleHandle final : public common::StreamWatchdog::Stream {
    public:
     explicit IdleHandle(PutReactor* r) : reactor_(r) {}
     void OnIdle(absl::Duration idle) override {

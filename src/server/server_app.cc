@@ -73,6 +73,7 @@ ServerApp::ServerApp(const ServerOptions& options)
       downloads_("downloads", options.max_downloads, options.max_downloads_per_user),
       watchdog_(options.stream_idle_timeout),
       user_service_(*this) {
+  auth_.set_channel_credentials(common::MakeChannelCredentials(options.tls));
   route_.auth = &auth_;
   watchdog_.Start();
 }
@@ -236,33 +237,7 @@ mcos::v1::ObjectInfo ServerApp::ToInfo(const mcos::v1::ObjectKey& key,
 
 // ---- UserService ----------------------------------------------------------------------------
 
-namespace {
-
-// Lets the watchdog cancel a synchronous streaming call that stopped making progress.
-class SyncStreamGuard final : public StreamWatchdog::Stream {
- public:
-  SyncStreamGuard(grpc::ServerContext* context, std::string what)
-      : context_(context), what_(std::move(what)) {}
-  void OnIdle(absl::Duration idle) override {
-    absl::MutexLock lock(&mu_);
-    if (context_ == nullptr) return;
-    common::LogWarning(what_, " from ", context_->peer(), " made no progress for ",
-                       absl::ToInt64Seconds(idle), " s: cancelled");
-    context_->TryCancel();
-  }
-  // Called before the handler returns: the context dies with it.
-  void Detach() {
-    absl::MutexLock lock(&mu_);
-    context_ = nullptr;
-  }
-
- private:
-  absl::Mutex mu_;
-  grpc::ServerContext* context_ ABSL_GUARDED_BY(mu_);
-  const std::string what_;
-};
-
-}  // namespace
+namespace {}  // namespace
 
 #define MCOS_AUTH_OR_RETURN(claims)                                 \
   auto claims##_or = app_.Authenticate(*context);                   \
@@ -429,7 +404,11 @@ grpc::Status UserGrpcService::DownloadObject(
   auto b = app_.backends();
   if (!b.ok()) return ToGrpcStatus(b.status());
   MCOS_GRPC_RETURN_IF_ERROR(app_.downloads_.Acquire(claims.user()));
-  auto guard = std::make_shared<SyncStreamGuard>(context, "download");
+  auto guard = std::make_shared<common::CancelOnIdle<grpc::ServerContext>>(
+      context, [](grpc::ServerContext& c, absl::Duration idle) {
+        common::LogWarning("download from ", c.peer(), " made no progress for ",
+                           absl::ToInt64Seconds(idle), " s: cancelled");
+      });
   app_.watchdog_.Add(guard);
   absl::Cleanup release = [&] {
     app_.watchdog_.Remove(guard.get());

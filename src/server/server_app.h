@@ -19,12 +19,13 @@
 #include "absl/synchronization/notification.h"
 #include "common/channel.h"
 #include "common/registrar.h"
+#include "common/stream_watchdog.h"
+#include "common/tls.h"
 #include "common/token.h"
 #include "common/version.h"
 #include "mcos/v1/controller.grpc.pb.h"
 #include "mcos/v1/resolver.grpc.pb.h"
 #include "mcos/v1/user.grpc.pb.h"
-#include "server/stream_watchdog.h"
 #include "server/transfer_limiter.h"
 #include "storage/storage_client.h"
 
@@ -34,6 +35,8 @@ struct ServerOptions {
   // The federation's token key (the controller's), to check tokens without a round trip.
   std::string token_key;
   std::string id = "server-1";
+  // TLS of the calls to the cluster's other services (plaintext without a CA).
+  common::TlsFiles tls;
   // How often the live resolvers and storage services are looked up again.
   absl::Duration discovery_period = absl::Seconds(2);
   // Where the server's metrics go (a new registry when null); expose it through the ServerHost.
@@ -163,7 +166,7 @@ class ServerApp {
   prometheus::Counter& bytes_out_;
   TransferLimiter uploads_;
   TransferLimiter downloads_;
-  StreamWatchdog watchdog_;
+  common::StreamWatchdog watchdog_;
   UserGrpcService user_service_;
   std::unique_ptr<common::Registrar> registrar_;
   std::string cluster_id_;

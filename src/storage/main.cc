@@ -31,9 +31,14 @@ int main(int argc, char** argv) {
   cli.add_flag("--enable-bench-service", options.enable_bench_service,
                "Also serve mcos.v1.BenchService, the bare-stream reference of the benchmarks");
   storage_flags.Add(cli);
+  mcos::common::AddTlsFlags(cli, options.tls, /*calls_services=*/false);
   mcos::common::AddVersionFlag(cli, "mcos-storage");
   MCOS_CLI_PARSE(cli, argc, argv);
   storage_flags.Apply(options);
+  if (auto s = mcos::common::ValidateTlsFiles(options.tls); !s.ok()) {
+    std::fprintf(stderr, "mcos-storage: %s\n", std::string(s.message()).c_str());
+    return 2;
+  }
 
   mcos::common::InitLogging("mcos-storage");
   auto key = mcos::common::LoadOrCreateKeyFile(key_file);

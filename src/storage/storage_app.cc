@@ -108,6 +108,7 @@ absl::StatusOr<std::unique_ptr<StorageApp>> StorageApp::Start(const StorageOptio
   common::ServerHostOptions host;
   host.listen = options.listen;
   host.metrics_listen = options.metrics_listen;
+  host.tls = options.tls;
   MCOS_ASSIGN_OR_RETURN(app->host_,
                         common::ServerHost::Start(host, app->services(), app->registry_));
   app->AttachHealth(app->host_.get());

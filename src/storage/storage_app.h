@@ -29,6 +29,8 @@ inline constexpr const char* kWritesHealthService = common::kStorageWritesHealth
 struct StorageOptions {
   std::string listen = "127.0.0.1:0";
   std::string metrics_listen;
+  // TLS on the gRPC port (mcos-storage; mcos-cluster serves its own port).
+  common::TlsFiles tls;
   std::string data_dir;
   // The cluster's token key: callers must present a service credential derived from it.
   std::string token_key;

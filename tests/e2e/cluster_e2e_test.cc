@@ -17,6 +17,7 @@
 #include "mcos/v1/resolver.grpc.pb.h"
 #include "mcos/v1/user.grpc.pb.h"
 #include "placement/placement.h"
+#include "tests/support/cli_runner.h"
 #include "tests/support/cluster_process.h"
 #include "tests/support/status_matchers.h"
 #include "tests/support/temp_dir.h"
@@ -24,6 +25,13 @@
 
 namespace mcos {
 namespace {
+
+client::ClientOptions WithToken(const std::string& token) {
+  client::ClientOptions o;
+  o.token = token;
+  o.deadline = absl::Seconds(10);
+  return o;
+}
 
 using client::Client;
 
@@ -176,7 +184,7 @@ TEST_F(ClusterE2eTest, AuthenticationErrors) {
     std::string token = alice->token();
     char& c = token[token.size() - from_end];
     c = c == 'A' ? 'B' : 'A';
-    Client forged(cluster_->endpoint(), {token, absl::Seconds(10)});
+    Client forged(cluster_->endpoint(), WithToken(token));
     MCOS_EXPECT_CODE(forged.ListContainers(), kUnauthenticated);
   }
   common::TokenSigner other_key(std::string(64, 'k'));
@@ -184,14 +192,14 @@ TEST_F(ClusterE2eTest, AuthenticationErrors) {
   claims.set_user("alice");
   claims.set_role("admin");
   claims.set_expires_unix(absl::ToUnixSeconds(absl::Now() + absl::Hours(1)));
-  Client other(cluster_->endpoint(), {other_key.Sign(claims), absl::Seconds(10)});
+  Client other(cluster_->endpoint(), WithToken(other_key.Sign(claims)));
   MCOS_EXPECT_CODE(other.ListContainers(), kUnauthenticated);
   std::ifstream key_file(cluster_->token_key_path());
   std::string key;
   key_file >> key;
   ASSERT_GE(key.size(), 32u);
   claims.set_expires_unix(absl::ToUnixSeconds(absl::Now() - absl::Seconds(1)));
-  Client expired(cluster_->endpoint(), {common::TokenSigner(key).Sign(claims), absl::Seconds(10)});
+  Client expired(cluster_->endpoint(), WithToken(common::TokenSigner(key).Sign(claims)));
   auto e = expired.ListContainers();
   MCOS_EXPECT_CODE(e, kUnauthenticated);
   EXPECT_NE(e.status().message().find("expired"), absl::string_view::npos) << e.status();
@@ -296,18 +304,10 @@ TEST_F(ClusterE2eTest, ACancelledUploadStoresNothing) {
   EXPECT_EQ(*Download(*alice, "cancel", "obj"), "version one");
 }
 
-// Runs the mcos CLI with `args`, feeding `input` on stdin; returns (exit status, stdout).
+// Runs the mcos CLI with `args`, feeding `input` on stdin; returns (exit status, output).
 std::pair<int, std::string> Cli(const std::string& config_home, const std::string& args,
                                 const std::string& input = "") {
-  const std::string cmd = absl::StrCat("printf '%b' '", input, "' | XDG_CONFIG_HOME=", config_home,
-                                       " ", MCOS_CLI_BIN, " ", args, " 2>&1");
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  const int status = pclose(p);
-  return {WEXITSTATUS(status), out};
+  return testing::RunCli(MCOS_CLI_BIN, config_home, args, input);
 }
 
 TEST_F(ClusterE2eTest, FullSessionThroughTheCli) {

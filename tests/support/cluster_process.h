@@ -28,9 +28,16 @@ class ClusterProcess {
 
   absl::Status Start(const std::vector<std::string>& extra = {}) {
     setenv("MCOS_ADMIN_PASSWORD", kAdminPassword, 1);
-    std::vector<std::string> args = {binary_,    "--data-dir",         data_dir_ + "/cluster",
-                                     "--listen", "127.0.0.1:0",        "--argon2-memory-kib",
-                                     "1024",     "--health-period-ms", "200"};
+    std::vector<std::string> args = {binary_,
+                                     "--data-dir",
+                                     data_dir_ + "/cluster",
+                                     "--argon2-memory-kib",
+                                     "1024",
+                                     "--health-period-ms",
+                                     "200"};
+    if (std::find(extra.begin(), extra.end(), "--listen") == extra.end()) {
+      args.insert(args.end(), {"--listen", "127.0.0.1:0"});
+    }
     // Test clusters keep a small space reserve; a test that cares passes its own.
     if (std::find(extra.begin(), extra.end(), "--reserve-mib") == extra.end()) {
       args.insert(args.end(), {"--reserve-mib", "8", "--min-free-mib", "64"});
@@ -58,12 +65,14 @@ class ClusterProcess {
   const std::string& endpoint() const { return endpoint_; }
   // Adds a user as the bootstrap admin.
   absl::Status AddUser(const std::string& name, const std::string& password, bool admin = false) {
-    client::Client c(endpoint_);
+    client::Client c(endpoint_, client_options_);
     if (auto s = c.Login("admin", kAdminPassword); !s.ok()) return s.status();
     return c.AddUser(name, password, admin).status();
   }
   std::string token_key_path() const { return data_dir_ + "/cluster/token.key"; }
   const std::string& log_path() const { return log_path_; }
+  // How AddUser connects (e.g. TLS).
+  void set_client_options(client::ClientOptions o) { client_options_ = std::move(o); }
 
  private:
   std::string binary_;
@@ -71,6 +80,7 @@ class ClusterProcess {
   std::string log_path_;
   std::unique_ptr<common::Subprocess> process_;
   std::string endpoint_;
+  client::ClientOptions client_options_;
 };
 
 }  // namespace mcos::testing

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdlib.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -36,6 +37,9 @@ class ServiceProcess {
     endpoint_ = *addr;
     return absl::OkStatus();
   }
+  void AddArgs(const std::vector<std::string>& more) {
+    args_.insert(args_.end(), more.begin(), more.end());
+  }
   void Kill9() {
     process_->Signal(SIGKILL);
     process_->Wait();
@@ -65,6 +69,7 @@ struct SplitCluster {
   // Starts storage, controller, resolver and server, in this order.
   absl::Status Start() {
     if (auto key = common::LoadOrCreateKeyFile(key_path); !key.ok()) return key.status();
+    if (extra_args) storage->AddArgs(extra_args("storage"));
     if (auto s = storage->Start(); !s.ok()) return s;
     controller = std::make_unique<ServiceProcess>(
         std::vector<std::string>{bins[0], "--data-dir", dir + "/controller", "--storage-endpoint",
@@ -72,19 +77,24 @@ struct SplitCluster {
                                  "--down-after-misses", "2", "--argon2-memory-kib", "1024",
                                  "--token-key-file", key_path},
         dir + "/controller.log");
+    if (extra_args) controller->AddArgs(extra_args("controller"));
     if (auto s = controller->Start(); !s.ok()) return s;
     resolver = std::make_unique<ServiceProcess>(
         std::vector<std::string>{bins[1], "--controller", controller->endpoint(),
                                  "--token-key-file", key_path},
         dir + "/resolver.log");
+    if (extra_args) resolver->AddArgs(extra_args("resolver"));
     if (auto s = resolver->Start(); !s.ok()) return s;
     server = std::make_unique<ServiceProcess>(
         std::vector<std::string>{bins[2], "--controller", controller->endpoint(),
                                  "--token-key-file", key_path},
         dir + "/server.log");
+    if (extra_args) server->AddArgs(extra_args("server"));
     return server->Start();
   }
 
+  // More arguments for a process ("storage", "controller", "resolver", "server"), e.g. TLS.
+  std::function<std::vector<std::string>(const std::string& role)> extra_args;
   std::string dir;
   std::string key_path;
   std::vector<std::string> bins;

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/channel.h"
 #include "common/service_auth.h"
 #include "common/subprocess.h"
 #include "common/token.h"
@@ -53,11 +54,7 @@ class StorageProcess {
   storage::StorageClient& client() { return *client_; }
   // A new channel to the node that sends the service credential (its own connection each time).
   std::shared_ptr<grpc::Channel> Connect() {
-    grpc::ChannelArguments args;
-    args.SetMaxReceiveMessageSize(64 * 1024 * 1024);
-    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-    return grpc::experimental::CreateCustomChannelWithInterceptors(
-        endpoint_, grpc::InsecureChannelCredentials(), args, auth_->Interceptors());
+    return common::ConnectInternal(endpoint_, *auth_, /*own_connection=*/true);
   }
   const std::string& endpoint() const { return endpoint_; }
   std::string db_path() const { return data_dir_ + "/node/db"; }

@@ -1,6 +1,7 @@
 // mcos: the MCOS command-line client (user commands and `mcos admin ...`), over the C++ SDK.
-// Endpoint and token come from flags, then MCOS_ENDPOINT / MCOS_TOKEN, then the file that
-// `mcos login` writes (mode 0600) under $XDG_CONFIG_HOME/mcos (default ~/.config/mcos).
+// Endpoint, token and TLS settings come from flags, then MCOS_ENDPOINT / MCOS_TOKEN /
+// MCOS_TLS_CA, then the file that `mcos login` writes (mode 0600) under $XDG_CONFIG_HOME/mcos
+// (default ~/.config/mcos).
 #include <fcntl.h>
 #include <google/protobuf/util/json_util.h>
 #include <sys/stat.h>
@@ -30,7 +31,28 @@ struct Globals {
   std::string token;
   bool json = false;
   bool quiet = false;
+  std::string timeout = "30s";
+  std::string tls_ca;
+  bool tls = false;
+  std::string tls_cert;
+  std::string tls_key;
 };
+
+// "30s", "1m30s", "500ms", or a plain number of seconds.
+absl::StatusOr<absl::Duration> ParseTimeout(const std::string& text) {
+  absl::Duration d;
+  double seconds = 0;
+  if (absl::SimpleAtod(text, &seconds)) {
+    d = absl::Seconds(seconds);
+  } else if (!absl::ParseDuration(text, &d)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--timeout ", text, ": give a duration such as 30s, 2m or 500ms"));
+  }
+  if (d <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--timeout must be positive");
+  }
+  return d;
+}
 
 std::string ConfigDir() {
   if (const char* x = std::getenv("XDG_CONFIG_HOME"); x != nullptr && *x != '\0') {
@@ -42,24 +64,41 @@ std::string ConfigDir() {
 
 std::string CredentialsPath() { return ConfigDir() + "/credentials"; }
 
-// Reads "endpoint=..." and "token=..." lines.
-void LoadCredentials(std::string* endpoint, std::string* token) {
+// Reads the "endpoint=", "token=", "tls_ca=" and "tls=" lines into what the flags and the
+// environment left empty. The TLS settings apply only with the saved endpoint.
+void LoadCredentials(Globals& g) {
   std::ifstream in(CredentialsPath());
-  std::string line;
+  std::string line, endpoint, token, tls_ca;
+  bool tls = false;
   while (std::getline(in, line)) {
-    if (absl::StartsWith(line, "endpoint=") && endpoint->empty()) *endpoint = line.substr(9);
-    if (absl::StartsWith(line, "token=") && token->empty()) *token = line.substr(6);
+    if (absl::StartsWith(line, "endpoint=")) endpoint = line.substr(9);
+    if (absl::StartsWith(line, "token=")) token = line.substr(6);
+    if (absl::StartsWith(line, "tls_ca=")) tls_ca = line.substr(7);
+    if (line == "tls=1") tls = true;
+  }
+  if (g.token.empty()) g.token = token;
+  if (g.endpoint.empty() || g.endpoint == endpoint) {
+    g.endpoint = endpoint;
+    if (g.tls_ca.empty()) g.tls_ca = tls_ca;
+    g.tls = g.tls || tls;
   }
 }
 
-absl::Status SaveCredentials(const std::string& endpoint, const std::string& token) {
+absl::Status SaveCredentials(const Globals& g, const std::string& token) {
   std::error_code ec;
   std::filesystem::create_directories(ConfigDir(), ec);
   const std::string path = CredentialsPath();
   const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
   if (fd < 0) return absl::PermissionDeniedError(absl::StrCat("cannot write ", path));
   fchmod(fd, 0600);
-  const std::string content = absl::StrCat("endpoint=", endpoint, "\ntoken=", token, "\n");
+  std::string tls_ca = g.tls_ca;
+  if (!tls_ca.empty()) {
+    std::error_code abs_error;
+    tls_ca = std::filesystem::absolute(tls_ca, abs_error).string();
+  }
+  const std::string content = absl::StrCat(
+      "endpoint=", g.endpoint, "\ntoken=", token, "\n",
+      tls_ca.empty() ? "" : absl::StrCat("tls_ca=", tls_ca, "\n"), g.tls ? "tls=1\n" : "");
   const bool ok = write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size());
   close(fd);
   return ok ? absl::OkStatus() : absl::UnavailableError(absl::StrCat("cannot write ", path));
@@ -69,6 +108,12 @@ int Fail(const absl::Status& s) {
   std::fprintf(stderr, "error: %s: %s\n", std::string(absl::StatusCodeToString(s.code())).c_str(),
                std::string(s.message()).c_str());
   return 1;
+}
+
+// A usage error (bad flag value, unreadable file named by a flag): exit status 2.
+int Usage(const absl::Status& s) {
+  Fail(s);
+  return 2;
 }
 
 std::string ToJson(const google::protobuf::Message& m) {
@@ -153,6 +198,20 @@ int main(int argc, char** argv) {
   cli.add_option("--token", g.token, "Token (else $MCOS_TOKEN, else the saved login)");
   cli.add_flag("--json", g.json, "Machine-readable output");
   cli.add_flag("-q,--quiet", g.quiet, "No progress bars");
+  cli.add_option("--timeout", g.timeout,
+                 "Deadline of each call, and how long an upload or download may make no "
+                 "progress before it ends with DEADLINE_EXCEEDED (30s, 2m, 500ms, or seconds)")
+      ->capture_default_str();
+  cli.add_option("--tls-ca", g.tls_ca,
+                 "Speak TLS, verifying the server with this CA (PEM; else $MCOS_TLS_CA, else the "
+                 "saved login's)")
+      ->group("TLS");
+  cli.add_flag("--tls", g.tls, "Speak TLS, verifying the server with the system's roots")
+      ->group("TLS");
+  cli.add_option("--tls-cert", g.tls_cert,
+                 "Client certificate (PEM), for a cluster that requires one (mutual TLS)")
+      ->group("TLS");
+  cli.add_option("--tls-key", g.tls_key, "The private key of --tls-cert (PEM)")->group("TLS");
   cli.require_subcommand(1);
   // Global flags may also come after the subcommand (`mcos ls --json`): subcommands created from
   // here on hand options they do not know to their parent.
@@ -297,21 +356,33 @@ int main(int argc, char** argv) {
   if (g.token.empty()) {
     if (const char* t = std::getenv("MCOS_TOKEN"); t != nullptr) g.token = t;
   }
-  if (!login->parsed()) LoadCredentials(&g.endpoint, &g.token);
+  if (g.tls_ca.empty()) {
+    if (const char* ca = std::getenv("MCOS_TLS_CA"); ca != nullptr) g.tls_ca = ca;
+  }
+  if (!login->parsed()) LoadCredentials(g);
   if (g.endpoint.empty()) {
     return Fail(absl::InvalidArgumentError(
         "no endpoint: pass --endpoint HOST:PORT, set MCOS_ENDPOINT, or log in first"));
   }
+  auto timeout = ParseTimeout(g.timeout);
+  if (!timeout.ok()) return Usage(timeout.status());
   mcos::client::ClientOptions copts;
   copts.token = g.token;
+  copts.deadline = *timeout;
+  copts.stream_idle_timeout = *timeout;
+  copts.tls_ca_file = g.tls_ca;
+  copts.tls = g.tls;
+  copts.tls_cert_file = g.tls_cert;
+  copts.tls_key_file = g.tls_key;
   mcos::client::Client client(g.endpoint, copts);
+  if (auto s = client.Check(); !s.ok()) return Usage(s);
 
   if (login->parsed()) {
     auto pw = ReadPassword(password_stdin, "password for " + user + ": ");
     if (!pw.ok()) return Fail(pw.status());
     auto r = client.Login(user, *pw);
     if (!r.ok()) return Fail(r.status());
-    if (auto s = SaveCredentials(g.endpoint, r->token()); !s.ok()) return Fail(s);
+    if (auto s = SaveCredentials(g, r->token()); !s.ok()) return Fail(s);
     if (g.json) {
       std::cout << ToJson(*r) << "\n";
     } else {

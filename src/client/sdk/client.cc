@@ -1,8 +1,12 @@
 #include "client/sdk/client.h"
 
+#include <fstream>
+#include <sstream>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/channel_arguments.h"
+#include "common/stream_watchdog.h"
 
 namespace mcos::client {
 namespace {
@@ -24,20 +28,87 @@ absl::StatusOr<T> Run(Call&& call) {
   return response;
 }
 
+absl::Status ReadPem(const std::string& path, const char* what, std::string* out) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  if (!in || ss.str().empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot read ", what, " ", path));
+  }
+  *out = ss.str();
+  return absl::OkStatus();
+}
+
+// TLS when any TLS option is set (a file that cannot be read leaves the verification to the
+// system's roots, which refuse the server: never plaintext), plaintext otherwise.
+std::shared_ptr<grpc::ChannelCredentials> MakeCredentials(const ClientOptions& o,
+                                                          absl::Status* setup) {
+  if (!o.tls && o.tls_ca_file.empty() && o.tls_cert_file.empty()) {
+    return grpc::InsecureChannelCredentials();
+  }
+  grpc::SslCredentialsOptions ssl;
+  if (!o.tls_ca_file.empty()) {
+    setup->Update(ReadPem(o.tls_ca_file, "the TLS CA file", &ssl.pem_root_certs));
+  }
+  if (o.tls_cert_file.empty() != o.tls_key_file.empty()) {
+    setup->Update(absl::InvalidArgumentError(
+        "a TLS client certificate needs its private key, and a key its certificate"));
+  } else if (!o.tls_cert_file.empty()) {
+    setup->Update(ReadPem(o.tls_cert_file, "the TLS client certificate", &ssl.pem_cert_chain));
+    setup->Update(ReadPem(o.tls_key_file, "the TLS client key", &ssl.pem_private_key));
+  }
+  return grpc::SslCredentials(ssl);
+}
+
+// Registers a blocking stream with the watchdog for its lifetime.
+class IdleWatch {
+ public:
+  IdleWatch(common::StreamWatchdog& watchdog, grpc::ClientContext* context)
+      : watchdog_(watchdog),
+        stream_(std::make_shared<common::CancelOnIdle<grpc::ClientContext>>(context)) {
+    watchdog_.Add(stream_);
+  }
+  ~IdleWatch() {
+    watchdog_.Remove(stream_.get());
+    stream_->Detach();
+  }
+  IdleWatch(const IdleWatch&) = delete;
+  IdleWatch& operator=(const IdleWatch&) = delete;
+  void Touch() { stream_->Touch(); }
+  bool fired() { return stream_->fired(); }
+
+ private:
+  common::StreamWatchdog& watchdog_;
+  std::shared_ptr<common::CancelOnIdle<grpc::ClientContext>> stream_;
+};
+
 }  // namespace
 
 Client::Client(const std::string& endpoint, ClientOptions options)
     : options_(std::move(options)), token_(options_.token) {
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(64 * 1024 * 1024);
-  // Use a restarted server again within a second (gRPC's default backoff grows to two minutes).
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-  if (options_.own_connection) args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  auto channel = grpc::CreateCustomChannel(endpoint, grpc::InsecureChannelCredentials(), args);
+  common::ChannelTuning tuning;
+  tuning.connect_timeout = options_.connect_timeout;
+  tuning.keepalive = options_.keepalive;
+  tuning.own_connection = options_.own_connection;
+  auto channel = grpc::CreateCustomChannel(endpoint, MakeCredentials(options_, &setup_),
+                                           common::ClientChannelArguments(tuning));
   user_ = mcos::v1::UserService::NewStub(channel);
   admin_ = mcos::v1::AdminService::NewStub(channel);
+  watchdog_ = std::make_unique<common::StreamWatchdog>(options_.stream_idle_timeout);
+  watchdog_->Start();
+}
+
+Client::~Client() = default;
+
+absl::Status Client::StreamStatus(const grpc::Status& s, bool idled, const char* what,
+                                  const char* advice) const {
+  if (idled) {
+    return absl::DeadlineExceededError(absl::StrCat(
+        "the ", what, " made no progress for ", absl::FormatDuration(options_.stream_idle_timeout),
+        ": the server or the network stopped answering (raise --timeout for slower links)",
+        advice));
+  }
+  return FromGrpc(s);
 }
 
 void Client::set_token(const std::string& token) {
@@ -122,6 +193,7 @@ absl::StatusOr<mcos::v1::ObjectInfo> Client::Put(PutMode mode, const std::string
                                                  const PutOptions& options) {
   grpc::ClientContext ctx;
   Prepare(ctx, false);
+  IdleWatch idle(*watchdog_, &ctx);
   mcos::v1::ObjectInfo info;
   auto writer = mode == PutMode::kUpdate ? user_->UpdateObject(&ctx, &info)
                                          : user_->CreateObject(&ctx, &info);
@@ -151,6 +223,7 @@ absl::StatusOr<mcos::v1::ObjectInfo> Client::Put(PutMode mode, const std::string
     if (n == 0) break;
     data->resize(n);
     open = writer->Write(msg, buffered);
+    idle.Touch();
     done += n;
     if (options.progress) options.progress(done, total);
     if (n < kChunk) break;
@@ -164,7 +237,10 @@ absl::StatusOr<mcos::v1::ObjectInfo> Client::Put(PutMode mode, const std::string
     writer->WritesDone();
   }
   const grpc::Status s = writer->Finish();
-  if (!s.ok()) return FromGrpc(s);
+  if (!s.ok()) {
+    return StreamStatus(s, idle.fired(), "upload",
+                        "; stat the object to see whether it was stored");
+  }
   return info;
 }
 
@@ -204,6 +280,7 @@ absl::StatusOr<mcos::v1::ObjectInfo> Client::DownloadObject(const std::string& c
                                                             const GetOptions& options) {
   grpc::ClientContext ctx;
   Prepare(ctx, false);
+  IdleWatch idle(*watchdog_, &ctx);
   mcos::v1::DownloadObjectRequest req;
   req.set_container(container);
   req.set_object(object);
@@ -215,6 +292,7 @@ absl::StatusOr<mcos::v1::ObjectInfo> Client::DownloadObject(const std::string& c
   uint64_t done = 0;
   uint64_t total = 0;
   while (reader->Read(&msg)) {
+    idle.Touch();
     if (msg.has_info()) {
       info = msg.info();
       const uint64_t rest = info.size() > options.offset ? info.size() - options.offset : 0;
@@ -231,7 +309,7 @@ absl::StatusOr<mcos::v1::ObjectInfo> Client::DownloadObject(const std::string& c
     if (options.progress) options.progress(done, total);
   }
   const grpc::Status s = reader->Finish();
-  if (!s.ok()) return FromGrpc(s);
+  if (!s.ok()) return StreamStatus(s, idle.fired(), "download", "");
   return info;
 }
 

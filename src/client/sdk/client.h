@@ -2,6 +2,12 @@
 // Streams uploads from any std::istream and downloads to any std::ostream in chunks of at most
 // 1 MiB, never holding a whole object, with an optional progress callback. Errors are
 // absl::Status with the server's gRPC code and message. Thread-safe (share one Client).
+//
+// Over real networks: every unary call has a deadline and every stream an idle timeout (no
+// progress for that long ends it with DEADLINE_EXCEEDED); a connect may take up to
+// `connect_timeout` (links of several 100 ms round trips work); keepalive pings find a dead
+// server; calls that only read are retried on UNAVAILABLE with backoff. TLS with `tls_ca_file`
+// (or the system's roots with `tls`).
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -17,8 +23,13 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "mcos/v1/admin.grpc.pb.h"
 #include "mcos/v1/user.grpc.pb.h"
+
+namespace mcos::common {
+class StreamWatchdog;
+}  // namespace mcos::common
 
 namespace mcos::client {
 
@@ -43,16 +54,36 @@ struct GetOptions {
 struct ClientOptions {
   // The token to send; empty until Login.
   std::string token;
-  // Deadline of unary calls (streams have none).
+  // Deadline of unary calls.
   absl::Duration deadline = absl::Seconds(30);
+  // Uploads and downloads that make no progress for this long end with DEADLINE_EXCEEDED
+  // (zero: never).
+  absl::Duration stream_idle_timeout = absl::Seconds(30);
+  // Longest time for one connection attempt (TCP, TLS and HTTP/2 handshakes).
+  absl::Duration connect_timeout = absl::Seconds(20);
+  // Keepalive ping period while calls are running (a dead server is noticed 10 s after a ping).
+  absl::Duration keepalive = absl::Seconds(30);
   // Open a TCP connection of its own instead of sharing one with other clients of the process.
   bool own_connection = false;
+  // TLS: verify the server with this CA (PEM file)...
+  std::string tls_ca_file;
+  // ... or with the system's root certificates.
+  bool tls = false;
+  // A client certificate and its key (PEM files), for servers that require one (mutual TLS).
+  std::string tls_cert_file;
+  std::string tls_key_file;
 };
 
 class Client {
  public:
-  // A client of the cluster at `endpoint` (HOST:PORT), plaintext (loopback/dev).
+  // A client of the cluster at `endpoint` (HOST:PORT): TLS when `options` ask for it, plaintext
+  // otherwise. Connects on the first call.
   explicit Client(const std::string& endpoint, ClientOptions options = {});
+  ~Client();
+
+  // Whether the options could be used (e.g. the TLS files are readable). When not, every call
+  // fails (never in plaintext).
+  absl::Status Check() const { return setup_; }
 
   // Logs in and keeps the token for later calls (at a controller, through its AdminService).
   absl::StatusOr<mcos::v1::LoginResponse> Login(const std::string& user,
@@ -108,12 +139,18 @@ class Client {
 
  private:
   void Prepare(grpc::ClientContext& ctx, bool unary);
+  // The stream's end: DEADLINE_EXCEEDED naming the idle time when the watchdog ended it.
+  absl::Status StreamStatus(const grpc::Status& s, bool idled, const char* what,
+                            const char* advice) const;
   enum class PutMode { kCreate, kUpdate, kCreateOrReplace };
   absl::StatusOr<mcos::v1::ObjectInfo> Put(PutMode mode, const std::string& container,
                                            const std::string& object, std::istream& in,
                                            const PutOptions& options);
 
   ClientOptions options_;
+  absl::Status setup_;
+  // Ends idle streams (started with the first stream).
+  std::unique_ptr<common::StreamWatchdog> watchdog_;
   std::unique_ptr<mcos::v1::UserService::Stub> user_;
   std::unique_ptr<mcos::v1::AdminService::Stub> admin_;
   absl::Mutex mu_;

@@ -1,8 +1,8 @@
-#include "server/stream_watchdog.h"
+#include "common/stream_watchdog.h"
 
 #include <vector>
 
-namespace mcos::server {
+namespace mcos::common {
 
 StreamWatchdog::StreamWatchdog(absl::Duration idle_timeout) : idle_timeout_(idle_timeout) {}
 
@@ -48,4 +48,4 @@ void StreamWatchdog::Start() {
   });
 }
 
-}  // namespace mcos::server
+}  // namespace mcos::common

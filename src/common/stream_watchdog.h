@@ -1,10 +1,12 @@
 // Ends streaming calls that make no progress: a client that opens an upload or a download and then
 // stalls would otherwise hold its buffers (and, for the synchronous handlers, a thread) forever.
 // Each stream records its progress with Touch(); once a stream has been idle for the timeout, the
-// watchdog calls its OnIdle() (once) and forgets it. Thread-safe.
+// watchdog calls its OnIdle() (once) and forgets it. Thread-safe. Used by the servers and by the
+// SDK (a library of its own that depends on abseil only).
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <thread>
 
@@ -14,7 +16,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 
-namespace mcos::server {
+namespace mcos::common {
 
 class StreamWatchdog {
  public:
@@ -59,4 +61,37 @@ class StreamWatchdog {
   std::thread thread_;
 };
 
-}  // namespace mcos::server
+// A blocking streaming call (a grpc::ClientContext or grpc::ServerContext) that the watchdog
+// cancels once it is idle. Call Detach() before the context dies.
+template <typename Context>
+class CancelOnIdle final : public StreamWatchdog::Stream {
+ public:
+  // `on_idle` (optional) runs before the cancellation, e.g. to log.
+  explicit CancelOnIdle(Context* context,
+                        std::function<void(Context&, absl::Duration)> on_idle = {})
+      : context_(context), on_idle_(std::move(on_idle)) {}
+  void OnIdle(absl::Duration idle) override {
+    absl::MutexLock lock(&mu_);
+    if (context_ == nullptr) return;
+    fired_ = true;
+    if (on_idle_) on_idle_(*context_, idle);
+    context_->TryCancel();
+  }
+  void Detach() {
+    absl::MutexLock lock(&mu_);
+    context_ = nullptr;
+  }
+  // Whether the watchdog cancelled the call.
+  bool fired() {
+    absl::MutexLock lock(&mu_);
+    return fired_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  Context* context_ ABSL_GUARDED_BY(mu_);
+  bool fired_ ABSL_GUARDED_BY(mu_) = false;
+  const std::function<void(Context&, absl::Duration)> on_idle_;
+};
+
+}  // namespace mcos::common
