@@ -107,6 +107,18 @@ absl::Status ValidateUserName(absl::string_view name) {
   return absl::OkStatus();
 }
 
+absl::Status ValidateOwnerId(absl::string_view owner) {
+  if (owner.size() == 17 && owner[0] == '_') {
+    for (char c : owner.substr(1)) {
+      if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+        return absl::InvalidArgumentError("owner id must be a user name or '_' and 16 hex digits");
+      }
+    }
+    return absl::OkStatus();
+  }
+  return ValidateUserName(owner);
+}
+
 absl::Status ValidateListToken(absl::string_view field, absl::string_view value, size_t max_bytes) {
   return CheckText(field, value, max_bytes, true);
 }

@@ -21,6 +21,9 @@ absl::Status ValidateContainerName(absl::string_view name);
 absl::Status ValidateObjectName(absl::string_view name);
 // 1-64 bytes of [A-Za-z0-9._-], starting with a letter or digit.
 absl::Status ValidateUserName(absl::string_view name);
+// The owner of containers and objects (ObjectKey.user): a user name, or "_" and 16 lowercase hex
+// digits for a name that was removed and added again (controller.proto User.uid).
+absl::Status ValidateOwnerId(absl::string_view owner);
 // Listing prefixes, markers and delimiters: valid UTF-8 without NUL/control characters, at most
 // `max_bytes` long; empty allowed.
 absl::Status ValidateListToken(absl::string_view field, absl::string_view value, size_t max_bytes);

@@ -18,9 +18,7 @@ namespace {
 
 using grpc::experimental::FileWatcherCertificateProvider;
 
-unsigned ReloadSeconds() {
-  return static_cast<unsigned>(absl::ToInt64Seconds(kTlsReloadInterval));
-}
+unsigned ReloadSeconds() { return static_cast<unsigned>(absl::ToInt64Seconds(kTlsReloadInterval)); }
 
 struct BioDeleter {
   void operator()(BIO* b) const { BIO_free(b); }
@@ -40,7 +38,8 @@ Bio MemoryBio(const std::string& pem) {
 // The first certificate of a PEM file (a chain's leaf), or null.
 std::unique_ptr<X509, X509Deleter> FirstCertificate(const std::string& pem) {
   Bio bio = MemoryBio(pem);
-  return std::unique_ptr<X509, X509Deleter>(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+  return std::unique_ptr<X509, X509Deleter>(
+      PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
 }
 
 absl::StatusOr<std::string> ReadPem(const std::string& flag, const std::string& path) {
@@ -96,13 +95,13 @@ absl::Status ValidateTlsFiles(const TlsFiles& f) {
     std::unique_ptr<EVP_PKEY, KeyDeleter> key(
         PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
     if (key == nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--tls-key: ", f.key_file, " holds no unencrypted PEM private key"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--tls-key: ", f.key_file, " holds no unencrypted PEM private key"));
     }
     if (X509_check_private_key(cert.get(), key.get()) != 1) {
-      return absl::InvalidArgumentError(absl::StrCat("--tls-key: ", f.key_file,
-                                                     " is not the private key of the certificate in ",
-                                                     f.cert_file));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--tls-key: ", f.key_file, " is not the private key of the certificate in ",
+                       f.cert_file));
     }
   }
   if (!f.ca_file.empty()) {
@@ -117,11 +116,10 @@ absl::Status ValidateTlsFiles(const TlsFiles& f) {
 std::shared_ptr<grpc::ServerCredentials> MakeServerCredentials(const TlsFiles& f) {
   if (!f.serves_tls()) return grpc::InsecureServerCredentials();
   std::shared_ptr<FileWatcherCertificateProvider> provider =
-      f.client_ca_file.empty()
-          ? std::make_shared<FileWatcherCertificateProvider>(f.key_file, f.cert_file,
-                                                             ReloadSeconds())
-          : std::make_shared<FileWatcherCertificateProvider>(f.key_file, f.cert_file,
-                                                             f.client_ca_file, ReloadSeconds());
+      f.client_ca_file.empty() ? std::make_shared<FileWatcherCertificateProvider>(
+                                     f.key_file, f.cert_file, ReloadSeconds())
+                               : std::make_shared<FileWatcherCertificateProvider>(
+                                     f.key_file, f.cert_file, f.client_ca_file, ReloadSeconds());
   grpc::experimental::TlsServerCredentialsOptions options(provider);
   options.watch_identity_key_cert_pairs();
   if (!f.client_ca_file.empty()) {

@@ -28,6 +28,15 @@ class TokenSigner {
   std::string key_;
 };
 
+inline constexpr char kRevokedTokenMessage[] =
+    "this token was revoked (its user was removed or changed its password): log in again";
+
+// The identity that owns a token's data (TokenClaims.uid, or the user name in tokens made before
+// identities existed).
+inline const std::string& TokenOwner(const mcos::v1::TokenClaims& claims) {
+  return claims.uid().empty() ? claims.user() : claims.uid();
+}
+
 // A key for one purpose derived from `key` (HMAC-SHA256(key, purpose), 32 bytes): tokens signed
 // with it never verify under `key` or under a key of another purpose.
 std::string DeriveKey(absl::string_view key, absl::string_view purpose);

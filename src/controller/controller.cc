@@ -18,6 +18,9 @@
 namespace mcos::controller {
 namespace {
 
+const std::string& OwnerOf(const mcos::v1::User& u) { return u.uid().empty() ? u.name() : u.uid(); }
+const std::string& OwnerOf(const mcos::v1::TokenClaims& c) { return common::TokenOwner(c); }
+
 constexpr char kUsers[] = "users";
 constexpr char kContainers[] = "containers";
 constexpr char kRings[] = "rings";
@@ -192,6 +195,7 @@ absl::Status Controller::Bootstrap() {
     o.set_is_default(true);
     MCOS_RETURN_IF_ERROR(PutRow(kOptions, kDefault, &o).status());
   }
+  credentials_.Publish(std::max<uint64_t>(1, store_->revision()));
   absl::MutexLock placement_lock(&placement_mu_);
   placement_revision_ = std::max(placement_revision_, store_->revision());
   return absl::OkStatus();
@@ -251,6 +255,8 @@ absl::StatusOr<mcos::v1::LoginResponse> Controller::Login(const std::string& use
   mcos::v1::TokenClaims claims;
   claims.set_user(found->name());
   claims.set_role(found->role());
+  claims.set_uid(OwnerOf(*found));
+  claims.set_generation(found->generation());
   const absl::Time now = clock_.Now();
   claims.set_issued_unix(absl::ToUnixSeconds(now));
   claims.set_expires_unix(absl::ToUnixSeconds(now + options_.token_ttl));
@@ -265,7 +271,45 @@ absl::StatusOr<mcos::v1::LoginResponse> Controller::Login(const std::string& use
 }
 
 absl::StatusOr<mcos::v1::TokenClaims> Controller::VerifyToken(absl::string_view token) {
-  return signer_.Verify(token, clock_.Now());
+  MCOS_ASSIGN_OR_RETURN(auto claims, signer_.Verify(token, clock_.Now()));
+  MCOS_ASSIGN_OR_RETURN(auto user, FindUser(claims.user()));
+  if (!user || OwnerOf(*user) != OwnerOf(claims) || user->generation() != claims.generation() ||
+      user->role() != claims.role()) {
+    return absl::UnauthenticatedError(common::kRevokedTokenMessage);
+  }
+  return claims;
+}
+
+absl::StatusOr<mcos::v1::CredentialsSnapshot> Controller::Credentials(
+    const std::string& watcher, uint64_t known_revision, absl::Duration wait,
+    const std::function<bool()>& cancelled) {
+  mcos::v1::CredentialsSnapshot snap;
+  snap.set_revision(credentials_.Watch(watcher, known_revision, wait, cancelled));
+  if (known_revision != 0 && snap.revision() == known_revision) {
+    snap.set_unchanged(true);
+    return snap;
+  }
+  MCOS_ASSIGN_OR_RETURN(auto rows, store_->ListRows(kUsers, "", "", 1000000, false));
+  for (const auto& row : rows) {
+    MCOS_ASSIGN_OR_RETURN(auto u, ParseRow<mcos::v1::User>(row));
+    auto* c = snap.add_credentials();
+    c->set_name(u.name());
+    c->set_uid(OwnerOf(u));
+    c->set_generation(u.generation());
+    c->set_role(u.role());
+  }
+  return snap;
+}
+
+void Controller::PublishCredentials() {
+  const uint64_t revision = store_->revision();
+  credentials_.Publish(revision);
+  const auto behind = credentials_.AwaitAcknowledged(revision, absl::Seconds(2));
+  if (!behind.empty()) {
+    common::LogWarning("a credential change is not yet applied by ", behind.size(),
+                       " server(s) after 2 s (e.g. ", behind.front(),
+                       "); they apply it when they reach the controller again");
+  }
 }
 
 // ---- users ----------------------------------------------------------------------------------
@@ -283,16 +327,24 @@ absl::StatusOr<mcos::v1::UserInfo> Controller::AddUser(const std::string& name,
   user.set_role(role);
   MCOS_ASSIGN_OR_RETURN(*user.mutable_password_hash(), HashPassword(password, options_.argon2));
   common::ToProtoTimestamp(clock_.Now(), user.mutable_created());
-  absl::MutexLock lock(&write_mu_);
-  MCOS_ASSIGN_OR_RETURN(auto existing, FindUser(name));
-  if (existing) return absl::AlreadyExistsError(absl::StrCat("user '", name, "' already exists"));
-  MCOS_RETURN_IF_ERROR(PutRow(kUsers, name, &user).status());
-  common::LogInfo("added user '", name, "' (", role, ")");
+  {
+    absl::MutexLock lock(&write_mu_);
+    MCOS_ASSIGN_OR_RETURN(auto row, store_->GetRow(kUsers, name));
+    if (row && !row->tombstone()) {
+      return absl::AlreadyExistsError(absl::StrCat("user '", name, "' already exists"));
+    }
+    // A name used before is a new identity: it must not inherit the old one's data.
+    user.set_uid(row ? absl::StrCat("_", common::RandomHex(8)) : name);
+    user.set_generation(1);
+    MCOS_RETURN_IF_ERROR(PutRow(kUsers, name, &user).status());
+  }
+  common::LogInfo("added user '", name, "' (", role, ", identity ", user.uid(), ")");
+  PublishCredentials();
   return ToInfo(user);
 }
 
 absl::Status Controller::RemoveUser(const std::string& name) {
-  absl::MutexLock lock(&write_mu_);
+  absl::ReleasableMutexLock write_lock(&write_mu_);
   MCOS_ASSIGN_OR_RETURN(auto existing, FindUser(name));
   if (!existing) return absl::NotFoundError(absl::StrCat("user '", name, "' not found"));
   if (existing->role() == kRoleAdmin) {
@@ -308,18 +360,25 @@ absl::Status Controller::RemoveUser(const std::string& name) {
     }
   }
   MCOS_RETURN_IF_ERROR(PutRow(kUsers, name, nullptr).status());
-  common::LogInfo("removed user '", name, "'");
+  common::LogInfo("removed user '", name, "'; the data of identity ", OwnerOf(*existing),
+                  " stays stored but no user can reach it");
+  write_lock.Release();
+  PublishCredentials();
   return absl::OkStatus();
 }
 
 absl::Status Controller::SetPassword(const std::string& name, const std::string& password) {
   MCOS_ASSIGN_OR_RETURN(std::string hash, HashPassword(password, options_.argon2));
-  absl::MutexLock lock(&write_mu_);
+  absl::ReleasableMutexLock write_lock(&write_mu_);
   MCOS_ASSIGN_OR_RETURN(auto existing, FindUser(name));
   if (!existing) return absl::NotFoundError(absl::StrCat("user '", name, "' not found"));
   existing->set_password_hash(hash);
+  // Tokens issued before carry the old generation: revoked.
+  existing->set_generation(existing->generation() + 1);
   MCOS_RETURN_IF_ERROR(PutRow(kUsers, name, &*existing).status());
-  common::LogInfo("changed the password of user '", name, "'");
+  common::LogInfo("changed the password of user '", name, "'; its earlier tokens are revoked");
+  write_lock.Release();
+  PublishCredentials();
   return absl::OkStatus();
 }
 
@@ -338,7 +397,7 @@ absl::StatusOr<std::vector<mcos::v1::UserInfo>> Controller::ListUsers() {
 absl::StatusOr<mcos::v1::Container> Controller::CreateContainer(const std::string& user,
                                                                 const std::string& name,
                                                                 const std::string& option) {
-  MCOS_RETURN_IF_ERROR(common::ValidateUserName(user));
+  MCOS_RETURN_IF_ERROR(common::ValidateOwnerId(user));
   MCOS_RETURN_IF_ERROR(common::ValidateContainerName(name));
   absl::MutexLock lock(&write_mu_);
   std::string option_name = option;

@@ -18,6 +18,7 @@
 #include "common/clock.h"
 #include "common/token.h"
 #include "common/version.h"
+#include "controller/credential_broadcast.h"
 #include "controller/passwords.h"
 #include "mcos/v1/admin.pb.h"
 #include "mcos/v1/controller.pb.h"
@@ -83,10 +84,20 @@ class Controller {
   // too many failures for one name within the window.
   absl::StatusOr<mcos::v1::LoginResponse> Login(const std::string& user,
                                                 const std::string& password);
+  // A token's claims if it is signed, unexpired and not revoked: its user still exists with the
+  // same identity, role and token generation. UNAUTHENTICATED otherwise.
   absl::StatusOr<mcos::v1::TokenClaims> VerifyToken(absl::string_view token);
+  // Every user's identity and token generation at the credentials revision; with a non-zero
+  // `known_revision` waits like Snapshot and answers unchanged = true if nothing changed. The call
+  // acknowledges `known_revision` for `watcher` (see CredentialBroadcast).
+  absl::StatusOr<mcos::v1::CredentialsSnapshot> Credentials(
+      const std::string& watcher, uint64_t known_revision = 0,
+      absl::Duration wait = absl::ZeroDuration(), const std::function<bool()>& cancelled = nullptr);
 
   // Users. INVALID_ARGUMENT for bad names, roles or passwords; ALREADY_EXISTS / NOT_FOUND;
-  // FAILED_PRECONDITION when removing the last admin.
+  // FAILED_PRECONDITION when removing the last admin. A name added again after its removal is a
+  // new identity (User.uid). Removing a user or changing a password revokes the user's tokens;
+  // these calls return once every watching server applied the change (at most 2 s).
   absl::StatusOr<mcos::v1::UserInfo> AddUser(const std::string& name, const std::string& password,
                                              const std::string& role);
   absl::Status RemoveUser(const std::string& name);
@@ -146,6 +157,8 @@ class Controller {
                               const google::protobuf::Message* value);
   absl::StatusOr<std::optional<mcos::v1::User>> FindUser(const std::string& name);
   absl::Status NoteFailedLogin(const std::string& user);
+  // After a change of the users table: tells the watching servers and waits for them.
+  void PublishCredentials();
 
   ControllerOptions options_;
   common::Clock& clock_;
@@ -185,6 +198,9 @@ class Controller {
   absl::Mutex placement_mu_;
   absl::CondVar placement_changed_;
   uint64_t placement_revision_ ABSL_GUARDED_BY(placement_mu_) = 0;
+
+  // Credential changes, watched by the servers.
+  CredentialBroadcast credentials_;
 };
 
 }  // namespace mcos::controller

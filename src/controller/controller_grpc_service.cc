@@ -53,6 +53,19 @@ grpc::Status ControllerGrpcService::GetMetadataSnapshot(
       response);
 }
 
+grpc::Status ControllerGrpcService::WatchCredentials(
+    grpc::ServerContext* context, const mcos::v1::WatchCredentialsRequest* request,
+    mcos::v1::CredentialsSnapshot* response) {
+  MCOS_REQUIRE_SERVICE_CALLER(auth_, context);
+  if (request->watcher().empty() || request->watcher().size() > 256) {
+    return {grpc::StatusCode::INVALID_ARGUMENT, "watcher must name the caller (1-256 bytes)"};
+  }
+  return Reply(controller_.Credentials(request->watcher(), request->known_revision(),
+                                       absl::Milliseconds(request->wait_ms()),
+                                       [context] { return context->IsCancelled(); }),
+               response);
+}
+
 grpc::Status ControllerGrpcService::Authenticate(grpc::ServerContext* context,
                                                  const mcos::v1::LoginRequest* request,
                                                  mcos::v1::LoginResponse* response) {
@@ -64,7 +77,7 @@ grpc::Status ControllerGrpcService::ListUserContainers(
     grpc::ServerContext* context, const mcos::v1::ListUserContainersRequest* request,
     mcos::v1::ListUserContainersResponse* response) {
   MCOS_REQUIRE_SERVICE_CALLER(auth_, context);
-  absl::Status s = common::ValidateUserName(request->user());
+  absl::Status s = common::ValidateOwnerId(request->user());
   if (s.ok()) s = common::ValidateListToken("prefix", request->prefix(), 255);
   if (s.ok()) s = common::ValidateListToken("marker", request->marker(), 255);
   if (!s.ok()) return ToGrpcStatus(s);
@@ -75,7 +88,7 @@ grpc::Status ControllerGrpcService::GetContainer(grpc::ServerContext* context,
                                                  const mcos::v1::GetContainerRequest* request,
                                                  mcos::v1::Container* response) {
   MCOS_REQUIRE_SERVICE_CALLER(auth_, context);
-  absl::Status s = common::ValidateUserName(request->user());
+  absl::Status s = common::ValidateOwnerId(request->user());
   if (s.ok()) s = common::ValidateContainerName(request->name());
   if (!s.ok()) return ToGrpcStatus(s);
   return Reply(controller_.GetContainer(request->user(), request->name()), response);
@@ -93,7 +106,7 @@ grpc::Status ControllerGrpcService::DeleteContainer(
     grpc::ServerContext* context, const mcos::v1::ControllerDeleteContainerRequest* request,
     mcos::v1::ControllerDeleteContainerResponse*) {
   MCOS_REQUIRE_SERVICE_CALLER(auth_, context);
-  absl::Status s = common::ValidateUserName(request->user());
+  absl::Status s = common::ValidateOwnerId(request->user());
   if (s.ok()) s = common::ValidateContainerName(request->name());
   if (!s.ok()) return ToGrpcStatus(s);
   return ToGrpcStatus(controller_.DeleteContainer(request->user(), request->name()));

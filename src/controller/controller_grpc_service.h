@@ -21,6 +21,9 @@ class ControllerGrpcService final : public mcos::v1::ControllerService::Service 
                          mcos::v1::HeartbeatResponse* response) override;
   grpc::Status ListServices(grpc::ServerContext*, const mcos::v1::ListServicesRequest* request,
                             mcos::v1::ListServicesResponse* response) override;
+  grpc::Status WatchCredentials(grpc::ServerContext* context,
+                                const mcos::v1::WatchCredentialsRequest* request,
+                                mcos::v1::CredentialsSnapshot* response) override;
   grpc::Status GetMetadataSnapshot(grpc::ServerContext*,
                                    const mcos::v1::GetMetadataSnapshotRequest* request,
                                    mcos::v1::MetadataSnapshot* response) override;

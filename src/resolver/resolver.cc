@@ -62,7 +62,7 @@ absl::StatusOr<mcos::v1::ResolveResponse> Resolver::Resolve(
         "a batch of ", request.keys_size(), " keys is over the limit of ", kMaxResolveBatch));
   }
   for (const auto& k : request.keys()) {
-    MCOS_RETURN_IF_ERROR(common::ValidateUserName(k.user()));
+    MCOS_RETURN_IF_ERROR(common::ValidateOwnerId(k.user()));
     MCOS_RETURN_IF_ERROR(common::ValidateContainerName(k.container()));
     MCOS_RETURN_IF_ERROR(common::ValidateObjectName(k.object()));
   }

@@ -57,7 +57,7 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
       Answer(ToGrpcStatus(claims.status()));
       return;
     }
-    user_ = claims->user();
+    user_ = common::TokenOwner(*claims);
     if (auto s = app_.uploads_.Acquire(user_); !s.ok()) {
       Answer(ToGrpcStatus(s));
       return;

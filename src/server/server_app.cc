@@ -72,6 +72,7 @@ ServerApp::ServerApp(const ServerOptions& options)
       uploads_("uploads", options.max_uploads, options.max_uploads_per_user),
       downloads_("downloads", options.max_downloads, options.max_downloads_per_user),
       watchdog_(options.stream_idle_timeout),
+      credentials_(absl::StrCat(options.id, "@", common::RandomHex(4))),
       user_service_(*this) {
   auth_.set_channel_credentials(common::MakeChannelCredentials(options.tls));
   route_.auth = &auth_;
@@ -84,9 +85,20 @@ absl::Status ServerApp::Start(const std::string& own_endpoint,
                               const std::string& controller_endpoint, absl::Duration timeout) {
   controller_channel_ = route_.Connect(controller_endpoint);
   controller_ = mcos::v1::ControllerService::NewStub(controller_channel_);
+  // Tokens are checked against the users' current credentials from the first call on.
+  const absl::Time deadline = absl::Now() + timeout;
+  absl::Status loaded = credentials_.Start(controller_.get());
+  while (!loaded.ok() && absl::Now() < deadline) {
+    if (stop_.WaitForNotificationWithTimeout(absl::Milliseconds(100))) break;
+    loaded = credentials_.Start(controller_.get());
+  }
+  if (!loaded.ok()) {
+    return absl::UnavailableError(absl::StrCat("cannot load the users from the controller at ",
+                                               controller_endpoint, ": ", loaded.message()));
+  }
   registrar_ = std::make_unique<common::Registrar>(
       controller_channel_, mcos::v1::SERVICE_KIND_SERVER, own_endpoint, options_.id);
-  MCOS_ASSIGN_OR_RETURN(auto registered, registrar_->RegisterBlocking(timeout));
+  MCOS_ASSIGN_OR_RETURN(auto registered, registrar_->RegisterBlocking(deadline - absl::Now()));
   cluster_id_ = registered.cluster_id();
   registrar_->StartHeartbeats();
   if (auto s = Discover(); !s.ok()) {
@@ -102,6 +114,7 @@ absl::Status ServerApp::Start(const std::string& own_endpoint,
 
 void ServerApp::Stop() {
   if (!stop_.HasBeenNotified()) stop_.Notify();
+  credentials_.Stop();
   if (discovery_.joinable()) discovery_.join();
   if (registrar_) registrar_->Stop();
 }
@@ -161,6 +174,7 @@ absl::StatusOr<mcos::v1::TokenClaims> ServerApp::Authenticate(
     return absl::PermissionDeniedError(
         "a service credential is not a user's: log in as a user to use UserService");
   }
+  if (claims.ok()) MCOS_RETURN_IF_ERROR(credentials_.Check(*claims));
   return claims;
 }
 
@@ -266,14 +280,14 @@ grpc::Status UserGrpcService::ListContainers(grpc::ServerContext* context,
   grpc::ClientContext ctx;
   SetDeadline(ctx);
   mcos::v1::ListUserContainersRequest req;
-  req.set_user(claims.user());
+  req.set_user(common::TokenOwner(claims));
   req.set_prefix(request->prefix());
   req.set_marker(request->marker());
   req.set_limit(request->limit());
   mcos::v1::ListUserContainersResponse resp;
   if (grpc::Status s = app_.controller_->ListUserContainers(&ctx, req, &resp); !s.ok()) return s;
   mcos::v1::ContainerUsageRequest usage_req;
-  usage_req.set_user(claims.user());
+  usage_req.set_user(common::TokenOwner(claims));
   for (const auto& c : resp.containers()) {
     *response->add_containers() = ToContainerInfo(c);
     usage_req.add_containers(c.name());
@@ -304,7 +318,7 @@ grpc::Status UserGrpcService::CreateContainer(grpc::ServerContext* context,
   grpc::ClientContext ctx;
   SetDeadline(ctx);
   mcos::v1::ControllerCreateContainerRequest req;
-  req.set_user(claims.user());
+  req.set_user(common::TokenOwner(claims));
   req.set_name(request->container());
   req.set_option(request->option());
   mcos::v1::Container c;
@@ -320,11 +334,12 @@ grpc::Status UserGrpcService::ListObjects(grpc::ServerContext* context,
   MCOS_GRPC_RETURN_IF_ERROR(common::ValidateContainerName(request->container()));
   MCOS_GRPC_RETURN_IF_ERROR(
       common::ValidateObjectListing(request->prefix(), request->marker(), request->delimiter()));
-  MCOS_GRPC_RETURN_IF_ERROR(app_.GetContainer(claims.user(), request->container()).status());
+  MCOS_GRPC_RETURN_IF_ERROR(
+      app_.GetContainer(common::TokenOwner(claims), request->container()).status());
   auto b = app_.backends();
   if (!b.ok()) return ToGrpcStatus(b.status());
   mcos::v1::StorageListRequest req;
-  req.set_user(claims.user());
+  req.set_user(common::TokenOwner(claims));
   req.set_container(request->container());
   req.set_prefix(request->prefix());
   req.set_marker(request->marker());
@@ -333,8 +348,8 @@ grpc::Status UserGrpcService::ListObjects(grpc::ServerContext* context,
   auto listing = b->storage->List(req);
   if (!listing.ok()) return ToGrpcStatus(listing.status());
   for (const auto& e : listing->entries()) {
-    *response->add_objects() =
-        app_.ToInfo(MakeKey(claims.user(), request->container(), e.object()), e.record());
+    *response->add_objects() = app_.ToInfo(
+        MakeKey(common::TokenOwner(claims), request->container(), e.object()), e.record());
   }
   for (const auto& p : listing->common_prefixes()) response->add_common_prefixes(p);
   response->set_next_marker(listing->next_marker());
@@ -346,11 +361,12 @@ grpc::Status UserGrpcService::DeleteContainer(grpc::ServerContext* context,
                                               mcos::v1::DeleteContainerResponse*) {
   MCOS_AUTH_OR_RETURN(claims);
   MCOS_GRPC_RETURN_IF_ERROR(common::ValidateContainerName(request->container()));
-  MCOS_GRPC_RETURN_IF_ERROR(app_.GetContainer(claims.user(), request->container()).status());
+  MCOS_GRPC_RETURN_IF_ERROR(
+      app_.GetContainer(common::TokenOwner(claims), request->container()).status());
   auto b = app_.backends();
   if (!b.ok()) return ToGrpcStatus(b.status());
   mcos::v1::StorageListRequest req;
-  req.set_user(claims.user());
+  req.set_user(common::TokenOwner(claims));
   req.set_container(request->container());
   req.set_limit(1);
   auto listing = b->storage->List(req);
@@ -363,7 +379,7 @@ grpc::Status UserGrpcService::DeleteContainer(grpc::ServerContext* context,
   grpc::ClientContext ctx;
   SetDeadline(ctx);
   mcos::v1::ControllerDeleteContainerRequest del;
-  del.set_user(claims.user());
+  del.set_user(common::TokenOwner(claims));
   del.set_name(request->container());
   mcos::v1::ControllerDeleteContainerResponse resp;
   return app_.controller_->DeleteContainer(&ctx, del, &resp);
@@ -386,7 +402,7 @@ grpc::Status UserGrpcService::StatObject(grpc::ServerContext* context,
   MCOS_GRPC_RETURN_IF_ERROR(ValidateObjectRef(request->container(), request->object()));
   auto b = app_.backends();
   if (!b.ok()) return ToGrpcStatus(b.status());
-  const auto key = MakeKey(claims.user(), request->container(), request->object());
+  const auto key = MakeKey(common::TokenOwner(claims), request->container(), request->object());
   auto record = b->storage->Stat(key);
   if (!record.ok()) {
     return ToGrpcStatus(record.status().code() == absl::StatusCode::kNotFound ? app_.NotFound(key)
@@ -403,7 +419,7 @@ grpc::Status UserGrpcService::DownloadObject(
   MCOS_GRPC_RETURN_IF_ERROR(ValidateObjectRef(request->container(), request->object()));
   auto b = app_.backends();
   if (!b.ok()) return ToGrpcStatus(b.status());
-  MCOS_GRPC_RETURN_IF_ERROR(app_.downloads_.Acquire(claims.user()));
+  MCOS_GRPC_RETURN_IF_ERROR(app_.downloads_.Acquire(common::TokenOwner(claims)));
   auto guard = std::make_shared<common::CancelOnIdle<grpc::ServerContext>>(
       context, [](grpc::ServerContext& c, absl::Duration idle) {
         common::LogWarning("download from ", c.peer(), " made no progress for ",
@@ -413,9 +429,9 @@ grpc::Status UserGrpcService::DownloadObject(
   absl::Cleanup release = [&] {
     app_.watchdog_.Remove(guard.get());
     guard->Detach();
-    app_.downloads_.Release(claims.user());
+    app_.downloads_.Release(common::TokenOwner(claims));
   };
-  const auto key = MakeKey(claims.user(), request->container(), request->object());
+  const auto key = MakeKey(common::TokenOwner(claims), request->container(), request->object());
   mcos::v1::StorageGetRequest req;
   *req.mutable_key() = key;
   req.set_offset(request->offset());
@@ -455,11 +471,11 @@ grpc::Status UserGrpcService::DeleteObject(grpc::ServerContext* context,
                                            mcos::v1::DeleteObjectResponse* response) {
   MCOS_AUTH_OR_RETURN(claims);
   MCOS_GRPC_RETURN_IF_ERROR(ValidateObjectRef(request->container(), request->object()));
-  auto container = app_.GetContainer(claims.user(), request->container());
+  auto container = app_.GetContainer(common::TokenOwner(claims), request->container());
   if (!container.ok()) return ToGrpcStatus(container.status());
   auto b = app_.backends();
   if (!b.ok()) return ToGrpcStatus(b.status());
-  const auto key = MakeKey(claims.user(), request->container(), request->object());
+  const auto key = MakeKey(common::TokenOwner(claims), request->container(), request->object());
   auto placement = app_.Place(*b, key, container->option());
   if (!placement.ok()) return ToGrpcStatus(placement.status());
   mcos::v1::StorageDeleteRequest req;

@@ -26,6 +26,7 @@
 #include "mcos/v1/controller.grpc.pb.h"
 #include "mcos/v1/resolver.grpc.pb.h"
 #include "mcos/v1/user.grpc.pb.h"
+#include "server/credential_cache.h"
 #include "server/transfer_limiter.h"
 #include "storage/storage_client.h"
 
@@ -167,6 +168,7 @@ class ServerApp {
   TransferLimiter uploads_;
   TransferLimiter downloads_;
   common::StreamWatchdog watchdog_;
+  CredentialCache credentials_;
   UserGrpcService user_service_;
   std::unique_ptr<common::Registrar> registrar_;
   std::string cluster_id_;

@@ -40,7 +40,7 @@ absl::Status ValidatePutHeader(const mcos::v1::StoragePutHeader& h) {
 }  // namespace
 
 absl::Status ValidateObjectKey(const mcos::v1::ObjectKey& key) {
-  MCOS_RETURN_IF_ERROR(common::ValidateUserName(key.user()));
+  MCOS_RETURN_IF_ERROR(common::ValidateOwnerId(key.user()));
   MCOS_RETURN_IF_ERROR(common::ValidateContainerName(key.container()));
   return common::ValidateObjectName(key.object());
 }
@@ -170,7 +170,7 @@ grpc::Status StorageGrpcService::List(grpc::ServerContext* context,
                                       const mcos::v1::StorageListRequest* request,
                                       mcos::v1::StorageListResponse* response) {
   MCOS_REQUIRE_SERVICE_CALLER(auth_, context);
-  absl::Status s = common::ValidateUserName(request->user());
+  absl::Status s = common::ValidateOwnerId(request->user());
   if (s.ok()) s = common::ValidateContainerName(request->container());
   if (s.ok()) {
     s = common::ValidateObjectListing(request->prefix(), request->marker(), request->delimiter());
@@ -186,7 +186,7 @@ grpc::Status StorageGrpcService::ContainerUsage(grpc::ServerContext* context,
                                                 const mcos::v1::ContainerUsageRequest* request,
                                                 mcos::v1::ContainerUsageResponse* response) {
   MCOS_REQUIRE_SERVICE_CALLER(auth_, context);
-  absl::Status s = common::ValidateUserName(request->user());
+  absl::Status s = common::ValidateOwnerId(request->user());
   if (s.ok() && request->containers_size() > static_cast<int>(kMaxListLimit)) {
     s = absl::InvalidArgumentError("at most 10000 containers per usage request");
   }

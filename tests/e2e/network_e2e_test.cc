@@ -118,9 +118,9 @@ TEST_F(NetworkE2eTest, WholeCliSessionOverTls) {
 
   // MCOS_TLS_CA works like --tls-ca (a fresh config home: nothing saved there).
   const std::string home2 = dir_.Sub("cli-home-2");
-  std::tie(rc, out) = Cli(home2, ep + " login admin --password-stdin",
-                          std::string(testing::kAdminPassword) + "\\n",
-                          "MCOS_TLS_CA=" + ca_->cert());
+  std::tie(rc, out) =
+      Cli(home2, ep + " login admin --password-stdin", std::string(testing::kAdminPassword) + "\\n",
+          "MCOS_TLS_CA=" + ca_->cert());
   EXPECT_EQ(rc, 0) << out;
 
   // Plaintext to a TLS port, and TLS verified with another CA: refused, nothing logged in.
@@ -131,9 +131,9 @@ TEST_F(NetworkE2eTest, WholeCliSessionOverTls) {
   EXPECT_TRUE(absl::StrContains(out, "UNAVAILABLE")) << out;
   auto other_ca = TestCa::Create(dir_.path(), "other-ca");
   ASSERT_TRUE(other_ca.ok());
-  std::tie(rc, out) =
-      Cli(home3, ep + " --timeout 5s --tls-ca " + other_ca->cert() + " login admin --password-stdin",
-          std::string(testing::kAdminPassword) + "\\n");
+  std::tie(rc, out) = Cli(
+      home3, ep + " --timeout 5s --tls-ca " + other_ca->cert() + " login admin --password-stdin",
+      std::string(testing::kAdminPassword) + "\\n");
   EXPECT_NE(rc, 0) << out;
   EXPECT_TRUE(absl::StrContains(out, "UNAVAILABLE")) << out;
   EXPECT_FALSE(std::filesystem::exists(home3 + "/mcos/credentials"));
@@ -185,11 +185,11 @@ TEST_F(NetworkE2eTest, MutualTlsBetweenSplitProcesses) {
     ASSERT_TRUE(c.ok()) << c.status();
     certs[name] = *c;
   }
-  testing::SplitCluster split(dir_.path(), MCOS_STORAGE_BIN, MCOS_CONTROLLER_BIN,
-                              MCOS_RESOLVER_BIN, MCOS_SERVER_BIN);
+  testing::SplitCluster split(dir_.path(), MCOS_STORAGE_BIN, MCOS_CONTROLLER_BIN, MCOS_RESOLVER_BIN,
+                              MCOS_SERVER_BIN);
   split.extra_args = [&](const std::string& role) {
-    std::vector<std::string> a = {"--tls-cert", certs[role].cert, "--tls-key", certs[role].key,
-                                  "--tls-client-ca", ca_->cert()};
+    std::vector<std::string> a = {"--tls-cert",    certs[role].cert,  "--tls-key",
+                                  certs[role].key, "--tls-client-ca", ca_->cert()};
     if (role != "storage") a.insert(a.end(), {"--tls-ca", ca_->cert()});
     return a;
   };
@@ -226,8 +226,7 @@ TEST_F(NetworkE2eTest, ProcessesRefuseBadTlsFilesAndWarnAboutPlaintextOffLoopbac
   testing::ClusterProcess bad(MCOS_CLUSTER_BIN, dir_.Sub("bad"));
   std::filesystem::create_directories(dir_.Sub("bad"));
   EXPECT_FALSE(bad.Start({"--tls-cert", cert_.cert, "--tls-key", other->key}).ok());
-  EXPECT_TRUE(absl::StrContains(ReadAll(bad.log_path()), "--tls-key"))
-      << ReadAll(bad.log_path());
+  EXPECT_TRUE(absl::StrContains(ReadAll(bad.log_path()), "--tls-key")) << ReadAll(bad.log_path());
 
   // Plaintext on every address: one warning line.
   testing::ClusterProcess open(MCOS_CLUSTER_BIN, dir_.Sub("open"));
@@ -330,8 +329,8 @@ TEST_F(NetworkE2eTest, FrozenServerEndsTransfersWithDeadlineExceeded) {
   EXPECT_EQ(rc, 1) << out;
   EXPECT_TRUE(absl::StrContains(out, "DEADLINE_EXCEEDED")) << out;
   std::ofstream(dir_.Sub("x")) << "x";
-  std::tie(rc, out) = Cli(home, "--endpoint " + cluster_->endpoint() + " --token " +
-                                    alice.token() + " --timeout 2s put c obj2 " + dir_.Sub("x"));
+  std::tie(rc, out) = Cli(home, "--endpoint " + cluster_->endpoint() + " --token " + alice.token() +
+                                    " --timeout 2s put c obj2 " + dir_.Sub("x"));
   EXPECT_EQ(rc, 1) << out;
   EXPECT_TRUE(absl::StrContains(out, "DEADLINE_EXCEEDED")) << out;
 

@@ -37,7 +37,8 @@ class TestCa {
 
   // A certificate for `name` signed by this CA, valid for 127.0.0.1 and localhost.
   absl::StatusOr<CertFiles> Issue(const std::string& name) const {
-    const CertFiles out{absl::StrCat(dir_, "/", name, ".pem"), absl::StrCat(dir_, "/", name, ".key")};
+    const CertFiles out{absl::StrCat(dir_, "/", name, ".pem"),
+                        absl::StrCat(dir_, "/", name, ".key")};
     const std::string csr = absl::StrCat(dir_, "/", name, ".csr");
     const std::string ext = absl::StrCat(dir_, "/", name, ".ext");
     std::ofstream(ext) << "subjectAltName=IP:127.0.0.1,DNS:localhost\n"

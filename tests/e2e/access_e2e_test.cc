@@ -1,0 +1,133 @@
+// Who may call: tokens are revoked when their user is removed or changes its password (on every
+// server, at once), a name added again is a new identity, and password guessing can neither lock
+// the right user out nor exhaust the server.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "client/sdk/client.h"
+#include "common/subprocess.h"
+#include "tests/support/cluster_process.h"
+#include "tests/support/split_cluster.h"
+#include "tests/support/status_matchers.h"
+#include "tests/support/temp_dir.h"
+
+namespace mcos {
+namespace {
+
+using client::Client;
+
+class AccessE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    cluster_ = std::make_unique<testing::ClusterProcess>(MCOS_CLUSTER_BIN, dir_.path());
+    MCOS_ASSERT_OK(cluster_->Start());
+    admin_ = std::make_unique<Client>(cluster_->endpoint());
+    MCOS_ASSERT_OK(admin_->Login("admin", testing::kAdminPassword));
+  }
+
+  std::unique_ptr<Client> As(const std::string& user, const std::string& password) {
+    auto c = std::make_unique<Client>(cluster_->endpoint());
+    EXPECT_TRUE(c->Login(user, password).ok()) << user;
+    return c;
+  }
+
+  testing::TempDir dir_;
+  std::unique_ptr<testing::ClusterProcess> cluster_;
+  std::unique_ptr<Client> admin_;
+};
+
+TEST_F(AccessE2eTest, RemovedUsersAndAdminsAreRefusedAtOnce) {
+  MCOS_ASSERT_OK(admin_->AddUser("alice", "alice-pw", false));
+  MCOS_ASSERT_OK(admin_->AddUser("boss", "boss-pw", true));
+  auto alice = As("alice", "alice-pw");
+  auto boss = As("boss", "boss-pw");
+  MCOS_ASSERT_OK(alice->CreateContainer("box"));
+  MCOS_ASSERT_OK(boss->ListUsers());
+
+  MCOS_ASSERT_OK(admin_->RemoveUser("alice"));
+  auto refused = alice->ListContainers();
+  MCOS_EXPECT_CODE(refused, kUnauthenticated);
+  EXPECT_TRUE(absl::StrContains(refused.status().message(), "revoked")) << refused.status();
+  MCOS_EXPECT_CODE(alice->StatObject("box", "x"), kUnauthenticated);
+
+  // A removed admin's token can no longer add an admin or reset admin's password.
+  MCOS_ASSERT_OK(admin_->RemoveUser("boss"));
+  MCOS_EXPECT_CODE(boss->AddUser("evil", "evil-pw", true), kUnauthenticated);
+  MCOS_EXPECT_CODE(boss->SetPassword("admin", "stolen"), kUnauthenticated);
+  auto users = admin_->ListUsers();
+  MCOS_ASSERT_OK(users);
+  for (const auto& u : users->users()) EXPECT_NE(u.name(), "evil");
+  MCOS_EXPECT_OK(As("admin", testing::kAdminPassword)->ListUsers());
+}
+
+TEST_F(AccessE2eTest, PasswordChangeRevokesEarlierTokens) {
+  MCOS_ASSERT_OK(admin_->AddUser("bob", "old-pw", false));
+  auto bob = As("bob", "old-pw");
+  auto bob_again = As("bob", "old-pw");
+  MCOS_ASSERT_OK(bob->ListContainers());
+  MCOS_ASSERT_OK(admin_->SetPassword("bob", "new-pw"));
+  MCOS_EXPECT_CODE(bob->ListContainers(), kUnauthenticated);
+  MCOS_EXPECT_CODE(bob_again->ListContainers(), kUnauthenticated);
+  MCOS_EXPECT_CODE(Client(cluster_->endpoint()).Login("bob", "old-pw"), kUnauthenticated);
+  MCOS_EXPECT_OK(As("bob", "new-pw")->ListContainers());
+  // An admin changing its own password revokes its own earlier tokens too.
+  MCOS_ASSERT_OK(admin_->SetPassword("admin", "admin-pw-2"));
+  MCOS_EXPECT_CODE(admin_->ListUsers(), kUnauthenticated);
+  MCOS_EXPECT_OK(As("admin", "admin-pw-2")->ListUsers());
+}
+
+TEST_F(AccessE2eTest, NameAddedAgainIsANewIdentity) {
+  MCOS_ASSERT_OK(admin_->AddUser("carol", "carol-pw", false));
+  auto old_carol = As("carol", "carol-pw");
+  MCOS_ASSERT_OK(old_carol->CreateContainer("photos"));
+  std::istringstream in("old carol's secret");
+  MCOS_ASSERT_OK(old_carol->PutObject("photos", "secret.txt", in));
+
+  MCOS_ASSERT_OK(admin_->RemoveUser("carol"));
+  MCOS_ASSERT_OK(admin_->AddUser("carol", "carol-pw", false));
+  // The old identity's token does not become valid again with the new user of the same name.
+  MCOS_EXPECT_CODE(old_carol->ListContainers(), kUnauthenticated);
+  auto new_carol = As("carol", "carol-pw");
+  auto containers = new_carol->ListContainers();
+  MCOS_ASSERT_OK(containers);
+  EXPECT_EQ(containers->containers_size(), 0);
+  MCOS_EXPECT_CODE(new_carol->StatObject("photos", "secret.txt"), kNotFound);
+  // Even a container of the same name is a new, empty one.
+  MCOS_ASSERT_OK(new_carol->CreateContainer("photos"));
+  mcos::v1::ListObjectsRequest list;
+  list.set_container("photos");
+  auto objects = new_carol->ListObjects(list);
+  MCOS_ASSERT_OK(objects);
+  EXPECT_EQ(objects->objects_size(), 0);
+  MCOS_EXPECT_CODE(new_carol->StatObject("photos", "secret.txt"), kNotFound);
+  std::istringstream in2("new carol's");
+  MCOS_EXPECT_OK(new_carol->PutObject("photos", "secret.txt", in2));
+}
+
+TEST(AccessSplitE2eTest, RevocationReachesTheSeparateServerAtOnce) {
+  testing::TempDir dir;
+  testing::SplitCluster split(dir.path(), MCOS_STORAGE_BIN, MCOS_CONTROLLER_BIN, MCOS_RESOLVER_BIN,
+                              MCOS_SERVER_BIN);
+  MCOS_ASSERT_OK(split.Start());
+  Client admin(split.controller->endpoint());
+  MCOS_ASSERT_OK(admin.Login("admin", testing::kSplitAdminPassword));
+  for (int round = 0; round < 5; ++round) {
+    const std::string name = absl::StrCat("dave", round);
+    MCOS_ASSERT_OK(admin.AddUser(name, "dave-pw", false));
+    // Added at the controller, logged in at the server at once.
+    Client dave(split.server->endpoint());
+    MCOS_ASSERT_OK(dave.Login(name, "dave-pw"));
+    MCOS_ASSERT_OK(dave.ListContainers());
+    MCOS_ASSERT_OK(admin.RemoveUser(name));
+    MCOS_EXPECT_CODE(dave.ListContainers(), kUnauthenticated);
+  }
+}
+
+}  // namespace
+}  // namespace mcos
