@@ -64,6 +64,11 @@ int main(int argc, char** argv) {
   cli.add_option("--argon2-memory-kib", controller.argon2.memory_kib,
                  "argon2id memory cost of password hashes")
       ->capture_default_str();
+  cli.add_option("--max-password-checks", controller.login_limits.max_concurrent_hashes,
+                 "Password hashes computed at once (each takes the argon2 memory cost); more "
+                 "logins wait up to 10 s")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256));
   server_flags.Add(cli, server_options);
   storage_flags.Add(cli);
   mcos::common::TlsFiles tls;

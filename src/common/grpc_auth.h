@@ -31,4 +31,35 @@ inline absl::StatusOr<std::string> BearerToken(const grpc::ServerContextBase& co
   return value.substr(sizeof(kPrefix) - 1);
 }
 
+// The metadata key with which a server tells the controller whose login it forwards (trusted
+// only from callers with the service credential).
+inline constexpr char kClientAddressKey[] = "x-mcos-client-address";
+
+// The caller's IP address ("ipv4:1.2.3.4:567" -> "1.2.3.4", "ipv6:[::1]:567" -> "::1"); the
+// whole peer string for other transports.
+inline std::string PeerAddress(const grpc::ServerContextBase& context) {
+  std::string peer = context.peer();
+  for (const char* scheme : {"ipv4:", "ipv6:"}) {
+    if (!absl::StartsWith(peer, scheme)) continue;
+    std::string rest = peer.substr(5);
+    if (const size_t colon = rest.rfind(':'); colon != std::string::npos) rest.resize(colon);
+    if (rest.size() >= 2 && rest.front() == '[' && rest.back() == ']') {
+      rest = rest.substr(1, rest.size() - 2);
+    }
+    return rest;
+  }
+  return peer;
+}
+
+// The address of the client a login comes from: the one a server forwarded, or the caller's.
+inline std::string LoginAddress(const grpc::ServerContextBase& context, bool trusted_caller) {
+  if (trusted_caller) {
+    const auto& md = context.client_metadata();
+    if (auto it = md.find(kClientAddressKey); it != md.end() && it->second.size() <= 256) {
+      return std::string(it->second.data(), it->second.size());
+    }
+  }
+  return PeerAddress(context);
+}
+
 }  // namespace mcos::common

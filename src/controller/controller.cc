@@ -68,7 +68,8 @@ Controller::Controller(ControllerOptions options, common::Clock& clock, HealthPr
       probe_(probe),
       store_(std::move(store)),
       hlc_(clock),
-      signer_(options_.token_key) {}
+      signer_(options_.token_key),
+      logins_(options_.login_limits) {}
 
 absl::StatusOr<std::unique_ptr<Controller>> Controller::Open(const ControllerOptions& options,
                                                              common::Clock& clock,
@@ -210,48 +211,23 @@ absl::StatusOr<std::optional<mcos::v1::User>> Controller::FindUser(const std::st
   return user;
 }
 
-absl::Status Controller::NoteFailedLogin(const std::string& user) {
-  absl::MutexLock lock(&mu_);
-  const absl::Time now = clock_.Now();
-  if (failed_logins_.size() >= 100000) {
-    // Guessing many names must not grow this without bound: forget the windows that ended.
-    std::erase_if(failed_logins_, [&](const auto& entry) {
-      return now - entry.second.second > options_.failed_login_window;
-    });
-  }
-  auto& [count, start] = failed_logins_[user];
-  if (now - start > options_.failed_login_window) {
-    count = 0;
-    start = now;
-  }
-  ++count;
-  return absl::UnauthenticatedError("wrong user name or password");
-}
-
 absl::StatusOr<mcos::v1::LoginResponse> Controller::Login(const std::string& user,
-                                                          const std::string& password) {
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = failed_logins_.find(user);
-    if (it != failed_logins_.end() &&
-        clock_.Now() - it->second.second <= options_.failed_login_window &&
-        it->second.first >= options_.max_failed_logins) {
-      return absl::ResourceExhaustedError(
-          absl::StrCat("too many failed logins for this user name; wait ",
-                       absl::FormatDuration(options_.failed_login_window), " and try again"));
-    }
-  }
-  if (user.empty() || user.size() > 256 || password.size() > 1024) {
-    return NoteFailedLogin(user.substr(0, 256));
-  }
+                                                          const std::string& password,
+                                                          const std::string& address) {
+  const std::string name = user.substr(0, 256);
+  MCOS_RETURN_IF_ERROR(logins_.Admit(name, address, clock_.Now()));
+  const absl::Status wrong = absl::UnauthenticatedError("wrong user name or password");
+  // Too long to be right: a failure, without spending a hash on it.
+  if (user.empty() || user.size() > 256 || password.size() > 1024) return wrong;
+  bool ok = false;
   MCOS_ASSIGN_OR_RETURN(auto found, FindUser(user));
-  // Hash even when the user does not exist, so that both cases take the same time.
-  const bool ok = VerifyPassword(found ? found->password_hash() : dummy_hash_, password);
-  if (!found || !ok) return NoteFailedLogin(user);
   {
-    absl::MutexLock lock(&mu_);
-    failed_logins_.erase(user);
+    MCOS_ASSIGN_OR_RETURN(auto slot, logins_.AcquireHash());
+    // Hash even when the user does not exist, so that both cases take the same time.
+    ok = VerifyPassword(found ? found->password_hash() : dummy_hash_, password);
   }
+  if (!found || !ok) return wrong;
+  logins_.Succeeded(name, address, clock_.Now());
   mcos::v1::TokenClaims claims;
   claims.set_user(found->name());
   claims.set_role(found->role());

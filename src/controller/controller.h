@@ -19,6 +19,7 @@
 #include "common/token.h"
 #include "common/version.h"
 #include "controller/credential_broadcast.h"
+#include "controller/login_limiter.h"
 #include "controller/passwords.h"
 #include "mcos/v1/admin.pb.h"
 #include "mcos/v1/controller.pb.h"
@@ -46,9 +47,8 @@ struct ControllerOptions {
   absl::Duration health_period = absl::Seconds(2);
   absl::Duration health_timeout = absl::Seconds(1);
   int down_after_misses = 3;
-  // Failed logins per user name allowed within the window before RESOURCE_EXHAUSTED.
-  int max_failed_logins = 5;
-  absl::Duration failed_login_window = absl::Minutes(1);
+  // Password guessing per client address and user name, and concurrent password hashes.
+  LoginLimits login_limits;
 };
 
 // Probes one service endpoint (grpc.health.v1 in production; a fake in unit tests).
@@ -80,10 +80,12 @@ class Controller {
   // Where the generated admin password was written, empty if none was generated.
   const std::string& admin_password_file() const { return admin_password_file_; }
 
-  // Logins. UNAUTHENTICATED for a wrong name or password (same answer); RESOURCE_EXHAUSTED after
-  // too many failures for one name within the window.
+  // Logins from the client at `address` (its IP). UNAUTHENTICATED for a wrong name or password
+  // (same answer); RESOURCE_EXHAUSTED when the address or the name ran out of attempts, or too
+  // many passwords are being checked at once (LoginLimiter).
   absl::StatusOr<mcos::v1::LoginResponse> Login(const std::string& user,
-                                                const std::string& password);
+                                                const std::string& password,
+                                                const std::string& address = "local");
   // A token's claims if it is signed, unexpired and not revoked: its user still exists with the
   // same identity, role and token generation. UNAUTHENTICATED otherwise.
   absl::StatusOr<mcos::v1::TokenClaims> VerifyToken(absl::string_view token);
@@ -156,7 +158,6 @@ class Controller {
   absl::StatusOr<bool> PutRow(const std::string& table, const std::string& key,
                               const google::protobuf::Message* value);
   absl::StatusOr<std::optional<mcos::v1::User>> FindUser(const std::string& name);
-  absl::Status NoteFailedLogin(const std::string& user);
   // After a change of the users table: tells the watching servers and waits for them.
   void PublishCredentials();
 
@@ -170,9 +171,7 @@ class Controller {
   std::string admin_password_file_;
   std::string dummy_hash_;  // verified against when a user does not exist (same timing)
 
-  absl::Mutex mu_;
-  // Failed logins per user name: (count, window start).
-  std::map<std::string, std::pair<int, absl::Time>> failed_logins_ ABSL_GUARDED_BY(mu_);
+  LoginLimiter logins_;
   // Serializes read-check-write sequences on metadata rows (create container, add user, ...).
   absl::Mutex write_mu_;
   // Containers as last read or written (every request of a server looks one up). Entries are

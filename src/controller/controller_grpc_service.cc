@@ -70,7 +70,9 @@ grpc::Status ControllerGrpcService::Authenticate(grpc::ServerContext* context,
                                                  const mcos::v1::LoginRequest* request,
                                                  mcos::v1::LoginResponse* response) {
   MCOS_REQUIRE_SERVICE_CALLER(auth_, context);
-  return Reply(controller_.Login(request->user_name(), request->password()), response);
+  return Reply(controller_.Login(request->user_name(), request->password(),
+                                 common::LoginAddress(*context, /*trusted_caller=*/true)),
+               response);
 }
 
 grpc::Status ControllerGrpcService::ListUserContainers(
@@ -134,9 +136,12 @@ absl::Status AdminGrpcService::RequireAdmin(const grpc::ServerContext& context) 
   return absl::OkStatus();
 }
 
-grpc::Status AdminGrpcService::Login(grpc::ServerContext*, const mcos::v1::LoginRequest* request,
+grpc::Status AdminGrpcService::Login(grpc::ServerContext* context,
+                                     const mcos::v1::LoginRequest* request,
                                      mcos::v1::LoginResponse* response) {
-  return Reply(controller_.Login(request->user_name(), request->password()), response);
+  return Reply(controller_.Login(request->user_name(), request->password(),
+                                 common::LoginAddress(*context, /*trusted_caller=*/false)),
+               response);
 }
 
 grpc::Status AdminGrpcService::ListUsers(grpc::ServerContext* context,

@@ -16,8 +16,8 @@ uint64_t CredentialBroadcast::revision() {
   return revision_;
 }
 
-uint64_t CredentialBroadcast::Watch(const std::string& watcher, uint64_t known,
-                                    absl::Duration wait, const std::function<bool()>& cancelled) {
+uint64_t CredentialBroadcast::Watch(const std::string& watcher, uint64_t known, absl::Duration wait,
+                                    const std::function<bool()>& cancelled) {
   const absl::Time deadline = absl::Now() + std::min(wait, absl::Seconds(30));
   absl::MutexLock lock(&mu_);
   Watcher& w = watchers_[watcher];

@@ -37,6 +37,11 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   cli.add_option("--argon2-memory-kib", options.argon2.memory_kib, "argon2id memory cost")
       ->capture_default_str();
+  cli.add_option("--max-password-checks", options.login_limits.max_concurrent_hashes,
+                 "Password hashes computed at once (each takes the argon2 memory cost); more "
+                 "logins wait up to 10 s")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256));
   mcos::common::TlsFiles tls;
   mcos::common::AddTlsFlags(cli, tls);
   mcos::common::AddVersionFlag(cli, "mcos-controller");

@@ -264,10 +264,13 @@ namespace {}  // namespace
     if (!mcos_s_.ok()) return ToGrpcStatus(mcos_s_); \
   } while (false)
 
-grpc::Status UserGrpcService::Login(grpc::ServerContext*, const mcos::v1::LoginRequest* request,
+grpc::Status UserGrpcService::Login(grpc::ServerContext* context,
+                                    const mcos::v1::LoginRequest* request,
                                     mcos::v1::LoginResponse* response) {
   grpc::ClientContext ctx;
   SetDeadline(ctx);
+  // Guessing is limited per client address: the controller must see the user's, not ours.
+  ctx.AddMetadata(common::kClientAddressKey, common::PeerAddress(*context));
   return app_.controller_->Authenticate(&ctx, *request, response);
 }
 

@@ -13,6 +13,7 @@
 #include "client/sdk/client.h"
 #include "common/subprocess.h"
 #include "tests/support/cluster_process.h"
+#include "tests/support/delay_proxy.h"
 #include "tests/support/split_cluster.h"
 #include "tests/support/status_matchers.h"
 #include "tests/support/temp_dir.h"
@@ -108,6 +109,85 @@ TEST_F(AccessE2eTest, NameAddedAgainIsANewIdentity) {
   MCOS_EXPECT_CODE(new_carol->StatObject("photos", "secret.txt"), kNotFound);
   std::istringstream in2("new carol's");
   MCOS_EXPECT_OK(new_carol->PutObject("photos", "secret.txt", in2));
+}
+
+int PortOf(const std::string& endpoint) {
+  return std::stoi(endpoint.substr(endpoint.rfind(':') + 1));
+}
+
+TEST_F(AccessE2eTest, GuessingFromOneAddressDoesNotStopTheOwnerElsewhere) {
+  MCOS_ASSERT_OK(admin_->AddUser("erin", "erin-pw", false));
+  // The attacker and erin reach the cluster from different loopback addresses.
+  testing::DelayProxy attacker_link(PortOf(cluster_->endpoint()), absl::ZeroDuration(),
+                                    "127.0.0.66");
+  testing::DelayProxy erin_link(PortOf(cluster_->endpoint()), absl::ZeroDuration(), "127.0.0.7");
+  Client attacker(attacker_link.endpoint());
+  int checked = 0, refused = 0;
+  const absl::Time start = absl::Now();
+  for (int i = 0; i < 200; ++i) {
+    auto r = attacker.Login("erin", absl::StrCat("guess-", i));
+    ASSERT_TRUE(r.status().code() == absl::StatusCode::kUnauthenticated ||
+                r.status().code() == absl::StatusCode::kResourceExhausted)
+        << r.status();
+    (r.status().code() == absl::StatusCode::kUnauthenticated ? checked : refused)++;
+  }
+  const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  std::printf("attacker: %d of 200 guesses checked (%d refused unchecked) in %.2f s\n", checked,
+              refused, seconds);
+  EXPECT_LE(checked, 11);  // 10 at once, one more per 6 s
+  // Even the right password is refused from the guessing address...
+  MCOS_EXPECT_CODE(attacker.Login("erin", "erin-pw"), kResourceExhausted);
+  // ... while erin logs in from hers at once.
+  Client erin(erin_link.endpoint());
+  const absl::Time t = absl::Now();
+  MCOS_ASSERT_OK(erin.Login("erin", "erin-pw"));
+  std::printf("erin's login during the attack: %.0f ms\n",
+              absl::ToDoubleMilliseconds(absl::Now() - t));
+  MCOS_EXPECT_OK(erin.ListContainers());
+}
+
+TEST(AccessMemoryE2eTest, HundredParallelLoginsStayWithinTheMemoryBound) {
+  // The default argon2 cost (64 MiB per hash) and at most 4 hashes at once.
+  testing::TempDir dir;
+  testing::ClusterProcess cluster(MCOS_CLUSTER_BIN, dir.path());
+  MCOS_ASSERT_OK(cluster.Start({"--argon2-memory-kib", "65536", "--max-password-checks", "4"}));
+  MCOS_ASSERT_OK(cluster.AddUser("frank", "frank-pw"));
+  auto before = common::PeakRssBytes(cluster.pid());
+  MCOS_ASSERT_OK(before);
+  Client first(cluster.endpoint());
+  MCOS_ASSERT_OK(first.Login("frank", "frank-pw"));  // this address is now known for frank
+  std::atomic<int> ok{0}, busy{0}, other{0};
+  std::vector<std::thread> threads;
+  const absl::Time start = absl::Now();
+  for (int i = 0; i < 100; ++i) {
+    threads.emplace_back([&, i] {
+      client::ClientOptions o;
+      o.own_connection = true;
+      o.deadline = absl::Seconds(60);
+      Client c(cluster.endpoint(), o);
+      auto r = c.Login("frank", i % 2 == 0 ? "frank-pw" : "wrong");
+      if (r.ok() || r.status().code() == absl::StatusCode::kUnauthenticated) {
+        ++ok;
+      } else if (r.status().code() == absl::StatusCode::kResourceExhausted) {
+        ++busy;
+      } else {
+        ++other;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  auto peak = common::PeakRssBytes(cluster.pid());
+  MCOS_ASSERT_OK(peak);
+  std::printf(
+      "100 parallel logins: %d checked, %d refused as busy, in %.1f s; peak RSS %.0f MiB "
+      "(%.0f MiB before)\n",
+      ok.load(), busy.load(), absl::ToDoubleSeconds(absl::Now() - start),
+      static_cast<double>(*peak) / (1 << 20), static_cast<double>(*before) / (1 << 20));
+  EXPECT_EQ(other.load(), 0);
+  EXPECT_GT(ok.load(), 0);
+  // docs/operating.md: peak = what the process held + max-password-checks x argon2 memory
+  // (+ allocator slack).
+  EXPECT_LT(*peak, *before + (4 * 64 + 96) * (uint64_t{1} << 20));
 }
 
 TEST(AccessSplitE2eTest, RevocationReachesTheSeparateServerAtOnce) {

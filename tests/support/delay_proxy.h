@@ -1,6 +1,8 @@
 // A TCP proxy on a free loopback port that delays every byte by a fixed time in each direction:
 // a slow wide-area link (200 ms each way = 400 ms round trip) for tests of clients over real
-// networks. Bandwidth is not limited. Thread-per-direction; for tests only.
+// networks. Bandwidth is not limited. With a source address (any of 127.0.0.0/8) the server sees
+// the connections come from there: a client at another address. Thread-per-direction; for tests
+// only.
 #pragma once
 
 #include <arpa/inet.h>
@@ -26,8 +28,10 @@ namespace mcos::testing {
 
 class DelayProxy {
  public:
-  // Forwards connections to 127.0.0.1:`target_port`, each direction delayed by `delay`.
-  DelayProxy(int target_port, absl::Duration delay) : target_port_(target_port), delay_(delay) {
+  // Forwards connections to 127.0.0.1:`target_port`, each direction delayed by `delay`, from
+  // `source` (an IPv4 loopback address; empty: the kernel's choice).
+  DelayProxy(int target_port, absl::Duration delay, std::string source = "")
+      : target_port_(target_port), delay_(delay), source_(std::move(source)) {
     listen_fd_ = socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
@@ -74,6 +78,12 @@ class DelayProxy {
       const int client = accept(listen_fd_, nullptr, nullptr);
       if (client < 0) return;
       const int server = socket(AF_INET, SOCK_STREAM, 0);
+      if (!source_.empty()) {
+        sockaddr_in from{};
+        from.sin_family = AF_INET;
+        inet_pton(AF_INET, source_.c_str(), &from.sin_addr);
+        bind(server, reinterpret_cast<sockaddr*>(&from), sizeof(from));
+      }
       sockaddr_in addr{};
       addr.sin_family = AF_INET;
       addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -138,6 +148,7 @@ class DelayProxy {
 
   const int target_port_;
   const absl::Duration delay_;
+  const std::string source_;
   int listen_fd_ = -1;
   int port_ = 0;
   std::atomic<bool> stop_{false};

@@ -2,8 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <map>
+#include <thread>
+#include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "tests/support/fake_clock.h"
 #include "tests/support/status_matchers.h"
 #include "tests/support/temp_dir.h"
@@ -123,14 +127,59 @@ TEST_F(ControllerTest, TokensCarryUserRoleAndExpire) {
   MCOS_EXPECT_CODE(controller_->VerifyToken(login->token()), kUnauthenticated);
 }
 
-TEST_F(ControllerTest, FailedLoginsAreLimitedWithinTheWindow) {
+TEST_F(ControllerTest, FailedLoginsAreLimitedPerAddressWithoutLockingTheOwnerOut) {
+  const LoginLimits& limits = options_.login_limits;
   MCOS_ASSERT_OK(controller_->AddUser("bob", "pw", "user"));
-  for (int i = 0; i < options_.max_failed_logins; ++i) {
-    MCOS_EXPECT_CODE(controller_->Login("bob", "wrong"), kUnauthenticated);
+  for (int i = 0; i < limits.address_burst; ++i) {
+    MCOS_EXPECT_CODE(controller_->Login("bob", "wrong", "10.0.0.66"), kUnauthenticated);
   }
-  MCOS_EXPECT_CODE(controller_->Login("bob", "pw"), kResourceExhausted);
-  clock_.Advance(options_.failed_login_window + absl::Seconds(1));
-  MCOS_EXPECT_OK(controller_->Login("bob", "pw"));
+  // The guessing address is refused before any hash, even with the right password...
+  MCOS_EXPECT_CODE(controller_->Login("bob", "pw", "10.0.0.66"), kResourceExhausted);
+  MCOS_EXPECT_CODE(controller_->Login("someone-else", "x", "10.0.0.66"), kResourceExhausted);
+  // ... while bob logs in from his own address at once.
+  MCOS_EXPECT_OK(controller_->Login("bob", "pw", "10.0.0.7"));
+  // The address gets one attempt back per refill period.
+  clock_.Advance(limits.address_refill);
+  MCOS_EXPECT_CODE(controller_->Login("bob", "wrong", "10.0.0.66"), kUnauthenticated);
+  MCOS_EXPECT_CODE(controller_->Login("bob", "wrong", "10.0.0.66"), kResourceExhausted);
+}
+
+TEST_F(ControllerTest, GuessingANameFromManyAddressesSlowsItDownButNotForItsOwner) {
+  const LoginLimits& limits = options_.login_limits;
+  MCOS_ASSERT_OK(controller_->AddUser("carol", "pw", "user"));
+  MCOS_ASSERT_OK(controller_->Login("carol", "pw", "10.1.0.1"));  // her usual address
+  // Two failures from each of many addresses use up the name's attempts.
+  int refused = 0;
+  for (int a = 0; a < limits.name_burst; ++a) {
+    const std::string address = absl::StrCat("10.2.0.", a);
+    for (int i = 0; i < 2; ++i) {
+      auto r = controller_->Login("carol", "wrong", address);
+      if (r.status().code() == absl::StatusCode::kResourceExhausted) ++refused;
+    }
+  }
+  EXPECT_GT(refused, 0);
+  // An address with failures behind it is refused for carol now...
+  MCOS_EXPECT_CODE(controller_->Login("carol", "pw", "10.2.0.1"), kResourceExhausted);
+  // ... but not her usual address, even after a typo, nor a fresh one.
+  MCOS_EXPECT_CODE(controller_->Login("carol", "typo", "10.1.0.1"), kUnauthenticated);
+  MCOS_EXPECT_OK(controller_->Login("carol", "pw", "10.1.0.1"));
+  MCOS_EXPECT_OK(controller_->Login("carol", "pw", "10.3.0.1"));
+}
+
+TEST_F(ControllerTest, ParallelGuessesCountBeforeTheyAreChecked) {
+  const LoginLimits& limits = options_.login_limits;
+  MCOS_ASSERT_OK(controller_->AddUser("dan", "pw", "user"));
+  std::atomic<int> checked{0}, refused{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 3 * limits.address_burst; ++i) {
+    threads.emplace_back([&] {
+      auto r = controller_->Login("dan", "wrong", "10.9.9.9");
+      (r.status().code() == absl::StatusCode::kResourceExhausted ? refused : checked)++;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(checked.load(), limits.address_burst);
+  EXPECT_EQ(refused.load(), 2 * limits.address_burst);
 }
 
 TEST_F(ControllerTest, UserRules) {
