@@ -27,9 +27,8 @@ double LoginLimiter::Level(const Bucket* b, int burst, absl::Duration refill, ab
 void LoginLimiter::Add(absl::flat_hash_map<std::string, Bucket>& map, const std::string& key,
                        double delta, int burst, absl::Duration refill, absl::Time now) {
   if (map.size() >= kMaxEntries) {
-    absl::erase_if(map, [&](const auto& entry) {
-      return Level(&entry.second, burst, refill, now) >= burst;
-    });
+    absl::erase_if(
+        map, [&](const auto& entry) { return Level(&entry.second, burst, refill, now) >= burst; });
   }
   auto it = map.find(key);
   const double level = Level(it == map.end() ? nullptr : &it->second, burst, refill, now);
@@ -49,8 +48,8 @@ absl::Status LoginLimiter::Admit(const std::string& name, const std::string& add
                      RetryIn(address_level, limits_.address_refill)));
   }
   auto n = names_.find(name);
-  const double name_level = Level(n == names_.end() ? nullptr : &n->second, limits_.name_burst,
-                                  limits_.name_refill, now);
+  const double name_level =
+      Level(n == names_.end() ? nullptr : &n->second, limits_.name_burst, limits_.name_refill, now);
   const bool clean_address = address_level >= limits_.address_burst;
   if (name_level < 1.0 && !clean_address && !known_good) {
     return absl::ResourceExhaustedError(
@@ -62,8 +61,7 @@ absl::Status LoginLimiter::Admit(const std::string& name, const std::string& add
   return absl::OkStatus();
 }
 
-void LoginLimiter::Succeeded(const std::string& name, const std::string& address,
-                             absl::Time now) {
+void LoginLimiter::Succeeded(const std::string& name, const std::string& address, absl::Time now) {
   absl::MutexLock lock(&mu_);
   Add(addresses_, address, 1, limits_.address_burst, limits_.address_refill, now);
   Add(names_, name, 1, limits_.name_burst, limits_.name_refill, now);
