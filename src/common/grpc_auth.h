@@ -56,7 +56,7 @@ inline std::string LoginAddress(const grpc::ServerContextBase& context, bool tru
   if (trusted_caller) {
     const auto& md = context.client_metadata();
     if (auto it = md.find(kClientAddressKey); it != md.end() && it->second.size() <= 256) {
-      return std::string(it->second.data(), it->second.size());
+      return {it->second.data(), it->second.size()};
     }
   }
   return PeerAddress(context);
