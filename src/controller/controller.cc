@@ -22,6 +22,9 @@ const std::string& OwnerOf(const mcos::v1::User& u) { return u.uid().empty() ? u
 const std::string& OwnerOf(const mcos::v1::TokenClaims& c) { return common::TokenOwner(c); }
 
 constexpr char kUsers[] = "users";
+// Identities of removed users (key: the identity; value: the user as it was, without its hash),
+// until an admin gives one to a new user.
+constexpr char kRemovedUsers[] = "removed_users";
 constexpr char kContainers[] = "containers";
 constexpr char kRings[] = "rings";
 constexpr char kOptions[] = "options";
@@ -36,6 +39,7 @@ mcos::v1::UserInfo ToInfo(const mcos::v1::User& u) {
   info.set_name(u.name());
   info.set_role(u.role());
   *info.mutable_created() = u.created();
+  info.set_identity(u.uid().empty() ? u.name() : u.uid());
   return info;
 }
 
@@ -292,7 +296,8 @@ void Controller::PublishCredentials() {
 
 absl::StatusOr<mcos::v1::UserInfo> Controller::AddUser(const std::string& name,
                                                        const std::string& password,
-                                                       const std::string& role) {
+                                                       const std::string& role,
+                                                       const std::string& identity) {
   MCOS_RETURN_IF_ERROR(common::ValidateUserName(name));
   if (role != kRoleAdmin && role != kRoleUser) {
     return absl::InvalidArgumentError(
@@ -309,9 +314,23 @@ absl::StatusOr<mcos::v1::UserInfo> Controller::AddUser(const std::string& name,
     if (row && !row->tombstone()) {
       return absl::AlreadyExistsError(absl::StrCat("user '", name, "' already exists"));
     }
-    // A name used before is a new identity: it must not inherit the old one's data.
-    user.set_uid(row ? absl::StrCat("_", common::RandomHex(8)) : name);
-    user.set_generation(1);
+    if (!identity.empty()) {
+      // The admin gives a removed user's data to this user.
+      MCOS_ASSIGN_OR_RETURN(auto removed, store_->GetRow(kRemovedUsers, identity));
+      if (!removed || removed->tombstone()) {
+        return absl::NotFoundError(absl::StrCat("no removed user has the identity '", identity,
+                                                "': see mcos admin user list --removed"));
+      }
+      MCOS_ASSIGN_OR_RETURN(auto old, ParseRow<mcos::v1::User>(*removed));
+      user.set_uid(identity);
+      // The old user's tokens carry the old generation (and maybe another name): refused.
+      user.set_generation(old.generation() + 1);
+      MCOS_RETURN_IF_ERROR(PutRow(kRemovedUsers, identity, nullptr).status());
+    } else {
+      // A name used before is a new identity: it must not inherit the old one's data.
+      user.set_uid(row ? absl::StrCat("_", common::RandomHex(8)) : name);
+      user.set_generation(1);
+    }
     MCOS_RETURN_IF_ERROR(PutRow(kUsers, name, &user).status());
   }
   common::LogInfo("added user '", name, "' (", role, ", identity ", user.uid(), ")");
@@ -335,9 +354,15 @@ absl::Status Controller::RemoveUser(const std::string& name) {
           absl::StrCat("'", name, "' is the last admin; add another admin first"));
     }
   }
+  // The data stays, owned by the identity, until an admin gives it to a new user.
+  mcos::v1::User kept = *existing;
+  kept.clear_password_hash();
+  kept.set_uid(OwnerOf(*existing));
+  MCOS_RETURN_IF_ERROR(PutRow(kRemovedUsers, kept.uid(), &kept).status());
   MCOS_RETURN_IF_ERROR(PutRow(kUsers, name, nullptr).status());
-  common::LogInfo("removed user '", name, "'; the data of identity ", OwnerOf(*existing),
-                  " stays stored but no user can reach it");
+  common::LogInfo("removed user '", name, "'; the data of its identity ", kept.uid(),
+                  " is kept (mcos admin user add NAME --identity ", kept.uid(),
+                  " gives it to a new user)");
   write_lock.Release();
   PublishCredentials();
   return absl::OkStatus();
@@ -356,6 +381,18 @@ absl::Status Controller::SetPassword(const std::string& name, const std::string&
   write_lock.Release();
   PublishCredentials();
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<mcos::v1::UserInfo>> Controller::ListRemovedUsers() {
+  MCOS_ASSIGN_OR_RETURN(auto rows, store_->ListRows(kRemovedUsers, "", "", 100000, false));
+  std::vector<mcos::v1::UserInfo> out;
+  for (const auto& row : rows) {
+    MCOS_ASSIGN_OR_RETURN(auto u, ParseRow<mcos::v1::User>(row));
+    auto info = ToInfo(u);
+    *info.mutable_removed() = row.modified();
+    out.push_back(std::move(info));
+  }
+  return out;
 }
 
 absl::StatusOr<std::vector<mcos::v1::UserInfo>> Controller::ListUsers() {

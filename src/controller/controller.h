@@ -100,11 +100,16 @@ class Controller {
   // FAILED_PRECONDITION when removing the last admin. A name added again after its removal is a
   // new identity (User.uid). Removing a user or changing a password revokes the user's tokens;
   // these calls return once every watching server applied the change (at most 2 s).
+  // With `identity` (a removed user's, see ListRemovedUsers), the new user owns that identity's
+  // containers and objects; NOT_FOUND if no removed user has it.
   absl::StatusOr<mcos::v1::UserInfo> AddUser(const std::string& name, const std::string& password,
-                                             const std::string& role);
+                                             const std::string& role,
+                                             const std::string& identity = "");
   absl::Status RemoveUser(const std::string& name);
   absl::Status SetPassword(const std::string& name, const std::string& password);
   absl::StatusOr<std::vector<mcos::v1::UserInfo>> ListUsers();
+  // Removed users whose data is kept (name, role, identity, removed time).
+  absl::StatusOr<std::vector<mcos::v1::UserInfo>> ListRemovedUsers();
 
   // Containers (federation metadata). NOT_FOUND for a missing container or option; ALREADY_EXISTS.
   absl::StatusOr<mcos::v1::Container> CreateContainer(const std::string& user,

@@ -151,6 +151,9 @@ grpc::Status AdminGrpcService::ListUsers(grpc::ServerContext* context,
   auto users = controller_.ListUsers();
   if (!users.ok()) return ToGrpcStatus(users.status());
   for (auto& u : *users) *response->add_users() = std::move(u);
+  auto removed = controller_.ListRemovedUsers();
+  if (!removed.ok()) return ToGrpcStatus(removed.status());
+  for (auto& u : *removed) *response->add_removed() = std::move(u);
   return grpc::Status::OK;
 }
 
@@ -158,8 +161,12 @@ grpc::Status AdminGrpcService::AddUser(grpc::ServerContext* context,
                                        const mcos::v1::AddUserRequest* request,
                                        mcos::v1::UserInfo* response) {
   if (auto s = RequireAdmin(*context); !s.ok()) return ToGrpcStatus(s);
+  if (!request->identity().empty()) {
+    if (auto s = common::ValidateOwnerId(request->identity()); !s.ok()) return ToGrpcStatus(s);
+  }
   return Reply(controller_.AddUser(request->name(), request->password(),
-                                   request->role().empty() ? kRoleUser : request->role()),
+                                   request->role().empty() ? kRoleUser : request->role(),
+                                   request->identity()),
                response);
 }
 

@@ -109,6 +109,30 @@ TEST_F(AccessE2eTest, NameAddedAgainIsANewIdentity) {
   MCOS_EXPECT_CODE(new_carol->StatObject("photos", "secret.txt"), kNotFound);
   std::istringstream in2("new carol's");
   MCOS_EXPECT_OK(new_carol->PutObject("photos", "secret.txt", in2));
+
+  // The old identity's data was kept: the admin sees it among the removed users and gives it to
+  // a new user, who then owns the old containers and objects.
+  auto users = admin_->ListUsers();
+  MCOS_ASSERT_OK(users);
+  std::string old_identity;
+  for (const auto& u : users->removed()) {
+    if (u.name() == "carol") old_identity = u.identity();
+  }
+  ASSERT_FALSE(old_identity.empty());
+  for (const auto& u : users->users()) {
+    if (u.name() == "carol") {
+      EXPECT_NE(u.identity(), old_identity);
+    }
+  }
+  MCOS_ASSERT_OK(admin_->AddUser("carla", "carla-pw", false, old_identity));
+  auto carla = As("carla", "carla-pw");
+  auto secret = carla->StatObject("photos", "secret.txt");
+  MCOS_ASSERT_OK(secret);
+  EXPECT_EQ(secret->size(), std::string("old carol's secret").size());
+  // Given once; the old token stays refused; an unknown identity is NOT_FOUND.
+  MCOS_EXPECT_CODE(admin_->AddUser("carlo", "pw", false, old_identity), kNotFound);
+  MCOS_EXPECT_CODE(admin_->AddUser("carlo", "pw", false, "_0123456789abcdef"), kNotFound);
+  MCOS_EXPECT_CODE(old_carol->ListContainers(), kUnauthenticated);
 }
 
 int PortOf(const std::string& endpoint) {

@@ -295,12 +295,19 @@ int main(int argc, char** argv) {
   u_add->add_option("name", name, "User name")->required();
   u_add->add_flag("--admin", admin_role, "Give the admin role");
   u_add->add_flag("--password-stdin", password_stdin, "Read the password from stdin");
+  std::string identity;
+  u_add->add_option("--identity", identity,
+                    "Give the new user the data of a removed user's identity (see list --removed)");
   auto* u_remove = admin_user->add_subcommand("remove", "Remove a user");
   u_remove->add_option("name", name, "User name")->required();
   auto* u_passwd = admin_user->add_subcommand("passwd", "Set a user's password");
   u_passwd->add_option("name", name, "User name")->required();
   u_passwd->add_flag("--password-stdin", password_stdin, "Read the password from stdin");
   auto* u_list = admin_user->add_subcommand("list", "List users");
+  bool list_removed = false;
+  u_list->add_flag(
+      "--removed", list_removed,
+      "List removed users whose data is kept: identity, former name, role, removed at");
   auto* admin_cluster = admin->add_subcommand("cluster", "Clusters and their services");
   admin_cluster->require_subcommand(1);
   auto* cl_status = admin_cluster->add_subcommand("status", "This cluster's services and health");
@@ -545,7 +552,7 @@ int main(int argc, char** argv) {
     auto pw = ReadPassword(password_stdin, "password for " + name + ": ");
     if (!pw.ok()) return Fail(pw.status());
     if (u_add->parsed()) {
-      auto r = client.AddUser(name, *pw, admin_role);
+      auto r = client.AddUser(name, *pw, admin_role, identity);
       if (!r.ok()) return Fail(r.status());
       if (g.json)
         std::cout << ToJson(*r) << "\n";
@@ -567,8 +574,14 @@ int main(int argc, char** argv) {
     if (!r.ok()) return Fail(r.status());
     if (g.json)
       std::cout << ToJson(*r) << "\n";
-    else
+    else if (list_removed) {
+      for (const auto& u : r->removed()) {
+        std::cout << u.identity() << "\t" << u.name() << "\t" << u.role() << "\t"
+                  << absl::FormatTime(absl::FromUnixSeconds(u.removed().seconds())) << "\n";
+      }
+    } else {
       for (const auto& u : r->users()) std::cout << u.name() << "\t" << u.role() << "\n";
+    }
     return 0;
   }
   if (cl_status->parsed()) {

@@ -327,13 +327,15 @@ absl::StatusOr<std::string> Client::DeleteObject(const std::string& container,
 }
 
 absl::StatusOr<mcos::v1::UserInfo> Client::AddUser(const std::string& name,
-                                                   const std::string& password, bool admin) {
+                                                   const std::string& password, bool admin,
+                                                   const std::string& identity) {
   grpc::ClientContext ctx;
   Prepare(ctx, true);
   mcos::v1::AddUserRequest req;
   req.set_name(name);
   req.set_password(password);
   req.set_role(admin ? "admin" : "user");
+  req.set_identity(identity);
   return Run<mcos::v1::UserInfo>([&](auto* resp) { return admin_->AddUser(&ctx, req, resp); });
 }
 

@@ -122,8 +122,9 @@ class Client {
   absl::StatusOr<std::string> DeleteObject(const std::string& container, const std::string& object);
 
   // Admin calls (the controller's AdminService answers on the same address in mcos-cluster).
+  // With `identity` (a removed user's, from ListUsers().removed), the new user gets its data.
   absl::StatusOr<mcos::v1::UserInfo> AddUser(const std::string& name, const std::string& password,
-                                             bool admin);
+                                             bool admin, const std::string& identity = "");
   absl::Status RemoveUser(const std::string& name);
   absl::Status SetPassword(const std::string& name, const std::string& password);
   absl::StatusOr<mcos::v1::ListUsersResponse> ListUsers();

@@ -42,8 +42,9 @@ TEST(CredentialCacheTest, RefusesUntilLoaded) {
 
 TEST(CredentialCacheTest, AcceptsOnlyTheCurrentIdentityGenerationAndRole) {
   CredentialCache cache("test");
-  cache.Apply(Snapshot(5, {Credential("alice", "alice", 2), Credential("bob", "_00112233aabbccdd", 1),
-                           Credential("root", "root", 1, "admin")}));
+  cache.Apply(
+      Snapshot(5, {Credential("alice", "alice", 2), Credential("bob", "_00112233aabbccdd", 1),
+                   Credential("root", "root", 1, "admin")}));
   MCOS_EXPECT_OK(cache.Check(Claims("alice", "alice", 2)));
   MCOS_EXPECT_CODE(cache.Check(Claims("alice", "alice", 1)), kUnauthenticated);  // old password
   MCOS_EXPECT_CODE(cache.Check(Claims("alice", "alice", 2, "admin")), kUnauthenticated);
