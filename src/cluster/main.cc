@@ -49,8 +49,9 @@ int main(int argc, char** argv) {
   cli.add_option("--listen", listen, "gRPC address HOST:PORT (port 0 picks a free one)")
       ->capture_default_str();
   cli.add_option("--metrics-listen", metrics_listen, "Prometheus /metrics address (off if empty)");
-  cli.add_option("--cluster-id", controller.cluster_id,
-                 "Id of this cluster (default: generated on first start, then kept)");
+  cli.add_option("--name,--cluster-id", controller.cluster_id,
+                 "Name of this cluster: letters, digits and '-' (default: generated on the first "
+                 "start; fixed once the data directory exists; --cluster-id is the old spelling)");
   cli.add_option("--region", controller.region, "Region of this cluster (placement spreads them)");
   cli.add_option("--health-period-ms", health_period_ms, "Health-check period of services")
       ->capture_default_str();

@@ -107,6 +107,25 @@ absl::Status ValidateUserName(absl::string_view name) {
   return absl::OkStatus();
 }
 
+absl::Status ValidateClusterName(absl::string_view name) {
+  if (name.empty() || name.size() > 63) {
+    return absl::InvalidArgumentError("a cluster name is 1-63 characters long");
+  }
+  auto alnum = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+  };
+  if (!alnum(name[0])) {
+    return absl::InvalidArgumentError("a cluster name must start with a letter or a digit");
+  }
+  for (char c : name) {
+    if (!alnum(c) && c != '-') {
+      return absl::InvalidArgumentError(
+          absl::StrCat("cluster name '", name, "' may contain only letters, digits and '-'"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateOwnerId(absl::string_view owner) {
   if (owner.size() == 17 && owner[0] == '_') {
     for (char c : owner.substr(1)) {

@@ -24,6 +24,8 @@ absl::Status ValidateUserName(absl::string_view name);
 // The owner of containers and objects (ObjectKey.user): a user name, or "_" and 16 lowercase hex
 // digits for a name that was removed and added again (controller.proto User.uid).
 absl::Status ValidateOwnerId(absl::string_view owner);
+// A cluster's name (--name): 1-63 letters, digits and '-', starting with a letter or digit.
+absl::Status ValidateClusterName(absl::string_view name);
 // Listing prefixes, markers and delimiters: valid UTF-8 without NUL/control characters, at most
 // `max_bytes` long; empty allowed.
 absl::Status ValidateListToken(absl::string_view field, absl::string_view value, size_t max_bytes);

@@ -135,13 +135,13 @@ absl::Status Controller::Bootstrap() {
     if (!options_.cluster_id.empty() && options_.cluster_id != *stored_id) {
       return absl::FailedPreconditionError(absl::StrCat("this data directory belongs to cluster '",
                                                         *stored_id, "', not '", options_.cluster_id,
-                                                        "': fix --cluster-id or --data-dir"));
+                                                        "': fix --name or --data-dir"));
     }
     cluster_id_ = *stored_id;
   } else {
     cluster_id_ = options_.cluster_id.empty() ? absl::StrCat("c-", common::RandomHex(4))
                                               : options_.cluster_id;
-    MCOS_RETURN_IF_ERROR(common::ValidateUserName(cluster_id_));  // same alphabet
+    MCOS_RETURN_IF_ERROR(common::ValidateClusterName(cluster_id_));
     MCOS_RETURN_IF_ERROR(store_->SetSetting("cluster_id", cluster_id_));
   }
   Argon2Params cheap = options_.argon2;

@@ -24,7 +24,9 @@ int main(int argc, char** argv) {
                  "The cluster's mcos-storage (checked before serving)")
       ->required();
   cli.add_option("--metrics-listen", metrics_listen, "Prometheus /metrics address");
-  cli.add_option("--cluster-id", options.cluster_id, "Id of this cluster (default: generated)");
+  cli.add_option("--name,--cluster-id", options.cluster_id,
+                 "Name of this cluster: letters, digits and '-' (default: generated on the first "
+                 "start; fixed once the data directory exists; --cluster-id is the old spelling)");
   cli.add_option("--region", options.region, "Region of this cluster");
   cli.add_option("--token-key-file", key_file,
                  "File with the federation's token key (default: DATA_DIR/token.key, created)");

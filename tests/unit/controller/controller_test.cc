@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/names.h"
 #include "tests/support/fake_clock.h"
 #include "tests/support/status_matchers.h"
 #include "tests/support/temp_dir.h"
@@ -244,6 +245,23 @@ TEST_F(ControllerTest, KeepsItsClusterIdAcrossRestarts) {
   (*again).reset();
   options_.cluster_id = "other";
   MCOS_EXPECT_CODE(Controller::Open(options_, clock_, probe_), kFailedPrecondition);
+}
+
+TEST(ControllerNameTest, ANewClusterNameIsLettersDigitsAndDashes) {
+  for (const char* bad : {"dc_1", "dc.1", "-dc", "d c"}) {
+    testing::TempDir dir;
+    testing::FakeClock clock;
+    FakeProbe probe;
+    ControllerOptions options;
+    options.data_dir = dir.path();
+    options.token_key = std::string(32, 'k');
+    options.argon2.memory_kib = 1024;
+    options.admin_password = "pw";
+    options.cluster_id = bad;
+    MCOS_EXPECT_CODE(Controller::Open(options, clock, probe), kInvalidArgument);
+  }
+  EXPECT_TRUE(common::ValidateClusterName("eu-west-1").ok());
+  EXPECT_TRUE(common::ValidateClusterName("c-3fa2b1c0").ok());
 }
 
 }  // namespace
