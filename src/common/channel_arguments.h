@@ -30,7 +30,7 @@ struct ChannelTuning {
 
 // The read-only methods (retried on UNAVAILABLE). Writes are not: a write whose answer was lost
 // must not be applied twice.
-inline std::string RetryServiceConfig() {
+inline const std::string& RetryServiceConfig() {
   constexpr const char* kReads[][2] = {
       {"mcos.v1.UserService", "Login"},
       {"mcos.v1.UserService", "ListContainers"},
@@ -62,15 +62,18 @@ inline std::string RetryServiceConfig() {
       {"mcos.v1.PeerControllerService", "PullMetadata"},
       {"mcos.v1.PeerControllerService", "PeerHealth"},
   };
-  std::string names;
-  for (const auto& m : kReads) {
-    absl::StrAppend(&names, names.empty() ? "" : ",", R"({"service":")", m[0], R"(","method":")",
-                    m[1], R"("})");
-  }
-  return absl::StrCat(R"({"methodConfig":[{"name":[)", names,
-                      R"(],"retryPolicy":{"maxAttempts":4,"initialBackoff":"0.1s",)",
-                      R"("maxBackoff":"1s","backoffMultiplier":2,)",
-                      R"("retryableStatusCodes":["UNAVAILABLE"]}}]})");
+  static const std::string config = [&] {
+    std::string names;
+    for (const auto& m : kReads) {
+      absl::StrAppend(&names, names.empty() ? "" : ",", R"({"service":")", m[0], R"(","method":")",
+                      m[1], R"("})");
+    }
+    return absl::StrCat(R"({"methodConfig":[{"name":[)", names,
+                        R"(],"retryPolicy":{"maxAttempts":4,"initialBackoff":"0.1s",)",
+                        R"("maxBackoff":"1s","backoffMultiplier":2,)",
+                        R"("retryableStatusCodes":["UNAVAILABLE"]}}]})");
+  }();
+  return config;
 }
 
 inline grpc::ChannelArguments ClientChannelArguments(const ChannelTuning& tuning = {}) {

@@ -51,14 +51,17 @@ absl::StatusOr<std::string> ReadPem(const std::string& flag, const std::string& 
   return pem;
 }
 
-absl::Status CheckCertificates(const std::string& flag, const std::string& path) {
+// The first certificate of the PEM file `path` named by `flag`, or why there is none.
+absl::StatusOr<std::unique_ptr<X509, X509Deleter>> LoadCertificate(const std::string& flag,
+                                                                   const std::string& path) {
   auto pem = ReadPem(flag, path);
   if (!pem.ok()) return pem.status();
-  if (FirstCertificate(*pem) == nullptr) {
+  auto cert = FirstCertificate(*pem);
+  if (cert == nullptr) {
     return absl::InvalidArgumentError(
         absl::StrCat(flag, ": ", path, " holds no PEM certificate (-----BEGIN CERTIFICATE-----)"));
   }
-  return absl::OkStatus();
+  return cert;
 }
 
 }  // namespace
@@ -82,13 +85,8 @@ absl::Status ValidateTlsFiles(const TlsFiles& f) {
         "--tls-client-ca needs --tls-cert and --tls-key: mutual TLS is TLS first");
   }
   if (!f.cert_file.empty()) {
-    auto cert_pem = ReadPem("--tls-cert", f.cert_file);
-    if (!cert_pem.ok()) return cert_pem.status();
-    auto cert = FirstCertificate(*cert_pem);
-    if (cert == nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--tls-cert: ", f.cert_file, " holds no PEM certificate (-----BEGIN CERTIFICATE-----)"));
-    }
+    auto cert = LoadCertificate("--tls-cert", f.cert_file);
+    if (!cert.ok()) return cert.status();
     auto key_pem = ReadPem("--tls-key", f.key_file);
     if (!key_pem.ok()) return key_pem.status();
     Bio bio = MemoryBio(*key_pem);
@@ -98,17 +96,17 @@ absl::Status ValidateTlsFiles(const TlsFiles& f) {
       return absl::InvalidArgumentError(
           absl::StrCat("--tls-key: ", f.key_file, " holds no unencrypted PEM private key"));
     }
-    if (X509_check_private_key(cert.get(), key.get()) != 1) {
+    if (X509_check_private_key(cert->get(), key.get()) != 1) {
       return absl::InvalidArgumentError(
           absl::StrCat("--tls-key: ", f.key_file, " is not the private key of the certificate in ",
                        f.cert_file));
     }
   }
-  if (!f.ca_file.empty()) {
-    if (auto s = CheckCertificates("--tls-ca", f.ca_file); !s.ok()) return s;
-  }
-  if (!f.client_ca_file.empty()) {
-    if (auto s = CheckCertificates("--tls-client-ca", f.client_ca_file); !s.ok()) return s;
+  for (const auto& [flag, path] :
+       {std::pair<const char*, const std::string&>{"--tls-ca", f.ca_file},
+        {"--tls-client-ca", f.client_ca_file}}) {
+    if (path.empty()) continue;
+    if (auto ca = LoadCertificate(flag, path); !ca.ok()) return ca.status();
   }
   return absl::OkStatus();
 }

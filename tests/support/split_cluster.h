@@ -69,28 +69,30 @@ struct SplitCluster {
   // Starts storage, controller, resolver and server, in this order.
   absl::Status Start() {
     if (auto key = common::LoadOrCreateKeyFile(key_path); !key.ok()) return key.status();
-    if (extra_args) storage->AddArgs(extra_args("storage"));
-    if (auto s = storage->Start(); !s.ok()) return s;
+    if (auto s = Launch("storage", *storage); !s.ok()) return s;
     controller = std::make_unique<ServiceProcess>(
         std::vector<std::string>{bins[0], "--data-dir", dir + "/controller", "--storage-endpoint",
                                  storage->endpoint(), "--health-period-ms", "100",
                                  "--down-after-misses", "2", "--argon2-memory-kib", "1024",
                                  "--token-key-file", key_path},
         dir + "/controller.log");
-    if (extra_args) controller->AddArgs(extra_args("controller"));
-    if (auto s = controller->Start(); !s.ok()) return s;
+    if (auto s = Launch("controller", *controller); !s.ok()) return s;
     resolver = std::make_unique<ServiceProcess>(
         std::vector<std::string>{bins[1], "--controller", controller->endpoint(),
                                  "--token-key-file", key_path},
         dir + "/resolver.log");
-    if (extra_args) resolver->AddArgs(extra_args("resolver"));
-    if (auto s = resolver->Start(); !s.ok()) return s;
+    if (auto s = Launch("resolver", *resolver); !s.ok()) return s;
     server = std::make_unique<ServiceProcess>(
         std::vector<std::string>{bins[2], "--controller", controller->endpoint(),
                                  "--token-key-file", key_path},
         dir + "/server.log");
-    if (extra_args) server->AddArgs(extra_args("server"));
-    return server->Start();
+    return Launch("server", *server);
+  }
+
+  // Starts `process` with the extra arguments of `role`.
+  absl::Status Launch(const std::string& role, ServiceProcess& process) {
+    if (extra_args) process.AddArgs(extra_args(role));
+    return process.Start();
   }
 
   // More arguments for a process ("storage", "controller", "resolver", "server"), e.g. TLS.
