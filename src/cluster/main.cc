@@ -74,6 +74,14 @@ int main(int argc, char** argv) {
   storage_flags.Add(cli);
   mcos::common::TlsFiles tls;
   mcos::common::AddTlsFlags(cli, tls);
+  std::string federation_secret_file;
+  mcos::common::AddFederationSecretFlag(cli, federation_secret_file);
+  int federation_sync_period_ms = 500;
+  cli.add_option("--federation-sync-period-ms", federation_sync_period_ms,
+                 "How often each peer cluster is checked and pulled from (changes made here are "
+                 "pushed at once)")
+      ->capture_default_str()
+      ->check(CLI::Range(20, 60000));
   cli.footer(
       "The first start creates the user 'admin' with the password in $MCOS_ADMIN_PASSWORD, "
       "or a generated one written to DATA_DIR/controller/admin-password (mode 0600).");
@@ -85,6 +93,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "mcos-cluster: %s\n", std::string(s.message()).c_str());
     return 2;
   }
+  controller.federation_sync_period = absl::Milliseconds(federation_sync_period_ms);
   mcos::common::InitLogging("mcos-cluster");
   controller.health_period = absl::Milliseconds(health_period_ms);
   controller.token_ttl = absl::Minutes(token_ttl_minutes);
@@ -102,16 +111,24 @@ int main(int argc, char** argv) {
   }
   auto key = mcos::common::LoadOrCreateKeyFile(data_dir + "/token.key");
   if (!key.ok()) return Fail(key.status());
+  auto keys = mcos::common::LoadClusterKeys(*key, federation_secret_file);
+  if (!keys.ok()) return Fail(keys.status());
   storage_options.token_key = *key;
+  storage_options.user_token_key = keys->user_tokens;
   auto storage = mcos::storage::StorageApp::Create(storage_options);
   if (!storage.ok()) return Fail(storage.status());
   controller.token_key = *key;
+  controller.user_token_key = keys->user_tokens;
+  controller.peer_key = keys->peer;
+  controller.federation_id = keys->federation_id;
   auto controller_app = mcos::controller::ControllerApp::Create(controller, tls);
   if (!controller_app.ok()) return Fail(controller_app.status());
   mcos::resolver::ResolverOptions resolver_options;
   resolver_options.token_key = *key;
+  resolver_options.user_token_key = keys->user_tokens;
   mcos::resolver::ResolverApp resolver(resolver_options);
   server_options.token_key = *key;
+  server_options.user_token_key = keys->user_tokens;
   server_options.registry = registry;
   mcos::server::ServerApp server(server_options);
 
@@ -129,13 +146,16 @@ int main(int argc, char** argv) {
   const std::string self = mcos::common::DialAddress(listen, (*host)->port());
 
   // Services of this process call each other in-process, with a service credential like any other.
-  mcos::common::ServiceAuth in_process_auth(*key, "cluster");
+  mcos::common::ServiceAuth in_process_auth(*key, "cluster", keys->user_tokens);
   in_process_auth.set_channel_credentials(mcos::common::MakeChannelCredentials(tls));
   const mcos::common::LocalRoute route{self, (*host)->InProcessChannel(in_process_auth),
                                        &in_process_auth};
   (*controller_app)->SetLocalRoute(route);
   if (auto s = (*controller_app)->CheckAndRegisterStorage(self, absl::Seconds(10)); !s.ok()) {
     return Fail(s);
+  }
+  if (auto s = (*controller_app)->SetSelfEndpoint(self); !s.ok()) {
+    mcos::common::LogWarning("federation: ", s.message());
   }
   (*controller_app)->StartBackground();
   resolver.SetLocalRoute(route);

@@ -31,6 +31,14 @@ inline void AddTlsFlags(CLI::App& cli, TlsFiles& tls, bool calls_services = true
       ->group(group);
 }
 
+// --federation-secret-file (shared/API.md, Federations; common::LoadClusterKeys).
+inline void AddFederationSecretFlag(CLI::App& cli, std::string& path) {
+  cli.add_option("--federation-secret-file", path,
+                 "The federation's shared secret (at least 32 bytes, mode 0600, the same file at "
+                 "every cluster and every process): tokens then work at every cluster, and "
+                 "clusters can peer (mcos admin cluster add)");
+}
+
 }  // namespace mcos::common
 
 // Parses the command line; returns from main with 0 after --help or --version, and with 2 (after

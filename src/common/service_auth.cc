@@ -1,5 +1,6 @@
 #include "common/service_auth.h"
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/grpc_auth.h"
 
@@ -41,18 +42,28 @@ class ServiceTokenInterceptorFactory final
 
 }  // namespace
 
-ServiceAuth::ServiceAuth(const std::string& cluster_key, std::string name)
-    : service_signer_(DeriveKey(cluster_key, "mcos service credential v1")),
-      user_signer_(cluster_key),
+ServiceAuth::ServiceAuth(const std::string& key, std::string name, const std::string& user_key,
+                         CredentialScope scope)
+    : scope_(scope),
+      service_signer_(DeriveKey(key, scope == CredentialScope::kCluster
+                                         ? "mcos service credential v1"
+                                         : "mcos peer credential v1")),
+      user_signer_(user_key.empty() ? key : user_key),
       name_(std::move(name)) {}
+
+namespace {
+const char* RoleOf(CredentialScope scope) {
+  return scope == CredentialScope::kCluster ? kServiceRole : kPeerRole;
+}
+}  // namespace
 
 std::string ServiceAuth::Token() {
   const absl::Time now = absl::Now();
   absl::MutexLock lock(&mu_);
   if (now >= renew_at_) {
     mcos::v1::TokenClaims claims;
-    claims.set_user(absl::StrCat("service:", name_));
-    claims.set_role(kServiceRole);
+    claims.set_user(absl::StrCat(RoleOf(scope_), ":", name_));
+    claims.set_role(RoleOf(scope_));
     claims.set_issued_unix(absl::ToUnixSeconds(now));
     claims.set_expires_unix(absl::ToUnixSeconds(now + kLifetime));
     token_ = service_signer_.Sign(claims);
@@ -63,26 +74,38 @@ std::string ServiceAuth::Token() {
 
 bool ServiceAuth::IsServiceToken(absl::string_view token) const {
   auto claims = service_signer_.Verify(token, absl::Now());
-  return claims.ok() && claims->role() == kServiceRole;
+  return claims.ok() && claims->role() == RoleOf(scope_);
 }
 
 absl::Status ServiceAuth::CheckCaller(const grpc::ServerContextBase& context) const {
+  return CallerName(context).status();
+}
+
+absl::StatusOr<std::string> ServiceAuth::CallerName(const grpc::ServerContextBase& context) const {
+  const bool cluster = scope_ == CredentialScope::kCluster;
+  const char* what = cluster ? "an internal service of the cluster, for its own services"
+                             : "a peer service of the federation, for its clusters only";
   auto token = BearerToken(context);
   if (!token.ok()) {
     return absl::UnauthenticatedError(
-        "no service credential: this is an internal service of the cluster, for its own services");
+        absl::StrCat("no ", cluster ? "service" : "peer", " credential: this is ", what));
   }
   const absl::Time now = absl::Now();
   auto claims = service_signer_.Verify(*token, now);
-  if (claims.ok() && claims->role() == kServiceRole) return absl::OkStatus();
+  if (claims.ok() && claims->role() == RoleOf(scope_)) {
+    absl::string_view caller = claims->user();
+    const std::string prefix = absl::StrCat(RoleOf(scope_), ":");
+    if (absl::StartsWith(caller, prefix)) caller.remove_prefix(prefix.size());
+    return std::string(caller);
+  }
   if (user_signer_.Verify(*token, now).ok()) {
     return absl::PermissionDeniedError(
-        "a user's or admin's token is not accepted here: this is an internal service of the "
-        "cluster, for its own services");
+        absl::StrCat("a user's or admin's token is not accepted here: this is ", what));
   }
-  return absl::UnauthenticatedError(
-      "invalid service credential (malformed, forged or expired): check that every process of "
-      "the cluster has the same token key");
+  return absl::UnauthenticatedError(absl::StrCat(
+      "invalid ", cluster ? "service" : "peer", " credential (malformed, forged or expired): ",
+      cluster ? "check that every process of the cluster has the same token key"
+              : "check that every cluster of the federation has the same federation secret"));
 }
 
 std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>>

@@ -1,9 +1,12 @@
-// Credentials between the services of one cluster. A service credential is a token like a user's
+// Credentials between the services of one cluster, and between the clusters of a federation. A service credential is a token like a user's
 // (common/token.h) with the role "service", but signed with a key derived from the cluster key for
 // this purpose alone, so that no user's or admin's token can pass for a service's and no service
 // token for a user's. Every process of the cluster holds the cluster key (mcos-cluster's
 // DATA_DIR/token.key, `--token-key-file` for the separate processes), mints its own tokens and
-// checks its callers' without asking anyone. Thread-safe.
+// checks its callers' without asking anyone. Peer credentials (CredentialScope::kFederation) work
+// the same way with the role "peer" and a key derived from the federation secret: every cluster of
+// the federation holds it, and a cluster's service credential never passes as a peer's or the
+// other way round. Thread-safe.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -23,11 +26,19 @@
 namespace mcos::common {
 
 inline constexpr char kServiceRole[] = "service";
+inline constexpr char kPeerRole[] = "peer";
+
+// Who a credential admits: the services of one cluster (internal services), or the clusters of one
+// federation (ClusterService, PeerControllerService).
+enum class CredentialScope { kCluster, kFederation };
 
 class ServiceAuth {
  public:
-  // `cluster_key` is the cluster's token key; `name` names this process in the tokens it mints.
-  ServiceAuth(const std::string& cluster_key, std::string name);
+  // `key` is the cluster's key (kCluster) or the federation's peer key (kFederation, see
+  // ClusterKeys); `name` names this process (or, for peers, this cluster) in the tokens it mints.
+  // `user_key` signs users' tokens (told apart from garbage for a clearer refusal); empty: `key`.
+  ServiceAuth(const std::string& key, std::string name, const std::string& user_key = "",
+              CredentialScope scope = CredentialScope::kCluster);
 
   // A service token valid for at least 10 more minutes (minted for an hour, then renewed).
   std::string Token();
@@ -35,6 +46,9 @@ class ServiceAuth {
   // credential or with one that is malformed, forged or expired; PERMISSION_DENIED for a user's or
   // an admin's token.
   absl::Status CheckCaller(const grpc::ServerContextBase& context) const;
+  // The caller's name as its credential gives it (a process, or a peer cluster's name), after the
+  // same checks as CheckCaller.
+  absl::StatusOr<std::string> CallerName(const grpc::ServerContextBase& context) const;
   // Whether `token` is a valid service token (user-facing services refuse it).
   bool IsServiceToken(absl::string_view token) const;
   // Client interceptors that send this process's service token with every call (for channels to
@@ -51,6 +65,7 @@ class ServiceAuth {
   }
 
  private:
+  const CredentialScope scope_;
   const TokenSigner service_signer_;
   const TokenSigner user_signer_;  // to tell a user's token (PERMISSION_DENIED) from garbage
   const std::string name_;

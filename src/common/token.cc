@@ -97,4 +97,42 @@ absl::StatusOr<std::string> LoadOrCreateKeyFile(const std::string& path) {
   return key;
 }
 
+absl::StatusOr<ClusterKeys> LoadClusterKeys(const std::string& cluster_key,
+                                            const std::string& federation_secret_file) {
+  ClusterKeys keys;
+  keys.cluster = cluster_key;
+  keys.user_tokens = cluster_key;
+  if (federation_secret_file.empty()) return keys;
+  struct stat st {};
+  if (stat(federation_secret_file.c_str(), &st) != 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot read the federation secret file ", federation_secret_file,
+        ": it does not exist (make one with: head -c 32 /dev/urandom | base64 > FILE; "
+        "chmod 600 FILE; give every cluster of the federation the same file)"));
+  }
+  if ((st.st_mode & 077) != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the federation secret file ", federation_secret_file,
+                     " is readable by group or others: chmod 600 it"));
+  }
+  std::ifstream in(federation_secret_file);
+  if (!in) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot read the federation secret file ", federation_secret_file));
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string secret(absl::StripAsciiWhitespace(ss.str()));
+  if (secret.size() < 32) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the federation secret in ", federation_secret_file, " has ", secret.size(),
+                     " bytes; it needs at least 32 (head -c 32 /dev/urandom | base64 > FILE)"));
+  }
+  keys.user_tokens = DeriveKey(secret, "mcos federation user tokens v1");
+  keys.peer = DeriveKey(secret, "mcos federation peers v1");
+  keys.federation_id =
+      absl::BytesToHexString(DeriveKey(secret, "mcos federation id v1")).substr(0, 16);
+  return keys;
+}
+
 }  // namespace mcos::common

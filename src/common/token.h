@@ -42,6 +42,22 @@ inline const std::string& TokenOwner(const mcos::v1::TokenClaims& claims) {
 std::string DeriveKey(absl::string_view key, absl::string_view purpose);
 // Reads the key file at `path`, creating it (mode 0600, 32 random bytes, hex) if missing.
 absl::StatusOr<std::string> LoadOrCreateKeyFile(const std::string& path);
+
+// The keys a cluster's processes hold. Without a federation secret the cluster key signs users'
+// tokens too (a cluster of its own); with one, users' tokens are signed with a key derived from
+// the secret, so that a token from any cluster works at every cluster of the federation, while
+// service credentials stay per cluster (a process of one cluster is nobody at another).
+struct ClusterKeys {
+  std::string cluster;        // service credentials of this cluster (ServiceAuth, kCluster)
+  std::string user_tokens;    // users' and admins' tokens
+  std::string peer;           // peer credentials (ServiceAuth, kFederation); empty: no federation
+  std::string federation_id;  // names the federation (derived from the secret); empty: none
+};
+// Keys from the cluster key and the federation secret file (empty path: no federation). The
+// secret must be at least 32 bytes and not readable by group or others: FAILED_PRECONDITION
+// (naming the file and the fix) otherwise.
+absl::StatusOr<ClusterKeys> LoadClusterKeys(const std::string& cluster_key,
+                                            const std::string& federation_secret_file);
 // Random bytes as lowercase hex (for ids, keys and generated passwords).
 std::string RandomHex(size_t bytes);
 

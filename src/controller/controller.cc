@@ -8,6 +8,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/health_names.h"
 #include "common/logging.h"
 #include "common/names.h"
@@ -28,6 +29,7 @@ constexpr char kRemovedUsers[] = "removed_users";
 constexpr char kContainers[] = "containers";
 constexpr char kRings[] = "rings";
 constexpr char kOptions[] = "options";
+constexpr char kClusters[] = "clusters";
 constexpr char kDefault[] = "default";
 
 std::string ContainerKey(const std::string& user, const std::string& name) {
@@ -72,7 +74,7 @@ Controller::Controller(ControllerOptions options, common::Clock& clock, HealthPr
       probe_(probe),
       store_(std::move(store)),
       hlc_(clock),
-      signer_(options_.token_key),
+      signer_(options_.user_token_key.empty() ? options_.token_key : options_.user_token_key),
       logins_(options_.login_limits) {}
 
 absl::StatusOr<std::unique_ptr<Controller>> Controller::Open(const ControllerOptions& options,
@@ -102,7 +104,8 @@ mcos::v1::Version Controller::Stamp() {
 }
 
 absl::StatusOr<bool> Controller::PutRow(const std::string& table, const std::string& key,
-                                        const google::protobuf::Message* value) {
+                                        const google::protobuf::Message* value,
+                                        const mcos::v1::Version* version) {
   mcos::v1::MetadataRow row;
   row.set_table(table);
   row.set_key(key);
@@ -111,22 +114,35 @@ absl::StatusOr<bool> Controller::PutRow(const std::string& table, const std::str
   } else {
     row.set_tombstone(true);
   }
-  *row.mutable_version() = Stamp();
+  *row.mutable_version() = version != nullptr ? *version : Stamp();
   common::ToProtoTimestamp(clock_.Now(), row.mutable_modified());
+  absl::StatusOr<bool> applied;
   if (table == kContainers) {
     absl::MutexLock lock(&cache_mu_);
     containers_.erase(key);
-    auto applied = store_->MergeRow(row);
+    applied = store_->MergeRow(row);
     containers_.erase(key);
-    return applied;
+  } else {
+    applied = store_->MergeRow(row);
   }
-  auto applied = store_->MergeRow(row);
-  if (applied.ok() && (table == kRings || table == kOptions)) {
+  if (applied.ok() && *applied) {
+    if (table == kRings || table == kOptions) RowStored(row);
+    if (changed_) changed_();
+  }
+  return applied;
+}
+
+void Controller::RowStored(const mcos::v1::MetadataRow& row) {
+  if (row.table() == kContainers) {
+    absl::MutexLock lock(&cache_mu_);
+    containers_.erase(row.key());
+  } else if (row.table() == kRings || row.table() == kOptions) {
     absl::MutexLock lock(&placement_mu_);
     placement_revision_ = store_->revision();
     placement_changed_.SignalAll();
+  } else if (row.table() == kUsers) {
+    credentials_.Publish(store_->revision());
   }
-  return applied;
 }
 
 absl::Status Controller::Bootstrap() {
@@ -146,6 +162,12 @@ absl::Status Controller::Bootstrap() {
   }
   Argon2Params cheap = options_.argon2;
   MCOS_ASSIGN_OR_RETURN(dummy_hash_, HashPassword("no such user", cheap));
+  // The bootstrap rows (admin, the default ring and option) carry the lowest stamp: when this
+  // cluster joins a federation, whatever the federation already has wins over them, and between
+  // two clusters' bootstrap rows the higher cluster name wins (docs/operating.md, Federations).
+  mcos::v1::Version bootstrap;
+  bootstrap.set_hlc(1);
+  bootstrap.set_cluster(cluster_id_);
 
   absl::MutexLock lock(&write_mu_);
   MCOS_ASSIGN_OR_RETURN(auto admin, store_->GetRow(kUsers, "admin"));
@@ -161,7 +183,7 @@ absl::Status Controller::Bootstrap() {
     user.set_role(kRoleAdmin);
     MCOS_ASSIGN_OR_RETURN(*user.mutable_password_hash(), HashPassword(password, options_.argon2));
     common::ToProtoTimestamp(clock_.Now(), user.mutable_created());
-    MCOS_RETURN_IF_ERROR(PutRow(kUsers, "admin", &user).status());
+    MCOS_RETURN_IF_ERROR(PutRow(kUsers, "admin", &user, &bootstrap).status());
     common::LogInfo("created the bootstrap user 'admin'",
                     admin_password_file_.empty()
                         ? " with the password from MCOS_ADMIN_PASSWORD"
@@ -179,7 +201,7 @@ absl::Status Controller::Bootstrap() {
     m->set_weight(1.0);
     m->set_region(options_.region);
     MCOS_ASSIGN_OR_RETURN(*r.mutable_layout(), placement::BuildLayout(r, nullptr));
-    MCOS_RETURN_IF_ERROR(PutRow(kRings, kDefault, &r).status());
+    MCOS_RETURN_IF_ERROR(PutRow(kRings, kDefault, &r, &bootstrap).status());
   }
   // Rings written before layouts existed get one (laid out from scratch, as resolvers would).
   MCOS_ASSIGN_OR_RETURN(auto ring_rows, store_->ListRows(kRings, "", "", 100000, false));
@@ -198,7 +220,7 @@ absl::Status Controller::Bootstrap() {
     o.set_write_concern(0);
     o.set_mode(mcos::v1::OPTION_MODE_CONSISTENT);
     o.set_is_default(true);
-    MCOS_RETURN_IF_ERROR(PutRow(kOptions, kDefault, &o).status());
+    MCOS_RETURN_IF_ERROR(PutRow(kOptions, kDefault, &o, &bootstrap).status());
   }
   credentials_.Publish(std::max<uint64_t>(1, store_->revision()));
   absl::MutexLock placement_lock(&placement_mu_);
@@ -579,8 +601,8 @@ absl::StatusOr<std::vector<mcos::v1::Ring>> Controller::ListRings() {
 }
 
 absl::StatusOr<mcos::v1::Ring> Controller::CreateRing(mcos::v1::Ring ring) {
-  // Until the federation lands, the only cluster a ring can name is this one.
-  MCOS_RETURN_IF_ERROR(placement::ValidateRing(ring, {cluster_id_}));
+  MCOS_ASSIGN_OR_RETURN(auto known, KnownClusters());
+  MCOS_RETURN_IF_ERROR(placement::ValidateRing(ring, known));
   ring.set_version(1);
   ClearAnswerFields(ring);
   // Laid out before taking the write lock: it takes up to a second for large rings.
@@ -650,7 +672,8 @@ absl::StatusOr<mcos::v1::UpdateRingResponse> Controller::UpdateRing(
   if (request.partition_power() != 0) next.set_partition_power(request.partition_power());
   ClearAnswerFields(next);
   next.set_version(current.version() + 1);
-  MCOS_RETURN_IF_ERROR(placement::ValidateRing(next, {cluster_id_}));
+  MCOS_ASSIGN_OR_RETURN(auto known, KnownClusters());
+  MCOS_RETURN_IF_ERROR(placement::ValidateRing(next, known));
   MCOS_ASSIGN_OR_RETURN(const auto options, OptionsUsing(current.id()));
   MCOS_RETURN_IF_ERROR(CheckWriteConcerns(next, options));
   MCOS_ASSIGN_OR_RETURN(*next.mutable_layout(), placement::BuildLayout(next, &current));
@@ -801,6 +824,133 @@ absl::Status Controller::RemoveOption(const std::string& name) {
   }
   MCOS_RETURN_IF_ERROR(PutRow(kOptions, name, nullptr).status());
   common::LogInfo("removed option '", name, "'");
+  return absl::OkStatus();
+}
+
+// ---- federation metadata --------------------------------------------------------------------
+
+absl::StatusOr<std::vector<mcos::v1::MetadataRow>> Controller::RowsAfter(uint64_t revision,
+                                                                        uint32_t limit) {
+  return store_->RowsAfter(revision, limit);
+}
+
+uint64_t Controller::metadata_revision() { return store_->revision(); }
+
+namespace {
+
+// INVALID_ARGUMENT unless `row` is a row of a replicated table whose value parses.
+absl::Status CheckPeerRow(const mcos::v1::MetadataRow& row) {
+  const auto bad = [&](absl::string_view why) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("metadata row ", row.table(), "/", row.key(), " ", why));
+  };
+  if (row.key().empty() || row.key().size() > 2048) return bad("has no key or one too long");
+  if (!row.has_version() || row.version().hlc() == 0 || row.version().cluster().empty()) {
+    return bad("has no version stamp");
+  }
+  if (row.tombstone()) return absl::OkStatus();
+  bool parsed = false;
+  if (row.table() == kUsers || row.table() == kRemovedUsers) {
+    parsed = mcos::v1::User().ParseFromString(row.value());
+  } else if (row.table() == kContainers) {
+    parsed = mcos::v1::Container().ParseFromString(row.value());
+  } else if (row.table() == kClusters) {
+    parsed = mcos::v1::ClusterInfo().ParseFromString(row.value());
+  } else if (row.table() == kRings) {
+    parsed = mcos::v1::Ring().ParseFromString(row.value());
+  } else if (row.table() == kOptions) {
+    parsed = mcos::v1::Option().ParseFromString(row.value());
+  } else {
+    return bad("belongs to no replicated table");
+  }
+  return parsed ? absl::OkStatus() : bad("does not parse as its table's message");
+}
+
+}  // namespace
+
+absl::StatusOr<uint32_t> Controller::ApplyRows(const std::vector<mcos::v1::MetadataRow>& rows) {
+  for (const auto& row : rows) MCOS_RETURN_IF_ERROR(CheckPeerRow(row));
+  uint32_t applied = 0;
+  for (const auto& row : rows) {
+    hlc_.Observe(row.version().hlc());
+    absl::StatusOr<bool> won;
+    if (row.table() == kContainers) {
+      // As in PutRow: no lookup may cache the old row between the merge and the erase.
+      absl::MutexLock lock(&cache_mu_);
+      won = store_->MergeRow(row);
+    } else {
+      won = store_->MergeRow(row);
+    }
+    MCOS_RETURN_IF_ERROR(won.status());
+    if (!*won) continue;
+    ++applied;
+    RowStored(row);
+  }
+  return applied;
+}
+
+absl::StatusOr<std::vector<mcos::v1::ClusterInfo>> Controller::ListClusters() {
+  MCOS_ASSIGN_OR_RETURN(auto rows, store_->ListRows(kClusters, "", "", 100000, false));
+  return ParseAll<mcos::v1::ClusterInfo>(rows);
+}
+
+absl::StatusOr<std::set<std::string>> Controller::KnownClusters() {
+  std::set<std::string> known = {cluster_id_};
+  MCOS_ASSIGN_OR_RETURN(auto clusters, ListClusters());
+  for (const auto& c : clusters) known.insert(c.id());
+  return known;
+}
+
+absl::Status Controller::PutCluster(mcos::v1::ClusterInfo cluster) {
+  MCOS_RETURN_IF_ERROR(common::ValidateClusterName(cluster.id()));
+  cluster.clear_state();
+  cluster.clear_last_seen();
+  cluster.clear_version();
+  absl::MutexLock lock(&write_mu_);
+  MCOS_ASSIGN_OR_RETURN(auto row, store_->GetRow(kClusters, cluster.id()));
+  if (row && !row->tombstone() && row->value() == cluster.SerializeAsString()) {
+    return absl::OkStatus();
+  }
+  if (row && row->tombstone() && cluster.id() == cluster_id_) {
+    return absl::FailedPreconditionError(
+        "this cluster was removed from its federation; an admin of another cluster can add it "
+        "again (mcos admin cluster add)");
+  }
+  MCOS_RETURN_IF_ERROR(PutRow(kClusters, cluster.id(), &cluster).status());
+  if (cluster.id() != cluster_id_) {
+    common::LogInfo("cluster '", cluster.id(), "' (controller ", cluster.controller_endpoint(),
+                    ") is in the federation");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Controller::RemoveCluster(const std::string& name) {
+  if (name == cluster_id_) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "'", name, "' is this cluster: remove it from another cluster of the federation"));
+  }
+  absl::MutexLock lock(&write_mu_);
+  MCOS_ASSIGN_OR_RETURN(auto row, store_->GetRow(kClusters, name));
+  if (!row || row->tombstone()) {
+    return absl::NotFoundError(absl::StrCat("cluster '", name, "' is not in the federation"));
+  }
+  MCOS_ASSIGN_OR_RETURN(auto ring_rows, store_->ListRows(kRings, "", "", 100000, false));
+  MCOS_ASSIGN_OR_RETURN(auto rings, ParseAll<mcos::v1::Ring>(ring_rows));
+  std::vector<std::string> holding;
+  for (const auto& r : rings) {
+    for (const auto& m : r.members()) {
+      if (m.cluster() == name && m.weight() > 0) holding.push_back(r.id());
+    }
+  }
+  if (!holding.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cluster '", name, "' is a member with a weight above zero of ring(s) ",
+        absl::StrJoin(holding, ", "),
+        ": set its weight to 0 there (mcos admin ring update), wait for the rebalance, then "
+        "remove it"));
+  }
+  MCOS_RETURN_IF_ERROR(PutRow(kClusters, name, nullptr).status());
+  common::LogInfo("removed cluster '", name, "' from the federation");
   return absl::OkStatus();
 }
 

@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -36,8 +37,11 @@ struct ControllerOptions {
   // Empty: generated on first start and kept in the database.
   std::string cluster_id;
   std::string region;
-  // HMAC key of tokens (the federation key); at least 32 bytes.
+  // The cluster key (service credentials; users' tokens too unless user_token_key is set); at
+  // least 32 bytes.
   std::string token_key;
+  // The key of users' tokens when it differs from token_key (a federation's, ClusterKeys).
+  std::string user_token_key;
   absl::Duration token_ttl = absl::Hours(12);
   Argon2Params argon2;
   // Password of the bootstrap user `admin`; empty: generated and written once to
@@ -49,6 +53,11 @@ struct ControllerOptions {
   int down_after_misses = 3;
   // Password guessing per client address and user name, and concurrent password hashes.
   LoginLimits login_limits;
+  // The federation (ClusterKeys): the peer key and the federation's id, both empty without a
+  // federation secret; and how often each peer is synced.
+  std::string peer_key;
+  std::string federation_id;
+  absl::Duration federation_sync_period = absl::Milliseconds(500);
 };
 
 // Probes one service endpoint (grpc.health.v1 in production; a fake in unit tests).
@@ -155,13 +164,40 @@ class Controller {
 
   absl::Duration health_period() const { return options_.health_period; }
 
+  // ---- federation metadata, for peering (controller/federation.h) ----
+  // Rows stored after local revision `revision` (at most `limit`, in revision order).
+  absl::StatusOr<std::vector<mcos::v1::MetadataRow>> RowsAfter(uint64_t revision, uint32_t limit);
+  uint64_t metadata_revision();
+  // Merges rows from a peer, each by last writer wins; returns how many won. A row of an unknown
+  // table, or whose value does not parse as its table's message, is INVALID_ARGUMENT and nothing
+  // of the batch is applied. Servers and resolvers see the applied rows as if changed here.
+  absl::StatusOr<uint32_t> ApplyRows(const std::vector<mcos::v1::MetadataRow>& rows);
+  // Called after every change this controller makes to federation metadata (set once, before
+  // serving; must not block).
+  void SetChangeListener(std::function<void()> listener) { changed_ = std::move(listener); }
+  // The clusters of the federation as stored (this one included once it has a row).
+  absl::StatusOr<std::vector<mcos::v1::ClusterInfo>> ListClusters();
+  // Stores a cluster's row (this cluster's own, or a peer's it was introduced to), unless the
+  // stored row already says the same.
+  absl::Status PutCluster(mcos::v1::ClusterInfo cluster);
+  // Forgets a peer cluster. NOT_FOUND if unknown; FAILED_PRECONDITION for this cluster itself, or
+  // while a ring has it as a member with a weight above zero (naming the rings).
+  absl::Status RemoveCluster(const std::string& name);
+
  private:
   Controller(ControllerOptions options, common::Clock& clock, HealthProbe& probe,
              std::unique_ptr<metadata::SqliteMetadataStore> store);
   absl::Status Bootstrap();
   mcos::v1::Version Stamp();
+  // Stores a row stamped now (or with `version`: bootstrap rows carry the lowest stamp, so that
+  // any change made anywhere in the federation wins over them).
   absl::StatusOr<bool> PutRow(const std::string& table, const std::string& key,
-                              const google::protobuf::Message* value);
+                              const google::protobuf::Message* value,
+                              const mcos::v1::Version* version = nullptr);
+  // What a stored row means for the caches and watchers (containers, placement, credentials).
+  void RowStored(const mcos::v1::MetadataRow& row);
+  // The names of the federation's clusters (rings may name only those).
+  absl::StatusOr<std::set<std::string>> KnownClusters();
   absl::StatusOr<std::optional<mcos::v1::User>> FindUser(const std::string& name);
   // After a change of the users table: tells the watching servers and waits for them.
   void PublishCredentials();
@@ -205,6 +241,7 @@ class Controller {
 
   // Credential changes, watched by the servers.
   CredentialBroadcast credentials_;
+  std::function<void()> changed_;
 };
 
 }  // namespace mcos::controller

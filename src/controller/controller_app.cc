@@ -34,15 +34,40 @@ absl::Status GrpcHealthProbe::Check(const std::string& endpoint, const std::stri
   return absl::OkStatus();
 }
 
+namespace {
+
+std::unique_ptr<common::ServiceAuth> MakePeerAuth(const ControllerOptions& options,
+                                                  const std::string& cluster) {
+  if (options.peer_key.empty()) return nullptr;
+  return std::make_unique<common::ServiceAuth>(options.peer_key, cluster, options.user_token_key,
+                                               common::CredentialScope::kFederation);
+}
+
+FederationOptions ToFederationOptions(const ControllerOptions& options) {
+  FederationOptions f;
+  f.federation_id = options.federation_id;
+  f.region = options.region;
+  f.sync_period = options.federation_sync_period;
+  return f;
+}
+
+}  // namespace
+
 ControllerApp::ControllerApp(std::unique_ptr<GrpcHealthProbe> probe,
-                             std::unique_ptr<Controller> controller, const std::string& token_key,
-                             const common::TlsFiles& tls)
+                             std::unique_ptr<Controller> controller,
+                             const ControllerOptions& options, const common::TlsFiles& tls)
     : probe_(std::move(probe)),
       controller_(std::move(controller)),
-      auth_(token_key, "controller"),
+      auth_(options.token_key, "controller", options.user_token_key),
+      peer_auth_(MakePeerAuth(options, controller_->cluster_id())),
+      federation_(std::make_unique<Federation>(*controller_, peer_auth_.get(),
+                                               ToFederationOptions(options))),
       controller_service_(*controller_, auth_),
-      admin_service_(*controller_) {
+      admin_service_(*controller_, *federation_),
+      peer_service_(*controller_, *federation_, auth_, peer_auth_.get()) {
   auth_.set_channel_credentials(common::MakeChannelCredentials(tls));
+  if (peer_auth_) peer_auth_->set_channel_credentials(auth_.channel_credentials());
+  controller_->SetChangeListener([f = federation_.get()] { f->Changed(); });
   SetLocalRoute({});
 }
 
@@ -58,7 +83,7 @@ absl::StatusOr<std::unique_ptr<ControllerApp>> ControllerApp::Create(
   MCOS_ASSIGN_OR_RETURN(auto controller,
                         Controller::Open(options, common::SystemClock::Get(), *probe));
   return std::unique_ptr<ControllerApp>(
-      new ControllerApp(std::move(probe), std::move(controller), options.token_key, tls));
+      new ControllerApp(std::move(probe), std::move(controller), options, tls));
 }
 
 ControllerApp::~ControllerApp() { Stop(); }
@@ -111,6 +136,7 @@ absl::Status ControllerApp::CheckAndRegisterStorage(const std::string& storage_e
 
 void ControllerApp::StartBackground() {
   if (poller_.joinable()) return;
+  federation_->Start();
   poller_ = std::thread([this] {
     while (!stop_.WaitForNotificationWithTimeout(controller_->health_period())) {
       if (auto s = controller_->PollOnce(); !s.ok()) {
@@ -123,6 +149,7 @@ void ControllerApp::StartBackground() {
 void ControllerApp::Stop() {
   if (!stop_.HasBeenNotified()) stop_.Notify();
   if (poller_.joinable()) poller_.join();
+  federation_->Stop();
 }
 
 }  // namespace mcos::controller

@@ -42,8 +42,15 @@ class ControllerApp {
                                                                const common::TlsFiles& tls = {});
   ~ControllerApp();
 
-  std::vector<grpc::Service*> services() { return {&controller_service_, &admin_service_}; }
+  std::vector<grpc::Service*> services() {
+    return {&controller_service_, &admin_service_, &peer_service_};
+  }
   Controller& controller() { return *controller_; }
+  Federation& federation() { return *federation_; }
+  // This controller's address as peer clusters reach it (its cluster's row in the federation).
+  absl::Status SetSelfEndpoint(const std::string& endpoint) {
+    return federation_->SetSelf(endpoint);
+  }
 
   // Waits (up to `timeout`) until the storage service at `storage_endpoint` answers its health
   // check and registers it; UNAVAILABLE if it never does. Empty endpoint: skipped.
@@ -51,19 +58,22 @@ class ControllerApp {
   // In mcos-cluster: the services of this process are reached through its in-process channel.
   // Before CheckAndRegisterStorage.
   void SetLocalRoute(common::LocalRoute route);
-  // Starts the health poller.
+  // Starts the health poller and the federation's peer workers.
   void StartBackground();
   void Stop();
 
  private:
   ControllerApp(std::unique_ptr<GrpcHealthProbe> probe, std::unique_ptr<Controller> controller,
-                const std::string& token_key, const common::TlsFiles& tls);
+                const ControllerOptions& options, const common::TlsFiles& tls);
   std::unique_ptr<GrpcHealthProbe> probe_;
   std::unique_ptr<Controller> controller_;
   common::ServiceAuth auth_;
+  std::unique_ptr<common::ServiceAuth> peer_auth_;  // null without a federation secret
+  std::unique_ptr<Federation> federation_;
   common::LocalRoute route_;
   ControllerGrpcService controller_service_;
   AdminGrpcService admin_service_;
+  PeerGrpcService peer_service_;
   absl::Notification stop_;
   std::thread poller_;
 };

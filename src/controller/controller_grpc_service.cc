@@ -188,9 +188,9 @@ grpc::Status AdminGrpcService::ListClusters(grpc::ServerContext* context,
                                             const mcos::v1::ListClustersRequest*,
                                             mcos::v1::ListClustersResponse* response) {
   if (auto s = RequireAdmin(*context); !s.ok()) return ToGrpcStatus(s);
-  auto* c = response->add_clusters();
-  c->set_id(controller_.cluster_id());
-  c->set_state(mcos::v1::SERVICE_STATE_UP);
+  auto clusters = federation_.Clusters();
+  if (!clusters.ok()) return ToGrpcStatus(clusters.status());
+  for (auto& c : *clusters) *response->add_clusters() = std::move(c);
   return grpc::Status::OK;
 }
 
@@ -198,16 +198,21 @@ grpc::Status AdminGrpcService::GetCluster(grpc::ServerContext* context,
                                           const mcos::v1::GetClusterRequest* request,
                                           mcos::v1::ClusterStatus* response) {
   if (auto s = RequireAdmin(*context); !s.ok()) return ToGrpcStatus(s);
-  if (!request->id().empty() && request->id() != controller_.cluster_id()) {
-    return {grpc::StatusCode::NOT_FOUND,
-            absl::StrCat("cluster '", request->id(), "' is not known here")};
-  }
-  response->mutable_cluster()->set_id(controller_.cluster_id());
-  response->mutable_cluster()->set_state(mcos::v1::SERVICE_STATE_UP);
-  auto services = controller_.ListServices(mcos::v1::SERVICE_KIND_UNSPECIFIED, false);
-  if (!services.ok()) return ToGrpcStatus(services.status());
-  for (auto& s : *services) *response->add_services() = std::move(s);
-  return grpc::Status::OK;
+  return Reply(federation_.Status(request->id()), response);
+}
+
+grpc::Status AdminGrpcService::AddCluster(grpc::ServerContext* context,
+                                          const mcos::v1::AddClusterRequest* request,
+                                          mcos::v1::ClusterInfo* response) {
+  if (auto s = RequireAdmin(*context); !s.ok()) return ToGrpcStatus(s);
+  return Reply(federation_.AddCluster(request->controller_endpoint()), response);
+}
+
+grpc::Status AdminGrpcService::RemoveCluster(grpc::ServerContext* context,
+                                             const mcos::v1::RemoveClusterRequest* request,
+                                             mcos::v1::RemoveClusterResponse*) {
+  if (auto s = RequireAdmin(*context); !s.ok()) return ToGrpcStatus(s);
+  return ToGrpcStatus(federation_.RemoveCluster(request->id()));
 }
 
 grpc::Status AdminGrpcService::ListRings(grpc::ServerContext* context,
@@ -263,6 +268,70 @@ grpc::Status AdminGrpcService::RemoveOption(grpc::ServerContext* context,
                                             mcos::v1::RemoveOptionResponse*) {
   if (auto s = RequireAdmin(*context); !s.ok()) return ToGrpcStatus(s);
   return ToGrpcStatus(controller_.RemoveOption(request->name()));
+}
+
+// ---- PeerControllerService ------------------------------------------------------------------
+
+absl::StatusOr<std::string> PeerGrpcService::Caller(const grpc::ServerContext& context) const {
+  if (peer_auth_ == nullptr) {
+    if (auto s = cluster_auth_.CheckCaller(context); absl::IsPermissionDenied(s)) return s;
+    return absl::UnauthenticatedError(
+        "this cluster has no federation secret (--federation-secret-file), so it has no peers");
+  }
+  return peer_auth_->CallerName(context);
+}
+
+grpc::Status PeerGrpcService::Hello(grpc::ServerContext* context,
+                                    const mcos::v1::HelloRequest* request,
+                                    mcos::v1::HelloResponse* response) {
+  auto caller = Caller(*context);
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
+  return Reply(federation_.Hello(*caller, *request), response);
+}
+
+grpc::Status PeerGrpcService::PullMetadata(grpc::ServerContext* context,
+                                           const mcos::v1::PullMetadataRequest* request,
+                                           grpc::ServerWriter<mcos::v1::MetadataRow>* writer) {
+  auto caller = Caller(*context);
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
+  if (auto s = federation_.CheckMember(*caller); !s.ok()) return ToGrpcStatus(s);
+  uint64_t after = request->after_revision();
+  while (!context->IsCancelled()) {
+    auto rows = controller_.RowsAfter(after, 1000);
+    if (!rows.ok()) return ToGrpcStatus(rows.status());
+    if (rows->empty()) return grpc::Status::OK;
+    for (const auto& row : *rows) {
+      if (!writer->Write(row)) {
+        return {grpc::StatusCode::CANCELLED, "the caller stopped reading"};
+      }
+      after = row.revision();
+    }
+  }
+  return {grpc::StatusCode::CANCELLED, "cancelled by the caller"};
+}
+
+grpc::Status PeerGrpcService::PushMetadata(grpc::ServerContext* context,
+                                           const mcos::v1::PushMetadataRequest* request,
+                                           mcos::v1::PushMetadataResponse* response) {
+  auto caller = Caller(*context);
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
+  if (auto s = federation_.CheckMember(*caller); !s.ok()) return ToGrpcStatus(s);
+  if (request->rows_size() > 10000) {
+    return {grpc::StatusCode::INVALID_ARGUMENT, "at most 10000 rows per push"};
+  }
+  std::vector<mcos::v1::MetadataRow> rows(request->rows().begin(), request->rows().end());
+  auto applied = controller_.ApplyRows(rows);
+  if (!applied.ok()) return ToGrpcStatus(applied.status());
+  response->set_applied(*applied);
+  return grpc::Status::OK;
+}
+
+grpc::Status PeerGrpcService::PeerHealth(grpc::ServerContext* context,
+                                         const mcos::v1::PeerHealthRequest*,
+                                         mcos::v1::PeerHealthResponse* response) {
+  auto caller = Caller(*context);
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
+  return Reply(federation_.Health(), response);
 }
 
 }  // namespace mcos::controller

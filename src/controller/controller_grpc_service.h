@@ -4,6 +4,8 @@
 
 #include "common/service_auth.h"
 #include "controller/controller.h"
+#include "controller/federation.h"
+#include "mcos/v1/peer.grpc.pb.h"
 #include "mcos/v1/admin.grpc.pb.h"
 #include "mcos/v1/controller.grpc.pb.h"
 
@@ -54,7 +56,8 @@ class ControllerGrpcService final : public mcos::v1::ControllerService::Service 
 // rebalance, repair) answer UNIMPLEMENTED from the generated base class until they land.
 class AdminGrpcService final : public mcos::v1::AdminService::Service {
  public:
-  explicit AdminGrpcService(Controller& controller) : controller_(controller) {}
+  AdminGrpcService(Controller& controller, Federation& federation)
+      : controller_(controller), federation_(federation) {}
 
   grpc::Status Login(grpc::ServerContext*, const mcos::v1::LoginRequest* request,
                      mcos::v1::LoginResponse* response) override;
@@ -72,6 +75,11 @@ class AdminGrpcService final : public mcos::v1::AdminService::Service {
                             mcos::v1::ListClustersResponse* response) override;
   grpc::Status GetCluster(grpc::ServerContext* context, const mcos::v1::GetClusterRequest* request,
                           mcos::v1::ClusterStatus* response) override;
+  grpc::Status AddCluster(grpc::ServerContext* context, const mcos::v1::AddClusterRequest* request,
+                          mcos::v1::ClusterInfo* response) override;
+  grpc::Status RemoveCluster(grpc::ServerContext* context,
+                             const mcos::v1::RemoveClusterRequest* request,
+                             mcos::v1::RemoveClusterResponse* response) override;
   grpc::Status ListRings(grpc::ServerContext* context, const mcos::v1::ListRingsRequest* request,
                          mcos::v1::ListRingsResponse* response) override;
   grpc::Status CreateRing(grpc::ServerContext* context, const mcos::v1::CreateRingRequest* request,
@@ -93,6 +101,40 @@ class AdminGrpcService final : public mcos::v1::AdminService::Service {
  private:
   absl::Status RequireAdmin(const grpc::ServerContext& context);
   Controller& controller_;
+  Federation& federation_;
+};
+
+// Controller-to-controller calls of the federation; every call needs the federation's peer
+// credential (`peer_auth`, null when this cluster has no federation secret: then every call is
+// refused, a user's token with PERMISSION_DENIED as `cluster_auth` tells, anything else with
+// UNAUTHENTICATED).
+class PeerGrpcService final : public mcos::v1::PeerControllerService::Service {
+ public:
+  PeerGrpcService(Controller& controller, Federation& federation,
+                  const common::ServiceAuth& cluster_auth, common::ServiceAuth* peer_auth)
+      : controller_(controller),
+        federation_(federation),
+        cluster_auth_(cluster_auth),
+        peer_auth_(peer_auth) {}
+
+  grpc::Status Hello(grpc::ServerContext* context, const mcos::v1::HelloRequest* request,
+                     mcos::v1::HelloResponse* response) override;
+  grpc::Status PullMetadata(grpc::ServerContext* context,
+                            const mcos::v1::PullMetadataRequest* request,
+                            grpc::ServerWriter<mcos::v1::MetadataRow>* writer) override;
+  grpc::Status PushMetadata(grpc::ServerContext* context,
+                            const mcos::v1::PushMetadataRequest* request,
+                            mcos::v1::PushMetadataResponse* response) override;
+  grpc::Status PeerHealth(grpc::ServerContext* context, const mcos::v1::PeerHealthRequest* request,
+                          mcos::v1::PeerHealthResponse* response) override;
+
+ private:
+  // The calling cluster's name, or the refusal of a caller without the peer credential.
+  absl::StatusOr<std::string> Caller(const grpc::ServerContext& context) const;
+  Controller& controller_;
+  Federation& federation_;
+  const common::ServiceAuth& cluster_auth_;
+  common::ServiceAuth* const peer_auth_;
 };
 
 }  // namespace mcos::controller

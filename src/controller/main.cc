@@ -29,7 +29,7 @@ int main(int argc, char** argv) {
                  "start; fixed once the data directory exists; --cluster-id is the old spelling)");
   cli.add_option("--region", options.region, "Region of this cluster");
   cli.add_option("--token-key-file", key_file,
-                 "File with the federation's token key (default: DATA_DIR/token.key, created)");
+                 "File with the cluster's key (default: DATA_DIR/token.key, created)");
   cli.add_option("--health-period-ms", health_period_ms, "Health-check period")
       ->capture_default_str();
   cli.add_option("--down-after-misses", options.down_after_misses,
@@ -46,12 +46,21 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 256));
   mcos::common::TlsFiles tls;
   mcos::common::AddTlsFlags(cli, tls);
+  std::string federation_secret_file;
+  mcos::common::AddFederationSecretFlag(cli, federation_secret_file);
+  int federation_sync_period_ms = 500;
+  cli.add_option("--federation-sync-period-ms", federation_sync_period_ms,
+                 "How often each peer cluster is checked and pulled from (changes made here are "
+                 "pushed at once)")
+      ->capture_default_str()
+      ->check(CLI::Range(20, 60000));
   mcos::common::AddVersionFlag(cli, "mcos-controller");
   MCOS_CLI_PARSE(cli, argc, argv);
   if (auto s = mcos::common::ValidateTlsFiles(tls); !s.ok()) {
     std::fprintf(stderr, "mcos-controller: %s\n", std::string(s.message()).c_str());
     return 2;
   }
+  options.federation_sync_period = absl::Milliseconds(federation_sync_period_ms);
   mcos::common::InitLogging("mcos-controller");
   options.health_period = absl::Milliseconds(health_period_ms);
   options.token_ttl = absl::Minutes(token_ttl_minutes);
@@ -67,6 +76,11 @@ int main(int argc, char** argv) {
                                                                 : key_file);
   if (!key.ok()) return fail(key.status());
   options.token_key = *key;
+  auto keys = mcos::common::LoadClusterKeys(*key, federation_secret_file);
+  if (!keys.ok()) return fail(keys.status());
+  options.user_token_key = keys->user_tokens;
+  options.peer_key = keys->peer;
+  options.federation_id = keys->federation_id;
   auto app = mcos::controller::ControllerApp::Create(options, tls);
   if (!app.ok()) return fail(app.status());
   // SEED.md: check the storage service first, then serve.
@@ -79,6 +93,10 @@ int main(int argc, char** argv) {
   host_options.tls = tls;
   auto host = mcos::common::ServerHost::Start(host_options, (*app)->services(), nullptr);
   if (!host.ok()) return fail(host.status());
+  if (auto s = (*app)->SetSelfEndpoint(mcos::common::DialAddress(listen, (*host)->port()));
+      !s.ok()) {
+    mcos::common::LogWarning("federation: ", s.message());
+  }
   (*app)->StartBackground();
   const auto& pw_file = (*app)->controller().admin_password_file();
   if (!pw_file.empty()) std::printf("admin password written to %s\n", pw_file.c_str());

@@ -32,6 +32,8 @@ int main(int argc, char** argv) {
                  "arrive as soon as they are stored); also the retry period after an error")
       ->capture_default_str();
   mcos::common::AddTlsFlags(cli, options.tls);
+  std::string federation_secret_file;
+  mcos::common::AddFederationSecretFlag(cli, federation_secret_file);
   mcos::common::AddVersionFlag(cli, "mcos-resolver");
   MCOS_CLI_PARSE(cli, argc, argv);
   if (auto s = mcos::common::ValidateTlsFiles(options.tls); !s.ok()) {
@@ -46,6 +48,12 @@ int main(int argc, char** argv) {
     return 1;
   }
   options.token_key = *key;
+  auto keys = mcos::common::LoadClusterKeys(*key, federation_secret_file);
+  if (!keys.ok()) {
+    std::fprintf(stderr, "mcos-resolver: %s\n", std::string(keys.status().message()).c_str());
+    return 1;
+  }
+  options.user_token_key = keys->user_tokens;
   mcos::resolver::ResolverApp app(options);
   mcos::common::ServerHostOptions host_options;
   host_options.listen = listen;

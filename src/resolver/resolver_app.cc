@@ -20,7 +20,7 @@ grpc::Status ResolverGrpcService::Resolve(grpc::ServerContext* context,
 
 ResolverApp::ResolverApp(const ResolverOptions& options)
     : options_(options),
-      auth_(options.token_key, options.id),
+      auth_(options.token_key, options.id, options.user_token_key),
       resolver_(
           [this](const std::string& user, const std::string& name) -> absl::StatusOr<std::string> {
             if (!controller_) return absl::UnavailableError("the resolver is not started yet");

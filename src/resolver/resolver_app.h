@@ -29,6 +29,8 @@ struct ResolverOptions {
   // The cluster's token key: callers present service credentials derived from it, and so does
   // the resolver when it calls the controller.
   std::string token_key;
+  // The key of users' tokens when it differs from token_key (a federation's, ClusterKeys).
+  std::string user_token_key;
 };
 
 class ResolverGrpcService final : public mcos::v1::ResolverService::Service {

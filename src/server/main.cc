@@ -26,6 +26,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   server_flags.Add(cli, options);
   mcos::common::AddTlsFlags(cli, options.tls);
+  std::string federation_secret_file;
+  mcos::common::AddFederationSecretFlag(cli, federation_secret_file);
   mcos::common::AddVersionFlag(cli, "mcos-server");
   MCOS_CLI_PARSE(cli, argc, argv);
   server_flags.Apply(options);
@@ -41,6 +43,12 @@ int main(int argc, char** argv) {
   auto key = mcos::common::LoadOrCreateKeyFile(key_file);
   if (!key.ok()) return fail(key.status());
   options.token_key = *key;
+  auto keys = mcos::common::LoadClusterKeys(*key, federation_secret_file);
+  if (!keys.ok()) {
+    std::fprintf(stderr, "mcos-server: %s\n", std::string(keys.status().message()).c_str());
+    return 1;
+  }
+  options.user_token_key = keys->user_tokens;
   mcos::server::ServerApp app(options);
   mcos::common::ServerHostOptions host_options;
   host_options.listen = listen;

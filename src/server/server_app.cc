@@ -55,8 +55,8 @@ absl::Status ValidateObjectRef(absl::string_view container, absl::string_view ob
 
 ServerApp::ServerApp(const ServerOptions& options)
     : options_(options),
-      auth_(options.token_key, options.id),
-      signer_(options.token_key),
+      auth_(options.token_key, options.id, options.user_token_key),
+      signer_(options.user_token_key.empty() ? options.token_key : options.user_token_key),
       hlc_(common::SystemClock::Get()),
       registry_(options.registry ? options.registry : std::make_shared<prometheus::Registry>()),
       bytes_in_(prometheus::BuildCounter()

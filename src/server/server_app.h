@@ -33,8 +33,10 @@
 namespace mcos::server {
 
 struct ServerOptions {
-  // The federation's token key (the controller's), to check tokens without a round trip.
+  // The cluster key (service credentials; users' tokens too unless user_token_key is set).
   std::string token_key;
+  // The key of users' tokens when it differs from token_key (a federation's, ClusterKeys).
+  std::string user_token_key;
   std::string id = "server-1";
   // TLS of the calls to the cluster's other services (plaintext without a CA).
   common::TlsFiles tls;

@@ -32,6 +32,8 @@ int main(int argc, char** argv) {
                "Also serve mcos.v1.BenchService, the bare-stream reference of the benchmarks");
   storage_flags.Add(cli);
   mcos::common::AddTlsFlags(cli, options.tls, /*calls_services=*/false);
+  std::string federation_secret_file;
+  mcos::common::AddFederationSecretFlag(cli, federation_secret_file);
   mcos::common::AddVersionFlag(cli, "mcos-storage");
   MCOS_CLI_PARSE(cli, argc, argv);
   storage_flags.Apply(options);
@@ -47,6 +49,12 @@ int main(int argc, char** argv) {
     return 1;
   }
   options.token_key = *key;
+  auto keys = mcos::common::LoadClusterKeys(*key, federation_secret_file);
+  if (!keys.ok()) {
+    std::fprintf(stderr, "mcos-storage: %s\n", std::string(keys.status().message()).c_str());
+    return 1;
+  }
+  options.user_token_key = keys->user_tokens;
   auto app = mcos::storage::StorageApp::Start(options);
   if (!app.ok()) {
     std::fprintf(stderr, "mcos-storage: %s\n", std::string(app.status().message()).c_str());

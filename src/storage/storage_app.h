@@ -34,6 +34,8 @@ struct StorageOptions {
   std::string data_dir;
   // The cluster's token key: callers must present a service credential derived from it.
   std::string token_key;
+  // The key of users' tokens when it differs from token_key (a federation's, ClusterKeys).
+  std::string user_token_key;
   bool sync_commits = true;
   // Below this much free disk space new data is refused (deletes and reads go on). Keep it above
   // what RocksDB may need at once: a flush of the memtables (3 x memtable_bytes) and the WAL.

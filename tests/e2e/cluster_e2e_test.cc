@@ -456,7 +456,7 @@ TEST_F(ClusterE2eTest, AdminManagesRingsAndOptionsThroughTheCli) {
   ASSERT_EQ(rc, 0) << out;
   std::tie(rc, out) = Cli(admin, "admin cluster status");
   ASSERT_EQ(rc, 0) << out;
-  const std::string id = out.substr(8, out.find('\n') - 8);  // "cluster <id>"
+  const std::string id = out.substr(8, out.find_first_of("\t\n") - 8);  // "cluster <id>\t..."
   auto expect_error = [&](const std::string& args, const std::string& code,
                           const std::string& words) {
     auto [c, o] = Cli(admin, args);

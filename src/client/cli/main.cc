@@ -310,7 +310,19 @@ int main(int argc, char** argv) {
       "List removed users whose data is kept: identity, former name, role, removed at");
   auto* admin_cluster = admin->add_subcommand("cluster", "Clusters and their services");
   admin_cluster->require_subcommand(1);
-  auto* cl_status = admin_cluster->add_subcommand("status", "This cluster's services and health");
+  auto* cl_status = admin_cluster->add_subcommand(
+      "status", "A cluster's services and health (default: the one answering)");
+  std::string cluster_name, cluster_endpoint;
+  cl_status->add_option("name", cluster_name, "Cluster name (see admin cluster list)");
+  auto* cl_list = admin_cluster->add_subcommand(
+      "list", "The federation's clusters: name, region, endpoint, state, last contact");
+  auto* cl_add = admin_cluster->add_subcommand(
+      "add", "Peer this cluster with another (both need the same --federation-secret-file)");
+  cl_add->add_option("--endpoint", cluster_endpoint, "The other cluster's controller HOST:PORT")
+      ->required();
+  auto* cl_remove = admin_cluster->add_subcommand(
+      "remove", "Remove a cluster from the federation (no ring may still give it weight)");
+  cl_remove->add_option("name", cluster_name, "Cluster name")->required();
 
   std::string ring_id, ring_name;
   uint32_t replicas = 1, partition_power = 16, write_concern = 0;
@@ -584,13 +596,36 @@ int main(int argc, char** argv) {
     }
     return 0;
   }
+  auto state_name = [](mcos::v1::ServiceState state) -> std::string {
+    switch (state) {
+      case mcos::v1::SERVICE_STATE_UP:
+        return "up";
+      case mcos::v1::SERVICE_STATE_DOWN:
+        return "down";
+      default:
+        return "unknown";
+    }
+  };
+  auto last_contact = [](const mcos::v1::ClusterInfo& c) -> std::string {
+    if (!c.has_last_seen()) return "never";
+    return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixSeconds(c.last_seen().seconds()),
+                            absl::UTCTimeZone());
+  };
   if (cl_status->parsed()) {
-    auto r = client.GetCluster();
+    auto r = client.GetCluster(cluster_name);
     if (!r.ok()) return Fail(r.status());
     if (g.json) {
       std::cout << ToJson(*r) << "\n";
     } else {
-      std::cout << "cluster " << r->cluster().id() << "\n";
+      const auto& c = r->cluster();
+      std::cout << "cluster " << c.id();
+      if (!c.controller_endpoint().empty()) {
+        std::cout << "\t" << (c.region().empty() ? "-" : c.region()) << "\t"
+                  << c.controller_endpoint() << "\t" << state_name(c.state()) << "\t"
+                  << "last contact " << last_contact(c) << "\tmetadata lag " << c.metadata_lag();
+      }
+      std::cout << "\n";
+      if (!c.last_error().empty()) std::cout << "  last error: " << c.last_error() << "\n";
       for (const auto& s : r->services()) {
         std::cout << "  " << mcos::v1::ServiceKind_Name(s.kind()).substr(13) << "\t" << s.id()
                   << "\t" << s.endpoint() << "\t"
@@ -598,6 +633,35 @@ int main(int argc, char** argv) {
                   << (s.condition().empty() ? "" : "\t") << s.condition() << "\n";
       }
     }
+    return 0;
+  }
+  if (cl_list->parsed()) {
+    auto r = client.ListClusters();
+    if (!r.ok()) return Fail(r.status());
+    if (g.json) {
+      std::cout << ToJson(*r) << "\n";
+      return 0;
+    }
+    for (const auto& c : r->clusters()) {
+      std::cout << c.id() << "\t" << (c.region().empty() ? "-" : c.region()) << "\t"
+                << (c.controller_endpoint().empty() ? "-" : c.controller_endpoint()) << "\t"
+                << state_name(c.state()) << "\t" << last_contact(c) << "\n";
+    }
+    return 0;
+  }
+  if (cl_add->parsed()) {
+    auto r = client.AddCluster(cluster_endpoint);
+    if (!r.ok()) return Fail(r.status());
+    if (g.json) {
+      std::cout << ToJson(*r) << "\n";
+    } else {
+      std::cout << r->id() << "\n";
+    }
+    return 0;
+  }
+  if (cl_remove->parsed()) {
+    if (auto s = client.RemoveCluster(cluster_name); !s.ok()) return Fail(s);
+    if (!g.json) std::cout << "removed cluster " << cluster_name << "\n";
     return 0;
   }
   auto print_plan = [&](const mcos::v1::MovementPlan& plan) {

@@ -375,6 +375,33 @@ absl::StatusOr<mcos::v1::ClusterStatus> Client::GetCluster(const std::string& id
       [&](auto* resp) { return admin_->GetCluster(&ctx, req, resp); });
 }
 
+absl::StatusOr<mcos::v1::ListClustersResponse> Client::ListClusters() {
+  grpc::ClientContext ctx;
+  Prepare(ctx, true);
+  mcos::v1::ListClustersRequest req;
+  return Run<mcos::v1::ListClustersResponse>(
+      [&](auto* resp) { return admin_->ListClusters(&ctx, req, resp); });
+}
+
+absl::StatusOr<mcos::v1::ClusterInfo> Client::AddCluster(const std::string& controller_endpoint) {
+  grpc::ClientContext ctx;
+  Prepare(ctx, true);
+  mcos::v1::AddClusterRequest req;
+  req.set_controller_endpoint(controller_endpoint);
+  return Run<mcos::v1::ClusterInfo>(
+      [&](auto* resp) { return admin_->AddCluster(&ctx, req, resp); });
+}
+
+absl::Status Client::RemoveCluster(const std::string& id) {
+  grpc::ClientContext ctx;
+  Prepare(ctx, true);
+  mcos::v1::RemoveClusterRequest req;
+  req.set_id(id);
+  return Run<mcos::v1::RemoveClusterResponse>(
+             [&](auto* resp) { return admin_->RemoveCluster(&ctx, req, resp); })
+      .status();
+}
+
 absl::StatusOr<mcos::v1::ListRingsResponse> Client::ListRings() {
   grpc::ClientContext ctx;
   Prepare(ctx, true);

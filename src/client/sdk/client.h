@@ -128,7 +128,13 @@ class Client {
   absl::Status RemoveUser(const std::string& name);
   absl::Status SetPassword(const std::string& name, const std::string& password);
   absl::StatusOr<mcos::v1::ListUsersResponse> ListUsers();
+  // One cluster with its services ("" = the one answering).
   absl::StatusOr<mcos::v1::ClusterStatus> GetCluster(const std::string& id = "");
+  // Every cluster of the federation, the answering one first.
+  absl::StatusOr<mcos::v1::ListClustersResponse> ListClusters();
+  // Peers the answering cluster with the one whose controller answers at `controller_endpoint`.
+  absl::StatusOr<mcos::v1::ClusterInfo> AddCluster(const std::string& controller_endpoint);
+  absl::Status RemoveCluster(const std::string& id);
   absl::StatusOr<mcos::v1::ListRingsResponse> ListRings();
   absl::StatusOr<mcos::v1::Ring> CreateRing(const mcos::v1::Ring& ring);
   absl::StatusOr<mcos::v1::UpdateRingResponse> UpdateRing(const mcos::v1::UpdateRingRequest& r);

@@ -1,0 +1,108 @@
+// Peering with the other clusters of a federation (shared/API.md, Federations): introductions
+// (PeerControllerService.Hello), the peer list (the replicated `clusters` table), each peer's
+// health as this cluster sees it, and the replication of federation metadata. A change made here
+// is pushed to every peer at once, and every peer is also pulled from (after the last revision
+// seen) every sync period, so a cluster that missed a push converges anyway; rows merge by last
+// writer wins (Controller::ApplyRows), so order and repetition do not matter.
+//
+// One worker thread per peer: a frozen peer delays only its own sync. Thread-safe.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "common/service_auth.h"
+#include "controller/controller.h"
+#include "mcos/v1/peer.grpc.pb.h"
+
+namespace mcos::controller {
+
+struct FederationOptions {
+  // Names the federation (ClusterKeys::federation_id); empty: this cluster has no federation
+  // secret and cannot peer.
+  std::string federation_id;
+  std::string region;
+  // How often each peer is checked and pulled from.
+  absl::Duration sync_period = absl::Milliseconds(500);
+  // Deadline of one call to a peer.
+  absl::Duration call_timeout = absl::Seconds(2);
+  // A peer is shown down after this many failed syncs in a row.
+  int down_after_misses = 3;
+};
+
+class Federation {
+ public:
+  // `peer_auth` (the federation's peer credential) is null without a federation secret; it and
+  // `controller` must outlive this.
+  Federation(Controller& controller, common::ServiceAuth* peer_auth, FederationOptions options);
+  ~Federation();
+  Federation(const Federation&) = delete;
+  Federation& operator=(const Federation&) = delete;
+
+  bool enabled() const { return peer_auth_ != nullptr; }
+  const std::string& federation_id() const { return options_.federation_id; }
+
+  // This cluster's controller address as peers reach it; stores this cluster's row. Before Start.
+  absl::Status SetSelf(const std::string& controller_endpoint);
+  // Starts the peer workers (and keeps their set in step with the clusters table).
+  void Start();
+  void Stop();
+  // Wakes every worker to push a local change now (Controller's change listener).
+  void Changed();
+
+  // ---- admin ----
+  // Peers this cluster with the one whose controller answers at `endpoint`, and returns that
+  // cluster. FAILED_PRECONDITION (nothing recorded) without a federation secret here, when the
+  // other cluster has another secret or none, or has this cluster's name; UNAVAILABLE when it does
+  // not answer.
+  absl::StatusOr<mcos::v1::ClusterInfo> AddCluster(const std::string& endpoint);
+  // Every cluster of the federation, this one first, with state, last contact and metadata lag
+  // as this cluster sees them.
+  absl::StatusOr<std::vector<mcos::v1::ClusterInfo>> Clusters();
+  // One cluster with its services (a peer's as it reports them now). NOT_FOUND if unknown.
+  absl::StatusOr<mcos::v1::ClusterStatus> Status(const std::string& name);
+  // Controller::RemoveCluster; the peer's worker stops.
+  absl::Status RemoveCluster(const std::string& name);
+
+  // ---- PeerControllerService (the caller's cluster name from its peer credential) ----
+  absl::StatusOr<mcos::v1::HelloResponse> Hello(const std::string& caller,
+                                                const mcos::v1::HelloRequest& request);
+  // FAILED_PRECONDITION unless `caller` is a current member (a removed cluster is refused).
+  absl::Status CheckMember(const std::string& caller);
+  absl::StatusOr<mcos::v1::PeerHealthResponse> Health();
+  // This cluster's row as peers see it.
+  mcos::v1::ClusterInfo Self();
+
+ private:
+  struct Peer;
+  // Makes the workers match the clusters table.
+  void Reconcile();
+  void RunPeer(Peer* peer);
+  // One round with a peer: health, pull what it has that this cluster has not, push what changed
+  // here. OK when the peer answered everything.
+  absl::Status SyncPeer(Peer& peer);
+  absl::Status Pull(Peer& peer, uint64_t peer_revision);
+  absl::Status Push(Peer& peer);
+  std::shared_ptr<grpc::Channel> Connect(const std::string& endpoint);
+
+  Controller& controller_;
+  common::ServiceAuth* const peer_auth_;
+  const FederationOptions options_;
+  absl::Notification stop_;
+  std::thread reconciler_;
+  absl::Mutex mu_;
+  std::string self_endpoint_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::unique_ptr<Peer>> peers_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace mcos::controller
