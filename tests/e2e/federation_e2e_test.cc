@@ -26,6 +26,7 @@
 #include "tests/support/cluster_process.h"
 #include "tests/support/status_matchers.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/test_ca.h"
 
 namespace mcos {
 namespace {
@@ -61,7 +62,8 @@ class FederationE2eTest : public ::testing::Test {
   // Starts cluster `name` with the secret file `secret` (the federation's by default; kNoSecret:
   // none).
   static constexpr char kNoSecret[] = "none";
-  testing::ClusterProcess* Start(const std::string& name, const std::string& secret = "") {
+  testing::ClusterProcess* Start(const std::string& name, const std::string& secret = "",
+                                 const std::vector<std::string>& extra = {}) {
     auto c = std::make_unique<testing::ClusterProcess>(MCOS_CLUSTER_BIN,
                                                        absl::StrCat(dir_.path(), "/", name));
     std::filesystem::create_directories(absl::StrCat(dir_.path(), "/", name));
@@ -69,6 +71,8 @@ class FederationE2eTest : public ::testing::Test {
     if (secret != kNoSecret) {
       args.insert(args.end(), {"--federation-secret-file", secret.empty() ? secret_ : secret});
     }
+    args.insert(args.end(), extra.begin(), extra.end());
+    c->set_client_options(client_options_);
     const absl::Status s = c->Start(args);
     EXPECT_TRUE(s.ok()) << name << ": " << s;
     clusters_.push_back(std::move(c));
@@ -76,7 +80,7 @@ class FederationE2eTest : public ::testing::Test {
   }
 
   std::unique_ptr<Client> Admin(const testing::ClusterProcess& c) {
-    auto client = std::make_unique<Client>(c.endpoint());
+    auto client = std::make_unique<Client>(c.endpoint(), client_options_);
     EXPECT_TRUE(client->Login("admin", testing::kAdminPassword).ok());
     return client;
   }
@@ -96,6 +100,7 @@ class FederationE2eTest : public ::testing::Test {
 
   testing::TempDir dir_;
   std::string secret_;
+  client::ClientOptions client_options_;
   std::vector<std::unique_ptr<testing::ClusterProcess>> clusters_;
 };
 
@@ -321,6 +326,38 @@ TEST_F(FederationE2eTest, PeerServicesTakeOnlyPeerCredentials) {
   client::ClientOptions with_peer;
   with_peer.token = peer.Token();
   MCOS_EXPECT_CODE(Client(a->endpoint(), with_peer).ListUsers(), kUnauthenticated);
+}
+
+TEST_F(FederationE2eTest, PeersOverMutualTls) {
+  // Each cluster serves its own certificate, requires client certificates of the CA, and calls its
+  // peers over TLS presenting its certificate.
+  auto ca = testing::TestCa::Create(dir_.path(), "ca");
+  ASSERT_TRUE(ca.ok()) << ca.status();
+  auto tls_args = [&](const std::string& name) {
+    auto cert = ca->Issue(name);
+    EXPECT_TRUE(cert.ok()) << cert.status();
+    return std::vector<std::string>{"--tls-cert",      cert->cert,  "--tls-key", cert->key,
+                                    "--tls-client-ca", ca->cert(),  "--tls-ca",  ca->cert()};
+  };
+  auto user_cert = ca->Issue("admin-user");
+  ASSERT_TRUE(user_cert.ok());
+  client_options_.tls_ca_file = ca->cert();
+  client_options_.tls_cert_file = user_cert->cert;
+  client_options_.tls_key_file = user_cert->key;
+  auto* a = Start("tls-a", "", tls_args("tls-a"));
+  auto* b = Start("tls-b", "", tls_args("tls-b"));
+  auto admin_a = Admin(*a);
+  auto added = admin_a->AddCluster(b->endpoint());
+  MCOS_ASSERT_OK(added);
+  EXPECT_EQ(added->id(), "tls-b");
+  auto admin_b = Admin(*b);
+  const std::set<std::string> both = {"tls-a", "tls-b"};
+  WaitFor([&] { return Listed(*admin_b) == std::make_pair(both, true); });
+  EXPECT_EQ(Listed(*admin_b), std::make_pair(both, true));
+  MCOS_ASSERT_OK(admin_b->AddUser("tess", "tess-pw", false));
+  Client tess(a->endpoint(), client_options_);
+  WaitFor([&] { return tess.Login("tess", "tess-pw").ok(); });
+  MCOS_EXPECT_OK(tess.ListContainers());
 }
 
 TEST_F(FederationE2eTest, SecretFileIsChecked) {
