@@ -129,6 +129,7 @@ int main(int argc, char** argv) {
   mcos::resolver::ResolverApp resolver(resolver_options);
   server_options.token_key = *key;
   server_options.user_token_key = keys->user_tokens;
+  server_options.peer_key = keys->peer;
   server_options.registry = registry;
   mcos::server::ServerApp server(server_options);
 

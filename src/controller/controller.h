@@ -164,6 +164,9 @@ class Controller {
 
   absl::Duration health_period() const { return options_.health_period; }
 
+  // The database, for the local tables of other parts of the controller (the replication queue).
+  metadata::SqliteMetadataStore& store() { return *store_; }
+
   // ---- federation metadata, for peering (controller/federation.h) ----
   // Rows stored after local revision `revision` (at most `limit`, in revision order).
   absl::StatusOr<std::vector<mcos::v1::MetadataRow>> RowsAfter(uint64_t revision, uint32_t limit);

@@ -62,8 +62,10 @@ ControllerApp::ControllerApp(std::unique_ptr<GrpcHealthProbe> probe,
       peer_auth_(MakePeerAuth(options, controller_->cluster_id())),
       federation_(std::make_unique<Federation>(*controller_, peer_auth_.get(),
                                                ToFederationOptions(options))),
-      controller_service_(*controller_, auth_),
-      admin_service_(*controller_, *federation_),
+      replication_(
+          std::make_unique<ReplicationQueue>(*controller_, &route_, peer_auth_.get())),
+      controller_service_(*controller_, auth_, *replication_),
+      admin_service_(*controller_, *federation_, *replication_),
       peer_service_(*controller_, *federation_, auth_, peer_auth_.get()) {
   auth_.set_channel_credentials(common::MakeChannelCredentials(tls));
   if (peer_auth_) peer_auth_->set_channel_credentials(auth_.channel_credentials());
@@ -137,6 +139,7 @@ absl::Status ControllerApp::CheckAndRegisterStorage(const std::string& storage_e
 void ControllerApp::StartBackground() {
   if (poller_.joinable()) return;
   federation_->Start();
+  replication_->Start();
   poller_ = std::thread([this] {
     while (!stop_.WaitForNotificationWithTimeout(controller_->health_period())) {
       if (auto s = controller_->PollOnce(); !s.ok()) {
@@ -150,6 +153,7 @@ void ControllerApp::Stop() {
   if (!stop_.HasBeenNotified()) stop_.Notify();
   if (poller_.joinable()) poller_.join();
   federation_->Stop();
+  replication_->Stop();
 }
 
 }  // namespace mcos::controller

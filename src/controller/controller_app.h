@@ -70,6 +70,7 @@ class ControllerApp {
   common::ServiceAuth auth_;
   std::unique_ptr<common::ServiceAuth> peer_auth_;  // null without a federation secret
   std::unique_ptr<Federation> federation_;
+  std::unique_ptr<ReplicationQueue> replication_;
   common::LocalRoute route_;
   ControllerGrpcService controller_service_;
   AdminGrpcService admin_service_;

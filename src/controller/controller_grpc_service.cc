@@ -122,6 +122,26 @@ grpc::Status ControllerGrpcService::WatchMetadata(grpc::ServerContext* context,
           "metadata watches arrive with the federation; use GetMetadataSnapshot"};
 }
 
+grpc::Status ControllerGrpcService::ListFederationClusters(grpc::ServerContext* context,
+                                                          const mcos::v1::ListClustersRequest*,
+                                                          mcos::v1::ListClustersResponse* response) {
+  MCOS_REQUIRE_SERVICE_CALLER(auth_, context);
+  auto clusters = controller_.ListClusters();
+  if (!clusters.ok()) return ToGrpcStatus(clusters.status());
+  for (auto& c : *clusters) *response->add_clusters() = std::move(c);
+  return grpc::Status::OK;
+}
+
+grpc::Status ControllerGrpcService::EnqueueReplication(
+    grpc::ServerContext* context, const mcos::v1::EnqueueReplicationRequest* request,
+    mcos::v1::EnqueueReplicationResponse*) {
+  MCOS_REQUIRE_SERVICE_CALLER(auth_, context);
+  if (request->tasks_size() > 10000) {
+    return {grpc::StatusCode::INVALID_ARGUMENT, "at most 10000 tasks per call"};
+  }
+  return ToGrpcStatus(replication_.Enqueue({request->tasks().begin(), request->tasks().end()}));
+}
+
 // ---- AdminService ---------------------------------------------------------------------------
 
 absl::Status AdminGrpcService::RequireAdmin(const grpc::ServerContext& context) {
@@ -268,6 +288,13 @@ grpc::Status AdminGrpcService::RemoveOption(grpc::ServerContext* context,
                                             mcos::v1::RemoveOptionResponse*) {
   if (auto s = RequireAdmin(*context); !s.ok()) return ToGrpcStatus(s);
   return ToGrpcStatus(controller_.RemoveOption(request->name()));
+}
+
+grpc::Status AdminGrpcService::GetRepairStatus(grpc::ServerContext* context,
+                                               const mcos::v1::GetRepairStatusRequest*,
+                                               mcos::v1::RepairStatus* response) {
+  if (auto s = RequireAdmin(*context); !s.ok()) return ToGrpcStatus(s);
+  return Reply(replication_.Status(), response);
 }
 
 // ---- PeerControllerService ------------------------------------------------------------------

@@ -5,6 +5,7 @@
 #include "common/service_auth.h"
 #include "controller/controller.h"
 #include "controller/federation.h"
+#include "controller/replication_queue.h"
 #include "mcos/v1/peer.grpc.pb.h"
 #include "mcos/v1/admin.grpc.pb.h"
 #include "mcos/v1/controller.grpc.pb.h"
@@ -14,8 +15,9 @@ namespace mcos::controller {
 // Every call needs the cluster's service credential (common::ServiceAuth).
 class ControllerGrpcService final : public mcos::v1::ControllerService::Service {
  public:
-  ControllerGrpcService(Controller& controller, common::ServiceAuth& auth)
-      : controller_(controller), auth_(auth) {}
+  ControllerGrpcService(Controller& controller, common::ServiceAuth& auth,
+                        ReplicationQueue& replication)
+      : controller_(controller), auth_(auth), replication_(replication) {}
 
   grpc::Status Register(grpc::ServerContext*, const mcos::v1::RegisterRequest* request,
                         mcos::v1::RegisterResponse* response) override;
@@ -46,18 +48,25 @@ class ControllerGrpcService final : public mcos::v1::ControllerService::Service 
   grpc::Status WatchMetadata(grpc::ServerContext* context,
                              const mcos::v1::WatchMetadataRequest* request,
                              grpc::ServerWriter<mcos::v1::MetadataRow>* writer) override;
+  grpc::Status ListFederationClusters(grpc::ServerContext* context,
+                                      const mcos::v1::ListClustersRequest* request,
+                                      mcos::v1::ListClustersResponse* response) override;
+  grpc::Status EnqueueReplication(grpc::ServerContext* context,
+                                  const mcos::v1::EnqueueReplicationRequest* request,
+                                  mcos::v1::EnqueueReplicationResponse* response) override;
 
  private:
   Controller& controller_;
   common::ServiceAuth& auth_;
+  ReplicationQueue& replication_;
 };
 
 // Every call but Login needs an admin token. Calls of later issues (adding/removing clusters,
 // rebalance, repair) answer UNIMPLEMENTED from the generated base class until they land.
 class AdminGrpcService final : public mcos::v1::AdminService::Service {
  public:
-  AdminGrpcService(Controller& controller, Federation& federation)
-      : controller_(controller), federation_(federation) {}
+  AdminGrpcService(Controller& controller, Federation& federation, ReplicationQueue& replication)
+      : controller_(controller), federation_(federation), replication_(replication) {}
 
   grpc::Status Login(grpc::ServerContext*, const mcos::v1::LoginRequest* request,
                      mcos::v1::LoginResponse* response) override;
@@ -80,6 +89,9 @@ class AdminGrpcService final : public mcos::v1::AdminService::Service {
   grpc::Status RemoveCluster(grpc::ServerContext* context,
                              const mcos::v1::RemoveClusterRequest* request,
                              mcos::v1::RemoveClusterResponse* response) override;
+  grpc::Status GetRepairStatus(grpc::ServerContext* context,
+                               const mcos::v1::GetRepairStatusRequest* request,
+                               mcos::v1::RepairStatus* response) override;
   grpc::Status ListRings(grpc::ServerContext* context, const mcos::v1::ListRingsRequest* request,
                          mcos::v1::ListRingsResponse* response) override;
   grpc::Status CreateRing(grpc::ServerContext* context, const mcos::v1::CreateRingRequest* request,
@@ -102,6 +114,7 @@ class AdminGrpcService final : public mcos::v1::AdminService::Service {
   absl::Status RequireAdmin(const grpc::ServerContext& context);
   Controller& controller_;
   Federation& federation_;
+  ReplicationQueue& replication_;
 };
 
 // Controller-to-controller calls of the federation; every call needs the federation's peer

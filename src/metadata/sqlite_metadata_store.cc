@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
 #include "common/status_macros.h"
+#include "common/version.h"
 
 namespace mcos::metadata {
 namespace {
@@ -40,6 +41,20 @@ CREATE TABLE settings(key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
     // 1 -> 2: what limits a service that is up (ServiceInfo.condition).
     R"sql(
 ALTER TABLE services ADD COLUMN condition TEXT NOT NULL DEFAULT '';
+)sql",
+    // 2 -> 3: writes that a replica cluster missed (the replication queue; local, not
+    // replicated). One row per (target, object): a newer version replaces an older one.
+    R"sql(
+CREATE TABLE replication_queue(
+  target TEXT NOT NULL,
+  object_key BLOB NOT NULL,
+  task BLOB NOT NULL,
+  attempts INTEGER NOT NULL,
+  next_attempt_ms INTEGER NOT NULL,
+  enqueued_ms INTEGER NOT NULL,
+  last_error TEXT NOT NULL,
+  PRIMARY KEY (target, object_key)) STRICT;
+CREATE INDEX replication_queue_due ON replication_queue(next_attempt_ms);
 )sql",
 };
 
@@ -352,6 +367,98 @@ absl::Status SqliteMetadataStore::SetSetting(absl::string_view key, absl::string
   MCOS_RETURN_IF_ERROR(s.status());
   s.Bind(1, key).Bind(2, value);
   return FromSqlite(s.Step(), db_, "store setting");
+}
+
+// ---- replication queue ------------------------------------------------------------------------
+
+absl::Status SqliteMetadataStore::EnqueueReplication(const mcos::v1::ReplicationTask& task,
+                                                     absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  // A task for an older version than the one queued for the same object is dropped; a newer one
+  // replaces it (the replica needs only the newest).
+  Statement old(db_, "SELECT task FROM replication_queue WHERE target = ?1 AND object_key = ?2");
+  MCOS_RETURN_IF_ERROR(old.status());
+  const std::string key = task.key().SerializeAsString();
+  old.Bind(1, task.target()).BindBlob(2, key);
+  if (old.Step() == SQLITE_ROW) {
+    mcos::v1::ReplicationTask queued;
+    if (queued.ParseFromString(old.Blob(0)) &&
+        common::CompareVersions(queued.version(), task.version()) >= 0) {
+      return absl::OkStatus();
+    }
+  }
+  Statement s(db_, R"sql(
+INSERT INTO replication_queue(target, object_key, task, attempts, next_attempt_ms, enqueued_ms,
+  last_error)
+VALUES (?1, ?2, ?3, 0, ?4, ?4, ?5)
+ON CONFLICT(target, object_key) DO UPDATE SET task = excluded.task, attempts = 0,
+  next_attempt_ms = excluded.next_attempt_ms, last_error = excluded.last_error)sql");
+  MCOS_RETURN_IF_ERROR(s.status());
+  s.Bind(1, task.target())
+      .BindBlob(2, key)
+      .BindBlob(3, task.SerializeAsString())
+      .Bind(4, absl::ToUnixMillis(now))
+      .Bind(5, task.reason());
+  return FromSqlite(s.Step(), db_, "queue a replication");
+}
+
+absl::StatusOr<std::vector<QueuedReplication>> SqliteMetadataStore::DueReplications(
+    absl::Time now, uint32_t limit) {
+  absl::MutexLock lock(&mu_);
+  Statement s(db_, R"sql(
+SELECT task, attempts, enqueued_ms, last_error FROM replication_queue
+WHERE next_attempt_ms <= ?1 ORDER BY next_attempt_ms LIMIT ?2)sql");
+  MCOS_RETURN_IF_ERROR(s.status());
+  s.Bind(1, absl::ToUnixMillis(now)).Bind(2, int64_t{limit});
+  std::vector<QueuedReplication> out;
+  int rc;
+  while ((rc = s.Step()) == SQLITE_ROW) {
+    QueuedReplication q;
+    if (!q.task.ParseFromString(s.Blob(0))) {
+      return absl::DataLossError("a replication_queue row cannot be parsed");
+    }
+    q.attempts = static_cast<int>(s.Int(1));
+    q.enqueued = absl::FromUnixMillis(s.Int(2));
+    q.last_error = s.Text(3);
+    out.push_back(std::move(q));
+  }
+  MCOS_RETURN_IF_ERROR(FromSqlite(rc, db_, "read the replication queue"));
+  return out;
+}
+
+absl::Status SqliteMetadataStore::FinishReplication(const mcos::v1::ReplicationTask& task,
+                                                    std::optional<absl::Time> retry_at,
+                                                    absl::string_view error) {
+  absl::MutexLock lock(&mu_);
+  const std::string key = task.key().SerializeAsString();
+  if (!retry_at) {
+    // Only the task that was done: a newer version queued meanwhile stays.
+    Statement s(db_,
+                "DELETE FROM replication_queue WHERE target = ?1 AND object_key = ?2 AND task = ?3");
+    MCOS_RETURN_IF_ERROR(s.status());
+    s.Bind(1, task.target()).BindBlob(2, key).BindBlob(3, task.SerializeAsString());
+    return FromSqlite(s.Step(), db_, "finish a replication");
+  }
+  Statement s(db_, R"sql(
+UPDATE replication_queue SET attempts = attempts + 1, next_attempt_ms = ?3, last_error = ?4
+WHERE target = ?1 AND object_key = ?2)sql");
+  MCOS_RETURN_IF_ERROR(s.status());
+  s.Bind(1, task.target()).BindBlob(2, key).Bind(3, absl::ToUnixMillis(*retry_at)).Bind(4, error);
+  return FromSqlite(s.Step(), db_, "reschedule a replication");
+}
+
+absl::StatusOr<std::vector<ReplicationBacklog>> SqliteMetadataStore::ReplicationBacklogs() {
+  absl::MutexLock lock(&mu_);
+  Statement s(db_, R"sql(
+SELECT target, COUNT(*), MIN(enqueued_ms) FROM replication_queue GROUP BY target ORDER BY target)sql");
+  MCOS_RETURN_IF_ERROR(s.status());
+  std::vector<ReplicationBacklog> out;
+  int rc;
+  while ((rc = s.Step()) == SQLITE_ROW) {
+    out.push_back({s.Text(0), static_cast<uint64_t>(s.Int(1)), absl::FromUnixMillis(s.Int(2))});
+  }
+  MCOS_RETURN_IF_ERROR(FromSqlite(rc, db_, "count the replication queue"));
+  return out;
 }
 
 }  // namespace mcos::metadata

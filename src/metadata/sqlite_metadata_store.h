@@ -15,10 +15,26 @@
 #include "absl/synchronization/mutex.h"
 #include "mcos/v1/admin.pb.h"
 #include "mcos/v1/common.pb.h"
+#include "mcos/v1/controller.pb.h"
+#include "absl/time/time.h"
 
 struct sqlite3;
 
 namespace mcos::metadata {
+
+// A write a replica cluster missed, waiting in the replication queue.
+struct QueuedReplication {
+  mcos::v1::ReplicationTask task;
+  int attempts = 0;
+  absl::Time enqueued;
+  std::string last_error;
+};
+// The queue's size for one target cluster.
+struct ReplicationBacklog {
+  std::string target;
+  uint64_t tasks = 0;
+  absl::Time oldest;
+};
 
 class SqliteMetadataStore {
  public:
@@ -46,6 +62,15 @@ class SqliteMetadataStore {
   // The local service registry (not replicated).
   absl::Status UpsertService(const mcos::v1::ServiceInfo& service);
   absl::StatusOr<std::vector<mcos::v1::ServiceInfo>> ListServices();
+
+  // The replication queue (local): a task per (target, object), the newest version winning; due
+  // tasks in order of their next attempt; a finished task is removed (unless a newer one replaced
+  // it), a failed one rescheduled at `retry_at`.
+  absl::Status EnqueueReplication(const mcos::v1::ReplicationTask& task, absl::Time now);
+  absl::StatusOr<std::vector<QueuedReplication>> DueReplications(absl::Time now, uint32_t limit);
+  absl::Status FinishReplication(const mcos::v1::ReplicationTask& task,
+                                 std::optional<absl::Time> retry_at, absl::string_view error);
+  absl::StatusOr<std::vector<ReplicationBacklog>> ReplicationBacklogs();
 
   // Local settings (cluster id, ...).
   absl::StatusOr<std::optional<std::string>> GetSetting(absl::string_view key);

@@ -22,7 +22,8 @@ void Resolver::SetSnapshot(const mcos::v1::MetadataSnapshot& snapshot) {
   // Decode layouts outside the lock; an unchanged ring keeps its decoded form.
   std::map<std::string, RingEntry> rings;
   for (const auto& r : snapshot.rings()) {
-    RingEntry entry{r.version(), r.stamp().SerializeAsString(), nullptr};
+    RingEntry entry{r.version(), r.stamp().SerializeAsString(), nullptr, {}};
+    for (const auto& m : r.members()) entry.members.push_back(m.cluster());
     auto old = old_rings.find(r.id());
     if (old != old_rings.end() && old->second.version == entry.version &&
         old->second.stamp == entry.stamp) {
@@ -96,6 +97,8 @@ absl::StatusOr<mcos::v1::ResolveResponse> Resolver::Resolve(
     uint64_t ring_version = 0;
     std::string ring_id;
     uint32_t write_concern = 0;
+    bool degraded = false;
+    std::vector<std::string> members;
     {
       absl::MutexLock lock(&mu_);
       if (!revision_) {
@@ -116,6 +119,8 @@ absl::StatusOr<mcos::v1::ResolveResponse> Resolver::Resolve(
       ring_version = r->second.version;
       ring_id = r->first;
       write_concern = o->second.write_concern();
+      degraded = o->second.mode() == mcos::v1::OPTION_MODE_DEGRADED;
+      members = r->second.members;
     }
     const uint32_t partition =
         PartitionOf(ObjectHash(k.user(), k.container(), k.object()), ring->partition_power());
@@ -128,6 +133,8 @@ absl::StatusOr<mcos::v1::ResolveResponse> Resolver::Resolve(
     p->set_write_concern(write_concern != 0 ? write_concern : replicas / 2 + 1);
     for (auto& c : placed.replicas) p->add_replicas(std::move(c));
     for (auto& c : placed.handoffs) p->add_handoffs(std::move(c));
+    p->set_degraded(degraded);
+    for (auto& m : members) p->add_ring_members(std::move(m));
   }
   return response;
 }

@@ -46,6 +46,7 @@ class Resolver {
     uint64_t version = 0;
     std::string stamp;  // serialized Version: a rewrite of the same version is a new layout
     std::shared_ptr<const placement::CompiledRing> compiled;
+    std::vector<std::string> members;
   };
   std::optional<uint64_t> revision_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, RingEntry> rings_ ABSL_GUARDED_BY(mu_);

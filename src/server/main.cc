@@ -49,6 +49,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   options.user_token_key = keys->user_tokens;
+  options.peer_key = keys->peer;
   mcos::server::ServerApp app(options);
   mcos::common::ServerHostOptions host_options;
   host_options.listen = listen;

@@ -155,7 +155,7 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   }
 
  private:
-  enum class Phase { kHeader, kPreparing, kStreaming, kSettling, kCommitting };
+  enum class Phase { kHeader, kPreparing, kStreaming, kSettling, kCommitting, kReplicating };
 
   // The stream to this cluster's storage service.
   class StorageWriter final : public grpc::ClientWriteReactor<mcos::v1::StoragePutRequest> {
@@ -436,6 +436,18 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
         } else if (!finish_written_ && stored_.applied()) {
           Fail({grpc::StatusCode::INTERNAL,
                 "the storage service stored an upload before it ended; report this bug"});
+        } else if (stored_.applied() && app_.Remote(placement_)) {
+          // Stored here: now at the other replica clusters, answering once W hold it.
+          phase_ = Phase::kReplicating;
+          Ref();
+          auto b = app_.CachedBackends();
+          app_.coordinator_->Replicate(
+              key_, stored_.record(), placement_, b.ok() ? b->local : nullptr,
+              b.ok() ? app_.Replicas(*b) : ReplicaMap{},
+              [this](absl::StatusOr<std::vector<std::string>> holders) {
+                OnReplicated(std::move(holders));
+                Unref();
+              });
         } else {
           // Applied, or superseded by a newer version (then that one is the answer).
           grpc::SerializationTraits<mcos::v1::ObjectInfo>::Serialize(
@@ -447,10 +459,22 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
     Unref();
   }
 
+  void OnReplicated(absl::StatusOr<std::vector<std::string>> holders) {
+    std::lock_guard<std::recursive_mutex> lock(mu_);
+    if (answered_) return;
+    if (!holders.ok()) {
+      Answer(ToGrpcStatus(holders.status()));
+      return;
+    }
+    grpc::SerializationTraits<mcos::v1::ObjectInfo>::Serialize(
+        app_.ToInfo(key_, stored_.record(), &*holders), response_, &own_response_);
+    Answer(grpc::Status::OK);
+  }
+
   // Ends a stream that made no progress for the watchdog's timeout.
   void OnIdle(absl::Duration idle) {
     std::lock_guard<std::recursive_mutex> lock(mu_);
-    if (answered_) return;
+    if (answered_ || phase_ == Phase::kReplicating) return;  // replicas have their own deadline
     const std::string seconds = absl::StrCat(absl::ToInt64Seconds(idle));
     if (writing_ || phase_ == Phase::kCommitting) {
       common::LogWarning("upload of ", key_.container(), "/", key_.object(), " by ", user_,

@@ -1,5 +1,9 @@
 #include "server/server_app.h"
 
+#include <algorithm>
+#include <optional>
+#include <set>
+
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -73,7 +77,15 @@ ServerApp::ServerApp(const ServerOptions& options)
       downloads_("downloads", options.max_downloads, options.max_downloads_per_user),
       watchdog_(options.stream_idle_timeout),
       credentials_(absl::StrCat(options.id, "@", common::RandomHex(4))),
-      user_service_(*this) {
+      user_service_(*this),
+      cluster_service_(*this) {
+  CoordinatorOptions coordinator;
+  coordinator.replica_timeout = options.replica_timeout;
+  coordinator_ = std::make_unique<Coordinator>(
+      coordinator, [this](const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
+                          const std::string& target, const std::string& reason) {
+        Enqueue(key, record, target, reason);
+      });
   auth_.set_channel_credentials(common::MakeChannelCredentials(options.tls));
   route_.auth = &auth_;
   watchdog_.Start();
@@ -100,6 +112,14 @@ absl::Status ServerApp::Start(const std::string& own_endpoint,
       controller_channel_, mcos::v1::SERVICE_KIND_SERVER, own_endpoint, options_.id);
   MCOS_ASSIGN_OR_RETURN(auto registered, registrar_->RegisterBlocking(deadline - absl::Now()));
   cluster_id_ = registered.cluster_id();
+  if (!options_.peer_key.empty()) {
+    auto peer = std::make_shared<common::ServiceAuth>(options_.peer_key, cluster_id_,
+                                                      options_.user_token_key,
+                                                      common::CredentialScope::kFederation);
+    peer->set_channel_credentials(auth_.channel_credentials());
+    absl::MutexLock lock(&mu_);
+    peer_auth_ = std::move(peer);
+  }
   registrar_->StartHeartbeats();
   if (auto s = Discover(); !s.ok()) {
     common::LogWarning("no live resolver or storage service yet: ", s.message());
@@ -137,16 +157,121 @@ absl::Status ServerApp::Discover() {
   };
   MCOS_ASSIGN_OR_RETURN(std::string resolver, first_live(mcos::v1::SERVICE_KIND_RESOLVER));
   MCOS_ASSIGN_OR_RETURN(std::string storage, first_live(mcos::v1::SERVICE_KIND_STORAGE));
-  absl::MutexLock lock(&mu_);
-  if (resolver != resolver_endpoint_) {
-    resolver_endpoint_ = resolver;
-    backends_.resolver = mcos::v1::ResolverService::NewStub(route_.Connect(resolver));
+  bool federation = false;
+  {
+    absl::MutexLock lock(&mu_);
+    if (resolver != resolver_endpoint_) {
+      resolver_endpoint_ = resolver;
+      backends_.resolver = mcos::v1::ResolverService::NewStub(route_.Connect(resolver));
+    }
+    if (storage != storage_endpoint_) {
+      storage_endpoint_ = storage;
+      auto channel = route_.Connect(storage);
+      backends_.storage = std::make_shared<storage::StorageClient>(channel);
+      backends_.local = replication::StorageReplica(cluster_id_, channel);
+    }
+    federation = peer_auth_ != nullptr;
   }
-  if (storage != storage_endpoint_) {
-    storage_endpoint_ = storage;
-    backends_.storage = std::make_shared<storage::StorageClient>(route_.Connect(storage));
+  if (federation) {
+    if (auto s = DiscoverPeers(); !s.ok()) {
+      common::LogWarning("discovery of peer clusters: ", s.message());
+    }
   }
   return absl::OkStatus();
+}
+
+absl::Status ServerApp::DiscoverPeers() {
+  grpc::ClientContext ctx;
+  SetDeadline(ctx, absl::Seconds(2));
+  mcos::v1::ListClustersRequest req;
+  mcos::v1::ListClustersResponse resp;
+  if (grpc::Status s = controller_->ListFederationClusters(&ctx, req, &resp); !s.ok()) {
+    return FromGrpcStatus(s);
+  }
+  absl::MutexLock lock(&mu_);
+  std::set<std::string> seen;
+  for (const auto& c : resp.clusters()) {
+    if (c.id() == cluster_id_ || c.server_endpoints().empty()) continue;
+    seen.insert(c.id());
+    const std::string& endpoint = c.server_endpoints(0);
+    auto& [known, replica] = peers_[c.id()];
+    if (replica == nullptr || known != endpoint) {
+      known = endpoint;
+      replica = replication::PeerReplica(c.id(), cluster_id_,
+                                         common::ConnectInternal(endpoint, *peer_auth_));
+    }
+  }
+  for (auto it = peers_.begin(); it != peers_.end();) {
+    it = seen.count(it->first) > 0 ? std::next(it) : peers_.erase(it);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ServerApp::CheckPeer(const grpc::ServerContextBase& context) {
+  std::shared_ptr<common::ServiceAuth> peer;
+  {
+    absl::MutexLock lock(&mu_);
+    peer = peer_auth_;
+  }
+  if (peer == nullptr) {
+    if (auto s = auth_.CheckCaller(context); absl::IsPermissionDenied(s)) return s;
+    return absl::UnauthenticatedError(
+        "this cluster has no federation secret (--federation-secret-file), so it has no peers");
+  }
+  return peer->CheckCaller(context);
+}
+
+bool ServerApp::Remote(const mcos::v1::Placement& placement) const {
+  for (const auto& c : placement.replicas()) {
+    if (c != cluster_id_) return true;
+  }
+  for (const auto& c : placement.ring_members()) {
+    if (c != cluster_id_) return true;
+  }
+  return false;
+}
+
+bool ServerApp::Federated() {
+  absl::MutexLock lock(&mu_);
+  return !peers_.empty();
+}
+
+ReplicaMap ServerApp::Replicas(const Backends& b) {
+  ReplicaMap out;
+  out[cluster_id_] = b.local;
+  absl::MutexLock lock(&mu_);
+  for (const auto& [name, peer] : peers_) out[name] = peer.second;
+  return out;
+}
+
+absl::StatusOr<mcos::v1::Placement> ServerApp::PlaceInContainer(const Backends& b,
+                                                                const mcos::v1::ObjectKey& key) {
+  MCOS_ASSIGN_OR_RETURN(auto container, GetContainer(key.user(), key.container()));
+  return Place(b, key, container.option());
+}
+
+void ServerApp::Enqueue(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
+                        const std::string& target, const std::string& reason) {
+  mcos::v1::EnqueueReplicationRequest req;
+  auto* t = req.add_tasks();
+  *t->mutable_key() = key;
+  *t->mutable_version() = record.version();
+  t->set_tombstone(record.tombstone());
+  t->set_partition(record.partition());
+  t->set_option(record.option());
+  t->set_target(target);
+  t->set_reason(reason.substr(0, 512));
+  grpc::ClientContext ctx;
+  SetDeadline(ctx, absl::Seconds(10));
+  mcos::v1::EnqueueReplicationResponse resp;
+  if (grpc::Status s = controller_->EnqueueReplication(&ctx, req, &resp); !s.ok()) {
+    common::LogError("cannot queue ", key.container(), "/", key.object(), " for cluster '",
+                     target, "' (", reason, "): ", s.error_message(),
+                     "; that cluster gets this version only from repair");
+  } else {
+    common::LogInfo("queued ", key.container(), "/", key.object(), " for cluster '", target,
+                    "': ", reason);
+  }
 }
 
 absl::StatusOr<ServerApp::Backends> ServerApp::backends() {
@@ -210,13 +335,7 @@ absl::StatusOr<mcos::v1::Placement> ServerApp::CheckPlacement(
   if (resp.placements_size() != 1) return absl::InternalError("the resolver answered no placement");
   const mcos::v1::Placement& p = resp.placements(0);
   if (!p.error().empty()) return absl::FailedPreconditionError(p.error());
-  for (const auto& c : p.replicas()) {
-    if (c != cluster_id_) {
-      return absl::UnavailableError(
-          absl::StrCat("the placement names cluster '", c,
-                       "', which this server cannot reach yet (federation is not enabled)"));
-    }
-  }
+  if (p.replicas().empty()) return absl::FailedPreconditionError("the placement names no cluster");
   return p;
 }
 
@@ -233,7 +352,8 @@ mcos::v1::Version ServerApp::Stamp() {
 }
 
 mcos::v1::ObjectInfo ServerApp::ToInfo(const mcos::v1::ObjectKey& key,
-                                       const mcos::v1::ObjectRecord& r) const {
+                                       const mcos::v1::ObjectRecord& r,
+                                       const std::vector<std::string>* holders) const {
   mcos::v1::ObjectInfo info;
   info.set_container(key.container());
   info.set_object(key.object());
@@ -245,7 +365,11 @@ mcos::v1::ObjectInfo ServerApp::ToInfo(const mcos::v1::ObjectKey& key,
   *info.mutable_created() = r.created();
   *info.mutable_modified() = r.modified();
   info.set_version(common::VersionToString(r.version()));
-  info.add_replicas(cluster_id_);
+  if (holders != nullptr) {
+    for (const auto& h : *holders) info.add_replicas(h);
+  } else {
+    info.add_replicas(cluster_id_);
+  }
   return info;
 }
 
@@ -337,8 +461,8 @@ grpc::Status UserGrpcService::ListObjects(grpc::ServerContext* context,
   MCOS_GRPC_RETURN_IF_ERROR(common::ValidateContainerName(request->container()));
   MCOS_GRPC_RETURN_IF_ERROR(
       common::ValidateObjectListing(request->prefix(), request->marker(), request->delimiter()));
-  MCOS_GRPC_RETURN_IF_ERROR(
-      app_.GetContainer(common::TokenOwner(claims), request->container()).status());
+  auto container = app_.GetContainer(common::TokenOwner(claims), request->container());
+  if (!container.ok()) return ToGrpcStatus(container.status());
   auto b = app_.backends();
   if (!b.ok()) return ToGrpcStatus(b.status());
   mcos::v1::StorageListRequest req;
@@ -348,6 +472,30 @@ grpc::Status UserGrpcService::ListObjects(grpc::ServerContext* context,
   req.set_marker(request->marker());
   req.set_limit(request->limit());
   req.set_delimiter(request->delimiter());
+  if (app_.Federated()) {
+    // Any key of the container names the ring's members and the write concern.
+    auto placement =
+        app_.Place(*b, MakeKey(common::TokenOwner(claims), request->container(), "."),
+                   container->option());
+    if (!placement.ok()) return ToGrpcStatus(placement.status());
+    if (app_.Remote(*placement)) {
+      std::vector<std::string> members(placement->ring_members().begin(),
+                                       placement->ring_members().end());
+      if (members.empty()) members.assign(placement->replicas().begin(), placement->replicas().end());
+      auto merged = app_.coordinator_->List(req, members, placement->write_concern(),
+                                            app_.Replicas(*b));
+      if (!merged.ok()) return ToGrpcStatus(merged.status());
+      for (int i = 0; i < merged->page.entries_size(); ++i) {
+        const auto& e = merged->page.entries(i);
+        *response->add_objects() =
+            app_.ToInfo(MakeKey(common::TokenOwner(claims), request->container(), e.object()),
+                        e.record(), &merged->holders[static_cast<size_t>(i)]);
+      }
+      for (const auto& p : merged->page.common_prefixes()) response->add_common_prefixes(p);
+      response->set_next_marker(merged->page.next_marker());
+      return grpc::Status::OK;
+    }
+  }
   auto listing = b->storage->List(req);
   if (!listing.ok()) return ToGrpcStatus(listing.status());
   for (const auto& e : listing->entries()) {
@@ -364,17 +512,42 @@ grpc::Status UserGrpcService::DeleteContainer(grpc::ServerContext* context,
                                               mcos::v1::DeleteContainerResponse*) {
   MCOS_AUTH_OR_RETURN(claims);
   MCOS_GRPC_RETURN_IF_ERROR(common::ValidateContainerName(request->container()));
-  MCOS_GRPC_RETURN_IF_ERROR(
-      app_.GetContainer(common::TokenOwner(claims), request->container()).status());
+  auto container = app_.GetContainer(common::TokenOwner(claims), request->container());
+  if (!container.ok()) return ToGrpcStatus(container.status());
   auto b = app_.backends();
   if (!b.ok()) return ToGrpcStatus(b.status());
   mcos::v1::StorageListRequest req;
   req.set_user(common::TokenOwner(claims));
   req.set_container(request->container());
   req.set_limit(1);
-  auto listing = b->storage->List(req);
-  if (!listing.ok()) return ToGrpcStatus(listing.status());
-  if (listing->entries_size() > 0) {
+  bool empty = true;
+  std::optional<mcos::v1::Placement> federated;
+  if (app_.Federated()) {
+    auto placement = app_.Place(
+        *b, MakeKey(common::TokenOwner(claims), request->container(), "."), container->option());
+    if (!placement.ok()) return ToGrpcStatus(placement.status());
+    if (app_.Remote(*placement)) federated = *std::move(placement);
+  }
+  if (federated) {
+    // Every cluster of the ring that answers must hold no live object (tombstones do not count).
+    std::vector<std::string> members(federated->ring_members().begin(),
+                                     federated->ring_members().end());
+    if (members.empty()) members.assign(federated->replicas().begin(), federated->replicas().end());
+    req.set_limit(1000);
+    for (int page = 0; page < 100 && empty; ++page) {
+      auto merged = app_.coordinator_->List(req, members, federated->write_concern(),
+                                            app_.Replicas(*b));
+      if (!merged.ok()) return ToGrpcStatus(merged.status());
+      empty = merged->page.entries_size() == 0 && merged->page.common_prefixes_size() == 0;
+      if (merged->page.next_marker().empty()) break;
+      req.set_marker(merged->page.next_marker());
+    }
+  } else {
+    auto listing = b->storage->List(req);
+    if (!listing.ok()) return ToGrpcStatus(listing.status());
+    empty = listing->entries_size() == 0;
+  }
+  if (!empty) {
     return {grpc::StatusCode::FAILED_PRECONDITION,
             absl::StrCat("container '", request->container(),
                          "' is not empty: delete its objects first")};
@@ -406,6 +579,17 @@ grpc::Status UserGrpcService::StatObject(grpc::ServerContext* context,
   auto b = app_.backends();
   if (!b.ok()) return ToGrpcStatus(b.status());
   const auto key = MakeKey(common::TokenOwner(claims), request->container(), request->object());
+  if (app_.Federated()) {
+    auto placement = app_.PlaceInContainer(*b, key);
+    if (!placement.ok()) return ToGrpcStatus(placement.status());
+    if (app_.Remote(*placement)) {
+      auto newest = app_.coordinator_->Read(key, *placement, app_.Replicas(*b));
+      if (!newest.ok()) return ToGrpcStatus(newest.status());
+      if (!newest->record || newest->record->tombstone()) return ToGrpcStatus(ObjectNotFound(key));
+      *response = app_.ToInfo(key, *newest->record, &newest->holders);
+      return grpc::Status::OK;
+    }
+  }
   auto record = b->storage->Stat(key);
   if (!record.ok()) {
     return ToGrpcStatus(record.status().code() == absl::StatusCode::kNotFound ? app_.NotFound(key)
@@ -434,11 +618,59 @@ grpc::Status UserGrpcService::DownloadObject(
     guard->Detach();
     app_.downloads_.Release(common::TokenOwner(claims));
   };
+  std::vector<std::string> federated_holders;
   const auto key = MakeKey(common::TokenOwner(claims), request->container(), request->object());
   mcos::v1::StorageGetRequest req;
   *req.mutable_key() = key;
   req.set_offset(request->offset());
   req.set_length(request->length());
+  if (app_.Federated()) {
+    auto placement = app_.PlaceInContainer(*b, key);
+    if (!placement.ok()) return ToGrpcStatus(placement.status());
+    if (app_.Remote(*placement)) {
+      const ReplicaMap replicas = app_.Replicas(*b);
+      auto newest = app_.coordinator_->Read(key, *placement, replicas);
+      if (!newest.ok()) return ToGrpcStatus(newest.status());
+      if (!newest->record || newest->record->tombstone()) return ToGrpcStatus(ObjectNotFound(key));
+      const auto& holders = newest->holders;
+      if (std::find(holders.begin(), holders.end(), app_.cluster_id_) != holders.end()) {
+        *req.mutable_version() = newest->record->version();  // stream this cluster's copy
+      } else {
+        // Stream the newest copy from a cluster that holds it, checksums verified there and
+        // by the client.
+        auto source = replicas.find(holders.front());
+        if (source == replicas.end() || source->second == nullptr) {
+          return {grpc::StatusCode::UNAVAILABLE, "no cluster holding the object can be reached"};
+        }
+        const absl::Time deadline = absl::Now() + absl::Seconds(60) +
+                                    absl::Seconds(static_cast<double>(newest->record->size()) / 1e6);
+        auto reader = source->second->Open(key, request->offset(), request->length(),
+                                           &newest->record->version(), deadline);
+        if (!reader.ok()) return ToGrpcStatus(reader.status());
+        mcos::v1::DownloadObjectResponse out;
+        *out.mutable_info() = app_.ToInfo(key, (*reader)->record(), &holders);
+        if (!writer->Write(out)) {
+          (*reader)->Cancel();
+          return grpc::Status::CANCELLED;
+        }
+        std::string data;
+        while ((*reader)->Next(&data)) {
+          guard->Touch();
+          app_.bytes_out_.Increment(static_cast<double>(data.size()));
+          out.set_data(std::move(data));
+          if (context->IsCancelled() || !writer->Write(out)) {
+            (*reader)->Cancel();
+            (*reader)->Finish().IgnoreError();
+            return grpc::Status::CANCELLED;
+          }
+          data.clear();
+        }
+        return ToGrpcStatus((*reader)->Finish());
+      }
+      // The user sees every holder of the version this cluster streams.
+      federated_holders = newest->holders;
+    }
+  }
   // A child of the user's call: cancelling it (the client, or the watchdog) stops the read too.
   auto sctx = grpc::ClientContext::FromServerContext(*context);
   auto reader = b->storage->stub().Get(sctx.get(), req);
@@ -447,7 +679,8 @@ grpc::Status UserGrpcService::DownloadObject(
   while (reader->Read(&in)) {
     guard->Touch();
     if (in.has_record()) {
-      *out.mutable_info() = app_.ToInfo(key, in.record());
+      *out.mutable_info() = app_.ToInfo(
+          key, in.record(), federated_holders.empty() ? nullptr : &federated_holders);
     } else {
       app_.bytes_out_.Increment(static_cast<double>(in.data().size()));
       out.set_data(std::move(*in.mutable_data()));
@@ -486,6 +719,22 @@ grpc::Status UserGrpcService::DeleteObject(grpc::ServerContext* context,
   *req.mutable_version() = app_.Stamp();
   req.set_precondition(mcos::v1::WRITE_PRECONDITION_MUST_EXIST);
   req.set_partition(placement->partition());
+  if (app_.Remote(*placement)) {
+    // The object must be live at the read quorum; the tombstone is stored here, then sent to the
+    // other replica clusters like any write.
+    const ReplicaMap replicas = app_.Replicas(*b);
+    auto newest = app_.coordinator_->Read(key, *placement, replicas);
+    if (!newest.ok()) return ToGrpcStatus(newest.status());
+    if (!newest->record || newest->record->tombstone()) return ToGrpcStatus(ObjectNotFound(key));
+    req.set_precondition(mcos::v1::WRITE_PRECONDITION_NONE);
+    auto local = b->storage->Delete(req);
+    if (!local.ok()) return ToGrpcStatus(local.status());
+    auto holders = app_.coordinator_->ReplicateAndWait(key, local->record(), *placement, b->local,
+                                                       replicas);
+    if (!holders.ok()) return ToGrpcStatus(holders.status());
+    response->set_version(common::VersionToString(local->record().version()));
+    return grpc::Status::OK;
+  }
   auto result = b->storage->Delete(req);
   if (!result.ok()) {
     return ToGrpcStatus(result.status().code() == absl::StatusCode::kFailedPrecondition

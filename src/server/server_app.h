@@ -9,6 +9,7 @@
 #include <prometheus/counter.h>
 #include <prometheus/registry.h>
 
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -26,6 +27,9 @@
 #include "mcos/v1/controller.grpc.pb.h"
 #include "mcos/v1/resolver.grpc.pb.h"
 #include "mcos/v1/user.grpc.pb.h"
+#include "replication/replica.h"
+#include "server/cluster_grpc_service.h"
+#include "server/coordinator.h"
 #include "server/credential_cache.h"
 #include "server/transfer_limiter.h"
 #include "storage/storage_client.h"
@@ -58,6 +62,12 @@ struct ServerOptions {
   // An upload that declares neither its size nor a finish message commits only if no
   // cancellation follows its half-close within this time (see put_reactor.h).
   absl::Duration upload_settle = absl::Milliseconds(100);
+  // The federation's peer key (ClusterKeys::peer): ClusterService takes only this credential,
+  // and the server calls its peers' with it. Empty: no federation.
+  std::string peer_key;
+  // A replica cluster that has not taken a write within this (plus its bytes at 20 MB/s) is
+  // queued for later; reads wait this long for a quorum.
+  absl::Duration replica_timeout = absl::Seconds(5);
 };
 
 class ServerApp;
@@ -112,7 +122,7 @@ class ServerApp {
  public:
   explicit ServerApp(const ServerOptions& options);
   ~ServerApp();
-  std::vector<grpc::Service*> services() { return {&user_service_}; }
+  std::vector<grpc::Service*> services() { return {&user_service_, &cluster_service_}; }
   const std::shared_ptr<prometheus::Registry>& registry() const { return registry_; }
   // Registers `own_endpoint` with the controller (retrying up to `timeout`), learns the cluster id
   // and the live resolvers and storage services, and starts the discovery loop.
@@ -127,10 +137,13 @@ class ServerApp {
 
  private:
   friend class UserGrpcService;
+  friend class ClusterGrpcService;
   friend class PutReactor;
   struct Backends {
     std::shared_ptr<mcos::v1::ResolverService::Stub> resolver;
     std::shared_ptr<storage::StorageClient> storage;
+    // The same storage service as a replica (the coordinator's view of it).
+    std::shared_ptr<replication::Replica> local;
   };
   absl::Status Discover();
   // The current resolver and storage clients; UNAVAILABLE when none is live.
@@ -153,8 +166,27 @@ class ServerApp {
   // When the object is missing, this says which of the two is.
   absl::Status NotFound(const mcos::v1::ObjectKey& key);
   mcos::v1::Version Stamp();
-  mcos::v1::ObjectInfo ToInfo(const mcos::v1::ObjectKey& key,
-                              const mcos::v1::ObjectRecord& record) const;
+  // The user's view of a record; `holders` are the clusters that hold it (this one if null).
+  mcos::v1::ObjectInfo ToInfo(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
+                              const std::vector<std::string>* holders = nullptr) const;
+
+  // ---- federation ----
+  // The refusal of a ClusterService caller without the federation's peer credential.
+  absl::Status CheckPeer(const grpc::ServerContextBase& context);
+  // Whether a placement names another cluster (then the coordinator's paths apply).
+  bool Remote(const mcos::v1::Placement& placement) const;
+  // Whether this cluster has peers (reads then ask the object's replica clusters).
+  bool Federated();
+  // This cluster's storage and the known peers' servers, by cluster name.
+  ReplicaMap Replicas(const Backends& b);
+  // The placement of `key` in its container's option, looked up for reads and listings.
+  absl::StatusOr<mcos::v1::Placement> PlaceInContainer(const Backends& b,
+                                                       const mcos::v1::ObjectKey& key);
+  // Hands a replica's missed write to the controller's replication queue.
+  void Enqueue(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
+               const std::string& target, const std::string& reason);
+  // Refreshes the peers' server endpoints from the controller.
+  absl::Status DiscoverPeers();
 
   ServerOptions options_;
   // This server's service credential for the cluster's internal services.
@@ -172,12 +204,19 @@ class ServerApp {
   common::StreamWatchdog watchdog_;
   CredentialCache credentials_;
   UserGrpcService user_service_;
+  ClusterGrpcService cluster_service_;
+  std::unique_ptr<Coordinator> coordinator_;
   std::unique_ptr<common::Registrar> registrar_;
   std::string cluster_id_;
   absl::Mutex mu_;
   std::string resolver_endpoint_ ABSL_GUARDED_BY(mu_);
   std::string storage_endpoint_ ABSL_GUARDED_BY(mu_);
   Backends backends_ ABSL_GUARDED_BY(mu_);
+  // Set once the cluster's name is known (Start).
+  std::shared_ptr<common::ServiceAuth> peer_auth_ ABSL_GUARDED_BY(mu_);
+  // Per peer cluster: its server endpoint and replica.
+  std::map<std::string, std::pair<std::string, std::shared_ptr<replication::Replica>>> peers_
+      ABSL_GUARDED_BY(mu_);
   absl::Notification stop_;
   std::thread discovery_;
 };

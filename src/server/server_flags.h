@@ -12,6 +12,7 @@ namespace mcos::server {
 struct ServerFlags {
   int stream_idle_timeout_ms = 60000;
   int upload_settle_ms = 100;
+  int replica_timeout_ms = 5000;
 
   void Add(CLI::App& cli, ServerOptions& options) {
     cli.add_option("--max-uploads", options.max_uploads,
@@ -34,10 +35,16 @@ struct ServerFlags {
                    "An upload that declares neither its size nor a finish message commits only "
                    "if no cancel follows its end within this time")
         ->capture_default_str();
+    cli.add_option("--replica-timeout-ms", replica_timeout_ms,
+                   "A replica cluster that has not taken a write within this (plus its bytes at "
+                   "20 MB/s) is left to the replication queue; reads wait this long for a quorum")
+        ->capture_default_str()
+        ->check(CLI::Range(100, 600000));
   }
   void Apply(ServerOptions& options) const {
     options.stream_idle_timeout = absl::Milliseconds(stream_idle_timeout_ms);
     options.upload_settle = absl::Milliseconds(upload_settle_ms);
+    options.replica_timeout = absl::Milliseconds(replica_timeout_ms);
   }
 };
 

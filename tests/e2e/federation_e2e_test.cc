@@ -8,11 +8,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <signal.h>
+
 #include <algorithm>
+#include <atomic>
+#include <map>
+#include <mutex>
 #include <fstream>
 #include <filesystem>
 #include <functional>
 #include <set>
+#include <sstream>
+#include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -21,10 +28,12 @@
 #include "common/channel.h"
 #include "common/service_auth.h"
 #include "common/token.h"
+#include "mcos/v1/cluster.grpc.pb.h"
 #include "mcos/v1/peer.grpc.pb.h"
 #include "mcos/v1/user.grpc.pb.h"
 #include "tests/support/cluster_process.h"
 #include "tests/support/status_matchers.h"
+#include "tests/support/test_data.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/test_ca.h"
 
@@ -98,6 +107,83 @@ class FederationE2eTest : public ::testing::Test {
     return {names, up};
   }
 
+  // Starts alpha, beta and gamma, peers them, makes ring "fed" (3 replicas over all three) the
+  // default option's ring, adds the option "relaxed" (degraded, W = 2) and the user carol, and
+  // waits until a put at each cluster names all three as replicas.
+  void Federate() {
+    a_ = Start("alpha");
+    b_ = Start("beta");
+    c_ = Start("gamma");
+    auto admin = Admin(*a_);
+    ASSERT_TRUE(admin->AddCluster(b_->endpoint()).ok());
+    ASSERT_TRUE(admin->AddCluster(c_->endpoint()).ok());
+    mcos::v1::Ring ring;
+    ring.set_id("fed");
+    ring.set_replicas(3);
+    ring.set_partition_power(8);
+    for (const char* name : {"alpha", "beta", "gamma"}) {
+      auto* m = ring.add_members();
+      m->set_cluster(name);
+      m->set_weight(1);
+    }
+    MCOS_ASSERT_OK(admin->CreateRing(ring));
+    mcos::v1::SetOptionRingRequest set;
+    set.set_option("default");
+    set.set_ring("fed");
+    MCOS_ASSERT_OK(admin->SetOptionRing(set));
+    mcos::v1::Option relaxed;
+    relaxed.set_name("relaxed");
+    relaxed.set_ring("fed");
+    relaxed.set_write_concern(2);
+    relaxed.set_mode(mcos::v1::OPTION_MODE_DEGRADED);
+    MCOS_ASSERT_OK(admin->AddOption(relaxed));
+    MCOS_ASSERT_OK(admin->AddUser("carol", "carol-pw", false));
+    for (auto* c : {a_, b_, c_}) {
+      auto user = As(*c);
+      ASSERT_NE(user, nullptr);
+      const std::string box = absl::StrCat("ready-", c->endpoint().substr(10));
+      absl::Duration took = WaitFor([&] {
+        if (!user->CreateContainer(box).ok() && !user->ListObjects(Listing(box)).ok()) {
+          return false;
+        }
+        std::istringstream in("probe");
+        if (!user->PutObject(box, "probe", in).ok()) return false;
+        auto stat = user->StatObject(box, "probe");
+        return stat.ok() && stat->replicas_size() == 3;
+      }, absl::Seconds(30));
+      ASSERT_LT(took, absl::Seconds(30)) << "puts at " << c->endpoint() << " never reached 3";
+    }
+  }
+
+  // Carol's client at `c`, logged in (waits for her user to arrive there).
+  std::unique_ptr<Client> As(const testing::ClusterProcess& c) {
+    auto client = std::make_unique<Client>(c.endpoint(), client_options_);
+    WaitFor([&] { return client->Login("carol", "carol-pw").ok(); });
+    if (!client->Login("carol", "carol-pw").ok()) return nullptr;
+    return client;
+  }
+
+  static mcos::v1::ListObjectsRequest Listing(const std::string& container) {
+    mcos::v1::ListObjectsRequest req;
+    req.set_container(container);
+    return req;
+  }
+
+  static absl::StatusOr<std::string> Get(Client& c, const std::string& container,
+                                         const std::string& object) {
+    std::ostringstream out;
+    auto info = c.DownloadObject(container, object, out);
+    if (!info.ok()) return info.status();
+    return out.str();
+  }
+
+  static std::set<std::string> Replicas(const mcos::v1::ObjectInfo& info) {
+    return {info.replicas().begin(), info.replicas().end()};
+  }
+
+  testing::ClusterProcess* a_ = nullptr;
+  testing::ClusterProcess* b_ = nullptr;
+  testing::ClusterProcess* c_ = nullptr;
   testing::TempDir dir_;
   std::string secret_;
   client::ClientOptions client_options_;
@@ -313,6 +399,23 @@ TEST_F(FederationE2eTest, PeerServicesTakeOnlyPeerCredentials) {
   }
   EXPECT_EQ(Listed(admin).first, std::set<std::string>{"solo"});
 
+  // ClusterService takes the peer credential only.
+  auto cluster = mcos::v1::ClusterService::NewStub(common::ConnectInsecure(a->endpoint()));
+  auto cluster_stat = [&](const std::string& token) {
+    grpc::ClientContext ctx;
+    if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
+    mcos::v1::ClusterStatObjectRequest req;
+    req.mutable_key()->set_user("admin");
+    req.mutable_key()->set_container("c");
+    req.mutable_key()->set_object("o");
+    mcos::v1::ClusterStatObjectResponse resp;
+    return cluster->ClusterStatObject(&ctx, req, &resp).error_code();
+  };
+  EXPECT_EQ(cluster_stat(""), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(cluster_stat(admin.token()), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(cluster_stat(service.Token()), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(cluster_stat(peer.Token()), grpc::StatusCode::NOT_FOUND);
+
   // The peer credential is nobody at UserService or AdminService.
   auto user = mcos::v1::UserService::NewStub(common::ConnectInsecure(a->endpoint()));
   grpc::ClientContext ctx;
@@ -326,6 +429,230 @@ TEST_F(FederationE2eTest, PeerServicesTakeOnlyPeerCredentials) {
   client::ClientOptions with_peer;
   with_peer.token = peer.Token();
   MCOS_EXPECT_CODE(Client(a->endpoint(), with_peer).ListUsers(), kUnauthenticated);
+}
+
+const std::set<std::string> kAll = {"alpha", "beta", "gamma"};
+
+TEST_F(FederationE2eTest, WrittenAtOneClusterReadAndListedAtTheOthers) {
+  Federate();
+  auto at_a = As(*a_);
+  auto at_b = As(*b_);
+  auto at_c = As(*c_);
+  MCOS_ASSERT_OK(at_a->CreateContainer("docs"));
+  const std::string data = testing::RandomBytes((3 << 20) + 5, 7);
+  std::istringstream in(data);
+  auto put = at_a->PutObject("docs", "report.bin", in);
+  MCOS_ASSERT_OK(put);
+  // Acknowledged once W = 2 clusters held it, this one among them; the third follows.
+  EXPECT_GE(put->replicas_size(), 2);
+  EXPECT_TRUE(Replicas(*put).count("alpha") > 0);
+  for (Client* at : {at_b.get(), at_c.get()}) {
+    WaitFor([&] {
+      auto s = at->StatObject("docs", "report.bin");
+      return s.ok() && Replicas(*s) == kAll;
+    });
+    auto stat = at->StatObject("docs", "report.bin");
+    MCOS_ASSERT_OK(stat);
+    EXPECT_EQ(stat->etag(), put->etag());
+    EXPECT_EQ(stat->version(), put->version());
+    EXPECT_EQ(Replicas(*stat), kAll);
+    auto back = Get(*at, "docs", "report.bin");
+    MCOS_ASSERT_OK(back);
+    EXPECT_TRUE(*back == data) << "downloaded bytes differ";
+    auto listed = at->ListObjects(Listing("docs"));
+    MCOS_ASSERT_OK(listed);
+    ASSERT_EQ(listed->objects_size(), 1);
+    EXPECT_EQ(listed->objects(0).object(), "report.bin");
+    EXPECT_EQ(Replicas(listed->objects(0)), kAll);
+  }
+  // An update at gamma wins everywhere; a delete at beta hides it everywhere.
+  std::istringstream second("second version");
+  auto updated = at_c->UpdateObject("docs", "report.bin", second);
+  MCOS_ASSERT_OK(updated);
+  auto back = Get(*at_a, "docs", "report.bin");
+  MCOS_ASSERT_OK(back);
+  EXPECT_EQ(*back, "second version");
+  MCOS_ASSERT_OK(at_b->DeleteObject("docs", "report.bin"));
+  for (Client* at : {at_a.get(), at_b.get(), at_c.get()}) {
+    MCOS_EXPECT_CODE(at->StatObject("docs", "report.bin"), kNotFound);
+    auto listed = at->ListObjects(Listing("docs"));
+    MCOS_ASSERT_OK(listed);
+    EXPECT_EQ(listed->objects_size(), 0);
+  }
+  // Empty everywhere, so it can go; then it is gone at every cluster.
+  MCOS_ASSERT_OK(at_a->DeleteContainer("docs"));
+  WaitFor([&] { return !at_c->ListObjects(Listing("docs")).ok(); });
+  MCOS_EXPECT_CODE(at_c->ListObjects(Listing("docs")), kNotFound);
+}
+
+TEST_F(FederationE2eTest, AKilledClusterLosesNothingAndCatchesUp) {
+  Federate();
+  auto at_a = As(*a_);
+  auto at_b = As(*b_);
+  MCOS_ASSERT_OK(at_a->CreateContainer("load"));
+  std::istringstream doomed_in("to be deleted while gamma is down");
+  MCOS_ASSERT_OK(at_a->PutObject("load", "doomed", doomed_in));
+
+  // Writers at alpha and beta; gamma is killed with -9 while they run.
+  std::map<std::string, std::string> acked;
+  std::mutex mu;
+  std::atomic<bool> stop{false};
+  std::atomic<int> failed{0};
+  auto writer = [&](Client& at, const std::string& prefix) {
+    for (int i = 0; !stop.load() || i < 20; ++i) {
+      const std::string name = absl::StrCat(prefix, "-", i);
+      const std::string data = testing::RandomBytes(4096 + i, static_cast<uint32_t>(i));
+      std::istringstream in(data);
+      auto info = at.PutObject("load", name, in);
+      if (info.ok()) {
+        std::lock_guard<std::mutex> lock(mu);
+        acked[name] = data;
+      } else {
+        ++failed;
+      }
+      if (i > 200) break;
+    }
+  };
+  std::thread wa([&] { writer(*at_a, "a"); });
+  std::thread wb([&] { writer(*at_b, "b"); });
+  absl::SleepFor(absl::Milliseconds(300));
+  c_->Kill();
+  absl::SleepFor(absl::Milliseconds(700));
+  stop = true;
+  wa.join();
+  wb.join();
+  std::printf("%zu writes acknowledged, %d failed, gamma killed during them\n", acked.size(),
+              failed.load());
+  EXPECT_EQ(failed.load(), 0) << "R=3, W=2: one cluster down must not fail writes";
+  MCOS_ASSERT_OK(at_a->DeleteObject("load", "doomed"));
+  // Every acknowledged write reads back, byte-identical, at alpha and beta.
+  for (const auto& [name, data] : acked) {
+    for (Client* at : {at_a.get(), at_b.get()}) {
+      auto back = Get(*at, "load", name);
+      MCOS_ASSERT_OK(back);
+      EXPECT_TRUE(*back == data) << name;
+    }
+  }
+  // The missed writes wait in the queues of alpha and beta.
+  auto admin = Admin(*a_);
+  auto repair = admin->GetRepairStatus();
+  MCOS_ASSERT_OK(repair);
+  EXPECT_GT(repair->queued_tasks(), 0u);
+
+  // gamma comes back and catches up from the queues.
+  const absl::Time restarted = absl::Now();
+  MCOS_ASSERT_OK(c_->Start({"--name", "gamma", "--federation-secret-file", secret_,
+                            "--federation-sync-period-ms", "200"}));
+  auto at_c = As(*c_);
+  ASSERT_NE(at_c, nullptr);
+  const absl::Duration caught_up = WaitFor(
+      [&] {
+        auto listed = at_c->ListObjects(Listing("load"));
+        if (!listed.ok()) return false;
+        size_t full = 0;
+        for (const auto& o : listed->objects()) full += Replicas(o) == kAll ? 1 : 0;
+        return full == acked.size() && listed->objects_size() == static_cast<int>(acked.size());
+      },
+      absl::Seconds(60));
+  std::printf("restarted gamma held all %zu objects %s after its restart\n", acked.size(),
+              absl::FormatDuration(absl::Now() - restarted).c_str());
+  EXPECT_LT(caught_up, absl::Seconds(60));
+  for (const auto& [name, data] : acked) {
+    auto back = Get(*at_c, "load", name);
+    MCOS_ASSERT_OK(back);
+    EXPECT_TRUE(*back == data) << name;
+  }
+  // The object deleted while gamma was down stays deleted there and in every listing.
+  MCOS_EXPECT_CODE(at_c->StatObject("load", "doomed"), kNotFound);
+  for (auto* c : {a_, b_, c_}) {
+    auto listed = As(*c)->ListObjects(Listing("load"));
+    MCOS_ASSERT_OK(listed);
+    for (const auto& o : listed->objects()) EXPECT_NE(o.object(), "doomed");
+  }
+  WaitFor([&] {
+    auto r = admin->GetRepairStatus();
+    return r.ok() && r->queued_tasks() == 0;
+  });
+  auto drained = admin->GetRepairStatus();
+  MCOS_ASSERT_OK(drained);
+  EXPECT_EQ(drained->queued_tasks(), 0u);
+}
+
+TEST_F(FederationE2eTest, AFrozenClusterDelaysNoWriteBeyondTheQuorum) {
+  Federate();
+  auto at_a = As(*a_);
+  MCOS_ASSERT_OK(at_a->CreateContainer("frozen"));
+  kill(c_->pid(), SIGSTOP);
+  std::vector<double> ms;
+  std::map<std::string, std::string> acked;
+  for (int i = 0; i < 60; ++i) {
+    const std::string data = testing::RandomBytes(4096, static_cast<uint32_t>(i));
+    std::istringstream in(data);
+    const absl::Time start = absl::Now();
+    auto info = at_a->PutObject("frozen", absl::StrCat("o", i), in);
+    ms.push_back(absl::ToDoubleMilliseconds(absl::Now() - start));
+    MCOS_ASSERT_OK(info);
+    EXPECT_EQ(Replicas(*info), (std::set<std::string>{"alpha", "beta"}));  // not the frozen one
+    acked[absl::StrCat("o", i)] = data;
+  }
+  std::sort(ms.begin(), ms.end());
+  std::printf("60 writes at alpha while gamma was frozen: p50 %.1f ms, p99 %.1f ms\n",
+              ms[ms.size() / 2], ms[ms.size() * 99 / 100]);
+  kill(c_->pid(), SIGCONT);
+  auto at_c = As(*c_);
+  ASSERT_NE(at_c, nullptr);
+  const absl::Time thawed = absl::Now();
+  WaitFor(
+      [&] {
+        for (const auto& [name, data] : acked) {
+          auto stat = at_c->StatObject("frozen", name);
+          if (!stat.ok() || Replicas(*stat) != kAll) return false;
+        }
+        return true;
+      },
+      absl::Seconds(60));
+  std::printf("thawed gamma held all 60 after %s\n",
+              absl::FormatDuration(absl::Now() - thawed).c_str());
+  for (const auto& [name, data] : acked) {
+    auto stat = at_c->StatObject("frozen", name);
+    MCOS_ASSERT_OK(stat);
+    EXPECT_EQ(Replicas(*stat), kAll) << name;
+  }
+}
+
+TEST_F(FederationE2eTest, ConsistentRefusesWithTooFewClustersDegradedAccepts) {
+  Federate();
+  auto at_a = As(*a_);
+  MCOS_ASSERT_OK(at_a->CreateContainer("strict"));
+  MCOS_ASSERT_OK(at_a->CreateContainer("loose", "relaxed"));
+  std::istringstream before("acknowledged before the outage");
+  MCOS_ASSERT_OK(at_a->PutObject("strict", "kept", before));
+  b_->Kill();
+  c_->Kill();
+  std::istringstream in("x");
+  auto refused = at_a->PutObject("strict", "new", in);
+  MCOS_EXPECT_CODE(refused, kUnavailable);
+  EXPECT_TRUE(absl::StrContains(refused.status().message(),
+                                "1 of 3 replica clusters answered, 2 needed"))
+      << refused.status();
+  std::istringstream in2("y");
+  auto accepted = at_a->PutObject("loose", "new", in2);
+  MCOS_ASSERT_OK(accepted);
+  EXPECT_EQ(Replicas(*accepted), std::set<std::string>{"alpha"});
+  // Back up: nothing acknowledged was lost.
+  for (auto* c : {b_, c_}) {
+    MCOS_ASSERT_OK(c->Start({"--name", c == b_ ? "beta" : "gamma", "--federation-secret-file",
+                             secret_, "--federation-sync-period-ms", "200"}));
+  }
+  auto at_b = As(*b_);
+  ASSERT_NE(at_b, nullptr);
+  WaitFor([&] { return at_b->StatObject("loose", "new").ok(); });
+  auto kept = Get(*at_b, "strict", "kept");
+  MCOS_ASSERT_OK(kept);
+  EXPECT_EQ(*kept, "acknowledged before the outage");
+  auto loose = Get(*at_b, "loose", "new");
+  MCOS_ASSERT_OK(loose);
+  EXPECT_EQ(*loose, "y");
 }
 
 TEST_F(FederationE2eTest, PeersOverMutualTls) {

@@ -324,6 +324,12 @@ int main(int argc, char** argv) {
       "remove", "Remove a cluster from the federation (no ring may still give it weight)");
   cl_remove->add_option("name", cluster_name, "Cluster name")->required();
 
+  auto* admin_repair = admin->add_subcommand("repair", "Replication and repair");
+  admin_repair->require_subcommand(1);
+  auto* rp_status = admin_repair->add_subcommand(
+      "status",
+      "Writes this cluster still has to send to other clusters: target, backlog, oldest, lag");
+
   std::string ring_id, ring_name;
   uint32_t replicas = 1, partition_power = 16, write_concern = 0;
   uint32_t update_replicas = 0, update_power = 0;
@@ -632,6 +638,24 @@ int main(int argc, char** argv) {
                   << (s.state() == mcos::v1::SERVICE_STATE_UP ? "UP" : "DOWN")
                   << (s.condition().empty() ? "" : "\t") << s.condition() << "\n";
       }
+    }
+    return 0;
+  }
+  if (rp_status->parsed()) {
+    auto r = client.GetRepairStatus();
+    if (!r.ok()) return Fail(r.status());
+    if (g.json) {
+      std::cout << ToJson(*r) << "\n";
+      return 0;
+    }
+    std::cout << r->queued_tasks() << " queued write(s)\n";
+    for (const auto& l : r->links()) {
+      std::cout << l.from_cluster() << " -> " << l.to_cluster() << "\tbacklog " << l.backlog()
+                << "\toldest "
+                << absl::FormatTime("%Y-%m-%dT%H:%M:%SZ",
+                                    absl::FromUnixSeconds(l.oldest_unreplicated().seconds()),
+                                    absl::UTCTimeZone())
+                << "\tlag " << absl::StrFormat("%.1f", l.lag_seconds()) << " s\n";
     }
     return 0;
   }

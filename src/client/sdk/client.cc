@@ -402,6 +402,14 @@ absl::Status Client::RemoveCluster(const std::string& id) {
       .status();
 }
 
+absl::StatusOr<mcos::v1::RepairStatus> Client::GetRepairStatus() {
+  grpc::ClientContext ctx;
+  Prepare(ctx, true);
+  mcos::v1::GetRepairStatusRequest req;
+  return Run<mcos::v1::RepairStatus>(
+      [&](auto* resp) { return admin_->GetRepairStatus(&ctx, req, resp); });
+}
+
 absl::StatusOr<mcos::v1::ListRingsResponse> Client::ListRings() {
   grpc::ClientContext ctx;
   Prepare(ctx, true);

@@ -135,6 +135,8 @@ class Client {
   // Peers the answering cluster with the one whose controller answers at `controller_endpoint`.
   absl::StatusOr<mcos::v1::ClusterInfo> AddCluster(const std::string& controller_endpoint);
   absl::Status RemoveCluster(const std::string& id);
+  // The answering cluster's replication queue: backlog per target cluster.
+  absl::StatusOr<mcos::v1::RepairStatus> GetRepairStatus();
   absl::StatusOr<mcos::v1::ListRingsResponse> ListRings();
   absl::StatusOr<mcos::v1::Ring> CreateRing(const mcos::v1::Ring& ring);
   absl::StatusOr<mcos::v1::UpdateRingResponse> UpdateRing(const mcos::v1::UpdateRingRequest& r);

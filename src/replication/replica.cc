@@ -1,0 +1,345 @@
+#include "replication/replica.h"
+
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/grpc_status.h"
+#include "mcos/v1/cluster.grpc.pb.h"
+#include "mcos/v1/storage.grpc.pb.h"
+
+namespace mcos::replication {
+namespace {
+
+using common::FromGrpcStatus;
+
+void SetDeadline(grpc::ClientContext& ctx, absl::Time deadline) {
+  ctx.set_deadline(absl::ToChronoTime(deadline));
+}
+
+// "sha256:<hex>" -> "<hex>".
+std::string Sha256Hex(const std::string& checksum) {
+  return absl::StartsWith(checksum, "sha256:") ? checksum.substr(7) : std::string();
+}
+
+// A read over a server stream whose first message carries the record and the others data.
+template <typename Response>
+class StreamReader final : public ObjectReader {
+ public:
+  StreamReader(std::unique_ptr<grpc::ClientContext> ctx,
+               std::unique_ptr<grpc::ClientReader<Response>> reader)
+      : ctx_(std::move(ctx)), reader_(std::move(reader)) {}
+
+  // Reads the record; the reader's error when the stream has none.
+  absl::Status Start() {
+    Response first;
+    if (!reader_->Read(&first)) return FromGrpcStatus(reader_->Finish());
+    if (!first.has_record()) {
+      ctx_->TryCancel();
+      reader_->Finish();
+      return absl::DataLossError("the replica's answer did not start with the object's record");
+    }
+    record_ = std::move(*first.mutable_record());
+    return absl::OkStatus();
+  }
+
+  const mcos::v1::ObjectRecord& record() const override { return record_; }
+
+  bool Next(std::string* data) override {
+    if (finished_) return false;
+    Response r;
+    while (reader_->Read(&r)) {
+      if (r.has_data()) {
+        *data = std::move(*r.mutable_data());
+        return true;
+      }
+    }
+    status_ = FromGrpcStatus(reader_->Finish());
+    finished_ = true;
+    return false;
+  }
+
+  absl::Status Finish() override {
+    if (!finished_) {
+      std::string ignored;
+      while (Next(&ignored)) {
+      }
+    }
+    return status_;
+  }
+
+  void Cancel() override { ctx_->TryCancel(); }
+
+ private:
+  std::unique_ptr<grpc::ClientContext> ctx_;
+  std::unique_ptr<grpc::ClientReader<Response>> reader_;
+  mcos::v1::ObjectRecord record_;
+  bool finished_ = false;
+  absl::Status status_;
+};
+
+// Streams `source` into `writer` as Request messages made by `data_message`; true if every
+// chunk was written. Stops at the first failed write (the stream's Finish says why).
+template <typename Request, typename MakeData>
+absl::Status StreamChunks(grpc::ClientWriter<Request>& writer, ObjectReader& source,
+                          const MakeData& data_message, uint64_t* sent) {
+  std::string chunk;
+  while (source.Next(&chunk)) {
+    *sent += chunk.size();
+    Request req = data_message(std::move(chunk));
+    if (!writer.Write(req)) return absl::OkStatus();  // the stream's Finish says why
+    chunk.clear();
+  }
+  return source.Finish();
+}
+
+class StorageReplicaImpl final : public Replica {
+ public:
+  StorageReplicaImpl(std::string cluster, std::shared_ptr<grpc::Channel> channel)
+      : cluster_(std::move(cluster)), stub_(mcos::v1::StorageService::NewStub(channel)) {}
+
+  const std::string& cluster() const override { return cluster_; }
+
+  absl::StatusOr<mcos::v1::ObjectRecord> Stat(const mcos::v1::ObjectKey& key,
+                                              absl::Time deadline) override {
+    grpc::ClientContext ctx;
+    SetDeadline(ctx, deadline);
+    mcos::v1::StorageStatRequest req;
+    *req.mutable_key() = key;
+    req.set_include_tombstone(true);
+    mcos::v1::StorageStatResponse resp;
+    if (grpc::Status s = stub_->Stat(&ctx, req, &resp); !s.ok()) return FromGrpcStatus(s);
+    return std::move(*resp.mutable_record());
+  }
+
+  absl::StatusOr<std::unique_ptr<ObjectReader>> Open(const mcos::v1::ObjectKey& key,
+                                                     uint64_t offset, uint64_t length,
+                                                     const mcos::v1::Version* version,
+                                                     absl::Time deadline) override {
+    auto ctx = std::make_unique<grpc::ClientContext>();
+    SetDeadline(*ctx, deadline);
+    mcos::v1::StorageGetRequest req;
+    *req.mutable_key() = key;
+    req.set_offset(offset);
+    req.set_length(length);
+    if (version != nullptr) *req.mutable_version() = *version;
+    auto stream = stub_->Get(ctx.get(), req);
+    auto reader = std::make_unique<StreamReader<mcos::v1::StorageGetResponse>>(std::move(ctx),
+                                                                                std::move(stream));
+    if (auto s = reader->Start(); !s.ok()) return s;
+    return std::unique_ptr<ObjectReader>(std::move(reader));
+  }
+
+  absl::StatusOr<WriteAck> Put(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
+                               ObjectReader& source, absl::Time deadline) override {
+    grpc::ClientContext ctx;
+    SetDeadline(ctx, deadline);
+    mcos::v1::StoragePutResponse resp;
+    auto writer = stub_->Put(&ctx, &resp);
+    mcos::v1::StoragePutRequest header;
+    auto* h = header.mutable_header();
+    *h->mutable_key() = key;
+    *h->mutable_version() = record.version();
+    h->set_content_type(record.content_type());
+    *h->mutable_metadata() = record.metadata();
+    h->set_size(record.size());
+    h->set_md5_hex(record.etag());
+    h->set_sha256_hex(Sha256Hex(record.checksum()));
+    h->set_partition(record.partition());
+    h->set_option(record.option());
+    uint64_t sent = 0;
+    absl::Status read;
+    if (writer->Write(header)) {
+      read = StreamChunks(*writer, source, [](std::string data) {
+        mcos::v1::StoragePutRequest r;
+        r.set_data(std::move(data));
+        return r;
+      }, &sent);
+      if (read.ok() && sent == record.size()) {
+        mcos::v1::StoragePutRequest finish;
+        finish.mutable_finish()->set_size(record.size());
+        writer->Write(finish);
+      } else {
+        ctx.TryCancel();  // nothing is stored without the finish message
+      }
+    }
+    writer->WritesDone();
+    const grpc::Status s = writer->Finish();
+    if (!read.ok()) return read;
+    if (!s.ok()) return FromGrpcStatus(s);
+    return WriteAck{resp.applied(), resp.record().version()};
+  }
+
+  absl::StatusOr<WriteAck> Delete(const mcos::v1::ObjectKey& key, const mcos::v1::Version& version,
+                                  uint32_t partition, absl::Time deadline) override {
+    grpc::ClientContext ctx;
+    SetDeadline(ctx, deadline);
+    mcos::v1::StorageDeleteRequest req;
+    *req.mutable_key() = key;
+    *req.mutable_version() = version;
+    req.set_partition(partition);
+    mcos::v1::StorageDeleteResponse resp;
+    if (grpc::Status s = stub_->Delete(&ctx, req, &resp); !s.ok()) return FromGrpcStatus(s);
+    return WriteAck{resp.applied(), resp.record().version()};
+  }
+
+  absl::StatusOr<mcos::v1::StorageListResponse> List(const mcos::v1::StorageListRequest& request,
+                                                     absl::Time deadline) override {
+    grpc::ClientContext ctx;
+    SetDeadline(ctx, deadline);
+    mcos::v1::StorageListResponse resp;
+    if (grpc::Status s = stub_->List(&ctx, request, &resp); !s.ok()) return FromGrpcStatus(s);
+    return resp;
+  }
+
+ private:
+  const std::string cluster_;
+  std::unique_ptr<mcos::v1::StorageService::Stub> stub_;
+};
+
+class PeerReplicaImpl final : public Replica {
+ public:
+  PeerReplicaImpl(std::string cluster, std::string coordinator,
+                  std::shared_ptr<grpc::Channel> channel)
+      : cluster_(std::move(cluster)),
+        coordinator_(std::move(coordinator)),
+        stub_(mcos::v1::ClusterService::NewStub(channel)) {}
+
+  const std::string& cluster() const override { return cluster_; }
+
+  absl::StatusOr<mcos::v1::ObjectRecord> Stat(const mcos::v1::ObjectKey& key,
+                                              absl::Time deadline) override {
+    grpc::ClientContext ctx;
+    SetDeadline(ctx, deadline);
+    mcos::v1::ClusterStatObjectRequest req;
+    *req.mutable_key() = key;
+    req.set_include_tombstone(true);
+    mcos::v1::ClusterStatObjectResponse resp;
+    if (grpc::Status s = stub_->ClusterStatObject(&ctx, req, &resp); !s.ok()) {
+      return FromGrpcStatus(s);
+    }
+    if (!resp.has_record()) {
+      return absl::DataLossError(
+          absl::StrCat("cluster '", cluster_, "' answered a stat without the object's record"));
+    }
+    return std::move(*resp.mutable_record());
+  }
+
+  absl::StatusOr<std::unique_ptr<ObjectReader>> Open(const mcos::v1::ObjectKey& key,
+                                                     uint64_t offset, uint64_t length,
+                                                     const mcos::v1::Version* version,
+                                                     absl::Time deadline) override {
+    auto ctx = std::make_unique<grpc::ClientContext>();
+    SetDeadline(*ctx, deadline);
+    mcos::v1::ClusterDownloadObjectRequest req;
+    *req.mutable_key() = key;
+    req.set_offset(offset);
+    req.set_length(length);
+    if (version != nullptr) *req.mutable_version() = *version;
+    auto stream = stub_->ClusterDownloadObject(ctx.get(), req);
+    auto reader = std::make_unique<StreamReader<mcos::v1::ClusterDownloadObjectResponse>>(
+        std::move(ctx), std::move(stream));
+    if (auto s = reader->Start(); !s.ok()) return s;
+    return std::unique_ptr<ObjectReader>(std::move(reader));
+  }
+
+  absl::StatusOr<WriteAck> Put(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
+                               ObjectReader& source, absl::Time deadline) override {
+    grpc::ClientContext ctx;
+    SetDeadline(ctx, deadline);
+    mcos::v1::ClusterWriteResponse resp;
+    auto writer = stub_->ClusterCreateObject(&ctx, &resp);
+    mcos::v1::ClusterPutObjectRequest header;
+    auto* h = header.mutable_header();
+    *h->mutable_key() = key;
+    *h->mutable_version() = record.version();
+    h->set_content_type(record.content_type());
+    *h->mutable_metadata() = record.metadata();
+    h->set_size(record.size());
+    h->set_md5_hex(record.etag());
+    h->set_sha256_hex(Sha256Hex(record.checksum()));
+    h->set_partition(record.partition());
+    h->set_coordinator(coordinator_);
+    h->set_option(record.option());
+    uint64_t sent = 0;
+    absl::Status read;
+    if (writer->Write(header)) {
+      read = StreamChunks(*writer, source, [](std::string data) {
+        mcos::v1::ClusterPutObjectRequest r;
+        r.set_data(std::move(data));
+        return r;
+      }, &sent);
+      // The peer stores the version only once `size` bytes arrived: a short stream stores
+      // nothing, but cancel it anyway so that it ends at once.
+      if (!read.ok() || sent != record.size()) ctx.TryCancel();
+    }
+    writer->WritesDone();
+    const grpc::Status s = writer->Finish();
+    if (!read.ok()) return read;
+    if (!s.ok()) return FromGrpcStatus(s);
+    return WriteAck{resp.applied(), resp.stored_version()};
+  }
+
+  absl::StatusOr<WriteAck> Delete(const mcos::v1::ObjectKey& key, const mcos::v1::Version& version,
+                                  uint32_t partition, absl::Time deadline) override {
+    grpc::ClientContext ctx;
+    SetDeadline(ctx, deadline);
+    mcos::v1::ClusterDeleteObjectRequest req;
+    *req.mutable_key() = key;
+    *req.mutable_version() = version;
+    req.set_partition(partition);
+    req.set_coordinator(coordinator_);
+    mcos::v1::ClusterWriteResponse resp;
+    if (grpc::Status s = stub_->ClusterDeleteObject(&ctx, req, &resp); !s.ok()) {
+      return FromGrpcStatus(s);
+    }
+    return WriteAck{resp.applied(), resp.stored_version()};
+  }
+
+  absl::StatusOr<mcos::v1::StorageListResponse> List(const mcos::v1::StorageListRequest& request,
+                                                     absl::Time deadline) override {
+    grpc::ClientContext ctx;
+    SetDeadline(ctx, deadline);
+    mcos::v1::StorageListResponse resp;
+    if (grpc::Status s = stub_->ClusterListObjects(&ctx, request, &resp); !s.ok()) {
+      return FromGrpcStatus(s);
+    }
+    return resp;
+  }
+
+ private:
+  const std::string cluster_;
+  const std::string coordinator_;
+  std::unique_ptr<mcos::v1::ClusterService::Stub> stub_;
+};
+
+}  // namespace
+
+absl::StatusOr<WriteAck> Copy(Replica& from, Replica& to, const mcos::v1::ObjectKey& key,
+                              const mcos::v1::ObjectRecord& record, absl::Time deadline) {
+  if (record.tombstone()) return to.Delete(key, record.version(), record.partition(), deadline);
+  auto reader = from.Open(key, 0, 0, &record.version(), deadline);
+  if (!reader.ok()) {
+    return absl::Status(reader.status().code(),
+                        absl::StrCat("reading the copy at cluster '", from.cluster(),
+                                     "': ", reader.status().message()));
+  }
+  return to.Put(key, (*reader)->record(), **reader, deadline);
+}
+
+std::unique_ptr<Replica> StorageReplica(std::string cluster,
+                                        std::shared_ptr<grpc::Channel> channel) {
+  return std::make_unique<StorageReplicaImpl>(std::move(cluster), std::move(channel));
+}
+
+std::unique_ptr<Replica> PeerReplica(std::string cluster, std::string coordinator,
+                                     std::shared_ptr<grpc::Channel> channel) {
+  return std::make_unique<PeerReplicaImpl>(std::move(cluster), std::move(coordinator),
+                                           std::move(channel));
+}
+
+absl::Time CopyDeadline(uint64_t size, absl::Duration base, double bytes_per_second) {
+  return absl::Now() + base + absl::Seconds(static_cast<double>(size) / bytes_per_second);
+}
+
+}  // namespace mcos::replication

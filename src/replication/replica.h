@@ -1,0 +1,79 @@
+// One cluster's copy of the objects, as the coordinator sees it (shared/DESIGN.md, "Inside a
+// server"): this cluster's storage service, or a peer cluster's ClusterService. Plain C++ over
+// blocking gRPC calls; every call has a deadline. The coordinator, the replication queue and
+// the tests use only this interface. Thread-safe.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "mcos/v1/common.pb.h"
+#include "mcos/v1/storage.pb.h"
+
+namespace mcos::replication {
+
+// A replica's answer to a write.
+struct WriteAck {
+  // False when the replica already held a newer or equal version (not an error).
+  bool applied = false;
+  mcos::v1::Version stored_version;
+};
+
+// One object version being read, chunk by chunk.
+class ObjectReader {
+ public:
+  virtual ~ObjectReader() = default;
+  virtual const mcos::v1::ObjectRecord& record() const = 0;
+  // The next chunk into `data`; false at the end or on an error (Finish tells which).
+  virtual bool Next(std::string* data) = 0;
+  // How the read ended: OK once every byte was read.
+  virtual absl::Status Finish() = 0;
+  // Stops the read (Finish then answers CANCELLED).
+  virtual void Cancel() = 0;
+};
+
+class Replica {
+ public:
+  virtual ~Replica() = default;
+  virtual const std::string& cluster() const = 0;
+  // The newest version held, tombstones included. NOT_FOUND if the replica holds nothing.
+  virtual absl::StatusOr<mcos::v1::ObjectRecord> Stat(const mcos::v1::ObjectKey& key,
+                                                      absl::Time deadline) = 0;
+  // Opens a read of the object (of exactly `version` when given; FAILED_PRECONDITION if the
+  // replica holds another). NOT_FOUND for nothing or a tombstone.
+  virtual absl::StatusOr<std::unique_ptr<ObjectReader>> Open(const mcos::v1::ObjectKey& key,
+                                                             uint64_t offset, uint64_t length,
+                                                             const mcos::v1::Version* version,
+                                                             absl::Time deadline) = 0;
+  // Stores the version `record` describes (its size, etag and checksum are checked) with the
+  // content `source` yields; nothing is stored unless all of it arrives.
+  virtual absl::StatusOr<WriteAck> Put(const mcos::v1::ObjectKey& key,
+                                       const mcos::v1::ObjectRecord& record, ObjectReader& source,
+                                       absl::Time deadline) = 0;
+  // Writes a tombstone with `version` (also when nothing is held).
+  virtual absl::StatusOr<WriteAck> Delete(const mcos::v1::ObjectKey& key,
+                                          const mcos::v1::Version& version, uint32_t partition,
+                                          absl::Time deadline) = 0;
+  virtual absl::StatusOr<mcos::v1::StorageListResponse> List(
+      const mcos::v1::StorageListRequest& request, absl::Time deadline) = 0;
+};
+
+// Gives `to` the version `record` describes, read from `from` (a tombstone becomes a delete).
+absl::StatusOr<WriteAck> Copy(Replica& from, Replica& to, const mcos::v1::ObjectKey& key,
+                              const mcos::v1::ObjectRecord& record, absl::Time deadline);
+
+// This cluster's storage service (the channel carries the service credential).
+std::unique_ptr<Replica> StorageReplica(std::string cluster, std::shared_ptr<grpc::Channel> channel);
+// A peer cluster's servers (ClusterService; the channel carries the peer credential).
+// `coordinator` names this cluster in the writes it sends.
+std::unique_ptr<Replica> PeerReplica(std::string cluster, std::string coordinator,
+                                     std::shared_ptr<grpc::Channel> channel);
+
+// Deadline of a copy of `size` bytes: `base` plus the time at `bytes_per_second`.
+absl::Time CopyDeadline(uint64_t size, absl::Duration base, double bytes_per_second = 20e6);
+
+}  // namespace mcos::replication

@@ -1,0 +1,47 @@
+// ClusterService (shared/API.md): the replica side of the federation's data path, on every
+// server, for peer clusters only (the federation's peer credential; anything else is refused).
+// Each call is a replica operation on this cluster's storage with the coordinator's version: a
+// write older than or equal to what is stored is ignored (applied = false), so retries and
+// replays are harmless. A replica write stores nothing unless the header's `size` bytes all
+// arrive and match its checksums. Thread-safe.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include "mcos/v1/cluster.grpc.pb.h"
+
+namespace mcos::server {
+
+class ServerApp;
+
+class ClusterGrpcService final : public mcos::v1::ClusterService::Service {
+ public:
+  explicit ClusterGrpcService(ServerApp& app) : app_(app) {}
+
+  grpc::Status ClusterCreateObject(grpc::ServerContext* context,
+                                   grpc::ServerReader<mcos::v1::ClusterPutObjectRequest>* reader,
+                                   mcos::v1::ClusterWriteResponse* response) override;
+  grpc::Status ClusterUpdateObject(grpc::ServerContext* context,
+                                   grpc::ServerReader<mcos::v1::ClusterPutObjectRequest>* reader,
+                                   mcos::v1::ClusterWriteResponse* response) override;
+  grpc::Status ClusterStatObject(grpc::ServerContext* context,
+                                 const mcos::v1::ClusterStatObjectRequest* request,
+                                 mcos::v1::ClusterStatObjectResponse* response) override;
+  grpc::Status ClusterDownloadObject(
+      grpc::ServerContext* context, const mcos::v1::ClusterDownloadObjectRequest* request,
+      grpc::ServerWriter<mcos::v1::ClusterDownloadObjectResponse>* writer) override;
+  grpc::Status ClusterDeleteObject(grpc::ServerContext* context,
+                                   const mcos::v1::ClusterDeleteObjectRequest* request,
+                                   mcos::v1::ClusterWriteResponse* response) override;
+  grpc::Status ClusterListObjects(grpc::ServerContext* context,
+                                  const mcos::v1::StorageListRequest* request,
+                                  mcos::v1::StorageListResponse* response) override;
+
+ private:
+  grpc::Status Put(grpc::ServerContext* context,
+                   grpc::ServerReader<mcos::v1::ClusterPutObjectRequest>* reader,
+                   mcos::v1::ClusterWriteResponse* response);
+  ServerApp& app_;
+};
+
+}  // namespace mcos::server

@@ -1,0 +1,361 @@
+#include "server/coordinator.h"
+
+#include <algorithm>
+#include <set>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "common/logging.h"
+#include "common/version.h"
+
+namespace mcos::server {
+namespace {
+
+using replication::Replica;
+
+size_t WriteConcern(const mcos::v1::Placement& p) {
+  const size_t r = static_cast<size_t>(p.replicas_size());
+  const size_t w = p.write_concern() == 0 ? r / 2 + 1 : p.write_concern();
+  return std::max<size_t>(1, std::min(w, r));
+}
+
+// `names` sorted by their position in `order` (names not in it last).
+void SortByOrder(std::vector<std::string>& names,
+                 const google::protobuf::RepeatedPtrField<std::string>& order) {
+  auto rank = [&](const std::string& n) {
+    auto it = std::find(order.begin(), order.end(), n);
+    return std::distance(order.begin(), it);
+  };
+  std::stable_sort(names.begin(), names.end(),
+                   [&](const std::string& a, const std::string& b) { return rank(a) < rank(b); });
+}
+
+}  // namespace
+
+absl::Status TooFewReplicas(size_t answered, size_t replicas, size_t needed,
+                            absl::string_view what) {
+  return absl::UnavailableError(absl::StrCat(answered, " of ", replicas,
+                                             " replica clusters answered, ", needed, " needed (",
+                                             what, "); retry when more clusters are up"));
+}
+
+Coordinator::Coordinator(CoordinatorOptions options, Enqueue enqueue)
+    : options_(options), enqueue_(std::move(enqueue)) {
+  for (int i = 0; i < std::max(1, options_.threads); ++i) {
+    threads_.emplace_back([this] {
+      while (true) {
+        std::function<void()> task;
+        {
+          std::unique_lock<std::mutex> lock(mu_);
+          work_.wait(lock, [this] { return stopping_ || !tasks_.empty(); });
+          if (tasks_.empty()) return;
+          task = std::move(tasks_.front());
+          tasks_.pop_front();
+        }
+        task();
+      }
+    });
+  }
+}
+
+Coordinator::~Coordinator() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  work_.notify_all();
+  for (auto& t : threads_) t.join();
+}
+
+void Coordinator::Schedule(std::function<void()> task) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    tasks_.push_back(std::move(task));
+  }
+  work_.notify_one();
+}
+
+// ---- writes ---------------------------------------------------------------------------------
+
+void Coordinator::Replicate(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
+                            const mcos::v1::Placement& placement,
+                            std::shared_ptr<Replica> local, const ReplicaMap& replicas,
+                            std::function<void(absl::StatusOr<std::vector<std::string>>)> done) {
+  struct State {
+    std::mutex mu;
+    size_t acks = 0;
+    size_t pending = 0;
+    std::vector<std::string> holders;
+    bool answered = false;
+    std::function<void(absl::StatusOr<std::vector<std::string>>)> done;
+  };
+  auto state = std::make_shared<State>();
+  state->done = std::move(done);
+  const size_t r = static_cast<size_t>(placement.replicas_size());
+  const size_t w = WriteConcern(placement);
+  const bool degraded = placement.degraded();
+  const auto order = placement.replicas();
+  // Answers once (outside the lock) when W hold it, or when nothing is pending any more.
+  auto maybe_answer = [state, r, w, degraded, order](std::unique_lock<std::mutex> lock) {
+    if (state->answered) return;
+    std::optional<absl::StatusOr<std::vector<std::string>>> answer;
+    if (state->acks >= w || (state->pending == 0 && degraded && state->acks > 0)) {
+      std::vector<std::string> holders = state->holders;
+      SortByOrder(holders, order);
+      answer = std::move(holders);
+    } else if (state->pending == 0) {
+      answer = TooFewReplicas(state->acks, r, w, "write");
+    }
+    if (!answer) return;
+    state->answered = true;
+    auto done_fn = std::move(state->done);
+    lock.unlock();
+    done_fn(*std::move(answer));
+  };
+
+  std::vector<std::pair<std::string, std::shared_ptr<Replica>>> targets;
+  {
+    std::unique_lock<std::mutex> lock(state->mu);
+    for (const auto& c : placement.replicas()) {
+      if (local != nullptr && c == local->cluster()) {
+        ++state->acks;
+        state->holders.push_back(c);
+        continue;
+      }
+      auto it = replicas.find(c);
+      if (it == replicas.end() || it->second == nullptr) {
+        enqueue_(key, record, c, "no server of the cluster is known here");
+        continue;
+      }
+      targets.emplace_back(c, it->second);
+    }
+    state->pending = targets.size();
+  }
+  const absl::Time deadline =
+      replication::CopyDeadline(record.tombstone() ? 0 : record.size(), options_.replica_timeout);
+  for (auto& [cluster, replica] : targets) {
+    Schedule([this, state, key, record, local, cluster = cluster, replica = replica, deadline,
+              maybe_answer] {
+      auto ack = local != nullptr
+                     ? replication::Copy(*local, *replica, key, record, deadline)
+                     : absl::StatusOr<replication::WriteAck>(
+                           absl::FailedPreconditionError("no local copy to send"));
+      if (!ack.ok()) {
+        enqueue_(key, record, cluster, std::string(ack.status().message()));
+      }
+      std::unique_lock<std::mutex> lock(state->mu);
+      --state->pending;
+      if (ack.ok()) {
+        // Applied, or it already holds this version or a newer one: either way it holds it.
+        ++state->acks;
+        state->holders.push_back(cluster);
+      }
+      maybe_answer(std::move(lock));
+    });
+  }
+  maybe_answer(std::unique_lock<std::mutex>(state->mu));
+}
+
+absl::StatusOr<std::vector<std::string>> Coordinator::ReplicateAndWait(
+    const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
+    const mcos::v1::Placement& placement, std::shared_ptr<Replica> local,
+    const ReplicaMap& replicas) {
+  auto result = std::make_shared<absl::StatusOr<std::vector<std::string>>>();
+  auto ready = std::make_shared<absl::Notification>();
+  Replicate(key, record, placement, std::move(local), replicas,
+            [result, ready](absl::StatusOr<std::vector<std::string>> r) {
+              *result = std::move(r);
+              ready->Notify();
+            });
+  ready->WaitForNotification();
+  return *result;
+}
+
+// ---- reads ----------------------------------------------------------------------------------
+
+namespace {
+
+// Answers of parallel calls to replicas, waited for until all came, or the quorum came and the
+// grace passed, or the deadline.
+template <typename T>
+struct Gather {
+  std::mutex mu;
+  std::condition_variable changed;
+  size_t asked = 0;
+  size_t answered = 0;
+  std::map<std::string, T> answers;
+  std::optional<absl::Time> quorum_at;
+
+  void Add(const std::string& cluster, std::optional<T> answer, size_t needed) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (answer) {
+      answers.emplace(cluster, *std::move(answer));
+      if (++answered >= needed && !quorum_at) quorum_at = absl::Now();
+    }
+    ++done;
+    changed.notify_all();
+  }
+
+  void Wait(absl::Time deadline, absl::Duration grace) {
+    std::unique_lock<std::mutex> lock(mu);
+    while (done < asked) {
+      absl::Time until = deadline;
+      if (quorum_at) until = std::min(until, *quorum_at + grace);
+      if (absl::Now() >= until) return;
+      changed.wait_until(lock, absl::ToChronoTime(until));
+    }
+  }
+  size_t done = 0;
+};
+
+}  // namespace
+
+absl::StatusOr<Newest> Coordinator::Read(const mcos::v1::ObjectKey& key,
+                                         const mcos::v1::Placement& placement,
+                                         const ReplicaMap& replicas) {
+  const size_t r = static_cast<size_t>(placement.replicas_size());
+  const size_t needed = r - WriteConcern(placement) + 1;
+  // An answer: the record, or nullopt for "holds nothing".
+  using Answer = std::optional<mcos::v1::ObjectRecord>;
+  auto gather = std::make_shared<Gather<Answer>>();
+  const absl::Time deadline = absl::Now() + options_.replica_timeout;
+  std::vector<std::pair<std::string, std::shared_ptr<Replica>>> asked;
+  for (const auto& c : placement.replicas()) {
+    auto it = replicas.find(c);
+    if (it != replicas.end() && it->second != nullptr) asked.emplace_back(c, it->second);
+  }
+  gather->asked = asked.size();
+  for (auto& [cluster, replica] : asked) {
+    Schedule([gather, key, cluster = cluster, replica = replica, deadline, needed] {
+      auto record = replica->Stat(key, deadline);
+      std::optional<Answer> answer;
+      if (record.ok()) {
+        answer = Answer(*std::move(record));
+      } else if (absl::IsNotFound(record.status())) {
+        answer = Answer(std::nullopt);
+      }
+      gather->Add(cluster, std::move(answer), needed);
+    });
+  }
+  gather->Wait(deadline, options_.read_grace);
+  std::lock_guard<std::mutex> lock(gather->mu);
+  if (gather->answered < needed) return TooFewReplicas(gather->answered, r, needed, "read");
+  Newest newest;
+  for (const auto& [cluster, answer] : gather->answers) {
+    if (!answer) continue;
+    if (!newest.record || common::IsNewer(answer->version(), newest.record->version())) {
+      newest.record = *answer;
+    }
+  }
+  if (newest.record) {
+    for (const auto& [cluster, answer] : gather->answers) {
+      if (answer && common::CompareVersions(answer->version(), newest.record->version()) == 0) {
+        newest.holders.push_back(cluster);
+      }
+    }
+    SortByOrder(newest.holders, placement.replicas());
+  }
+  return newest;
+}
+
+// ---- listings -------------------------------------------------------------------------------
+
+absl::StatusOr<Coordinator::Listing> Coordinator::List(const mcos::v1::StorageListRequest& request,
+                                                       const std::vector<std::string>& members,
+                                                       uint32_t write_concern,
+                                                       const ReplicaMap& replicas) {
+  const size_t w = std::max<size_t>(1, std::min<size_t>(write_concern, members.size()));
+  const size_t needed = members.size() - w + 1;
+  auto gather = std::make_shared<Gather<mcos::v1::StorageListResponse>>();
+  const absl::Time deadline = absl::Now() + options_.replica_timeout;
+  mcos::v1::StorageListRequest req = request;
+  req.set_include_tombstones(true);
+  std::vector<std::pair<std::string, std::shared_ptr<Replica>>> asked;
+  for (const auto& c : members) {
+    auto it = replicas.find(c);
+    if (it != replicas.end() && it->second != nullptr) asked.emplace_back(c, it->second);
+  }
+  gather->asked = asked.size();
+  for (auto& [cluster, replica] : asked) {
+    Schedule([gather, req, cluster = cluster, replica = replica, deadline, needed] {
+      auto page = replica->List(req, deadline);
+      std::optional<mcos::v1::StorageListResponse> answer;
+      if (page.ok()) answer = *std::move(page);
+      gather->Add(cluster, std::move(answer), needed);
+    });
+  }
+  gather->Wait(deadline, options_.read_grace);
+  std::lock_guard<std::mutex> lock(gather->mu);
+  if (gather->answered < needed) {
+    return TooFewReplicas(gather->answered, members.size(), needed, "listing");
+  }
+  // A replica that had more than its page may hold names past its last one that the others do
+  // not: the merged page is exact only up to the smallest such marker.
+  std::optional<std::string> cutoff;
+  for (const auto& [cluster, page] : gather->answers) {
+    if (!page.next_marker().empty() && (!cutoff || page.next_marker() < *cutoff)) {
+      cutoff = page.next_marker();
+    }
+  }
+  struct Item {
+    bool prefix = false;
+    std::optional<mcos::v1::ObjectRecord> record;
+    std::vector<std::string> holders;
+  };
+  std::map<std::string, Item> items;
+  for (const auto& [cluster, page] : gather->answers) {
+    for (const auto& p : page.common_prefixes()) {
+      if (cutoff && p > *cutoff) continue;
+      items[p].prefix = true;
+    }
+    for (const auto& e : page.entries()) {
+      if (cutoff && e.object() > *cutoff) continue;
+      Item& item = items[e.object()];
+      if (!item.record || common::IsNewer(e.record().version(), item.record->version())) {
+        item.record = e.record();
+        item.holders = {cluster};
+      } else if (common::CompareVersions(e.record().version(), item.record->version()) == 0) {
+        item.holders.push_back(cluster);
+      }
+    }
+  }
+  const uint32_t limit =
+      request.limit() == 0 ? 1000u : std::min<uint32_t>(request.limit(), 10000u);
+  Listing out;
+  uint32_t emitted = 0;
+  bool full = false;
+  std::string last;
+  for (auto& [name, item] : items) {
+    if (emitted == limit) {
+      full = true;
+      break;
+    }
+    if (item.prefix) {
+      out.page.add_common_prefixes(name);
+    } else if (item.record && !item.record->tombstone()) {
+      auto* e = out.page.add_entries();
+      e->set_object(name);
+      *e->mutable_record() = *std::move(item.record);
+      std::vector<std::string> holders = std::move(item.holders);
+      std::vector<std::string> order(members.begin(), members.end());
+      std::stable_sort(holders.begin(), holders.end(), [&](const auto& a, const auto& b) {
+        return std::find(order.begin(), order.end(), a) < std::find(order.begin(), order.end(), b);
+      });
+      out.holders.push_back(std::move(holders));
+    } else {
+      last = name;  // a tombstone: hidden, but the next page starts after it
+      continue;
+    }
+    ++emitted;
+    last = name;
+  }
+  if (full) {
+    out.page.set_next_marker(last);
+  } else if (cutoff) {
+    out.page.set_next_marker(*cutoff);
+  }
+  return out;
+}
+
+}  // namespace mcos::server

@@ -1,0 +1,113 @@
+// The object coordinator of a server (shared/DESIGN.md, "Reads and writes"): fans writes out to
+// an object's replica clusters and counts them against the write concern, asks enough replicas
+// on reads to see the newest version, and merges listings. Plain C++ over the Replica interface
+// (replication/replica.h), no gRPC types, so that it is tested with in-memory replicas.
+//
+// Writes are stored in this cluster first (the caller commits the local copy), then copied from
+// it to the other replica clusters in parallel; the write is acknowledged once W clusters hold
+// it. A replica that fails or times out is handed to `enqueue` (the controller's durable
+// replication queue), which sends it the version later. The calls to replicas run on a small
+// pool of threads, so a slow replica costs a pool thread until its deadline, never the caller's.
+// Thread-safe.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "mcos/v1/resolver.pb.h"
+#include "mcos/v1/storage.pb.h"
+#include "replication/replica.h"
+
+namespace mcos::server {
+
+struct CoordinatorOptions {
+  // A replica that has not answered a write within this (plus the time its bytes take at
+  // 20 MB/s) is given up on and queued; reads wait this long for a quorum.
+  absl::Duration replica_timeout = absl::Seconds(5);
+  // Once a read quorum answered, how long the others still get (so that `replicas` names every
+  // holder when all are up).
+  absl::Duration read_grace = absl::Milliseconds(150);
+  int threads = 32;
+};
+
+// The replicas of one request: the placement's clusters that can be reached, by name.
+using ReplicaMap = std::map<std::string, std::shared_ptr<replication::Replica>>;
+
+// What a read quorum says about an object.
+struct Newest {
+  // Unset when no asked replica holds anything.
+  std::optional<mcos::v1::ObjectRecord> record;
+  // The clusters that hold `record`'s version, in the placement's order.
+  std::vector<std::string> holders;
+};
+
+class Coordinator {
+ public:
+  // Hands a replica's missed write to the durable queue (called on a pool thread).
+  using Enqueue =
+      std::function<void(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
+                         const std::string& target, const std::string& reason)>;
+  Coordinator(CoordinatorOptions options, Enqueue enqueue);
+  ~Coordinator();
+  Coordinator(const Coordinator&) = delete;
+  Coordinator& operator=(const Coordinator&) = delete;
+
+  // After `local` committed `record` (a version or a tombstone) of `key`: copies it to the other
+  // clusters of `placement.replicas()` found in `replicas`, and calls `done` once (on some
+  // thread) with the clusters that hold it (placement order) when write_concern of them do; or,
+  // when every replica answered or timed out short of it, with UNAVAILABLE ("k of R replica
+  // clusters answered, W needed") unless the placement is degraded (then with who holds it).
+  // `local` counts when its cluster is in the placement.
+  void Replicate(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
+                 const mcos::v1::Placement& placement,
+                 std::shared_ptr<replication::Replica> local, const ReplicaMap& replicas,
+                 std::function<void(absl::StatusOr<std::vector<std::string>>)> done);
+  // The same, waiting for the answer.
+  absl::StatusOr<std::vector<std::string>> ReplicateAndWait(
+      const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
+      const mcos::v1::Placement& placement, std::shared_ptr<replication::Replica> local,
+      const ReplicaMap& replicas);
+
+  // Asks the placement's replicas in parallel for the newest version of `key`; needs R-W+1
+  // answers (NOT_FOUND counts), else UNAVAILABLE.
+  absl::StatusOr<Newest> Read(const mcos::v1::ObjectKey& key,
+                              const mcos::v1::Placement& placement, const ReplicaMap& replicas);
+
+  // Lists one container across `members` (every cluster of the ring): each replica's page,
+  // merged by name, the newest version winning and tombstones hiding. Needs
+  // members - write_concern + 1 answers. Entries carry their holders in `holders`.
+  struct Listing {
+    mcos::v1::StorageListResponse page;
+    std::vector<std::vector<std::string>> holders;  // per entry of page.entries()
+  };
+  absl::StatusOr<Listing> List(const mcos::v1::StorageListRequest& request,
+                               const std::vector<std::string>& members, uint32_t write_concern,
+                               const ReplicaMap& replicas);
+
+ private:
+  // Runs `task` on the pool.
+  void Schedule(std::function<void()> task);
+
+  const CoordinatorOptions options_;
+  const Enqueue enqueue_;
+  std::mutex mu_;
+  std::condition_variable work_;
+  std::deque<std::function<void()>> tasks_;
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
+};
+
+// "k of R replica clusters answered, W needed" as UNAVAILABLE.
+absl::Status TooFewReplicas(size_t answered, size_t replicas, size_t needed, absl::string_view what);
+
+}  // namespace mcos::server
