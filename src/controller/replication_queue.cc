@@ -149,7 +149,7 @@ int ReplicationQueue::RunOnce() {
     } else {
       unreachable.insert(q.task.target());
       const absl::Duration backoff =
-          std::min(absl::Seconds(30), absl::Milliseconds(500) * (1 << std::min(q.attempts, 6)));
+          std::min(absl::Seconds(5), absl::Milliseconds(250) * (1 << std::min(q.attempts, 6)));
       stored = controller_.store().FinishReplication(q.task, absl::Now() + backoff, s.message());
     }
     if (!stored.ok()) common::LogWarning("replication queue: ", stored.message());

@@ -1,7 +1,7 @@
 // The cluster's replication queue (shared/DESIGN.md, "Repair": hinted handoff): writes that a
 // replica cluster missed, recorded durably in the controller's database by the coordinating
 // servers (ControllerService.EnqueueReplication), and sent to that cluster later from this
-// cluster's copy, retrying with backoff (0.5 s doubling to 30 s) until it takes them. The queue
+// cluster's copy, retrying with backoff (0.25 s doubling to 5 s) until it takes them. The queue
 // survives restarts of every process; a newer version of an object replaces an older one queued
 // for the same cluster. GetRepairStatus shows the backlog per target cluster. Thread-safe.
 #pragma once

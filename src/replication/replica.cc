@@ -5,6 +5,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
+#include "common/version.h"
 #include "mcos/v1/cluster.grpc.pb.h"
 #include "mcos/v1/storage.grpc.pb.h"
 
@@ -78,16 +79,22 @@ class StreamReader final : public ObjectReader {
   absl::Status status_;
 };
 
-// Streams `source` into `writer` as Request messages made by `data_message`; true if every
-// chunk was written. Stops at the first failed write (the stream's Finish says why).
+// Streams `source` into `writer` as Request messages made by `data_message`. Sets `*open` to
+// false when the callee ended the stream early (its status then says why, e.g. that it already
+// holds this version); returns the source's error, if any.
 template <typename Request, typename MakeData>
 absl::Status StreamChunks(grpc::ClientWriter<Request>& writer, ObjectReader& source,
-                          const MakeData& data_message, uint64_t* sent) {
+                          const MakeData& data_message, uint64_t* sent, bool* open) {
   std::string chunk;
   while (source.Next(&chunk)) {
     *sent += chunk.size();
     Request req = data_message(std::move(chunk));
-    if (!writer.Write(req)) return absl::OkStatus();  // the stream's Finish says why
+    if (!writer.Write(req)) {
+      *open = false;
+      source.Cancel();
+      source.Finish().IgnoreError();
+      return absl::OkStatus();
+    }
     chunk.clear();
   }
   return source.Finish();
@@ -149,12 +156,15 @@ class StorageReplicaImpl final : public Replica {
     h->set_option(record.option());
     uint64_t sent = 0;
     absl::Status read;
-    if (writer->Write(header)) {
+    bool open = writer->Write(header);
+    if (open) {
       read = StreamChunks(*writer, source, [](std::string data) {
         mcos::v1::StoragePutRequest r;
         r.set_data(std::move(data));
         return r;
-      }, &sent);
+      }, &sent, &open);
+    }
+    if (open) {
       if (read.ok() && sent == record.size()) {
         mcos::v1::StoragePutRequest finish;
         finish.mutable_finish()->set_size(record.size());
@@ -166,6 +176,14 @@ class StorageReplicaImpl final : public Replica {
     writer->WritesDone();
     const grpc::Status s = writer->Finish();
     if (!read.ok()) return read;
+    if (!open && s.error_code() == grpc::StatusCode::CANCELLED) {
+      // gRPC's in-process transport reports a stream that the storage service ended early (it
+      // holds this version or a newer one) as cancelled: ask it what it holds.
+      auto held = Stat(key, deadline);
+      if (held.ok() && !common::IsNewer(record.version(), held->version())) {
+        return WriteAck{false, held->version()};
+      }
+    }
     if (!s.ok()) return FromGrpcStatus(s);
     return WriteAck{resp.applied(), resp.record().version()};
   }
@@ -263,16 +281,17 @@ class PeerReplicaImpl final : public Replica {
     h->set_option(record.option());
     uint64_t sent = 0;
     absl::Status read;
-    if (writer->Write(header)) {
+    bool open = writer->Write(header);
+    if (open) {
       read = StreamChunks(*writer, source, [](std::string data) {
         mcos::v1::ClusterPutObjectRequest r;
         r.set_data(std::move(data));
         return r;
-      }, &sent);
-      // The peer stores the version only once `size` bytes arrived: a short stream stores
-      // nothing, but cancel it anyway so that it ends at once.
-      if (!read.ok() || sent != record.size()) ctx.TryCancel();
+      }, &sent, &open);
     }
+    // The peer stores the version only once `size` bytes arrived: a short stream stores
+    // nothing, but cancel it anyway so that it ends at once.
+    if (open && (!read.ok() || sent != record.size())) ctx.TryCancel();
     writer->WritesDone();
     const grpc::Status s = writer->Finish();
     if (!read.ok()) return read;

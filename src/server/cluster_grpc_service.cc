@@ -6,6 +6,7 @@
 #include "common/hash.h"
 #include "common/names.h"
 #include "common/status_macros.h"
+#include "common/version.h"
 #include "server/server_app.h"
 
 namespace mcos::server {
@@ -76,6 +77,15 @@ grpc::Status ClusterGrpcService::Put(grpc::ServerContext* context,
   if (!valid.ok()) return ToGrpcStatus(valid);
   auto b = app_.backends();
   if (!b.ok()) return ToGrpcStatus(b.status());
+  // A replayed or late write (this cluster holds this version or a newer one): nothing to store.
+  if (auto held = b->storage->Stat(header.key(), /*include_tombstone=*/true);
+      held.ok() && !common::IsNewer(header.version(), held->version())) {
+    while (reader->Read(&in)) in.clear_part();
+    response->set_applied(false);
+    *response->mutable_stored_version() = held->version();
+    response->set_cluster(app_.cluster_id_);
+    return grpc::Status::OK;
+  }
 
   auto sctx = grpc::ClientContext::FromServerContext(*context);
   mcos::v1::StoragePutResponse stored;
@@ -110,16 +120,33 @@ grpc::Status ClusterGrpcService::Put(grpc::ServerContext* context,
     out.set_data(std::move(*in.mutable_data()));
     open = writer->Write(out);
   }
-  if (bad.ok() && open && received == header.size() && !context->IsCancelled()) {
-    out.mutable_finish()->set_size(header.size());
-    writer->Write(out);
-  } else {
-    sctx->TryCancel();  // nothing is stored without the finish message
+  if (open) {
+    if (bad.ok() && received == header.size() && !context->IsCancelled()) {
+      out.mutable_finish()->set_size(header.size());
+      writer->Write(out);
+    } else {
+      sctx->TryCancel();  // nothing is stored without the finish message
+    }
   }
+  // Else the storage service ended the stream itself (it holds this version or a newer one, or
+  // refused the write): its status says which.
   writer->WritesDone();
-  const grpc::Status s = writer->Finish();
+  grpc::Status s = writer->Finish();
   if (!bad.ok()) return bad;
   if (context->IsCancelled()) return grpc::Status::CANCELLED;
+  if (!open && s.error_code() == grpc::StatusCode::CANCELLED) {
+    // gRPC's in-process transport reports a stream that the storage service ended early (it
+    // holds this version or a newer one) as cancelled: ask it what it holds.
+    auto held = b->storage->Stat(header.key(), /*include_tombstone=*/true);
+    if (held.ok() && !common::IsNewer(header.version(), held->version())) {
+      response->set_applied(false);
+      *response->mutable_stored_version() = held->version();
+      response->set_cluster(app_.cluster_id_);
+      return grpc::Status::OK;
+    }
+    return {grpc::StatusCode::UNAVAILABLE,
+            "this cluster's storage service ended the replica write; retry"};
+  }
   if (received != header.size() && open) {
     return Invalid(absl::StrCat("the replica write ended after ", received, " of ", header.size(),
                                 " bytes; nothing was stored"));

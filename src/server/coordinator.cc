@@ -40,40 +40,97 @@ absl::Status TooFewReplicas(size_t answered, size_t replicas, size_t needed,
                                              what, "); retry when more clusters are up"));
 }
 
-Coordinator::Coordinator(CoordinatorOptions options, Enqueue enqueue)
-    : options_(options), enqueue_(std::move(enqueue)) {
-  for (int i = 0; i < std::max(1, options_.threads); ++i) {
-    threads_.emplace_back([this] {
-      while (true) {
-        std::function<void()> task;
-        {
-          std::unique_lock<std::mutex> lock(mu_);
-          work_.wait(lock, [this] { return stopping_ || !tasks_.empty(); });
-          if (tasks_.empty()) return;
-          task = std::move(tasks_.front());
-          tasks_.pop_front();
+class Coordinator::Executor {
+ public:
+  explicit Executor(int threads) {
+    for (int i = 0; i < std::max(1, threads); ++i) {
+      threads_.emplace_back([this] {
+        while (true) {
+          std::function<void()> task;
+          {
+            std::unique_lock<std::mutex> lock(mu_);
+            work_.wait(lock, [this] { return stopping_ || !tasks_.empty(); });
+            if (tasks_.empty()) return;
+            task = std::move(tasks_.front());
+            tasks_.pop_front();
+          }
+          task();
         }
-        task();
-      }
-    });
+      });
+    }
   }
-}
+  ~Executor() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+    }
+    work_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  void Schedule(std::function<void()> task) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      tasks_.push_back(std::move(task));
+    }
+    work_.notify_one();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable work_;
+  std::deque<std::function<void()>> tasks_;
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
+};
+
+Coordinator::Coordinator(CoordinatorOptions options, Enqueue enqueue)
+    : options_(options), enqueue_(std::move(enqueue)) {}
 
 Coordinator::~Coordinator() {
+  std::map<std::string, std::unique_ptr<Executor>> executors;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    stopping_ = true;
+    executors.swap(executors_);
   }
-  work_.notify_all();
-  for (auto& t : threads_) t.join();
+  executors.clear();  // joins their threads after their queued tasks ran
 }
 
-void Coordinator::Schedule(std::function<void()> task) {
+void Coordinator::Schedule(const std::string& cluster, std::function<void()> task) {
+  Executor* executor = nullptr;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    tasks_.push_back(std::move(task));
+    auto& e = executors_[cluster];
+    if (e == nullptr) e = std::make_unique<Executor>(options_.threads_per_cluster);
+    executor = e.get();
   }
-  work_.notify_one();
+  executor->Schedule(std::move(task));
+}
+
+bool Coordinator::Admit(const std::string& cluster) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Health& h = health_[cluster];
+  if (h.failures > 0 && (h.in_flight > 0 || absl::Now() < h.retry_after)) return false;
+  ++h.in_flight;
+  return true;
+}
+
+void Coordinator::Report(const std::string& cluster, const absl::Status& status) {
+  const bool unreachable = absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status);
+  std::lock_guard<std::mutex> lock(mu_);
+  Health& h = health_[cluster];
+  --h.in_flight;
+  if (!unreachable) {
+    if (h.failures > 0) common::LogInfo("replica cluster '", cluster, "' answers again");
+    h.failures = 0;
+    return;
+  }
+  if (h.failures == 0) {
+    common::LogWarning("replica cluster '", cluster, "' does not answer (", status.message(),
+                       "); its writes are queued until it does");
+  }
+  ++h.failures;
+  h.retry_after = absl::Now() + std::min(absl::Seconds(5), absl::Milliseconds(100) *
+                                                               (1 << std::min(h.failures, 6)));
 }
 
 // ---- writes ---------------------------------------------------------------------------------
@@ -128,6 +185,10 @@ void Coordinator::Replicate(const mcos::v1::ObjectKey& key, const mcos::v1::Obje
         enqueue_(key, record, c, "no server of the cluster is known here");
         continue;
       }
+      if (!Admit(c)) {
+        enqueue_(key, record, c, "the cluster did not answer recent calls");
+        continue;
+      }
       targets.emplace_back(c, it->second);
     }
     state->pending = targets.size();
@@ -135,12 +196,13 @@ void Coordinator::Replicate(const mcos::v1::ObjectKey& key, const mcos::v1::Obje
   const absl::Time deadline =
       replication::CopyDeadline(record.tombstone() ? 0 : record.size(), options_.replica_timeout);
   for (auto& [cluster, replica] : targets) {
-    Schedule([this, state, key, record, local, cluster = cluster, replica = replica, deadline,
-              maybe_answer] {
+    Schedule(cluster, [this, state, key, record, local, cluster = cluster, replica = replica,
+                        deadline, maybe_answer] {
       auto ack = local != nullptr
                      ? replication::Copy(*local, *replica, key, record, deadline)
                      : absl::StatusOr<replication::WriteAck>(
                            absl::FailedPreconditionError("no local copy to send"));
+      Report(cluster, ack.status());
       if (!ack.ok()) {
         enqueue_(key, record, cluster, std::string(ack.status().message()));
       }
@@ -223,12 +285,15 @@ absl::StatusOr<Newest> Coordinator::Read(const mcos::v1::ObjectKey& key,
   std::vector<std::pair<std::string, std::shared_ptr<Replica>>> asked;
   for (const auto& c : placement.replicas()) {
     auto it = replicas.find(c);
-    if (it != replicas.end() && it->second != nullptr) asked.emplace_back(c, it->second);
+    if (it != replicas.end() && it->second != nullptr && Admit(c)) {
+      asked.emplace_back(c, it->second);
+    }
   }
   gather->asked = asked.size();
   for (auto& [cluster, replica] : asked) {
-    Schedule([gather, key, cluster = cluster, replica = replica, deadline, needed] {
+    Schedule(cluster, [this, gather, key, cluster = cluster, replica = replica, deadline, needed] {
       auto record = replica->Stat(key, deadline);
+      Report(cluster, record.status());
       std::optional<Answer> answer;
       if (record.ok()) {
         answer = Answer(*std::move(record));
@@ -274,12 +339,15 @@ absl::StatusOr<Coordinator::Listing> Coordinator::List(const mcos::v1::StorageLi
   std::vector<std::pair<std::string, std::shared_ptr<Replica>>> asked;
   for (const auto& c : members) {
     auto it = replicas.find(c);
-    if (it != replicas.end() && it->second != nullptr) asked.emplace_back(c, it->second);
+    if (it != replicas.end() && it->second != nullptr && Admit(c)) {
+      asked.emplace_back(c, it->second);
+    }
   }
   gather->asked = asked.size();
   for (auto& [cluster, replica] : asked) {
-    Schedule([gather, req, cluster = cluster, replica = replica, deadline, needed] {
+    Schedule(cluster, [this, gather, req, cluster = cluster, replica = replica, deadline, needed] {
       auto page = replica->List(req, deadline);
+      Report(cluster, page.status());
       std::optional<mcos::v1::StorageListResponse> answer;
       if (page.ok()) answer = *std::move(page);
       gather->Add(cluster, std::move(answer), needed);

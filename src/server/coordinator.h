@@ -6,9 +6,11 @@
 // Writes are stored in this cluster first (the caller commits the local copy), then copied from
 // it to the other replica clusters in parallel; the write is acknowledged once W clusters hold
 // it. A replica that fails or times out is handed to `enqueue` (the controller's durable
-// replication queue), which sends it the version later. The calls to replicas run on a small
-// pool of threads, so a slow replica costs a pool thread until its deadline, never the caller's.
-// Thread-safe.
+// replication queue), which sends it the version later. The calls to each replica cluster run on
+// a few threads of their own, so a slow cluster costs its own threads until their deadlines,
+// never the caller's nor another cluster's. A cluster whose calls fail or time out is skipped
+// (its writes queued at once, reads not asked) until a single probe call succeeds again; probes
+// are spaced 0.1 s doubling to 5 s. Thread-safe.
 #pragma once
 
 #include <condition_variable>
@@ -37,7 +39,9 @@ struct CoordinatorOptions {
   // Once a read quorum answered, how long the others still get (so that `replicas` names every
   // holder when all are up).
   absl::Duration read_grace = absl::Milliseconds(150);
-  int threads = 32;
+  // Threads per replica cluster: each cluster's calls run on its own, so a frozen cluster holds
+  // up only its own calls.
+  int threads_per_cluster = 8;
 };
 
 // The replicas of one request: the placement's clusters that can be reached, by name.
@@ -95,16 +99,24 @@ class Coordinator {
                                const ReplicaMap& replicas);
 
  private:
-  // Runs `task` on the pool.
-  void Schedule(std::function<void()> task);
+  class Executor;
+  // Runs `task` on the threads of `cluster`.
+  void Schedule(const std::string& cluster, std::function<void()> task);
+  // Whether to call `cluster` now: yes while its calls succeed; once they fail, only one probe
+  // at a time, after its backoff. Admitted calls must be reported with Report.
+  bool Admit(const std::string& cluster);
+  void Report(const std::string& cluster, const absl::Status& status);
 
   const CoordinatorOptions options_;
   const Enqueue enqueue_;
   std::mutex mu_;
-  std::condition_variable work_;
-  std::deque<std::function<void()>> tasks_;
-  bool stopping_ = false;
-  std::vector<std::thread> threads_;
+  std::map<std::string, std::unique_ptr<Executor>> executors_;
+  struct Health {
+    int failures = 0;
+    int in_flight = 0;
+    absl::Time retry_after = absl::InfinitePast();
+  };
+  std::map<std::string, Health> health_;
 };
 
 // "k of R replica clusters answered, W needed" as UNAVAILABLE.

@@ -75,6 +75,11 @@ grpc::Status StorageGrpcService::Put(grpc::ServerContext* context,
   auto stream = engine_.BeginPut(message.header());
   if (!stream.ok()) return ToGrpcStatus(stream.status());
   if (const auto& superseded = (*stream)->superseded()) {
+    // Read the rest of the stream before answering: a caller still writing when the answer
+    // arrives would see its stream cancelled (gRPC's in-process transport never delivers the
+    // answer then), not "superseded".
+    while (reader->Read(&message)) message.clear_part();
+    if (context->IsCancelled()) return grpc::Status::CANCELLED;
     response->set_applied(false);
     *response->mutable_record() = superseded->record;
     response->set_reason(superseded->reason);
