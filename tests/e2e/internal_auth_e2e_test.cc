@@ -237,7 +237,7 @@ TEST(InternalAuthE2eTest, EveryInternalMethodOfMcosClusterNeedsTheServiceCredent
   MCOS_ASSERT_OK(admin.Login("admin", testing::kAdminPassword));
   const auto swept = Sweep(cluster.endpoint(), user.token(), admin.token(),
                            ServiceToken(cluster.token_key_path()), ForeignToken());
-  EXPECT_EQ(swept, (std::set<std::string>{"mcos.v1.ControllerService",
+  EXPECT_EQ(swept, (std::set<std::string>{"mcos.v1.ClusterService", "mcos.v1.ControllerService",
                                           "mcos.v1.PeerControllerService",
                                           "mcos.v1.ResolverService", "mcos.v1.StorageService"}));
   // And a service credential is not a user: the user API refuses it.
@@ -265,7 +265,7 @@ TEST(InternalAuthE2eTest, EveryInternalMethodOfTheSplitProcessesNeedsTheServiceC
       swept.insert(s);
     }
   }
-  EXPECT_EQ(swept, (std::set<std::string>{"mcos.v1.ControllerService",
+  EXPECT_EQ(swept, (std::set<std::string>{"mcos.v1.ClusterService", "mcos.v1.ControllerService",
                                           "mcos.v1.PeerControllerService",
                                           "mcos.v1.ResolverService", "mcos.v1.StorageService"}));
 }
