@@ -1,66 +1,85 @@
 #!/usr/bin/env bash
-# The README's main job: starts one whole MCOS cluster (mcos-cluster: storage node, controller,
-# resolver and server in one process, RocksDB and SQLite on disk) on a free loopback port in a
-# temporary directory, then uses it through the `mcos` CLI as a person would: the admin adds a
-# user, the user logs in, makes a container, uploads a 20 MiB file, stats it, downloads it and
-# checks it byte for byte, lists, deletes. Stops the cluster at the end (or on Ctrl-C).
-# With --keep it leaves the cluster running and prints how to use it.
+# The README's main job: a local federation of three clusters (tools/federation.sh: three
+# mcos-cluster processes on loopback, one secret, peered, ring "fed" with 3 replicas as the
+# default), used through the `mcos` CLI as a person would: an object put at dc1 is read and listed
+# at dc2 and dc3 with `replicas` naming all three; dc3 is killed with -9 and puts and gets go on at
+# the others; dc3 comes back and catches up from the replication queue. Stops everything at the
+# end (or on Ctrl-C). With --keep the federation keeps running (tools/federation.sh down stops it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 keep=0
 [ "${1:-}" = "--keep" ] && keep=1
-tools/build.sh release
-bin=build/release
 work=$(mktemp -d "${TMPDIR:-/tmp}/mcos-demo-XXXXXX")
-pid=""
+export MCOS_FEDERATION_DIR="$work/federation"
 cleanup() {
   if [ "$keep" = 0 ]; then
-    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then kill "$pid"; wait "$pid" || true; fi
+    tools/federation.sh down >/dev/null 2>&1 || true
     rm -rf "$work"
   fi
 }
 trap cleanup EXIT
 
-export MCOS_ADMIN_PASSWORD="demo-admin-$RANDOM$RANDOM"
-"$bin/src/cluster/mcos-cluster" --data-dir "$work/cluster" --listen 127.0.0.1:0 \
-  >"$work/stdout" 2>"$work/cluster.log" &
-pid=$!
-for _ in $(seq 150); do grep -q "listening on" "$work/stdout" 2>/dev/null && break; sleep 0.1; done
-endpoint=$(awk '/listening on/{print $3}' "$work/stdout")
-[ -n "$endpoint" ] || { echo "mcos-cluster did not start:"; cat "$work/cluster.log"; exit 1; }
-echo "== mcos-cluster (pid $pid) listening on $endpoint, data in $work/cluster"
-
+echo "== tools/federation.sh up 3"
+tools/federation.sh up 3
+ep() { cat "$MCOS_FEDERATION_DIR/$1/endpoint"; }
 export XDG_CONFIG_HOME="$work/config"   # the CLI keeps its login here, not in your home
-mcos() { "$bin/src/client/mcos" "$@"; }
+mcos() { build/release/src/client/mcos "$@"; }
 run() { echo "\$ mcos $*"; mcos "$@"; }
+# `mcos stat` at cluster $1 until its replicas line names $2 clusters (the last copy may still
+# be on its way when the put is acknowledged: W = 2 of 3).
+stat_until() {
+  local at=$1 want=$2 container=$3 object=$4 out=""
+  for _ in $(seq 100); do
+    out=$(mcos --endpoint "$(ep "$at")" stat "$container" "$object" 2>&1) || true
+    [ "$(echo "$out" | awk '/^replicas:/{print $2}' | tr ',' '\n' | grep -c .)" = "$want" ] && break
+    sleep 0.1
+  done
+  echo "\$ mcos --endpoint $(ep "$at") stat $container $object   # at $at"
+  echo "$out"
+}
 
-echo "$MCOS_ADMIN_PASSWORD" | mcos --endpoint "$endpoint" login admin --password-stdin
+mcos --endpoint "$(ep dc1)" login admin --password-stdin <"$MCOS_FEDERATION_DIR/admin-password"
 echo "demo-password" | run admin user add demo --password-stdin
-run admin cluster status
-run admin ring list
-run admin ring update default --partition-power 17 --dry-run
-echo "demo-password" | run --endpoint "$endpoint" login demo --password-stdin
+run admin cluster list
+echo "demo-password" | run --endpoint "$(ep dc1)" login demo --password-stdin
 run mb photos
 head -c $((20 * 1024 * 1024 + 123)) /dev/urandom >"$work/holiday.bin"
-run put photos 2026/holiday.bin "$work/holiday.bin" --content-type application/octet-stream --meta place=beach
-run stat photos 2026/holiday.bin
-run get photos 2026/holiday.bin "$work/back.bin"
-md5sum "$work/holiday.bin" "$work/back.bin" | sed "s|$work/||"
-cmp "$work/holiday.bin" "$work/back.bin" && echo "byte-identical: yes"
-echo "hello" | run put photos readme.txt -
-run ls
-run ls photos --delimiter /
-run get photos readme.txt -
-run rm photos readme.txt
-run get photos readme.txt - || true
+echo "-- put at dc1"
+run put photos 2026/holiday.bin "$work/holiday.bin" --content-type application/octet-stream
+echo "-- read and listed at dc2 and dc3"
+stat_until dc2 3 photos 2026/holiday.bin
+stat_until dc3 3 photos 2026/holiday.bin
+run --endpoint "$(ep dc3)" ls photos
+run --endpoint "$(ep dc2)" get photos 2026/holiday.bin "$work/back.bin"
+cmp "$work/holiday.bin" "$work/back.bin" && echo "byte-identical at dc2: yes"
+
+echo "== dc3 killed with -9"
+tools/federation.sh stop dc3
+for i in 1 2 3; do
+  echo "written at dc1 while dc3 was down ($i)" >"$work/down-$i.txt"
+  run --endpoint "$(ep dc1)" put photos "while-down/$i.txt" "$work/down-$i.txt"
+done
+echo "written at dc2 while dc3 was down" | run --endpoint "$(ep dc2)" put photos while-down/at-dc2.txt -
+run --endpoint "$(ep dc2)" get photos while-down/1.txt -
+run --endpoint "$(ep dc1)" get photos while-down/at-dc2.txt -
+run --endpoint "$(ep dc1)" ls photos --prefix while-down/
+sleep 2   # long enough for the peers to mark dc3 down
+tools/federation.sh status
+
+echo "== dc3 started again: it catches up from the replication queues of dc1 and dc2"
+tools/federation.sh start dc3
+for f in while-down/1.txt while-down/2.txt while-down/3.txt while-down/at-dc2.txt; do
+  stat_until dc3 3 photos "$f" | grep -E "^\\$|^replicas:"
+done
+run --endpoint "$(ep dc3)" get photos while-down/at-dc2.txt -
+tools/federation.sh status
 if [ "$keep" = 1 ]; then
   echo
-  echo "The cluster keeps running (pid $pid). Try:"
-  echo "  export XDG_CONFIG_HOME=$work/config; $bin/src/client/mcos ls photos"
-  echo "Stop it with: kill $pid"
+  echo "The federation keeps running ($MCOS_FEDERATION_DIR). Try:"
+  echo "  export XDG_CONFIG_HOME=$work/config; build/release/src/client/mcos --endpoint $(ep dc2) ls photos"
+  echo "Stop it with: MCOS_FEDERATION_DIR=$MCOS_FEDERATION_DIR tools/federation.sh down"
 else
-  echo "== stopping mcos-cluster"
-  kill "$pid"; wait "$pid" || true; pid=""
-  tail -n 2 "$work/cluster.log"
+  echo "== tools/federation.sh down"
+  tools/federation.sh down
 fi
 echo "demo OK"

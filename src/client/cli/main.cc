@@ -19,6 +19,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "client/sdk/client.h"
@@ -182,9 +183,7 @@ void PrintObject(const Globals& g, const mcos::v1::ObjectInfo& o) {
             << "\nchecksum:     " << o.checksum() << "\ncontent-type: " << o.content_type()
             << "\nversion:      " << o.version()
             << "\nmodified:     " << absl::FormatTime(absl::FromUnixSeconds(o.modified().seconds()))
-            << "\nreplicas:    ";
-  for (const auto& r : o.replicas()) std::cout << " " << r;
-  std::cout << "\n";
+            << "\nreplicas:     " << absl::StrJoin(o.replicas(), ",") << "\n";
   for (const auto& [k, v] : o.metadata()) std::cout << "meta " << k << ": " << v << "\n";
 }
 
