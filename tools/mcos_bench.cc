@@ -9,13 +9,18 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <random>
 #include <sstream>
 #include <streambuf>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "client/sdk/client.h"
 #include "common/cli.h"
 #include "common/subprocess.h"
@@ -81,6 +86,14 @@ int main(int argc, char** argv) {
   size_t small_bytes = 4096;
   uint64_t large_mib = 256, rss_mib = 0;
   cli.add_option("--endpoint", endpoint, "Use a running cluster at HOST:PORT");
+  std::vector<std::string> endpoints;
+  cli.add_option("--endpoints", endpoints,
+                 "Several clusters of one federation (HOST:PORT,...): the clients are spread over "
+                 "them round-robin; the admin logs in at the first")
+      ->delimiter(',');
+  uint32_t list_objects = 0;
+  cli.add_option("--list-objects", list_objects,
+                 "Also time listing a container of this many objects (at every endpoint)");
   cli.add_option("--admin-password", admin_password,
                  "Its admin password (else $MCOS_ADMIN_PASSWORD)");
   cli.add_option("--cluster-bin", cluster_bin, "Start this mcos-cluster binary instead");
@@ -118,8 +131,12 @@ int main(int argc, char** argv) {
     if (!p.ok()) return Fail("start", p.status());
     node = std::move(*p);
   }
+  if (endpoint.empty() && !endpoints.empty()) endpoint = endpoints.front();
+  if (endpoints.empty()) endpoints = {endpoint};
   if (endpoint.empty()) {
-    std::fprintf(stderr, "error: pass --endpoint HOST:PORT or --cluster-bin PATH\n");
+    std::fprintf(stderr,
+                 "error: pass --endpoint HOST:PORT, --endpoints HOST:PORT,... or --cluster-bin "
+                 "PATH\n");
     return 2;
   }
   mcos::client::ClientOptions tls;
@@ -131,15 +148,36 @@ int main(int argc, char** argv) {
   const std::string password = mcos::common::RandomHex(8);
   if (auto r = admin.AddUser(user, password, false); !r.ok()) return Fail("add user", r.status());
   std::vector<std::unique_ptr<mcos::client::Client>> conns;
+  // The user reaches the other clusters of a federation within moments: retry for a while.
+  auto retry = [](const std::function<absl::Status()>& op) {
+    absl::Status s;
+    for (int attempt = 0; attempt < 100; ++attempt) {
+      s = op();
+      if (s.ok()) break;
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    return s;
+  };
   for (int c = 0; c < clients; ++c) {
     mcos::client::ClientOptions o = tls;
     o.own_connection = true;
-    conns.push_back(std::make_unique<mcos::client::Client>(endpoint, o));
-    if (auto r = conns.back()->Login(user, password); !r.ok()) return Fail("login", r.status());
+    conns.push_back(std::make_unique<mcos::client::Client>(
+        endpoints[static_cast<size_t>(c) % endpoints.size()], o));
+    if (auto s = retry([&] { return conns.back()->Login(user, password).status(); }); !s.ok()) {
+      return Fail("login", s);
+    }
   }
   if (auto r = conns[0]->CreateContainer("bench"); !r.ok()) return Fail("container", r.status());
-  std::printf("mcos-bench: endpoint %s%s, %d clients, %zu-byte objects, user %s\n",
-              endpoint.c_str(), tls_ca.empty() ? "" : " (TLS)", clients, small_bytes, user.c_str());
+  for (size_t c = 1; c < std::min(conns.size(), endpoints.size()); ++c) {
+    mcos::v1::ListObjectsRequest probe;
+    probe.set_container("bench");
+    if (auto s = retry([&] { return conns[c]->ListObjects(probe).status(); }); !s.ok()) {
+      return Fail("container at another cluster", s);
+    }
+  }
+  std::printf("mcos-bench: %s%s, %d clients, %zu-byte objects, user %s\n",
+              absl::StrJoin(endpoints, ",").c_str(), tls_ca.empty() ? "" : " (TLS)", clients,
+              small_bytes, user.c_str());
 
   std::mt19937_64 rng(7);
   std::string small(small_bytes, '\0');
@@ -170,6 +208,43 @@ int main(int argc, char** argv) {
                return conns[static_cast<size_t>(c)]->DeleteObject("bench", name(c, i)).ok();
              }));
 
+  if (list_objects > 0) {
+    // A container of list_objects objects, made by all clients at once, then listed in one page
+    // at every endpoint (median of 5).
+    if (auto r = conns[0]->CreateContainer("listing"); !r.ok()) return Fail("container", r.status());
+    std::atomic<uint32_t> next{0};
+    std::vector<std::thread> makers;
+    for (int c = 0; c < clients; ++c) {
+      makers.emplace_back([&, c] {
+        for (uint32_t i = next++; i < list_objects; i = next++) {
+          retry([&] {
+            std::istringstream in("x");
+            return conns[static_cast<size_t>(c)]->PutObject("listing", absl::StrCat("o/", i), in)
+                .status();
+          });
+        }
+      });
+    }
+    for (auto& t : makers) t.join();
+    for (size_t e = 0; e < std::min(conns.size(), endpoints.size()); ++e) {
+      std::vector<double> ms;
+      int listed = 0;
+      for (int round = 0; round < 5; ++round) {
+        mcos::v1::ListObjectsRequest req;
+        req.set_container("listing");
+        req.set_limit(list_objects);
+        const auto t0 = Clock::now();
+        auto r = conns[e]->ListObjects(req);
+        ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+        if (!r.ok()) return Fail("list", r.status());
+        listed = r->objects_size();
+      }
+      std::sort(ms.begin(), ms.end());
+      std::printf("%-28s %d objects in %.1f ms (median of 5) at %s\n", "list (one page)", listed,
+                  ms[2], endpoints[e].c_str());
+    }
+  }
+
   std::string block(1 << 20, '\0');
   for (auto& ch : block) ch = static_cast<char>(rng());
   auto upload = [&](const std::string& object, uint64_t bytes) -> double {
@@ -197,7 +272,7 @@ int main(int argc, char** argv) {
     const uint64_t bytes = large_mib << 20;
     // The bare-stream reference is plaintext: not measured over TLS (ratio 0).
     const auto [sink, source] =
-        tls_ca.empty()
+        tls_ca.empty() && endpoints.size() == 1
             ? mcos::tools::BareStreamMBps(mcos::tools::OwnConnection(endpoint), block, bytes)
             : std::pair<double, double>{0, 0};
     const double up = upload("large", bytes);
