@@ -1,5 +1,6 @@
 #include "replication/replica.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -332,6 +333,68 @@ class PeerReplicaImpl final : public Replica {
   std::unique_ptr<mcos::v1::ClusterService::Stub> stub_;
 };
 
+class InlineReplicaImpl final : public Replica {
+ public:
+  InlineReplicaImpl(std::string cluster, mcos::v1::ObjectRecord record, std::string data)
+      : cluster_(std::move(cluster)),
+        record_(std::move(record)),
+        data_(std::make_shared<const std::string>(std::move(data))) {}
+
+  const std::string& cluster() const override { return cluster_; }
+  absl::StatusOr<mcos::v1::ObjectRecord> Stat(const mcos::v1::ObjectKey&, absl::Time) override {
+    return record_;
+  }
+  absl::StatusOr<std::unique_ptr<ObjectReader>> Open(const mcos::v1::ObjectKey&, uint64_t offset,
+                                                     uint64_t length,
+                                                     const mcos::v1::Version* version,
+                                                     absl::Time) override {
+    if (version != nullptr && common::CompareVersions(*version, record_.version()) != 0) {
+      return absl::FailedPreconditionError("the copy in memory is another version");
+    }
+    if (offset != 0 || length != 0) return absl::UnimplementedError("no ranges from memory");
+    return std::unique_ptr<ObjectReader>(new Reader(record_, data_));
+  }
+  absl::StatusOr<WriteAck> Put(const mcos::v1::ObjectKey&, const mcos::v1::ObjectRecord&,
+                               ObjectReader&, absl::Time) override {
+    return absl::UnimplementedError("a copy in memory takes no writes");
+  }
+  absl::StatusOr<WriteAck> Delete(const mcos::v1::ObjectKey&, const mcos::v1::Version&, uint32_t,
+                                  absl::Time) override {
+    return absl::UnimplementedError("a copy in memory takes no writes");
+  }
+  absl::StatusOr<mcos::v1::StorageListResponse> List(const mcos::v1::StorageListRequest&,
+                                                     absl::Time) override {
+    return absl::UnimplementedError("a copy in memory has no listing");
+  }
+
+ private:
+  class Reader final : public ObjectReader {
+   public:
+    Reader(const mcos::v1::ObjectRecord& r, std::shared_ptr<const std::string> d)
+        : record_(r), data_(std::move(d)) {}
+    const mcos::v1::ObjectRecord& record() const override { return record_; }
+    bool Next(std::string* data) override {
+      if (pos_ >= data_->size()) return false;
+      const size_t n = std::min(kChunk, data_->size() - pos_);
+      data->assign(*data_, pos_, n);
+      pos_ += n;
+      return true;
+    }
+    absl::Status Finish() override { return absl::OkStatus(); }
+    void Cancel() override {}
+
+   private:
+    static constexpr size_t kChunk = size_t{1} << 20;
+    const mcos::v1::ObjectRecord record_;
+    std::shared_ptr<const std::string> data_;
+    size_t pos_ = 0;
+  };
+
+  const std::string cluster_;
+  const mcos::v1::ObjectRecord record_;
+  const std::shared_ptr<const std::string> data_;
+};
+
 }  // namespace
 
 absl::StatusOr<WriteAck> Copy(Replica& from, Replica& to, const mcos::v1::ObjectKey& key,
@@ -349,6 +412,12 @@ absl::StatusOr<WriteAck> Copy(Replica& from, Replica& to, const mcos::v1::Object
 std::unique_ptr<Replica> StorageReplica(std::string cluster,
                                         std::shared_ptr<grpc::Channel> channel) {
   return std::make_unique<StorageReplicaImpl>(std::move(cluster), std::move(channel));
+}
+
+std::unique_ptr<Replica> InlineReplica(std::string cluster, mcos::v1::ObjectRecord record,
+                                       std::string data) {
+  return std::make_unique<InlineReplicaImpl>(std::move(cluster), std::move(record),
+                                             std::move(data));
 }
 
 std::unique_ptr<Replica> PeerReplica(std::string cluster, std::string coordinator,

@@ -73,6 +73,12 @@ std::unique_ptr<Replica> StorageReplica(std::string cluster, std::shared_ptr<grp
 std::unique_ptr<Replica> PeerReplica(std::string cluster, std::string coordinator,
                                      std::shared_ptr<grpc::Channel> channel);
 
+// A copy held in memory (a small upload the coordinator still has): serves Stat and Open of
+// `record`'s version of its one object from `data`; everything else is UNIMPLEMENTED. Saves
+// reading the object back from storage for each replica it is sent to.
+std::unique_ptr<Replica> InlineReplica(std::string cluster, mcos::v1::ObjectRecord record,
+                                       std::string data);
+
 // Deadline of a copy of `size` bytes: `base` plus the time at `bytes_per_second`.
 absl::Time CopyDeadline(uint64_t size, absl::Duration base, double bytes_per_second = 20e6);
 

@@ -24,6 +24,9 @@ namespace {
 using common::ToGrpcStatus;
 
 constexpr size_t kMaxChunk = size_t{1} << 20;
+// Uploads up to this size are kept in memory until their replicas have them (at most this times
+// --max-uploads bytes in all).
+constexpr size_t kInlineMax = size_t{256} << 10;
 
 grpc::Status Invalid(absl::string_view message) {
   return {grpc::StatusCode::INVALID_ARGUMENT, std::string(message)};
@@ -110,6 +113,7 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
         }
         app_.bytes_in_.Increment(static_cast<double>(data->size()));
         if (storage_broken_) return;  // its OnDone answers the user
+        KeepInline(*data);
         if (writing_) {
           queued_ = std::move(*data);  // the next read starts once it is written
         } else {
@@ -331,6 +335,17 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
     StartUserRead();
   }
 
+  // Keeps a copy of a small upload's bytes for its replicas (see kInlineMax).
+  void KeepInline(const std::string& data) {
+    if (!inline_ok_) return;
+    if (inline_.size() + data.size() > kInlineMax || !app_.Remote(placement_)) {
+      inline_ok_ = false;
+      std::string().swap(inline_);
+      return;
+    }
+    inline_.append(data);
+  }
+
   void WriteData(std::string data) {
     out_.set_data(std::move(data));
     writing_ = true;
@@ -441,8 +456,14 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
           phase_ = Phase::kReplicating;
           Ref();
           auto b = app_.CachedBackends();
+          // A small upload is sent to the replicas from memory, not read back from storage.
+          std::shared_ptr<replication::Replica> source =
+              inline_ok_ && inline_.size() == stored_.record().size()
+                  ? replication::InlineReplica(app_.cluster_id_, stored_.record(),
+                                               std::move(inline_))
+                  : (b.ok() ? b->local : nullptr);
           app_.coordinator_->Replicate(
-              key_, stored_.record(), placement_, b.ok() ? b->local : nullptr,
+              key_, stored_.record(), placement_, std::move(source),
               b.ok() ? app_.Replicas(*b) : ReplicaMap{},
               [this](absl::StatusOr<std::vector<std::string>> holders) {
                 OnReplicated(std::move(holders));
@@ -553,6 +574,9 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   mcos::v1::PutObjectHeader header_;
   std::optional<mcos::v1::PutObjectFinish> finish_;
   std::optional<std::string> queued_;
+  // The bytes of an upload of at most kInlineMax, for its replica clusters.
+  std::string inline_;
+  bool inline_ok_ = true;
   mcos::v1::ObjectKey key_;
   ServerApp::Backends backends_;
 
