@@ -211,7 +211,8 @@ int main(int argc, char** argv) {
   if (list_objects > 0) {
     // A container of list_objects objects, made by all clients at once, then listed in one page
     // at every endpoint (median of 5).
-    if (auto r = conns[0]->CreateContainer("listing"); !r.ok()) return Fail("container", r.status());
+    if (auto r = conns[0]->CreateContainer("listing"); !r.ok())
+      return Fail("container", r.status());
     std::atomic<uint32_t> next{0};
     std::vector<std::thread> makers;
     for (int c = 0; c < clients; ++c) {
@@ -219,7 +220,8 @@ int main(int argc, char** argv) {
         for (uint32_t i = next++; i < list_objects; i = next++) {
           retry([&] {
             std::istringstream in("x");
-            return conns[static_cast<size_t>(c)]->PutObject("listing", absl::StrCat("o/", i), in)
+            return conns[static_cast<size_t>(c)]
+                ->PutObject("listing", absl::StrCat("o/", i), in)
                 .status();
           });
         }

@@ -1,12 +1,12 @@
-// Credentials between the services of one cluster, and between the clusters of a federation. A service credential is a token like a user's
-// (common/token.h) with the role "service", but signed with a key derived from the cluster key for
-// this purpose alone, so that no user's or admin's token can pass for a service's and no service
-// token for a user's. Every process of the cluster holds the cluster key (mcos-cluster's
-// DATA_DIR/token.key, `--token-key-file` for the separate processes), mints its own tokens and
-// checks its callers' without asking anyone. Peer credentials (CredentialScope::kFederation) work
-// the same way with the role "peer" and a key derived from the federation secret: every cluster of
-// the federation holds it, and a cluster's service credential never passes as a peer's or the
-// other way round. Thread-safe.
+// Credentials between the services of one cluster, and between the clusters of a federation. A
+// service credential is a token like a user's (common/token.h) with the role "service", but signed
+// with a key derived from the cluster key for this purpose alone, so that no user's or admin's
+// token can pass for a service's and no service token for a user's. Every process of the cluster
+// holds the cluster key (mcos-cluster's DATA_DIR/token.key, `--token-key-file` for the separate
+// processes), mints its own tokens and checks its callers' without asking anyone. Peer credentials
+// (CredentialScope::kFederation) work the same way with the role "peer" and a key derived from the
+// federation secret: every cluster of the federation holds it, and a cluster's service credential
+// never passes as a peer's or the other way round. Thread-safe.
 #pragma once
 
 #include <grpcpp/grpcpp.h>

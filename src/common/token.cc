@@ -105,10 +105,10 @@ absl::StatusOr<ClusterKeys> LoadClusterKeys(const std::string& cluster_key,
   if (federation_secret_file.empty()) return keys;
   struct stat st {};
   if (stat(federation_secret_file.c_str(), &st) != 0) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "cannot read the federation secret file ", federation_secret_file,
-        ": it does not exist (make one with: head -c 32 /dev/urandom | base64 > FILE; "
-        "chmod 600 FILE; give every cluster of the federation the same file)"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot read the federation secret file ", federation_secret_file,
+                     ": it does not exist (make one with: head -c 32 /dev/urandom | base64 > FILE; "
+                     "chmod 600 FILE; give every cluster of the federation the same file)"));
   }
   if ((st.st_mode & 077) != 0) {
     return absl::FailedPreconditionError(

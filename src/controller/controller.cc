@@ -830,7 +830,7 @@ absl::Status Controller::RemoveOption(const std::string& name) {
 // ---- federation metadata --------------------------------------------------------------------
 
 absl::StatusOr<std::vector<mcos::v1::MetadataRow>> Controller::RowsAfter(uint64_t revision,
-                                                                        uint32_t limit) {
+                                                                         uint32_t limit) {
   return store_->RowsAfter(revision, limit);
 }
 

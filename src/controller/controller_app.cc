@@ -62,8 +62,7 @@ ControllerApp::ControllerApp(std::unique_ptr<GrpcHealthProbe> probe,
       peer_auth_(MakePeerAuth(options, controller_->cluster_id())),
       federation_(std::make_unique<Federation>(*controller_, peer_auth_.get(),
                                                ToFederationOptions(options))),
-      replication_(
-          std::make_unique<ReplicationQueue>(*controller_, &route_, peer_auth_.get())),
+      replication_(std::make_unique<ReplicationQueue>(*controller_, &route_, peer_auth_.get())),
       controller_service_(*controller_, auth_, *replication_),
       admin_service_(*controller_, *federation_, *replication_),
       peer_service_(*controller_, *federation_, auth_, peer_auth_.get()) {

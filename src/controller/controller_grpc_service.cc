@@ -122,9 +122,9 @@ grpc::Status ControllerGrpcService::WatchMetadata(grpc::ServerContext* context,
           "metadata watches arrive with the federation; use GetMetadataSnapshot"};
 }
 
-grpc::Status ControllerGrpcService::ListFederationClusters(grpc::ServerContext* context,
-                                                          const mcos::v1::ListClustersRequest*,
-                                                          mcos::v1::ListClustersResponse* response) {
+grpc::Status ControllerGrpcService::ListFederationClusters(
+    grpc::ServerContext* context, const mcos::v1::ListClustersRequest*,
+    mcos::v1::ListClustersResponse* response) {
   MCOS_REQUIRE_SERVICE_CALLER(auth_, context);
   auto clusters = controller_.ListClusters();
   if (!clusters.ok()) return ToGrpcStatus(clusters.status());

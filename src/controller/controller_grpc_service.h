@@ -6,9 +6,9 @@
 #include "controller/controller.h"
 #include "controller/federation.h"
 #include "controller/replication_queue.h"
-#include "mcos/v1/peer.grpc.pb.h"
 #include "mcos/v1/admin.grpc.pb.h"
 #include "mcos/v1/controller.grpc.pb.h"
+#include "mcos/v1/peer.grpc.pb.h"
 
 namespace mcos::controller {
 

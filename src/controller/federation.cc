@@ -235,8 +235,8 @@ absl::Status Federation::SyncPeer(Peer& peer) {
   }
   {
     absl::MutexLock lock(&peer.mu);
-    peer.lag = health.metadata_revision() > peer.pulled ? health.metadata_revision() - peer.pulled
-                                                        : 0;
+    peer.lag =
+        health.metadata_revision() > peer.pulled ? health.metadata_revision() - peer.pulled : 0;
   }
   if (controller_.metadata_revision() > peer.pushed) MCOS_RETURN_IF_ERROR(Push(peer));
   return absl::OkStatus();
@@ -331,9 +331,9 @@ absl::StatusOr<mcos::v1::ClusterInfo> Federation::AddCluster(const std::string& 
                                                 "; nothing was recorded"));
   }
   if (resp.federation_id() != options_.federation_id) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("the cluster at ", endpoint, " belongs to another federation; nothing was "
-                     "recorded"));
+    return absl::FailedPreconditionError(absl::StrCat("the cluster at ", endpoint,
+                                                      " belongs to another federation; nothing was "
+                                                      "recorded"));
   }
   mcos::v1::ClusterInfo other = resp.cluster();
   if (other.id() == controller_.cluster_id()) {

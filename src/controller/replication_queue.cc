@@ -119,8 +119,8 @@ absl::Status ReplicationQueue::Deliver(const mcos::v1::ReplicationTask& task) {
   if (common::IsNewer(task.version(), record->version())) {
     return absl::DataLossError("this cluster holds only an older version than the one to send");
   }
-  const absl::Time deadline = replication::CopyDeadline(
-      record->tombstone() ? 0 : record->size(), absl::Seconds(10));
+  const absl::Time deadline =
+      replication::CopyDeadline(record->tombstone() ? 0 : record->size(), absl::Seconds(10));
   return replication::Copy(*local, *peer, task.key(), *record, deadline).status();
 }
 

@@ -433,8 +433,8 @@ absl::Status SqliteMetadataStore::FinishReplication(const mcos::v1::ReplicationT
   const std::string key = task.key().SerializeAsString();
   if (!retry_at) {
     // Only the task that was done: a newer version queued meanwhile stays.
-    Statement s(db_,
-                "DELETE FROM replication_queue WHERE target = ?1 AND object_key = ?2 AND task = ?3");
+    Statement s(
+        db_, "DELETE FROM replication_queue WHERE target = ?1 AND object_key = ?2 AND task = ?3");
     MCOS_RETURN_IF_ERROR(s.status());
     s.Bind(1, task.target()).BindBlob(2, key).BindBlob(3, task.SerializeAsString());
     return FromSqlite(s.Step(), db_, "finish a replication");

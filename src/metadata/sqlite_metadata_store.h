@@ -13,10 +13,10 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "mcos/v1/admin.pb.h"
 #include "mcos/v1/common.pb.h"
 #include "mcos/v1/controller.pb.h"
-#include "absl/time/time.h"
 
 struct sqlite3;
 

@@ -133,7 +133,7 @@ class StorageReplicaImpl final : public Replica {
     if (version != nullptr) *req.mutable_version() = *version;
     auto stream = stub_->Get(ctx.get(), req);
     auto reader = std::make_unique<StreamReader<mcos::v1::StorageGetResponse>>(std::move(ctx),
-                                                                                std::move(stream));
+                                                                               std::move(stream));
     if (auto s = reader->Start(); !s.ok()) return s;
     return std::unique_ptr<ObjectReader>(std::move(reader));
   }
@@ -159,11 +159,14 @@ class StorageReplicaImpl final : public Replica {
     absl::Status read;
     bool open = writer->Write(header);
     if (open) {
-      read = StreamChunks(*writer, source, [](std::string data) {
-        mcos::v1::StoragePutRequest r;
-        r.set_data(std::move(data));
-        return r;
-      }, &sent, &open);
+      read = StreamChunks(
+          *writer, source,
+          [](std::string data) {
+            mcos::v1::StoragePutRequest r;
+            r.set_data(std::move(data));
+            return r;
+          },
+          &sent, &open);
     }
     if (open) {
       if (read.ok() && sent == record.size()) {
@@ -284,11 +287,14 @@ class PeerReplicaImpl final : public Replica {
     absl::Status read;
     bool open = writer->Write(header);
     if (open) {
-      read = StreamChunks(*writer, source, [](std::string data) {
-        mcos::v1::ClusterPutObjectRequest r;
-        r.set_data(std::move(data));
-        return r;
-      }, &sent, &open);
+      read = StreamChunks(
+          *writer, source,
+          [](std::string data) {
+            mcos::v1::ClusterPutObjectRequest r;
+            r.set_data(std::move(data));
+            return r;
+          },
+          &sent, &open);
     }
     // The peer stores the version only once `size` bytes arrived: a short stream stores
     // nothing, but cancel it anyway so that it ends at once.

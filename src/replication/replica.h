@@ -67,7 +67,8 @@ absl::StatusOr<WriteAck> Copy(Replica& from, Replica& to, const mcos::v1::Object
                               const mcos::v1::ObjectRecord& record, absl::Time deadline);
 
 // This cluster's storage service (the channel carries the service credential).
-std::unique_ptr<Replica> StorageReplica(std::string cluster, std::shared_ptr<grpc::Channel> channel);
+std::unique_ptr<Replica> StorageReplica(std::string cluster,
+                                        std::shared_ptr<grpc::Channel> channel);
 // A peer cluster's servers (ClusterService; the channel carries the peer credential).
 // `coordinator` names this cluster in the writes it sends.
 std::unique_ptr<Replica> PeerReplica(std::string cluster, std::string coordinator,

@@ -34,10 +34,10 @@ absl::Status ValidateVersion(const mcos::v1::Version& v) {
 
 }  // namespace
 
-#define MCOS_REQUIRE_PEER(context)                                     \
-  do {                                                                 \
-    const absl::Status mcos_peer_ = app_.CheckPeer(*(context));        \
-    if (!mcos_peer_.ok()) return ToGrpcStatus(mcos_peer_);             \
+#define MCOS_REQUIRE_PEER(context)                              \
+  do {                                                          \
+    const absl::Status mcos_peer_ = app_.CheckPeer(*(context)); \
+    if (!mcos_peer_.ok()) return ToGrpcStatus(mcos_peer_);      \
   } while (false)
 
 grpc::Status ClusterGrpcService::ClusterCreateObject(
@@ -158,9 +158,9 @@ grpc::Status ClusterGrpcService::Put(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
-grpc::Status ClusterGrpcService::ClusterStatObject(grpc::ServerContext* context,
-                                                   const mcos::v1::ClusterStatObjectRequest* request,
-                                                   mcos::v1::ClusterStatObjectResponse* response) {
+grpc::Status ClusterGrpcService::ClusterStatObject(
+    grpc::ServerContext* context, const mcos::v1::ClusterStatObjectRequest* request,
+    mcos::v1::ClusterStatObjectResponse* response) {
   MCOS_REQUIRE_PEER(context);
   if (auto s = ValidateKey(request->key()); !s.ok()) return ToGrpcStatus(s);
   auto b = app_.backends();
@@ -234,8 +234,8 @@ grpc::Status ClusterGrpcService::ClusterListObjects(grpc::ServerContext* context
   absl::Status valid = common::ValidateOwnerId(request->user());
   if (valid.ok()) valid = common::ValidateContainerName(request->container());
   if (valid.ok()) {
-    valid = common::ValidateObjectListing(request->prefix(), request->marker(),
-                                          request->delimiter());
+    valid =
+        common::ValidateObjectListing(request->prefix(), request->marker(), request->delimiter());
   }
   if (!valid.ok()) return ToGrpcStatus(valid);
   auto b = app_.backends();

@@ -129,15 +129,15 @@ void Coordinator::Report(const std::string& cluster, const absl::Status& status)
                        "); its writes are queued until it does");
   }
   ++h.failures;
-  h.retry_after = absl::Now() + std::min(absl::Seconds(5), absl::Milliseconds(100) *
-                                                               (1 << std::min(h.failures, 6)));
+  h.retry_after = absl::Now() + std::min(absl::Seconds(5),
+                                         absl::Milliseconds(100) * (1 << std::min(h.failures, 6)));
 }
 
 // ---- writes ---------------------------------------------------------------------------------
 
 void Coordinator::Replicate(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
-                            const mcos::v1::Placement& placement,
-                            std::shared_ptr<Replica> local, const ReplicaMap& replicas,
+                            const mcos::v1::Placement& placement, std::shared_ptr<Replica> local,
+                            const ReplicaMap& replicas,
                             std::function<void(absl::StatusOr<std::vector<std::string>>)> done) {
   struct State {
     std::mutex mu;
@@ -197,11 +197,10 @@ void Coordinator::Replicate(const mcos::v1::ObjectKey& key, const mcos::v1::Obje
       replication::CopyDeadline(record.tombstone() ? 0 : record.size(), options_.replica_timeout);
   for (auto& [cluster, replica] : targets) {
     Schedule(cluster, [this, state, key, record, local, cluster = cluster, replica = replica,
-                        deadline, maybe_answer] {
-      auto ack = local != nullptr
-                     ? replication::Copy(*local, *replica, key, record, deadline)
-                     : absl::StatusOr<replication::WriteAck>(
-                           absl::FailedPreconditionError("no local copy to send"));
+                       deadline, maybe_answer] {
+      auto ack = local != nullptr ? replication::Copy(*local, *replica, key, record, deadline)
+                                  : absl::StatusOr<replication::WriteAck>(
+                                        absl::FailedPreconditionError("no local copy to send"));
       Report(cluster, ack.status());
       if (!ack.ok()) {
         enqueue_(key, record, cluster, std::string(ack.status().message()));
@@ -388,8 +387,7 @@ absl::StatusOr<Coordinator::Listing> Coordinator::List(const mcos::v1::StorageLi
       }
     }
   }
-  const uint32_t limit =
-      request.limit() == 0 ? 1000u : std::min<uint32_t>(request.limit(), 10000u);
+  const uint32_t limit = request.limit() == 0 ? 1000u : std::min<uint32_t>(request.limit(), 10000u);
   Listing out;
   uint32_t emitted = 0;
   bool full = false;

@@ -73,8 +73,8 @@ class Coordinator {
   // clusters answered, W needed") unless the placement is degraded (then with who holds it).
   // `local` counts when its cluster is in the placement.
   void Replicate(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
-                 const mcos::v1::Placement& placement,
-                 std::shared_ptr<replication::Replica> local, const ReplicaMap& replicas,
+                 const mcos::v1::Placement& placement, std::shared_ptr<replication::Replica> local,
+                 const ReplicaMap& replicas,
                  std::function<void(absl::StatusOr<std::vector<std::string>>)> done);
   // The same, waiting for the answer.
   absl::StatusOr<std::vector<std::string>> ReplicateAndWait(
@@ -84,8 +84,8 @@ class Coordinator {
 
   // Asks the placement's replicas in parallel for the newest version of `key`; needs R-W+1
   // answers (NOT_FOUND counts), else UNAVAILABLE.
-  absl::StatusOr<Newest> Read(const mcos::v1::ObjectKey& key,
-                              const mcos::v1::Placement& placement, const ReplicaMap& replicas);
+  absl::StatusOr<Newest> Read(const mcos::v1::ObjectKey& key, const mcos::v1::Placement& placement,
+                              const ReplicaMap& replicas);
 
   // Lists one container across `members` (every cluster of the ring): each replica's page,
   // merged by name, the newest version winning and tombstones hiding. Needs
@@ -120,6 +120,7 @@ class Coordinator {
 };
 
 // "k of R replica clusters answered, W needed" as UNAVAILABLE.
-absl::Status TooFewReplicas(size_t answered, size_t replicas, size_t needed, absl::string_view what);
+absl::Status TooFewReplicas(size_t answered, size_t replicas, size_t needed,
+                            absl::string_view what);
 
 }  // namespace mcos::server

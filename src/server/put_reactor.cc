@@ -462,13 +462,12 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
                   ? replication::InlineReplica(app_.cluster_id_, stored_.record(),
                                                std::move(inline_))
                   : (b.ok() ? b->local : nullptr);
-          app_.coordinator_->Replicate(
-              key_, stored_.record(), placement_, std::move(source),
-              b.ok() ? app_.Replicas(*b) : ReplicaMap{},
-              [this](absl::StatusOr<std::vector<std::string>> holders) {
-                OnReplicated(std::move(holders));
-                Unref();
-              });
+          app_.coordinator_->Replicate(key_, stored_.record(), placement_, std::move(source),
+                                       b.ok() ? app_.Replicas(*b) : ReplicaMap{},
+                                       [this](absl::StatusOr<std::vector<std::string>> holders) {
+                                         OnReplicated(std::move(holders));
+                                         Unref();
+                                       });
         } else {
           // Applied, or superseded by a newer version (then that one is the answer).
           grpc::SerializationTraits<mcos::v1::ObjectInfo>::Serialize(

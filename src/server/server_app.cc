@@ -83,9 +83,8 @@ ServerApp::ServerApp(const ServerOptions& options)
   coordinator.replica_timeout = options.replica_timeout;
   coordinator_ = std::make_unique<Coordinator>(
       coordinator, [this](const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
-                          const std::string& target, const std::string& reason) {
-        Enqueue(key, record, target, reason);
-      });
+                          const std::string& target,
+                          const std::string& reason) { Enqueue(key, record, target, reason); });
   auth_.set_channel_credentials(common::MakeChannelCredentials(options.tls));
   route_.auth = &auth_;
   watchdog_.Start();
@@ -265,8 +264,8 @@ void ServerApp::Enqueue(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRe
   SetDeadline(ctx, absl::Seconds(10));
   mcos::v1::EnqueueReplicationResponse resp;
   if (grpc::Status s = controller_->EnqueueReplication(&ctx, req, &resp); !s.ok()) {
-    common::LogError("cannot queue ", key.container(), "/", key.object(), " for cluster '",
-                     target, "' (", reason, "): ", s.error_message(),
+    common::LogError("cannot queue ", key.container(), "/", key.object(), " for cluster '", target,
+                     "' (", reason, "): ", s.error_message(),
                      "; that cluster gets this version only from repair");
   } else {
     common::LogInfo("queued ", key.container(), "/", key.object(), " for cluster '", target,
@@ -474,16 +473,16 @@ grpc::Status UserGrpcService::ListObjects(grpc::ServerContext* context,
   req.set_delimiter(request->delimiter());
   if (app_.Federated()) {
     // Any key of the container names the ring's members and the write concern.
-    auto placement =
-        app_.Place(*b, MakeKey(common::TokenOwner(claims), request->container(), "."),
-                   container->option());
+    auto placement = app_.Place(*b, MakeKey(common::TokenOwner(claims), request->container(), "."),
+                                container->option());
     if (!placement.ok()) return ToGrpcStatus(placement.status());
     if (app_.Remote(*placement)) {
       std::vector<std::string> members(placement->ring_members().begin(),
                                        placement->ring_members().end());
-      if (members.empty()) members.assign(placement->replicas().begin(), placement->replicas().end());
-      auto merged = app_.coordinator_->List(req, members, placement->write_concern(),
-                                            app_.Replicas(*b));
+      if (members.empty())
+        members.assign(placement->replicas().begin(), placement->replicas().end());
+      auto merged =
+          app_.coordinator_->List(req, members, placement->write_concern(), app_.Replicas(*b));
       if (!merged.ok()) return ToGrpcStatus(merged.status());
       for (int i = 0; i < merged->page.entries_size(); ++i) {
         const auto& e = merged->page.entries(i);
@@ -523,8 +522,8 @@ grpc::Status UserGrpcService::DeleteContainer(grpc::ServerContext* context,
   bool empty = true;
   std::optional<mcos::v1::Placement> federated;
   if (app_.Federated()) {
-    auto placement = app_.Place(
-        *b, MakeKey(common::TokenOwner(claims), request->container(), "."), container->option());
+    auto placement = app_.Place(*b, MakeKey(common::TokenOwner(claims), request->container(), "."),
+                                container->option());
     if (!placement.ok()) return ToGrpcStatus(placement.status());
     if (app_.Remote(*placement)) federated = *std::move(placement);
   }
@@ -535,8 +534,8 @@ grpc::Status UserGrpcService::DeleteContainer(grpc::ServerContext* context,
     if (members.empty()) members.assign(federated->replicas().begin(), federated->replicas().end());
     req.set_limit(1000);
     for (int page = 0; page < 100 && empty; ++page) {
-      auto merged = app_.coordinator_->List(req, members, federated->write_concern(),
-                                            app_.Replicas(*b));
+      auto merged =
+          app_.coordinator_->List(req, members, federated->write_concern(), app_.Replicas(*b));
       if (!merged.ok()) return ToGrpcStatus(merged.status());
       empty = merged->page.entries_size() == 0 && merged->page.common_prefixes_size() == 0;
       if (merged->page.next_marker().empty()) break;
@@ -642,8 +641,9 @@ grpc::Status UserGrpcService::DownloadObject(
         if (source == replicas.end() || source->second == nullptr) {
           return {grpc::StatusCode::UNAVAILABLE, "no cluster holding the object can be reached"};
         }
-        const absl::Time deadline = absl::Now() + absl::Seconds(60) +
-                                    absl::Seconds(static_cast<double>(newest->record->size()) / 1e6);
+        const absl::Time deadline =
+            absl::Now() + absl::Seconds(60) +
+            absl::Seconds(static_cast<double>(newest->record->size()) / 1e6);
         auto reader = source->second->Open(key, request->offset(), request->length(),
                                            &newest->record->version(), deadline);
         if (!reader.ok()) return ToGrpcStatus(reader.status());
@@ -679,8 +679,8 @@ grpc::Status UserGrpcService::DownloadObject(
   while (reader->Read(&in)) {
     guard->Touch();
     if (in.has_record()) {
-      *out.mutable_info() = app_.ToInfo(
-          key, in.record(), federated_holders.empty() ? nullptr : &federated_holders);
+      *out.mutable_info() =
+          app_.ToInfo(key, in.record(), federated_holders.empty() ? nullptr : &federated_holders);
     } else {
       app_.bytes_out_.Increment(static_cast<double>(in.data().size()));
       out.set_data(std::move(*in.mutable_data()));
@@ -729,8 +729,8 @@ grpc::Status UserGrpcService::DeleteObject(grpc::ServerContext* context,
     req.set_precondition(mcos::v1::WRITE_PRECONDITION_NONE);
     auto local = b->storage->Delete(req);
     if (!local.ok()) return ToGrpcStatus(local.status());
-    auto holders = app_.coordinator_->ReplicateAndWait(key, local->record(), *placement, b->local,
-                                                       replicas);
+    auto holders =
+        app_.coordinator_->ReplicateAndWait(key, local->record(), *placement, b->local, replicas);
     if (!holders.ok()) return ToGrpcStatus(holders.status());
     response->set_version(common::VersionToString(local->record().version()));
     return grpc::Status::OK;

@@ -26,8 +26,8 @@ absl::StatusOr<std::unique_ptr<StorageApp>> StorageApp::Create(const StorageOpti
         "authenticated with it)");
   }
   std::unique_ptr<StorageApp> app(new StorageApp());
-  app->auth_ = std::make_unique<common::ServiceAuth>(options.token_key, "storage",
-                                                     options.user_token_key);
+  app->auth_ =
+      std::make_unique<common::ServiceAuth>(options.token_key, "storage", options.user_token_key);
   SpaceOptions space;
   space.dir = options.data_dir;
   space.min_free_bytes = options.min_free_bytes;

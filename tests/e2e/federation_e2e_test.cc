@@ -5,18 +5,17 @@
 // own mcos-cluster process.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <signal.h>
-
 #include <algorithm>
 #include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <functional>
 #include <map>
 #include <mutex>
-#include <fstream>
-#include <filesystem>
-#include <functional>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -28,15 +27,15 @@
 #include "common/channel.h"
 #include "common/service_auth.h"
 #include "common/token.h"
-#include "replication/replica.h"
 #include "mcos/v1/cluster.grpc.pb.h"
 #include "mcos/v1/peer.grpc.pb.h"
 #include "mcos/v1/user.grpc.pb.h"
+#include "replication/replica.h"
 #include "tests/support/cluster_process.h"
 #include "tests/support/status_matchers.h"
-#include "tests/support/test_data.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/test_ca.h"
+#include "tests/support/test_data.h"
 
 namespace mcos {
 namespace {
@@ -145,15 +144,17 @@ class FederationE2eTest : public ::testing::Test {
       auto user = As(*c);
       ASSERT_NE(user, nullptr);
       const std::string box = absl::StrCat("ready-", c->endpoint().substr(10));
-      absl::Duration took = WaitFor([&] {
-        if (!user->CreateContainer(box).ok() && !user->ListObjects(Listing(box)).ok()) {
-          return false;
-        }
-        std::istringstream in("probe");
-        if (!user->PutObject(box, "probe", in).ok()) return false;
-        auto stat = user->StatObject(box, "probe");
-        return stat.ok() && stat->replicas_size() == 3;
-      }, absl::Seconds(30));
+      absl::Duration took = WaitFor(
+          [&] {
+            if (!user->CreateContainer(box).ok() && !user->ListObjects(Listing(box)).ok()) {
+              return false;
+            }
+            std::istringstream in("probe");
+            if (!user->PutObject(box, "probe", in).ok()) return false;
+            auto stat = user->StatObject(box, "probe");
+            return stat.ok() && stat->replicas_size() == 3;
+          },
+          absl::Seconds(30));
       ASSERT_LT(took, absl::Seconds(30)) << "puts at " << c->endpoint() << " never reached 3";
     }
   }
@@ -358,8 +359,8 @@ TEST_F(FederationE2eTest, PeerServicesTakeOnlyPeerCredentials) {
   MCOS_ASSERT_OK(keys);
   common::ServiceAuth peer(keys->peer, "visitor", keys->user_tokens,
                            common::CredentialScope::kFederation);
-  auto as_peer = mcos::v1::PeerControllerService::NewStub(common::ConnectInternal(a->endpoint(),
-                                                                                  peer));
+  auto as_peer =
+      mcos::v1::PeerControllerService::NewStub(common::ConnectInternal(a->endpoint(), peer));
   auto bare = mcos::v1::PeerControllerService::NewStub(common::ConnectInsecure(a->endpoint()));
 
   auto health = [](mcos::v1::PeerControllerService::Stub& stub, const std::string& token) {
@@ -500,8 +501,8 @@ TEST_F(FederationE2eTest, ReplayedAndOlderReplicaWritesAreIgnored) {
   MCOS_ASSERT_OK(keys);
   common::ServiceAuth peer(keys->peer, "alpha", keys->user_tokens,
                            common::CredentialScope::kFederation);
-  auto replica = replication::PeerReplica("beta", "alpha", common::ConnectInternal(b_->endpoint(),
-                                                                                  peer));
+  auto replica =
+      replication::PeerReplica("beta", "alpha", common::ConnectInternal(b_->endpoint(), peer));
   mcos::v1::ObjectKey key;
   key.set_user("carol");
   key.set_container("replay");
@@ -695,8 +696,8 @@ TEST_F(FederationE2eTest, ConsistentRefusesWithTooFewClustersDegradedAccepts) {
   std::istringstream in("x");
   auto refused = at_a->PutObject("strict", "new", in);
   MCOS_EXPECT_CODE(refused, kUnavailable);
-  EXPECT_TRUE(absl::StrContains(refused.status().message(),
-                                "1 of 3 replica clusters answered, 2 needed"))
+  EXPECT_TRUE(
+      absl::StrContains(refused.status().message(), "1 of 3 replica clusters answered, 2 needed"))
       << refused.status();
   std::istringstream in2("y");
   auto accepted = at_a->PutObject("loose", "new", in2);
@@ -726,8 +727,8 @@ TEST_F(FederationE2eTest, PeersOverMutualTls) {
   auto tls_args = [&](const std::string& name) {
     auto cert = ca->Issue(name);
     EXPECT_TRUE(cert.ok()) << cert.status();
-    return std::vector<std::string>{"--tls-cert",      cert->cert,  "--tls-key", cert->key,
-                                    "--tls-client-ca", ca->cert(),  "--tls-ca",  ca->cert()};
+    return std::vector<std::string>{"--tls-cert",      cert->cert, "--tls-key", cert->key,
+                                    "--tls-client-ca", ca->cert(), "--tls-ca",  ca->cert()};
   };
   auto user_cert = ca->Issue("admin-user");
   ASSERT_TRUE(user_cert.ok());
@@ -755,12 +756,11 @@ TEST_F(FederationE2eTest, SecretFileIsChecked) {
   WriteSecret(open_secret, "readable by everyone, which it must not be, 0123456789");
   chmod(open_secret.c_str(), 0644);
   const std::string short_secret = WriteSecret(dir_.path() + "/short.secret", "too short");
-  for (const auto& [file, words] :
-       std::vector<std::pair<std::string, std::string>>{{open_secret, "chmod 600"},
-                                                        {short_secret, "at least 32"},
-                                                        {dir_.path() + "/none", "does not exist"}}) {
-    testing::ClusterProcess c(MCOS_CLUSTER_BIN, dir_.path() + "/bad",
-                              dir_.path() + "/bad.log");
+  for (const auto& [file, words] : std::vector<std::pair<std::string, std::string>>{
+           {open_secret, "chmod 600"},
+           {short_secret, "at least 32"},
+           {dir_.path() + "/none", "does not exist"}}) {
+    testing::ClusterProcess c(MCOS_CLUSTER_BIN, dir_.path() + "/bad", dir_.path() + "/bad.log");
     EXPECT_FALSE(c.Start({"--federation-secret-file", file}).ok()) << file;
     std::ifstream log(dir_.path() + "/bad.log");
     const std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());

@@ -81,9 +81,8 @@ class MemoryReplica final : public Replica {
     return std::unique_ptr<ObjectReader>(new Reader(held->first, held->second));
   }
 
-  absl::StatusOr<WriteAck> Put(const mcos::v1::ObjectKey& key,
-                               const mcos::v1::ObjectRecord& record, ObjectReader& source,
-                               absl::Time deadline) override {
+  absl::StatusOr<WriteAck> Put(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
+                               ObjectReader& source, absl::Time deadline) override {
     ++puts_;
     MCOS_RETURN_IF_ERROR(Enter(deadline));
     std::string data, chunk;
@@ -272,8 +271,8 @@ TEST_F(CoordinatorTest, ConsistentRefusesShortOfTheConcernDegradedAccepts) {
   auto c = Make();
   auto refused = Write(*c, "o", 10, "x", ThreeOf(2));
   MCOS_EXPECT_CODE(refused, kUnavailable);
-  EXPECT_TRUE(absl::StrContains(refused.status().message(),
-                                "1 of 3 replica clusters answered, 2 needed"))
+  EXPECT_TRUE(
+      absl::StrContains(refused.status().message(), "1 of 3 replica clusters answered, 2 needed"))
       << refused.status();
   auto accepted = Write(*c, "p", 11, "y", ThreeOf(2, /*degraded=*/true));
   MCOS_ASSERT_OK(accepted);
