@@ -103,7 +103,7 @@ absl::Status StreamChunks(grpc::ClientWriter<Request>& writer, ObjectReader& sou
 
 class StorageReplicaImpl final : public Replica {
  public:
-  StorageReplicaImpl(std::string cluster, std::shared_ptr<grpc::Channel> channel)
+  StorageReplicaImpl(std::string cluster, const std::shared_ptr<grpc::Channel>& channel)
       : cluster_(std::move(cluster)), stub_(mcos::v1::StorageService::NewStub(channel)) {}
 
   const std::string& cluster() const override { return cluster_; }
@@ -222,7 +222,7 @@ class StorageReplicaImpl final : public Replica {
 class PeerReplicaImpl final : public Replica {
  public:
   PeerReplicaImpl(std::string cluster, std::string coordinator,
-                  std::shared_ptr<grpc::Channel> channel)
+                  const std::shared_ptr<grpc::Channel>& channel)
       : cluster_(std::move(cluster)),
         coordinator_(std::move(coordinator)),
         stub_(mcos::v1::ClusterService::NewStub(channel)) {}
@@ -376,8 +376,8 @@ class InlineReplicaImpl final : public Replica {
  private:
   class Reader final : public ObjectReader {
    public:
-    Reader(const mcos::v1::ObjectRecord& r, std::shared_ptr<const std::string> d)
-        : record_(r), data_(std::move(d)) {}
+    Reader(mcos::v1::ObjectRecord r, std::shared_ptr<const std::string> d)
+        : record_(std::move(r)), data_(std::move(d)) {}
     const mcos::v1::ObjectRecord& record() const override { return record_; }
     bool Next(std::string* data) override {
       if (pos_ >= data_->size()) return false;

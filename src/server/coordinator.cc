@@ -15,7 +15,7 @@ namespace {
 using replication::Replica;
 
 size_t WriteConcern(const mcos::v1::Placement& p) {
-  const size_t r = static_cast<size_t>(p.replicas_size());
+  const auto r = static_cast<size_t>(p.replicas_size());
   const size_t w = p.write_concern() == 0 ? r / 2 + 1 : p.write_concern();
   return std::max<size_t>(1, std::min(w, r));
 }
@@ -136,8 +136,8 @@ void Coordinator::Report(const std::string& cluster, const absl::Status& status)
 // ---- writes ---------------------------------------------------------------------------------
 
 void Coordinator::Replicate(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
-                            const mcos::v1::Placement& placement, std::shared_ptr<Replica> local,
-                            const ReplicaMap& replicas,
+                            const mcos::v1::Placement& placement,
+                            const std::shared_ptr<Replica>& local, const ReplicaMap& replicas,
                             std::function<void(absl::StatusOr<std::vector<std::string>>)> done) {
   struct State {
     std::mutex mu;
@@ -149,10 +149,10 @@ void Coordinator::Replicate(const mcos::v1::ObjectKey& key, const mcos::v1::Obje
   };
   auto state = std::make_shared<State>();
   state->done = std::move(done);
-  const size_t r = static_cast<size_t>(placement.replicas_size());
+  const auto r = static_cast<size_t>(placement.replicas_size());
   const size_t w = WriteConcern(placement);
   const bool degraded = placement.degraded();
-  const auto order = placement.replicas();
+  const auto& order = placement.replicas();
   // Answers once (outside the lock) when W hold it, or when nothing is pending any more.
   auto maybe_answer = [state, r, w, degraded, order](std::unique_lock<std::mutex> lock) {
     if (state->answered) return;
@@ -275,7 +275,7 @@ struct Gather {
 absl::StatusOr<Newest> Coordinator::Read(const mcos::v1::ObjectKey& key,
                                          const mcos::v1::Placement& placement,
                                          const ReplicaMap& replicas) {
-  const size_t r = static_cast<size_t>(placement.replicas_size());
+  const auto r = static_cast<size_t>(placement.replicas_size());
   const size_t needed = r - WriteConcern(placement) + 1;
   // An answer: the record, or nullopt for "holds nothing".
   using Answer = std::optional<mcos::v1::ObjectRecord>;

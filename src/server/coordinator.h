@@ -73,8 +73,8 @@ class Coordinator {
   // clusters answered, W needed") unless the placement is degraded (then with who holds it).
   // `local` counts when its cluster is in the placement.
   void Replicate(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
-                 const mcos::v1::Placement& placement, std::shared_ptr<replication::Replica> local,
-                 const ReplicaMap& replicas,
+                 const mcos::v1::Placement& placement,
+                 const std::shared_ptr<replication::Replica>& local, const ReplicaMap& replicas,
                  std::function<void(absl::StatusOr<std::vector<std::string>>)> done);
   // The same, waiting for the answer.
   absl::StatusOr<std::vector<std::string>> ReplicateAndWait(

@@ -641,9 +641,8 @@ grpc::Status UserGrpcService::DownloadObject(
         if (source == replicas.end() || source->second == nullptr) {
           return {grpc::StatusCode::UNAVAILABLE, "no cluster holding the object can be reached"};
         }
-        const absl::Time deadline =
-            absl::Now() + absl::Seconds(60) +
-            absl::Seconds(static_cast<double>(newest->record->size()) / 1e6);
+        const absl::Time deadline = absl::Now() + absl::Seconds(60) +
+                                    absl::Microseconds(static_cast<double>(newest->record->size()));
         auto reader = source->second->Open(key, request->offset(), request->length(),
                                            &newest->record->version(), deadline);
         if (!reader.ok()) return ToGrpcStatus(reader.status());

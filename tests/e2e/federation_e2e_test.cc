@@ -642,6 +642,54 @@ TEST_F(FederationE2eTest, AKilledClusterLosesNothingAndCatchesUp) {
   EXPECT_EQ(drained->queued_tasks(), 0u);
 }
 
+TEST_F(FederationE2eTest, TheReplicationQueueSurvivesARestartOfTheCoordinator) {
+  Federate();
+  auto at_a = As(*a_);
+  MCOS_ASSERT_OK(at_a->CreateContainer("queued"));
+  c_->Kill();
+  std::map<std::string, std::string> acked;
+  for (int i = 0; i < 10; ++i) {
+    const std::string data = testing::RandomBytes(1000 + i, static_cast<uint32_t>(i));
+    std::istringstream in(data);
+    MCOS_ASSERT_OK(at_a->PutObject("queued", absl::StrCat("q", i), in));
+    acked[absl::StrCat("q", i)] = data;
+  }
+  auto repair = Admin(*a_)->GetRepairStatus();
+  MCOS_ASSERT_OK(repair);
+  ASSERT_EQ(repair->links_size(), 1);
+  EXPECT_EQ(repair->links(0).to_cluster(), "gamma");
+  EXPECT_GE(repair->links(0).backlog(), 10u);
+  // The coordinator's cluster dies too, and comes back on another port; then gamma comes back.
+  a_->Kill();
+  const std::vector<std::string> args = {
+      "--name", "alpha", "--federation-secret-file", secret_, "--federation-sync-period-ms", "200"};
+  MCOS_ASSERT_OK(a_->Start(args));
+  MCOS_ASSERT_OK(c_->Start({"--name", "gamma", "--federation-secret-file", secret_,
+                            "--federation-sync-period-ms", "200"}));
+  auto at_c = As(*c_);
+  ASSERT_NE(at_c, nullptr);
+  const absl::Time start = absl::Now();
+  WaitFor(
+      [&] {
+        for (const auto& [name, data] : acked) {
+          auto stat = at_c->StatObject("queued", name);
+          if (!stat.ok() || Replicas(*stat) != kAll) return false;
+        }
+        return true;
+      },
+      absl::Seconds(60));
+  std::printf("gamma held the 10 writes queued at alpha (restarted meanwhile) after %s\n",
+              absl::FormatDuration(absl::Now() - start).c_str());
+  for (const auto& [name, data] : acked) {
+    auto stat = at_c->StatObject("queued", name);
+    MCOS_ASSERT_OK(stat);
+    EXPECT_EQ(Replicas(*stat), kAll) << name;
+    auto back = Get(*at_c, "queued", name);
+    MCOS_ASSERT_OK(back);
+    EXPECT_TRUE(*back == data) << name;
+  }
+}
+
 TEST_F(FederationE2eTest, AFrozenClusterDelaysNoWriteBeyondTheQuorum) {
   Federate();
   auto at_a = As(*a_);
