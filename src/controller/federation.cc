@@ -269,203 +269,202 @@ absl::Status Federation::Pull(Peer& peer, uint64_t peer_revision) {
   if (!applied.ok()) {
     ctx.TryCancel();
     reader->Finish().ok();
-    return {applied.code(), absl::StrCat("rows from cluster '", peer.name,
-                                                     "' refused: ", applied.message()));
-    }
-    if (grpc::Status s = reader->Finish(); !s.ok()) return FromGrpcStatus(s);
-    MCOS_RETURN_IF_ERROR(apply());
-    // Everything up to what it said it had is here, even if its last rows were superseded.
-    peer.pulled = std::max(peer.pulled, peer_revision);
-    return absl::OkStatus();
+    return {applied.code(),
+            absl::StrCat("rows from cluster '", peer.name, "' refused: ", applied.message())};
   }
+  if (grpc::Status s = reader->Finish(); !s.ok()) return FromGrpcStatus(s);
+  MCOS_RETURN_IF_ERROR(apply());
+  // Everything up to what it said it had is here, even if its last rows were superseded.
+  peer.pulled = std::max(peer.pulled, peer_revision);
+  return absl::OkStatus();
+}
 
-  absl::Status Federation::Push(Peer & peer) {
-    while (true) {
-      MCOS_ASSIGN_OR_RETURN(auto rows, controller_.RowsAfter(peer.pushed, kBatch));
-      if (rows.empty()) return absl::OkStatus();
-      const uint64_t last = rows.back().revision();
-      mcos::v1::PushMetadataRequest req;
-      req.set_cluster(controller_.cluster_id());
-      for (auto& r : rows) *req.add_rows() = std::move(r);
-      grpc::ClientContext ctx;
-      SetDeadline(ctx, options_.call_timeout);
-      mcos::v1::PushMetadataResponse resp;
-      if (grpc::Status s = peer.stub->PushMetadata(&ctx, req, &resp); !s.ok()) {
-        return FromGrpcStatus(s);
-      }
-      peer.pushed = last;
-    }
-  }
-
-  // ---- admin ---------------------------------------------------------------------------------
-
-  absl::StatusOr<mcos::v1::ClusterInfo> Federation::AddCluster(const std::string& endpoint) {
-    if (!enabled()) {
-      return absl::FailedPreconditionError(
-          "this cluster has no federation secret: restart it with --federation-secret-file FILE "
-          "(the same file at every cluster of the federation)");
-    }
-    if (endpoint.empty() || endpoint.size() > 255 || !absl::StrContains(endpoint, ':')) {
-      return absl::InvalidArgumentError(
-          "the endpoint must be the other cluster's controller address, HOST:PORT");
-    }
-    auto stub = mcos::v1::PeerControllerService::NewStub(Connect(endpoint));
-    grpc::ClientContext ctx;
-    SetDeadline(ctx, options_.call_timeout * 5);
-    mcos::v1::HelloRequest req;
-    *req.mutable_cluster() = Self();
-    req.set_federation_id(options_.federation_id);
-    mcos::v1::HelloResponse resp;
-    const grpc::Status s = stub->Hello(&ctx, req, &resp);
-    if (!s.ok()) {
-      const absl::Status st = FromGrpcStatus(s);
-      if (absl::IsUnauthenticated(st) || absl::IsPermissionDenied(st)) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "the cluster at ", endpoint, " refused this cluster's peer credential (", st.message(),
-            "): it has another federation secret or none; nothing was recorded"));
-      }
-      if (absl::IsUnimplemented(st)) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            endpoint, " does not serve PeerControllerService: is it an MCOS controller?"));
-      }
-      return absl::Status(st.code(), absl::StrCat("cluster at ", endpoint, ": ", st.message(),
-                                                  "; nothing was recorded"));
-    }
-    if (resp.federation_id() != options_.federation_id) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("the cluster at ", endpoint,
-                       " belongs to another federation; nothing was "
-                       "recorded"));
-    }
-    mcos::v1::ClusterInfo other = resp.cluster();
-    if (other.id() == controller_.cluster_id()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "the cluster at ", endpoint, " is named '", other.id(),
-          "' like this one: every cluster needs its own name (--name); nothing was recorded"));
-    }
-    if (other.controller_endpoint().empty()) other.set_controller_endpoint(endpoint);
-    MCOS_RETURN_IF_ERROR(controller_.PutCluster(other));
-    common::LogInfo("federation: peered with cluster '", other.id(), "' at ", endpoint);
-    Reconcile();
-    return other;
-  }
-
-  absl::StatusOr<std::vector<mcos::v1::ClusterInfo>> Federation::Clusters() {
-    MCOS_ASSIGN_OR_RETURN(auto rows, controller_.ListClusters());
-    std::vector<mcos::v1::ClusterInfo> out;
-    mcos::v1::ClusterInfo self = Self();
-    self.set_state(mcos::v1::SERVICE_STATE_UP);
-    common::ToProtoTimestamp(absl::Now(), self.mutable_last_seen());
-    out.push_back(std::move(self));
-    absl::MutexLock lock(&mu_);
-    for (auto& c : rows) {
-      if (c.id() == controller_.cluster_id()) continue;
-      auto it = peers_.find(c.id());
-      if (it != peers_.end()) {
-        Peer& p = *it->second;
-        absl::MutexLock peer_lock(&p.mu);
-        c.set_state(p.state);
-        if (p.last_seen != absl::InfinitePast()) {
-          common::ToProtoTimestamp(p.last_seen, c.mutable_last_seen());
-        }
-        c.set_metadata_lag(p.lag);
-        c.set_last_error(p.last_error);
-      }
-      out.push_back(std::move(c));
-    }
-    return out;
-  }
-
-  absl::StatusOr<mcos::v1::ClusterStatus> Federation::Status(const std::string& name) {
-    MCOS_ASSIGN_OR_RETURN(auto clusters, Clusters());
-    auto it = std::find_if(clusters.begin(), clusters.end(),
-                           [&](const mcos::v1::ClusterInfo& c) { return c.id() == name; });
-    if (!name.empty() && it == clusters.end()) {
-      return absl::NotFoundError(absl::StrCat("cluster '", name, "' is not in the federation"));
-    }
-    mcos::v1::ClusterStatus status;
-    if (name.empty() || name == controller_.cluster_id()) {
-      *status.mutable_cluster() = clusters.front();
-      MCOS_ASSIGN_OR_RETURN(auto services,
-                            controller_.ListServices(mcos::v1::SERVICE_KIND_UNSPECIFIED, false));
-      for (auto& s : services) *status.add_services() = std::move(s);
-      return status;
-    }
-    *status.mutable_cluster() = *it;
-    auto stub = mcos::v1::PeerControllerService::NewStub(Connect(it->controller_endpoint()));
+absl::Status Federation::Push(Peer& peer) {
+  while (true) {
+    MCOS_ASSIGN_OR_RETURN(auto rows, controller_.RowsAfter(peer.pushed, kBatch));
+    if (rows.empty()) return absl::OkStatus();
+    const uint64_t last = rows.back().revision();
+    mcos::v1::PushMetadataRequest req;
+    req.set_cluster(controller_.cluster_id());
+    for (auto& r : rows) *req.add_rows() = std::move(r);
     grpc::ClientContext ctx;
     SetDeadline(ctx, options_.call_timeout);
-    mcos::v1::PeerHealthRequest req;
-    req.set_cluster(controller_.cluster_id());
-    mcos::v1::PeerHealthResponse health;
-    if (grpc::Status s = stub->PeerHealth(&ctx, req, &health); s.ok()) {
-      for (auto& svc : *health.mutable_services()) *status.add_services() = std::move(svc);
-    } else {
-      status.mutable_cluster()->set_last_error(s.error_message());
+    mcos::v1::PushMetadataResponse resp;
+    if (grpc::Status s = peer.stub->PushMetadata(&ctx, req, &resp); !s.ok()) {
+      return FromGrpcStatus(s);
     }
-    return status;
+    peer.pushed = last;
   }
+}
 
-  absl::Status Federation::RemoveCluster(const std::string& name) {
-    MCOS_RETURN_IF_ERROR(controller_.RemoveCluster(name));
-    Reconcile();
-    return absl::OkStatus();
-  }
+// ---- admin ---------------------------------------------------------------------------------
 
-  // ---- PeerControllerService -------------------------------------------------------------------
-
-  absl::StatusOr<mcos::v1::HelloResponse> Federation::Hello(const std::string& caller,
-                                                            const mcos::v1::HelloRequest& request) {
-    if (request.federation_id() != options_.federation_id) {
-      return absl::FailedPreconditionError("the caller belongs to another federation");
-    }
-    const mcos::v1::ClusterInfo& other = request.cluster();
-    if (other.id() != caller) {
-      return absl::PermissionDeniedError(
-          absl::StrCat("the introduction names cluster '", other.id(),
-                       "' but its credential is cluster '", caller, "'s"));
-    }
-    if (other.id() == controller_.cluster_id()) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("this cluster is named '", other.id(),
-                       "' too: every cluster needs its own name (--name); nothing was recorded"));
-    }
-    if (other.controller_endpoint().empty() || other.controller_endpoint().size() > 255) {
-      return absl::InvalidArgumentError("the introduction carries no controller address");
-    }
-    MCOS_RETURN_IF_ERROR(controller_.PutCluster(other));
-    common::LogInfo("federation: cluster '", other.id(), "' at ", other.controller_endpoint(),
-                    " introduced itself");
-    mcos::v1::HelloResponse response;
-    *response.mutable_cluster() = Self();
-    response.set_federation_id(options_.federation_id);
-    MCOS_ASSIGN_OR_RETURN(auto known, controller_.ListClusters());
-    for (auto& c : known) *response.add_known_clusters() = std::move(c);
-    Reconcile();
-    return response;
-  }
-
-  absl::Status Federation::CheckMember(const std::string& caller) {
-    MCOS_ASSIGN_OR_RETURN(auto clusters, controller_.ListClusters());
-    for (const auto& c : clusters) {
-      if (c.id() == caller) return absl::OkStatus();
-    }
+absl::StatusOr<mcos::v1::ClusterInfo> Federation::AddCluster(const std::string& endpoint) {
+  if (!enabled()) {
     return absl::FailedPreconditionError(
-        absl::StrCat("cluster '", caller,
-                     "' is not a member of this federation (never added, or removed): add it with "
-                     "mcos admin cluster add"));
+        "this cluster has no federation secret: restart it with --federation-secret-file FILE "
+        "(the same file at every cluster of the federation)");
   }
+  if (endpoint.empty() || endpoint.size() > 255 || !absl::StrContains(endpoint, ':')) {
+    return absl::InvalidArgumentError(
+        "the endpoint must be the other cluster's controller address, HOST:PORT");
+  }
+  auto stub = mcos::v1::PeerControllerService::NewStub(Connect(endpoint));
+  grpc::ClientContext ctx;
+  SetDeadline(ctx, options_.call_timeout * 5);
+  mcos::v1::HelloRequest req;
+  *req.mutable_cluster() = Self();
+  req.set_federation_id(options_.federation_id);
+  mcos::v1::HelloResponse resp;
+  const grpc::Status s = stub->Hello(&ctx, req, &resp);
+  if (!s.ok()) {
+    const absl::Status st = FromGrpcStatus(s);
+    if (absl::IsUnauthenticated(st) || absl::IsPermissionDenied(st)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the cluster at ", endpoint, " refused this cluster's peer credential (", st.message(),
+          "): it has another federation secret or none; nothing was recorded"));
+    }
+    if (absl::IsUnimplemented(st)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          endpoint, " does not serve PeerControllerService: is it an MCOS controller?"));
+    }
+    return absl::Status(st.code(), absl::StrCat("cluster at ", endpoint, ": ", st.message(),
+                                                "; nothing was recorded"));
+  }
+  if (resp.federation_id() != options_.federation_id) {
+    return absl::FailedPreconditionError(absl::StrCat("the cluster at ", endpoint,
+                                                      " belongs to another federation; nothing was "
+                                                      "recorded"));
+  }
+  mcos::v1::ClusterInfo other = resp.cluster();
+  if (other.id() == controller_.cluster_id()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the cluster at ", endpoint, " is named '", other.id(),
+        "' like this one: every cluster needs its own name (--name); nothing was recorded"));
+  }
+  if (other.controller_endpoint().empty()) other.set_controller_endpoint(endpoint);
+  MCOS_RETURN_IF_ERROR(controller_.PutCluster(other));
+  common::LogInfo("federation: peered with cluster '", other.id(), "' at ", endpoint);
+  Reconcile();
+  return other;
+}
 
-  absl::StatusOr<mcos::v1::PeerHealthResponse> Federation::Health() {
-    mcos::v1::PeerHealthResponse response;
-    *response.mutable_cluster() = Self();
-    response.mutable_cluster()->set_state(mcos::v1::SERVICE_STATE_UP);
+absl::StatusOr<std::vector<mcos::v1::ClusterInfo>> Federation::Clusters() {
+  MCOS_ASSIGN_OR_RETURN(auto rows, controller_.ListClusters());
+  std::vector<mcos::v1::ClusterInfo> out;
+  mcos::v1::ClusterInfo self = Self();
+  self.set_state(mcos::v1::SERVICE_STATE_UP);
+  common::ToProtoTimestamp(absl::Now(), self.mutable_last_seen());
+  out.push_back(std::move(self));
+  absl::MutexLock lock(&mu_);
+  for (auto& c : rows) {
+    if (c.id() == controller_.cluster_id()) continue;
+    auto it = peers_.find(c.id());
+    if (it != peers_.end()) {
+      Peer& p = *it->second;
+      absl::MutexLock peer_lock(&p.mu);
+      c.set_state(p.state);
+      if (p.last_seen != absl::InfinitePast()) {
+        common::ToProtoTimestamp(p.last_seen, c.mutable_last_seen());
+      }
+      c.set_metadata_lag(p.lag);
+      c.set_last_error(p.last_error);
+    }
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+absl::StatusOr<mcos::v1::ClusterStatus> Federation::Status(const std::string& name) {
+  MCOS_ASSIGN_OR_RETURN(auto clusters, Clusters());
+  auto it = std::find_if(clusters.begin(), clusters.end(),
+                         [&](const mcos::v1::ClusterInfo& c) { return c.id() == name; });
+  if (!name.empty() && it == clusters.end()) {
+    return absl::NotFoundError(absl::StrCat("cluster '", name, "' is not in the federation"));
+  }
+  mcos::v1::ClusterStatus status;
+  if (name.empty() || name == controller_.cluster_id()) {
+    *status.mutable_cluster() = clusters.front();
     MCOS_ASSIGN_OR_RETURN(auto services,
                           controller_.ListServices(mcos::v1::SERVICE_KIND_UNSPECIFIED, false));
-    for (auto& s : services) *response.add_services() = std::move(s);
-    response.set_metadata_revision(controller_.metadata_revision());
-    common::ToProtoTimestamp(absl::Now(), response.mutable_now());
-    return response;
+    for (auto& s : services) *status.add_services() = std::move(s);
+    return status;
   }
+  *status.mutable_cluster() = *it;
+  auto stub = mcos::v1::PeerControllerService::NewStub(Connect(it->controller_endpoint()));
+  grpc::ClientContext ctx;
+  SetDeadline(ctx, options_.call_timeout);
+  mcos::v1::PeerHealthRequest req;
+  req.set_cluster(controller_.cluster_id());
+  mcos::v1::PeerHealthResponse health;
+  if (grpc::Status s = stub->PeerHealth(&ctx, req, &health); s.ok()) {
+    for (auto& svc : *health.mutable_services()) *status.add_services() = std::move(svc);
+  } else {
+    status.mutable_cluster()->set_last_error(s.error_message());
+  }
+  return status;
+}
+
+absl::Status Federation::RemoveCluster(const std::string& name) {
+  MCOS_RETURN_IF_ERROR(controller_.RemoveCluster(name));
+  Reconcile();
+  return absl::OkStatus();
+}
+
+// ---- PeerControllerService -------------------------------------------------------------------
+
+absl::StatusOr<mcos::v1::HelloResponse> Federation::Hello(const std::string& caller,
+                                                          const mcos::v1::HelloRequest& request) {
+  if (request.federation_id() != options_.federation_id) {
+    return absl::FailedPreconditionError("the caller belongs to another federation");
+  }
+  const mcos::v1::ClusterInfo& other = request.cluster();
+  if (other.id() != caller) {
+    return absl::PermissionDeniedError(absl::StrCat("the introduction names cluster '", other.id(),
+                                                    "' but its credential is cluster '", caller,
+                                                    "'s"));
+  }
+  if (other.id() == controller_.cluster_id()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("this cluster is named '", other.id(),
+                     "' too: every cluster needs its own name (--name); nothing was recorded"));
+  }
+  if (other.controller_endpoint().empty() || other.controller_endpoint().size() > 255) {
+    return absl::InvalidArgumentError("the introduction carries no controller address");
+  }
+  MCOS_RETURN_IF_ERROR(controller_.PutCluster(other));
+  common::LogInfo("federation: cluster '", other.id(), "' at ", other.controller_endpoint(),
+                  " introduced itself");
+  mcos::v1::HelloResponse response;
+  *response.mutable_cluster() = Self();
+  response.set_federation_id(options_.federation_id);
+  MCOS_ASSIGN_OR_RETURN(auto known, controller_.ListClusters());
+  for (auto& c : known) *response.add_known_clusters() = std::move(c);
+  Reconcile();
+  return response;
+}
+
+absl::Status Federation::CheckMember(const std::string& caller) {
+  MCOS_ASSIGN_OR_RETURN(auto clusters, controller_.ListClusters());
+  for (const auto& c : clusters) {
+    if (c.id() == caller) return absl::OkStatus();
+  }
+  return absl::FailedPreconditionError(
+      absl::StrCat("cluster '", caller,
+                   "' is not a member of this federation (never added, or removed): add it with "
+                   "mcos admin cluster add"));
+}
+
+absl::StatusOr<mcos::v1::PeerHealthResponse> Federation::Health() {
+  mcos::v1::PeerHealthResponse response;
+  *response.mutable_cluster() = Self();
+  response.mutable_cluster()->set_state(mcos::v1::SERVICE_STATE_UP);
+  MCOS_ASSIGN_OR_RETURN(auto services,
+                        controller_.ListServices(mcos::v1::SERVICE_KIND_UNSPECIFIED, false));
+  for (auto& s : services) *response.add_services() = std::move(s);
+  response.set_metadata_revision(controller_.metadata_revision());
+  common::ToProtoTimestamp(absl::Now(), response.mutable_now());
+  return response;
+}
 
 }  // namespace mcos::controller
