@@ -276,7 +276,8 @@ absl::StatusOr<Newest> Coordinator::Read(const mcos::v1::ObjectKey& key,
                                          const mcos::v1::Placement& placement,
                                          const ReplicaMap& replicas) {
   const auto r = static_cast<size_t>(placement.replicas_size());
-  const size_t needed = r - WriteConcern(placement) + 1;
+  // A degraded option reads whatever answers, as it writes.
+  const size_t needed = placement.degraded() ? 1 : r - WriteConcern(placement) + 1;
   // An answer: the record, or nullopt for "holds nothing".
   using Answer = std::optional<mcos::v1::ObjectRecord>;
   auto gather = std::make_shared<Gather<Answer>>();
@@ -321,6 +322,15 @@ absl::StatusOr<Newest> Coordinator::Read(const mcos::v1::ObjectKey& key,
     SortByOrder(newest.holders, placement.replicas());
   }
   return newest;
+}
+
+void Coordinator::ReadAsync(const mcos::v1::ObjectKey& key, const mcos::v1::Placement& placement,
+                            const ReplicaMap& replicas,
+                            std::function<void(absl::StatusOr<Newest>)> done) {
+  // Its own threads: Read waits for the replicas' threads, never for its own.
+  Schedule(" reads", [this, key, placement, replicas, done = std::move(done)] {
+    done(Read(key, placement, replicas));
+  });
 }
 
 // ---- listings -------------------------------------------------------------------------------

@@ -83,9 +83,14 @@ class Coordinator {
       const ReplicaMap& replicas);
 
   // Asks the placement's replicas in parallel for the newest version of `key`; needs R-W+1
-  // answers (NOT_FOUND counts), else UNAVAILABLE.
+  // answers (NOT_FOUND counts; one for a degraded placement), else UNAVAILABLE.
   absl::StatusOr<Newest> Read(const mcos::v1::ObjectKey& key, const mcos::v1::Placement& placement,
                               const ReplicaMap& replicas);
+
+  // Read, answered through `done` on one of the coordinator's threads (for callers that must not
+  // block).
+  void ReadAsync(const mcos::v1::ObjectKey& key, const mcos::v1::Placement& placement,
+                 const ReplicaMap& replicas, std::function<void(absl::StatusOr<Newest>)> done);
 
   // Lists one container across `members` (every cluster of the ring): each replica's page,
   // merged by name, the newest version winning and tombstones hiding. Needs

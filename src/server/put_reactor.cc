@@ -275,6 +275,17 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
       return;
     }
     placement_ = *std::move(placement);
+    if (app_.Remote(placement_)) {
+      // Whether the object exists is what the replica clusters' quorum says, not this cluster's
+      // copy alone (it may have missed a write or a delete).
+      Ref();
+      app_.coordinator_->ReadAsync(key_, placement_, app_.Replicas(backends_),
+                                   [this](absl::StatusOr<Newest> newest) {
+                                     OnQuorumStat(std::move(newest));
+                                     Unref();
+                                   });
+      return;
+    }
     *stat_req_.mutable_key() = key_;
     SetDeadline(stat_ctx_, absl::Seconds(30));
     Ref();
@@ -296,6 +307,23 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
       Fail(status);
       return;
     }
+    Start(exists);
+  }
+
+  void OnQuorumStat(absl::StatusOr<Newest> newest) {
+    Progress();
+    std::lock_guard<std::recursive_mutex> lock(mu_);
+    if (answered_) return;
+    if (!newest.ok()) {
+      Fail(ToGrpcStatus(newest.status()));
+      return;
+    }
+    quorum_checked_ = true;
+    Start(newest->record.has_value() && !newest->record->tombstone());
+  }
+
+  // Checks create/update against whether the object exists, then opens the storage stream.
+  void Start(bool exists) {
     const bool overwrite = create_ && header_.overwrite();
     if (create_ && exists && !overwrite) {
       Fail({grpc::StatusCode::ALREADY_EXISTS,
@@ -314,9 +342,11 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
     *sh->mutable_metadata() = header_.metadata();
     if (header_.has_size()) sh->set_size(header_.size());
     sh->set_md5_hex(absl::AsciiStrToLower(header_.md5_hex()));
-    sh->set_precondition(overwrite ? mcos::v1::WRITE_PRECONDITION_NONE
-                         : create_ ? mcos::v1::WRITE_PRECONDITION_MUST_NOT_EXIST
-                                   : mcos::v1::WRITE_PRECONDITION_MUST_EXIST);
+    // After a quorum check this cluster's copy may be behind (a delete it missed): the quorum
+    // decided, and the newest version still wins everywhere.
+    sh->set_precondition(overwrite || quorum_checked_ ? mcos::v1::WRITE_PRECONDITION_NONE
+                         : create_                    ? mcos::v1::WRITE_PRECONDITION_MUST_NOT_EXIST
+                                                      : mcos::v1::WRITE_PRECONDITION_MUST_EXIST);
     sh->set_partition(placement_.partition());
     sh->set_option(placement_.option());
     // A child of the user's call: its cancellation and deadline reach the storage stream.
@@ -576,6 +606,7 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   // The bytes of an upload of at most kInlineMax, for its replica clusters.
   std::string inline_;
   bool inline_ok_ = true;
+  bool quorum_checked_ = false;  // existence came from the replica clusters (Remote placements)
   mcos::v1::ObjectKey key_;
   ServerApp::Backends backends_;
 

@@ -304,6 +304,17 @@ TEST_F(FederationE2eTest, RemovingAClusterNeedsItOutOfEveryRing) {
   }
   MCOS_ASSERT_OK(admin_a->CreateRing(ring));
   auto admin_c = Admin(*c);
+  // A cluster decides with the metadata it holds: wait until the ring reached north.
+  auto knows_wide = [&] {
+    auto rings = admin_c->ListRings();
+    if (!rings.ok()) return false;
+    for (const auto& r : rings->rings()) {
+      if (r.id() == "wide") return true;
+    }
+    return false;
+  };
+  WaitFor(knows_wide);
+  ASSERT_TRUE(knows_wide());
   auto refused = admin_c->RemoveCluster("east");
   MCOS_EXPECT_CODE(refused, kFailedPrecondition);
   EXPECT_TRUE(absl::StrContains(refused.message(), "wide")) << refused;
