@@ -31,12 +31,21 @@ inline void AddTlsFlags(CLI::App& cli, TlsFiles& tls, bool calls_services = true
       ->group(group);
 }
 
-// --federation-secret-file (shared/API.md, Federations; common::LoadClusterKeys).
-inline void AddFederationSecretFlag(CLI::App& cli, std::string& path) {
+// --federation-secret-file (shared/API.md, Federations; common::LoadClusterKeys), and for the
+// processes that peer (controllers) --federation-sync-period-ms into `sync_period_ms`.
+inline void AddFederationSecretFlag(CLI::App& cli, std::string& path,
+                                    int* sync_period_ms = nullptr) {
   cli.add_option("--federation-secret-file", path,
                  "The federation's shared secret (at least 32 bytes, mode 0600, the same file at "
                  "every cluster and every process): tokens then work at every cluster, and "
                  "clusters can peer (mcos admin cluster add)");
+  if (sync_period_ms != nullptr) {
+    cli.add_option("--federation-sync-period-ms", *sync_period_ms,
+                   "How often each peer cluster is checked and pulled from (changes made here are "
+                   "pushed at once)")
+        ->capture_default_str()
+        ->check(CLI::Range(20, 60000));
+  }
 }
 
 }  // namespace mcos::common

@@ -47,13 +47,8 @@ int main(int argc, char** argv) {
   mcos::common::TlsFiles tls;
   mcos::common::AddTlsFlags(cli, tls);
   std::string federation_secret_file;
-  mcos::common::AddFederationSecretFlag(cli, federation_secret_file);
   int federation_sync_period_ms = 500;
-  cli.add_option("--federation-sync-period-ms", federation_sync_period_ms,
-                 "How often each peer cluster is checked and pulled from (changes made here are "
-                 "pushed at once)")
-      ->capture_default_str()
-      ->check(CLI::Range(20, 60000));
+  mcos::common::AddFederationSecretFlag(cli, federation_secret_file, &federation_sync_period_ms);
   mcos::common::AddVersionFlag(cli, "mcos-controller");
   MCOS_CLI_PARSE(cli, argc, argv);
   if (auto s = mcos::common::ValidateTlsFiles(tls); !s.ok()) {

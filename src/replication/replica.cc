@@ -101,6 +101,59 @@ absl::Status StreamChunks(grpc::ClientWriter<Request>& writer, ObjectReader& sou
   return source.Finish();
 }
 
+// Fills the fields that StoragePutHeader and ClusterPutObjectHeader share for a replica write of
+// `record`'s version.
+template <typename Header>
+void FillHeader(Header* h, const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record) {
+  *h->mutable_key() = key;
+  *h->mutable_version() = record.version();
+  h->set_content_type(record.content_type());
+  *h->mutable_metadata() = record.metadata();
+  h->set_size(record.size());
+  h->set_md5_hex(record.etag());
+  h->set_sha256_hex(Sha256Hex(record.checksum()));
+  h->set_partition(record.partition());
+  h->set_option(record.option());
+}
+
+// How a replica write stream went.
+struct Streamed {
+  absl::Status read;    // the source's error, if any
+  grpc::Status status;  // the callee's answer
+  bool open = true;     // false: the callee ended the stream early
+};
+
+// Writes `header`, then `source`'s chunks, then (when given, and every byte was sent) `finish`;
+// cancels the stream when the source failed or fell short, so that nothing is stored.
+template <typename Request>
+Streamed StreamWrite(grpc::ClientContext& ctx, grpc::ClientWriter<Request>& writer,
+                     const Request& header, ObjectReader& source, uint64_t size,
+                     const Request* finish) {
+  Streamed out;
+  uint64_t sent = 0;
+  out.open = writer.Write(header);
+  if (out.open) {
+    out.read = StreamChunks(
+        writer, source,
+        [](std::string data) {
+          Request r;
+          r.set_data(std::move(data));
+          return r;
+        },
+        &sent, &out.open);
+  }
+  if (out.open) {
+    if (out.read.ok() && sent == size) {
+      if (finish != nullptr) writer.Write(*finish);
+    } else {
+      ctx.TryCancel();
+    }
+  }
+  writer.WritesDone();
+  out.status = writer.Finish();
+  return out;
+}
+
 class StorageReplicaImpl final : public Replica {
  public:
   StorageReplicaImpl(std::string cluster, const std::shared_ptr<grpc::Channel>& channel)
@@ -145,40 +198,13 @@ class StorageReplicaImpl final : public Replica {
     mcos::v1::StoragePutResponse resp;
     auto writer = stub_->Put(&ctx, &resp);
     mcos::v1::StoragePutRequest header;
-    auto* h = header.mutable_header();
-    *h->mutable_key() = key;
-    *h->mutable_version() = record.version();
-    h->set_content_type(record.content_type());
-    *h->mutable_metadata() = record.metadata();
-    h->set_size(record.size());
-    h->set_md5_hex(record.etag());
-    h->set_sha256_hex(Sha256Hex(record.checksum()));
-    h->set_partition(record.partition());
-    h->set_option(record.option());
-    uint64_t sent = 0;
-    absl::Status read;
-    bool open = writer->Write(header);
-    if (open) {
-      read = StreamChunks(
-          *writer, source,
-          [](std::string data) {
-            mcos::v1::StoragePutRequest r;
-            r.set_data(std::move(data));
-            return r;
-          },
-          &sent, &open);
-    }
-    if (open) {
-      if (read.ok() && sent == record.size()) {
-        mcos::v1::StoragePutRequest finish;
-        finish.mutable_finish()->set_size(record.size());
-        writer->Write(finish);
-      } else {
-        ctx.TryCancel();  // nothing is stored without the finish message
-      }
-    }
-    writer->WritesDone();
-    const grpc::Status s = writer->Finish();
+    FillHeader(header.mutable_header(), key, record);
+    mcos::v1::StoragePutRequest finish;
+    finish.mutable_finish()->set_size(record.size());
+    const Streamed done = StreamWrite(ctx, *writer, header, source, record.size(), &finish);
+    const absl::Status& read = done.read;
+    const bool open = done.open;
+    const grpc::Status& s = done.status;
     if (!read.ok()) return read;
     if (!open && s.error_code() == grpc::StatusCode::CANCELLED) {
       // gRPC's in-process transport reports a stream that the storage service ended early (it
@@ -272,35 +298,14 @@ class PeerReplicaImpl final : public Replica {
     mcos::v1::ClusterWriteResponse resp;
     auto writer = stub_->ClusterCreateObject(&ctx, &resp);
     mcos::v1::ClusterPutObjectRequest header;
-    auto* h = header.mutable_header();
-    *h->mutable_key() = key;
-    *h->mutable_version() = record.version();
-    h->set_content_type(record.content_type());
-    *h->mutable_metadata() = record.metadata();
-    h->set_size(record.size());
-    h->set_md5_hex(record.etag());
-    h->set_sha256_hex(Sha256Hex(record.checksum()));
-    h->set_partition(record.partition());
-    h->set_coordinator(coordinator_);
-    h->set_option(record.option());
-    uint64_t sent = 0;
-    absl::Status read;
-    bool open = writer->Write(header);
-    if (open) {
-      read = StreamChunks(
-          *writer, source,
-          [](std::string data) {
-            mcos::v1::ClusterPutObjectRequest r;
-            r.set_data(std::move(data));
-            return r;
-          },
-          &sent, &open);
-    }
-    // The peer stores the version only once `size` bytes arrived: a short stream stores
-    // nothing, but cancel it anyway so that it ends at once.
-    if (open && (!read.ok() || sent != record.size())) ctx.TryCancel();
-    writer->WritesDone();
-    const grpc::Status s = writer->Finish();
+    FillHeader(header.mutable_header(), key, record);
+    header.mutable_header()->set_coordinator(coordinator_);
+    // The peer stores the version only once `size` bytes arrived (no finish message).
+    const Streamed done =
+        StreamWrite(ctx, *writer, header, source, record.size(),
+                    static_cast<const mcos::v1::ClusterPutObjectRequest*>(nullptr));
+    const absl::Status& read = done.read;
+    const grpc::Status& s = done.status;
     if (!read.ok()) return read;
     if (!s.ok()) return FromGrpcStatus(s);
     return WriteAck{resp.applied(), resp.stored_version()};
