@@ -101,6 +101,29 @@ absl::Status StreamChunks(grpc::ClientWriter<Request>& writer, ObjectReader& sou
   return source.Finish();
 }
 
+// A read request (StorageGetRequest or ClusterDownloadObjectRequest: the same fields).
+template <typename Request>
+Request ReadRequest(const mcos::v1::ObjectKey& key, uint64_t offset, uint64_t length,
+                    const mcos::v1::Version* version) {
+  Request req;
+  *req.mutable_key() = key;
+  req.set_offset(offset);
+  req.set_length(length);
+  if (version != nullptr) *req.mutable_version() = *version;
+  return req;
+}
+
+// Starts the server stream `start(context)` returns and reads its record.
+template <typename Response, typename Start>
+absl::StatusOr<std::unique_ptr<ObjectReader>> OpenStream(absl::Time deadline, const Start& start) {
+  auto ctx = std::make_unique<grpc::ClientContext>();
+  SetDeadline(*ctx, deadline);
+  auto stream = start(ctx.get());
+  auto reader = std::make_unique<StreamReader<Response>>(std::move(ctx), std::move(stream));
+  if (auto s = reader->Start(); !s.ok()) return s;
+  return std::unique_ptr<ObjectReader>(std::move(reader));
+}
+
 // Fills the fields that StoragePutHeader and ClusterPutObjectHeader share for a replica write of
 // `record`'s version.
 template <typename Header>
@@ -177,18 +200,9 @@ class StorageReplicaImpl final : public Replica {
                                                      uint64_t offset, uint64_t length,
                                                      const mcos::v1::Version* version,
                                                      absl::Time deadline) override {
-    auto ctx = std::make_unique<grpc::ClientContext>();
-    SetDeadline(*ctx, deadline);
-    mcos::v1::StorageGetRequest req;
-    *req.mutable_key() = key;
-    req.set_offset(offset);
-    req.set_length(length);
-    if (version != nullptr) *req.mutable_version() = *version;
-    auto stream = stub_->Get(ctx.get(), req);
-    auto reader = std::make_unique<StreamReader<mcos::v1::StorageGetResponse>>(std::move(ctx),
-                                                                               std::move(stream));
-    if (auto s = reader->Start(); !s.ok()) return s;
-    return std::unique_ptr<ObjectReader>(std::move(reader));
+    const auto req = ReadRequest<mcos::v1::StorageGetRequest>(key, offset, length, version);
+    return OpenStream<mcos::v1::StorageGetResponse>(
+        deadline, [&](grpc::ClientContext* ctx) { return stub_->Get(ctx, req); });
   }
 
   absl::StatusOr<WriteAck> Put(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
@@ -277,18 +291,10 @@ class PeerReplicaImpl final : public Replica {
                                                      uint64_t offset, uint64_t length,
                                                      const mcos::v1::Version* version,
                                                      absl::Time deadline) override {
-    auto ctx = std::make_unique<grpc::ClientContext>();
-    SetDeadline(*ctx, deadline);
-    mcos::v1::ClusterDownloadObjectRequest req;
-    *req.mutable_key() = key;
-    req.set_offset(offset);
-    req.set_length(length);
-    if (version != nullptr) *req.mutable_version() = *version;
-    auto stream = stub_->ClusterDownloadObject(ctx.get(), req);
-    auto reader = std::make_unique<StreamReader<mcos::v1::ClusterDownloadObjectResponse>>(
-        std::move(ctx), std::move(stream));
-    if (auto s = reader->Start(); !s.ok()) return s;
-    return std::unique_ptr<ObjectReader>(std::move(reader));
+    const auto req =
+        ReadRequest<mcos::v1::ClusterDownloadObjectRequest>(key, offset, length, version);
+    return OpenStream<mcos::v1::ClusterDownloadObjectResponse>(
+        deadline, [&](grpc::ClientContext* ctx) { return stub_->ClusterDownloadObject(ctx, req); });
   }
 
   absl::StatusOr<WriteAck> Put(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
