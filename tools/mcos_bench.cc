@@ -214,20 +214,24 @@ int main(int argc, char** argv) {
     if (auto r = conns[0]->CreateContainer("listing"); !r.ok())
       return Fail("container", r.status());
     std::atomic<uint32_t> next{0};
+    std::atomic<int> list_failures{0};
     std::vector<std::thread> makers;
     for (int c = 0; c < clients; ++c) {
       makers.emplace_back([&, c] {
         for (uint32_t i = next++; i < list_objects; i = next++) {
-          retry([&] {
+          const absl::Status put = retry([&] {
             std::istringstream in("x");
             return conns[static_cast<size_t>(c)]
                 ->PutObject("listing", absl::StrCat("o/", i), in)
                 .status();
           });
+          if (!put.ok()) ++list_failures;
         }
       });
     }
     for (auto& t : makers) t.join();
+    if (list_failures > 0)
+      std::printf("listing: %d objects could not be made\n", list_failures.load());
     for (size_t e = 0; e < std::min(conns.size(), endpoints.size()); ++e) {
       std::vector<double> ms;
       int listed = 0;
