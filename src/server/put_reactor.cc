@@ -279,7 +279,7 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
       // Whether the object exists is what the replica clusters' quorum says, not this cluster's
       // copy alone (it may have missed a write or a delete).
       Ref();
-      app_.coordinator_->ReadAsync(key_, placement_, app_.Replicas(backends_),
+      app_.coordinator_->ReadAsync(key_, placement_, app_.Replicas(backends_, &placement_),
                                    [this](absl::StatusOr<Newest> newest) {
                                      OnQuorumStat(std::move(newest));
                                      Unref();
@@ -493,7 +493,7 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
                                                std::move(inline_))
                   : (b.ok() ? b->local : nullptr);
           app_.coordinator_->Replicate(key_, stored_.record(), placement_, std::move(source),
-                                       b.ok() ? app_.Replicas(*b) : ReplicaMap{},
+                                       b.ok() ? app_.Replicas(*b, &placement_) : ReplicaMap{},
                                        [this](absl::StatusOr<std::vector<std::string>> holders) {
                                          OnReplicated(std::move(holders));
                                          Unref();

@@ -188,9 +188,13 @@ absl::Status ServerApp::DiscoverPeers() {
     return FromGrpcStatus(s);
   }
   absl::MutexLock lock(&mu_);
+  last_peer_discovery_ = absl::Now();
   std::set<std::string> seen;
+  other_clusters_ = 0;
   for (const auto& c : resp.clusters()) {
-    if (c.id() == cluster_id_ || c.server_endpoints().empty()) continue;
+    if (c.id() == cluster_id_) continue;
+    ++other_clusters_;
+    if (c.server_endpoints().empty()) continue;
     seen.insert(c.id());
     const std::string& endpoint = c.server_endpoints(0);
     auto& [known, replica] = peers_[c.id()];
@@ -232,10 +236,29 @@ bool ServerApp::Remote(const mcos::v1::Placement& placement) const {
 
 bool ServerApp::Federated() {
   absl::MutexLock lock(&mu_);
-  return !peers_.empty();
+  return other_clusters_ > 0;
 }
 
-ReplicaMap ServerApp::Replicas(const Backends& b) {
+ReplicaMap ServerApp::Replicas(const Backends& b, const mcos::v1::Placement* placement) {
+  auto missing = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (placement == nullptr || peer_auth_ == nullptr) return false;
+    for (const auto* names : {&placement->replicas(), &placement->ring_members()}) {
+      for (const auto& c : *names) {
+        if (c != cluster_id_ && peers_.count(c) == 0) return true;
+      }
+    }
+    return false;
+  };
+  bool discover = false;
+  {
+    absl::MutexLock lock(&mu_);
+    discover = missing() && absl::Now() - last_peer_discovery_ > absl::Milliseconds(200);
+  }
+  if (discover) {
+    if (auto s = DiscoverPeers(); !s.ok()) {
+      common::LogWarning("discovery of peer clusters: ", s.message());
+    }
+  }
   ReplicaMap out;
   out[cluster_id_] = b.local;
   absl::MutexLock lock(&mu_);
@@ -481,8 +504,8 @@ grpc::Status UserGrpcService::ListObjects(grpc::ServerContext* context,
                                        placement->ring_members().end());
       if (members.empty())
         members.assign(placement->replicas().begin(), placement->replicas().end());
-      auto merged =
-          app_.coordinator_->List(req, members, placement->write_concern(), app_.Replicas(*b));
+      auto merged = app_.coordinator_->List(req, members, placement->write_concern(),
+                                            app_.Replicas(*b, &*placement));
       if (!merged.ok()) return ToGrpcStatus(merged.status());
       for (int i = 0; i < merged->page.entries_size(); ++i) {
         const auto& e = merged->page.entries(i);
@@ -534,8 +557,8 @@ grpc::Status UserGrpcService::DeleteContainer(grpc::ServerContext* context,
     if (members.empty()) members.assign(federated->replicas().begin(), federated->replicas().end());
     req.set_limit(1000);
     for (int page = 0; page < 100 && empty; ++page) {
-      auto merged =
-          app_.coordinator_->List(req, members, federated->write_concern(), app_.Replicas(*b));
+      auto merged = app_.coordinator_->List(req, members, federated->write_concern(),
+                                            app_.Replicas(*b, &*federated));
       if (!merged.ok()) return ToGrpcStatus(merged.status());
       empty = merged->page.entries_size() == 0 && merged->page.common_prefixes_size() == 0;
       if (merged->page.next_marker().empty()) break;
@@ -582,7 +605,7 @@ grpc::Status UserGrpcService::StatObject(grpc::ServerContext* context,
     auto placement = app_.PlaceInContainer(*b, key);
     if (!placement.ok()) return ToGrpcStatus(placement.status());
     if (app_.Remote(*placement)) {
-      auto newest = app_.coordinator_->Read(key, *placement, app_.Replicas(*b));
+      auto newest = app_.coordinator_->Read(key, *placement, app_.Replicas(*b, &*placement));
       if (!newest.ok()) return ToGrpcStatus(newest.status());
       if (!newest->record || newest->record->tombstone()) return ToGrpcStatus(ObjectNotFound(key));
       *response = app_.ToInfo(key, *newest->record, &newest->holders);
@@ -627,7 +650,7 @@ grpc::Status UserGrpcService::DownloadObject(
     auto placement = app_.PlaceInContainer(*b, key);
     if (!placement.ok()) return ToGrpcStatus(placement.status());
     if (app_.Remote(*placement)) {
-      const ReplicaMap replicas = app_.Replicas(*b);
+      const ReplicaMap replicas = app_.Replicas(*b, &*placement);
       auto newest = app_.coordinator_->Read(key, *placement, replicas);
       if (!newest.ok()) return ToGrpcStatus(newest.status());
       if (!newest->record || newest->record->tombstone()) return ToGrpcStatus(ObjectNotFound(key));
@@ -721,7 +744,7 @@ grpc::Status UserGrpcService::DeleteObject(grpc::ServerContext* context,
   if (app_.Remote(*placement)) {
     // The object must be live at the read quorum; the tombstone is stored here, then sent to the
     // other replica clusters like any write.
-    const ReplicaMap replicas = app_.Replicas(*b);
+    const ReplicaMap replicas = app_.Replicas(*b, &*placement);
     auto newest = app_.coordinator_->Read(key, *placement, replicas);
     if (!newest.ok()) return ToGrpcStatus(newest.status());
     if (!newest->record || newest->record->tombstone()) return ToGrpcStatus(ObjectNotFound(key));

@@ -44,8 +44,9 @@ struct ServerOptions {
   std::string id = "server-1";
   // TLS of the calls to the cluster's other services (plaintext without a CA).
   common::TlsFiles tls;
-  // How often the live resolvers and storage services are looked up again.
-  absl::Duration discovery_period = absl::Seconds(2);
+  // How often the live resolvers and storage services, and the peer clusters' servers, are looked
+  // up again.
+  absl::Duration discovery_period = absl::Milliseconds(500);
   // Where the server's metrics go (a new registry when null); expose it through the ServerHost.
   std::shared_ptr<prometheus::Registry> registry;
   // Concurrent uploads this server accepts in all and per user (0 = no limit); more get
@@ -177,8 +178,9 @@ class ServerApp {
   bool Remote(const mcos::v1::Placement& placement) const;
   // Whether this cluster has peers (reads then ask the object's replica clusters).
   bool Federated();
-  // This cluster's storage and the known peers' servers, by cluster name.
-  ReplicaMap Replicas(const Backends& b);
+  // This cluster's storage and the known peers' servers, by cluster name. When `placement` names a
+  // cluster whose server is not known yet (just peered), looks again first (at most every 200 ms).
+  ReplicaMap Replicas(const Backends& b, const mcos::v1::Placement* placement = nullptr);
   // The placement of `key` in its container's option, looked up for reads and listings.
   absl::StatusOr<mcos::v1::Placement> PlaceInContainer(const Backends& b,
                                                        const mcos::v1::ObjectKey& key);
@@ -217,6 +219,9 @@ class ServerApp {
   // Per peer cluster: its server endpoint and replica.
   std::map<std::string, std::pair<std::string, std::shared_ptr<replication::Replica>>> peers_
       ABSL_GUARDED_BY(mu_);
+  // Other clusters in the federation's table (some may have no known server yet).
+  size_t other_clusters_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Time last_peer_discovery_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   absl::Notification stop_;
   std::thread discovery_;
 };
