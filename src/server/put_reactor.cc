@@ -275,6 +275,10 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
       return;
     }
     placement_ = *std::move(placement);
+    if (create_ && header_.overwrite() && app_.Remote(placement_)) {
+      Start(/*exists=*/false);  // create-or-replace: whether it exists does not matter
+      return;
+    }
     if (app_.Remote(placement_)) {
       // Whether the object exists is what the replica clusters' quorum says, not this cluster's
       // copy alone (it may have missed a write or a delete).

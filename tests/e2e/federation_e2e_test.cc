@@ -667,9 +667,11 @@ TEST_F(FederationE2eTest, TheReplicationQueueSurvivesARestartOfTheCoordinator) {
   }
   auto repair = Admin(*a_)->GetRepairStatus();
   MCOS_ASSERT_OK(repair);
-  ASSERT_EQ(repair->links_size(), 1);
-  EXPECT_EQ(repair->links(0).to_cluster(), "gamma");
-  EXPECT_GE(repair->links(0).backlog(), 10u);
+  uint64_t for_gamma = 0;  // (writes of the set-up may still wait for beta too)
+  for (const auto& link : repair->links()) {
+    if (link.to_cluster() == "gamma") for_gamma = link.backlog();
+  }
+  EXPECT_GE(for_gamma, 10u);
   // The coordinator's cluster dies too, and comes back on another port; then gamma comes back.
   a_->Kill();
   const std::vector<std::string> args = {
