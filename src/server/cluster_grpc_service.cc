@@ -77,16 +77,8 @@ grpc::Status ClusterGrpcService::Put(grpc::ServerContext* context,
   if (!valid.ok()) return ToGrpcStatus(valid);
   auto b = app_.backends();
   if (!b.ok()) return ToGrpcStatus(b.status());
-  // A replayed or late write (this cluster holds this version or a newer one): nothing to store.
-  if (auto held = b->storage->Stat(header.key(), /*include_tombstone=*/true);
-      held.ok() && !common::IsNewer(header.version(), held->version())) {
-    while (reader->Read(&in)) in.clear_part();
-    response->set_applied(false);
-    *response->mutable_stored_version() = held->version();
-    response->set_cluster(app_.cluster_id_);
-    return grpc::Status::OK;
-  }
-
+  // A replayed or late write is the storage service's to refuse: it reads the whole stream and
+  // answers applied = false.
   auto sctx = grpc::ClientContext::FromServerContext(*context);
   mcos::v1::StoragePutResponse stored;
   auto writer = b->storage->stub().Put(sctx.get(), &stored);

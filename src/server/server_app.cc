@@ -35,6 +35,13 @@ mcos::v1::ObjectKey MakeKey(const std::string& user, const std::string& containe
   return k;
 }
 
+// The clusters a container's listing merges: the ring's members (its replica set when the
+// resolver did not name them).
+std::vector<std::string> RingMembers(const mcos::v1::Placement& p) {
+  const auto& names = p.ring_members().empty() ? p.replicas() : p.ring_members();
+  return {names.begin(), names.end()};
+}
+
 mcos::v1::ContainerInfo ToContainerInfo(const mcos::v1::Container& c) {
   mcos::v1::ContainerInfo info;
   info.set_name(c.name());
@@ -500,10 +507,7 @@ grpc::Status UserGrpcService::ListObjects(grpc::ServerContext* context,
                                 container->option());
     if (!placement.ok()) return ToGrpcStatus(placement.status());
     if (app_.Remote(*placement)) {
-      std::vector<std::string> members(placement->ring_members().begin(),
-                                       placement->ring_members().end());
-      if (members.empty())
-        members.assign(placement->replicas().begin(), placement->replicas().end());
+      const std::vector<std::string> members = RingMembers(*placement);
       auto merged = app_.coordinator_->List(req, members, placement->write_concern(),
                                             app_.Replicas(*b, &*placement));
       if (!merged.ok()) return ToGrpcStatus(merged.status());
@@ -552,9 +556,7 @@ grpc::Status UserGrpcService::DeleteContainer(grpc::ServerContext* context,
   }
   if (federated) {
     // Every cluster of the ring that answers must hold no live object (tombstones do not count).
-    std::vector<std::string> members(federated->ring_members().begin(),
-                                     federated->ring_members().end());
-    if (members.empty()) members.assign(federated->replicas().begin(), federated->replicas().end());
+    const std::vector<std::string> members = RingMembers(*federated);
     req.set_limit(1000);
     for (int page = 0; page < 100 && empty; ++page) {
       auto merged = app_.coordinator_->List(req, members, federated->write_concern(),
