@@ -103,7 +103,12 @@ absl::Status ReplicationQueue::Deliver(const mcos::v1::ReplicationTask& task) {
   }
   const absl::Time stat_deadline = absl::Now() + absl::Seconds(5);
   if (task.tombstone()) {
-    return peer->Delete(task.key(), task.version(), task.partition(), stat_deadline).status();
+    mcos::v1::ObjectRecord tombstone;
+    *tombstone.mutable_version() = task.version();
+    tombstone.set_tombstone(true);
+    tombstone.set_partition(task.partition());
+    tombstone.set_option(task.option());
+    return peer->Delete(task.key(), tombstone, stat_deadline).status();
   }
   auto local = Local();
   if (local == nullptr) return absl::UnavailableError("this cluster's storage service is down");

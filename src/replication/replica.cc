@@ -9,6 +9,7 @@
 #include "common/version.h"
 #include "mcos/v1/cluster.grpc.pb.h"
 #include "mcos/v1/storage.grpc.pb.h"
+#include "storage/engine.h"
 
 namespace mcos::replication {
 namespace {
@@ -232,14 +233,16 @@ class StorageReplicaImpl final : public Replica {
     return WriteAck{resp.applied(), resp.record().version()};
   }
 
-  absl::StatusOr<WriteAck> Delete(const mcos::v1::ObjectKey& key, const mcos::v1::Version& version,
-                                  uint32_t partition, absl::Time deadline) override {
+  absl::StatusOr<WriteAck> Delete(const mcos::v1::ObjectKey& key,
+                                  const mcos::v1::ObjectRecord& tombstone,
+                                  absl::Time deadline) override {
     grpc::ClientContext ctx;
     SetDeadline(ctx, deadline);
     mcos::v1::StorageDeleteRequest req;
     *req.mutable_key() = key;
-    *req.mutable_version() = version;
-    req.set_partition(partition);
+    *req.mutable_version() = tombstone.version();
+    req.set_partition(tombstone.partition());
+    req.set_option(tombstone.option());
     mcos::v1::StorageDeleteResponse resp;
     if (grpc::Status s = stub_->Delete(&ctx, req, &resp); !s.ok()) return FromGrpcStatus(s);
     return WriteAck{resp.applied(), resp.record().version()};
@@ -317,14 +320,16 @@ class PeerReplicaImpl final : public Replica {
     return WriteAck{resp.applied(), resp.stored_version()};
   }
 
-  absl::StatusOr<WriteAck> Delete(const mcos::v1::ObjectKey& key, const mcos::v1::Version& version,
-                                  uint32_t partition, absl::Time deadline) override {
+  absl::StatusOr<WriteAck> Delete(const mcos::v1::ObjectKey& key,
+                                  const mcos::v1::ObjectRecord& tombstone,
+                                  absl::Time deadline) override {
     grpc::ClientContext ctx;
     SetDeadline(ctx, deadline);
     mcos::v1::ClusterDeleteObjectRequest req;
     *req.mutable_key() = key;
-    *req.mutable_version() = version;
-    req.set_partition(partition);
+    *req.mutable_version() = tombstone.version();
+    req.set_partition(tombstone.partition());
+    req.set_option(tombstone.option());
     req.set_coordinator(coordinator_);
     mcos::v1::ClusterWriteResponse resp;
     if (grpc::Status s = stub_->ClusterDeleteObject(&ctx, req, &resp); !s.ok()) {
@@ -375,7 +380,7 @@ class InlineReplicaImpl final : public Replica {
                                ObjectReader&, absl::Time) override {
     return absl::UnimplementedError("a copy in memory takes no writes");
   }
-  absl::StatusOr<WriteAck> Delete(const mcos::v1::ObjectKey&, const mcos::v1::Version&, uint32_t,
+  absl::StatusOr<WriteAck> Delete(const mcos::v1::ObjectKey&, const mcos::v1::ObjectRecord&,
                                   absl::Time) override {
     return absl::UnimplementedError("a copy in memory takes no writes");
   }
@@ -412,11 +417,103 @@ class InlineReplicaImpl final : public Replica {
   const std::shared_ptr<const std::string> data_;
 };
 
+// A storage engine in this process: the same answers as StorageReplicaImpl gets from the storage
+// service over it, without gRPC. Calls are synchronous; deadlines do not apply.
+class EngineReplicaImpl final : public Replica {
+ public:
+  EngineReplicaImpl(std::string cluster, storage::Engine& engine)
+      : cluster_(std::move(cluster)), engine_(engine) {}
+
+  const std::string& cluster() const override { return cluster_; }
+
+  absl::StatusOr<mcos::v1::ObjectRecord> Stat(const mcos::v1::ObjectKey& key, absl::Time) override {
+    return engine_.Stat(key, /*include_tombstone=*/true);
+  }
+
+  absl::StatusOr<std::unique_ptr<ObjectReader>> Open(const mcos::v1::ObjectKey& key,
+                                                     uint64_t offset, uint64_t length,
+                                                     const mcos::v1::Version* version,
+                                                     absl::Time) override {
+    auto reader =
+        engine_.OpenReader(ReadRequest<mcos::v1::StorageGetRequest>(key, offset, length, version));
+    if (!reader.ok()) return reader.status();
+    return std::unique_ptr<ObjectReader>(new Reader(*std::move(reader)));
+  }
+
+  absl::StatusOr<WriteAck> Put(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
+                               ObjectReader& source, absl::Time) override {
+    mcos::v1::StoragePutHeader header;
+    FillHeader(&header, key, record);
+    auto stream = engine_.BeginPut(header);
+    if (!stream.ok()) return stream.status();
+    if (const auto& superseded = (*stream)->superseded()) {
+      source.Cancel();
+      source.Finish().IgnoreError();
+      return WriteAck{false, superseded->record.version()};
+    }
+    std::string chunk;
+    while (source.Next(&chunk)) {
+      if (absl::Status s = (*stream)->Append(chunk); !s.ok()) {
+        source.Cancel();
+        source.Finish().IgnoreError();
+        return s;  // the stream is discarded: nothing stored
+      }
+    }
+    if (absl::Status s = source.Finish(); !s.ok()) return s;
+    mcos::v1::StoragePutFinish finish;
+    finish.set_size(record.size());
+    auto result = (*stream)->Commit(finish);
+    if (!result.ok()) return result.status();
+    return WriteAck{result->applied, result->record.version()};
+  }
+
+  absl::StatusOr<WriteAck> Delete(const mcos::v1::ObjectKey& key,
+                                  const mcos::v1::ObjectRecord& tombstone, absl::Time) override {
+    mcos::v1::StorageDeleteRequest req;
+    *req.mutable_key() = key;
+    *req.mutable_version() = tombstone.version();
+    req.set_partition(tombstone.partition());
+    req.set_option(tombstone.option());
+    auto result = engine_.Delete(req);
+    if (!result.ok()) return result.status();
+    return WriteAck{result->applied, result->record.version()};
+  }
+
+  absl::StatusOr<mcos::v1::StorageListResponse> List(const mcos::v1::StorageListRequest& request,
+                                                     absl::Time) override {
+    return engine_.List(request);
+  }
+
+ private:
+  class Reader final : public ObjectReader {
+   public:
+    explicit Reader(std::unique_ptr<storage::ObjectReader> reader) : reader_(std::move(reader)) {}
+    const mcos::v1::ObjectRecord& record() const override { return reader_->record(); }
+    bool Next(std::string* data) override {
+      if (!status_.ok()) return false;
+      absl::StatusOr<bool> more = reader_->Next(data);
+      if (!more.ok()) status_ = more.status();
+      return more.ok() && *more;
+    }
+    absl::Status Finish() override { return status_; }
+    void Cancel() override {
+      if (status_.ok()) status_ = absl::CancelledError("the read was cancelled");
+    }
+
+   private:
+    std::unique_ptr<storage::ObjectReader> reader_;
+    absl::Status status_;
+  };
+
+  const std::string cluster_;
+  storage::Engine& engine_;
+};
+
 }  // namespace
 
 absl::StatusOr<WriteAck> Copy(Replica& from, Replica& to, const mcos::v1::ObjectKey& key,
                               const mcos::v1::ObjectRecord& record, absl::Time deadline) {
-  if (record.tombstone()) return to.Delete(key, record.version(), record.partition(), deadline);
+  if (record.tombstone()) return to.Delete(key, record, deadline);
   auto reader = from.Open(key, 0, 0, &record.version(), deadline);
   if (!reader.ok()) {
     return absl::Status(reader.status().code(),
@@ -427,8 +524,12 @@ absl::StatusOr<WriteAck> Copy(Replica& from, Replica& to, const mcos::v1::Object
 }
 
 std::unique_ptr<Replica> StorageReplica(std::string cluster,
-                                        std::shared_ptr<grpc::Channel> channel) {
-  return std::make_unique<StorageReplicaImpl>(std::move(cluster), std::move(channel));
+                                        const std::shared_ptr<grpc::Channel>& channel) {
+  return std::make_unique<StorageReplicaImpl>(std::move(cluster), channel);
+}
+
+std::unique_ptr<Replica> EngineReplica(std::string cluster, storage::Engine& engine) {
+  return std::make_unique<EngineReplicaImpl>(std::move(cluster), engine);
 }
 
 std::unique_ptr<Replica> InlineReplica(std::string cluster, mcos::v1::ObjectRecord record,
@@ -438,9 +539,8 @@ std::unique_ptr<Replica> InlineReplica(std::string cluster, mcos::v1::ObjectReco
 }
 
 std::unique_ptr<Replica> PeerReplica(std::string cluster, std::string coordinator,
-                                     std::shared_ptr<grpc::Channel> channel) {
-  return std::make_unique<PeerReplicaImpl>(std::move(cluster), std::move(coordinator),
-                                           std::move(channel));
+                                     const std::shared_ptr<grpc::Channel>& channel) {
+  return std::make_unique<PeerReplicaImpl>(std::move(cluster), std::move(coordinator), channel);
 }
 
 absl::Time CopyDeadline(uint64_t size, absl::Duration base, double bytes_per_second) {

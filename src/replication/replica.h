@@ -14,6 +14,10 @@
 #include "mcos/v1/common.pb.h"
 #include "mcos/v1/storage.pb.h"
 
+namespace mcos::storage {
+class Engine;
+}
+
 namespace mcos::replication {
 
 // A replica's answer to a write.
@@ -54,9 +58,10 @@ class Replica {
   virtual absl::StatusOr<WriteAck> Put(const mcos::v1::ObjectKey& key,
                                        const mcos::v1::ObjectRecord& record, ObjectReader& source,
                                        absl::Time deadline) = 0;
-  // Writes a tombstone with `version` (also when nothing is held).
+  // Writes the tombstone `tombstone` (its version, partition and option), also when nothing is
+  // held.
   virtual absl::StatusOr<WriteAck> Delete(const mcos::v1::ObjectKey& key,
-                                          const mcos::v1::Version& version, uint32_t partition,
+                                          const mcos::v1::ObjectRecord& tombstone,
                                           absl::Time deadline) = 0;
   virtual absl::StatusOr<mcos::v1::StorageListResponse> List(
       const mcos::v1::StorageListRequest& request, absl::Time deadline) = 0;
@@ -68,11 +73,15 @@ absl::StatusOr<WriteAck> Copy(Replica& from, Replica& to, const mcos::v1::Object
 
 // This cluster's storage service (the channel carries the service credential).
 std::unique_ptr<Replica> StorageReplica(std::string cluster,
-                                        std::shared_ptr<grpc::Channel> channel);
+                                        const std::shared_ptr<grpc::Channel>& channel);
 // A peer cluster's servers (ClusterService; the channel carries the peer credential).
 // `coordinator` names this cluster in the writes it sends.
 std::unique_ptr<Replica> PeerReplica(std::string cluster, std::string coordinator,
-                                     std::shared_ptr<grpc::Channel> channel);
+                                     const std::shared_ptr<grpc::Channel>& channel);
+
+// A storage engine in this process (not owned; it must outlive the replica), without gRPC: for
+// hermetic tests over storage::MemoryEngine. Calls are synchronous; deadlines do not apply.
+std::unique_ptr<Replica> EngineReplica(std::string cluster, storage::Engine& engine);
 
 // A copy held in memory (a small upload the coordinator still has): serves Stat and Open of
 // `record`'s version of its one object from `data`; everything else is UNIMPLEMENTED. Saves

@@ -211,6 +211,7 @@ grpc::Status ClusterGrpcService::ClusterDeleteObject(
   *req.mutable_version() = request->version();
   req.set_precondition(mcos::v1::WRITE_PRECONDITION_NONE);
   req.set_partition(request->partition());
+  req.set_option(request->option());
   auto result = b->storage->Delete(req);
   if (!result.ok()) return ToGrpcStatus(result.status());
   response->set_applied(result->applied());

@@ -743,6 +743,7 @@ grpc::Status UserGrpcService::DeleteObject(grpc::ServerContext* context,
   *req.mutable_version() = app_.Stamp();
   req.set_precondition(mcos::v1::WRITE_PRECONDITION_MUST_EXIST);
   req.set_partition(placement->partition());
+  req.set_option(container->option());
   if (app_.Remote(*placement)) {
     // The object must be live at the read quorum; the tombstone is stored here, then sent to the
     // other replica clusters like any write.

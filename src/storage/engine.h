@@ -82,6 +82,10 @@ class Engine {
   // Objects and bytes per partition of one option's live objects (request checked by the caller).
   virtual absl::StatusOr<mcos::v1::PartitionUsageResponse> PartitionUsage(
       const mcos::v1::PartitionUsageRequest& request) = 0;
+  // Per-partition digests of one option's records, tombstones included (engine_rules.h,
+  // DigestShare); INVALID_ARGUMENT for a bad power or partition (CheckDigestsRequest).
+  virtual absl::StatusOr<mcos::v1::PartitionDigestsResponse> PartitionDigests(
+      const mcos::v1::PartitionDigestsRequest& request) = 0;
 };
 
 }  // namespace mcos::storage

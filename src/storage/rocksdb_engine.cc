@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -24,6 +25,7 @@
 #include "common/status_macros.h"
 #include "common/version.h"
 #include "placement/placement.h"
+#include "storage/engine_rules.h"
 
 namespace mcos::storage {
 namespace {
@@ -37,8 +39,6 @@ constexpr char kUploadsCf[] = "uploads";
 constexpr char kUsageCf[] = "usage";
 constexpr size_t kDataIdBytes = 16;
 constexpr size_t kChecksumBytes = 8;
-// Responses of List stop growing past this many bytes (the client then asks for the next page).
-constexpr size_t kMaxListResponseBytes = 2u << 20;
 // Records with at most this many chunks have them deleted one by one; larger ones by a range
 // tombstone (cheaper to write, slightly more costly to read past until compacted).
 constexpr uint64_t kPointDeleteMaxChunks = 16;
@@ -102,51 +102,31 @@ uint64_t DecodeFixed64Le(const char* buf) {
   return v;
 }
 
-// The smallest string greater than every string that starts with `s`; empty if there is none.
-std::string PrefixSuccessor(std::string s) {
-  while (!s.empty() && static_cast<uint8_t>(s.back()) == 0xFF) s.pop_back();
-  if (!s.empty()) s.back() = static_cast<char>(static_cast<uint8_t>(s.back()) + 1);
-  return s;
-}
-
-std::string ContainerPrefix(absl::string_view user, absl::string_view container) {
-  std::string key;
-  key.reserve(2 + user.size() + container.size());
-  key.push_back(static_cast<char>(user.size()));
-  key.append(user.data(), user.size());
-  key.push_back(static_cast<char>(container.size()));
-  key.append(container.data(), container.size());
-  return key;
-}
-
 void EncodeUsage(char* buf, int64_t objects, int64_t bytes) {
   EncodeFixed64Le(buf, static_cast<uint64_t>(objects));
   EncodeFixed64Le(buf + 8, static_cast<uint64_t>(bytes));
 }
 
-// Adds (objects, bytes) pairs: the merge operator of the usage column family.
+// Adds pairs of 64-bit words, wrapping: (objects, bytes) of usage records, (records, digest) of
+// digest records. The merge operator of the usage column family.
 class UsageAddOperator final : public rocksdb::AssociativeMergeOperator {
  public:
   bool Merge(const rocksdb::Slice&, const rocksdb::Slice* existing, const rocksdb::Slice& value,
              std::string* new_value, rocksdb::Logger*) const override {
-    int64_t objects = 0, bytes = 0;
+    uint64_t first = 0, second = 0;
     for (const rocksdb::Slice* s : {existing, &value}) {
       if (s == nullptr) continue;
       if (s->size() != 16) return false;  // corrupt: RocksDB reports it
-      objects += static_cast<int64_t>(DecodeFixed64Le(s->data()));
-      bytes += static_cast<int64_t>(DecodeFixed64Le(s->data() + 8));
+      first += DecodeFixed64Le(s->data());
+      second += DecodeFixed64Le(s->data() + 8);
     }
     new_value->resize(16);
-    EncodeUsage(new_value->data(), objects, bytes);
+    EncodeFixed64Le(new_value->data(), first);
+    EncodeFixed64Le(new_value->data() + 8, second);
     return true;
   }
   const char* Name() const override { return "mcos.UsageAdd"; }
 };
-
-std::string Describe(const ObjectKey& key) {
-  return absl::StrCat("object '", key.container(), "/", key.object(), "' of user '", key.user(),
-                      "'");
-}
 
 std::string NewDataId() {
   std::string id(kDataIdBytes, '\0');
@@ -154,19 +134,7 @@ std::string NewDataId() {
   return id;
 }
 
-std::string SupersededReason(const ObjectRecord& stored, const mcos::v1::Version& v) {
-  return absl::StrCat("stored version ", common::VersionToString(stored.version()),
-                      " is newer than or equal to ", common::VersionToString(v));
-}
-
 }  // namespace
-
-std::string ObjectMetaKey(absl::string_view user, absl::string_view container,
-                          absl::string_view object) {
-  std::string key = ContainerPrefix(user, container);
-  key.append(object.data(), object.size());
-  return key;
-}
 
 std::string DataKey(absl::string_view data_id, uint64_t index) {
   std::string key(data_id);
@@ -187,8 +155,7 @@ class RocksDbPutStream final : public PutStream {
             ObjectMetaKey(header_.key().user(), header_.key().container(), header_.key().object())),
         data_id_(NewDataId()),
         superseded_(std::move(superseded)),
-        md5_(common::StreamingDigest::Md5()),
-        sha256_(common::StreamingDigest::Sha256()) {}
+        content_(header_) {}
 
   ~RocksDbPutStream() override {
     if (!committed_) Discard();
@@ -198,10 +165,7 @@ class RocksDbPutStream final : public PutStream {
 
   absl::Status Append(absl::string_view data) override {
     if (superseded_ || failed_) return absl::OkStatus();
-    md5_.Update(data);
-    sha256_.Update(data);
-    size_ += data.size();
-    if (header_.has_size() && size_ > header_.size()) return SizeMismatch(header_.size());
+    MCOS_RETURN_IF_ERROR(content_.Add(data));
     while (!data.empty()) {
       const size_t take = std::min<size_t>(kChunkSize - buffer_.size(), data.size());
       buffer_.append(data.data(), take);
@@ -222,30 +186,10 @@ class RocksDbPutStream final : public PutStream {
       return *superseded_;
     }
     if (failed_) return absl::UnavailableError("an earlier chunk write failed; nothing was stored");
-    if (header_.has_size() && size_ != header_.size()) return SizeMismatch(header_.size());
-    if (finish.has_size() && size_ != finish.size()) return SizeMismatch(finish.size());
-    const std::string md5 = md5_.FinishHex();
-    const std::string sha256 = sha256_.FinishHex();
-    for (const std::string* want : {&header_.md5_hex(), &finish.md5_hex()}) {
-      if (!want->empty() && absl::AsciiStrToLower(*want) != md5) return DigestMismatch("MD5");
-    }
-    if (!header_.sha256_hex().empty() && absl::AsciiStrToLower(header_.sha256_hex()) != sha256) {
-      return DigestMismatch("SHA-256");
-    }
-
-    ObjectRecord record;
-    record.set_size(size_);
-    record.set_etag(md5);
-    record.set_checksum(absl::StrCat("sha256:", sha256));
-    record.set_content_type(header_.content_type());
-    *record.mutable_metadata() = header_.metadata();
-    *record.mutable_version() = header_.version();
-    common::ToProtoTimestamp(common::HlcTime(header_.version().hlc()), record.mutable_modified());
+    MCOS_ASSIGN_OR_RETURN(ObjectRecord record, content_.Finish(finish));
     record.set_chunk_size(kChunkSize);
     record.set_chunk_count(next_index_ + (buffer_.empty() ? 0 : 1));
     record.set_data_id(data_id_);
-    record.set_partition(header_.partition());
-    record.set_option(header_.option());
 
     absl::MutexLock lock(&engine_.LockFor(meta_key_));
     MCOS_ASSIGN_OR_RETURN(std::optional<ObjectRecord> current, engine_.ReadRecord(meta_key_));
@@ -254,13 +198,7 @@ class RocksDbPutStream final : public PutStream {
       return result;  // the destructor discards our chunks
     }
     const bool live = current && !current->tombstone();
-    if (header_.precondition() == mcos::v1::WRITE_PRECONDITION_MUST_NOT_EXIST && live) {
-      return absl::FailedPreconditionError(
-          absl::StrCat(Describe(header_.key()), " already exists"));
-    }
-    if (header_.precondition() == mcos::v1::WRITE_PRECONDITION_MUST_EXIST && !live) {
-      return absl::FailedPreconditionError(absl::StrCat(Describe(header_.key()), " not found"));
-    }
+    MCOS_RETURN_IF_ERROR(CheckPrecondition(header_.precondition(), header_.key(), live));
     *record.mutable_created() = live ? current->created() : record.modified();
 
     rocksdb::WriteBatch batch;
@@ -285,9 +223,11 @@ class RocksDbPutStream final : public PutStream {
     if (current) engine_.DeleteData(*current, batch);
     engine_.AddUsage(
         batch, meta_key_, live ? 0 : 1,
-        static_cast<int64_t>(size_) - static_cast<int64_t>(live ? current->size() : 0));
+        static_cast<int64_t>(record.size()) - static_cast<int64_t>(live ? current->size() : 0));
     if (live) engine_.AddPartitionUsage(batch, header_.key(), *current, -1);
     engine_.AddPartitionUsage(batch, header_.key(), record, +1);
+    if (current) engine_.AddDigest(batch, header_.key(), *current, -1);
+    engine_.AddDigest(batch, header_.key(), record, +1);
     const rocksdb::Status written = engine_.db_->Write(engine_.CommitWriteOptions(), &batch);
     if (written.IsNoSpace()) engine_.RecoverFromNoSpace(written).IgnoreError();
     MCOS_RETURN_IF_ERROR(FromRocksDb(written, absl::StrCat("commit ", Describe(header_.key()))));
@@ -297,19 +237,6 @@ class RocksDbPutStream final : public PutStream {
   }
 
  private:
-  absl::Status SizeMismatch(uint64_t declared) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "the content is ", size_, declared < size_ ? "+" : "", " bytes but the client declared ",
-        declared, "; nothing was stored for ", Describe(header_.key())));
-  }
-
-  // Says which digest differs, never the digests themselves.
-  absl::Status DigestMismatch(absl::string_view which) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "the content's ", which, " differs from the one the client declared (the data ",
-        "was changed or cut on the way); nothing was stored for ", Describe(header_.key())));
-  }
-
   // Writes the buffered full chunk. The first kWalChunks chunks of an upload go through the WAL
   // (the commit's fsync makes them durable: one fsync for a small object); later ones bypass it,
   // so a large object is written to disk once (memtable -> blob file) instead of twice, and the
@@ -373,10 +300,8 @@ class RocksDbPutStream final : public PutStream {
   std::string meta_key_;
   std::string data_id_;
   std::optional<WriteResult> superseded_;
-  common::StreamingDigest md5_;
-  common::StreamingDigest sha256_;
+  UploadContent content_;
   std::string buffer_;
-  uint64_t size_ = 0;
   uint64_t next_index_ = 0;
   bool intent_written_ = false;
   bool bypassed_wal_ = false;
@@ -532,6 +457,7 @@ absl::StatusOr<std::unique_ptr<RocksDbEngine>> RocksDbEngine::Open(const RocksDb
   engine->uploads_cf_ = engine->handles_[3];
   engine->usage_cf_ = engine->handles_[4];
   MCOS_RETURN_IF_ERROR(engine->RemoveUploadDebris());
+  MCOS_RETURN_IF_ERROR(engine->BuildDigests());
   {
     // Deletions made before a crash may not have been compacted: count their garbage now.
     absl::MutexLock lock(&engine->reclaim_mu_);
@@ -603,13 +529,38 @@ void RocksDbEngine::AddUsage(rocksdb::WriteBatch& batch, absl::string_view meta_
 
 namespace {
 
-constexpr uint32_t kUsageBucketBits = 18;  // = placement::kMaxPartitionPower
+// Keys of per-bucket records in the usage column family: 0x00 | kind | u8 len(option) | option |
+// u32be bucket. 0x00 cannot start a container prefix (user names are not empty).
+constexpr char kPartitionUsageKind = 'p';
+constexpr char kDigestKind = 'd';
+// Present once the digest records are complete (written with the first open that knew them).
+const rocksdb::Slice kDigestsBuiltKey("\0m-digests-v1", 13);
 
-std::string PartitionUsagePrefix(absl::string_view option) {
-  std::string key("\0p", 2);
+std::string BucketPrefix(char kind, absl::string_view option) {
+  std::string key(1, '\0');
+  key.push_back(kind);
   key.push_back(static_cast<char>(option.size()));
   key.append(option.data(), option.size());
   return key;
+}
+
+std::string BucketKey(char kind, absl::string_view option, uint32_t bucket) {
+  std::string k = BucketPrefix(kind, option);
+  for (int shift = 24; shift >= 0; shift -= 8) k.push_back(static_cast<char>(bucket >> shift));
+  return k;
+}
+
+// Splits ObjectMetaKey back into its parts; false if it is malformed.
+bool ParseObjectMetaKey(absl::string_view meta_key, ObjectKey* key) {
+  if (meta_key.empty()) return false;
+  const size_t user_len = static_cast<uint8_t>(meta_key[0]);
+  if (meta_key.size() < 2 + user_len) return false;
+  const size_t container_len = static_cast<uint8_t>(meta_key[1 + user_len]);
+  if (meta_key.size() < 2 + user_len + container_len) return false;
+  key->set_user(std::string(meta_key.substr(1, user_len)));
+  key->set_container(std::string(meta_key.substr(2 + user_len, container_len)));
+  key->set_object(std::string(meta_key.substr(2 + user_len + container_len)));
+  return true;
 }
 
 }  // namespace
@@ -617,47 +568,112 @@ std::string PartitionUsagePrefix(absl::string_view option) {
 void RocksDbEngine::AddPartitionUsage(rocksdb::WriteBatch& batch, const ObjectKey& key,
                                       const ObjectRecord& record, int sign) {
   if (record.option().empty() || record.tombstone()) return;
-  const uint32_t bucket = placement::PartitionOf(
-      placement::ObjectHash(key.user(), key.container(), key.object()), kUsageBucketBits);
-  std::string k = PartitionUsagePrefix(record.option());
-  for (int shift = 24; shift >= 0; shift -= 8) k.push_back(static_cast<char>(bucket >> shift));
   char value[16];
   EncodeUsage(value, sign, sign * static_cast<int64_t>(record.size()));
-  batch.Merge(usage_cf_, k, rocksdb::Slice(value, 16));
+  batch.Merge(usage_cf_, BucketKey(kPartitionUsageKind, record.option(), UsageBucket(key)),
+              rocksdb::Slice(value, 16));
 }
 
-absl::StatusOr<mcos::v1::PartitionUsageResponse> RocksDbEngine::PartitionUsage(
-    const mcos::v1::PartitionUsageRequest& request) {
-  const uint32_t power = request.partition_power();
-  if (power < 1 || power > kUsageBucketBits) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("partition power ", power, " is outside 1..", kUsageBucketBits));
+void RocksDbEngine::AddDigest(rocksdb::WriteBatch& batch, const ObjectKey& key,
+                              const ObjectRecord& record, int sign) {
+  const uint64_t share = DigestShare(key, record.version());
+  char value[16];
+  // Unsigned arithmetic: the merge adds modulo 2^64, so adding the negation subtracts.
+  EncodeFixed64Le(value, sign > 0 ? uint64_t{1} : ~uint64_t{0});
+  EncodeFixed64Le(value + 8, sign > 0 ? share : uint64_t{0} - share);
+  batch.Merge(usage_cf_, BucketKey(kDigestKind, record.option(), UsageBucket(key)),
+              rocksdb::Slice(value, 16));
+}
+
+absl::Status RocksDbEngine::BuildDigests() {
+  std::string built;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), usage_cf_, kDigestsBuiltKey, &built);
+  if (s.ok()) return absl::OkStatus();
+  if (!s.IsNotFound()) return FromRocksDb(s, "read the digest marker");
+  // A database written before digests existed: add up every record once.
+  std::map<std::string, std::pair<uint64_t, uint64_t>> buckets;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_cf_));
+  uint64_t records = 0;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    ObjectKey key;
+    ObjectRecord record;
+    if (!ParseObjectMetaKey(absl::string_view(it->key().data(), it->key().size()), &key) ||
+        !record.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+      return absl::DataLossError("an object record on this storage node cannot be parsed");
+    }
+    auto& [count, digest] = buckets[BucketKey(kDigestKind, record.option(), UsageBucket(key))];
+    ++count;
+    digest += DigestShare(key, record.version());
+    ++records;
   }
-  const std::string prefix = PartitionUsagePrefix(request.option());
-  rocksdb::ReadOptions read;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, usage_cf_));
-  mcos::v1::PartitionUsageResponse response;
+  MCOS_RETURN_IF_ERROR(FromRocksDb(it->status(), "scan object records"));
+  rocksdb::WriteBatch batch;
+  const std::string begin = BucketPrefix(kDigestKind, "").substr(0, 2);
+  batch.DeleteRange(usage_cf_, begin, PrefixSuccessor(begin));
+  for (const auto& [k, v] : buckets) {
+    char value[16];
+    EncodeFixed64Le(value, v.first);
+    EncodeFixed64Le(value + 8, v.second);
+    batch.Put(usage_cf_, k, rocksdb::Slice(value, 16));
+  }
+  batch.Put(usage_cf_, kDigestsBuiltKey, "1");
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  MCOS_RETURN_IF_ERROR(FromRocksDb(db_->Write(wo, &batch), "write partition digests"));
+  if (records > 0) common::LogInfo("built the partition digests of ", records, " object record(s)");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<mcos::v1::PartitionDigestsResponse> RocksDbEngine::PartitionDigests(
+    const mcos::v1::PartitionDigestsRequest& request) {
+  MCOS_RETURN_IF_ERROR(CheckDigestsRequest(request));
+  DigestFolder folder(request);
+  MCOS_RETURN_IF_ERROR(ScanBuckets(kDigestKind, request.option(),
+                                   [&](uint32_t bucket, uint64_t count, uint64_t digest) {
+                                     folder.Add(bucket, count, digest);
+                                   }));
+  return folder.Finish();
+}
+
+absl::Status RocksDbEngine::ScanBuckets(
+    char kind, absl::string_view option,
+    const std::function<void(uint32_t, uint64_t, uint64_t)>& visit) {
+  const std::string prefix = BucketPrefix(kind, option);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), usage_cf_));
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
     const rocksdb::Slice k = it->key();
     if (k.size() != prefix.size() + 4 || it->value().size() != 16) {
       return absl::DataLossError("a partition usage record on this storage node is corrupt");
     }
     uint32_t bucket = 0;
-    for (size_t i = 0; i < 4; ++i)
+    for (size_t i = 0; i < 4; ++i) {
       bucket = (bucket << 8) | static_cast<uint8_t>(k[prefix.size() + i]);
-    const auto objects = static_cast<int64_t>(DecodeFixed64Le(it->value().data()));
-    const auto bytes = static_cast<int64_t>(DecodeFixed64Le(it->value().data() + 8));
-    if (objects == 0 && bytes == 0) continue;
-    const uint32_t partition = bucket >> (kUsageBucketBits - power);
-    if (response.partitions_size() == 0 ||
-        response.partitions(response.partitions_size() - 1).partition() != partition) {
-      response.add_partitions()->set_partition(partition);
     }
-    auto* p = response.mutable_partitions(response.partitions_size() - 1);
-    p->set_object_count(p->object_count() + static_cast<uint64_t>(std::max<int64_t>(objects, 0)));
-    p->set_bytes_used(p->bytes_used() + static_cast<uint64_t>(std::max<int64_t>(bytes, 0)));
+    visit(bucket, DecodeFixed64Le(it->value().data()), DecodeFixed64Le(it->value().data() + 8));
   }
-  MCOS_RETURN_IF_ERROR(FromRocksDb(it->status(), "read partition usage"));
+  return FromRocksDb(it->status(), "read partition usage");
+}
+
+absl::StatusOr<mcos::v1::PartitionUsageResponse> RocksDbEngine::PartitionUsage(
+    const mcos::v1::PartitionUsageRequest& request) {
+  MCOS_RETURN_IF_ERROR(CheckPartitionPower(request.partition_power()));
+  const uint32_t power = request.partition_power();
+  mcos::v1::PartitionUsageResponse response;
+  MCOS_RETURN_IF_ERROR(ScanBuckets(
+      kPartitionUsageKind, request.option(), [&](uint32_t bucket, uint64_t first, uint64_t second) {
+        const auto objects = static_cast<int64_t>(first);
+        const auto bytes = static_cast<int64_t>(second);
+        if (objects == 0 && bytes == 0) return;
+        const uint32_t partition = bucket >> (kUsageBucketBits - power);
+        if (response.partitions_size() == 0 ||
+            response.partitions(response.partitions_size() - 1).partition() != partition) {
+          response.add_partitions()->set_partition(partition);
+        }
+        auto* p = response.mutable_partitions(response.partitions_size() - 1);
+        p->set_object_count(p->object_count() +
+                            static_cast<uint64_t>(std::max<int64_t>(objects, 0)));
+        p->set_bytes_used(p->bytes_used() + static_cast<uint64_t>(std::max<int64_t>(bytes, 0)));
+      }));
   return response;
 }
 
@@ -837,31 +853,10 @@ absl::StatusOr<std::unique_ptr<ObjectReader>> RocksDbEngine::OpenReader(
     return s;
   };
   if (!record.ok()) return fail(record.status());
-  if (!record->has_value() || (*record)->tombstone()) {
-    return fail(absl::NotFoundError(absl::StrCat(Describe(key), " not found")));
-  }
-  const ObjectRecord& r = **record;
-  if (common::IsSet(request.version()) &&
-      common::CompareVersions(request.version(), r.version()) != 0) {
-    return fail(absl::FailedPreconditionError(
-        absl::StrCat(Describe(key), " is at version ", common::VersionToString(r.version()),
-                     ", not the requested ", common::VersionToString(request.version()))));
-  }
-  const uint64_t size = r.size();
-  if ((size > 0 && request.offset() >= size) || (size == 0 && request.offset() > 0)) {
-    return fail(
-        absl::OutOfRangeError(absl::StrCat("offset ", request.offset(), " is past the end of ",
-                                           Describe(key), ", which is ", size, " bytes long")));
-  }
-  uint64_t end = size;
-  if (request.length() > 0 && request.length() < size - request.offset()) {
-    end = request.offset() + request.length();
-  }
-  if (r.chunk_size() == 0 && size > 0) {
-    return fail(
-        absl::DataLossError(absl::StrCat("the record of ", Describe(key), " has no chunk size")));
-  }
-  return std::make_unique<RocksDbObjectReader>(*this, snapshot, key, r, request.offset(), end);
+  auto range = ReadRange(request, record->has_value() ? &**record : nullptr);
+  if (!range.ok()) return fail(range.status());
+  return std::make_unique<RocksDbObjectReader>(*this, snapshot, key, **record, range->first,
+                                               range->second);
 }
 
 absl::StatusOr<ObjectRecord> RocksDbEngine::Stat(const ObjectKey& key, bool include_tombstone) {
@@ -885,18 +880,8 @@ absl::StatusOr<WriteResult> RocksDbEngine::Delete(const mcos::v1::StorageDeleteR
     return WriteResult{false, *current, SupersededReason(*current, request.version())};
   }
   const bool live = current && !current->tombstone();
-  if (request.precondition() == mcos::v1::WRITE_PRECONDITION_MUST_EXIST && !live) {
-    return absl::FailedPreconditionError(absl::StrCat(Describe(key), " not found"));
-  }
-  if (request.precondition() == mcos::v1::WRITE_PRECONDITION_MUST_NOT_EXIST && live) {
-    return absl::FailedPreconditionError(absl::StrCat(Describe(key), " already exists"));
-  }
-  ObjectRecord tombstone;
-  *tombstone.mutable_version() = request.version();
-  tombstone.set_tombstone(true);
-  tombstone.set_partition(request.partition());
-  common::ToProtoTimestamp(common::HlcTime(request.version().hlc()), tombstone.mutable_modified());
-  *tombstone.mutable_created() = tombstone.modified();
+  MCOS_RETURN_IF_ERROR(CheckPrecondition(request.precondition(), key, live));
+  ObjectRecord tombstone = Tombstone(request);
   rocksdb::WriteBatch batch;
   batch.Put(meta_cf_, meta_key, tombstone.SerializeAsString());
   if (current) DeleteData(*current, batch);
@@ -904,6 +889,8 @@ absl::StatusOr<WriteResult> RocksDbEngine::Delete(const mcos::v1::StorageDeleteR
     AddUsage(batch, meta_key, -1, -static_cast<int64_t>(current->size()));
     AddPartitionUsage(batch, key, *current, -1);
   }
+  if (current) AddDigest(batch, key, *current, -1);
+  AddDigest(batch, key, tombstone, +1);
   rocksdb::Status written = db_->Write(CommitWriteOptions(), &batch);
   if (written.IsNoSpace() && RecoverFromNoSpace(written).ok()) {
     // A delete frees space: it must work on a full disk (the reserve made room for it).
@@ -914,79 +901,49 @@ absl::StatusOr<WriteResult> RocksDbEngine::Delete(const mcos::v1::StorageDeleteR
   return WriteResult{true, std::move(tombstone), ""};
 }
 
+namespace {
+
+// The records of one (user, container) whose names start with a prefix, from a RocksDB iterator.
+class RocksDbRecordCursor final : public RecordCursor {
+ public:
+  RocksDbRecordCursor(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* meta_cf, std::string base,
+                      const std::string& prefix)
+      : base_(std::move(base)), upper_(PrefixSuccessor(base_ + prefix)), upper_slice_(upper_) {
+    rocksdb::ReadOptions ro;
+    if (!upper_.empty()) ro.iterate_upper_bound = &upper_slice_;
+    it_.reset(db.NewIterator(ro, meta_cf));
+  }
+  void Seek(absl::string_view name) override { it_->Seek(base_ + std::string(name)); }
+  bool Valid() const override { return it_->Valid(); }
+  absl::string_view name() const override {
+    const rocksdb::Slice k = it_->key();
+    return {k.data() + base_.size(), k.size() - base_.size()};
+  }
+  absl::StatusOr<ObjectRecord> record() const override {
+    ObjectRecord record;
+    if (!record.ParseFromArray(it_->value().data(), static_cast<int>(it_->value().size()))) {
+      return absl::DataLossError(absl::StrCat("the record of object '", name(),
+                                              "' on this storage node cannot be parsed"));
+    }
+    return record;
+  }
+  void Next() override { it_->Next(); }
+  absl::Status status() const override { return FromRocksDb(it_->status(), "list objects"); }
+
+ private:
+  const std::string base_;
+  const std::string upper_;
+  const rocksdb::Slice upper_slice_;
+  std::unique_ptr<rocksdb::Iterator> it_;
+};
+
+}  // namespace
+
 absl::StatusOr<mcos::v1::StorageListResponse> RocksDbEngine::List(
     const mcos::v1::StorageListRequest& request) {
-  const std::string base = ContainerPrefix(request.user(), request.container());
-  const std::string& prefix = request.prefix();
-  const std::string& marker = request.marker();
-  const std::string& delimiter = request.delimiter();
-  uint32_t limit = request.limit() == 0 ? kDefaultListLimit : request.limit();
-  limit = std::min(limit, kMaxListLimit);
-
-  const std::string upper = PrefixSuccessor(base + prefix);
-  const rocksdb::Slice upper_slice(upper);
-  rocksdb::ReadOptions ro;
-  if (!upper.empty()) ro.iterate_upper_bound = &upper_slice;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, meta_cf_));
-
-  const bool after_marker = !marker.empty() && marker >= prefix;
-  it->Seek(base + (after_marker ? marker : prefix));
-
-  mcos::v1::StorageListResponse response;
-  uint32_t count = 0;
-  size_t bytes = 0;
-  std::string last;
-  auto full = [&] { return count >= limit || bytes >= kMaxListResponseBytes; };
-  while (it->Valid()) {
-    const rocksdb::Slice k = it->key();
-    absl::string_view name(k.data() + base.size(), k.size() - base.size());
-    if (after_marker && name <= marker) {  // only the marker itself: we sought to it
-      it->Next();
-      continue;
-    }
-    ObjectRecord record;
-    if (!record.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
-      return absl::DataLossError(absl::StrCat("the record of object '", request.container(), "/",
-                                              name, "' on this storage node cannot be parsed"));
-    }
-    if (record.tombstone() && !request.include_tombstones()) {
-      it->Next();
-      continue;
-    }
-    if (!delimiter.empty()) {
-      const size_t pos = name.find(delimiter, prefix.size());
-      if (pos != absl::string_view::npos) {
-        std::string common_prefix(name.substr(0, pos + delimiter.size()));
-        if (after_marker && common_prefix <= marker) {
-          it->Seek(PrefixSuccessor(base + common_prefix));
-          continue;
-        }
-        if (full()) {
-          response.set_next_marker(last);
-          break;
-        }
-        bytes += common_prefix.size() + 4;
-        ++count;
-        last = common_prefix;
-        response.add_common_prefixes(std::move(common_prefix));
-        it->Seek(PrefixSuccessor(base + last));
-        continue;
-      }
-    }
-    if (full()) {
-      response.set_next_marker(last);
-      break;
-    }
-    auto* entry = response.add_entries();
-    entry->set_object(std::string(name));
-    *entry->mutable_record() = std::move(record);
-    bytes += entry->ByteSizeLong();
-    ++count;
-    last = std::string(name);
-    it->Next();
-  }
-  MCOS_RETURN_IF_ERROR(FromRocksDb(it->status(), "list objects"));
-  return response;
+  RocksDbRecordCursor cursor(*db_, meta_cf_, ContainerPrefix(request.user(), request.container()),
+                             request.prefix());
+  return ListRecords(request, cursor);
 }
 
 }  // namespace mcos::storage

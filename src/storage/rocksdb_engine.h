@@ -11,8 +11,12 @@
 //   column family "usage":   ContainerPrefix(user, container) -> i64le objects | i64le bytes,
 //       and PartitionUsageKey(option, bucket) -> the same, where bucket = the top 18 bits of the
 //       object hash (placement.h) and the key is 0x00 'p' | u8 len(option) | option | u32be
-//       bucket (0x00 cannot start a container prefix: user names are not empty). Changed only by
-//       merges (an adding merge operator) in the same batch as each commit.
+//       bucket (0x00 cannot start a container prefix: user names are not empty);
+//       DigestKey(option, bucket) = 0x00 'd' | ... the same -> u64le records | u64le digest (the
+//       sum of DigestShare over the bucket's records, tombstones included, engine_rules.h); and
+//       0x00 "m-digests-v1", present once the digest records are complete (a database from
+//       before them gets them built at open). Changed only by merges (an adding merge operator,
+//       modulo 2^64) in the same batch as each commit.
 //   column family "uploads": data_id -> ObjectMetaKey of an upload in progress. Written with its
 //       first chunk and deleted by its commit; anything left at open time is the debris of a
 //       crashed upload, and its chunks are deleted then.
@@ -42,6 +46,7 @@
 #include <rocksdb/db.h>
 
 #include <array>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -49,6 +54,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "storage/engine.h"
+#include "storage/engine_rules.h"
 #include "storage/space_guard.h"
 
 namespace mcos::storage {
@@ -70,8 +76,6 @@ struct RocksDbOptions {
   SpaceGuard* space = nullptr;
 };
 
-std::string ObjectMetaKey(absl::string_view user, absl::string_view container,
-                          absl::string_view object);
 std::string DataKey(absl::string_view data_id, uint64_t index);
 
 class RocksDbEngine final : public Engine {
@@ -94,6 +98,8 @@ class RocksDbEngine final : public Engine {
       const mcos::v1::ContainerUsageRequest& request) override;
   absl::StatusOr<mcos::v1::PartitionUsageResponse> PartitionUsage(
       const mcos::v1::PartitionUsageRequest& request) override;
+  absl::StatusOr<mcos::v1::PartitionDigestsResponse> PartitionDigests(
+      const mcos::v1::PartitionDigestsRequest& request) override;
 
   // Number of uploads whose debris was removed by Open().
   int recovered_uploads() const { return recovered_uploads_; }
@@ -120,6 +126,7 @@ class RocksDbEngine final : public Engine {
   // The raw database, for tests that damage it on purpose.
   rocksdb::DB* db_for_test() { return db_.get(); }
   rocksdb::ColumnFamilyHandle* data_cf_for_test() { return data_cf_; }
+  rocksdb::ColumnFamilyHandle* usage_cf_for_test() { return usage_cf_; }
 
  private:
   friend class RocksDbPutStream;
@@ -138,6 +145,14 @@ class RocksDbEngine final : public Engine {
   // partition usage of `record`'s object.
   void AddPartitionUsage(rocksdb::WriteBatch& batch, const mcos::v1::ObjectKey& key,
                          const mcos::v1::ObjectRecord& record, int sign);
+  // Adds (sign = 1) or takes away (sign = -1) `record`'s share of its partition's digest.
+  void AddDigest(rocksdb::WriteBatch& batch, const mcos::v1::ObjectKey& key,
+                 const mcos::v1::ObjectRecord& record, int sign);
+  // Builds the digest records from the object records if the database has none yet.
+  absl::Status BuildDigests();
+  // Calls `visit(bucket, first, second)` for each per-bucket record of `kind` and `option`.
+  absl::Status ScanBuckets(char kind, absl::string_view option,
+                           const std::function<void(uint32_t, uint64_t, uint64_t)>& visit);
   void AddUsage(rocksdb::WriteBatch& batch, absl::string_view meta_key, int64_t objects,
                 int64_t bytes);
   // Adds the deletion of a record's data to `batch`.

@@ -16,6 +16,15 @@ grpc::Status Invalid(const std::string& message) {
   return {grpc::StatusCode::INVALID_ARGUMENT, message};
 }
 
+// An option name, or empty (objects written without one).
+absl::Status ValidateOptionField(const std::string& option) {
+  if (option.empty()) return absl::OkStatus();
+  if (auto s = common::ValidateUserName(option); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("option: ", s.message()));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidatePutHeader(const mcos::v1::StoragePutHeader& h) {
   MCOS_RETURN_IF_ERROR(ValidateObjectKey(h.key()));
   if (!common::IsSet(h.version())) {
@@ -23,11 +32,7 @@ absl::Status ValidatePutHeader(const mcos::v1::StoragePutHeader& h) {
   }
   MCOS_RETURN_IF_ERROR(common::ValidateContentType(h.content_type()));
   MCOS_RETURN_IF_ERROR(common::ValidateUserMetadata(h.metadata()));
-  if (!h.option().empty()) {
-    if (auto s = common::ValidateUserName(h.option()); !s.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat("option: ", s.message()));
-    }
-  }
+  MCOS_RETURN_IF_ERROR(ValidateOptionField(h.option()));
   if (!h.md5_hex().empty() && !common::IsHex(h.md5_hex(), 32)) {
     return absl::InvalidArgumentError("md5_hex must be 32 hex digits");
   }
@@ -163,6 +168,7 @@ grpc::Status StorageGrpcService::Delete(grpc::ServerContext* context,
   if (!common::IsSet(request->version())) {
     return Invalid("the delete request has no version stamp (version.hlc is 0)");
   }
+  if (auto s = ValidateOptionField(request->option()); !s.ok()) return ToGrpcStatus(s);
   auto result = engine_.Delete(*request);
   if (!result.ok()) return ToGrpcStatus(result.status());
   response->set_applied(result->applied);
@@ -222,9 +228,15 @@ grpc::Status StorageGrpcService::PartitionDigests(grpc::ServerContext* context,
                                                   const mcos::v1::PartitionDigestsRequest* request,
                                                   mcos::v1::PartitionDigestsResponse* response) {
   MCOS_REQUIRE_SERVICE_CALLER(auth_, context);
-  return {grpc::StatusCode::UNIMPLEMENTED,
-          "partition digests arrive with anti-entropy repair; this storage node cannot serve them "
-          "yet"};
+  if (auto s = ValidateOptionField(request->option()); !s.ok()) return ToGrpcStatus(s);
+  if (request->partitions_size() > (1 << 18)) {
+    return {grpc::StatusCode::INVALID_ARGUMENT,
+            "at most 262144 partitions per digest request; ask for all (none named) instead"};
+  }
+  auto digests = engine_.PartitionDigests(*request);
+  if (!digests.ok()) return ToGrpcStatus(digests.status());
+  *response = *std::move(digests);
+  return grpc::Status::OK;
 }
 
 }  // namespace mcos::storage

@@ -9,6 +9,7 @@
 #include <random>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "common/hash.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "storage/rocksdb_engine.h"
@@ -309,6 +310,61 @@ TEST_F(StorageE2eTest, KillDashNineLosesNoAcknowledgedPut) {
       EXPECT_EQ(testing::Md5Hex(*got), a.md5) << name;
     }
   }
+}
+
+TEST_F(StorageE2eTest, ServesPartitionDigestsThatSurviveKillDashNine) {
+  // 30 objects of option "gold", one of them deleted; one object of another option.
+  uint64_t expected_sum = 0;
+  for (int i = 0; i < 30; ++i) {
+    auto h = Header(Key(absl::StrCat("d", i)));
+    h.set_option("gold");
+    MCOS_ASSERT_OK(node_->client().PutBytes(h, absl::StrCat("content ", i)));
+    if (i != 7) expected_sum += DigestShare(h.key(), h.version());
+  }
+  mcos::v1::StorageDeleteRequest del;
+  *del.mutable_key() = Key("d7");
+  del.mutable_version()->set_hlc(g_hlc.fetch_add(1));
+  del.mutable_version()->set_cluster("c1");
+  del.set_option("gold");
+  MCOS_ASSERT_OK(node_->client().Delete(del));
+  expected_sum += DigestShare(del.key(), del.version());
+  auto other = Header(Key("other"));
+  other.set_option("silver");
+  MCOS_ASSERT_OK(node_->client().PutBytes(other, "x"));
+
+  auto digests = [&](const std::string& option, uint32_t power,
+                     std::vector<uint32_t> partitions = {}) {
+    grpc::ClientContext ctx;
+    mcos::v1::PartitionDigestsRequest r;
+    r.set_option(option);
+    r.set_partition_power(power);
+    for (uint32_t p : partitions) r.add_partitions(p);
+    mcos::v1::PartitionDigestsResponse response;
+    const grpc::Status s = node_->client().stub().PartitionDigests(&ctx, r, &response);
+    return std::make_pair(s, response);
+  };
+  auto [status, gold] = digests("gold", 6);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  uint64_t records = 0, sum = 0;
+  for (const auto& d : gold.digests()) {
+    records += d.object_count();
+    sum += d.digest();
+  }
+  EXPECT_EQ(records, 30u);  // the tombstone counts: it is what other clusters must learn
+  EXPECT_EQ(sum, expected_sum);
+
+  node_->Crash();
+  MCOS_ASSERT_OK(node_->Start());
+  auto [again_status, again] = digests("gold", 6);
+  ASSERT_TRUE(again_status.ok()) << again_status.error_message();
+  EXPECT_EQ(again.SerializeAsString(), gold.SerializeAsString());
+
+  EXPECT_EQ(digests("Not An Option!", 6).first.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(digests("gold", 19).first.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  const grpc::Status outside = digests("gold", 6, {64}).first;
+  EXPECT_EQ(outside.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(outside.error_message().find("partition 64"), std::string::npos)
+      << outside.error_message();
 }
 
 TEST_F(StorageE2eTest, KillDashNineMidUploadKeepsOldVersionAndRemovesDebris) {

@@ -1,5 +1,6 @@
-// The coordinator over in-memory replicas: write concern, failing and slow replicas, late older
-// versions, read quorums and merged listings, without sockets.
+// The coordinator over replicas backed by in-memory storage engines (storage::MemoryEngine, the
+// RocksDB engine's twin): write concern, failing and slow replicas, late older versions, read
+// quorums and merged listings, without sockets.
 #include "server/coordinator.h"
 
 #include <gtest/gtest.h>
@@ -7,11 +8,13 @@
 #include <atomic>
 #include <map>
 #include <mutex>
+#include <optional>
 
 #include "absl/strings/match.h"
 #include "absl/synchronization/notification.h"
 #include "common/status_macros.h"
 #include "common/version.h"
+#include "storage/memory_engine.h"
 #include "tests/support/status_matchers.h"
 
 namespace mcos::server {
@@ -38,11 +41,12 @@ mcos::v1::ObjectRecord Record(uint64_t hlc, const std::string& data, bool tombst
   return r;
 }
 
-// One cluster's copy in memory. Writes apply only when newer; modes make it fail.
+// One cluster's copy: a replica over an in-memory storage engine, with modes that make it fail.
 class MemoryReplica final : public Replica {
  public:
   enum class Mode { kOk, kDown, kFailMidStream, kHang };
-  explicit MemoryReplica(std::string cluster) : cluster_(std::move(cluster)) {}
+  explicit MemoryReplica(std::string cluster)
+      : cluster_(std::move(cluster)), inner_(replication::EngineReplica(cluster_, engine_)) {}
 
   const std::string& cluster() const override { return cluster_; }
   void set_mode(Mode m) { mode_ = m; }
@@ -50,97 +54,82 @@ class MemoryReplica final : public Replica {
   void Release() { release_.Notify(); }
   int puts() const { return puts_; }
 
-  void Store(const std::string& object, const mcos::v1::ObjectRecord& r, std::string data) {
-    std::lock_guard<std::mutex> lock(mu_);
-    objects_[object] = {r, std::move(data)};
+  // Stores `r` (a tombstone, or a version with content `data`) as a replica write would.
+  void Store(const std::string& object, const mcos::v1::ObjectRecord& r, const std::string& data) {
+    auto source = replication::InlineReplica("source", r, data);
+    auto ack = replication::Copy(*source, *inner_, Key(object), r, absl::InfiniteFuture());
+    ASSERT_TRUE(ack.ok()) << ack.status();
   }
+  // The version held and its content; nullopt if nothing.
   std::optional<std::pair<mcos::v1::ObjectRecord, std::string>> Held(const std::string& object) {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = objects_.find(object);
-    if (it == objects_.end()) return std::nullopt;
-    return it->second;
+    auto record = engine_.Stat(Key(object), /*include_tombstone=*/true);
+    if (!record.ok()) return std::nullopt;
+    std::string data;
+    if (!record->tombstone()) {
+      auto reader = inner_->Open(Key(object), 0, 0, nullptr, absl::InfiniteFuture());
+      if (!reader.ok()) return std::nullopt;
+      std::string chunk;
+      while ((*reader)->Next(&chunk)) data += chunk;
+      if (!(*reader)->Finish().ok()) return std::nullopt;
+    }
+    return std::make_pair(*record, data);
   }
 
   absl::StatusOr<mcos::v1::ObjectRecord> Stat(const mcos::v1::ObjectKey& key,
                                               absl::Time deadline) override {
     MCOS_RETURN_IF_ERROR(Enter(deadline));
-    auto held = Held(key.object());
-    if (!held) return absl::NotFoundError("nothing");
-    return held->first;
+    return inner_->Stat(key, deadline);
   }
 
-  absl::StatusOr<std::unique_ptr<ObjectReader>> Open(const mcos::v1::ObjectKey& key, uint64_t,
-                                                     uint64_t, const mcos::v1::Version* version,
+  absl::StatusOr<std::unique_ptr<ObjectReader>> Open(const mcos::v1::ObjectKey& key,
+                                                     uint64_t offset, uint64_t length,
+                                                     const mcos::v1::Version* version,
                                                      absl::Time deadline) override {
     MCOS_RETURN_IF_ERROR(Enter(deadline));
-    auto held = Held(key.object());
-    if (!held || held->first.tombstone()) return absl::NotFoundError("nothing");
-    if (version != nullptr && common::CompareVersions(*version, held->first.version()) != 0) {
-      return absl::FailedPreconditionError("another version");
-    }
-    return std::unique_ptr<ObjectReader>(new Reader(held->first, held->second));
+    return inner_->Open(key, offset, length, version, deadline);
   }
 
   absl::StatusOr<WriteAck> Put(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
                                ObjectReader& source, absl::Time deadline) override {
     ++puts_;
     MCOS_RETURN_IF_ERROR(Enter(deadline));
-    std::string data, chunk;
-    while (source.Next(&chunk)) {
-      if (mode_ == Mode::kFailMidStream) return absl::UnavailableError("broke mid-stream");
-      data += chunk;
+    if (mode_ == Mode::kFailMidStream) {
+      BreakingReader broken(source);
+      return inner_->Put(key, record, broken, deadline);
     }
-    MCOS_RETURN_IF_ERROR(source.Finish());
-    if (data.size() != record.size()) return absl::InvalidArgumentError("short");
-    return Apply(key.object(), record, std::move(data));
+    return inner_->Put(key, record, source, deadline);
   }
 
-  absl::StatusOr<WriteAck> Delete(const mcos::v1::ObjectKey& key, const mcos::v1::Version& version,
-                                  uint32_t, absl::Time deadline) override {
+  absl::StatusOr<WriteAck> Delete(const mcos::v1::ObjectKey& key,
+                                  const mcos::v1::ObjectRecord& tombstone,
+                                  absl::Time deadline) override {
     MCOS_RETURN_IF_ERROR(Enter(deadline));
-    mcos::v1::ObjectRecord r;
-    *r.mutable_version() = version;
-    r.set_tombstone(true);
-    return Apply(key.object(), r, "");
+    return inner_->Delete(key, tombstone, deadline);
   }
 
   absl::StatusOr<mcos::v1::StorageListResponse> List(const mcos::v1::StorageListRequest& request,
                                                      absl::Time deadline) override {
     MCOS_RETURN_IF_ERROR(Enter(deadline));
-    std::lock_guard<std::mutex> lock(mu_);
-    mcos::v1::StorageListResponse out;
-    const uint32_t limit = request.limit() == 0 ? 1000 : request.limit();
-    for (auto it = objects_.upper_bound(request.marker()); it != objects_.end(); ++it) {
-      if (!request.include_tombstones() && it->second.first.tombstone()) continue;
-      if (static_cast<uint32_t>(out.entries_size()) == limit) {
-        out.set_next_marker(out.entries(out.entries_size() - 1).object());
-        break;
-      }
-      auto* e = out.add_entries();
-      e->set_object(it->first);
-      *e->mutable_record() = it->second.first;
-    }
-    return out;
+    return inner_->List(request, deadline);
   }
 
  private:
-  class Reader final : public ObjectReader {
+  // Passes the first chunk of `source` on, then breaks as a dropped connection would.
+  class BreakingReader final : public ObjectReader {
    public:
-    Reader(mcos::v1::ObjectRecord r, std::string d) : r_(std::move(r)), d_(std::move(d)) {}
-    const mcos::v1::ObjectRecord& record() const override { return r_; }
-    bool Next(std::string* data) override {
-      if (pos_ >= d_.size()) return false;
-      *data = d_.substr(pos_, 3);  // small chunks: a stream of several messages
-      pos_ += data->size();
-      return true;
+    explicit BreakingReader(ObjectReader& source) : source_(source) {}
+    const mcos::v1::ObjectRecord& record() const override { return source_.record(); }
+    bool Next(std::string* data) override { return chunks_++ == 0 && source_.Next(data); }
+    absl::Status Finish() override {
+      source_.Cancel();
+      source_.Finish().IgnoreError();
+      return absl::UnavailableError("broke mid-stream");
     }
-    absl::Status Finish() override { return absl::OkStatus(); }
-    void Cancel() override {}
+    void Cancel() override { source_.Cancel(); }
 
    private:
-    mcos::v1::ObjectRecord r_;
-    std::string d_;
-    size_t pos_ = 0;
+    ObjectReader& source_;
+    int chunks_ = 0;
   };
 
   absl::Status Enter(absl::Time deadline) {
@@ -152,23 +141,12 @@ class MemoryReplica final : public Replica {
     return absl::OkStatus();
   }
 
-  absl::StatusOr<WriteAck> Apply(const std::string& object, const mcos::v1::ObjectRecord& r,
-                                 std::string data) {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = objects_.find(object);
-    if (it != objects_.end() && !common::IsNewer(r.version(), it->second.first.version())) {
-      return WriteAck{false, it->second.first.version()};
-    }
-    objects_[object] = {r, std::move(data)};
-    return WriteAck{true, r.version()};
-  }
-
   const std::string cluster_;
+  storage::MemoryEngine engine_;
+  const std::unique_ptr<Replica> inner_;
   std::atomic<Mode> mode_{Mode::kOk};
   std::atomic<int> puts_{0};
   absl::Notification release_;
-  std::mutex mu_;
-  std::map<std::string, std::pair<mcos::v1::ObjectRecord, std::string>> objects_;
 };
 
 mcos::v1::Placement ThreeOf(uint32_t w, bool degraded = false) {
@@ -332,6 +310,8 @@ TEST_F(CoordinatorTest, ListingsMergeNewestWinsTombstonesHideMarkersPage) {
   auto c = Make();
   const std::vector<std::string> members = {"a", "b", "c"};
   mcos::v1::StorageListRequest req;
+  req.set_user("u");
+  req.set_container("c");
   auto all = c->List(req, members, 2, replicas_);
   MCOS_ASSERT_OK(all);
   std::vector<std::string> names;

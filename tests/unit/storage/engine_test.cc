@@ -1,15 +1,22 @@
-// Unit tests of the RocksDB engine: real RocksDB in a temp dir, no sockets.
-#include "storage/rocksdb_engine.h"
-
+// The storage engine contract, run against both engines: the RocksDB engine (real RocksDB in a
+// temp dir) and its in-memory twin. Then what only the RocksDB engine promises: space given back,
+// corruption detected, and everything kept across a reopen. No sockets.
 #include <gtest/gtest.h>
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
 #include <map>
 #include <random>
 #include <set>
+#include <tuple>
+#include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "common/hash.h"
+#include "common/status_macros.h"
 #include "placement/placement.h"
+#include "storage/memory_engine.h"
+#include "storage/rocksdb_engine.h"
 #include "tests/support/status_matchers.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/test_data.h"
@@ -35,16 +42,24 @@ mcos::v1::Version V(uint64_t hlc) {
   return v;
 }
 
-class RocksDbEngineTest : public ::testing::Test {
+class EngineTestBase : public ::testing::Test {
  protected:
+  explicit EngineTestBase(bool memory) : memory_(memory) {}
   void SetUp() override { Reopen(); }
 
+  // Reopens the RocksDB engine on its directory (the memory engine stays as it is).
   void Reopen() {
+    if (memory_) {
+      if (engine_ == nullptr) engine_ = std::make_unique<MemoryEngine>();
+      return;
+    }
     engine_.reset();
+    rocks_ = nullptr;
     RocksDbOptions options;
     options.path = dir_.Sub("db");
     auto e = RocksDbEngine::Open(options);
     ASSERT_TRUE(e.ok()) << e.status();
+    rocks_ = e->get();
     engine_ = std::move(*e);
   }
 
@@ -84,27 +99,49 @@ class RocksDbEngineTest : public ::testing::Test {
     return out;
   }
 
-  absl::StatusOr<WriteResult> Delete(const ObjectKey& key, uint64_t version) {
+  absl::StatusOr<WriteResult> Delete(const ObjectKey& key, uint64_t version,
+                                     const std::string& option = "") {
     mcos::v1::StorageDeleteRequest r;
     *r.mutable_key() = key;
     *r.mutable_version() = V(version);
+    r.set_option(option);
     return engine_->Delete(r);
   }
 
-  // Number of keys in the data column family.
+  // Number of keys in the data column family (RocksDB only).
   int DataKeys() {
     std::unique_ptr<rocksdb::Iterator> it(
-        engine_->db_for_test()->NewIterator(rocksdb::ReadOptions(), engine_->data_cf_for_test()));
+        rocks_->db_for_test()->NewIterator(rocksdb::ReadOptions(), rocks_->data_cf_for_test()));
     int n = 0;
     for (it->SeekToFirst(); it->Valid(); it->Next()) ++n;
     return n;
   }
 
+  const bool memory_;
   testing::TempDir dir_;
-  std::unique_ptr<RocksDbEngine> engine_;
+  std::unique_ptr<Engine> engine_;
+  RocksDbEngine* rocks_ = nullptr;  // engine_, when it is the RocksDB engine
 };
 
-TEST_F(RocksDbEngineTest, RoundTripsSmallAndMultiChunkObjects) {
+// The contract: every test here runs against both engines.
+class EngineContractTest : public EngineTestBase,
+                           public ::testing::WithParamInterface<std::string> {
+ protected:
+  EngineContractTest() : EngineTestBase(GetParam() == "memory") {}
+};
+
+INSTANTIATE_TEST_SUITE_P(Engines, EngineContractTest, ::testing::Values("rocksdb", "memory"),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           return info.param;
+                         });
+
+// What only the RocksDB engine promises.
+class RocksDbEngineTest : public EngineTestBase {
+ protected:
+  RocksDbEngineTest() : EngineTestBase(/*memory=*/false) {}
+};
+
+TEST_P(EngineContractTest, RoundTripsSmallAndMultiChunkObjects) {
   auto r = Put(Key("hello"), 10, "hello");
   MCOS_ASSERT_OK(r);
   EXPECT_TRUE(r->applied);
@@ -127,7 +164,7 @@ TEST_F(RocksDbEngineTest, RoundTripsSmallAndMultiChunkObjects) {
   EXPECT_EQ(empty->record.etag(), "d41d8cd98f00b204e9800998ecf8427e");
 }
 
-TEST_F(RocksDbEngineTest, PartitionUsageCountsLiveObjectsPerOptionAndPartition) {
+TEST_P(EngineContractTest, PartitionUsageCountsLiveObjectsPerOptionAndPartition) {
   // Expected bytes per partition at power 8 and 18, from the placement functions.
   std::map<uint32_t, uint64_t> want8, want18;
   uint64_t total = 0;
@@ -183,7 +220,7 @@ TEST_F(RocksDbEngineTest, PartitionUsageCountsLiveObjectsPerOptionAndPartition) 
   };
   check(8, want8);
   check(18, want18);
-  Reopen();  // the counts are in RocksDB, not in memory
+  Reopen();  // RocksDB: the counts are on disk, not in memory
   check(8, want8);
 
   mcos::v1::PartitionUsageRequest bad;
@@ -192,7 +229,7 @@ TEST_F(RocksDbEngineTest, PartitionUsageCountsLiveObjectsPerOptionAndPartition) 
   MCOS_EXPECT_CODE(engine_->PartitionUsage(bad), kInvalidArgument);
 }
 
-TEST_F(RocksDbEngineTest, RangeReadsAtTheEdges) {
+TEST_P(EngineContractTest, RangeReadsAtTheEdges) {
   const std::string data = testing::RandomBytes(2 * kChunkSize + 100, 2);
   MCOS_ASSERT_OK(Put(Key("r"), 1, data));
   EXPECT_EQ(*Read(Key("r"), 0, 1), data.substr(0, 1));
@@ -206,7 +243,7 @@ TEST_F(RocksDbEngineTest, RangeReadsAtTheEdges) {
   MCOS_EXPECT_CODE(Read(Key("e"), 1, 0), kOutOfRange);
 }
 
-TEST_F(RocksDbEngineTest, OlderAndEqualVersionsAreIgnoredAndSaySo) {
+TEST_P(EngineContractTest, OlderAndEqualVersionsAreIgnoredAndSaySo) {
   MCOS_ASSERT_OK(Put(Key("o"), 20, "new"));
   auto older = Put(Key("o"), 10, "old");
   MCOS_ASSERT_OK(older);
@@ -219,7 +256,7 @@ TEST_F(RocksDbEngineTest, OlderAndEqualVersionsAreIgnoredAndSaySo) {
   EXPECT_EQ(*Read(Key("o")), "new");
 }
 
-TEST_F(RocksDbEngineTest, DeleteWritesATombstoneThatWinsByVersion) {
+TEST_P(EngineContractTest, DeleteWritesATombstoneThatWinsByVersion) {
   MCOS_ASSERT_OK(Put(Key("d"), 10, "x"));
   auto del = Delete(Key("d"), 20);
   MCOS_ASSERT_OK(del);
@@ -247,21 +284,29 @@ TEST_F(RocksDbEngineTest, DeleteWritesATombstoneThatWinsByVersion) {
   EXPECT_FALSE(before->applied);
 }
 
-TEST_F(RocksDbEngineTest, Preconditions) {
+TEST_P(EngineContractTest, Preconditions) {
   MCOS_ASSERT_OK(Put(Key("p"), 1, "a"));
   MCOS_EXPECT_CODE(Put(Key("p"), 2, "b", 1 << 20, mcos::v1::WRITE_PRECONDITION_MUST_NOT_EXIST),
                    kFailedPrecondition);
   MCOS_EXPECT_CODE(Put(Key("q"), 2, "b", 1 << 20, mcos::v1::WRITE_PRECONDITION_MUST_EXIST),
                    kFailedPrecondition);
+  MCOS_EXPECT_CODE(engine_->Stat(Key("q"), true), kNotFound);  // a refused write records nothing
   MCOS_EXPECT_OK(Put(Key("p"), 3, "c", 1 << 20, mcos::v1::WRITE_PRECONDITION_MUST_EXIST));
   EXPECT_EQ(*Read(Key("p")), "c");
-  EXPECT_EQ(DataKeys(), 1);  // the refused writes left no chunks behind
+  mcos::v1::StorageDeleteRequest del;
+  *del.mutable_key() = Key("q");
+  *del.mutable_version() = V(4);
+  del.set_precondition(mcos::v1::WRITE_PRECONDITION_MUST_EXIST);
+  MCOS_EXPECT_CODE(engine_->Delete(del), kFailedPrecondition);
+  if (!memory_) {
+    EXPECT_EQ(DataKeys(), 1);  // the refused writes left no chunks behind
+  }
 }
 
-TEST_F(RocksDbEngineTest, AnAbandonedUploadLeavesThePreviousVersionAndNoGarbage) {
+TEST_P(EngineContractTest, AnAbandonedUploadLeavesThePreviousVersionAndNoGarbage) {
   const std::string v1 = testing::RandomBytes(kChunkSize + 10, 3);
   MCOS_ASSERT_OK(Put(Key("a"), 1, v1));
-  const int keys_before = DataKeys();
+  const int keys_before = memory_ ? 0 : DataKeys();
   {
     mcos::v1::StoragePutHeader h;
     *h.mutable_key() = Key("a");
@@ -273,13 +318,14 @@ TEST_F(RocksDbEngineTest, AnAbandonedUploadLeavesThePreviousVersionAndNoGarbage)
     for (int i = 0; i < 12; ++i) MCOS_ASSERT_OK((*stream)->Append(piece));
   }  // destroyed without Commit
   EXPECT_EQ(*Read(Key("a")), v1);
+  if (memory_) return;
   EXPECT_EQ(DataKeys(), keys_before);
   Reopen();
-  EXPECT_EQ(engine_->recovered_uploads(), 0);
+  EXPECT_EQ(rocks_->recovered_uploads(), 0);
   EXPECT_EQ(*Read(Key("a")), v1);
 }
 
-TEST_F(RocksDbEngineTest, ContentNotMatchingTheHeaderIsRefused) {
+TEST_P(EngineContractTest, ContentNotMatchingTheHeaderIsRefused) {
   MCOS_ASSERT_OK(Put(Key("m"), 1, "original"));
   mcos::v1::StoragePutHeader h;
   *h.mutable_key() = Key("m");
@@ -318,12 +364,12 @@ TEST_F(RocksDbEngineTest, ACorruptChunkIsDataLossNeverWrongBytes) {
   // Flip one byte of chunk 1, keeping its stored checksum.
   const std::string key = DataKey(put->record.data_id(), 1);
   std::string value;
-  ASSERT_TRUE(engine_->db_for_test()
-                  ->Get(rocksdb::ReadOptions(), engine_->data_cf_for_test(), key, &value)
+  ASSERT_TRUE(rocks_->db_for_test()
+                  ->Get(rocksdb::ReadOptions(), rocks_->data_cf_for_test(), key, &value)
                   .ok());
   value[100] = static_cast<char>(value[100] ^ 0x01);
-  ASSERT_TRUE(engine_->db_for_test()
-                  ->Put(rocksdb::WriteOptions(), engine_->data_cf_for_test(), key, value)
+  ASSERT_TRUE(rocks_->db_for_test()
+                  ->Put(rocksdb::WriteOptions(), rocks_->data_cf_for_test(), key, value)
                   .ok());
 
   mcos::v1::StorageGetRequest r;
@@ -342,7 +388,7 @@ TEST_F(RocksDbEngineTest, ACorruptChunkIsDataLossNeverWrongBytes) {
   MCOS_EXPECT_CODE(Read(Key("x"), kChunkSize + 5, 1), kDataLoss);
 }
 
-TEST_F(RocksDbEngineTest, ListsWithPrefixMarkerDelimiterAndTombstones) {
+TEST_P(EngineContractTest, ListsWithPrefixMarkerDelimiterAndTombstones) {
   const std::vector<std::string> names = {"a.txt",   "docs/1",   "docs/2", "docs/sub/3",
                                           "img/ảnh", "img/日本", "z",      "ẞ"};
   uint64_t v = 1;
@@ -404,7 +450,7 @@ TEST_F(RocksDbEngineTest, ListsWithPrefixMarkerDelimiterAndTombstones) {
   EXPECT_EQ(sub->common_prefixes(0), "docs/sub/");
 }
 
-TEST_F(RocksDbEngineTest, KeepsContainerUsageInStepWithCommits) {
+TEST_P(EngineContractTest, KeepsContainerUsageInStepWithCommits) {
   auto usage = [&](const std::string& container) {
     mcos::v1::ContainerUsageRequest req;
     req.set_user("u");
@@ -424,10 +470,152 @@ TEST_F(RocksDbEngineTest, KeepsContainerUsageInStepWithCommits) {
   MCOS_ASSERT_OK(Delete(Key("b"), 6));  // deleting a tombstone changes nothing
   MCOS_ASSERT_OK(Delete(Key("never"), 7));
   EXPECT_EQ(usage("c"), std::make_pair(uint64_t{1}, uint64_t{10}));
-  Reopen();
+  Reopen();  // RocksDB: the counts are on disk
   EXPECT_EQ(usage("c"), std::make_pair(uint64_t{1}, uint64_t{10}));
   EXPECT_EQ(usage("other"), std::make_pair(uint64_t{1}, uint64_t{1}));
   EXPECT_EQ(usage("empty"), std::make_pair(uint64_t{0}, uint64_t{0}));
+}
+
+// One write of the digest tests.
+struct Op {
+  std::string object;
+  uint64_t version;
+  bool tombstone;
+  std::string option;
+};
+
+absl::Status Apply(Engine& engine, const Op& op) {
+  if (op.tombstone) {
+    mcos::v1::StorageDeleteRequest r;
+    *r.mutable_key() = Key(op.object);
+    *r.mutable_version() = V(op.version);
+    r.set_option(op.option);
+    return engine.Delete(r).status();
+  }
+  mcos::v1::StoragePutHeader h;
+  *h.mutable_key() = Key(op.object);
+  *h.mutable_version() = V(op.version);
+  h.set_option(op.option);
+  auto stream = engine.BeginPut(h);
+  if (!stream.ok()) return stream.status();
+  MCOS_RETURN_IF_ERROR((*stream)->Append(absl::StrCat(op.object, "@", op.version)));
+  return (*stream)->Commit({}).status();
+}
+
+using Digests = std::vector<std::tuple<uint32_t, uint64_t, uint64_t>>;
+
+absl::StatusOr<Digests> DigestsOf(Engine& engine, const std::string& option, uint32_t power,
+                                  std::vector<uint32_t> partitions = {}) {
+  mcos::v1::PartitionDigestsRequest r;
+  r.set_option(option);
+  r.set_partition_power(power);
+  for (uint32_t p : partitions) r.add_partitions(p);
+  auto response = engine.PartitionDigests(r);
+  if (!response.ok()) return response.status();
+  Digests out;
+  for (const auto& d : response->digests()) {
+    out.emplace_back(d.partition(), d.object_count(), d.digest());
+  }
+  return out;
+}
+
+TEST_P(EngineContractTest, PartitionDigestsDependOnlyOnTheVersionsHeld) {
+  std::vector<Op> ops;
+  for (int i = 0; i < 200; ++i) ops.push_back({absl::StrCat("obj", i), 10, false, "gold"});
+  for (int i = 0; i < 20; ++i) ops.push_back({absl::StrCat("obj", i), 20, false, "gold"});
+  for (int i = 20; i < 30; ++i) ops.push_back({absl::StrCat("obj", i), 30, true, "gold"});
+  ops.push_back({"obj0", 5, false, "gold"});   // older: ignored
+  ops.push_back({"ghost", 40, true, "gold"});  // a tombstone of something never written
+  ops.push_back({"x", 10, false, "silver"});   // another option's
+  ops.push_back({"plain", 10, false, ""});     // written without an option
+  for (const Op& op : ops) MCOS_ASSERT_OK(Apply(*engine_, op));
+  // The same writes in another order, to the other kind of engine.
+  MemoryEngine twin_memory;
+  std::unique_ptr<RocksDbEngine> twin_rocks;
+  Engine* twin = &twin_memory;
+  if (memory_) {
+    RocksDbOptions options;
+    options.path = dir_.Sub("twin");
+    auto e = RocksDbEngine::Open(options);
+    MCOS_ASSERT_OK(e);
+    twin_rocks = std::move(*e);
+    twin = twin_rocks.get();
+  }
+  std::vector<Op> shuffled = ops;
+  std::shuffle(shuffled.begin(), shuffled.end(), std::mt19937(7));
+  for (const Op& op : shuffled) MCOS_ASSERT_OK(Apply(*twin, op));
+
+  // What the digests must be: the newest version of each gold object, tombstones included.
+  std::map<std::string, uint64_t> newest;
+  for (const Op& op : ops) {
+    if (op.option == "gold") newest[op.object] = std::max(newest[op.object], op.version);
+  }
+  auto expected = [&](uint32_t power) {
+    std::map<uint32_t, std::pair<uint64_t, uint64_t>> by_partition;
+    for (const auto& [object, version] : newest) {
+      const uint32_t p = placement::PartitionOf(placement::ObjectHash("u", "c", object), power);
+      by_partition[p].first += 1;
+      by_partition[p].second += DigestShare(Key(object), V(version));
+    }
+    Digests out;
+    for (const auto& [p, v] : by_partition) out.emplace_back(p, v.first, v.second);
+    return out;
+  };
+  for (uint32_t power : {4u, 18u}) {
+    auto got = DigestsOf(*engine_, "gold", power);
+    MCOS_ASSERT_OK(got);
+    EXPECT_EQ(*got, expected(power)) << "power " << power;
+    EXPECT_EQ(*DigestsOf(*twin, "gold", power), *got) << "power " << power;
+  }
+  const Digests all = *DigestsOf(*engine_, "gold", 4);
+  uint64_t records = 0;
+  for (const auto& d : all) records += std::get<1>(d);
+  EXPECT_EQ(records, 201u);  // 200 objects (10 of them tombstones) and the ghost's tombstone
+  EXPECT_EQ(DigestsOf(*engine_, "silver", 8)->size(), 1u);
+  EXPECT_EQ(DigestsOf(*engine_, "", 8)->size(), 1u);
+  EXPECT_TRUE(DigestsOf(*engine_, "bronze", 8)->empty());
+
+  // Asking for some partitions answers those (when not empty) and no others.
+  ASSERT_GE(all.size(), 3u);
+  const std::vector<uint32_t> some = {std::get<0>(all[2]), std::get<0>(all[0])};
+  EXPECT_EQ(*DigestsOf(*engine_, "gold", 4, some), (Digests{all[0], all[2]}));
+
+  // One newer version at the twin changes its partition's digest and no other.
+  MCOS_ASSERT_OK(Apply(*twin, {"obj5", 50, false, "gold"}));
+  const uint32_t changed = placement::PartitionOf(placement::ObjectHash("u", "c", "obj5"), 4);
+  const Digests after = *DigestsOf(*twin, "gold", 4);
+  ASSERT_EQ(after.size(), all.size());
+  for (size_t i = 0; i < all.size(); ++i) {
+    if (std::get<0>(all[i]) == changed) {
+      EXPECT_EQ(std::get<1>(after[i]), std::get<1>(all[i]));
+      EXPECT_NE(std::get<2>(after[i]), std::get<2>(all[i]));
+    } else {
+      EXPECT_EQ(after[i], all[i]);
+    }
+  }
+
+  Reopen();  // RocksDB: the digests are on disk
+  EXPECT_EQ(*DigestsOf(*engine_, "gold", 4), all);
+
+  MCOS_EXPECT_CODE(DigestsOf(*engine_, "gold", 0), kInvalidArgument);
+  MCOS_EXPECT_CODE(DigestsOf(*engine_, "gold", 19), kInvalidArgument);
+  MCOS_EXPECT_CODE(DigestsOf(*engine_, "gold", 4, {16}), kInvalidArgument);
+}
+
+TEST_F(RocksDbEngineTest, BuildsTheDigestsOfADatabaseWrittenBeforeThem) {
+  for (int i = 0; i < 50; ++i) {
+    MCOS_ASSERT_OK(Apply(*engine_, {absl::StrCat("o", i), 10, i % 7 == 0, "gold"}));
+  }
+  const Digests before = *DigestsOf(*engine_, "gold", 6);
+  ASSERT_FALSE(before.empty());
+  // Take away the digest records and their marker, as in a database of an older version.
+  rocksdb::WriteBatch batch;
+  batch.DeleteRange(rocks_->usage_cf_for_test(), std::string("\0d", 2), std::string("\0e", 2));
+  batch.Delete(rocks_->usage_cf_for_test(), std::string("\0m-digests-v1", 13));
+  ASSERT_TRUE(rocks_->db_for_test()->Write(rocksdb::WriteOptions(), &batch).ok());
+  EXPECT_TRUE(DigestsOf(*engine_, "gold", 6)->empty());
+  Reopen();
+  EXPECT_EQ(*DigestsOf(*engine_, "gold", 6), before);
 }
 
 TEST_F(RocksDbEngineTest, StaysAfterReopen) {

@@ -1,0 +1,294 @@
+#include "storage/engine_rules.h"
+
+#include <algorithm>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "common/clock.h"
+#include "common/version.h"
+#include "placement/placement.h"
+#include "storage/engine.h"
+
+namespace mcos::storage {
+
+using mcos::v1::ObjectKey;
+using mcos::v1::ObjectRecord;
+
+namespace {
+// Responses of List stop growing past this many bytes (the client then asks for the next page).
+constexpr size_t kMaxListResponseBytes = 2u << 20;
+}  // namespace
+
+std::string ContainerPrefix(absl::string_view user, absl::string_view container) {
+  std::string key;
+  key.reserve(2 + user.size() + container.size());
+  key.push_back(static_cast<char>(user.size()));
+  key.append(user.data(), user.size());
+  key.push_back(static_cast<char>(container.size()));
+  key.append(container.data(), container.size());
+  return key;
+}
+
+std::string ObjectMetaKey(absl::string_view user, absl::string_view container,
+                          absl::string_view object) {
+  std::string key = ContainerPrefix(user, container);
+  key.append(object.data(), object.size());
+  return key;
+}
+
+std::string Describe(const ObjectKey& key) {
+  return absl::StrCat("object '", key.container(), "/", key.object(), "' of user '", key.user(),
+                      "'");
+}
+
+std::string SupersededReason(const ObjectRecord& stored, const mcos::v1::Version& v) {
+  return absl::StrCat("stored version ", common::VersionToString(stored.version()),
+                      " is newer than or equal to ", common::VersionToString(v));
+}
+
+absl::Status CheckPrecondition(mcos::v1::WritePrecondition precondition, const ObjectKey& key,
+                               bool live) {
+  if (precondition == mcos::v1::WRITE_PRECONDITION_MUST_NOT_EXIST && live) {
+    return absl::FailedPreconditionError(absl::StrCat(Describe(key), " already exists"));
+  }
+  if (precondition == mcos::v1::WRITE_PRECONDITION_MUST_EXIST && !live) {
+    return absl::FailedPreconditionError(absl::StrCat(Describe(key), " not found"));
+  }
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Uploads
+
+UploadContent::UploadContent(const mcos::v1::StoragePutHeader& header)
+    : header_(header),
+      md5_(common::StreamingDigest::Md5()),
+      sha256_(common::StreamingDigest::Sha256()) {}
+
+absl::Status UploadContent::Add(absl::string_view data) {
+  md5_.Update(data);
+  sha256_.Update(data);
+  size_ += data.size();
+  if (header_.has_size() && size_ > header_.size()) return SizeMismatch(header_.size());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ObjectRecord> UploadContent::Finish(const mcos::v1::StoragePutFinish& finish) {
+  if (header_.has_size() && size_ != header_.size()) return SizeMismatch(header_.size());
+  if (finish.has_size() && size_ != finish.size()) return SizeMismatch(finish.size());
+  const std::string md5 = md5_.FinishHex();
+  const std::string sha256 = sha256_.FinishHex();
+  for (const std::string* want : {&header_.md5_hex(), &finish.md5_hex()}) {
+    if (!want->empty() && absl::AsciiStrToLower(*want) != md5) return DigestMismatch("MD5");
+  }
+  if (!header_.sha256_hex().empty() && absl::AsciiStrToLower(header_.sha256_hex()) != sha256) {
+    return DigestMismatch("SHA-256");
+  }
+  ObjectRecord record;
+  record.set_size(size_);
+  record.set_etag(md5);
+  record.set_checksum(absl::StrCat("sha256:", sha256));
+  record.set_content_type(header_.content_type());
+  *record.mutable_metadata() = header_.metadata();
+  *record.mutable_version() = header_.version();
+  common::ToProtoTimestamp(common::HlcTime(header_.version().hlc()), record.mutable_modified());
+  record.set_partition(header_.partition());
+  record.set_option(header_.option());
+  return record;
+}
+
+absl::Status UploadContent::SizeMismatch(uint64_t declared) const {
+  return absl::InvalidArgumentError(absl::StrCat(
+      "the content is ", size_, declared < size_ ? "+" : "", " bytes but the client declared ",
+      declared, "; nothing was stored for ", Describe(header_.key())));
+}
+
+// Says which digest differs, never the digests themselves.
+absl::Status UploadContent::DigestMismatch(absl::string_view which) const {
+  return absl::InvalidArgumentError(absl::StrCat(
+      "the content's ", which, " differs from the one the client declared (the data ",
+      "was changed or cut on the way); nothing was stored for ", Describe(header_.key())));
+}
+
+ObjectRecord Tombstone(const mcos::v1::StorageDeleteRequest& request) {
+  ObjectRecord tombstone;
+  *tombstone.mutable_version() = request.version();
+  tombstone.set_tombstone(true);
+  tombstone.set_partition(request.partition());
+  tombstone.set_option(request.option());
+  common::ToProtoTimestamp(common::HlcTime(request.version().hlc()), tombstone.mutable_modified());
+  *tombstone.mutable_created() = tombstone.modified();
+  return tombstone;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reads
+
+absl::StatusOr<std::pair<uint64_t, uint64_t>> ReadRange(const mcos::v1::StorageGetRequest& request,
+                                                        const ObjectRecord* stored) {
+  const ObjectKey& key = request.key();
+  if (stored == nullptr || stored->tombstone()) {
+    return absl::NotFoundError(absl::StrCat(Describe(key), " not found"));
+  }
+  if (common::IsSet(request.version()) &&
+      common::CompareVersions(request.version(), stored->version()) != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(Describe(key), " is at version ", common::VersionToString(stored->version()),
+                     ", not the requested ", common::VersionToString(request.version())));
+  }
+  const uint64_t size = stored->size();
+  if ((size > 0 && request.offset() >= size) || (size == 0 && request.offset() > 0)) {
+    return absl::OutOfRangeError(absl::StrCat("offset ", request.offset(), " is past the end of ",
+                                              Describe(key), ", which is ", size, " bytes long"));
+  }
+  uint64_t end = size;
+  if (request.length() > 0 && request.length() < size - request.offset()) {
+    end = request.offset() + request.length();
+  }
+  if (stored->chunk_size() == 0 && size > 0) {
+    return absl::DataLossError(absl::StrCat("the record of ", Describe(key), " has no chunk size"));
+  }
+  return std::make_pair(uint64_t{request.offset()}, end);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Listings
+
+std::string PrefixSuccessor(std::string s) {
+  while (!s.empty() && static_cast<uint8_t>(s.back()) == 0xFF) s.pop_back();
+  if (!s.empty()) s.back() = static_cast<char>(static_cast<uint8_t>(s.back()) + 1);
+  return s;
+}
+
+absl::StatusOr<mcos::v1::StorageListResponse> ListRecords(
+    const mcos::v1::StorageListRequest& request, RecordCursor& cursor) {
+  const std::string& prefix = request.prefix();
+  const std::string& marker = request.marker();
+  const std::string& delimiter = request.delimiter();
+  uint32_t limit = request.limit() == 0 ? kDefaultListLimit : request.limit();
+  limit = std::min(limit, kMaxListLimit);
+  const bool after_marker = !marker.empty() && marker >= prefix;
+  cursor.Seek(after_marker ? marker : prefix);
+  mcos::v1::StorageListResponse response;
+  uint32_t count = 0;
+  size_t bytes = 0;
+  std::string last;
+  auto full = [&] { return count >= limit || bytes >= kMaxListResponseBytes; };
+  // Moves past every name that starts with `p`.
+  auto skip = [&](const std::string& p) {
+    const std::string next = PrefixSuccessor(p);
+    if (next.empty()) return false;
+    cursor.Seek(next);
+    return true;
+  };
+  while (cursor.Valid()) {
+    const absl::string_view name = cursor.name();
+    if (after_marker && name <= marker) {  // only the marker itself: we sought to it
+      cursor.Next();
+      continue;
+    }
+    absl::StatusOr<ObjectRecord> record = cursor.record();
+    if (!record.ok()) return record.status();
+    if (record->tombstone() && !request.include_tombstones()) {
+      cursor.Next();
+      continue;
+    }
+    if (!delimiter.empty()) {
+      const size_t pos = name.find(delimiter, prefix.size());
+      if (pos != absl::string_view::npos) {
+        std::string common_prefix(name.substr(0, pos + delimiter.size()));
+        if (after_marker && common_prefix <= marker) {
+          if (!skip(common_prefix)) break;
+          continue;
+        }
+        if (full()) {
+          response.set_next_marker(last);
+          break;
+        }
+        bytes += common_prefix.size() + 4;
+        ++count;
+        last = common_prefix;
+        response.add_common_prefixes(std::move(common_prefix));
+        if (!skip(last)) break;
+        continue;
+      }
+    }
+    if (full()) {
+      response.set_next_marker(last);
+      break;
+    }
+    auto* entry = response.add_entries();
+    entry->set_object(std::string(name));
+    *entry->mutable_record() = *std::move(record);
+    bytes += entry->ByteSizeLong();
+    ++count;
+    last = entry->object();
+    cursor.Next();
+  }
+  if (absl::Status s = cursor.status(); !s.ok()) return s;
+  return response;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Usage and digests
+
+uint32_t UsageBucket(const ObjectKey& key) {
+  return placement::PartitionOf(placement::ObjectHash(key.user(), key.container(), key.object()),
+                                kUsageBucketBits);
+}
+
+absl::Status CheckPartitionPower(uint32_t power) {
+  if (power < 1 || power > kUsageBucketBits) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("partition power ", power, " is outside 1..", kUsageBucketBits));
+  }
+  return absl::OkStatus();
+}
+
+uint64_t DigestShare(const ObjectKey& key, const mcos::v1::Version& version) {
+  std::string bytes;
+  bytes.reserve(key.user().size() + key.container().size() + key.object().size() +
+                version.cluster().size() + 12);
+  for (const std::string* part : {&key.user(), &key.container(), &key.object()}) {
+    bytes.push_back(static_cast<char>(part->size()));
+    bytes.append(*part);
+  }
+  for (int shift = 56; shift >= 0; shift -= 8) {
+    bytes.push_back(static_cast<char>((version.hlc() >> shift) & 0xFF));
+  }
+  bytes.append(version.cluster());
+  return common::Hash64(bytes);
+}
+
+absl::Status CheckDigestsRequest(const mcos::v1::PartitionDigestsRequest& request) {
+  if (absl::Status s = CheckPartitionPower(request.partition_power()); !s.ok()) return s;
+  for (uint32_t p : request.partitions()) {
+    if (p >= (uint64_t{1} << request.partition_power())) {
+      return absl::InvalidArgumentError(absl::StrCat("partition ", p, " is outside power ",
+                                                     request.partition_power(), "'s partitions"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+DigestFolder::DigestFolder(const mcos::v1::PartitionDigestsRequest& request)
+    : request_(request), wanted_(request.partitions().begin(), request.partitions().end()) {
+  std::sort(wanted_.begin(), wanted_.end());
+}
+
+void DigestFolder::Add(uint32_t bucket, uint64_t count, uint64_t digest) {
+  if (count == 0) return;
+  const uint32_t partition = bucket >> (kUsageBucketBits - request_.partition_power());
+  if (!wanted_.empty() && !std::binary_search(wanted_.begin(), wanted_.end(), partition)) return;
+  const int n = response_.digests_size();
+  if (n == 0 || response_.digests(n - 1).partition() != partition) {
+    response_.add_digests()->set_partition(partition);
+  }
+  auto* d = response_.mutable_digests(response_.digests_size() - 1);
+  d->set_object_count(d->object_count() + count);
+  d->set_digest(d->digest() + digest);
+}
+
+mcos::v1::PartitionDigestsResponse DigestFolder::Finish() { return std::move(response_); }
+
+}  // namespace mcos::storage

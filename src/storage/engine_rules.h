@@ -1,0 +1,121 @@
+// The rules every Engine follows, in one place so that the RocksDB engine and its in-memory twin
+// cannot drift apart: the content checks of an upload, write preconditions, the byte range of a
+// read, listing with prefix/marker/delimiter, and the digests that anti-entropy compares. The
+// engines only store; what they store and answer is decided here.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "common/hash.h"
+#include "mcos/v1/storage.pb.h"
+
+namespace mcos::storage {
+
+// Usage and digests are kept per bucket: the top kUsageBucketBits bits of the object hash
+// (placement.h), so that any partition power up to it can be answered by summing buckets.
+inline constexpr uint32_t kUsageBucketBits = 18;  // = placement::kMaxPartitionPower
+
+// The order in which every engine keeps and lists objects: u8 len(user) | user | u8 len(container)
+// | container | object, so that one (user, container) is a contiguous range sorted bytewise by
+// object name. (The RocksDB engine's on-disk key: never change it.)
+std::string ContainerPrefix(absl::string_view user, absl::string_view container);
+std::string ObjectMetaKey(absl::string_view user, absl::string_view container,
+                          absl::string_view object);
+
+// "object 'c/o' of user 'u'", for messages.
+std::string Describe(const mcos::v1::ObjectKey& key);
+std::string SupersededReason(const mcos::v1::ObjectRecord& stored, const mcos::v1::Version& v);
+// FAILED_PRECONDITION unless `precondition` holds, given whether a live version is stored.
+absl::Status CheckPrecondition(mcos::v1::WritePrecondition precondition,
+                               const mcos::v1::ObjectKey& key, bool live);
+
+// The content of one upload as it arrives: counts and hashes it, and checks it against what the
+// header and the finish message declared.
+class UploadContent {
+ public:
+  explicit UploadContent(const mcos::v1::StoragePutHeader& header);
+  // INVALID_ARGUMENT as soon as more bytes arrived than the header declared.
+  absl::Status Add(absl::string_view data);
+  uint64_t size() const { return size_; }
+  // Checks size, MD5 and SHA-256 (INVALID_ARGUMENT, nothing may be stored) and returns the
+  // record of the new version without its data layout (chunk_size, chunk_count, data_id) and
+  // without `created`, which depends on the stored version.
+  absl::StatusOr<mcos::v1::ObjectRecord> Finish(const mcos::v1::StoragePutFinish& finish);
+
+ private:
+  absl::Status SizeMismatch(uint64_t declared) const;
+  absl::Status DigestMismatch(absl::string_view which) const;
+
+  const mcos::v1::StoragePutHeader& header_;
+  common::StreamingDigest md5_;
+  common::StreamingDigest sha256_;
+  uint64_t size_ = 0;
+};
+
+// The tombstone a delete request writes.
+mcos::v1::ObjectRecord Tombstone(const mcos::v1::StorageDeleteRequest& request);
+
+// The byte range [begin, end) a read of `stored` (nullptr: nothing stored) asks for. NOT_FOUND for
+// nothing or a tombstone; FAILED_PRECONDITION if the request names another version;
+// OUT_OF_RANGE past the end; DATA_LOSS for a record without a chunk size.
+absl::StatusOr<std::pair<uint64_t, uint64_t>> ReadRange(const mcos::v1::StorageGetRequest& request,
+                                                        const mcos::v1::ObjectRecord* stored);
+
+// The records of one (user, container) in bytewise order of object name, as an engine holds them.
+class RecordCursor {
+ public:
+  virtual ~RecordCursor() = default;
+  // Moves to the first object whose name is >= `name`.
+  virtual void Seek(absl::string_view name) = 0;
+  // False past the last object whose name starts with the listing's prefix.
+  virtual bool Valid() const = 0;
+  virtual absl::string_view name() const = 0;
+  virtual absl::StatusOr<mcos::v1::ObjectRecord> record() const = 0;
+  virtual void Next() = 0;
+  // An error that ended the iteration early.
+  virtual absl::Status status() const = 0;
+};
+
+// One page of a listing (StorageService.List), read from `cursor`, which yields the names that
+// start with the request's prefix.
+absl::StatusOr<mcos::v1::StorageListResponse> ListRecords(
+    const mcos::v1::StorageListRequest& request, RecordCursor& cursor);
+
+// The smallest string greater than every string that starts with `s`; empty if there is none.
+std::string PrefixSuccessor(std::string s);
+
+// Usage and digest bucket of an object.
+uint32_t UsageBucket(const mcos::v1::ObjectKey& key);
+// INVALID_ARGUMENT unless 1 <= power <= kUsageBucketBits.
+absl::Status CheckPartitionPower(uint32_t power);
+
+// One record's share of its partition's digest: a hash of its key and version. A partition's
+// digest is the sum (mod 2^64) of its records' shares, tombstones included, so it does not depend
+// on the order of writes, and an engine can keep it up to date by adding and subtracting shares.
+// Part of what clusters compare: never change it.
+uint64_t DigestShare(const mcos::v1::ObjectKey& key, const mcos::v1::Version& version);
+
+// Adds up per-bucket (count, digest) pairs into per-partition digests at `request`'s power,
+// keeping only the partitions it asks for (all when none) that hold records. `buckets` must be in
+// ascending bucket order.
+class DigestFolder {
+ public:
+  explicit DigestFolder(const mcos::v1::PartitionDigestsRequest& request);
+  void Add(uint32_t bucket, uint64_t count, uint64_t digest);
+  mcos::v1::PartitionDigestsResponse Finish();
+
+ private:
+  const mcos::v1::PartitionDigestsRequest& request_;
+  std::vector<uint32_t> wanted_;  // sorted; empty: all
+  mcos::v1::PartitionDigestsResponse response_;
+};
+
+// INVALID_ARGUMENT for a bad partition power or a partition outside it.
+absl::Status CheckDigestsRequest(const mcos::v1::PartitionDigestsRequest& request);
+
+}  // namespace mcos::storage

@@ -1,0 +1,272 @@
+#include "storage/memory_engine.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "common/version.h"
+#include "storage/engine_rules.h"
+
+namespace mcos::storage {
+
+using mcos::v1::ObjectKey;
+using mcos::v1::ObjectRecord;
+
+namespace {
+
+std::string MetaKey(const ObjectKey& key) {
+  return ObjectMetaKey(key.user(), key.container(), key.object());
+}
+
+// Splits an ObjectMetaKey made by MetaKey (always well formed).
+ObjectKey KeyOf(absl::string_view meta_key) {
+  ObjectKey key;
+  const size_t user_len = static_cast<uint8_t>(meta_key[0]);
+  const size_t container_len = static_cast<uint8_t>(meta_key[1 + user_len]);
+  key.set_user(std::string(meta_key.substr(1, user_len)));
+  key.set_container(std::string(meta_key.substr(2 + user_len, container_len)));
+  key.set_object(std::string(meta_key.substr(2 + user_len + container_len)));
+  return key;
+}
+
+class MemoryObjectReader final : public ObjectReader {
+ public:
+  MemoryObjectReader(ObjectRecord record, std::shared_ptr<const std::string> data, uint64_t begin,
+                     uint64_t end)
+      : record_(std::move(record)), data_(std::move(data)), pos_(begin), end_(end) {}
+
+  const ObjectRecord& record() const override { return record_; }
+
+  // Pieces end at chunk boundaries, as the RocksDB engine's do.
+  absl::StatusOr<bool> Next(std::string* out) override {
+    if (pos_ >= end_) return false;
+    const uint64_t chunk_end = (pos_ / record_.chunk_size() + 1) * record_.chunk_size();
+    const uint64_t n = std::min(end_, chunk_end) - pos_;
+    out->assign(*data_, pos_, n);
+    pos_ += n;
+    return true;
+  }
+
+ private:
+  ObjectRecord record_;
+  std::shared_ptr<const std::string> data_;
+  uint64_t pos_;
+  uint64_t end_;
+};
+
+// The names of one (user, container) that start with a prefix, over the engine's map (the
+// engine's lock is held while it is used).
+class MemoryRecordCursor final : public RecordCursor {
+ public:
+  using Map = std::map<std::string, ObjectRecord>;
+  MemoryRecordCursor(const Map& records, std::string base, const std::string& prefix)
+      : records_(records), base_(std::move(base)), prefix_(base_ + prefix), it_(records.end()) {}
+  void Seek(absl::string_view name) override {
+    it_ = records_.lower_bound(absl::StrCat(base_, name));
+  }
+  bool Valid() const override {
+    return it_ != records_.end() && absl::StartsWith(it_->first, prefix_);
+  }
+  absl::string_view name() const override {
+    return absl::string_view(it_->first).substr(base_.size());
+  }
+  absl::StatusOr<ObjectRecord> record() const override { return it_->second; }
+  void Next() override { ++it_; }
+  absl::Status status() const override { return absl::OkStatus(); }
+
+ private:
+  const Map& records_;
+  const std::string base_;
+  const std::string prefix_;
+  Map::const_iterator it_;
+};
+
+}  // namespace
+
+class MemoryPutStream final : public PutStream {
+ public:
+  MemoryPutStream(MemoryEngine& engine, mcos::v1::StoragePutHeader header,
+                  std::optional<WriteResult> superseded)
+      : engine_(engine),
+        header_(std::move(header)),
+        superseded_(std::move(superseded)),
+        content_(header_) {}
+
+  const std::optional<WriteResult>& superseded() const override { return superseded_; }
+
+  absl::Status Append(absl::string_view data) override {
+    if (superseded_) return absl::OkStatus();
+    MCOS_RETURN_IF_ERROR(content_.Add(data));
+    data_.append(data.data(), data.size());
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<WriteResult> Commit(const mcos::v1::StoragePutFinish& finish) override {
+    if (superseded_) return *superseded_;
+    MCOS_ASSIGN_OR_RETURN(ObjectRecord record, content_.Finish(finish));
+    return engine_.Commit(header_, std::move(record), std::move(data_));
+  }
+
+ private:
+  MemoryEngine& engine_;
+  mcos::v1::StoragePutHeader header_;
+  std::optional<WriteResult> superseded_;
+  UploadContent content_;
+  std::string data_;
+};
+
+absl::StatusOr<std::unique_ptr<PutStream>> MemoryEngine::BeginPut(
+    const mcos::v1::StoragePutHeader& header) {
+  if (!common::IsSet(header.version())) {
+    return absl::InvalidArgumentError("the put header has no version stamp");
+  }
+  std::optional<WriteResult> superseded;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = objects_.find(MetaKey(header.key()));
+    if (it != objects_.end() &&
+        common::CompareVersions(it->second.record.version(), header.version()) >= 0) {
+      superseded = WriteResult{false, it->second.record,
+                               SupersededReason(it->second.record, header.version())};
+    }
+  }
+  return std::make_unique<MemoryPutStream>(*this, header, std::move(superseded));
+}
+
+absl::StatusOr<WriteResult> MemoryEngine::Commit(const mcos::v1::StoragePutHeader& header,
+                                                 ObjectRecord record, std::string data) {
+  absl::MutexLock lock(&mu_);
+  Stored& stored = objects_[MetaKey(header.key())];
+  const bool exists = stored.record.has_version();
+  if (exists && common::CompareVersions(stored.record.version(), header.version()) >= 0) {
+    return WriteResult{false, stored.record, SupersededReason(stored.record, header.version())};
+  }
+  const bool live = exists && !stored.record.tombstone();
+  if (absl::Status s = CheckPrecondition(header.precondition(), header.key(), live); !s.ok()) {
+    if (!exists) objects_.erase(MetaKey(header.key()));
+    return s;
+  }
+  record.set_chunk_size(kChunkSize);
+  record.set_chunk_count((data.size() + kChunkSize - 1) / kChunkSize);
+  record.set_data_id(absl::StrCat("memory-", ++next_data_id_));
+  *record.mutable_created() = live ? stored.record.created() : record.modified();
+  stored.record = record;
+  stored.data = std::make_shared<const std::string>(std::move(data));
+  return WriteResult{true, std::move(record), ""};
+}
+
+absl::StatusOr<std::unique_ptr<ObjectReader>> MemoryEngine::OpenReader(
+    const mcos::v1::StorageGetRequest& request) {
+  absl::MutexLock lock(&mu_);
+  auto it = objects_.find(MetaKey(request.key()));
+  MCOS_ASSIGN_OR_RETURN(auto range,
+                        ReadRange(request, it == objects_.end() ? nullptr : &it->second.record));
+  return std::make_unique<MemoryObjectReader>(it->second.record, it->second.data, range.first,
+                                              range.second);
+}
+
+absl::StatusOr<ObjectRecord> MemoryEngine::Stat(const ObjectKey& key, bool include_tombstone) {
+  absl::MutexLock lock(&mu_);
+  auto it = objects_.find(MetaKey(key));
+  if (it == objects_.end() || (it->second.record.tombstone() && !include_tombstone)) {
+    return absl::NotFoundError(absl::StrCat(Describe(key), " not found"));
+  }
+  return it->second.record;
+}
+
+absl::StatusOr<WriteResult> MemoryEngine::Delete(const mcos::v1::StorageDeleteRequest& request) {
+  if (!common::IsSet(request.version())) {
+    return absl::InvalidArgumentError("the delete request has no version stamp");
+  }
+  absl::MutexLock lock(&mu_);
+  const std::string meta_key = MetaKey(request.key());
+  auto it = objects_.find(meta_key);
+  if (it != objects_.end() &&
+      common::CompareVersions(it->second.record.version(), request.version()) >= 0) {
+    return WriteResult{false, it->second.record,
+                       SupersededReason(it->second.record, request.version())};
+  }
+  const bool live = it != objects_.end() && !it->second.record.tombstone();
+  MCOS_RETURN_IF_ERROR(CheckPrecondition(request.precondition(), request.key(), live));
+  Stored& stored = objects_[meta_key];
+  stored.record = Tombstone(request);
+  stored.data.reset();
+  return WriteResult{true, stored.record, ""};
+}
+
+absl::StatusOr<mcos::v1::StorageListResponse> MemoryEngine::List(
+    const mcos::v1::StorageListRequest& request) {
+  absl::MutexLock lock(&mu_);
+  // The cursor reads records only; a copy of the (test-sized) index keeps it simple.
+  MemoryRecordCursor::Map records;
+  const std::string base = ContainerPrefix(request.user(), request.container());
+  for (auto it = objects_.lower_bound(base);
+       it != objects_.end() && absl::StartsWith(it->first, base); ++it) {
+    records.emplace(it->first, it->second.record);
+  }
+  MemoryRecordCursor cursor(records, base, request.prefix());
+  return ListRecords(request, cursor);
+}
+
+absl::StatusOr<mcos::v1::ContainerUsageResponse> MemoryEngine::Usage(
+    const mcos::v1::ContainerUsageRequest& request) {
+  absl::MutexLock lock(&mu_);
+  mcos::v1::ContainerUsageResponse response;
+  for (const auto& container : request.containers()) {
+    auto* u = response.add_usage();
+    u->set_container(container);
+    const std::string base = ContainerPrefix(request.user(), container);
+    for (auto it = objects_.lower_bound(base);
+         it != objects_.end() && absl::StartsWith(it->first, base); ++it) {
+      if (it->second.record.tombstone()) continue;
+      u->set_object_count(u->object_count() + 1);
+      u->set_bytes_used(u->bytes_used() + it->second.record.size());
+    }
+  }
+  return response;
+}
+
+absl::StatusOr<mcos::v1::PartitionUsageResponse> MemoryEngine::PartitionUsage(
+    const mcos::v1::PartitionUsageRequest& request) {
+  MCOS_RETURN_IF_ERROR(CheckPartitionPower(request.partition_power()));
+  std::map<uint32_t, mcos::v1::PartitionUsage> partitions;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [meta_key, stored] : objects_) {
+      const ObjectRecord& r = stored.record;
+      if (r.tombstone() || r.option().empty() || r.option() != request.option()) continue;
+      const uint32_t partition =
+          UsageBucket(KeyOf(meta_key)) >> (kUsageBucketBits - request.partition_power());
+      auto& p = partitions[partition];
+      p.set_partition(partition);
+      p.set_object_count(p.object_count() + 1);
+      p.set_bytes_used(p.bytes_used() + r.size());
+    }
+  }
+  mcos::v1::PartitionUsageResponse response;
+  for (auto& [partition, usage] : partitions) *response.add_partitions() = std::move(usage);
+  return response;
+}
+
+absl::StatusOr<mcos::v1::PartitionDigestsResponse> MemoryEngine::PartitionDigests(
+    const mcos::v1::PartitionDigestsRequest& request) {
+  MCOS_RETURN_IF_ERROR(CheckDigestsRequest(request));
+  std::map<uint32_t, std::pair<uint64_t, uint64_t>> buckets;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [meta_key, stored] : objects_) {
+      if (stored.record.option() != request.option()) continue;
+      const ObjectKey key = KeyOf(meta_key);
+      auto& [count, digest] = buckets[UsageBucket(key)];
+      ++count;
+      digest += DigestShare(key, stored.record.version());
+    }
+  }
+  DigestFolder folder(request);
+  for (const auto& [bucket, v] : buckets) folder.Add(bucket, v.first, v.second);
+  return folder.Finish();
+}
+
+}  // namespace mcos::storage

@@ -1,0 +1,54 @@
+// An Engine that keeps everything in memory: the RocksDB engine's twin for hermetic tests of the
+// code above storage (coordinator, replication, repair). It follows the same rules
+// (engine_rules.h) and passes the same contract test (tests/unit/storage/engine_contract_test.cc);
+// it has no durability, no space limits and no chunk checksums to fail. Thread-safe.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "storage/engine.h"
+
+namespace mcos::storage {
+
+class MemoryEngine final : public Engine {
+ public:
+  MemoryEngine() = default;
+
+  absl::StatusOr<std::unique_ptr<PutStream>> BeginPut(
+      const mcos::v1::StoragePutHeader& header) override;
+  absl::StatusOr<std::unique_ptr<ObjectReader>> OpenReader(
+      const mcos::v1::StorageGetRequest& request) override;
+  absl::StatusOr<mcos::v1::ObjectRecord> Stat(const mcos::v1::ObjectKey& key,
+                                              bool include_tombstone) override;
+  absl::StatusOr<WriteResult> Delete(const mcos::v1::StorageDeleteRequest& request) override;
+  absl::StatusOr<mcos::v1::StorageListResponse> List(
+      const mcos::v1::StorageListRequest& request) override;
+  absl::StatusOr<mcos::v1::ContainerUsageResponse> Usage(
+      const mcos::v1::ContainerUsageRequest& request) override;
+  absl::StatusOr<mcos::v1::PartitionUsageResponse> PartitionUsage(
+      const mcos::v1::PartitionUsageRequest& request) override;
+  absl::StatusOr<mcos::v1::PartitionDigestsResponse> PartitionDigests(
+      const mcos::v1::PartitionDigestsRequest& request) override;
+
+ private:
+  friend class MemoryPutStream;
+  struct Stored {
+    mcos::v1::ObjectRecord record;
+    std::shared_ptr<const std::string> data;  // null for a tombstone
+  };
+  // Stores `record` with `data` unless a newer or equal version is stored; the rules of
+  // PutStream::Commit.
+  absl::StatusOr<WriteResult> Commit(const mcos::v1::StoragePutHeader& header,
+                                     mcos::v1::ObjectRecord record, std::string data);
+
+  absl::Mutex mu_;
+  // By ObjectMetaKey, so that listings have the RocksDB engine's order.
+  std::map<std::string, Stored> objects_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_data_id_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace mcos::storage
