@@ -156,6 +156,7 @@ int main(int argc, char** argv) {
   (*controller_app)->StartBackground();
   resolver.SetLocalRoute(route);
   server.SetLocalRoute(route);
+  server.SetColocatedStorage(&(*storage)->engine());
   if (auto s = resolver.Start(self, self, absl::Seconds(10)); !s.ok()) return Fail(s);
   if (auto s = server.Start(self, self, absl::Seconds(10)); !s.ok()) return Fail(s);
   const auto& pw_file = (*controller_app)->controller().admin_password_file();

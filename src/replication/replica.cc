@@ -425,6 +425,7 @@ class EngineReplicaImpl final : public Replica {
       : cluster_(std::move(cluster)), engine_(engine) {}
 
   const std::string& cluster() const override { return cluster_; }
+  bool in_process() const override { return true; }
 
   absl::StatusOr<mcos::v1::ObjectRecord> Stat(const mcos::v1::ObjectKey& key, absl::Time) override {
     return engine_.Stat(key, /*include_tombstone=*/true);

@@ -44,6 +44,9 @@ class Replica {
  public:
   virtual ~Replica() = default;
   virtual const std::string& cluster() const = 0;
+  // True when calls are plain function calls in this process (no network, no other thread):
+  // the coordinator makes them on the caller's thread instead of handing them to its own.
+  virtual bool in_process() const { return false; }
   // The newest version held, tombstones included. NOT_FOUND if the replica holds nothing.
   virtual absl::StatusOr<mcos::v1::ObjectRecord> Stat(const mcos::v1::ObjectKey& key,
                                                       absl::Time deadline) = 0;

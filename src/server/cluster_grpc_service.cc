@@ -52,6 +52,92 @@ grpc::Status ClusterGrpcService::ClusterUpdateObject(
   return Put(context, reader, response);
 }
 
+namespace {
+
+// The time left of the peer's call, for the calls it makes here.
+absl::Time DeadlineOf(const grpc::ServerContext& context) {
+  const auto d = context.deadline();
+  return d == std::chrono::system_clock::time_point::max() ? absl::InfiniteFuture()
+                                                           : absl::FromChrono(d);
+}
+
+// The data messages of a replica write, as the content a Replica stores: checked as they arrive
+// (one header, then only data of at most 1 MiB each and `size` bytes in all). Whatever is wrong
+// ends the content with an error, so that nothing is stored.
+class ReplicaWriteSource final : public replication::ObjectReader {
+ public:
+  ReplicaWriteSource(grpc::ServerContext& context,
+                     grpc::ServerReader<mcos::v1::ClusterPutObjectRequest>& reader,
+                     mcos::v1::ObjectRecord record)
+      : context_(context), reader_(reader), record_(std::move(record)) {}
+
+  const mcos::v1::ObjectRecord& record() const override { return record_; }
+
+  bool Next(std::string* data) override {
+    if (done_) return false;
+    mcos::v1::ClusterPutObjectRequest in;
+    if (!reader_.Read(&in)) {
+      if (context_.IsCancelled()) {
+        End(absl::CancelledError("the coordinator cancelled the replica write"));
+      } else if (received_ != record_.size()) {
+        End(absl::InvalidArgumentError(absl::StrCat("the replica write ended after ", received_,
+                                                    " of ", record_.size(),
+                                                    " bytes; nothing was stored")));
+      } else {
+        End(absl::OkStatus());
+      }
+      return false;
+    }
+    if (!in.has_data()) {
+      End(absl::InvalidArgumentError(
+          "a replica write carries one header, then only data; nothing was stored"));
+      return false;
+    }
+    received_ += in.data().size();
+    if (in.data().size() > kMaxChunk || received_ > record_.size()) {
+      End(absl::InvalidArgumentError(in.data().size() > kMaxChunk
+                                         ? "a data chunk exceeds 1 MiB; nothing was stored"
+                                         : "more data than the header's size; nothing was stored"));
+      return false;
+    }
+    *data = std::move(*in.mutable_data());
+    return true;
+  }
+
+  absl::Status Finish() override {
+    std::string ignored;
+    while (Next(&ignored)) {
+    }
+    return status_;
+  }
+
+  // The replica stops reading (it holds this version already, or failed): what the coordinator
+  // still sends is read to its end and dropped, so that the answer reaches it.
+  void Cancel() override {
+    if (!done_) {
+      mcos::v1::ClusterPutObjectRequest ignored;
+      while (reader_.Read(&ignored)) {
+      }
+      End(absl::CancelledError("the replica write was not read to its end"));
+    }
+  }
+
+ private:
+  void End(absl::Status status) {
+    done_ = true;
+    status_ = std::move(status);
+  }
+
+  grpc::ServerContext& context_;
+  grpc::ServerReader<mcos::v1::ClusterPutObjectRequest>& reader_;
+  const mcos::v1::ObjectRecord record_;
+  uint64_t received_ = 0;
+  bool done_ = false;
+  absl::Status status_;
+};
+
+}  // namespace
+
 grpc::Status ClusterGrpcService::Put(grpc::ServerContext* context,
                                      grpc::ServerReader<mcos::v1::ClusterPutObjectRequest>* reader,
                                      mcos::v1::ClusterWriteResponse* response) {
@@ -60,7 +146,7 @@ grpc::Status ClusterGrpcService::Put(grpc::ServerContext* context,
   if (!reader->Read(&in) || !in.has_header()) {
     return Invalid("a replica write starts with its header; nothing was stored");
   }
-  const mcos::v1::ClusterPutObjectHeader header = in.header();
+  const mcos::v1::ClusterPutObjectHeader& header = in.header();
   absl::Status valid = ValidateKey(header.key());
   if (valid.ok()) valid = ValidateVersion(header.version());
   if (valid.ok()) valid = common::ValidateContentType(header.content_type());
@@ -74,78 +160,29 @@ grpc::Status ClusterGrpcService::Put(grpc::ServerContext* context,
   if (valid.ok() && !header.sha256_hex().empty() && !common::IsHex(header.sha256_hex(), 64)) {
     valid = absl::InvalidArgumentError("sha256_hex must be 64 hex digits");
   }
+  if (valid.ok() && !header.option().empty()) valid = common::ValidateUserName(header.option());
   if (!valid.ok()) return ToGrpcStatus(valid);
   auto b = app_.backends();
   if (!b.ok()) return ToGrpcStatus(b.status());
-  // A replayed or late write is the storage service's to refuse: it reads the whole stream and
-  // answers applied = false.
-  auto sctx = grpc::ClientContext::FromServerContext(*context);
-  mcos::v1::StoragePutResponse stored;
-  auto writer = b->storage->stub().Put(sctx.get(), &stored);
-  mcos::v1::StoragePutRequest out;
-  auto* h = out.mutable_header();
-  *h->mutable_key() = header.key();
-  *h->mutable_version() = header.version();
-  h->set_content_type(header.content_type());
-  *h->mutable_metadata() = header.metadata();
-  h->set_size(header.size());
-  h->set_md5_hex(absl::AsciiStrToLower(header.md5_hex()));
-  h->set_sha256_hex(absl::AsciiStrToLower(header.sha256_hex()));
-  h->set_precondition(mcos::v1::WRITE_PRECONDITION_NONE);
-  h->set_partition(header.partition());
-  h->set_option(header.option());
-  bool open = writer->Write(out);
-  uint64_t received = 0;
-  grpc::Status bad;
-  while (open && reader->Read(&in)) {
-    if (!in.has_data()) {
-      bad = Invalid("a replica write carries one header, then only data; nothing was stored");
-      break;
-    }
-    received += in.data().size();
-    if (in.data().size() > kMaxChunk || received > header.size()) {
-      bad = Invalid(in.data().size() > kMaxChunk
-                        ? "a data chunk exceeds 1 MiB; nothing was stored"
-                        : "more data than the header's size; nothing was stored");
-      break;
-    }
-    out.set_data(std::move(*in.mutable_data()));
-    open = writer->Write(out);
+  // The version the coordinator stored, as this cluster's storage must check and keep it. A
+  // replayed or late write is the storage's to refuse (applied = false).
+  mcos::v1::ObjectRecord record;
+  *record.mutable_version() = header.version();
+  record.set_content_type(header.content_type());
+  *record.mutable_metadata() = header.metadata();
+  record.set_size(header.size());
+  record.set_etag(absl::AsciiStrToLower(header.md5_hex()));
+  if (!header.sha256_hex().empty()) {
+    record.set_checksum(absl::StrCat("sha256:", absl::AsciiStrToLower(header.sha256_hex())));
   }
-  if (open) {
-    if (bad.ok() && received == header.size() && !context->IsCancelled()) {
-      out.mutable_finish()->set_size(header.size());
-      writer->Write(out);
-    } else {
-      sctx->TryCancel();  // nothing is stored without the finish message
-    }
-  }
-  // Else the storage service ended the stream itself (it holds this version or a newer one, or
-  // refused the write): its status says which.
-  writer->WritesDone();
-  grpc::Status s = writer->Finish();
-  if (!bad.ok()) return bad;
-  if (context->IsCancelled()) return grpc::Status::CANCELLED;
-  if (!open && s.error_code() == grpc::StatusCode::CANCELLED) {
-    // gRPC's in-process transport reports a stream that the storage service ended early (it
-    // holds this version or a newer one) as cancelled: ask it what it holds.
-    auto held = b->storage->Stat(header.key(), /*include_tombstone=*/true);
-    if (held.ok() && !common::IsNewer(header.version(), held->version())) {
-      response->set_applied(false);
-      *response->mutable_stored_version() = held->version();
-      response->set_cluster(app_.cluster_id_);
-      return grpc::Status::OK;
-    }
-    return {grpc::StatusCode::UNAVAILABLE,
-            "this cluster's storage service ended the replica write; retry"};
-  }
-  if (received != header.size() && open) {
-    return Invalid(absl::StrCat("the replica write ended after ", received, " of ", header.size(),
-                                " bytes; nothing was stored"));
-  }
-  if (!s.ok()) return s;
-  response->set_applied(stored.applied());
-  *response->mutable_stored_version() = stored.record().version();
+  record.set_partition(header.partition());
+  record.set_option(header.option());
+  const mcos::v1::ObjectKey key = header.key();
+  ReplicaWriteSource source(*context, *reader, record);
+  auto ack = b->local->Put(key, record, source, DeadlineOf(*context));
+  if (!ack.ok()) return ToGrpcStatus(ack.status());
+  response->set_applied(ack->applied);
+  *response->mutable_stored_version() = ack->stored_version;
   response->set_cluster(app_.cluster_id_);
   return grpc::Status::OK;
 }
@@ -157,7 +194,10 @@ grpc::Status ClusterGrpcService::ClusterStatObject(
   if (auto s = ValidateKey(request->key()); !s.ok()) return ToGrpcStatus(s);
   auto b = app_.backends();
   if (!b.ok()) return ToGrpcStatus(b.status());
-  auto record = b->storage->Stat(request->key(), request->include_tombstone());
+  auto record = b->local->Stat(request->key(), DeadlineOf(*context));
+  if (record.ok() && record->tombstone() && !request->include_tombstone()) {
+    record = ObjectNotFound(request->key());
+  }
   if (!record.ok()) return ToGrpcStatus(record.status());
   *response->mutable_info() = app_.ToInfo(request->key(), *record);
   *response->mutable_version() = record->version();
@@ -173,28 +213,25 @@ grpc::Status ClusterGrpcService::ClusterDownloadObject(
   if (auto s = ValidateKey(request->key()); !s.ok()) return ToGrpcStatus(s);
   auto b = app_.backends();
   if (!b.ok()) return ToGrpcStatus(b.status());
-  mcos::v1::StorageGetRequest req;
-  *req.mutable_key() = request->key();
-  req.set_offset(request->offset());
-  req.set_length(request->length());
-  if (request->has_version()) *req.mutable_version() = request->version();
-  auto sctx = grpc::ClientContext::FromServerContext(*context);
-  auto reader = b->storage->stub().Get(sctx.get(), req);
-  mcos::v1::StorageGetResponse in;
+  auto reader =
+      b->local->Open(request->key(), request->offset(), request->length(),
+                     request->has_version() ? &request->version() : nullptr, DeadlineOf(*context));
+  if (!reader.ok()) return ToGrpcStatus(reader.status());
   mcos::v1::ClusterDownloadObjectResponse out;
-  while (reader->Read(&in)) {
-    if (in.has_record()) {
-      *out.mutable_record() = std::move(*in.mutable_record());
-    } else {
-      out.set_data(std::move(*in.mutable_data()));
-    }
-    if (!writer->Write(out)) {
-      sctx->TryCancel();
-      reader->Finish().IgnoreError();
-      return grpc::Status::CANCELLED;
-    }
+  *out.mutable_record() = (*reader)->record();
+  bool open = writer->Write(out);
+  out.clear_record();
+  std::string data;
+  while (open && (*reader)->Next(&data)) {
+    out.set_data(std::move(data));
+    open = writer->Write(out);
   }
-  return reader->Finish();
+  if (!open) {
+    (*reader)->Cancel();
+    (*reader)->Finish().IgnoreError();
+    return grpc::Status::CANCELLED;  // the peer went away
+  }
+  return ToGrpcStatus((*reader)->Finish());
 }
 
 grpc::Status ClusterGrpcService::ClusterDeleteObject(
@@ -203,19 +240,19 @@ grpc::Status ClusterGrpcService::ClusterDeleteObject(
   MCOS_REQUIRE_PEER(context);
   absl::Status valid = ValidateKey(request->key());
   if (valid.ok()) valid = ValidateVersion(request->version());
+  if (valid.ok() && !request->option().empty()) valid = common::ValidateUserName(request->option());
   if (!valid.ok()) return ToGrpcStatus(valid);
   auto b = app_.backends();
   if (!b.ok()) return ToGrpcStatus(b.status());
-  mcos::v1::StorageDeleteRequest req;
-  *req.mutable_key() = request->key();
-  *req.mutable_version() = request->version();
-  req.set_precondition(mcos::v1::WRITE_PRECONDITION_NONE);
-  req.set_partition(request->partition());
-  req.set_option(request->option());
-  auto result = b->storage->Delete(req);
-  if (!result.ok()) return ToGrpcStatus(result.status());
-  response->set_applied(result->applied());
-  *response->mutable_stored_version() = result->record().version();
+  mcos::v1::ObjectRecord tombstone;
+  *tombstone.mutable_version() = request->version();
+  tombstone.set_tombstone(true);
+  tombstone.set_partition(request->partition());
+  tombstone.set_option(request->option());
+  auto ack = b->local->Delete(request->key(), tombstone, DeadlineOf(*context));
+  if (!ack.ok()) return ToGrpcStatus(ack.status());
+  response->set_applied(ack->applied);
+  *response->mutable_stored_version() = ack->stored_version;
   response->set_cluster(app_.cluster_id_);
   return grpc::Status::OK;
 }
@@ -233,7 +270,7 @@ grpc::Status ClusterGrpcService::ClusterListObjects(grpc::ServerContext* context
   if (!valid.ok()) return ToGrpcStatus(valid);
   auto b = app_.backends();
   if (!b.ok()) return ToGrpcStatus(b.status());
-  auto listing = b->storage->List(*request);
+  auto listing = b->local->List(*request, DeadlineOf(*context));
   if (!listing.ok()) return ToGrpcStatus(listing.status());
   *response = *std::move(listing);
   return grpc::Status::OK;

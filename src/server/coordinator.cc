@@ -106,6 +106,15 @@ void Coordinator::Schedule(const std::string& cluster, std::function<void()> tas
   executor->Schedule(std::move(task));
 }
 
+void Coordinator::Dispatch(const std::string& cluster, const Replica& replica,
+                           std::vector<std::function<void()>>& here, std::function<void()> task) {
+  if (replica.in_process()) {
+    here.push_back(std::move(task));
+  } else {
+    Schedule(cluster, std::move(task));
+  }
+}
+
 bool Coordinator::Admit(const std::string& cluster) {
   std::lock_guard<std::mutex> lock(mu_);
   Health& h = health_[cluster];
@@ -290,19 +299,22 @@ absl::StatusOr<Newest> Coordinator::Read(const mcos::v1::ObjectKey& key,
     }
   }
   gather->asked = asked.size();
+  std::vector<std::function<void()>> here;
   for (auto& [cluster, replica] : asked) {
-    Schedule(cluster, [this, gather, key, cluster = cluster, replica = replica, deadline, needed] {
-      auto record = replica->Stat(key, deadline);
-      Report(cluster, record.status());
-      std::optional<Answer> answer;
-      if (record.ok()) {
-        answer = Answer(*std::move(record));
-      } else if (absl::IsNotFound(record.status())) {
-        answer = Answer(std::nullopt);
-      }
-      gather->Add(cluster, std::move(answer), needed);
-    });
+    Dispatch(cluster, *replica, here,
+             [this, gather, key, cluster = cluster, replica = replica, deadline, needed] {
+               auto record = replica->Stat(key, deadline);
+               Report(cluster, record.status());
+               std::optional<Answer> answer;
+               if (record.ok()) {
+                 answer = Answer(*std::move(record));
+               } else if (absl::IsNotFound(record.status())) {
+                 answer = Answer(std::nullopt);
+               }
+               gather->Add(cluster, std::move(answer), needed);
+             });
   }
+  for (auto& task : here) task();
   gather->Wait(deadline, options_.read_grace);
   std::lock_guard<std::mutex> lock(gather->mu);
   if (gather->answered < needed) return TooFewReplicas(gather->answered, r, needed, "read");
@@ -353,15 +365,18 @@ absl::StatusOr<Coordinator::Listing> Coordinator::List(const mcos::v1::StorageLi
     }
   }
   gather->asked = asked.size();
+  std::vector<std::function<void()>> here;
   for (auto& [cluster, replica] : asked) {
-    Schedule(cluster, [this, gather, req, cluster = cluster, replica = replica, deadline, needed] {
-      auto page = replica->List(req, deadline);
-      Report(cluster, page.status());
-      std::optional<mcos::v1::StorageListResponse> answer;
-      if (page.ok()) answer = *std::move(page);
-      gather->Add(cluster, std::move(answer), needed);
-    });
+    Dispatch(cluster, *replica, here,
+             [this, gather, req, cluster = cluster, replica = replica, deadline, needed] {
+               auto page = replica->List(req, deadline);
+               Report(cluster, page.status());
+               std::optional<mcos::v1::StorageListResponse> answer;
+               if (page.ok()) answer = *std::move(page);
+               gather->Add(cluster, std::move(answer), needed);
+             });
   }
+  for (auto& task : here) task();
   gather->Wait(deadline, options_.read_grace);
   std::lock_guard<std::mutex> lock(gather->mu);
   if (gather->answered < needed) {

@@ -107,6 +107,10 @@ class Coordinator {
   class Executor;
   // Runs `task` on the threads of `cluster`.
   void Schedule(const std::string& cluster, std::function<void()> task);
+  // Schedules `task` (a call to `replica`) on its cluster's threads, or, for a replica in this
+  // process, adds it to `here` for the caller to run once every other call is under way.
+  void Dispatch(const std::string& cluster, const replication::Replica& replica,
+                std::vector<std::function<void()>>& here, std::function<void()> task);
   // Whether to call `cluster` now: yes while its calls succeed; once they fail, only one probe
   // at a time, after its backoff. Admitted calls must be reported with Report.
   bool Admit(const std::string& cluster);

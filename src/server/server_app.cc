@@ -174,7 +174,9 @@ absl::Status ServerApp::Discover() {
       storage_endpoint_ = storage;
       auto channel = route_.Connect(storage);
       backends_.storage = std::make_shared<storage::StorageClient>(channel);
-      backends_.local = replication::StorageReplica(cluster_id_, channel);
+      backends_.local = colocated_engine_ != nullptr && storage == route_.self
+                            ? replication::EngineReplica(cluster_id_, *colocated_engine_)
+                            : replication::StorageReplica(cluster_id_, channel);
     }
     federation = peer_auth_ != nullptr;
   }

@@ -34,6 +34,10 @@
 #include "server/transfer_limiter.h"
 #include "storage/storage_client.h"
 
+namespace mcos::storage {
+class Engine;
+}  // namespace mcos::storage
+
 namespace mcos::server {
 
 struct ServerOptions {
@@ -134,6 +138,11 @@ class ServerApp {
     route_ = std::move(route);
     route_.auth = &auth_;
   }
+  // The engine of the storage node this process serves at the local route's address (not owned;
+  // it must outlive the server). The coordinator and ClusterService then call it directly
+  // instead of through the storage service: no gRPC hop and no thread hand-off per replica call.
+  // Users' own calls still go through StorageService.
+  void SetColocatedStorage(storage::Engine* engine) { colocated_engine_ = engine; }
   void Stop();
 
  private:
@@ -194,6 +203,7 @@ class ServerApp {
   // This server's service credential for the cluster's internal services.
   common::ServiceAuth auth_;
   common::LocalRoute route_;
+  storage::Engine* colocated_engine_ = nullptr;
   std::shared_ptr<grpc::Channel> controller_channel_;
   std::unique_ptr<mcos::v1::ControllerService::Stub> controller_;
   common::TokenSigner signer_;

@@ -66,6 +66,9 @@ class StorageApp {
   // Reports the node's write health on `host` (the node's own host when it serves by itself).
   void AttachHealth(common::ServerHost* host);
 
+  // The node's engine, for a server in the same process (mcos-cluster) to call directly.
+  Engine& engine() { return *engine_; }
+
   int port() const { return host_ ? host_->port() : 0; }
   int metrics_port() const { return host_ ? host_->metrics_port() : 0; }
   void Shutdown();
