@@ -156,7 +156,16 @@ int main(int argc, char** argv) {
   (*controller_app)->StartBackground();
   resolver.SetLocalRoute(route);
   server.SetLocalRoute(route);
-  server.SetColocatedStorage(&(*storage)->engine());
+  mcos::server::ServerApp::Colocated colocated;
+  colocated.storage = &(*storage)->engine();
+  colocated.resolve = [&resolver](const mcos::v1::ResolveRequest& request) {
+    return resolver.resolver().Resolve(request);
+  };
+  mcos::controller::Controller& controller_core = (*controller_app)->controller();
+  colocated.get_container = [&controller_core](const std::string& user, const std::string& name) {
+    return controller_core.GetContainer(user, name);
+  };
+  server.SetColocated(std::move(colocated));
   if (auto s = resolver.Start(self, self, absl::Seconds(10)); !s.ok()) return Fail(s);
   if (auto s = server.Start(self, self, absl::Seconds(10)); !s.ok()) return Fail(s);
   const auto& pw_file = (*controller_app)->controller().admin_password_file();

@@ -50,6 +50,8 @@ class ResolverApp {
   explicit ResolverApp(const ResolverOptions& options);
   ~ResolverApp();
   std::vector<grpc::Service*> services() { return {&service_}; }
+  // The resolver itself, for a server in the same process (mcos-cluster) to call directly.
+  Resolver& resolver() { return resolver_; }
   // Connects to the controller, loads the rings (retrying up to `timeout`), registers
   // `own_endpoint` and starts the refresh loop. UNAVAILABLE if the controller does not answer.
   absl::Status Start(const std::string& own_endpoint, const std::string& controller_endpoint,

@@ -229,6 +229,12 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
     key_.set_object(header_.object());
     container_req_.set_user(user_);
     container_req_.set_name(header_.container());
+    if (app_.colocated_.get_container) {
+      auto container = app_.colocated_.get_container(user_, header_.container());
+      if (container.ok()) container_ = *std::move(container);
+      OnContainer(ToGrpcStatus(container.status()));
+      return;
+    }
     SetDeadline(container_ctx_, absl::Seconds(30));
     Ref();
     app_.controller_->async()->GetContainer(&container_ctx_, &container_req_, &container_,
@@ -254,6 +260,12 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
     backends_ = *std::move(b);
     *resolve_req_.add_keys() = key_;
     resolve_req_.set_option(container_.option());
+    if (app_.colocated_.resolve) {
+      auto resolved = app_.colocated_.resolve(resolve_req_);
+      if (resolved.ok()) resolve_resp_ = *std::move(resolved);
+      OnPlaced(ToGrpcStatus(resolved.status()));
+      return;
+    }
     SetDeadline(resolve_ctx_, absl::Seconds(5));
     Ref();
     backends_.resolver->async()->Resolve(&resolve_ctx_, &resolve_req_, &resolve_resp_,

@@ -174,8 +174,8 @@ absl::Status ServerApp::Discover() {
       storage_endpoint_ = storage;
       auto channel = route_.Connect(storage);
       backends_.storage = std::make_shared<storage::StorageClient>(channel);
-      backends_.local = colocated_engine_ != nullptr && storage == route_.self
-                            ? replication::EngineReplica(cluster_id_, *colocated_engine_)
+      backends_.local = colocated_.storage != nullptr && storage == route_.self
+                            ? replication::EngineReplica(cluster_id_, *colocated_.storage)
                             : replication::StorageReplica(cluster_id_, channel);
     }
     federation = peer_auth_ != nullptr;
@@ -336,6 +336,7 @@ absl::StatusOr<mcos::v1::TokenClaims> ServerApp::Authenticate(
 
 absl::StatusOr<mcos::v1::Container> ServerApp::GetContainer(const std::string& user,
                                                             const std::string& name) {
+  if (colocated_.get_container) return colocated_.get_container(user, name);
   grpc::ClientContext ctx;
   SetDeadline(ctx);
   mcos::v1::GetContainerRequest req;
@@ -355,6 +356,10 @@ absl::StatusOr<mcos::v1::Placement> ServerApp::Place(const Backends& b,
   mcos::v1::ResolveRequest req;
   *req.add_keys() = key;
   req.set_option(option);
+  if (colocated_.resolve) {
+    MCOS_ASSIGN_OR_RETURN(const mcos::v1::ResolveResponse resp, colocated_.resolve(req));
+    return CheckPlacement(resp);
+  }
   mcos::v1::ResolveResponse resp;
   const grpc::Status s = b.resolver->Resolve(&ctx, req, &resp);
   if (!s.ok()) return FromGrpcStatus(s);
@@ -406,7 +411,13 @@ mcos::v1::ObjectInfo ServerApp::ToInfo(const mcos::v1::ObjectKey& key,
 
 // ---- UserService ----------------------------------------------------------------------------
 
-namespace {}  // namespace
+namespace {
+
+// Objects larger than this, held by this cluster, are read through the storage service even in
+// a federation (its reads run ahead on its own thread); smaller ones straight from the replica.
+constexpr uint64_t kPipelinedReadBytes = uint64_t{4} << 20;
+
+}  // namespace
 
 #define MCOS_AUTH_OR_RETURN(claims)                                 \
   auto claims##_or = app_.Authenticate(*context);                   \
@@ -644,6 +655,7 @@ grpc::Status UserGrpcService::DownloadObject(
     guard->Detach();
     app_.downloads_.Release(common::TokenOwner(claims));
   };
+  // The user sees every holder of the version streamed.
   std::vector<std::string> federated_holders;
   const auto key = MakeKey(common::TokenOwner(claims), request->container(), request->object());
   mcos::v1::StorageGetRequest req;
@@ -658,13 +670,19 @@ grpc::Status UserGrpcService::DownloadObject(
       auto newest = app_.coordinator_->Read(key, *placement, replicas);
       if (!newest.ok()) return ToGrpcStatus(newest.status());
       if (!newest->record || newest->record->tombstone()) return ToGrpcStatus(ObjectNotFound(key));
+      // Stream the newest version from this cluster's copy when it holds it, else from a
+      // cluster that does; checksums are verified there and by the client. The user sees every
+      // holder of the version.
       const auto& holders = newest->holders;
-      if (std::find(holders.begin(), holders.end(), app_.cluster_id_) != holders.end()) {
-        *req.mutable_version() = newest->record->version();  // stream this cluster's copy
+      const bool here =
+          std::find(holders.begin(), holders.end(), app_.cluster_id_) != holders.end();
+      if (here && newest->record->size() > kPipelinedReadBytes) {
+        // A large object held here streams from the storage service, whose reads run ahead of
+        // the network on its own thread.
+        *req.mutable_version() = newest->record->version();
+        federated_holders = newest->holders;
       } else {
-        // Stream the newest copy from a cluster that holds it, checksums verified there and
-        // by the client.
-        auto source = replicas.find(holders.front());
+        auto source = replicas.find(here ? app_.cluster_id_ : holders.front());
         if (source == replicas.end() || source->second == nullptr) {
           return {grpc::StatusCode::UNAVAILABLE, "no cluster holding the object can be reached"};
         }
@@ -693,8 +711,6 @@ grpc::Status UserGrpcService::DownloadObject(
         }
         return ToGrpcStatus((*reader)->Finish());
       }
-      // The user sees every holder of the version this cluster streams.
-      federated_holders = newest->holders;
     }
   }
   // A child of the user's call: cancelling it (the client, or the watchdog) stops the read too.

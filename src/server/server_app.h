@@ -138,11 +138,21 @@ class ServerApp {
     route_ = std::move(route);
     route_.auth = &auth_;
   }
-  // The engine of the storage node this process serves at the local route's address (not owned;
-  // it must outlive the server). The coordinator and ClusterService then call it directly
-  // instead of through the storage service: no gRPC hop and no thread hand-off per replica call.
-  // Users' own calls still go through StorageService.
-  void SetColocatedStorage(storage::Engine* engine) { colocated_engine_ = engine; }
+  // Services of this cluster that run in this same process (mcos-cluster), called directly
+  // instead of through gRPC: no hop through a sync server's threads per call. Each may be unset.
+  struct Colocated {
+    // The engine of the storage node served at the local route's address (not owned; it must
+    // outlive the server): the coordinator and ClusterService use it as this cluster's replica.
+    // Users' own uploads and reads still stream through StorageService.
+    storage::Engine* storage = nullptr;
+    // The resolver's Resolve.
+    std::function<absl::StatusOr<mcos::v1::ResolveResponse>(const mcos::v1::ResolveRequest&)>
+        resolve;
+    // The controller's GetContainer(user, name).
+    std::function<absl::StatusOr<mcos::v1::Container>(const std::string&, const std::string&)>
+        get_container;
+  };
+  void SetColocated(Colocated colocated) { colocated_ = std::move(colocated); }
   void Stop();
 
  private:
@@ -203,7 +213,7 @@ class ServerApp {
   // This server's service credential for the cluster's internal services.
   common::ServiceAuth auth_;
   common::LocalRoute route_;
-  storage::Engine* colocated_engine_ = nullptr;
+  Colocated colocated_;
   std::shared_ptr<grpc::Channel> controller_channel_;
   std::unique_ptr<mcos::v1::ControllerService::Stub> controller_;
   common::TokenSigner signer_;
