@@ -22,6 +22,7 @@
 #include "controller/credential_broadcast.h"
 #include "controller/login_limiter.h"
 #include "controller/passwords.h"
+#include "controller/service_registry.h"
 #include "mcos/v1/admin.pb.h"
 #include "mcos/v1/controller.pb.h"
 #include "metadata/sqlite_metadata_store.h"
@@ -58,17 +59,6 @@ struct ControllerOptions {
   std::string peer_key;
   std::string federation_id;
   absl::Duration federation_sync_period = absl::Milliseconds(500);
-};
-
-// Probes one service endpoint (grpc.health.v1 in production; a fake in unit tests).
-class HealthProbe {
- public:
-  virtual ~HealthProbe() = default;
-  // OK if the process at `endpoint` answers SERVING for `service` ("" = the process as a whole)
-  // within `timeout`; FAILED_PRECONDITION if it answers NOT_SERVING; NOT_FOUND if it does not know
-  // that service name; another error if it does not answer.
-  virtual absl::Status Check(const std::string& endpoint, const std::string& service,
-                             absl::Duration timeout) = 0;
 };
 
 class Controller {
@@ -153,16 +143,8 @@ class Controller {
       const mcos::v1::SetOptionRingRequest& request);
   absl::Status RemoveOption(const std::string& name);
 
-  // Service registry.
-  absl::StatusOr<mcos::v1::RegisterResponse> Register(const mcos::v1::RegisterRequest& request);
-  absl::Status Heartbeat(const std::string& service_id);
-  absl::StatusOr<std::vector<mcos::v1::ServiceInfo>> ListServices(mcos::v1::ServiceKind kind,
-                                                                  bool live_only);
-  // Checks every registered service once; marks a service down after down_after_misses misses
-  // in a row and up again when it answers. Logs every change.
-  absl::Status PollOnce();
-
-  absl::Duration health_period() const { return options_.health_period; }
+  // The cluster's service registry (its own concern; see service_registry.h).
+  ServiceRegistry& registry() { return registry_; }
 
   // The database, for the local tables of other parts of the controller (the replication queue).
   metadata::SqliteMetadataStore& store() { return *store_; }
@@ -207,7 +189,6 @@ class Controller {
 
   ControllerOptions options_;
   common::Clock& clock_;
-  HealthProbe& probe_;
   std::unique_ptr<metadata::SqliteMetadataStore> store_;
   common::HybridLogicalClock hlc_;
   common::TokenSigner signer_;
@@ -244,6 +225,7 @@ class Controller {
 
   // Credential changes, watched by the servers.
   CredentialBroadcast credentials_;
+  ServiceRegistry registry_;
   std::function<void()> changed_;
 };
 

@@ -108,7 +108,7 @@ absl::Status ControllerApp::CheckAndRegisterStorage(const std::string& storage_e
   req.set_kind(mcos::v1::SERVICE_KIND_STORAGE);
   req.set_endpoint(storage_endpoint);
   req.set_id("storage-1");
-  MCOS_RETURN_IF_ERROR(controller_->Register(req).status());
+  MCOS_RETURN_IF_ERROR(controller_->registry().Register(req).status());
   // Dry runs of ring changes count bytes with the storage service's per-partition usage.
   std::shared_ptr<mcos::v1::StorageService::Stub> storage =
       mcos::v1::StorageService::NewStub(route_.Connect(storage_endpoint));
@@ -140,8 +140,8 @@ void ControllerApp::StartBackground() {
   federation_->Start();
   replication_->Start();
   poller_ = std::thread([this] {
-    while (!stop_.WaitForNotificationWithTimeout(controller_->health_period())) {
-      if (auto s = controller_->PollOnce(); !s.ok()) {
+    while (!stop_.WaitForNotificationWithTimeout(controller_->registry().period())) {
+      if (auto s = controller_->registry().PollOnce(); !s.ok()) {
         common::LogWarning("health poll failed: ", s.message());
       }
     }

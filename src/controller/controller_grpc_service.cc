@@ -23,21 +23,21 @@ grpc::Status ControllerGrpcService::Register(grpc::ServerContext* context,
                                              const mcos::v1::RegisterRequest* request,
                                              mcos::v1::RegisterResponse* response) {
   MCOS_REQUIRE_SERVICE_CALLER(auth_, context);
-  return Reply(controller_.Register(*request), response);
+  return Reply(controller_.registry().Register(*request), response);
 }
 
 grpc::Status ControllerGrpcService::Heartbeat(grpc::ServerContext* context,
                                               const mcos::v1::HeartbeatRequest* request,
                                               mcos::v1::HeartbeatResponse*) {
   MCOS_REQUIRE_SERVICE_CALLER(auth_, context);
-  return ToGrpcStatus(controller_.Heartbeat(request->service_id()));
+  return ToGrpcStatus(controller_.registry().Heartbeat(request->service_id()));
 }
 
 grpc::Status ControllerGrpcService::ListServices(grpc::ServerContext* context,
                                                  const mcos::v1::ListServicesRequest* request,
                                                  mcos::v1::ListServicesResponse* response) {
   MCOS_REQUIRE_SERVICE_CALLER(auth_, context);
-  auto services = controller_.ListServices(request->kind(), request->live_only());
+  auto services = controller_.registry().ListServices(request->kind(), request->live_only());
   if (!services.ok()) return ToGrpcStatus(services.status());
   for (auto& s : *services) *response->add_services() = std::move(s);
   return grpc::Status::OK;

@@ -65,7 +65,7 @@ mcos::v1::ClusterInfo Federation::Self() {
     self.set_controller_endpoint(self_endpoint_);
   }
   std::set<std::string> servers;
-  if (auto s = controller_.ListServices(mcos::v1::SERVICE_KIND_SERVER, false); s.ok()) {
+  if (auto s = controller_.registry().ListServices(mcos::v1::SERVICE_KIND_SERVER, false); s.ok()) {
     for (const auto& service : *s) servers.insert(service.endpoint());
   }
   for (const auto& e : servers) self.add_server_endpoints(e);
@@ -385,8 +385,8 @@ absl::StatusOr<mcos::v1::ClusterStatus> Federation::Status(const std::string& na
   mcos::v1::ClusterStatus status;
   if (name.empty() || name == controller_.cluster_id()) {
     *status.mutable_cluster() = clusters.front();
-    MCOS_ASSIGN_OR_RETURN(auto services,
-                          controller_.ListServices(mcos::v1::SERVICE_KIND_UNSPECIFIED, false));
+    MCOS_ASSIGN_OR_RETURN(auto services, controller_.registry().ListServices(
+                                             mcos::v1::SERVICE_KIND_UNSPECIFIED, false));
     for (auto& s : services) *status.add_services() = std::move(s);
     return status;
   }
@@ -459,8 +459,8 @@ absl::StatusOr<mcos::v1::PeerHealthResponse> Federation::Health() {
   mcos::v1::PeerHealthResponse response;
   *response.mutable_cluster() = Self();
   response.mutable_cluster()->set_state(mcos::v1::SERVICE_STATE_UP);
-  MCOS_ASSIGN_OR_RETURN(auto services,
-                        controller_.ListServices(mcos::v1::SERVICE_KIND_UNSPECIFIED, false));
+  MCOS_ASSIGN_OR_RETURN(auto services, controller_.registry().ListServices(
+                                           mcos::v1::SERVICE_KIND_UNSPECIFIED, false));
   for (auto& s : services) *response.add_services() = std::move(s);
   response.set_metadata_revision(controller_.metadata_revision());
   common::ToProtoTimestamp(absl::Now(), response.mutable_now());

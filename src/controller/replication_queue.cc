@@ -65,7 +65,7 @@ void ReplicationQueue::Stop() {
 }
 
 std::shared_ptr<replication::Replica> ReplicationQueue::Local() {
-  auto storage = controller_.ListServices(mcos::v1::SERVICE_KIND_STORAGE, true);
+  auto storage = controller_.registry().ListServices(mcos::v1::SERVICE_KIND_STORAGE, true);
   if (!storage.ok() || storage->empty()) return nullptr;
   const std::string& endpoint = storage->front().endpoint();
   absl::MutexLock lock(&mu_);

@@ -769,13 +769,17 @@ grpc::Status UserGrpcService::DeleteObject(grpc::ServerContext* context,
     auto newest = app_.coordinator_->Read(key, *placement, replicas);
     if (!newest.ok()) return ToGrpcStatus(newest.status());
     if (!newest->record || newest->record->tombstone()) return ToGrpcStatus(ObjectNotFound(key));
-    req.set_precondition(mcos::v1::WRITE_PRECONDITION_NONE);
-    auto local = b->storage->Delete(req);
+    mcos::v1::ObjectRecord tombstone;
+    *tombstone.mutable_version() = req.version();
+    tombstone.set_tombstone(true);
+    tombstone.set_partition(req.partition());
+    tombstone.set_option(req.option());
+    auto local = b->local->Delete(key, tombstone, absl::Now() + absl::Seconds(30));
     if (!local.ok()) return ToGrpcStatus(local.status());
     auto holders =
-        app_.coordinator_->ReplicateAndWait(key, local->record(), *placement, b->local, replicas);
+        app_.coordinator_->ReplicateAndWait(key, tombstone, *placement, b->local, replicas);
     if (!holders.ok()) return ToGrpcStatus(holders.status());
-    response->set_version(common::VersionToString(local->record().version()));
+    response->set_version(common::VersionToString(tombstone.version()));
     return grpc::Status::OK;
   }
   auto result = b->storage->Delete(req);

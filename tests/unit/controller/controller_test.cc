@@ -220,20 +220,21 @@ TEST_F(ControllerTest, MarksServicesDownAfterMissesAndUpWhenTheyAnswer) {
   mcos::v1::RegisterRequest req;
   req.set_kind(mcos::v1::SERVICE_KIND_SERVER);
   req.set_endpoint("127.0.0.1:1");
-  MCOS_ASSERT_OK(controller_->Register(req));
+  MCOS_ASSERT_OK(controller_->registry().Register(req));
   probe_.healthy["127.0.0.1:1"] = false;
-  MCOS_ASSERT_OK(controller_->PollOnce());
-  EXPECT_EQ((*controller_->ListServices(mcos::v1::SERVICE_KIND_SERVER, true)).size(), 1u);
-  MCOS_ASSERT_OK(controller_->PollOnce());  // second miss: down
-  EXPECT_TRUE((*controller_->ListServices(mcos::v1::SERVICE_KIND_SERVER, true)).empty());
+  MCOS_ASSERT_OK(controller_->registry().PollOnce());
+  EXPECT_EQ((*controller_->registry().ListServices(mcos::v1::SERVICE_KIND_SERVER, true)).size(),
+            1u);
+  MCOS_ASSERT_OK(controller_->registry().PollOnce());  // second miss: down
+  EXPECT_TRUE((*controller_->registry().ListServices(mcos::v1::SERVICE_KIND_SERVER, true)).empty());
   probe_.healthy["127.0.0.1:1"] = true;
-  MCOS_ASSERT_OK(controller_->PollOnce());
-  auto live = controller_->ListServices(mcos::v1::SERVICE_KIND_SERVER, true);
+  MCOS_ASSERT_OK(controller_->registry().PollOnce());
+  auto live = controller_->registry().ListServices(mcos::v1::SERVICE_KIND_SERVER, true);
   MCOS_ASSERT_OK(live);
   ASSERT_EQ(live->size(), 1u);
   EXPECT_EQ((*live)[0].consecutive_misses(), 0u);
   req.set_endpoint("no-port");
-  MCOS_EXPECT_CODE(controller_->Register(req), kInvalidArgument);
+  MCOS_EXPECT_CODE(controller_->registry().Register(req), kInvalidArgument);
 }
 
 TEST_F(ControllerTest, KeepsItsClusterIdAcrossRestarts) {

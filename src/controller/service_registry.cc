@@ -1,0 +1,134 @@
+#include "controller/service_registry.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/health_names.h"
+#include "common/logging.h"
+#include "common/names.h"
+#include "common/status_macros.h"
+#include "common/token.h"
+
+namespace mcos::controller {
+
+ServiceRegistry::ServiceRegistry(metadata::SqliteMetadataStore& store, common::Clock& clock,
+                                 HealthProbe& probe, RegistryOptions options,
+                                 const std::string& cluster_id)
+    : store_(store), clock_(clock), probe_(probe), options_(options), cluster_id_(cluster_id) {}
+
+absl::StatusOr<mcos::v1::RegisterResponse> ServiceRegistry::Register(
+    const mcos::v1::RegisterRequest& request) {
+  if (request.kind() == mcos::v1::SERVICE_KIND_UNSPECIFIED) {
+    return absl::InvalidArgumentError("register: the service kind is missing");
+  }
+  const std::string& endpoint = request.endpoint();
+  const size_t colon = endpoint.rfind(':');
+  if (endpoint.empty() || endpoint.size() > 255 || colon == std::string::npos ||
+      colon + 1 == endpoint.size() || !common::IsValidUtf8(endpoint)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("register: endpoint '", endpoint, "' is not HOST:PORT"));
+  }
+  mcos::v1::ServiceInfo info;
+  info.set_id(request.id().empty() ? absl::StrCat(mcos::v1::ServiceKind_Name(request.kind()), "-",
+                                                  common::RandomHex(4))
+                                   : request.id());
+  if (info.id().size() > 128 || !common::IsValidUtf8(info.id())) {
+    return absl::InvalidArgumentError("register: the service id is too long or not UTF-8");
+  }
+  info.set_kind(request.kind());
+  info.set_endpoint(endpoint);
+  info.set_state(mcos::v1::SERVICE_STATE_UP);
+  const absl::Time now = clock_.Now();
+  common::ToProtoTimestamp(now, info.mutable_registered());
+  common::ToProtoTimestamp(now, info.mutable_last_ok());
+  common::ToProtoTimestamp(now, info.mutable_state_changed());
+  MCOS_RETURN_IF_ERROR(store_.UpsertService(info));
+  common::LogInfo("registered ", mcos::v1::ServiceKind_Name(info.kind()), " '", info.id(), "' at ",
+                  endpoint);
+  mcos::v1::RegisterResponse response;
+  response.set_service_id(info.id());
+  response.set_cluster_id(cluster_id_);
+  response.set_heartbeat_interval_ms(
+      static_cast<uint32_t>(absl::ToInt64Milliseconds(options_.period)));
+  return response;
+}
+
+absl::Status ServiceRegistry::Heartbeat(const std::string& service_id) {
+  MCOS_ASSIGN_OR_RETURN(auto services, store_.ListServices());
+  for (auto& s : services) {
+    if (s.id() != service_id) continue;
+    common::ToProtoTimestamp(clock_.Now(), s.mutable_last_ok());
+    return store_.UpsertService(s);
+  }
+  return absl::NotFoundError(
+      absl::StrCat("service '", service_id, "' is not registered: register again"));
+}
+
+absl::StatusOr<std::vector<mcos::v1::ServiceInfo>> ServiceRegistry::ListServices(
+    mcos::v1::ServiceKind kind, bool live_only) {
+  MCOS_ASSIGN_OR_RETURN(auto services, store_.ListServices());
+  std::vector<mcos::v1::ServiceInfo> out;
+  for (auto& s : services) {
+    if (kind != mcos::v1::SERVICE_KIND_UNSPECIFIED && s.kind() != kind) continue;
+    if (live_only && s.state() != mcos::v1::SERVICE_STATE_UP) continue;
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+absl::Status ServiceRegistry::PollOnce() {
+  MCOS_ASSIGN_OR_RETURN(auto services, store_.ListServices());
+  for (auto& s : services) {
+    const absl::Status health = probe_.Check(s.endpoint(), "", options_.timeout);
+    const absl::Time now = clock_.Now();
+    const mcos::v1::ServiceInfo stored = s;
+    const mcos::v1::ServiceState before = s.state();
+    if (health.ok()) {
+      s.set_consecutive_misses(0);
+      common::ToProtoTimestamp(now, s.mutable_last_ok());
+      s.set_state(mcos::v1::SERVICE_STATE_UP);
+    } else {
+      s.set_consecutive_misses(s.consecutive_misses() + 1);
+      if (static_cast<int>(s.consecutive_misses()) >= options_.down_after_misses) {
+        s.set_state(mcos::v1::SERVICE_STATE_DOWN);
+      }
+    }
+    if (health.ok() && s.kind() == mcos::v1::SERVICE_KIND_STORAGE) {
+      // A storage node under its free-space floor still serves reads and deletes: it is UP, with
+      // a condition the admin sees in `mcos admin cluster status`.
+      const absl::Status writes =
+          probe_.Check(s.endpoint(), common::kStorageWritesHealth, options_.timeout);
+      const std::string condition =
+          writes.code() == absl::StatusCode::kFailedPrecondition
+              ? "out of space: new data is refused; reads and deletes work"
+              : "";
+      if (condition != s.condition()) {
+        common::LogWarning("storage '", s.id(), "' at ", s.endpoint(), ": ",
+                           condition.empty() ? "accepts new data again" : condition);
+        s.set_condition(condition);
+      }
+    }
+    if (s.state() != before) {
+      common::ToProtoTimestamp(now, s.mutable_state_changed());
+      if (s.state() == mcos::v1::SERVICE_STATE_DOWN) {
+        common::LogWarning(mcos::v1::ServiceKind_Name(s.kind()), " '", s.id(), "' at ",
+                           s.endpoint(), " is DOWN after ", s.consecutive_misses(),
+                           " missed health checks: ", health.message());
+      } else {
+        common::LogInfo(mcos::v1::ServiceKind_Name(s.kind()), " '", s.id(), "' at ", s.endpoint(),
+                        " is UP again");
+      }
+    }
+    // A healthy service that stays healthy is written at most every 10 s (its last contact): a
+    // write per poll is an fsync per service every period, and on a full disk it would eat the
+    // space that a storage node just gave back.
+    const bool unchanged = s.state() == stored.state() &&
+                           s.consecutive_misses() == stored.consecutive_misses() &&
+                           s.condition() == stored.condition();
+    if (unchanged && now - common::FromProtoTimestamp(stored.last_ok()) < absl::Seconds(10)) {
+      continue;
+    }
+    MCOS_RETURN_IF_ERROR(store_.UpsertService(s));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace mcos::controller

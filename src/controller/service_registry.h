@@ -1,0 +1,61 @@
+// The service registry of one cluster: which controller, resolver, storage and server processes
+// exist, where, and whether they answer their health checks. Local to the cluster (a table of the
+// controller's SQLite database that is not replicated). Thread-safe.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "mcos/v1/controller.pb.h"
+#include "metadata/sqlite_metadata_store.h"
+
+namespace mcos::controller {
+
+// Probes one service endpoint (grpc.health.v1 in production; a fake in unit tests).
+class HealthProbe {
+ public:
+  virtual ~HealthProbe() = default;
+  // OK if the process at `endpoint` answers SERVING for `service` ("" = the process as a whole)
+  // within `timeout`; FAILED_PRECONDITION if it answers NOT_SERVING; NOT_FOUND if it does not know
+  // that service name; another error if it does not answer.
+  virtual absl::Status Check(const std::string& endpoint, const std::string& service,
+                             absl::Duration timeout) = 0;
+};
+
+struct RegistryOptions {
+  // Health checks of registered services: period, and misses before a service is marked down.
+  absl::Duration period = absl::Seconds(2);
+  absl::Duration timeout = absl::Seconds(1);
+  int down_after_misses = 3;
+};
+
+class ServiceRegistry {
+ public:
+  // `store`, `clock`, `probe` and `cluster_id` (set before the first Register) must outlive this.
+  ServiceRegistry(metadata::SqliteMetadataStore& store, common::Clock& clock, HealthProbe& probe,
+                  RegistryOptions options, const std::string& cluster_id);
+
+  // INVALID_ARGUMENT for a missing kind or an endpoint that is not HOST:PORT.
+  absl::StatusOr<mcos::v1::RegisterResponse> Register(const mcos::v1::RegisterRequest& request);
+  // NOT_FOUND for a service that is not registered (it should register again).
+  absl::Status Heartbeat(const std::string& service_id);
+  absl::StatusOr<std::vector<mcos::v1::ServiceInfo>> ListServices(mcos::v1::ServiceKind kind,
+                                                                  bool live_only);
+  // Checks every registered service once; marks a service down after down_after_misses misses
+  // in a row and up again when it answers. Logs every change.
+  absl::Status PollOnce();
+
+  absl::Duration period() const { return options_.period; }
+
+ private:
+  metadata::SqliteMetadataStore& store_;
+  common::Clock& clock_;
+  HealthProbe& probe_;
+  const RegistryOptions options_;
+  const std::string& cluster_id_;
+};
+
+}  // namespace mcos::controller
