@@ -21,14 +21,12 @@ namespace {
 const std::string& OwnerOf(const mcos::v1::User& u) { return u.uid().empty() ? u.name() : u.uid(); }
 const std::string& OwnerOf(const mcos::v1::TokenClaims& c) { return common::TokenOwner(c); }
 
-constexpr char kUsers[] = "users";
-// Identities of removed users (key: the identity; value: the user as it was, without its hash),
-// until an admin gives one to a new user.
-constexpr char kRemovedUsers[] = "removed_users";
-constexpr char kContainers[] = "containers";
-constexpr char kRings[] = "rings";
-constexpr char kOptions[] = "options";
-constexpr char kClusters[] = "clusters";
+constexpr const char* kUsers = kUsersTable;
+constexpr const char* kRemovedUsers = kRemovedUsersTable;
+constexpr const char* kContainers = kContainersTable;
+constexpr const char* kRings = kRingsTable;
+constexpr const char* kOptions = kOptionsTable;
+constexpr const char* kClusters = kClustersTable;
 constexpr char kDefault[] = "default";
 
 std::string ContainerKey(const std::string& user, const std::string& name) {
@@ -71,13 +69,16 @@ Controller::Controller(ControllerOptions options, common::Clock& clock, HealthPr
     : options_(std::move(options)),
       clock_(clock),
       store_(std::move(store)),
-      hlc_(clock),
       signer_(options_.user_token_key.empty() ? options_.token_key : options_.user_token_key),
       logins_(options_.login_limits),
+      table_(*store_, clock, cluster_id_),
       registry_(*store_, clock, probe,
                 RegistryOptions{options_.health_period, options_.health_timeout,
                                 options_.down_after_misses},
-                cluster_id_) {}
+                cluster_id_) {
+  table_.SetObserver(
+      [this](const mcos::v1::MetadataRow& row, bool from_peer) { RowStored(row, from_peer); });
+}
 
 absl::StatusOr<std::unique_ptr<Controller>> Controller::Open(const ControllerOptions& options,
                                                              common::Clock& clock,
@@ -98,51 +99,18 @@ absl::StatusOr<std::unique_ptr<Controller>> Controller::Open(const ControllerOpt
   return c;
 }
 
-mcos::v1::Version Controller::Stamp() {
-  mcos::v1::Version v;
-  v.set_hlc(hlc_.Now());
-  v.set_cluster(cluster_id_);
-  return v;
-}
-
-absl::StatusOr<bool> Controller::PutRow(const std::string& table, const std::string& key,
-                                        const google::protobuf::Message* value,
-                                        const mcos::v1::Version* version) {
-  mcos::v1::MetadataRow row;
-  row.set_table(table);
-  row.set_key(key);
-  if (value != nullptr) {
-    row.set_value(value->SerializeAsString());
-  } else {
-    row.set_tombstone(true);
-  }
-  *row.mutable_version() = version != nullptr ? *version : Stamp();
-  common::ToProtoTimestamp(clock_.Now(), row.mutable_modified());
-  absl::StatusOr<bool> applied;
-  if (table == kContainers) {
-    absl::MutexLock lock(&cache_mu_);
-    containers_.erase(key);
-    applied = store_->MergeRow(row);
-    containers_.erase(key);
-  } else {
-    applied = store_->MergeRow(row);
-  }
-  if (applied.ok() && *applied) {
-    if (table == kRings || table == kOptions) RowStored(row);
-    if (changed_) changed_();
-  }
-  return applied;
-}
-
-void Controller::RowStored(const mcos::v1::MetadataRow& row) {
+void Controller::RowStored(const mcos::v1::MetadataRow& row, bool from_peer) {
   if (row.table() == kContainers) {
+    // After the merge: a lookup reads and caches under this lock, so it either ran before the
+    // merge (and its entry goes now) or reads the new row.
     absl::MutexLock lock(&cache_mu_);
     containers_.erase(row.key());
   } else if (row.table() == kRings || row.table() == kOptions) {
     absl::MutexLock lock(&placement_mu_);
     placement_revision_ = store_->revision();
     placement_changed_.SignalAll();
-  } else if (row.table() == kUsers) {
+  } else if (row.table() == kUsers && from_peer) {
+    // This cluster's own changes publish (and wait) in the calls that make them.
     credentials_.Publish(store_->revision());
   }
 }
@@ -185,7 +153,7 @@ absl::Status Controller::Bootstrap() {
     user.set_role(kRoleAdmin);
     MCOS_ASSIGN_OR_RETURN(*user.mutable_password_hash(), HashPassword(password, options_.argon2));
     common::ToProtoTimestamp(clock_.Now(), user.mutable_created());
-    MCOS_RETURN_IF_ERROR(PutRow(kUsers, "admin", &user, &bootstrap).status());
+    MCOS_RETURN_IF_ERROR(table_.Put(kUsers, "admin", &user, &bootstrap).status());
     common::LogInfo("created the bootstrap user 'admin'",
                     admin_password_file_.empty()
                         ? " with the password from MCOS_ADMIN_PASSWORD"
@@ -203,7 +171,7 @@ absl::Status Controller::Bootstrap() {
     m->set_weight(1.0);
     m->set_region(options_.region);
     MCOS_ASSIGN_OR_RETURN(*r.mutable_layout(), placement::BuildLayout(r, nullptr));
-    MCOS_RETURN_IF_ERROR(PutRow(kRings, kDefault, &r, &bootstrap).status());
+    MCOS_RETURN_IF_ERROR(table_.Put(kRings, kDefault, &r, &bootstrap).status());
   }
   // Rings written before layouts existed get one (laid out from scratch, as resolvers would).
   MCOS_ASSIGN_OR_RETURN(auto ring_rows, store_->ListRows(kRings, "", "", 100000, false));
@@ -211,7 +179,7 @@ absl::Status Controller::Bootstrap() {
     MCOS_ASSIGN_OR_RETURN(auto r, ParseRow<mcos::v1::Ring>(row));
     if (r.layout().clusters_size() > 0) continue;
     MCOS_ASSIGN_OR_RETURN(*r.mutable_layout(), placement::BuildLayout(r, nullptr));
-    MCOS_RETURN_IF_ERROR(PutRow(kRings, r.id(), &r).status());
+    MCOS_RETURN_IF_ERROR(table_.Put(kRings, r.id(), &r).status());
     common::LogInfo("laid out ring '", r.id(), "' (stored without a layout)");
   }
   MCOS_ASSIGN_OR_RETURN(auto option, store_->GetRow(kOptions, kDefault));
@@ -222,7 +190,7 @@ absl::Status Controller::Bootstrap() {
     o.set_write_concern(0);
     o.set_mode(mcos::v1::OPTION_MODE_CONSISTENT);
     o.set_is_default(true);
-    MCOS_RETURN_IF_ERROR(PutRow(kOptions, kDefault, &o, &bootstrap).status());
+    MCOS_RETURN_IF_ERROR(table_.Put(kOptions, kDefault, &o, &bootstrap).status());
   }
   credentials_.Publish(std::max<uint64_t>(1, store_->revision()));
   absl::MutexLock placement_lock(&placement_mu_);
@@ -349,13 +317,13 @@ absl::StatusOr<mcos::v1::UserInfo> Controller::AddUser(const std::string& name,
       user.set_uid(identity);
       // The old user's tokens carry the old generation (and maybe another name): refused.
       user.set_generation(old.generation() + 1);
-      MCOS_RETURN_IF_ERROR(PutRow(kRemovedUsers, identity, nullptr).status());
+      MCOS_RETURN_IF_ERROR(table_.Put(kRemovedUsers, identity, nullptr).status());
     } else {
       // A name used before is a new identity: it must not inherit the old one's data.
       user.set_uid(row ? absl::StrCat("_", common::RandomHex(8)) : name);
       user.set_generation(1);
     }
-    MCOS_RETURN_IF_ERROR(PutRow(kUsers, name, &user).status());
+    MCOS_RETURN_IF_ERROR(table_.Put(kUsers, name, &user).status());
   }
   common::LogInfo("added user '", name, "' (", role, ", identity ", user.uid(), ")");
   PublishCredentials();
@@ -382,8 +350,8 @@ absl::Status Controller::RemoveUser(const std::string& name) {
   mcos::v1::User kept = *existing;
   kept.clear_password_hash();
   kept.set_uid(OwnerOf(*existing));
-  MCOS_RETURN_IF_ERROR(PutRow(kRemovedUsers, kept.uid(), &kept).status());
-  MCOS_RETURN_IF_ERROR(PutRow(kUsers, name, nullptr).status());
+  MCOS_RETURN_IF_ERROR(table_.Put(kRemovedUsers, kept.uid(), &kept).status());
+  MCOS_RETURN_IF_ERROR(table_.Put(kUsers, name, nullptr).status());
   common::LogInfo("removed user '", name, "'; the data of its identity ", kept.uid(),
                   " is kept (mcos admin user add NAME --identity ", kept.uid(),
                   " gives it to a new user)");
@@ -400,7 +368,7 @@ absl::Status Controller::SetPassword(const std::string& name, const std::string&
   existing->set_password_hash(hash);
   // Tokens issued before carry the old generation: revoked.
   existing->set_generation(existing->generation() + 1);
-  MCOS_RETURN_IF_ERROR(PutRow(kUsers, name, &*existing).status());
+  MCOS_RETURN_IF_ERROR(table_.Put(kUsers, name, &*existing).status());
   common::LogInfo("changed the password of user '", name, "'; its earlier tokens are revoked");
   write_lock.Release();
   PublishCredentials();
@@ -465,8 +433,8 @@ absl::StatusOr<mcos::v1::Container> Controller::CreateContainer(const std::strin
   c.set_name(name);
   c.set_option(option_name);
   common::ToProtoTimestamp(clock_.Now(), c.mutable_created());
-  *c.mutable_version() = Stamp();
-  MCOS_RETURN_IF_ERROR(PutRow(kContainers, key, &c).status());
+  *c.mutable_version() = table_.Stamp();
+  MCOS_RETURN_IF_ERROR(table_.Put(kContainers, key, &c).status());
   return c;
 }
 
@@ -517,7 +485,7 @@ absl::Status Controller::DeleteContainer(const std::string& user, const std::str
   if (!row || row->tombstone()) {
     return absl::NotFoundError(absl::StrCat("container '", name, "' not found"));
   }
-  return PutRow(kContainers, key, nullptr).status();
+  return table_.Put(kContainers, key, nullptr).status();
 }
 
 absl::StatusOr<mcos::v1::MetadataSnapshot> Controller::Snapshot(
@@ -614,8 +582,8 @@ absl::StatusOr<mcos::v1::Ring> Controller::CreateRing(mcos::v1::Ring ring) {
   if (existing && !existing->tombstone()) {
     return absl::AlreadyExistsError(absl::StrCat("ring '", ring.id(), "' already exists"));
   }
-  *ring.mutable_stamp() = Stamp();
-  MCOS_RETURN_IF_ERROR(PutRow(kRings, ring.id(), &ring).status());
+  *ring.mutable_stamp() = table_.Stamp();
+  MCOS_RETURN_IF_ERROR(table_.Put(kRings, ring.id(), &ring).status());
   common::LogInfo("created ring '", ring.id(), "' (", ring.members_size(), " members, ",
                   ring.replicas(), " replicas, partition power ", ring.partition_power(), ")");
   return ForAdmin(std::move(ring));
@@ -693,8 +661,8 @@ absl::StatusOr<mcos::v1::UpdateRingResponse> Controller::UpdateRing(
   absl::MutexLock lock(&write_mu_);
   MCOS_RETURN_IF_ERROR(CheckUnchanged(kRings, *row, "ring"));
   MCOS_RETURN_IF_ERROR(CheckWriteConcerns(next));  // an option may have been added meanwhile
-  *next.mutable_stamp() = Stamp();
-  MCOS_RETURN_IF_ERROR(PutRow(kRings, next.id(), &next).status());
+  *next.mutable_stamp() = table_.Stamp();
+  MCOS_RETURN_IF_ERROR(table_.Put(kRings, next.id(), &next).status());
   common::LogInfo("updated ring '", next.id(), "' to version ", next.version(), "; ",
                   response.plan().partitions_moved(), " of ", response.plan().partitions_total(),
                   " partitions change placement");
@@ -754,11 +722,11 @@ absl::StatusOr<mcos::v1::Option> Controller::AddOption(mcos::v1::Option option) 
     for (auto& o : all) {
       if (!o.is_default()) continue;
       o.set_is_default(false);
-      MCOS_RETURN_IF_ERROR(PutRow(kOptions, o.name(), &o).status());
+      MCOS_RETURN_IF_ERROR(table_.Put(kOptions, o.name(), &o).status());
     }
   }
-  *option.mutable_version() = Stamp();
-  MCOS_RETURN_IF_ERROR(PutRow(kOptions, option.name(), &option).status());
+  *option.mutable_version() = table_.Stamp();
+  MCOS_RETURN_IF_ERROR(table_.Put(kOptions, option.name(), &option).status());
   common::LogInfo("added option '", option.name(), "' on ring '", option.ring(), "'",
                   option.is_default() ? " (default)" : "");
   return option;
@@ -795,8 +763,8 @@ absl::StatusOr<mcos::v1::SetOptionRingResponse> Controller::SetOptionRing(
     absl::MutexLock lock(&write_mu_);
     MCOS_RETURN_IF_ERROR(CheckUnchanged(kOptions, *row, "option"));
     option.set_ring(to.id());
-    *option.mutable_version() = Stamp();
-    MCOS_RETURN_IF_ERROR(PutRow(kOptions, option.name(), &option).status());
+    *option.mutable_version() = table_.Stamp();
+    MCOS_RETURN_IF_ERROR(table_.Put(kOptions, option.name(), &option).status());
     common::LogInfo("option '", option.name(), "' now uses ring '", to.id(), "'");
   }
   *response.mutable_option() = option;
@@ -824,72 +792,12 @@ absl::Status Controller::RemoveOption(const std::string& name) {
     return absl::FailedPreconditionError(absl::StrCat(
         "option '", name, "' is used by ", users, " container(s); delete them or keep the option"));
   }
-  MCOS_RETURN_IF_ERROR(PutRow(kOptions, name, nullptr).status());
+  MCOS_RETURN_IF_ERROR(table_.Put(kOptions, name, nullptr).status());
   common::LogInfo("removed option '", name, "'");
   return absl::OkStatus();
 }
 
 // ---- federation metadata --------------------------------------------------------------------
-
-absl::StatusOr<std::vector<mcos::v1::MetadataRow>> Controller::RowsAfter(uint64_t revision,
-                                                                         uint32_t limit) {
-  return store_->RowsAfter(revision, limit);
-}
-
-uint64_t Controller::metadata_revision() { return store_->revision(); }
-
-namespace {
-
-// INVALID_ARGUMENT unless `row` is a row of a replicated table whose value parses.
-absl::Status CheckPeerRow(const mcos::v1::MetadataRow& row) {
-  const auto bad = [&](absl::string_view why) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("metadata row ", row.table(), "/", row.key(), " ", why));
-  };
-  if (row.key().empty() || row.key().size() > 2048) return bad("has no key or one too long");
-  if (!row.has_version() || row.version().hlc() == 0 || row.version().cluster().empty()) {
-    return bad("has no version stamp");
-  }
-  if (row.tombstone()) return absl::OkStatus();
-  bool parsed = false;
-  if (row.table() == kUsers || row.table() == kRemovedUsers) {
-    parsed = mcos::v1::User().ParseFromString(row.value());
-  } else if (row.table() == kContainers) {
-    parsed = mcos::v1::Container().ParseFromString(row.value());
-  } else if (row.table() == kClusters) {
-    parsed = mcos::v1::ClusterInfo().ParseFromString(row.value());
-  } else if (row.table() == kRings) {
-    parsed = mcos::v1::Ring().ParseFromString(row.value());
-  } else if (row.table() == kOptions) {
-    parsed = mcos::v1::Option().ParseFromString(row.value());
-  } else {
-    return bad("belongs to no replicated table");
-  }
-  return parsed ? absl::OkStatus() : bad("does not parse as its table's message");
-}
-
-}  // namespace
-
-absl::StatusOr<uint32_t> Controller::ApplyRows(const std::vector<mcos::v1::MetadataRow>& rows) {
-  for (const auto& row : rows) MCOS_RETURN_IF_ERROR(CheckPeerRow(row));
-  uint32_t applied = 0;
-  for (const auto& row : rows) {
-    hlc_.Observe(row.version().hlc());
-    absl::StatusOr<bool> won;
-    if (row.table() == kContainers) {
-      // As in PutRow: no lookup may cache the old row between the merge and the erase.
-      absl::MutexLock lock(&cache_mu_);
-      won = store_->MergeRow(row);
-    } else {
-      won = store_->MergeRow(row);
-    }
-    MCOS_RETURN_IF_ERROR(won.status());
-    if (!*won) continue;
-    ++applied;
-    RowStored(row);
-  }
-  return applied;
-}
 
 absl::StatusOr<std::vector<mcos::v1::ClusterInfo>> Controller::ListClusters() {
   MCOS_ASSIGN_OR_RETURN(auto rows, store_->ListRows(kClusters, "", "", 100000, false));
@@ -918,7 +826,7 @@ absl::Status Controller::PutCluster(mcos::v1::ClusterInfo cluster) {
         "this cluster was removed from its federation; an admin of another cluster can add it "
         "again (mcos admin cluster add)");
   }
-  MCOS_RETURN_IF_ERROR(PutRow(kClusters, cluster.id(), &cluster).status());
+  MCOS_RETURN_IF_ERROR(table_.Put(kClusters, cluster.id(), &cluster).status());
   if (cluster.id() != cluster_id_) {
     common::LogInfo("cluster '", cluster.id(), "' (controller ", cluster.controller_endpoint(),
                     ") is in the federation");
@@ -951,7 +859,7 @@ absl::Status Controller::RemoveCluster(const std::string& name) {
         ": set its weight to 0 there (mcos admin ring update), wait for the rebalance, then "
         "remove it"));
   }
-  MCOS_RETURN_IF_ERROR(PutRow(kClusters, name, nullptr).status());
+  MCOS_RETURN_IF_ERROR(table_.Put(kClusters, name, nullptr).status());
   common::LogInfo("removed cluster '", name, "' from the federation");
   return absl::OkStatus();
 }

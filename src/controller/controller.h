@@ -21,6 +21,7 @@
 #include "common/version.h"
 #include "controller/credential_broadcast.h"
 #include "controller/login_limiter.h"
+#include "controller/metadata_table.h"
 #include "controller/passwords.h"
 #include "controller/service_registry.h"
 #include "mcos/v1/admin.pb.h"
@@ -149,17 +150,12 @@ class Controller {
   // The database, for the local tables of other parts of the controller (the replication queue).
   metadata::SqliteMetadataStore& store() { return *store_; }
 
-  // ---- federation metadata, for peering (controller/federation.h) ----
-  // Rows stored after local revision `revision` (at most `limit`, in revision order).
-  absl::StatusOr<std::vector<mcos::v1::MetadataRow>> RowsAfter(uint64_t revision, uint32_t limit);
-  uint64_t metadata_revision();
-  // Merges rows from a peer, each by last writer wins; returns how many won. A row of an unknown
-  // table, or whose value does not parse as its table's message, is INVALID_ARGUMENT and nothing
-  // of the batch is applied. Servers and resolvers see the applied rows as if changed here.
-  absl::StatusOr<uint32_t> ApplyRows(const std::vector<mcos::v1::MetadataRow>& rows);
-  // Called after every change this controller makes to federation metadata (set once, before
-  // serving; must not block).
-  void SetChangeListener(std::function<void()> listener) { changed_ = std::move(listener); }
+  // The federation metadata's row table, for peering (controller/federation.h): peers' rows
+  // merged there reach the caches and watchers here (servers and resolvers see them as if
+  // changed here).
+  MetadataTable& metadata() { return table_; }
+
+  // ---- the federation's clusters ----
   // The clusters of the federation as stored (this one included once it has a row).
   absl::StatusOr<std::vector<mcos::v1::ClusterInfo>> ListClusters();
   // Stores a cluster's row (this cluster's own, or a peer's it was introduced to), unless the
@@ -173,14 +169,8 @@ class Controller {
   Controller(ControllerOptions options, common::Clock& clock, HealthProbe& probe,
              std::unique_ptr<metadata::SqliteMetadataStore> store);
   absl::Status Bootstrap();
-  mcos::v1::Version Stamp();
-  // Stores a row stamped now (or with `version`: bootstrap rows carry the lowest stamp, so that
-  // any change made anywhere in the federation wins over them).
-  absl::StatusOr<bool> PutRow(const std::string& table, const std::string& key,
-                              const google::protobuf::Message* value,
-                              const mcos::v1::Version* version = nullptr);
-  // What a stored row means for the caches and watchers (containers, placement, credentials).
-  void RowStored(const mcos::v1::MetadataRow& row);
+  // What a row that won means for the caches and watchers (containers, placement, credentials).
+  void RowStored(const mcos::v1::MetadataRow& row, bool from_peer);
   // The names of the federation's clusters (rings may name only those).
   absl::StatusOr<std::set<std::string>> KnownClusters();
   absl::StatusOr<std::optional<mcos::v1::User>> FindUser(const std::string& name);
@@ -190,13 +180,13 @@ class Controller {
   ControllerOptions options_;
   common::Clock& clock_;
   std::unique_ptr<metadata::SqliteMetadataStore> store_;
-  common::HybridLogicalClock hlc_;
   common::TokenSigner signer_;
   std::string cluster_id_;
   std::string admin_password_file_;
   std::string dummy_hash_;  // verified against when a user does not exist (same timing)
 
   LoginLimiter logins_;
+  MetadataTable table_;
   // Serializes read-check-write sequences on metadata rows (create container, add user, ...).
   absl::Mutex write_mu_;
   // Containers as last read or written (every request of a server looks one up). Entries are
@@ -226,7 +216,6 @@ class Controller {
   // Credential changes, watched by the servers.
   CredentialBroadcast credentials_;
   ServiceRegistry registry_;
-  std::function<void()> changed_;
 };
 
 }  // namespace mcos::controller

@@ -68,7 +68,7 @@ ControllerApp::ControllerApp(std::unique_ptr<GrpcHealthProbe> probe,
       peer_service_(*controller_, *federation_, auth_, peer_auth_.get()) {
   auth_.set_channel_credentials(common::MakeChannelCredentials(tls));
   if (peer_auth_) peer_auth_->set_channel_credentials(auth_.channel_credentials());
-  controller_->SetChangeListener([f = federation_.get()] { f->Changed(); });
+  controller_->metadata().SetChangeListener([f = federation_.get()] { f->Changed(); });
   SetLocalRoute({});
 }
 

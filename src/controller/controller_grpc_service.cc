@@ -324,7 +324,7 @@ grpc::Status PeerGrpcService::PullMetadata(grpc::ServerContext* context,
   if (auto s = federation_.CheckMember(*caller); !s.ok()) return ToGrpcStatus(s);
   uint64_t after = request->after_revision();
   while (!context->IsCancelled()) {
-    auto rows = controller_.RowsAfter(after, 1000);
+    auto rows = controller_.metadata().RowsAfter(after, 1000);
     if (!rows.ok()) return ToGrpcStatus(rows.status());
     if (rows->empty()) return grpc::Status::OK;
     for (const auto& row : *rows) {
@@ -347,7 +347,7 @@ grpc::Status PeerGrpcService::PushMetadata(grpc::ServerContext* context,
     return {grpc::StatusCode::INVALID_ARGUMENT, "at most 10000 rows per push"};
   }
   std::vector<mcos::v1::MetadataRow> rows(request->rows().begin(), request->rows().end());
-  auto applied = controller_.ApplyRows(rows);
+  auto applied = controller_.metadata().Apply(rows);
   if (!applied.ok()) return ToGrpcStatus(applied.status());
   response->set_applied(*applied);
   return grpc::Status::OK;

@@ -239,7 +239,7 @@ absl::Status Federation::SyncPeer(Peer& peer) {
     peer.lag =
         health.metadata_revision() > peer.pulled ? health.metadata_revision() - peer.pulled : 0;
   }
-  if (controller_.metadata_revision() > peer.pushed) MCOS_RETURN_IF_ERROR(Push(peer));
+  if (controller_.metadata().revision() > peer.pushed) MCOS_RETURN_IF_ERROR(Push(peer));
   return absl::OkStatus();
 }
 
@@ -254,7 +254,7 @@ absl::Status Federation::Pull(Peer& peer, uint64_t peer_revision) {
   uint64_t last = peer.pulled;
   auto apply = [&]() -> absl::Status {
     if (batch.empty()) return absl::OkStatus();
-    MCOS_RETURN_IF_ERROR(controller_.ApplyRows(batch).status());
+    MCOS_RETURN_IF_ERROR(controller_.metadata().Apply(batch).status());
     peer.pulled = last;
     batch.clear();
     return absl::OkStatus();
@@ -281,7 +281,7 @@ absl::Status Federation::Pull(Peer& peer, uint64_t peer_revision) {
 
 absl::Status Federation::Push(Peer& peer) {
   while (true) {
-    MCOS_ASSIGN_OR_RETURN(auto rows, controller_.RowsAfter(peer.pushed, kBatch));
+    MCOS_ASSIGN_OR_RETURN(auto rows, controller_.metadata().RowsAfter(peer.pushed, kBatch));
     if (rows.empty()) return absl::OkStatus();
     const uint64_t last = rows.back().revision();
     mcos::v1::PushMetadataRequest req;
@@ -462,7 +462,7 @@ absl::StatusOr<mcos::v1::PeerHealthResponse> Federation::Health() {
   MCOS_ASSIGN_OR_RETURN(auto services, controller_.registry().ListServices(
                                            mcos::v1::SERVICE_KIND_UNSPECIFIED, false));
   for (auto& s : services) *response.add_services() = std::move(s);
-  response.set_metadata_revision(controller_.metadata_revision());
+  response.set_metadata_revision(controller_.metadata().revision());
   common::ToProtoTimestamp(absl::Now(), response.mutable_now());
   return response;
 }

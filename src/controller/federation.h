@@ -3,7 +3,7 @@
 // health as this cluster sees it, and the replication of federation metadata. A change made here
 // is pushed to every peer at once, and every peer is also pulled from (after the last revision
 // seen) every sync period, so a cluster that missed a push converges anyway; rows merge by last
-// writer wins (Controller::ApplyRows), so order and repetition do not matter.
+// writer wins (MetadataTable::Apply), so order and repetition do not matter.
 //
 // One worker thread per peer: a frozen peer delays only its own sync. Thread-safe.
 #pragma once
