@@ -283,7 +283,7 @@ struct Gather {
 
 absl::StatusOr<Newest> Coordinator::Read(const mcos::v1::ObjectKey& key,
                                          const mcos::v1::Placement& placement,
-                                         const ReplicaMap& replicas) {
+                                         const ReplicaMap& replicas, ReadScope scope) {
   const auto r = static_cast<size_t>(placement.replicas_size());
   // A degraded option reads whatever answers, as it writes.
   const size_t needed = placement.degraded() ? 1 : r - WriteConcern(placement) + 1;
@@ -291,31 +291,68 @@ absl::StatusOr<Newest> Coordinator::Read(const mcos::v1::ObjectKey& key,
   using Answer = std::optional<mcos::v1::ObjectRecord>;
   auto gather = std::make_shared<Gather<Answer>>();
   const absl::Time deadline = absl::Now() + options_.replica_timeout;
-  std::vector<std::pair<std::string, std::shared_ptr<Replica>>> asked;
+  std::vector<std::pair<std::string, std::shared_ptr<Replica>>> candidates;
   for (const auto& c : placement.replicas()) {
     auto it = replicas.find(c);
     if (it != replicas.end() && it->second != nullptr && Admit(c)) {
-      asked.emplace_back(c, it->second);
+      candidates.emplace_back(c, it->second);
     }
   }
-  gather->asked = asked.size();
-  std::vector<std::function<void()>> here;
-  for (auto& [cluster, replica] : asked) {
-    Dispatch(cluster, *replica, here,
-             [this, gather, key, cluster = cluster, replica = replica, deadline, needed] {
-               auto record = replica->Stat(key, deadline);
-               Report(cluster, record.status());
-               std::optional<Answer> answer;
-               if (record.ok()) {
-                 answer = Answer(*std::move(record));
-               } else if (absl::IsNotFound(record.status())) {
-                 answer = Answer(std::nullopt);
-               }
-               gather->Add(cluster, std::move(answer), needed);
-             });
+  if (scope == ReadScope::kQuorum) {
+    // This cluster's copy first: it costs no network.
+    std::stable_partition(candidates.begin(), candidates.end(),
+                          [](const auto& c) { return c.second->in_process(); });
   }
-  for (auto& task : here) task();
-  gather->Wait(deadline, options_.read_grace);
+  size_t next = 0;
+  // Asks the next `count` candidates (in-process ones last, on this thread).
+  auto ask = [&](size_t count) {
+    std::vector<std::function<void()>> here;
+    for (; count > 0 && next < candidates.size(); --count, ++next) {
+      const auto& [cluster, replica] = candidates[next];
+      {
+        std::lock_guard<std::mutex> lock(gather->mu);
+        ++gather->asked;
+      }
+      Dispatch(cluster, *replica, here,
+               [this, gather, key, cluster = cluster, replica = replica, deadline, needed] {
+                 auto record = replica->Stat(key, deadline);
+                 Report(cluster, record.status());
+                 std::optional<Answer> answer;
+                 if (record.ok()) {
+                   answer = Answer(*std::move(record));
+                 } else if (absl::IsNotFound(record.status())) {
+                   answer = Answer(std::nullopt);
+                 }
+                 gather->Add(cluster, std::move(answer), needed);
+               });
+    }
+    for (auto& task : here) task();
+  };
+  if (scope == ReadScope::kEveryHolder) {
+    ask(candidates.size());
+    gather->Wait(deadline, options_.read_grace);
+  } else {
+    // Only as many as the quorum needs; another candidate for each one that fails.
+    while (true) {
+      size_t want = 0;
+      {
+        std::unique_lock<std::mutex> lock(gather->mu);
+        const size_t outstanding = gather->asked - gather->done;
+        if (gather->answered >= needed) break;
+        if (gather->answered + outstanding < needed && next < candidates.size()) {
+          want = needed - gather->answered - outstanding;
+        } else if (outstanding == 0 || absl::Now() >= deadline) {
+          break;  // nobody left to ask, or out of time
+        } else {
+          const size_t done = gather->done;
+          gather->changed.wait_until(lock, absl::ToChronoTime(deadline),
+                                     [&] { return gather->done != done; });
+          continue;
+        }
+      }
+      ask(want);
+    }
+  }
   std::lock_guard<std::mutex> lock(gather->mu);
   if (gather->answered < needed) return TooFewReplicas(gather->answered, r, needed, "read");
   Newest newest;
@@ -337,11 +374,11 @@ absl::StatusOr<Newest> Coordinator::Read(const mcos::v1::ObjectKey& key,
 }
 
 void Coordinator::ReadAsync(const mcos::v1::ObjectKey& key, const mcos::v1::Placement& placement,
-                            const ReplicaMap& replicas,
+                            const ReplicaMap& replicas, ReadScope scope,
                             std::function<void(absl::StatusOr<Newest>)> done) {
   // Its own threads: Read waits for the replicas' threads, never for its own.
-  Schedule(" reads", [this, key, placement, replicas, done = std::move(done)] {
-    done(Read(key, placement, replicas));
+  Schedule(" reads", [this, key, placement, replicas, scope, done = std::move(done)] {
+    done(Read(key, placement, replicas, scope));
   });
 }
 

@@ -82,15 +82,27 @@ class Coordinator {
       const mcos::v1::Placement& placement, std::shared_ptr<replication::Replica> local,
       const ReplicaMap& replicas);
 
-  // Asks the placement's replicas in parallel for the newest version of `key`; needs R-W+1
-  // answers (NOT_FOUND counts; one for a degraded placement), else UNAVAILABLE.
+  // Who a read asks.
+  enum class ReadScope {
+    // Every replica of the placement in parallel (answering with the quorum plus the grace), so
+    // that `holders` names every cluster that holds the newest version (stat, download).
+    kEveryHolder,
+    // Only R-W+1 of them, this cluster's copy first, and another for each that fails: enough
+    // to know the newest version (whether an object exists before a create, update or delete).
+    // `holders` then names only the holders asked.
+    kQuorum,
+  };
+  // Asks the placement's replicas for the newest version of `key`; needs R-W+1 answers
+  // (NOT_FOUND counts; one for a degraded placement), else UNAVAILABLE.
   absl::StatusOr<Newest> Read(const mcos::v1::ObjectKey& key, const mcos::v1::Placement& placement,
-                              const ReplicaMap& replicas);
+                              const ReplicaMap& replicas,
+                              ReadScope scope = ReadScope::kEveryHolder);
 
   // Read, answered through `done` on one of the coordinator's threads (for callers that must not
   // block).
   void ReadAsync(const mcos::v1::ObjectKey& key, const mcos::v1::Placement& placement,
-                 const ReplicaMap& replicas, std::function<void(absl::StatusOr<Newest>)> done);
+                 const ReplicaMap& replicas, ReadScope scope,
+                 std::function<void(absl::StatusOr<Newest>)> done);
 
   // Lists one container across `members` (every cluster of the ring): each replica's page,
   // merged by name, the newest version winning and tombstones hiding. Needs

@@ -296,6 +296,7 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
       // copy alone (it may have missed a write or a delete).
       Ref();
       app_.coordinator_->ReadAsync(key_, placement_, app_.Replicas(backends_, &placement_),
+                                   Coordinator::ReadScope::kQuorum,
                                    [this](absl::StatusOr<Newest> newest) {
                                      OnQuorumStat(std::move(newest));
                                      Unref();

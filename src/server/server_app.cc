@@ -766,7 +766,8 @@ grpc::Status UserGrpcService::DeleteObject(grpc::ServerContext* context,
     // The object must be live at the read quorum; the tombstone is stored here, then sent to the
     // other replica clusters like any write.
     const ReplicaMap replicas = app_.Replicas(*b, &*placement);
-    auto newest = app_.coordinator_->Read(key, *placement, replicas);
+    auto newest =
+        app_.coordinator_->Read(key, *placement, replicas, Coordinator::ReadScope::kQuorum);
     if (!newest.ok()) return ToGrpcStatus(newest.status());
     if (!newest->record || newest->record->tombstone()) return ToGrpcStatus(ObjectNotFound(key));
     mcos::v1::ObjectRecord tombstone;

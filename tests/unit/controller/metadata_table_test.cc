@@ -100,8 +100,8 @@ TEST_F(MetadataTableTest, TheNewestStampWinsWhereverItWasMade) {
   EXPECT_TRUE(*won);
   EXPECT_EQ(StoredOption(), "bronze");
   EXPECT_EQ(seen_, (std::vector<std::pair<std::string, bool>>{{"containers/alice/photos", false},
-                                                             {"containers/alice/photos", true},
-                                                             {"containers/alice/photos", false}}));
+                                                              {"containers/alice/photos", true},
+                                                              {"containers/alice/photos", false}}));
 
   // Replaying rows is harmless; every change after a revision can be pulled again.
   auto rows = table_->RowsAfter(0, 100);

@@ -53,6 +53,7 @@ class MemoryReplica final : public Replica {
   // Releases calls hanging in kHang mode.
   void Release() { release_.Notify(); }
   int puts() const { return puts_; }
+  int stats() const { return stats_; }
 
   // Stores `r` (a tombstone, or a version with content `data`) as a replica write would.
   void Store(const std::string& object, const mcos::v1::ObjectRecord& r, const std::string& data) {
@@ -77,6 +78,7 @@ class MemoryReplica final : public Replica {
 
   absl::StatusOr<mcos::v1::ObjectRecord> Stat(const mcos::v1::ObjectKey& key,
                                               absl::Time deadline) override {
+    ++stats_;
     MCOS_RETURN_IF_ERROR(Enter(deadline));
     return inner_->Stat(key, deadline);
   }
@@ -146,6 +148,7 @@ class MemoryReplica final : public Replica {
   const std::unique_ptr<Replica> inner_;
   std::atomic<Mode> mode_{Mode::kOk};
   std::atomic<int> puts_{0};
+  std::atomic<int> stats_{0};
   absl::Notification release_;
 };
 
@@ -296,6 +299,29 @@ TEST_F(CoordinatorTest, ReadsPickTheNewestAndNameItsHolders) {
   mem_["b"]->set_mode(MemoryReplica::Mode::kDown);
   mem_["c"]->set_mode(MemoryReplica::Mode::kDown);
   MCOS_EXPECT_CODE(c->Read(Key("o"), ThreeOf(2), replicas_), kUnavailable);
+}
+
+TEST_F(CoordinatorTest, AQuorumReadAsksOnlyEnoughReplicasAndReplacesAFailedOne) {
+  // R = 3, W = 2: two answers overlap every acknowledged write. a is stale, b and c hold v9.
+  mem_["a"]->Store("o", Record(5, "stale"), "stale");
+  mem_["b"]->Store("o", Record(9, "fresh"), "fresh");
+  mem_["c"]->Store("o", Record(9, "fresh"), "fresh");
+  auto c = Make();
+  auto newest = c->Read(Key("o"), ThreeOf(2), replicas_, Coordinator::ReadScope::kQuorum);
+  MCOS_ASSERT_OK(newest);
+  EXPECT_EQ(newest->record->version().hlc(), 9u);
+  EXPECT_EQ(mem_["a"]->stats() + mem_["b"]->stats() + mem_["c"]->stats(), 2);
+  // One of the two asked is down: the third is asked instead.
+  mem_["b"]->set_mode(MemoryReplica::Mode::kDown);
+  const int before = mem_["a"]->stats() + mem_["b"]->stats() + mem_["c"]->stats();
+  newest = c->Read(Key("o"), ThreeOf(2), replicas_, Coordinator::ReadScope::kQuorum);
+  MCOS_ASSERT_OK(newest);
+  EXPECT_EQ(newest->record->version().hlc(), 9u);
+  EXPECT_EQ(mem_["a"]->stats() + mem_["b"]->stats() + mem_["c"]->stats() - before, 3);
+  // Two down: one answer is too few.
+  mem_["c"]->set_mode(MemoryReplica::Mode::kDown);
+  MCOS_EXPECT_CODE(c->Read(Key("o"), ThreeOf(2), replicas_, Coordinator::ReadScope::kQuorum),
+                   kUnavailable);
 }
 
 TEST_F(CoordinatorTest, ListingsMergeNewestWinsTombstonesHideMarkersPage) {
