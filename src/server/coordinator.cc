@@ -244,19 +244,24 @@ absl::StatusOr<std::vector<std::string>> Coordinator::ReplicateAndWait(
 
 // ---- reads ----------------------------------------------------------------------------------
 
-namespace {
-
-// Answers of parallel calls to replicas, waited for until all came, or the quorum came and the
-// grace passed, or the deadline.
-template <typename T>
-struct Gather {
+// How many replicas were asked and answered: what AskReplicas waits on.
+struct Coordinator::Tally {
   std::mutex mu;
   std::condition_variable changed;
   size_t asked = 0;
   size_t answered = 0;
-  std::map<std::string, T> answers;
+  size_t done = 0;
   std::optional<absl::Time> quorum_at;
+};
 
+namespace {
+
+// Answers of parallel calls to replicas, by cluster.
+template <typename T>
+struct Gather : Coordinator::Tally {
+  std::map<std::string, T> answers;
+
+  // One call ended: with an answer, or (nullopt) without one.
   void Add(const std::string& cluster, std::optional<T> answer, size_t needed) {
     std::lock_guard<std::mutex> lock(mu);
     if (answer) {
@@ -266,20 +271,74 @@ struct Gather {
     ++done;
     changed.notify_all();
   }
-
-  void Wait(absl::Time deadline, absl::Duration grace) {
-    std::unique_lock<std::mutex> lock(mu);
-    while (done < asked) {
-      absl::Time until = deadline;
-      if (quorum_at) until = std::min(until, *quorum_at + grace);
-      if (absl::Now() >= until) return;
-      changed.wait_until(lock, absl::ToChronoTime(until));
-    }
-  }
-  size_t done = 0;
 };
 
 }  // namespace
+
+void Coordinator::AskReplicas(Candidates candidates, size_t needed, ReadScope scope,
+                              absl::Time deadline, Tally& tally, const MakeCall& make_call) {
+  if (scope == ReadScope::kQuorum) {
+    // This cluster's copy first: it costs no network.
+    std::stable_partition(candidates.begin(), candidates.end(),
+                          [](const auto& c) { return c.second->in_process(); });
+  }
+  size_t next = 0;
+  // Asks the next `count` candidates (those in this process last, on this thread).
+  auto ask = [&](size_t count) {
+    std::vector<std::function<void()>> here;
+    for (; count > 0 && next < candidates.size(); --count, ++next) {
+      const auto& [cluster, replica] = candidates[next];
+      {
+        std::lock_guard<std::mutex> lock(tally.mu);
+        ++tally.asked;
+      }
+      Dispatch(cluster, *replica, here, make_call(cluster, replica));
+    }
+    for (auto& task : here) task();
+  };
+  if (scope == ReadScope::kEveryHolder) {
+    // All at once; once the quorum answered, the others get the grace.
+    ask(candidates.size());
+    std::unique_lock<std::mutex> lock(tally.mu);
+    while (tally.done < tally.asked) {
+      absl::Time until = deadline;
+      if (tally.quorum_at) until = std::min(until, *tally.quorum_at + options_.read_grace);
+      if (absl::Now() >= until) return;
+      tally.changed.wait_until(lock, absl::ToChronoTime(until));
+    }
+    return;
+  }
+  // Only as many as the quorum needs; another candidate for each one that fails.
+  while (true) {
+    size_t want = 0;
+    {
+      std::unique_lock<std::mutex> lock(tally.mu);
+      const size_t outstanding = tally.asked - tally.done;
+      if (tally.answered >= needed) return;
+      if (tally.answered + outstanding < needed && next < candidates.size()) {
+        want = needed - tally.answered - outstanding;
+      } else if (outstanding == 0 || absl::Now() >= deadline) {
+        return;  // nobody left to ask, or out of time
+      } else {
+        const size_t done = tally.done;
+        tally.changed.wait_until(lock, absl::ToChronoTime(deadline),
+                                 [&] { return tally.done != done; });
+        continue;
+      }
+    }
+    ask(want);
+  }
+}
+
+Coordinator::Candidates Coordinator::Admitted(
+    const google::protobuf::RepeatedPtrField<std::string>& clusters, const ReplicaMap& replicas) {
+  Candidates out;
+  for (const auto& c : clusters) {
+    auto it = replicas.find(c);
+    if (it != replicas.end() && it->second != nullptr && Admit(c)) out.emplace_back(c, it->second);
+  }
+  return out;
+}
 
 absl::StatusOr<Newest> Coordinator::Read(const mcos::v1::ObjectKey& key,
                                          const mcos::v1::Placement& placement,
@@ -291,68 +350,21 @@ absl::StatusOr<Newest> Coordinator::Read(const mcos::v1::ObjectKey& key,
   using Answer = std::optional<mcos::v1::ObjectRecord>;
   auto gather = std::make_shared<Gather<Answer>>();
   const absl::Time deadline = absl::Now() + options_.replica_timeout;
-  std::vector<std::pair<std::string, std::shared_ptr<Replica>>> candidates;
-  for (const auto& c : placement.replicas()) {
-    auto it = replicas.find(c);
-    if (it != replicas.end() && it->second != nullptr && Admit(c)) {
-      candidates.emplace_back(c, it->second);
-    }
-  }
-  if (scope == ReadScope::kQuorum) {
-    // This cluster's copy first: it costs no network.
-    std::stable_partition(candidates.begin(), candidates.end(),
-                          [](const auto& c) { return c.second->in_process(); });
-  }
-  size_t next = 0;
-  // Asks the next `count` candidates (in-process ones last, on this thread).
-  auto ask = [&](size_t count) {
-    std::vector<std::function<void()>> here;
-    for (; count > 0 && next < candidates.size(); --count, ++next) {
-      const auto& [cluster, replica] = candidates[next];
-      {
-        std::lock_guard<std::mutex> lock(gather->mu);
-        ++gather->asked;
-      }
-      Dispatch(cluster, *replica, here,
-               [this, gather, key, cluster = cluster, replica = replica, deadline, needed] {
-                 auto record = replica->Stat(key, deadline);
-                 Report(cluster, record.status());
-                 std::optional<Answer> answer;
-                 if (record.ok()) {
-                   answer = Answer(*std::move(record));
-                 } else if (absl::IsNotFound(record.status())) {
-                   answer = Answer(std::nullopt);
-                 }
-                 gather->Add(cluster, std::move(answer), needed);
-               });
-    }
-    for (auto& task : here) task();
-  };
-  if (scope == ReadScope::kEveryHolder) {
-    ask(candidates.size());
-    gather->Wait(deadline, options_.read_grace);
-  } else {
-    // Only as many as the quorum needs; another candidate for each one that fails.
-    while (true) {
-      size_t want = 0;
-      {
-        std::unique_lock<std::mutex> lock(gather->mu);
-        const size_t outstanding = gather->asked - gather->done;
-        if (gather->answered >= needed) break;
-        if (gather->answered + outstanding < needed && next < candidates.size()) {
-          want = needed - gather->answered - outstanding;
-        } else if (outstanding == 0 || absl::Now() >= deadline) {
-          break;  // nobody left to ask, or out of time
-        } else {
-          const size_t done = gather->done;
-          gather->changed.wait_until(lock, absl::ToChronoTime(deadline),
-                                     [&] { return gather->done != done; });
-          continue;
-        }
-      }
-      ask(want);
-    }
-  }
+  AskReplicas(Admitted(placement.replicas(), replicas), needed, scope, deadline, *gather,
+              [this, gather, key, deadline, needed](const std::string& cluster,
+                                                    const std::shared_ptr<Replica>& replica) {
+                return [this, gather, key, deadline, needed, cluster, replica] {
+                  auto record = replica->Stat(key, deadline);
+                  Report(cluster, record.status());
+                  std::optional<Answer> answer;
+                  if (record.ok()) {
+                    answer = Answer(*std::move(record));
+                  } else if (absl::IsNotFound(record.status())) {
+                    answer = Answer(std::nullopt);
+                  }
+                  gather->Add(cluster, std::move(answer), needed);
+                };
+              });
   std::lock_guard<std::mutex> lock(gather->mu);
   if (gather->answered < needed) return TooFewReplicas(gather->answered, r, needed, "read");
   Newest newest;
@@ -394,27 +406,19 @@ absl::StatusOr<Coordinator::Listing> Coordinator::List(const mcos::v1::StorageLi
   const absl::Time deadline = absl::Now() + options_.replica_timeout;
   mcos::v1::StorageListRequest req = request;
   req.set_include_tombstones(true);
-  std::vector<std::pair<std::string, std::shared_ptr<Replica>>> asked;
-  for (const auto& c : members) {
-    auto it = replicas.find(c);
-    if (it != replicas.end() && it->second != nullptr && Admit(c)) {
-      asked.emplace_back(c, it->second);
-    }
-  }
-  gather->asked = asked.size();
-  std::vector<std::function<void()>> here;
-  for (auto& [cluster, replica] : asked) {
-    Dispatch(cluster, *replica, here,
-             [this, gather, req, cluster = cluster, replica = replica, deadline, needed] {
-               auto page = replica->List(req, deadline);
-               Report(cluster, page.status());
-               std::optional<mcos::v1::StorageListResponse> answer;
-               if (page.ok()) answer = *std::move(page);
-               gather->Add(cluster, std::move(answer), needed);
-             });
-  }
-  for (auto& task : here) task();
-  gather->Wait(deadline, options_.read_grace);
+  google::protobuf::RepeatedPtrField<std::string> clusters(members.begin(), members.end());
+  // Every member: the merged entries name every holder.
+  AskReplicas(Admitted(clusters, replicas), needed, ReadScope::kEveryHolder, deadline, *gather,
+              [this, gather, req, deadline, needed](const std::string& cluster,
+                                                    const std::shared_ptr<Replica>& replica) {
+                return [this, gather, req, deadline, needed, cluster, replica] {
+                  auto page = replica->List(req, deadline);
+                  Report(cluster, page.status());
+                  std::optional<mcos::v1::StorageListResponse> answer;
+                  if (page.ok()) answer = *std::move(page);
+                  gather->Add(cluster, std::move(answer), needed);
+                };
+              });
   std::lock_guard<std::mutex> lock(gather->mu);
   if (gather->answered < needed) {
     return TooFewReplicas(gather->answered, members.size(), needed, "listing");
@@ -427,49 +431,68 @@ absl::StatusOr<Coordinator::Listing> Coordinator::List(const mcos::v1::StorageLi
       cutoff = page.next_marker();
     }
   }
-  struct Item {
-    bool prefix = false;
-    std::optional<mcos::v1::ObjectRecord> record;
-    std::vector<std::string> holders;
+  // A k-way merge of the pages, each sorted by name (entries and common prefixes apart).
+  struct Cursor {
+    const std::string* cluster;
+    mcos::v1::StorageListResponse* page;
+    int entry = 0;
+    int prefix = 0;
   };
-  std::map<std::string, Item> items;
-  for (const auto& [cluster, page] : gather->answers) {
-    for (const auto& p : page.common_prefixes()) {
-      if (cutoff && p > *cutoff) continue;
-      items[p].prefix = true;
-    }
-    for (const auto& e : page.entries()) {
-      if (cutoff && e.object() > *cutoff) continue;
-      Item& item = items[e.object()];
-      if (!item.record || common::IsNewer(e.record().version(), item.record->version())) {
-        item.record = e.record();
-        item.holders = {cluster};
-      } else if (common::CompareVersions(e.record().version(), item.record->version()) == 0) {
-        item.holders.push_back(cluster);
-      }
-    }
-  }
+  std::vector<Cursor> cursors;
+  for (auto& [cluster, page] : gather->answers) cursors.push_back({&cluster, &page});
+  auto rank = [&](const std::string& c) {
+    return std::find(members.begin(), members.end(), c) - members.begin();
+  };
   const uint32_t limit = request.limit() == 0 ? 1000u : std::min<uint32_t>(request.limit(), 10000u);
   Listing out;
   uint32_t emitted = 0;
   bool full = false;
   std::string last;
-  for (auto& [name, item] : items) {
+  while (true) {
+    const std::string* smallest = nullptr;
+    for (const Cursor& c : cursors) {
+      if (c.entry < c.page->entries_size()) {
+        const std::string& n = c.page->entries(c.entry).object();
+        if (smallest == nullptr || n < *smallest) smallest = &n;
+      }
+      if (c.prefix < c.page->common_prefixes_size()) {
+        const std::string& n = c.page->common_prefixes(c.prefix);
+        if (smallest == nullptr || n < *smallest) smallest = &n;
+      }
+    }
+    if (smallest == nullptr || (cutoff && *smallest > *cutoff)) break;
+    const std::string name = *smallest;  // the cursors move past it below
+    bool prefix = false;
+    mcos::v1::ObjectRecord* newest = nullptr;
+    std::vector<std::string> holders;
+    for (Cursor& c : cursors) {
+      if (c.prefix < c.page->common_prefixes_size() && c.page->common_prefixes(c.prefix) == name) {
+        prefix = true;
+        ++c.prefix;
+      }
+      if (c.entry < c.page->entries_size() && c.page->entries(c.entry).object() == name) {
+        mcos::v1::ObjectRecord* r = c.page->mutable_entries(c.entry)->mutable_record();
+        if (newest == nullptr || common::IsNewer(r->version(), newest->version())) {
+          newest = r;
+          holders = {*c.cluster};
+        } else if (common::CompareVersions(r->version(), newest->version()) == 0) {
+          holders.push_back(*c.cluster);
+        }
+        ++c.entry;
+      }
+    }
     if (emitted == limit) {
       full = true;
       break;
     }
-    if (item.prefix) {
+    if (prefix) {
       out.page.add_common_prefixes(name);
-    } else if (item.record && !item.record->tombstone()) {
+    } else if (newest != nullptr && !newest->tombstone()) {
       auto* e = out.page.add_entries();
       e->set_object(name);
-      *e->mutable_record() = *std::move(item.record);
-      std::vector<std::string> holders = std::move(item.holders);
-      std::vector<std::string> order(members.begin(), members.end());
-      std::stable_sort(holders.begin(), holders.end(), [&](const auto& a, const auto& b) {
-        return std::find(order.begin(), order.end(), a) < std::find(order.begin(), order.end(), b);
-      });
+      *e->mutable_record() = std::move(*newest);
+      std::stable_sort(holders.begin(), holders.end(),
+                       [&](const auto& a, const auto& b) { return rank(a) < rank(b); });
       out.holders.push_back(std::move(holders));
     } else {
       last = name;  // a tombstone: hidden, but the next page starts after it

@@ -115,6 +115,9 @@ class Coordinator {
                                const std::vector<std::string>& members, uint32_t write_concern,
                                const ReplicaMap& replicas);
 
+  // What AskReplicas counts (defined in the .cc).
+  struct Tally;
+
  private:
   class Executor;
   // Runs `task` on the threads of `cluster`.
@@ -123,6 +126,18 @@ class Coordinator {
   // process, adds it to `here` for the caller to run once every other call is under way.
   void Dispatch(const std::string& cluster, const replication::Replica& replica,
                 std::vector<std::function<void()>>& here, std::function<void()> task);
+  using Candidates = std::vector<std::pair<std::string, std::shared_ptr<replication::Replica>>>;
+  // The replicas of `clusters` that can be called now (known, and not skipped by the breaker).
+  Candidates Admitted(const google::protobuf::RepeatedPtrField<std::string>& clusters,
+                      const ReplicaMap& replicas);
+  // The task that calls one replica and adds its answer to the tally.
+  using MakeCall = std::function<std::function<void()>(
+      const std::string& cluster, const std::shared_ptr<replication::Replica>& replica)>;
+  // Asks `candidates` as `scope` says and returns when `tally` has `needed` answers (and, for
+  // kEveryHolder, every call ended or the grace after the quorum passed), or every candidate
+  // was asked and ended, or at `deadline`.
+  void AskReplicas(Candidates candidates, size_t needed, ReadScope scope, absl::Time deadline,
+                   Tally& tally, const MakeCall& make_call);
   // Whether to call `cluster` now: yes while its calls succeed; once they fail, only one probe
   // at a time, after its backoff. Admitted calls must be reported with Report.
   bool Admit(const std::string& cluster);
