@@ -229,11 +229,11 @@ void Coordinator::Replicate(const mcos::v1::ObjectKey& key, const mcos::v1::Obje
 
 absl::StatusOr<std::vector<std::string>> Coordinator::ReplicateAndWait(
     const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
-    const mcos::v1::Placement& placement, std::shared_ptr<Replica> local,
+    const mcos::v1::Placement& placement, const std::shared_ptr<Replica>& local,
     const ReplicaMap& replicas) {
   auto result = std::make_shared<absl::StatusOr<std::vector<std::string>>>();
   auto ready = std::make_shared<absl::Notification>();
-  Replicate(key, record, placement, std::move(local), replicas,
+  Replicate(key, record, placement, local, replicas,
             [result, ready](absl::StatusOr<std::vector<std::string>> r) {
               *result = std::move(r);
               ready->Notify();

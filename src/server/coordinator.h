@@ -79,7 +79,7 @@ class Coordinator {
   // The same, waiting for the answer.
   absl::StatusOr<std::vector<std::string>> ReplicateAndWait(
       const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
-      const mcos::v1::Placement& placement, std::shared_ptr<replication::Replica> local,
+      const mcos::v1::Placement& placement, const std::shared_ptr<replication::Replica>& local,
       const ReplicaMap& replicas);
 
   // Who a read asks.

@@ -215,8 +215,13 @@ class RocksDbPutStream final : public PutStream {
       rocksdb::FlushOptions flush;
       flush.wait = true;
       flush.allow_write_stall = true;
-      MCOS_RETURN_IF_ERROR(
-          FromRocksDb(engine_.db_->Flush(flush, engine_.data_cf_), "flush object data"));
+      // The other column families too: their few entries would otherwise keep every WAL file
+      // written since their last flush alive, this upload's first chunks included (tens of MiB
+      // on a small disk, until max_total_wal_bytes forces them out).
+      MCOS_RETURN_IF_ERROR(FromRocksDb(
+          engine_.db_->Flush(
+              flush, {engine_.data_cf_, engine_.meta_cf_, engine_.usage_cf_, engine_.uploads_cf_}),
+          "flush object data"));
     }
     batch.Put(engine_.meta_cf_, meta_key_, record.SerializeAsString());
     if (intent_written_) batch.Delete(engine_.uploads_cf_, data_id_);

@@ -37,7 +37,8 @@
 // upload go through the WAL, so small objects are written twice (WAL, then the flushed blob/SST
 // file); the double is bounded by max_total_wal_bytes (64 MiB) plus one memtable (32 MiB), after
 // which the WAL files are deleted. Chunks past the first 8 MiB bypass the WAL and the commit
-// flushes them, so a large object is written once.
+// flushes them, so a large object is written once; it flushes the other column families too, so
+// that the WAL files behind it (its first 8 MiB among them) are deleted at once.
 //
 // Thread-safety: all methods may be called concurrently. Commits of the same object serialize on
 // one of kLockStripes mutexes, which makes the read-compare-write of versions atomic.

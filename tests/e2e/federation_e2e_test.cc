@@ -567,6 +567,10 @@ TEST_F(FederationE2eTest, AKilledClusterLosesNothingAndCatchesUp) {
   MCOS_ASSERT_OK(at_a->CreateContainer("load"));
   std::istringstream doomed_in("to be deleted while gamma is down");
   MCOS_ASSERT_OK(at_a->PutObject("load", "doomed", doomed_in));
+  // beta writes into the container too: wait until it has learnt of it (metadata is pushed at
+  // once, but a loaded machine may take a moment).
+  ASSERT_LT(WaitFor([&] { return at_b->ListObjects(Listing("load")).ok(); }, absl::Seconds(10)),
+            absl::Seconds(10));
 
   // Writers at alpha and beta; gamma is killed with -9 while they run.
   std::map<std::string, std::string> acked;
@@ -583,7 +587,8 @@ TEST_F(FederationE2eTest, AKilledClusterLosesNothingAndCatchesUp) {
         std::lock_guard<std::mutex> lock(mu);
         acked[name] = data;
       } else {
-        ++failed;
+        if (++failed <= 5)
+          std::printf("write %s failed: %s\n", name.c_str(), info.status().ToString().c_str());
       }
       if (i > 200) break;
     }
