@@ -24,14 +24,12 @@
 #include "controller/metadata_table.h"
 #include "controller/passwords.h"
 #include "controller/service_registry.h"
+#include "controller/users.h"
 #include "mcos/v1/admin.pb.h"
 #include "mcos/v1/controller.pb.h"
 #include "metadata/sqlite_metadata_store.h"
 
 namespace mcos::controller {
-
-inline constexpr char kRoleAdmin[] = "admin";
-inline constexpr char kRoleUser[] = "user";
 
 struct ControllerOptions {
   // The database lives at <data_dir>/controller.db; generated secrets beside it.
@@ -77,39 +75,9 @@ class Controller {
   using PartitionBytes = std::function<absl::StatusOr<std::vector<uint64_t>>(
       const std::string& option, uint32_t partition_power)>;
   void SetPartitionBytes(PartitionBytes source) { partition_bytes_ = std::move(source); }
-  // Where the generated admin password was written, empty if none was generated.
-  const std::string& admin_password_file() const { return admin_password_file_; }
-
-  // Logins from the client at `address` (its IP). UNAUTHENTICATED for a wrong name or password
-  // (same answer); RESOURCE_EXHAUSTED when the address or the name ran out of attempts, or too
-  // many passwords are being checked at once (LoginLimiter).
-  absl::StatusOr<mcos::v1::LoginResponse> Login(const std::string& user,
-                                                const std::string& password,
-                                                const std::string& address = "local");
-  // A token's claims if it is signed, unexpired and not revoked: its user still exists with the
-  // same identity, role and token generation. UNAUTHENTICATED otherwise.
-  absl::StatusOr<mcos::v1::TokenClaims> VerifyToken(absl::string_view token);
-  // Every user's identity and token generation at the credentials revision; with a non-zero
-  // `known_revision` waits like Snapshot and answers unchanged = true if nothing changed. The call
-  // acknowledges `known_revision` for `watcher` (see CredentialBroadcast).
-  absl::StatusOr<mcos::v1::CredentialsSnapshot> Credentials(
-      const std::string& watcher, uint64_t known_revision = 0,
-      absl::Duration wait = absl::ZeroDuration(), const std::function<bool()>& cancelled = nullptr);
-
-  // Users. INVALID_ARGUMENT for bad names, roles or passwords; ALREADY_EXISTS / NOT_FOUND;
-  // FAILED_PRECONDITION when removing the last admin. A name added again after its removal is a
-  // new identity (User.uid). Removing a user or changing a password revokes the user's tokens;
-  // these calls return once every watching server applied the change (at most 2 s).
-  // With `identity` (a removed user's, see ListRemovedUsers), the new user owns that identity's
-  // containers and objects; NOT_FOUND if no removed user has it.
-  absl::StatusOr<mcos::v1::UserInfo> AddUser(const std::string& name, const std::string& password,
-                                             const std::string& role,
-                                             const std::string& identity = "");
-  absl::Status RemoveUser(const std::string& name);
-  absl::Status SetPassword(const std::string& name, const std::string& password);
-  absl::StatusOr<std::vector<mcos::v1::UserInfo>> ListUsers();
-  // Removed users whose data is kept (name, role, identity, removed time).
-  absl::StatusOr<std::vector<mcos::v1::UserInfo>> ListRemovedUsers();
+  // The federation's users, logins and tokens (users.h).
+  Users& users() { return users_; }
+  const std::string& admin_password_file() const { return users_.admin_password_file(); }
 
   // Containers (federation metadata). NOT_FOUND for a missing container or option; ALREADY_EXISTS.
   absl::StatusOr<mcos::v1::Container> CreateContainer(const std::string& user,
@@ -173,20 +141,13 @@ class Controller {
   void RowStored(const mcos::v1::MetadataRow& row, bool from_peer);
   // The names of the federation's clusters (rings may name only those).
   absl::StatusOr<std::set<std::string>> KnownClusters();
-  absl::StatusOr<std::optional<mcos::v1::User>> FindUser(const std::string& name);
-  // After a change of the users table: tells the watching servers and waits for them.
-  void PublishCredentials();
 
   ControllerOptions options_;
   common::Clock& clock_;
   std::unique_ptr<metadata::SqliteMetadataStore> store_;
-  common::TokenSigner signer_;
   std::string cluster_id_;
-  std::string admin_password_file_;
-  std::string dummy_hash_;  // verified against when a user does not exist (same timing)
-
-  LoginLimiter logins_;
   MetadataTable table_;
+  Users users_;
   // Serializes read-check-write sequences on metadata rows (create container, add user, ...).
   absl::Mutex write_mu_;
   // Containers as last read or written (every request of a server looks one up). Entries are
@@ -213,8 +174,6 @@ class Controller {
   absl::CondVar placement_changed_;
   uint64_t placement_revision_ ABSL_GUARDED_BY(placement_mu_) = 0;
 
-  // Credential changes, watched by the servers.
-  CredentialBroadcast credentials_;
   ServiceRegistry registry_;
 };
 

@@ -60,9 +60,9 @@ grpc::Status ControllerGrpcService::WatchCredentials(
   if (request->watcher().empty() || request->watcher().size() > 256) {
     return {grpc::StatusCode::INVALID_ARGUMENT, "watcher must name the caller (1-256 bytes)"};
   }
-  return Reply(controller_.Credentials(request->watcher(), request->known_revision(),
-                                       absl::Milliseconds(request->wait_ms()),
-                                       [context] { return context->IsCancelled(); }),
+  return Reply(controller_.users().Credentials(request->watcher(), request->known_revision(),
+                                               absl::Milliseconds(request->wait_ms()),
+                                               [context] { return context->IsCancelled(); }),
                response);
 }
 
@@ -70,8 +70,8 @@ grpc::Status ControllerGrpcService::Authenticate(grpc::ServerContext* context,
                                                  const mcos::v1::LoginRequest* request,
                                                  mcos::v1::LoginResponse* response) {
   MCOS_REQUIRE_SERVICE_CALLER(auth_, context);
-  return Reply(controller_.Login(request->user_name(), request->password(),
-                                 common::LoginAddress(*context, /*trusted_caller=*/true)),
+  return Reply(controller_.users().Login(request->user_name(), request->password(),
+                                         common::LoginAddress(*context, /*trusted_caller=*/true)),
                response);
 }
 
@@ -147,7 +147,7 @@ grpc::Status ControllerGrpcService::EnqueueReplication(
 absl::Status AdminGrpcService::RequireAdmin(const grpc::ServerContext& context) {
   auto token = common::BearerToken(context);
   if (!token.ok()) return token.status();
-  auto claims = controller_.VerifyToken(*token);
+  auto claims = controller_.users().VerifyToken(*token);
   if (!claims.ok()) return claims.status();
   if (claims->role() != kRoleAdmin) {
     return absl::PermissionDeniedError(
@@ -159,8 +159,8 @@ absl::Status AdminGrpcService::RequireAdmin(const grpc::ServerContext& context) 
 grpc::Status AdminGrpcService::Login(grpc::ServerContext* context,
                                      const mcos::v1::LoginRequest* request,
                                      mcos::v1::LoginResponse* response) {
-  return Reply(controller_.Login(request->user_name(), request->password(),
-                                 common::LoginAddress(*context, /*trusted_caller=*/false)),
+  return Reply(controller_.users().Login(request->user_name(), request->password(),
+                                         common::LoginAddress(*context, /*trusted_caller=*/false)),
                response);
 }
 
@@ -168,10 +168,10 @@ grpc::Status AdminGrpcService::ListUsers(grpc::ServerContext* context,
                                          const mcos::v1::ListUsersRequest*,
                                          mcos::v1::ListUsersResponse* response) {
   if (auto s = RequireAdmin(*context); !s.ok()) return ToGrpcStatus(s);
-  auto users = controller_.ListUsers();
+  auto users = controller_.users().ListUsers();
   if (!users.ok()) return ToGrpcStatus(users.status());
   for (auto& u : *users) *response->add_users() = std::move(u);
-  auto removed = controller_.ListRemovedUsers();
+  auto removed = controller_.users().ListRemovedUsers();
   if (!removed.ok()) return ToGrpcStatus(removed.status());
   for (auto& u : *removed) *response->add_removed() = std::move(u);
   return grpc::Status::OK;
@@ -184,9 +184,9 @@ grpc::Status AdminGrpcService::AddUser(grpc::ServerContext* context,
   if (!request->identity().empty()) {
     if (auto s = common::ValidateOwnerId(request->identity()); !s.ok()) return ToGrpcStatus(s);
   }
-  return Reply(controller_.AddUser(request->name(), request->password(),
-                                   request->role().empty() ? kRoleUser : request->role(),
-                                   request->identity()),
+  return Reply(controller_.users().AddUser(request->name(), request->password(),
+                                           request->role().empty() ? kRoleUser : request->role(),
+                                           request->identity()),
                response);
 }
 
@@ -194,14 +194,14 @@ grpc::Status AdminGrpcService::RemoveUser(grpc::ServerContext* context,
                                           const mcos::v1::RemoveUserRequest* request,
                                           mcos::v1::RemoveUserResponse*) {
   if (auto s = RequireAdmin(*context); !s.ok()) return ToGrpcStatus(s);
-  return ToGrpcStatus(controller_.RemoveUser(request->name()));
+  return ToGrpcStatus(controller_.users().RemoveUser(request->name()));
 }
 
 grpc::Status AdminGrpcService::SetPassword(grpc::ServerContext* context,
                                            const mcos::v1::SetPasswordRequest* request,
                                            mcos::v1::SetPasswordResponse*) {
   if (auto s = RequireAdmin(*context); !s.ok()) return ToGrpcStatus(s);
-  return ToGrpcStatus(controller_.SetPassword(request->name(), request->password()));
+  return ToGrpcStatus(controller_.users().SetPassword(request->name(), request->password()));
 }
 
 grpc::Status AdminGrpcService::ListClusters(grpc::ServerContext* context,

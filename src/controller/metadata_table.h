@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "common/clock.h"
 #include "common/version.h"
 #include "google/protobuf/message.h"
@@ -30,6 +31,17 @@ inline constexpr char kContainersTable[] = "containers";
 inline constexpr char kRingsTable[] = "rings";
 inline constexpr char kOptionsTable[] = "options";
 inline constexpr char kClustersTable[] = "clusters";
+
+// A row's value as its table's message; DATA_LOSS if it does not parse.
+template <typename T>
+absl::StatusOr<T> ParseRow(const mcos::v1::MetadataRow& row) {
+  T value;
+  if (!value.ParseFromString(row.value())) {
+    return absl::DataLossError(
+        absl::StrCat("metadata row ", row.table(), "/", row.key(), " cannot be parsed"));
+  }
+  return value;
+}
 
 class MetadataTable {
  public:

@@ -50,7 +50,7 @@ class ControllerTest : public ::testing::Test {
 };
 
 TEST_F(ControllerTest, BootstrapsAdminDefaultRingAndOption) {
-  auto login = controller_->Login("admin", "root-pw");
+  auto login = controller_->users().Login("admin", "root-pw");
   MCOS_ASSERT_OK(login);
   EXPECT_EQ(login->role(), "admin");
   auto snap = controller_->Snapshot();
@@ -117,64 +117,65 @@ TEST_F(ControllerTest, RingsAreStoredWithLayoutsAndShownWithout) {
 }
 
 TEST_F(ControllerTest, TokensCarryUserRoleAndExpire) {
-  MCOS_ASSERT_OK(controller_->AddUser("alice", "pw", "user"));
-  auto login = controller_->Login("alice", "pw");
+  MCOS_ASSERT_OK(controller_->users().AddUser("alice", "pw", "user"));
+  auto login = controller_->users().Login("alice", "pw");
   MCOS_ASSERT_OK(login);
-  auto claims = controller_->VerifyToken(login->token());
+  auto claims = controller_->users().VerifyToken(login->token());
   MCOS_ASSERT_OK(claims);
   EXPECT_EQ(claims->user(), "alice");
   EXPECT_EQ(claims->role(), "user");
   clock_.Advance(options_.token_ttl + absl::Seconds(1));
-  MCOS_EXPECT_CODE(controller_->VerifyToken(login->token()), kUnauthenticated);
+  MCOS_EXPECT_CODE(controller_->users().VerifyToken(login->token()), kUnauthenticated);
 }
 
 TEST_F(ControllerTest, FailedLoginsAreLimitedPerAddressWithoutLockingTheOwnerOut) {
   const LoginLimits& limits = options_.login_limits;
-  MCOS_ASSERT_OK(controller_->AddUser("bob", "pw", "user"));
+  MCOS_ASSERT_OK(controller_->users().AddUser("bob", "pw", "user"));
   for (int i = 0; i < limits.address_burst; ++i) {
-    MCOS_EXPECT_CODE(controller_->Login("bob", "wrong", "10.0.0.66"), kUnauthenticated);
+    MCOS_EXPECT_CODE(controller_->users().Login("bob", "wrong", "10.0.0.66"), kUnauthenticated);
   }
   // The guessing address is refused before any hash, even with the right password...
-  MCOS_EXPECT_CODE(controller_->Login("bob", "pw", "10.0.0.66"), kResourceExhausted);
-  MCOS_EXPECT_CODE(controller_->Login("someone-else", "x", "10.0.0.66"), kResourceExhausted);
+  MCOS_EXPECT_CODE(controller_->users().Login("bob", "pw", "10.0.0.66"), kResourceExhausted);
+  MCOS_EXPECT_CODE(controller_->users().Login("someone-else", "x", "10.0.0.66"),
+                   kResourceExhausted);
   // ... while bob logs in from his own address at once.
-  MCOS_EXPECT_OK(controller_->Login("bob", "pw", "10.0.0.7"));
+  MCOS_EXPECT_OK(controller_->users().Login("bob", "pw", "10.0.0.7"));
   // The address gets one attempt back per refill period.
   clock_.Advance(limits.address_refill);
-  MCOS_EXPECT_CODE(controller_->Login("bob", "wrong", "10.0.0.66"), kUnauthenticated);
-  MCOS_EXPECT_CODE(controller_->Login("bob", "wrong", "10.0.0.66"), kResourceExhausted);
+  MCOS_EXPECT_CODE(controller_->users().Login("bob", "wrong", "10.0.0.66"), kUnauthenticated);
+  MCOS_EXPECT_CODE(controller_->users().Login("bob", "wrong", "10.0.0.66"), kResourceExhausted);
 }
 
 TEST_F(ControllerTest, GuessingANameFromManyAddressesSlowsItDownButNotForItsOwner) {
   const LoginLimits& limits = options_.login_limits;
-  MCOS_ASSERT_OK(controller_->AddUser("carol", "pw", "user"));
-  MCOS_ASSERT_OK(controller_->Login("carol", "pw", "10.1.0.1"));  // her usual address
+  MCOS_ASSERT_OK(controller_->users().AddUser("carol", "pw", "user"));
+  MCOS_ASSERT_OK(controller_->users().Login("carol", "pw", "10.1.0.1"));  // her usual address
   // Two failures from each of many addresses use up the name's attempts.
   int refused = 0;
   for (int a = 0; a < limits.name_burst; ++a) {
     const std::string address = absl::StrCat("10.2.0.", a);
     for (int i = 0; i < 2; ++i) {
-      auto r = controller_->Login("carol", "wrong", address);
+      auto r = controller_->users().Login("carol", "wrong", address);
       if (r.status().code() == absl::StatusCode::kResourceExhausted) ++refused;
     }
   }
   EXPECT_GT(refused, 0);
   // An address with failures behind it is refused for carol now...
-  MCOS_EXPECT_CODE(controller_->Login("carol", "pw", "10.2.0.1"), kResourceExhausted);
+  MCOS_EXPECT_CODE(controller_->users().Login("carol", "pw", "10.2.0.1"), kResourceExhausted);
   // ... but not her usual address, even after a typo, nor a fresh one.
-  MCOS_EXPECT_CODE(controller_->Login("carol", "typo", "10.1.0.1"), kUnauthenticated);
-  MCOS_EXPECT_OK(controller_->Login("carol", "pw", "10.1.0.1"));
-  MCOS_EXPECT_OK(controller_->Login("carol", "pw", "10.3.0.1"));
+  MCOS_EXPECT_CODE(controller_->users().Login("carol", "typo", "10.1.0.1"), kUnauthenticated);
+  MCOS_EXPECT_OK(controller_->users().Login("carol", "pw", "10.1.0.1"));
+  MCOS_EXPECT_OK(controller_->users().Login("carol", "pw", "10.3.0.1"));
 }
 
 TEST_F(ControllerTest, ParallelGuessesCountBeforeTheyAreChecked) {
   const LoginLimits& limits = options_.login_limits;
-  MCOS_ASSERT_OK(controller_->AddUser("dan", "pw", "user"));
+  MCOS_ASSERT_OK(controller_->users().AddUser("dan", "pw", "user"));
   std::atomic<int> checked{0}, refused{0};
   std::vector<std::thread> threads;
   for (int i = 0; i < 3 * limits.address_burst; ++i) {
     threads.emplace_back([&] {
-      auto r = controller_->Login("dan", "wrong", "10.9.9.9");
+      auto r = controller_->users().Login("dan", "wrong", "10.9.9.9");
       (r.status().code() == absl::StatusCode::kResourceExhausted ? refused : checked)++;
     });
   }
@@ -184,18 +185,19 @@ TEST_F(ControllerTest, ParallelGuessesCountBeforeTheyAreChecked) {
 }
 
 TEST_F(ControllerTest, UserRules) {
-  MCOS_EXPECT_CODE(controller_->AddUser("bad name", "pw", "user"), kInvalidArgument);
-  MCOS_EXPECT_CODE(controller_->AddUser("carol", "", "user"), kInvalidArgument);
-  MCOS_EXPECT_CODE(controller_->AddUser("carol", "pw", "root"), kInvalidArgument);
-  MCOS_ASSERT_OK(controller_->AddUser("carol", "pw", "user"));
-  MCOS_EXPECT_CODE(controller_->AddUser("carol", "pw", "user"), kAlreadyExists);
-  MCOS_EXPECT_CODE(controller_->RemoveUser("admin"), kFailedPrecondition);  // the last admin
-  MCOS_ASSERT_OK(controller_->SetPassword("carol", "new"));
-  MCOS_EXPECT_CODE(controller_->Login("carol", "pw"), kUnauthenticated);
-  MCOS_EXPECT_OK(controller_->Login("carol", "new"));
-  MCOS_ASSERT_OK(controller_->RemoveUser("carol"));
-  MCOS_EXPECT_CODE(controller_->Login("carol", "new"), kUnauthenticated);
-  MCOS_EXPECT_CODE(controller_->RemoveUser("carol"), kNotFound);
+  MCOS_EXPECT_CODE(controller_->users().AddUser("bad name", "pw", "user"), kInvalidArgument);
+  MCOS_EXPECT_CODE(controller_->users().AddUser("carol", "", "user"), kInvalidArgument);
+  MCOS_EXPECT_CODE(controller_->users().AddUser("carol", "pw", "root"), kInvalidArgument);
+  MCOS_ASSERT_OK(controller_->users().AddUser("carol", "pw", "user"));
+  MCOS_EXPECT_CODE(controller_->users().AddUser("carol", "pw", "user"), kAlreadyExists);
+  MCOS_EXPECT_CODE(controller_->users().RemoveUser("admin"),
+                   kFailedPrecondition);  // the last admin
+  MCOS_ASSERT_OK(controller_->users().SetPassword("carol", "new"));
+  MCOS_EXPECT_CODE(controller_->users().Login("carol", "pw"), kUnauthenticated);
+  MCOS_EXPECT_OK(controller_->users().Login("carol", "new"));
+  MCOS_ASSERT_OK(controller_->users().RemoveUser("carol"));
+  MCOS_EXPECT_CODE(controller_->users().Login("carol", "new"), kUnauthenticated);
+  MCOS_EXPECT_CODE(controller_->users().RemoveUser("carol"), kNotFound);
 }
 
 TEST_F(ControllerTest, ContainersArePerUserAndBoundToAnOption) {
