@@ -86,8 +86,8 @@ absl::StatusOr<std::optional<mcos::v1::User>> Users::FindUser(const std::string&
 }
 
 absl::StatusOr<mcos::v1::LoginResponse> Users::Login(const std::string& user,
-                                                          const std::string& password,
-                                                          const std::string& address) {
+                                                     const std::string& password,
+                                                     const std::string& address) {
   const std::string name = user.substr(0, 256);
   MCOS_RETURN_IF_ERROR(logins_.Admit(name, address, clock_.Now()));
   const absl::Status wrong = absl::UnauthenticatedError("wrong user name or password");
@@ -166,9 +166,9 @@ void Users::PublishCredentials(bool wait) {
 // ---- users ----------------------------------------------------------------------------------
 
 absl::StatusOr<mcos::v1::UserInfo> Users::AddUser(const std::string& name,
-                                                       const std::string& password,
-                                                       const std::string& role,
-                                                       const std::string& identity) {
+                                                  const std::string& password,
+                                                  const std::string& role,
+                                                  const std::string& identity) {
   MCOS_RETURN_IF_ERROR(common::ValidateUserName(name));
   if (role != kRoleAdmin && role != kRoleUser) {
     return absl::InvalidArgumentError(
