@@ -16,7 +16,6 @@ namespace mcos::controller {
 namespace {
 
 constexpr const char* kUsers = kUsersTable;
-constexpr const char* kRemovedUsers = kRemovedUsersTable;
 constexpr const char* kContainers = kContainersTable;
 constexpr const char* kRings = kRingsTable;
 constexpr const char* kOptions = kOptionsTable;

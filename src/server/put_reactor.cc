@@ -231,8 +231,9 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
     container_req_.set_name(header_.container());
     if (app_.colocated_.get_container) {
       auto container = app_.colocated_.get_container(user_, header_.container());
+      const grpc::Status status = ToGrpcStatus(container.status());
       if (container.ok()) container_ = *std::move(container);
-      OnContainer(ToGrpcStatus(container.status()));
+      OnContainer(status);
       return;
     }
     SetDeadline(container_ctx_, absl::Seconds(30));
@@ -262,8 +263,9 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
     resolve_req_.set_option(container_.option());
     if (app_.colocated_.resolve) {
       auto resolved = app_.colocated_.resolve(resolve_req_);
+      const grpc::Status status = ToGrpcStatus(resolved.status());
       if (resolved.ok()) resolve_resp_ = *std::move(resolved);
-      OnPlaced(ToGrpcStatus(resolved.status()));
+      OnPlaced(status);
       return;
     }
     SetDeadline(resolve_ctx_, absl::Seconds(5));
@@ -509,7 +511,7 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
                   ? replication::InlineReplica(app_.cluster_id_, stored_.record(),
                                                std::move(inline_))
                   : (b.ok() ? b->local : nullptr);
-          app_.coordinator_->Replicate(key_, stored_.record(), placement_, std::move(source),
+          app_.coordinator_->Replicate(key_, stored_.record(), placement_, source,
                                        b.ok() ? app_.Replicas(*b, &placement_) : ReplicaMap{},
                                        [this](absl::StatusOr<std::vector<std::string>> holders) {
                                          OnReplicated(std::move(holders));

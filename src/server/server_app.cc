@@ -686,8 +686,9 @@ grpc::Status UserGrpcService::DownloadObject(
         if (source == replicas.end() || source->second == nullptr) {
           return {grpc::StatusCode::UNAVAILABLE, "no cluster holding the object can be reached"};
         }
-        const absl::Time deadline = absl::Now() + absl::Seconds(60) +
-                                    absl::Microseconds(static_cast<double>(newest->record->size()));
+        const absl::Time deadline =
+            absl::Now() + absl::Seconds(60) +
+            absl::Microseconds(static_cast<int64_t>(newest->record->size()));
         auto reader = source->second->Open(key, request->offset(), request->length(),
                                            &newest->record->version(), deadline);
         if (!reader.ok()) return ToGrpcStatus(reader.status());

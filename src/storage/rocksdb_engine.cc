@@ -539,7 +539,7 @@ namespace {
 constexpr char kPartitionUsageKind = 'p';
 constexpr char kDigestKind = 'd';
 // Present once the digest records are complete (written with the first open that knew them).
-const rocksdb::Slice kDigestsBuiltKey("\0m-digests-v1", 13);
+rocksdb::Slice DigestsBuiltKey() { return {"\0m-digests-v1", 13}; }
 
 std::string BucketPrefix(char kind, absl::string_view option) {
   std::string key(1, '\0');
@@ -592,7 +592,7 @@ void RocksDbEngine::AddDigest(rocksdb::WriteBatch& batch, const ObjectKey& key,
 
 absl::Status RocksDbEngine::BuildDigests() {
   std::string built;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), usage_cf_, kDigestsBuiltKey, &built);
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), usage_cf_, DigestsBuiltKey(), &built);
   if (s.ok()) return absl::OkStatus();
   if (!s.IsNotFound()) return FromRocksDb(s, "read the digest marker");
   // A database written before digests existed: add up every record once.
@@ -621,7 +621,7 @@ absl::Status RocksDbEngine::BuildDigests() {
     EncodeFixed64Le(value + 8, v.second);
     batch.Put(usage_cf_, k, rocksdb::Slice(value, 16));
   }
-  batch.Put(usage_cf_, kDigestsBuiltKey, "1");
+  batch.Put(usage_cf_, DigestsBuiltKey(), "1");
   rocksdb::WriteOptions wo;
   wo.sync = true;
   MCOS_RETURN_IF_ERROR(FromRocksDb(db_->Write(wo, &batch), "write partition digests"));
