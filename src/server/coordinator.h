@@ -115,10 +115,6 @@ class Coordinator {
                                const std::vector<std::string>& members, uint32_t write_concern,
                                const ReplicaMap& replicas);
 
-  // Runs `task` on the named pool of the coordinator's threads (for callers with blocking work,
-  // such as a storage commit, that must not run it on their own thread).
-  void Run(const std::string& pool, std::function<void()> task) { Schedule(pool, std::move(task)); }
-
   // What AskReplicas counts (defined in the .cc).
   struct Tally;
 

@@ -17,7 +17,6 @@
 #include "common/names.h"
 #include "common/status_macros.h"
 #include "server/server_app.h"
-#include "storage/engine.h"
 
 namespace mcos::server {
 namespace {
@@ -171,115 +170,6 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
 
    private:
     PutReactor& owner_;
-  };
-
-  // The same stream straight into the storage engine of this process (mcos-cluster): each
-  // operation runs on the coordinator's storage threads (a commit waits for fsync) and answers
-  // like the gRPC stream does, OnStorageWriteDone after each write, then OnStorageDone once, when
-  // the last write ended or failed, or the stream was cancelled, and the hold is released.
-  class EngineWriter {
-   public:
-    EngineWriter(PutReactor& owner, storage::Engine& engine) : owner_(owner), engine_(engine) {}
-
-    void Start(const mcos::v1::StoragePutHeader& header) {
-      Post([this, header] {
-        auto stream = engine_.BeginPut(header);
-        if (!stream.ok()) return stream.status();
-        stream_ = *std::move(stream);
-        return absl::OkStatus();
-      });
-    }
-    void Write(std::string data) {
-      Post([this, data = std::move(data)] { return stream_->Append(data); });
-    }
-    void WriteLast(const mcos::v1::StoragePutFinish& finish) {
-      Post([this, finish] {
-        auto result = stream_->Commit(finish);
-        if (!result.ok()) return result.status();
-        owner_.stored_.set_applied(result->applied);
-        *owner_.stored_.mutable_record() = std::move(result->record);
-        owner_.stored_.set_reason(result->reason);
-        std::lock_guard<std::mutex> lock(mu_);
-        if (!done_) done_ = grpc::Status::OK;
-        return absl::OkStatus();
-      });
-    }
-    void Release() {
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        held_ = false;
-      }
-      MaybeDone(/*here=*/false);
-    }
-    void Cancel() {
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        cancelled_ = true;
-        if (!done_) done_ = grpc::Status::CANCELLED;
-      }
-      MaybeDone(/*here=*/false);
-    }
-
-   private:
-    void Post(std::function<absl::Status()> op) {
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        ++in_flight_;
-      }
-      owner_.app_.coordinator_->Run(" storage", [this, op = std::move(op)] {
-        bool cancelled;
-        {
-          std::lock_guard<std::mutex> lock(mu_);
-          cancelled = cancelled_;
-        }
-        const absl::Status s = cancelled ? absl::CancelledError("cancelled") : op();
-        {
-          std::lock_guard<std::mutex> lock(mu_);
-          if (!s.ok()) {
-            if (!done_) done_ = ToGrpcStatus(s);
-            stream_.reset();  // discards what it wrote
-          }
-        }
-        // Still in flight while the owner reacts (it may start the next write): OnStorageDone
-        // cannot come in between, from another thread.
-        owner_.OnStorageWriteDone(s.ok());
-        {
-          std::lock_guard<std::mutex> lock(mu_);
-          --in_flight_;
-        }
-        MaybeDone(/*here=*/true);
-      });
-    }
-    // Delivers OnStorageDone once its time came: on this thread when `here` (a pool thread),
-    // else on a pool thread, as gRPC never runs OnDone inside the call that caused it (the
-    // owner holds its lock there). Touches nothing of this afterwards: the owner may be gone.
-    void MaybeDone(bool here) {
-      grpc::Status status;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        if (delivered_ || in_flight_ > 0 || held_ || !done_) return;
-        delivered_ = true;
-        status = *done_;
-        if (!status.ok()) stream_.reset();
-      }
-      if (here) {
-        owner_.OnStorageDone(status);
-      } else {
-        PutReactor& owner = owner_;
-        owner_.app_.coordinator_->Run(" storage",
-                                      [&owner, status] { owner.OnStorageDone(status); });
-      }
-    }
-
-    PutReactor& owner_;
-    storage::Engine& engine_;
-    std::unique_ptr<storage::PutStream> stream_;  // touched by one operation at a time
-    std::mutex mu_;
-    int in_flight_ = 0;  // operations posted and not yet answered
-    bool held_ = true;
-    bool cancelled_ = false;
-    bool delivered_ = false;
-    std::optional<grpc::Status> done_;
   };
 
   // What the watchdog holds: a pointer that OnDone clears, so the watchdog never reaches a
@@ -478,20 +368,6 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
                                                       : mcos::v1::WRITE_PRECONDITION_MUST_EXIST);
     sh->set_partition(placement_.partition());
     sh->set_option(placement_.option());
-    // A small upload of known size goes straight into the engine of this process; larger ones
-    // keep the storage stream, whose buffering overlaps receiving and writing.
-    if (app_.colocated_.storage != nullptr && backends_.local != nullptr &&
-        backends_.local->in_process() && header_.has_size() && header_.size() <= kInlineMax) {
-      Ref();  // until its OnStorageDone
-      storage_started_ = true;
-      storage_held_ = true;
-      writing_ = true;
-      engine_writer_ = std::make_unique<EngineWriter>(*this, *app_.colocated_.storage);
-      engine_writer_->Start(out_.header());
-      phase_ = Phase::kStreaming;
-      StartUserRead();
-      return;
-    }
     // A child of the user's call: its cancellation and deadline reach the storage stream.
     storage_ctx_ = grpc::ClientContext::FromCallbackServerContext(*ctx_);
     Ref();  // until the storage stream's OnDone
@@ -520,12 +396,8 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   }
 
   void WriteData(std::string data) {
-    writing_ = true;
-    if (engine_writer_) {
-      engine_writer_->Write(std::move(data));
-      return;
-    }
     out_.set_data(std::move(data));
+    writing_ = true;
     storage_.StartWrite(&out_);
   }
 
@@ -553,10 +425,6 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   void ReleaseStorage() {
     if (!storage_held_) return;
     storage_held_ = false;
-    if (engine_writer_) {
-      engine_writer_->Release();
-      return;
-    }
     storage_.RemoveHold();
   }
 
@@ -618,11 +486,7 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
       if (finish_->has_size()) f->set_size(finish_->size());
       f->set_md5_hex(absl::AsciiStrToLower(finish_->md5_hex()));
     }
-    if (engine_writer_) {
-      engine_writer_->WriteLast(out_.finish());
-    } else {
-      storage_.StartWriteLast(&out_, grpc::WriteOptions());
-    }
+    storage_.StartWriteLast(&out_, grpc::WriteOptions());
     ReleaseStorage();
   }
 
@@ -717,13 +581,7 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   // Answers the user with an error and stops both streams.
   void Fail(const grpc::Status& status) {
     if (answered_) return;
-    if (storage_started_ && !storage_done_) {
-      if (engine_writer_) {
-        engine_writer_->Cancel();
-      } else {
-        storage_ctx_->TryCancel();
-      }
-    }
+    if (storage_started_ && !storage_done_) storage_ctx_->TryCancel();
     ReleaseStorage();
     if (settling_) settle_alarm_.Cancel();
     Answer(status);
@@ -784,7 +642,6 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
 
   std::unique_ptr<grpc::ClientContext> storage_ctx_;
   StorageWriter storage_;
-  std::unique_ptr<EngineWriter> engine_writer_;  // set instead of storage_ (mcos-cluster)
   mcos::v1::StoragePutRequest out_;
   mcos::v1::StoragePutResponse stored_;
   grpc::Alarm settle_alarm_;
