@@ -62,21 +62,70 @@ void CredentialCache::Apply(const mcos::v1::CredentialsSnapshot& snapshot) {
   by_name.reserve(static_cast<size_t>(snapshot.credentials_size()));
   for (const auto& c : snapshot.credentials()) by_name[c.name()] = c;
   absl::MutexLock lock(&mu_);
+  // The long poll and a refresh may answer out of order: never go back.
+  if (loaded_ && snapshot.revision() < revision_) return;
   by_name_.swap(by_name);
   revision_ = snapshot.revision();
   loaded_ = true;
 }
 
-absl::Status CredentialCache::Check(const mcos::v1::TokenClaims& claims) {
+CredentialCache::Verdict CredentialCache::Lookup(const mcos::v1::TokenClaims& claims) {
   absl::ReaderMutexLock lock(&mu_);
-  if (!loaded_) {
-    return absl::UnavailableError("this server has not loaded the users yet; retry in a moment");
-  }
+  if (!loaded_) return Verdict::kNotLoaded;
   const auto it = by_name_.find(claims.user());
+  // A user this copy does not know yet, a newer token generation or another identity of the
+  // name: the token may come from a change that has not reached this copy yet (a peer cluster's
+  // change is applied here without waiting for the servers).
   if (it == by_name_.end() || it->second.uid() != common::TokenOwner(claims) ||
-      it->second.generation() != claims.generation() || it->second.role() != claims.role()) {
-    return absl::UnauthenticatedError(common::kRevokedTokenMessage);
+      it->second.generation() < claims.generation()) {
+    return Verdict::kMaybeBehind;
   }
+  if (it->second.generation() != claims.generation() || it->second.role() != claims.role()) {
+    return Verdict::kRevoked;
+  }
+  return Verdict::kOk;
+}
+
+absl::Status CredentialCache::Check(const mcos::v1::TokenClaims& claims) {
+  Verdict verdict = Lookup(claims);
+  if (verdict == Verdict::kMaybeBehind && controller_ != nullptr) {
+    // Ask the controller once for what changed, at most every 100 ms for all callers together
+    // (so that a revoked token cannot make every call a round trip), then decide.
+    bool refresh = false;
+    {
+      absl::MutexLock lock(&refresh_mu_);
+      const absl::Time now = absl::Now();
+      if (now - last_refresh_ >= absl::Milliseconds(100)) {
+        last_refresh_ = now;
+        refresh = true;
+      }
+    }
+    if (refresh && Refresh().ok()) verdict = Lookup(claims);
+  }
+  switch (verdict) {
+    case Verdict::kNotLoaded:
+      return absl::UnavailableError("this server has not loaded the users yet; retry in a moment");
+    case Verdict::kOk:
+      return absl::OkStatus();
+    default:
+      return absl::UnauthenticatedError(common::kRevokedTokenMessage);
+  }
+}
+
+absl::Status CredentialCache::Refresh() {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
+  mcos::v1::WatchCredentialsRequest req;
+  {
+    absl::MutexLock lock(&mu_);
+    req.set_known_revision(revision_);
+  }
+  req.set_wait_ms(0);
+  req.set_watcher(watcher_);
+  mcos::v1::CredentialsSnapshot snapshot;
+  const grpc::Status s = controller_->WatchCredentials(&ctx, req, &snapshot);
+  if (!s.ok()) return common::FromGrpcStatus(s);
+  Apply(snapshot);
   return absl::OkStatus();
 }
 

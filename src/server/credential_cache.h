@@ -36,15 +36,21 @@ class CredentialCache {
   void Stop();
 
   // OK if the (signature-checked) token's user exists with its identity, generation and role;
-  // UNAUTHENTICATED (revoked) otherwise. Before Start: UNAVAILABLE.
+  // UNAUTHENTICATED (revoked) otherwise. A token this copy may be behind on (an unknown user, a
+  // newer generation, another identity of the name) first makes it ask the controller for what
+  // changed (at most every 100 ms). Before Start: UNAVAILABLE.
   absl::Status Check(const mcos::v1::TokenClaims& claims);
 
   // Applies a snapshot (tests call it directly).
   void Apply(const mcos::v1::CredentialsSnapshot& snapshot);
 
  private:
+  enum class Verdict { kNotLoaded, kOk, kRevoked, kMaybeBehind };
+  Verdict Lookup(const mcos::v1::TokenClaims& claims);
   // One call: the changes after the held revision (waiting up to `wait`).
   absl::Status Poll(absl::Duration wait);
+  // The changes after the held revision, now (from a caller's thread, beside the long poll).
+  absl::Status Refresh();
 
   const std::string watcher_;
   mcos::v1::ControllerService::Stub* controller_ = nullptr;
@@ -56,6 +62,8 @@ class CredentialCache {
   grpc::ClientContext* watching_ ABSL_GUARDED_BY(watch_mu_) = nullptr;
   absl::Notification stop_;
   std::thread thread_;
+  absl::Mutex refresh_mu_;
+  absl::Time last_refresh_ ABSL_GUARDED_BY(refresh_mu_) = absl::InfinitePast();
 };
 
 }  // namespace mcos::server
