@@ -103,12 +103,11 @@ absl::Status ReplicationQueue::Deliver(const mcos::v1::ReplicationTask& task) {
   }
   const absl::Time stat_deadline = absl::Now() + absl::Seconds(5);
   if (task.tombstone()) {
-    mcos::v1::ObjectRecord tombstone;
-    *tombstone.mutable_version() = task.version();
-    tombstone.set_tombstone(true);
-    tombstone.set_partition(task.partition());
-    tombstone.set_option(task.option());
-    return peer->Delete(task.key(), tombstone, stat_deadline).status();
+    return peer
+        ->Delete(task.key(),
+                 replication::TombstoneRecord(task.version(), task.partition(), task.option()),
+                 stat_deadline)
+        .status();
   }
   auto local = Local();
   if (local == nullptr) return absl::UnavailableError("this cluster's storage service is down");

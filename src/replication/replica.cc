@@ -81,6 +81,17 @@ class StreamReader final : public ObjectReader {
   absl::Status status_;
 };
 
+// The storage service's delete request that writes `tombstone`.
+mcos::v1::StorageDeleteRequest StorageDelete(const mcos::v1::ObjectKey& key,
+                                             const mcos::v1::ObjectRecord& tombstone) {
+  mcos::v1::StorageDeleteRequest req;
+  *req.mutable_key() = key;
+  *req.mutable_version() = tombstone.version();
+  req.set_partition(tombstone.partition());
+  req.set_option(tombstone.option());
+  return req;
+}
+
 // A read request (StorageGetRequest or ClusterDownloadObjectRequest: the same fields).
 template <typename Request>
 Request ReadRequest(const mcos::v1::ObjectKey& key, uint64_t offset, uint64_t length,
@@ -230,11 +241,7 @@ class StorageReplicaImpl final : public Replica {
                                   absl::Time deadline) override {
     grpc::ClientContext ctx;
     SetDeadline(ctx, deadline);
-    mcos::v1::StorageDeleteRequest req;
-    *req.mutable_key() = key;
-    *req.mutable_version() = tombstone.version();
-    req.set_partition(tombstone.partition());
-    req.set_option(tombstone.option());
+    const auto req = StorageDelete(key, tombstone);
     mcos::v1::StorageDeleteResponse resp;
     if (grpc::Status s = stub_->Delete(&ctx, req, &resp); !s.ok()) return FromGrpcStatus(s);
     return WriteAck{resp.applied(), resp.record().version()};
@@ -462,11 +469,7 @@ class EngineReplicaImpl final : public Replica {
 
   absl::StatusOr<WriteAck> Delete(const mcos::v1::ObjectKey& key,
                                   const mcos::v1::ObjectRecord& tombstone, absl::Time) override {
-    mcos::v1::StorageDeleteRequest req;
-    *req.mutable_key() = key;
-    *req.mutable_version() = tombstone.version();
-    req.set_partition(tombstone.partition());
-    req.set_option(tombstone.option());
+    const auto req = StorageDelete(key, tombstone);
     auto result = engine_.Delete(req);
     if (!result.ok()) return result.status();
     return WriteAck{result->applied, result->record.version()};
@@ -503,6 +506,16 @@ class EngineReplicaImpl final : public Replica {
 };
 
 }  // namespace
+
+mcos::v1::ObjectRecord TombstoneRecord(const mcos::v1::Version& version, uint32_t partition,
+                                       const std::string& option) {
+  mcos::v1::ObjectRecord tombstone;
+  *tombstone.mutable_version() = version;
+  tombstone.set_tombstone(true);
+  tombstone.set_partition(partition);
+  tombstone.set_option(option);
+  return tombstone;
+}
 
 absl::StatusOr<WriteAck> Copy(Replica& from, Replica& to, const mcos::v1::ObjectKey& key,
                               const mcos::v1::ObjectRecord& record, absl::Time deadline) {

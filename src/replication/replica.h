@@ -70,6 +70,10 @@ class Replica {
       const mcos::v1::StorageListRequest& request, absl::Time deadline) = 0;
 };
 
+// The record of a tombstone with `version`, as replicas are given it.
+mcos::v1::ObjectRecord TombstoneRecord(const mcos::v1::Version& version, uint32_t partition,
+                                       const std::string& option);
+
 // Gives `to` the version `record` describes, read from `from` (a tombstone becomes a delete).
 absl::StatusOr<WriteAck> Copy(Replica& from, Replica& to, const mcos::v1::ObjectKey& key,
                               const mcos::v1::ObjectRecord& record, absl::Time deadline);

@@ -244,12 +244,10 @@ grpc::Status ClusterGrpcService::ClusterDeleteObject(
   if (!valid.ok()) return ToGrpcStatus(valid);
   auto b = app_.backends();
   if (!b.ok()) return ToGrpcStatus(b.status());
-  mcos::v1::ObjectRecord tombstone;
-  *tombstone.mutable_version() = request->version();
-  tombstone.set_tombstone(true);
-  tombstone.set_partition(request->partition());
-  tombstone.set_option(request->option());
-  auto ack = b->local->Delete(request->key(), tombstone, DeadlineOf(*context));
+  auto ack = b->local->Delete(
+      request->key(),
+      replication::TombstoneRecord(request->version(), request->partition(), request->option()),
+      DeadlineOf(*context));
   if (!ack.ok()) return ToGrpcStatus(ack.status());
   response->set_applied(ack->applied);
   *response->mutable_stored_version() = ack->stored_version;

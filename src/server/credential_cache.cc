@@ -30,9 +30,9 @@ void CredentialCache::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-absl::Status CredentialCache::Poll(absl::Duration wait) {
+absl::Status CredentialCache::Poll(absl::Duration wait, bool long_poll) {
   grpc::ClientContext ctx;
-  ctx.set_deadline(absl::ToChronoTime(absl::Now() + wait + absl::Seconds(5)));
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + wait + absl::Seconds(long_poll ? 5 : 2)));
   mcos::v1::WatchCredentialsRequest req;
   {
     absl::MutexLock lock(&mu_);
@@ -40,14 +40,14 @@ absl::Status CredentialCache::Poll(absl::Duration wait) {
   }
   req.set_wait_ms(static_cast<uint32_t>(absl::ToInt64Milliseconds(wait)));
   req.set_watcher(watcher_);
-  {
+  if (long_poll) {
     absl::MutexLock lock(&watch_mu_);
     if (stop_.HasBeenNotified()) return absl::CancelledError("stopping");
     watching_ = &ctx;
   }
   mcos::v1::CredentialsSnapshot snapshot;
   const grpc::Status s = controller_->WatchCredentials(&ctx, req, &snapshot);
-  {
+  if (long_poll) {
     absl::MutexLock lock(&watch_mu_);
     watching_ = nullptr;
   }
@@ -100,7 +100,7 @@ absl::Status CredentialCache::Check(const mcos::v1::TokenClaims& claims) {
         refresh = true;
       }
     }
-    if (refresh && Refresh().ok()) verdict = Lookup(claims);
+    if (refresh && Poll(absl::ZeroDuration(), /*long_poll=*/false).ok()) verdict = Lookup(claims);
   }
   switch (verdict) {
     case Verdict::kNotLoaded:
@@ -110,23 +110,6 @@ absl::Status CredentialCache::Check(const mcos::v1::TokenClaims& claims) {
     default:
       return absl::UnauthenticatedError(common::kRevokedTokenMessage);
   }
-}
-
-absl::Status CredentialCache::Refresh() {
-  grpc::ClientContext ctx;
-  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
-  mcos::v1::WatchCredentialsRequest req;
-  {
-    absl::MutexLock lock(&mu_);
-    req.set_known_revision(revision_);
-  }
-  req.set_wait_ms(0);
-  req.set_watcher(watcher_);
-  mcos::v1::CredentialsSnapshot snapshot;
-  const grpc::Status s = controller_->WatchCredentials(&ctx, req, &snapshot);
-  if (!s.ok()) return common::FromGrpcStatus(s);
-  Apply(snapshot);
-  return absl::OkStatus();
 }
 
 }  // namespace mcos::server

@@ -47,10 +47,9 @@ class CredentialCache {
  private:
   enum class Verdict { kNotLoaded, kOk, kRevoked, kMaybeBehind };
   Verdict Lookup(const mcos::v1::TokenClaims& claims);
-  // One call: the changes after the held revision (waiting up to `wait`).
-  absl::Status Poll(absl::Duration wait);
-  // The changes after the held revision, now (from a caller's thread, beside the long poll).
-  absl::Status Refresh();
+  // One call: the changes after the held revision (waiting up to `wait`). The watch thread's
+  // `long_poll` is the one Stop cancels; a caller's refresh (wait 0) runs beside it.
+  absl::Status Poll(absl::Duration wait, bool long_poll = true);
 
   const std::string watcher_;
   mcos::v1::ControllerService::Stub* controller_ = nullptr;

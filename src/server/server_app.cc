@@ -771,11 +771,8 @@ grpc::Status UserGrpcService::DeleteObject(grpc::ServerContext* context,
         app_.coordinator_->Read(key, *placement, replicas, Coordinator::ReadScope::kQuorum);
     if (!newest.ok()) return ToGrpcStatus(newest.status());
     if (!newest->record || newest->record->tombstone()) return ToGrpcStatus(ObjectNotFound(key));
-    mcos::v1::ObjectRecord tombstone;
-    *tombstone.mutable_version() = req.version();
-    tombstone.set_tombstone(true);
-    tombstone.set_partition(req.partition());
-    tombstone.set_option(req.option());
+    const auto tombstone =
+        replication::TombstoneRecord(req.version(), req.partition(), req.option());
     auto local = b->local->Delete(key, tombstone, absl::Now() + absl::Seconds(30));
     if (!local.ok()) return ToGrpcStatus(local.status());
     auto holders =

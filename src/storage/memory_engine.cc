@@ -56,33 +56,6 @@ class MemoryObjectReader final : public ObjectReader {
   uint64_t end_;
 };
 
-// The names of one (user, container) that start with a prefix, over the engine's map (the
-// engine's lock is held while it is used).
-class MemoryRecordCursor final : public RecordCursor {
- public:
-  using Map = std::map<std::string, ObjectRecord>;
-  MemoryRecordCursor(const Map& records, std::string base, const std::string& prefix)
-      : records_(records), base_(std::move(base)), prefix_(base_ + prefix), it_(records.end()) {}
-  void Seek(absl::string_view name) override {
-    it_ = records_.lower_bound(absl::StrCat(base_, name));
-  }
-  bool Valid() const override {
-    return it_ != records_.end() && absl::StartsWith(it_->first, prefix_);
-  }
-  absl::string_view name() const override {
-    return absl::string_view(it_->first).substr(base_.size());
-  }
-  absl::StatusOr<ObjectRecord> record() const override { return it_->second; }
-  void Next() override { ++it_; }
-  absl::Status status() const override { return absl::OkStatus(); }
-
- private:
-  const Map& records_;
-  const std::string base_;
-  const std::string prefix_;
-  Map::const_iterator it_;
-};
-
 }  // namespace
 
 class MemoryPutStream final : public PutStream {
@@ -198,15 +171,34 @@ absl::StatusOr<WriteResult> MemoryEngine::Delete(const mcos::v1::StorageDeleteRe
 
 absl::StatusOr<mcos::v1::StorageListResponse> MemoryEngine::List(
     const mcos::v1::StorageListRequest& request) {
+  // The names of one (user, container) that start with the prefix, over the map itself (the
+  // lock is held while it is used).
+  class Cursor final : public RecordCursor {
+   public:
+    Cursor(const std::map<std::string, Stored>& objects, std::string base,
+           const std::string& prefix)
+        : objects_(objects), base_(std::move(base)), prefix_(base_ + prefix), it_(objects.end()) {}
+    void Seek(absl::string_view name) override {
+      it_ = objects_.lower_bound(absl::StrCat(base_, name));
+    }
+    bool Valid() const override {
+      return it_ != objects_.end() && absl::StartsWith(it_->first, prefix_);
+    }
+    absl::string_view name() const override {
+      return absl::string_view(it_->first).substr(base_.size());
+    }
+    absl::StatusOr<ObjectRecord> record() const override { return it_->second.record; }
+    void Next() override { ++it_; }
+    absl::Status status() const override { return absl::OkStatus(); }
+
+   private:
+    const std::map<std::string, Stored>& objects_;
+    const std::string base_;
+    const std::string prefix_;
+    std::map<std::string, Stored>::const_iterator it_;
+  };
   absl::MutexLock lock(&mu_);
-  // The cursor reads records only; a copy of the (test-sized) index keeps it simple.
-  MemoryRecordCursor::Map records;
-  const std::string base = ContainerPrefix(request.user(), request.container());
-  for (auto it = objects_.lower_bound(base);
-       it != objects_.end() && absl::StartsWith(it->first, base); ++it) {
-    records.emplace(it->first, it->second.record);
-  }
-  MemoryRecordCursor cursor(records, base, request.prefix());
+  Cursor cursor(objects_, ContainerPrefix(request.user(), request.container()), request.prefix());
   return ListRecords(request, cursor);
 }
 
