@@ -7,7 +7,7 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   libnats-dev nats-server librocksdb-dev libsqlite3-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev libssl-dev libargon2-dev prometheus-cpp-dev
-  libxxhash-dev libgoogle-perftools-dev
+  libxxhash-dev libgoogle-perftools-dev faketime
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

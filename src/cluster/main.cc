@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "common/data_dir.h"
 #include "common/cli.h"
 #include "common/logging.h"
 #include "common/server_host.h"
@@ -98,12 +99,7 @@ int main(int argc, char** argv) {
   }
 
   storage_options.data_dir = data_dir + "/storage";
-  std::error_code dir_error;
-  std::filesystem::create_directories(data_dir, dir_error);
-  if (dir_error) {
-    return Fail(absl::UnavailableError(
-        absl::StrCat("cannot create data directory ", data_dir, ": ", dir_error.message())));
-  }
+  if (auto s = mcos::common::PreparePrivateDir(data_dir); !s.ok()) return Fail(s);
   auto key = mcos::common::LoadOrCreateKeyFile(data_dir + "/token.key");
   if (!key.ok()) return Fail(key.status());
   auto keys = mcos::common::LoadClusterKeys(*key, federation_secret_file);

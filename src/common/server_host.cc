@@ -5,10 +5,17 @@
 #include <grpcpp/support/server_interceptor.h>
 #include <prometheus/counter.h>
 #include <prometheus/histogram.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -19,6 +26,43 @@
 
 namespace mcos::common {
 namespace {
+
+// Whether binding `listen` (HOST:PORT, [IPv6]:PORT) fails because another socket holds it.
+bool AddressInUse(const std::string& listen) {
+  const size_t colon = listen.rfind(':');
+  if (colon == std::string::npos) return false;
+  std::string host = listen.substr(0, colon);
+  const int port = std::atoi(listen.c_str() + colon + 1);
+  if (port <= 0) return false;
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  sockaddr_storage addr{};
+  socklen_t len = 0;
+  int family = AF_INET;
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&addr);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&addr);
+  if (host.empty() || host == "0.0.0.0" || host == "localhost" ||
+      inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
+    if (host == "localhost") inet_pton(AF_INET, "127.0.0.1", &v4->sin_addr);
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(static_cast<uint16_t>(port));
+    len = sizeof(sockaddr_in);
+  } else if (inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
+    family = AF_INET6;
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(static_cast<uint16_t>(port));
+    len = sizeof(sockaddr_in6);
+  } else {
+    return false;
+  }
+  const int fd = socket(family, SOCK_STREAM, 0);
+  if (fd < 0) return false;
+  const bool in_use =
+      bind(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0 && errno == EADDRINUSE;
+  close(fd);
+  return in_use;
+}
 
 using grpc::experimental::InterceptionHookPoints;
 
@@ -128,6 +172,9 @@ absl::StatusOr<std::unique_ptr<ServerHost>> ServerHost::Start(
                "--tls-cert and --tls-key");
   }
   builder.AddListeningPort(options.listen, MakeServerCredentials(options.tls), &host->port_);
+  // gRPC sets SO_REUSEPORT by default: a second process on an address already served would start
+  // and take part of its connections. Each address is served by one process.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   // Clients ping every 30 s to find dead connections (common/channel_arguments.h); allow it, and
   // ping idle clients too so that connections of vanished clients are closed.
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5000);
@@ -148,6 +195,11 @@ absl::StatusOr<std::unique_ptr<ServerHost>> ServerHost::Start(
   builder.experimental().SetInterceptorCreators(std::move(creators));
   host->server_ = builder.BuildAndStart();
   if (host->server_ == nullptr || host->port_ == 0) {
+    if (AddressInUse(options.listen)) {
+      return absl::UnavailableError(absl::StrCat(
+          "address already in use: ", options.listen,
+          " (another process serves it; stop it or pick another --listen)"));
+    }
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", options.listen,
                      ": the address is in use or not local; pick another --listen"));

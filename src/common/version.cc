@@ -44,6 +44,13 @@ int CompareVersions(const mcos::v1::Version& a, const mcos::v1::Version& b) {
   return c < 0 ? -1 : (c > 0 ? 1 : 0);
 }
 
+mcos::v1::Version RestampAbove(const mcos::v1::Version& newer, const mcos::v1::Version& mine) {
+  mcos::v1::Version v;
+  v.set_hlc(std::max(mine.hlc(), newer.hlc() + 1));
+  v.set_cluster(mine.cluster());
+  return v;
+}
+
 std::string VersionToString(const mcos::v1::Version& v) {
   return absl::StrFormat("%016x-%s", v.hlc(), v.cluster());
 }

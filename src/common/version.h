@@ -50,6 +50,9 @@ int CompareVersions(const mcos::v1::Version& a, const mcos::v1::Version& b);
 inline bool IsNewer(const mcos::v1::Version& a, const mcos::v1::Version& b) {
   return CompareVersions(a, b) > 0;
 }
+// The version a write of cluster `mine.cluster()` takes to be newer than `newer`: the next clock
+// value after it (the coordinator's write re-stamped above a version it met).
+mcos::v1::Version RestampAbove(const mcos::v1::Version& newer, const mcos::v1::Version& mine);
 // A version is set when its hlc is non-zero.
 inline bool IsSet(const mcos::v1::Version& v) { return v.hlc() != 0; }
 

@@ -6,6 +6,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/data_dir.h"
 #include "common/logging.h"
 #include "common/names.h"
 #include "common/status_macros.h"
@@ -52,12 +53,7 @@ absl::StatusOr<std::unique_ptr<Controller>> Controller::Open(const ControllerOpt
   if (options.token_key.size() < 32) {
     return absl::InvalidArgumentError("the token key must be at least 32 bytes");
   }
-  std::error_code ec;
-  std::filesystem::create_directories(options.data_dir, ec);
-  if (ec) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot create data directory ", options.data_dir, ": ", ec.message()));
-  }
+  MCOS_RETURN_IF_ERROR(common::PreparePrivateDir(options.data_dir));
   MCOS_ASSIGN_OR_RETURN(auto store,
                         metadata::SqliteMetadataStore::Open(options.data_dir + "/controller.db"));
   std::unique_ptr<Controller> c(new Controller(options, clock, probe, std::move(store)));

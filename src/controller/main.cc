@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "common/data_dir.h"
 #include "common/cli.h"
 #include "common/logging.h"
 #include "common/server_host.h"
@@ -66,7 +67,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "mcos-controller: %s\n", std::string(s.message()).c_str());
     return 1;
   };
-  std::filesystem::create_directories(options.data_dir);
+  if (auto s = mcos::common::PreparePrivateDir(options.data_dir); !s.ok()) {
+    std::fprintf(stderr, "mcos-controller: %s\n", std::string(s.message()).c_str());
+    return 1;
+  }
   auto key = mcos::common::LoadOrCreateKeyFile(key_file.empty() ? options.data_dir + "/token.key"
                                                                 : key_file);
   if (!key.ok()) return fail(key.status());

@@ -518,15 +518,20 @@ mcos::v1::ObjectRecord TombstoneRecord(const mcos::v1::Version& version, uint32_
 }
 
 absl::StatusOr<WriteAck> Copy(Replica& from, Replica& to, const mcos::v1::ObjectKey& key,
-                              const mcos::v1::ObjectRecord& record, absl::Time deadline) {
+                              const mcos::v1::ObjectRecord& record, absl::Time deadline,
+                              const mcos::v1::Version* from_version) {
   if (record.tombstone()) return to.Delete(key, record, deadline);
-  auto reader = from.Open(key, 0, 0, &record.version(), deadline);
+  auto reader =
+      from.Open(key, 0, 0, from_version != nullptr ? from_version : &record.version(), deadline);
   if (!reader.ok()) {
     return absl::Status(reader.status().code(),
                         absl::StrCat("reading the copy at cluster '", from.cluster(),
                                      "': ", reader.status().message()));
   }
-  return to.Put(key, (*reader)->record(), **reader, deadline);
+  if (from_version == nullptr) return to.Put(key, (*reader)->record(), **reader, deadline);
+  mcos::v1::ObjectRecord restamped = (*reader)->record();
+  *restamped.mutable_version() = record.version();
+  return to.Put(key, restamped, **reader, deadline);
 }
 
 std::unique_ptr<Replica> StorageReplica(std::string cluster,

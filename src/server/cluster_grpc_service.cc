@@ -178,6 +178,9 @@ grpc::Status ClusterGrpcService::Put(grpc::ServerContext* context,
   record.set_partition(header.partition());
   record.set_option(header.option());
   const mcos::v1::ObjectKey key = header.key();
+  // This cluster's clock moves past every version it receives (a hybrid logical clock), so that
+  // its own later writes are newer than what it holds.
+  app_.hlc_.Observe(header.version().hlc());
   ReplicaWriteSource source(*context, *reader, record);
   auto ack = b->local->Put(key, record, source, DeadlineOf(*context));
   if (!ack.ok()) return ToGrpcStatus(ack.status());
@@ -244,6 +247,7 @@ grpc::Status ClusterGrpcService::ClusterDeleteObject(
   if (!valid.ok()) return ToGrpcStatus(valid);
   auto b = app_.backends();
   if (!b.ok()) return ToGrpcStatus(b.status());
+  app_.hlc_.Observe(request->version().hlc());
   auto ack = b->local->Delete(
       request->key(),
       replication::TombstoneRecord(request->version(), request->partition(), request->option()),

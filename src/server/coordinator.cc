@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/synchronization/notification.h"
 #include "common/logging.h"
 #include "common/version.h"
@@ -38,6 +39,14 @@ absl::Status TooFewReplicas(size_t answered, size_t replicas, size_t needed,
   return absl::UnavailableError(absl::StrCat(answered, " of ", replicas,
                                              " replica clusters answered, ", needed, " needed (",
                                              what, "); retry when more clusters are up"));
+}
+
+mcos::v1::ObjectKey ProbeKey() {
+  mcos::v1::ObjectKey key;
+  key.set_user("_0000000000000000");
+  key.set_container(".mcos-probe");
+  key.set_object("probe");
+  return key;
 }
 
 class Coordinator::Executor {
@@ -83,10 +92,29 @@ class Coordinator::Executor {
   std::vector<std::thread> threads_;
 };
 
-Coordinator::Coordinator(CoordinatorOptions options, Enqueue enqueue)
-    : options_(options), enqueue_(std::move(enqueue)) {}
+Coordinator::Coordinator(CoordinatorOptions options, Enqueue enqueue,
+                         common::HybridLogicalClock& hlc)
+    : options_(options), enqueue_(std::move(enqueue)), hlc_(hlc), clock_(*options.clock) {
+  if (options_.start_prober) {
+    prober_ = std::thread([this] {
+      std::unique_lock<std::mutex> lock(prober_mu_);
+      while (!prober_wake_.wait_for(lock, std::chrono::milliseconds(100),
+                                    [this] { return stopping_; })) {
+        lock.unlock();
+        ProbeOnce();
+        lock.lock();
+      }
+    });
+  }
+}
 
 Coordinator::~Coordinator() {
+  {
+    std::lock_guard<std::mutex> lock(prober_mu_);
+    stopping_ = true;
+  }
+  prober_wake_.notify_all();
+  if (prober_.joinable()) prober_.join();
   std::map<std::string, std::unique_ptr<Executor>> executors;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -115,129 +143,296 @@ void Coordinator::Dispatch(const std::string& cluster, const Replica& replica,
   }
 }
 
-bool Coordinator::Admit(const std::string& cluster) {
+bool Coordinator::Admit(const std::string& cluster,
+                        const std::shared_ptr<replication::Replica>& replica) {
   std::lock_guard<std::mutex> lock(mu_);
   Health& h = health_[cluster];
-  if (h.failures > 0 && (h.in_flight > 0 || absl::Now() < h.retry_after)) return false;
-  ++h.in_flight;
-  return true;
+  if (h.replica != replica) h.replica = replica;
+  return !h.failing;
+}
+
+bool Coordinator::IsAdmitted(const std::string& cluster) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = health_.find(cluster);
+  return it == health_.end() || !it->second.failing;
 }
 
 void Coordinator::Report(const std::string& cluster, const absl::Status& status) {
   const bool unreachable = absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status);
   std::lock_guard<std::mutex> lock(mu_);
   Health& h = health_[cluster];
-  --h.in_flight;
   if (!unreachable) {
-    if (h.failures > 0) common::LogInfo("replica cluster '", cluster, "' answers again");
+    if (h.failing) common::LogInfo("replica cluster '", cluster, "' answers again");
+    h.failing = false;
     h.failures = 0;
     return;
   }
-  if (h.failures == 0) {
+  if (!h.failing) {
     common::LogWarning("replica cluster '", cluster, "' does not answer (", status.message(),
-                       "); its writes are queued until it does");
+                       "); its writes are queued until a probe of it succeeds");
   }
+  h.failing = true;
   ++h.failures;
-  h.retry_after = absl::Now() + std::min(absl::Seconds(5),
+  h.next_probe = clock_.Now() + std::min(options_.probe_period,
                                          absl::Milliseconds(100) * (1 << std::min(h.failures, 6)));
+}
+
+void Coordinator::ProbeOnce() {
+  std::vector<std::pair<std::string, std::shared_ptr<Replica>>> due;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const absl::Time now = clock_.Now();
+    for (auto& [cluster, h] : health_) {
+      if (h.replica == nullptr || h.probing || now < h.next_probe) continue;
+      h.probing = true;
+      // The next regular probe; Report moves a failing cluster's to its backoff.
+      h.next_probe = now + options_.probe_period;
+      due.emplace_back(cluster, h.replica);
+    }
+  }
+  std::vector<std::function<void()>> here;
+  for (auto& [cluster, replica] : due) {
+    Dispatch(cluster, *replica, here, [this, cluster = cluster, replica = replica] {
+      auto answer = replica->Stat(ProbeKey(), absl::Now() + options_.probe_timeout);
+      Report(cluster, answer.ok() || absl::IsNotFound(answer.status()) ? absl::OkStatus()
+                                                                       : answer.status());
+      std::lock_guard<std::mutex> lock(mu_);
+      health_[cluster].probing = false;
+    });
+  }
+  for (auto& task : here) task();
+}
+
+absl::Status Coordinator::CheckWritable(const mcos::v1::Placement& placement,
+                                        const std::string& local, const ReplicaMap& replicas) {
+  if (placement.degraded()) return absl::OkStatus();
+  const size_t w = WriteConcern(placement);
+  size_t reachable = 0;
+  std::vector<std::string> down;
+  for (const auto& c : placement.replicas()) {
+    auto it = replicas.find(c);
+    const bool known = it != replicas.end() && it->second != nullptr;
+    if (c == local || (known && Admit(c, it->second))) {
+      ++reachable;
+    } else {
+      down.push_back(c);
+    }
+  }
+  if (reachable >= w) return absl::OkStatus();
+  return absl::UnavailableError(absl::StrCat(
+      "only ", reachable, " of ", placement.replicas_size(),
+      " replica clusters can be reached now, ", w, " needed (", absl::StrJoin(down, ", "),
+      down.size() == 1 ? " does" : " do", " not answer); nothing was stored: retry when more "
+      "clusters are up"));
 }
 
 // ---- writes ---------------------------------------------------------------------------------
 
+// One replicated write: its rounds, each sending `record` (re-stamped from the second round on)
+// to the replicas, and what they answered. Guarded by `mu`.
+struct Coordinator::Write {
+  mcos::v1::ObjectKey key;
+  mcos::v1::Placement placement;
+  std::shared_ptr<Replica> source;
+  ReplicaMap replicas;
+  std::function<void(absl::StatusOr<Replicated>)> done;
+
+  std::mutex mu;
+  int round = 1;
+  // This round's version, and the version under which `source` holds the content.
+  mcos::v1::ObjectRecord record;
+  mcos::v1::Version source_version;
+  size_t acks = 0;
+  size_t pending = 0;
+  std::vector<std::string> holders;
+  // The newest version a replica held instead of taking this round's.
+  std::optional<mcos::v1::Version> newer;
+  bool answered = false;
+};
+
 void Coordinator::Replicate(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
                             const mcos::v1::Placement& placement,
-                            const std::shared_ptr<Replica>& local, const ReplicaMap& replicas,
-                            std::function<void(absl::StatusOr<std::vector<std::string>>)> done) {
-  struct State {
-    std::mutex mu;
-    size_t acks = 0;
-    size_t pending = 0;
-    std::vector<std::string> holders;
-    bool answered = false;
-    std::function<void(absl::StatusOr<std::vector<std::string>>)> done;
-  };
-  auto state = std::make_shared<State>();
-  state->done = std::move(done);
-  const auto r = static_cast<size_t>(placement.replicas_size());
-  const size_t w = WriteConcern(placement);
-  const bool degraded = placement.degraded();
-  const auto& order = placement.replicas();
-  // Answers once (outside the lock) when W hold it, or when nothing is pending any more.
-  auto maybe_answer = [state, r, w, degraded, order](std::unique_lock<std::mutex> lock) {
-    if (state->answered) return;
-    std::optional<absl::StatusOr<std::vector<std::string>>> answer;
-    if (state->acks >= w || (state->pending == 0 && degraded && state->acks > 0)) {
-      std::vector<std::string> holders = state->holders;
-      SortByOrder(holders, order);
-      answer = std::move(holders);
-    } else if (state->pending == 0) {
-      answer = TooFewReplicas(state->acks, r, w, "write");
-    }
-    if (!answer) return;
-    state->answered = true;
-    auto done_fn = std::move(state->done);
-    lock.unlock();
-    done_fn(*std::move(answer));
-  };
+                            const std::shared_ptr<Replica>& source, const ReplicaMap& replicas,
+                            std::function<void(absl::StatusOr<Replicated>)> done) {
+  auto write = std::make_shared<Write>();
+  write->key = key;
+  write->placement = placement;
+  write->source = source;
+  write->replicas = replicas;
+  write->done = std::move(done);
+  write->record = record;
+  write->source_version = record.version();
+  hlc_.Observe(record.version().hlc());
+  StartRound(write);
+}
 
+void Coordinator::StartRound(const std::shared_ptr<Write>& write) {
+  Write& w = *write;
+  const mcos::v1::ObjectKey& key = w.key;
   std::vector<std::pair<std::string, std::shared_ptr<Replica>>> targets;
+  std::vector<std::pair<std::string, std::string>> queued;  // (cluster, reason)
+  mcos::v1::ObjectRecord record;
   {
-    std::unique_lock<std::mutex> lock(state->mu);
-    for (const auto& c : placement.replicas()) {
-      if (local != nullptr && c == local->cluster()) {
-        ++state->acks;
-        state->holders.push_back(c);
+    std::lock_guard<std::mutex> lock(w.mu);
+    record = w.record;
+    w.acks = 0;
+    w.holders.clear();
+    w.newer.reset();
+    const std::string here = w.source != nullptr ? w.source->cluster() : std::string();
+    for (const auto& c : w.placement.replicas()) {
+      if (w.round == 1 && c == here) {
+        // The caller committed it here.
+        ++w.acks;
+        w.holders.push_back(c);
         continue;
       }
-      auto it = replicas.find(c);
-      if (it == replicas.end() || it->second == nullptr) {
-        enqueue_(key, record, c, "no server of the cluster is known here");
-        continue;
+      auto it = w.replicas.find(c);
+      if (it == w.replicas.end() || it->second == nullptr) {
+        queued.emplace_back(c, "no server of the cluster is known here");
+      } else if (!Admit(c, it->second)) {
+        queued.emplace_back(c, "the cluster did not answer recent calls");
+      } else {
+        targets.emplace_back(c, it->second);
       }
-      if (!Admit(c)) {
-        enqueue_(key, record, c, "the cluster did not answer recent calls");
-        continue;
-      }
-      targets.emplace_back(c, it->second);
     }
-    state->pending = targets.size();
+    w.pending = targets.size();
+  }
+  for (const auto& [cluster, reason] : queued) enqueue_(key, record, cluster, reason);
+  if (w.round > 1 && w.source != nullptr && !record.tombstone()) {
+    // The content is read again from the source under its earlier stamp. This cluster's copy
+    // takes the new stamp first, so that when it is the source the others read that from it.
+    auto local = std::find_if(targets.begin(), targets.end(),
+                              [&](const auto& t) { return t.first == w.source->cluster(); });
+    if (local != targets.end()) {
+      const auto [cluster, replica] = *local;
+      targets.erase(local);
+      const bool source_here = replica.get() == w.source.get();
+      auto ack = replication::Copy(
+          *w.source, *replica, key, record,
+          replication::CopyDeadline(record.size(), options_.replica_timeout), &w.source_version);
+      Report(cluster, ack.status());
+      const bool taken = ack.ok() && ack->applied;
+      if (taken && source_here) {
+        std::lock_guard<std::mutex> lock(w.mu);
+        w.source_version = record.version();
+      }
+      OnSent(write, cluster, ack);
+      if (!taken && source_here) {
+        // A newer version replaced this cluster's copy: nothing is left to send the others.
+        for (const auto& t : targets) {
+          OnSent(write, t.first,
+                 absl::FailedPreconditionError(
+                     "this cluster's copy was replaced by a newer version meanwhile"));
+        }
+        return;
+      }
+    }
   }
   const absl::Time deadline =
       replication::CopyDeadline(record.tombstone() ? 0 : record.size(), options_.replica_timeout);
+  std::vector<std::function<void()>> here;
   for (auto& [cluster, replica] : targets) {
-    Schedule(cluster, [this, state, key, record, local, cluster = cluster, replica = replica,
-                       deadline, maybe_answer] {
-      auto ack = local != nullptr ? replication::Copy(*local, *replica, key, record, deadline)
-                                  : absl::StatusOr<replication::WriteAck>(
-                                        absl::FailedPreconditionError("no local copy to send"));
-      Report(cluster, ack.status());
-      if (!ack.ok()) {
-        enqueue_(key, record, cluster, std::string(ack.status().message()));
-      }
-      std::unique_lock<std::mutex> lock(state->mu);
-      --state->pending;
-      if (ack.ok()) {
-        // Applied, or it already holds this version or a newer one: either way it holds it.
-        ++state->acks;
-        state->holders.push_back(cluster);
-      }
-      maybe_answer(std::move(lock));
-    });
+    Dispatch(cluster, *replica, here,
+             [this, write, key, record, cluster = cluster, replica = replica, deadline] {
+               mcos::v1::Version from;
+               {
+                 std::lock_guard<std::mutex> lock(write->mu);
+                 from = write->source_version;
+               }
+               auto ack = write->source != nullptr
+                              ? replication::Copy(*write->source, *replica, key, record, deadline,
+                                                  &from)
+                              : absl::StatusOr<replication::WriteAck>(
+                                    absl::FailedPreconditionError("no local copy to send"));
+               Report(cluster, ack.status());
+               OnSent(write, cluster, ack);
+             });
   }
-  maybe_answer(std::unique_lock<std::mutex>(state->mu));
+  MaybeFinish(write, std::unique_lock<std::mutex>(w.mu));
+  for (auto& task : here) task();
 }
 
-absl::StatusOr<std::vector<std::string>> Coordinator::ReplicateAndWait(
-    const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
-    const mcos::v1::Placement& placement, const std::shared_ptr<Replica>& local,
-    const ReplicaMap& replicas) {
-  auto result = std::make_shared<absl::StatusOr<std::vector<std::string>>>();
+void Coordinator::OnSent(const std::shared_ptr<Write>& write, const std::string& cluster,
+                         const absl::StatusOr<replication::WriteAck>& ack) {
+  Write& w = *write;
+  if (!ack.ok()) {
+    mcos::v1::ObjectRecord record;
+    {
+      std::lock_guard<std::mutex> lock(w.mu);
+      record = w.record;
+    }
+    enqueue_(w.key, record, cluster, std::string(ack.status().message()));
+  } else if (!ack->applied && common::IsSet(ack->stored_version)) {
+    hlc_.Observe(ack->stored_version.hlc());
+  }
+  std::unique_lock<std::mutex> lock(w.mu);
+  --w.pending;
+  if (ack.ok()) {
+    const int held = common::CompareVersions(ack->stored_version, w.record.version());
+    if (ack->applied || held == 0) {
+      // It took this version, or holds exactly it already (a retry).
+      ++w.acks;
+      w.holders.push_back(cluster);
+    } else if (held > 0 && (!w.newer || common::IsNewer(ack->stored_version, *w.newer))) {
+      w.newer = ack->stored_version;
+    }
+  }
+  MaybeFinish(write, std::move(lock));
+}
+
+void Coordinator::MaybeFinish(const std::shared_ptr<Write>& write,
+                              std::unique_lock<std::mutex> lock) {
+  Write& w = *write;
+  if (w.answered) return;
+  const size_t r = static_cast<size_t>(w.placement.replicas_size());
+  const size_t needed = WriteConcern(w.placement);
+  std::optional<absl::StatusOr<Replicated>> answer;
+  if (w.acks >= needed || (w.pending == 0 && w.placement.degraded() && w.acks > 0)) {
+    Replicated done{w.record, w.holders};
+    SortByOrder(done.holders, w.placement.replicas());
+    answer = std::move(done);
+  } else if (w.pending > 0) {
+    return;
+  } else if (w.newer && w.round < options_.max_write_rounds) {
+    // Replicas held a newer version: this write is stamped above it and sent to all again.
+    ++w.round;
+    mcos::v1::Version stamp;
+    stamp.set_hlc(hlc_.Observe(w.newer->hlc()));
+    stamp.set_cluster(w.record.version().cluster());
+    *w.record.mutable_version() = stamp;
+    lock.unlock();
+    StartRound(write);
+    return;
+  } else if (w.acks == 0 && w.round == 1) {
+    answer = TooFewReplicas(0, r, needed, "write");
+  } else {
+    std::vector<std::string> holders = w.holders;
+    SortByOrder(holders, w.placement.replicas());
+    answer = absl::UnavailableError(absl::StrCat(
+        w.acks, " of ", r, " replica clusters took the write, ", needed,
+        " needed: the write is in doubt: ",
+        holders.empty() ? std::string("no cluster holds its last stamp")
+                        : absl::StrCat("it is stored at ", absl::StrJoin(holders, ", ")),
+        ", and the others get it when they answer again unless a newer write replaces it; "
+        "retry it (that is safe), or delete the object to undo it"));
+  }
+  w.answered = true;
+  auto done = std::move(w.done);
+  lock.unlock();
+  done(*std::move(answer));
+}
+
+absl::StatusOr<Replicated> Coordinator::ReplicateAndWait(const mcos::v1::ObjectKey& key,
+                                                         const mcos::v1::ObjectRecord& record,
+                                                         const mcos::v1::Placement& placement,
+                                                         const std::shared_ptr<Replica>& source,
+                                                         const ReplicaMap& replicas) {
+  auto result = std::make_shared<absl::StatusOr<Replicated>>();
   auto ready = std::make_shared<absl::Notification>();
-  Replicate(key, record, placement, local, replicas,
-            [result, ready](absl::StatusOr<std::vector<std::string>> r) {
-              *result = std::move(r);
-              ready->Notify();
-            });
+  Replicate(key, record, placement, source, replicas, [result, ready](absl::StatusOr<Replicated> r) {
+    *result = std::move(r);
+    ready->Notify();
+  });
   ready->WaitForNotification();
   return *result;
 }
@@ -308,25 +503,32 @@ void Coordinator::AskReplicas(Candidates candidates, size_t needed, ReadScope sc
     }
     return;
   }
-  // Only as many as the quorum needs; another candidate for each one that fails.
+  // Only as many as the quorum needs; another candidate for each one that fails, and one more
+  // each time hedge_after passes without enough answers (a frozen cluster does not fail fast).
+  absl::Time hedge_at = absl::InfiniteFuture();
   while (true) {
     size_t want = 0;
     {
       std::unique_lock<std::mutex> lock(tally.mu);
       const size_t outstanding = tally.asked - tally.done;
+      const absl::Time now = absl::Now();
       if (tally.answered >= needed) return;
       if (tally.answered + outstanding < needed && next < candidates.size()) {
         want = needed - tally.answered - outstanding;
-      } else if (outstanding == 0 || absl::Now() >= deadline) {
+      } else if (outstanding == 0 || now >= deadline) {
         return;  // nobody left to ask, or out of time
+      } else if (now >= hedge_at && next < candidates.size()) {
+        want = 1;
       } else {
         const size_t done = tally.done;
-        tally.changed.wait_until(lock, absl::ToChronoTime(deadline),
+        const absl::Time until = next < candidates.size() ? std::min(deadline, hedge_at) : deadline;
+        tally.changed.wait_until(lock, absl::ToChronoTime(until),
                                  [&] { return tally.done != done; });
         continue;
       }
     }
     ask(want);
+    hedge_at = absl::Now() + options_.hedge_after;
   }
 }
 
@@ -335,7 +537,9 @@ Coordinator::Candidates Coordinator::Admitted(
   Candidates out;
   for (const auto& c : clusters) {
     auto it = replicas.find(c);
-    if (it != replicas.end() && it->second != nullptr && Admit(c)) out.emplace_back(c, it->second);
+    if (it != replicas.end() && it->second != nullptr && Admit(c, it->second)) {
+      out.emplace_back(c, it->second);
+    }
   }
   return out;
 }
@@ -375,6 +579,7 @@ absl::StatusOr<Newest> Coordinator::Read(const mcos::v1::ObjectKey& key,
     }
   }
   if (newest.record) {
+    hlc_.Observe(newest.record->version().hlc());
     for (const auto& [cluster, answer] : gather->answers) {
       if (answer && common::CompareVersions(answer->version(), newest.record->version()) == 0) {
         newest.holders.push_back(cluster);

@@ -1,16 +1,24 @@
-// The object coordinator of a server (shared/DESIGN.md, "Reads and writes"): fans writes out to
-// an object's replica clusters and counts them against the write concern, asks enough replicas
-// on reads to see the newest version, and merges listings. Plain C++ over the Replica interface
-// (replication/replica.h), no gRPC types, so that it is tested with in-memory replicas.
+// The object coordinator of a server: fans writes out to an object's replica clusters and counts
+// them against the write concern, asks enough replicas on reads to see the newest version, and
+// merges listings. Plain C++ over the Replica interface (replication/replica.h), no gRPC types, so
+// that it is tested with in-memory replicas.
 //
-// Writes are stored in this cluster first (the caller commits the local copy), then copied from
-// it to the other replica clusters in parallel; the write is acknowledged once W clusters hold
-// it. A replica that fails or times out is handed to `enqueue` (the controller's durable
-// replication queue), which sends it the version later. The calls to each replica cluster run on
-// a few threads of their own, so a slow cluster costs its own threads until their deadlines,
-// never the caller's nor another cluster's. A cluster whose calls fail or time out is skipped
-// (its writes queued at once, reads not asked) until a single probe call succeeds again; probes
-// are spaced 0.1 s doubling to 5 s. Thread-safe.
+// Writes are stored in this cluster first (the caller commits the local copy, re-stamped above
+// whatever newer version it holds there), then copied from it to the other replica clusters in
+// parallel; the write is acknowledged once W clusters applied it, each when it held only older
+// versions. A replica that holds a newer version says so: the coordinator's clock moves past it
+// and, if the write then falls short of W, the write is stamped again above it and sent again
+// (at most max_write_rounds times), so that a write acknowledged after another is newer than it
+// whatever the clusters' wall clocks say. A replica that fails or times out is handed to `enqueue`
+// (the controller's durable replication queue), which sends it the version later.
+//
+// Breaker: a cluster whose call failed or timed out (UNAVAILABLE, DEADLINE_EXCEEDED) is not
+// called by requests (its writes are queued at once, reads skip it) until a probe of it succeeds;
+// every known cluster is probed every probe_period (a cheap stat), a failing one after 0.1 s
+// doubling to probe_period, so that a cluster that is back is used again within about a second
+// whatever calls were in flight when it failed, and one that died is known before a write needs
+// it. The calls to each replica cluster run on a few threads of their own, so a slow cluster costs
+// its own threads until their deadlines, never the caller's nor another cluster's. Thread-safe.
 #pragma once
 
 #include <condition_variable>
@@ -26,6 +34,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/clock.h"
+#include "common/version.h"
 #include "mcos/v1/resolver.pb.h"
 #include "mcos/v1/storage.pb.h"
 #include "replication/replica.h"
@@ -42,6 +52,20 @@ struct CoordinatorOptions {
   // Threads per replica cluster: each cluster's calls run on its own, so a frozen cluster holds
   // up only its own calls.
   int threads_per_cluster = 8;
+  // A quorum read (ReadScope::kQuorum) asks one more replica each time this passes without
+  // enough answers, so that a frozen cluster costs this much, not the replica timeout.
+  absl::Duration hedge_after = absl::Milliseconds(200);
+  // How often every known cluster is probed, and the longest backoff between probes of a failing
+  // one (0.1 s doubling up to this); a probe that takes longer than probe_timeout failed.
+  absl::Duration probe_period = absl::Seconds(1);
+  absl::Duration probe_timeout = absl::Seconds(1);
+  // Runs ProbeOnce every 100 ms on a thread of its own (tests call ProbeOnce themselves).
+  bool start_prober = true;
+  // How many times a write is stamped and sent again above a newer version a replica held.
+  int max_write_rounds = 4;
+  // The breaker's clock (not owned; must outlive the coordinator). Calls' deadlines use the real
+  // clock, which the replicas compare them with.
+  common::Clock* clock = &common::SystemClock::Get();
 };
 
 // The replicas of one request: the placement's clusters that can be reached, by name.
@@ -55,41 +79,62 @@ struct Newest {
   std::vector<std::string> holders;
 };
 
+// What a replicated write ended with.
+struct Replicated {
+  // The version stored: the caller's, or the same content stamped again above a newer version
+  // that a replica held.
+  mcos::v1::ObjectRecord record;
+  // The clusters that applied it, in the placement's order.
+  std::vector<std::string> holders;
+};
+
 class Coordinator {
  public:
   // Hands a replica's missed write to the durable queue (called on a pool thread).
   using Enqueue =
       std::function<void(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
                          const std::string& target, const std::string& reason)>;
-  Coordinator(CoordinatorOptions options, Enqueue enqueue);
+  // `hlc` stamps this server's writes: the coordinator moves it past every version it reads or a
+  // replica answers, and stamps again from it. It must outlive the coordinator.
+  Coordinator(CoordinatorOptions options, Enqueue enqueue, common::HybridLogicalClock& hlc);
   ~Coordinator();
   Coordinator(const Coordinator&) = delete;
   Coordinator& operator=(const Coordinator&) = delete;
 
-  // After `local` committed `record` (a version or a tombstone) of `key`: copies it to the other
-  // clusters of `placement.replicas()` found in `replicas`, and calls `done` once (on some
-  // thread) with the clusters that hold it (placement order) when write_concern of them do; or,
-  // when every replica answered or timed out short of it, with UNAVAILABLE ("k of R replica
-  // clusters answered, W needed") unless the placement is degraded (then with who holds it).
-  // `local` counts when its cluster is in the placement.
+  // Before a write commits anything: UNAVAILABLE ("... nothing was stored") when fewer than W of
+  // the placement's clusters can be reached now (this one, `local`, and those the breaker admits),
+  // unless the placement is degraded. A write refused here leaves no trace anywhere.
+  absl::Status CheckWritable(const mcos::v1::Placement& placement, const std::string& local,
+                             const ReplicaMap& replicas);
+
+  // After `source` (this cluster's copy, or a copy of a small upload in memory) committed `record`
+  // (a version or a tombstone) of `key`: copies it to the other clusters of `placement.replicas()`
+  // found in `replicas`, and calls `done` once (on some thread) with the version and the clusters
+  // that applied it when write_concern of them did; or, when every replica answered or timed out
+  // short of it, with UNAVAILABLE ("k of R replica clusters took the write, W needed: it is in
+  // doubt ...": the clusters that took it keep it and the queue sends it to the others) unless the
+  // placement is degraded (then with who holds it). `source`'s cluster counts as a holder when it
+  // is in the placement. When replicas held a newer version, the write is stamped again above it
+  // and sent to every replica again, `source`'s cluster first (its copy in `replicas`).
   void Replicate(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
                  const mcos::v1::Placement& placement,
-                 const std::shared_ptr<replication::Replica>& local, const ReplicaMap& replicas,
-                 std::function<void(absl::StatusOr<std::vector<std::string>>)> done);
+                 const std::shared_ptr<replication::Replica>& source, const ReplicaMap& replicas,
+                 std::function<void(absl::StatusOr<Replicated>)> done);
   // The same, waiting for the answer.
-  absl::StatusOr<std::vector<std::string>> ReplicateAndWait(
-      const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
-      const mcos::v1::Placement& placement, const std::shared_ptr<replication::Replica>& local,
-      const ReplicaMap& replicas);
+  absl::StatusOr<Replicated> ReplicateAndWait(const mcos::v1::ObjectKey& key,
+                                              const mcos::v1::ObjectRecord& record,
+                                              const mcos::v1::Placement& placement,
+                                              const std::shared_ptr<replication::Replica>& source,
+                                              const ReplicaMap& replicas);
 
   // Who a read asks.
   enum class ReadScope {
     // Every replica of the placement in parallel (answering with the quorum plus the grace), so
     // that `holders` names every cluster that holds the newest version (stat, download).
     kEveryHolder,
-    // Only R-W+1 of them, this cluster's copy first, and another for each that fails: enough
-    // to know the newest version (whether an object exists before a create, update or delete).
-    // `holders` then names only the holders asked.
+    // Only R-W+1 of them, this cluster's copy first, and another for each that fails or has not
+    // answered within hedge_after: enough to know the newest version (whether an object exists
+    // before a create, update or delete). `holders` then names only the holders asked.
     kQuorum,
   };
   // Asks the placement's replicas for the newest version of `key`; needs R-W+1 answers
@@ -118,6 +163,12 @@ class Coordinator {
   // What AskReplicas counts (defined in the .cc).
   struct Tally;
 
+  // Probes the clusters that are due (every known one each probe_period, a failing one on its
+  // backoff) on their own threads; a probe that succeeds admits its cluster again.
+  void ProbeOnce();
+  // Whether requests call `cluster` now (false once a call failed, until a probe succeeds).
+  bool IsAdmitted(const std::string& cluster);
+
  private:
   class Executor;
   // Runs `task` on the threads of `cluster`.
@@ -138,25 +189,43 @@ class Coordinator {
   // was asked and ended, or at `deadline`.
   void AskReplicas(Candidates candidates, size_t needed, ReadScope scope, absl::Time deadline,
                    Tally& tally, const MakeCall& make_call);
-  // Whether to call `cluster` now: yes while its calls succeed; once they fail, only one probe
-  // at a time, after its backoff. Admitted calls must be reported with Report.
-  bool Admit(const std::string& cluster);
+  // Whether requests may call `cluster` (through `replica`, remembered for its probes).
+  bool Admit(const std::string& cluster, const std::shared_ptr<replication::Replica>& replica);
+  // A call to `cluster` ended with `status`: unreachable (UNAVAILABLE, DEADLINE_EXCEEDED) stops
+  // requests from calling it until a probe succeeds; anything else admits it.
   void Report(const std::string& cluster, const absl::Status& status);
+  // One write's rounds (defined in the .cc).
+  struct Write;
+  void StartRound(const std::shared_ptr<Write>& write);
+  void OnSent(const std::shared_ptr<Write>& write, const std::string& cluster,
+              const absl::StatusOr<replication::WriteAck>& ack);
+  void MaybeFinish(const std::shared_ptr<Write>& write, std::unique_lock<std::mutex> lock);
 
   const CoordinatorOptions options_;
   const Enqueue enqueue_;
+  common::HybridLogicalClock& hlc_;
+  common::Clock& clock_;
   std::mutex mu_;
   std::map<std::string, std::unique_ptr<Executor>> executors_;
   struct Health {
-    int failures = 0;
-    int in_flight = 0;
-    absl::Time retry_after = absl::InfinitePast();
+    std::shared_ptr<replication::Replica> replica;  // the last one seen, for probes
+    bool failing = false;
+    int failures = 0;  // consecutive failed calls and probes
+    bool probing = false;
+    absl::Time next_probe = absl::InfinitePast();
   };
   std::map<std::string, Health> health_;
+  std::mutex prober_mu_;
+  std::condition_variable prober_wake_;
+  bool stopping_ = false;
+  std::thread prober_;
 };
 
 // "k of R replica clusters answered, W needed" as UNAVAILABLE.
 absl::Status TooFewReplicas(size_t answered, size_t replicas, size_t needed,
                             absl::string_view what);
+
+// The key a probe stats: a valid name that no user can own.
+mcos::v1::ObjectKey ProbeKey();
 
 }  // namespace mcos::server

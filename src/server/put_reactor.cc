@@ -341,7 +341,9 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
     Start(newest->record.has_value() && !newest->record->tombstone());
   }
 
-  // Checks create/update against whether the object exists, then opens the storage stream.
+  // Checks create/update against whether the object exists and, for a replicated write, that
+  // enough replica clusters can be reached (a refused write stores nothing anywhere), then opens
+  // the storage stream.
   void Start(bool exists) {
     const bool overwrite = create_ && header_.overwrite();
     if (create_ && exists && !overwrite) {
@@ -354,9 +356,20 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
       Fail(ToGrpcStatus(ObjectNotFound(key_)));
       return;
     }
+    if (app_.Remote(placement_)) {
+      replicas_ = app_.Replicas(backends_, &placement_);
+      if (absl::Status s = app_.coordinator_->CheckWritable(placement_, app_.cluster_id_, replicas_);
+          !s.ok()) {
+        Fail(ToGrpcStatus(s));
+        return;
+      }
+    }
     auto* sh = out_.mutable_header();
     *sh->mutable_key() = key_;
+    // Committed above whatever newer version this cluster holds by then (racing writers, a clock
+    // behind another cluster's): the answer describes this upload's own version.
     *sh->mutable_version() = app_.Stamp();
+    sh->set_restamp(true);
     sh->set_content_type(header_.content_type());
     *sh->mutable_metadata() = header_.metadata();
     if (header_.has_size()) sh->set_size(header_.size());
@@ -500,8 +513,14 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
         } else if (!finish_written_ && stored_.applied()) {
           Fail({grpc::StatusCode::INTERNAL,
                 "the storage service stored an upload before it ended; report this bug"});
-        } else if (stored_.applied() && app_.Remote(placement_)) {
+        } else if (!stored_.applied()) {
+          // Only a storage service that ignores `restamp` (an older one) answers this.
+          Fail({grpc::StatusCode::ABORTED,
+                absl::StrCat("a newer version of object '", key_.object(),
+                             "' was stored meanwhile; this upload was not stored: retry it")});
+        } else if (app_.Remote(placement_)) {
           // Stored here: now at the other replica clusters, answering once W hold it.
+          app_.hlc_.Observe(stored_.record().version().hlc());
           phase_ = Phase::kReplicating;
           Ref();
           auto b = app_.CachedBackends();
@@ -511,14 +530,14 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
                   ? replication::InlineReplica(app_.cluster_id_, stored_.record(),
                                                std::move(inline_))
                   : (b.ok() ? b->local : nullptr);
-          app_.coordinator_->Replicate(key_, stored_.record(), placement_, source,
-                                       b.ok() ? app_.Replicas(*b, &placement_) : ReplicaMap{},
-                                       [this](absl::StatusOr<std::vector<std::string>> holders) {
-                                         OnReplicated(std::move(holders));
+          app_.coordinator_->Replicate(key_, stored_.record(), placement_, source, replicas_,
+                                       [this](absl::StatusOr<Replicated> replicated) {
+                                         OnReplicated(std::move(replicated));
                                          Unref();
                                        });
         } else {
-          // Applied, or superseded by a newer version (then that one is the answer).
+          // This upload's own version (stamped above a newer one stored meanwhile, if any).
+          app_.hlc_.Observe(stored_.record().version().hlc());
           grpc::SerializationTraits<mcos::v1::ObjectInfo>::Serialize(
               app_.ToInfo(key_, stored_.record()), response_, &own_response_);
           Answer(grpc::Status::OK);
@@ -528,15 +547,15 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
     Unref();
   }
 
-  void OnReplicated(absl::StatusOr<std::vector<std::string>> holders) {
+  void OnReplicated(absl::StatusOr<Replicated> replicated) {
     std::lock_guard<std::recursive_mutex> lock(mu_);
     if (answered_) return;
-    if (!holders.ok()) {
-      Answer(ToGrpcStatus(holders.status()));
+    if (!replicated.ok()) {
+      Answer(ToGrpcStatus(replicated.status()));
       return;
     }
     grpc::SerializationTraits<mcos::v1::ObjectInfo>::Serialize(
-        app_.ToInfo(key_, stored_.record(), &*holders), response_, &own_response_);
+        app_.ToInfo(key_, replicated->record, &replicated->holders), response_, &own_response_);
     Answer(grpc::Status::OK);
   }
 
@@ -636,6 +655,7 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   mcos::v1::ResolveRequest resolve_req_;
   mcos::v1::ResolveResponse resolve_resp_;
   mcos::v1::Placement placement_;
+  ReplicaMap replicas_;  // a replicated write's (Remote placements)
   grpc::ClientContext stat_ctx_;
   mcos::v1::StorageStatRequest stat_req_;
   mcos::v1::StorageStatResponse stat_resp_;

@@ -89,9 +89,11 @@ ServerApp::ServerApp(const ServerOptions& options)
   CoordinatorOptions coordinator;
   coordinator.replica_timeout = options.replica_timeout;
   coordinator_ = std::make_unique<Coordinator>(
-      coordinator, [this](const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
-                          const std::string& target,
-                          const std::string& reason) { Enqueue(key, record, target, reason); });
+      coordinator,
+      [this](const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
+             const std::string& target,
+             const std::string& reason) { Enqueue(key, record, target, reason); },
+      hlc_);
   auth_.set_channel_credentials(common::MakeChannelCredentials(options.tls));
   route_.auth = &auth_;
   watchdog_.Start();
@@ -655,8 +657,9 @@ grpc::Status UserGrpcService::DownloadObject(
     guard->Detach();
     app_.downloads_.Release(common::TokenOwner(claims));
   };
-  // The user sees every holder of the version streamed.
+  // The user sees every holder of the version streamed (when it is the version the read chose).
   std::vector<std::string> federated_holders;
+  std::optional<mcos::v1::Version> federated_version;
   const auto key = MakeKey(common::TokenOwner(claims), request->container(), request->object());
   mcos::v1::StorageGetRequest req;
   *req.mutable_key() = key;
@@ -678,11 +681,14 @@ grpc::Status UserGrpcService::DownloadObject(
           std::find(holders.begin(), holders.end(), app_.cluster_id_) != holders.end();
       if (here && newest->record->size() > kPipelinedReadBytes) {
         // A large object held here streams from the storage service, whose reads run ahead of
-        // the network on its own thread.
-        *req.mutable_version() = newest->record->version();
+        // the network on its own thread. It reads what this cluster holds when it opens: the
+        // version chosen, or a newer one written since (then only this cluster is known to hold
+        // it).
         federated_holders = newest->holders;
+        federated_version = newest->record->version();
       } else {
-        auto source = replicas.find(here ? app_.cluster_id_ : holders.front());
+        const std::string& from = here ? app_.cluster_id_ : holders.front();
+        auto source = replicas.find(from);
         if (source == replicas.end() || source->second == nullptr) {
           return {grpc::StatusCode::UNAVAILABLE, "no cluster holding the object can be reached"};
         }
@@ -691,9 +697,22 @@ grpc::Status UserGrpcService::DownloadObject(
             absl::Microseconds(static_cast<int64_t>(newest->record->size()));
         auto reader = source->second->Open(key, request->offset(), request->length(),
                                            &newest->record->version(), deadline);
-        if (!reader.ok()) return ToGrpcStatus(reader.status());
+        std::vector<std::string> source_only = {from};
+        const std::vector<std::string>* shown = &holders;
+        if (absl::IsFailedPrecondition(reader.status())) {
+          // A newer write replaced that version there since the read chose it: a download
+          // returns the version it chose or a newer one, so it streams what is there now (which
+          // only moves forward).
+          reader = source->second->Open(key, request->offset(), request->length(), nullptr,
+                                        deadline);
+          shown = &source_only;
+        }
+        if (!reader.ok()) {
+          return ToGrpcStatus(absl::IsNotFound(reader.status()) ? ObjectNotFound(key)
+                                                                : reader.status());
+        }
         mcos::v1::DownloadObjectResponse out;
-        *out.mutable_info() = app_.ToInfo(key, (*reader)->record(), &holders);
+        *out.mutable_info() = app_.ToInfo(key, (*reader)->record(), shown);
         if (!writer->Write(out)) {
           (*reader)->Cancel();
           return grpc::Status::CANCELLED;
@@ -722,8 +741,9 @@ grpc::Status UserGrpcService::DownloadObject(
   while (reader->Read(&in)) {
     guard->Touch();
     if (in.has_record()) {
-      *out.mutable_info() =
-          app_.ToInfo(key, in.record(), federated_holders.empty() ? nullptr : &federated_holders);
+      const bool chosen = federated_version &&
+                          common::CompareVersions(in.record().version(), *federated_version) == 0;
+      *out.mutable_info() = app_.ToInfo(key, in.record(), chosen ? &federated_holders : nullptr);
     } else {
       app_.bytes_out_.Increment(static_cast<double>(in.data().size()));
       out.set_data(std::move(*in.mutable_data()));
@@ -759,34 +779,41 @@ grpc::Status UserGrpcService::DeleteObject(grpc::ServerContext* context,
   if (!placement.ok()) return ToGrpcStatus(placement.status());
   mcos::v1::StorageDeleteRequest req;
   *req.mutable_key() = key;
-  *req.mutable_version() = app_.Stamp();
   req.set_precondition(mcos::v1::WRITE_PRECONDITION_MUST_EXIST);
   req.set_partition(placement->partition());
   req.set_option(container->option());
+  // Stored above whatever newer version this cluster holds by then.
+  req.set_restamp(true);
   if (app_.Remote(*placement)) {
-    // The object must be live at the read quorum; the tombstone is stored here, then sent to the
-    // other replica clusters like any write.
+    // The object must be live at the read quorum (whose versions the clock then moves past); the
+    // tombstone is stored here, then sent to the other replica clusters like any write.
     const ReplicaMap replicas = app_.Replicas(*b, &*placement);
     auto newest =
         app_.coordinator_->Read(key, *placement, replicas, Coordinator::ReadScope::kQuorum);
     if (!newest.ok()) return ToGrpcStatus(newest.status());
     if (!newest->record || newest->record->tombstone()) return ToGrpcStatus(ObjectNotFound(key));
-    const auto tombstone =
-        replication::TombstoneRecord(req.version(), req.partition(), req.option());
-    auto local = b->local->Delete(key, tombstone, absl::Now() + absl::Seconds(30));
+    MCOS_GRPC_RETURN_IF_ERROR(
+        app_.coordinator_->CheckWritable(*placement, app_.cluster_id_, replicas));
+    *req.mutable_version() = app_.Stamp();
+    // The local tombstone, restamped above a newer version held here if need be; the quorum
+    // decided that the object exists (this copy may have missed a write).
+    req.set_precondition(mcos::v1::WRITE_PRECONDITION_NONE);
+    const auto local = b->storage->Delete(req);
     if (!local.ok()) return ToGrpcStatus(local.status());
-    auto holders =
-        app_.coordinator_->ReplicateAndWait(key, tombstone, *placement, b->local, replicas);
-    if (!holders.ok()) return ToGrpcStatus(holders.status());
-    response->set_version(common::VersionToString(tombstone.version()));
+    auto replicated = app_.coordinator_->ReplicateAndWait(key, local->record(), *placement,
+                                                          b->local, replicas);
+    if (!replicated.ok()) return ToGrpcStatus(replicated.status());
+    response->set_version(common::VersionToString(replicated->record.version()));
     return grpc::Status::OK;
   }
+  *req.mutable_version() = app_.Stamp();
   auto result = b->storage->Delete(req);
   if (!result.ok()) {
     return ToGrpcStatus(result.status().code() == absl::StatusCode::kFailedPrecondition
                             ? ObjectNotFound(key)
                             : result.status());
   }
+  app_.hlc_.Observe(result->record().version().hlc());
   response->set_version(common::VersionToString(result->record().version()));
   return grpc::Status::OK;
 }

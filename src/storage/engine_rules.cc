@@ -110,13 +110,21 @@ absl::Status UploadContent::DigestMismatch(absl::string_view which) const {
       "was changed or cut on the way); nothing was stored for ", Describe(header_.key())));
 }
 
-ObjectRecord Tombstone(const mcos::v1::StorageDeleteRequest& request) {
+std::optional<mcos::v1::Version> CommitVersion(const ObjectRecord* stored,
+                                               const mcos::v1::Version& wanted, bool restamp) {
+  if (stored == nullptr || common::IsNewer(wanted, stored->version())) return wanted;
+  if (restamp) return common::RestampAbove(stored->version(), wanted);
+  return std::nullopt;
+}
+
+ObjectRecord Tombstone(const mcos::v1::StorageDeleteRequest& request,
+                       const mcos::v1::Version& version) {
   ObjectRecord tombstone;
-  *tombstone.mutable_version() = request.version();
+  *tombstone.mutable_version() = version;
   tombstone.set_tombstone(true);
   tombstone.set_partition(request.partition());
   tombstone.set_option(request.option());
-  common::ToProtoTimestamp(common::HlcTime(request.version().hlc()), tombstone.mutable_modified());
+  common::ToProtoTimestamp(common::HlcTime(version.hlc()), tombstone.mutable_modified());
   *tombstone.mutable_created() = tombstone.modified();
   return tombstone;
 }

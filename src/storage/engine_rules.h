@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -29,6 +30,12 @@ std::string ObjectMetaKey(absl::string_view user, absl::string_view container,
 
 // "object 'c/o' of user 'u'", for messages.
 std::string Describe(const mcos::v1::ObjectKey& key);
+// The version a write of `wanted` commits with over `stored` (nullptr: nothing stored): `wanted`
+// when it is newer; else, with `restamp` (StoragePutHeader.restamp), the next version of the
+// writer's cluster above the stored one (common::RestampAbove); else nullopt: superseded, the
+// write changes nothing.
+std::optional<mcos::v1::Version> CommitVersion(const mcos::v1::ObjectRecord* stored,
+                                               const mcos::v1::Version& wanted, bool restamp);
 std::string SupersededReason(const mcos::v1::ObjectRecord& stored, const mcos::v1::Version& v);
 // FAILED_PRECONDITION unless `precondition` holds, given whether a live version is stored.
 absl::Status CheckPrecondition(mcos::v1::WritePrecondition precondition,
@@ -57,8 +64,9 @@ class UploadContent {
   uint64_t size_ = 0;
 };
 
-// The tombstone a delete request writes.
-mcos::v1::ObjectRecord Tombstone(const mcos::v1::StorageDeleteRequest& request);
+// The tombstone a delete request writes, with `version` (CommitVersion's).
+mcos::v1::ObjectRecord Tombstone(const mcos::v1::StorageDeleteRequest& request,
+                                 const mcos::v1::Version& version);
 
 // The byte range [begin, end) a read of `stored` (nullptr: nothing stored) asks for. NOT_FOUND for
 // nothing or a tombstone; FAILED_PRECONDITION if the request names another version;

@@ -100,7 +100,7 @@ absl::StatusOr<std::unique_ptr<PutStream>> MemoryEngine::BeginPut(
     absl::MutexLock lock(&mu_);
     auto it = objects_.find(MetaKey(header.key()));
     if (it != objects_.end() &&
-        common::CompareVersions(it->second.record.version(), header.version()) >= 0) {
+        !CommitVersion(&it->second.record, header.version(), header.restamp())) {
       superseded = WriteResult{false, it->second.record,
                                SupersededReason(it->second.record, header.version())};
     }
@@ -113,9 +113,12 @@ absl::StatusOr<WriteResult> MemoryEngine::Commit(const mcos::v1::StoragePutHeade
   absl::MutexLock lock(&mu_);
   Stored& stored = objects_[MetaKey(header.key())];
   const bool exists = stored.record.has_version();
-  if (exists && common::CompareVersions(stored.record.version(), header.version()) >= 0) {
+  const std::optional<mcos::v1::Version> version =
+      CommitVersion(exists ? &stored.record : nullptr, header.version(), header.restamp());
+  if (!version) {
     return WriteResult{false, stored.record, SupersededReason(stored.record, header.version())};
   }
+  *record.mutable_version() = *version;
   const bool live = exists && !stored.record.tombstone();
   if (absl::Status s = CheckPrecondition(header.precondition(), header.key(), live); !s.ok()) {
     if (!exists) objects_.erase(MetaKey(header.key()));
@@ -156,15 +159,16 @@ absl::StatusOr<WriteResult> MemoryEngine::Delete(const mcos::v1::StorageDeleteRe
   absl::MutexLock lock(&mu_);
   const std::string meta_key = MetaKey(request.key());
   auto it = objects_.find(meta_key);
-  if (it != objects_.end() &&
-      common::CompareVersions(it->second.record.version(), request.version()) >= 0) {
+  const std::optional<mcos::v1::Version> version = CommitVersion(
+      it != objects_.end() ? &it->second.record : nullptr, request.version(), request.restamp());
+  if (!version) {
     return WriteResult{false, it->second.record,
                        SupersededReason(it->second.record, request.version())};
   }
   const bool live = it != objects_.end() && !it->second.record.tombstone();
   MCOS_RETURN_IF_ERROR(CheckPrecondition(request.precondition(), request.key(), live));
   Stored& stored = objects_[meta_key];
-  stored.record = Tombstone(request);
+  stored.record = Tombstone(request, *version);
   stored.data.reset();
   return WriteResult{true, stored.record, ""};
 }

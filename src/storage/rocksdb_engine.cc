@@ -193,10 +193,13 @@ class RocksDbPutStream final : public PutStream {
 
     absl::MutexLock lock(&engine_.LockFor(meta_key_));
     MCOS_ASSIGN_OR_RETURN(std::optional<ObjectRecord> current, engine_.ReadRecord(meta_key_));
-    if (current && common::CompareVersions(current->version(), header_.version()) >= 0) {
+    const std::optional<mcos::v1::Version> version = CommitVersion(
+        current ? &*current : nullptr, header_.version(), header_.restamp());
+    if (!version) {
       WriteResult result{false, *current, SupersededReason(*current, header_.version())};
       return result;  // the destructor discards our chunks
     }
+    *record.mutable_version() = *version;
     const bool live = current && !current->tombstone();
     MCOS_RETURN_IF_ERROR(CheckPrecondition(header_.precondition(), header_.key(), live));
     *record.mutable_created() = live ? current->created() : record.modified();
@@ -842,7 +845,7 @@ absl::StatusOr<std::unique_ptr<PutStream>> RocksDbEngine::BeginPut(
       ObjectMetaKey(header.key().user(), header.key().container(), header.key().object());
   MCOS_ASSIGN_OR_RETURN(std::optional<ObjectRecord> current, ReadRecord(meta_key));
   std::optional<WriteResult> superseded;
-  if (current && common::CompareVersions(current->version(), header.version()) >= 0) {
+  if (current && !CommitVersion(&*current, header.version(), header.restamp())) {
     superseded = WriteResult{false, *current, SupersededReason(*current, header.version())};
   }
   return std::make_unique<RocksDbPutStream>(*this, header, std::move(superseded));
@@ -881,12 +884,14 @@ absl::StatusOr<WriteResult> RocksDbEngine::Delete(const mcos::v1::StorageDeleteR
   const std::string meta_key = ObjectMetaKey(key.user(), key.container(), key.object());
   absl::MutexLock lock(&LockFor(meta_key));
   MCOS_ASSIGN_OR_RETURN(std::optional<ObjectRecord> current, ReadRecord(meta_key));
-  if (current && common::CompareVersions(current->version(), request.version()) >= 0) {
+  const std::optional<mcos::v1::Version> version =
+      CommitVersion(current ? &*current : nullptr, request.version(), request.restamp());
+  if (!version) {
     return WriteResult{false, *current, SupersededReason(*current, request.version())};
   }
   const bool live = current && !current->tombstone();
   MCOS_RETURN_IF_ERROR(CheckPrecondition(request.precondition(), key, live));
-  ObjectRecord tombstone = Tombstone(request);
+  ObjectRecord tombstone = Tombstone(request, *version);
   rocksdb::WriteBatch batch;
   batch.Put(meta_cf_, meta_key, tombstone.SerializeAsString());
   if (current) DeleteData(*current, batch);

@@ -4,6 +4,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -32,11 +33,31 @@ absl::StatusOr<uint64_t> StatvfsFreeBytes(const std::string& dir) {
   return static_cast<uint64_t>(st.f_bavail) * static_cast<uint64_t>(st.f_frsize);
 }
 
+absl::StatusOr<uint64_t> StatvfsTotalBytes(const std::string& dir) {
+  struct statvfs st {};
+  if (statvfs(dir.c_str(), &st) != 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot read the size of the storage disk: ", std::strerror(errno)));
+  }
+  return static_cast<uint64_t>(st.f_blocks) * static_cast<uint64_t>(st.f_frsize);
+}
+
 SpaceGuard::SpaceGuard(SpaceOptions options) : options_(std::move(options)) {}
 
 absl::StatusOr<std::unique_ptr<SpaceGuard>> SpaceGuard::Open(SpaceOptions options) {
   if (!options.free_bytes) options.free_bytes = StatvfsFreeBytes;
+  if (!options.total_bytes) options.total_bytes = StatvfsTotalBytes;
+  auto total = options.total_bytes(options.dir);
+  if (!total.ok()) return total.status();
+  if (options.min_free_percent > 0) {
+    // A floor above a small disk's size would refuse every write: on such a disk the floor (and
+    // the reserve) are a share of it instead, as Ceph's full ratios are.
+    const uint64_t share = *total / 100 * options.min_free_percent;
+    options.min_free_bytes = std::min(options.min_free_bytes, share);
+    options.reserve_bytes = std::min(options.reserve_bytes, share);
+  }
   std::unique_ptr<SpaceGuard> guard(new SpaceGuard(std::move(options)));
+  guard->total_bytes_ = *total;
   auto free = guard->FreeBytes();
   if (!free.ok()) return free.status();
   {

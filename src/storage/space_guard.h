@@ -30,8 +30,13 @@ struct SpaceOptions {
   std::string dir;
   uint64_t min_free_bytes = uint64_t{256} << 20;
   uint64_t reserve_bytes = uint64_t{64} << 20;
+  // When not 0, the floor and the reserve are at most this percentage of the disk's size, so that
+  // a small disk (smaller than the floor) is still writable.
+  uint32_t min_free_percent = 0;
   // Free bytes of the filesystem of `dir` (statvfs by default; tests inject their own).
   std::function<absl::StatusOr<uint64_t>(const std::string& dir)> free_bytes;
+  // Size of that filesystem (statvfs by default).
+  std::function<absl::StatusOr<uint64_t>(const std::string& dir)> total_bytes;
 };
 
 class SpaceGuard {
@@ -53,7 +58,9 @@ class SpaceGuard {
   // Whether new data is accepted (as of the last check).
   bool writable() const { return writable_.load(std::memory_order_relaxed); }
   uint64_t last_free_bytes() const { return last_free_.load(std::memory_order_relaxed); }
+  // The floor in force (min_free_bytes, or less on a small disk).
   uint64_t min_free_bytes() const { return options_.min_free_bytes; }
+  uint64_t total_bytes() const { return total_bytes_; }
 
  private:
   explicit SpaceGuard(SpaceOptions options);
@@ -68,6 +75,7 @@ class SpaceGuard {
   bool Release(int i);
 
   const SpaceOptions options_;
+  uint64_t total_bytes_ = 0;
   std::atomic<bool> writable_{true};
   std::atomic<uint64_t> last_free_{0};
   absl::Mutex mu_;
@@ -76,5 +84,7 @@ class SpaceGuard {
 
 // The free bytes (for unprivileged users) of the filesystem holding `dir`.
 absl::StatusOr<uint64_t> StatvfsFreeBytes(const std::string& dir);
+// The size of the filesystem holding `dir`.
+absl::StatusOr<uint64_t> StatvfsTotalBytes(const std::string& dir);
 
 }  // namespace mcos::storage

@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "common/data_dir.h"
 #include "common/bench_service.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
@@ -14,12 +15,7 @@ absl::StatusOr<std::unique_ptr<StorageApp>> StorageApp::Create(const StorageOpti
   if (options.data_dir.empty()) {
     return absl::InvalidArgumentError("no data directory: pass --data-dir DIR");
   }
-  std::error_code ec;
-  std::filesystem::create_directories(options.data_dir, ec);
-  if (ec) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot create data directory ", options.data_dir, ": ", ec.message()));
-  }
+  MCOS_RETURN_IF_ERROR(common::PreparePrivateDir(options.data_dir));
   if (options.token_key.size() < 32) {
     return absl::InvalidArgumentError(
         "no token key: pass --token-key-file FILE (the cluster's key; its internal calls are "
@@ -31,6 +27,7 @@ absl::StatusOr<std::unique_ptr<StorageApp>> StorageApp::Create(const StorageOpti
   SpaceOptions space;
   space.dir = options.data_dir;
   space.min_free_bytes = options.min_free_bytes;
+  space.min_free_percent = options.min_free_percent;
   space.reserve_bytes = options.reserve_bytes;
   MCOS_ASSIGN_OR_RETURN(app->space_, SpaceGuard::Open(space));
   RocksDbOptions db;
@@ -59,7 +56,8 @@ absl::StatusOr<std::unique_ptr<StorageApp>> StorageApp::Create(const StorageOpti
   common::LogInfo("storage opened ", db.path,
                   options.sync_commits ? "" : " (commits NOT synced: benchmark mode)", "; ",
                   app->space_->last_free_bytes() >> 20, " MiB free, floor ",
-                  options.min_free_bytes >> 20, " MiB");
+                  app->space_->min_free_bytes() >> 20, " MiB of a ",
+                  app->space_->total_bytes() >> 20, " MiB disk");
   app->MaintainOnce();
   app->maintenance_ = std::thread([raw = app.get()] {
     while (!raw->stop_.WaitForNotificationWithTimeout(raw->maintenance_period_)) {

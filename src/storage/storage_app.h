@@ -40,6 +40,8 @@ struct StorageOptions {
   // Below this much free disk space new data is refused (deletes and reads go on). Keep it above
   // what RocksDB may need at once: a flush of the memtables (3 x memtable_bytes) and the WAL.
   uint64_t min_free_bytes = uint64_t{256} << 20;
+  // On a small disk, the floor and the reserve are at most this percentage of its size.
+  uint32_t min_free_percent = 5;
   // The space reserve given back when the disk fills up anyway (0: none).
   uint64_t reserve_bytes = uint64_t{64} << 20;
   // Memtable size of the object-data column family (RocksDbOptions::data_write_buffer_bytes).

@@ -11,6 +11,7 @@ namespace mcos::storage {
 // Add() registers the flags; Apply() stores them into StorageOptions after parsing.
 struct StorageFlags {
   uint64_t min_free_mib = 256;
+  uint32_t min_free_percent = 5;
   uint64_t reserve_mib = 64;
   uint64_t memtable_mib = 32;
 
@@ -18,6 +19,12 @@ struct StorageFlags {
     cli.add_option("--min-free-mib", min_free_mib,
                    "Free disk space (MiB) below which new data is refused with RESOURCE_EXHAUSTED "
                    "(reads and deletes go on); keep it above 3 memtables plus the WAL")
+        ->capture_default_str();
+    cli.add_option("--min-free-percent", min_free_percent,
+                   "On a small disk the floor is this share (percent) of the disk's size when that "
+                   "is smaller than --min-free-mib, and so is the reserve (0: --min-free-mib "
+                   "alone)")
+        ->check(CLI::Range(0, 50))
         ->capture_default_str();
     cli.add_option("--reserve-mib", reserve_mib,
                    "Size (MiB) of the space reserve (two files), given back when the disk fills "
@@ -31,6 +38,7 @@ struct StorageFlags {
   }
   void Apply(StorageOptions& options) const {
     options.min_free_bytes = min_free_mib << 20;
+    options.min_free_percent = min_free_percent;
     options.reserve_bytes = reserve_mib << 20;
     options.memtable_bytes = memtable_mib << 20;
     options.max_total_wal_bytes = 2 * (memtable_mib << 20);

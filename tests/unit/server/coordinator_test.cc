@@ -15,6 +15,7 @@
 #include "common/status_macros.h"
 #include "common/version.h"
 #include "storage/memory_engine.h"
+#include "tests/support/fake_clock.h"
 #include "tests/support/status_matchers.h"
 
 namespace mcos::server {
@@ -172,21 +173,31 @@ class CoordinatorTest : public ::testing::Test {
       mem_[c] = r.get();
     }
   }
-  std::unique_ptr<Coordinator> Make(absl::Duration timeout = absl::Seconds(5)) {
-    CoordinatorOptions o;
+  std::unique_ptr<Coordinator> Make(absl::Duration timeout = absl::Seconds(5),
+                                    CoordinatorOptions o = {}) {
     o.replica_timeout = timeout;
     o.read_grace = absl::Milliseconds(50);
+    o.start_prober = false;  // the tests probe with ProbeOnce
+    o.clock = &clock_;
     return std::make_unique<Coordinator>(
-        o, [this](const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord&,
-                  const std::string& target, const std::string&) {
+        o,
+        [this](const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord&,
+               const std::string& target, const std::string&) {
           std::lock_guard<std::mutex> lock(mu_);
           queued_.emplace_back(target, key.object());
-        });
+        },
+        hlc_);
   }
-  // Stores `data` at a (the coordinator's own copy) and replicates it.
+  // Stores `data` at a (the coordinator's own copy) and replicates it; the holders.
   absl::StatusOr<std::vector<std::string>> Write(Coordinator& c, const std::string& object,
                                                  uint64_t hlc, const std::string& data,
                                                  const mcos::v1::Placement& p) {
+    auto replicated = WriteVersion(c, object, hlc, data, p);
+    if (!replicated.ok()) return replicated.status();
+    return replicated->holders;
+  }
+  absl::StatusOr<Replicated> WriteVersion(Coordinator& c, const std::string& object, uint64_t hlc,
+                                          const std::string& data, const mcos::v1::Placement& p) {
     const auto r = Record(hlc, data);
     mem_["a"]->Store(object, r, data);
     return c.ReplicateAndWait(Key(object), r, p, replicas_["a"], replicas_);
@@ -196,6 +207,8 @@ class CoordinatorTest : public ::testing::Test {
     return queued_;
   }
 
+  testing::FakeClock clock_;
+  common::HybridLogicalClock hlc_{common::SystemClock::Get()};
   ReplicaMap replicas_;
   std::map<std::string, MemoryReplica*> mem_;
   std::mutex mu_;
@@ -250,11 +263,22 @@ TEST_F(CoordinatorTest, ConsistentRefusesShortOfTheConcernDegradedAccepts) {
   mem_["b"]->set_mode(MemoryReplica::Mode::kDown);
   mem_["c"]->set_mode(MemoryReplica::Mode::kDown);
   auto c = Make();
+  // Stored at a, then short of W: in doubt, and said so.
   auto refused = Write(*c, "o", 10, "x", ThreeOf(2));
   MCOS_EXPECT_CODE(refused, kUnavailable);
-  EXPECT_TRUE(
-      absl::StrContains(refused.status().message(), "1 of 3 replica clusters answered, 2 needed"))
+  EXPECT_TRUE(absl::StrContains(refused.status().message(),
+                                "1 of 3 replica clusters took the write, 2 needed: the write is in "
+                                "doubt: it is stored at a"))
       << refused.status();
+  EXPECT_FALSE(absl::StrContains(refused.status().message(), "nothing was stored"));
+  // b and c are known down now: the next write is refused before anything is stored.
+  auto writable = c->CheckWritable(ThreeOf(2), "a", replicas_);
+  MCOS_EXPECT_CODE(writable, kUnavailable);
+  EXPECT_TRUE(absl::StrContains(writable.message(),
+                                "only 1 of 3 replica clusters can be reached now, 2 needed (b, c "
+                                "do not answer); nothing was stored"))
+      << writable;
+  MCOS_EXPECT_OK(c->CheckWritable(ThreeOf(2, /*degraded=*/true), "a", replicas_));
   auto accepted = Write(*c, "p", 11, "y", ThreeOf(2, /*degraded=*/true));
   MCOS_ASSERT_OK(accepted);
   EXPECT_EQ(*accepted, std::vector<std::string>{"a"});
@@ -357,6 +381,85 @@ TEST_F(CoordinatorTest, ListingsMergeNewestWinsTombstonesHideMarkersPage) {
     req.set_marker(page->page.next_marker());
   }
   EXPECT_EQ(paged, names);
+}
+
+TEST_F(CoordinatorTest, AClusterThatFailedIsCalledAgainOnceAProbeSucceeds) {
+  CoordinatorOptions o;
+  o.probe_period = absl::Seconds(1);
+  auto c = Make(absl::Seconds(5), o);
+  // Quorum reads ask only two of three (c is never asked), whatever was in flight.
+  for (int i = 0; i < 5; ++i) {
+    MCOS_ASSERT_OK(c->Read(Key("o"), ThreeOf(2), replicas_, Coordinator::ReadScope::kQuorum));
+  }
+  mem_["c"]->set_mode(MemoryReplica::Mode::kDown);
+  MCOS_ASSERT_OK(Write(*c, "o", 10, "x", ThreeOf(2)));
+  EXPECT_FALSE(c->IsAdmitted("c"));
+  // Still down: a probe fails and it stays out; the next write queues it without calling it.
+  const int stats = mem_["c"]->stats();
+  clock_.Advance(absl::Seconds(2));
+  c->ProbeOnce();
+  for (int i = 0; i < 500 && mem_["c"]->stats() == stats; ++i) absl::SleepFor(absl::Milliseconds(2));
+  EXPECT_EQ(mem_["c"]->stats(), stats + 1);
+  EXPECT_FALSE(c->IsAdmitted("c"));
+  const int calls = mem_["c"]->puts();
+  MCOS_ASSERT_OK(Write(*c, "q", 12, "z", ThreeOf(2)));
+  EXPECT_EQ(mem_["c"]->puts(), calls);
+  // Back: the next probe admits it, and writes reach it again.
+  mem_["c"]->set_mode(MemoryReplica::Mode::kOk);
+  clock_.Advance(absl::Seconds(2));
+  c->ProbeOnce();
+  for (int i = 0; i < 500 && !c->IsAdmitted("c"); ++i) absl::SleepFor(absl::Milliseconds(2));
+  EXPECT_TRUE(c->IsAdmitted("c"));
+  auto holders = Write(*c, "r", 13, "w", ThreeOf(3));
+  MCOS_ASSERT_OK(holders);
+  EXPECT_EQ(*holders, (std::vector<std::string>{"a", "b", "c"}));
+}
+
+TEST_F(CoordinatorTest, AFrozenClusterIsNotWaitedForByAQuorumRead) {
+  mem_["a"]->Store("o", Record(9, "v"), "v");
+  mem_["b"]->Store("o", Record(9, "v"), "v");
+  mem_["c"]->Store("o", Record(9, "v"), "v");
+  mem_["b"]->set_mode(MemoryReplica::Mode::kHang);
+  CoordinatorOptions o;
+  o.hedge_after = absl::Milliseconds(20);
+  auto c = Make(absl::Seconds(30), o);
+  // a answers, b hangs: c is asked after the hedge delay instead of b's 30 s.
+  const absl::Time start = absl::Now();
+  auto newest = c->Read(Key("o"), ThreeOf(2), replicas_, Coordinator::ReadScope::kQuorum);
+  MCOS_ASSERT_OK(newest);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+  EXPECT_EQ(newest->record->version().hlc(), 9u);
+  EXPECT_EQ(mem_["c"]->stats(), 1);
+  mem_["b"]->Release();
+}
+
+TEST_F(CoordinatorTest, AWriteOlderThanWhatReplicasHoldIsStampedAgainAboveIt) {
+  // b and c hold version 100 (written by a cluster whose clock is ahead); a's clock stamped 50.
+  mem_["b"]->Store("o", Record(100, "theirs"), "theirs");
+  mem_["c"]->Store("o", Record(100, "theirs"), "theirs");
+  auto c = Make();
+  auto written = WriteVersion(*c, "o", 50, "mine, acknowledged last", ThreeOf(2));
+  MCOS_ASSERT_OK(written);
+  EXPECT_GT(written->record.version().hlc(), 100u);
+  EXPECT_GE(written->holders.size(), 2u);
+  c.reset();
+  for (const char* r : {"a", "b", "c"}) {
+    auto held = mem_[r]->Held("o");
+    ASSERT_TRUE(held.has_value()) << r;
+    EXPECT_EQ(held->second, "mine, acknowledged last") << r;
+    EXPECT_EQ(held->first.version().hlc(), written->record.version().hlc()) << r;
+  }
+  // The same for a delete.
+  c = Make();
+  mem_["b"]->Store("d", Record(200, "x"), "x");
+  mem_["c"]->Store("d", Record(200, "x"), "x");
+  const auto tombstone = Record(60, "", /*tombstone=*/true);
+  mem_["a"]->Store("d", tombstone, "");
+  auto deleted = c->ReplicateAndWait(Key("d"), tombstone, ThreeOf(2), replicas_["a"], replicas_);
+  MCOS_ASSERT_OK(deleted);
+  EXPECT_GT(deleted->record.version().hlc(), 200u);
+  c.reset();
+  for (const char* r : {"a", "b", "c"}) EXPECT_TRUE(mem_[r]->Held("d")->first.tombstone()) << r;
 }
 
 }  // namespace
