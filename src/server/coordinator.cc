@@ -41,6 +41,12 @@ absl::Status TooFewReplicas(size_t answered, size_t replicas, size_t needed,
                                              what, "); retry when more clusters are up"));
 }
 
+absl::Duration ReplicaReadableFor(const CoordinatorOptions& options, uint64_t size) {
+  const absl::Duration round = replication::CopyDeadline(size, options.replica_timeout) -
+                               absl::Now() + absl::Seconds(1);
+  return round * std::max(1, options.max_write_rounds);
+}
+
 mcos::v1::ObjectKey ProbeKey() {
   mcos::v1::ObjectKey key;
   key.set_user("_0000000000000000");
@@ -239,9 +245,10 @@ struct Coordinator::Write {
 
   std::mutex mu;
   int round = 1;
-  // This round's version, and the version under which `source` holds the content.
-  mcos::v1::ObjectRecord record;
+  // The version under which `source` holds the content (the first round's; set once).
   mcos::v1::Version source_version;
+  // This round's version.
+  mcos::v1::ObjectRecord record;
   size_t acks = 0;
   size_t pending = 0;
   std::vector<std::string> holders;
@@ -298,50 +305,17 @@ void Coordinator::StartRound(const std::shared_ptr<Write>& write) {
     w.pending = targets.size();
   }
   for (const auto& [cluster, reason] : queued) enqueue_(key, record, cluster, reason);
-  if (w.round > 1 && w.source != nullptr && !record.tombstone()) {
-    // The content is read again from the source under its earlier stamp. This cluster's copy
-    // takes the new stamp first, so that when it is the source the others read that from it.
-    auto local = std::find_if(targets.begin(), targets.end(),
-                              [&](const auto& t) { return t.first == w.source->cluster(); });
-    if (local != targets.end()) {
-      const auto [cluster, replica] = *local;
-      targets.erase(local);
-      const bool source_here = replica.get() == w.source.get();
-      auto ack = replication::Copy(
-          *w.source, *replica, key, record,
-          replication::CopyDeadline(record.size(), options_.replica_timeout), &w.source_version);
-      Report(cluster, ack.status());
-      const bool taken = ack.ok() && ack->applied;
-      if (taken && source_here) {
-        std::lock_guard<std::mutex> lock(w.mu);
-        w.source_version = record.version();
-      }
-      OnSent(write, cluster, ack);
-      if (!taken && source_here) {
-        // A newer version replaced this cluster's copy: nothing is left to send the others.
-        for (const auto& t : targets) {
-          OnSent(write, t.first,
-                 absl::FailedPreconditionError(
-                     "this cluster's copy was replaced by a newer version meanwhile"));
-        }
-        return;
-      }
-    }
-  }
   const absl::Time deadline =
       replication::CopyDeadline(record.tombstone() ? 0 : record.size(), options_.replica_timeout);
   std::vector<std::function<void()>> here;
   for (auto& [cluster, replica] : targets) {
     Dispatch(cluster, *replica, here,
              [this, write, key, record, cluster = cluster, replica = replica, deadline] {
-               mcos::v1::Version from;
-               {
-                 std::lock_guard<std::mutex> lock(write->mu);
-                 from = write->source_version;
-               }
+               // The content as the source holds it: under the first stamp (a large object's
+               // copy here stays readable under it for a while even once replaced).
                auto ack = write->source != nullptr
                               ? replication::Copy(*write->source, *replica, key, record, deadline,
-                                                  &from)
+                                                  &write->source_version)
                               : absl::StatusOr<replication::WriteAck>(
                                     absl::FailedPreconditionError("no local copy to send"));
                Report(cluster, ack.status());

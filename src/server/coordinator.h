@@ -115,7 +115,9 @@ class Coordinator {
   // doubt ...": the clusters that took it keep it and the queue sends it to the others) unless the
   // placement is degraded (then with who holds it). `source`'s cluster counts as a holder when it
   // is in the placement. When replicas held a newer version, the write is stamped again above it
-  // and sent to every replica again, `source`'s cluster first (its copy in `replicas`).
+  // and sent to every replica again, `source`'s cluster too (its copy in `replicas`), the content
+  // read from `source` under `record`'s version: a source in storage must keep it readable once
+  // replaced (StoragePutHeader.keep_readable_ms, ReplicaReadableFor).
   void Replicate(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
                  const mcos::v1::Placement& placement,
                  const std::shared_ptr<replication::Replica>& source, const ReplicaMap& replicas,
@@ -162,6 +164,8 @@ class Coordinator {
 
   // What AskReplicas counts (defined in the .cc).
   struct Tally;
+
+  const CoordinatorOptions& options() const { return options_; }
 
   // Probes the clusters that are due (every known one each probe_period, a failing one on its
   // backoff) on their own threads; a probe that succeeds admits its cluster again.
@@ -224,6 +228,10 @@ class Coordinator {
 // "k of R replica clusters answered, W needed" as UNAVAILABLE.
 absl::Status TooFewReplicas(size_t answered, size_t replicas, size_t needed,
                             absl::string_view what);
+
+// How long a write's copy in storage must stay readable under its version once replaced, so
+// that the coordinator can send it to every replica in every round: the rounds' copy deadlines.
+absl::Duration ReplicaReadableFor(const CoordinatorOptions& options, uint64_t size);
 
 // The key a probe stats: a valid name that no user can own.
 mcos::v1::ObjectKey ProbeKey();

@@ -27,6 +27,8 @@ constexpr size_t kMaxChunk = size_t{1} << 20;
 // Uploads up to this size are kept in memory until their replicas have them (at most this times
 // --max-uploads bytes in all).
 constexpr size_t kInlineMax = size_t{256} << 10;
+// The size assumed for how long an upload that declares none stays readable for its replicas.
+constexpr uint64_t kUnknownSizeBytes = uint64_t{1} << 30;
 
 grpc::Status Invalid(absl::string_view message) {
   return {grpc::StatusCode::INVALID_ARGUMENT, std::string(message)};
@@ -370,6 +372,14 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
     // behind another cluster's): the answer describes this upload's own version.
     *sh->mutable_version() = app_.Stamp();
     sh->set_restamp(true);
+    if (app_.Remote(placement_) && !(header_.has_size() && header_.size() <= kInlineMax)) {
+      // Its replicas are sent from the stored copy, which a racing write may replace meanwhile:
+      // it stays readable under its version for as long as the coordinator may send it.
+      const absl::Duration keep = ReplicaReadableFor(
+          app_.coordinator_->options(), header_.has_size() ? header_.size() : kUnknownSizeBytes);
+      sh->set_keep_readable_ms(
+          static_cast<uint32_t>(std::min<int64_t>(absl::ToInt64Milliseconds(keep), 3600000)));
+    }
     sh->set_content_type(header_.content_type());
     *sh->mutable_metadata() = header_.metadata();
     if (header_.has_size()) sh->set_size(header_.size());

@@ -65,8 +65,10 @@ class Engine {
   // Begins an upload. INVALID_ARGUMENT for a header without a version.
   virtual absl::StatusOr<std::unique_ptr<PutStream>> BeginPut(
       const mcos::v1::StoragePutHeader& header) = 0;
-  // Opens a byte range of the newest version. NOT_FOUND if missing or deleted; OUT_OF_RANGE if
-  // `offset` is past the end; FAILED_PRECONDITION if `version` is set and not the stored one.
+  // Opens a byte range of the newest version, or of `version` when set: the stored one, or one
+  // replaced since its commit within its StoragePutHeader.keep_readable_ms. NOT_FOUND if missing
+  // or deleted; OUT_OF_RANGE if `offset` is past the end; FAILED_PRECONDITION if `version` is set
+  // and neither stored nor kept readable.
   virtual absl::StatusOr<std::unique_ptr<ObjectReader>> OpenReader(
       const mcos::v1::StorageGetRequest& request) = 0;
   // NOT_FOUND if missing, or deleted and !include_tombstone.

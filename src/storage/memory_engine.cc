@@ -130,16 +130,37 @@ absl::StatusOr<WriteResult> MemoryEngine::Commit(const mcos::v1::StoragePutHeade
   *record.mutable_created() = live ? stored.record.created() : record.modified();
   stored.record = record;
   stored.data = std::make_shared<const std::string>(std::move(data));
+  const absl::Time now = absl::Now();
+  for (auto it = kept_.begin(); it != kept_.end();) {
+    it = it->second.expires <= now ? kept_.erase(it) : std::next(it);
+  }
+  if (header.keep_readable_ms() > 0) {
+    kept_.emplace(MetaKey(header.key()),
+                  Kept{stored, now + absl::Milliseconds(header.keep_readable_ms())});
+  }
   return WriteResult{true, std::move(record), ""};
 }
 
 absl::StatusOr<std::unique_ptr<ObjectReader>> MemoryEngine::OpenReader(
     const mcos::v1::StorageGetRequest& request) {
   absl::MutexLock lock(&mu_);
-  auto it = objects_.find(MetaKey(request.key()));
-  MCOS_ASSIGN_OR_RETURN(auto range,
-                        ReadRange(request, it == objects_.end() ? nullptr : &it->second.record));
-  return std::make_unique<MemoryObjectReader>(it->second.record, it->second.data, range.first,
+  const std::string meta_key = MetaKey(request.key());
+  const Stored* stored = nullptr;
+  if (auto it = objects_.find(meta_key); it != objects_.end()) stored = &it->second;
+  if (request.has_version() && stored != nullptr &&
+      common::CompareVersions(stored->record.version(), request.version()) != 0) {
+    // A version replaced since its commit, kept readable for a while.
+    const absl::Time now = absl::Now();
+    for (auto [it, end] = kept_.equal_range(meta_key); it != end; ++it) {
+      if (it->second.expires > now &&
+          common::CompareVersions(it->second.stored.record.version(), request.version()) == 0) {
+        stored = &it->second.stored;
+        break;
+      }
+    }
+  }
+  MCOS_ASSIGN_OR_RETURN(auto range, ReadRange(request, stored == nullptr ? nullptr : &stored->record));
+  return std::make_unique<MemoryObjectReader>(stored->record, stored->data, range.first,
                                               range.second);
 }
 

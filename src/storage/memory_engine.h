@@ -10,6 +10,8 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "storage/engine.h"
 
 namespace mcos::storage {
@@ -49,6 +51,13 @@ class MemoryEngine final : public Engine {
   // By ObjectMetaKey, so that listings have the RocksDB engine's order.
   std::map<std::string, Stored> objects_ ABSL_GUARDED_BY(mu_);
   uint64_t next_data_id_ ABSL_GUARDED_BY(mu_) = 0;
+  // Versions kept readable after their commit (StoragePutHeader.keep_readable_ms), by
+  // ObjectMetaKey, until they expire.
+  struct Kept {
+    Stored stored;
+    absl::Time expires;
+  };
+  std::multimap<std::string, Kept> kept_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace mcos::storage

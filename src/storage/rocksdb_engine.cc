@@ -240,6 +240,7 @@ class RocksDbPutStream final : public PutStream {
     if (written.IsNoSpace()) engine_.RecoverFromNoSpace(written).IgnoreError();
     MCOS_RETURN_IF_ERROR(FromRocksDb(written, absl::StrCat("commit ", Describe(header_.key()))));
     if (current) engine_.QueueReclaim(current->data_id(), current->chunk_count());
+    if (header_.keep_readable_ms() > 0) engine_.Keep(meta_key_, record, header_.keep_readable_ms());
     committed_ = true;
     return WriteResult{true, std::move(record), ""};
   }
@@ -322,16 +323,14 @@ class RocksDbPutStream final : public PutStream {
 
 class RocksDbObjectReader final : public ObjectReader {
  public:
-  RocksDbObjectReader(RocksDbEngine& engine, const rocksdb::Snapshot* snapshot, ObjectKey key,
-                      ObjectRecord record, uint64_t begin, uint64_t end)
+  RocksDbObjectReader(RocksDbEngine& engine, std::shared_ptr<const rocksdb::Snapshot> snapshot,
+                      ObjectKey key, ObjectRecord record, uint64_t begin, uint64_t end)
       : engine_(engine),
-        snapshot_(snapshot),
+        snapshot_(std::move(snapshot)),
         key_(std::move(key)),
         record_(std::move(record)),
         pos_(begin),
         end_(end) {}
-
-  ~RocksDbObjectReader() override { engine_.db_->ReleaseSnapshot(snapshot_); }
 
   const ObjectRecord& record() const override { return record_; }
 
@@ -341,7 +340,7 @@ class RocksDbObjectReader final : public ObjectReader {
     const uint64_t index = pos_ / chunk_size;
     const std::string key = DataKey(record_.data_id(), index);
     rocksdb::ReadOptions ro;
-    ro.snapshot = snapshot_;
+    ro.snapshot = snapshot_.get();
     // Our own XXH3 checksum (below) covers every chunk end to end; RocksDB's blob CRC32c is
     // computed in software by Debian's portable build and would cost half of the read CPU.
     ro.verify_checksums = false;
@@ -372,7 +371,7 @@ class RocksDbObjectReader final : public ObjectReader {
 
  private:
   RocksDbEngine& engine_;
-  const rocksdb::Snapshot* snapshot_;
+  const std::shared_ptr<const rocksdb::Snapshot> snapshot_;
   ObjectKey key_;
   ObjectRecord record_;
   uint64_t pos_;
@@ -385,6 +384,10 @@ class RocksDbObjectReader final : public ObjectReader {
 RocksDbEngine::RocksDbEngine(RocksDbOptions options) : options_(std::move(options)) {}
 
 RocksDbEngine::~RocksDbEngine() {
+  {
+    absl::MutexLock lock(&kept_mu_);
+    kept_.clear();  // their snapshots, before the database closes
+  }
   if (db_) {
     for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
     db_->Close();
@@ -729,17 +732,72 @@ absl::Status RocksDbEngine::RecoverFromNoSpace(const rocksdb::Status& cause) {
 
 void RocksDbEngine::QueueReclaim(absl::string_view data_id, uint64_t chunks) {
   if (data_id.empty() || chunks == 0) return;
+  const uint64_t sequence = db_->GetLatestSequenceNumber();
   absl::MutexLock lock(&reclaim_mu_);
-  reclaim_.emplace_back(DataKey(data_id, 0), chunks == UINT64_MAX ? DataKey(data_id, UINT64_MAX)
-                                                                  : DataKey(data_id, chunks));
+  reclaim_.push_back(Reclaim{
+      DataKey(data_id, 0),
+      chunks == UINT64_MAX ? DataKey(data_id, UINT64_MAX) : DataKey(data_id, chunks), sequence});
+}
+
+std::shared_ptr<const rocksdb::Snapshot> RocksDbEngine::SharedSnapshot() {
+  rocksdb::DB* db = db_.get();
+  return std::shared_ptr<const rocksdb::Snapshot>(
+      db->GetSnapshot(), [db](const rocksdb::Snapshot* s) { db->ReleaseSnapshot(s); });
+}
+
+void RocksDbEngine::Keep(const std::string& meta_key, const ObjectRecord& record, uint32_t ms) {
+  Kept kept{SharedSnapshot(), record, absl::Now() + absl::Milliseconds(ms)};
+  absl::MutexLock lock(&kept_mu_);
+  kept_.emplace(meta_key, std::move(kept));
+}
+
+std::optional<RocksDbEngine::Kept> RocksDbEngine::FindKept(const std::string& meta_key,
+                                                           const mcos::v1::Version& version) {
+  const absl::Time now = absl::Now();
+  absl::MutexLock lock(&kept_mu_);
+  for (auto [it, end] = kept_.equal_range(meta_key); it != end; ++it) {
+    if (it->second.expires > now &&
+        common::CompareVersions(it->second.record.version(), version) == 0) {
+      return it->second;
+    }
+  }
+  return std::nullopt;
+}
+
+uint64_t RocksDbEngine::ExpireKept() {
+  const absl::Time now = absl::Now();
+  uint64_t oldest = UINT64_MAX;
+  std::vector<Kept> expired;  // released outside the lock
+  absl::MutexLock lock(&kept_mu_);
+  for (auto it = kept_.begin(); it != kept_.end();) {
+    if (it->second.expires <= now) {
+      expired.push_back(std::move(it->second));
+      it = kept_.erase(it);
+    } else {
+      oldest = std::min(oldest, it->second.snapshot->GetSequenceNumber());
+      ++it;
+    }
+  }
+  return oldest;
 }
 
 absl::StatusOr<int> RocksDbEngine::ReclaimOnce() {
   std::vector<std::pair<std::string, std::string>> ranges;
   bool all = false;
+  // Data deleted after a kept version's snapshot is still seen by it: compacting it now would
+  // keep it, so it waits until the snapshot is released.
+  const uint64_t oldest_kept = ExpireKept();
   {
     absl::MutexLock lock(&reclaim_mu_);
-    ranges.swap(reclaim_);
+    std::vector<Reclaim> waiting;
+    for (Reclaim& r : reclaim_) {
+      if (r.sequence <= oldest_kept) {
+        ranges.emplace_back(std::move(r.begin), std::move(r.end));
+      } else {
+        waiting.push_back(std::move(r));
+      }
+    }
+    reclaim_.swap(waiting);
     std::swap(all, reclaim_all_);
   }
   if (ranges.empty() && !all) return 0;
@@ -854,17 +912,21 @@ absl::StatusOr<std::unique_ptr<PutStream>> RocksDbEngine::BeginPut(
 absl::StatusOr<std::unique_ptr<ObjectReader>> RocksDbEngine::OpenReader(
     const mcos::v1::StorageGetRequest& request) {
   const ObjectKey& key = request.key();
-  const rocksdb::Snapshot* snapshot = db_->GetSnapshot();
-  auto record = ReadRecord(ObjectMetaKey(key.user(), key.container(), key.object()), snapshot);
-  auto fail = [&](absl::Status s) {
-    db_->ReleaseSnapshot(snapshot);
-    return s;
-  };
-  if (!record.ok()) return fail(record.status());
-  auto range = ReadRange(request, record->has_value() ? &**record : nullptr);
-  if (!range.ok()) return fail(range.status());
-  return std::make_unique<RocksDbObjectReader>(*this, snapshot, key, **record, range->first,
-                                               range->second);
+  const std::string meta_key = ObjectMetaKey(key.user(), key.container(), key.object());
+  std::shared_ptr<const rocksdb::Snapshot> snapshot = SharedSnapshot();
+  MCOS_ASSIGN_OR_RETURN(std::optional<ObjectRecord> record,
+                        ReadRecord(meta_key, snapshot.get()));
+  if (request.has_version() && record &&
+      common::CompareVersions(record->version(), request.version()) != 0) {
+    // A version replaced since its commit, kept readable for a while.
+    if (std::optional<Kept> kept = FindKept(meta_key, request.version())) {
+      snapshot = std::move(kept->snapshot);
+      record = std::move(kept->record);
+    }
+  }
+  MCOS_ASSIGN_OR_RETURN(auto range, ReadRange(request, record ? &*record : nullptr));
+  return std::make_unique<RocksDbObjectReader>(*this, std::move(snapshot), key, *std::move(record),
+                                               range.first, range.second);
 }
 
 absl::StatusOr<ObjectRecord> RocksDbEngine::Stat(const ObjectKey& key, bool include_tombstone) {

@@ -40,6 +40,11 @@
 // flushes them, so a large object is written once; it flushes the other column families too, so
 // that the WAL files behind it (its first 8 MiB among them) are deleted at once.
 //
+// Kept versions: a commit whose header asks for keep_readable_ms takes a RocksDB snapshot right
+// after its batch (under the object's lock), so that the version stays readable by its exact
+// version for that long even once replaced. Deleted data that such a snapshot still sees is
+// compacted away by ReclaimOnce only once the snapshot is released.
+//
 // Thread-safety: all methods may be called concurrently. Commits of the same object serialize on
 // one of kLockStripes mutexes, which makes the read-compare-write of versions atomic.
 #pragma once
@@ -48,12 +53,15 @@
 
 #include <array>
 #include <functional>
+#include <map>
+#include <optional>
 #include <memory>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "storage/engine.h"
 #include "storage/engine_rules.h"
 #include "storage/space_guard.h"
@@ -161,6 +169,21 @@ class RocksDbEngine final : public Engine {
   // Queues the data key range of `chunks` chunks (UINT64_MAX: all) for ReclaimOnce; called once
   // the batch deleting them is written.
   void QueueReclaim(absl::string_view data_id, uint64_t chunks);
+  // Keeps `record` (just committed under `meta_key`, whose lock the caller holds) readable for
+  // `ms` milliseconds.
+  void Keep(const std::string& meta_key, const mcos::v1::ObjectRecord& record, uint32_t ms);
+  // A kept version of `meta_key`, if any: its record and snapshot.
+  struct Kept {
+    std::shared_ptr<const rocksdb::Snapshot> snapshot;
+    mcos::v1::ObjectRecord record;
+    absl::Time expires;
+  };
+  std::optional<Kept> FindKept(const std::string& meta_key, const mcos::v1::Version& version);
+  // Drops the expired kept versions; the sequence number of the oldest snapshot still kept
+  // (UINT64_MAX: none).
+  uint64_t ExpireKept();
+  // A snapshot of now, released when the last holder lets go.
+  std::shared_ptr<const rocksdb::Snapshot> SharedSnapshot();
   // After a write failed with ENOSPC: gives back the space reserve and resumes RocksDB (which
   // stops writing after such an error). OK if RocksDB resumed.
   absl::Status RecoverFromNoSpace(const rocksdb::Status& cause);
@@ -178,8 +201,16 @@ class RocksDbEngine final : public Engine {
   std::array<absl::Mutex, kLockStripes> locks_;
   int recovered_uploads_ = 0;
   absl::Mutex reclaim_mu_;
-  // [begin, end) data keys whose chunks were deleted and await compaction.
-  std::vector<std::pair<std::string, std::string>> reclaim_ ABSL_GUARDED_BY(reclaim_mu_);
+  // [begin, end) data keys whose chunks were deleted and await compaction, with the sequence
+  // number at which they were (at most).
+  struct Reclaim {
+    std::string begin;
+    std::string end;
+    uint64_t sequence;
+  };
+  std::vector<Reclaim> reclaim_ ABSL_GUARDED_BY(reclaim_mu_);
+  absl::Mutex kept_mu_;
+  std::multimap<std::string, Kept> kept_ ABSL_GUARDED_BY(kept_mu_);
   // Compact all object data next time (set at open).
   bool reclaim_all_ ABSL_GUARDED_BY(reclaim_mu_) = false;
   absl::Mutex resume_mu_;

@@ -438,7 +438,13 @@ TEST_F(CoordinatorTest, AWriteOlderThanWhatReplicasHoldIsStampedAgainAboveIt) {
   mem_["b"]->Store("o", Record(100, "theirs"), "theirs");
   mem_["c"]->Store("o", Record(100, "theirs"), "theirs");
   auto c = Make();
-  auto written = WriteVersion(*c, "o", 50, "mine, acknowledged last", ThreeOf(2));
+  // (Sent from a copy in memory, as a small upload is: a's own copy is replaced by the new stamp
+  // while the others are sent theirs.)
+  const auto mine = Record(50, "mine, acknowledged last");
+  mem_["a"]->Store("o", mine, "mine, acknowledged last");
+  auto written = c->ReplicateAndWait(
+      Key("o"), mine, ThreeOf(2), replication::InlineReplica("a", mine, "mine, acknowledged last"),
+      replicas_);
   MCOS_ASSERT_OK(written);
   EXPECT_GT(written->record.version().hlc(), 100u);
   EXPECT_GE(written->holders.size(), 2u);

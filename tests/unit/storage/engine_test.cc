@@ -2,6 +2,8 @@
 // temp dir) and its in-memory twin. Then what only the RocksDB engine promises: space given back,
 // corruption detected, and everything kept across a reopen. No sockets.
 #include <gtest/gtest.h>
+
+#include <optional>
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
@@ -68,10 +70,16 @@ class EngineTestBase : public ::testing::Test {
       mcos::v1::WritePrecondition pre = mcos::v1::WRITE_PRECONDITION_NONE,
       const std::string& option = "") {
     mcos::v1::StoragePutHeader h;
-    *h.mutable_key() = key;
     h.set_option(option);
-    *h.mutable_version() = V(version);
     h.set_precondition(pre);
+    return PutWith(h, key, version, content, piece);
+  }
+  // Put with the other fields of `h` as given.
+  absl::StatusOr<WriteResult> PutWith(mcos::v1::StoragePutHeader h, const ObjectKey& key,
+                                      uint64_t version, const std::string& content,
+                                      size_t piece = 1 << 20) {
+    *h.mutable_key() = key;
+    *h.mutable_version() = V(version);
     h.set_content_type("application/octet-stream");
     auto stream = engine_->BeginPut(h);
     if (!stream.ok()) return stream.status();
@@ -82,11 +90,13 @@ class EngineTestBase : public ::testing::Test {
     return (*stream)->Commit({});
   }
 
-  absl::StatusOr<std::string> Read(const ObjectKey& key, uint64_t offset = 0, uint64_t length = 0) {
+  absl::StatusOr<std::string> Read(const ObjectKey& key, uint64_t offset = 0, uint64_t length = 0,
+                                   std::optional<uint64_t> version = std::nullopt) {
     mcos::v1::StorageGetRequest r;
     *r.mutable_key() = key;
     r.set_offset(offset);
     r.set_length(length);
+    if (version) *r.mutable_version() = V(*version);
     auto reader = engine_->OpenReader(r);
     if (!reader.ok()) return reader.status();
     std::string out, piece;
@@ -254,6 +264,51 @@ TEST_P(EngineContractTest, OlderAndEqualVersionsAreIgnoredAndSaySo) {
   MCOS_ASSERT_OK(replay);
   EXPECT_FALSE(replay->applied);
   EXPECT_EQ(*Read(Key("o")), "new");
+}
+
+TEST_P(EngineContractTest, ARestampedWriteCommitsAboveANewerVersion) {
+  MCOS_ASSERT_OK(Put(Key("o"), 20, "stored by another cluster"));
+  mcos::v1::StoragePutHeader restamp;
+  restamp.set_restamp(true);
+  auto mine = PutWith(restamp, Key("o"), 10, "the coordinator's own");
+  MCOS_ASSERT_OK(mine);
+  EXPECT_TRUE(mine->applied);
+  EXPECT_EQ(mine->record.version().hlc(), 21u);
+  EXPECT_EQ(mine->record.version().cluster(), "c1");
+  EXPECT_EQ(*Read(Key("o")), "the coordinator's own");
+  // Newer than what is stored: its own stamp.
+  auto newer = PutWith(restamp, Key("o"), 30, "newer still");
+  MCOS_ASSERT_OK(newer);
+  EXPECT_EQ(newer->record.version().hlc(), 30u);
+  // A delete too.
+  mcos::v1::StorageDeleteRequest del;
+  *del.mutable_key() = Key("o");
+  *del.mutable_version() = V(5);
+  del.set_restamp(true);
+  auto deleted = engine_->Delete(del);
+  MCOS_ASSERT_OK(deleted);
+  EXPECT_TRUE(deleted->applied);
+  EXPECT_EQ(deleted->record.version().hlc(), 31u);
+  EXPECT_TRUE(deleted->record.tombstone());
+}
+
+TEST_P(EngineContractTest, AKeptVersionStaysReadableByVersionOnceReplaced) {
+  const std::string first = testing::RandomBytes((3 << 20) + 5, 7);
+  mcos::v1::StoragePutHeader keep;
+  keep.set_keep_readable_ms(60000);
+  MCOS_ASSERT_OK(PutWith(keep, Key("o"), 10, first));
+  MCOS_ASSERT_OK(Put(Key("o"), 20, "replaced"));
+  EXPECT_EQ(*Read(Key("o")), "replaced");
+  auto kept = Read(Key("o"), 0, 0, 10);
+  MCOS_ASSERT_OK(kept);
+  EXPECT_TRUE(*kept == first);
+  EXPECT_EQ(*Read(Key("o"), 1 << 20, 3, 10), first.substr(1 << 20, 3));
+  EXPECT_EQ(*Read(Key("o"), 0, 0, 20), "replaced");
+  // A version not kept is gone once replaced.
+  MCOS_EXPECT_CODE(Read(Key("o"), 0, 0, 15), kFailedPrecondition);
+  MCOS_ASSERT_OK(Put(Key("o"), 30, "third"));
+  MCOS_EXPECT_CODE(Read(Key("o"), 0, 0, 20), kFailedPrecondition);
+  MCOS_EXPECT_OK(Read(Key("o"), 0, 0, 10));
 }
 
 TEST_P(EngineContractTest, DeleteWritesATombstoneThatWinsByVersion) {
