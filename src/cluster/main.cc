@@ -44,7 +44,7 @@ int main(int argc, char** argv) {
   CLI::App cli{
       "mcos-cluster: a whole MCOS cluster (storage, controller, resolver, server) in one "
       "process, every service on one gRPC address"};
-  cli.set_config("--config", "", "Read options from this TOML/INI file");
+  mcos::common::AddConfigFlag(cli);
   cli.add_option("--data-dir", data_dir, "Directory for the cluster's data (created if missing)")
       ->required();
   cli.add_option("--listen", listen, "gRPC address HOST:PORT (port 0 picks a free one)")

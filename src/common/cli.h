@@ -3,6 +3,8 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <cstdio>
+#include <fstream>
 #include <string>
 
 #include "common/tls.h"
@@ -11,6 +13,50 @@ namespace mcos::common {
 
 inline void AddVersionFlag(CLI::App& cli, const std::string& program) {
   cli.set_version_flag("--version", program + " " + MCOS_VERSION);
+}
+
+// --config FILE (TOML/INI, the flags' names as keys). A key that names no flag (a typo, a section
+// that is not one) is an error, not silently ignored: MCOS_CLI_PARSE then names it and the file.
+inline void AddConfigFlag(CLI::App& cli) {
+  cli.set_config("--config", "", "Read options from this TOML/INI file (the flags' names as keys)");
+  cli.allow_config_extras(CLI::config_extras_mode::error);
+}
+
+// Why CLI11 refused `file` in words that name the key: the first section or key of the file that
+// names no option of `cli` ("unknown key 'max-uplaods' (line 3)"), else CLI11's `reason`.
+inline std::string DescribeConfigError(CLI::App& cli, const std::string& file,
+                                       const std::string& reason) {
+  std::ifstream in(file);
+  std::string line, section;
+  int section_line = 0;
+  for (int n = 1; std::getline(in, line); ++n) {
+    const size_t begin = line.find_first_not_of(" \t");
+    if (begin == std::string::npos || line[begin] == '#' || line[begin] == ';') continue;
+    line = line.substr(begin);
+    if (line[0] == '[') {
+      section = line.substr(1, line.find(']') - 1);
+      section_line = n;
+      continue;
+    }
+    std::string key = line.substr(0, line.find('='));
+    key.erase(key.find_last_not_of(" \t\"'") + 1);
+    key.erase(0, key.find_first_not_of(" \t\"'"));
+    if (!section.empty()) {
+      return "key '" + key + "' (line " + std::to_string(n) + ") is in section [" + section +
+             "] (line " + std::to_string(section_line) +
+             "), which is not known: every option is a top-level key, named as its flag";
+    }
+    if (cli.get_option_no_throw("--" + key) == nullptr) {
+      return "unknown key '" + key + "' (line " + std::to_string(n) + "): see --help for the names";
+    }
+  }
+  return reason;
+}
+
+// The file given to --config, if any.
+inline std::string ConfigFileOf(CLI::App& cli) {
+  const CLI::Option* config = cli.get_config_ptr();
+  return config != nullptr && config->count() > 0 ? config->as<std::string>() : std::string();
 }
 
 // --tls-cert, --tls-key, --tls-ca and --tls-client-ca (common/tls.h), in the group "TLS".
@@ -58,6 +104,18 @@ inline void AddFederationSecretFlag(CLI::App& cli, std::string& path,
   } catch (const CLI::Success& e) {     \
     return (cli).exit(e);               \
   } catch (const CLI::ParseError& e) {  \
-    (cli).exit(e);                      \
-    return 2;                           \
+    const std::string mcos_config_ = mcos::common::ConfigFileOf(cli);                        \
+    if (!mcos_config_.empty() && dynamic_cast<const CLI::ConfigError*>(&e) != nullptr) {     \
+      std::fprintf(stderr, "error in %s (--config): %s\n", mcos_config_.c_str(),             \
+                   mcos::common::DescribeConfigError(cli, mcos_config_, e.what()).c_str());  \
+      return 2;                                                                              \
+    }                                                                                        \
+    if (!mcos_config_.empty() && (dynamic_cast<const CLI::ConversionError*>(&e) != nullptr || \
+                                  dynamic_cast<const CLI::ValidationError*>(&e) != nullptr)) { \
+      std::fprintf(stderr, "error: %s (a value on the command line or in %s)\n", e.what(),   \
+                   mcos_config_.c_str());                                                    \
+      return 2;                                                                              \
+    }                                                                                        \
+    (cli).exit(e);                                                                           \
+    return 2;                                                                                \
   }

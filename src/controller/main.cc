@@ -17,7 +17,7 @@ int main(int argc, char** argv) {
   std::string listen = "127.0.0.1:7401", metrics_listen, storage_endpoint, key_file;
   int health_period_ms = 2000, token_ttl_minutes = 12 * 60;
   CLI::App cli{"mcos-controller: the controller of an MCOS cluster"};
-  cli.set_config("--config", "", "Read options from this TOML/INI file");
+  mcos::common::AddConfigFlag(cli);
   cli.add_option("--listen", listen, "gRPC address HOST:PORT (port 0 picks a free one)")
       ->capture_default_str();
   cli.add_option("--data-dir", options.data_dir, "Directory of controller.db")->required();

@@ -15,7 +15,7 @@ int main(int argc, char** argv) {
   std::string listen = "127.0.0.1:7402", metrics_listen, controller;
   int refresh_ms = 1000;
   CLI::App cli{"mcos-resolver: the resolver of an MCOS cluster (rings and placement)"};
-  cli.set_config("--config", "", "Read options from this TOML/INI file");
+  mcos::common::AddConfigFlag(cli);
   cli.add_option("--listen", listen, "gRPC address HOST:PORT (port 0 picks a free one)")
       ->capture_default_str();
   cli.add_option("--controller", controller, "The cluster's mcos-controller HOST:PORT")->required();

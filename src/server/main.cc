@@ -16,7 +16,7 @@ int main(int argc, char** argv) {
   mcos::server::ServerFlags server_flags;
   std::string listen = "127.0.0.1:7403", metrics_listen, controller, key_file;
   CLI::App cli{"mcos-server: the user-facing server of an MCOS cluster"};
-  cli.set_config("--config", "", "Read options from this TOML/INI file");
+  mcos::common::AddConfigFlag(cli);
   cli.add_option("--listen", listen, "gRPC address HOST:PORT (port 0 picks a free one)")
       ->capture_default_str();
   cli.add_option("--controller", controller, "The cluster's mcos-controller HOST:PORT")->required();

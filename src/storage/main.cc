@@ -15,7 +15,7 @@ int main(int argc, char** argv) {
   mcos::storage::StorageOptions options;
   mcos::storage::StorageFlags storage_flags;
   CLI::App cli{"mcos-storage: the storage node of an MCOS cluster (objects in RocksDB)"};
-  cli.set_config("--config", "", "Read options from this TOML/INI file");
+  mcos::common::AddConfigFlag(cli);
   cli.add_option("--listen", options.listen, "gRPC address HOST:PORT (port 0 picks a free one)")
       ->capture_default_str();
   cli.add_option("--data-dir", options.data_dir, "Directory of the database")->required();

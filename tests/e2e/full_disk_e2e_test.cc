@@ -69,7 +69,8 @@ class FullDiskE2eTest : public ::testing::Test {
     cluster_ =
         std::make_unique<testing::ClusterProcess>(MCOS_CLUSTER_BIN, mnt_, dir_.Sub("cluster.log"));
     ASSERT_TRUE(
-        cluster_->Start({"--min-free-mib", "24", "--reserve-mib", "12", "--memtable-mib", "4"})
+        cluster_->Start({"--min-free-mib", "24", "--min-free-percent", "15", "--reserve-mib",
+                         "12", "--memtable-mib", "4"})
             .ok())
         << "see " << dir_.Sub("cluster.log");
   }
@@ -254,6 +255,33 @@ TEST_F(FullDiskE2eTest, DeletedAndReplacedDataIsReclaimed) {
   MCOS_ASSERT_OK(eve.DeleteObject("space", "big"));
   EXPECT_TRUE(WaitFor([&] { return empty - FreeBytes(mnt_) < 16 * kMiB; }, absl::Seconds(15)))
       << "used " << ((empty - FreeBytes(mnt_)) >> 20) << " MiB after deleting everything";
+}
+
+// A disk smaller than the default floor (256 MiB) is writable: the floor and the reserve are then
+// a share of the disk (5% by default).
+TEST_F(FullDiskE2eTest, ADiskSmallerThanTheDefaultFloorIsWritable) {
+  cluster_ =
+      std::make_unique<testing::ClusterProcess>(MCOS_CLUSTER_BIN, mnt_, dir_.Sub("cluster.log"));
+  ASSERT_TRUE(cluster_->Start({"--min-free-mib", "256", "--reserve-mib", "64"}).ok())
+      << "see " << dir_.Sub("cluster.log");
+  MCOS_ASSERT_OK(cluster_->AddUser("sam", "sam-pw"));
+  Client sam(cluster_->endpoint());
+  MCOS_ASSERT_OK(sam.Login("sam", "sam-pw"));
+  MCOS_ASSERT_OK(sam.CreateContainer("small"));
+  EXPECT_TRUE(WritesServing());
+  int stored = 0;
+  for (int i = 0; i < 40; ++i) {
+    const std::string data = testing::RandomBytes(kMiB, 900 + i);
+    std::istringstream in(data);
+    auto put = sam.PutObject("small", absl::StrCat("o", i), in);
+    if (!put.ok()) {
+      ADD_FAILURE() << "put " << i << ": " << put.status();
+      break;
+    }
+    ++stored;
+  }
+  std::printf("%d MiB stored on a %d MiB disk with --min-free-mib 256\n", stored, kFsMiB);
+  EXPECT_EQ(stored, 40);
 }
 
 }  // namespace

@@ -3,13 +3,16 @@
 // MCOS_TLS_CA, then the file that `mcos login` writes (mode 0600) under $XDG_CONFIG_HOME/mcos
 // (default ~/.config/mcos).
 #include <fcntl.h>
+#include <signal.h>
 #include <google/protobuf/util/json_util.h>
 #include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -66,7 +69,8 @@ std::string ConfigDir() {
 std::string CredentialsPath() { return ConfigDir() + "/credentials"; }
 
 // Reads the "endpoint=", "token=", "tls_ca=" and "tls=" lines into what the flags and the
-// environment left empty. The TLS settings apply only with the saved endpoint.
+// environment left empty. The saved token and TLS settings apply only at the saved endpoint: a
+// token goes only to the cluster it was obtained from.
 void LoadCredentials(Globals& g) {
   std::ifstream in(CredentialsPath());
   std::string line, endpoint, token, tls_ca;
@@ -77,12 +81,21 @@ void LoadCredentials(Globals& g) {
     if (absl::StartsWith(line, "tls_ca=")) tls_ca = line.substr(7);
     if (line == "tls=1") tls = true;
   }
-  if (g.token.empty()) g.token = token;
   if (g.endpoint.empty() || g.endpoint == endpoint) {
     g.endpoint = endpoint;
+    if (g.token.empty()) g.token = token;
     if (g.tls_ca.empty()) g.tls_ca = tls_ca;
     g.tls = g.tls || tls;
   }
+}
+
+// The temporary file of a download in progress, removed if SIGINT or SIGTERM ends it.
+char g_partial_file[4096];
+
+void RemovePartialAndExit(int sig) {
+  if (g_partial_file[0] != '\0') unlink(g_partial_file);
+  signal(sig, SIG_DFL);
+  raise(sig);
 }
 
 absl::Status SaveCredentials(const Globals& g, const std::string& token) {
@@ -264,7 +277,8 @@ int main(int argc, char** argv) {
     c->add_option("--delimiter", delimiter, "Roll names up to this delimiter (e.g. /)");
     c->add_option("--marker", marker, "Start after this name");
     c->add_option("--limit", limit,
-                  "List one page of at most this many (default: every name, 1000 per request)");
+                  "List one page of at most this many (default: every name, 1000 per request)")
+        ->check(CLI::NonNegativeNumber);
     c->add_flag("--all", all, "With --limit: follow next_marker through every page");
   }
   for (auto* c : {o_create, o_update, put, o_download, get}) {
@@ -274,11 +288,19 @@ int main(int argc, char** argv) {
   }
   for (auto* c : {o_create, o_update, put}) {
     c->add_option("--content-type", content_type, "Content type to store");
-    c->add_option("--meta", meta, "Metadata KEY=VALUE (repeatable)");
+    c->add_option("--meta", meta, "Metadata KEY=VALUE (repeatable)")
+        ->check(CLI::Validator(
+            [](std::string& kv) {
+              const size_t eq = kv.find('=');
+              return eq == std::string::npos || eq == 0
+                         ? std::string("'") + kv + "' is not KEY=VALUE"
+                         : std::string();
+            },
+            "KEY=VALUE"));
   }
   for (auto* c : {o_download, get}) {
-    c->add_option("--offset", offset, "First byte");
-    c->add_option("--length", length, "Bytes (0 = to the end)");
+    c->add_option("--offset", offset, "First byte")->check(CLI::NonNegativeNumber);
+    c->add_option("--length", length, "Bytes (0 = to the end)")->check(CLI::NonNegativeNumber);
   }
   for (auto* c : {o_stat, stat, o_delete, rm}) {
     c->add_option("container", container, "Container")->required();
@@ -347,10 +369,13 @@ int main(int argc, char** argv) {
   r_update->add_option("--member", members,
                        "CLUSTER[:WEIGHT[:REGION]] (repeat for each member; the whole new list; "
                        "none = keep the members)");
-  r_create->add_option("--replicas", replicas, "Replicas per object")->capture_default_str();
+  r_create->add_option("--replicas", replicas, "Replicas per object")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   r_create->add_option("--partition-power", partition_power, "Partitions = 2^power (1..18)")
       ->capture_default_str();
-  r_update->add_option("--replicas", update_replicas, "New replica count (0 = keep)");
+  r_update->add_option("--replicas", update_replicas, "New replica count (0 = keep)")
+      ->check(CLI::NonNegativeNumber);
   r_update->add_option("--partition-power", update_power,
                        "New partition power (0 = keep; raising it moves nothing)");
   r_update->add_flag("--dry-run", dry_run, "Only print what would move");
@@ -361,8 +386,11 @@ int main(int argc, char** argv) {
   op_add->add_option("name", name, "Option name")->required();
   op_add->add_option("--ring", ring_name, "Ring the option places data with")->required();
   op_add->add_option("--write-concern", write_concern,
-                     "Clusters that must hold a write (0 = a majority of the replicas)");
-  op_add->add_option("--mode", mode, "consistent or degraded")->capture_default_str();
+                     "Clusters that must hold a write (0 = a majority of the replicas)")
+      ->check(CLI::NonNegativeNumber);
+  op_add->add_option("--mode", mode, "consistent or degraded")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"consistent", "degraded"}));
   op_add->add_flag("--default", make_default, "Make it the default option");
   auto* op_set_ring = admin_option->add_subcommand("set-ring", "Point an option at another ring");
   op_set_ring->add_option("name", name, "Option name")->required();
@@ -387,6 +415,12 @@ int main(int argc, char** argv) {
   if (g.endpoint.empty()) {
     return Fail(absl::InvalidArgumentError(
         "no endpoint: pass --endpoint HOST:PORT, set MCOS_ENDPOINT, or log in first"));
+  }
+  if (!login->parsed() && g.token.empty()) {
+    // The saved login's token goes only to the endpoint it came from.
+    return Fail(absl::UnauthenticatedError(
+        absl::StrCat("not logged in at ", g.endpoint, ": run mcos --endpoint ", g.endpoint,
+                     " login USER (or pass --token / set MCOS_TOKEN)")));
   }
   auto timeout = ParseTimeout(g.timeout);
   if (!timeout.ok()) return Usage(timeout.status());
@@ -470,11 +504,8 @@ int main(int argc, char** argv) {
   if (o_create->parsed() || o_update->parsed() || put->parsed()) {
     mcos::client::PutOptions po;
     po.content_type = content_type;
-    for (const auto& kv : meta) {
+    for (const auto& kv : meta) {  // (checked KEY=VALUE at parsing)
       const size_t eq = kv.find('=');
-      if (eq == std::string::npos || eq == 0) {
-        return Fail(absl::InvalidArgumentError(absl::StrCat("--meta '", kv, "' is not KEY=VALUE")));
-      }
       po.metadata[kv.substr(0, eq)] = kv.substr(eq + 1);
     }
     std::ifstream in_file;
@@ -528,9 +559,26 @@ int main(int argc, char** argv) {
     std::ostream* out = &std::cout;
     const std::string tmp = file + ".mcos-part";
     if (file != "-") {
+      const std::filesystem::path parent = std::filesystem::path(file).parent_path();
+      std::error_code parent_ec;
+      if (!parent.empty() && !std::filesystem::is_directory(parent, parent_ec)) {
+        return Fail(absl::NotFoundError(absl::StrCat("no directory ", parent.string(), " to write ",
+                                                     file, " in: create it first")));
+      }
       out_file.open(tmp, std::ios::binary | std::ios::trunc);
-      if (!out_file) return Fail(absl::PermissionDeniedError(absl::StrCat("cannot write ", tmp)));
+      if (!out_file) {
+        const int err = errno;
+        const std::string why = absl::StrCat("cannot write ", tmp, ": ", std::strerror(err));
+        return Fail(err == EACCES || err == EPERM || err == EROFS
+                        ? absl::PermissionDeniedError(why)
+                        : absl::UnavailableError(why));
+      }
       out = &out_file;
+      // Ctrl-C or a kill leaves no partial file behind.
+      std::snprintf(g_partial_file, sizeof(g_partial_file), "%s", tmp.c_str());
+      signal(SIGINT, RemovePartialAndExit);
+      signal(SIGTERM, RemovePartialAndExit);
+      signal(SIGHUP, RemovePartialAndExit);
     }
     mcos::client::GetOptions go;
     go.offset = offset;
@@ -541,9 +589,17 @@ int main(int argc, char** argv) {
       out_file.close();
       if (!r.ok()) {
         std::filesystem::remove(tmp);
+        g_partial_file[0] = '\0';
         return Fail(r.status());
       }
-      std::filesystem::rename(tmp, file);  // never leave a partial file under the real name
+      std::error_code rename_ec;
+      std::filesystem::rename(tmp, file, rename_ec);  // never a partial file under the real name
+      g_partial_file[0] = '\0';
+      if (rename_ec) {
+        std::filesystem::remove(tmp);
+        return Fail(absl::UnavailableError(
+            absl::StrCat("cannot rename ", tmp, " to ", file, ": ", rename_ec.message())));
+      }
     } else {
       std::cout.flush();
       if (!r.ok()) return Fail(r.status());
