@@ -393,6 +393,9 @@ TEST_F(CoordinatorTest, AClusterThatFailedIsCalledAgainOnceAProbeSucceeds) {
   }
   mem_["c"]->set_mode(MemoryReplica::Mode::kDown);
   MCOS_ASSERT_OK(Write(*c, "o", 10, "x", ThreeOf(2)));
+  // (Answered once a and b hold it; c's call reports its failure, then queues it.)
+  for (int i = 0; i < 1000 && Queued().empty(); ++i) absl::SleepFor(absl::Milliseconds(2));
+  EXPECT_EQ(Queued(), (std::vector<std::pair<std::string, std::string>>{{"c", "o"}}));
   EXPECT_FALSE(c->IsAdmitted("c"));
   // Still down: a probe fails and it stays out; the next write queues it without calling it.
   const int stats = mem_["c"]->stats();
