@@ -10,6 +10,24 @@
 
 namespace mcos::controller {
 
+absl::StatusOr<mcos::v1::DiskStatusResponse> GrpcHealthProbe::StorageDisk(
+    const std::string& endpoint, absl::Duration timeout) {
+  std::shared_ptr<grpc::Channel> channel;
+  {
+    absl::MutexLock lock(&mu_);
+    auto& c = channels_[endpoint];
+    if (!c) c = route_.Connect(endpoint);  // (it sends the service credential too)
+    channel = c;
+  }
+  auto stub = mcos::v1::StorageService::NewStub(channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  mcos::v1::DiskStatusResponse resp;
+  const grpc::Status s = stub->DiskStatus(&ctx, mcos::v1::DiskStatusRequest(), &resp);
+  if (!s.ok()) return common::FromGrpcStatus(s);
+  return resp;
+}
+
 absl::Status GrpcHealthProbe::Check(const std::string& endpoint, const std::string& service,
                                     absl::Duration timeout) {
   std::shared_ptr<grpc::Channel> channel;

@@ -9,6 +9,12 @@
 
 namespace mcos::controller {
 
+std::string StorageDiskDetail(const mcos::v1::DiskStatusResponse& disk) {
+  auto mib = [](uint64_t bytes) { return absl::StrCat(bytes >> 20, " MiB"); };
+  return absl::StrCat("disk ", mib(disk.total_bytes()), ": new data refused below ",
+                      mib(disk.floor_bytes()), " free, reserve ", mib(disk.reserve_bytes()));
+}
+
 ServiceRegistry::ServiceRegistry(metadata::SqliteMetadataStore& store, common::Clock& clock,
                                  HealthProbe& probe, RegistryOptions options,
                                  const std::string& cluster_id)
@@ -105,6 +111,10 @@ absl::Status ServiceRegistry::PollOnce() {
                            condition.empty() ? "accepts new data again" : condition);
         s.set_condition(condition);
       }
+      // Its disk's size and floor (what changes rarely: the row is not rewritten every poll).
+      if (auto disk = probe_.StorageDisk(s.endpoint(), options_.timeout); disk.ok()) {
+        s.set_detail(StorageDiskDetail(*disk));
+      }
     }
     if (s.state() != before) {
       common::ToProtoTimestamp(now, s.mutable_state_changed());
@@ -122,7 +132,7 @@ absl::Status ServiceRegistry::PollOnce() {
     // space that a storage node just gave back.
     const bool unchanged = s.state() == stored.state() &&
                            s.consecutive_misses() == stored.consecutive_misses() &&
-                           s.condition() == stored.condition();
+                           s.condition() == stored.condition() && s.detail() == stored.detail();
     if (unchanged && now - common::FromProtoTimestamp(stored.last_ok()) < absl::Seconds(10)) {
       continue;
     }

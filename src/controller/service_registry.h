@@ -9,6 +9,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "mcos/v1/storage.pb.h"
 #include "mcos/v1/controller.pb.h"
 #include "metadata/sqlite_metadata_store.h"
 
@@ -23,6 +24,12 @@ class HealthProbe {
   // that service name; another error if it does not answer.
   virtual absl::Status Check(const std::string& endpoint, const std::string& service,
                              absl::Duration timeout) = 0;
+  // The disk of the storage node at `endpoint` (StorageService.DiskStatus); UNIMPLEMENTED when
+  // the probe cannot ask.
+  virtual absl::StatusOr<mcos::v1::DiskStatusResponse> StorageDisk(const std::string& endpoint,
+                                                                    absl::Duration timeout) {
+    return absl::UnimplementedError("no disk status from this probe");
+  }
 };
 
 struct RegistryOptions {
@@ -31,6 +38,9 @@ struct RegistryOptions {
   absl::Duration timeout = absl::Seconds(1);
   int down_after_misses = 3;
 };
+
+// "disk 160 MiB: new data refused below 8 MiB free, reserve 8 MiB".
+std::string StorageDiskDetail(const mcos::v1::DiskStatusResponse& disk);
 
 class ServiceRegistry {
  public:

@@ -56,6 +56,10 @@ CREATE TABLE replication_queue(
   PRIMARY KEY (target, object_key)) STRICT;
 CREATE INDEX replication_queue_due ON replication_queue(next_attempt_ms);
 )sql",
+    // 3 -> 4: more about a service (ServiceInfo.detail: a storage node's disk and floor).
+    R"sql(
+ALTER TABLE services ADD COLUMN detail TEXT NOT NULL DEFAULT '';
+)sql",
 };
 
 absl::Status FromSqlite(int rc, sqlite3* db, absl::string_view what) {
@@ -301,12 +305,12 @@ absl::Status SqliteMetadataStore::UpsertService(const mcos::v1::ServiceInfo& ser
   absl::MutexLock lock(&mu_);
   Statement s(db_, R"sql(
 INSERT INTO services(id, kind, endpoint, state, registered_ms, last_ok_ms, misses, state_changed_ms,
-  condition)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+  condition, detail)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
 ON CONFLICT(id) DO UPDATE SET kind = excluded.kind, endpoint = excluded.endpoint,
   state = excluded.state, registered_ms = excluded.registered_ms, last_ok_ms = excluded.last_ok_ms,
   misses = excluded.misses, state_changed_ms = excluded.state_changed_ms,
-  condition = excluded.condition)sql");
+  condition = excluded.condition, detail = excluded.detail)sql");
   MCOS_RETURN_IF_ERROR(s.status());
   auto ms = [](const google::protobuf::Timestamp& t) {
     return absl::ToUnixMillis(common::FromProtoTimestamp(t));
@@ -319,7 +323,8 @@ ON CONFLICT(id) DO UPDATE SET kind = excluded.kind, endpoint = excluded.endpoint
       .Bind(6, ms(service.last_ok()))
       .Bind(7, int64_t{service.consecutive_misses()})
       .Bind(8, ms(service.state_changed()))
-      .Bind(9, service.condition());
+      .Bind(9, service.condition())
+      .Bind(10, service.detail());
   return FromSqlite(s.Step(), db_, "store service");
 }
 
@@ -327,7 +332,7 @@ absl::StatusOr<std::vector<mcos::v1::ServiceInfo>> SqliteMetadataStore::ListServ
   absl::MutexLock lock(&mu_);
   Statement s(db_,
               "SELECT id, kind, endpoint, state, registered_ms, last_ok_ms, misses, "
-              "state_changed_ms, condition FROM services ORDER BY kind, id");
+              "state_changed_ms, condition, detail FROM services ORDER BY kind, id");
   MCOS_RETURN_IF_ERROR(s.status());
   std::vector<mcos::v1::ServiceInfo> out;
   int rc;
@@ -342,6 +347,7 @@ absl::StatusOr<std::vector<mcos::v1::ServiceInfo>> SqliteMetadataStore::ListServ
     info.set_consecutive_misses(static_cast<uint32_t>(s.Int(6)));
     common::ToProtoTimestamp(absl::FromUnixMillis(s.Int(7)), info.mutable_state_changed());
     info.set_condition(s.Text(8));
+    info.set_detail(s.Text(9));
     out.push_back(std::move(info));
   }
   MCOS_RETURN_IF_ERROR(FromSqlite(rc, db_, "list services"));

@@ -61,6 +61,7 @@ class SpaceGuard {
   // The floor in force (min_free_bytes, or less on a small disk).
   uint64_t min_free_bytes() const { return options_.min_free_bytes; }
   uint64_t total_bytes() const { return total_bytes_; }
+  uint64_t reserve_bytes() const { return options_.reserve_bytes; }
 
  private:
   explicit SpaceGuard(SpaceOptions options);

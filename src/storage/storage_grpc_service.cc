@@ -51,9 +51,11 @@ absl::Status ValidateObjectKey(const mcos::v1::ObjectKey& key) {
 }
 
 StorageGrpcService::StorageGrpcService(Engine& engine, prometheus::Registry& registry,
-                                       common::ServiceAuth& auth)
+                                       common::ServiceAuth& auth,
+                                       std::function<mcos::v1::DiskStatusResponse()> disk)
     : engine_(engine),
       auth_(auth),
+      disk_(std::move(disk)),
       bytes_in_(prometheus::BuildCounter()
                     .Name("mcos_storage_bytes_received_total")
                     .Help("Object bytes received by Put")
@@ -236,6 +238,15 @@ grpc::Status StorageGrpcService::PartitionDigests(grpc::ServerContext* context,
   auto digests = engine_.PartitionDigests(*request);
   if (!digests.ok()) return ToGrpcStatus(digests.status());
   *response = *std::move(digests);
+  return grpc::Status::OK;
+}
+
+grpc::Status StorageGrpcService::DiskStatus(grpc::ServerContext* context,
+                                            const mcos::v1::DiskStatusRequest*,
+                                            mcos::v1::DiskStatusResponse* response) {
+  MCOS_REQUIRE_SERVICE_CALLER(auth_, context);
+  if (!disk_) return {grpc::StatusCode::UNIMPLEMENTED, "this storage node watches no disk"};
+  *response = disk_();
   return grpc::Status::OK;
 }
 

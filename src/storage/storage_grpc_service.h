@@ -5,6 +5,7 @@
 #include <prometheus/counter.h>
 #include <prometheus/registry.h>
 
+#include <functional>
 #include <memory>
 
 #include "common/service_auth.h"
@@ -15,7 +16,9 @@ namespace mcos::storage {
 
 class StorageGrpcService final : public mcos::v1::StorageService::Service {
  public:
-  StorageGrpcService(Engine& engine, prometheus::Registry& registry, common::ServiceAuth& auth);
+  // `disk` answers DiskStatus (null: UNIMPLEMENTED).
+  StorageGrpcService(Engine& engine, prometheus::Registry& registry, common::ServiceAuth& auth,
+                     std::function<mcos::v1::DiskStatusResponse()> disk = nullptr);
 
   grpc::Status Put(grpc::ServerContext* context,
                    grpc::ServerReader<mcos::v1::StoragePutRequest>* reader,
@@ -37,10 +40,13 @@ class StorageGrpcService final : public mcos::v1::StorageService::Service {
   grpc::Status PartitionDigests(grpc::ServerContext* context,
                                 const mcos::v1::PartitionDigestsRequest* request,
                                 mcos::v1::PartitionDigestsResponse* response) override;
+  grpc::Status DiskStatus(grpc::ServerContext* context, const mcos::v1::DiskStatusRequest* request,
+                          mcos::v1::DiskStatusResponse* response) override;
 
  private:
   Engine& engine_;
   common::ServiceAuth& auth_;
+  const std::function<mcos::v1::DiskStatusResponse()> disk_;
   prometheus::Counter& bytes_in_;
   prometheus::Counter& bytes_out_;
 };

@@ -128,6 +128,22 @@ TEST_F(FirstHourE2eTest, TheDataDirectoryIsPrivate) {
   EXPECT_GT(files, 5);
 }
 
+// Item 12: `mcos admin cluster status` shows the storage node's disk and its free-space floor.
+TEST_F(FirstHourE2eTest, ClusterStatusShowsTheStorageFloor) {
+  auto c = StartCluster("status", {"--min-free-mib", "100", "--reserve-mib", "10"});
+  MCOS_ASSERT_OK(start_status_);
+  auto [code, out] = Cli(absl::StrCat("--endpoint ", c->endpoint(), " login admin --password-stdin"),
+                         absl::StrCat(testing::kAdminPassword, "\\n"));
+  ASSERT_EQ(code, 0) << out;
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  do {
+    std::tie(code, out) = Cli("admin cluster status");
+  } while (!absl::StrContains(out, "new data refused below") && absl::Now() < deadline &&
+           (absl::SleepFor(absl::Milliseconds(100)), true));
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_TRUE(absl::StrContains(out, "new data refused below 100 MiB free, reserve 10 MiB")) << out;
+}
+
 // Item 11: a saved token goes only to the endpoint it was obtained from.
 class RecordingUserService final : public mcos::v1::UserService::Service {
  public:

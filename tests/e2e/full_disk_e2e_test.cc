@@ -282,6 +282,26 @@ TEST_F(FullDiskE2eTest, ADiskSmallerThanTheDefaultFloorIsWritable) {
   }
   std::printf("%d MiB stored on a %d MiB disk with --min-free-mib 256\n", stored, kFsMiB);
   EXPECT_EQ(stored, 40);
+  // `mcos admin cluster status` shows the floor in force (5% of the disk).
+  Client admin(cluster_->endpoint());
+  MCOS_ASSERT_OK(admin.Login("admin", testing::kAdminPassword));
+  std::string detail;
+  WaitFor(
+      [&] {
+        auto status = admin.GetCluster("");
+        if (!status.ok()) return false;
+        for (const auto& s : status->services()) {
+          if (s.kind() == mcos::v1::SERVICE_KIND_STORAGE) detail = s.detail();
+        }
+        return !detail.empty();
+      },
+      absl::Seconds(10));
+  std::printf("storage: %s\n", detail.c_str());
+  const size_t at = detail.find("new data refused below ");
+  ASSERT_NE(at, std::string::npos) << detail;
+  const int floor_mib = std::atoi(detail.c_str() + at + 23);
+  EXPECT_GE(floor_mib, 6) << detail;  // 5% of the disk, not 256 MiB
+  EXPECT_LE(floor_mib, 8) << detail;
 }
 
 }  // namespace

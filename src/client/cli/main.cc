@@ -691,7 +691,8 @@ int main(int argc, char** argv) {
         std::cout << "  " << mcos::v1::ServiceKind_Name(s.kind()).substr(13) << "\t" << s.id()
                   << "\t" << s.endpoint() << "\t"
                   << (s.state() == mcos::v1::SERVICE_STATE_UP ? "UP" : "DOWN")
-                  << (s.condition().empty() ? "" : "\t") << s.condition() << "\n";
+                  << (s.condition().empty() ? "" : "\t") << s.condition()
+                  << (s.detail().empty() ? "" : "\t") << s.detail() << "\n";
       }
     }
     return 0;
