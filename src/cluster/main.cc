@@ -8,8 +8,8 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
-#include "common/data_dir.h"
 #include "common/cli.h"
+#include "common/data_dir.h"
 #include "common/logging.h"
 #include "common/server_host.h"
 #include "common/token.h"

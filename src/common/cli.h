@@ -42,9 +42,16 @@ inline std::string DescribeConfigError(CLI::App& cli, const std::string& file,
     key.erase(key.find_last_not_of(" \t\"'") + 1);
     key.erase(0, key.find_first_not_of(" \t\"'"));
     if (!section.empty()) {
-      return "key '" + key + "' (line " + std::to_string(n) + ") is in section [" + section +
-             "] (line " + std::to_string(section_line) +
-             "), which is not known: every option is a top-level key, named as its flag";
+      std::string why = "key '";
+      why.append(key)
+          .append("' (line ")
+          .append(std::to_string(n))
+          .append(") is in section [")
+          .append(section)
+          .append("] (line ")
+          .append(std::to_string(section_line))
+          .append("), which is not known: every option is a top-level key, named as its flag");
+      return why;
     }
     if (cli.get_option_no_throw("--" + key) == nullptr) {
       return "unknown key '" + key + "' (line " + std::to_string(n) + "): see --help for the names";
@@ -98,24 +105,24 @@ inline void AddFederationSecretFlag(CLI::App& cli, std::string& path,
 
 // Parses the command line; returns from main with 0 after --help or --version, and with 2 (after
 // printing the reason) on a usage error.
-#define MCOS_CLI_PARSE(cli, argc, argv) \
-  try {                                 \
-    (cli).parse((argc), (argv));        \
-  } catch (const CLI::Success& e) {     \
-    return (cli).exit(e);               \
-  } catch (const CLI::ParseError& e) {  \
-    const std::string mcos_config_ = mcos::common::ConfigFileOf(cli);                        \
-    if (!mcos_config_.empty() && dynamic_cast<const CLI::ConfigError*>(&e) != nullptr) {     \
-      std::fprintf(stderr, "error in %s (--config): %s\n", mcos_config_.c_str(),             \
-                   mcos::common::DescribeConfigError(cli, mcos_config_, e.what()).c_str());  \
-      return 2;                                                                              \
-    }                                                                                        \
-    if (!mcos_config_.empty() && (dynamic_cast<const CLI::ConversionError*>(&e) != nullptr || \
+#define MCOS_CLI_PARSE(cli, argc, argv)                                                        \
+  try {                                                                                        \
+    (cli).parse((argc), (argv));                                                               \
+  } catch (const CLI::Success& e) {                                                            \
+    return (cli).exit(e);                                                                      \
+  } catch (const CLI::ParseError& e) {                                                         \
+    const std::string mcos_config_ = mcos::common::ConfigFileOf(cli);                          \
+    if (!mcos_config_.empty() && dynamic_cast<const CLI::ConfigError*>(&e) != nullptr) {       \
+      std::fprintf(stderr, "error in %s (--config): %s\n", mcos_config_.c_str(),               \
+                   mcos::common::DescribeConfigError(cli, mcos_config_, e.what()).c_str());    \
+      return 2;                                                                                \
+    }                                                                                          \
+    if (!mcos_config_.empty() && (dynamic_cast<const CLI::ConversionError*>(&e) != nullptr ||  \
                                   dynamic_cast<const CLI::ValidationError*>(&e) != nullptr)) { \
-      std::fprintf(stderr, "error: %s (a value on the command line or in %s)\n", e.what(),   \
-                   mcos_config_.c_str());                                                    \
-      return 2;                                                                              \
-    }                                                                                        \
-    (cli).exit(e);                                                                           \
-    return 2;                                                                                \
+      std::fprintf(stderr, "error: %s (a value on the command line or in %s)\n", e.what(),     \
+                   mcos_config_.c_str());                                                      \
+      return 2;                                                                                \
+    }                                                                                          \
+    (cli).exit(e);                                                                             \
+    return 2;                                                                                  \
   }

@@ -26,8 +26,8 @@ absl::Status PreparePrivateDir(const std::string& path) {
     if ((st.permissions() & extra) == fs::perms::none) return absl::OkStatus();
     fs::permissions(p, extra, fs::perm_options::remove | fs::perm_options::nofollow, e);
     if (e) {
-      return absl::UnavailableError(absl::StrCat("cannot make ", p.string(),
-                                                 " private (chmod go-rwx): ", e.message()));
+      return absl::UnavailableError(
+          absl::StrCat("cannot make ", p.string(), " private (chmod go-rwx): ", e.message()));
     }
     return absl::OkStatus();
   };

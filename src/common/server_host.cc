@@ -1,13 +1,13 @@
 #include "common/server_host.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/support/server_interceptor.h>
+#include <netinet/in.h>
 #include <prometheus/counter.h>
 #include <prometheus/histogram.h>
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -58,8 +58,7 @@ bool AddressInUse(const std::string& listen) {
   }
   const int fd = socket(family, SOCK_STREAM, 0);
   if (fd < 0) return false;
-  const bool in_use =
-      bind(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0 && errno == EADDRINUSE;
+  const bool in_use = bind(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0 && errno == EADDRINUSE;
   close(fd);
   return in_use;
 }
@@ -196,9 +195,9 @@ absl::StatusOr<std::unique_ptr<ServerHost>> ServerHost::Start(
   host->server_ = builder.BuildAndStart();
   if (host->server_ == nullptr || host->port_ == 0) {
     if (AddressInUse(options.listen)) {
-      return absl::UnavailableError(absl::StrCat(
-          "address already in use: ", options.listen,
-          " (another process serves it; stop it or pick another --listen)"));
+      return absl::UnavailableError(
+          absl::StrCat("address already in use: ", options.listen,
+                       " (another process serves it; stop it or pick another --listen)"));
     }
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", options.listen,

@@ -23,7 +23,7 @@ class GrpcHealthProbe final : public HealthProbe {
   absl::Status Check(const std::string& endpoint, const std::string& service,
                      absl::Duration timeout) override;
   absl::StatusOr<mcos::v1::DiskStatusResponse> StorageDisk(const std::string& endpoint,
-                                                            absl::Duration timeout) override;
+                                                           absl::Duration timeout) override;
   // How endpoints are reached (TLS, or this process's in-process channel); before the first Check.
   void set_route(common::LocalRoute route) {
     absl::MutexLock lock(&mu_);

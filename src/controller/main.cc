@@ -4,8 +4,8 @@
 #include <cstdlib>
 #include <filesystem>
 
-#include "common/data_dir.h"
 #include "common/cli.h"
+#include "common/data_dir.h"
 #include "common/logging.h"
 #include "common/server_host.h"
 #include "common/token.h"

@@ -9,8 +9,8 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
-#include "mcos/v1/storage.pb.h"
 #include "mcos/v1/controller.pb.h"
+#include "mcos/v1/storage.pb.h"
 #include "metadata/sqlite_metadata_store.h"
 
 namespace mcos::controller {
@@ -27,7 +27,7 @@ class HealthProbe {
   // The disk of the storage node at `endpoint` (StorageService.DiskStatus); UNIMPLEMENTED when
   // the probe cannot ask.
   virtual absl::StatusOr<mcos::v1::DiskStatusResponse> StorageDisk(const std::string& endpoint,
-                                                                    absl::Duration timeout) {
+                                                                   absl::Duration timeout) {
     return absl::UnimplementedError("no disk status from this probe");
   }
 };

@@ -256,6 +256,16 @@ class StorageReplicaImpl final : public Replica {
     return resp;
   }
 
+  void ReleaseKept(const mcos::v1::ObjectKey& key, const mcos::v1::Version& version) override {
+    grpc::ClientContext ctx;
+    SetDeadline(ctx, absl::Now() + absl::Seconds(2));
+    mcos::v1::StorageReleaseKeptRequest req;
+    *req.mutable_key() = key;
+    *req.mutable_version() = version;
+    mcos::v1::StorageReleaseKeptResponse resp;
+    stub_->ReleaseKept(&ctx, req, &resp);  // best effort: the copy expires anyway
+  }
+
  private:
   const std::string cluster_;
   std::unique_ptr<mcos::v1::StorageService::Stub> stub_;
@@ -478,6 +488,10 @@ class EngineReplicaImpl final : public Replica {
   absl::StatusOr<mcos::v1::StorageListResponse> List(const mcos::v1::StorageListRequest& request,
                                                      absl::Time) override {
     return engine_.List(request);
+  }
+
+  void ReleaseKept(const mcos::v1::ObjectKey& key, const mcos::v1::Version& version) override {
+    engine_.ReleaseKept(key, version);
   }
 
  private:

@@ -68,6 +68,10 @@ class Replica {
                                           absl::Time deadline) = 0;
   virtual absl::StatusOr<mcos::v1::StorageListResponse> List(
       const mcos::v1::StorageListRequest& request, absl::Time deadline) = 0;
+  // The coordinator is done sending `version` of `key` from here: a copy in storage kept readable
+  // for it once replaced (StoragePutHeader.keep_readable_ms) may go. Best effort; nothing for
+  // replicas that keep nothing.
+  virtual void ReleaseKept(const mcos::v1::ObjectKey& key, const mcos::v1::Version& version) {}
 };
 
 // The record of a tombstone with `version`, as replicas are given it.

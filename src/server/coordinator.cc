@@ -42,8 +42,8 @@ absl::Status TooFewReplicas(size_t answered, size_t replicas, size_t needed,
 }
 
 absl::Duration ReplicaReadableFor(const CoordinatorOptions& options, uint64_t size) {
-  const absl::Duration round = replication::CopyDeadline(size, options.replica_timeout) -
-                               absl::Now() + absl::Seconds(1);
+  const absl::Duration round =
+      replication::CopyDeadline(size, options.replica_timeout) - absl::Now() + absl::Seconds(1);
   return round * std::max(1, options.max_write_rounds);
 }
 
@@ -200,8 +200,8 @@ void Coordinator::ProbeOnce() {
   for (auto& [cluster, replica] : due) {
     Dispatch(cluster, *replica, here, [this, cluster = cluster, replica = replica] {
       auto answer = replica->Stat(ProbeKey(), absl::Now() + options_.probe_timeout);
-      Report(cluster, answer.ok() || absl::IsNotFound(answer.status()) ? absl::OkStatus()
-                                                                       : answer.status());
+      Report(cluster,
+             answer.ok() || absl::IsNotFound(answer.status()) ? absl::OkStatus() : answer.status());
       std::lock_guard<std::mutex> lock(mu_);
       health_[cluster].probing = false;
     });
@@ -225,11 +225,12 @@ absl::Status Coordinator::CheckWritable(const mcos::v1::Placement& placement,
     }
   }
   if (reachable >= w) return absl::OkStatus();
-  return absl::UnavailableError(absl::StrCat(
-      "only ", reachable, " of ", placement.replicas_size(),
-      " replica clusters can be reached now, ", w, " needed (", absl::StrJoin(down, ", "),
-      down.size() == 1 ? " does" : " do", " not answer); nothing was stored: retry when more "
-      "clusters are up"));
+  return absl::UnavailableError(absl::StrCat("only ", reachable, " of ", placement.replicas_size(),
+                                             " replica clusters can be reached now, ", w,
+                                             " needed (", absl::StrJoin(down, ", "),
+                                             down.size() == 1 ? " does" : " do",
+                                             " not answer); nothing was stored: retry when more "
+                                             "clusters are up"));
 }
 
 // ---- writes ---------------------------------------------------------------------------------
@@ -255,6 +256,7 @@ struct Coordinator::Write {
   // The newest version a replica held instead of taking this round's.
   std::optional<mcos::v1::Version> newer;
   bool answered = false;
+  bool released = false;  // the source's kept copy (ReleaseKept)
 };
 
 void Coordinator::Replicate(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
@@ -357,8 +359,19 @@ void Coordinator::OnSent(const std::shared_ptr<Write>& write, const std::string&
 void Coordinator::MaybeFinish(const std::shared_ptr<Write>& write,
                               std::unique_lock<std::mutex> lock) {
   Write& w = *write;
-  if (w.answered) return;
-  const size_t r = static_cast<size_t>(w.placement.replicas_size());
+  // Once answered and every call of the round ended, the source's copy is needed no more.
+  auto release_when_done = [&w](std::unique_lock<std::mutex> held) {
+    const bool release = w.answered && w.pending == 0 && !w.released && w.source != nullptr &&
+                         !w.record.tombstone();
+    if (release) w.released = true;
+    held.unlock();
+    if (release) w.source->ReleaseKept(w.key, w.source_version);
+  };
+  if (w.answered) {
+    release_when_done(std::move(lock));
+    return;
+  }
+  const auto r = static_cast<size_t>(w.placement.replicas_size());
   const size_t needed = WriteConcern(w.placement);
   std::optional<absl::StatusOr<Replicated>> answer;
   if (w.acks >= needed || (w.pending == 0 && w.placement.degraded() && w.acks > 0)) {
@@ -394,6 +407,7 @@ void Coordinator::MaybeFinish(const std::shared_ptr<Write>& write,
   auto done = std::move(w.done);
   lock.unlock();
   done(*std::move(answer));
+  release_when_done(std::unique_lock<std::mutex>(w.mu));
 }
 
 absl::StatusOr<Replicated> Coordinator::ReplicateAndWait(const mcos::v1::ObjectKey& key,
@@ -403,10 +417,11 @@ absl::StatusOr<Replicated> Coordinator::ReplicateAndWait(const mcos::v1::ObjectK
                                                          const ReplicaMap& replicas) {
   auto result = std::make_shared<absl::StatusOr<Replicated>>();
   auto ready = std::make_shared<absl::Notification>();
-  Replicate(key, record, placement, source, replicas, [result, ready](absl::StatusOr<Replicated> r) {
-    *result = std::move(r);
-    ready->Notify();
-  });
+  Replicate(key, record, placement, source, replicas,
+            [result, ready](absl::StatusOr<Replicated> r) {
+              *result = std::move(r);
+              ready->Notify();
+            });
   ready->WaitForNotification();
   return *result;
 }

@@ -360,7 +360,8 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
     }
     if (app_.Remote(placement_)) {
       replicas_ = app_.Replicas(backends_, &placement_);
-      if (absl::Status s = app_.coordinator_->CheckWritable(placement_, app_.cluster_id_, replicas_);
+      if (absl::Status s =
+              app_.coordinator_->CheckWritable(placement_, app_.cluster_id_, replicas_);
           !s.ok()) {
         Fail(ToGrpcStatus(s));
         return;

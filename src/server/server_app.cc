@@ -703,8 +703,8 @@ grpc::Status UserGrpcService::DownloadObject(
           // A newer write replaced that version there since the read chose it: a download
           // returns the version it chose or a newer one, so it streams what is there now (which
           // only moves forward).
-          reader = source->second->Open(key, request->offset(), request->length(), nullptr,
-                                        deadline);
+          reader =
+              source->second->Open(key, request->offset(), request->length(), nullptr, deadline);
           shown = &source_only;
         }
         if (!reader.ok()) {
@@ -800,8 +800,8 @@ grpc::Status UserGrpcService::DeleteObject(grpc::ServerContext* context,
     req.set_precondition(mcos::v1::WRITE_PRECONDITION_NONE);
     const auto local = b->storage->Delete(req);
     if (!local.ok()) return ToGrpcStatus(local.status());
-    auto replicated = app_.coordinator_->ReplicateAndWait(key, local->record(), *placement,
-                                                          b->local, replicas);
+    auto replicated =
+        app_.coordinator_->ReplicateAndWait(key, local->record(), *placement, b->local, replicas);
     if (!replicated.ok()) return ToGrpcStatus(replicated.status());
     response->set_version(common::VersionToString(replicated->record.version()));
     return grpc::Status::OK;

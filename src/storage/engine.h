@@ -71,6 +71,9 @@ class Engine {
   // and neither stored nor kept readable.
   virtual absl::StatusOr<std::unique_ptr<ObjectReader>> OpenReader(
       const mcos::v1::StorageGetRequest& request) = 0;
+  // Stops keeping `version` of `key` readable once replaced (StoragePutHeader.keep_readable_ms)
+  // before its time; nothing for a version not kept.
+  virtual void ReleaseKept(const mcos::v1::ObjectKey& key, const mcos::v1::Version& version) = 0;
   // NOT_FOUND if missing, or deleted and !include_tombstone.
   virtual absl::StatusOr<mcos::v1::ObjectRecord> Stat(const mcos::v1::ObjectKey& key,
                                                       bool include_tombstone) = 0;

@@ -159,9 +159,20 @@ absl::StatusOr<std::unique_ptr<ObjectReader>> MemoryEngine::OpenReader(
       }
     }
   }
-  MCOS_ASSIGN_OR_RETURN(auto range, ReadRange(request, stored == nullptr ? nullptr : &stored->record));
+  MCOS_ASSIGN_OR_RETURN(auto range,
+                        ReadRange(request, stored == nullptr ? nullptr : &stored->record));
   return std::make_unique<MemoryObjectReader>(stored->record, stored->data, range.first,
                                               range.second);
+}
+
+void MemoryEngine::ReleaseKept(const ObjectKey& key, const mcos::v1::Version& version) {
+  absl::MutexLock lock(&mu_);
+  for (auto [it, end] = kept_.equal_range(MetaKey(key)); it != end; ++it) {
+    if (common::CompareVersions(it->second.stored.record.version(), version) == 0) {
+      kept_.erase(it);
+      return;
+    }
+  }
 }
 
 absl::StatusOr<ObjectRecord> MemoryEngine::Stat(const ObjectKey& key, bool include_tombstone) {

@@ -193,8 +193,8 @@ class RocksDbPutStream final : public PutStream {
 
     absl::MutexLock lock(&engine_.LockFor(meta_key_));
     MCOS_ASSIGN_OR_RETURN(std::optional<ObjectRecord> current, engine_.ReadRecord(meta_key_));
-    const std::optional<mcos::v1::Version> version = CommitVersion(
-        current ? &*current : nullptr, header_.version(), header_.restamp());
+    const std::optional<mcos::v1::Version> version =
+        CommitVersion(current ? &*current : nullptr, header_.version(), header_.restamp());
     if (!version) {
       WriteResult result{false, *current, SupersededReason(*current, header_.version())};
       return result;  // the destructor discards our chunks
@@ -741,8 +741,7 @@ void RocksDbEngine::QueueReclaim(absl::string_view data_id, uint64_t chunks) {
 
 std::shared_ptr<const rocksdb::Snapshot> RocksDbEngine::SharedSnapshot() {
   rocksdb::DB* db = db_.get();
-  return std::shared_ptr<const rocksdb::Snapshot>(
-      db->GetSnapshot(), [db](const rocksdb::Snapshot* s) { db->ReleaseSnapshot(s); });
+  return {db->GetSnapshot(), [db](const rocksdb::Snapshot* s) { db->ReleaseSnapshot(s); }};
 }
 
 void RocksDbEngine::Keep(const std::string& meta_key, const ObjectRecord& record, uint32_t ms) {
@@ -762,6 +761,19 @@ std::optional<RocksDbEngine::Kept> RocksDbEngine::FindKept(const std::string& me
     }
   }
   return std::nullopt;
+}
+
+void RocksDbEngine::ReleaseKept(const ObjectKey& key, const mcos::v1::Version& version) {
+  const std::string meta_key = ObjectMetaKey(key.user(), key.container(), key.object());
+  std::optional<Kept> released;  // its snapshot goes outside the lock
+  absl::MutexLock lock(&kept_mu_);
+  for (auto [it, end] = kept_.equal_range(meta_key); it != end; ++it) {
+    if (common::CompareVersions(it->second.record.version(), version) == 0) {
+      released = std::move(it->second);
+      kept_.erase(it);
+      return;
+    }
+  }
 }
 
 uint64_t RocksDbEngine::ExpireKept() {
@@ -914,8 +926,7 @@ absl::StatusOr<std::unique_ptr<ObjectReader>> RocksDbEngine::OpenReader(
   const ObjectKey& key = request.key();
   const std::string meta_key = ObjectMetaKey(key.user(), key.container(), key.object());
   std::shared_ptr<const rocksdb::Snapshot> snapshot = SharedSnapshot();
-  MCOS_ASSIGN_OR_RETURN(std::optional<ObjectRecord> record,
-                        ReadRecord(meta_key, snapshot.get()));
+  MCOS_ASSIGN_OR_RETURN(std::optional<ObjectRecord> record, ReadRecord(meta_key, snapshot.get()));
   if (request.has_version() && record &&
       common::CompareVersions(record->version(), request.version()) != 0) {
     // A version replaced since its commit, kept readable for a while.

@@ -3,8 +3,8 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
-#include "common/data_dir.h"
 #include "common/bench_service.h"
+#include "common/data_dir.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "storage/storage_grpc_service.h"
@@ -38,17 +38,16 @@ absl::StatusOr<std::unique_ptr<StorageApp>> StorageApp::Create(const StorageOpti
   db.space = app->space_.get();
   MCOS_ASSIGN_OR_RETURN(app->engine_, RocksDbEngine::Open(db));
   app->registry_ = options.registry ? options.registry : std::make_shared<prometheus::Registry>();
-  app->storage_service_ =
-      std::make_unique<StorageGrpcService>(*app->engine_, *app->registry_, *app->auth_,
-                                           [space = app->space_.get()] {
-                                             mcos::v1::DiskStatusResponse disk;
-                                             disk.set_total_bytes(space->total_bytes());
-                                             disk.set_free_bytes(space->last_free_bytes());
-                                             disk.set_floor_bytes(space->min_free_bytes());
-                                             disk.set_reserve_bytes(space->reserve_bytes());
-                                             disk.set_writable(space->writable());
-                                             return disk;
-                                           });
+  app->storage_service_ = std::make_unique<StorageGrpcService>(
+      *app->engine_, *app->registry_, *app->auth_, [space = app->space_.get()] {
+        mcos::v1::DiskStatusResponse disk;
+        disk.set_total_bytes(space->total_bytes());
+        disk.set_free_bytes(space->last_free_bytes());
+        disk.set_floor_bytes(space->min_free_bytes());
+        disk.set_reserve_bytes(space->reserve_bytes());
+        disk.set_writable(space->writable());
+        return disk;
+      });
   if (options.enable_bench_service) {
     app->bench_service_ = std::make_unique<common::BenchGrpcService>();
   }

@@ -241,6 +241,15 @@ grpc::Status StorageGrpcService::PartitionDigests(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
+grpc::Status StorageGrpcService::ReleaseKept(grpc::ServerContext* context,
+                                             const mcos::v1::StorageReleaseKeptRequest* request,
+                                             mcos::v1::StorageReleaseKeptResponse*) {
+  MCOS_REQUIRE_SERVICE_CALLER(auth_, context);
+  if (auto s = ValidateObjectKey(request->key()); !s.ok()) return ToGrpcStatus(s);
+  engine_.ReleaseKept(request->key(), request->version());
+  return grpc::Status::OK;
+}
+
 grpc::Status StorageGrpcService::DiskStatus(grpc::ServerContext* context,
                                             const mcos::v1::DiskStatusRequest*,
                                             mcos::v1::DiskStatusResponse* response) {

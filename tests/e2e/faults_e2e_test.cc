@@ -76,7 +76,8 @@ TEST_F(FaultsE2eTest, ARestartedClusterIsUsedAgainWhateverWasInFlight) {
       auto created = at->CreateObject("box", name, first);
       auto updated = created.ok() ? at->UpdateObject("box", name, second) : created;
       if (!updated.ok()) {
-        if (++failed <= 5) std::printf("%s: %s\n", name.c_str(), updated.status().ToString().c_str());
+        if (++failed <= 5)
+          std::printf("%s: %s\n", name.c_str(), updated.status().ToString().c_str());
         continue;
       }
       std::lock_guard<std::mutex> lock(mu);
@@ -175,12 +176,10 @@ TEST_F(FaultsE2eTest, RefusedWritesLeaveNoTrace) {
   b_->Kill();
   c_->Kill();
   // alpha's probes find them down within about a second; reads say so at once.
-  ASSERT_LT(WaitFor(
-                [&] {
-                  return absl::IsUnavailable(at_a->StatObject("strict", "kept").status());
-                },
-                absl::Seconds(10)),
-            absl::Seconds(10));
+  ASSERT_LT(
+      WaitFor([&] { return absl::IsUnavailable(at_a->StatObject("strict", "kept").status()); },
+              absl::Seconds(10)),
+      absl::Seconds(10));
   for (int i = 0; i < 10; ++i) {
     auto refused = Put(*at_a, "strict", "kept", absl::StrCat("refused overwrite ", i));
     MCOS_EXPECT_CODE(refused, kUnavailable);

@@ -40,8 +40,8 @@ std::string ReadFile(const std::string& path) {
 class FirstHourE2eTest : public ::testing::Test {
  protected:
   // Starts a cluster in `name` under the test's directory.
-  std::unique_ptr<testing::ClusterProcess> StartCluster(const std::string& name,
-                                                        const std::vector<std::string>& extra = {}) {
+  std::unique_ptr<testing::ClusterProcess> StartCluster(
+      const std::string& name, const std::vector<std::string>& extra = {}) {
     auto c = std::make_unique<testing::ClusterProcess>(MCOS_CLUSTER_BIN, dir_.Sub(name));
     std::filesystem::create_directories(dir_.Sub(name));
     start_status_ = c->Start(extra);
@@ -132,8 +132,9 @@ TEST_F(FirstHourE2eTest, TheDataDirectoryIsPrivate) {
 TEST_F(FirstHourE2eTest, ClusterStatusShowsTheStorageFloor) {
   auto c = StartCluster("status", {"--min-free-mib", "100", "--reserve-mib", "10"});
   MCOS_ASSERT_OK(start_status_);
-  auto [code, out] = Cli(absl::StrCat("--endpoint ", c->endpoint(), " login admin --password-stdin"),
-                         absl::StrCat(testing::kAdminPassword, "\\n"));
+  auto [code, out] =
+      Cli(absl::StrCat("--endpoint ", c->endpoint(), " login admin --password-stdin"),
+          absl::StrCat(testing::kAdminPassword, "\\n"));
   ASSERT_EQ(code, 0) << out;
   const absl::Time deadline = absl::Now() + absl::Seconds(10);
   do {
@@ -184,8 +185,8 @@ TEST_F(FirstHourE2eTest, ASavedTokenGoesOnlyToItsEndpoint) {
   ASSERT_NE(other, nullptr);
   const std::string elsewhere = absl::StrCat("127.0.0.1:", port);
 
-  auto [code, out] = Cli(absl::StrCat("--endpoint ", c->endpoint(), " login tess --password-stdin"),
-                         "tess-pw\\n");
+  auto [code, out] =
+      Cli(absl::StrCat("--endpoint ", c->endpoint(), " login tess --password-stdin"), "tess-pw\\n");
   ASSERT_EQ(code, 0) << out;
   std::tie(code, out) = Cli("mb mine");
   EXPECT_EQ(code, 0) << out;  // the saved endpoint: the saved token
@@ -208,19 +209,19 @@ TEST_F(FirstHourE2eTest, CliUsageErrorsAndInterruptedDownloads) {
   auto c = StartCluster("cli");
   MCOS_ASSERT_OK(start_status_);
   MCOS_ASSERT_OK(c->AddUser("vic", "vic-pw"));
-  auto [code, out] = Cli(absl::StrCat("--endpoint ", c->endpoint(), " login vic --password-stdin"),
-                         "vic-pw\\n");
+  auto [code, out] =
+      Cli(absl::StrCat("--endpoint ", c->endpoint(), " login vic --password-stdin"), "vic-pw\\n");
   ASSERT_EQ(code, 0) << out;
   const std::string file = dir_.Sub("small.txt");
   std::ofstream(file) << "hello";
   ASSERT_EQ(Cli("mb box").first, 0);
   ASSERT_EQ(Cli(absl::StrCat("put box small ", file)).first, 0);
-  for (const std::string& args :
-       {absl::StrCat("get box small ", dir_.Sub("x"), " --offset -1"),
-        absl::StrCat("get box small ", dir_.Sub("x"), " --length -5"),
-        absl::StrCat("put box other ", file, " --meta novalue"),
-        absl::StrCat("put box other ", file, " --meta =value"),
-        std::string("admin option add o --ring r --mode bogus"), std::string("ls box --limit -1")}) {
+  for (const std::string& args : {absl::StrCat("get box small ", dir_.Sub("x"), " --offset -1"),
+                                  absl::StrCat("get box small ", dir_.Sub("x"), " --length -5"),
+                                  absl::StrCat("put box other ", file, " --meta novalue"),
+                                  absl::StrCat("put box other ", file, " --meta =value"),
+                                  std::string("admin option add o --ring r --mode bogus"),
+                                  std::string("ls box --limit -1")}) {
     std::tie(code, out) = Cli(args);
     EXPECT_EQ(code, 2) << args << ": " << out;
   }
@@ -234,9 +235,8 @@ TEST_F(FirstHourE2eTest, CliUsageErrorsAndInterruptedDownloads) {
     const std::string target = dir_.Sub(absl::StrCat("out-", sig, ".bin"));
     kill(c->pid(), SIGSTOP);
     setenv("XDG_CONFIG_HOME", dir_.Sub("home").c_str(), 1);
-    auto cli = common::Subprocess::Start({MCOS_CLI_BIN, "--timeout", "60s", "get", "box", "small",
-                                          target},
-                                         dir_.Sub("cli.log"));
+    auto cli = common::Subprocess::Start(
+        {MCOS_CLI_BIN, "--timeout", "60s", "get", "box", "small", target}, dir_.Sub("cli.log"));
     unsetenv("XDG_CONFIG_HOME");
     ASSERT_TRUE(cli.ok()) << cli.status();
     const absl::Time deadline = absl::Now() + absl::Seconds(10);

@@ -68,10 +68,10 @@ class FullDiskE2eTest : public ::testing::Test {
   void StartCluster() {
     cluster_ =
         std::make_unique<testing::ClusterProcess>(MCOS_CLUSTER_BIN, mnt_, dir_.Sub("cluster.log"));
-    ASSERT_TRUE(
-        cluster_->Start({"--min-free-mib", "24", "--min-free-percent", "15", "--reserve-mib",
-                         "12", "--memtable-mib", "4"})
-            .ok())
+    ASSERT_TRUE(cluster_
+                    ->Start({"--min-free-mib", "24", "--min-free-percent", "15", "--reserve-mib",
+                             "12", "--memtable-mib", "4"})
+                    .ok())
         << "see " << dir_.Sub("cluster.log");
   }
 

@@ -5,8 +5,8 @@
 #pragma once
 
 #include <fcntl.h>
-#include <stdlib.h>
 #include <gtest/gtest.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -33,7 +33,7 @@ inline const std::set<std::string> kAllThree = {"alpha", "beta", "gamma"};
 
 // Polls `done` every 20 ms for up to `timeout`; returns how long it took, or the timeout.
 inline absl::Duration WaitFor(const std::function<bool()>& done,
-                       absl::Duration timeout = absl::Seconds(15)) {
+                              absl::Duration timeout = absl::Seconds(15)) {
   const absl::Time start = absl::Now();
   while (!done()) {
     if (absl::Now() - start > timeout) return timeout;
@@ -61,9 +61,9 @@ class FederationFixture : public ::testing::Test {
   // none).
   static constexpr char kNoSecret[] = "none";
   ClusterProcess* Start(const std::string& name, const std::string& secret = "",
-                                 const std::vector<std::string>& extra = {}) {
-    auto c = std::make_unique<ClusterProcess>(MCOS_CLUSTER_BIN,
-                                                       absl::StrCat(dir_.path(), "/", name));
+                        const std::vector<std::string>& extra = {}) {
+    auto c =
+        std::make_unique<ClusterProcess>(MCOS_CLUSTER_BIN, absl::StrCat(dir_.path(), "/", name));
     std::filesystem::create_directories(absl::StrCat(dir_.path(), "/", name));
     std::vector<std::string> args = {"--name", name, "--federation-sync-period-ms", "200"};
     if (secret != kNoSecret) {

@@ -3,8 +3,8 @@
 // MCOS_TLS_CA, then the file that `mcos login` writes (mode 0600) under $XDG_CONFIG_HOME/mcos
 // (default ~/.config/mcos).
 #include <fcntl.h>
-#include <signal.h>
 #include <google/protobuf/util/json_util.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
@@ -385,8 +385,9 @@ int main(int argc, char** argv) {
   auto* op_add = admin_option->add_subcommand("add", "Add an option");
   op_add->add_option("name", name, "Option name")->required();
   op_add->add_option("--ring", ring_name, "Ring the option places data with")->required();
-  op_add->add_option("--write-concern", write_concern,
-                     "Clusters that must hold a write (0 = a majority of the replicas)")
+  op_add
+      ->add_option("--write-concern", write_concern,
+                   "Clusters that must hold a write (0 = a majority of the replicas)")
       ->check(CLI::NonNegativeNumber);
   op_add->add_option("--mode", mode, "consistent or degraded")
       ->capture_default_str()
@@ -569,9 +570,8 @@ int main(int argc, char** argv) {
       if (!out_file) {
         const int err = errno;
         const std::string why = absl::StrCat("cannot write ", tmp, ": ", std::strerror(err));
-        return Fail(err == EACCES || err == EPERM || err == EROFS
-                        ? absl::PermissionDeniedError(why)
-                        : absl::UnavailableError(why));
+        return Fail(err == EACCES || err == EPERM || err == EROFS ? absl::PermissionDeniedError(why)
+                                                                  : absl::UnavailableError(why));
       }
       out = &out_file;
       // Ctrl-C or a kill leaves no partial file behind.

@@ -55,6 +55,7 @@ class MemoryReplica final : public Replica {
   void Release() { release_.Notify(); }
   int puts() const { return puts_; }
   int stats() const { return stats_; }
+  int releases() const { return releases_; }
 
   // Stores `r` (a tombstone, or a version with content `data`) as a replica write would.
   void Store(const std::string& object, const mcos::v1::ObjectRecord& r, const std::string& data) {
@@ -116,6 +117,8 @@ class MemoryReplica final : public Replica {
     return inner_->List(request, deadline);
   }
 
+  void ReleaseKept(const mcos::v1::ObjectKey&, const mcos::v1::Version&) override { ++releases_; }
+
  private:
   // Passes the first chunk of `source` on, then breaks as a dropped connection would.
   class BreakingReader final : public ObjectReader {
@@ -150,6 +153,7 @@ class MemoryReplica final : public Replica {
   std::atomic<Mode> mode_{Mode::kOk};
   std::atomic<int> puts_{0};
   std::atomic<int> stats_{0};
+  std::atomic<int> releases_{0};
   absl::Notification release_;
 };
 
@@ -222,6 +226,8 @@ TEST_F(CoordinatorTest, AnswersOnceWriteConcernHoldsAndEveryReplicaGetsIt) {
   EXPECT_GE(holders->size(), 2u);
   EXPECT_EQ(holders->front(), "a");  // placement order, the local copy first here
   c.reset();                         // waits for the copies still running
+  // Once every copy was sent, the source's kept copy is released, once.
+  EXPECT_EQ(mem_["a"]->releases(), 1);
   for (const char* r : {"b", "c"}) {
     auto held = mem_[r]->Held("o");
     ASSERT_TRUE(held.has_value()) << r;
@@ -401,7 +407,8 @@ TEST_F(CoordinatorTest, AClusterThatFailedIsCalledAgainOnceAProbeSucceeds) {
   const int stats = mem_["c"]->stats();
   clock_.Advance(absl::Seconds(2));
   c->ProbeOnce();
-  for (int i = 0; i < 500 && mem_["c"]->stats() == stats; ++i) absl::SleepFor(absl::Milliseconds(2));
+  for (int i = 0; i < 500 && mem_["c"]->stats() == stats; ++i)
+    absl::SleepFor(absl::Milliseconds(2));
   EXPECT_EQ(mem_["c"]->stats(), stats + 1);
   EXPECT_FALSE(c->IsAdmitted("c"));
   const int calls = mem_["c"]->puts();

@@ -2,12 +2,11 @@
 // temp dir) and its in-memory twin. Then what only the RocksDB engine promises: space given back,
 // corruption detected, and everything kept across a reopen. No sockets.
 #include <gtest/gtest.h>
-
-#include <optional>
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <random>
 #include <set>
 #include <tuple>
@@ -309,6 +308,30 @@ TEST_P(EngineContractTest, AKeptVersionStaysReadableByVersionOnceReplaced) {
   MCOS_ASSERT_OK(Put(Key("o"), 30, "third"));
   MCOS_EXPECT_CODE(Read(Key("o"), 0, 0, 20), kFailedPrecondition);
   MCOS_EXPECT_OK(Read(Key("o"), 0, 0, 10));
+  // Released before its time: gone.
+  engine_->ReleaseKept(Key("o"), V(10));
+  MCOS_EXPECT_CODE(Read(Key("o"), 0, 0, 10), kFailedPrecondition);
+  engine_->ReleaseKept(Key("o"), V(10));  // again: nothing
+  EXPECT_EQ(*Read(Key("o")), "third");
+}
+
+TEST_F(RocksDbEngineTest, DataAKeptVersionStillSeesIsReclaimedOnceItIsReleased) {
+  mcos::v1::StoragePutHeader keep;
+  keep.set_keep_readable_ms(600000);
+  MCOS_ASSERT_OK(PutWith(keep, Key("kept"), 10, testing::RandomBytes(3 << 20, 1)));
+  // Replaced while kept: compacting its chunks away now would keep them (the kept snapshot sees
+  // them), so their range waits until the kept version is released.
+  MCOS_ASSERT_OK(Put(Key("kept"), 20, "small"));
+  auto compacted = rocks_->ReclaimOnce();
+  MCOS_ASSERT_OK(compacted);
+  EXPECT_EQ(*compacted, 0);
+  MCOS_EXPECT_OK(Read(Key("kept"), 0, 0, 10));
+  rocks_->ReleaseKept(Key("kept"), V(10));
+  compacted = rocks_->ReclaimOnce();
+  MCOS_ASSERT_OK(compacted);
+  EXPECT_EQ(*compacted, 1);
+  MCOS_EXPECT_CODE(Read(Key("kept"), 0, 0, 10), kFailedPrecondition);
+  EXPECT_EQ(DataKeys(), 1);  // the small object's one chunk
 }
 
 TEST_P(EngineContractTest, DeleteWritesATombstoneThatWinsByVersion) {
