@@ -154,6 +154,7 @@ bool Coordinator::Admit(const std::string& cluster,
   std::lock_guard<std::mutex> lock(mu_);
   Health& h = health_[cluster];
   if (h.replica != replica) h.replica = replica;
+  h.last_used = clock_.Now();
   return !h.failing;
 }
 
@@ -188,6 +189,10 @@ void Coordinator::ProbeOnce() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     const absl::Time now = clock_.Now();
+    for (auto it = health_.begin(); it != health_.end();) {
+      const bool idle = !it->second.probing && now - it->second.last_used > absl::Minutes(10);
+      it = idle ? health_.erase(it) : std::next(it);
+    }
     for (auto& [cluster, h] : health_) {
       if (h.replica == nullptr || h.probing || now < h.next_probe) continue;
       h.probing = true;

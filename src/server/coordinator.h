@@ -168,7 +168,8 @@ class Coordinator {
   const CoordinatorOptions& options() const { return options_; }
 
   // Probes the clusters that are due (every known one each probe_period, a failing one on its
-  // backoff) on their own threads; a probe that succeeds admits its cluster again.
+  // backoff) on their own threads; a probe that succeeds admits its cluster again. A cluster no
+  // request used for 10 minutes (e.g. removed from the federation) is forgotten.
   void ProbeOnce();
   // Whether requests call `cluster` now (false once a call failed, until a probe succeeds).
   bool IsAdmitted(const std::string& cluster);
@@ -217,6 +218,7 @@ class Coordinator {
     int failures = 0;  // consecutive failed calls and probes
     bool probing = false;
     absl::Time next_probe = absl::InfinitePast();
+    absl::Time last_used = absl::InfinitePast();  // by a request: idle ones are forgotten
   };
   std::map<std::string, Health> health_;
   std::mutex prober_mu_;

@@ -417,12 +417,6 @@ int main(int argc, char** argv) {
     return Fail(absl::InvalidArgumentError(
         "no endpoint: pass --endpoint HOST:PORT, set MCOS_ENDPOINT, or log in first"));
   }
-  if (!login->parsed() && g.token.empty()) {
-    // The saved login's token goes only to the endpoint it came from.
-    return Fail(absl::UnauthenticatedError(
-        absl::StrCat("not logged in at ", g.endpoint, ": run mcos --endpoint ", g.endpoint,
-                     " login USER (or pass --token / set MCOS_TOKEN)")));
-  }
   auto timeout = ParseTimeout(g.timeout);
   if (!timeout.ok()) return Usage(timeout.status());
   mcos::client::ClientOptions copts;
@@ -435,6 +429,12 @@ int main(int argc, char** argv) {
   copts.tls_key_file = g.tls_key;
   mcos::client::Client client(g.endpoint, copts);
   if (auto s = client.Check(); !s.ok()) return Usage(s);
+  if (!login->parsed() && g.token.empty()) {
+    // The saved login's token goes only to the endpoint it came from.
+    return Fail(absl::UnauthenticatedError(
+        absl::StrCat("not logged in at ", g.endpoint, ": run mcos --endpoint ", g.endpoint,
+                     " login USER (or pass --token / set MCOS_TOKEN)")));
+  }
 
   if (login->parsed()) {
     auto pw = ReadPassword(password_stdin, "password for " + user + ": ");

@@ -425,6 +425,19 @@ TEST_F(CoordinatorTest, AClusterThatFailedIsCalledAgainOnceAProbeSucceeds) {
   EXPECT_EQ(*holders, (std::vector<std::string>{"a", "b", "c"}));
 }
 
+TEST_F(CoordinatorTest, AClusterNoRequestUsesIsForgottenAndNotProbed) {
+  auto c = Make();
+  mem_["c"]->set_mode(MemoryReplica::Mode::kDown);
+  MCOS_ASSERT_OK(c->Read(Key("o"), ThreeOf(2), replicas_));  // asks all three: c fails
+  EXPECT_FALSE(c->IsAdmitted("c"));
+  // Removed from the federation, say: no request names it for 10 minutes.
+  clock_.Advance(absl::Minutes(11));
+  const int stats = mem_["c"]->stats();
+  c->ProbeOnce();
+  c.reset();  // (waits for probes on the clusters' threads)
+  EXPECT_EQ(mem_["c"]->stats(), stats);
+}
+
 TEST_F(CoordinatorTest, AFrozenClusterIsNotWaitedForByAQuorumRead) {
   mem_["a"]->Store("o", Record(9, "v"), "v");
   mem_["b"]->Store("o", Record(9, "v"), "v");
