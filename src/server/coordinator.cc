@@ -366,8 +366,8 @@ void Coordinator::MaybeFinish(const std::shared_ptr<Write>& write,
   Write& w = *write;
   // Once answered and every call of the round ended, the source's copy is needed no more.
   auto release_when_done = [&w](std::unique_lock<std::mutex> held) {
-    const bool release = w.answered && w.pending == 0 && !w.released && w.source != nullptr &&
-                         !w.record.tombstone();
+    const bool release =
+        w.answered && w.pending == 0 && !w.released && w.source != nullptr && !w.record.tombstone();
     if (release) w.released = true;
     held.unlock();
     if (release) w.source->ReleaseKept(w.key, w.source_version);

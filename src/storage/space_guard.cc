@@ -24,22 +24,28 @@ std::string Mib(uint64_t bytes) { return absl::StrCat(bytes >> 20, " MiB"); }
 
 }  // namespace
 
-absl::StatusOr<uint64_t> StatvfsFreeBytes(const std::string& dir) {
+namespace {
+
+// `blocks(st)` blocks of the filesystem holding `dir`, in bytes; `what` names them in errors.
+template <typename Blocks>
+absl::StatusOr<uint64_t> StatvfsBytes(const std::string& dir, absl::string_view what,
+                                      Blocks blocks) {
   struct statvfs st {};
   if (statvfs(dir.c_str(), &st) != 0) {
     return absl::UnavailableError(
-        absl::StrCat("cannot read the free space of the storage disk: ", std::strerror(errno)));
+        absl::StrCat("cannot read the ", what, " of the storage disk: ", std::strerror(errno)));
   }
-  return static_cast<uint64_t>(st.f_bavail) * static_cast<uint64_t>(st.f_frsize);
+  return static_cast<uint64_t>(blocks(st)) * static_cast<uint64_t>(st.f_frsize);
+}
+
+}  // namespace
+
+absl::StatusOr<uint64_t> StatvfsFreeBytes(const std::string& dir) {
+  return StatvfsBytes(dir, "free space", [](const struct statvfs& st) { return st.f_bavail; });
 }
 
 absl::StatusOr<uint64_t> StatvfsTotalBytes(const std::string& dir) {
-  struct statvfs st {};
-  if (statvfs(dir.c_str(), &st) != 0) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot read the size of the storage disk: ", std::strerror(errno)));
-  }
-  return static_cast<uint64_t>(st.f_blocks) * static_cast<uint64_t>(st.f_frsize);
+  return StatvfsBytes(dir, "size", [](const struct statvfs& st) { return st.f_blocks; });
 }
 
 SpaceGuard::SpaceGuard(SpaceOptions options) : options_(std::move(options)) {}

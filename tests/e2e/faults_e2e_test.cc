@@ -56,6 +56,7 @@ class FaultsE2eTest : public testing::FederationFixture {
 TEST_F(FaultsE2eTest, ARestartedClusterIsUsedAgainWhateverWasInFlight) {
   Federate();
   auto at_a = As(*a_);
+  ASSERT_NE(at_a, nullptr);
   MCOS_ASSERT_OK(at_a->CreateContainer("box"));
   std::atomic<bool> stop{false};
   std::atomic<int> failed{0};
@@ -69,6 +70,7 @@ TEST_F(FaultsE2eTest, ARestartedClusterIsUsedAgainWhateverWasInFlight) {
   });
   Parallel(12, [&](int n) {
     auto at = As(*a_);
+    ASSERT_NE(at, nullptr);
     for (int i = 0; !stop.load(); ++i) {
       const std::string name = absl::StrCat("w", n, "-", i);
       std::istringstream first("first");
@@ -119,10 +121,15 @@ TEST_F(FaultsE2eTest, ARestartedClusterIsUsedAgainWhateverWasInFlight) {
 // at alpha are the newest versions everywhere once acknowledged.
 TEST_F(FaultsE2eTest, AClockBehindLosesNoAcknowledgedUpdateOrDelete) {
   if (access(kFakeTime, R_OK) != 0) GTEST_SKIP() << "needs libfaketime (Debian's faketime)";
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "libfaketime cannot be preloaded ahead of the ASan runtime";
+#endif
   clock_offsets_["beta"] = "-2";
   Federate();
   auto at_a = As(*a_);
+  ASSERT_NE(at_a, nullptr);
   auto at_b = As(*b_);
+  ASSERT_NE(at_b, nullptr);
   MCOS_ASSERT_OK(at_a->CreateContainer("skew"));
   ASSERT_LT(WaitFor([&] { return at_b->ListObjects(Listing("skew")).ok(); }), absl::Seconds(15));
   int lost_updates = 0;
@@ -152,6 +159,7 @@ TEST_F(FaultsE2eTest, AClockBehindLosesNoAcknowledgedUpdateOrDelete) {
   EXPECT_EQ(lost_deletes, 0);
   // And once everything has settled, at every cluster.
   auto at_c = As(*c_);
+  ASSERT_NE(at_c, nullptr);
   WaitFor([&] {
     auto r = Admin(*a_)->GetRepairStatus();
     auto s = Admin(*b_)->GetRepairStatus();
@@ -170,6 +178,7 @@ TEST_F(FaultsE2eTest, AClockBehindLosesNoAcknowledgedUpdateOrDelete) {
 TEST_F(FaultsE2eTest, RefusedWritesLeaveNoTrace) {
   Federate();
   auto at_a = As(*a_);
+  ASSERT_NE(at_a, nullptr);
   MCOS_ASSERT_OK(at_a->CreateContainer("strict"));
   MCOS_ASSERT_OK(at_a->CreateContainer("loose", "relaxed"));
   MCOS_ASSERT_OK(Put(*at_a, "strict", "kept", "acknowledged before the outage"));
@@ -197,6 +206,7 @@ TEST_F(FaultsE2eTest, RefusedWritesLeaveNoTrace) {
   MCOS_ASSERT_OK(Restart(*b_, "beta"));
   MCOS_ASSERT_OK(Restart(*c_, "gamma"));
   auto at_b = As(*b_);
+  ASSERT_NE(at_b, nullptr);
   auto at_c = As(*c_);
   ASSERT_NE(at_c, nullptr);
   ASSERT_LT(WaitFor(
@@ -225,9 +235,11 @@ TEST_F(FaultsE2eTest, RefusedWritesLeaveNoTrace) {
 TEST_F(FaultsE2eTest, RacingWritersAndReadersAllSucceed) {
   Federate();
   auto at_a = As(*a_);
+  ASSERT_NE(at_a, nullptr);
   MCOS_ASSERT_OK(at_a->CreateContainer("race"));
   for (auto* c : {b_, c_}) {
     auto at = As(*c);
+    ASSERT_NE(at, nullptr);
     ASSERT_LT(WaitFor([&] { return at->ListObjects(Listing("race")).ok(); }), absl::Seconds(15));
   }
   for (int n = 0; n < 20; ++n) {
@@ -239,6 +251,7 @@ TEST_F(FaultsE2eTest, RacingWritersAndReadersAllSucceed) {
   std::thread writers([&] {
     Parallel(6, [&](int w) {
       auto client = As(*at[static_cast<size_t>(w) % 3]);
+      ASSERT_NE(client, nullptr);
       for (int i = 0; !stop.load(); ++i) {
         // Every other object is over 256 KiB: its replicas are sent from the stored copy.
         const size_t size = (w + i) % 2 == 0 ? 2000 : (300 << 10);
@@ -255,6 +268,7 @@ TEST_F(FaultsE2eTest, RacingWritersAndReadersAllSucceed) {
   });
   Parallel(6, [&](int r) {
     auto client = As(*at[static_cast<size_t>(r) % 3]);
+    ASSERT_NE(client, nullptr);
     const absl::Time end = absl::Now() + absl::Seconds(6);
     for (int i = 0; absl::Now() < end; ++i) {
       std::ostringstream out;
@@ -283,12 +297,14 @@ TEST_F(FaultsE2eTest, RacingWritersAndReadersAllSucceed) {
 TEST_F(FaultsE2eTest, APutAnswersItsOwnVersion) {
   Federate();
   auto at_a = As(*a_);
+  ASSERT_NE(at_a, nullptr);
   MCOS_ASSERT_OK(at_a->CreateContainer("mine"));
   std::atomic<int> wrong{0};
   std::mutex mu;
   std::set<std::string> versions;
   Parallel(12, [&](int n) {
     auto client = As(*a_);
+    ASSERT_NE(client, nullptr);
     for (int i = 0; i < 5; ++i) {
       const std::string data = absl::StrCat("upload ", n, "-", i);
       auto info = Put(*client, "mine", "one", data);
@@ -307,14 +323,17 @@ TEST_F(FaultsE2eTest, APutAnswersItsOwnVersion) {
 TEST_F(FaultsE2eTest, AFrozenClusterFailsNoStrictWrite) {
   Federate();
   auto at_a = As(*a_);
+  ASSERT_NE(at_a, nullptr);
   MCOS_ASSERT_OK(at_a->CreateContainer("cold"));
   auto at_b = As(*b_);
+  ASSERT_NE(at_b, nullptr);
   ASSERT_LT(WaitFor([&] { return at_b->ListObjects(Listing("cold")).ok(); }), absl::Seconds(15));
   kill(c_->pid(), SIGSTOP);
   std::atomic<int> done{0}, failed{0};
   const absl::Time end = absl::Now() + absl::Seconds(7);  // past the 5 s replica timeout
   Parallel(8, [&](int n) {
     auto client = As(n % 2 == 0 ? *a_ : *b_);
+    ASSERT_NE(client, nullptr);
     for (int i = 0; absl::Now() < end; ++i) {
       const std::string name = absl::StrCat("f", n, "-", i);
       std::istringstream first("first");
