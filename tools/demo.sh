@@ -41,7 +41,11 @@ stat_until() {
 mcos --endpoint "$(ep dc1)" login admin --password-stdin <"$MCOS_FEDERATION_DIR/admin-password"
 echo "demo-password" | run admin user add demo --password-stdin
 run admin cluster list
-echo "demo-password" | run --endpoint "$(ep dc1)" login demo --password-stdin
+echo "-- the user logs in at each cluster (users are shared; each saved login is used only at its"
+echo "   own cluster, the last one is the default)"
+for at in dc3 dc2 dc1; do
+  echo "demo-password" | run --endpoint "$(ep $at)" login demo --password-stdin
+done
 run mb photos
 head -c $((20 * 1024 * 1024 + 123)) /dev/urandom >"$work/holiday.bin"
 echo "-- put at dc1"

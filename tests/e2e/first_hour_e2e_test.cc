@@ -201,6 +201,20 @@ TEST_F(FirstHourE2eTest, ASavedTokenGoesOnlyToItsEndpoint) {
   EXPECT_EQ(recorder.calls(), 1);
   EXPECT_EQ(recorder.authorization(), std::vector<std::string>{"Bearer given"});
   other->Shutdown();
+  // Logins at two clusters are both kept; the last is the default.
+  auto second = StartCluster("second-cluster");
+  MCOS_ASSERT_OK(start_status_);
+  MCOS_ASSERT_OK(second->AddUser("tess", "other-pw"));
+  std::tie(code, out) =
+      Cli(absl::StrCat("--endpoint ", second->endpoint(), " login tess --password-stdin"),
+          "other-pw\\n");
+  ASSERT_EQ(code, 0) << out;
+  std::tie(code, out) = Cli("mb at-second");  // the default: the last login
+  EXPECT_EQ(code, 0) << out;
+  std::tie(code, out) = Cli(absl::StrCat("--endpoint ", c->endpoint(), " ls"));
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_TRUE(absl::StrContains(out, "mine")) << out;
+  EXPECT_FALSE(absl::StrContains(out, "at-second")) << out;
 }
 
 // Item 13: usage errors exit 2; a download into a missing directory says so; a download ended by

@@ -17,6 +17,7 @@
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -68,24 +69,43 @@ std::string ConfigDir() {
 
 std::string CredentialsPath() { return ConfigDir() + "/credentials"; }
 
-// Reads the "endpoint=", "token=", "tls_ca=" and "tls=" lines into what the flags and the
-// environment left empty. The saved token and TLS settings apply only at the saved endpoint: a
-// token goes only to the cluster it was obtained from.
-void LoadCredentials(Globals& g) {
-  std::ifstream in(CredentialsPath());
-  std::string line, endpoint, token, tls_ca;
+// One saved login: the lines "endpoint=", "token=", "tls_ca=" and "tls=1" of the credentials
+// file, which holds one such block per endpoint, the default one (the last login) first.
+struct SavedLogin {
+  std::string endpoint;
+  std::string token;
+  std::string tls_ca;
   bool tls = false;
+};
+
+std::vector<SavedLogin> ReadLogins() {
+  std::ifstream in(CredentialsPath());
+  std::vector<SavedLogin> logins;
+  std::string line;
   while (std::getline(in, line)) {
-    if (absl::StartsWith(line, "endpoint=")) endpoint = line.substr(9);
-    if (absl::StartsWith(line, "token=")) token = line.substr(6);
-    if (absl::StartsWith(line, "tls_ca=")) tls_ca = line.substr(7);
-    if (line == "tls=1") tls = true;
+    if (absl::StartsWith(line, "endpoint=")) {
+      logins.emplace_back();
+      logins.back().endpoint = line.substr(9);
+    }
+    if (logins.empty()) continue;
+    if (absl::StartsWith(line, "token=")) logins.back().token = line.substr(6);
+    if (absl::StartsWith(line, "tls_ca=")) logins.back().tls_ca = line.substr(7);
+    if (line == "tls=1") logins.back().tls = true;
   }
-  if (g.endpoint.empty() || g.endpoint == endpoint) {
-    g.endpoint = endpoint;
-    if (g.token.empty()) g.token = token;
-    if (g.tls_ca.empty()) g.tls_ca = tls_ca;
-    g.tls = g.tls || tls;
+  return logins;
+}
+
+// Fills what the flags and the environment left empty from the saved login of the endpoint given
+// (the default login when none is given). A saved token, and its TLS settings, go only to the
+// endpoint it was obtained from.
+void LoadCredentials(Globals& g) {
+  for (const SavedLogin& saved : ReadLogins()) {
+    if (!g.endpoint.empty() && g.endpoint != saved.endpoint) continue;
+    g.endpoint = saved.endpoint;
+    if (g.token.empty()) g.token = saved.token;
+    if (g.tls_ca.empty()) g.tls_ca = saved.tls_ca;
+    g.tls = g.tls || saved.tls;
+    return;
   }
 }
 
@@ -98,24 +118,37 @@ void RemovePartialAndExit(int sig) {
   raise(sig);
 }
 
+// Saves the login at g.endpoint as the default one, keeping the other endpoints' logins.
 absl::Status SaveCredentials(const Globals& g, const std::string& token) {
   std::error_code ec;
   std::filesystem::create_directories(ConfigDir(), ec);
-  const std::string path = CredentialsPath();
-  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  if (fd < 0) return absl::PermissionDeniedError(absl::StrCat("cannot write ", path));
-  fchmod(fd, 0600);
-  std::string tls_ca = g.tls_ca;
-  if (!tls_ca.empty()) {
+  SavedLogin login{g.endpoint, token, g.tls_ca, g.tls};
+  if (!login.tls_ca.empty()) {
     std::error_code abs_error;
-    tls_ca = std::filesystem::absolute(tls_ca, abs_error).string();
+    login.tls_ca = std::filesystem::absolute(login.tls_ca, abs_error).string();
   }
-  const std::string content = absl::StrCat(
-      "endpoint=", g.endpoint, "\ntoken=", token, "\n",
-      tls_ca.empty() ? "" : absl::StrCat("tls_ca=", tls_ca, "\n"), g.tls ? "tls=1\n" : "");
+  std::vector<SavedLogin> logins = {login};
+  for (SavedLogin& other : ReadLogins()) {
+    if (other.endpoint != g.endpoint) logins.push_back(std::move(other));
+  }
+  std::string content;
+  for (const SavedLogin& l : logins) {
+    absl::StrAppend(&content, "endpoint=", l.endpoint, "\ntoken=", l.token, "\n",
+                    l.tls_ca.empty() ? "" : absl::StrCat("tls_ca=", l.tls_ca, "\n"),
+                    l.tls ? "tls=1\n" : "");
+  }
+  // Written whole, then renamed into place: a crash leaves the old file or the new one.
+  const std::string path = CredentialsPath();
+  const std::string tmp = path + ".new";
+  const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  if (fd < 0) return absl::PermissionDeniedError(absl::StrCat("cannot write ", tmp));
+  fchmod(fd, 0600);
   const bool ok = write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size());
   close(fd);
-  return ok ? absl::OkStatus() : absl::UnavailableError(absl::StrCat("cannot write ", path));
+  std::error_code rename_error;
+  if (ok) std::filesystem::rename(tmp, path, rename_error);
+  return ok && !rename_error ? absl::OkStatus()
+                             : absl::UnavailableError(absl::StrCat("cannot write ", path));
 }
 
 int Fail(const absl::Status& s) {
