@@ -354,6 +354,12 @@ void Coordinator::OnSent(const std::shared_ptr<Write>& write, const std::string&
       // It took this version, or holds exactly it already (a retry).
       ++w.acks;
       w.holders.push_back(cluster);
+    } else if (held > 0 && ack->stored_version.cluster() == w.record.version().cluster()) {
+      // A later write of this same cluster replaced it there. That write was not acknowledged
+      // before this one began (this cluster's own storage commits every write it coordinates,
+      // each above the last), so this write is ordered just before it: it counts, without being
+      // named as a holder.
+      ++w.acks;
     } else if (held > 0 && (!w.newer || common::IsNewer(ack->stored_version, *w.newer))) {
       w.newer = ack->stored_version;
     }

@@ -6,8 +6,9 @@
 // Writes are stored in this cluster first (the caller commits the local copy, re-stamped above
 // whatever newer version it holds there), then copied from it to the other replica clusters in
 // parallel; the write is acknowledged once W clusters applied it, each when it held only older
-// versions. A replica that holds a newer version says so: the coordinator's clock moves past it
-// and, if the write then falls short of W, the write is stamped again above it and sent again
+// versions (or a later version of this same cluster: a concurrent write that comes after it). A
+// replica that holds a newer version of another cluster says so: the coordinator's clock moves past
+// it and, if the write then falls short of W, the write is stamped again above it and sent again
 // (at most max_write_rounds times), so that a write acknowledged after another is newer than it
 // whatever the clusters' wall clocks say. A replica that fails or times out is handed to `enqueue`
 // (the controller's durable replication queue), which sends it the version later.
@@ -62,7 +63,7 @@ struct CoordinatorOptions {
   // Runs ProbeOnce every 100 ms on a thread of its own (tests call ProbeOnce themselves).
   bool start_prober = true;
   // How many times a write is stamped and sent again above a newer version a replica held.
-  int max_write_rounds = 4;
+  int max_write_rounds = 8;
   // The breaker's clock (not owned; must outlive the coordinator). Calls' deadlines use the real
   // clock, which the replicas compare them with.
   common::Clock* clock = &common::SystemClock::Get();

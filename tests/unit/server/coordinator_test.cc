@@ -33,10 +33,11 @@ mcos::v1::ObjectKey Key(const std::string& object) {
   return k;
 }
 
-mcos::v1::ObjectRecord Record(uint64_t hlc, const std::string& data, bool tombstone = false) {
+mcos::v1::ObjectRecord Record(uint64_t hlc, const std::string& data, bool tombstone = false,
+                              const std::string& cluster = "a") {
   mcos::v1::ObjectRecord r;
   r.mutable_version()->set_hlc(hlc);
-  r.mutable_version()->set_cluster("a");
+  r.mutable_version()->set_cluster(cluster);
   r.set_size(data.size());
   r.set_tombstone(tombstone);
   return r;
@@ -425,6 +426,19 @@ TEST_F(CoordinatorTest, AClusterThatFailedIsCalledAgainOnceAProbeSucceeds) {
   EXPECT_EQ(*holders, (std::vector<std::string>{"a", "b", "c"}));
 }
 
+TEST_F(CoordinatorTest, AWriteReplacedByALaterOneOfTheSameClusterCountsAsTaken) {
+  // b and c already hold version 100 of cluster a: a later write a coordinated (racing this one).
+  mem_["b"]->Store("o", Record(100, "later"), "later");
+  mem_["c"]->Store("o", Record(100, "later"), "later");
+  auto c = Make();
+  auto written = WriteVersion(*c, "o", 50, "earlier", ThreeOf(3));
+  MCOS_ASSERT_OK(written);
+  EXPECT_EQ(written->record.version().hlc(), 50u);  // not stamped again
+  EXPECT_EQ(written->holders, std::vector<std::string>{"a"});
+  c.reset();
+  EXPECT_EQ(mem_["b"]->Held("o")->second, "later");
+}
+
 TEST_F(CoordinatorTest, AClusterNoRequestUsesIsForgottenAndNotProbed) {
   auto c = Make();
   mem_["c"]->set_mode(MemoryReplica::Mode::kDown);
@@ -457,9 +471,10 @@ TEST_F(CoordinatorTest, AFrozenClusterIsNotWaitedForByAQuorumRead) {
 }
 
 TEST_F(CoordinatorTest, AWriteOlderThanWhatReplicasHoldIsStampedAgainAboveIt) {
-  // b and c hold version 100 (written by a cluster whose clock is ahead); a's clock stamped 50.
-  mem_["b"]->Store("o", Record(100, "theirs"), "theirs");
-  mem_["c"]->Store("o", Record(100, "theirs"), "theirs");
+  // b and c hold version 100 written by cluster b, whose clock is ahead; a's clock stamped 50.
+  const auto theirs = Record(100, "theirs", false, "b");
+  mem_["b"]->Store("o", theirs, "theirs");
+  mem_["c"]->Store("o", theirs, "theirs");
   auto c = Make();
   // (Sent from a copy in memory, as a small upload is: a's own copy is replaced by the new stamp
   // while the others are sent theirs.)
@@ -480,8 +495,8 @@ TEST_F(CoordinatorTest, AWriteOlderThanWhatReplicasHoldIsStampedAgainAboveIt) {
   }
   // The same for a delete.
   c = Make();
-  mem_["b"]->Store("d", Record(200, "x"), "x");
-  mem_["c"]->Store("d", Record(200, "x"), "x");
+  mem_["b"]->Store("d", Record(200, "x", false, "b"), "x");
+  mem_["c"]->Store("d", Record(200, "x", false, "b"), "x");
   const auto tombstone = Record(60, "", /*tombstone=*/true);
   mem_["a"]->Store("d", tombstone, "");
   auto deleted = c->ReplicateAndWait(Key("d"), tombstone, ThreeOf(2), replicas_["a"], replicas_);
