@@ -43,6 +43,24 @@ class FaultsE2eTest : public testing::FederationFixture {
     std::istringstream in(data);
     return at.PutObject(container, object, in);
   }
+  // Carol's client at alpha, once `container` is made there and beta and gamma know it too (null
+  // after a failure, which it reports).
+  std::unique_ptr<Client> ContainerEverywhere(const std::string& container) {
+    auto at_a = As(*a_);
+    if (at_a == nullptr || !at_a->CreateContainer(container).ok()) {
+      ADD_FAILURE() << "cannot make container " << container << " at alpha";
+      return nullptr;
+    }
+    for (auto* c : {b_, c_}) {
+      auto at = As(*c);
+      if (at == nullptr ||
+          WaitFor([&] { return at->ListObjects(Listing(container)).ok(); }) >= absl::Seconds(15)) {
+        ADD_FAILURE() << c->endpoint() << " never learnt of container " << container;
+        return nullptr;
+      }
+    }
+    return at_a;
+  }
   // Runs `body(i)` on `threads` threads at once and joins them.
   static void Parallel(int threads, const std::function<void(int)>& body) {
     std::vector<std::thread> running;
@@ -126,12 +144,10 @@ TEST_F(FaultsE2eTest, AClockBehindLosesNoAcknowledgedUpdateOrDelete) {
 #endif
   clock_offsets_["beta"] = "-2";
   Federate();
-  auto at_a = As(*a_);
+  auto at_a = ContainerEverywhere("skew");
   ASSERT_NE(at_a, nullptr);
   auto at_b = As(*b_);
   ASSERT_NE(at_b, nullptr);
-  MCOS_ASSERT_OK(at_a->CreateContainer("skew"));
-  ASSERT_LT(WaitFor([&] { return at_b->ListObjects(Listing("skew")).ok(); }), absl::Seconds(15));
   int lost_updates = 0;
   int lost_puts = 0;
   int lost_deletes = 0;
@@ -234,14 +250,8 @@ TEST_F(FaultsE2eTest, RefusedWritesLeaveNoTrace) {
 // succeeds, and every download returns a whole version (its content matches its ETag).
 TEST_F(FaultsE2eTest, RacingWritersAndReadersAllSucceed) {
   Federate();
-  auto at_a = As(*a_);
+  auto at_a = ContainerEverywhere("race");
   ASSERT_NE(at_a, nullptr);
-  MCOS_ASSERT_OK(at_a->CreateContainer("race"));
-  for (auto* c : {b_, c_}) {
-    auto at = As(*c);
-    ASSERT_NE(at, nullptr);
-    ASSERT_LT(WaitFor([&] { return at->ListObjects(Listing("race")).ok(); }), absl::Seconds(15));
-  }
   for (int n = 0; n < 20; ++n) {
     MCOS_ASSERT_OK(Put(*at_a, "race", absl::StrCat("o", n), "initial"));
   }
@@ -298,14 +308,8 @@ TEST_F(FaultsE2eTest, RacingWritersAndReadersAllSucceed) {
 // same newest version, one of those acknowledged.
 TEST_F(FaultsE2eTest, TwelvePutsOfOneNameOverThreeClustersAllSucceed) {
   Federate();
-  auto at_a = As(*a_);
+  auto at_a = ContainerEverywhere("one");
   ASSERT_NE(at_a, nullptr);
-  MCOS_ASSERT_OK(at_a->CreateContainer("one"));
-  for (auto* c : {b_, c_}) {
-    auto at = As(*c);
-    ASSERT_NE(at, nullptr);
-    ASSERT_LT(WaitFor([&] { return at->ListObjects(Listing("one")).ok(); }), absl::Seconds(15));
-  }
   std::vector<testing::ClusterProcess*> at = {a_, b_, c_};
   std::atomic<int> failed{0};
   std::mutex mu;
@@ -369,12 +373,7 @@ TEST_F(FaultsE2eTest, APutAnswersItsOwnVersion) {
 // fail: the existence check turns to the third cluster instead of waiting for the frozen one.
 TEST_F(FaultsE2eTest, AFrozenClusterFailsNoStrictWrite) {
   Federate();
-  auto at_a = As(*a_);
-  ASSERT_NE(at_a, nullptr);
-  MCOS_ASSERT_OK(at_a->CreateContainer("cold"));
-  auto at_b = As(*b_);
-  ASSERT_NE(at_b, nullptr);
-  ASSERT_LT(WaitFor([&] { return at_b->ListObjects(Listing("cold")).ok(); }), absl::Seconds(15));
+  ASSERT_NE(ContainerEverywhere("cold"), nullptr);
   kill(c_->pid(), SIGSTOP);
   std::atomic<int> done{0}, failed{0};
   const absl::Time end = absl::Now() + absl::Seconds(7);  // past the 5 s replica timeout

@@ -147,15 +147,7 @@ TEST_F(FederationE2eTest, RemovingAClusterNeedsItOutOfEveryRing) {
   ASSERT_EQ(Listed(*admin_b).first, all);
 
   // A ring may name any cluster of the federation now.
-  mcos::v1::Ring ring;
-  ring.set_id("wide");
-  ring.set_replicas(2);
-  ring.set_partition_power(8);
-  for (const char* name : {"east", "west", "north"}) {
-    auto* m = ring.add_members();
-    m->set_cluster(name);
-    m->set_weight(1);
-  }
+  const mcos::v1::Ring ring = RingOf("wide", 2, {"east", "west", "north"});
   MCOS_ASSERT_OK(admin_a->CreateRing(ring));
   auto admin_c = Admin(*c);
   // A cluster decides with the metadata it holds: wait until the ring reached north.

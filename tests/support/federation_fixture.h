@@ -11,6 +11,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <set>
@@ -102,6 +103,21 @@ class FederationFixture : public ::testing::Test {
     return s;
   }
 
+  // A ring of `replicas` over `members` (weight 1 each), partition power 8.
+  static mcos::v1::Ring RingOf(const std::string& id, uint32_t replicas,
+                               std::initializer_list<const char*> members) {
+    mcos::v1::Ring ring;
+    ring.set_id(id);
+    ring.set_replicas(replicas);
+    ring.set_partition_power(8);
+    for (const char* name : members) {
+      auto* m = ring.add_members();
+      m->set_cluster(name);
+      m->set_weight(1);
+    }
+    return ring;
+  }
+
   std::unique_ptr<Client> Admin(const ClusterProcess& c) {
     auto client = std::make_unique<Client>(c.endpoint(), client_options_);
     EXPECT_TRUE(client->Login("admin", kAdminPassword).ok());
@@ -131,16 +147,7 @@ class FederationFixture : public ::testing::Test {
     auto admin = Admin(*a_);
     ASSERT_TRUE(admin->AddCluster(b_->endpoint()).ok());
     ASSERT_TRUE(admin->AddCluster(c_->endpoint()).ok());
-    mcos::v1::Ring ring;
-    ring.set_id("fed");
-    ring.set_replicas(3);
-    ring.set_partition_power(8);
-    for (const char* name : {"alpha", "beta", "gamma"}) {
-      auto* m = ring.add_members();
-      m->set_cluster(name);
-      m->set_weight(1);
-    }
-    MCOS_ASSERT_OK(admin->CreateRing(ring));
+    MCOS_ASSERT_OK(admin->CreateRing(RingOf("fed", 3, {"alpha", "beta", "gamma"})));
     mcos::v1::SetOptionRingRequest set;
     set.set_option("default");
     set.set_ring("fed");
