@@ -81,14 +81,17 @@ class StreamReader final : public ObjectReader {
   absl::Status status_;
 };
 
-// The storage service's delete request that writes `tombstone`.
+// The storage service's delete request that writes `tombstone` (above a newer version held,
+// with `restamp`).
 mcos::v1::StorageDeleteRequest StorageDelete(const mcos::v1::ObjectKey& key,
-                                             const mcos::v1::ObjectRecord& tombstone) {
+                                             const mcos::v1::ObjectRecord& tombstone,
+                                             bool restamp = false) {
   mcos::v1::StorageDeleteRequest req;
   *req.mutable_key() = key;
   *req.mutable_version() = tombstone.version();
   req.set_partition(tombstone.partition());
   req.set_option(tombstone.option());
+  req.set_restamp(restamp);
   return req;
 }
 
@@ -239,12 +242,13 @@ class StorageReplicaImpl final : public Replica {
   absl::StatusOr<WriteAck> Delete(const mcos::v1::ObjectKey& key,
                                   const mcos::v1::ObjectRecord& tombstone,
                                   absl::Time deadline) override {
-    grpc::ClientContext ctx;
-    SetDeadline(ctx, deadline);
-    const auto req = StorageDelete(key, tombstone);
-    mcos::v1::StorageDeleteResponse resp;
-    if (grpc::Status s = stub_->Delete(&ctx, req, &resp); !s.ok()) return FromGrpcStatus(s);
-    return WriteAck{resp.applied(), resp.record().version()};
+    return SendDelete(StorageDelete(key, tombstone), deadline);
+  }
+
+  absl::StatusOr<WriteAck> DeleteAbove(const mcos::v1::ObjectKey& key,
+                                       const mcos::v1::ObjectRecord& tombstone,
+                                       absl::Time deadline) override {
+    return SendDelete(StorageDelete(key, tombstone, /*restamp=*/true), deadline);
   }
 
   absl::StatusOr<mcos::v1::StorageListResponse> List(const mcos::v1::StorageListRequest& request,
@@ -267,6 +271,15 @@ class StorageReplicaImpl final : public Replica {
   }
 
  private:
+  absl::StatusOr<WriteAck> SendDelete(const mcos::v1::StorageDeleteRequest& req,
+                                      absl::Time deadline) {
+    grpc::ClientContext ctx;
+    SetDeadline(ctx, deadline);
+    mcos::v1::StorageDeleteResponse resp;
+    if (grpc::Status s = stub_->Delete(&ctx, req, &resp); !s.ok()) return FromGrpcStatus(s);
+    return WriteAck{resp.applied(), resp.record().version()};
+  }
+
   const std::string cluster_;
   std::unique_ptr<mcos::v1::StorageService::Stub> stub_;
 };
@@ -479,10 +492,13 @@ class EngineReplicaImpl final : public Replica {
 
   absl::StatusOr<WriteAck> Delete(const mcos::v1::ObjectKey& key,
                                   const mcos::v1::ObjectRecord& tombstone, absl::Time) override {
-    const auto req = StorageDelete(key, tombstone);
-    auto result = engine_.Delete(req);
-    if (!result.ok()) return result.status();
-    return WriteAck{result->applied, result->record.version()};
+    return WriteDelete(StorageDelete(key, tombstone));
+  }
+
+  absl::StatusOr<WriteAck> DeleteAbove(const mcos::v1::ObjectKey& key,
+                                       const mcos::v1::ObjectRecord& tombstone,
+                                       absl::Time) override {
+    return WriteDelete(StorageDelete(key, tombstone, /*restamp=*/true));
   }
 
   absl::StatusOr<mcos::v1::StorageListResponse> List(const mcos::v1::StorageListRequest& request,
@@ -495,6 +511,12 @@ class EngineReplicaImpl final : public Replica {
   }
 
  private:
+  absl::StatusOr<WriteAck> WriteDelete(const mcos::v1::StorageDeleteRequest& req) {
+    auto result = engine_.Delete(req);
+    if (!result.ok()) return result.status();
+    return WriteAck{result->applied, result->record.version()};
+  }
+
   class Reader final : public ObjectReader {
    public:
     explicit Reader(std::unique_ptr<storage::ObjectReader> reader) : reader_(std::move(reader)) {}

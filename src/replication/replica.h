@@ -62,12 +62,20 @@ class Replica {
                                        const mcos::v1::ObjectRecord& record, ObjectReader& source,
                                        absl::Time deadline) = 0;
   // Writes the tombstone `tombstone` (its version, partition and option), also when nothing is
-  // held.
+  // held. A replica write: applied only above what is held.
   virtual absl::StatusOr<WriteAck> Delete(const mcos::v1::ObjectKey& key,
                                           const mcos::v1::ObjectRecord& tombstone,
                                           absl::Time deadline) = 0;
   virtual absl::StatusOr<mcos::v1::StorageListResponse> List(
       const mcos::v1::StorageListRequest& request, absl::Time deadline) = 0;
+  // The coordinating cluster's own delete: like Delete, but when a newer or equal version is held
+  // the tombstone is written just above it (StorageDeleteRequest.restamp) and applied; the answer
+  // names the version written. UNIMPLEMENTED for replicas that are not this cluster's storage.
+  virtual absl::StatusOr<WriteAck> DeleteAbove(const mcos::v1::ObjectKey& key,
+                                               const mcos::v1::ObjectRecord& tombstone,
+                                               absl::Time deadline) {
+    return absl::UnimplementedError("only this cluster's storage writes a coordinator's delete");
+  }
   // The coordinator is done sending `version` of `key` from here: a copy in storage kept readable
   // for it once replaced (StoragePutHeader.keep_readable_ms) may go. Best effort; nothing for
   // replicas that keep nothing.

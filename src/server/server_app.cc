@@ -794,14 +794,16 @@ grpc::Status UserGrpcService::DeleteObject(grpc::ServerContext* context,
     if (!newest->record || newest->record->tombstone()) return ToGrpcStatus(ObjectNotFound(key));
     MCOS_GRPC_RETURN_IF_ERROR(
         app_.coordinator_->CheckWritable(*placement, app_.cluster_id_, replicas));
-    *req.mutable_version() = app_.Stamp();
-    // The local tombstone, restamped above a newer version held here if need be; the quorum
-    // decided that the object exists (this copy may have missed a write).
-    req.set_precondition(mcos::v1::WRITE_PRECONDITION_NONE);
-    const auto local = b->storage->Delete(req);
+    // The local tombstone (through the local replica: in mcos-cluster a call into the engine),
+    // stamped above a newer version held here if need be; the quorum decided that the object
+    // exists, so no precondition (this copy may have missed a write).
+    const auto local = b->local->DeleteAbove(
+        key, replication::TombstoneRecord(app_.Stamp(), req.partition(), req.option()),
+        absl::Now() + absl::Seconds(30));
     if (!local.ok()) return ToGrpcStatus(local.status());
-    auto replicated =
-        app_.coordinator_->ReplicateAndWait(key, local->record(), *placement, b->local, replicas);
+    auto replicated = app_.coordinator_->ReplicateAndWait(
+        key, replication::TombstoneRecord(local->stored_version, req.partition(), req.option()),
+        *placement, b->local, replicas);
     if (!replicated.ok()) return ToGrpcStatus(replicated.status());
     response->set_version(common::VersionToString(replicated->record.version()));
     return grpc::Status::OK;
