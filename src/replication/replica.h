@@ -77,7 +77,7 @@ class Replica {
     return absl::UnimplementedError("only this cluster's storage writes a coordinator's delete");
   }
   // The coordinator is done sending `version` of `key` from here: a copy in storage kept readable
-  // for it once replaced (StoragePutHeader.keep_readable_ms) may go. Best effort; nothing for
+  // for it once replaced (StoragePutFinish.keep_readable_ms) may go. Best effort; nothing for
   // replicas that keep nothing.
   virtual void ReleaseKept(const mcos::v1::ObjectKey& key, const mcos::v1::Version& version) {}
 };

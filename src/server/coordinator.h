@@ -118,7 +118,7 @@ class Coordinator {
   // is in the placement. When replicas held a newer version, the write is stamped again above it
   // and sent to every replica again, `source`'s cluster too (its copy in `replicas`), the content
   // read from `source` under `record`'s version: a source in storage must keep it readable once
-  // replaced (StoragePutHeader.keep_readable_ms, ReplicaReadableFor).
+  // replaced (StoragePutFinish.keep_readable_ms, ReplicaReadableFor).
   void Replicate(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
                  const mcos::v1::Placement& placement,
                  const std::shared_ptr<replication::Replica>& source, const ReplicaMap& replicas,

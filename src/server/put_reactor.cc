@@ -27,8 +27,6 @@ constexpr size_t kMaxChunk = size_t{1} << 20;
 // Uploads up to this size are kept in memory until their replicas have them (at most this times
 // --max-uploads bytes in all).
 constexpr size_t kInlineMax = size_t{256} << 10;
-// The size assumed for how long an upload that declares none stays readable for its replicas.
-constexpr uint64_t kUnknownSizeBytes = uint64_t{1} << 30;
 
 grpc::Status Invalid(absl::string_view message) {
   return {grpc::StatusCode::INVALID_ARGUMENT, std::string(message)};
@@ -114,6 +112,7 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
           return;
         }
         app_.bytes_in_.Increment(static_cast<double>(data->size()));
+        received_bytes_ += data->size();
         if (storage_broken_) return;  // its OnDone answers the user
         KeepInline(*data);
         if (writing_) {
@@ -373,14 +372,6 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
     // behind another cluster's): the answer describes this upload's own version.
     *sh->mutable_version() = app_.Stamp();
     sh->set_restamp(true);
-    if (app_.Remote(placement_) && !(header_.has_size() && header_.size() <= kInlineMax)) {
-      // Its replicas are sent from the stored copy, which a racing write may replace meanwhile:
-      // it stays readable under its version for as long as the coordinator may send it.
-      const absl::Duration keep = ReplicaReadableFor(
-          app_.coordinator_->options(), header_.has_size() ? header_.size() : kUnknownSizeBytes);
-      sh->set_keep_readable_ms(
-          static_cast<uint32_t>(std::min<int64_t>(absl::ToInt64Milliseconds(keep), 3600000)));
-    }
     sh->set_content_type(header_.content_type());
     *sh->mutable_metadata() = header_.metadata();
     if (header_.has_size()) sh->set_size(header_.size());
@@ -509,6 +500,14 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
     if (finish_) {
       if (finish_->has_size()) f->set_size(finish_->size());
       f->set_md5_hex(absl::AsciiStrToLower(finish_->md5_hex()));
+    }
+    if (app_.Remote(placement_) && !inline_ok_) {
+      // Too big to keep in memory: its replicas are sent from the stored copy, which a racing
+      // write may replace meanwhile; it stays readable under its version until the coordinator
+      // has sent it everywhere (ReleaseKept), at most as long as it may take.
+      const absl::Duration keep = ReplicaReadableFor(app_.coordinator_->options(), received_bytes_);
+      f->set_keep_readable_ms(
+          static_cast<uint32_t>(std::min<int64_t>(absl::ToInt64Milliseconds(keep), 3600000)));
     }
     storage_.StartWriteLast(&out_, grpc::WriteOptions());
     ReleaseStorage();
@@ -647,6 +646,7 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   bool finish_written_ = false;
   bool own_response_ = false;
   int64_t messages_ = 0;
+  uint64_t received_bytes_ = 0;
 
   grpc::ByteBuffer in_;
   mcos::v1::PutObjectHeader header_;

@@ -66,12 +66,12 @@ class Engine {
   virtual absl::StatusOr<std::unique_ptr<PutStream>> BeginPut(
       const mcos::v1::StoragePutHeader& header) = 0;
   // Opens a byte range of the newest version, or of `version` when set: the stored one, or one
-  // replaced since its commit within its StoragePutHeader.keep_readable_ms. NOT_FOUND if missing
+  // replaced since its commit within its StoragePutFinish.keep_readable_ms. NOT_FOUND if missing
   // or deleted; OUT_OF_RANGE if `offset` is past the end; FAILED_PRECONDITION if `version` is set
   // and neither stored nor kept readable.
   virtual absl::StatusOr<std::unique_ptr<ObjectReader>> OpenReader(
       const mcos::v1::StorageGetRequest& request) = 0;
-  // Stops keeping `version` of `key` readable once replaced (StoragePutHeader.keep_readable_ms)
+  // Stops keeping `version` of `key` readable once replaced (StoragePutFinish.keep_readable_ms)
   // before its time; nothing for a version not kept.
   virtual void ReleaseKept(const mcos::v1::ObjectKey& key, const mcos::v1::Version& version) = 0;
   // NOT_FOUND if missing, or deleted and !include_tombstone.

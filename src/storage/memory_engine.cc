@@ -79,7 +79,7 @@ class MemoryPutStream final : public PutStream {
   absl::StatusOr<WriteResult> Commit(const mcos::v1::StoragePutFinish& finish) override {
     if (superseded_) return *superseded_;
     MCOS_ASSIGN_OR_RETURN(ObjectRecord record, content_.Finish(finish));
-    return engine_.Commit(header_, std::move(record), std::move(data_));
+    return engine_.Commit(header_, std::move(record), std::move(data_), finish.keep_readable_ms());
   }
 
  private:
@@ -109,7 +109,8 @@ absl::StatusOr<std::unique_ptr<PutStream>> MemoryEngine::BeginPut(
 }
 
 absl::StatusOr<WriteResult> MemoryEngine::Commit(const mcos::v1::StoragePutHeader& header,
-                                                 ObjectRecord record, std::string data) {
+                                                 ObjectRecord record, std::string data,
+                                                 uint32_t keep_readable_ms) {
   absl::MutexLock lock(&mu_);
   Stored& stored = objects_[MetaKey(header.key())];
   const bool exists = stored.record.has_version();
@@ -134,9 +135,8 @@ absl::StatusOr<WriteResult> MemoryEngine::Commit(const mcos::v1::StoragePutHeade
   for (auto it = kept_.begin(); it != kept_.end();) {
     it = it->second.expires <= now ? kept_.erase(it) : std::next(it);
   }
-  if (header.keep_readable_ms() > 0) {
-    kept_.emplace(MetaKey(header.key()),
-                  Kept{stored, now + absl::Milliseconds(header.keep_readable_ms())});
+  if (keep_readable_ms > 0) {
+    kept_.emplace(MetaKey(header.key()), Kept{stored, now + absl::Milliseconds(keep_readable_ms)});
   }
   return WriteResult{true, std::move(record), ""};
 }

@@ -45,14 +45,16 @@ class MemoryEngine final : public Engine {
   };
   // Stores `record` with `data` unless a newer or equal version is stored; the rules of
   // PutStream::Commit.
+  // (`keep_readable_ms`: StoragePutFinish's.)
   absl::StatusOr<WriteResult> Commit(const mcos::v1::StoragePutHeader& header,
-                                     mcos::v1::ObjectRecord record, std::string data);
+                                     mcos::v1::ObjectRecord record, std::string data,
+                                     uint32_t keep_readable_ms);
 
   absl::Mutex mu_;
   // By ObjectMetaKey, so that listings have the RocksDB engine's order.
   std::map<std::string, Stored> objects_ ABSL_GUARDED_BY(mu_);
   uint64_t next_data_id_ ABSL_GUARDED_BY(mu_) = 0;
-  // Versions kept readable after their commit (StoragePutHeader.keep_readable_ms), by
+  // Versions kept readable after their commit (StoragePutFinish.keep_readable_ms), by
   // ObjectMetaKey, until they expire.
   struct Kept {
     Stored stored;

@@ -240,7 +240,7 @@ class RocksDbPutStream final : public PutStream {
     if (written.IsNoSpace()) engine_.RecoverFromNoSpace(written).IgnoreError();
     MCOS_RETURN_IF_ERROR(FromRocksDb(written, absl::StrCat("commit ", Describe(header_.key()))));
     if (current) engine_.QueueReclaim(current->data_id(), current->chunk_count());
-    if (header_.keep_readable_ms() > 0) engine_.Keep(meta_key_, record, header_.keep_readable_ms());
+    if (finish.keep_readable_ms() > 0) engine_.Keep(meta_key_, record, finish.keep_readable_ms());
     committed_ = true;
     return WriteResult{true, std::move(record), ""};
   }

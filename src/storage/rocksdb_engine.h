@@ -40,7 +40,7 @@
 // flushes them, so a large object is written once; it flushes the other column families too, so
 // that the WAL files behind it (its first 8 MiB among them) are deleted at once.
 //
-// Kept versions: a commit whose header asks for keep_readable_ms takes a RocksDB snapshot right
+// Kept versions: a commit whose finish asks for keep_readable_ms takes a RocksDB snapshot right
 // after its batch (under the object's lock), so that the version stays readable by its exact
 // version for that long even once replaced. Deleted data that such a snapshot still sees is
 // compacted away by ReclaimOnce only once the snapshot is released.

@@ -73,10 +73,11 @@ class EngineTestBase : public ::testing::Test {
     h.set_precondition(pre);
     return PutWith(h, key, version, content, piece);
   }
-  // Put with the other fields of `h` as given.
+  // Put with the other fields of `h` (and the finish message `finish`) as given.
   absl::StatusOr<WriteResult> PutWith(mcos::v1::StoragePutHeader h, const ObjectKey& key,
                                       uint64_t version, const std::string& content,
-                                      size_t piece = 1 << 20) {
+                                      size_t piece = 1 << 20,
+                                      const mcos::v1::StoragePutFinish& finish = {}) {
     *h.mutable_key() = key;
     *h.mutable_version() = V(version);
     h.set_content_type("application/octet-stream");
@@ -86,7 +87,7 @@ class EngineTestBase : public ::testing::Test {
       auto s = (*stream)->Append(absl::string_view(content).substr(pos, piece));
       if (!s.ok()) return s;
     }
-    return (*stream)->Commit({});
+    return (*stream)->Commit(finish);
   }
 
   absl::StatusOr<std::string> Read(const ObjectKey& key, uint64_t offset = 0, uint64_t length = 0,
@@ -293,9 +294,9 @@ TEST_P(EngineContractTest, ARestampedWriteCommitsAboveANewerVersion) {
 
 TEST_P(EngineContractTest, AKeptVersionStaysReadableByVersionOnceReplaced) {
   const std::string first = testing::RandomBytes((3 << 20) + 5, 7);
-  mcos::v1::StoragePutHeader keep;
+  mcos::v1::StoragePutFinish keep;
   keep.set_keep_readable_ms(60000);
-  MCOS_ASSERT_OK(PutWith(keep, Key("o"), 10, first));
+  MCOS_ASSERT_OK(PutWith({}, Key("o"), 10, first, 1 << 20, keep));
   MCOS_ASSERT_OK(Put(Key("o"), 20, "replaced"));
   EXPECT_EQ(*Read(Key("o")), "replaced");
   auto kept = Read(Key("o"), 0, 0, 10);
@@ -316,9 +317,9 @@ TEST_P(EngineContractTest, AKeptVersionStaysReadableByVersionOnceReplaced) {
 }
 
 TEST_F(RocksDbEngineTest, DataAKeptVersionStillSeesIsReclaimedOnceItIsReleased) {
-  mcos::v1::StoragePutHeader keep;
+  mcos::v1::StoragePutFinish keep;
   keep.set_keep_readable_ms(600000);
-  MCOS_ASSERT_OK(PutWith(keep, Key("kept"), 10, testing::RandomBytes(3 << 20, 1)));
+  MCOS_ASSERT_OK(PutWith({}, Key("kept"), 10, testing::RandomBytes(3 << 20, 1), 1 << 20, keep));
   // Replaced while kept: compacting its chunks away now would keep them (the kept snapshot sees
   // them), so their range waits until the kept version is released.
   MCOS_ASSERT_OK(Put(Key("kept"), 20, "small"));
