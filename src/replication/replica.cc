@@ -564,7 +564,9 @@ absl::StatusOr<WriteAck> Copy(Replica& from, Replica& to, const mcos::v1::Object
                         absl::StrCat("reading the copy at cluster '", from.cluster(),
                                      "': ", reader.status().message()));
   }
-  if (from_version == nullptr) return to.Put(key, (*reader)->record(), **reader, deadline);
+  if (from_version == nullptr || common::CompareVersions(*from_version, record.version()) == 0) {
+    return to.Put(key, (*reader)->record(), **reader, deadline);
+  }
   mcos::v1::ObjectRecord restamped = (*reader)->record();
   *restamped.mutable_version() = record.version();
   return to.Put(key, restamped, **reader, deadline);
