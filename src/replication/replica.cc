@@ -20,6 +20,16 @@ void SetDeadline(grpc::ClientContext& ctx, absl::Time deadline) {
   ctx.set_deadline(absl::ToChronoTime(deadline));
 }
 
+// One unary call with `deadline`: `call(context, response)` makes it.
+template <typename Response, typename Call>
+absl::StatusOr<Response> Unary(absl::Time deadline, Call call) {
+  grpc::ClientContext ctx;
+  SetDeadline(ctx, deadline);
+  Response resp;
+  if (grpc::Status s = call(&ctx, &resp); !s.ok()) return FromGrpcStatus(s);
+  return resp;
+}
+
 // "sha256:<hex>" -> "<hex>".
 std::string Sha256Hex(const std::string& checksum) {
   return absl::StartsWith(checksum, "sha256:") ? checksum.substr(7) : std::string();
@@ -253,11 +263,21 @@ class StorageReplicaImpl final : public Replica {
 
   absl::StatusOr<mcos::v1::StorageListResponse> List(const mcos::v1::StorageListRequest& request,
                                                      absl::Time deadline) override {
-    grpc::ClientContext ctx;
-    SetDeadline(ctx, deadline);
-    mcos::v1::StorageListResponse resp;
-    if (grpc::Status s = stub_->List(&ctx, request, &resp); !s.ok()) return FromGrpcStatus(s);
-    return resp;
+    return Unary<mcos::v1::StorageListResponse>(
+        deadline, [&](auto* ctx, auto* resp) { return stub_->List(ctx, request, resp); });
+  }
+
+  absl::StatusOr<mcos::v1::PartitionDigestsResponse> PartitionDigests(
+      const mcos::v1::PartitionDigestsRequest& request, absl::Time deadline) override {
+    return Unary<mcos::v1::PartitionDigestsResponse>(deadline, [&](auto* ctx, auto* resp) {
+      return stub_->PartitionDigests(ctx, request, resp);
+    });
+  }
+
+  absl::StatusOr<mcos::v1::ScanPartitionResponse> ScanPartition(
+      const mcos::v1::ScanPartitionRequest& request, absl::Time deadline) override {
+    return Unary<mcos::v1::ScanPartitionResponse>(
+        deadline, [&](auto* ctx, auto* resp) { return stub_->ScanPartition(ctx, request, resp); });
   }
 
   void ReleaseKept(const mcos::v1::ObjectKey& key, const mcos::v1::Version& version) override {
@@ -362,13 +382,23 @@ class PeerReplicaImpl final : public Replica {
 
   absl::StatusOr<mcos::v1::StorageListResponse> List(const mcos::v1::StorageListRequest& request,
                                                      absl::Time deadline) override {
-    grpc::ClientContext ctx;
-    SetDeadline(ctx, deadline);
-    mcos::v1::StorageListResponse resp;
-    if (grpc::Status s = stub_->ClusterListObjects(&ctx, request, &resp); !s.ok()) {
-      return FromGrpcStatus(s);
-    }
-    return resp;
+    return Unary<mcos::v1::StorageListResponse>(deadline, [&](auto* ctx, auto* resp) {
+      return stub_->ClusterListObjects(ctx, request, resp);
+    });
+  }
+
+  absl::StatusOr<mcos::v1::PartitionDigestsResponse> PartitionDigests(
+      const mcos::v1::PartitionDigestsRequest& request, absl::Time deadline) override {
+    return Unary<mcos::v1::PartitionDigestsResponse>(deadline, [&](auto* ctx, auto* resp) {
+      return stub_->ClusterPartitionDigests(ctx, request, resp);
+    });
+  }
+
+  absl::StatusOr<mcos::v1::ScanPartitionResponse> ScanPartition(
+      const mcos::v1::ScanPartitionRequest& request, absl::Time deadline) override {
+    return Unary<mcos::v1::ScanPartitionResponse>(deadline, [&](auto* ctx, auto* resp) {
+      return stub_->ClusterScanPartition(ctx, request, resp);
+    });
   }
 
  private:
@@ -504,6 +534,16 @@ class EngineReplicaImpl final : public Replica {
   absl::StatusOr<mcos::v1::StorageListResponse> List(const mcos::v1::StorageListRequest& request,
                                                      absl::Time) override {
     return engine_.List(request);
+  }
+
+  absl::StatusOr<mcos::v1::PartitionDigestsResponse> PartitionDigests(
+      const mcos::v1::PartitionDigestsRequest& request, absl::Time) override {
+    return engine_.PartitionDigests(request);
+  }
+
+  absl::StatusOr<mcos::v1::ScanPartitionResponse> ScanPartition(
+      const mcos::v1::ScanPartitionRequest& request, absl::Time) override {
+    return engine_.ScanPartition(request);
   }
 
   void ReleaseKept(const mcos::v1::ObjectKey& key, const mcos::v1::Version& version) override {

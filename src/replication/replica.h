@@ -76,6 +76,17 @@ class Replica {
                                                absl::Time deadline) {
     return absl::UnimplementedError("only this cluster's storage writes a coordinator's delete");
   }
+  // This copy's digests of one option's partitions (StorageService.PartitionDigests), and one page
+  // of one partition's records (StorageService.ScanPartition): what anti-entropy compares.
+  // UNIMPLEMENTED for replicas that hold no whole copy (InlineReplica).
+  virtual absl::StatusOr<mcos::v1::PartitionDigestsResponse> PartitionDigests(
+      const mcos::v1::PartitionDigestsRequest& request, absl::Time deadline) {
+    return absl::UnimplementedError("this replica keeps no partition digests");
+  }
+  virtual absl::StatusOr<mcos::v1::ScanPartitionResponse> ScanPartition(
+      const mcos::v1::ScanPartitionRequest& request, absl::Time deadline) {
+    return absl::UnimplementedError("this replica keeps no partition index");
+  }
   // The coordinator is done sending `version` of `key` from here: a copy in storage kept readable
   // for it once replaced (StoragePutFinish.keep_readable_ms) may go. Best effort; nothing for
   // replicas that keep nothing.

@@ -36,6 +36,12 @@ class ClusterGrpcService final : public mcos::v1::ClusterService::Service {
   grpc::Status ClusterListObjects(grpc::ServerContext* context,
                                   const mcos::v1::StorageListRequest* request,
                                   mcos::v1::StorageListResponse* response) override;
+  grpc::Status ClusterPartitionDigests(grpc::ServerContext* context,
+                                       const mcos::v1::PartitionDigestsRequest* request,
+                                       mcos::v1::PartitionDigestsResponse* response) override;
+  grpc::Status ClusterScanPartition(grpc::ServerContext* context,
+                                    const mcos::v1::ScanPartitionRequest* request,
+                                    mcos::v1::ScanPartitionResponse* response) override;
 
  private:
   grpc::Status Put(grpc::ServerContext* context,

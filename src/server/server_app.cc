@@ -137,11 +137,69 @@ absl::Status ServerApp::Start(const std::string& own_endpoint,
       if (auto s = Discover(); !s.ok()) common::LogWarning("discovery: ", s.message());
     }
   });
+  StartRepair();
   return absl::OkStatus();
+}
+
+void ServerApp::StartRepair() {
+  if (options_.peer_key.empty() || options_.anti_entropy_period <= absl::ZeroDuration()) return;
+  repair::AntiEntropyOptions ae;
+  ae.cluster = cluster_id_;
+  ae.records_per_second = options_.anti_entropy_records_per_second;
+  ae.bytes_per_second = options_.anti_entropy_bytes_per_second;
+  anti_entropy_ = std::make_unique<repair::AntiEntropy>(
+      ae, [this] { return SyncSets(); },
+      [this](const std::string& cluster) { return RepairReplica(cluster); },
+      common::SystemClock::Get(), [this](const mcos::v1::Version& v) { hlc_.Observe(v.hlc()); });
+  anti_entropy_daemon_ = std::make_unique<repair::Daemon>(
+      "anti-entropy", options_.anti_entropy_period, [this](repair::Pacer& pacer) {
+        const auto before = anti_entropy_->Status();
+        absl::Status s = anti_entropy_->RunOnce(pacer);
+        for (const auto& [peer, now] : anti_entropy_->Status()) {
+          auto was = before.find(peer);
+          const uint64_t records =
+              now.records_repaired - (was == before.end() ? 0 : was->second.records_repaired);
+          const uint64_t bytes =
+              now.bytes_repaired - (was == before.end() ? 0 : was->second.bytes_repaired);
+          if (records > 0) {
+            common::LogInfo("anti-entropy: copied ", records, " newer record(s) (", bytes,
+                            " bytes) from cluster '", peer, "'; ", now.partitions_out_of_sync,
+                            " of ", now.partitions_compared, " partitions differed");
+          }
+        }
+        return s;
+      });
+  anti_entropy_daemon_->Start();
+}
+
+absl::StatusOr<std::vector<repair::SyncSet>> ServerApp::SyncSets() {
+  grpc::ClientContext ctx;
+  SetDeadline(ctx, absl::Seconds(5));
+  mcos::v1::GetMetadataSnapshotRequest req;
+  req.set_known_revision(sync_revision_);
+  mcos::v1::MetadataSnapshot snapshot;
+  if (grpc::Status s = controller_->GetMetadataSnapshot(&ctx, req, &snapshot); !s.ok()) {
+    return FromGrpcStatus(s);
+  }
+  if (snapshot.unchanged()) return sync_sets_;
+  MCOS_ASSIGN_OR_RETURN(sync_sets_, repair::SyncSetsOf(snapshot, cluster_id_));
+  sync_revision_ = snapshot.revision();
+  return sync_sets_;
+}
+
+std::shared_ptr<replication::Replica> ServerApp::RepairReplica(const std::string& cluster) {
+  auto b = CachedBackends();
+  if (!b.ok()) return nullptr;
+  if (cluster == cluster_id_) return b->local;
+  if (!coordinator_->IsAdmitted(cluster)) return nullptr;
+  absl::MutexLock lock(&mu_);
+  auto it = peers_.find(cluster);
+  return it == peers_.end() ? nullptr : it->second.second;
 }
 
 void ServerApp::Stop() {
   if (!stop_.HasBeenNotified()) stop_.Notify();
+  if (anti_entropy_daemon_) anti_entropy_daemon_->Stop();
   credentials_.Stop();
   if (discovery_.joinable()) discovery_.join();
   if (registrar_) registrar_->Stop();

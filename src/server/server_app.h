@@ -27,6 +27,8 @@
 #include "mcos/v1/controller.grpc.pb.h"
 #include "mcos/v1/resolver.grpc.pb.h"
 #include "mcos/v1/user.grpc.pb.h"
+#include "repair/anti_entropy.h"
+#include "repair/daemon.h"
 #include "replication/replica.h"
 #include "server/cluster_grpc_service.h"
 #include "server/coordinator.h"
@@ -73,6 +75,11 @@ struct ServerOptions {
   // A replica cluster that has not taken a write within this (plus its bytes at 20 MB/s) is
   // queued for later; reads wait this long for a quorum.
   absl::Duration replica_timeout = absl::Seconds(5);
+  // Anti-entropy (repair/anti_entropy.h) with the peer clusters: a pass this often (zero: never),
+  // at most this many records scanned and bytes copied per second. Runs only in a federation.
+  absl::Duration anti_entropy_period = absl::Seconds(5);
+  double anti_entropy_records_per_second = 20000;
+  double anti_entropy_bytes_per_second = 50e6;
 };
 
 class ServerApp;
@@ -208,6 +215,12 @@ class ServerApp {
                const std::string& target, const std::string& reason);
   // Refreshes the peers' server endpoints from the controller.
   absl::Status DiscoverPeers();
+  // Anti-entropy's view: the sync sets under the current rings (asked of the controller, kept
+  // while unchanged), and a cluster's replica (null for a peer the breaker keeps out).
+  absl::StatusOr<std::vector<repair::SyncSet>> SyncSets();
+  std::shared_ptr<replication::Replica> RepairReplica(const std::string& cluster);
+  // Starts anti-entropy once the cluster's name is known (a federation only).
+  void StartRepair();
 
   ServerOptions options_;
   // This server's service credential for the cluster's internal services.
@@ -244,6 +257,11 @@ class ServerApp {
   absl::Time last_peer_discovery_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   absl::Notification stop_;
   std::thread discovery_;
+  // Used by the anti-entropy daemon's thread only.
+  uint64_t sync_revision_ = 0;
+  std::vector<repair::SyncSet> sync_sets_;
+  std::unique_ptr<repair::AntiEntropy> anti_entropy_;
+  std::unique_ptr<repair::Daemon> anti_entropy_daemon_;
 };
 
 }  // namespace mcos::server

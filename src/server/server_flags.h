@@ -13,6 +13,8 @@ struct ServerFlags {
   int stream_idle_timeout_ms = 60000;
   int upload_settle_ms = 100;
   int replica_timeout_ms = 5000;
+  int anti_entropy_period_ms = 5000;
+  double anti_entropy_mb_per_second = 50;
 
   void Add(CLI::App& cli, ServerOptions& options) {
     cli.add_option("--max-uploads", options.max_uploads,
@@ -40,11 +42,26 @@ struct ServerFlags {
                    "20 MB/s) is left to the replication queue; reads wait this long for a quorum")
         ->capture_default_str()
         ->check(CLI::Range(100, 600000));
+    cli.add_option("--anti-entropy-period-ms", anti_entropy_period_ms,
+                   "Compare this cluster's partitions with the peer clusters' this often and copy "
+                   "what they hold newer (0 = never; a federation only)")
+        ->capture_default_str()
+        ->check(CLI::Range(0, 86400000));
+    cli.add_option("--anti-entropy-records-per-second", options.anti_entropy_records_per_second,
+                   "Records anti-entropy scans per second, at most (0 = no limit)")
+        ->capture_default_str()
+        ->check(CLI::NonNegativeNumber);
+    cli.add_option("--anti-entropy-mb-per-second", anti_entropy_mb_per_second,
+                   "Object data anti-entropy copies per second, in MB, at most (0 = no limit)")
+        ->capture_default_str()
+        ->check(CLI::NonNegativeNumber);
   }
   void Apply(ServerOptions& options) const {
     options.stream_idle_timeout = absl::Milliseconds(stream_idle_timeout_ms);
     options.upload_settle = absl::Milliseconds(upload_settle_ms);
     options.replica_timeout = absl::Milliseconds(replica_timeout_ms);
+    options.anti_entropy_period = absl::Milliseconds(anti_entropy_period_ms);
+    options.anti_entropy_bytes_per_second = anti_entropy_mb_per_second * 1e6;
   }
 };
 

@@ -91,6 +91,10 @@ class Engine {
   // DigestShare); INVALID_ARGUMENT for a bad power or partition (CheckDigestsRequest).
   virtual absl::StatusOr<mcos::v1::PartitionDigestsResponse> PartitionDigests(
       const mcos::v1::PartitionDigestsRequest& request) = 0;
+  // One page of one option's records in a partition (tombstones included), in index order
+  // (engine_rules.h, ScanPage); INVALID_ARGUMENT per CheckScanRequest.
+  virtual absl::StatusOr<mcos::v1::ScanPartitionResponse> ScanPartition(
+      const mcos::v1::ScanPartitionRequest& request) = 0;
 };
 
 }  // namespace mcos::storage

@@ -5,6 +5,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
+#include "common/status_macros.h"
 #include "common/version.h"
 #include "placement/placement.h"
 #include "storage/engine.h"
@@ -34,6 +35,18 @@ std::string ObjectMetaKey(absl::string_view user, absl::string_view container,
   std::string key = ContainerPrefix(user, container);
   key.append(object.data(), object.size());
   return key;
+}
+
+bool ParseObjectMetaKey(absl::string_view meta_key, ObjectKey* key) {
+  if (meta_key.empty()) return false;
+  const size_t user_len = static_cast<uint8_t>(meta_key[0]);
+  if (meta_key.size() < 2 + user_len) return false;
+  const size_t container_len = static_cast<uint8_t>(meta_key[1 + user_len]);
+  if (meta_key.size() < 2 + user_len + container_len) return false;
+  key->set_user(std::string(meta_key.substr(1, user_len)));
+  key->set_container(std::string(meta_key.substr(2 + user_len, container_len)));
+  key->set_object(std::string(meta_key.substr(2 + user_len + container_len)));
+  return true;
 }
 
 std::string Describe(const ObjectKey& key) {
@@ -270,6 +283,10 @@ uint64_t DigestShare(const ObjectKey& key, const mcos::v1::Version& version) {
 
 absl::Status CheckDigestsRequest(const mcos::v1::PartitionDigestsRequest& request) {
   if (absl::Status s = CheckPartitionPower(request.partition_power()); !s.ok()) return s;
+  if (request.partitions_size() > (1 << kUsageBucketBits)) {
+    return absl::InvalidArgumentError(
+        "at most 262144 partitions per digest request; ask for all (none named) instead");
+  }
   for (uint32_t p : request.partitions()) {
     if (p >= (uint64_t{1} << request.partition_power())) {
       return absl::InvalidArgumentError(absl::StrCat("partition ", p, " is outside power ",
@@ -298,5 +315,75 @@ void DigestFolder::Add(uint32_t bucket, uint64_t count, uint64_t digest) {
 }
 
 mcos::v1::PartitionDigestsResponse DigestFolder::Finish() { return std::move(response_); }
+
+// ---------------------------------------------------------------------------------------------
+// The partition index
+
+namespace {
+
+std::string BucketBytes(uint32_t bucket) {
+  std::string out(4, '\0');
+  for (int i = 0; i < 4; ++i) out[i] = static_cast<char>(bucket >> (24 - 8 * i));
+  return out;
+}
+
+uint32_t BucketOfPosition(absl::string_view position) {
+  uint32_t bucket = 0;
+  for (int i = 0; i < 4; ++i) bucket = (bucket << 8) | static_cast<uint8_t>(position[i]);
+  return bucket;
+}
+
+}  // namespace
+
+std::string IndexPosition(uint32_t bucket, absl::string_view meta_key) {
+  return absl::StrCat(BucketBytes(bucket), meta_key);
+}
+
+absl::Status CheckScanRequest(const mcos::v1::ScanPartitionRequest& request) {
+  MCOS_RETURN_IF_ERROR(CheckPartitionPower(request.partition_power()));
+  if (request.partition() >= (uint64_t{1} << request.partition_power())) {
+    return absl::InvalidArgumentError(absl::StrCat("partition ", request.partition(),
+                                                   " is outside power ", request.partition_power(),
+                                                   "'s partitions"));
+  }
+  if (request.limit() > kMaxScanLimit) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("scan limit ", request.limit(), " is over ", kMaxScanLimit));
+  }
+  if (request.marker().empty()) return absl::OkStatus();
+  ObjectKey key;
+  if (request.marker().size() < 4 ||
+      !ParseObjectMetaKey(absl::string_view(request.marker()).substr(4), &key) ||
+      BucketOfPosition(request.marker()) >> (kUsageBucketBits - request.partition_power()) !=
+          request.partition()) {
+    return absl::InvalidArgumentError(
+        "the scan marker is not a position in this partition: pass the previous page's "
+        "next_marker unchanged");
+  }
+  return absl::OkStatus();
+}
+
+ScanPage::ScanPage(const mcos::v1::ScanPartitionRequest& request)
+    : limit_(request.limit() == 0 ? kDefaultScanLimit : request.limit()) {
+  const uint32_t shift = kUsageBucketBits - request.partition_power();
+  begin_ = BucketBytes(request.partition() << shift);
+  const uint64_t next = (uint64_t{request.partition()} + 1) << shift;
+  if (next < (uint64_t{1} << kUsageBucketBits)) end_ = BucketBytes(static_cast<uint32_t>(next));
+  // "After the marker" starts at its successor: the marker followed by a zero byte.
+  if (!request.marker().empty()) begin_ = request.marker() + std::string(1, '\0');
+}
+
+bool ScanPage::Add(absl::string_view position, const ObjectKey& key, const ObjectRecord& record) {
+  if (!end_.empty() && position >= end_) return false;
+  if (static_cast<uint32_t>(page_.entries_size()) >= limit_) {
+    page_.set_next_marker(last_);
+    return false;
+  }
+  auto* entry = page_.add_entries();
+  *entry->mutable_key() = key;
+  *entry->mutable_record() = record;
+  last_ = std::string(position);
+  return true;
+}
 
 }  // namespace mcos::storage

@@ -27,6 +27,8 @@ inline constexpr uint32_t kUsageBucketBits = 18;  // = placement::kMaxPartitionP
 std::string ContainerPrefix(absl::string_view user, absl::string_view container);
 std::string ObjectMetaKey(absl::string_view user, absl::string_view container,
                           absl::string_view object);
+// Splits an ObjectMetaKey back into its parts; false if it is malformed.
+bool ParseObjectMetaKey(absl::string_view meta_key, mcos::v1::ObjectKey* key);
 
 // "object 'c/o' of user 'u'", for messages.
 std::string Describe(const mcos::v1::ObjectKey& key);
@@ -125,5 +127,37 @@ class DigestFolder {
 
 // INVALID_ARGUMENT for a bad partition power or a partition outside it.
 absl::Status CheckDigestsRequest(const mcos::v1::PartitionDigestsRequest& request);
+
+// ---- The partition index (StorageService.ScanPartition) ----
+// Records of one option in the order of (bucket, ObjectMetaKey); a partition at any power is a
+// contiguous range of it. A record's position is IndexPosition: u32 big-endian bucket |
+// ObjectMetaKey, which is also the page marker the scan answers.
+inline constexpr uint32_t kDefaultScanLimit = 1000;
+inline constexpr uint32_t kMaxScanLimit = 10000;
+std::string IndexPosition(uint32_t bucket, absl::string_view meta_key);
+// INVALID_ARGUMENT for a bad power, a partition outside it, a limit over kMaxScanLimit, or a
+// marker that is not a position inside the partition.
+absl::Status CheckScanRequest(const mcos::v1::ScanPartitionRequest& request);
+// One page of a scan: the engine feeds it records in index order from begin() (exclusive of the
+// request's marker) while Add answers true, and stops at end() (empty: no bound). The request must
+// have passed CheckScanRequest and must outlive the page.
+class ScanPage {
+ public:
+  explicit ScanPage(const mcos::v1::ScanPartitionRequest& request);
+  const std::string& begin() const { return begin_; }
+  const std::string& end() const { return end_; }
+  // Adds the record at `position`; false (nothing added) once the page is full or `position` is
+  // at or past end(): the scan stops there.
+  bool Add(absl::string_view position, const mcos::v1::ObjectKey& key,
+           const mcos::v1::ObjectRecord& record);
+  mcos::v1::ScanPartitionResponse Finish() { return std::move(page_); }
+
+ private:
+  std::string begin_;
+  std::string end_;
+  uint32_t limit_;
+  std::string last_;
+  mcos::v1::ScanPartitionResponse page_;
+};
 
 }  // namespace mcos::storage

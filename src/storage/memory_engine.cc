@@ -297,4 +297,26 @@ absl::StatusOr<mcos::v1::PartitionDigestsResponse> MemoryEngine::PartitionDigest
   return folder.Finish();
 }
 
+absl::StatusOr<mcos::v1::ScanPartitionResponse> MemoryEngine::ScanPartition(
+    const mcos::v1::ScanPartitionRequest& request) {
+  MCOS_RETURN_IF_ERROR(CheckScanRequest(request));
+  ScanPage page(request);
+  // No index here: every record is placed, and the partition's sorted (a twin for tests).
+  std::map<std::string, std::pair<ObjectKey, ObjectRecord>> index;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [meta_key, stored] : objects_) {
+      if (stored.record.option() != request.option()) continue;
+      ObjectKey key = KeyOf(meta_key);
+      std::string position = IndexPosition(UsageBucket(key), meta_key);
+      if (position < page.begin() || (!page.end().empty() && position >= page.end())) continue;
+      index.emplace(std::move(position), std::make_pair(std::move(key), stored.record));
+    }
+  }
+  for (const auto& [position, entry] : index) {
+    if (!page.Add(position, entry.first, entry.second)) break;
+  }
+  return page.Finish();
+}
+
 }  // namespace mcos::storage

@@ -36,6 +36,8 @@ class MemoryEngine final : public Engine {
       const mcos::v1::PartitionUsageRequest& request) override;
   absl::StatusOr<mcos::v1::PartitionDigestsResponse> PartitionDigests(
       const mcos::v1::PartitionDigestsRequest& request) override;
+  absl::StatusOr<mcos::v1::ScanPartitionResponse> ScanPartition(
+      const mcos::v1::ScanPartitionRequest& request) override;
 
  private:
   friend class MemoryPutStream;

@@ -37,6 +37,7 @@ constexpr char kMetaCf[] = "meta";
 constexpr char kDataCf[] = "data";
 constexpr char kUploadsCf[] = "uploads";
 constexpr char kUsageCf[] = "usage";
+constexpr char kIndexCf[] = "index";
 constexpr size_t kDataIdBytes = 16;
 constexpr size_t kChecksumBytes = 8;
 // Records with at most this many chunks have them deleted one by one; larger ones by a range
@@ -223,7 +224,8 @@ class RocksDbPutStream final : public PutStream {
       // on a small disk, until max_total_wal_bytes forces them out).
       MCOS_RETURN_IF_ERROR(FromRocksDb(
           engine_.db_->Flush(
-              flush, {engine_.data_cf_, engine_.meta_cf_, engine_.usage_cf_, engine_.uploads_cf_}),
+              flush, {engine_.data_cf_, engine_.meta_cf_, engine_.usage_cf_, engine_.uploads_cf_,
+                      engine_.index_cf_}),
           "flush object data"));
     }
     batch.Put(engine_.meta_cf_, meta_key_, record.SerializeAsString());
@@ -448,11 +450,16 @@ absl::StatusOr<std::unique_ptr<RocksDbEngine>> RocksDbEngine::Open(const RocksDb
   usage.write_buffer_size = 4u << 20;
   usage.merge_operator = std::make_shared<UsageAddOperator>();
 
+  rocksdb::ColumnFamilyOptions index;
+  index.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  index.write_buffer_size = 4u << 20;
+
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {{rocksdb::kDefaultColumnFamilyName, unused},
                                                       {kMetaCf, meta},
                                                       {kDataCf, data},
                                                       {kUploadsCf, uploads},
-                                                      {kUsageCf, usage}};
+                                                      {kUsageCf, usage},
+                                                      {kIndexCf, index}};
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(db_options, options.path, cfs, &engine->handles_, &raw);
   if (!s.ok()) {
@@ -467,8 +474,10 @@ absl::StatusOr<std::unique_ptr<RocksDbEngine>> RocksDbEngine::Open(const RocksDb
   engine->data_cf_ = engine->handles_[2];
   engine->uploads_cf_ = engine->handles_[3];
   engine->usage_cf_ = engine->handles_[4];
+  engine->index_cf_ = engine->handles_[5];
   MCOS_RETURN_IF_ERROR(engine->RemoveUploadDebris());
   MCOS_RETURN_IF_ERROR(engine->BuildDigests());
+  MCOS_RETURN_IF_ERROR(engine->BuildPartitionIndex());
   {
     // Deletions made before a crash may not have been compacted: count their garbage now.
     absl::MutexLock lock(&engine->reclaim_mu_);
@@ -546,6 +555,19 @@ constexpr char kPartitionUsageKind = 'p';
 constexpr char kDigestKind = 'd';
 // Present once the digest records are complete (written with the first open that knew them).
 rocksdb::Slice DigestsBuiltKey() { return {"\0m-digests-v1", 13}; }
+// Present once the partition index is complete (a database from before it gets it built at open).
+rocksdb::Slice IndexBuiltKey() { return {"\0m-index-v1", 11}; }
+
+// The partition index's key of a record: u8 len(option) | option | IndexPosition.
+std::string IndexPrefix(absl::string_view option) {
+  std::string k(1, static_cast<char>(option.size()));
+  k.append(option.data(), option.size());
+  return k;
+}
+std::string IndexKey(absl::string_view option, uint32_t bucket, const ObjectKey& key) {
+  return IndexPrefix(option) +
+         IndexPosition(bucket, ObjectMetaKey(key.user(), key.container(), key.object()));
+}
 
 std::string BucketPrefix(char kind, absl::string_view option) {
   std::string key(1, '\0');
@@ -561,18 +583,6 @@ std::string BucketKey(char kind, absl::string_view option, uint32_t bucket) {
   return k;
 }
 
-// Splits ObjectMetaKey back into its parts; false if it is malformed.
-bool ParseObjectMetaKey(absl::string_view meta_key, ObjectKey* key) {
-  if (meta_key.empty()) return false;
-  const size_t user_len = static_cast<uint8_t>(meta_key[0]);
-  if (meta_key.size() < 2 + user_len) return false;
-  const size_t container_len = static_cast<uint8_t>(meta_key[1 + user_len]);
-  if (meta_key.size() < 2 + user_len + container_len) return false;
-  key->set_user(std::string(meta_key.substr(1, user_len)));
-  key->set_container(std::string(meta_key.substr(2 + user_len, container_len)));
-  key->set_object(std::string(meta_key.substr(2 + user_len + container_len)));
-  return true;
-}
 
 }  // namespace
 
@@ -592,8 +602,16 @@ void RocksDbEngine::AddDigest(rocksdb::WriteBatch& batch, const ObjectKey& key,
   // Unsigned arithmetic: the merge adds modulo 2^64, so adding the negation subtracts.
   EncodeFixed64Le(value, sign > 0 ? uint64_t{1} : ~uint64_t{0});
   EncodeFixed64Le(value + 8, sign > 0 ? share : uint64_t{0} - share);
-  batch.Merge(usage_cf_, BucketKey(kDigestKind, record.option(), UsageBucket(key)),
-              rocksdb::Slice(value, 16));
+  const uint32_t bucket = UsageBucket(key);
+  batch.Merge(usage_cf_, BucketKey(kDigestKind, record.option(), bucket), rocksdb::Slice(value, 16));
+  // The index entry goes with the record's share: a replaced record's entry is deleted and the
+  // new one's put (the same key unless the option changed; in one batch, the put wins).
+  const std::string index_key = IndexKey(record.option(), bucket, key);
+  if (sign > 0) {
+    batch.Put(index_cf_, index_key, rocksdb::Slice());
+  } else {
+    batch.Delete(index_cf_, index_key);
+  }
 }
 
 absl::Status RocksDbEngine::BuildDigests() {
@@ -633,6 +651,63 @@ absl::Status RocksDbEngine::BuildDigests() {
   MCOS_RETURN_IF_ERROR(FromRocksDb(db_->Write(wo, &batch), "write partition digests"));
   if (records > 0) common::LogInfo("built the partition digests of ", records, " object record(s)");
   return absl::OkStatus();
+}
+
+absl::Status RocksDbEngine::BuildPartitionIndex() {
+  std::string built;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), usage_cf_, IndexBuiltKey(), &built);
+  if (s.ok()) return absl::OkStatus();
+  if (!s.IsNotFound()) return FromRocksDb(s, "read the partition index marker");
+  // A database written before the index existed: index every record once, in batches.
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_cf_));
+  uint64_t records = 0;
+  rocksdb::WriteBatch batch;
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    ObjectKey key;
+    ObjectRecord record;
+    if (!ParseObjectMetaKey(absl::string_view(it->key().data(), it->key().size()), &key) ||
+        !record.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+      return absl::DataLossError("an object record on this storage node cannot be parsed");
+    }
+    batch.Put(index_cf_, IndexKey(record.option(), UsageBucket(key), key), rocksdb::Slice());
+    if (++records % 10000 == 0) {
+      MCOS_RETURN_IF_ERROR(FromRocksDb(db_->Write(wo, &batch), "write the partition index"));
+      batch.Clear();
+    }
+  }
+  MCOS_RETURN_IF_ERROR(FromRocksDb(it->status(), "scan object records"));
+  batch.Put(usage_cf_, IndexBuiltKey(), "1");
+  MCOS_RETURN_IF_ERROR(FromRocksDb(db_->Write(wo, &batch), "write the partition index"));
+  if (records > 0) common::LogInfo("built the partition index of ", records, " object record(s)");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<mcos::v1::ScanPartitionResponse> RocksDbEngine::ScanPartition(
+    const mcos::v1::ScanPartitionRequest& request) {
+  MCOS_RETURN_IF_ERROR(CheckScanRequest(request));
+  ScanPage page(request);
+  const std::string prefix = IndexPrefix(request.option());
+  // One snapshot for the index and the records, so that each entry has its record.
+  std::shared_ptr<const rocksdb::Snapshot> snapshot = SharedSnapshot();
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snapshot.get();
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, index_cf_));
+  for (it->Seek(prefix + page.begin()); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    const absl::string_view position(it->key().data() + prefix.size(),
+                                     it->key().size() - prefix.size());
+    ObjectKey key;
+    if (position.size() < 4 || !ParseObjectMetaKey(position.substr(4), &key)) {
+      return absl::DataLossError("a partition index entry on this storage node is corrupt");
+    }
+    MCOS_ASSIGN_OR_RETURN(std::optional<ObjectRecord> record,
+                          ReadRecord(position.substr(4), snapshot.get()));
+    if (!record) continue;  // cannot happen: entries and records change in one batch
+    if (!page.Add(position, key, *record)) break;
+  }
+  MCOS_RETURN_IF_ERROR(FromRocksDb(it->status(), "scan the partition index"));
+  return page.Finish();
 }
 
 absl::StatusOr<mcos::v1::PartitionDigestsResponse> RocksDbEngine::PartitionDigests(

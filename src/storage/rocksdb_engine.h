@@ -17,6 +17,10 @@
 //       0x00 "m-digests-v1", present once the digest records are complete (a database from
 //       before them gets them built at open). Changed only by merges (an adding merge operator,
 //       modulo 2^64) in the same batch as each commit.
+//   column family "index":   u8 len(option) | option | IndexPosition(bucket, ObjectMetaKey) -> empty:
+//       every record (tombstones included) by option and partition, for ScanPartition. Kept in the
+//       same batch as each commit; 0x00 "m-index-v1" in "usage" is present once it is complete (a
+//       database from before it gets it built at open).
 //   column family "uploads": data_id -> ObjectMetaKey of an upload in progress. Written with its
 //       first chunk and deleted by its commit; anything left at open time is the debris of a
 //       crashed upload, and its chunks are deleted then.
@@ -110,6 +114,8 @@ class RocksDbEngine final : public Engine {
       const mcos::v1::PartitionUsageRequest& request) override;
   absl::StatusOr<mcos::v1::PartitionDigestsResponse> PartitionDigests(
       const mcos::v1::PartitionDigestsRequest& request) override;
+  absl::StatusOr<mcos::v1::ScanPartitionResponse> ScanPartition(
+      const mcos::v1::ScanPartitionRequest& request) override;
 
   // Number of uploads whose debris was removed by Open().
   int recovered_uploads() const { return recovered_uploads_; }
@@ -137,6 +143,7 @@ class RocksDbEngine final : public Engine {
   rocksdb::DB* db_for_test() { return db_.get(); }
   rocksdb::ColumnFamilyHandle* data_cf_for_test() { return data_cf_; }
   rocksdb::ColumnFamilyHandle* usage_cf_for_test() { return usage_cf_; }
+  rocksdb::ColumnFamilyHandle* index_cf_for_test() { return index_cf_; }
 
  private:
   friend class RocksDbPutStream;
@@ -155,11 +162,14 @@ class RocksDbEngine final : public Engine {
   // partition usage of `record`'s object.
   void AddPartitionUsage(rocksdb::WriteBatch& batch, const mcos::v1::ObjectKey& key,
                          const mcos::v1::ObjectRecord& record, int sign);
-  // Adds (sign = 1) or takes away (sign = -1) `record`'s share of its partition's digest.
+  // Adds (sign = 1) or takes away (sign = -1) `record`'s share of its partition's digest, and its
+  // entry in the partition index.
   void AddDigest(rocksdb::WriteBatch& batch, const mcos::v1::ObjectKey& key,
                  const mcos::v1::ObjectRecord& record, int sign);
   // Builds the digest records from the object records if the database has none yet.
   absl::Status BuildDigests();
+  // Builds the partition index from the object records if the database has none yet.
+  absl::Status BuildPartitionIndex();
   // Calls `visit(bucket, first, second)` for each per-bucket record of `kind` and `option`.
   absl::Status ScanBuckets(char kind, absl::string_view option,
                            const std::function<void(uint32_t, uint64_t, uint64_t)>& visit);
@@ -198,6 +208,7 @@ class RocksDbEngine final : public Engine {
   rocksdb::ColumnFamilyHandle* data_cf_ = nullptr;
   rocksdb::ColumnFamilyHandle* uploads_cf_ = nullptr;
   rocksdb::ColumnFamilyHandle* usage_cf_ = nullptr;
+  rocksdb::ColumnFamilyHandle* index_cf_ = nullptr;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   std::array<absl::Mutex, kLockStripes> locks_;
   int recovered_uploads_ = 0;

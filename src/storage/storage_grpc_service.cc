@@ -231,13 +231,20 @@ grpc::Status StorageGrpcService::PartitionDigests(grpc::ServerContext* context,
                                                   mcos::v1::PartitionDigestsResponse* response) {
   MCOS_REQUIRE_SERVICE_CALLER(auth_, context);
   if (auto s = ValidateOptionField(request->option()); !s.ok()) return ToGrpcStatus(s);
-  if (request->partitions_size() > (1 << 18)) {
-    return {grpc::StatusCode::INVALID_ARGUMENT,
-            "at most 262144 partitions per digest request; ask for all (none named) instead"};
-  }
   auto digests = engine_.PartitionDigests(*request);
   if (!digests.ok()) return ToGrpcStatus(digests.status());
   *response = *std::move(digests);
+  return grpc::Status::OK;
+}
+
+grpc::Status StorageGrpcService::ScanPartition(grpc::ServerContext* context,
+                                               const mcos::v1::ScanPartitionRequest* request,
+                                               mcos::v1::ScanPartitionResponse* response) {
+  MCOS_REQUIRE_SERVICE_CALLER(auth_, context);
+  if (auto s = ValidateOptionField(request->option()); !s.ok()) return ToGrpcStatus(s);
+  auto page = engine_.ScanPartition(*request);
+  if (!page.ok()) return ToGrpcStatus(page.status());
+  *response = *std::move(page);
   return grpc::Status::OK;
 }
 

@@ -40,6 +40,9 @@ class StorageGrpcService final : public mcos::v1::StorageService::Service {
   grpc::Status PartitionDigests(grpc::ServerContext* context,
                                 const mcos::v1::PartitionDigestsRequest* request,
                                 mcos::v1::PartitionDigestsResponse* response) override;
+  grpc::Status ScanPartition(grpc::ServerContext* context,
+                             const mcos::v1::ScanPartitionRequest* request,
+                             mcos::v1::ScanPartitionResponse* response) override;
   grpc::Status ReleaseKept(grpc::ServerContext* context,
                            const mcos::v1::StorageReleaseKeptRequest* request,
                            mcos::v1::StorageReleaseKeptResponse* response) override;

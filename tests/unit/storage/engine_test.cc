@@ -697,6 +697,133 @@ TEST_F(RocksDbEngineTest, BuildsTheDigestsOfADatabaseWrittenBeforeThem) {
   EXPECT_EQ(*DigestsOf(*engine_, "gold", 6), before);
 }
 
+// Every page of one partition's scan, in order: (object, version, tombstone).
+using Scanned = std::vector<std::tuple<std::string, uint64_t, bool>>;
+
+absl::StatusOr<Scanned> ScanOf(Engine& engine, const std::string& option, uint32_t power,
+                               uint32_t partition, uint32_t limit = 0, int* pages = nullptr) {
+  mcos::v1::ScanPartitionRequest r;
+  r.set_option(option);
+  r.set_partition_power(power);
+  r.set_partition(partition);
+  r.set_limit(limit);
+  Scanned out;
+  do {
+    auto page = engine.ScanPartition(r);
+    if (!page.ok()) return page.status();
+    if (pages != nullptr) ++*pages;
+    for (const auto& e : page->entries()) {
+      out.emplace_back(e.key().object(), e.record().version().hlc(), e.record().tombstone());
+    }
+    r.set_marker(page->next_marker());
+  } while (!r.marker().empty());
+  return out;
+}
+
+TEST_P(EngineContractTest, ScanPartitionAnswersExactlyThePartitionsRecordsInIndexOrder) {
+  std::vector<Op> ops;
+  for (int i = 0; i < 300; ++i) ops.push_back({absl::StrCat("obj", i), 10, false, "gold"});
+  for (int i = 0; i < 30; ++i) ops.push_back({absl::StrCat("obj", i), 20, false, "gold"});
+  for (int i = 30; i < 60; ++i) ops.push_back({absl::StrCat("obj", i), 30, true, "gold"});
+  ops.push_back({"ghost", 40, true, "gold"});  // a tombstone of something never written
+  ops.push_back({"x", 10, false, "silver"});   // another option's
+  for (const Op& op : ops) MCOS_ASSERT_OK(Apply(*engine_, op));
+
+  // What each partition at power 3 must hold: the newest of each gold object, in the order of
+  // (18-bit bucket, key).
+  std::map<std::string, std::pair<uint64_t, bool>> newest;
+  for (const Op& op : ops) {
+    if (op.option != "gold") continue;
+    auto& n = newest[op.object];
+    if (op.version > n.first) n = {op.version, op.tombstone};
+  }
+  std::map<uint32_t, std::map<std::string, std::tuple<std::string, uint64_t, bool>>> expected;
+  for (const auto& [object, v] : newest) {
+    const uint64_t hash = placement::ObjectHash("u", "c", object);
+    expected[placement::PartitionOf(hash, 3)][IndexPosition(
+        placement::PartitionOf(hash, 18), ObjectMetaKey("u", "c", object))] = {object, v.first,
+                                                                                v.second};
+  }
+  size_t total = 0;
+  for (uint32_t p = 0; p < 8; ++p) {
+    Scanned want;
+    for (const auto& [position, entry] : expected[p]) want.push_back(entry);
+    auto got = ScanOf(*engine_, "gold", 3, p);
+    MCOS_ASSERT_OK(got);
+    EXPECT_EQ(*got, want) << "partition " << p;
+    // Small pages give the same records, each once.
+    int pages = 0;
+    EXPECT_EQ(*ScanOf(*engine_, "gold", 3, p, 7, &pages), want);
+    EXPECT_GE(pages, static_cast<int>(want.size() / 7));
+    total += got->size();
+  }
+  EXPECT_EQ(total, 301u);  // 300 objects (30 of them tombstones) and the ghost's tombstone
+  // At the finest power a scan answers one bucket: each record of partition 5 is in its own.
+  for (const auto& [position, entry] : expected[5]) {
+    const uint32_t bucket = placement::PartitionOf(
+        placement::ObjectHash("u", "c", std::get<0>(entry)), kUsageBucketBits);
+    auto got = ScanOf(*engine_, "gold", kUsageBucketBits, bucket);
+    MCOS_ASSERT_OK(got);
+    EXPECT_NE(std::find(got->begin(), got->end(), entry), got->end()) << std::get<0>(entry);
+    EXPECT_LE(got->size(), 2u);  // 301 records in 2^18 buckets: rarely two in one
+  }
+  Scanned silver;
+  for (uint32_t p = 0; p < 2; ++p) {
+    auto got = ScanOf(*engine_, "silver", 1, p);
+    silver.insert(silver.end(), got->begin(), got->end());
+  }
+  EXPECT_EQ(silver, (Scanned{{"x", 10, false}}));
+
+  Reopen();  // RocksDB: the index is on disk
+  Scanned want0;
+  for (const auto& [position, entry] : expected[0]) want0.push_back(entry);
+  EXPECT_EQ(*ScanOf(*engine_, "gold", 3, 0), want0);
+
+  mcos::v1::ScanPartitionRequest bad;
+  bad.set_option("gold");
+  bad.set_partition_power(3);
+  bad.set_partition(8);
+  MCOS_EXPECT_CODE(engine_->ScanPartition(bad), kInvalidArgument);
+  bad.set_partition(1);
+  bad.set_limit(kMaxScanLimit + 1);
+  MCOS_EXPECT_CODE(engine_->ScanPartition(bad), kInvalidArgument);
+  bad.set_limit(0);
+  bad.set_marker("xy");
+  MCOS_EXPECT_CODE(engine_->ScanPartition(bad), kInvalidArgument);
+  // A marker of another partition is refused too (it would scan outside this one).
+  bad.set_marker(IndexPosition(0, ObjectMetaKey("u", "c", "o")));
+  MCOS_EXPECT_CODE(engine_->ScanPartition(bad), kInvalidArgument);
+}
+
+TEST_F(RocksDbEngineTest, BuildsThePartitionIndexOfADatabaseWrittenBeforeIt) {
+  for (int i = 0; i < 50; ++i) {
+    MCOS_ASSERT_OK(Apply(*engine_, {absl::StrCat("o", i), 10, i % 7 == 0, "gold"}));
+  }
+  Scanned before;
+  for (uint32_t p = 0; p < 4; ++p) {
+    auto got = ScanOf(*engine_, "gold", 2, p);
+    before.insert(before.end(), got->begin(), got->end());
+  }
+  ASSERT_EQ(before.size(), 50u);
+  // Take away the index and its marker, as in a database of an older version.
+  rocksdb::WriteBatch batch;
+  ASSERT_TRUE(rocks_->db_for_test()
+                  ->DeleteRange(rocksdb::WriteOptions(), rocks_->index_cf_for_test(),
+                                std::string(1, '\0'), std::string(1, '\xff'))
+                  .ok());
+  batch.Delete(rocks_->usage_cf_for_test(), std::string("\0m-index-v1", 11));
+  ASSERT_TRUE(rocks_->db_for_test()->Write(rocksdb::WriteOptions(), &batch).ok());
+  EXPECT_TRUE(ScanOf(*engine_, "gold", 2, 0)->empty() && ScanOf(*engine_, "gold", 2, 1)->empty() &&
+              ScanOf(*engine_, "gold", 2, 2)->empty() && ScanOf(*engine_, "gold", 2, 3)->empty());
+  Reopen();
+  Scanned after;
+  for (uint32_t p = 0; p < 4; ++p) {
+    auto got = ScanOf(*engine_, "gold", 2, p);
+    after.insert(after.end(), got->begin(), got->end());
+  }
+  EXPECT_EQ(after, before);
+}
+
 TEST_F(RocksDbEngineTest, StaysAfterReopen) {
   const std::string data =
       testing::RandomBytes(10 * kChunkSize + 7, 8);  // takes the WAL-bypass path

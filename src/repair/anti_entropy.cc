@@ -1,0 +1,283 @@
+#include "repair/anti_entropy.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "common/version.h"
+#include "placement/layout.h"
+
+namespace mcos::repair {
+namespace {
+
+// The engines keep digests and the index per 18-bit bucket (storage/engine_rules.h).
+constexpr uint32_t kFinestPower = 18;
+// Each drill-down step splits a range into 2^kSplitBits.
+constexpr uint32_t kSplitBits = 4;
+
+using Digests = std::map<uint32_t, std::pair<uint64_t, uint64_t>>;  // partition -> (count, digest)
+
+Digests ToMap(const mcos::v1::PartitionDigestsResponse& response) {
+  Digests out;
+  for (const auto& d : response.digests()) out[d.partition()] = {d.object_count(), d.digest()};
+  return out;
+}
+
+std::pair<uint64_t, uint64_t> Lookup(const Digests& digests, uint32_t partition) {
+  auto it = digests.find(partition);
+  return it == digests.end() ? std::pair<uint64_t, uint64_t>{0, 0} : it->second;
+}
+
+std::string MapKey(const mcos::v1::ObjectKey& key) {
+  return absl::StrCat(key.user(), std::string(1, '\0'), key.container(), std::string(1, '\0'),
+                      key.object());
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<SyncSet>> SyncSetsOf(const mcos::v1::MetadataSnapshot& snapshot,
+                                                const std::string& cluster) {
+  std::map<std::string, std::shared_ptr<const placement::CompiledRing>> rings;
+  for (const auto& ring : snapshot.rings()) {
+    auto compiled = placement::CompiledRing::Make(ring);
+    if (!compiled.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("ring '", ring.id(), "': ",
+                                                     compiled.status().message()));
+    }
+    rings[ring.id()] = std::make_shared<const placement::CompiledRing>(*std::move(compiled));
+  }
+  std::vector<SyncSet> sets;
+  for (const auto& option : snapshot.options()) {
+    auto ring = rings.find(option.ring());
+    if (ring == rings.end()) continue;
+    const placement::CompiledRing& r = *ring->second;
+    SyncSet set;
+    set.option = option.name();
+    set.partition_power = r.partition_power();
+    set.peers.resize(r.partitions());
+    bool any = false;
+    for (uint32_t p = 0; p < r.partitions(); ++p) {
+      bool holds = false;
+      std::vector<std::string> others;
+      for (uint16_t i : r.Replicas(p)) {
+        if (r.clusters()[i] == cluster) {
+          holds = true;
+        } else if (std::find(others.begin(), others.end(), r.clusters()[i]) == others.end()) {
+          others.push_back(r.clusters()[i]);
+        }
+      }
+      if (holds && !others.empty()) {
+        set.peers[p] = std::move(others);
+        any = true;
+      }
+    }
+    if (any) sets.push_back(std::move(set));
+  }
+  return sets;
+}
+
+AntiEntropy::AntiEntropy(AntiEntropyOptions options, Topology topology, Replicas replicas,
+                         common::Clock& clock, Observe observe)
+    : options_(std::move(options)),
+      topology_(std::move(topology)),
+      replicas_(std::move(replicas)),
+      clock_(clock),
+      observe_(std::move(observe)),
+      records_budget_(options_.records_per_second, clock),
+      bytes_budget_(options_.bytes_per_second, clock) {}
+
+std::map<std::string, PeerSyncStatus> AntiEntropy::Status() const {
+  absl::MutexLock lock(&mu_);
+  return status_;
+}
+
+absl::Status AntiEntropy::RunOnce(Pacer& pacer) {
+  MCOS_ASSIGN_OR_RETURN(std::vector<SyncSet> sets, topology_());
+  std::shared_ptr<replication::Replica> local = replicas_(options_.cluster);
+  if (!local) {
+    return absl::UnavailableError(
+        absl::StrCat("anti-entropy: no storage service of cluster '", options_.cluster,
+                     "' is known yet"));
+  }
+  // This pass's view per peer; `failed` peers get no new last_full_pass.
+  std::map<std::string, PeerSyncStatus> pass;
+  std::map<std::string, bool> failed;
+  stopped_ = false;
+  absl::Status result;
+  for (const SyncSet& set : sets) {
+    std::map<std::string, std::vector<uint32_t>> shared;
+    for (uint32_t p = 0; p < set.peers.size(); ++p) {
+      for (const std::string& c : set.peers[p]) {
+        if (c != options_.cluster) shared[c].push_back(p);
+      }
+    }
+    if (shared.empty()) continue;
+    mcos::v1::PartitionDigestsRequest all;
+    all.set_option(set.option);
+    all.set_partition_power(set.partition_power);
+    auto local_digests = local->PartitionDigests(all, clock_.Now() + options_.call_timeout);
+    if (!local_digests.ok()) {
+      result = absl::Status(local_digests.status().code(),
+                            absl::StrCat("anti-entropy: this cluster's digests of option '",
+                                         set.option, "': ", local_digests.status().message()));
+      for (const auto& [peer, unused] : shared) failed[peer] = true;
+      continue;
+    }
+    const Digests mine = ToMap(*local_digests);
+    for (const auto& [peer_name, partitions] : shared) {
+      PeerSyncStatus& ps = pass[peer_name];
+      std::shared_ptr<replication::Replica> peer = replicas_(peer_name);
+      absl::Status s =
+          peer ? SyncWithPeer(set, mine, partitions, *local, *peer, pacer, ps)
+               : absl::UnavailableError(absl::StrCat("no server of cluster '", peer_name,
+                                                     "' is known"));
+      if (!s.ok()) {
+        failed[peer_name] = true;
+        ps.last_error = std::string(s.message());
+      }
+      if (stopped_) break;
+    }
+    if (stopped_) break;
+  }
+  const absl::Time now = clock_.Now();
+  absl::MutexLock lock(&mu_);
+  for (auto& [peer_name, ps] : pass) {
+    PeerSyncStatus& total = status_[peer_name];
+    total.records_repaired += ps.records_repaired;
+    total.bytes_repaired += ps.bytes_repaired;
+    total.repair_failures += ps.repair_failures;
+    if (stopped_) continue;  // an interrupted pass says nothing about the rest
+    total.partitions_compared = ps.partitions_compared;
+    total.partitions_out_of_sync = ps.partitions_out_of_sync;
+    total.last_error = ps.last_error;
+    if (!failed[peer_name]) total.last_full_pass = now;
+  }
+  return result;
+}
+
+bool AntiEntropy::Pace(Pacer& pacer, absl::Duration wait) {
+  if (!stopped_ && !pacer.Pause(wait)) stopped_ = true;
+  return !stopped_;
+}
+
+absl::Status AntiEntropy::SyncWithPeer(const SyncSet& set, const Digests& mine,
+                                       const std::vector<uint32_t>& partitions,
+                                       replication::Replica& local, replication::Replica& peer,
+                                       Pacer& pacer, PeerSyncStatus& ps) {
+  mcos::v1::PartitionDigestsRequest all;
+  all.set_option(set.option);
+  all.set_partition_power(set.partition_power);
+  auto theirs = peer.PartitionDigests(all, clock_.Now() + options_.call_timeout);
+  if (!theirs.ok()) return theirs.status();
+  const Digests peer_digests = ToMap(*theirs);
+  absl::Status first_error;
+  for (uint32_t p : partitions) {
+    ++ps.partitions_compared;
+    const auto m = Lookup(mine, p);
+    const auto t = Lookup(peer_digests, p);
+    if (m == t) continue;
+    ++ps.partitions_out_of_sync;
+    absl::Status s = Reconcile(set.option, {set.partition_power, p}, m.first, t.first, local, peer,
+                               pacer, ps);
+    if (!s.ok() && first_error.ok()) first_error = s;
+    if (stopped_) break;
+  }
+  return first_error;
+}
+
+absl::Status AntiEntropy::Reconcile(const std::string& option, Range range, uint64_t local_count,
+                                    uint64_t peer_count, replication::Replica& local,
+                                    replication::Replica& peer, Pacer& pacer,
+                                    PeerSyncStatus& ps) {
+  if (peer_count == 0) return absl::OkStatus();  // nothing to pull; the peer pulls from here
+  if (range.power >= kFinestPower || std::max(local_count, peer_count) <= options_.leaf_records) {
+    return Repair(option, range, local, peer, pacer, ps);
+  }
+  const uint32_t power = std::min(kFinestPower, range.power + kSplitBits);
+  const uint32_t shift = power - range.power;
+  mcos::v1::PartitionDigestsRequest finer;
+  finer.set_option(option);
+  finer.set_partition_power(power);
+  for (uint32_t i = 0; i < (uint32_t{1} << shift); ++i) {
+    finer.add_partitions((range.partition << shift) | i);
+  }
+  const absl::Time deadline = clock_.Now() + options_.call_timeout;
+  auto mine = local.PartitionDigests(finer, deadline);
+  if (!mine.ok()) return mine.status();
+  auto theirs = peer.PartitionDigests(finer, deadline);
+  if (!theirs.ok()) return theirs.status();
+  const Digests m = ToMap(*mine);
+  const Digests t = ToMap(*theirs);
+  absl::Status first_error;
+  for (uint32_t sub : finer.partitions()) {
+    const auto a = Lookup(m, sub);
+    const auto b = Lookup(t, sub);
+    if (a == b) continue;
+    absl::Status s =
+        Reconcile(option, {power, sub}, a.first, b.first, local, peer, pacer, ps);
+    if (!s.ok() && first_error.ok()) first_error = s;
+    if (stopped_) break;
+  }
+  return first_error;
+}
+
+absl::StatusOr<std::map<std::string, mcos::v1::ScanPartitionEntry>> AntiEntropy::ScanAll(
+    replication::Replica& replica, const std::string& option, Range range, Pacer& pacer) {
+  std::map<std::string, mcos::v1::ScanPartitionEntry> out;
+  mcos::v1::ScanPartitionRequest request;
+  request.set_option(option);
+  request.set_partition_power(range.power);
+  request.set_partition(range.partition);
+  do {
+    auto page = replica.ScanPartition(request, clock_.Now() + options_.call_timeout);
+    if (!page.ok()) {
+      return absl::Status(page.status().code(),
+                          absl::StrCat("scan of cluster '", replica.cluster(),
+                                       "': ", page.status().message()));
+    }
+    for (auto& entry : *page->mutable_entries()) {
+      std::string k = MapKey(entry.key());
+      out.emplace(std::move(k), std::move(entry));
+    }
+    request.set_marker(page->next_marker());
+    if (!Pace(pacer, records_budget_.Spend(page->entries_size()))) break;
+  } while (!request.marker().empty());
+  return out;
+}
+
+absl::Status AntiEntropy::Repair(const std::string& option, Range range,
+                                 replication::Replica& local, replication::Replica& peer,
+                                 Pacer& pacer, PeerSyncStatus& ps) {
+  MCOS_ASSIGN_OR_RETURN(auto theirs, ScanAll(peer, option, range, pacer));
+  if (stopped_) return absl::OkStatus();
+  MCOS_ASSIGN_OR_RETURN(auto mine, ScanAll(local, option, range, pacer));
+  absl::Status first_error;
+  for (const auto& [k, entry] : theirs) {
+    if (stopped_) break;
+    auto held = mine.find(k);
+    if (held != mine.end() &&
+        !common::IsNewer(entry.record().version(), held->second.record().version())) {
+      continue;
+    }
+    const uint64_t size = entry.record().tombstone() ? 0 : entry.record().size();
+    auto ack = replication::Copy(
+        peer, local, entry.key(), entry.record(),
+        replication::CopyDeadline(size, options_.call_timeout));
+    if (ack.ok()) {
+      if (ack->applied) {
+        ++ps.records_repaired;
+        ps.bytes_repaired += size;
+        if (observe_) observe_(entry.record().version());
+      }
+    } else if (!absl::IsFailedPrecondition(ack.status()) && !absl::IsNotFound(ack.status())) {
+      // (The peer replaced or deleted it meanwhile: the next pass compares again.)
+      ++ps.repair_failures;
+      if (first_error.ok()) first_error = ack.status();
+    }
+    Pace(pacer, bytes_budget_.Spend(static_cast<double>(size)));
+  }
+  return first_error;
+}
+
+}  // namespace mcos::repair

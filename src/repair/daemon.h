@@ -1,0 +1,96 @@
+// One shape for the background loops of repair (shared/STYLE.md §3, Swift's common/daemon.py): a
+// pass (`RunOnce`) that does one round of work, repeated by a thread the daemon owns every
+// `period`, sooner when woken; tests call the pass directly with a Pacer that never waits.
+// The anti-entropy sweep runs on it; the replication queue's sender, the scrubber, tombstone
+// reaping, the event publisher and the rebalancer are to follow. Thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+
+namespace mcos::repair {
+
+// What a pass may ask of whatever runs it.
+class Pacer {
+ public:
+  virtual ~Pacer() = default;
+  // Waits `d` (a rate limit); false when the pass should end at once (the daemon is stopping).
+  virtual bool Pause(absl::Duration d) = 0;
+};
+
+// A Pacer that never waits (tests, and passes run by hand).
+class NoPause final : public Pacer {
+ public:
+  bool Pause(absl::Duration) override { return true; }
+};
+
+// Spends a budget of `rate` units per second: Spend(n) answers how long to pause so that the
+// units spent so far stay within the rate (at most one second of them may go at once).
+// Thread-compatible (one pass uses it).
+class RateBudget {
+ public:
+  RateBudget(double rate, common::Clock& clock) : rate_(rate), clock_(clock) {}
+  // Zero when the rate is not positive (no limit).
+  absl::Duration Spend(double units);
+
+ private:
+  const double rate_;
+  common::Clock& clock_;
+  absl::Time free_at_ = absl::InfinitePast();
+};
+
+struct DaemonStatus {
+  std::string name;
+  uint64_t passes = 0;
+  uint64_t failed_passes = 0;
+  absl::Time last_pass_started = absl::InfinitePast();
+  absl::Time last_pass_ended = absl::InfinitePast();
+  // The last failed pass's error (empty once a pass succeeds).
+  std::string last_error;
+};
+
+class Daemon final : public Pacer {
+ public:
+  using Pass = std::function<absl::Status(Pacer&)>;
+  // `pass` runs every `period` once started; `clock` must outlive the daemon.
+  Daemon(std::string name, absl::Duration period, Pass pass,
+         common::Clock& clock = common::SystemClock::Get());
+  ~Daemon() override;  // Stop()
+  Daemon(const Daemon&) = delete;
+  Daemon& operator=(const Daemon&) = delete;
+
+  // Starts the thread (the first pass runs at once). Idempotent.
+  void Start();
+  // Ends the pass under way at its next Pause and joins the thread. Idempotent.
+  void Stop();
+  // Runs the next pass now (when a pass is under way, right after it).
+  void Wake();
+  // Runs one pass on the caller's thread and records its outcome.
+  absl::Status RunOnce();
+  DaemonStatus status() const;
+
+  bool Pause(absl::Duration d) override;
+
+ private:
+  void Loop();
+
+  const std::string name_;
+  const absl::Duration period_;
+  const Pass pass_;
+  common::Clock& clock_;
+  mutable absl::Mutex mu_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool woken_ ABSL_GUARDED_BY(mu_) = false;
+  DaemonStatus status_ ABSL_GUARDED_BY(mu_);
+  std::thread thread_;
+};
+
+}  // namespace mcos::repair
