@@ -161,6 +161,10 @@ void ServerApp::StartRepair() {
               now.records_repaired - (was == before.end() ? 0 : was->second.records_repaired);
           const uint64_t bytes =
               now.bytes_repaired - (was == before.end() ? 0 : was->second.bytes_repaired);
+          const std::string was_error = was == before.end() ? "" : was->second.last_error;
+          if (!now.last_error.empty() && now.last_error != was_error) {
+            common::LogWarning("anti-entropy with cluster '", peer, "': ", now.last_error);
+          }
           if (records > 0) {
             common::LogInfo("anti-entropy: copied ", records, " newer record(s) (", bytes,
                             " bytes) from cluster '", peer, "'; ", now.partitions_out_of_sync,

@@ -37,30 +37,6 @@ std::string Md5(const std::string& data) {
 
 class FaultsE2eTest : public testing::FederationFixture {
  protected:
-  static absl::StatusOr<mcos::v1::ObjectInfo> Put(Client& at, const std::string& container,
-                                                  const std::string& object,
-                                                  const std::string& data) {
-    std::istringstream in(data);
-    return at.PutObject(container, object, in);
-  }
-  // Carol's client at alpha, once `container` is made there and beta and gamma know it too (null
-  // after a failure, which it reports).
-  std::unique_ptr<Client> ContainerEverywhere(const std::string& container) {
-    auto at_a = As(*a_);
-    if (at_a == nullptr || !at_a->CreateContainer(container).ok()) {
-      ADD_FAILURE() << "cannot make container " << container << " at alpha";
-      return nullptr;
-    }
-    for (auto* c : {b_, c_}) {
-      auto at = As(*c);
-      if (at == nullptr ||
-          WaitFor([&] { return at->ListObjects(Listing(container)).ok(); }) >= absl::Seconds(15)) {
-        ADD_FAILURE() << c->endpoint() << " never learnt of container " << container;
-        return nullptr;
-      }
-    }
-    return at_a;
-  }
   // Runs `body(i)` on `threads` threads at once and joins them.
   static void Parallel(int threads, const std::function<void(int)>& body) {
     std::vector<std::thread> running;

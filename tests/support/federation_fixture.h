@@ -67,6 +67,7 @@ class FederationFixture : public ::testing::Test {
         std::make_unique<ClusterProcess>(MCOS_CLUSTER_BIN, absl::StrCat(dir_.path(), "/", name));
     std::filesystem::create_directories(absl::StrCat(dir_.path(), "/", name));
     std::vector<std::string> args = {"--name", name, "--federation-sync-period-ms", "200"};
+    args.insert(args.end(), cluster_args_.begin(), cluster_args_.end());
     if (secret != kNoSecret) {
       args.insert(args.end(), {"--federation-secret-file", secret.empty() ? secret_ : secret});
     }
@@ -78,11 +79,16 @@ class FederationFixture : public ::testing::Test {
     return clusters_.back().get();
   }
 
-  // Starts `c` again after a kill (on a new port), as the cluster `name`.
-  absl::Status Restart(ClusterProcess& c, const std::string& name) {
+  // Starts `c` again after a kill, as the cluster `name`: on a new port, or with `same_port` on
+  // the one it had (so that peers that were down meanwhile still know where it is).
+  absl::Status Restart(ClusterProcess& c, const std::string& name, bool same_port = false) {
+    const std::string endpoint = c.endpoint();
     return WithClock(name, [&] {
-      return c.Start({"--name", name, "--federation-secret-file", secret_,
-                      "--federation-sync-period-ms", "200"});
+      std::vector<std::string> args = {"--name", name, "--federation-secret-file", secret_,
+                                       "--federation-sync-period-ms", "200"};
+      if (same_port) args.insert(args.end(), {"--listen", endpoint});
+      args.insert(args.end(), cluster_args_.begin(), cluster_args_.end());
+      return c.Start(args);
     });
   }
 
@@ -180,6 +186,30 @@ class FederationFixture : public ::testing::Test {
     }
   }
 
+  static absl::StatusOr<mcos::v1::ObjectInfo> Put(Client& at, const std::string& container,
+                                                  const std::string& object,
+                                                  const std::string& data) {
+    std::istringstream in(data);
+    return at.PutObject(container, object, in);
+  }
+  // Carol's client at alpha, once `container` is made there and beta and gamma know it too (null
+  // after a failure, which it reports).
+  std::unique_ptr<Client> ContainerEverywhere(const std::string& container) {
+    auto at_a = As(*a_);
+    if (at_a == nullptr || !at_a->CreateContainer(container).ok()) {
+      ADD_FAILURE() << "cannot make container " << container << " at alpha";
+      return nullptr;
+    }
+    for (auto* c : {b_, c_}) {
+      auto at = As(*c);
+      if (at == nullptr ||
+          WaitFor([&] { return at->ListObjects(Listing(container)).ok(); }) >= absl::Seconds(15)) {
+        ADD_FAILURE() << c->endpoint() << " never learnt of container " << container;
+        return nullptr;
+      }
+    }
+    return at_a;
+  }
   // Carol's client at `c`, logged in (waits for her user to arrive there).
   std::unique_ptr<Client> As(const ClusterProcess& c) {
     auto client = std::make_unique<Client>(c.endpoint(), client_options_);
@@ -213,6 +243,8 @@ class FederationFixture : public ::testing::Test {
   std::string secret_;
   client::ClientOptions client_options_;
   std::vector<std::unique_ptr<ClusterProcess>> clusters_;
+  // Flags every cluster this fixture starts gets (set before Federate).
+  std::vector<std::string> cluster_args_;
   // Clusters whose clock is off, by name: libfaketime's FAKETIME (e.g. "-2": 2 s behind).
   std::map<std::string, std::string> clock_offsets_;
 };

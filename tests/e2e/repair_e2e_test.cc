@@ -1,0 +1,288 @@
+// Self-healing of a federation, against three mcos-cluster processes: a cluster converges by
+// anti-entropy alone after its peers lost their replication queues, and after an old copy of its
+// data directory is restored in place, without bringing back anything deleted or serving anything
+// older. Each cluster's own copy is read through its ClusterService, as a peer would.
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "client/sdk/client.h"
+#include "common/channel.h"
+#include "common/service_auth.h"
+#include "common/status_macros.h"
+#include "common/token.h"
+#include "replication/replica.h"
+#include "tests/support/federation_fixture.h"
+#include "tests/support/status_matchers.h"
+
+namespace mcos {
+namespace {
+
+using client::Client;
+using testing::ClusterProcess;
+using testing::WaitFor;
+
+class RepairE2eTest : public testing::FederationFixture {
+ protected:
+  void SetUp() override {
+    FederationFixture::SetUp();
+    cluster_args_ = {"--anti-entropy-period-ms", "300"};
+    auto keys = common::LoadClusterKeys(std::string(64, 'k'), secret_);
+    ASSERT_TRUE(keys.ok()) << keys.status();
+    peer_ = std::make_unique<common::ServiceAuth>(keys->peer, "inspector", keys->user_tokens,
+                                                  common::CredentialScope::kFederation);
+  }
+
+  // Cluster `name`'s own copy, as a peer reads it.
+  std::unique_ptr<replication::Replica> Own(const ClusterProcess& c, const std::string& name) {
+    return replication::PeerReplica(name, "inspector",
+                                    common::ConnectInternal(c.endpoint(), *peer_));
+  }
+
+  static mcos::v1::ObjectKey Key(const std::string& container, const std::string& object) {
+    mcos::v1::ObjectKey key;
+    key.set_user("carol");
+    key.set_container(container);
+    key.set_object(object);
+    return key;
+  }
+
+  // The default option's digests at power 8 (the ring's), serialized for comparison; empty if the
+  // cluster cannot be asked.
+  static std::string Digests(replication::Replica& r) {
+    mcos::v1::PartitionDigestsRequest req;
+    req.set_option("default");
+    req.set_partition_power(8);
+    auto d = r.PartitionDigests(req, absl::Now() + absl::Seconds(5));
+    return d.ok() ? d->SerializeAsString() : "";
+  }
+
+  // (hlc, cluster, tombstone) of what a replica holds; empty for nothing.
+  static std::string Held(replication::Replica& r, const mcos::v1::ObjectKey& key) {
+    auto rec = r.Stat(key, absl::Now() + absl::Seconds(5));
+    if (!rec.ok()) return absl::StrCat("(", rec.status().ToString(), ")");
+    return absl::StrCat(rec->version().hlc(), "@", rec->version().cluster(),
+                        rec->tombstone() ? " tombstone" : "");
+  }
+
+  // The content of a replica's own copy.
+  static absl::StatusOr<std::string> ReadOwn(replication::Replica& r,
+                                             const mcos::v1::ObjectKey& key) {
+    auto reader = r.Open(key, 0, 0, nullptr, absl::Now() + absl::Seconds(5));
+    if (!reader.ok()) return reader.status();
+    std::string out, piece;
+    while ((*reader)->Next(&piece)) out += piece;
+    MCOS_RETURN_IF_ERROR((*reader)->Finish());
+    return out;
+  }
+
+  // Empties the replication queue in a stopped cluster's controller database.
+  void EmptyQueue(const std::string& name) {
+    const std::string path = absl::StrCat(dir_.path(), "/", name, "/cluster/controller/controller.db");
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK) << path;
+    char* error = nullptr;
+    ASSERT_EQ(sqlite3_exec(db, "DELETE FROM replication_queue", nullptr, nullptr, &error),
+              SQLITE_OK)
+        << (error != nullptr ? error : "");
+    std::cout << name << ": deleted " << sqlite3_changes(db) << " queued replication task(s)\n";
+    sqlite3_close(db);
+  }
+
+  // What anti-entropy logged at cluster `c` (its copies).
+  static std::string AntiEntropyLog(const ClusterProcess& c) {
+    std::ifstream in(c.log_path());
+    std::string line, out;
+    while (std::getline(in, line)) {
+      if (absl::StrContains(line, "anti-entropy")) out += line + "\n";
+    }
+    return out;
+  }
+
+  std::unique_ptr<common::ServiceAuth> peer_;
+};
+
+// Issue "Self-healing", test 1: gamma killed under a load of writes and deletes at alpha and beta,
+// whose replication queues are then emptied: gamma converges by anti-entropy alone.
+TEST_F(RepairE2eTest, AClusterConvergesByAntiEntropyAloneWhenItsPeersLostTheirQueues) {
+  Federate();
+  auto at_a = ContainerEverywhere("heal");
+  ASSERT_NE(at_a, nullptr);
+  auto at_b = As(*b_);
+  ASSERT_NE(at_b, nullptr);
+  std::map<std::string, std::string> expected;  // object -> content; absent: deleted
+  for (int i = 0; i < 60; ++i) {
+    const std::string o = absl::StrCat("obj-", i);
+    MCOS_ASSERT_OK(Put(*at_a, "heal", o, absl::StrCat("first ", o)));
+    expected[o] = absl::StrCat("first ", o);
+  }
+  c_->Kill();
+  // The load while gamma is down: creates, updates and deletes, at alpha and at beta.
+  for (int i = 0; i < 40; ++i) {
+    Client& at = i % 2 == 0 ? *at_a : *at_b;
+    const std::string o = absl::StrCat("new-", i);
+    MCOS_ASSERT_OK(Put(at, "heal", o, absl::StrCat("created while gamma was down ", o)));
+    expected[o] = absl::StrCat("created while gamma was down ", o);
+  }
+  for (int i = 0; i < 20; ++i) {
+    Client& at = i % 2 == 0 ? *at_b : *at_a;
+    const std::string o = absl::StrCat("obj-", i);
+    MCOS_ASSERT_OK(Put(at, "heal", o, absl::StrCat("updated ", o)));
+    expected[o] = absl::StrCat("updated ", o);
+  }
+  std::set<std::string> deleted;
+  for (int i = 20; i < 40; ++i) {
+    Client& at = i % 2 == 0 ? *at_a : *at_b;
+    const std::string o = absl::StrCat("obj-", i);
+    MCOS_ASSERT_OK(at.DeleteObject("heal", o));
+    expected.erase(o);
+    deleted.insert(o);
+  }
+  // Both queues lost: stop alpha and beta, empty them, start them again; then gamma.
+  a_->Kill();
+  b_->Kill();
+  EmptyQueue("alpha");
+  EmptyQueue("beta");
+  // (On their ports: the three are down at once, so none could tell the others of a new one.)
+  MCOS_ASSERT_OK(Restart(*a_, "alpha", /*same_port=*/true));
+  MCOS_ASSERT_OK(Restart(*b_, "beta", /*same_port=*/true));
+  const absl::Time restarted = absl::Now();
+  MCOS_ASSERT_OK(Restart(*c_, "gamma"));
+  auto own_a = Own(*a_, "alpha");
+  auto own_c = Own(*c_, "gamma");
+  EXPECT_TRUE(absl::StrContains(Held(*own_c, Key("heal", "new-0")), "NOT_FOUND"));
+  std::string target;
+  WaitFor([&] { return !(target = Digests(*own_a)).empty(); });
+  ASSERT_FALSE(target.empty()) << "alpha's ClusterService never answered after its restart";
+  EXPECT_EQ(Digests(*Own(*b_, "beta")), target);
+  const absl::Duration took =
+      WaitFor([&] { return Digests(*own_c) == target; }, absl::Seconds(60));
+  ASSERT_LT(took, absl::Seconds(60)) << "gamma never caught up by anti-entropy:\n"
+                                      << AntiEntropyLog(*c_);
+  // (The pass logs what it copied once it is over.)
+  EXPECT_LT(WaitFor([&] {
+              return absl::StrContains(AntiEntropyLog(*c_), "anti-entropy: copied");
+            }),
+            absl::Seconds(15));
+  const absl::Duration since_restart = absl::Now() - restarted;
+  std::cout << "gamma converged " << absl::FormatDuration(since_restart)
+            << " after its restart (80 records to repair: "
+            << 80 / absl::ToDoubleSeconds(since_restart) << " records/s including start-up)\n";
+  // Every acknowledged write reads back from gamma's own copy, every delete holds there.
+  for (const auto& [o, content] : expected) {
+    auto got = ReadOwn(*own_c, Key("heal", o));
+    ASSERT_TRUE(got.ok()) << o << ": " << got.status();
+    EXPECT_EQ(*got, content) << o;
+  }
+  for (const std::string& o : deleted) {
+    EXPECT_TRUE(absl::StrContains(Held(*own_c, Key("heal", o)), "tombstone")) << o;
+    auto at_c = As(*c_);
+    MCOS_EXPECT_CODE(at_c->StatObject("heal", o), kNotFound);
+  }
+}
+
+// Issue "Self-healing", test 2: an old copy of gamma's data directory, taken before a batch of
+// updates and deletes, restored in place.
+TEST_F(RepairE2eTest, ARestoredOldCopyOfADataDirectoryBringsNothingBackAndConverges) {
+  Federate();
+  auto at_a = ContainerEverywhere("restore");
+  ASSERT_NE(at_a, nullptr);
+  for (int i = 0; i < 40; ++i) {
+    MCOS_ASSERT_OK(Put(*at_a, "restore", absl::StrCat("o", i), absl::StrCat("v1 of o", i)));
+  }
+  // The backup: gamma stopped cleanly, its whole data directory copied.
+  const std::string data = absl::StrCat(dir_.path(), "/gamma/cluster");
+  const std::string backup = absl::StrCat(dir_.path(), "/gamma-backup");
+  ASSERT_EQ(c_->Stop(), 0);
+  std::filesystem::copy(data, backup, std::filesystem::copy_options::recursive);
+  MCOS_ASSERT_OK(Restart(*c_, "gamma"));
+  // Updates and deletes that gamma takes directly (it is up).
+  for (int i = 0; i < 20; ++i) {
+    MCOS_ASSERT_OK(Put(*at_a, "restore", absl::StrCat("o", i), absl::StrCat("v2 of o", i)));
+  }
+  for (int i = 20; i < 30; ++i) MCOS_ASSERT_OK(at_a->DeleteObject("restore", absl::StrCat("o", i)));
+  auto own_a = Own(*a_, "alpha");
+  auto own_b = Own(*b_, "beta");
+  const std::string before = Digests(*own_a);
+  {
+    auto own_c = Own(*c_, "gamma");
+    ASSERT_LT(WaitFor([&] { return Digests(*own_c) == before; }), absl::Seconds(15));
+  }
+  // The restore: gamma stopped, its directory replaced by the old copy, started again, first
+  // without anti-entropy: its stale copy must not show through any cluster's answers.
+  ASSERT_EQ(c_->Stop(), 0);
+  std::filesystem::remove_all(data);
+  std::filesystem::rename(backup, data);
+  const std::vector<std::string> repairing = cluster_args_;
+  cluster_args_ = {"--anti-entropy-period-ms", "0"};
+  MCOS_ASSERT_OK(Restart(*c_, "gamma"));
+  auto at_c = As(*c_);
+  ASSERT_NE(at_c, nullptr);
+  auto check_answers = [&] {
+    for (Client* at : {at_a.get(), at_c.get()}) {
+      for (int i : {0, 7, 19}) {
+        auto got = Get(*at, "restore", absl::StrCat("o", i));
+        ASSERT_TRUE(got.ok()) << got.status();
+        EXPECT_EQ(*got, absl::StrCat("v2 of o", i));
+      }
+      for (int i : {20, 25, 29}) {
+        MCOS_EXPECT_CODE(at->StatObject("restore", absl::StrCat("o", i)), kNotFound);
+      }
+      auto listing = at->ListObjects(Listing("restore"));
+      MCOS_ASSERT_OK(listing);
+      EXPECT_EQ(listing->objects_size(), 30);
+    }
+    EXPECT_EQ(Digests(*own_a), before);
+    EXPECT_EQ(Digests(*own_b), before);
+  };
+  {
+    auto stale = Own(*c_, "gamma");
+    ASSERT_NE(Digests(*stale), before) << "the restored copy is not older";
+    ASSERT_TRUE(absl::StrContains(Held(*stale, Key("restore", "o25")), "@alpha"));
+    EXPECT_FALSE(absl::StrContains(Held(*stale, Key("restore", "o25")), "tombstone"));
+  }
+  check_answers();
+  // Now with anti-entropy: gamma converges, and nothing changes anywhere else meanwhile.
+  ASSERT_EQ(c_->Stop(), 0);
+  cluster_args_ = repairing;
+  const absl::Time start = absl::Now();
+  MCOS_ASSERT_OK(Restart(*c_, "gamma"));
+  auto own_c = Own(*c_, "gamma");
+  at_c = As(*c_);
+  ASSERT_NE(at_c, nullptr);
+  bool converged = false;
+  while (!converged && absl::Now() - start < absl::Seconds(60)) {
+    converged = Digests(*own_c) == before;
+    check_answers();
+  }
+  ASSERT_TRUE(converged) << "gamma never converged after the restore:\n" << AntiEntropyLog(*c_);
+  std::cout << "gamma converged " << absl::FormatDuration(absl::Now() - start)
+            << " after its restart from the old copy (with its start-up)\n";
+  EXPECT_LT(WaitFor([&] {
+              return absl::StrContains(AntiEntropyLog(*c_), "anti-entropy: copied");
+            }),
+            absl::Seconds(15));
+  for (int i = 0; i < 40; ++i) {
+    const auto key = Key("restore", absl::StrCat("o", i));
+    if (i >= 20 && i < 30) {
+      EXPECT_TRUE(absl::StrContains(Held(*own_c, key), "tombstone")) << i;
+      continue;
+    }
+    auto got = ReadOwn(*own_c, key);
+    MCOS_ASSERT_OK(got);
+    EXPECT_EQ(*got, absl::StrCat(i < 20 ? "v2" : "v1", " of o", i));
+  }
+}
+
+}  // namespace
+}  // namespace mcos
