@@ -56,6 +56,7 @@ absl::StatusOr<std::vector<SyncSet>> SyncSetsOf(const mcos::v1::MetadataSnapshot
     set.option = option.name();
     set.partition_power = r.partition_power();
     set.peers.resize(r.partitions());
+    set.held.resize(r.partitions());
     bool any = false;
     for (uint32_t p = 0; p < r.partitions(); ++p) {
       bool holds = false;
@@ -67,7 +68,8 @@ absl::StatusOr<std::vector<SyncSet>> SyncSetsOf(const mcos::v1::MetadataSnapshot
           others.push_back(r.clusters()[i]);
         }
       }
-      if (holds && !others.empty()) {
+      if (holds) {
+        set.held[p] = true;
         set.peers[p] = std::move(others);
         any = true;
       }

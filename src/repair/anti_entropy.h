@@ -34,16 +34,17 @@
 
 namespace mcos::repair {
 
-// One option's partitions and, for each, the other clusters of its replica set (empty when this
-// cluster is not one of them).
+// One option's partitions: whether this cluster holds each, and the other clusters of its replica
+// set (empty when this cluster is not one of them).
 struct SyncSet {
   std::string option;
   uint32_t partition_power = 0;
+  std::vector<bool> held;                       // indexed by partition
   std::vector<std::vector<std::string>> peers;  // indexed by partition
 };
 
-// The sync sets of `cluster` under the rings and options of `snapshot` (every option whose ring
-// has a layout; partitions this cluster does not hold have no peers). INVALID_ARGUMENT for a ring
+// The sync sets of `cluster` under the rings and options of `snapshot`: every option whose ring
+// places a partition at `cluster`. INVALID_ARGUMENT for a ring
 // whose layout cannot be read.
 absl::StatusOr<std::vector<SyncSet>> SyncSetsOf(const mcos::v1::MetadataSnapshot& snapshot,
                                                 const std::string& cluster);

@@ -224,12 +224,25 @@ class StorageReplicaImpl final : public Replica {
 
   absl::StatusOr<WriteAck> Put(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
                                ObjectReader& source, absl::Time deadline) override {
+    return Write(key, record, source, deadline, /*repair=*/false);
+  }
+
+  absl::StatusOr<WriteAck> Repair(const mcos::v1::ObjectKey& key,
+                                  const mcos::v1::ObjectRecord& record, ObjectReader& source,
+                                  absl::Time deadline) override {
+    return Write(key, record, source, deadline, /*repair=*/true);
+  }
+
+  absl::StatusOr<WriteAck> Write(const mcos::v1::ObjectKey& key,
+                                 const mcos::v1::ObjectRecord& record, ObjectReader& source,
+                                 absl::Time deadline, bool repair) {
     grpc::ClientContext ctx;
     SetDeadline(ctx, deadline);
     mcos::v1::StoragePutResponse resp;
     auto writer = stub_->Put(&ctx, &resp);
     mcos::v1::StoragePutRequest header;
     FillHeader(header.mutable_header(), key, record);
+    header.mutable_header()->set_repair(repair);
     mcos::v1::StoragePutRequest finish;
     finish.mutable_finish()->set_size(record.size());
     const Streamed done = StreamWrite(ctx, *writer, header, source, record.size(), &finish);
@@ -495,8 +508,21 @@ class EngineReplicaImpl final : public Replica {
 
   absl::StatusOr<WriteAck> Put(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
                                ObjectReader& source, absl::Time) override {
+    return Write(key, record, source, /*repair=*/false);
+  }
+
+  absl::StatusOr<WriteAck> Repair(const mcos::v1::ObjectKey& key,
+                                  const mcos::v1::ObjectRecord& record, ObjectReader& source,
+                                  absl::Time) override {
+    return Write(key, record, source, /*repair=*/true);
+  }
+
+  absl::StatusOr<WriteAck> Write(const mcos::v1::ObjectKey& key,
+                                 const mcos::v1::ObjectRecord& record, ObjectReader& source,
+                                 bool repair) {
     mcos::v1::StoragePutHeader header;
     FillHeader(&header, key, record);
+    header.set_repair(repair);
     auto stream = engine_.BeginPut(header);
     if (!stream.ok()) return stream.status();
     if (const auto& superseded = (*stream)->superseded()) {
@@ -610,6 +636,17 @@ absl::StatusOr<WriteAck> Copy(Replica& from, Replica& to, const mcos::v1::Object
   mcos::v1::ObjectRecord restamped = (*reader)->record();
   *restamped.mutable_version() = record.version();
   return to.Put(key, restamped, **reader, deadline);
+}
+
+absl::StatusOr<WriteAck> RepairCopy(Replica& from, Replica& to, const mcos::v1::ObjectKey& key,
+                                    const mcos::v1::ObjectRecord& record, absl::Time deadline) {
+  auto reader = from.Open(key, 0, 0, &record.version(), deadline);
+  if (!reader.ok()) {
+    return absl::Status(reader.status().code(),
+                        absl::StrCat("reading the copy at cluster '", from.cluster(),
+                                     "': ", reader.status().message()));
+  }
+  return to.Repair(key, (*reader)->record(), **reader, deadline);
 }
 
 std::unique_ptr<Replica> StorageReplica(std::string cluster,

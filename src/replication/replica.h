@@ -61,6 +61,14 @@ class Replica {
   virtual absl::StatusOr<WriteAck> Put(const mcos::v1::ObjectKey& key,
                                        const mcos::v1::ObjectRecord& record, ObjectReader& source,
                                        absl::Time deadline) = 0;
+  // Replaces a corrupt copy of the version `record` describes (StoragePutHeader.repair) with the
+  // content `source` yields, checked against the record's checksum; a write like Put otherwise.
+  // UNIMPLEMENTED for replicas that are not this cluster's storage.
+  virtual absl::StatusOr<WriteAck> Repair(const mcos::v1::ObjectKey& key,
+                                          const mcos::v1::ObjectRecord& record,
+                                          ObjectReader& source, absl::Time deadline) {
+    return absl::UnimplementedError("only this cluster's storage repairs its own copies");
+  }
   // Writes the tombstone `tombstone` (its version, partition and option), also when nothing is
   // held. A replica write: applied only above what is held.
   virtual absl::StatusOr<WriteAck> Delete(const mcos::v1::ObjectKey& key,
@@ -121,6 +129,10 @@ std::unique_ptr<Replica> EngineReplica(std::string cluster, storage::Engine& eng
 // reading the object back from storage for each replica it is sent to.
 std::unique_ptr<Replica> InlineReplica(std::string cluster, mcos::v1::ObjectRecord record,
                                        std::string data);
+
+// Replaces `to`'s corrupt copy of `record`'s version with `from`'s (Replica::Repair).
+absl::StatusOr<WriteAck> RepairCopy(Replica& from, Replica& to, const mcos::v1::ObjectKey& key,
+                                    const mcos::v1::ObjectRecord& record, absl::Time deadline);
 
 // Deadline of a copy of `size` bytes: `base` plus the time at `bytes_per_second`.
 absl::Time CopyDeadline(uint64_t size, absl::Duration base, double bytes_per_second = 20e6);

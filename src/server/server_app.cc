@@ -142,13 +142,31 @@ absl::Status ServerApp::Start(const std::string& own_endpoint,
 }
 
 void ServerApp::StartRepair() {
+  repair::ScrubberOptions scrub;
+  scrub.cluster = cluster_id_;
+  scrub.sweep_period = options_.scrub_period;
+  scrub.bytes_per_second = options_.scrub_bytes_per_second;
+  // Its own view of the rings: the scrubber's thread calls it.
+  auto sets = std::make_shared<std::pair<uint64_t, std::vector<repair::SyncSet>>>();
+  scrubber_ = std::make_unique<repair::Scrubber>(
+      scrub,
+      [this, sets]() -> absl::StatusOr<std::vector<repair::SyncSet>> {
+        return SyncSets(sets->first, sets->second);
+      },
+      [this](const std::string& cluster) { return RepairReplica(cluster); },
+      common::SystemClock::Get());
+  scrubber_daemon_ = std::make_unique<repair::Daemon>(
+      "scrubber", absl::Seconds(1), [this](repair::Pacer& pacer) {
+        return scrubber_->RunOnce(pacer);
+      });
+  scrubber_daemon_->Start();
   if (options_.peer_key.empty() || options_.anti_entropy_period <= absl::ZeroDuration()) return;
   repair::AntiEntropyOptions ae;
   ae.cluster = cluster_id_;
   ae.records_per_second = options_.anti_entropy_records_per_second;
   ae.bytes_per_second = options_.anti_entropy_bytes_per_second;
   anti_entropy_ = std::make_unique<repair::AntiEntropy>(
-      ae, [this] { return SyncSets(); },
+      ae, [this] { return SyncSets(sync_revision_, sync_sets_); },
       [this](const std::string& cluster) { return RepairReplica(cluster); },
       common::SystemClock::Get(), [this](const mcos::v1::Version& v) { hlc_.Observe(v.hlc()); });
   anti_entropy_daemon_ = std::make_unique<repair::Daemon>(
@@ -176,19 +194,27 @@ void ServerApp::StartRepair() {
   anti_entropy_daemon_->Start();
 }
 
-absl::StatusOr<std::vector<repair::SyncSet>> ServerApp::SyncSets() {
+void ServerApp::SuspectCorrupt(const mcos::v1::ObjectKey& key,
+                               const mcos::v1::ObjectRecord& record) {
+  if (!scrubber_) return;
+  scrubber_->Suspect(key, record);
+  scrubber_daemon_->Wake();
+}
+
+absl::StatusOr<std::vector<repair::SyncSet>> ServerApp::SyncSets(
+    uint64_t& revision, std::vector<repair::SyncSet>& sets) {
   grpc::ClientContext ctx;
   SetDeadline(ctx, absl::Seconds(5));
   mcos::v1::GetMetadataSnapshotRequest req;
-  req.set_known_revision(sync_revision_);
+  req.set_known_revision(revision);
   mcos::v1::MetadataSnapshot snapshot;
   if (grpc::Status s = controller_->GetMetadataSnapshot(&ctx, req, &snapshot); !s.ok()) {
     return FromGrpcStatus(s);
   }
-  if (snapshot.unchanged()) return sync_sets_;
-  MCOS_ASSIGN_OR_RETURN(sync_sets_, repair::SyncSetsOf(snapshot, cluster_id_));
-  sync_revision_ = snapshot.revision();
-  return sync_sets_;
+  if (snapshot.unchanged()) return sets;
+  MCOS_ASSIGN_OR_RETURN(sets, repair::SyncSetsOf(snapshot, cluster_id_));
+  revision = snapshot.revision();
+  return sets;
 }
 
 std::shared_ptr<replication::Replica> ServerApp::RepairReplica(const std::string& cluster) {
@@ -204,6 +230,7 @@ std::shared_ptr<replication::Replica> ServerApp::RepairReplica(const std::string
 void ServerApp::Stop() {
   if (!stop_.HasBeenNotified()) stop_.Notify();
   if (anti_entropy_daemon_) anti_entropy_daemon_->Stop();
+  if (scrubber_daemon_) scrubber_daemon_->Stop();
   credentials_.Stop();
   if (discovery_.joinable()) discovery_.join();
   if (registrar_) registrar_->Stop();
@@ -722,7 +749,59 @@ grpc::Status UserGrpcService::DownloadObject(
   // The user sees every holder of the version streamed (when it is the version the read chose).
   std::vector<std::string> federated_holders;
   std::optional<mcos::v1::Version> federated_version;
+  ReplicaMap replicas;
   const auto key = MakeKey(common::TokenOwner(claims), request->container(), request->object());
+  // Bytes of the requested range sent so far (a copy that fails its checksums midway is left for
+  // another holder of the same version, from there on).
+  uint64_t sent = 0;
+  // Streams the rest of the range from `reader`; CANCELLED when the client went away.
+  auto pipe = [&](replication::ObjectReader& reader) -> absl::Status {
+    std::string data;
+    mcos::v1::DownloadObjectResponse out;
+    while (reader.Next(&data)) {
+      guard->Touch();
+      app_.bytes_out_.Increment(static_cast<double>(data.size()));
+      sent += data.size();
+      out.set_data(std::move(data));
+      if (context->IsCancelled() || !writer->Write(out)) {
+        reader.Cancel();
+        reader.Finish().IgnoreError();
+        return absl::CancelledError("the client went away");
+      }
+      data.clear();
+    }
+    return reader.Finish();
+  };
+  // After `failed` served a corrupt copy of `record` (DATA_LOSS): the rest of the range from
+  // another of `holders`; a corrupt copy here is queued for repair.
+  auto fail_over = [&](const std::string& failed, const mcos::v1::ObjectRecord& record,
+                       const std::vector<std::string>& holders,
+                       const absl::Status& loss) -> grpc::Status {
+    common::LogWarning("cluster '", failed, "' holds a corrupt copy of object '", key.container(),
+                       "/", key.object(), "' of '", key.user(), "' (", loss.message(),
+                       "); reading it from another replica");
+    if (failed == app_.cluster_id_) app_.SuspectCorrupt(key, record);
+    absl::Status last = loss;
+    for (const std::string& from : holders) {
+      if (from == failed) continue;
+      auto source = replicas.find(from);
+      if (source == replicas.end() || source->second == nullptr) continue;
+      const uint64_t rest = request->length() == 0 ? 0 : request->length() - sent;
+      if (request->length() != 0 && rest == 0) return grpc::Status::OK;
+      auto reader = source->second->Open(key, request->offset() + sent, rest, &record.version(),
+                                         absl::Now() + absl::Seconds(60) +
+                                             absl::Microseconds(static_cast<int64_t>(record.size())));
+      if (!reader.ok()) {
+        last = reader.status();
+        continue;
+      }
+      last = pipe(**reader);
+      if (last.ok() || absl::IsCancelled(last)) return ToGrpcStatus(last);
+    }
+    return {grpc::StatusCode::DATA_LOSS,
+            absl::StrCat("no intact copy of object '", key.object(), "' in container '",
+                         key.container(), "' could be read: ", last.message())};
+  };
   mcos::v1::StorageGetRequest req;
   *req.mutable_key() = key;
   req.set_offset(request->offset());
@@ -731,7 +810,7 @@ grpc::Status UserGrpcService::DownloadObject(
     auto placement = app_.PlaceInContainer(*b, key);
     if (!placement.ok()) return ToGrpcStatus(placement.status());
     if (app_.Remote(*placement)) {
-      const ReplicaMap replicas = app_.Replicas(*b, &*placement);
+      replicas = app_.Replicas(*b, &*placement);
       auto newest = app_.coordinator_->Read(key, *placement, replicas);
       if (!newest.ok()) return ToGrpcStatus(newest.status());
       if (!newest->record || newest->record->tombstone()) return ToGrpcStatus(ObjectNotFound(key));
@@ -769,6 +848,17 @@ grpc::Status UserGrpcService::DownloadObject(
               source->second->Open(key, request->offset(), request->length(), nullptr, deadline);
           shown = &source_only;
         }
+        if (absl::IsDataLoss(reader.status()) && shown == &holders) {
+          // The first chunk failed its checksum: the user is told of the intact holders only.
+          std::vector<std::string> intact;
+          for (const auto& h : holders) {
+            if (h != from) intact.push_back(h);
+          }
+          mcos::v1::DownloadObjectResponse out;
+          *out.mutable_info() = app_.ToInfo(key, *newest->record, &intact);
+          if (!writer->Write(out)) return grpc::Status::CANCELLED;
+          return fail_over(from, *newest->record, holders, reader.status());
+        }
         if (!reader.ok()) {
           return ToGrpcStatus(absl::IsNotFound(reader.status()) ? ObjectNotFound(key)
                                                                 : reader.status());
@@ -779,19 +869,12 @@ grpc::Status UserGrpcService::DownloadObject(
           (*reader)->Cancel();
           return grpc::Status::CANCELLED;
         }
-        std::string data;
-        while ((*reader)->Next(&data)) {
-          guard->Touch();
-          app_.bytes_out_.Increment(static_cast<double>(data.size()));
-          out.set_data(std::move(data));
-          if (context->IsCancelled() || !writer->Write(out)) {
-            (*reader)->Cancel();
-            (*reader)->Finish().IgnoreError();
-            return grpc::Status::CANCELLED;
-          }
-          data.clear();
+        const mcos::v1::ObjectRecord record = (*reader)->record();
+        absl::Status piped = pipe(**reader);
+        if (absl::IsDataLoss(piped)) {
+          return fail_over(from, record, shown == &holders ? holders : source_only, piped);
         }
-        return ToGrpcStatus((*reader)->Finish());
+        return ToGrpcStatus(piped);
       }
     }
   }
@@ -800,14 +883,18 @@ grpc::Status UserGrpcService::DownloadObject(
   auto reader = b->storage->stub().Get(sctx.get(), req);
   mcos::v1::StorageGetResponse in;
   mcos::v1::DownloadObjectResponse out;
+  std::optional<mcos::v1::ObjectRecord> streamed;
+  bool chosen = false;
   while (reader->Read(&in)) {
     guard->Touch();
     if (in.has_record()) {
-      const bool chosen = federated_version &&
-                          common::CompareVersions(in.record().version(), *federated_version) == 0;
+      chosen = federated_version &&
+               common::CompareVersions(in.record().version(), *federated_version) == 0;
       *out.mutable_info() = app_.ToInfo(key, in.record(), chosen ? &federated_holders : nullptr);
+      streamed = in.record();
     } else {
       app_.bytes_out_.Increment(static_cast<double>(in.data().size()));
+      sent += in.data().size();
       out.set_data(std::move(*in.mutable_data()));
     }
     if (!writer->Write(out)) {
@@ -820,6 +907,10 @@ grpc::Status UserGrpcService::DownloadObject(
   grpc::Status s = reader->Finish();
   if (s.error_code() == grpc::StatusCode::NOT_FOUND) return ToGrpcStatus(app_.NotFound(key));
   if (s.error_code() == grpc::StatusCode::DATA_LOSS) {
+    if (chosen && streamed) {
+      // Midway through a large object: the rest from another holder of the same version.
+      return fail_over(app_.cluster_id_, *streamed, federated_holders, FromGrpcStatus(s));
+    }
     return {grpc::StatusCode::DATA_LOSS,
             absl::StrCat("no intact copy of object '", key.object(), "' in container '",
                          key.container(), "' could be read: ", s.error_message())};

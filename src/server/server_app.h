@@ -29,6 +29,7 @@
 #include "mcos/v1/user.grpc.pb.h"
 #include "repair/anti_entropy.h"
 #include "repair/daemon.h"
+#include "repair/scrubber.h"
 #include "replication/replica.h"
 #include "server/cluster_grpc_service.h"
 #include "server/coordinator.h"
@@ -80,6 +81,11 @@ struct ServerOptions {
   absl::Duration anti_entropy_period = absl::Seconds(5);
   double anti_entropy_records_per_second = 20000;
   double anti_entropy_bytes_per_second = 50e6;
+  // The scrubber (repair/scrubber.h): a sweep over this cluster's objects this long after the
+  // last one ended (zero: no sweeps; copies that reads find corrupt are still repaired), reading
+  // at most this many bytes per second.
+  absl::Duration scrub_period = absl::Hours(24);
+  double scrub_bytes_per_second = 20e6;
 };
 
 class ServerApp;
@@ -215,12 +221,16 @@ class ServerApp {
                const std::string& target, const std::string& reason);
   // Refreshes the peers' server endpoints from the controller.
   absl::Status DiscoverPeers();
-  // Anti-entropy's view: the sync sets under the current rings (asked of the controller, kept
-  // while unchanged), and a cluster's replica (null for a peer the breaker keeps out).
-  absl::StatusOr<std::vector<repair::SyncSet>> SyncSets();
+  // The repair daemons' view: the sync sets under the current rings (asked of the controller;
+  // `sets` is kept while `revision` is current), and a cluster's replica (null for a peer the
+  // breaker keeps out).
+  absl::StatusOr<std::vector<repair::SyncSet>> SyncSets(uint64_t& revision,
+                                                        std::vector<repair::SyncSet>& sets);
   std::shared_ptr<replication::Replica> RepairReplica(const std::string& cluster);
-  // Starts anti-entropy once the cluster's name is known (a federation only).
+  // Starts anti-entropy (a federation only) and the scrubber once the cluster's name is known.
   void StartRepair();
+  // A read found this cluster's copy of `record`'s version corrupt: the scrubber repairs it.
+  void SuspectCorrupt(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record);
 
   ServerOptions options_;
   // This server's service credential for the cluster's internal services.
@@ -262,6 +272,8 @@ class ServerApp {
   std::vector<repair::SyncSet> sync_sets_;
   std::unique_ptr<repair::AntiEntropy> anti_entropy_;
   std::unique_ptr<repair::Daemon> anti_entropy_daemon_;
+  std::unique_ptr<repair::Scrubber> scrubber_;
+  std::unique_ptr<repair::Daemon> scrubber_daemon_;
 };
 
 }  // namespace mcos::server

@@ -15,6 +15,8 @@ struct ServerFlags {
   int replica_timeout_ms = 5000;
   int anti_entropy_period_ms = 5000;
   double anti_entropy_mb_per_second = 50;
+  int scrub_period_s = 86400;
+  double scrub_mb_per_second = 20;
 
   void Add(CLI::App& cli, ServerOptions& options) {
     cli.add_option("--max-uploads", options.max_uploads,
@@ -55,6 +57,16 @@ struct ServerFlags {
                    "Object data anti-entropy copies per second, in MB, at most (0 = no limit)")
         ->capture_default_str()
         ->check(CLI::NonNegativeNumber);
+    cli.add_option("--scrub-period-s", scrub_period_s,
+                   "Re-read every object stored here this long after the last sweep ended, and "
+                   "replace copies that fail their checksums from a peer (0 = no sweeps; copies "
+                   "reads find corrupt are repaired anyway)")
+        ->capture_default_str()
+        ->check(CLI::Range(0, 100000000));
+    cli.add_option("--scrub-mb-per-second", scrub_mb_per_second,
+                   "Object data the scrubber reads per second, in MB, at most (0 = no limit)")
+        ->capture_default_str()
+        ->check(CLI::NonNegativeNumber);
   }
   void Apply(ServerOptions& options) const {
     options.stream_idle_timeout = absl::Milliseconds(stream_idle_timeout_ms);
@@ -62,6 +74,8 @@ struct ServerFlags {
     options.replica_timeout = absl::Milliseconds(replica_timeout_ms);
     options.anti_entropy_period = absl::Milliseconds(anti_entropy_period_ms);
     options.anti_entropy_bytes_per_second = anti_entropy_mb_per_second * 1e6;
+    options.scrub_period = absl::Seconds(scrub_period_s);
+    options.scrub_bytes_per_second = scrub_mb_per_second * 1e6;
   }
 };
 

@@ -124,8 +124,12 @@ absl::Status UploadContent::DigestMismatch(absl::string_view which) const {
 }
 
 std::optional<mcos::v1::Version> CommitVersion(const ObjectRecord* stored,
-                                               const mcos::v1::Version& wanted, bool restamp) {
+                                               const mcos::v1::Version& wanted, bool restamp,
+                                               bool repair) {
   if (stored == nullptr || common::IsNewer(wanted, stored->version())) return wanted;
+  if (repair && !stored->tombstone() && common::CompareVersions(wanted, stored->version()) == 0) {
+    return wanted;
+  }
   if (restamp) return common::RestampAbove(stored->version(), wanted);
   return std::nullopt;
 }

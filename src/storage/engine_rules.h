@@ -34,10 +34,12 @@ bool ParseObjectMetaKey(absl::string_view meta_key, mcos::v1::ObjectKey* key);
 std::string Describe(const mcos::v1::ObjectKey& key);
 // The version a write of `wanted` commits with over `stored` (nullptr: nothing stored): `wanted`
 // when it is newer; else, with `restamp` (StoragePutHeader.restamp), the next version of the
-// writer's cluster above the stored one (common::RestampAbove); else nullopt: superseded, the
-// write changes nothing.
+// writer's cluster above the stored one (common::RestampAbove); with `repair`
+// (StoragePutHeader.repair) also `wanted` when it is the stored live version itself (its data is
+// replaced); else nullopt: superseded, the write changes nothing.
 std::optional<mcos::v1::Version> CommitVersion(const mcos::v1::ObjectRecord* stored,
-                                               const mcos::v1::Version& wanted, bool restamp);
+                                               const mcos::v1::Version& wanted, bool restamp,
+                                               bool repair = false);
 std::string SupersededReason(const mcos::v1::ObjectRecord& stored, const mcos::v1::Version& v);
 // FAILED_PRECONDITION unless `precondition` holds, given whether a live version is stored.
 absl::Status CheckPrecondition(mcos::v1::WritePrecondition precondition,

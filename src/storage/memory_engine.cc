@@ -100,7 +100,7 @@ absl::StatusOr<std::unique_ptr<PutStream>> MemoryEngine::BeginPut(
     absl::MutexLock lock(&mu_);
     auto it = objects_.find(MetaKey(header.key()));
     if (it != objects_.end() &&
-        !CommitVersion(&it->second.record, header.version(), header.restamp())) {
+        !CommitVersion(&it->second.record, header.version(), header.restamp(), header.repair())) {
       superseded = WriteResult{false, it->second.record,
                                SupersededReason(it->second.record, header.version())};
     }
@@ -115,7 +115,8 @@ absl::StatusOr<WriteResult> MemoryEngine::Commit(const mcos::v1::StoragePutHeade
   Stored& stored = objects_[MetaKey(header.key())];
   const bool exists = stored.record.has_version();
   const std::optional<mcos::v1::Version> version =
-      CommitVersion(exists ? &stored.record : nullptr, header.version(), header.restamp());
+      CommitVersion(exists ? &stored.record : nullptr, header.version(), header.restamp(),
+                    header.repair());
   if (!version) {
     return WriteResult{false, stored.record, SupersededReason(stored.record, header.version())};
   }

@@ -24,6 +24,7 @@
 #include "replication/replica.h"
 #include "tests/support/federation_fixture.h"
 #include "tests/support/status_matchers.h"
+#include "tests/support/test_data.h"
 
 namespace mcos {
 namespace {
@@ -107,6 +108,37 @@ class RepairE2eTest : public testing::FederationFixture {
       if (absl::StrContains(line, "anti-entropy")) out += line + "\n";
     }
     return out;
+  }
+
+  // Flips 64 bytes of chunk `index` of the copy of `key` that cluster `c` (`name`) holds in its
+  // blob files, with the cluster stopped (it is left stopped); false if the chunk is not found.
+  bool CorruptChunk(ClusterProcess& c, const std::string& name, const mcos::v1::ObjectKey& key,
+                    uint64_t index) {
+    auto record = Own(c, name)->Stat(key, absl::Now() + absl::Seconds(5));
+    EXPECT_TRUE(record.ok()) << record.status();
+    if (!record.ok()) return false;
+    // The chunk's key in the data column family: data_id | u64 big-endian index.
+    std::string chunk_key = record->data_id();
+    for (int shift = 56; shift >= 0; shift -= 8) {
+      chunk_key.push_back(static_cast<char>((index >> shift) & 0xFF));
+    }
+    EXPECT_EQ(c.Stop(), 0);
+    for (const auto& f : std::filesystem::directory_iterator(
+             absl::StrCat(dir_.path(), "/", name, "/cluster/storage/db"))) {
+      if (f.path().extension() != ".blob") continue;
+      std::ifstream in(f.path(), std::ios::binary);
+      const std::string bytes(std::istreambuf_iterator<char>(in), {});
+      const size_t at = bytes.find(chunk_key);
+      if (at == std::string::npos) continue;
+      std::fstream file(f.path(), std::ios::in | std::ios::out | std::ios::binary);
+      const auto where = static_cast<std::streamoff>(at + chunk_key.size() + 4096);
+      std::string flipped = bytes.substr(static_cast<size_t>(where), 64);
+      for (char& b : flipped) b = static_cast<char>(~b);
+      file.seekp(where);
+      file.write(flipped.data(), 64);
+      return file.good();
+    }
+    return false;
   }
 
   std::unique_ptr<common::ServiceAuth> peer_;
@@ -281,6 +313,78 @@ TEST_F(RepairE2eTest, ARestoredOldCopyOfADataDirectoryBringsNothingBackAndConver
     auto got = ReadOwn(*own_c, key);
     MCOS_ASSERT_OK(got);
     EXPECT_EQ(*got, absl::StrCat(i < 20 ? "v2" : "v1", " of o", i));
+  }
+}
+
+// Issue "Self-healing", test 3: a chunk corrupted on disk at one replica is never served; the read
+// succeeds from a peer without the client noticing, and the copy is repaired.
+TEST_F(RepairE2eTest, ACorruptCopyIsNeverServedAndTheReadRepairsIt) {
+  Federate();
+  auto at_a = ContainerEverywhere("scrub");
+  ASSERT_NE(at_a, nullptr);
+  // "mid" (3 chunks) is read through the replica path, "big" (10) streams from this cluster's
+  // storage; big's commit flushes both into blob files (its last chunks bypass the WAL).
+  const std::string mid = testing::RandomBytes(3 << 20, 42);
+  const std::string big = testing::RandomBytes(10 << 20, 43);
+  MCOS_ASSERT_OK(Put(*at_a, "scrub", "mid", mid));
+  MCOS_ASSERT_OK(Put(*at_a, "scrub", "big", big));
+  ASSERT_TRUE(CorruptChunk(*c_, "gamma", Key("scrub", "mid"), 1));
+  MCOS_ASSERT_OK(Restart(*c_, "gamma"));
+  ASSERT_TRUE(CorruptChunk(*c_, "gamma", Key("scrub", "big"), 7));
+  MCOS_ASSERT_OK(Restart(*c_, "gamma"));
+  auto own_c = Own(*c_, "gamma");
+  MCOS_EXPECT_CODE(ReadOwn(*own_c, Key("scrub", "mid")), kDataLoss);  // the damage is real
+  MCOS_EXPECT_CODE(ReadOwn(*own_c, Key("scrub", "big")), kDataLoss);
+  auto at_c = As(*c_);
+  ASSERT_NE(at_c, nullptr);
+  for (const auto& [object, content] : {std::pair<std::string, const std::string*>{"mid", &mid},
+                                        {"big", &big}}) {
+    auto got = Get(*at_c, "scrub", object);
+    ASSERT_TRUE(got.ok()) << object << ": " << got.status();
+    EXPECT_TRUE(*got == *content) << "a download of " << object << " at gamma returned other bytes";
+    // The read handed the copy to the scrubber, which replaced it from a peer.
+    EXPECT_LT(WaitFor([&] {
+                auto own = ReadOwn(*own_c, Key("scrub", object));
+                return own.ok() && *own == *content;
+              }),
+              absl::Seconds(15))
+        << object;
+  }
+  std::ifstream in(c_->log_path());
+  const std::string log(std::istreambuf_iterator<char>(in), {});
+  EXPECT_TRUE(absl::StrContains(log, "holds a corrupt copy of object 'scrub/mid'"));
+  EXPECT_TRUE(absl::StrContains(log, "holds a corrupt copy of object 'scrub/big'"));
+}
+
+// Test 3 again, with nobody reading: the scrubber's sweep finds the corrupt copy and repairs it.
+TEST_F(RepairE2eTest, TheScrubberFindsAndRepairsACorruptCopyNobodyReads) {
+  Federate();
+  auto at_a = ContainerEverywhere("scrub");
+  ASSERT_NE(at_a, nullptr);
+  for (int i = 0; i < 20; ++i) {
+    MCOS_ASSERT_OK(Put(*at_a, "scrub", absl::StrCat("small-", i), absl::StrCat("small ", i)));
+  }
+  const std::string content = testing::RandomBytes(10 << 20, 7);
+  MCOS_ASSERT_OK(Put(*at_a, "scrub", "big", content));
+  ASSERT_TRUE(CorruptChunk(*c_, "gamma", Key("scrub", "big"), 3));
+  cluster_args_.insert(cluster_args_.end(), {"--scrub-period-s", "1"});
+  MCOS_ASSERT_OK(Restart(*c_, "gamma"));
+  auto own_c = Own(*c_, "gamma");
+  EXPECT_LT(WaitFor(
+                [&] {
+                  std::ifstream in(c_->log_path());
+                  std::string log(std::istreambuf_iterator<char>(in), {});
+                  return absl::StrContains(log, "scrubber: this cluster's copy of object 'scrub/big'");
+                },
+                absl::Seconds(30)),
+            absl::Seconds(30));
+  auto own = ReadOwn(*own_c, Key("scrub", "big"));
+  ASSERT_TRUE(own.ok()) << own.status();
+  EXPECT_TRUE(*own == content);
+  for (int i = 0; i < 20; ++i) {
+    auto small = ReadOwn(*own_c, Key("scrub", absl::StrCat("small-", i)));
+    ASSERT_TRUE(small.ok()) << small.status();
+    EXPECT_EQ(*small, absl::StrCat("small ", i));
   }
 }
 

@@ -54,6 +54,7 @@ class AntiEntropyTest : public ::testing::Test {
     set.option = "gold";
     set.partition_power = kPower;
     set.peers.resize(1u << kPower);
+    set.held.assign(1u << kPower, true);
     for (auto& peers : set.peers) {
       for (const char* c : {"a", "b", "c"}) {
         if (c != self) peers.push_back(c);
@@ -260,6 +261,7 @@ TEST(SyncSetsOfTest, NamesThePeersOfEachPartitionThisClusterHolds) {
     for (uint16_t i : compiled->Replicas(p)) replicas.push_back(compiled->clusters()[i]);
     const bool holds = std::find(replicas.begin(), replicas.end(), "a") != replicas.end();
     held += holds ? 1 : 0;
+    EXPECT_EQ(set.held[p], holds) << p;
     if (!holds) {
       EXPECT_TRUE(set.peers[p].empty()) << p;
     } else {

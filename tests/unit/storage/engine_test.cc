@@ -292,6 +292,40 @@ TEST_P(EngineContractTest, ARestampedWriteCommitsAboveANewerVersion) {
   EXPECT_TRUE(deleted->record.tombstone());
 }
 
+TEST_P(EngineContractTest, ARepairReplacesTheDataOfExactlyTheStoredVersion) {
+  const ObjectKey key = Key("fixed");
+  MCOS_ASSERT_OK(Put(key, 10, "the content"));
+  const auto before = engine_->Stat(key, false);
+  MCOS_ASSERT_OK(before);
+  mcos::v1::StoragePutHeader repair;
+  repair.set_repair(true);
+  auto again = PutWith(repair, key, 10, "the content");
+  MCOS_ASSERT_OK(again);
+  EXPECT_TRUE(again->applied);
+  EXPECT_NE(again->record.data_id(), before->data_id());  // new data, same version
+  EXPECT_EQ(again->record.created().seconds(), before->created().seconds());
+  EXPECT_EQ(*Read(key), "the content");
+  // Without the flag the same version changes nothing; with it, an older one neither.
+  auto plain = PutWith({}, key, 10, "the content");
+  MCOS_ASSERT_OK(plain);
+  EXPECT_FALSE(plain->applied);
+  auto older = PutWith(repair, key, 9, "older");
+  MCOS_ASSERT_OK(older);
+  EXPECT_FALSE(older->applied);
+  mcos::v1::ContainerUsageRequest usage;
+  usage.set_user("u");
+  usage.add_containers("c");
+  EXPECT_EQ(engine_->Usage(usage)->usage(0).object_count(), 1u);
+  EXPECT_EQ(engine_->Usage(usage)->usage(0).bytes_used(), 11u);
+  // A tombstone is not "repaired" back to life.
+  MCOS_ASSERT_OK(Delete(key, 11));
+  auto over_tombstone = PutWith(repair, key, 11, "zombie");
+  MCOS_ASSERT_OK(over_tombstone);
+  EXPECT_FALSE(over_tombstone->applied);
+  MCOS_EXPECT_CODE(Read(key), kNotFound);
+  EXPECT_EQ(engine_->Usage(usage)->usage(0).object_count(), 0u);
+}
+
 TEST_P(EngineContractTest, AKeptVersionStaysReadableByVersionOnceReplaced) {
   const std::string first = testing::RandomBytes((3 << 20) + 5, 7);
   mcos::v1::StoragePutFinish keep;
