@@ -142,6 +142,20 @@ grpc::Status ControllerGrpcService::EnqueueReplication(
   return ToGrpcStatus(replication_.Enqueue({request->tasks().begin(), request->tasks().end()}));
 }
 
+grpc::Status ControllerGrpcService::ReportRepair(grpc::ServerContext* context,
+                                                const mcos::v1::RepairReport* request,
+                                                mcos::v1::RepairReportResponse*) {
+  MCOS_REQUIRE_SERVICE_CALLER(auth_, context);
+  if (request->server_id().empty() || request->server_id().size() > 256) {
+    return {grpc::StatusCode::INVALID_ARGUMENT, "a repair report names its server (1-256 bytes)"};
+  }
+  if (request->status().links_size() > 1024) {
+    return {grpc::StatusCode::INVALID_ARGUMENT, "at most 1024 links per repair report"};
+  }
+  replication_.Report(request->server_id(), request->status());
+  return grpc::Status::OK;
+}
+
 // ---- AdminService ---------------------------------------------------------------------------
 
 absl::Status AdminGrpcService::RequireAdmin(const grpc::ServerContext& context) {

@@ -54,6 +54,8 @@ class ControllerGrpcService final : public mcos::v1::ControllerService::Service 
   grpc::Status EnqueueReplication(grpc::ServerContext* context,
                                   const mcos::v1::EnqueueReplicationRequest* request,
                                   mcos::v1::EnqueueReplicationResponse* response) override;
+  grpc::Status ReportRepair(grpc::ServerContext* context, const mcos::v1::RepairReport* request,
+                            mcos::v1::RepairReportResponse* response) override;
 
  private:
   Controller& controller_;

@@ -49,7 +49,55 @@ absl::StatusOr<mcos::v1::RepairStatus> ReplicationQueue::Status() {
     total += b.tasks;
   }
   status.set_queued_tasks(total);
+  absl::MutexLock lock(&mu_);
+  for (auto it = reports_.begin(); it != reports_.end();) {
+    if (now - it->second.second > absl::Minutes(10)) {
+      it = reports_.erase(it);
+      continue;
+    }
+    const mcos::v1::RepairStatus& r = it->second.first;
+    for (const auto& l : r.links()) {
+      // Several servers of one cluster may run anti-entropy: the link shows their sums, and the
+      // newest full pass.
+      mcos::v1::RepairStatus::Link* link = nullptr;
+      for (auto& known : *status.mutable_links()) {
+        if (known.from_cluster() == l.from_cluster() && known.to_cluster() == l.to_cluster()) {
+          link = &known;
+        }
+      }
+      if (link == nullptr) {
+        link = status.add_links();
+        link->set_from_cluster(l.from_cluster());
+        link->set_to_cluster(l.to_cluster());
+      }
+      link->set_partitions_compared(std::max(link->partitions_compared(), l.partitions_compared()));
+      link->set_partitions_out_of_sync(
+          std::max(link->partitions_out_of_sync(), l.partitions_out_of_sync()));
+      if (l.last_full_pass().seconds() > link->last_full_pass().seconds()) {
+        *link->mutable_last_full_pass() = l.last_full_pass();
+      }
+      link->set_records_repaired(link->records_repaired() + l.records_repaired());
+      link->set_bytes_repaired(link->bytes_repaired() + l.bytes_repaired());
+      if (!l.last_error().empty()) link->set_last_error(l.last_error());
+    }
+    status.set_objects_audited(status.objects_audited() + r.objects_audited());
+    status.set_bytes_audited(status.bytes_audited() + r.bytes_audited());
+    status.set_corrupt_copies_found(status.corrupt_copies_found() + r.corrupt_copies_found());
+    status.set_corrupt_copies_repaired(status.corrupt_copies_repaired() +
+                                       r.corrupt_copies_repaired());
+    status.set_corrupt_copies_unrepaired(status.corrupt_copies_unrepaired() +
+                                         r.corrupt_copies_unrepaired());
+    if (r.last_scrub().seconds() > status.last_scrub().seconds()) {
+      *status.mutable_last_scrub() = r.last_scrub();
+    }
+    ++it;
+  }
   return status;
+}
+
+void ReplicationQueue::Report(const std::string& server_id, const mcos::v1::RepairStatus& status) {
+  absl::MutexLock lock(&mu_);
+  reports_[server_id] = {status, absl::Now()};
 }
 
 void ReplicationQueue::Start() {

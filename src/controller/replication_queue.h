@@ -33,8 +33,10 @@ class ReplicationQueue {
 
   // INVALID_ARGUMENT for a task without key, version or target.
   absl::Status Enqueue(const std::vector<mcos::v1::ReplicationTask>& tasks);
-  // Backlog per target cluster.
+  // Backlog per target cluster, with what the servers' repair daemons reported last (Report).
   absl::StatusOr<mcos::v1::RepairStatus> Status();
+  // The latest report of a server's repair daemons (ControllerService.ReportRepair).
+  void Report(const std::string& server_id, const mcos::v1::RepairStatus& status);
 
   void Start();
   void Stop();
@@ -55,6 +57,9 @@ class ReplicationQueue {
   absl::Mutex mu_;
   std::string storage_endpoint_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<replication::Replica> local_ ABSL_GUARDED_BY(mu_);
+  // The servers' latest repair reports, and when they came.
+  std::map<std::string, std::pair<mcos::v1::RepairStatus, absl::Time>> reports_
+      ABSL_GUARDED_BY(mu_);
   // Per peer cluster: its server endpoint and replica.
   std::map<std::string, std::pair<std::string, std::shared_ptr<replication::Replica>>> peers_
       ABSL_GUARDED_BY(mu_);

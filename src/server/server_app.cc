@@ -85,7 +85,29 @@ ServerApp::ServerApp(const ServerOptions& options)
       watchdog_(options.stream_idle_timeout),
       credentials_(absl::StrCat(options.id, "@", common::RandomHex(4))),
       user_service_(*this),
-      cluster_service_(*this) {
+      cluster_service_(*this),
+      repair_records_(prometheus::BuildGauge()
+                          .Name("mcos_anti_entropy_records_copied")
+                          .Help("Records anti-entropy copied here from a peer cluster since start")
+                          .Register(*registry_)),
+      repair_bytes_(prometheus::BuildGauge()
+                        .Name("mcos_anti_entropy_bytes_copied")
+                        .Help("Object bytes anti-entropy copied here from a peer since start")
+                        .Register(*registry_)),
+      out_of_sync_(prometheus::BuildGauge()
+                       .Name("mcos_anti_entropy_partitions_out_of_sync")
+                       .Help("Partitions that differed from the peer's at the last pass")
+                       .Register(*registry_)),
+      last_full_pass_(prometheus::BuildGauge()
+                          .Name("mcos_anti_entropy_last_full_pass_seconds")
+                          .Help("Unix time of the last pass that compared every partition shared "
+                                "with the peer")
+                          .Register(*registry_)),
+      scrub_(prometheus::BuildGauge()
+                 .Name("mcos_scrubber")
+                 .Help("The scrubber's counts since start, by what: objects_checked, "
+                       "bytes_checked, corrupt_found, repaired, unrepaired, sweeps")
+                 .Register(*registry_)) {
   CoordinatorOptions coordinator;
   coordinator.replica_timeout = options.replica_timeout;
   coordinator_ = std::make_unique<Coordinator>(
@@ -157,9 +179,15 @@ void ServerApp::StartRepair() {
       common::SystemClock::Get());
   scrubber_daemon_ = std::make_unique<repair::Daemon>(
       "scrubber", absl::Seconds(1), [this](repair::Pacer& pacer) {
-        return scrubber_->RunOnce(pacer);
+        absl::Status s = scrubber_->RunOnce(pacer);
+        ReportRepair();
+        return s;
       });
-  scrubber_daemon_->Start();
+  // Both are made before either starts: each pass reports both daemons' status.
+  absl::Cleanup start = [this] {
+    scrubber_daemon_->Start();
+    if (anti_entropy_daemon_) anti_entropy_daemon_->Start();
+  };
   if (options_.peer_key.empty() || options_.anti_entropy_period <= absl::ZeroDuration()) return;
   repair::AntiEntropyOptions ae;
   ae.cluster = cluster_id_;
@@ -189,9 +217,60 @@ void ServerApp::StartRepair() {
                             " of ", now.partitions_compared, " partitions differed");
           }
         }
+        ReportRepair();
         return s;
       });
-  anti_entropy_daemon_->Start();
+}
+
+void ServerApp::ReportRepair() {
+  // Both daemons call it; one report at a time keeps the controller's view whole.
+  absl::MutexLock lock(&report_mu_);
+  mcos::v1::RepairReport report;
+  report.set_server_id(options_.id);
+  mcos::v1::RepairStatus& status = *report.mutable_status();
+  if (anti_entropy_) {
+    for (const auto& [peer, ps] : anti_entropy_->Status()) {
+      auto* link = status.add_links();
+      link->set_from_cluster(peer);
+      link->set_to_cluster(cluster_id_);
+      link->set_partitions_compared(ps.partitions_compared);
+      link->set_partitions_out_of_sync(ps.partitions_out_of_sync);
+      if (ps.last_full_pass != absl::InfinitePast()) {
+        common::ToProtoTimestamp(ps.last_full_pass, link->mutable_last_full_pass());
+        last_full_pass_.Add({{"peer", peer}}).Set(static_cast<double>(absl::ToUnixMillis(ps.last_full_pass)) / 1000);
+      }
+      link->set_records_repaired(ps.records_repaired);
+      link->set_bytes_repaired(ps.bytes_repaired);
+      link->set_last_error(ps.last_error);
+      repair_records_.Add({{"peer", peer}}).Set(static_cast<double>(ps.records_repaired));
+      repair_bytes_.Add({{"peer", peer}}).Set(static_cast<double>(ps.bytes_repaired));
+      out_of_sync_.Add({{"peer", peer}}).Set(static_cast<double>(ps.partitions_out_of_sync));
+    }
+  }
+  if (scrubber_) {
+    const repair::ScrubberStatus scrub = scrubber_->Status();
+    status.set_objects_audited(scrub.objects_checked);
+    status.set_bytes_audited(scrub.bytes_checked);
+    status.set_corrupt_copies_found(scrub.corrupt_found);
+    status.set_corrupt_copies_repaired(scrub.repaired);
+    status.set_corrupt_copies_unrepaired(scrub.unrepaired);
+    if (scrub.last_sweep_ended != absl::InfinitePast()) {
+      common::ToProtoTimestamp(scrub.last_sweep_ended, status.mutable_last_scrub());
+    }
+    const std::pair<const char*, uint64_t> counts[] = {
+        {"objects_checked", scrub.objects_checked}, {"bytes_checked", scrub.bytes_checked},
+        {"corrupt_found", scrub.corrupt_found},     {"repaired", scrub.repaired},
+        {"unrepaired", scrub.unrepaired},           {"sweeps", scrub.sweeps_completed}};
+    for (const auto& [what, n] : counts) scrub_.Add({{"what", what}}).Set(static_cast<double>(n));
+  }
+  grpc::ClientContext ctx;
+  SetDeadline(ctx, absl::Seconds(2));
+  mcos::v1::RepairReportResponse resp;
+  const grpc::Status s = controller_->ReportRepair(&ctx, report, &resp);
+  if (!s.ok() && !report_failing_) {
+    common::LogWarning("cannot report repair status to the controller: ", s.error_message());
+  }
+  report_failing_ = !s.ok();
 }
 
 void ServerApp::SuspectCorrupt(const mcos::v1::ObjectKey& key,

@@ -7,6 +7,7 @@
 
 #include <grpcpp/grpcpp.h>
 #include <prometheus/counter.h>
+#include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 
 #include <map>
@@ -229,6 +230,9 @@ class ServerApp {
   std::shared_ptr<replication::Replica> RepairReplica(const std::string& cluster);
   // Starts anti-entropy (a federation only) and the scrubber once the cluster's name is known.
   void StartRepair();
+  // Sends the repair daemons' status to the controller (AdminService.GetRepairStatus) and updates
+  // the repair metrics. Called after every pass of either daemon.
+  void ReportRepair();
   // A read found this cluster's copy of `record`'s version corrupt: the scrubber repairs it.
   void SuspectCorrupt(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record);
 
@@ -274,6 +278,14 @@ class ServerApp {
   std::unique_ptr<repair::Daemon> anti_entropy_daemon_;
   std::unique_ptr<repair::Scrubber> scrubber_;
   std::unique_ptr<repair::Daemon> scrubber_daemon_;
+  // Repair metrics (per peer cluster for anti-entropy), set from the daemons' totals.
+  absl::Mutex report_mu_;
+  bool report_failing_ ABSL_GUARDED_BY(report_mu_) = false;
+  prometheus::Family<prometheus::Gauge>& repair_records_;
+  prometheus::Family<prometheus::Gauge>& repair_bytes_;
+  prometheus::Family<prometheus::Gauge>& out_of_sync_;
+  prometheus::Family<prometheus::Gauge>& last_full_pass_;
+  prometheus::Family<prometheus::Gauge>& scrub_;
 };
 
 }  // namespace mcos::server

@@ -216,10 +216,43 @@ TEST_F(RepairE2eTest, AClusterConvergesByAntiEntropyAloneWhenItsPeersLostTheirQu
     ASSERT_TRUE(got.ok()) << o << ": " << got.status();
     EXPECT_EQ(*got, content) << o;
   }
+  auto at_c = As(*c_);
   for (const std::string& o : deleted) {
     EXPECT_TRUE(absl::StrContains(Held(*own_c, Key("heal", o)), "tombstone")) << o;
-    auto at_c = As(*c_);
     MCOS_EXPECT_CODE(at_c->StatObject("heal", o), kNotFound);
+  }
+  // What gamma's repair status says: what it copied from whom, and that it is in sync now
+  // (512 partitions: options "default" and "relaxed" share the 256 of ring "fed").
+  auto admin_c = Admin(*c_);
+  uint64_t copied = 0;
+  EXPECT_LT(WaitFor([&] {
+              auto status = admin_c->GetRepairStatus();
+              if (!status.ok()) return false;
+              copied = 0;
+              bool synced = true;
+              int links = 0;
+              for (const auto& l : status->links()) {
+                if (l.to_cluster() != "gamma") continue;
+                ++links;
+                copied += l.records_repaired();
+                synced = synced && l.partitions_out_of_sync() == 0 &&
+                         l.partitions_compared() >= 256 && l.last_full_pass().seconds() > 0 &&
+                         l.last_error().empty();
+              }
+              return links == 2 && synced && copied >= 80;
+            }),
+            absl::Seconds(15))
+      << admin_c->GetRepairStatus()->DebugString();
+  EXPECT_LE(copied, 160u);  // each record at most once from each peer
+  // Every cluster's stat names gamma as a holder again.
+  for (auto* c : {a_, b_, c_}) {
+    auto at = As(*c);
+    EXPECT_LT(WaitFor([&] {
+                auto stat = at->StatObject("heal", "new-0");
+                return stat.ok() && Replicas(*stat).count("gamma") == 1;
+              }),
+              absl::Seconds(5))
+        << c->endpoint();
   }
 }
 
@@ -354,6 +387,14 @@ TEST_F(RepairE2eTest, ACorruptCopyIsNeverServedAndTheReadRepairsIt) {
   const std::string log(std::istreambuf_iterator<char>(in), {});
   EXPECT_TRUE(absl::StrContains(log, "holds a corrupt copy of object 'scrub/mid'"));
   EXPECT_TRUE(absl::StrContains(log, "holds a corrupt copy of object 'scrub/big'"));
+  auto admin_c = Admin(*c_);
+  EXPECT_LT(WaitFor([&] {
+              auto status = admin_c->GetRepairStatus();
+              return status.ok() && status->corrupt_copies_found() == 2 &&
+                     status->corrupt_copies_repaired() == 2;
+            }),
+            absl::Seconds(5))
+      << admin_c->GetRepairStatus()->DebugString();
 }
 
 // Test 3 again, with nobody reading: the scrubber's sweep finds the corrupt copy and repairs it.

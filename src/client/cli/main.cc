@@ -382,7 +382,9 @@ int main(int argc, char** argv) {
   admin_repair->require_subcommand(1);
   auto* rp_status = admin_repair->add_subcommand(
       "status",
-      "Writes this cluster still has to send to other clusters: target, backlog, oldest, lag");
+      "Replication state: writes this cluster still has to send to other clusters (backlog, "
+      "oldest, lag), anti-entropy with each peer (partitions that differ, last full pass, "
+      "records copied) and the scrubber (objects checked, corrupt copies found and repaired)");
 
   std::string ring_id, ring_name;
   uint32_t replicas = 1, partition_power = 16, write_concern = 0;
@@ -737,15 +739,31 @@ int main(int argc, char** argv) {
       std::cout << ToJson(*r) << "\n";
       return 0;
     }
+    auto when = [](const google::protobuf::Timestamp& t) {
+      if (t.seconds() == 0) return std::string("never");
+      return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixSeconds(t.seconds()),
+                              absl::UTCTimeZone());
+    };
     std::cout << r->queued_tasks() << " queued write(s)\n";
     for (const auto& l : r->links()) {
-      std::cout << l.from_cluster() << " -> " << l.to_cluster() << "\tbacklog " << l.backlog()
-                << "\toldest "
-                << absl::FormatTime("%Y-%m-%dT%H:%M:%SZ",
-                                    absl::FromUnixSeconds(l.oldest_unreplicated().seconds()),
-                                    absl::UTCTimeZone())
-                << "\tlag " << absl::StrFormat("%.1f", l.lag_seconds()) << " s\n";
+      std::cout << l.from_cluster() << " -> " << l.to_cluster();
+      if (l.backlog() > 0) {
+        std::cout << "\tbacklog " << l.backlog() << "\toldest " << when(l.oldest_unreplicated())
+                  << "\tlag " << absl::StrFormat("%.1f", l.lag_seconds()) << " s";
+      }
+      if (l.partitions_compared() > 0 || !l.last_error().empty()) {
+        std::cout << "\tanti-entropy: " << l.partitions_out_of_sync() << " of "
+                  << l.partitions_compared() << " partitions differ, last full pass "
+                  << when(l.last_full_pass()) << ", " << l.records_repaired() << " record(s) ("
+                  << l.bytes_repaired() << " bytes) copied";
+        if (!l.last_error().empty()) std::cout << ", error: " << l.last_error();
+      }
+      std::cout << "\n";
     }
+    std::cout << "scrubber: " << r->objects_audited() << " object(s) (" << r->bytes_audited()
+              << " bytes) checked, " << r->corrupt_copies_found() << " corrupt, "
+              << r->corrupt_copies_repaired() << " repaired, " << r->corrupt_copies_unrepaired()
+              << " not repaired yet; last sweep " << when(r->last_scrub()) << "\n";
     return 0;
   }
   if (cl_list->parsed()) {
