@@ -16,6 +16,7 @@
 #include "controller/controller_app.h"
 #include "resolver/resolver_app.h"
 #include "server/server_app.h"
+#include "events/nats_config.h"
 #include "server/server_flags.h"
 #include "storage/storage_app.h"
 #include "storage/storage_flags.h"
@@ -81,6 +82,25 @@ int main(int argc, char** argv) {
   cli.footer(
       "The first start creates the user 'admin' with the password in $MCOS_ADMIN_PASSWORD, "
       "or a generated one written to DATA_DIR/controller/admin-password (mode 0600).");
+  mcos::events::NatsServerConfig nats_config;
+  std::string nats_config_file;
+  auto* write_nats = cli.add_option(
+      "--write-nats-config", nats_config_file,
+      "Write the configuration of this cluster's nats-server to this file (its logins derive "
+      "from the cluster's keys: use the same --data-dir and --federation-secret-file) and exit; "
+      "needs --name");
+  cli.add_option("--nats-listen", nats_config.listen,
+                 "With --write-nats-config: the nats-server's client address (port 0: any)")
+      ->capture_default_str()
+      ->needs(write_nats);
+  cli.add_option("--nats-leaf-listen", nats_config.leaf_listen,
+                 "With --write-nats-config: where the nats-server takes leafnode links from the "
+                 "other clusters' (a federation)")
+      ->needs(write_nats);
+  cli.add_option("--nats-leaf-remote", nats_config.leaf_remotes,
+                 "With --write-nats-config: another cluster's nats-server leafnode address to "
+                 "link to (repeat; link every cluster to one hub, never in a cycle)")
+      ->needs(write_nats);
   mcos::common::AddVersionFlag(cli, "mcos-cluster");
   MCOS_CLI_PARSE(cli, argc, argv);
   server_flags.Apply(server_options);
@@ -104,6 +124,28 @@ int main(int argc, char** argv) {
   if (!key.ok()) return Fail(key.status());
   auto keys = mcos::common::LoadClusterKeys(*key, federation_secret_file);
   if (!keys.ok()) return Fail(keys.status());
+  if (!nats_config_file.empty()) {
+    if (controller.cluster_id.empty()) {
+      std::fprintf(stderr, "mcos-cluster: --write-nats-config needs --name\n");
+      return 2;
+    }
+    nats_config.cluster = controller.cluster_id;
+    nats_config.store_dir = data_dir + "/nats";
+    nats_config.client = mcos::events::ClientCredentials(*key);
+    if (!keys->peer.empty()) nats_config.leaf = mcos::events::LeafCredentials(keys->peer);
+    if (nats_config.leaf_listen.empty() && nats_config.leaf_remotes.empty()) {
+      nats_config.leaf.reset();
+    } else if (!nats_config.leaf) {
+      std::fprintf(stderr, "mcos-cluster: leafnode links need --federation-secret-file\n");
+      return 2;
+    }
+    if (auto s = mcos::common::WritePrivateFile(
+            nats_config_file, mcos::events::RenderNatsServerConfig(nats_config));
+        !s.ok()) {
+      return Fail(s);
+    }
+    return 0;
+  }
   storage_options.token_key = *key;
   storage_options.user_token_key = keys->user_tokens;
   auto storage = mcos::storage::StorageApp::Create(storage_options);

@@ -1,6 +1,11 @@
 #include "common/data_dir.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <filesystem>
 #include <system_error>
@@ -39,6 +44,31 @@ absl::Status PreparePrivateDir(const std::string& path) {
   if (ec) {
     return absl::UnavailableError(
         absl::StrCat("cannot read data directory ", path, ": ", ec.message()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status WritePrivateFile(const std::string& path, const std::string& content) {
+  const std::string temporary = path + ".tmp";
+  const int fd = open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    return absl::UnavailableError(absl::StrCat("cannot write ", path, ": ", std::strerror(errno)));
+  }
+  size_t done = 0;
+  while (done < content.size()) {
+    const ssize_t n = write(fd, content.data() + done, content.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int e = errno;
+      close(fd);
+      unlink(temporary.c_str());
+      return absl::UnavailableError(absl::StrCat("cannot write ", path, ": ", std::strerror(e)));
+    }
+    done += static_cast<size_t>(n);
+  }
+  fchmod(fd, 0600);
+  if (close(fd) != 0 || rename(temporary.c_str(), path.c_str()) != 0) {
+    return absl::UnavailableError(absl::StrCat("cannot write ", path, ": ", std::strerror(errno)));
   }
   return absl::OkStatus();
 }

@@ -14,5 +14,8 @@ namespace mcos::common {
 // Creates `path` (and its parents) if missing and tightens it as above. UNAVAILABLE naming the
 // path when it cannot be created or changed.
 absl::Status PreparePrivateDir(const std::string& path);
+// Writes `content` to `path` (replaced whole: a temporary file renamed over it), mode 0600.
+// UNAVAILABLE naming the path when it cannot be written.
+absl::Status WritePrivateFile(const std::string& path, const std::string& content);
 
 }  // namespace mcos::common

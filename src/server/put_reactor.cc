@@ -548,6 +548,7 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
         } else {
           // This upload's own version (stamped above a newer one stored meanwhile, if any).
           app_.hlc_.Observe(stored_.record().version().hlc());
+          app_.PublishChange(key_, stored_.record());
           grpc::SerializationTraits<mcos::v1::ObjectInfo>::Serialize(
               app_.ToInfo(key_, stored_.record()), response_, &own_response_);
           Answer(grpc::Status::OK);
@@ -564,6 +565,7 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
       Answer(ToGrpcStatus(replicated.status()));
       return;
     }
+    app_.PublishChange(key_, replicated->record, &replicated->holders);
     grpc::SerializationTraits<mcos::v1::ObjectInfo>::Serialize(
         app_.ToInfo(key_, replicated->record, &replicated->holders), response_, &own_response_);
     Answer(grpc::Status::OK);

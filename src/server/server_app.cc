@@ -1,6 +1,7 @@
 #include "server/server_app.h"
 
 #include <algorithm>
+#include <deque>
 #include <optional>
 #include <set>
 
@@ -14,6 +15,10 @@
 #include "common/logging.h"
 #include "common/names.h"
 #include "common/status_macros.h"
+#include "common/version.h"
+#include "events/nats_config.h"
+#include "events/nats_event_bus.h"
+#include "mcos/v1/events.pb.h"
 #include "server/put_reactor.h"
 
 namespace mcos::server {
@@ -150,6 +155,24 @@ absl::Status ServerApp::Start(const std::string& own_endpoint,
     absl::MutexLock lock(&mu_);
     peer_auth_ = std::move(peer);
   }
+  if (!options_.nats_url.empty()) {
+    events::NatsOptions nats;
+    nats.url = options_.nats_url;
+    const events::NatsCredentials login = events::ClientCredentials(options_.token_key);
+    nats.user = login.user;
+    nats.password = login.password;
+    nats.name = absl::StrCat("mcos ", options_.id, " of cluster ", cluster_id_);
+    events::NatsStream objects;
+    objects.name = "MCOS_OBJECTS";
+    objects.subjects = {"mcos.object.>"};
+    objects.max_age_seconds = options_.events_max_age_seconds;
+    objects.max_bytes = options_.events_max_bytes;
+    nats.streams = {objects};
+    MCOS_ASSIGN_OR_RETURN(events_, events::NatsEventBus::Start(std::move(nats)));
+  } else {
+    common::LogInfo("no --nats: events are off (no WatchObjects); replicas still converge by "
+                    "anti-entropy");
+  }
   registrar_->StartHeartbeats();
   if (auto s = Discover(); !s.ok()) {
     common::LogWarning("no live resolver or storage service yet: ", s.message());
@@ -271,6 +294,28 @@ void ServerApp::ReportRepair() {
     common::LogWarning("cannot report repair status to the controller: ", s.error_message());
   }
   report_failing_ = !s.ok();
+}
+
+void ServerApp::PublishChange(const mcos::v1::ObjectKey& key,
+                              const mcos::v1::ObjectRecord& record,
+                              const std::vector<std::string>* holders) {
+  if (!events_) return;
+  mcos::v1::ObjectEvent event;
+  event.set_kind(record.tombstone() ? mcos::v1::ObjectEvent::KIND_DELETE
+                                    : mcos::v1::ObjectEvent::KIND_PUT);
+  *event.mutable_key() = key;
+  *event.mutable_version() = record.version();
+  event.set_size(record.tombstone() ? 0 : record.size());
+  event.set_partition(record.partition());
+  if (holders != nullptr) {
+    for (const auto& h : *holders) event.add_replicas(h);
+  } else {
+    event.add_replicas(cluster_id_);
+  }
+  if (!record.tombstone()) event.set_etag(record.etag());
+  common::ToProtoTimestamp(common::HlcTime(record.version().hlc()), event.mutable_modified());
+  event.set_cluster(cluster_id_);
+  events_->Publish(events::ObjectSubject(key.user(), key.container()), event.SerializeAsString());
 }
 
 void ServerApp::SuspectCorrupt(const mcos::v1::ObjectKey& key,
@@ -1037,6 +1082,7 @@ grpc::Status UserGrpcService::DeleteObject(grpc::ServerContext* context,
         key, replication::TombstoneRecord(local->stored_version, req.partition(), req.option()),
         *placement, b->local, replicas);
     if (!replicated.ok()) return ToGrpcStatus(replicated.status());
+    app_.PublishChange(key, replicated->record, &replicated->holders);
     response->set_version(common::VersionToString(replicated->record.version()));
     return grpc::Status::OK;
   }
@@ -1048,8 +1094,91 @@ grpc::Status UserGrpcService::DeleteObject(grpc::ServerContext* context,
                             : result.status());
   }
   app_.hlc_.Observe(result->record().version().hlc());
+  app_.PublishChange(key, result->record());
   response->set_version(common::VersionToString(result->record().version()));
   return grpc::Status::OK;
+}
+
+grpc::Status UserGrpcService::WatchObjects(grpc::ServerContext* context,
+                                           const mcos::v1::WatchObjectsRequest* request,
+                                           grpc::ServerWriter<mcos::v1::ObjectChange>* writer) {
+  MCOS_AUTH_OR_RETURN(claims);
+  MCOS_GRPC_RETURN_IF_ERROR(common::ValidateContainerName(request->container()));
+  MCOS_GRPC_RETURN_IF_ERROR(common::ValidateObjectListing(request->prefix(), "", ""));
+  if (app_.events_ == nullptr) {
+    return {grpc::StatusCode::FAILED_PRECONDITION,
+            "this cluster has no event bus, so changes cannot be watched here: start it with "
+            "--nats (docs/operating.md, \"Events\")"};
+  }
+  const std::string owner = common::TokenOwner(claims);
+  auto container = app_.GetContainer(owner, request->container());
+  if (!container.ok()) return ToGrpcStatus(container.status());
+  // A watch holds a handler thread, like a download.
+  MCOS_GRPC_RETURN_IF_ERROR(app_.downloads_.Acquire(owner));
+  absl::Cleanup release = [&] { app_.downloads_.Release(owner); };
+  constexpr size_t kMaxBehind = 10000;
+  struct Pending {
+    absl::Mutex mu;
+    std::deque<mcos::v1::ObjectChange> changes ABSL_GUARDED_BY(mu);
+    bool overflow ABSL_GUARDED_BY(mu) = false;
+  };
+  auto pending = std::make_shared<Pending>();
+  auto subscription = app_.events_->Subscribe(
+      events::ObjectSubject(owner, request->container()),
+      [pending, owner, c = request->container(), prefix = request->prefix()](
+          const std::string&, const std::string& payload) {
+        mcos::v1::ObjectEvent event;
+        if (!event.ParseFromString(payload) || event.key().user() != owner ||
+            event.key().container() != c || !absl::StartsWith(event.key().object(), prefix)) {
+          return;  // another container sharing the subject, or not under the prefix
+        }
+        mcos::v1::ObjectChange change;
+        change.set_kind(event.kind() == mcos::v1::ObjectEvent::KIND_DELETE
+                            ? mcos::v1::ObjectChange::KIND_DELETE
+                            : mcos::v1::ObjectChange::KIND_PUT);
+        auto* info = change.mutable_object();
+        info->set_container(c);
+        info->set_object(event.key().object());
+        info->set_size(event.size());
+        info->set_etag(event.etag());
+        *info->mutable_modified() = event.modified();
+        info->set_version(common::VersionToString(event.version()));
+        *info->mutable_replicas() = event.replicas();
+        change.set_cluster(event.cluster());
+        absl::MutexLock lock(&pending->mu);
+        if (pending->changes.size() >= kMaxBehind) {
+          pending->overflow = true;
+          return;
+        }
+        pending->changes.push_back(std::move(change));
+      });
+  if (!subscription.ok()) return ToGrpcStatus(subscription.status());
+  writer->SendInitialMetadata();  // the client knows from here on that it misses nothing
+  while (true) {
+    std::deque<mcos::v1::ObjectChange> ready;
+    bool overflow = false;
+    {
+      absl::MutexLock lock(&pending->mu);
+      auto any = [&pending]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(pending->mu) {
+        return !pending->changes.empty() || pending->overflow;
+      };
+      pending->mu.AwaitWithTimeout(absl::Condition(&any), absl::Milliseconds(250));
+      ready.swap(pending->changes);
+      overflow = pending->overflow;
+    }
+    for (const auto& change : ready) {
+      if (!writer->Write(change)) return grpc::Status::CANCELLED;
+    }
+    if (overflow) {
+      return {grpc::StatusCode::RESOURCE_EXHAUSTED,
+              "the watch fell more than 10000 changes behind; watch again (and list the "
+              "container to catch up)"};
+    }
+    if (context->IsCancelled()) return grpc::Status::CANCELLED;
+    if (app_.stop_.HasBeenNotified()) {
+      return {grpc::StatusCode::UNAVAILABLE, "the server is stopping; watch again"};
+    }
+  }
 }
 
 }  // namespace mcos::server

@@ -28,6 +28,7 @@
 #include "mcos/v1/controller.grpc.pb.h"
 #include "mcos/v1/resolver.grpc.pb.h"
 #include "mcos/v1/user.grpc.pb.h"
+#include "events/event_bus.h"
 #include "repair/anti_entropy.h"
 #include "repair/daemon.h"
 #include "repair/scrubber.h"
@@ -87,6 +88,12 @@ struct ServerOptions {
   // at most this many bytes per second.
   absl::Duration scrub_period = absl::Hours(24);
   double scrub_bytes_per_second = 20e6;
+  // The cluster's nats-server (empty: no events; WatchObjects then answers FAILED_PRECONDITION).
+  // The login derives from token_key (events::ClientCredentials).
+  std::string nats_url;
+  // Retention of the object events stream (MCOS_OBJECTS).
+  int64_t events_max_age_seconds = 24 * 3600;
+  int64_t events_max_bytes = int64_t{1} << 30;
 };
 
 class ServerApp;
@@ -132,6 +139,9 @@ class UserGrpcService final : public UserServiceBase {
   grpc::Status DeleteObject(grpc::ServerContext* context,
                             const mcos::v1::DeleteObjectRequest* request,
                             mcos::v1::DeleteObjectResponse* response) override;
+  grpc::Status WatchObjects(grpc::ServerContext* context,
+                            const mcos::v1::WatchObjectsRequest* request,
+                            grpc::ServerWriter<mcos::v1::ObjectChange>* writer) override;
 
  private:
   ServerApp& app_;
@@ -233,6 +243,10 @@ class ServerApp {
   // Sends the repair daemons' status to the controller (AdminService.GetRepairStatus) and updates
   // the repair metrics. Called after every pass of either daemon.
   void ReportRepair();
+  // Publishes an acknowledged write (`record`: the version, or its tombstone) as an object event;
+  // `holders` acknowledged it (this cluster alone if null).
+  void PublishChange(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
+                     const std::vector<std::string>* holders = nullptr);
   // A read found this cluster's copy of `record`'s version corrupt: the scrubber repairs it.
   void SuspectCorrupt(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record);
 
@@ -276,6 +290,8 @@ class ServerApp {
   std::vector<repair::SyncSet> sync_sets_;
   std::unique_ptr<repair::AntiEntropy> anti_entropy_;
   std::unique_ptr<repair::Daemon> anti_entropy_daemon_;
+  // The cluster's event bus (null without --nats); set in Start.
+  std::unique_ptr<events::EventBus> events_;
   std::unique_ptr<repair::Scrubber> scrubber_;
   std::unique_ptr<repair::Daemon> scrubber_daemon_;
   // Repair metrics (per peer cluster for anti-entropy), set from the daemons' totals.

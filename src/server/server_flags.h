@@ -16,6 +16,8 @@ struct ServerFlags {
   int anti_entropy_period_ms = 5000;
   double anti_entropy_mb_per_second = 50;
   int scrub_period_s = 86400;
+  int events_max_age_s = 24 * 3600;
+  int events_max_mib = 1024;
   double scrub_mb_per_second = 20;
 
   void Add(CLI::App& cli, ServerOptions& options) {
@@ -57,6 +59,18 @@ struct ServerFlags {
                    "Object data anti-entropy copies per second, in MB, at most (0 = no limit)")
         ->capture_default_str()
         ->check(CLI::NonNegativeNumber);
+    cli.add_option("--nats", options.nats_url,
+                   "The cluster's nats-server, nats://HOST:PORT: object events are published "
+                   "there and WatchObjects reads them (off if empty; the login derives from the "
+                   "cluster key, see mcos-cluster --write-nats-config)");
+    cli.add_option("--events-max-age-s", events_max_age_s,
+                   "Object events older than this leave the MCOS_OBJECTS stream")
+        ->capture_default_str()
+        ->check(CLI::Range(60, 365 * 86400));
+    cli.add_option("--events-max-mib", events_max_mib,
+                   "The MCOS_OBJECTS stream keeps at most this many MiB of events (oldest go)")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 1 << 20));
     cli.add_option("--scrub-period-s", scrub_period_s,
                    "Re-read every object stored here this long after the last sweep ended, and "
                    "replace copies that fail their checksums from a peer (0 = no sweeps; copies "
@@ -75,6 +89,8 @@ struct ServerFlags {
     options.anti_entropy_period = absl::Milliseconds(anti_entropy_period_ms);
     options.anti_entropy_bytes_per_second = anti_entropy_mb_per_second * 1e6;
     options.scrub_period = absl::Seconds(scrub_period_s);
+    options.events_max_age_seconds = events_max_age_s;
+    options.events_max_bytes = int64_t{events_max_mib} << 20;
     options.scrub_bytes_per_second = scrub_mb_per_second * 1e6;
   }
 };

@@ -303,6 +303,13 @@ int main(int argc, char** argv) {
   auto* get = cli.add_subcommand("get", "Download CONTAINER/OBJECT to FILE ('-' = stdout)");
   auto* stat = cli.add_subcommand("stat", "Show an object's info");
   auto* rm = cli.add_subcommand("rm", "Delete an object");
+  std::string watch_target;
+  auto* watch = cli.add_subcommand(
+      "watch",
+      "Print the changes of CONTAINER's objects (puts and deletes, at any cluster) as they are "
+      "committed, until interrupted; one line each, or one JSON object per line with --json");
+  watch->add_option("target", watch_target, "CONTAINER, CONTAINER/PREFIX or mcos://CONTAINER[/PREFIX]")
+      ->required();
   for (auto* c : {o_list}) c->add_option("container", container, "Container")->required();
   ls->add_option("container", container, "Container (none: list containers)");
   for (auto* c : {o_list, ls}) {
@@ -645,6 +652,41 @@ int main(int argc, char** argv) {
     auto r = client.StatObject(container, object);
     if (!r.ok()) return Fail(r.status());
     PrintObject(g, *r);
+    return 0;
+  }
+  if (watch->parsed()) {
+    std::string target = watch_target;
+    if (absl::StartsWith(target, "mcos://")) target = target.substr(7);
+    const size_t slash = target.find('/');
+    const std::string watched = target.substr(0, slash);
+    const std::string under = slash == std::string::npos ? "" : target.substr(slash + 1);
+    const absl::Status s = client.WatchObjects(
+        watched, under,
+        [&](const mcos::v1::ObjectChange& change) {
+          if (g.json) {
+            std::cout << ToJson(change) << std::endl;
+            return true;
+          }
+          const auto& o = change.object();
+          std::cout << absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ",
+                                        absl::FromUnixSeconds(o.modified().seconds()) +
+                                            absl::Nanoseconds(o.modified().nanos()),
+                                        absl::UTCTimeZone())
+                    << (change.kind() == mcos::v1::ObjectChange::KIND_DELETE ? " delete " : " put ")
+                    << o.container() << "/" << o.object();
+          if (change.kind() != mcos::v1::ObjectChange::KIND_DELETE) {
+            std::cout << " " << o.size() << " bytes etag " << o.etag();
+          }
+          std::cout << " version " << o.version() << " at " << change.cluster() << std::endl;
+          return true;
+        },
+        [&] {
+          if (!g.json) {
+            std::cerr << "watching " << watched << (under.empty() ? "" : "/") << under
+                      << " (Ctrl-C ends)" << std::endl;
+          }
+        });
+    if (!s.ok()) return Fail(s);
     return 0;
   }
   if (o_delete->parsed() || rm->parsed()) {

@@ -326,6 +326,32 @@ absl::StatusOr<std::string> Client::DeleteObject(const std::string& container,
   return resp.version();
 }
 
+absl::Status Client::WatchObjects(
+    const std::string& container, const std::string& prefix,
+    const std::function<bool(const mcos::v1::ObjectChange&)>& on_change,
+    const std::function<void()>& on_ready) {
+  grpc::ClientContext ctx;
+  Prepare(ctx, false);
+  mcos::v1::WatchObjectsRequest req;
+  req.set_container(container);
+  req.set_prefix(prefix);
+  auto reader = user_->WatchObjects(&ctx, req);
+  // The server sends its headers once it has subscribed.
+  reader->WaitForInitialMetadata();
+  if (on_ready) on_ready();
+  mcos::v1::ObjectChange change;
+  while (reader->Read(&change)) {
+    if (!on_change(change)) {
+      ctx.TryCancel();
+      reader->Finish().IgnoreError();
+      return absl::OkStatus();
+    }
+  }
+  const grpc::Status s = reader->Finish();
+  if (!s.ok()) return FromGrpc(s);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<mcos::v1::UserInfo> Client::AddUser(const std::string& name,
                                                    const std::string& password, bool admin,
                                                    const std::string& identity) {

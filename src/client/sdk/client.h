@@ -120,6 +120,13 @@ class Client {
                                                       const GetOptions& options = {});
   // Returns the tombstone's version.
   absl::StatusOr<std::string> DeleteObject(const std::string& container, const std::string& object);
+  // Follows the changes of the caller's objects in `container` whose names start with `prefix`
+  // (UserService.WatchObjects): `on_ready` (if set) once the server is watching, then
+  // `on_change` for each change as it is committed, until `on_change` returns false (then OK) or
+  // the stream ends (its status; UNAVAILABLE: watch again). No deadline and no idle timeout.
+  absl::Status WatchObjects(const std::string& container, const std::string& prefix,
+                            const std::function<bool(const mcos::v1::ObjectChange&)>& on_change,
+                            const std::function<void()>& on_ready = nullptr);
 
   // Admin calls (the controller's AdminService answers on the same address in mcos-cluster).
   // With `identity` (a removed user's, from ListUsers().removed), the new user gets its data.

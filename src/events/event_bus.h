@@ -1,0 +1,70 @@
+// Events (shared/DESIGN.md, "Events"): small messages on subjects, never object data and never on
+// a request's path. A publisher hands an event over and returns at once; a subscriber is called
+// for each event on a subject (NATS wildcards: `*` one token, `>` the rest) published from then
+// on. The production bus is NATS JetStream (nats_event_bus.h); MemoryEventBus is its twin for
+// unit tests. Implementations are thread-safe.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+
+namespace mcos::events {
+
+// A live subscription: destroying it ends it (no call of its callback begins afterwards, and none
+// is under way once the destructor returns).
+class Subscription {
+ public:
+  virtual ~Subscription() = default;
+};
+
+using OnEvent = std::function<void(const std::string& subject, const std::string& payload)>;
+
+class EventBus {
+ public:
+  virtual ~EventBus() = default;
+  // Hands an event over; never blocks on the network. While the bus cannot be reached events
+  // wait (in order) in a bounded outbox; past its bound the oldest are dropped and counted.
+  virtual void Publish(std::string subject, std::string payload) = 0;
+  // Calls `on_event` for every event published on subjects matching `filter` from now on (also
+  // across a reconnect of the bus), on one thread of the bus, in the order they arrive.
+  // UNAVAILABLE when the bus cannot take the subscription now.
+  virtual absl::StatusOr<std::unique_ptr<Subscription>> Subscribe(const std::string& filter,
+                                                                  OnEvent on_event) = 0;
+};
+
+// The subject of the object events of one container: "mcos.object." and 16 hex digits of a hash
+// of (owner, container) (names may hold any character but '/', subjects may not). Different
+// containers may share one: subscribers check the key in the payload.
+std::string ObjectSubject(absl::string_view owner, absl::string_view container);
+
+// Whether NATS subject `subject` matches `filter` (tokens split by '.'; `*` matches one token,
+// a final `>` one or more).
+bool SubjectMatches(absl::string_view filter, absl::string_view subject);
+
+// In-memory: Publish delivers at once, on the caller's thread, to every matching subscription,
+// and records the event.
+class MemoryEventBus final : public EventBus {
+ public:
+  void Publish(std::string subject, std::string payload) override;
+  absl::StatusOr<std::unique_ptr<Subscription>> Subscribe(const std::string& filter,
+                                                          OnEvent on_event) override;
+  // Every event published so far: (subject, payload).
+  std::vector<std::pair<std::string, std::string>> published() const;
+
+ private:
+  class MemorySubscription;
+  mutable absl::Mutex mu_;
+  std::vector<std::pair<std::string, std::string>> published_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 0;
+  std::map<uint64_t, std::pair<std::string, OnEvent>> subscriptions_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace mcos::events

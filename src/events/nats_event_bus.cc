@@ -1,0 +1,276 @@
+#include "events/nats_event_bus.h"
+
+#include <nats/nats.h>
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "common/logging.h"
+
+namespace mcos::events {
+namespace {
+
+// The one conversion of NATS.c's errors (shared/STYLE.md §4).
+absl::Status FromNats(natsStatus s, absl::string_view what) {
+  if (s == NATS_OK) return absl::OkStatus();
+  const std::string message = absl::StrCat(what, ": ", natsStatus_GetText(s));
+  switch (s) {
+    case NATS_INVALID_ARG:
+    case NATS_ADDRESS_MISSING:
+    case NATS_INVALID_SUBJECT:
+      return absl::InvalidArgumentError(message);
+    case NATS_TIMEOUT:
+      return absl::DeadlineExceededError(message);
+    default:
+      return absl::UnavailableError(message);
+  }
+}
+
+void OnDisconnected(natsConnection*, void* closure) {
+  common::LogWarning("event bus: lost the NATS server at ",
+                     static_cast<const NatsOptions*>(closure)->url,
+                     "; events wait in the outbox until it is back");
+}
+
+void OnReconnected(natsConnection*, void* closure) {
+  common::LogInfo("event bus: connected to the NATS server at ",
+                  static_cast<const NatsOptions*>(closure)->url);
+}
+
+// A subscription's callback and whether it may still be called; the NATS.c callback holds `mu`
+// while it calls, so that the destructor can wait for a call under way.
+struct Delivery {
+  absl::Mutex mu;
+  bool open ABSL_GUARDED_BY(mu) = true;
+  OnEvent on_event;
+};
+
+void OnMessage(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
+  auto* delivery = static_cast<Delivery*>(closure);
+  {
+    absl::MutexLock lock(&delivery->mu);
+    if (delivery->open) {
+      delivery->on_event(natsMsg_GetSubject(msg),
+                         std::string(natsMsg_GetData(msg),
+                                     static_cast<size_t>(natsMsg_GetDataLength(msg))));
+    }
+  }
+  natsMsg_Destroy(msg);
+}
+
+class NatsSubscription final : public Subscription {
+ public:
+  NatsSubscription(natsSubscription* sub, std::unique_ptr<Delivery> delivery)
+      : sub_(sub), delivery_(std::move(delivery)) {}
+  ~NatsSubscription() override {
+    {
+      absl::MutexLock lock(&delivery_->mu);
+      delivery_->open = false;
+    }
+    natsSubscription_Unsubscribe(sub_);
+    // Destroy waits for nothing: calls that begin from here on find `open` false, and the
+    // delivery lives until NATS.c is done with the subscription (its completion callback).
+    natsSubscription_SetOnCompleteCB(
+        sub_, [](void* closure) { delete static_cast<Delivery*>(closure); }, delivery_.release());
+    natsSubscription_Destroy(sub_);
+  }
+
+ private:
+  natsSubscription* sub_;
+  std::unique_ptr<Delivery> delivery_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<NatsEventBus>> NatsEventBus::Start(NatsOptions options) {
+  if (options.url.empty()) return absl::InvalidArgumentError("no NATS server URL given");
+  std::unique_ptr<NatsEventBus> bus(new NatsEventBus(std::move(options)));
+  const NatsOptions& o = bus->options_;
+  natsStatus s = natsOptions_Create(&bus->nats_options_);
+  if (s == NATS_OK) s = natsOptions_SetURL(bus->nats_options_, o.url.c_str());
+  if (s == NATS_OK && !o.user.empty()) {
+    s = natsOptions_SetUserInfo(bus->nats_options_, o.user.c_str(), o.password.c_str());
+  }
+  if (s == NATS_OK && !o.name.empty()) s = natsOptions_SetName(bus->nats_options_, o.name.c_str());
+  if (s == NATS_OK) s = natsOptions_SetMaxReconnect(bus->nats_options_, -1);
+  if (s == NATS_OK) s = natsOptions_SetReconnectWait(bus->nats_options_, 250);
+  if (s == NATS_OK) {
+    s = natsOptions_SetRetryOnFailedConnect(bus->nats_options_, true, nullptr, nullptr);
+  }
+  if (s == NATS_OK) {
+    s = natsOptions_SetDisconnectedCB(bus->nats_options_, OnDisconnected,
+                                      const_cast<NatsOptions*>(&o));
+  }
+  if (s == NATS_OK) {
+    s = natsOptions_SetReconnectedCB(bus->nats_options_, OnReconnected,
+                                     const_cast<NatsOptions*>(&o));
+  }
+  if (s != NATS_OK) return FromNats(s, absl::StrCat("NATS options for ", o.url));
+  s = natsConnection_Connect(&bus->connection_, bus->nats_options_);
+  if (s != NATS_OK && s != NATS_NOT_YET_CONNECTED) {
+    return FromNats(s, absl::StrCat("connect to the NATS server at ", o.url));
+  }
+  if (s == NATS_NOT_YET_CONNECTED) {
+    common::LogWarning("event bus: the NATS server at ", o.url,
+                       " does not answer yet; trying again in the background");
+  }
+  jsOptions js_options;
+  jsOptions_Init(&js_options);
+  js_options.Wait = 2000;
+  s = natsConnection_JetStream(&bus->js_, bus->connection_, &js_options);
+  if (s != NATS_OK) return FromNats(s, "JetStream context");
+  bus->publisher_ = std::thread([b = bus.get()] { b->PublisherLoop(); });
+  return bus;
+}
+
+NatsEventBus::NatsEventBus(NatsOptions options) : options_(std::move(options)) {
+  static const bool opened = [] { return nats_Open(-1) == NATS_OK; }();
+  (void)opened;
+}
+
+NatsEventBus::~NatsEventBus() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  if (publisher_.joinable()) publisher_.join();
+  if (js_ != nullptr) jsCtx_Destroy(js_);
+  if (connection_ != nullptr) {
+    natsConnection_Close(connection_);
+    natsConnection_Destroy(connection_);
+  }
+  if (nats_options_ != nullptr) natsOptions_Destroy(nats_options_);
+}
+
+void NatsEventBus::Publish(std::string subject, std::string payload) {
+  absl::MutexLock lock(&mu_);
+  if (outbox_.size() >= options_.outbox_limit) {
+    outbox_.pop_front();
+    ++popped_;
+    if (dropped_++ % 10000 == 0) {
+      common::LogWarning("event bus: the outbox is full (", options_.outbox_limit,
+                         " events): dropping the oldest until the NATS server takes them again");
+    }
+  }
+  outbox_.emplace_back(std::move(subject), std::move(payload));
+}
+
+absl::StatusOr<std::unique_ptr<Subscription>> NatsEventBus::Subscribe(const std::string& filter,
+                                                                     OnEvent on_event) {
+  auto delivery = std::make_unique<Delivery>();
+  delivery->on_event = std::move(on_event);
+  natsSubscription* sub = nullptr;
+  natsStatus s =
+      natsConnection_Subscribe(&sub, connection_, filter.c_str(), OnMessage, delivery.get());
+  if (s != NATS_OK) return FromNats(s, absl::StrCat("subscribe to '", filter, "'"));
+  // Make sure the server has the interest before the caller relies on it.
+  natsConnection_FlushTimeout(connection_, 2000);
+  return std::unique_ptr<Subscription>(new NatsSubscription(sub, std::move(delivery)));
+}
+
+bool NatsEventBus::connected() const {
+  return natsConnection_Status(connection_) == NATS_CONN_STATUS_CONNECTED;
+}
+
+uint64_t NatsEventBus::published() const {
+  absl::MutexLock lock(&mu_);
+  return published_;
+}
+
+uint64_t NatsEventBus::dropped() const {
+  absl::MutexLock lock(&mu_);
+  return dropped_;
+}
+
+size_t NatsEventBus::waiting() const {
+  absl::MutexLock lock(&mu_);
+  return outbox_.size();
+}
+
+bool NatsEventBus::EnsureStreams() {
+  for (const NatsStream& stream : options_.streams) {
+    jsStreamConfig cfg;
+    jsStreamConfig_Init(&cfg);
+    cfg.Name = stream.name.c_str();
+    std::vector<const char*> subjects;
+    for (const auto& subject : stream.subjects) subjects.push_back(subject.c_str());
+    cfg.Subjects = subjects.data();
+    cfg.SubjectsLen = static_cast<int>(subjects.size());
+    cfg.Storage = js_FileStorage;
+    cfg.MaxAge = stream.max_age_seconds * 1000000000LL;
+    cfg.MaxBytes = stream.max_bytes;
+    cfg.Discard = js_DiscardOld;
+    jsStreamInfo* info = nullptr;
+    jsErrCode jerr = static_cast<jsErrCode>(0);
+    natsStatus s = js_AddStream(&info, js_, &cfg, nullptr, &jerr);
+    if (s != NATS_OK && jerr == JSStreamNameExistErr) {
+      s = js_UpdateStream(&info, js_, &cfg, nullptr, &jerr);
+    }
+    if (info != nullptr) jsStreamInfo_Destroy(info);
+    if (s != NATS_OK) return false;
+  }
+  return true;
+}
+
+void NatsEventBus::PublisherLoop() {
+  bool streams_ready = false;
+  absl::Duration backoff = absl::Milliseconds(50);
+  auto wait = [&](absl::Duration d) {
+    absl::MutexLock lock(&mu_);
+    mu_.AwaitWithTimeout(absl::Condition(&stopping_), d);
+    return !stopping_;
+  };
+  while (true) {
+    std::pair<std::string, std::string> next;
+    uint64_t position = 0;
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stopping_ || !outbox_.empty();
+      };
+      mu_.AwaitWithTimeout(absl::Condition(&ready), absl::Seconds(1));
+      if (stopping_) return;
+      if (outbox_.empty()) continue;
+      next = outbox_.front();
+      position = popped_;
+    }
+    if (!connected()) {
+      streams_ready = false;
+      if (!wait(absl::Milliseconds(100))) return;
+      continue;
+    }
+    if (!streams_ready) {
+      streams_ready = EnsureStreams();
+      if (!streams_ready) {
+        if (!wait(backoff)) return;
+        backoff = std::min(backoff * 2, absl::Seconds(1));
+        continue;
+      }
+    }
+    jsPubAck* ack = nullptr;
+    jsErrCode jerr = static_cast<jsErrCode>(0);
+    const natsStatus s =
+        js_Publish(&ack, js_, next.first.c_str(), next.second.data(),
+                   static_cast<int>(next.second.size()), nullptr, &jerr);
+    if (ack != nullptr) jsPubAck_Destroy(ack);
+    if (s != NATS_OK) {
+      // Stored nowhere yet: the same event again (a stream lost meanwhile is made again).
+      streams_ready = false;
+      if (!wait(backoff)) return;
+      backoff = std::min(backoff * 2, absl::Seconds(1));
+      continue;
+    }
+    backoff = absl::Milliseconds(50);
+    absl::MutexLock lock(&mu_);
+    // Unless a full outbox dropped it meanwhile, it is still at the front.
+    if (popped_ == position) {
+      outbox_.pop_front();
+      ++popped_;
+    }
+    ++published_;
+  }
+}
+
+}  // namespace mcos::events

@@ -1,0 +1,86 @@
+// The event bus over NATS (NATS.c): one connection per process to its cluster's nats-server,
+// which it keeps trying to reach (at start and after every loss) without ever failing a caller.
+// Publish puts the event in an outbox that one thread drains in order with JetStream publishes
+// (each acknowledged by the stream that stores it); while the server or JetStream is away the
+// outbox holds up to `outbox_limit` events, dropping the oldest beyond it (counted). The streams
+// of `NatsOptions::streams` are created (or updated) at connect, and again until JetStream
+// answers. Subscriptions are core NATS subscriptions on the same connection, renewed by NATS.c
+// after a reconnect before the outbox resumes, so a subscriber of this process misses none of its
+// events. Thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "events/event_bus.h"
+
+struct __natsConnection;
+struct __natsOptions;
+struct __jsCtx;
+
+namespace mcos::events {
+
+struct NatsStream {
+  std::string name;
+  std::vector<std::string> subjects;
+  // Retention: messages older than this, or past this many bytes (oldest first), go.
+  int64_t max_age_seconds = 24 * 3600;
+  int64_t max_bytes = int64_t{1} << 30;
+};
+
+struct NatsOptions {
+  // nats://HOST:PORT (a comma-separated list is tried in turn).
+  std::string url;
+  std::string user;
+  std::string password;
+  // Shown by the server for this connection (e.g. "mcos-cluster alpha").
+  std::string name;
+  size_t outbox_limit = 100000;
+  std::vector<NatsStream> streams;
+};
+
+class NatsEventBus final : public EventBus {
+ public:
+  // INVALID_ARGUMENT for an empty or malformed URL; an unreachable server is not an error.
+  static absl::StatusOr<std::unique_ptr<NatsEventBus>> Start(NatsOptions options);
+  ~NatsEventBus() override;
+
+  void Publish(std::string subject, std::string payload) override;
+  absl::StatusOr<std::unique_ptr<Subscription>> Subscribe(const std::string& filter,
+                                                          OnEvent on_event) override;
+
+  bool connected() const;
+  // Events stored by JetStream, dropped from a full outbox, and waiting now.
+  uint64_t published() const;
+  uint64_t dropped() const;
+  size_t waiting() const;
+
+ private:
+  explicit NatsEventBus(NatsOptions options);
+  void PublisherLoop();
+  // Creates or updates the configured streams; false (logged once per cause) if JetStream did
+  // not answer.
+  bool EnsureStreams();
+
+  const NatsOptions options_;
+  __natsOptions* nats_options_ = nullptr;
+  __natsConnection* connection_ = nullptr;
+  __jsCtx* js_ = nullptr;
+  mutable absl::Mutex mu_;
+  std::deque<std::pair<std::string, std::string>> outbox_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t published_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;
+  // Events taken off the front so far (published or dropped).
+  uint64_t popped_ ABSL_GUARDED_BY(mu_) = 0;
+  std::thread publisher_;
+};
+
+}  // namespace mcos::events
