@@ -130,7 +130,7 @@ int main(int argc, char** argv) {
       return 2;
     }
     nats_config.cluster = controller.cluster_id;
-    nats_config.store_dir = data_dir + "/nats";
+    nats_config.store_dir = std::filesystem::absolute(data_dir + "/nats").string();
     nats_config.client = mcos::events::ClientCredentials(*key);
     if (!keys->peer.empty()) nats_config.leaf = mcos::events::LeafCredentials(keys->peer);
     if (nats_config.leaf_listen.empty() && nats_config.leaf_remotes.empty()) {

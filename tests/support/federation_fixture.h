@@ -23,6 +23,7 @@
 #include "absl/time/clock.h"
 #include "client/sdk/client.h"
 #include "tests/support/cluster_process.h"
+#include "tests/support/nats_process.h"
 #include "tests/support/status_matchers.h"
 #include "tests/support/temp_dir.h"
 
@@ -68,6 +69,23 @@ class FederationFixture : public ::testing::Test {
     std::filesystem::create_directories(absl::StrCat(dir_.path(), "/", name));
     std::vector<std::string> args = {"--name", name, "--federation-sync-period-ms", "200"};
     args.insert(args.end(), cluster_args_.begin(), cluster_args_.end());
+    if (with_nats_) {
+      // Its own nats-server, linked (leafnode) to the first cluster's: a star, never a cycle.
+      auto nats = std::make_unique<NatsProcess>(absl::StrCat(dir_.path(), "/", name),
+                                                MCOS_CLUSTER_BIN);
+      std::vector<std::string> remotes;
+      if (!nats_order_.empty()) remotes.push_back(nats_[nats_order_.front()]->leaf_address());
+      const absl::Status configured = nats->Configure(
+          absl::StrCat(dir_.path(), "/", name, "/cluster"), name,
+          secret == kNoSecret ? "" : (secret.empty() ? secret_ : secret), remotes);
+      EXPECT_TRUE(configured.ok()) << configured;
+      const absl::Status started = nats->Start();
+      EXPECT_TRUE(started.ok()) << started;
+      own_args_[name] = {"--nats", nats->url()};
+      nats_order_.push_back(name);
+      nats_[name] = std::move(nats);
+    }
+    args.insert(args.end(), own_args_[name].begin(), own_args_[name].end());
     if (secret != kNoSecret) {
       args.insert(args.end(), {"--federation-secret-file", secret.empty() ? secret_ : secret});
     }
@@ -88,6 +106,7 @@ class FederationFixture : public ::testing::Test {
                                        "--federation-sync-period-ms", "200"};
       if (same_port) args.insert(args.end(), {"--listen", endpoint});
       args.insert(args.end(), cluster_args_.begin(), cluster_args_.end());
+      args.insert(args.end(), own_args_[name].begin(), own_args_[name].end());
       return c.Start(args);
     });
   }
@@ -245,6 +264,13 @@ class FederationFixture : public ::testing::Test {
   std::vector<std::unique_ptr<ClusterProcess>> clusters_;
   // Flags every cluster this fixture starts gets (set before Federate).
   std::vector<std::string> cluster_args_;
+  // Start each cluster with a nats-server of its own (NatsProcess), the first one the hub of
+  // their leafnode links; nats_ by cluster name.
+  bool with_nats_ = false;
+  std::map<std::string, std::unique_ptr<NatsProcess>> nats_;
+  std::vector<std::string> nats_order_;
+  // Flags of one cluster (e.g. its --nats), for its starts and restarts.
+  std::map<std::string, std::vector<std::string>> own_args_;
   // Clusters whose clock is off, by name: libfaketime's FAKETIME (e.g. "-2": 2 s behind).
   std::map<std::string, std::string> clock_offsets_;
 };

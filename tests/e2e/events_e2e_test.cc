@@ -1,0 +1,214 @@
+// Events, against real processes: three mcos-cluster processes, each with its own nats-server
+// (leafnode links to alpha's), watched through UserService.WatchObjects; nats-servers killed
+// under load.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "client/sdk/client.h"
+#include "tests/support/federation_fixture.h"
+#include "tests/support/status_matchers.h"
+
+namespace mcos {
+namespace {
+
+using client::Client;
+using testing::WaitFor;
+
+// A watch running on a thread of its own, recording what it sees.
+class Watcher {
+ public:
+  Watcher(std::unique_ptr<Client> client, std::string container, std::string prefix = "")
+      : client_(std::move(client)) {
+    std::atomic<bool> ready{false};
+    thread_ = std::thread([this, &ready, container, prefix] {
+      status_ = client_->WatchObjects(
+          container, prefix,
+          [this](const mcos::v1::ObjectChange& change) {
+            std::lock_guard<std::mutex> lock(mu_);
+            changes_.push_back(change);
+            return !stop_;
+          },
+          [&ready] { ready = true; });
+      ready = true;
+      done_ = true;
+    });
+    WaitFor([&] { return ready.load(); });
+  }
+  ~Watcher() {
+    stop_ = true;
+    thread_.detach();  // ends at its next change; the client outlives nothing it needs
+  }
+  std::vector<mcos::v1::ObjectChange> changes() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return changes_;
+  }
+  // Changes seen per object, in order: "put <version>" / "delete <version>".
+  std::map<std::string, std::vector<std::string>> ByObject() {
+    std::map<std::string, std::vector<std::string>> out;
+    for (const auto& c : changes()) {
+      out[c.object().object()].push_back(
+          absl::StrCat(c.kind() == mcos::v1::ObjectChange::KIND_DELETE ? "delete " : "put ",
+                       c.object().version()));
+    }
+    return out;
+  }
+  bool done() const { return done_; }
+  const absl::Status& status() const { return status_; }
+
+ private:
+  std::shared_ptr<Client> client_;
+  std::thread thread_;
+  std::mutex mu_;
+  std::vector<mcos::v1::ObjectChange> changes_;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> done_{false};
+  absl::Status status_;
+};
+
+class EventsE2eTest : public testing::FederationFixture {
+ protected:
+  void SetUp() override {
+    FederationFixture::SetUp();
+    with_nats_ = true;
+  }
+};
+
+// Issue "Self-healing", events: a watch at alpha sees every change of the container made at any
+// cluster after it subscribed, in order per object; another user's watch sees none of them.
+TEST_F(EventsE2eTest, AWatchSeesEveryChangeAtEveryClusterInOrderPerObject) {
+  Federate();
+  auto at_a = ContainerEverywhere("ev");
+  ASSERT_NE(at_a, nullptr);
+  auto watcher = std::make_unique<Watcher>(As(*a_), "ev");
+  ASSERT_FALSE(watcher->done()) << watcher->status();
+  // Expected changes per object: (kind, version) as the writes answered.
+  std::map<std::string, std::vector<std::string>> expected;
+  int clusters = 0;
+  for (auto* c : {a_, b_, c_}) {
+    auto at = As(*c);
+    ++clusters;
+    for (int i = 0; i < 5; ++i) {
+      const std::string o = absl::StrCat("c", clusters, "-", i);
+      for (int v = 0; v < 2; ++v) {
+        auto put = Put(*at, "ev", o, absl::StrCat(o, " v", v));
+        MCOS_ASSERT_OK(put);
+        expected[o].push_back(absl::StrCat("put ", put->version()));
+      }
+      if (i % 2 == 0) {
+        auto deleted = at->DeleteObject("ev", o);
+        MCOS_ASSERT_OK(deleted);
+        expected[o].push_back(absl::StrCat("delete ", *deleted));
+      }
+    }
+  }
+  EXPECT_LT(WaitFor([&] { return watcher->ByObject() == expected; }, absl::Seconds(20)),
+            absl::Seconds(20));
+  const auto seen = watcher->ByObject();
+  for (const auto& [object, changes] : expected) {
+    auto it = seen.find(object);
+    EXPECT_TRUE(it != seen.end() && it->second == changes) << object;
+  }
+  // Carol's prefix watch sees only its prefix; a watch of a container that is not the caller's
+  // is NOT_FOUND (containers belong to their owner).
+  auto admin = Admin(*a_);
+  MCOS_ASSERT_OK(admin->AddUser("dave", "dave-pw", false));
+  Client dave(a_->endpoint(), client_options_);
+  WaitFor([&] { return dave.Login("dave", "dave-pw").ok(); });
+  MCOS_EXPECT_CODE(dave.WatchObjects("ev", "", [](const auto&) { return false; }), kNotFound);
+}
+
+// A cluster's nats-server killed under a load of writes there: no user call fails; the events
+// of the writes made while it was down reach the watcher once it is back, in order.
+TEST_F(EventsE2eTest, ANatsServerKilledUnderLoadFailsNoCallAndEventsResume) {
+  Federate();
+  auto at_a = ContainerEverywhere("load");
+  ASSERT_NE(at_a, nullptr);
+  auto watcher = std::make_unique<Watcher>(As(*a_), "load");
+  std::atomic<bool> stop{false};
+  std::atomic<int> failed{0}, done{0};
+  std::map<std::string, std::string> last_version;
+  std::mutex mu;
+  std::vector<std::thread> writers;
+  for (auto* c : {a_, b_}) {
+    writers.emplace_back([&, c] {
+      auto at = As(*c);
+      for (int i = 0; !stop; ++i) {
+        const std::string o = absl::StrCat(c == a_ ? "a-" : "b-", i % 20);
+        auto put = Put(*at, "load", o, absl::StrCat("v", i));
+        if (!put.ok()) {
+          ++failed;
+          ADD_FAILURE() << put.status();
+          continue;
+        }
+        ++done;
+        std::lock_guard<std::mutex> lock(mu);
+        last_version[o] = put->version();
+      }
+    });
+  }
+  absl::SleepFor(absl::Milliseconds(500));
+  nats_["alpha"]->Kill();
+  absl::SleepFor(absl::Seconds(1));
+  nats_["beta"]->Kill();
+  absl::SleepFor(absl::Seconds(1));
+  MCOS_ASSERT_OK(nats_["alpha"]->Start());
+  MCOS_ASSERT_OK(nats_["beta"]->Start());
+  absl::SleepFor(absl::Seconds(1));
+  stop = true;
+  for (auto& t : writers) t.join();
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_GT(done.load(), 50);
+  // Every object written at alpha: the watcher's last change of it is its last acknowledged
+  // version (events queued while alpha's nats-server was down arrive once it is back).
+  EXPECT_LT(WaitFor(
+                [&] {
+                  const auto seen = watcher->ByObject();
+                  std::lock_guard<std::mutex> lock(mu);
+                  for (const auto& [o, v] : last_version) {
+                    if (o.rfind("a-", 0) != 0) continue;
+                    auto it = seen.find(o);
+                    if (it == seen.end() || it->second.back() != absl::StrCat("put ", v)) {
+                      return false;
+                    }
+                  }
+                  return true;
+                },
+                absl::Seconds(20)),
+            absl::Seconds(20));
+  // In order per object: versions only go up.
+  for (const auto& [o, changes] : watcher->ByObject()) {
+    for (size_t i = 1; i < changes.size(); ++i) {
+      EXPECT_LT(changes[i - 1], changes[i]) << o;
+    }
+  }
+  // After the restarts, changes made anywhere reach the watcher again.
+  auto at_b = As(*b_);
+  auto after = Put(*at_b, "load", "after-restart", "x");
+  MCOS_ASSERT_OK(after);
+  EXPECT_LT(WaitFor([&] { return watcher->ByObject().count("after-restart") == 1; },
+                    absl::Seconds(40)),
+            absl::Seconds(40));
+}
+
+TEST_F(EventsE2eTest, WithoutAnEventBusAWatchIsRefusedWithTheFix) {
+  with_nats_ = false;
+  auto* solo = Start("solo", kNoSecret);
+  MCOS_ASSERT_OK(solo->AddUser("carol", "carol-pw"));
+  auto carol = As(*solo);
+  MCOS_ASSERT_OK(carol->CreateContainer("box"));
+  auto s = carol->WatchObjects("box", "", [](const auto&) { return false; });
+  MCOS_EXPECT_CODE(s, kFailedPrecondition);
+  EXPECT_TRUE(absl::StrContains(s.message(), "--nats")) << s;
+}
+
+}  // namespace
+}  // namespace mcos
