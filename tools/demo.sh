@@ -2,16 +2,20 @@
 # The README's main job: a local federation of three clusters (tools/federation.sh: three
 # mcos-cluster processes on loopback, one secret, peered, ring "fed" with 3 replicas as the
 # default), used through the `mcos` CLI as a person would: an object put at dc1 is read and listed
-# at dc2 and dc3 with `replicas` naming all three; dc3 is killed with -9 and puts and gets go on at
-# the others; dc3 comes back and catches up from the replication queue. Stops everything at the
-# end (or on Ctrl-C). With --keep the federation keeps running (tools/federation.sh down stops it).
+# at dc2 and dc3 with `replicas` naming all three, while `mcos watch` at dc2 prints every change
+# made anywhere; dc3 is killed with -9 and puts and gets go on at the others; dc3 comes back and
+# catches up (replication queue, anti-entropy), which `mcos admin repair status` shows. Stops
+# everything at the end (or on Ctrl-C). With --keep the federation keeps running
+# (tools/federation.sh down stops it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 keep=0
 [ "${1:-}" = "--keep" ] && keep=1
 work=$(mktemp -d "${TMPDIR:-/tmp}/mcos-demo-XXXXXX")
 export MCOS_FEDERATION_DIR="$work/federation"
+watch_pid=""
 cleanup() {
+  [ -z "$watch_pid" ] || kill "$watch_pid" 2>/dev/null || true
   if [ "$keep" = 0 ]; then
     tools/federation.sh down >/dev/null 2>&1 || true
     rm -rf "$work"
@@ -47,6 +51,11 @@ for at in dc3 dc2 dc1; do
   echo "demo-password" | run --endpoint "$(ep $at)" login demo --password-stdin
 done
 run mb photos
+echo "-- mcos watch at dc2 (in the background) prints every change of 'photos', made anywhere"
+echo "\$ mcos --endpoint $(ep dc2) watch photos &"
+mcos --endpoint "$(ep dc2)" watch photos >"$work/watch.out" 2>&1 &
+watch_pid=$!
+for _ in $(seq 50); do grep -q "^watching" "$work/watch.out" && break; sleep 0.1; done
 head -c $((20 * 1024 * 1024 + 123)) /dev/urandom >"$work/holiday.bin"
 echo "-- put at dc1"
 run put photos 2026/holiday.bin "$work/holiday.bin" --content-type application/octet-stream
@@ -77,6 +86,15 @@ for f in while-down/1.txt while-down/2.txt while-down/3.txt while-down/at-dc2.tx
 done
 run --endpoint "$(ep dc3)" get photos while-down/at-dc2.txt -
 tools/federation.sh status
+echo "-- what mcos watch at dc2 printed meanwhile"
+sleep 1
+kill "$watch_pid" 2>/dev/null || true
+watch_pid=""
+cat "$work/watch.out"
+[ "$(grep -c ' put photos/' "$work/watch.out")" -ge 5 ] || {
+  echo "error: mcos watch saw fewer than the 5 puts" >&2
+  exit 1
+}
 if [ "$keep" = 1 ]; then
   echo
   echo "The federation keeps running ($MCOS_FEDERATION_DIR). Try:"

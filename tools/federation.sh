@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # A local federation on loopback: N clusters (default 3), each its own mcos-cluster process with
-# its own data directory, one federation secret, peered with each other, and a ring over all of
-# them (replicas = min(3, N)) as the default option's ring.
+# its own data directory and its own nats-server (JetStream; events and WatchObjects), one
+# federation secret, peered with each other, and a ring over all of them (replicas = min(3, N))
+# as the default option's ring. The nats-servers are linked by leafnodes to dc1's.
 #
 #   tools/federation.sh up [N]        build, start, peer; prints each endpoint and the admin password
 #   tools/federation.sh status        which clusters run, the federation as the first one sees it,
 #                                     and its replication backlog
 #   tools/federation.sh stop NAME     kill -9 one cluster (it stays part of the federation)
 #   tools/federation.sh start NAME    start a stopped cluster again (same data, same port)
-#   tools/federation.sh down          stop every cluster this script started
+#   tools/federation.sh stop-nats NAME / start-nats NAME   the same for a cluster's nats-server
+#   tools/federation.sh down          stop every cluster and nats-server this script started
 #
 # State lives in $MCOS_FEDERATION_DIR (default: $TMPDIR/mcos-federation, or /tmp/...): the secret,
 # the admin password, each cluster's data, log, pid and endpoint. Only processes whose pid this
@@ -25,6 +27,39 @@ names() { cat "$dir/names" 2>/dev/null || true; }
 alive() { [ -f "$dir/$1/pid" ] && kill -0 "$(cat "$dir/$1/pid")" 2>/dev/null; }
 endpoint() { cat "$dir/$1/endpoint"; }
 
+nats_alive() { [ -f "$dir/$1/nats.pid" ] && kill -0 "$(cat "$dir/$1/nats.pid")" 2>/dev/null; }
+
+# Starts cluster $1's nats-server: on free ports the first time (kept for restarts), its
+# configuration written by mcos-cluster (logins derived from the cluster's keys), linked to dc1's
+# leafnode port unless it is dc1.
+start_nats() {
+  local name=$1 listen=127.0.0.1:0 leaf=127.0.0.1:0 remote=()
+  mkdir -p "$dir/$name"
+  [ -f "$dir/$name/nats-endpoint" ] && listen=$(cat "$dir/$name/nats-endpoint")
+  [ -f "$dir/$name/nats-leaf" ] && leaf=$(cat "$dir/$name/nats-leaf")
+  [ "$name" != dc1 ] && remote=(--nats-leaf-remote "$(cat "$dir/dc1/nats-leaf")")
+  "$bin/src/cluster/mcos-cluster" --name "$name" --data-dir "$dir/$name/data" \
+    --federation-secret-file "$dir/federation.secret" --write-nats-config "$dir/$name/nats.conf" \
+    --nats-listen "$listen" --nats-leaf-listen "$leaf" "${remote[@]}"
+  : >"$dir/$name/nats.log"
+  nats-server -c "$dir/$name/nats.conf" >>"$dir/$name/nats.log" 2>&1 &
+  echo $! >"$dir/$name/nats.pid"
+  for _ in $(seq 100); do
+    grep -q "Server is ready" "$dir/$name/nats.log" 2>/dev/null && break
+    nats_alive "$name" || break
+    sleep 0.1
+  done
+  if ! grep -q "Server is ready" "$dir/$name/nats.log"; then
+    echo "error: the nats-server of $name did not start; its log:" >&2
+    tail -n 20 "$dir/$name/nats.log" >&2
+    exit 1
+  fi
+  grep -o "client connections on [0-9.:]*" "$dir/$name/nats.log" | awk '{print $4}' | tail -1 \
+    >"$dir/$name/nats-endpoint"
+  grep -o "leafnode connections on [0-9.:]*" "$dir/$name/nats.log" | awk '{print $4}' | tail -1 \
+    >"$dir/$name/nats-leaf"
+}
+
 # Starts cluster $1 (region $2) listening on $3 (host:port; :0 picks one) and waits until it serves.
 start_cluster() {
   local name=$1 region=$2 listen=$3
@@ -34,6 +69,7 @@ start_cluster() {
     "$bin/src/cluster/mcos-cluster" --name "$name" --region "$region" \
     --data-dir "$dir/$name/data" --listen "$listen" \
     --federation-secret-file "$dir/federation.secret" \
+    --nats "nats://$(cat "$dir/$name/nats-endpoint")" \
     >"$dir/$name/stdout" 2>>"$dir/$name/cluster.log" &
   echo $! >"$dir/$name/pid"
   for _ in $(seq 300); do
@@ -72,9 +108,11 @@ case "$cmd" in
       >"$dir/admin-password")
     : >"$dir/names"
     for i in $(seq "$n"); do
+      start_nats "dc$i"
       start_cluster "dc$i" "region-$i" 127.0.0.1:0
       echo "dc$i" >>"$dir/names"
-      echo "dc$i listening on $(endpoint "dc$i") (pid $(cat "$dir/dc$i/pid"))"
+      echo "dc$i listening on $(endpoint "dc$i") (pid $(cat "$dir/dc$i/pid")), its nats-server on" \
+        "$(cat "$dir/dc$i/nats-endpoint")"
     done
     first=$(endpoint dc1)
     mcos --endpoint "$first" login admin --password-stdin <"$dir/admin-password" >/dev/null
@@ -139,6 +177,20 @@ case "$cmd" in
     start_cluster "$name" "$(cat "$dir/$name/region")" "$(endpoint "$name")"
     echo "$name listening on $(endpoint "$name") again (pid $(cat "$dir/$name/pid"))"
     ;;
+  stop-nats)
+    name=${1:?usage: $0 stop-nats NAME}
+    nats_alive "$name" || { echo "the nats-server of $name is not running" >&2; exit 1; }
+    kill -9 "$(cat "$dir/$name/nats.pid")"
+    while nats_alive "$name"; do sleep 0.05; done
+    echo "killed the nats-server of $name (kill -9)"
+    ;;
+  start-nats)
+    name=${1:?usage: $0 start-nats NAME}
+    [ -f "$dir/$name/nats-endpoint" ] || { echo "unknown cluster $name" >&2; exit 1; }
+    nats_alive "$name" && { echo "the nats-server of $name is already running" >&2; exit 1; }
+    start_nats "$name"
+    echo "the nats-server of $name listens on $(cat "$dir/$name/nats-endpoint") again"
+    ;;
   down)
     for name in $(names); do
       if alive "$name"; then
@@ -147,10 +199,16 @@ case "$cmd" in
         for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
         echo "stopped $name"
       fi
+      if nats_alive "$name"; then
+        pid=$(cat "$dir/$name/nats.pid")
+        kill "$pid"
+        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+        echo "stopped the nats-server of $name"
+      fi
     done
     ;;
   *)
-    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
     [ -z "$cmd" ] || [ "$cmd" = "-h" ] || [ "$cmd" = "--help" ] || exit 2
     ;;
 esac

@@ -9,7 +9,8 @@
 //   10 s, also in the middle of a long stream (servers allow pings every 5 s: ServerHost);
 // - calls that only read are retried on UNAVAILABLE with backoff (gRPC's retry policy, from the
 //   default service config): at most 4 attempts, 0.1 s growing to 1 s apart, and only while no
-//   answer has arrived, so a retried call never repeats a half-delivered stream.
+//   answer has arrived, so a retried call never repeats a half-delivered stream. Health probes
+//   (PeerHealth) are not retried: they count their misses themselves.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -51,6 +52,7 @@ inline const std::string& RetryServiceConfig() {
       {"mcos.v1.StorageService", "ContainerUsage"},
       {"mcos.v1.StorageService", "PartitionUsage"},
       {"mcos.v1.StorageService", "PartitionDigests"},
+      {"mcos.v1.StorageService", "ScanPartition"},
       {"mcos.v1.ResolverService", "Resolve"},
       {"mcos.v1.ControllerService", "ListServices"},
       {"mcos.v1.ControllerService", "GetMetadataSnapshot"},
@@ -59,8 +61,9 @@ inline const std::string& RetryServiceConfig() {
       {"mcos.v1.ControllerService", "GetContainer"},
       {"mcos.v1.ClusterService", "ClusterStatObject"},
       {"mcos.v1.ClusterService", "ClusterDownloadObject"},
+      {"mcos.v1.ClusterService", "ClusterPartitionDigests"},
+      {"mcos.v1.ClusterService", "ClusterScanPartition"},
       {"mcos.v1.PeerControllerService", "PullMetadata"},
-      {"mcos.v1.PeerControllerService", "PeerHealth"},
   };
   static const std::string config = [&] {
     std::string names;

@@ -132,8 +132,10 @@ absl::Status AntiEntropy::RunOnce(Pacer& pacer) {
       std::shared_ptr<replication::Replica> peer = replicas_(peer_name);
       absl::Status s =
           peer ? SyncWithPeer(set, mine, partitions, *local, *peer, pacer, ps)
-               : absl::UnavailableError(absl::StrCat("no server of cluster '", peer_name,
-                                                     "' is known"));
+               : absl::UnavailableError(absl::StrCat(
+                     "cluster '", peer_name,
+                     "' cannot be reached now (no server of it is known, or its last call "
+                     "failed and no probe has succeeded since)"));
       if (!s.ok()) {
         failed[peer_name] = true;
         ps.last_error = std::string(s.message());

@@ -159,6 +159,25 @@ TEST_F(RepairE2eTest, AClusterConvergesByAntiEntropyAloneWhenItsPeersLostTheirQu
     expected[o] = absl::StrCat("first ", o);
   }
   c_->Kill();
+  // Every other cluster lists gamma as down within 2 s of its kill -9.
+  const absl::Time killed = absl::Now();
+  for (auto* c : {a_, b_}) {
+    auto admin = Admin(*c);
+    WaitFor(
+        [&] {
+          auto list = admin->ListClusters();
+          if (!list.ok()) return false;
+          for (const auto& cl : list->clusters()) {
+            if (cl.id() == "gamma") return cl.state() == mcos::v1::SERVICE_STATE_DOWN;
+          }
+          return false;
+        },
+        absl::Seconds(5));
+  }
+  const absl::Duration noticed = absl::Now() - killed;
+  std::cout << "alpha and beta listed gamma down " << absl::FormatDuration(noticed)
+            << " after its kill -9\n";
+  EXPECT_LT(noticed, absl::Seconds(2));
   // The load while gamma is down: creates, updates and deletes, at alpha and at beta.
   for (int i = 0; i < 40; ++i) {
     Client& at = i % 2 == 0 ? *at_a : *at_b;
