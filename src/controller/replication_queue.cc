@@ -78,6 +78,8 @@ absl::StatusOr<mcos::v1::RepairStatus> ReplicationQueue::Status() {
       }
       link->set_records_repaired(link->records_repaired() + l.records_repaired());
       link->set_bytes_repaired(link->bytes_repaired() + l.bytes_repaired());
+      link->set_anti_entropy_bytes_exchanged(link->anti_entropy_bytes_exchanged() +
+                                             l.anti_entropy_bytes_exchanged());
       if (!l.last_error().empty()) link->set_last_error(l.last_error());
     }
     status.set_objects_audited(status.objects_audited() + r.objects_audited());

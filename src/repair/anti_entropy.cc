@@ -15,6 +15,9 @@ namespace {
 constexpr uint32_t kFinestPower = 18;
 // Each drill-down step splits a range into 2^kSplitBits.
 constexpr uint32_t kSplitBits = 4;
+// Rings of more partitions are first compared in 2^kCoarsePower ranges (with a peer that shares
+// every partition).
+constexpr uint32_t kCoarsePower = 6;
 
 using Digests = std::map<uint32_t, std::pair<uint64_t, uint64_t>>;  // partition -> (count, digest)
 
@@ -151,6 +154,7 @@ absl::Status AntiEntropy::RunOnce(Pacer& pacer) {
     total.records_repaired += ps.records_repaired;
     total.bytes_repaired += ps.bytes_repaired;
     total.repair_failures += ps.repair_failures;
+    total.bytes_exchanged += ps.bytes_exchanged;
     if (stopped_) continue;  // an interrupted pass says nothing about the rest
     total.partitions_compared = ps.partitions_compared;
     total.partitions_out_of_sync = ps.partitions_out_of_sync;
@@ -169,15 +173,47 @@ absl::Status AntiEntropy::SyncWithPeer(const SyncSet& set, const Digests& mine,
                                        const std::vector<uint32_t>& partitions,
                                        replication::Replica& local, replication::Replica& peer,
                                        Pacer& pacer, PeerSyncStatus& ps) {
-  mcos::v1::PartitionDigestsRequest all;
-  all.set_option(set.option);
-  all.set_partition_power(set.partition_power);
-  auto theirs = peer.PartitionDigests(all, clock_.Now() + options_.call_timeout);
+  const uint32_t power = set.partition_power;
+  // The partitions to compare one by one: all of them, or (when the peer shares every partition
+  // and there are many) those of the coarse ranges whose digests differ. Digests add up, so this
+  // cluster's coarse digests are folded from its per-partition ones; in sync, a pass then costs
+  // one small call per peer and option.
+  std::vector<uint32_t> candidates = partitions;
+  if (power > kCoarsePower && partitions.size() == (size_t{1} << power)) {
+    mcos::v1::PartitionDigestsRequest coarse;
+    coarse.set_option(set.option);
+    coarse.set_partition_power(kCoarsePower);
+    auto theirs = peer.PartitionDigests(coarse, clock_.Now() + options_.call_timeout);
+    if (!theirs.ok()) return theirs.status();
+    ps.bytes_exchanged += coarse.ByteSizeLong() + theirs->ByteSizeLong();
+    const Digests peer_coarse = ToMap(*theirs);
+    Digests my_coarse;
+    for (const auto& [p, d] : mine) {
+      auto& sum = my_coarse[p >> (power - kCoarsePower)];
+      sum.first += d.first;
+      sum.second += d.second;
+    }
+    candidates.clear();
+    for (uint32_t r = 0; r < (uint32_t{1} << kCoarsePower); ++r) {
+      if (Lookup(my_coarse, r) == Lookup(peer_coarse, r)) continue;
+      const uint32_t shift = power - kCoarsePower;
+      for (uint32_t p = r << shift; p < ((r + 1) << shift); ++p) candidates.push_back(p);
+    }
+  }
+  ps.partitions_compared += partitions.size();
+  if (candidates.empty()) return absl::OkStatus();
+  mcos::v1::PartitionDigestsRequest asked;
+  asked.set_option(set.option);
+  asked.set_partition_power(power);
+  if (candidates.size() < partitions.size()) {
+    for (uint32_t p : candidates) asked.add_partitions(p);
+  }
+  auto theirs = peer.PartitionDigests(asked, clock_.Now() + options_.call_timeout);
   if (!theirs.ok()) return theirs.status();
+  ps.bytes_exchanged += asked.ByteSizeLong() + theirs->ByteSizeLong();
   const Digests peer_digests = ToMap(*theirs);
   absl::Status first_error;
-  for (uint32_t p : partitions) {
-    ++ps.partitions_compared;
+  for (uint32_t p : candidates) {
     const auto m = Lookup(mine, p);
     const auto t = Lookup(peer_digests, p);
     if (m == t) continue;
@@ -211,6 +247,7 @@ absl::Status AntiEntropy::Reconcile(const std::string& option, Range range, uint
   if (!mine.ok()) return mine.status();
   auto theirs = peer.PartitionDigests(finer, deadline);
   if (!theirs.ok()) return theirs.status();
+  ps.bytes_exchanged += finer.ByteSizeLong() + theirs->ByteSizeLong();
   const Digests m = ToMap(*mine);
   const Digests t = ToMap(*theirs);
   absl::Status first_error;
@@ -227,7 +264,8 @@ absl::Status AntiEntropy::Reconcile(const std::string& option, Range range, uint
 }
 
 absl::StatusOr<std::map<std::string, mcos::v1::ScanPartitionEntry>> AntiEntropy::ScanAll(
-    replication::Replica& replica, const std::string& option, Range range, Pacer& pacer) {
+    replication::Replica& replica, const std::string& option, Range range, Pacer& pacer,
+    uint64_t* bytes) {
   std::map<std::string, mcos::v1::ScanPartitionEntry> out;
   mcos::v1::ScanPartitionRequest request;
   request.set_option(option);
@@ -240,6 +278,7 @@ absl::StatusOr<std::map<std::string, mcos::v1::ScanPartitionEntry>> AntiEntropy:
                           absl::StrCat("scan of cluster '", replica.cluster(),
                                        "': ", page.status().message()));
     }
+    if (bytes != nullptr) *bytes += request.ByteSizeLong() + page->ByteSizeLong();
     for (auto& entry : *page->mutable_entries()) {
       std::string k = MapKey(entry.key());
       out.emplace(std::move(k), std::move(entry));
@@ -253,9 +292,9 @@ absl::StatusOr<std::map<std::string, mcos::v1::ScanPartitionEntry>> AntiEntropy:
 absl::Status AntiEntropy::Repair(const std::string& option, Range range,
                                  replication::Replica& local, replication::Replica& peer,
                                  Pacer& pacer, PeerSyncStatus& ps) {
-  MCOS_ASSIGN_OR_RETURN(auto theirs, ScanAll(peer, option, range, pacer));
+  MCOS_ASSIGN_OR_RETURN(auto theirs, ScanAll(peer, option, range, pacer, &ps.bytes_exchanged));
   if (stopped_) return absl::OkStatus();
-  MCOS_ASSIGN_OR_RETURN(auto mine, ScanAll(local, option, range, pacer));
+  MCOS_ASSIGN_OR_RETURN(auto mine, ScanAll(local, option, range, pacer, nullptr));
   absl::Status first_error;
   for (const auto& [k, entry] : theirs) {
     if (stopped_) break;

@@ -4,7 +4,9 @@
 // converges with no event and no operator.
 //
 // A pass, per option this cluster is a replica of: one PartitionDigests call to this cluster's
-// storage and one to each peer answers every partition's (records, digest); partitions whose
+// storage answers every partition's (records, digest), and each peer is asked for the same (of
+// the partitions it shares; with a peer that shares all of a ring of over 64 partitions, first
+// for 64 coarse ranges, then for the partitions of the ranges that differ); partitions whose
 // digests differ are split into 16 finer ranges (digests at a partition power 4 higher, up to the
 // engines' 18 bits) until a range holds at most `leaf_records` records on either side, and only
 // those ranges are scanned (ScanPartition) and compared key by key. A record the peer holds newer
@@ -70,6 +72,9 @@ struct PeerSyncStatus {
   uint64_t records_repaired = 0;
   uint64_t bytes_repaired = 0;
   uint64_t repair_failures = 0;
+  // Since start: bytes of the digest and scan messages exchanged with the peer (both ways;
+  // copied objects are in bytes_repaired).
+  uint64_t bytes_exchanged = 0;
   // End of the last pass that compared every shared partition with the peer.
   absl::Time last_full_pass = absl::InfinitePast();
   // Why the last pass could not compare with the peer (empty when it could).
@@ -116,7 +121,8 @@ class AntiEntropy {
                       replication::Replica& peer, Pacer& pacer, PeerSyncStatus& ps);
   // Every record of a range at `replica`, by user/container/object.
   absl::StatusOr<std::map<std::string, mcos::v1::ScanPartitionEntry>> ScanAll(
-      replication::Replica& replica, const std::string& option, Range range, Pacer& pacer);
+      replication::Replica& replica, const std::string& option, Range range, Pacer& pacer,
+      uint64_t* bytes);
   // Pauses `wait` (a rate limit); false, and stopped_ set, when the pass must end.
   bool Pace(Pacer& pacer, absl::Duration wait);
 

@@ -264,6 +264,7 @@ void ServerApp::ReportRepair() {
       }
       link->set_records_repaired(ps.records_repaired);
       link->set_bytes_repaired(ps.bytes_repaired);
+      link->set_anti_entropy_bytes_exchanged(ps.bytes_exchanged);
       link->set_last_error(ps.last_error);
       repair_records_.Add({{"peer", peer}}).Set(static_cast<double>(ps.records_repaired));
       repair_bytes_.Add({{"peer", peer}}).Set(static_cast<double>(ps.bytes_repaired));

@@ -797,7 +797,8 @@ int main(int argc, char** argv) {
         std::cout << "\tanti-entropy: " << l.partitions_out_of_sync() << " of "
                   << l.partitions_compared() << " partitions differ, last full pass "
                   << when(l.last_full_pass()) << ", " << l.records_repaired() << " record(s) ("
-                  << l.bytes_repaired() << " bytes) copied";
+                  << l.bytes_repaired() << " bytes) copied, "
+                  << l.anti_entropy_bytes_exchanged() << " bytes of digests and scans";
         if (!l.last_error().empty()) std::cout << ", error: " << l.last_error();
       }
       std::cout << "\n";

@@ -52,9 +52,9 @@ class AntiEntropyTest : public ::testing::Test {
   std::vector<SyncSet> Topology(const std::string& self) {
     SyncSet set;
     set.option = "gold";
-    set.partition_power = kPower;
-    set.peers.resize(1u << kPower);
-    set.held.assign(1u << kPower, true);
+    set.partition_power = power_;
+    set.peers.resize(1u << power_);
+    set.held.assign(1u << power_, true);
     for (auto& peers : set.peers) {
       for (const char* c : {"a", "b", "c"}) {
         if (c != self) peers.push_back(c);
@@ -120,7 +120,7 @@ class AntiEntropyTest : public ::testing::Test {
   mcos::v1::PartitionDigestsResponse Digests(const std::string& cluster) {
     mcos::v1::PartitionDigestsRequest r;
     r.set_option("gold");
-    r.set_partition_power(kPower);
+    r.set_partition_power(power_);
     return *engines_[cluster]->PartitionDigests(r);
   }
 
@@ -130,6 +130,7 @@ class AntiEntropyTest : public ::testing::Test {
   std::map<std::string, std::unique_ptr<storage::MemoryEngine>> engines_;
   std::map<std::string, std::shared_ptr<replication::Replica>> replicas_;
   std::set<std::string> down_;
+  uint32_t power_ = kPower;
   std::vector<mcos::v1::Version> observed_;
 };
 
@@ -176,9 +177,12 @@ TEST_F(AntiEntropyTest, PullsNewerVersionsAndTombstonesAndNeverOlderOverNewer) {
   // From b, c then found nothing newer: a's copy came first.
   EXPECT_EQ(status.at("b").records_repaired, 0u);
 
-  // In sync: a pass compares and copies nothing.
+  // In sync: a pass compares and copies nothing, and exchanges only the digests.
+  const uint64_t exchanged = c->Status().at("a").bytes_exchanged;
   MCOS_ASSERT_OK(c->RunOnce(pacer));
   EXPECT_EQ(c->Status().at("a").partitions_out_of_sync, 0u);
+  EXPECT_GT(c->Status().at("a").bytes_exchanged, exchanged);
+  EXPECT_LT(c->Status().at("a").bytes_exchanged - exchanged, 2000u);
   EXPECT_EQ(c->Status().at("a").records_repaired, 45u);
 }
 
@@ -197,6 +201,29 @@ TEST_F(AntiEntropyTest, DrillsDownToSmallRangesOfLargePartitions) {
     EXPECT_EQ(Held("a", absl::StrCat("o", i)).first, 20u) << i;
   }
   EXPECT_EQ(a->Status().at("b").records_repaired, 8u);
+  EXPECT_EQ(Digests("a").SerializeAsString(), Digests("b").SerializeAsString());
+}
+
+TEST_F(AntiEntropyTest, ARingOfManyPartitionsIsComparedInCoarseRangesFirst) {
+  power_ = 10;  // 1024 partitions: 64 coarse ranges first
+  for (int i = 0; i < 3000; ++i) {
+    Put("a", absl::StrCat("o", i), 10);
+    Put("b", absl::StrCat("o", i), 10);
+  }
+  NoPause pacer;
+  auto a = Make("a");
+  MCOS_ASSERT_OK(a->RunOnce(pacer));
+  const uint64_t in_sync = a->Status().at("b").bytes_exchanged;
+  EXPECT_EQ(a->Status().at("b").partitions_compared, 1024u);
+  EXPECT_EQ(a->Status().at("b").partitions_out_of_sync, 0u);
+  EXPECT_LT(in_sync, 1500u);  // 64 coarse digests, not 1024
+  for (int i = 0; i < 3000; i += 600) Put("b", absl::StrCat("o", i), 20);
+  Delete("b", "o7", 20);
+  MCOS_ASSERT_OK(a->RunOnce(pacer));
+  EXPECT_EQ(a->Status().at("b").partitions_out_of_sync, 6u);
+  EXPECT_EQ(a->Status().at("b").records_repaired, 6u);
+  for (int i = 0; i < 3000; i += 600) EXPECT_EQ(Held("a", absl::StrCat("o", i)).first, 20u);
+  EXPECT_EQ(Held("a", "o7"), std::make_pair(uint64_t{20}, true));
   EXPECT_EQ(Digests("a").SerializeAsString(), Digests("b").SerializeAsString());
 }
 
