@@ -1,6 +1,8 @@
 #include "repair/anti_entropy.h"
 
 #include <algorithm>
+#include <atomic>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -18,6 +20,8 @@ constexpr uint32_t kSplitBits = 4;
 // Rings of more partitions are first compared in 2^kCoarsePower ranges (with a peer that shares
 // every partition).
 constexpr uint32_t kCoarsePower = 6;
+// Records to copy are gathered over ranges and copied this many at a time (in parallel).
+constexpr size_t kCopyBatch = 512;
 
 using Digests = std::map<uint32_t, std::pair<uint64_t, uint64_t>>;  // partition -> (count, digest)
 
@@ -223,7 +227,8 @@ absl::Status AntiEntropy::SyncWithPeer(const SyncSet& set, const Digests& mine,
     if (!s.ok() && first_error.ok()) first_error = s;
     if (stopped_) break;
   }
-  return first_error;
+  absl::Status copied = CopyPending(local, peer, pacer, ps);
+  return first_error.ok() ? copied : first_error;
 }
 
 absl::Status AntiEntropy::Reconcile(const std::string& option, Range range, uint64_t local_count,
@@ -295,31 +300,55 @@ absl::Status AntiEntropy::Repair(const std::string& option, Range range,
   MCOS_ASSIGN_OR_RETURN(auto theirs, ScanAll(peer, option, range, pacer, &ps.bytes_exchanged));
   if (stopped_) return absl::OkStatus();
   MCOS_ASSIGN_OR_RETURN(auto mine, ScanAll(local, option, range, pacer, nullptr));
-  absl::Status first_error;
-  for (const auto& [k, entry] : theirs) {
-    if (stopped_) break;
+  for (auto& [k, entry] : theirs) {
     auto held = mine.find(k);
     if (held != mine.end() &&
         !common::IsNewer(entry.record().version(), held->second.record().version())) {
       continue;
     }
-    const uint64_t size = entry.record().tombstone() ? 0 : entry.record().size();
-    auto ack = replication::Copy(
-        peer, local, entry.key(), entry.record(),
-        replication::CopyDeadline(size, options_.call_timeout));
-    if (ack.ok()) {
-      if (ack->applied) {
-        ++ps.records_repaired;
-        ps.bytes_repaired += size;
-        if (observe_) observe_(entry.record().version());
-      }
-    } else if (!absl::IsFailedPrecondition(ack.status()) && !absl::IsNotFound(ack.status())) {
-      // (The peer replaced or deleted it meanwhile: the next pass compares again.)
-      ++ps.repair_failures;
-      if (first_error.ok()) first_error = ack.status();
-    }
-    Pace(pacer, bytes_budget_.Spend(static_cast<double>(size)));
+    pending_.push_back(std::move(entry));
   }
+  if (pending_.size() < kCopyBatch) return absl::OkStatus();
+  return CopyPending(local, peer, pacer, ps);
+}
+
+absl::Status AntiEntropy::CopyPending(replication::Replica& local, replication::Replica& peer,
+                                      Pacer& pacer, PeerSyncStatus& ps) {
+  std::vector<mcos::v1::ScanPartitionEntry> batch;
+  batch.swap(pending_);
+  if (batch.empty() || stopped_) return absl::OkStatus();
+  // Several copies at once: each ends with a durable commit here, and concurrent commits share
+  // their fsync (RocksDB's group commit), so one at a time would wait on the disk for each.
+  absl::Mutex mu;
+  absl::Status first_error;
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i = next++; i < batch.size() && !stopped_; i = next++) {
+      const mcos::v1::ScanPartitionEntry& entry = batch[i];
+      const uint64_t size = entry.record().tombstone() ? 0 : entry.record().size();
+      auto ack = replication::Copy(peer, local, entry.key(), entry.record(),
+                                   replication::CopyDeadline(size, options_.call_timeout));
+      absl::MutexLock lock(&mu);
+      if (ack.ok()) {
+        if (ack->applied) {
+          ++ps.records_repaired;
+          ps.bytes_repaired += size;
+          if (observe_) observe_(entry.record().version());
+        }
+      } else if (!absl::IsFailedPrecondition(ack.status()) && !absl::IsNotFound(ack.status())) {
+        // (FAILED_PRECONDITION, NOT_FOUND: the peer replaced or deleted it meanwhile; the next
+        // pass compares again.)
+        ++ps.repair_failures;
+        if (first_error.ok()) first_error = ack.status();
+      }
+      if (!Pace(pacer, bytes_budget_.Spend(static_cast<double>(size)))) return;
+    }
+  };
+  std::vector<std::thread> workers;
+  const size_t n = std::min<size_t>(std::max(1, options_.parallel_copies), batch.size());
+  for (size_t w = 1; w < n; ++w) workers.emplace_back(work);
+  work();
+  for (auto& t : workers) t.join();
   return first_error;
 }
 

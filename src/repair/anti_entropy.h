@@ -18,6 +18,7 @@
 // thread.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -59,6 +60,8 @@ struct AntiEntropyOptions {
   double bytes_per_second = 50e6;
   // Ranges are scanned once they hold at most this many records on either side.
   uint32_t leaf_records = 256;
+  // Copies made at once (each a replica write here, with its own fsync unless they share one).
+  int parallel_copies = 8;
   // Deadline of each digest or scan call; copies get this plus their bytes at 20 MB/s.
   absl::Duration call_timeout = absl::Seconds(10);
 };
@@ -116,9 +119,13 @@ class AntiEntropy {
   absl::Status Reconcile(const std::string& option, Range range, uint64_t local_count,
                          uint64_t peer_count, replication::Replica& local,
                          replication::Replica& peer, Pacer& pacer, PeerSyncStatus& ps);
-  // Scans one range on both sides and copies what the peer holds newer.
+  // Scans one range on both sides and gathers what the peer holds newer into pending_, copied
+  // once a batch is full (and at the end of each peer's pass).
   absl::Status Repair(const std::string& option, Range range, replication::Replica& local,
                       replication::Replica& peer, Pacer& pacer, PeerSyncStatus& ps);
+  // Copies the gathered records from `peer`, options_.parallel_copies at once.
+  absl::Status CopyPending(replication::Replica& local, replication::Replica& peer, Pacer& pacer,
+                           PeerSyncStatus& ps);
   // Every record of a range at `replica`, by user/container/object.
   absl::StatusOr<std::map<std::string, mcos::v1::ScanPartitionEntry>> ScanAll(
       replication::Replica& replica, const std::string& option, Range range, Pacer& pacer,
@@ -135,8 +142,10 @@ class AntiEntropy {
   RateBudget bytes_budget_;
   mutable absl::Mutex mu_;
   std::map<std::string, PeerSyncStatus> status_ ABSL_GUARDED_BY(mu_);
-  // Set during a pass once its pacer said stop.
-  bool stopped_ = false;
+  // Set during a pass once its pacer said stop (read by the copying threads too).
+  std::atomic<bool> stopped_{false};
+  // Records the peer of the range being repaired holds newer, waiting to be copied.
+  std::vector<mcos::v1::ScanPartitionEntry> pending_;
 };
 
 }  // namespace mcos::repair
