@@ -14,9 +14,9 @@
 #include "common/server_host.h"
 #include "common/token.h"
 #include "controller/controller_app.h"
+#include "events/nats_config.h"
 #include "resolver/resolver_app.h"
 #include "server/server_app.h"
-#include "events/nats_config.h"
 #include "server/server_flags.h"
 #include "storage/storage_app.h"
 #include "storage/storage_flags.h"
@@ -139,8 +139,8 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "mcos-cluster: leafnode links need --federation-secret-file\n");
       return 2;
     }
-    if (auto s = mcos::common::WritePrivateFile(
-            nats_config_file, mcos::events::RenderNatsServerConfig(nats_config));
+    if (auto s = mcos::common::WritePrivateFile(nats_config_file,
+                                                mcos::events::RenderNatsServerConfig(nats_config));
         !s.ok()) {
       return Fail(s);
     }

@@ -143,8 +143,8 @@ grpc::Status ControllerGrpcService::EnqueueReplication(
 }
 
 grpc::Status ControllerGrpcService::ReportRepair(grpc::ServerContext* context,
-                                                const mcos::v1::RepairReport* request,
-                                                mcos::v1::RepairReportResponse*) {
+                                                 const mcos::v1::RepairReport* request,
+                                                 mcos::v1::RepairReportResponse*) {
   MCOS_REQUIRE_SERVICE_CALLER(auth_, context);
   if (request->server_id().empty() || request->server_id().size() > 256) {
     return {grpc::StatusCode::INVALID_ARGUMENT, "a repair report names its server (1-256 bytes)"};

@@ -197,10 +197,9 @@ void Federation::RunPeer(Peer* peer) {
       peer->woken = false;
       // A peer that just failed is asked again soon: a cluster that died is shown down within
       // about down_after_misses x 150 ms (plus the calls' time), not that many sync periods.
-      const absl::Duration wait =
-          !s.ok() && peer->misses < options_.down_after_misses
-              ? std::min(options_.sync_period, absl::Milliseconds(150))
-              : options_.sync_period;
+      const absl::Duration wait = !s.ok() && peer->misses < options_.down_after_misses
+                                      ? std::min(options_.sync_period, absl::Milliseconds(150))
+                                      : options_.sync_period;
       const absl::Time until = absl::Now() + wait;
       while (!peer->woken && !peer->stop.HasBeenNotified() && absl::Now() < until) {
         peer->wake.WaitWithDeadline(&peer->mu, until);

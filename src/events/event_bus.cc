@@ -9,9 +9,8 @@
 namespace mcos::events {
 
 std::string ObjectSubject(absl::string_view owner, absl::string_view container) {
-  return absl::StrCat("mcos.object.",
-                      absl::Hex(common::Hash64(absl::StrCat(owner, "/", container)),
-                                absl::kZeroPad16));
+  return absl::StrCat("mcos.object.", absl::Hex(common::Hash64(absl::StrCat(owner, "/", container)),
+                                                absl::kZeroPad16));
 }
 
 bool SubjectMatches(absl::string_view filter, absl::string_view subject) {

@@ -52,9 +52,9 @@ void OnMessage(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) 
   {
     absl::MutexLock lock(&delivery->mu);
     if (delivery->open) {
-      delivery->on_event(natsMsg_GetSubject(msg),
-                         std::string(natsMsg_GetData(msg),
-                                     static_cast<size_t>(natsMsg_GetDataLength(msg))));
+      delivery->on_event(
+          natsMsg_GetSubject(msg),
+          std::string(natsMsg_GetData(msg), static_cast<size_t>(natsMsg_GetDataLength(msg))));
     }
   }
   natsMsg_Destroy(msg);
@@ -158,7 +158,7 @@ void NatsEventBus::Publish(std::string subject, std::string payload) {
 }
 
 absl::StatusOr<std::unique_ptr<Subscription>> NatsEventBus::Subscribe(const std::string& filter,
-                                                                     OnEvent on_event) {
+                                                                      OnEvent on_event) {
   auto delivery = std::make_unique<Delivery>();
   delivery->on_event = std::move(on_event);
   natsSubscription* sub = nullptr;
@@ -227,9 +227,8 @@ void NatsEventBus::PublisherLoop() {
     uint64_t position = 0;
     {
       absl::MutexLock lock(&mu_);
-      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return stopping_ || !outbox_.empty();
-      };
+      auto ready = [this]()
+                       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !outbox_.empty(); };
       mu_.AwaitWithTimeout(absl::Condition(&ready), absl::Seconds(1));
       if (stopping_) return;
       if (outbox_.empty()) continue;
@@ -251,9 +250,8 @@ void NatsEventBus::PublisherLoop() {
     }
     jsPubAck* ack = nullptr;
     jsErrCode jerr = static_cast<jsErrCode>(0);
-    const natsStatus s =
-        js_Publish(&ack, js_, next.first.c_str(), next.second.data(),
-                   static_cast<int>(next.second.size()), nullptr, &jerr);
+    const natsStatus s = js_Publish(&ack, js_, next.first.c_str(), next.second.data(),
+                                    static_cast<int>(next.second.size()), nullptr, &jerr);
     if (ack != nullptr) jsPubAck_Destroy(ack);
     if (s != NATS_OK) {
       // Stored nowhere yet: the same event again (a stream lost meanwhile is made again).

@@ -49,8 +49,8 @@ absl::StatusOr<std::vector<SyncSet>> SyncSetsOf(const mcos::v1::MetadataSnapshot
   for (const auto& ring : snapshot.rings()) {
     auto compiled = placement::CompiledRing::Make(ring);
     if (!compiled.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat("ring '", ring.id(), "': ",
-                                                     compiled.status().message()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("ring '", ring.id(), "': ", compiled.status().message()));
     }
     rings[ring.id()] = std::make_shared<const placement::CompiledRing>(*std::move(compiled));
   }
@@ -105,9 +105,8 @@ absl::Status AntiEntropy::RunOnce(Pacer& pacer) {
   MCOS_ASSIGN_OR_RETURN(std::vector<SyncSet> sets, topology_());
   std::shared_ptr<replication::Replica> local = replicas_(options_.cluster);
   if (!local) {
-    return absl::UnavailableError(
-        absl::StrCat("anti-entropy: no storage service of cluster '", options_.cluster,
-                     "' is known yet"));
+    return absl::UnavailableError(absl::StrCat("anti-entropy: no storage service of cluster '",
+                                               options_.cluster, "' is known yet"));
   }
   // This pass's view per peer; `failed` peers get no new last_full_pass.
   std::map<std::string, PeerSyncStatus> pass;
@@ -222,8 +221,8 @@ absl::Status AntiEntropy::SyncWithPeer(const SyncSet& set, const Digests& mine,
     const auto t = Lookup(peer_digests, p);
     if (m == t) continue;
     ++ps.partitions_out_of_sync;
-    absl::Status s = Reconcile(set.option, {set.partition_power, p}, m.first, t.first, local, peer,
-                               pacer, ps);
+    absl::Status s =
+        Reconcile(set.option, {set.partition_power, p}, m.first, t.first, local, peer, pacer, ps);
     if (!s.ok() && first_error.ok()) first_error = s;
     if (stopped_) break;
   }
@@ -233,8 +232,7 @@ absl::Status AntiEntropy::SyncWithPeer(const SyncSet& set, const Digests& mine,
 
 absl::Status AntiEntropy::Reconcile(const std::string& option, Range range, uint64_t local_count,
                                     uint64_t peer_count, replication::Replica& local,
-                                    replication::Replica& peer, Pacer& pacer,
-                                    PeerSyncStatus& ps) {
+                                    replication::Replica& peer, Pacer& pacer, PeerSyncStatus& ps) {
   if (peer_count == 0) return absl::OkStatus();  // nothing to pull; the peer pulls from here
   if (range.power >= kFinestPower || std::max(local_count, peer_count) <= options_.leaf_records) {
     return Repair(option, range, local, peer, pacer, ps);
@@ -260,8 +258,7 @@ absl::Status AntiEntropy::Reconcile(const std::string& option, Range range, uint
     const auto a = Lookup(m, sub);
     const auto b = Lookup(t, sub);
     if (a == b) continue;
-    absl::Status s =
-        Reconcile(option, {power, sub}, a.first, b.first, local, peer, pacer, ps);
+    absl::Status s = Reconcile(option, {power, sub}, a.first, b.first, local, peer, pacer, ps);
     if (!s.ok() && first_error.ok()) first_error = s;
     if (stopped_) break;
   }
@@ -279,9 +276,8 @@ absl::StatusOr<std::map<std::string, mcos::v1::ScanPartitionEntry>> AntiEntropy:
   do {
     auto page = replica.ScanPartition(request, clock_.Now() + options_.call_timeout);
     if (!page.ok()) {
-      return absl::Status(page.status().code(),
-                          absl::StrCat("scan of cluster '", replica.cluster(),
-                                       "': ", page.status().message()));
+      return absl::Status(page.status().code(), absl::StrCat("scan of cluster '", replica.cluster(),
+                                                             "': ", page.status().message()));
     }
     if (bytes != nullptr) *bytes += request.ByteSizeLong() + page->ByteSizeLong();
     for (auto& entry : *page->mutable_entries()) {

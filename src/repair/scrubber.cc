@@ -39,9 +39,8 @@ absl::Status Scrubber::RunOnce(Pacer& pacer) {
   MCOS_ASSIGN_OR_RETURN(std::vector<SyncSet> sets, topology_());
   std::shared_ptr<replication::Replica> local = replicas_(options_.cluster);
   if (!local) {
-    return absl::UnavailableError(
-        absl::StrCat("scrubber: no storage service of cluster '", options_.cluster,
-                     "' is known yet"));
+    return absl::UnavailableError(absl::StrCat("scrubber: no storage service of cluster '",
+                                               options_.cluster, "' is known yet"));
   }
   if (!RepairSuspects(*local, sets, pacer)) return absl::OkStatus();
   if (options_.sweep_period <= absl::ZeroDuration()) return absl::OkStatus();
@@ -57,10 +56,10 @@ absl::Status Scrubber::RunOnce(Pacer& pacer) {
       do {
         auto page = local->ScanPartition(request, clock_.Now() + options_.call_timeout);
         if (!page.ok()) {
-          return absl::Status(page.status().code(),
-                              absl::StrCat("scrubber: scan of this cluster's partition ", p,
-                                           " of option '", set.option,
-                                           "': ", page.status().message()));
+          return absl::Status(
+              page.status().code(),
+              absl::StrCat("scrubber: scan of this cluster's partition ", p, " of option '",
+                           set.option, "': ", page.status().message()));
         }
         for (const auto& entry : page->entries()) {
           if (entry.record().tombstone()) continue;

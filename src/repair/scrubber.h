@@ -5,8 +5,8 @@
 // over (Suspect) and it is repaired at once, ahead of the sweep.
 //
 // A pass repairs the suspects, then, when a sweep is due (`sweep_period` after the last one
-// ended, or after the start), sweeps every partition of every option this cluster holds, page by page
-// (ScanPartition), checking the suspects again between pages. Thread-compatible: one pass at a
+// ended, or after the start), sweeps every partition of every option this cluster holds, page by
+// page (ScanPartition), checking the suspects again between pages. Thread-compatible: one pass at a
 // time (the Daemon runs it); Suspect and Status may be called from any thread.
 #pragma once
 
@@ -70,8 +70,7 @@ class Scrubber {
   void Replace(replication::Replica& local, const mcos::v1::ObjectKey& key,
                const mcos::v1::ObjectRecord& record, const std::vector<std::string>& peers);
   // Repairs the suspects (their peers from `sets`); false when the pass must end.
-  bool RepairSuspects(replication::Replica& local, const std::vector<SyncSet>& sets,
-                      Pacer& pacer);
+  bool RepairSuspects(replication::Replica& local, const std::vector<SyncSet>& sets, Pacer& pacer);
 
   const ScrubberOptions options_;
   const AntiEntropy::Topology topology_;

@@ -170,8 +170,9 @@ absl::Status ServerApp::Start(const std::string& own_endpoint,
     nats.streams = {objects};
     MCOS_ASSIGN_OR_RETURN(events_, events::NatsEventBus::Start(std::move(nats)));
   } else {
-    common::LogInfo("no --nats: events are off (no WatchObjects); replicas still converge by "
-                    "anti-entropy");
+    common::LogInfo(
+        "no --nats: events are off (no WatchObjects); replicas still converge by "
+        "anti-entropy");
   }
   registrar_->StartHeartbeats();
   if (auto s = Discover(); !s.ok()) {
@@ -200,8 +201,8 @@ void ServerApp::StartRepair() {
       },
       [this](const std::string& cluster) { return RepairReplica(cluster); },
       common::SystemClock::Get());
-  scrubber_daemon_ = std::make_unique<repair::Daemon>(
-      "scrubber", absl::Seconds(1), [this](repair::Pacer& pacer) {
+  scrubber_daemon_ =
+      std::make_unique<repair::Daemon>("scrubber", absl::Seconds(1), [this](repair::Pacer& pacer) {
         absl::Status s = scrubber_->RunOnce(pacer);
         ReportRepair();
         return s;
@@ -260,7 +261,8 @@ void ServerApp::ReportRepair() {
       link->set_partitions_out_of_sync(ps.partitions_out_of_sync);
       if (ps.last_full_pass != absl::InfinitePast()) {
         common::ToProtoTimestamp(ps.last_full_pass, link->mutable_last_full_pass());
-        last_full_pass_.Add({{"peer", peer}}).Set(static_cast<double>(absl::ToUnixMillis(ps.last_full_pass)) / 1000);
+        last_full_pass_.Add({{"peer", peer}})
+            .Set(static_cast<double>(absl::ToUnixMillis(ps.last_full_pass)) / 1000);
       }
       link->set_records_repaired(ps.records_repaired);
       link->set_bytes_repaired(ps.bytes_repaired);
@@ -297,8 +299,7 @@ void ServerApp::ReportRepair() {
   report_failing_ = !s.ok();
 }
 
-void ServerApp::PublishChange(const mcos::v1::ObjectKey& key,
-                              const mcos::v1::ObjectRecord& record,
+void ServerApp::PublishChange(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
                               const std::vector<std::string>* holders) {
   if (!events_) return;
   mcos::v1::ObjectEvent event;
@@ -913,9 +914,10 @@ grpc::Status UserGrpcService::DownloadObject(
       if (source == replicas.end() || source->second == nullptr) continue;
       const uint64_t rest = request->length() == 0 ? 0 : request->length() - sent;
       if (request->length() != 0 && rest == 0) return grpc::Status::OK;
-      auto reader = source->second->Open(key, request->offset() + sent, rest, &record.version(),
-                                         absl::Now() + absl::Seconds(60) +
-                                             absl::Microseconds(static_cast<int64_t>(record.size())));
+      auto reader =
+          source->second->Open(key, request->offset() + sent, rest, &record.version(),
+                               absl::Now() + absl::Seconds(60) +
+                                   absl::Microseconds(static_cast<int64_t>(record.size())));
       if (!reader.ok()) {
         last = reader.status();
         continue;

@@ -114,9 +114,8 @@ absl::StatusOr<WriteResult> MemoryEngine::Commit(const mcos::v1::StoragePutHeade
   absl::MutexLock lock(&mu_);
   Stored& stored = objects_[MetaKey(header.key())];
   const bool exists = stored.record.has_version();
-  const std::optional<mcos::v1::Version> version =
-      CommitVersion(exists ? &stored.record : nullptr, header.version(), header.restamp(),
-                    header.repair());
+  const std::optional<mcos::v1::Version> version = CommitVersion(
+      exists ? &stored.record : nullptr, header.version(), header.restamp(), header.repair());
   if (!version) {
     return WriteResult{false, stored.record, SupersededReason(stored.record, header.version())};
   }

@@ -194,9 +194,8 @@ class RocksDbPutStream final : public PutStream {
 
     absl::MutexLock lock(&engine_.LockFor(meta_key_));
     MCOS_ASSIGN_OR_RETURN(std::optional<ObjectRecord> current, engine_.ReadRecord(meta_key_));
-    const std::optional<mcos::v1::Version> version =
-        CommitVersion(current ? &*current : nullptr, header_.version(), header_.restamp(),
-                      header_.repair());
+    const std::optional<mcos::v1::Version> version = CommitVersion(
+        current ? &*current : nullptr, header_.version(), header_.restamp(), header_.repair());
     if (!version) {
       WriteResult result{false, *current, SupersededReason(*current, header_.version())};
       return result;  // the destructor discards our chunks
@@ -224,9 +223,8 @@ class RocksDbPutStream final : public PutStream {
       // written since their last flush alive, this upload's first chunks included (tens of MiB
       // on a small disk, until max_total_wal_bytes forces them out).
       MCOS_RETURN_IF_ERROR(FromRocksDb(
-          engine_.db_->Flush(
-              flush, {engine_.data_cf_, engine_.meta_cf_, engine_.usage_cf_, engine_.uploads_cf_,
-                      engine_.index_cf_}),
+          engine_.db_->Flush(flush, {engine_.data_cf_, engine_.meta_cf_, engine_.usage_cf_,
+                                     engine_.uploads_cf_, engine_.index_cf_}),
           "flush object data"));
     }
     batch.Put(engine_.meta_cf_, meta_key_, record.SerializeAsString());
@@ -584,7 +582,6 @@ std::string BucketKey(char kind, absl::string_view option, uint32_t bucket) {
   return k;
 }
 
-
 }  // namespace
 
 void RocksDbEngine::AddPartitionUsage(rocksdb::WriteBatch& batch, const ObjectKey& key,
@@ -604,7 +601,8 @@ void RocksDbEngine::AddDigest(rocksdb::WriteBatch& batch, const ObjectKey& key,
   EncodeFixed64Le(value, sign > 0 ? uint64_t{1} : ~uint64_t{0});
   EncodeFixed64Le(value + 8, sign > 0 ? share : uint64_t{0} - share);
   const uint32_t bucket = UsageBucket(key);
-  batch.Merge(usage_cf_, BucketKey(kDigestKind, record.option(), bucket), rocksdb::Slice(value, 16));
+  batch.Merge(usage_cf_, BucketKey(kDigestKind, record.option(), bucket),
+              rocksdb::Slice(value, 16));
   // The index entry goes with the record's share: a replaced record's entry is deleted and the
   // new one's put (the same key unless the option changed; in one batch, the put wins).
   const std::string index_key = IndexKey(record.option(), bucket, key);

@@ -17,7 +17,8 @@
 //       0x00 "m-digests-v1", present once the digest records are complete (a database from
 //       before them gets them built at open). Changed only by merges (an adding merge operator,
 //       modulo 2^64) in the same batch as each commit.
-//   column family "index":   u8 len(option) | option | IndexPosition(bucket, ObjectMetaKey) -> empty:
+//   column family "index":   u8 len(option) | option | IndexPosition(bucket, ObjectMetaKey) ->
+//   empty:
 //       every record (tombstones included) by option and partition, for ScanPartition. Kept in the
 //       same batch as each commit; 0x00 "m-index-v1" in "usage" is present once it is complete (a
 //       database from before it gets it built at open).

@@ -194,9 +194,9 @@ TEST_F(EventsE2eTest, ANatsServerKilledUnderLoadFailsNoCallAndEventsResume) {
   auto at_b = As(*b_);
   auto after = Put(*at_b, "load", "after-restart", "x");
   MCOS_ASSERT_OK(after);
-  EXPECT_LT(WaitFor([&] { return watcher->ByObject().count("after-restart") == 1; },
-                    absl::Seconds(40)),
-            absl::Seconds(40));
+  EXPECT_LT(
+      WaitFor([&] { return watcher->ByObject().count("after-restart") == 1; }, absl::Seconds(40)),
+      absl::Seconds(40));
 }
 
 TEST_F(EventsE2eTest, WithoutAnEventBusAWatchIsRefusedWithTheFix) {

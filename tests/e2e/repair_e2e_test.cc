@@ -89,7 +89,8 @@ class RepairE2eTest : public testing::FederationFixture {
 
   // Empties the replication queue in a stopped cluster's controller database.
   void EmptyQueue(const std::string& name) {
-    const std::string path = absl::StrCat(dir_.path(), "/", name, "/cluster/controller/controller.db");
+    const std::string path =
+        absl::StrCat(dir_.path(), "/", name, "/cluster/controller/controller.db");
     sqlite3* db = nullptr;
     ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK) << path;
     char* error = nullptr;
@@ -216,14 +217,11 @@ TEST_F(RepairE2eTest, AClusterConvergesByAntiEntropyAloneWhenItsPeersLostTheirQu
   WaitFor([&] { return !(target = Digests(*own_a)).empty(); });
   ASSERT_FALSE(target.empty()) << "alpha's ClusterService never answered after its restart";
   EXPECT_EQ(Digests(*Own(*b_, "beta")), target);
-  const absl::Duration took =
-      WaitFor([&] { return Digests(*own_c) == target; }, absl::Seconds(60));
+  const absl::Duration took = WaitFor([&] { return Digests(*own_c) == target; }, absl::Seconds(60));
   ASSERT_LT(took, absl::Seconds(60)) << "gamma never caught up by anti-entropy:\n"
-                                      << AntiEntropyLog(*c_);
+                                     << AntiEntropyLog(*c_);
   // (The pass logs what it copied once it is over.)
-  EXPECT_LT(WaitFor([&] {
-              return absl::StrContains(AntiEntropyLog(*c_), "anti-entropy: copied");
-            }),
+  EXPECT_LT(WaitFor([&] { return absl::StrContains(AntiEntropyLog(*c_), "anti-entropy: copied"); }),
             absl::Seconds(15));
   const absl::Duration since_restart = absl::Now() - restarted;
   std::cout << "gamma converged " << absl::FormatDuration(since_restart)
@@ -352,9 +350,7 @@ TEST_F(RepairE2eTest, ARestoredOldCopyOfADataDirectoryBringsNothingBackAndConver
   ASSERT_TRUE(converged) << "gamma never converged after the restore:\n" << AntiEntropyLog(*c_);
   std::cout << "gamma converged " << absl::FormatDuration(absl::Now() - start)
             << " after its restart from the old copy (with its start-up)\n";
-  EXPECT_LT(WaitFor([&] {
-              return absl::StrContains(AntiEntropyLog(*c_), "anti-entropy: copied");
-            }),
+  EXPECT_LT(WaitFor([&] { return absl::StrContains(AntiEntropyLog(*c_), "anti-entropy: copied"); }),
             absl::Seconds(15));
   for (int i = 0; i < 40; ++i) {
     const auto key = Key("restore", absl::StrCat("o", i));
@@ -389,8 +385,8 @@ TEST_F(RepairE2eTest, ACorruptCopyIsNeverServedAndTheReadRepairsIt) {
   MCOS_EXPECT_CODE(ReadOwn(*own_c, Key("scrub", "big")), kDataLoss);
   auto at_c = As(*c_);
   ASSERT_NE(at_c, nullptr);
-  for (const auto& [object, content] : {std::pair<std::string, const std::string*>{"mid", &mid},
-                                        {"big", &big}}) {
+  for (const auto& [object, content] :
+       {std::pair<std::string, const std::string*>{"mid", &mid}, {"big", &big}}) {
     auto got = Get(*at_c, "scrub", object);
     ASSERT_TRUE(got.ok()) << object << ": " << got.status();
     EXPECT_TRUE(*got == *content) << "a download of " << object << " at gamma returned other bytes";
@@ -434,7 +430,8 @@ TEST_F(RepairE2eTest, TheScrubberFindsAndRepairsACorruptCopyNobodyReads) {
                 [&] {
                   std::ifstream in(c_->log_path());
                   std::string log(std::istreambuf_iterator<char>(in), {});
-                  return absl::StrContains(log, "scrubber: this cluster's copy of object 'scrub/big'");
+                  return absl::StrContains(log,
+                                           "scrubber: this cluster's copy of object 'scrub/big'");
                 },
                 absl::Seconds(30)),
             absl::Seconds(30));

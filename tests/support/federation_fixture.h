@@ -71,13 +71,13 @@ class FederationFixture : public ::testing::Test {
     args.insert(args.end(), cluster_args_.begin(), cluster_args_.end());
     if (with_nats_) {
       // Its own nats-server, linked (leafnode) to the first cluster's: a star, never a cycle.
-      auto nats = std::make_unique<NatsProcess>(absl::StrCat(dir_.path(), "/", name),
-                                                MCOS_CLUSTER_BIN);
+      auto nats =
+          std::make_unique<NatsProcess>(absl::StrCat(dir_.path(), "/", name), MCOS_CLUSTER_BIN);
       std::vector<std::string> remotes;
       if (!nats_order_.empty()) remotes.push_back(nats_[nats_order_.front()]->leaf_address());
-      const absl::Status configured = nats->Configure(
-          absl::StrCat(dir_.path(), "/", name, "/cluster"), name,
-          secret == kNoSecret ? "" : (secret.empty() ? secret_ : secret), remotes);
+      const absl::Status configured =
+          nats->Configure(absl::StrCat(dir_.path(), "/", name, "/cluster"), name,
+                          secret == kNoSecret ? "" : (secret.empty() ? secret_ : secret), remotes);
       EXPECT_TRUE(configured.ok()) << configured;
       const absl::Status started = nats->Start();
       EXPECT_TRUE(started.ok()) << started;
@@ -102,8 +102,9 @@ class FederationFixture : public ::testing::Test {
   absl::Status Restart(ClusterProcess& c, const std::string& name, bool same_port = false) {
     const std::string endpoint = c.endpoint();
     return WithClock(name, [&] {
-      std::vector<std::string> args = {"--name", name, "--federation-secret-file", secret_,
-                                       "--federation-sync-period-ms", "200"};
+      std::vector<std::string> args = {
+          "--name", name, "--federation-secret-file", secret_, "--federation-sync-period-ms",
+          "200"};
       if (same_port) args.insert(args.end(), {"--listen", endpoint});
       args.insert(args.end(), cluster_args_.begin(), cluster_args_.end());
       args.insert(args.end(), own_args_[name].begin(), own_args_[name].end());

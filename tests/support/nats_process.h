@@ -46,14 +46,18 @@ class NatsProcess {
   absl::Status Configure(const std::string& data_dir, const std::string& name,
                          const std::string& secret,
                          const std::vector<std::string>& leaf_remotes = {}) {
-    std::vector<std::string> args = {cluster_bin_,     "--data-dir",
-                                     data_dir,         "--name",
-                                     name,             "--write-nats-config",
-                                     config_path(),    "--nats-listen",
+    std::vector<std::string> args = {cluster_bin_,
+                                     "--data-dir",
+                                     data_dir,
+                                     "--name",
+                                     name,
+                                     "--write-nats-config",
+                                     config_path(),
+                                     "--nats-listen",
                                      absl::StrCat("127.0.0.1:", port_)};
     if (!secret.empty()) {
-      args.insert(args.end(), {"--federation-secret-file", secret, "--nats-leaf-listen",
-                               leaf_address()});
+      args.insert(args.end(),
+                  {"--federation-secret-file", secret, "--nats-leaf-listen", leaf_address()});
       for (const auto& r : leaf_remotes) args.insert(args.end(), {"--nats-leaf-remote", r});
     }
     auto p = common::Subprocess::Start(args, dir_ + "/write-config.log");
@@ -74,8 +78,8 @@ class NatsProcess {
       if (!process_->running()) break;
       absl::SleepFor(absl::Milliseconds(20));
     }
-    return absl::UnavailableError(absl::StrCat("nats-server did not start; see ", dir_,
-                                               "/nats.log"));
+    return absl::UnavailableError(
+        absl::StrCat("nats-server did not start; see ", dir_, "/nats.log"));
   }
   void Kill() {
     if (process_) {

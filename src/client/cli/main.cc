@@ -308,7 +308,9 @@ int main(int argc, char** argv) {
       "watch",
       "Print the changes of CONTAINER's objects (puts and deletes, at any cluster) as they are "
       "committed, until interrupted; one line each, or one JSON object per line with --json");
-  watch->add_option("target", watch_target, "CONTAINER, CONTAINER/PREFIX or mcos://CONTAINER[/PREFIX]")
+  watch
+      ->add_option("target", watch_target,
+                   "CONTAINER, CONTAINER/PREFIX or mcos://CONTAINER[/PREFIX]")
       ->required();
   for (auto* c : {o_list}) c->add_option("container", container, "Container")->required();
   ls->add_option("container", container, "Container (none: list containers)");
@@ -797,8 +799,8 @@ int main(int argc, char** argv) {
         std::cout << "\tanti-entropy: " << l.partitions_out_of_sync() << " of "
                   << l.partitions_compared() << " partitions differ, last full pass "
                   << when(l.last_full_pass()) << ", " << l.records_repaired() << " record(s) ("
-                  << l.bytes_repaired() << " bytes) copied, "
-                  << l.anti_entropy_bytes_exchanged() << " bytes of digests and scans";
+                  << l.bytes_repaired() << " bytes) copied, " << l.anti_entropy_bytes_exchanged()
+                  << " bytes of digests and scans";
         if (!l.last_error().empty()) std::cout << ", error: " << l.last_error();
       }
       std::cout << "\n";

@@ -6,8 +6,8 @@
 
 #include <algorithm>
 #include <map>
-#include <set>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -139,9 +139,9 @@ TEST_F(AntiEntropyTest, PullsNewerVersionsAndTombstonesAndNeverOlderOverNewer) {
     Put("a", absl::StrCat("o", i), 10);
     Put("b", absl::StrCat("o", i), 10);
   }
-  for (int i = 0; i < 10; ++i) Put("b", absl::StrCat("o", i), 20);       // updates a missed
-  for (int i = 10; i < 15; ++i) Delete("b", absl::StrCat("o", i), 20);   // deletes a missed
-  for (int i = 0; i < 5; ++i) Put("b", absl::StrCat("new", i), 15);      // creates a missed
+  for (int i = 0; i < 10; ++i) Put("b", absl::StrCat("o", i), 20);        // updates a missed
+  for (int i = 10; i < 15; ++i) Delete("b", absl::StrCat("o", i), 20);    // deletes a missed
+  for (int i = 0; i < 5; ++i) Put("b", absl::StrCat("new", i), 15);       // creates a missed
   for (int i = 15; i < 20; ++i) Put("a", absl::StrCat("o", i), 30, "a");  // a holds newer
   Delete("a", "o20", 30);                                                 // and a newer delete
 
@@ -154,7 +154,8 @@ TEST_F(AntiEntropyTest, PullsNewerVersionsAndTombstonesAndNeverOlderOverNewer) {
   for (int i = 10; i < 15; ++i) {
     EXPECT_EQ(Held("a", absl::StrCat("o", i)), std::make_pair(uint64_t{20}, true));
   }
-  for (int i = 0; i < 5; ++i) EXPECT_EQ(Read("a", absl::StrCat("new", i)), absl::StrCat("new", i, "@15"));
+  for (int i = 0; i < 5; ++i)
+    EXPECT_EQ(Read("a", absl::StrCat("new", i)), absl::StrCat("new", i, "@15"));
   for (int i = 15; i < 20; ++i) {
     EXPECT_EQ(Held("a", absl::StrCat("o", i)), std::make_pair(uint64_t{30}, false));
   }

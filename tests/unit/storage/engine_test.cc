@@ -774,9 +774,9 @@ TEST_P(EngineContractTest, ScanPartitionAnswersExactlyThePartitionsRecordsInInde
   std::map<uint32_t, std::map<std::string, std::tuple<std::string, uint64_t, bool>>> expected;
   for (const auto& [object, v] : newest) {
     const uint64_t hash = placement::ObjectHash("u", "c", object);
-    expected[placement::PartitionOf(hash, 3)][IndexPosition(
-        placement::PartitionOf(hash, 18), ObjectMetaKey("u", "c", object))] = {object, v.first,
-                                                                                v.second};
+    expected[placement::PartitionOf(hash, 3)]
+            [IndexPosition(placement::PartitionOf(hash, 18), ObjectMetaKey("u", "c", object))] = {
+                object, v.first, v.second};
   }
   size_t total = 0;
   for (uint32_t p = 0; p < 8; ++p) {
