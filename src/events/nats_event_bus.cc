@@ -84,31 +84,37 @@ class NatsSubscription final : public Subscription {
 
 }  // namespace
 
+struct NatsEventBus::Handles {
+  natsOptions* options = nullptr;
+  natsConnection* connection = nullptr;
+  jsCtx* js = nullptr;
+};
+
 absl::StatusOr<std::unique_ptr<NatsEventBus>> NatsEventBus::Start(NatsOptions options) {
   if (options.url.empty()) return absl::InvalidArgumentError("no NATS server URL given");
   std::unique_ptr<NatsEventBus> bus(new NatsEventBus(std::move(options)));
   const NatsOptions& o = bus->options_;
-  natsStatus s = natsOptions_Create(&bus->nats_options_);
-  if (s == NATS_OK) s = natsOptions_SetURL(bus->nats_options_, o.url.c_str());
+  natsStatus s = natsOptions_Create(&bus->nats_->options);
+  if (s == NATS_OK) s = natsOptions_SetURL(bus->nats_->options, o.url.c_str());
   if (s == NATS_OK && !o.user.empty()) {
-    s = natsOptions_SetUserInfo(bus->nats_options_, o.user.c_str(), o.password.c_str());
+    s = natsOptions_SetUserInfo(bus->nats_->options, o.user.c_str(), o.password.c_str());
   }
-  if (s == NATS_OK && !o.name.empty()) s = natsOptions_SetName(bus->nats_options_, o.name.c_str());
-  if (s == NATS_OK) s = natsOptions_SetMaxReconnect(bus->nats_options_, -1);
-  if (s == NATS_OK) s = natsOptions_SetReconnectWait(bus->nats_options_, 250);
+  if (s == NATS_OK && !o.name.empty()) s = natsOptions_SetName(bus->nats_->options, o.name.c_str());
+  if (s == NATS_OK) s = natsOptions_SetMaxReconnect(bus->nats_->options, -1);
+  if (s == NATS_OK) s = natsOptions_SetReconnectWait(bus->nats_->options, 250);
   if (s == NATS_OK) {
-    s = natsOptions_SetRetryOnFailedConnect(bus->nats_options_, true, nullptr, nullptr);
+    s = natsOptions_SetRetryOnFailedConnect(bus->nats_->options, true, nullptr, nullptr);
   }
   if (s == NATS_OK) {
-    s = natsOptions_SetDisconnectedCB(bus->nats_options_, OnDisconnected,
+    s = natsOptions_SetDisconnectedCB(bus->nats_->options, OnDisconnected,
                                       const_cast<NatsOptions*>(&o));
   }
   if (s == NATS_OK) {
-    s = natsOptions_SetReconnectedCB(bus->nats_options_, OnReconnected,
+    s = natsOptions_SetReconnectedCB(bus->nats_->options, OnReconnected,
                                      const_cast<NatsOptions*>(&o));
   }
   if (s != NATS_OK) return FromNats(s, absl::StrCat("NATS options for ", o.url));
-  s = natsConnection_Connect(&bus->connection_, bus->nats_options_);
+  s = natsConnection_Connect(&bus->nats_->connection, bus->nats_->options);
   if (s != NATS_OK && s != NATS_NOT_YET_CONNECTED) {
     return FromNats(s, absl::StrCat("connect to the NATS server at ", o.url));
   }
@@ -119,13 +125,14 @@ absl::StatusOr<std::unique_ptr<NatsEventBus>> NatsEventBus::Start(NatsOptions op
   jsOptions js_options;
   jsOptions_Init(&js_options);
   js_options.Wait = 2000;
-  s = natsConnection_JetStream(&bus->js_, bus->connection_, &js_options);
+  s = natsConnection_JetStream(&bus->nats_->js, bus->nats_->connection, &js_options);
   if (s != NATS_OK) return FromNats(s, "JetStream context");
   bus->publisher_ = std::thread([b = bus.get()] { b->PublisherLoop(); });
   return bus;
 }
 
-NatsEventBus::NatsEventBus(NatsOptions options) : options_(std::move(options)) {
+NatsEventBus::NatsEventBus(NatsOptions options)
+    : options_(std::move(options)), nats_(std::make_unique<Handles>()) {
   static const bool opened = [] { return nats_Open(-1) == NATS_OK; }();
   (void)opened;
 }
@@ -136,12 +143,12 @@ NatsEventBus::~NatsEventBus() {
     stopping_ = true;
   }
   if (publisher_.joinable()) publisher_.join();
-  if (js_ != nullptr) jsCtx_Destroy(js_);
-  if (connection_ != nullptr) {
-    natsConnection_Close(connection_);
-    natsConnection_Destroy(connection_);
+  if (nats_->js != nullptr) jsCtx_Destroy(nats_->js);
+  if (nats_->connection != nullptr) {
+    natsConnection_Close(nats_->connection);
+    natsConnection_Destroy(nats_->connection);
   }
-  if (nats_options_ != nullptr) natsOptions_Destroy(nats_options_);
+  if (nats_->options != nullptr) natsOptions_Destroy(nats_->options);
 }
 
 void NatsEventBus::Publish(std::string subject, std::string payload) {
@@ -163,15 +170,15 @@ absl::StatusOr<std::unique_ptr<Subscription>> NatsEventBus::Subscribe(const std:
   delivery->on_event = std::move(on_event);
   natsSubscription* sub = nullptr;
   natsStatus s =
-      natsConnection_Subscribe(&sub, connection_, filter.c_str(), OnMessage, delivery.get());
+      natsConnection_Subscribe(&sub, nats_->connection, filter.c_str(), OnMessage, delivery.get());
   if (s != NATS_OK) return FromNats(s, absl::StrCat("subscribe to '", filter, "'"));
   // Make sure the server has the interest before the caller relies on it.
-  natsConnection_FlushTimeout(connection_, 2000);
+  natsConnection_FlushTimeout(nats_->connection, 2000);
   return std::unique_ptr<Subscription>(new NatsSubscription(sub, std::move(delivery)));
 }
 
 bool NatsEventBus::connected() const {
-  return natsConnection_Status(connection_) == NATS_CONN_STATUS_CONNECTED;
+  return natsConnection_Status(nats_->connection) == NATS_CONN_STATUS_CONNECTED;
 }
 
 uint64_t NatsEventBus::published() const {
@@ -203,10 +210,10 @@ bool NatsEventBus::EnsureStreams() {
     cfg.MaxBytes = stream.max_bytes;
     cfg.Discard = js_DiscardOld;
     jsStreamInfo* info = nullptr;
-    jsErrCode jerr = static_cast<jsErrCode>(0);
-    natsStatus s = js_AddStream(&info, js_, &cfg, nullptr, &jerr);
+    auto jerr = static_cast<jsErrCode>(0);
+    natsStatus s = js_AddStream(&info, nats_->js, &cfg, nullptr, &jerr);
     if (s != NATS_OK && jerr == JSStreamNameExistErr) {
-      s = js_UpdateStream(&info, js_, &cfg, nullptr, &jerr);
+      s = js_UpdateStream(&info, nats_->js, &cfg, nullptr, &jerr);
     }
     if (info != nullptr) jsStreamInfo_Destroy(info);
     if (s != NATS_OK) return false;
@@ -249,8 +256,8 @@ void NatsEventBus::PublisherLoop() {
       }
     }
     jsPubAck* ack = nullptr;
-    jsErrCode jerr = static_cast<jsErrCode>(0);
-    const natsStatus s = js_Publish(&ack, js_, next.first.c_str(), next.second.data(),
+    auto jerr = static_cast<jsErrCode>(0);
+    const natsStatus s = js_Publish(&ack, nats_->js, next.first.c_str(), next.second.data(),
                                     static_cast<int>(next.second.size()), nullptr, &jerr);
     if (ack != nullptr) jsPubAck_Destroy(ack);
     if (s != NATS_OK) {

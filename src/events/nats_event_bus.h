@@ -21,17 +21,13 @@
 #include "absl/synchronization/mutex.h"
 #include "events/event_bus.h"
 
-struct __natsConnection;
-struct __natsOptions;
-struct __jsCtx;
-
 namespace mcos::events {
 
 struct NatsStream {
   std::string name;
   std::vector<std::string> subjects;
   // Retention: messages older than this, or past this many bytes (oldest first), go.
-  int64_t max_age_seconds = 24 * 3600;
+  int64_t max_age_seconds = int64_t{24} * 3600;
   int64_t max_bytes = int64_t{1} << 30;
 };
 
@@ -70,9 +66,9 @@ class NatsEventBus final : public EventBus {
   bool EnsureStreams();
 
   const NatsOptions options_;
-  __natsOptions* nats_options_ = nullptr;
-  __natsConnection* connection_ = nullptr;
-  __jsCtx* js_ = nullptr;
+  // NATS.c's options, connection and JetStream context (nats.h stays out of this header).
+  struct Handles;
+  std::unique_ptr<Handles> nats_;
   mutable absl::Mutex mu_;
   std::deque<std::pair<std::string, std::string>> outbox_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

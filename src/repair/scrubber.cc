@@ -56,10 +56,9 @@ absl::Status Scrubber::RunOnce(Pacer& pacer) {
       do {
         auto page = local->ScanPartition(request, clock_.Now() + options_.call_timeout);
         if (!page.ok()) {
-          return absl::Status(
-              page.status().code(),
-              absl::StrCat("scrubber: scan of this cluster's partition ", p, " of option '",
-                           set.option, "': ", page.status().message()));
+          return {page.status().code(),
+                  absl::StrCat("scrubber: scan of this cluster's partition ", p, " of option '",
+                               set.option, "': ", page.status().message())};
         }
         for (const auto& entry : page->entries()) {
           if (entry.record().tombstone()) continue;

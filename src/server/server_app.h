@@ -92,7 +92,7 @@ struct ServerOptions {
   // The login derives from token_key (events::ClientCredentials).
   std::string nats_url;
   // Retention of the object events stream (MCOS_OBJECTS).
-  int64_t events_max_age_seconds = 24 * 3600;
+  int64_t events_max_age_seconds = int64_t{24} * 3600;
   int64_t events_max_bytes = int64_t{1} << 30;
 };
 
