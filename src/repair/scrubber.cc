@@ -133,21 +133,44 @@ void Scrubber::Replace(replication::Replica& local, const mcos::v1::ObjectKey& k
                        const mcos::v1::ObjectRecord& record,
                        const std::vector<std::string>& peers) {
   std::string why = "no peer cluster holds this version";
+  // Whether a peer that may hold it could not be asked now (then it is tried again next pass).
+  bool unreachable = false;
   for (const std::string& peer_name : peers) {
     std::shared_ptr<replication::Replica> peer = replicas_(peer_name);
-    if (!peer) continue;
+    if (!peer) {
+      unreachable = true;
+      why = absl::StrCat("cluster '", peer_name, "' cannot be reached now");
+      continue;
+    }
     auto ack = replication::RepairCopy(
         *peer, local, key, record, replication::CopyDeadline(record.size(), options_.call_timeout));
+    if (!ack.ok() &&
+        (absl::IsUnavailable(ack.status()) || absl::IsDeadlineExceeded(ack.status()))) {
+      unreachable = true;
+    }
     if (ack.ok() && ack->applied) {
       common::LogWarning("scrubber: this cluster's copy of ", Describe(key), " version ",
                          common::VersionToString(record.version()),
                          " failed its checksums; replaced it with cluster '", peer_name, "''s");
       absl::MutexLock lock(&mu_);
       ++status_.repaired;
+      retries_.erase(absl::StrCat(Describe(key), " ", common::VersionToString(record.version())));
       return;
     }
     why = ack.ok() ? "this cluster holds another version now" : std::string(ack.status().message());
     if (ack.ok()) return;  // replaced or deleted meanwhile: nothing to repair
+  }
+  const std::string id =
+      absl::StrCat(Describe(key), " ", common::VersionToString(record.version()));
+  if (unreachable) {
+    absl::MutexLock lock(&mu_);
+    // Again next pass (about a second), for a while; then the next sweep finds it.
+    if (++retries_[id] <= kMaxRetries) {
+      suspects_.emplace_back(key, record);
+      --status_.corrupt_found;  // counted again when it is checked again
+      return;
+    }
+    retries_.erase(id);
   }
   common::LogError("scrubber: this cluster's copy of ", Describe(key), " version ",
                    common::VersionToString(record.version()),

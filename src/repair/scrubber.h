@@ -66,7 +66,9 @@ class Scrubber {
   bool Check(replication::Replica& local, const mcos::v1::ObjectKey& key,
              const mcos::v1::ObjectRecord& record, const std::vector<std::string>& peers,
              Pacer& pacer);
-  // Replaces this cluster's corrupt copy from a peer holding the same version.
+  // Replaces this cluster's corrupt copy from a peer holding the same version; when a peer that
+  // might hold it cannot be reached, the copy is a suspect again for the next pass (at most
+  // kMaxRetries times).
   void Replace(replication::Replica& local, const mcos::v1::ObjectKey& key,
                const mcos::v1::ObjectRecord& record, const std::vector<std::string>& peers);
   // Repairs the suspects (their peers from `sets`); false when the pass must end.
@@ -81,6 +83,9 @@ class Scrubber {
   ScrubberStatus status_ ABSL_GUARDED_BY(mu_);
   std::vector<std::pair<mcos::v1::ObjectKey, mcos::v1::ObjectRecord>> suspects_
       ABSL_GUARDED_BY(mu_);
+  // Corrupt copies whose peers could not be reached, by object and version: how often tried.
+  static constexpr int kMaxRetries = 120;
+  std::map<std::string, int> retries_ ABSL_GUARDED_BY(mu_);
   // The first sweep is a sweep_period after the start (a process start is busy enough).
   absl::Time next_sweep_;
 };

@@ -23,33 +23,34 @@ namespace {
 using client::Client;
 using testing::WaitFor;
 
-// A watch running on a thread of its own, recording what it sees.
+// A watch running on a thread of its own, recording what it sees. The thread owns its state with
+// the Watcher (shared), so it may outlive the Watcher: it ends at the next change, or when the
+// cluster stops at the end of the test.
 class Watcher {
  public:
   Watcher(std::unique_ptr<Client> client, std::string container, std::string prefix = "")
-      : client_(std::move(client)) {
-    std::atomic<bool> ready{false};
-    thread_ = std::thread([this, &ready, container, prefix] {
-      status_ = client_->WatchObjects(
+      : state_(std::make_shared<State>()) {
+    state_->client = std::move(client);
+    std::thread([state = state_, container, prefix] {
+      absl::Status s = state->client->WatchObjects(
           container, prefix,
-          [this](const mcos::v1::ObjectChange& change) {
-            std::lock_guard<std::mutex> lock(mu_);
-            changes_.push_back(change);
-            return !stop_;
+          [state](const mcos::v1::ObjectChange& change) {
+            std::lock_guard<std::mutex> lock(state->mu);
+            state->changes.push_back(change);
+            return !state->stop;
           },
-          [&ready] { ready = true; });
-      ready = true;
-      done_ = true;
-    });
-    WaitFor([&] { return ready.load(); });
+          [state] { state->ready = true; });
+      std::lock_guard<std::mutex> lock(state->mu);
+      state->status = s;
+      state->ready = true;
+      state->done = true;
+    }).detach();
+    WaitFor([&] { return state_->ready.load(); });
   }
-  ~Watcher() {
-    stop_ = true;
-    thread_.detach();  // ends at its next change; the client outlives nothing it needs
-  }
+  ~Watcher() { state_->stop = true; }
   std::vector<mcos::v1::ObjectChange> changes() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return changes_;
+    std::lock_guard<std::mutex> lock(state_->mu);
+    return state_->changes;
   }
   // Changes seen per object, in order: "put <version>" / "delete <version>".
   std::map<std::string, std::vector<std::string>> ByObject() {
@@ -61,17 +62,26 @@ class Watcher {
     }
     return out;
   }
-  bool done() const { return done_; }
-  const absl::Status& status() const { return status_; }
+  bool done() {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    return state_->done;
+  }
+  absl::Status status() {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    return state_->status;
+  }
 
  private:
-  std::shared_ptr<Client> client_;
-  std::thread thread_;
-  std::mutex mu_;
-  std::vector<mcos::v1::ObjectChange> changes_;
-  std::atomic<bool> stop_{false};
-  std::atomic<bool> done_{false};
-  absl::Status status_;
+  struct State {
+    std::unique_ptr<Client> client;
+    std::mutex mu;
+    std::vector<mcos::v1::ObjectChange> changes;
+    std::atomic<bool> stop{false};
+    std::atomic<bool> ready{false};
+    bool done = false;
+    absl::Status status;
+  };
+  std::shared_ptr<State> state_;
 };
 
 class EventsE2eTest : public testing::FederationFixture {

@@ -101,21 +101,31 @@ class RepairE2eTest : public testing::FederationFixture {
     sqlite3_close(db);
   }
 
-  // What anti-entropy logged at cluster `c` (its copies).
-  static std::string AntiEntropyLog(const ClusterProcess& c) {
+  // The lines of cluster `c`'s log that contain one of `words`.
+  static std::string Grep(const ClusterProcess& c, const std::vector<std::string>& words) {
     std::ifstream in(c.log_path());
     std::string line, out;
     while (std::getline(in, line)) {
-      if (absl::StrContains(line, "anti-entropy")) out += line + "\n";
+      for (const auto& w : words) {
+        if (absl::StrContains(line, w)) {
+          out += line + "\n";
+          break;
+        }
+      }
     }
     return out;
   }
+  // What anti-entropy logged at cluster `c` (its copies).
+  static std::string AntiEntropyLog(const ClusterProcess& c) { return Grep(c, {"anti-entropy"}); }
 
   // Flips 64 bytes of chunk `index` of the copy of `key` that cluster `c` (`name`) holds in its
   // blob files, with the cluster stopped (it is left stopped); false if the chunk is not found.
   bool CorruptChunk(ClusterProcess& c, const std::string& name, const mcos::v1::ObjectKey& key,
                     uint64_t index) {
-    auto record = Own(c, name)->Stat(key, absl::Now() + absl::Seconds(5));
+    // (The write was acknowledged by W = 2 clusters: the third may still be receiving it.)
+    auto own = Own(c, name);
+    absl::StatusOr<mcos::v1::ObjectRecord> record;
+    WaitFor([&] { return (record = own->Stat(key, absl::Now() + absl::Seconds(5))).ok(); });
     EXPECT_TRUE(record.ok()) << record.status();
     if (!record.ok()) return false;
     // The chunk's key in the data column family: data_id | u64 big-endian index.
@@ -396,7 +406,8 @@ TEST_F(RepairE2eTest, ACorruptCopyIsNeverServedAndTheReadRepairsIt) {
                 return own.ok() && *own == *content;
               }),
               absl::Seconds(15))
-        << object;
+        << object << "; gamma's log:\n"
+        << Grep(*c_, {"corrupt", "scrubber", "checksum"});
   }
   std::ifstream in(c_->log_path());
   const std::string log(std::istreambuf_iterator<char>(in), {});
