@@ -154,6 +154,7 @@ int main(int argc, char** argv) {
   controller.user_token_key = keys->user_tokens;
   controller.peer_key = keys->peer;
   controller.federation_id = keys->federation_id;
+  controller.nats_url = server_options.nats_url;
   auto controller_app = mcos::controller::ControllerApp::Create(controller, tls);
   if (!controller_app.ok()) return Fail(controller_app.status());
   mcos::resolver::ResolverOptions resolver_options;

@@ -58,6 +58,9 @@ struct ControllerOptions {
   std::string peer_key;
   std::string federation_id;
   absl::Duration federation_sync_period = absl::Milliseconds(500);
+  // The cluster's nats-server (empty: no events): service and peer cluster up/down events are
+  // published there (stream MCOS_SERVICES). The login derives from token_key.
+  std::string nats_url;
 };
 
 class Controller {

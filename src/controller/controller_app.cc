@@ -5,7 +5,10 @@
 #include "common/grpc_status.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "events/nats_config.h"
+#include "events/nats_event_bus.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "mcos/v1/events.pb.h"
 #include "mcos/v1/storage.grpc.pb.h"
 
 namespace mcos::controller {
@@ -90,6 +93,45 @@ ControllerApp::ControllerApp(std::unique_ptr<GrpcHealthProbe> probe,
   SetLocalRoute({});
 }
 
+absl::Status ControllerApp::StartEvents(const ControllerOptions& options) {
+  if (options.nats_url.empty()) return absl::OkStatus();
+  events::NatsOptions nats;
+  nats.url = options.nats_url;
+  const events::NatsCredentials login = events::ClientCredentials(options.token_key);
+  nats.user = login.user;
+  nats.password = login.password;
+  nats.name = absl::StrCat("mcos controller of cluster ", controller_->cluster_id());
+  events::NatsStream services;
+  services.name = "MCOS_SERVICES";
+  services.subjects = {"mcos.service.>"};
+  services.max_age_seconds = int64_t{7} * 24 * 3600;
+  services.max_bytes = int64_t{64} << 20;
+  nats.streams = {services};
+  MCOS_ASSIGN_OR_RETURN(events_, events::NatsEventBus::Start(std::move(nats)));
+  const std::string subject = events::ServiceSubject(controller_->cluster_id());
+  auto publish = [this, subject](mcos::v1::ServiceEvent event) {
+    common::ToProtoTimestamp(absl::Now(), event.mutable_at());
+    events_->Publish(subject, event.SerializeAsString());
+  };
+  controller_->registry().set_on_change([this, publish](const mcos::v1::ServiceInfo& s) {
+    mcos::v1::ServiceEvent event;
+    event.set_cluster(controller_->cluster_id());
+    event.set_service_id(s.id());
+    event.set_kind(s.kind());
+    event.set_endpoint(s.endpoint());
+    event.set_state(s.state());
+    publish(std::move(event));
+  });
+  federation_->set_on_peer_change(
+      [publish](const std::string& cluster, mcos::v1::ServiceState state) {
+        mcos::v1::ServiceEvent event;  // a whole cluster: no service id, no kind
+        event.set_cluster(cluster);
+        event.set_state(state);
+        publish(std::move(event));
+      });
+  return absl::OkStatus();
+}
+
 void ControllerApp::SetLocalRoute(common::LocalRoute route) {
   route.auth = &auth_;
   route_ = route;
@@ -101,8 +143,10 @@ absl::StatusOr<std::unique_ptr<ControllerApp>> ControllerApp::Create(
   auto probe = std::make_unique<GrpcHealthProbe>();
   MCOS_ASSIGN_OR_RETURN(auto controller,
                         Controller::Open(options, common::SystemClock::Get(), *probe));
-  return std::unique_ptr<ControllerApp>(
+  std::unique_ptr<ControllerApp> app(
       new ControllerApp(std::move(probe), std::move(controller), options, tls));
+  MCOS_RETURN_IF_ERROR(app->StartEvents(options));
+  return app;
 }
 
 ControllerApp::~ControllerApp() { Stop(); }
@@ -171,6 +215,7 @@ void ControllerApp::Stop() {
   if (poller_.joinable()) poller_.join();
   federation_->Stop();
   replication_->Stop();
+  events_.reset();
 }
 
 }  // namespace mcos::controller

@@ -14,6 +14,7 @@
 #include "common/tls.h"
 #include "controller/controller.h"
 #include "controller/controller_grpc_service.h"
+#include "events/event_bus.h"
 
 namespace mcos::controller {
 
@@ -65,6 +66,8 @@ class ControllerApp {
   void Stop();
 
  private:
+  // Connects the event bus and publishes every service and peer state change on it.
+  absl::Status StartEvents(const ControllerOptions& options);
   ControllerApp(std::unique_ptr<GrpcHealthProbe> probe, std::unique_ptr<Controller> controller,
                 const ControllerOptions& options, const common::TlsFiles& tls);
   std::unique_ptr<GrpcHealthProbe> probe_;
@@ -73,6 +76,8 @@ class ControllerApp {
   std::unique_ptr<common::ServiceAuth> peer_auth_;  // null without a federation secret
   std::unique_ptr<Federation> federation_;
   std::unique_ptr<ReplicationQueue> replication_;
+  // Service and peer up/down events (null without --nats); set before the background starts.
+  std::unique_ptr<events::EventBus> events_;
   common::LocalRoute route_;
   ControllerGrpcService controller_service_;
   AdminGrpcService admin_service_;

@@ -186,6 +186,7 @@ void Federation::RunPeer(Peer* peer) {
         peer->last_error = std::string(s.message());
         if (peer->misses >= options_.down_after_misses) peer->state = mcos::v1::SERVICE_STATE_DOWN;
       }
+      if (before != peer->state && on_peer_change_) on_peer_change_(peer->name, peer->state);
       if (before != peer->state) {
         if (peer->state == mcos::v1::SERVICE_STATE_UP) {
           common::LogInfo("federation: cluster '", peer->name, "' is up");

@@ -10,6 +10,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -59,6 +60,11 @@ class Federation {
   void Stop();
   // Wakes every worker to push a local change now (Controller's change listener).
   void Changed();
+  // Called (on a peer's worker thread) with (peer cluster, its new state) whenever a peer is seen
+  // up or down. Set before Start.
+  void set_on_peer_change(std::function<void(const std::string&, mcos::v1::ServiceState)> f) {
+    on_peer_change_ = std::move(f);
+  }
 
   // ---- admin ----
   // Peers this cluster with the one whose controller answers at `endpoint`, and returns that
@@ -103,6 +109,7 @@ class Federation {
   absl::Mutex mu_;
   std::string self_endpoint_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::unique_ptr<Peer>> peers_ ABSL_GUARDED_BY(mu_);
+  std::function<void(const std::string&, mcos::v1::ServiceState)> on_peer_change_;
 };
 
 }  // namespace mcos::controller

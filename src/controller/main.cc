@@ -29,6 +29,9 @@ int main(int argc, char** argv) {
                  "Name of this cluster: letters, digits and '-' (default: generated on the first "
                  "start; fixed once the data directory exists; --cluster-id is the old spelling)");
   cli.add_option("--region", options.region, "Region of this cluster");
+  cli.add_option("--nats", options.nats_url,
+                 "The cluster's nats-server, nats://HOST:PORT: service and peer up/down events "
+                 "are published there (off if empty)");
   cli.add_option("--token-key-file", key_file,
                  "File with the cluster's key (default: DATA_DIR/token.key, created)");
   cli.add_option("--health-period-ms", health_period_ms, "Health-check period")

@@ -126,6 +126,7 @@ absl::Status ServiceRegistry::PollOnce() {
         common::LogInfo(mcos::v1::ServiceKind_Name(s.kind()), " '", s.id(), "' at ", s.endpoint(),
                         " is UP again");
       }
+      if (on_change_) on_change_(s);
     }
     // A healthy service that stays healthy is written at most every 10 s (its last contact): a
     // write per poll is an fsync per service every period, and on a full disk it would eat the

@@ -3,6 +3,7 @@
 // controller's SQLite database that is not replicated). Thread-safe.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -55,8 +56,12 @@ class ServiceRegistry {
   absl::StatusOr<std::vector<mcos::v1::ServiceInfo>> ListServices(mcos::v1::ServiceKind kind,
                                                                   bool live_only);
   // Checks every registered service once; marks a service down after down_after_misses misses
-  // in a row and up again when it answers. Logs every change.
+  // in a row and up again when it answers. Logs every change, and tells it to `on_change`.
   absl::Status PollOnce();
+  // Called (on the polling thread) with every change of a service's state. Set before polling.
+  void set_on_change(std::function<void(const mcos::v1::ServiceInfo&)> on_change) {
+    on_change_ = std::move(on_change);
+  }
 
   absl::Duration period() const { return options_.period; }
 
@@ -66,6 +71,7 @@ class ServiceRegistry {
   HealthProbe& probe_;
   const RegistryOptions options_;
   const std::string& cluster_id_;
+  std::function<void(const mcos::v1::ServiceInfo&)> on_change_;
 };
 
 }  // namespace mcos::controller

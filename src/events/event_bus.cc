@@ -13,6 +13,10 @@ std::string ObjectSubject(absl::string_view owner, absl::string_view container) 
                                                 absl::kZeroPad16));
 }
 
+std::string ServiceSubject(absl::string_view cluster) {
+  return absl::StrCat("mcos.service.", absl::Hex(common::Hash64(cluster), absl::kZeroPad16));
+}
+
 bool SubjectMatches(absl::string_view filter, absl::string_view subject) {
   const std::vector<absl::string_view> f = absl::StrSplit(filter, '.');
   const std::vector<absl::string_view> s = absl::StrSplit(subject, '.');

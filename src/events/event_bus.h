@@ -45,6 +45,10 @@ class EventBus {
 // containers may share one: subscribers check the key in the payload.
 std::string ObjectSubject(absl::string_view owner, absl::string_view container);
 
+// The subject of a cluster's service events: "mcos.service." and 16 hex digits of a hash of the
+// cluster's name (names may hold dots).
+std::string ServiceSubject(absl::string_view cluster);
+
 // Whether NATS subject `subject` matches `filter` (tokens split by '.'; `*` matches one token,
 // a final `>` one or more).
 bool SubjectMatches(absl::string_view filter, absl::string_view subject);

@@ -14,6 +14,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "client/sdk/client.h"
+#include "common/token.h"
+#include "events/nats_config.h"
+#include "events/nats_event_bus.h"
+#include "mcos/v1/events.pb.h"
 #include "tests/support/federation_fixture.h"
 #include "tests/support/status_matchers.h"
 
@@ -207,6 +211,43 @@ TEST_F(EventsE2eTest, ANatsServerKilledUnderLoadFailsNoCallAndEventsResume) {
   EXPECT_LT(
       WaitFor([&] { return watcher->ByObject().count("after-restart") == 1; }, absl::Seconds(40)),
       absl::Seconds(40));
+}
+
+// Service events: alpha's controller publishes gamma going down and coming back, on its NATS.
+TEST_F(EventsE2eTest, APeerClusterGoingDownAndUpIsAnEvent) {
+  Federate();
+  auto key = common::LoadOrCreateKeyFile(absl::StrCat(dir_.path(), "/alpha/cluster/token.key"));
+  MCOS_ASSERT_OK(key);
+  events::NatsOptions options;
+  options.url = nats_["alpha"]->url();
+  const auto login = events::ClientCredentials(*key);
+  options.user = login.user;
+  options.password = login.password;
+  auto bus = events::NatsEventBus::Start(options);
+  MCOS_ASSERT_OK(bus);
+  std::mutex mu;
+  std::vector<mcos::v1::ServiceEvent> seen;
+  auto sub = (*bus)->Subscribe(events::ServiceSubject("alpha"),
+                               [&](const std::string&, const std::string& payload) {
+                                 mcos::v1::ServiceEvent e;
+                                 if (!e.ParseFromString(payload)) return;
+                                 std::lock_guard<std::mutex> lock(mu);
+                                 seen.push_back(e);
+                               });
+  MCOS_ASSERT_OK(sub);
+  auto has = [&](mcos::v1::ServiceState state) {
+    std::lock_guard<std::mutex> lock(mu);
+    for (const auto& e : seen) {
+      if (e.cluster() == "gamma" && e.service_id().empty() && e.state() == state) return true;
+    }
+    return false;
+  };
+  c_->Kill();
+  EXPECT_LT(WaitFor([&] { return has(mcos::v1::SERVICE_STATE_DOWN); }, absl::Seconds(5)),
+            absl::Seconds(2));
+  MCOS_ASSERT_OK(Restart(*c_, "gamma"));
+  EXPECT_LT(WaitFor([&] { return has(mcos::v1::SERVICE_STATE_UP); }, absl::Seconds(10)),
+            absl::Seconds(10));
 }
 
 TEST_F(EventsE2eTest, WithoutAnEventBusAWatchIsRefusedWithTheFix) {
