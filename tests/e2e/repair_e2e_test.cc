@@ -439,13 +439,13 @@ TEST_F(RepairE2eTest, TheScrubberFindsAndRepairsACorruptCopyNobodyReads) {
   auto own_c = Own(*c_, "gamma");
   EXPECT_LT(WaitFor(
                 [&] {
-                  std::ifstream in(c_->log_path());
-                  std::string log(std::istreambuf_iterator<char>(in), {});
-                  return absl::StrContains(log,
+                  return absl::StrContains(Grep(*c_, {"scrubber"}),
                                            "scrubber: this cluster's copy of object 'scrub/big'");
                 },
                 absl::Seconds(30)),
             absl::Seconds(30));
+  EXPECT_TRUE(absl::StrContains(Grep(*c_, {"scrubber"}), "failed its checksums; replaced it"))
+      << Grep(*c_, {"scrubber", "corrupt"});
   auto own = ReadOwn(*own_c, Key("scrub", "big"));
   ASSERT_TRUE(own.ok()) << own.status();
   EXPECT_TRUE(*own == content);
