@@ -28,15 +28,17 @@ absl::Status FromNats(natsStatus s, absl::string_view what) {
   }
 }
 
+// The closure of both is the server's URL, in a string that is never freed: NATS.c may call
+// them from its own threads after the bus is gone (while the connection closes).
 void OnDisconnected(natsConnection*, void* closure) {
   common::LogWarning("event bus: lost the NATS server at ",
-                     static_cast<const NatsOptions*>(closure)->url,
+                     *static_cast<const std::string*>(closure),
                      "; events wait in the outbox until it is back");
 }
 
 void OnReconnected(natsConnection*, void* closure) {
   common::LogInfo("event bus: connected to the NATS server at ",
-                  static_cast<const NatsOptions*>(closure)->url);
+                  *static_cast<const std::string*>(closure));
 }
 
 // A subscription's callback and whether it may still be called; the NATS.c callback holds `mu`
@@ -94,6 +96,7 @@ absl::StatusOr<std::unique_ptr<NatsEventBus>> NatsEventBus::Start(NatsOptions op
   if (options.url.empty()) return absl::InvalidArgumentError("no NATS server URL given");
   std::unique_ptr<NatsEventBus> bus(new NatsEventBus(std::move(options)));
   const NatsOptions& o = bus->options_;
+  auto* url = new std::string(o.url);  // never freed (see OnDisconnected)
   natsStatus s = natsOptions_Create(&bus->nats_->options);
   if (s == NATS_OK) s = natsOptions_SetURL(bus->nats_->options, o.url.c_str());
   if (s == NATS_OK && !o.user.empty()) {
@@ -106,12 +109,10 @@ absl::StatusOr<std::unique_ptr<NatsEventBus>> NatsEventBus::Start(NatsOptions op
     s = natsOptions_SetRetryOnFailedConnect(bus->nats_->options, true, nullptr, nullptr);
   }
   if (s == NATS_OK) {
-    s = natsOptions_SetDisconnectedCB(bus->nats_->options, OnDisconnected,
-                                      const_cast<NatsOptions*>(&o));
+    s = natsOptions_SetDisconnectedCB(bus->nats_->options, OnDisconnected, url);
   }
   if (s == NATS_OK) {
-    s = natsOptions_SetReconnectedCB(bus->nats_->options, OnReconnected,
-                                     const_cast<NatsOptions*>(&o));
+    s = natsOptions_SetReconnectedCB(bus->nats_->options, OnReconnected, url);
   }
   if (s != NATS_OK) return FromNats(s, absl::StrCat("NATS options for ", o.url));
   s = natsConnection_Connect(&bus->nats_->connection, bus->nats_->options);
