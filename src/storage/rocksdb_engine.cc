@@ -3,6 +3,7 @@
 #include <openssl/rand.h>
 #include <rocksdb/cache.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/listener.h>
 #include <rocksdb/merge_operator.h>
 #include <rocksdb/slice.h>
 #include <rocksdb/table.h>
@@ -86,6 +87,22 @@ class ProcessLogger final : public rocksdb::Logger {
     char buf[1024];
     std::vsnprintf(buf, sizeof(buf), format, ap);
     common::LogWarning("rocksdb: ", buf);
+  }
+};
+
+// A compaction that meets corrupt data (only blob garbage collection re-reads object data, and
+// checks it) fails alone instead of stopping the database: RocksDB's default makes that a fatal
+// background error, after which every write fails until a restart, the write that replaces the
+// corrupt copy included. Object data carries its own checksums, checked on every read and by the
+// scrubber, which replaces the copy; the collection then finds only garbage where it failed.
+class CompactionCorruptionListener final : public rocksdb::EventListener {
+ public:
+  void OnBackgroundError(rocksdb::BackgroundErrorReason reason, rocksdb::Status* error) override {
+    if (reason != rocksdb::BackgroundErrorReason::kCompaction || !error->IsCorruption()) return;
+    common::LogWarning("a compaction met corrupt data (", error->ToString(),
+                       "); it is abandoned and writes go on: the scrubber replaces the corrupt "
+                       "copy from a peer");
+    *error = rocksdb::Status::OK();
   }
 };
 
@@ -411,6 +428,7 @@ absl::StatusOr<std::unique_ptr<RocksDbEngine>> RocksDbEngine::Open(const RocksDb
   // space that statvfs then reports as used, and the floor would trip early.
   db_options.allow_fallocate = false;
   db_options.info_log = std::make_shared<ProcessLogger>();
+  db_options.listeners.push_back(std::make_shared<CompactionCorruptionListener>());
   // Open replays the WAL into memtables without flushing them at once, so that a node can start on
   // a nearly full disk (the WAL files stay until the next flush).
   db_options.avoid_flush_during_recovery = true;

@@ -5,6 +5,8 @@
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <optional>
 #include <random>
@@ -499,6 +501,44 @@ TEST_F(RocksDbEngineTest, ACorruptChunkIsDataLossNeverWrongBytes) {
   // A range inside the intact chunks still reads.
   EXPECT_EQ(*Read(Key("x"), 2 * kChunkSize, 10), data.substr(2 * kChunkSize, 10));
   MCOS_EXPECT_CODE(Read(Key("x"), kChunkSize + 5, 1), kDataLoss);
+}
+
+// A blob file with flipped bytes met by blob garbage collection (which re-reads and checks live
+// blobs) fails that collection only: RocksDB would make it a fatal background error and refuse
+// every later write, including the one that replaces the corrupt copy.
+TEST_F(RocksDbEngineTest, CorruptionMetByGarbageCollectionDoesNotStopWrites) {
+  const std::string kept = testing::RandomBytes(3 * kChunkSize, 7);
+  MCOS_ASSERT_OK(Put(Key("kept"), 1, kept));
+  MCOS_ASSERT_OK(Put(Key("gone"), 2, testing::RandomBytes(3 * kChunkSize, 8)));
+  ASSERT_TRUE(
+      rocks_->db_for_test()->Flush(rocksdb::FlushOptions(), rocks_->data_cf_for_test()).ok());
+  std::vector<std::filesystem::path> blobs;
+  for (const auto& f : std::filesystem::directory_iterator(dir_.Sub("db"))) {
+    if (f.path().extension() == ".blob") blobs.push_back(f.path());
+  }
+  ASSERT_EQ(blobs.size(), 1u);
+  {  // flip bytes inside every chunk of both objects
+    std::fstream file(blobs[0], std::ios::in | std::ios::out | std::ios::binary);
+    for (std::streamoff at = 4096; at < 6 * kChunkSize; at += kChunkSize / 2) {
+      file.seekp(at);
+      file.write("\xde\xad\xbe\xef", 4);
+    }
+  }
+  MCOS_ASSERT_OK(Delete(Key("gone"), 3));
+  MCOS_ASSERT_OK(rocks_->ReclaimOnce());  // half of the blob file is garbage now
+  auto gc = rocks_->CollectGarbageOnce(/*urgent=*/true, uint64_t{1} << 40);
+  EXPECT_FALSE(gc.ok());  // the collection met the corrupt blob and gave up
+  MCOS_EXPECT_CODE(Read(Key("kept")), kDataLoss);
+
+  // Writes go on, the repair of the corrupt object included.
+  MCOS_ASSERT_OK(Put(Key("new"), 4, "after"));
+  EXPECT_EQ(*Read(Key("new")), "after");
+  MCOS_ASSERT_OK(Put(Key("kept"), 5, kept));
+  EXPECT_EQ(*Read(Key("kept")), kept);
+  // The corrupt blobs are garbage now: the next collection frees them without reading them.
+  MCOS_ASSERT_OK(rocks_->ReclaimOnce());
+  MCOS_EXPECT_OK(rocks_->CollectGarbageOnce(/*urgent=*/true, uint64_t{1} << 40));
+  EXPECT_FALSE(std::filesystem::exists(blobs[0]));
 }
 
 TEST_P(EngineContractTest, ListsWithPrefixMarkerDelimiterAndTombstones) {
