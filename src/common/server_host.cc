@@ -16,10 +16,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "common/channel_arguments.h"
 #include "common/grpc_status.h"
 #include "common/logging.h"
@@ -72,11 +74,19 @@ using grpc::experimental::InterceptionHookPoints;
 class ServerCallInterceptor final : public grpc::experimental::Interceptor {
  public:
   ServerCallInterceptor(std::string method, prometheus::Family<prometheus::Counter>& calls,
-                        prometheus::Family<prometheus::Histogram>& latency)
+                        prometheus::Family<prometheus::Histogram>& latency,
+                        std::shared_ptr<std::atomic<int64_t>> in_flight)
       : method_(std::move(method)),
         calls_(calls),
         latency_(latency),
-        start_(std::chrono::steady_clock::now()) {}
+        in_flight_(std::move(in_flight)),
+        start_(std::chrono::steady_clock::now()) {
+    in_flight_->fetch_add(1, std::memory_order_relaxed);
+  }
+  // gRPC destroys a call's interceptors with the call.
+  ~ServerCallInterceptor() override { in_flight_->fetch_sub(1, std::memory_order_release); }
+  ServerCallInterceptor(const ServerCallInterceptor&) = delete;
+  ServerCallInterceptor& operator=(const ServerCallInterceptor&) = delete;
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_MESSAGE) &&
@@ -124,6 +134,7 @@ class ServerCallInterceptor final : public grpc::experimental::Interceptor {
   std::string method_;
   prometheus::Family<prometheus::Counter>& calls_;
   prometheus::Family<prometheus::Histogram>& latency_;
+  const std::shared_ptr<std::atomic<int64_t>> in_flight_;
   std::chrono::steady_clock::time_point start_;
   bool unparsable_request_ = false;
 };
@@ -131,8 +142,10 @@ class ServerCallInterceptor final : public grpc::experimental::Interceptor {
 class MetricsInterceptorFactory final
     : public grpc::experimental::ServerInterceptorFactoryInterface {
  public:
-  explicit MetricsInterceptorFactory(prometheus::Registry& registry)
-      : calls_(prometheus::BuildCounter()
+  MetricsInterceptorFactory(prometheus::Registry& registry,
+                            std::shared_ptr<std::atomic<int64_t>> in_flight)
+      : in_flight_(std::move(in_flight)),
+        calls_(prometheus::BuildCounter()
                    .Name("mcos_grpc_requests_total")
                    .Help("gRPC calls served, by method and status code")
                    .Register(registry)),
@@ -143,10 +156,11 @@ class MetricsInterceptorFactory final
 
   grpc::experimental::Interceptor* CreateServerInterceptor(
       grpc::experimental::ServerRpcInfo* info) override {
-    return new ServerCallInterceptor(info->method(), calls_, latency_);
+    return new ServerCallInterceptor(info->method(), calls_, latency_, in_flight_);
   }
 
  private:
+  const std::shared_ptr<std::atomic<int64_t>> in_flight_;
   prometheus::Family<prometheus::Counter>& calls_;
   prometheus::Family<prometheus::Histogram>& latency_;
 };
@@ -190,7 +204,8 @@ absl::StatusOr<std::unique_ptr<ServerHost>> ServerHost::Start(
   builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MIN_POLLERS, 1);
   for (grpc::Service* service : services) builder.RegisterService(service);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
-  creators.push_back(std::make_unique<MetricsInterceptorFactory>(*host->registry_));
+  creators.push_back(
+      std::make_unique<MetricsInterceptorFactory>(*host->registry_, host->in_flight_));
   builder.experimental().SetInterceptorCreators(std::move(creators));
   host->server_ = builder.BuildAndStart();
   if (host->server_ == nullptr || host->port_ == 0) {
@@ -244,7 +259,22 @@ void ServerHost::Shutdown(absl::Duration grace) {
   if (shut_down_ || !server_) return;
   shut_down_ = true;
   SetServing(false);
-  server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+  // Shutdown sends every connection a GOAWAY and waits for the calls running on it. An idle
+  // connection waits too, for its client to answer the GOAWAY's ping, which a client with no call
+  // running notices only at gRPC's next backup poll (every 5 s): so once no call is left (none can
+  // start after the GOAWAY), the connections are closed at once.
+  const absl::Time deadline = absl::Now() + grace;
+  absl::Notification started;
+  std::thread shutdown([&] {
+    started.Notify();
+    server_->Shutdown(absl::ToChronoTime(deadline));
+  });
+  started.WaitForNotification();
+  while (in_flight_->load(std::memory_order_acquire) > 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  grpc_server_cancel_all_calls(server_->c_server());
+  shutdown.join();
   server_->Wait();
   exposer_.reset();
   trimmer_.reset();

@@ -8,6 +8,7 @@
 #include <prometheus/exposer.h>
 #include <prometheus/registry.h>
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -68,6 +69,8 @@ class ServerHost {
   int port_ = 0;
   int metrics_port_ = 0;
   bool shut_down_ = false;
+  // Calls received and not yet finished (counted by the per-call interceptor).
+  std::shared_ptr<std::atomic<int64_t>> in_flight_ = std::make_shared<std::atomic<int64_t>>(0);
 };
 
 // The address other services of this process should dial: `listen` with its port replaced by
