@@ -41,6 +41,9 @@ std::optional<mcos::v1::Version> CommitVersion(const mcos::v1::ObjectRecord* sto
                                                const mcos::v1::Version& wanted, bool restamp,
                                                bool repair = false);
 std::string SupersededReason(const mcos::v1::ObjectRecord& stored, const mcos::v1::Version& v);
+// Whether a purge (StorageDeleteRequest.purge) of the tombstone of `version` forgets `stored`: only
+// that very tombstone.
+bool IsPurgeable(const mcos::v1::ObjectRecord& stored, const mcos::v1::Version& version);
 // FAILED_PRECONDITION unless `precondition` holds, given whether a live version is stored.
 absl::Status CheckPrecondition(mcos::v1::WritePrecondition precondition,
                                const mcos::v1::ObjectKey& key, bool live);

@@ -191,6 +191,17 @@ absl::StatusOr<WriteResult> MemoryEngine::Delete(const mcos::v1::StorageDeleteRe
   absl::MutexLock lock(&mu_);
   const std::string meta_key = MetaKey(request.key());
   auto it = objects_.find(meta_key);
+  if (request.purge()) {
+    if (it == objects_.end()) {
+      return absl::NotFoundError(absl::StrCat(Describe(request.key()), " not found"));
+    }
+    if (!IsPurgeable(it->second.record, request.version())) {
+      return WriteResult{false, it->second.record, "another version is held"};
+    }
+    WriteResult purged{true, it->second.record, ""};
+    objects_.erase(it);
+    return purged;
+  }
   const std::optional<mcos::v1::Version> version = CommitVersion(
       it != objects_.end() ? &it->second.record : nullptr, request.version(), request.restamp());
   if (!version) {

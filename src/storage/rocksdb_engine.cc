@@ -1049,6 +1049,18 @@ absl::StatusOr<WriteResult> RocksDbEngine::Delete(const mcos::v1::StorageDeleteR
   const std::string meta_key = ObjectMetaKey(key.user(), key.container(), key.object());
   absl::MutexLock lock(&LockFor(meta_key));
   MCOS_ASSIGN_OR_RETURN(std::optional<ObjectRecord> current, ReadRecord(meta_key));
+  if (request.purge()) {
+    if (!current) return absl::NotFoundError(absl::StrCat(Describe(key), " not found"));
+    if (!IsPurgeable(*current, request.version())) {
+      return WriteResult{false, *current, "another version is held"};
+    }
+    rocksdb::WriteBatch batch;
+    batch.Delete(meta_cf_, meta_key);
+    AddDigest(batch, key, *current, -1);  // and its partition index entry
+    MCOS_RETURN_IF_ERROR(FromRocksDb(db_->Write(CommitWriteOptions(), &batch),
+                                     absl::StrCat("purge the tombstone of ", Describe(key))));
+    return WriteResult{true, *std::move(current), ""};
+  }
   const std::optional<mcos::v1::Version> version =
       CommitVersion(current ? &*current : nullptr, request.version(), request.restamp());
   if (!version) {

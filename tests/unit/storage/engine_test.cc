@@ -869,6 +869,60 @@ TEST_P(EngineContractTest, ScanPartitionAnswersExactlyThePartitionsRecordsInInde
   MCOS_EXPECT_CODE(engine_->ScanPartition(bad), kInvalidArgument);
 }
 
+// Tombstone reaping forgets exactly the tombstone it names: its record, its index entry and its
+// digest share (the digests then equal those of an engine that never saw the object).
+TEST_P(EngineContractTest, APurgeForgetsExactlyTheNamedTombstone) {
+  MCOS_ASSERT_OK(Put(Key("kept"), 10, "x", 1 << 20, mcos::v1::WRITE_PRECONDITION_NONE, "gold"));
+  const auto before = DigestsOf(*engine_, "gold", 18);
+  MCOS_ASSERT_OK(before);
+  MCOS_ASSERT_OK(Put(Key("gone"), 10, "y", 1 << 20, mcos::v1::WRITE_PRECONDITION_NONE, "gold"));
+  MCOS_ASSERT_OK(Delete(Key("gone"), 20, "gold"));
+  MCOS_ASSERT_OK(Put(Key("back"), 10, "z", 1 << 20, mcos::v1::WRITE_PRECONDITION_NONE, "gold"));
+  MCOS_ASSERT_OK(Delete(Key("back"), 20, "gold"));
+  MCOS_ASSERT_OK(Put(Key("back"), 30, "again", 1 << 20, mcos::v1::WRITE_PRECONDITION_NONE, "gold"));
+
+  auto purge = [&](const std::string& name, uint64_t version) {
+    mcos::v1::StorageDeleteRequest r;
+    *r.mutable_key() = Key(name);
+    *r.mutable_version() = V(version);
+    r.set_purge(true);
+    return engine_->Delete(r);
+  };
+  // Another version than the tombstone's, a live object, a newer version: nothing changes.
+  auto other = purge("gone", 19);
+  MCOS_ASSERT_OK(other);
+  EXPECT_FALSE(other->applied);
+  EXPECT_FALSE(purge("kept", 10)->applied);
+  EXPECT_FALSE(purge("back", 20)->applied);
+  EXPECT_EQ(*Read(Key("back")), "again");
+  MCOS_EXPECT_CODE(purge("never", 5), kNotFound);
+
+  auto purged = purge("gone", 20);
+  MCOS_ASSERT_OK(purged);
+  EXPECT_TRUE(purged->applied);
+  EXPECT_TRUE(purged->record.tombstone());
+  MCOS_EXPECT_CODE(engine_->Stat(Key("gone"), /*include_tombstone=*/true), kNotFound);
+  MCOS_EXPECT_CODE(purge("gone", 20), kNotFound);
+  // "back" is live again at 30; what is left in "gold" is "kept" and "back".
+  MCOS_ASSERT_OK(Delete(Key("back"), 40, "gold"));
+  EXPECT_TRUE(purge("back", 40)->applied);
+  EXPECT_EQ(*DigestsOf(*engine_, "gold", 18), *before);
+  const uint32_t kept_partition = placement::PartitionOf(placement::ObjectHash("u", "c", "kept"), 18);
+  // The partition index holds only "kept" (in the partitions of the three objects).
+  for (const std::string name : {"kept", "gone", "back"}) {
+    const uint32_t partition = placement::PartitionOf(placement::ObjectHash("u", "c", name), 18);
+    auto scanned = ScanOf(*engine_, "gold", 18, partition);
+    MCOS_ASSERT_OK(scanned);
+    const bool want = partition == kept_partition;
+    EXPECT_EQ(scanned->size(), want ? 1u : 0u) << name;
+  }
+  if (!memory_) {
+    Reopen();
+    MCOS_EXPECT_CODE(engine_->Stat(Key("gone"), true), kNotFound);
+    EXPECT_EQ(*DigestsOf(*engine_, "gold", 18), *before);
+  }
+}
+
 TEST_F(RocksDbEngineTest, BuildsThePartitionIndexOfADatabaseWrittenBeforeIt) {
   for (int i = 0; i < 50; ++i) {
     MCOS_ASSERT_OK(Apply(*engine_, {absl::StrCat("o", i), 10, i % 7 == 0, "gold"}));
