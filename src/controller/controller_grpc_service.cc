@@ -156,6 +156,20 @@ grpc::Status ControllerGrpcService::ReportRepair(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
+grpc::Status ControllerGrpcService::QueuedReplications(
+    grpc::ServerContext* context, const mcos::v1::QueuedReplicationsRequest* request,
+    mcos::v1::QueuedReplicationsResponse* response) {
+  MCOS_REQUIRE_SERVICE_CALLER(auth_, context);
+  if (request->keys_size() > 1000) {
+    return {grpc::StatusCode::INVALID_ARGUMENT, "at most 1000 keys per call"};
+  }
+  auto queued =
+      controller_.store().QueuedReplications({request->keys().begin(), request->keys().end()});
+  if (!queued.ok()) return ToGrpcStatus(queued.status());
+  for (bool q : *queued) response->add_queued(q);
+  return grpc::Status::OK;
+}
+
 // ---- AdminService ---------------------------------------------------------------------------
 
 absl::Status AdminGrpcService::RequireAdmin(const grpc::ServerContext& context) {

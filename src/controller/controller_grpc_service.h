@@ -56,6 +56,9 @@ class ControllerGrpcService final : public mcos::v1::ControllerService::Service 
                                   mcos::v1::EnqueueReplicationResponse* response) override;
   grpc::Status ReportRepair(grpc::ServerContext* context, const mcos::v1::RepairReport* request,
                             mcos::v1::RepairReportResponse* response) override;
+  grpc::Status QueuedReplications(grpc::ServerContext* context,
+                                  const mcos::v1::QueuedReplicationsRequest* request,
+                                  mcos::v1::QueuedReplicationsResponse* response) override;
 
  private:
   Controller& controller_;

@@ -92,6 +92,12 @@ absl::StatusOr<mcos::v1::RepairStatus> ReplicationQueue::Status() {
     if (r.last_scrub().seconds() > status.last_scrub().seconds()) {
       *status.mutable_last_scrub() = r.last_scrub();
     }
+    status.set_tombstones_reaped(status.tombstones_reaped() + r.tombstones_reaped());
+    status.set_tombstones_waiting(status.tombstones_waiting() + r.tombstones_waiting());
+    for (const auto& c : r.tombstones_waiting_on()) {
+      const auto& on = status.tombstones_waiting_on();
+      if (std::find(on.begin(), on.end(), c) == on.end()) status.add_tombstones_waiting_on(c);
+    }
     ++it;
   }
   return status;

@@ -60,6 +60,10 @@ CREATE INDEX replication_queue_due ON replication_queue(next_attempt_ms);
     R"sql(
 ALTER TABLE services ADD COLUMN detail TEXT NOT NULL DEFAULT '';
 )sql",
+    // 4 -> 5: tombstone reaping asks whether an object has a task queued (for any target).
+    R"sql(
+CREATE INDEX replication_queue_by_key ON replication_queue(object_key);
+)sql",
 };
 
 absl::Status FromSqlite(int rc, sqlite3* db, absl::string_view what) {
@@ -109,6 +113,8 @@ class Statement {
   }
   // SQLITE_ROW, SQLITE_DONE or an error code.
   int Step() { return sqlite3_step(stmt_); }
+  // Makes the statement ready to run again (its bindings are then replaced).
+  void Reset() { sqlite3_reset(stmt_); }
   std::string Text(int col) {
     const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
     return p != nullptr ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(stmt_, col)))
@@ -451,6 +457,24 @@ WHERE target = ?1 AND object_key = ?2)sql");
   MCOS_RETURN_IF_ERROR(s.status());
   s.Bind(1, task.target()).BindBlob(2, key).Bind(3, absl::ToUnixMillis(*retry_at)).Bind(4, error);
   return FromSqlite(s.Step(), db_, "reschedule a replication");
+}
+
+absl::StatusOr<std::vector<bool>> SqliteMetadataStore::QueuedReplications(
+    const std::vector<mcos::v1::ObjectKey>& keys) {
+  absl::MutexLock lock(&mu_);
+  Statement s(db_, "SELECT 1 FROM replication_queue WHERE object_key = ?1 LIMIT 1");
+  MCOS_RETURN_IF_ERROR(s.status());
+  std::vector<bool> out;
+  out.reserve(keys.size());
+  for (const auto& key : keys) {
+    s.Reset();
+    s.BindBlob(1, key.SerializeAsString());
+    const int rc = s.Step();
+    if (rc != SQLITE_ROW)
+      MCOS_RETURN_IF_ERROR(FromSqlite(rc, db_, "look up the replication queue"));
+    out.push_back(rc == SQLITE_ROW);
+  }
+  return out;
 }
 
 absl::StatusOr<std::vector<ReplicationBacklog>> SqliteMetadataStore::ReplicationBacklogs() {

@@ -71,6 +71,9 @@ class SqliteMetadataStore {
   absl::Status FinishReplication(const mcos::v1::ReplicationTask& task,
                                  std::optional<absl::Time> retry_at, absl::string_view error);
   absl::StatusOr<std::vector<ReplicationBacklog>> ReplicationBacklogs();
+  // For each key, whether the queue has a task for it (for any target), in order.
+  absl::StatusOr<std::vector<bool>> QueuedReplications(
+      const std::vector<mcos::v1::ObjectKey>& keys);
 
   // Local settings (cluster id, ...).
   absl::StatusOr<std::optional<std::string>> GetSetting(absl::string_view key);

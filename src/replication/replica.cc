@@ -105,6 +105,15 @@ mcos::v1::StorageDeleteRequest StorageDelete(const mcos::v1::ObjectKey& key,
   return req;
 }
 
+mcos::v1::StorageDeleteRequest PurgeRequest(const mcos::v1::ObjectKey& key,
+                                            const mcos::v1::Version& version) {
+  mcos::v1::StorageDeleteRequest req;
+  *req.mutable_key() = key;
+  *req.mutable_version() = version;
+  req.set_purge(true);
+  return req;
+}
+
 // A read request (StorageGetRequest or ClusterDownloadObjectRequest: the same fields).
 template <typename Request>
 Request ReadRequest(const mcos::v1::ObjectKey& key, uint64_t offset, uint64_t length,
@@ -274,6 +283,11 @@ class StorageReplicaImpl final : public Replica {
     return SendDelete(StorageDelete(key, tombstone, /*restamp=*/true), deadline);
   }
 
+  absl::StatusOr<WriteAck> Purge(const mcos::v1::ObjectKey& key, const mcos::v1::Version& version,
+                                 absl::Time deadline) override {
+    return SendDelete(PurgeRequest(key, version), deadline);
+  }
+
   absl::StatusOr<mcos::v1::StorageListResponse> List(const mcos::v1::StorageListRequest& request,
                                                      absl::Time deadline) override {
     return Unary<mcos::v1::StorageListResponse>(
@@ -411,6 +425,20 @@ class PeerReplicaImpl final : public Replica {
       const mcos::v1::ScanPartitionRequest& request, absl::Time deadline) override {
     return Unary<mcos::v1::ScanPartitionResponse>(deadline, [&](auto* ctx, auto* resp) {
       return stub_->ClusterScanPartition(ctx, request, resp);
+    });
+  }
+
+  absl::StatusOr<mcos::v1::CheckTombstonesResponse> CheckTombstones(
+      const mcos::v1::CheckTombstonesRequest& request, absl::Time deadline) override {
+    return Unary<mcos::v1::CheckTombstonesResponse>(deadline, [&](auto* ctx, auto* resp) {
+      return stub_->ClusterCheckTombstones(ctx, request, resp);
+    });
+  }
+
+  absl::StatusOr<mcos::v1::PurgeTombstonesResponse> PurgeTombstones(
+      const mcos::v1::PurgeTombstonesRequest& request, absl::Time deadline) override {
+    return Unary<mcos::v1::PurgeTombstonesResponse>(deadline, [&](auto* ctx, auto* resp) {
+      return stub_->ClusterPurgeTombstones(ctx, request, resp);
     });
   }
 
@@ -555,6 +583,11 @@ class EngineReplicaImpl final : public Replica {
                                        const mcos::v1::ObjectRecord& tombstone,
                                        absl::Time) override {
     return WriteDelete(StorageDelete(key, tombstone, /*restamp=*/true));
+  }
+
+  absl::StatusOr<WriteAck> Purge(const mcos::v1::ObjectKey& key, const mcos::v1::Version& version,
+                                 absl::Time) override {
+    return WriteDelete(PurgeRequest(key, version));
   }
 
   absl::StatusOr<mcos::v1::StorageListResponse> List(const mcos::v1::StorageListRequest& request,

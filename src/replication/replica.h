@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "mcos/v1/cluster.pb.h"
 #include "mcos/v1/common.pb.h"
 #include "mcos/v1/storage.pb.h"
 
@@ -83,6 +84,23 @@ class Replica {
                                                const mcos::v1::ObjectRecord& tombstone,
                                                absl::Time deadline) {
     return absl::UnimplementedError("only this cluster's storage writes a coordinator's delete");
+  }
+  // Tombstone reaping: forgets the tombstone of exactly `version` here (StorageDeleteRequest.
+  // purge); applied=false when another version is held, NOT_FOUND when nothing is.
+  // UNIMPLEMENTED for replicas that are not this cluster's storage.
+  virtual absl::StatusOr<WriteAck> Purge(const mcos::v1::ObjectKey& key,
+                                         const mcos::v1::Version& version, absl::Time deadline) {
+    return absl::UnimplementedError("only this cluster's storage purges its own tombstones");
+  }
+  // A peer cluster's side of tombstone reaping (ClusterCheckTombstones, ClusterPurgeTombstones).
+  // UNIMPLEMENTED for replicas that are not a peer cluster.
+  virtual absl::StatusOr<mcos::v1::CheckTombstonesResponse> CheckTombstones(
+      const mcos::v1::CheckTombstonesRequest& request, absl::Time deadline) {
+    return absl::UnimplementedError("only a peer cluster answers for its tombstones");
+  }
+  virtual absl::StatusOr<mcos::v1::PurgeTombstonesResponse> PurgeTombstones(
+      const mcos::v1::PurgeTombstonesRequest& request, absl::Time deadline) {
+    return absl::UnimplementedError("only a peer cluster purges its tombstones");
   }
   // This copy's digests of one option's partitions (StorageService.PartitionDigests), and one page
   // of one partition's records (StorageService.ScanPartition): what anti-entropy compares.

@@ -317,4 +317,43 @@ grpc::Status ClusterGrpcService::ClusterScanPartition(grpc::ServerContext* conte
   return grpc::Status::OK;
 }
 
+namespace {
+
+// The tombstones a peer asks about: at most 1000, each a valid key and version.
+absl::Status ValidateTombstones(
+    const google::protobuf::RepeatedPtrField<mcos::v1::TombstoneRef>& tombstones) {
+  if (tombstones.size() > 1000) {
+    return absl::InvalidArgumentError("at most 1000 tombstones per call");
+  }
+  for (const auto& t : tombstones) {
+    MCOS_RETURN_IF_ERROR(ValidateKey(t.key()));
+    MCOS_RETURN_IF_ERROR(ValidateVersion(t.version()));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+grpc::Status ClusterGrpcService::ClusterCheckTombstones(
+    grpc::ServerContext* context, const mcos::v1::CheckTombstonesRequest* request,
+    mcos::v1::CheckTombstonesResponse* response) {
+  MCOS_REQUIRE_PEER(context);
+  if (auto s = ValidateTombstones(request->tombstones()); !s.ok()) return ToGrpcStatus(s);
+  auto checks = app_.CheckTombstones(*request, DeadlineOf(*context));
+  if (!checks.ok()) return ToGrpcStatus(checks.status());
+  *response = *std::move(checks);
+  return grpc::Status::OK;
+}
+
+grpc::Status ClusterGrpcService::ClusterPurgeTombstones(
+    grpc::ServerContext* context, const mcos::v1::PurgeTombstonesRequest* request,
+    mcos::v1::PurgeTombstonesResponse* response) {
+  MCOS_REQUIRE_PEER(context);
+  if (auto s = ValidateTombstones(request->tombstones()); !s.ok()) return ToGrpcStatus(s);
+  auto purged = app_.PurgeTombstones(*request, DeadlineOf(*context));
+  if (!purged.ok()) return ToGrpcStatus(purged.status());
+  *response = *std::move(purged);
+  return grpc::Status::OK;
+}
+
 }  // namespace mcos::server

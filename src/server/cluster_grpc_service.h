@@ -39,6 +39,12 @@ class ClusterGrpcService final : public mcos::v1::ClusterService::Service {
   grpc::Status ClusterPartitionDigests(grpc::ServerContext* context,
                                        const mcos::v1::PartitionDigestsRequest* request,
                                        mcos::v1::PartitionDigestsResponse* response) override;
+  grpc::Status ClusterCheckTombstones(grpc::ServerContext* context,
+                                      const mcos::v1::CheckTombstonesRequest* request,
+                                      mcos::v1::CheckTombstonesResponse* response) override;
+  grpc::Status ClusterPurgeTombstones(grpc::ServerContext* context,
+                                      const mcos::v1::PurgeTombstonesRequest* request,
+                                      mcos::v1::PurgeTombstonesResponse* response) override;
   grpc::Status ClusterScanPartition(grpc::ServerContext* context,
                                     const mcos::v1::ScanPartitionRequest* request,
                                     mcos::v1::ScanPartitionResponse* response) override;

@@ -174,6 +174,9 @@ class Coordinator {
   void ProbeOnce();
   // Whether requests call `cluster` now (false once a call failed, until a probe succeeds).
   bool IsAdmitted(const std::string& cluster);
+  // The same, given the replica to call `cluster` through (remembered for its probes: a cluster
+  // restarted at another address is probed at the new one).
+  bool Admit(const std::string& cluster, const std::shared_ptr<replication::Replica>& replica);
 
  private:
   class Executor;
@@ -195,8 +198,6 @@ class Coordinator {
   // was asked and ended, or at `deadline`.
   void AskReplicas(Candidates candidates, size_t needed, ReadScope scope, absl::Time deadline,
                    Tally& tally, const MakeCall& make_call);
-  // Whether requests may call `cluster` (through `replica`, remembered for its probes).
-  bool Admit(const std::string& cluster, const std::shared_ptr<replication::Replica>& replica);
   // A call to `cluster` ended with `status`: unreachable (UNAVAILABLE, DEADLINE_EXCEEDED) stops
   // requests from calling it until a probe succeeds; anything else admits it.
   void Report(const std::string& cluster, const absl::Status& status);

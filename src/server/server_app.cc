@@ -24,6 +24,14 @@
 namespace mcos::server {
 namespace {
 
+// A peer cluster the breaker keeps out or whose server is not known yet.
+absl::Status Unreachable(const std::string& cluster) {
+  return absl::UnavailableError(
+      absl::StrCat("cluster '", cluster,
+                   "' cannot be reached now (no server of it is known, or its last call failed "
+                   "and no probe has succeeded since)"));
+}
+
 using common::FromGrpcStatus;
 using common::ToGrpcStatus;
 
@@ -112,7 +120,12 @@ ServerApp::ServerApp(const ServerOptions& options)
                  .Name("mcos_scrubber")
                  .Help("The scrubber's counts since start, by what: objects_checked, "
                        "bytes_checked, corrupt_found, repaired, unrepaired, sweeps")
-                 .Register(*registry_)) {
+                 .Register(*registry_)),
+      tombstones_(prometheus::BuildGauge()
+                      .Name("mcos_tombstones")
+                      .Help("Tombstone reaping, by what: reaped (since start), waiting (old "
+                            "enough, kept at the last pass for a cluster that had not confirmed)")
+                      .Register(*registry_)) {
   CoordinatorOptions coordinator;
   coordinator.replica_timeout = options.replica_timeout;
   coordinator_ = std::make_unique<Coordinator>(
@@ -207,10 +220,48 @@ void ServerApp::StartRepair() {
         ReportRepair();
         return s;
       });
-  // Both are made before either starts: each pass reports both daemons' status.
+  if (options_.tombstone_reap_period > absl::ZeroDuration()) {
+    repair::TombstoneReaperOptions reap;
+    reap.cluster = cluster_id_;
+    reap.min_age = options_.tombstone_min_age;
+    reap.records_per_second = options_.anti_entropy_records_per_second;
+    auto topology = std::make_shared<std::pair<uint64_t, repair::TombstoneReaper::Topology>>();
+    reaper_ = std::make_unique<repair::TombstoneReaper>(
+        reap, [this, topology] { return ReapTopology(topology->first, topology->second); },
+        [this] { return RepairReplica(cluster_id_); },
+        [this](const std::string& cluster, const mcos::v1::CheckTombstonesRequest& request,
+               absl::Time deadline) -> absl::StatusOr<mcos::v1::CheckTombstonesResponse> {
+          if (cluster == cluster_id_) return CheckTombstones(request, deadline);
+          auto peer = RepairReplica(cluster);
+          if (!peer) return Unreachable(cluster);
+          return peer->CheckTombstones(request, deadline);
+        },
+        [this](const std::string& cluster, const mcos::v1::PurgeTombstonesRequest& request,
+               absl::Time deadline) -> absl::StatusOr<mcos::v1::PurgeTombstonesResponse> {
+          if (cluster == cluster_id_) return PurgeTombstones(request, deadline);
+          auto peer = RepairReplica(cluster);
+          if (!peer) return Unreachable(cluster);
+          return peer->PurgeTombstones(request, deadline);
+        },
+        common::SystemClock::Get());
+    reaper_daemon_ = std::make_unique<repair::Daemon>(
+        "tombstone reaper", options_.tombstone_reap_period, [this](repair::Pacer& pacer) {
+          const uint64_t before = reaper_->Status().reaped;
+          absl::Status s = reaper_->RunOnce(pacer);
+          const repair::ReaperStatus now = reaper_->Status();
+          if (now.reaped > before) {
+            common::LogInfo("tombstone reaping: forgot ", now.reaped - before,
+                            " tombstone(s) that every cluster of their replica set held");
+          }
+          ReportRepair();
+          return s;
+        });
+  }
+  // All are made before any starts: each pass reports every daemon's status.
   absl::Cleanup start = [this] {
     scrubber_daemon_->Start();
     if (anti_entropy_daemon_) anti_entropy_daemon_->Start();
+    if (reaper_daemon_) reaper_daemon_->Start();
   };
   if (options_.peer_key.empty() || options_.anti_entropy_period <= absl::ZeroDuration()) return;
   repair::AntiEntropyOptions ae;
@@ -289,6 +340,14 @@ void ServerApp::ReportRepair() {
         {"unrepaired", scrub.unrepaired},           {"sweeps", scrub.sweeps_completed}};
     for (const auto& [what, n] : counts) scrub_.Add({{"what", what}}).Set(static_cast<double>(n));
   }
+  if (reaper_) {
+    const repair::ReaperStatus reap = reaper_->Status();
+    status.set_tombstones_reaped(reap.reaped);
+    status.set_tombstones_waiting(reap.waiting);
+    for (const auto& c : reap.waiting_on) status.add_tombstones_waiting_on(c);
+    tombstones_.Add({{"what", "reaped"}}).Set(static_cast<double>(reap.reaped));
+    tombstones_.Add({{"what", "waiting"}}).Set(static_cast<double>(reap.waiting));
+  }
   grpc::ClientContext ctx;
   SetDeadline(ctx, absl::Seconds(2));
   mcos::v1::RepairReportResponse resp;
@@ -343,20 +402,90 @@ absl::StatusOr<std::vector<repair::SyncSet>> ServerApp::SyncSets(
   return sets;
 }
 
+absl::StatusOr<repair::TombstoneReaper::Topology> ServerApp::ReapTopology(
+    uint64_t& revision, repair::TombstoneReaper::Topology& topology) {
+  grpc::ClientContext ctx;
+  SetDeadline(ctx, absl::Seconds(5));
+  mcos::v1::GetMetadataSnapshotRequest req;
+  req.set_known_revision(revision);
+  mcos::v1::MetadataSnapshot snapshot;
+  if (grpc::Status s = controller_->GetMetadataSnapshot(&ctx, req, &snapshot); !s.ok()) {
+    return FromGrpcStatus(s);
+  }
+  if (!snapshot.unchanged()) {
+    MCOS_ASSIGN_OR_RETURN(topology.sets, repair::SyncSetsOf(snapshot, cluster_id_));
+    revision = snapshot.revision();
+  }
+  // Every cluster of the federation, asked each pass: one that just joined may hold a queue.
+  grpc::ClientContext list_ctx;
+  SetDeadline(list_ctx, absl::Seconds(5));
+  mcos::v1::ListClustersResponse clusters;
+  if (grpc::Status s = controller_->ListFederationClusters(&list_ctx, {}, &clusters); !s.ok()) {
+    return FromGrpcStatus(s);
+  }
+  topology.clusters.clear();
+  for (const auto& c : clusters.clusters()) topology.clusters.push_back(c.id());
+  return topology;
+}
+
+absl::StatusOr<mcos::v1::CheckTombstonesResponse> ServerApp::CheckTombstones(
+    const mcos::v1::CheckTombstonesRequest& request, absl::Time deadline) {
+  MCOS_ASSIGN_OR_RETURN(Backends b, backends());
+  mcos::v1::QueuedReplicationsRequest queued_req;
+  for (const auto& t : request.tombstones()) *queued_req.add_keys() = t.key();
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(std::min(deadline, absl::Now() + absl::Seconds(30))));
+  mcos::v1::QueuedReplicationsResponse queued;
+  if (grpc::Status s = controller_->QueuedReplications(&ctx, queued_req, &queued); !s.ok()) {
+    return FromGrpcStatus(s);
+  }
+  if (queued.queued_size() != request.tombstones_size()) {
+    return absl::InternalError("the controller answered for another number of keys");
+  }
+  mcos::v1::CheckTombstonesResponse response;
+  for (int i = 0; i < request.tombstones_size(); ++i) {
+    const mcos::v1::TombstoneRef& t = request.tombstones(i);
+    auto held = b.local->Stat(t.key(), deadline);
+    if (!held.ok() && !absl::IsNotFound(held.status())) return held.status();
+    mcos::v1::TombstoneCheck& check = *response.add_checks();
+    check.set_held(held.ok() && common::CompareVersions(held->version(), t.version()) >= 0);
+    check.set_queued(queued.queued(i));
+  }
+  return response;
+}
+
+absl::StatusOr<mcos::v1::PurgeTombstonesResponse> ServerApp::PurgeTombstones(
+    const mcos::v1::PurgeTombstonesRequest& request, absl::Time deadline) {
+  MCOS_ASSIGN_OR_RETURN(Backends b, backends());
+  mcos::v1::PurgeTombstonesResponse response;
+  for (const auto& t : request.tombstones()) {
+    auto purged = b.local->Purge(t.key(), t.version(), deadline);
+    if (purged.ok() && purged->applied) response.set_purged(response.purged() + 1);
+    if (!purged.ok() && !absl::IsNotFound(purged.status())) return purged.status();
+  }
+  return response;
+}
+
 std::shared_ptr<replication::Replica> ServerApp::RepairReplica(const std::string& cluster) {
   auto b = CachedBackends();
   if (!b.ok()) return nullptr;
   if (cluster == cluster_id_) return b->local;
-  if (!coordinator_->IsAdmitted(cluster)) return nullptr;
-  absl::MutexLock lock(&mu_);
-  auto it = peers_.find(cluster);
-  return it == peers_.end() ? nullptr : it->second.second;
+  std::shared_ptr<replication::Replica> peer;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = peers_.find(cluster);
+    if (it != peers_.end()) peer = it->second.second;
+  }
+  // Through the breaker, with the replica as discovered now: a peer restarted at another address
+  // is probed there (the breaker probes the replica it was last given).
+  return peer != nullptr && coordinator_->Admit(cluster, peer) ? peer : nullptr;
 }
 
 void ServerApp::Stop() {
   if (!stop_.HasBeenNotified()) stop_.Notify();
   if (anti_entropy_daemon_) anti_entropy_daemon_->Stop();
   if (scrubber_daemon_) scrubber_daemon_->Stop();
+  if (reaper_daemon_) reaper_daemon_->Stop();
   credentials_.Stop();
   if (discovery_.joinable()) discovery_.join();
   if (registrar_) registrar_->Stop();

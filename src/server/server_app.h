@@ -32,6 +32,7 @@
 #include "repair/anti_entropy.h"
 #include "repair/daemon.h"
 #include "repair/scrubber.h"
+#include "repair/tombstone_reaper.h"
 #include "replication/replica.h"
 #include "server/cluster_grpc_service.h"
 #include "server/coordinator.h"
@@ -88,6 +89,10 @@ struct ServerOptions {
   // at most this many bytes per second.
   absl::Duration scrub_period = absl::Hours(24);
   double scrub_bytes_per_second = 20e6;
+  // Tombstone reaping (repair/tombstone_reaper.h): a pass this often (zero: never), over
+  // tombstones at least `tombstone_min_age` old that every cluster confirmed.
+  absl::Duration tombstone_reap_period = absl::Minutes(1);
+  absl::Duration tombstone_min_age = absl::Hours(1);
   // The cluster's nats-server (empty: no events; WatchObjects then answers FAILED_PRECONDITION).
   // The login derives from token_key (events::ClientCredentials).
   std::string nats_url;
@@ -238,6 +243,10 @@ class ServerApp {
   absl::StatusOr<std::vector<repair::SyncSet>> SyncSets(uint64_t& revision,
                                                         std::vector<repair::SyncSet>& sets);
   std::shared_ptr<replication::Replica> RepairReplica(const std::string& cluster);
+  // The reaper's view: sync sets and the federation's clusters (`topology` is kept while
+  // `revision` is current).
+  absl::StatusOr<repair::TombstoneReaper::Topology> ReapTopology(
+      uint64_t& revision, repair::TombstoneReaper::Topology& topology);
   // Starts anti-entropy (a federation only) and the scrubber once the cluster's name is known.
   void StartRepair();
   // Sends the repair daemons' status to the controller (AdminService.GetRepairStatus) and updates
@@ -247,6 +256,12 @@ class ServerApp {
   // `holders` acknowledged it (this cluster alone if null).
   void PublishChange(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
                      const std::vector<std::string>* holders = nullptr);
+  // This cluster's side of tombstone reaping (ClusterCheckTombstones, ClusterPurgeTombstones; the
+  // reaper's calls for this cluster). INVALID_ARGUMENT for a bad key or version or over 1000.
+  absl::StatusOr<mcos::v1::CheckTombstonesResponse> CheckTombstones(
+      const mcos::v1::CheckTombstonesRequest& request, absl::Time deadline);
+  absl::StatusOr<mcos::v1::PurgeTombstonesResponse> PurgeTombstones(
+      const mcos::v1::PurgeTombstonesRequest& request, absl::Time deadline);
   // A read found this cluster's copy of `record`'s version corrupt: the scrubber repairs it.
   void SuspectCorrupt(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record);
 
@@ -294,6 +309,8 @@ class ServerApp {
   std::unique_ptr<events::EventBus> events_;
   std::unique_ptr<repair::Scrubber> scrubber_;
   std::unique_ptr<repair::Daemon> scrubber_daemon_;
+  std::unique_ptr<repair::TombstoneReaper> reaper_;
+  std::unique_ptr<repair::Daemon> reaper_daemon_;
   // Repair metrics (per peer cluster for anti-entropy), set from the daemons' totals.
   absl::Mutex report_mu_;
   bool report_failing_ ABSL_GUARDED_BY(report_mu_) = false;
@@ -302,6 +319,7 @@ class ServerApp {
   prometheus::Family<prometheus::Gauge>& out_of_sync_;
   prometheus::Family<prometheus::Gauge>& last_full_pass_;
   prometheus::Family<prometheus::Gauge>& scrub_;
+  prometheus::Family<prometheus::Gauge>& tombstones_;
 };
 
 }  // namespace mcos::server

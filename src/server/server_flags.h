@@ -19,6 +19,8 @@ struct ServerFlags {
   int events_max_age_s = 24 * 3600;
   int events_max_mib = 1024;
   double scrub_mb_per_second = 20;
+  int tombstone_reap_period_ms = 60000;
+  int tombstone_min_age_s = 3600;
 
   void Add(CLI::App& cli, ServerOptions& options) {
     cli.add_option("--max-uploads", options.max_uploads,
@@ -81,6 +83,17 @@ struct ServerFlags {
                    "Object data the scrubber reads per second, in MB, at most (0 = no limit)")
         ->capture_default_str()
         ->check(CLI::NonNegativeNumber);
+    cli.add_option("--tombstone-reap-period-ms", tombstone_reap_period_ms,
+                   "Look for tombstones to forget this often (0 = never): a tombstone goes once "
+                   "every cluster of its replica set holds it and no cluster has a write of its "
+                   "object queued; a cluster that is down keeps it")
+        ->capture_default_str()
+        ->check(CLI::Range(0, 86400000));
+    cli.add_option("--tombstone-min-age-s", tombstone_min_age_s,
+                   "Keep every tombstone at least this long, whatever the clusters confirm (longer "
+                   "than any upload runs and than clocks may disagree)")
+        ->capture_default_str()
+        ->check(CLI::Range(0, 365 * 86400));
   }
   void Apply(ServerOptions& options) const {
     options.stream_idle_timeout = absl::Milliseconds(stream_idle_timeout_ms);
@@ -92,6 +105,8 @@ struct ServerFlags {
     options.events_max_age_seconds = events_max_age_s;
     options.events_max_bytes = int64_t{events_max_mib} << 20;
     options.scrub_bytes_per_second = scrub_mb_per_second * 1e6;
+    options.tombstone_reap_period = absl::Milliseconds(tombstone_reap_period_ms);
+    options.tombstone_min_age = absl::Seconds(tombstone_min_age_s);
   }
 };
 

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -454,6 +455,99 @@ TEST_F(RepairE2eTest, TheScrubberFindsAndRepairsACorruptCopyNobodyReads) {
     ASSERT_TRUE(small.ok()) << small.status();
     EXPECT_EQ(*small, absl::StrCat("small ", i));
   }
+}
+
+// Issue "Self-healing", test 4: tombstones are reaped only once every cluster of the replica set
+// holds them and no cluster has a write of their object queued; a cluster that is down keeps them.
+TEST_F(RepairE2eTest, TombstonesWaitForADownClusterAndAreReapedEverywhereOnceItConfirms) {
+  cluster_args_.insert(cluster_args_.end(),
+                       {"--tombstone-reap-period-ms", "300", "--tombstone-min-age-s", "1"});
+  Federate();
+  auto at_a = ContainerEverywhere("reap");
+  ASSERT_NE(at_a, nullptr);
+  constexpr int kDeleted = 20;
+  MCOS_ASSERT_OK(Put(*at_a, "reap", "kept", "still here"));
+  for (int i = 0; i < kDeleted; ++i) {
+    MCOS_ASSERT_OK(Put(*at_a, "reap", absl::StrCat("t-", i), absl::StrCat("doomed ", i)));
+  }
+  auto own_c = Own(*c_, "gamma");
+  EXPECT_LT(WaitFor([&] {
+              return !absl::StrContains(Held(*own_c, Key("reap", absl::StrCat("t-", kDeleted - 1))),
+                                        "NOT_FOUND");
+            }),
+            absl::Seconds(10));
+  c_->Kill();
+  for (int i = 0; i < kDeleted; ++i)
+    MCOS_ASSERT_OK(at_a->DeleteObject("reap", absl::StrCat("t-", i)));
+
+  // Gamma is down: well past the minimum age, alpha (which reaps every partition of this ring: its
+  // name sorts first) keeps the tombstones and says it waits for gamma.
+  auto admin_a = Admin(*a_);
+  mcos::v1::RepairStatus status;
+  EXPECT_LT(WaitFor([&] {
+              auto s = admin_a->GetRepairStatus();
+              if (!s.ok()) return false;
+              status = *s;
+              const auto& on = status.tombstones_waiting_on();
+              return status.tombstones_waiting() >= kDeleted &&
+                     std::find(on.begin(), on.end(), "gamma") != on.end();
+            }),
+            absl::Seconds(10))
+      << status.DebugString();
+  absl::SleepFor(absl::Seconds(2));
+  auto own_a = Own(*a_, "alpha");
+  auto own_b = Own(*b_, "beta");
+  for (int i = 0; i < kDeleted; ++i) {
+    const auto key = Key("reap", absl::StrCat("t-", i));
+    EXPECT_TRUE(absl::StrContains(Held(*own_a, key), "tombstone")) << i;
+    EXPECT_TRUE(absl::StrContains(Held(*own_b, key), "tombstone")) << i;
+  }
+  EXPECT_EQ(admin_a->GetRepairStatus()->tombstones_reaped(), 0u);
+
+  // Gamma back: it gets the deletes (queue, anti-entropy), confirms, and the tombstones go at
+  // every cluster.
+  MCOS_ASSERT_OK(Restart(*c_, "gamma"));
+  own_c = Own(*c_, "gamma");
+  auto all_gone = [&] {
+    for (int i = 0; i < kDeleted; ++i) {
+      const auto key = Key("reap", absl::StrCat("t-", i));
+      for (auto* own : {own_a.get(), own_b.get(), own_c.get()}) {
+        if (!absl::StrContains(Held(*own, key), "NOT_FOUND")) return false;
+      }
+    }
+    return true;
+  };
+  const absl::Duration took = WaitFor(all_gone, absl::Seconds(30));
+  ASSERT_LT(took, absl::Seconds(30))
+      << "alpha: " << Held(*own_a, Key("reap", "t-0"))
+      << ", beta: " << Held(*own_b, Key("reap", "t-0"))
+      << ", gamma: " << Held(*own_c, Key("reap", "t-0")) << "\n"
+      << admin_a->GetRepairStatus()->DebugString() << Grep(*a_, {"tombstone"});
+  std::cout << "the tombstones were reaped everywhere " << absl::FormatDuration(took)
+            << " after gamma's restart\n";
+  EXPECT_LT(WaitFor([&] { return admin_a->GetRepairStatus()->tombstones_reaped() >= kDeleted; }),
+            absl::Seconds(5));
+
+  // Nothing comes back: not by anti-entropy (several passes), not at any cluster; the object kept
+  // is intact and the three copies are in sync.
+  absl::SleepFor(absl::Seconds(2));
+  EXPECT_TRUE(all_gone());
+  const std::string target = Digests(*own_a);
+  EXPECT_EQ(Digests(*own_b), target);
+  EXPECT_LT(WaitFor([&] { return Digests(*own_c) == target; }), absl::Seconds(10));
+  for (auto* c : {a_, b_, c_}) {
+    auto at = As(*c);
+    ASSERT_NE(at, nullptr);
+    MCOS_EXPECT_CODE(at->StatObject("reap", "t-0"), kNotFound);
+    mcos::v1::ListObjectsRequest list;
+    list.set_container("reap");
+    auto listing = at->ListObjects(list);
+    ASSERT_TRUE(listing.ok()) << listing.status();
+    ASSERT_EQ(listing->objects_size(), 1) << c->endpoint();
+    EXPECT_EQ(listing->objects(0).object(), "kept");
+  }
+  auto kept = Own(*c_, "gamma");
+  EXPECT_EQ(*ReadOwn(*kept, Key("reap", "kept")), "still here");
 }
 
 }  // namespace

@@ -809,6 +809,12 @@ int main(int argc, char** argv) {
               << " bytes) checked, " << r->corrupt_copies_found() << " corrupt, "
               << r->corrupt_copies_repaired() << " repaired, " << r->corrupt_copies_unrepaired()
               << " not repaired yet; last sweep " << when(r->last_scrub()) << "\n";
+    std::cout << "tombstones: " << r->tombstones_reaped() << " reaped, " << r->tombstones_waiting()
+              << " old enough but kept";
+    if (r->tombstones_waiting_on_size() > 0) {
+      std::cout << " (not confirmed by: " << absl::StrJoin(r->tombstones_waiting_on(), ", ") << ")";
+    }
+    std::cout << "\n";
     return 0;
   }
   if (cl_list->parsed()) {

@@ -907,7 +907,8 @@ TEST_P(EngineContractTest, APurgeForgetsExactlyTheNamedTombstone) {
   MCOS_ASSERT_OK(Delete(Key("back"), 40, "gold"));
   EXPECT_TRUE(purge("back", 40)->applied);
   EXPECT_EQ(*DigestsOf(*engine_, "gold", 18), *before);
-  const uint32_t kept_partition = placement::PartitionOf(placement::ObjectHash("u", "c", "kept"), 18);
+  const uint32_t kept_partition =
+      placement::PartitionOf(placement::ObjectHash("u", "c", "kept"), 18);
   // The partition index holds only "kept" (in the partitions of the three objects).
   for (const std::string name : {"kept", "gone", "back"}) {
     const uint32_t partition = placement::PartitionOf(placement::ObjectHash("u", "c", name), 18);
