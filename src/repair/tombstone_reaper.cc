@@ -53,10 +53,10 @@ absl::Status TombstoneReaper::RunOnce(Pacer& pacer) {
       do {
         auto page = local->ScanPartition(scan, clock_.Now() + options_.call_timeout);
         if (!page.ok()) {
-          result = absl::Status(page.status().code(),
-                                absl::StrCat("tombstone reaping: scanning partition ", p,
-                                             " of option '", set.option,
-                                             "': ", page.status().message()));
+          result =
+              absl::Status(page.status().code(),
+                           absl::StrCat("tombstone reaping: scanning partition ", p, " of option '",
+                                        set.option, "': ", page.status().message()));
           break;
         }
         for (auto& entry : *page->mutable_entries()) {
@@ -147,9 +147,9 @@ absl::Status TombstoneReaper::ReapBatch(const Topology& topology,
   for (const std::string& cluster : order) {
     auto purged = purge_(cluster, purge, clock_.Now() + options_.call_timeout);
     if (!purged.ok()) {
-      pass.last_error = absl::StrCat("purging ", purge.tombstones_size(),
-                                     " tombstone(s) at cluster '", cluster,
-                                     "': ", purged.status().message());
+      pass.last_error =
+          absl::StrCat("purging ", purge.tombstones_size(), " tombstone(s) at cluster '", cluster,
+                       "': ", purged.status().message());
       return absl::OkStatus();  // the others are reaped next pass
     }
   }
