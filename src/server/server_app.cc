@@ -6,6 +6,7 @@
 #include <set>
 
 #include "absl/cleanup/cleanup.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -1253,6 +1254,10 @@ grpc::Status UserGrpcService::WatchObjects(grpc::ServerContext* context,
     absl::Mutex mu;
     std::deque<mcos::v1::ObjectChange> changes ABSL_GUARDED_BY(mu);
     bool overflow ABSL_GUARDED_BY(mu) = false;
+    // The newest version passed on per object: an event published again (its acknowledgement was
+    // lost when a nats-server went away) or arriving after a newer one is dropped, so a watcher
+    // sees each object's versions once and in order. Forgotten past 100,000 objects.
+    absl::flat_hash_map<std::string, mcos::v1::Version> newest ABSL_GUARDED_BY(mu);
   };
   auto pending = std::make_shared<Pending>();
   auto subscription = app_.events_->Subscribe(
@@ -1278,6 +1283,12 @@ grpc::Status UserGrpcService::WatchObjects(grpc::ServerContext* context,
         *info->mutable_replicas() = event.replicas();
         change.set_cluster(event.cluster());
         absl::MutexLock lock(&pending->mu);
+        auto [seen, first] = pending->newest.try_emplace(event.key().object(), event.version());
+        if (!first) {
+          if (!common::IsNewer(event.version(), seen->second)) return;
+          seen->second = event.version();
+        }
+        if (pending->newest.size() > 100000) pending->newest.clear();
         if (pending->changes.size() >= kMaxBehind) {
           pending->overflow = true;
           return;

@@ -156,7 +156,7 @@ TEST_F(TombstoneReaperTest, ReapsOnlyWhatEveryReplicaHoldsAndNoClusterHasQueued)
     Delete(c, "missed", absl::Hours(2));
     Delete(c, "superseded", absl::Hours(2));
   }
-  Put("c", "missed", absl::Hours(3));     // c missed the delete: holds an older live version
+  Put("c", "missed", absl::Hours(3));      // c missed the delete: holds an older live version
   Put("c", "superseded", absl::Hours(1));  // c holds a newer live version than the delete
   queued_["d"].insert("queued");           // a cluster with no replica still has a write of it
 
@@ -176,7 +176,7 @@ TEST_F(TombstoneReaperTest, ReapsOnlyWhatEveryReplicaHoldsAndNoClusterHasQueued)
   EXPECT_EQ(Held("c", "missed"), "live");
   EXPECT_EQ(Held("c", "superseded"), "live");  // newer than the tombstone: kept
   const ReaperStatus status = reaper->Status();
-  EXPECT_EQ(status.reaped, 0u);  // the first reaper took them: nothing left to reap
+  EXPECT_EQ(status.reaped, 0u);   // the first reaper took them: nothing left to reap
   EXPECT_EQ(status.waiting, 2u);  // "missed" and "queued" ("young" is not old enough)
   EXPECT_EQ(status.waiting_on, (std::set<std::string>{"c", "d"}));
   EXPECT_TRUE(status.last_error.empty()) << status.last_error;
