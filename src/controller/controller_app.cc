@@ -83,7 +83,7 @@ ControllerApp::ControllerApp(std::unique_ptr<GrpcHealthProbe> probe,
       peer_auth_(MakePeerAuth(options, controller_->cluster_id())),
       federation_(std::make_unique<Federation>(*controller_, peer_auth_.get(),
                                                ToFederationOptions(options))),
-      replication_(std::make_unique<ReplicationQueue>(*controller_, &route_, peer_auth_.get())),
+      replication_(std::make_unique<ReplicationQueue>(*controller_)),
       controller_service_(*controller_, auth_, *replication_),
       admin_service_(*controller_, *federation_, *replication_),
       peer_service_(*controller_, *federation_, auth_, peer_auth_.get()) {
@@ -200,7 +200,6 @@ absl::Status ControllerApp::CheckAndRegisterStorage(const std::string& storage_e
 void ControllerApp::StartBackground() {
   if (poller_.joinable()) return;
   federation_->Start();
-  replication_->Start();
   poller_ = std::thread([this] {
     while (!stop_.WaitForNotificationWithTimeout(controller_->registry().period())) {
       if (auto s = controller_->registry().PollOnce(); !s.ok()) {
@@ -214,7 +213,6 @@ void ControllerApp::Stop() {
   if (!stop_.HasBeenNotified()) stop_.Notify();
   if (poller_.joinable()) poller_.join();
   federation_->Stop();
-  replication_->Stop();
   events_.reset();
 }
 

@@ -170,6 +170,32 @@ grpc::Status ControllerGrpcService::QueuedReplications(
   return grpc::Status::OK;
 }
 
+grpc::Status ControllerGrpcService::ClaimReplications(
+    grpc::ServerContext* context, const mcos::v1::ClaimReplicationsRequest* request,
+    mcos::v1::ClaimReplicationsResponse* response) {
+  MCOS_REQUIRE_SERVICE_CALLER(auth_, context);
+  if (request->limit() < 1 || request->limit() > 1000) {
+    return {grpc::StatusCode::INVALID_ARGUMENT, "claim between 1 and 1000 replication tasks"};
+  }
+  if (request->lease_ms() < 1000 || request->lease_ms() > 600000) {
+    return {grpc::StatusCode::INVALID_ARGUMENT, "a claim's lease is 1 s to 10 min (lease_ms)"};
+  }
+  auto claimed = replication_.Claim(request->limit(), absl::Milliseconds(request->lease_ms()));
+  if (!claimed.ok()) return ToGrpcStatus(claimed.status());
+  *response = *std::move(claimed);
+  return grpc::Status::OK;
+}
+
+grpc::Status ControllerGrpcService::FinishReplications(
+    grpc::ServerContext* context, const mcos::v1::FinishReplicationsRequest* request,
+    mcos::v1::FinishReplicationsResponse*) {
+  MCOS_REQUIRE_SERVICE_CALLER(auth_, context);
+  if (request->results_size() > 1000) {
+    return {grpc::StatusCode::INVALID_ARGUMENT, "at most 1000 results per call"};
+  }
+  return ToGrpcStatus(replication_.Finish(*request));
+}
+
 // ---- AdminService ---------------------------------------------------------------------------
 
 absl::Status AdminGrpcService::RequireAdmin(const grpc::ServerContext& context) {

@@ -59,6 +59,12 @@ class ControllerGrpcService final : public mcos::v1::ControllerService::Service 
   grpc::Status QueuedReplications(grpc::ServerContext* context,
                                   const mcos::v1::QueuedReplicationsRequest* request,
                                   mcos::v1::QueuedReplicationsResponse* response) override;
+  grpc::Status ClaimReplications(grpc::ServerContext* context,
+                                 const mcos::v1::ClaimReplicationsRequest* request,
+                                 mcos::v1::ClaimReplicationsResponse* response) override;
+  grpc::Status FinishReplications(grpc::ServerContext* context,
+                                  const mcos::v1::FinishReplicationsRequest* request,
+                                  mcos::v1::FinishReplicationsResponse* response) override;
 
  private:
   Controller& controller_;

@@ -1,7 +1,7 @@
 #include "controller/replication_queue.h"
 
 #include <algorithm>
-#include <set>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
@@ -11,12 +11,6 @@
 #include "common/version.h"
 
 namespace mcos::controller {
-
-ReplicationQueue::ReplicationQueue(Controller& controller, const common::LocalRoute* route,
-                                   common::ServiceAuth* peer_auth, absl::Duration period)
-    : controller_(controller), route_(route), peer_auth_(peer_auth), period_(period) {}
-
-ReplicationQueue::~ReplicationQueue() { Stop(); }
 
 absl::Status ReplicationQueue::Enqueue(const std::vector<mcos::v1::ReplicationTask>& tasks) {
   for (const auto& t : tasks) {
@@ -108,116 +102,31 @@ void ReplicationQueue::Report(const std::string& server_id, const mcos::v1::Repa
   reports_[server_id] = {status, absl::Now()};
 }
 
-void ReplicationQueue::Start() {
-  if (worker_.joinable()) return;
-  worker_ = std::thread([this] {
-    while (!stop_.WaitForNotificationWithTimeout(period_)) RunOnce();
-  });
-}
-
-void ReplicationQueue::Stop() {
-  if (!stop_.HasBeenNotified()) stop_.Notify();
-  if (worker_.joinable()) worker_.join();
-}
-
-std::shared_ptr<replication::Replica> ReplicationQueue::Local() {
-  auto storage = controller_.registry().ListServices(mcos::v1::SERVICE_KIND_STORAGE, true);
-  if (!storage.ok() || storage->empty()) return nullptr;
-  const std::string& endpoint = storage->front().endpoint();
-  absl::MutexLock lock(&mu_);
-  if (local_ == nullptr || endpoint != storage_endpoint_) {
-    storage_endpoint_ = endpoint;
-    local_ = replication::StorageReplica(controller_.cluster_id(), route_->Connect(endpoint));
+absl::StatusOr<mcos::v1::ClaimReplicationsResponse> ReplicationQueue::Claim(uint32_t limit,
+                                                                            absl::Duration lease) {
+  MCOS_ASSIGN_OR_RETURN(auto due, controller_.store().ClaimReplications(absl::Now(), limit, lease));
+  mcos::v1::ClaimReplicationsResponse response;
+  for (auto& q : due) {
+    auto* claimed = response.add_tasks();
+    *claimed->mutable_task() = std::move(q.task);
+    claimed->set_attempts(static_cast<uint32_t>(q.attempts));
   }
-  return local_;
+  return response;
 }
 
-std::shared_ptr<replication::Replica> ReplicationQueue::Peer(const std::string& cluster) {
-  if (peer_auth_ == nullptr) return nullptr;
-  auto clusters = controller_.ListClusters();
-  if (!clusters.ok()) return nullptr;
-  for (const auto& c : *clusters) {
-    if (c.id() != cluster || c.server_endpoints().empty()) continue;
-    const std::string& endpoint = c.server_endpoints(0);
-    absl::MutexLock lock(&mu_);
-    auto& [known, replica] = peers_[cluster];
-    if (replica == nullptr || known != endpoint) {
-      known = endpoint;
-      replica = replication::PeerReplica(cluster, controller_.cluster_id(),
-                                         common::ConnectInternal(endpoint, *peer_auth_));
+absl::Status ReplicationQueue::Finish(const mcos::v1::FinishReplicationsRequest& request) {
+  for (const auto& r : request.results()) {
+    if (!r.has_task() || !r.task().has_key()) {
+      return absl::InvalidArgumentError("a finished replication names its task");
     }
-    return replica;
   }
-  return nullptr;
-}
-
-absl::Status ReplicationQueue::Deliver(const mcos::v1::ReplicationTask& task) {
-  auto peer = Peer(task.target());
-  if (peer == nullptr) {
-    return absl::UnavailableError(
-        absl::StrCat("no server of cluster '", task.target(), "' is known here"));
+  const absl::Time now = absl::Now();
+  for (const auto& r : request.results()) {
+    std::optional<absl::Time> retry;
+    if (!r.done()) retry = now + absl::Milliseconds(r.retry_after_ms());
+    MCOS_RETURN_IF_ERROR(controller_.store().FinishReplication(r.task(), retry, r.error()));
   }
-  const absl::Time stat_deadline = absl::Now() + absl::Seconds(5);
-  if (task.tombstone()) {
-    return peer
-        ->Delete(task.key(),
-                 replication::TombstoneRecord(task.version(), task.partition(), task.option()),
-                 stat_deadline)
-        .status();
-  }
-  auto local = Local();
-  if (local == nullptr) return absl::UnavailableError("this cluster's storage service is down");
-  // Send what this cluster holds now if it is the queued version or newer (a replica needs only
-  // the newest).
-  auto record = local->Stat(task.key(), stat_deadline);
-  if (!record.ok()) {
-    if (absl::IsNotFound(record.status())) {
-      return absl::DataLossError("this cluster no longer holds the object to send");
-    }
-    return record.status();
-  }
-  if (common::IsNewer(task.version(), record->version())) {
-    return absl::DataLossError("this cluster holds only an older version than the one to send");
-  }
-  const absl::Time deadline =
-      replication::CopyDeadline(record->tombstone() ? 0 : record->size(), absl::Seconds(10));
-  return replication::Copy(*local, *peer, task.key(), *record, deadline).status();
-}
-
-int ReplicationQueue::RunOnce() {
-  auto due = controller_.store().DueReplications(absl::Now(), 256);
-  if (!due.ok()) {
-    common::LogWarning("replication queue: ", due.status().message());
-    return 0;
-  }
-  int delivered = 0;
-  std::set<std::string> unreachable;  // skip a target's other tasks this round once one failed
-  for (const auto& q : *due) {
-    if (stop_.HasBeenNotified()) break;
-    if (unreachable.count(q.task.target()) > 0) continue;
-    const absl::Status s = Deliver(q.task);
-    absl::Status stored;
-    if (s.ok() || absl::IsDataLoss(s)) {
-      if (!s.ok()) {
-        common::LogWarning("replication queue: dropping ", q.task.key().container(), "/",
-                           q.task.key().object(), " for cluster '", q.task.target(),
-                           "': ", s.message());
-      } else {
-        ++delivered;
-      }
-      stored = controller_.store().FinishReplication(q.task, std::nullopt, "");
-    } else {
-      unreachable.insert(q.task.target());
-      const absl::Duration backoff =
-          std::min(absl::Seconds(5), absl::Milliseconds(250) * (1 << std::min(q.attempts, 6)));
-      stored = controller_.store().FinishReplication(q.task, absl::Now() + backoff, s.message());
-    }
-    if (!stored.ok()) common::LogWarning("replication queue: ", stored.message());
-  }
-  if (delivered > 0) {
-    common::LogInfo("replication queue: delivered ", delivered, " missed write(s)");
-  }
-  return delivered;
+  return absl::OkStatus();
 }
 
 }  // namespace mcos::controller

@@ -4,6 +4,7 @@
 
 #include <utility>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
 #include "common/status_macros.h"
@@ -414,15 +415,18 @@ ON CONFLICT(target, object_key) DO UPDATE SET task = excluded.task, attempts = 0
   return FromSqlite(s.Step(), db_, "queue a replication");
 }
 
-absl::StatusOr<std::vector<QueuedReplication>> SqliteMetadataStore::DueReplications(
-    absl::Time now, uint32_t limit) {
+absl::StatusOr<std::vector<QueuedReplication>> SqliteMetadataStore::ClaimReplications(
+    absl::Time now, uint32_t limit, absl::Duration lease) {
   absl::MutexLock lock(&mu_);
+  MCOS_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+  absl::Cleanup rollback = [this] { Exec("ROLLBACK").IgnoreError(); };
   Statement s(db_, R"sql(
-SELECT task, attempts, enqueued_ms, last_error FROM replication_queue
+SELECT task, attempts, enqueued_ms, last_error, target, object_key FROM replication_queue
 WHERE next_attempt_ms <= ?1 ORDER BY next_attempt_ms LIMIT ?2)sql");
   MCOS_RETURN_IF_ERROR(s.status());
   s.Bind(1, absl::ToUnixMillis(now)).Bind(2, int64_t{limit});
   std::vector<QueuedReplication> out;
+  std::vector<std::pair<std::string, std::string>> rows;  // (target, object_key)
   int rc;
   while ((rc = s.Step()) == SQLITE_ROW) {
     QueuedReplication q;
@@ -432,9 +436,20 @@ WHERE next_attempt_ms <= ?1 ORDER BY next_attempt_ms LIMIT ?2)sql");
     q.attempts = static_cast<int>(s.Int(1));
     q.enqueued = absl::FromUnixMillis(s.Int(2));
     q.last_error = s.Text(3);
+    rows.emplace_back(s.Text(4), s.Blob(5));
     out.push_back(std::move(q));
   }
   MCOS_RETURN_IF_ERROR(FromSqlite(rc, db_, "read the replication queue"));
+  Statement lease_row(db_, R"sql(
+UPDATE replication_queue SET next_attempt_ms = ?3 WHERE target = ?1 AND object_key = ?2)sql");
+  MCOS_RETURN_IF_ERROR(lease_row.status());
+  for (const auto& [target, key] : rows) {
+    lease_row.Reset();
+    lease_row.Bind(1, target).BindBlob(2, key).Bind(3, absl::ToUnixMillis(now + lease));
+    MCOS_RETURN_IF_ERROR(FromSqlite(lease_row.Step(), db_, "lease a replication"));
+  }
+  MCOS_RETURN_IF_ERROR(Exec("COMMIT"));
+  std::move(rollback).Cancel();
   return out;
 }
 

@@ -63,11 +63,13 @@ class SqliteMetadataStore {
   absl::Status UpsertService(const mcos::v1::ServiceInfo& service);
   absl::StatusOr<std::vector<mcos::v1::ServiceInfo>> ListServices();
 
-  // The replication queue (local): a task per (target, object), the newest version winning; due
-  // tasks in order of their next attempt; a finished task is removed (unless a newer one replaced
-  // it), a failed one rescheduled at `retry_at`.
+  // The replication queue (local): a task per (target, object), the newest version winning; at
+  // most `limit` due tasks in order of their next attempt, each then leased (not due again) until
+  // `now + lease`; a finished task is removed (unless a newer one replaced it), a failed one
+  // rescheduled at `retry_at`.
   absl::Status EnqueueReplication(const mcos::v1::ReplicationTask& task, absl::Time now);
-  absl::StatusOr<std::vector<QueuedReplication>> DueReplications(absl::Time now, uint32_t limit);
+  absl::StatusOr<std::vector<QueuedReplication>> ClaimReplications(absl::Time now, uint32_t limit,
+                                                                   absl::Duration lease);
   absl::Status FinishReplication(const mcos::v1::ReplicationTask& task,
                                  std::optional<absl::Time> retry_at, absl::string_view error);
   absl::StatusOr<std::vector<ReplicationBacklog>> ReplicationBacklogs();

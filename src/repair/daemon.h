@@ -1,8 +1,8 @@
 // One shape for the background loops of repair (shared/STYLE.md §3, Swift's common/daemon.py): a
 // pass (`RunOnce`) that does one round of work, repeated by a thread the daemon owns every
 // `period`, sooner when woken; tests call the pass directly with a Pacer that never waits.
-// Anti-entropy, the scrubber and tombstone reaping run on it; the replication queue's sender, the
-// event publisher and the rebalancer are to follow. Thread-safe.
+// Anti-entropy, the scrubber, tombstone reaping and the replication queue's sender run on it; the
+// rebalancer is to follow. Thread-safe.
 #pragma once
 
 #include <cstdint>

@@ -263,7 +263,34 @@ void ServerApp::StartRepair() {
     scrubber_daemon_->Start();
     if (anti_entropy_daemon_) anti_entropy_daemon_->Start();
     if (reaper_daemon_) reaper_daemon_->Start();
+    if (queue_daemon_) queue_daemon_->Start();
   };
+  if (!options_.peer_key.empty()) {
+    repair::QueueSenderOptions queue;
+    queue.cluster = cluster_id_;
+    queue_sender_ = std::make_unique<repair::QueueSender>(
+        queue,
+        [this](const mcos::v1::ClaimReplicationsRequest& request)
+            -> absl::StatusOr<mcos::v1::ClaimReplicationsResponse> {
+          grpc::ClientContext ctx;
+          SetDeadline(ctx, absl::Seconds(5));
+          mcos::v1::ClaimReplicationsResponse response;
+          if (grpc::Status s = controller_->ClaimReplications(&ctx, request, &response); !s.ok()) {
+            return FromGrpcStatus(s);
+          }
+          return response;
+        },
+        [this](const mcos::v1::FinishReplicationsRequest& request) -> absl::Status {
+          grpc::ClientContext ctx;
+          SetDeadline(ctx, absl::Seconds(5));
+          mcos::v1::FinishReplicationsResponse response;
+          return FromGrpcStatus(controller_->FinishReplications(&ctx, request, &response));
+        },
+        [this](const std::string& cluster) { return RepairReplica(cluster); });
+    queue_daemon_ = std::make_unique<repair::Daemon>(
+        "replication queue", absl::Milliseconds(500),
+        [this](repair::Pacer& pacer) { return queue_sender_->RunOnce(pacer); });
+  }
   if (options_.peer_key.empty() || options_.anti_entropy_period <= absl::ZeroDuration()) return;
   repair::AntiEntropyOptions ae;
   ae.cluster = cluster_id_;
@@ -487,6 +514,7 @@ void ServerApp::Stop() {
   if (anti_entropy_daemon_) anti_entropy_daemon_->Stop();
   if (scrubber_daemon_) scrubber_daemon_->Stop();
   if (reaper_daemon_) reaper_daemon_->Stop();
+  if (queue_daemon_) queue_daemon_->Stop();
   credentials_.Stop();
   if (discovery_.joinable()) discovery_.join();
   if (registrar_) registrar_->Stop();

@@ -31,6 +31,7 @@
 #include "mcos/v1/user.grpc.pb.h"
 #include "repair/anti_entropy.h"
 #include "repair/daemon.h"
+#include "repair/queue_sender.h"
 #include "repair/scrubber.h"
 #include "repair/tombstone_reaper.h"
 #include "replication/replica.h"
@@ -311,6 +312,8 @@ class ServerApp {
   std::unique_ptr<repair::Daemon> scrubber_daemon_;
   std::unique_ptr<repair::TombstoneReaper> reaper_;
   std::unique_ptr<repair::Daemon> reaper_daemon_;
+  std::unique_ptr<repair::QueueSender> queue_sender_;
+  std::unique_ptr<repair::Daemon> queue_daemon_;
   // Repair metrics (per peer cluster for anti-entropy), set from the daemons' totals.
   absl::Mutex report_mu_;
   bool report_failing_ ABSL_GUARDED_BY(report_mu_) = false;

@@ -74,5 +74,72 @@ TEST(SqliteMetadataStoreTest, SurvivesReopenAndKeepsSettings) {
   EXPECT_EQ((*store)->revision(), 1u);
 }
 
+mcos::v1::ReplicationTask Task(const std::string& object, uint64_t hlc,
+                               const std::string& target = "beta") {
+  mcos::v1::ReplicationTask t;
+  t.mutable_key()->set_user("u");
+  t.mutable_key()->set_container("c");
+  t.mutable_key()->set_object(object);
+  t.mutable_version()->set_hlc(hlc);
+  t.mutable_version()->set_cluster("alpha");
+  t.set_target(target);
+  return t;
+}
+
+// The replication queue: one task per (target, object), the newest winning; a claimed task is
+// leased (no other claim gets it until the lease ends); a finished one goes, unless a newer one
+// replaced it meanwhile; a failed one is due again at its retry time.
+TEST(SqliteMetadataStoreTest, ReplicationTasksAreClaimedUnderALeaseAndFinished) {
+  auto store = SqliteMetadataStore::Open(":memory:");
+  ASSERT_TRUE(store.ok());
+  SqliteMetadataStore& q = **store;
+  const absl::Time t0 = absl::FromUnixSeconds(1000);
+  MCOS_ASSERT_OK(q.EnqueueReplication(Task("a", 10), t0));
+  MCOS_ASSERT_OK(q.EnqueueReplication(Task("b", 10), t0 + absl::Seconds(1)));
+  MCOS_ASSERT_OK(q.EnqueueReplication(Task("c", 10), t0 + absl::Seconds(2)));
+  MCOS_ASSERT_OK(q.EnqueueReplication(Task("a", 5), t0));            // older: dropped
+  MCOS_ASSERT_OK(q.EnqueueReplication(Task("a", 10, "gamma"), t0));  // another target
+  const absl::Time now = t0 + absl::Seconds(10);
+  auto first = q.ClaimReplications(now, 3, absl::Seconds(60));
+  MCOS_ASSERT_OK(first);
+  ASSERT_EQ(first->size(), 3u);
+  auto second = q.ClaimReplications(now, 10, absl::Seconds(60));
+  MCOS_ASSERT_OK(second);
+  ASSERT_EQ(second->size(), 1u);  // the other three are leased
+  EXPECT_EQ(q.ClaimReplications(now, 10, absl::Seconds(60))->size(), 0u);
+
+  // "a" for beta done, but a newer "b" was queued meanwhile: "b"'s newer task stays.
+  const mcos::v1::ReplicationTask done_a = (*first)[0].task;
+  EXPECT_EQ(done_a.key().object(), "a");
+  MCOS_ASSERT_OK(q.FinishReplication(done_a, std::nullopt, ""));
+  MCOS_ASSERT_OK(q.EnqueueReplication(Task("b", 20), now));
+  for (const auto& claimed : *first) {
+    if (claimed.task.key().object() == "b") {
+      MCOS_ASSERT_OK(q.FinishReplication(claimed.task, std::nullopt, ""));
+    }
+  }
+  auto b = q.ClaimReplications(now, 10, absl::Seconds(60));
+  MCOS_ASSERT_OK(b);
+  ASSERT_EQ(b->size(), 1u);
+  EXPECT_EQ((*b)[0].task.version().hlc(), 20u);
+  // A failure is due again at its retry time, with its attempt counted.
+  MCOS_ASSERT_OK(q.FinishReplication((*b)[0].task, now + absl::Seconds(2), "beta is down"));
+  EXPECT_EQ(q.ClaimReplications(now + absl::Seconds(1), 10, absl::Seconds(60))->size(), 0u);
+  auto again = q.ClaimReplications(now + absl::Seconds(3), 10, absl::Seconds(60));
+  MCOS_ASSERT_OK(again);
+  ASSERT_EQ(again->size(), 1u);
+  EXPECT_EQ((*again)[0].attempts, 1);
+  EXPECT_EQ((*again)[0].last_error, "beta is down");
+  // Leases end: what was claimed and never finished is due again.
+  auto expired = q.ClaimReplications(now + absl::Seconds(61), 10, absl::Seconds(60));
+  MCOS_ASSERT_OK(expired);
+  EXPECT_EQ(expired->size(), 2u);  // "c" for beta, "a" for gamma
+  auto backlog = q.ReplicationBacklogs();
+  MCOS_ASSERT_OK(backlog);
+  uint64_t tasks = 0;
+  for (const auto& bl : *backlog) tasks += bl.tasks;
+  EXPECT_EQ(tasks, 3u);
+}
+
 }  // namespace
 }  // namespace mcos::metadata
