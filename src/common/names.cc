@@ -107,6 +107,14 @@ absl::Status ValidateUserName(absl::string_view name) {
   return absl::OkStatus();
 }
 
+absl::Status ValidateOptionField(absl::string_view option) {
+  if (option.empty()) return absl::OkStatus();
+  if (auto s = ValidateUserName(option); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("option: ", s.message()));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateClusterName(absl::string_view name) {
   if (name.empty() || name.size() > 63) {
     return absl::InvalidArgumentError("a cluster name is 1-63 characters long");

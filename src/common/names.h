@@ -26,6 +26,9 @@ absl::Status ValidateUserName(absl::string_view name);
 absl::Status ValidateOwnerId(absl::string_view owner);
 // A cluster's name (--name): 1-63 letters, digits and '-', starting with a letter or digit.
 absl::Status ValidateClusterName(absl::string_view name);
+// The option field of an internal request (the option that places an object): empty (the records
+// written without one), or an option name (the rules of a user name).
+absl::Status ValidateOptionField(absl::string_view option);
 // Listing prefixes, markers and delimiters: valid UTF-8 without NUL/control characters, at most
 // `max_bytes` long; empty allowed.
 absl::Status ValidateListToken(absl::string_view field, absl::string_view value, size_t max_bytes);

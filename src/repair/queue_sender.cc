@@ -11,8 +11,7 @@
 
 namespace mcos::repair {
 
-QueueSender::QueueSender(QueueSenderOptions options, Claim claim, Finish finish,
-                         Replicas replicas)
+QueueSender::QueueSender(QueueSenderOptions options, Claim claim, Finish finish, Replicas replicas)
     : options_(std::move(options)),
       claim_(std::move(claim)),
       finish_(std::move(finish)),

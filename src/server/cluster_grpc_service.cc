@@ -278,43 +278,33 @@ grpc::Status ClusterGrpcService::ClusterListObjects(grpc::ServerContext* context
   return grpc::Status::OK;
 }
 
-namespace {
-
-// An option name, or empty (records written without one).
-absl::Status ValidateOptionField(const std::string& option) {
-  if (option.empty()) return absl::OkStatus();
-  if (auto s = common::ValidateUserName(option); !s.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("option: ", s.message()));
-  }
-  return absl::OkStatus();
+grpc::Status ClusterGrpcService::ReadLocal(
+    const grpc::ServerContext& context, const std::string& option,
+    const std::function<absl::Status(replication::Replica&, absl::Time)>& read) {
+  if (auto s = common::ValidateOptionField(option); !s.ok()) return ToGrpcStatus(s);
+  auto b = app_.backends();
+  if (!b.ok()) return ToGrpcStatus(b.status());
+  return ToGrpcStatus(read(*b->local, DeadlineOf(context)));
 }
-
-}  // namespace
 
 grpc::Status ClusterGrpcService::ClusterPartitionDigests(
     grpc::ServerContext* context, const mcos::v1::PartitionDigestsRequest* request,
     mcos::v1::PartitionDigestsResponse* response) {
   MCOS_REQUIRE_PEER(context);
-  if (auto s = ValidateOptionField(request->option()); !s.ok()) return ToGrpcStatus(s);
-  auto b = app_.backends();
-  if (!b.ok()) return ToGrpcStatus(b.status());
-  auto digests = b->local->PartitionDigests(*request, DeadlineOf(*context));
-  if (!digests.ok()) return ToGrpcStatus(digests.status());
-  *response = *std::move(digests);
-  return grpc::Status::OK;
+  return ReadLocal(*context, request->option(), [&](replication::Replica& local, absl::Time d) {
+    MCOS_ASSIGN_OR_RETURN(*response, local.PartitionDigests(*request, d));
+    return absl::OkStatus();
+  });
 }
 
 grpc::Status ClusterGrpcService::ClusterScanPartition(grpc::ServerContext* context,
                                                       const mcos::v1::ScanPartitionRequest* request,
                                                       mcos::v1::ScanPartitionResponse* response) {
   MCOS_REQUIRE_PEER(context);
-  if (auto s = ValidateOptionField(request->option()); !s.ok()) return ToGrpcStatus(s);
-  auto b = app_.backends();
-  if (!b.ok()) return ToGrpcStatus(b.status());
-  auto page = b->local->ScanPartition(*request, DeadlineOf(*context));
-  if (!page.ok()) return ToGrpcStatus(page.status());
-  *response = *std::move(page);
-  return grpc::Status::OK;
+  return ReadLocal(*context, request->option(), [&](replication::Replica& local, absl::Time d) {
+    MCOS_ASSIGN_OR_RETURN(*response, local.ScanPartition(*request, d));
+    return absl::OkStatus();
+  });
 }
 
 namespace {

@@ -8,7 +8,10 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <functional>
+
 #include "mcos/v1/cluster.grpc.pb.h"
+#include "replication/replica.h"
 
 namespace mcos::server {
 
@@ -50,6 +53,11 @@ class ClusterGrpcService final : public mcos::v1::ClusterService::Service {
                                     mcos::v1::ScanPartitionResponse* response) override;
 
  private:
+  // A peer's read of this cluster's storage (digests, scans): `read` on its replica once the
+  // request's option field is checked.
+  grpc::Status ReadLocal(
+      const grpc::ServerContext& context, const std::string& option,
+      const std::function<absl::Status(replication::Replica&, absl::Time)>& read);
   grpc::Status Put(grpc::ServerContext* context,
                    grpc::ServerReader<mcos::v1::ClusterPutObjectRequest>* reader,
                    mcos::v1::ClusterWriteResponse* response);

@@ -326,7 +326,7 @@ void ServerApp::StartRepair() {
 }
 
 void ServerApp::ReportRepair() {
-  // Both daemons call it; one report at a time keeps the controller's view whole.
+  // The daemons call it after each pass; one report at a time keeps the controller's view whole.
   absl::MutexLock lock(&report_mu_);
   mcos::v1::RepairReport report;
   report.set_server_id(options_.id);
@@ -376,10 +376,18 @@ void ServerApp::ReportRepair() {
     tombstones_.Add({{"what", "reaped"}}).Set(static_cast<double>(reap.reaped));
     tombstones_.Add({{"what", "waiting"}}).Set(static_cast<double>(reap.waiting));
   }
+  // Sent when it changed, and every 10 s (the controller forgets a report after 10 minutes).
+  std::string serialized = report.SerializeAsString();
+  const absl::Time now = absl::Now();
+  if (serialized == last_report_ && now - last_report_sent_ < absl::Seconds(10)) return;
   grpc::ClientContext ctx;
   SetDeadline(ctx, absl::Seconds(2));
   mcos::v1::RepairReportResponse resp;
   const grpc::Status s = controller_->ReportRepair(&ctx, report, &resp);
+  if (s.ok()) {
+    last_report_ = std::move(serialized);
+    last_report_sent_ = now;
+  }
   if (!s.ok() && !report_failing_) {
     common::LogWarning("cannot report repair status to the controller: ", s.error_message());
   }

@@ -248,10 +248,12 @@ class ServerApp {
   // `revision` is current).
   absl::StatusOr<repair::TombstoneReaper::Topology> ReapTopology(
       uint64_t& revision, repair::TombstoneReaper::Topology& topology);
-  // Starts anti-entropy (a federation only) and the scrubber once the cluster's name is known.
+  // Starts the repair daemons once the cluster's name is known: the scrubber and tombstone
+  // reaping; in a federation also anti-entropy and the replication queue's sender.
   void StartRepair();
-  // Sends the repair daemons' status to the controller (AdminService.GetRepairStatus) and updates
-  // the repair metrics. Called after every pass of either daemon.
+  // Updates the repair metrics and sends the daemons' status to the controller
+  // (AdminService.GetRepairStatus) when it changed or 10 s after the last. Called after every
+  // pass of a daemon that reports.
   void ReportRepair();
   // Publishes an acknowledged write (`record`: the version, or its tombstone) as an object event;
   // `holders` acknowledged it (this cluster alone if null).
@@ -317,6 +319,9 @@ class ServerApp {
   // Repair metrics (per peer cluster for anti-entropy), set from the daemons' totals.
   absl::Mutex report_mu_;
   bool report_failing_ ABSL_GUARDED_BY(report_mu_) = false;
+  // The last report the controller took, and when.
+  std::string last_report_ ABSL_GUARDED_BY(report_mu_);
+  absl::Time last_report_sent_ ABSL_GUARDED_BY(report_mu_) = absl::InfinitePast();
   prometheus::Family<prometheus::Gauge>& repair_records_;
   prometheus::Family<prometheus::Gauge>& repair_bytes_;
   prometheus::Family<prometheus::Gauge>& out_of_sync_;

@@ -17,14 +17,6 @@ grpc::Status Invalid(const std::string& message) {
 }
 
 // An option name, or empty (objects written without one).
-absl::Status ValidateOptionField(const std::string& option) {
-  if (option.empty()) return absl::OkStatus();
-  if (auto s = common::ValidateUserName(option); !s.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("option: ", s.message()));
-  }
-  return absl::OkStatus();
-}
-
 absl::Status ValidatePutHeader(const mcos::v1::StoragePutHeader& h) {
   MCOS_RETURN_IF_ERROR(ValidateObjectKey(h.key()));
   if (!common::IsSet(h.version())) {
@@ -32,7 +24,7 @@ absl::Status ValidatePutHeader(const mcos::v1::StoragePutHeader& h) {
   }
   MCOS_RETURN_IF_ERROR(common::ValidateContentType(h.content_type()));
   MCOS_RETURN_IF_ERROR(common::ValidateUserMetadata(h.metadata()));
-  MCOS_RETURN_IF_ERROR(ValidateOptionField(h.option()));
+  MCOS_RETURN_IF_ERROR(common::ValidateOptionField(h.option()));
   if (!h.md5_hex().empty() && !common::IsHex(h.md5_hex(), 32)) {
     return absl::InvalidArgumentError("md5_hex must be 32 hex digits");
   }
@@ -170,7 +162,7 @@ grpc::Status StorageGrpcService::Delete(grpc::ServerContext* context,
   if (!common::IsSet(request->version())) {
     return Invalid("the delete request has no version stamp (version.hlc is 0)");
   }
-  if (auto s = ValidateOptionField(request->option()); !s.ok()) return ToGrpcStatus(s);
+  if (auto s = common::ValidateOptionField(request->option()); !s.ok()) return ToGrpcStatus(s);
   auto result = engine_.Delete(*request);
   if (!result.ok()) return ToGrpcStatus(result.status());
   response->set_applied(result->applied);
@@ -230,7 +222,7 @@ grpc::Status StorageGrpcService::PartitionDigests(grpc::ServerContext* context,
                                                   const mcos::v1::PartitionDigestsRequest* request,
                                                   mcos::v1::PartitionDigestsResponse* response) {
   MCOS_REQUIRE_SERVICE_CALLER(auth_, context);
-  if (auto s = ValidateOptionField(request->option()); !s.ok()) return ToGrpcStatus(s);
+  if (auto s = common::ValidateOptionField(request->option()); !s.ok()) return ToGrpcStatus(s);
   auto digests = engine_.PartitionDigests(*request);
   if (!digests.ok()) return ToGrpcStatus(digests.status());
   *response = *std::move(digests);
@@ -241,7 +233,7 @@ grpc::Status StorageGrpcService::ScanPartition(grpc::ServerContext* context,
                                                const mcos::v1::ScanPartitionRequest* request,
                                                mcos::v1::ScanPartitionResponse* response) {
   MCOS_REQUIRE_SERVICE_CALLER(auth_, context);
-  if (auto s = ValidateOptionField(request->option()); !s.ok()) return ToGrpcStatus(s);
+  if (auto s = common::ValidateOptionField(request->option()); !s.ok()) return ToGrpcStatus(s);
   auto page = engine_.ScanPartition(*request);
   if (!page.ok()) return ToGrpcStatus(page.status());
   *response = *std::move(page);
