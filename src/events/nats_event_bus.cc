@@ -2,6 +2,9 @@
 
 #include <nats/nats.h>
 
+#include <deque>
+#include <set>
+#include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -28,8 +31,22 @@ absl::Status FromNats(natsStatus s, absl::string_view what) {
   }
 }
 
-// The closure of both is the server's URL, in a string that is never freed: NATS.c may call
-// them from its own threads after the bus is gone (while the connection closes).
+// What NATS.c may still use after its owner is gone: callbacks run on NATS.c's own threads while a
+// connection or subscription closes, after the bus or subscription was destroyed. Kept reachable
+// from here for the life of the process (a few bytes per bus and per watch that ended before NATS.c
+// said it was done), so that a late callback finds them and the leak checker does not report them.
+struct Lingering {
+  absl::Mutex mu;
+  std::deque<std::string> urls ABSL_GUARDED_BY(mu);  // a deque: references stay valid
+  std::set<void*> deliveries ABSL_GUARDED_BY(mu);
+};
+Lingering& lingering() {
+  static auto* l = new Lingering;
+  return *l;
+}
+
+// The closure of both is the server's URL, kept in lingering(): NATS.c may call them from its own
+// threads after the bus is gone (while the connection closes).
 void OnDisconnected(natsConnection*, void* closure) {
   common::LogWarning("event bus: lost the NATS server at ",
                      *static_cast<const std::string*>(closure),
@@ -73,9 +90,23 @@ class NatsSubscription final : public Subscription {
     }
     natsSubscription_Unsubscribe(sub_);
     // Destroy waits for nothing: calls that begin from here on find `open` false, and the
-    // delivery lives until NATS.c is done with the subscription (its completion callback).
+    // delivery lives until NATS.c is done with the subscription (its completion callback), in
+    // lingering() meanwhile.
+    Delivery* released = delivery_.release();
+    {
+      absl::MutexLock lock(&lingering().mu);
+      lingering().deliveries.insert(released);
+    }
     natsSubscription_SetOnCompleteCB(
-        sub_, [](void* closure) { delete static_cast<Delivery*>(closure); }, delivery_.release());
+        sub_,
+        [](void* closure) {
+          {
+            absl::MutexLock lock(&lingering().mu);
+            lingering().deliveries.erase(closure);
+          }
+          delete static_cast<Delivery*>(closure);
+        },
+        released);
     natsSubscription_Destroy(sub_);
   }
 
@@ -96,7 +127,11 @@ absl::StatusOr<std::unique_ptr<NatsEventBus>> NatsEventBus::Start(NatsOptions op
   if (options.url.empty()) return absl::InvalidArgumentError("no NATS server URL given");
   std::unique_ptr<NatsEventBus> bus(new NatsEventBus(std::move(options)));
   const NatsOptions& o = bus->options_;
-  auto* url = new std::string(o.url);  // never freed (see OnDisconnected)
+  std::string* url = nullptr;  // kept for the process's life (see OnDisconnected)
+  {
+    absl::MutexLock lock(&lingering().mu);
+    url = &lingering().urls.emplace_back(o.url);
+  }
   natsStatus s = natsOptions_Create(&bus->nats_->options);
   if (s == NATS_OK) s = natsOptions_SetURL(bus->nats_->options, o.url.c_str());
   if (s == NATS_OK && !o.user.empty()) {
