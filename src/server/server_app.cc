@@ -440,18 +440,7 @@ absl::StatusOr<std::vector<repair::SyncSet>> ServerApp::SyncSets(
 
 absl::StatusOr<repair::TombstoneReaper::Topology> ServerApp::ReapTopology(
     uint64_t& revision, repair::TombstoneReaper::Topology& topology) {
-  grpc::ClientContext ctx;
-  SetDeadline(ctx, absl::Seconds(5));
-  mcos::v1::GetMetadataSnapshotRequest req;
-  req.set_known_revision(revision);
-  mcos::v1::MetadataSnapshot snapshot;
-  if (grpc::Status s = controller_->GetMetadataSnapshot(&ctx, req, &snapshot); !s.ok()) {
-    return FromGrpcStatus(s);
-  }
-  if (!snapshot.unchanged()) {
-    MCOS_ASSIGN_OR_RETURN(topology.sets, repair::SyncSetsOf(snapshot, cluster_id_));
-    revision = snapshot.revision();
-  }
+  MCOS_RETURN_IF_ERROR(SyncSets(revision, topology.sets).status());
   // Every cluster of the federation, asked each pass: one that just joined may hold a queue.
   grpc::ClientContext list_ctx;
   SetDeadline(list_ctx, absl::Seconds(5));
@@ -802,10 +791,13 @@ constexpr uint64_t kPipelinedReadBytes = uint64_t{4} << 20;
 
 }  // namespace
 
+// (`claims` names the variable it declares, so it cannot be parenthesized.)
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define MCOS_AUTH_OR_RETURN(claims)                                 \
   auto claims##_or = app_.Authenticate(*context);                   \
   if (!claims##_or.ok()) return ToGrpcStatus(claims##_or.status()); \
   const mcos::v1::TokenClaims& claims = *claims##_or
+// NOLINTEND(bugprone-macro-parentheses)
 
 #define MCOS_GRPC_RETURN_IF_ERROR(expr)              \
   do {                                               \

@@ -1,4 +1,4 @@
-// Deterministic test content and its digests.
+// Deterministic test content and its digests, and the object keys unit tests name.
 #pragma once
 
 #include <cstring>
@@ -6,6 +6,7 @@
 #include <string>
 
 #include "common/hash.h"
+#include "mcos/v1/common.pb.h"
 
 namespace mcos::testing {
 
@@ -32,6 +33,16 @@ inline std::string Sha256Hex(const std::string& s) {
   auto d = common::StreamingDigest::Sha256();
   d.Update(s);
   return d.FinishHex();
+}
+
+// The key of `object` in container "c" of user "u" (or the ones given).
+inline mcos::v1::ObjectKey Key(const std::string& object, const std::string& container = "c",
+                               const std::string& user = "u") {
+  mcos::v1::ObjectKey k;
+  k.set_user(user);
+  k.set_container(container);
+  k.set_object(object);
+  return k;
 }
 
 }  // namespace mcos::testing

@@ -15,6 +15,7 @@
 #include "placement/layout.h"
 #include "storage/memory_engine.h"
 #include "tests/support/status_matchers.h"
+#include "tests/support/test_data.h"
 
 namespace mcos::repair {
 namespace {
@@ -22,13 +23,7 @@ namespace {
 using mcos::v1::ObjectKey;
 using mcos::v1::ObjectRecord;
 
-ObjectKey Key(const std::string& object) {
-  ObjectKey k;
-  k.set_user("u");
-  k.set_container("c");
-  k.set_object(object);
-  return k;
-}
+using testing::Key;
 
 mcos::v1::Version V(uint64_t hlc, const std::string& cluster = "b") {
   mcos::v1::Version v;

@@ -13,17 +13,12 @@
 
 #include "storage/memory_engine.h"
 #include "tests/support/status_matchers.h"
+#include "tests/support/test_data.h"
 
 namespace mcos::repair {
 namespace {
 
-mcos::v1::ObjectKey Key(const std::string& object) {
-  mcos::v1::ObjectKey k;
-  k.set_user("u");
-  k.set_container("c");
-  k.set_object(object);
-  return k;
-}
+using testing::Key;
 
 mcos::v1::Version V(uint64_t hlc) {
   mcos::v1::Version v;

@@ -16,19 +16,14 @@
 #include "common/version.h"
 #include "storage/memory_engine.h"
 #include "tests/support/status_matchers.h"
+#include "tests/support/test_data.h"
 
 namespace mcos::repair {
 namespace {
 
 using mcos::v1::ObjectKey;
 
-ObjectKey Key(const std::string& object) {
-  ObjectKey k;
-  k.set_user("u");
-  k.set_container("c");
-  k.set_object(object);
-  return k;
-}
+using testing::Key;
 
 constexpr uint32_t kPower = 3;
 const absl::Time kNow = absl::FromUnixSeconds(1'800'000'000);

@@ -17,6 +17,7 @@
 #include "storage/memory_engine.h"
 #include "tests/support/fake_clock.h"
 #include "tests/support/status_matchers.h"
+#include "tests/support/test_data.h"
 
 namespace mcos::server {
 namespace {
@@ -25,13 +26,7 @@ using replication::ObjectReader;
 using replication::Replica;
 using replication::WriteAck;
 
-mcos::v1::ObjectKey Key(const std::string& object) {
-  mcos::v1::ObjectKey k;
-  k.set_user("u");
-  k.set_container("c");
-  k.set_object(object);
-  return k;
-}
+using testing::Key;
 
 mcos::v1::ObjectRecord Record(uint64_t hlc, const std::string& data, bool tombstone = false,
                               const std::string& cluster = "a") {

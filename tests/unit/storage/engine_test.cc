@@ -29,14 +29,7 @@ namespace {
 
 using mcos::v1::ObjectKey;
 
-ObjectKey Key(const std::string& object, const std::string& container = "c",
-              const std::string& user = "u") {
-  ObjectKey k;
-  k.set_user(user);
-  k.set_container(container);
-  k.set_object(object);
-  return k;
-}
+using testing::Key;
 
 mcos::v1::Version V(uint64_t hlc) {
   mcos::v1::Version v;
