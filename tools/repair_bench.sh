@@ -70,7 +70,8 @@ tools/federation.sh stop dc3 >/dev/null
 bench --endpoints "$(ep dc1),$(ep dc2)" --clients 8 --seconds $((outage / 3)) | grep -E "create|delete"
 for c in dc1 dc2; do
   db="$MCOS_FEDERATION_DIR/$c/data/controller/controller.db"
-  n=$(sqlite3 "$db" "SELECT COUNT(*) FROM replication_queue; DELETE FROM replication_queue;" |
+  n=$(sqlite3 -cmd ".timeout 10000" "$db" \
+    "SELECT COUNT(*) FROM replication_queue; DELETE FROM replication_queue;" |
     head -1)
   echo "$c: emptied its replication queue ($n tasks for dc3)"
 done
