@@ -11,6 +11,10 @@
 
 namespace mcos::repair {
 
+const std::string& ReaperOf(const std::vector<std::string>& replica_set, uint32_t partition) {
+  return replica_set[partition % replica_set.size()];
+}
+
 TombstoneReaper::TombstoneReaper(TombstoneReaperOptions options, TopologyFn topology, Local local,
                                  Check check, Purge purge, common::Clock& clock)
     : options_(std::move(options)),
@@ -43,7 +47,7 @@ absl::Status TombstoneReaper::RunOnce(Pacer& pacer) {
       std::vector<std::string> replica_set = set.peers[p];
       replica_set.push_back(options_.cluster);
       std::sort(replica_set.begin(), replica_set.end());
-      if (replica_set.front() != options_.cluster) continue;  // another cluster reaps it
+      if (ReaperOf(replica_set, p) != options_.cluster) continue;  // another cluster reaps it
       const absl::Time oldest_reapable = clock_.Now() - options_.min_age;
       mcos::v1::ScanPartitionRequest scan;
       scan.set_option(set.option);

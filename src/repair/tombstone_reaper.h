@@ -2,8 +2,9 @@
 // replica so that no older copy anywhere can bring it back; the reaper forgets tombstones once
 // that can no longer happen, never after a bare time window.
 //
-// Each partition is reaped by one cluster of its replica set (the one whose id sorts first). A
-// pass scans that cluster's partitions for tombstones at least `min_age` old and, a batch at a
+// Each partition is reaped by one cluster of its replica set (ReaperOf: the partitions are dealt
+// round the replica set's clusters in name order, so that the work is shared). A pass scans that
+// cluster's partitions for tombstones at least `min_age` old and, a batch at a
 // time, asks every cluster of the federation (ClusterCheckTombstones): each cluster of the
 // partition's replica set must hold the tombstone (or a newer version of the object), and no
 // cluster may still have a replication task queued for the object. Only the tombstones that every
@@ -34,6 +35,9 @@
 #include "replication/replica.h"
 
 namespace mcos::repair {
+
+// The cluster that reaps `partition`, of its replica set `replica_set` (sorted by name).
+const std::string& ReaperOf(const std::vector<std::string>& replica_set, uint32_t partition);
 
 struct TombstoneReaperOptions {
   // This cluster.

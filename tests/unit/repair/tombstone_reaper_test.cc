@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/version.h"
+#include "placement/placement.h"
 #include "storage/memory_engine.h"
 #include "tests/support/status_matchers.h"
 #include "tests/support/test_data.h"
@@ -35,6 +36,12 @@ class TombstoneReaperTest : public ::testing::Test {
       engines_[c] = std::make_unique<storage::MemoryEngine>();
       replicas_[c] = replication::EngineReplica(c, *engines_[c]);
     }
+  }
+
+  // The cluster that reaps `object`'s partition.
+  static std::string ReaperFor(const std::string& object) {
+    return ReaperOf({"a", "b", "c"},
+                    placement::PartitionOf(placement::ObjectHash("u", "c", object), kPower));
   }
 
   // Every partition of option "gold" is held by a, b and c; d is in the federation only.
@@ -156,9 +163,16 @@ TEST_F(TombstoneReaperTest, ReapsOnlyWhatEveryReplicaHoldsAndNoClusterHasQueued)
   queued_["d"].insert("queued");           // a cluster with no replica still has a write of it
 
   NoPause pacer;
-  MCOS_ASSERT_OK(Make("a")->RunOnce(pacer));
-  auto reaper = Make("a");
-  MCOS_ASSERT_OK(reaper->RunOnce(pacer));
+  ReaperStatus total;  // of the three reapers (each reaps its share of the partitions)
+  for (const char* self : {"a", "b", "c"}) {
+    auto reaper = Make(self);
+    MCOS_ASSERT_OK(reaper->RunOnce(pacer));
+    const ReaperStatus status = reaper->Status();
+    total.reaped += status.reaped;
+    total.waiting += status.waiting;
+    total.waiting_on.insert(status.waiting_on.begin(), status.waiting_on.end());
+    EXPECT_TRUE(status.last_error.empty()) << status.last_error;
+  }
   for (const char* c : {"a", "b", "c"}) {
     EXPECT_EQ(Held(c, "everywhere"), "nothing") << c;
     EXPECT_EQ(Held(c, "young"), "tombstone") << c;
@@ -170,14 +184,13 @@ TEST_F(TombstoneReaperTest, ReapsOnlyWhatEveryReplicaHoldsAndNoClusterHasQueued)
   }
   EXPECT_EQ(Held("c", "missed"), "live");
   EXPECT_EQ(Held("c", "superseded"), "live");  // newer than the tombstone: kept
-  const ReaperStatus status = reaper->Status();
-  EXPECT_EQ(status.reaped, 0u);   // the first reaper took them: nothing left to reap
-  EXPECT_EQ(status.waiting, 2u);  // "missed" and "queued" ("young" is not old enough)
-  EXPECT_EQ(status.waiting_on, (std::set<std::string>{"c", "d"}));
-  EXPECT_TRUE(status.last_error.empty()) << status.last_error;
+  EXPECT_EQ(total.reaped, 2u);                 // "everywhere" and "superseded"
+  EXPECT_EQ(total.waiting, 2u);                // "missed" and "queued" ("young" is not old enough)
+  EXPECT_EQ(total.waiting_on, (std::set<std::string>{"c", "d"}));
 }
 
 TEST_F(TombstoneReaperTest, AClusterThatCannotBeAskedKeepsTheTombstonesUntilItConfirms) {
+  ASSERT_EQ(ReaperFor("gone"), "a");
   for (const char* c : {"a", "b", "c"}) Delete(c, "gone", absl::Hours(2));
   NoPause pacer;
   auto reaper = Make("a");
@@ -197,6 +210,7 @@ TEST_F(TombstoneReaperTest, AClusterThatCannotBeAskedKeepsTheTombstonesUntilItCo
 }
 
 TEST_F(TombstoneReaperTest, APurgeThatFailsAtAReplicaIsTriedAgainNextPass) {
+  ASSERT_EQ(ReaperFor("gone"), "a");
   for (const char* c : {"a", "b", "c"}) Delete(c, "gone", absl::Hours(2));
   NoPause pacer;
   // c confirms, then cannot be reached for the purge (after b's, before a's: the peers go first,
@@ -233,16 +247,29 @@ TEST_F(TombstoneReaperTest, APurgeThatFailsAtAReplicaIsTriedAgainNextPass) {
   EXPECT_TRUE(flaky->Status().last_error.empty());
 }
 
-TEST_F(TombstoneReaperTest, OnlyTheReplicaWhoseNameSortsFirstReapsAPartition) {
-  for (const char* c : {"a", "b", "c"}) Delete(c, "gone", absl::Hours(2));
-  NoPause pacer;
-  for (const char* self : {"b", "c"}) {
-    MCOS_ASSERT_OK(Make(self)->RunOnce(pacer));
-    EXPECT_EQ(Held("a", "gone"), "tombstone") << self;
+TEST_F(TombstoneReaperTest, EachPartitionIsReapedByOneClusterOfItsReplicaSet) {
+  // One tombstone in each of the 8 partitions (found by name).
+  std::map<uint32_t, std::string> by_partition;
+  for (int i = 0; by_partition.size() < (1u << kPower); ++i) {
+    const std::string name = absl::StrCat("o", i);
+    by_partition.emplace(placement::PartitionOf(placement::ObjectHash("u", "c", name), kPower),
+                         name);
   }
-  EXPECT_TRUE(checks_.empty());  // b and c asked nobody
-  MCOS_ASSERT_OK(Make("a")->RunOnce(pacer));
-  EXPECT_EQ(Held("b", "gone"), "nothing");
+  for (const auto& [p, name] : by_partition) {
+    for (const char* c : {"a", "b", "c"}) Delete(c, name, absl::Hours(2));
+  }
+  NoPause pacer;
+  for (const char* self : {"a", "b", "c"}) {
+    MCOS_ASSERT_OK(Make(self)->RunOnce(pacer));
+    for (const auto& [p, name] : by_partition) {
+      const bool reaped = ReaperOf({"a", "b", "c"}, p) <= std::string(self);
+      EXPECT_EQ(Held("a", name), reaped ? "nothing" : "tombstone") << self << " " << p;
+    }
+  }
+  // Dealt round the three: each reaped some.
+  std::set<std::string> reapers;
+  for (const auto& [p, name] : by_partition) reapers.insert(ReaperOf({"a", "b", "c"}, p));
+  EXPECT_EQ(reapers, (std::set<std::string>{"a", "b", "c"}));
 }
 
 }  // namespace
