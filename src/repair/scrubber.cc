@@ -122,11 +122,17 @@ bool Scrubber::Check(replication::Replica& local, const mcos::v1::ObjectKey& key
   if (absl::IsDataLoss(read)) {
     {
       absl::MutexLock lock(&mu_);
-      ++status_.corrupt_found;
+      // Counted once: a copy waiting to be tried again (retries_) was counted when first found.
+      if (retries_.count(RetryId(key, record)) == 0) ++status_.corrupt_found;
     }
     Replace(local, key, record, peers);
   }
   return pacer.Pause(bytes_budget_.Spend(static_cast<double>(std::max(bytes, record.size()))));
+}
+
+std::string Scrubber::RetryId(const mcos::v1::ObjectKey& key,
+                              const mcos::v1::ObjectRecord& record) {
+  return absl::StrCat(Describe(key), " ", common::VersionToString(record.version()));
 }
 
 void Scrubber::Replace(replication::Replica& local, const mcos::v1::ObjectKey& key,
@@ -154,20 +160,18 @@ void Scrubber::Replace(replication::Replica& local, const mcos::v1::ObjectKey& k
                          " failed its checksums; replaced it with cluster '", peer_name, "''s");
       absl::MutexLock lock(&mu_);
       ++status_.repaired;
-      retries_.erase(absl::StrCat(Describe(key), " ", common::VersionToString(record.version())));
+      retries_.erase(RetryId(key, record));
       return;
     }
     why = ack.ok() ? "this cluster holds another version now" : std::string(ack.status().message());
     if (ack.ok()) return;  // replaced or deleted meanwhile: nothing to repair
   }
-  const std::string id =
-      absl::StrCat(Describe(key), " ", common::VersionToString(record.version()));
+  const std::string id = RetryId(key, record);
   if (unreachable) {
     absl::MutexLock lock(&mu_);
     // Again next pass (about a second), for a while; then the next sweep finds it.
     if (++retries_[id] <= kMaxRetries) {
       suspects_.emplace_back(key, record);
-      --status_.corrupt_found;  // counted again when it is checked again
       return;
     }
     retries_.erase(id);

@@ -83,7 +83,9 @@ class Scrubber {
   ScrubberStatus status_ ABSL_GUARDED_BY(mu_);
   std::vector<std::pair<mcos::v1::ObjectKey, mcos::v1::ObjectRecord>> suspects_
       ABSL_GUARDED_BY(mu_);
-  // Corrupt copies whose peers could not be reached, by object and version: how often tried.
+  // Corrupt copies whose peers could not be reached, by object and version (RetryId): how often
+  // tried.
+  static std::string RetryId(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record);
   static constexpr int kMaxRetries = 120;
   std::map<std::string, int> retries_ ABSL_GUARDED_BY(mu_);
   // The first sweep is a sweep_period after the start (a process start is busy enough).
