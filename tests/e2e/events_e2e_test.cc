@@ -140,8 +140,8 @@ TEST_F(EventsE2eTest, AWatchSeesEveryChangeAtEveryClusterInOrderPerObject) {
   MCOS_EXPECT_CODE(dave.WatchObjects("ev", "", [](const auto&) { return false; }), kNotFound);
 }
 
-// A cluster's nats-server killed under a load of writes there: no user call fails; the events
-// of the writes made while it was down reach the watcher once it is back, in order.
+// Each cluster's nats-server killed under a load of writes: no user call fails; the events of the
+// writes made while it was down reach the watcher once it is back, in order.
 TEST_F(EventsE2eTest, ANatsServerKilledUnderLoadFailsNoCallAndEventsResume) {
   Federate();
   auto at_a = ContainerEverywhere("load");
@@ -174,8 +174,11 @@ TEST_F(EventsE2eTest, ANatsServerKilledUnderLoadFailsNoCallAndEventsResume) {
   absl::SleepFor(absl::Seconds(1));
   nats_["beta"]->Kill();
   absl::SleepFor(absl::Seconds(1));
+  nats_["gamma"]->Kill();  // (it takes the replicas of the load)
+  absl::SleepFor(absl::Seconds(1));
   MCOS_ASSERT_OK(nats_["alpha"]->Start());
   MCOS_ASSERT_OK(nats_["beta"]->Start());
+  MCOS_ASSERT_OK(nats_["gamma"]->Start());
   absl::SleepFor(absl::Seconds(1));
   stop = true;
   for (auto& t : writers) t.join();
@@ -248,6 +251,34 @@ TEST_F(EventsE2eTest, APeerClusterGoingDownAndUpIsAnEvent) {
   MCOS_ASSERT_OK(Restart(*c_, "gamma"));
   EXPECT_LT(WaitFor([&] { return has(mcos::v1::SERVICE_STATE_UP); }, absl::Seconds(10)),
             absl::Seconds(10));
+}
+
+// The SDK's WatchCancel ends a watch that sees no change, from another thread.
+TEST_F(EventsE2eTest, AWatchEndsWhenCancelledFromAnotherThread) {
+  Federate();
+  auto at_a = ContainerEverywhere("quiet");
+  ASSERT_NE(at_a, nullptr);
+  client::WatchCancel cancel;
+  std::atomic<bool> ready{false}, done{false};
+  absl::Status status = absl::UnknownError("not ended");
+  auto watcher = As(*b_);
+  ASSERT_NE(watcher, nullptr);
+  std::thread watch([&] {
+    status = watcher->WatchObjects(
+        "quiet", "", [](const mcos::v1::ObjectChange&) { return true; }, [&] { ready = true; },
+        &cancel);
+    done = true;
+  });
+  EXPECT_LT(WaitFor([&] { return ready.load(); }), absl::Seconds(10));
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_FALSE(done.load());  // nothing changes: it watches on
+  cancel.Cancel();
+  EXPECT_LT(WaitFor([&] { return done.load(); }), absl::Seconds(5));
+  watch.join();
+  MCOS_EXPECT_OK(status);
+  // A cancel given before the watch begins ends it at once.
+  MCOS_EXPECT_OK(watcher->WatchObjects(
+      "quiet", "", [](const mcos::v1::ObjectChange&) { return true; }, nullptr, &cancel));
 }
 
 TEST_F(EventsE2eTest, WithoutAnEventBusAWatchIsRefusedWithTheFix) {

@@ -4,6 +4,7 @@
 #include <sstream>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "common/channel_arguments.h"
 #include "common/stream_watchdog.h"
@@ -326,12 +327,33 @@ absl::StatusOr<std::string> Client::DeleteObject(const std::string& container,
   return resp.version();
 }
 
+void WatchCancel::Cancel() {
+  absl::MutexLock lock(&mu_);
+  cancelled_ = true;
+  if (call_ != nullptr) call_->TryCancel();
+}
+
 absl::Status Client::WatchObjects(
     const std::string& container, const std::string& prefix,
     const std::function<bool(const mcos::v1::ObjectChange&)>& on_change,
-    const std::function<void()>& on_ready) {
+    const std::function<void()>& on_ready, WatchCancel* cancel) {
   grpc::ClientContext ctx;
   Prepare(ctx, false);
+  if (cancel != nullptr) {
+    absl::MutexLock lock(&cancel->mu_);
+    if (cancel->cancelled_) return absl::OkStatus();
+    cancel->call_ = &ctx;
+  }
+  absl::Cleanup forget = [cancel] {
+    if (cancel == nullptr) return;
+    absl::MutexLock lock(&cancel->mu_);
+    cancel->call_ = nullptr;
+  };
+  auto cancelled = [cancel] {
+    if (cancel == nullptr) return false;
+    absl::MutexLock lock(&cancel->mu_);
+    return cancel->cancelled_;
+  };
   mcos::v1::WatchObjectsRequest req;
   req.set_container(container);
   req.set_prefix(prefix);
@@ -348,7 +370,7 @@ absl::Status Client::WatchObjects(
     }
   }
   const grpc::Status s = reader->Finish();
-  if (!s.ok()) return FromGrpc(s);
+  if (!s.ok() && !cancelled()) return FromGrpc(s);
   return absl::OkStatus();
 }
 

@@ -74,6 +74,19 @@ struct ClientOptions {
   std::string tls_key_file;
 };
 
+// Ends a watch (Client::WatchObjects) from another thread: the watch then returns OK. A cancel
+// before the watch begins ends it as soon as it begins. Thread-safe; one watch at a time.
+class WatchCancel {
+ public:
+  void Cancel();
+
+ private:
+  friend class Client;
+  absl::Mutex mu_;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::ClientContext* call_ ABSL_GUARDED_BY(mu_) = nullptr;  // the watch under way
+};
+
 class Client {
  public:
   // A client of the cluster at `endpoint` (HOST:PORT): TLS when `options` ask for it, plaintext
@@ -123,10 +136,12 @@ class Client {
   // Follows the changes of the caller's objects in `container` whose names start with `prefix`
   // (UserService.WatchObjects): `on_ready` (if set) once the server is watching, then
   // `on_change` for each change as it is committed, until `on_change` returns false (then OK) or
-  // the stream ends (its status; UNAVAILABLE: watch again). No deadline and no idle timeout.
+  // the stream ends (its status; UNAVAILABLE: watch again), or `cancel` is cancelled (then OK).
+  // No deadline and no idle timeout.
   absl::Status WatchObjects(const std::string& container, const std::string& prefix,
                             const std::function<bool(const mcos::v1::ObjectChange&)>& on_change,
-                            const std::function<void()>& on_ready = nullptr);
+                            const std::function<void()>& on_ready = nullptr,
+                            WatchCancel* cancel = nullptr);
 
   // Admin calls (the controller's AdminService answers on the same address in mcos-cluster).
   // With `identity` (a removed user's, from ListUsers().removed), the new user gets its data.
