@@ -86,6 +86,13 @@ absl::StatusOr<std::vector<SyncSet>> SyncSetsOf(const mcos::v1::MetadataSnapshot
   return sets;
 }
 
+absl::Status Unreachable(const std::string& cluster) {
+  return absl::UnavailableError(
+      absl::StrCat("cluster '", cluster,
+                   "' cannot be reached now (no server of it is known, or its last call failed "
+                   "and no probe has succeeded since)"));
+}
+
 AntiEntropy::AntiEntropy(AntiEntropyOptions options, Topology topology, Replicas replicas,
                          common::Clock& clock, Observe observe)
     : options_(std::move(options)),
@@ -136,12 +143,8 @@ absl::Status AntiEntropy::RunOnce(Pacer& pacer) {
     for (const auto& [peer_name, partitions] : shared) {
       PeerSyncStatus& ps = pass[peer_name];
       std::shared_ptr<replication::Replica> peer = replicas_(peer_name);
-      absl::Status s =
-          peer ? SyncWithPeer(set, mine, partitions, *local, *peer, pacer, ps)
-               : absl::UnavailableError(absl::StrCat(
-                     "cluster '", peer_name,
-                     "' cannot be reached now (no server of it is known, or its last call "
-                     "failed and no probe has succeeded since)"));
+      absl::Status s = peer ? SyncWithPeer(set, mine, partitions, *local, *peer, pacer, ps)
+                            : Unreachable(peer_name);
       if (!s.ok()) {
         failed[peer_name] = true;
         ps.last_error = std::string(s.message());

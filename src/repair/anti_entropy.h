@@ -52,6 +52,10 @@ struct SyncSet {
 absl::StatusOr<std::vector<SyncSet>> SyncSetsOf(const mcos::v1::MetadataSnapshot& snapshot,
                                                 const std::string& cluster);
 
+// Why a peer's replica is null where repair asks for one (AntiEntropy::Replicas): UNAVAILABLE
+// naming the cluster (no server of it is known, or the breaker keeps it out).
+absl::Status Unreachable(const std::string& cluster);
+
 struct AntiEntropyOptions {
   // This cluster.
   std::string cluster;

@@ -24,10 +24,7 @@ QueueSenderStatus QueueSender::Status() const {
 
 absl::Status QueueSender::Deliver(const mcos::v1::ReplicationTask& task) {
   std::shared_ptr<replication::Replica> peer = replicas_(task.target());
-  if (peer == nullptr) {
-    return absl::UnavailableError(
-        absl::StrCat("cluster '", task.target(), "' cannot be reached now"));
-  }
+  if (peer == nullptr) return Unreachable(task.target());
   const absl::Time stat_deadline = absl::Now() + absl::Seconds(5);
   if (task.tombstone()) {
     return peer

@@ -22,6 +22,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "mcos/v1/controller.pb.h"
+#include "repair/anti_entropy.h"
 #include "repair/daemon.h"
 #include "replication/replica.h"
 
@@ -50,7 +51,7 @@ class QueueSender {
   using Finish = std::function<absl::Status(const mcos::v1::FinishReplicationsRequest&)>;
   // A cluster's replica (this cluster's storage for options.cluster); null when it cannot be
   // reached now.
-  using Replicas = std::function<std::shared_ptr<replication::Replica>(const std::string&)>;
+  using Replicas = AntiEntropy::Replicas;
 
   QueueSender(QueueSenderOptions options, Claim claim, Finish finish, Replicas replicas);
 

@@ -145,7 +145,7 @@ void Scrubber::Replace(replication::Replica& local, const mcos::v1::ObjectKey& k
     std::shared_ptr<replication::Replica> peer = replicas_(peer_name);
     if (!peer) {
       unreachable = true;
-      why = absl::StrCat("cluster '", peer_name, "' cannot be reached now");
+      why = std::string(Unreachable(peer_name).message());
       continue;
     }
     auto ack = replication::RepairCopy(

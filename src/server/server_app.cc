@@ -25,14 +25,6 @@
 namespace mcos::server {
 namespace {
 
-// A peer cluster the breaker keeps out or whose server is not known yet.
-absl::Status Unreachable(const std::string& cluster) {
-  return absl::UnavailableError(
-      absl::StrCat("cluster '", cluster,
-                   "' cannot be reached now (no server of it is known, or its last call failed "
-                   "and no probe has succeeded since)"));
-}
-
 using common::FromGrpcStatus;
 using common::ToGrpcStatus;
 
@@ -126,6 +118,11 @@ ServerApp::ServerApp(const ServerOptions& options)
                       .Name("mcos_tombstones")
                       .Help("Tombstone reaping, by what: reaped (since start), waiting (old "
                             "enough, kept at the last pass for a cluster that had not confirmed)")
+                      .Register(*registry_)),
+      queue_sent_(prometheus::BuildGauge()
+                      .Name("mcos_replication_queue_sent")
+                      .Help("This server's sender of the replication queue since start, by "
+                            "what: delivered, dropped (nothing left to send), failures")
                       .Register(*registry_)) {
   CoordinatorOptions coordinator;
   coordinator.replica_timeout = options.replica_timeout;
@@ -234,14 +231,14 @@ void ServerApp::StartRepair() {
                absl::Time deadline) -> absl::StatusOr<mcos::v1::CheckTombstonesResponse> {
           if (cluster == cluster_id_) return CheckTombstones(request, deadline);
           auto peer = RepairReplica(cluster);
-          if (!peer) return Unreachable(cluster);
+          if (!peer) return repair::Unreachable(cluster);
           return peer->CheckTombstones(request, deadline);
         },
         [this](const std::string& cluster, const mcos::v1::PurgeTombstonesRequest& request,
                absl::Time deadline) -> absl::StatusOr<mcos::v1::PurgeTombstonesResponse> {
           if (cluster == cluster_id_) return PurgeTombstones(request, deadline);
           auto peer = RepairReplica(cluster);
-          if (!peer) return Unreachable(cluster);
+          if (!peer) return repair::Unreachable(cluster);
           return peer->PurgeTombstones(request, deadline);
         },
         common::SystemClock::Get());
@@ -288,8 +285,17 @@ void ServerApp::StartRepair() {
         },
         [this](const std::string& cluster) { return RepairReplica(cluster); });
     queue_daemon_ = std::make_unique<repair::Daemon>(
-        "replication queue", absl::Milliseconds(500),
-        [this](repair::Pacer& pacer) { return queue_sender_->RunOnce(pacer); });
+        "replication queue", absl::Milliseconds(500), [this](repair::Pacer& pacer) {
+          absl::Status s = queue_sender_->RunOnce(pacer);
+          const repair::QueueSenderStatus sent = queue_sender_->Status();
+          const std::pair<const char*, uint64_t> counts[] = {{"delivered", sent.delivered},
+                                                             {"dropped", sent.dropped},
+                                                             {"failures", sent.failures}};
+          for (const auto& [what, n] : counts) {
+            queue_sent_.Add({{"what", what}}).Set(static_cast<double>(n));
+          }
+          return s;
+        });
   }
   if (options_.peer_key.empty() || options_.anti_entropy_period <= absl::ZeroDuration()) return;
   repair::AntiEntropyOptions ae;

@@ -328,6 +328,7 @@ class ServerApp {
   prometheus::Family<prometheus::Gauge>& last_full_pass_;
   prometheus::Family<prometheus::Gauge>& scrub_;
   prometheus::Family<prometheus::Gauge>& tombstones_;
+  prometheus::Family<prometheus::Gauge>& queue_sent_;
 };
 
 }  // namespace mcos::server
