@@ -565,6 +565,30 @@ TEST_F(RepairE2eTest, TombstonesWaitForADownClusterAndAreReapedEverywhereOnceItC
   }
   auto kept = Own(*c_, "gamma");
   EXPECT_EQ(*ReadOwn(*kept, Key("reap", "kept")), "still here");
+
+  // Bad input to the reaping calls: INVALID_ARGUMENT with a message, and nothing changes.
+  const std::string held = Held(*own_b, Key("reap", "kept"));
+  auto stored = own_b->Stat(Key("reap", "kept"), absl::Now() + absl::Seconds(5));
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  const absl::Time d = absl::Now() + absl::Seconds(5);
+  mcos::v1::PurgeTombstonesRequest bad_key;
+  auto* ref = bad_key.add_tombstones();
+  *ref->mutable_key() = Key("", "kept");
+  *ref->mutable_version() = stored->version();
+  auto* good = bad_key.add_tombstones();  // in the same call: refused with it
+  *good->mutable_key() = Key("reap", "kept");
+  *good->mutable_version() = stored->version();
+  MCOS_EXPECT_CODE(own_b->PurgeTombstones(bad_key, d), kInvalidArgument);
+  mcos::v1::PurgeTombstonesRequest no_version;
+  *no_version.add_tombstones()->mutable_key() = Key("reap", "kept");
+  auto refused = own_b->PurgeTombstones(no_version, d);
+  MCOS_EXPECT_CODE(refused, kInvalidArgument);
+  EXPECT_FALSE(refused.status().message().empty());
+  mcos::v1::CheckTombstonesRequest too_many;
+  for (int i = 0; i < 1001; ++i) *too_many.add_tombstones() = *good;
+  MCOS_EXPECT_CODE(own_b->CheckTombstones(too_many, d), kInvalidArgument);
+  EXPECT_EQ(Held(*own_b, Key("reap", "kept")), held);
+  EXPECT_EQ(*ReadOwn(*own_b, Key("reap", "kept")), "still here");
 }
 
 }  // namespace
