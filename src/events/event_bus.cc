@@ -53,11 +53,11 @@ void MemoryEventBus::Publish(std::string subject, std::string payload) {
   for (const auto& on_event : targets) on_event(subject, payload);
 }
 
-absl::StatusOr<std::unique_ptr<Subscription>> MemoryEventBus::Subscribe(const std::string& filter,
+absl::StatusOr<std::unique_ptr<Subscription>> MemoryEventBus::Subscribe(const Follow& follow,
                                                                         OnEvent on_event) {
   absl::MutexLock lock(&mu_);
   const uint64_t id = next_id_++;
-  subscriptions_[id] = {filter, std::move(on_event)};
+  subscriptions_[id] = {follow.filter, std::move(on_event)};
   return std::unique_ptr<Subscription>(new MemorySubscription(*this, id));
 }
 

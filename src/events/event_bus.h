@@ -1,8 +1,8 @@
 // Events (shared/DESIGN.md, "Events"): small messages on subjects, never object data and never on
 // a request's path. A publisher hands an event over and returns at once; a subscriber is called
-// for each event on a subject (NATS wildcards: `*` one token, `>` the rest) published from then
-// on. The production bus is NATS JetStream (nats_event_bus.h); MemoryEventBus is its twin for
-// unit tests. Implementations are thread-safe.
+// for each event on a subject (NATS wildcards: `*` one token, `>` the rest) stored from then on in
+// the streams it follows. The production bus is NATS JetStream (nats_event_bus.h); MemoryEventBus
+// is its twin for unit tests. Implementations are thread-safe.
 #pragma once
 
 #include <functional>
@@ -27,16 +27,29 @@ class Subscription {
 
 using OnEvent = std::function<void(const std::string& subject, const std::string& payload)>;
 
+// Where a subscriber's events come from: the stream `stream` at the JetStream domain `domain` (one
+// per cluster: events::JetStreamDomain; empty: the bus's own server's), only its subjects
+// matching `filter`.
+struct Follow {
+  std::string stream;
+  std::string domain;
+  std::string filter;
+};
+
 class EventBus {
  public:
   virtual ~EventBus() = default;
   // Hands an event over; never blocks on the network. While the bus cannot be reached events
   // wait (in order) in a bounded outbox; past its bound the oldest are dropped and counted.
   virtual void Publish(std::string subject, std::string payload) = 0;
-  // Calls `on_event` for every event published on subjects matching `filter` from now on (also
-  // across a reconnect of the bus), on one thread of the bus, in the order they arrive.
+  // Calls `on_event` for every event stored from now on in the stream `follow` names, in the
+  // stream's order, on one thread of the bus. If the stream's server (or the link to it) cannot be
+  // reached now it is tried again in the background, and after an outage the subscription
+  // resumes where it stopped: every event the stream stores while the subscription lives reaches
+  // `on_event` once (within the stream's retention). A stream also keeps what the links between
+  // the servers carried to it from other domains' publishers.
   // UNAVAILABLE when the bus cannot take the subscription now.
-  virtual absl::StatusOr<std::unique_ptr<Subscription>> Subscribe(const std::string& filter,
+  virtual absl::StatusOr<std::unique_ptr<Subscription>> Subscribe(const Follow& follow,
                                                                   OnEvent on_event) = 0;
 };
 
@@ -53,12 +66,12 @@ std::string ServiceSubject(absl::string_view cluster);
 // a final `>` one or more).
 bool SubjectMatches(absl::string_view filter, absl::string_view subject);
 
-// In-memory: Publish delivers at once, on the caller's thread, to every matching subscription,
-// and records the event.
+// In-memory, one stream for every domain: Publish delivers at once, on the caller's thread, to
+// every subscription whose filter matches, and records the event.
 class MemoryEventBus final : public EventBus {
  public:
   void Publish(std::string subject, std::string payload) override;
-  absl::StatusOr<std::unique_ptr<Subscription>> Subscribe(const std::string& filter,
+  absl::StatusOr<std::unique_ptr<Subscription>> Subscribe(const Follow& follow,
                                                           OnEvent on_event) override;
   // Every event published so far: (subject, payload).
   std::vector<std::pair<std::string, std::string>> published() const;

@@ -30,6 +30,8 @@ std::pair<std::string, std::string> HostPort(absl::string_view listen) {
 
 }  // namespace
 
+std::string JetStreamDomain(absl::string_view cluster) { return Token(cluster); }
+
 NatsCredentials ClientCredentials(absl::string_view cluster_key) {
   return {"mcos", absl::BytesToHexString(common::DeriveKey(cluster_key, "nats-client"))};
 }
@@ -45,9 +47,9 @@ std::string RenderNatsServerConfig(const NatsServerConfig& c) {
       "' (written by mcos-cluster --write-nats-config; the passwords derive from the cluster's "
       "keys)\n",
       "server_name: \"mcos-", Token(c.cluster), "\"\n", "host: \"", host, "\"\n", "port: ", port,
-      "\n", "jetstream {\n  store_dir: \"", c.store_dir, "\"\n  domain: \"", Token(c.cluster),
-      "\"\n}\n", "authorization {\n  user: \"", c.client.user, "\"\n  password: \"",
-      c.client.password, "\"\n}\n");
+      "\n", "jetstream {\n  store_dir: \"", c.store_dir, "\"\n  domain: \"",
+      JetStreamDomain(c.cluster), "\"\n}\n", "authorization {\n  user: \"", c.client.user,
+      "\"\n  password: \"", c.client.password, "\"\n}\n");
   if (c.leaf && (!c.leaf_listen.empty() || !c.leaf_remotes.empty())) {
     absl::StrAppend(&out, "leafnodes {\n");
     if (!c.leaf_listen.empty()) {

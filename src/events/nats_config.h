@@ -39,6 +39,10 @@ struct NatsServerConfig {
   std::optional<NatsCredentials> leaf;
 };
 
+// The JetStream domain of the cluster named `cluster`'s nats-server (its name, with what NATS does
+// not accept in a domain replaced by '_').
+std::string JetStreamDomain(absl::string_view cluster);
+
 std::string RenderNatsServerConfig(const NatsServerConfig& config);
 
 }  // namespace mcos::events

@@ -11,6 +11,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/logging.h"
+#include "common/status_macros.h"
 
 namespace mcos::events {
 namespace {
@@ -79,6 +80,9 @@ void OnMessage(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) 
   natsMsg_Destroy(msg);
 }
 
+// One NATS.c subscription (of a JetStream consumer) and its delivery. The consumer is not deleted
+// at the server on the way out (that would be a request to a server that may be away): the server
+// drops a consumer nobody listens to by itself.
 class NatsSubscription final : public Subscription {
  public:
   NatsSubscription(natsSubscription* sub, std::unique_ptr<Delivery> delivery)
@@ -88,10 +92,10 @@ class NatsSubscription final : public Subscription {
       absl::MutexLock lock(&delivery_->mu);
       delivery_->open = false;
     }
-    natsSubscription_Unsubscribe(sub_);
     // Destroy waits for nothing: calls that begin from here on find `open` false, and the
     // delivery lives until NATS.c is done with the subscription (its completion callback), in
-    // lingering() meanwhile.
+    // lingering() meanwhile (for good if NATS.c closed the subscription already: then it calls
+    // nothing more).
     Delivery* released = delivery_.release();
     {
       absl::MutexLock lock(&lingering().mu);
@@ -113,6 +117,101 @@ class NatsSubscription final : public Subscription {
  private:
   natsSubscription* sub_;
   std::unique_ptr<Delivery> delivery_;
+};
+
+// A subscription to the stream of one domain: an ordered consumer (NATS.c recreates it from the
+// sequence after the last one delivered when its heartbeats stop, so it resumes where it stopped
+// after any outage), starting at the stream's next sequence when the subscription began, or at
+// that time if the domain could not be asked then. If the consumer cannot be made now, a thread
+// of the subscription tries again every half second.
+class NatsFollow final : public Subscription {
+ public:
+  NatsFollow(natsConnection* connection, Follow follow, OnEvent on_event)
+      : connection_(connection),
+        follow_(std::move(follow)),
+        on_event_(std::move(on_event)),
+        begun_ns_(absl::ToUnixNanos(absl::Now())) {}
+
+  ~NatsFollow() override {
+    {
+      absl::MutexLock lock(&mu_);
+      stopping_ = true;
+    }
+    if (retry_.joinable()) retry_.join();
+    subscription_.reset();
+    if (js_ != nullptr) jsCtx_Destroy(js_);
+  }
+
+  absl::Status Begin() {
+    jsOptions options;
+    jsOptions_Init(&options);
+    if (!follow_.domain.empty()) options.Domain = follow_.domain.c_str();
+    options.Wait = 1000;
+    natsStatus s = natsConnection_JetStream(&js_, connection_, &options);
+    if (s != NATS_OK) {
+      return FromNats(s, absl::StrCat("JetStream context for domain '", follow_.domain, "'"));
+    }
+    start_sequence_ = NextSequence();
+    if (!TrySubscribe()) retry_ = std::thread([this] { Retry(); });
+    return absl::OkStatus();
+  }
+
+ private:
+  // The sequence the stream gives its next event (1 while it has none: it is made at the first
+  // publish); 0 if the domain did not answer.
+  uint64_t NextSequence() const {
+    jsStreamInfo* info = nullptr;
+    auto jerr = static_cast<jsErrCode>(0);
+    const natsStatus s = js_GetStreamInfo(&info, js_, follow_.stream.c_str(), nullptr, &jerr);
+    if (s != NATS_OK) return jerr == JSStreamNotFoundErr ? 1 : 0;
+    const uint64_t next = info->State.LastSeq + 1;
+    jsStreamInfo_Destroy(info);
+    return next;
+  }
+
+  bool TrySubscribe() {
+    jsSubOptions options;
+    jsSubOptions_Init(&options);
+    options.Stream = follow_.stream.c_str();
+    options.Ordered = true;
+    if (start_sequence_ > 0) {
+      options.Config.OptStartSeq = start_sequence_;
+    } else {
+      options.Config.OptStartTime = begun_ns_;
+    }
+    auto delivery = std::make_unique<Delivery>();
+    delivery->on_event = on_event_;
+    natsSubscription* sub = nullptr;
+    auto jerr = static_cast<jsErrCode>(0);
+    const natsStatus s = js_Subscribe(&sub, js_, follow_.filter.c_str(), OnMessage, delivery.get(),
+                                      nullptr, &options, &jerr);
+    if (s != NATS_OK) return false;
+    subscription_ = std::make_unique<NatsSubscription>(sub, std::move(delivery));
+    return true;
+  }
+
+  void Retry() {
+    while (true) {
+      {
+        absl::MutexLock lock(&mu_);
+        mu_.AwaitWithTimeout(absl::Condition(&stopping_), absl::Milliseconds(500));
+        if (stopping_) return;
+      }
+      if (TrySubscribe()) return;
+    }
+  }
+
+  natsConnection* const connection_;
+  const Follow follow_;
+  const OnEvent on_event_;
+  const int64_t begun_ns_;
+  // Set by Begin; then the subscription by Begin or the retry thread only.
+  jsCtx* js_ = nullptr;
+  uint64_t start_sequence_ = 0;
+  std::unique_ptr<NatsSubscription> subscription_;
+  absl::Mutex mu_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread retry_;
 };
 
 }  // namespace
@@ -200,17 +299,11 @@ void NatsEventBus::Publish(std::string subject, std::string payload) {
   outbox_.emplace_back(std::move(subject), std::move(payload));
 }
 
-absl::StatusOr<std::unique_ptr<Subscription>> NatsEventBus::Subscribe(const std::string& filter,
+absl::StatusOr<std::unique_ptr<Subscription>> NatsEventBus::Subscribe(const Follow& follow,
                                                                       OnEvent on_event) {
-  auto delivery = std::make_unique<Delivery>();
-  delivery->on_event = std::move(on_event);
-  natsSubscription* sub = nullptr;
-  natsStatus s =
-      natsConnection_Subscribe(&sub, nats_->connection, filter.c_str(), OnMessage, delivery.get());
-  if (s != NATS_OK) return FromNats(s, absl::StrCat("subscribe to '", filter, "'"));
-  // Make sure the server has the interest before the caller relies on it.
-  natsConnection_FlushTimeout(nats_->connection, 2000);
-  return std::unique_ptr<Subscription>(new NatsSubscription(sub, std::move(delivery)));
+  auto subscription = std::make_unique<NatsFollow>(nats_->connection, follow, std::move(on_event));
+  MCOS_RETURN_IF_ERROR(subscription->Begin());
+  return std::unique_ptr<Subscription>(std::move(subscription));
 }
 
 bool NatsEventBus::connected() const {

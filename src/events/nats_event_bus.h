@@ -4,9 +4,9 @@
 // (each acknowledged by the stream that stores it); while the server or JetStream is away the
 // outbox holds up to `outbox_limit` events, dropping the oldest beyond it (counted). The streams
 // of `NatsOptions::streams` are created (or updated) at connect, and again until JetStream
-// answers. Subscriptions are core NATS subscriptions on the same connection, renewed by NATS.c
-// after a reconnect before the outbox resumes, so a subscriber of this process misses none of its
-// events. Thread-safe.
+// answers. A subscription follows one domain's stream with a JetStream ordered consumer on the
+// same connection, so it misses no event the stream stored, whatever went away meanwhile.
+// Thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -49,7 +49,7 @@ class NatsEventBus final : public EventBus {
   ~NatsEventBus() override;
 
   void Publish(std::string subject, std::string payload) override;
-  absl::StatusOr<std::unique_ptr<Subscription>> Subscribe(const std::string& filter,
+  absl::StatusOr<std::unique_ptr<Subscription>> Subscribe(const Follow& follow,
                                                           OnEvent on_event) override;
 
   bool connected() const;

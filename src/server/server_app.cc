@@ -28,6 +28,10 @@ namespace {
 using common::FromGrpcStatus;
 using common::ToGrpcStatus;
 
+// The JetStream stream of the object events at every cluster (docs/api.md, "Events for
+// operators").
+constexpr char kObjectEventStream[] = "MCOS_OBJECTS";
+
 void SetDeadline(grpc::ClientContext& ctx, absl::Duration d = absl::Seconds(30)) {
   ctx.set_deadline(absl::ToChronoTime(absl::Now() + d));
 }
@@ -174,7 +178,7 @@ absl::Status ServerApp::Start(const std::string& own_endpoint,
     nats.password = login.password;
     nats.name = absl::StrCat("mcos ", options_.id, " of cluster ", cluster_id_);
     events::NatsStream objects;
-    objects.name = "MCOS_OBJECTS";
+    objects.name = kObjectEventStream;
     objects.subjects = {"mcos.object.>"};
     objects.max_age_seconds = options_.events_max_age_seconds;
     objects.max_bytes = options_.events_max_bytes;
@@ -650,6 +654,13 @@ ReplicaMap ServerApp::Replicas(const Backends& b, const mcos::v1::Placement* pla
   out[cluster_id_] = b.local;
   absl::MutexLock lock(&mu_);
   for (const auto& [name, peer] : peers_) out[name] = peer.second;
+  return out;
+}
+
+std::vector<std::string> ServerApp::PeerClusters() {
+  absl::MutexLock lock(&mu_);
+  std::vector<std::string> out;
+  for (const auto& [name, peer] : peers_) out.push_back(name);
   return out;
 }
 
@@ -1294,42 +1305,61 @@ grpc::Status UserGrpcService::WatchObjects(grpc::ServerContext* context,
     absl::flat_hash_map<std::string, mcos::v1::Version> newest ABSL_GUARDED_BY(mu);
   };
   auto pending = std::make_shared<Pending>();
-  auto subscription = app_.events_->Subscribe(
-      events::ObjectSubject(owner, request->container()),
-      [pending, owner, c = request->container(), prefix = request->prefix()](
-          const std::string&, const std::string& payload) {
-        mcos::v1::ObjectEvent event;
-        if (!event.ParseFromString(payload) || event.key().user() != owner ||
-            event.key().container() != c || !absl::StartsWith(event.key().object(), prefix)) {
-          return;  // another container sharing the subject, or not under the prefix
-        }
-        mcos::v1::ObjectChange change;
-        change.set_kind(event.kind() == mcos::v1::ObjectEvent::KIND_DELETE
-                            ? mcos::v1::ObjectChange::KIND_DELETE
-                            : mcos::v1::ObjectChange::KIND_PUT);
-        auto* info = change.mutable_object();
-        info->set_container(c);
-        info->set_object(event.key().object());
-        info->set_size(event.size());
-        info->set_etag(event.etag());
-        *info->mutable_modified() = event.modified();
-        info->set_version(common::VersionToString(event.version()));
-        *info->mutable_replicas() = event.replicas();
-        change.set_cluster(event.cluster());
-        absl::MutexLock lock(&pending->mu);
-        auto [seen, first] = pending->newest.try_emplace(event.key().object(), event.version());
-        if (!first) {
-          if (!common::IsNewer(event.version(), seen->second)) return;
-          seen->second = event.version();
-        }
-        if (pending->newest.size() > 100000) pending->newest.clear();
-        if (pending->changes.size() >= kMaxBehind) {
-          pending->overflow = true;
-          return;
-        }
-        pending->changes.push_back(std::move(change));
-      });
-  if (!subscription.ok()) return ToGrpcStatus(subscription.status());
+  // Every cluster's object events stream, each for the events of its own cluster's writes (a
+  // stream keeps them whatever the links between the nats-servers did; the subscription resumes
+  // where it stopped after an outage, so nothing is missed), merged per object by version.
+  auto on_event = [pending, owner, c = request->container(), prefix = request->prefix()](
+                      const std::string& source, const std::string& payload) {
+    mcos::v1::ObjectEvent event;
+    if (!event.ParseFromString(payload) || event.cluster() != source ||
+        event.key().user() != owner || event.key().container() != c ||
+        !absl::StartsWith(event.key().object(), prefix)) {
+      // Another cluster's event (it comes from that cluster's stream, in its order), another
+      // container sharing the subject, or not under the prefix.
+      return;
+    }
+    mcos::v1::ObjectChange change;
+    change.set_kind(event.kind() == mcos::v1::ObjectEvent::KIND_DELETE
+                        ? mcos::v1::ObjectChange::KIND_DELETE
+                        : mcos::v1::ObjectChange::KIND_PUT);
+    auto* info = change.mutable_object();
+    info->set_container(c);
+    info->set_object(event.key().object());
+    info->set_size(event.size());
+    info->set_etag(event.etag());
+    *info->mutable_modified() = event.modified();
+    info->set_version(common::VersionToString(event.version()));
+    *info->mutable_replicas() = event.replicas();
+    change.set_cluster(event.cluster());
+    absl::MutexLock lock(&pending->mu);
+    auto [seen, first] = pending->newest.try_emplace(event.key().object(), event.version());
+    if (!first) {
+      if (!common::IsNewer(event.version(), seen->second)) return;
+      seen->second = event.version();
+    }
+    if (pending->newest.size() > 100000) pending->newest.clear();
+    if (pending->changes.size() >= kMaxBehind) {
+      pending->overflow = true;
+      return;
+    }
+    pending->changes.push_back(std::move(change));
+  };
+  std::vector<std::unique_ptr<events::Subscription>> subscriptions;
+  std::vector<std::string> clusters = app_.PeerClusters();
+  clusters.insert(clusters.begin(), app_.cluster_id_);
+  for (const std::string& cluster : clusters) {
+    // This cluster's stream is its own nats-server's (whatever its domain); a peer's is reached
+    // through the links by its domain.
+    events::Follow follow{kObjectEventStream,
+                          cluster == app_.cluster_id_ ? "" : events::JetStreamDomain(cluster),
+                          events::ObjectSubject(owner, request->container())};
+    auto subscription = app_.events_->Subscribe(
+        follow, [on_event, cluster](const std::string&, const std::string& payload) {
+          on_event(cluster, payload);
+        });
+    if (!subscription.ok()) return ToGrpcStatus(subscription.status());
+    subscriptions.push_back(std::move(*subscription));
+  }
   writer->SendInitialMetadata();  // the client knows from here on that it misses nothing
   while (true) {
     std::deque<mcos::v1::ObjectChange> ready;

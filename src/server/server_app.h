@@ -238,6 +238,8 @@ class ServerApp {
                const std::string& target, const std::string& reason);
   // Refreshes the peers' server endpoints from the controller.
   absl::Status DiscoverPeers();
+  // The known peer clusters' names.
+  std::vector<std::string> PeerClusters() ABSL_LOCKS_EXCLUDED(mu_);
   // The repair daemons' view: the sync sets under the current rings (asked of the controller;
   // `sets` is kept while `revision` is current), and a cluster's replica (null for a peer the
   // breaker keeps out).

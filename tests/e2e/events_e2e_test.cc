@@ -142,6 +142,7 @@ TEST_F(EventsE2eTest, AWatchSeesEveryChangeAtEveryClusterInOrderPerObject) {
 
 // Each cluster's nats-server killed under a load of writes: no user call fails; the events of the
 // writes made while it was down reach the watcher once it is back, in order.
+
 TEST_F(EventsE2eTest, ANatsServerKilledUnderLoadFailsNoCallAndEventsResume) {
   Federate();
   auto at_a = ContainerEverywhere("load");
@@ -184,14 +185,15 @@ TEST_F(EventsE2eTest, ANatsServerKilledUnderLoadFailsNoCallAndEventsResume) {
   for (auto& t : writers) t.join();
   EXPECT_EQ(failed.load(), 0);
   EXPECT_GT(done.load(), 50);
-  // Every object written at alpha: the watcher's last change of it is its last acknowledged
-  // version (events queued while alpha's nats-server was down arrive once it is back).
+  // Every object written at alpha or beta: the watcher's last change of it is its last
+  // acknowledged version (events queued while a cluster's nats-server was down arrive once it is
+  // back; beta's events, stored in beta's stream while alpha's nats-server was down, are read
+  // from there).
   EXPECT_LT(WaitFor(
                 [&] {
                   const auto seen = watcher->ByObject();
                   std::lock_guard<std::mutex> lock(mu);
                   for (const auto& [o, v] : last_version) {
-                    if (o.rfind("a-", 0) != 0) continue;
                     auto it = seen.find(o);
                     if (it == seen.end() || it->second.back() != absl::StrCat("put ", v)) {
                       return false;
@@ -216,6 +218,53 @@ TEST_F(EventsE2eTest, ANatsServerKilledUnderLoadFailsNoCallAndEventsResume) {
       absl::Seconds(40));
 }
 
+// The leafnode links form a star around alpha's nats-server: with it down, nothing crosses between
+// beta's and gamma's. A watch at beta still sees every change made meanwhile at any cluster,
+// each version once and in order: it reads each cluster's own stream, which kept them.
+TEST_F(EventsE2eTest, AWatchMissesNothingWhileTheHubOfTheNatsLinksIsDown) {
+  Federate();
+  auto at_a = ContainerEverywhere("hub");
+  ASSERT_NE(at_a, nullptr);
+  auto watcher = std::make_unique<Watcher>(As(*b_), "hub");
+  ASSERT_FALSE(watcher->done()) << watcher->status();
+  std::map<std::string, std::vector<std::string>> expected;
+  auto write = [&](testing::ClusterProcess& c, const std::string& prefix) {
+    auto at = As(c);
+    ASSERT_NE(at, nullptr);
+    for (int i = 0; i < 4; ++i) {
+      const std::string o = absl::StrCat(prefix, i);
+      for (int v = 0; v < 2; ++v) {
+        auto put = Put(*at, "hub", o, absl::StrCat(o, " v", v));
+        MCOS_ASSERT_OK(put);
+        expected[o].push_back(absl::StrCat("put ", put->version()));
+      }
+      if (i % 2 == 0) {
+        auto deleted = at->DeleteObject("hub", o);
+        MCOS_ASSERT_OK(deleted);
+        expected[o].push_back(absl::StrCat("delete ", *deleted));
+      }
+    }
+  };
+  write(*c_, "before-");
+  ASSERT_LT(WaitFor([&] { return watcher->ByObject() == expected; }, absl::Seconds(20)),
+            absl::Seconds(20));
+  nats_["alpha"]->Kill();
+  write(*a_, "alpha-");
+  write(*b_, "beta-");
+  write(*c_, "gamma-");
+  absl::SleepFor(absl::Seconds(2));
+  MCOS_ASSERT_OK(nats_["alpha"]->Start());
+  write(*c_, "after-");
+  EXPECT_LT(WaitFor([&] { return watcher->ByObject() == expected; }, absl::Seconds(60)),
+            absl::Seconds(60));
+  const auto seen = watcher->ByObject();
+  for (const auto& [object, changes] : expected) {
+    auto it = seen.find(object);
+    EXPECT_TRUE(it != seen.end() && it->second == changes) << object;
+  }
+  EXPECT_EQ(seen.size(), expected.size());
+}
+
 // Service events: alpha's controller publishes gamma going down and coming back, on its NATS.
 TEST_F(EventsE2eTest, APeerClusterGoingDownAndUpIsAnEvent) {
   Federate();
@@ -230,7 +279,7 @@ TEST_F(EventsE2eTest, APeerClusterGoingDownAndUpIsAnEvent) {
   MCOS_ASSERT_OK(bus);
   std::mutex mu;
   std::vector<mcos::v1::ServiceEvent> seen;
-  auto sub = (*bus)->Subscribe(events::ServiceSubject("alpha"),
+  auto sub = (*bus)->Subscribe({"MCOS_SERVICES", "alpha", events::ServiceSubject("alpha")},
                                [&](const std::string&, const std::string& payload) {
                                  mcos::v1::ServiceEvent e;
                                  if (!e.ParseFromString(payload)) return;
