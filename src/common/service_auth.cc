@@ -102,6 +102,14 @@ absl::StatusOr<std::string> ServiceAuth::CallerName(const grpc::ServerContextBas
     return absl::PermissionDeniedError(
         absl::StrCat("a user's or admin's token is not accepted here: this is ", what));
   }
+  if (!claims.ok() && absl::StrContains(claims.status().message(), "token expired")) {
+    // Signed with the right key: a credential lives an hour, so the caller's clock is an hour or
+    // more behind this one's (or this one's ahead).
+    return absl::UnauthenticatedError(absl::StrCat(
+        "expired ", cluster ? "service" : "peer",
+        " credential: by this process's clock it expired; the caller's clock and this one's "
+        "differ by an hour or more: check their time synchronisation (NTP)"));
+  }
   return absl::UnauthenticatedError(absl::StrCat(
       "invalid ", cluster ? "service" : "peer", " credential (malformed, forged or expired): ",
       cluster ? "check that every process of the cluster has the same token key"

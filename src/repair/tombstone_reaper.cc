@@ -126,7 +126,7 @@ absl::Status TombstoneReaper::ReapBatch(const Topology& topology,
     }
     for (int i = 0; i < n; ++i) {
       const auto& c = answer->checks(i);
-      if ((in_set && !c.held()) || c.queued()) {
+      if ((in_set && !c.held()) || c.queued() || c.young()) {
         confirmed[static_cast<size_t>(i)] = false;
         pass.waiting_on.insert(cluster);
       }

@@ -485,6 +485,7 @@ absl::StatusOr<mcos::v1::CheckTombstonesResponse> ServerApp::CheckTombstones(
     mcos::v1::TombstoneCheck& check = *response.add_checks();
     check.set_held(held.ok() && common::CompareVersions(held->version(), t.version()) >= 0);
     check.set_queued(queued.queued(i));
+    check.set_young(absl::Now() - common::HlcTime(t.version().hlc()) < options_.tombstone_min_age);
   }
   return response;
 }
