@@ -198,20 +198,17 @@ absl::Status ControllerApp::CheckAndRegisterStorage(const std::string& storage_e
 }
 
 void ControllerApp::StartBackground() {
-  if (poller_.joinable()) return;
+  if (poller_ != nullptr) return;
   federation_->Start();
-  poller_ = std::thread([this] {
-    while (!stop_.WaitForNotificationWithTimeout(controller_->registry().period())) {
-      if (auto s = controller_->registry().PollOnce(); !s.ok()) {
-        common::LogWarning("health poll failed: ", s.message());
-      }
-    }
-  });
+  poller_ = std::make_unique<common::Daemon>(
+      "health checks", controller_->registry().period(),
+      [this](common::Pacer&) { return controller_->registry().PollOnce(); });
+  poller_->Start();
 }
 
 void ControllerApp::Stop() {
   if (!stop_.HasBeenNotified()) stop_.Notify();
-  if (poller_.joinable()) poller_.join();
+  if (poller_ != nullptr) poller_->Stop();
   federation_->Stop();
   events_.reset();
 }

@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
 #include "common/channel.h"
+#include "common/daemon.h"
 #include "common/tls.h"
 #include "controller/controller.h"
 #include "controller/controller_grpc_service.h"
@@ -83,7 +84,7 @@ class ControllerApp {
   AdminGrpcService admin_service_;
   PeerGrpcService peer_service_;
   absl::Notification stop_;
-  std::thread poller_;
+  std::unique_ptr<common::Daemon> poller_;  // the services' health checks
 };
 
 }  // namespace mcos::controller

@@ -83,20 +83,23 @@ absl::Status Federation::SetSelf(const std::string& controller_endpoint) {
 void Federation::Start() {
   if (!enabled()) return;
   Reconcile();
-  reconciler_ = std::thread([this] {
-    while (!stop_.WaitForNotificationWithTimeout(options_.sync_period)) {
-      // Servers registered since: they belong in this cluster's row.
-      if (auto s = controller_.PutCluster(Self()); !s.ok() && !absl::IsFailedPrecondition(s)) {
-        common::LogWarning("federation: cannot update this cluster's row: ", s.message());
-      }
-      Reconcile();
-    }
-  });
+  reconciler_ =
+      std::make_unique<common::Daemon>("federation", options_.sync_period, [this](common::Pacer&) {
+        // Servers registered since: they belong in this cluster's row.
+        absl::Status s = controller_.PutCluster(Self());
+        Reconcile();
+        if (!s.ok() && !absl::IsFailedPrecondition(s)) {
+          return absl::Status(s.code(),
+                              absl::StrCat("cannot update this cluster's row: ", s.message()));
+        }
+        return absl::OkStatus();
+      });
+  reconciler_->Start();
 }
 
 void Federation::Stop() {
   if (!stop_.HasBeenNotified()) stop_.Notify();
-  if (reconciler_.joinable()) reconciler_.join();
+  if (reconciler_ != nullptr) reconciler_->Stop();
   std::map<std::string, std::unique_ptr<Peer>> peers;
   {
     absl::MutexLock lock(&mu_);

@@ -22,6 +22,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "common/daemon.h"
 #include "common/service_auth.h"
 #include "controller/controller.h"
 #include "mcos/v1/peer.grpc.pb.h"
@@ -105,7 +106,8 @@ class Federation {
   common::ServiceAuth* const peer_auth_;
   const FederationOptions options_;
   absl::Notification stop_;
-  std::thread reconciler_;
+  // Keeps this cluster's row and the peers' workers in step with the metadata.
+  std::unique_ptr<common::Daemon> reconciler_;
   absl::Mutex mu_;
   std::string self_endpoint_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::unique_ptr<Peer>> peers_ ABSL_GUARDED_BY(mu_);

@@ -46,7 +46,10 @@ absl::StatusOr<mcos::v1::RegisterResponse> ServiceRegistry::Register(
   common::ToProtoTimestamp(now, info.mutable_registered());
   common::ToProtoTimestamp(now, info.mutable_last_ok());
   common::ToProtoTimestamp(now, info.mutable_state_changed());
-  MCOS_RETURN_IF_ERROR(store_.UpsertService(info));
+  {
+    absl::MutexLock lock(&rows_mu_);
+    MCOS_RETURN_IF_ERROR(store_.UpsertService(info));
+  }
   common::LogInfo("registered ", mcos::v1::ServiceKind_Name(info.kind()), " '", info.id(), "' at ",
                   endpoint);
   mcos::v1::RegisterResponse response;
@@ -58,6 +61,7 @@ absl::StatusOr<mcos::v1::RegisterResponse> ServiceRegistry::Register(
 }
 
 absl::Status ServiceRegistry::Heartbeat(const std::string& service_id) {
+  absl::MutexLock lock(&rows_mu_);
   MCOS_ASSIGN_OR_RETURN(auto services, store_.ListServices());
   for (auto& s : services) {
     if (s.id() != service_id) continue;
@@ -82,11 +86,31 @@ absl::StatusOr<std::vector<mcos::v1::ServiceInfo>> ServiceRegistry::ListServices
 
 absl::Status ServiceRegistry::PollOnce() {
   MCOS_ASSIGN_OR_RETURN(auto services, store_.ListServices());
-  for (auto& s : services) {
-    const absl::Status health = probe_.Check(s.endpoint(), "", options_.timeout);
+  for (const mcos::v1::ServiceInfo& probed : services) {
+    // The probes first, without the lock (they take up to the timeout each).
+    const absl::Status health = probe_.Check(probed.endpoint(), "", options_.timeout);
+    absl::Status writes = absl::OkStatus();
+    absl::StatusOr<mcos::v1::DiskStatusResponse> disk = absl::UnknownError("not asked");
+    const bool storage = health.ok() && probed.kind() == mcos::v1::SERVICE_KIND_STORAGE;
+    if (storage) {
+      writes = probe_.Check(probed.endpoint(), common::kStorageWritesHealth, options_.timeout);
+      disk = probe_.StorageDisk(probed.endpoint(), options_.timeout);
+    }
+    absl::MutexLock lock(&rows_mu_);
+    // The outcome applies to the registration probed: a service that registered again meanwhile
+    // (restarted, perhaps at another address) keeps its new row, and is probed next poll.
+    MCOS_ASSIGN_OR_RETURN(auto now_stored, store_.ListServices());
+    const mcos::v1::ServiceInfo* current = nullptr;
+    for (const auto& c : now_stored) {
+      if (c.id() == probed.id()) current = &c;
+    }
+    if (current == nullptr || current->endpoint() != probed.endpoint() ||
+        current->registered().SerializeAsString() != probed.registered().SerializeAsString()) {
+      continue;
+    }
+    const mcos::v1::ServiceInfo stored = *current;
+    mcos::v1::ServiceInfo s = stored;
     const absl::Time now = clock_.Now();
-    const mcos::v1::ServiceInfo stored = s;
-    const mcos::v1::ServiceState before = s.state();
     if (health.ok()) {
       s.set_consecutive_misses(0);
       common::ToProtoTimestamp(now, s.mutable_last_ok());
@@ -97,11 +121,9 @@ absl::Status ServiceRegistry::PollOnce() {
         s.set_state(mcos::v1::SERVICE_STATE_DOWN);
       }
     }
-    if (health.ok() && s.kind() == mcos::v1::SERVICE_KIND_STORAGE) {
+    if (storage) {
       // A storage node under its free-space floor still serves reads and deletes: it is UP, with
       // a condition the admin sees in `mcos admin cluster status`.
-      const absl::Status writes =
-          probe_.Check(s.endpoint(), common::kStorageWritesHealth, options_.timeout);
       const std::string condition =
           writes.code() == absl::StatusCode::kFailedPrecondition
               ? "out of space: new data is refused; reads and deletes work"
@@ -112,11 +134,9 @@ absl::Status ServiceRegistry::PollOnce() {
         s.set_condition(condition);
       }
       // Its disk's size and floor (what changes rarely: the row is not rewritten every poll).
-      if (auto disk = probe_.StorageDisk(s.endpoint(), options_.timeout); disk.ok()) {
-        s.set_detail(StorageDiskDetail(*disk));
-      }
+      if (disk.ok()) s.set_detail(StorageDiskDetail(*disk));
     }
-    if (s.state() != before) {
+    if (s.state() != stored.state()) {
       common::ToProtoTimestamp(now, s.mutable_state_changed());
       if (s.state() == mcos::v1::SERVICE_STATE_DOWN) {
         common::LogWarning(mcos::v1::ServiceKind_Name(s.kind()), " '", s.id(), "' at ",

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "mcos/v1/controller.pb.h"
@@ -72,6 +73,9 @@ class ServiceRegistry {
   const RegistryOptions options_;
   const std::string& cluster_id_;
   std::function<void(const mcos::v1::ServiceInfo&)> on_change_;
+  // Held while a service's row is read and written back (Register, Heartbeat, and a health
+  // check's outcome, which applies only to the registration it probed).
+  absl::Mutex rows_mu_;
 };
 
 }  // namespace mcos::controller

@@ -262,7 +262,10 @@ absl::StatusOr<std::unique_ptr<NatsEventBus>> NatsEventBus::Start(NatsOptions op
   js_options.Wait = 2000;
   s = natsConnection_JetStream(&bus->nats_->js, bus->nats_->connection, &js_options);
   if (s != NATS_OK) return FromNats(s, "JetStream context");
-  bus->publisher_ = std::thread([b = bus.get()] { b->PublisherLoop(); });
+  bus->publisher_ = std::make_unique<common::Daemon>(
+      "event publisher", absl::Milliseconds(500),
+      [b = bus.get()](common::Pacer& pacer) { return b->PublishPass(pacer); });
+  bus->publisher_->Start();
   return bus;
 }
 
@@ -273,11 +276,7 @@ NatsEventBus::NatsEventBus(NatsOptions options)
 }
 
 NatsEventBus::~NatsEventBus() {
-  {
-    absl::MutexLock lock(&mu_);
-    stopping_ = true;
-  }
-  if (publisher_.joinable()) publisher_.join();
+  if (publisher_ != nullptr) publisher_->Stop();
   if (nats_->js != nullptr) jsCtx_Destroy(nats_->js);
   if (nats_->connection != nullptr) {
     natsConnection_Close(nats_->connection);
@@ -297,6 +296,7 @@ void NatsEventBus::Publish(std::string subject, std::string payload) {
     }
   }
   outbox_.emplace_back(std::move(subject), std::move(payload));
+  if (publisher_ != nullptr) publisher_->Wake();
 }
 
 absl::StatusOr<std::unique_ptr<Subscription>> NatsEventBus::Subscribe(const Follow& follow,
@@ -350,38 +350,26 @@ bool NatsEventBus::EnsureStreams() {
   return true;
 }
 
-void NatsEventBus::PublisherLoop() {
-  bool streams_ready = false;
-  absl::Duration backoff = absl::Milliseconds(50);
-  auto wait = [&](absl::Duration d) {
-    absl::MutexLock lock(&mu_);
-    mu_.AwaitWithTimeout(absl::Condition(&stopping_), d);
-    return !stopping_;
-  };
+absl::Status NatsEventBus::PublishPass(common::Pacer&) {
   while (true) {
     std::pair<std::string, std::string> next;
     uint64_t position = 0;
     {
       absl::MutexLock lock(&mu_);
-      auto ready = [this]()
-                       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !outbox_.empty(); };
-      mu_.AwaitWithTimeout(absl::Condition(&ready), absl::Seconds(1));
-      if (stopping_) return;
-      if (outbox_.empty()) continue;
+      if (outbox_.empty()) return absl::OkStatus();
       next = outbox_.front();
       position = popped_;
     }
     if (!connected()) {
-      streams_ready = false;
-      if (!wait(absl::Milliseconds(100))) return;
-      continue;
+      streams_ready_ = false;
+      return absl::UnavailableError(absl::StrCat("the NATS server at ", options_.url,
+                                                 " cannot be reached: events wait in the outbox"));
     }
-    if (!streams_ready) {
-      streams_ready = EnsureStreams();
-      if (!streams_ready) {
-        if (!wait(backoff)) return;
-        backoff = std::min(backoff * 2, absl::Seconds(1));
-        continue;
+    if (!streams_ready_) {
+      streams_ready_ = EnsureStreams();
+      if (!streams_ready_) {
+        return absl::UnavailableError(
+            absl::StrCat("JetStream at ", options_.url, " does not answer yet: events wait"));
       }
     }
     jsPubAck* ack = nullptr;
@@ -390,13 +378,10 @@ void NatsEventBus::PublisherLoop() {
                                     static_cast<int>(next.second.size()), nullptr, &jerr);
     if (ack != nullptr) jsPubAck_Destroy(ack);
     if (s != NATS_OK) {
-      // Stored nowhere yet: the same event again (a stream lost meanwhile is made again).
-      streams_ready = false;
-      if (!wait(backoff)) return;
-      backoff = std::min(backoff * 2, absl::Seconds(1));
-      continue;
+      // Stored nowhere yet: the same event next pass (a stream lost meanwhile is made again).
+      streams_ready_ = false;
+      return FromNats(s, "JetStream did not store an event; it is published again");
     }
-    backoff = absl::Milliseconds(50);
     absl::MutexLock lock(&mu_);
     // Unless a full outbox dropped it meanwhile, it is still at the front.
     if (popped_ == position) {

@@ -13,12 +13,12 @@
 #include <deque>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "common/daemon.h"
 #include "events/event_bus.h"
 
 namespace mcos::events {
@@ -60,7 +60,9 @@ class NatsEventBus final : public EventBus {
 
  private:
   explicit NatsEventBus(NatsOptions options);
-  void PublisherLoop();
+  // One pass of the publisher: publishes the outbox's events in order until it is empty, or
+  // UNAVAILABLE at the first that NATS did not store (tried again next pass).
+  absl::Status PublishPass(common::Pacer& pacer);
   // Creates or updates the configured streams; false (logged once per cause) if JetStream did
   // not answer.
   bool EnsureStreams();
@@ -71,12 +73,14 @@ class NatsEventBus final : public EventBus {
   std::unique_ptr<Handles> nats_;
   mutable absl::Mutex mu_;
   std::deque<std::pair<std::string, std::string>> outbox_ ABSL_GUARDED_BY(mu_);
-  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t published_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;
   // Events taken off the front so far (published or dropped).
   uint64_t popped_ ABSL_GUARDED_BY(mu_) = 0;
-  std::thread publisher_;
+  // The publisher's own (its passes run one at a time).
+  bool streams_ready_ = false;
+  // Drains the outbox: woken by every Publish, and every 0.5 s while NATS is away.
+  std::unique_ptr<common::Daemon> publisher_;
 };
 
 }  // namespace mcos::events

@@ -108,7 +108,7 @@ std::map<std::string, PeerSyncStatus> AntiEntropy::Status() const {
   return status_;
 }
 
-absl::Status AntiEntropy::RunOnce(Pacer& pacer) {
+absl::Status AntiEntropy::RunOnce(common::Pacer& pacer) {
   MCOS_ASSIGN_OR_RETURN(std::vector<SyncSet> sets, topology_());
   std::shared_ptr<replication::Replica> local = replicas_(options_.cluster);
   if (!local) {
@@ -170,7 +170,7 @@ absl::Status AntiEntropy::RunOnce(Pacer& pacer) {
   return result;
 }
 
-bool AntiEntropy::Pace(Pacer& pacer, absl::Duration wait) {
+bool AntiEntropy::Pace(common::Pacer& pacer, absl::Duration wait) {
   if (!stopped_ && !pacer.Pause(wait)) stopped_ = true;
   return !stopped_;
 }
@@ -178,7 +178,7 @@ bool AntiEntropy::Pace(Pacer& pacer, absl::Duration wait) {
 absl::Status AntiEntropy::SyncWithPeer(const SyncSet& set, const Digests& mine,
                                        const std::vector<uint32_t>& partitions,
                                        replication::Replica& local, replication::Replica& peer,
-                                       Pacer& pacer, PeerSyncStatus& ps) {
+                                       common::Pacer& pacer, PeerSyncStatus& ps) {
   const uint32_t power = set.partition_power;
   // The partitions to compare one by one: all of them, or (when the peer shares every partition
   // and there are many) those of the coarse ranges whose digests differ. Digests add up, so this
@@ -235,7 +235,8 @@ absl::Status AntiEntropy::SyncWithPeer(const SyncSet& set, const Digests& mine,
 
 absl::Status AntiEntropy::Reconcile(const std::string& option, Range range, uint64_t local_count,
                                     uint64_t peer_count, replication::Replica& local,
-                                    replication::Replica& peer, Pacer& pacer, PeerSyncStatus& ps) {
+                                    replication::Replica& peer, common::Pacer& pacer,
+                                    PeerSyncStatus& ps) {
   if (peer_count == 0) return absl::OkStatus();  // nothing to pull; the peer pulls from here
   if (range.power >= kFinestPower || std::max(local_count, peer_count) <= options_.leaf_records) {
     return Repair(option, range, local, peer, pacer, ps);
@@ -269,7 +270,7 @@ absl::Status AntiEntropy::Reconcile(const std::string& option, Range range, uint
 }
 
 absl::StatusOr<std::map<std::string, mcos::v1::ScanPartitionEntry>> AntiEntropy::ScanAll(
-    replication::Replica& replica, const std::string& option, Range range, Pacer& pacer,
+    replication::Replica& replica, const std::string& option, Range range, common::Pacer& pacer,
     uint64_t* bytes) {
   std::map<std::string, mcos::v1::ScanPartitionEntry> out;
   mcos::v1::ScanPartitionRequest request;
@@ -295,7 +296,7 @@ absl::StatusOr<std::map<std::string, mcos::v1::ScanPartitionEntry>> AntiEntropy:
 
 absl::Status AntiEntropy::Repair(const std::string& option, Range range,
                                  replication::Replica& local, replication::Replica& peer,
-                                 Pacer& pacer, PeerSyncStatus& ps) {
+                                 common::Pacer& pacer, PeerSyncStatus& ps) {
   MCOS_ASSIGN_OR_RETURN(auto theirs, ScanAll(peer, option, range, pacer, &ps.bytes_exchanged));
   if (stopped_) return absl::OkStatus();
   MCOS_ASSIGN_OR_RETURN(auto mine, ScanAll(local, option, range, pacer, nullptr));
@@ -312,7 +313,7 @@ absl::Status AntiEntropy::Repair(const std::string& option, Range range,
 }
 
 absl::Status AntiEntropy::CopyPending(replication::Replica& local, replication::Replica& peer,
-                                      Pacer& pacer, PeerSyncStatus& ps) {
+                                      common::Pacer& pacer, PeerSyncStatus& ps) {
   std::vector<mcos::v1::ScanPartitionEntry> batch;
   batch.swap(pending_);
   if (batch.empty() || stopped_) return absl::OkStatus();

@@ -31,8 +31,8 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "common/daemon.h"
 #include "mcos/v1/controller.pb.h"
-#include "repair/daemon.h"
 #include "replication/replica.h"
 
 namespace mcos::repair {
@@ -104,7 +104,7 @@ class AntiEntropy {
   // One sweep over every partition this cluster shares with a peer. Fails only when the topology
   // or this cluster's own storage cannot be read; a peer that fails is skipped (its status says
   // why) and compared again next pass.
-  absl::Status RunOnce(Pacer& pacer);
+  absl::Status RunOnce(common::Pacer& pacer);
 
   std::map<std::string, PeerSyncStatus> Status() const;
 
@@ -118,32 +118,32 @@ class AntiEntropy {
   // repairs what differs.
   absl::Status SyncWithPeer(const SyncSet& set, const Digests& mine,
                             const std::vector<uint32_t>& partitions, replication::Replica& local,
-                            replication::Replica& peer, Pacer& pacer, PeerSyncStatus& ps);
+                            replication::Replica& peer, common::Pacer& pacer, PeerSyncStatus& ps);
   // Drills into one range whose digests differ, down to ranges small enough to scan.
   absl::Status Reconcile(const std::string& option, Range range, uint64_t local_count,
                          uint64_t peer_count, replication::Replica& local,
-                         replication::Replica& peer, Pacer& pacer, PeerSyncStatus& ps);
+                         replication::Replica& peer, common::Pacer& pacer, PeerSyncStatus& ps);
   // Scans one range on both sides and gathers what the peer holds newer into pending_, copied
   // once a batch is full (and at the end of each peer's pass).
   absl::Status Repair(const std::string& option, Range range, replication::Replica& local,
-                      replication::Replica& peer, Pacer& pacer, PeerSyncStatus& ps);
+                      replication::Replica& peer, common::Pacer& pacer, PeerSyncStatus& ps);
   // Copies the gathered records from `peer`, options_.parallel_copies at once.
-  absl::Status CopyPending(replication::Replica& local, replication::Replica& peer, Pacer& pacer,
-                           PeerSyncStatus& ps);
+  absl::Status CopyPending(replication::Replica& local, replication::Replica& peer,
+                           common::Pacer& pacer, PeerSyncStatus& ps);
   // Every record of a range at `replica`, by user/container/object.
   absl::StatusOr<std::map<std::string, mcos::v1::ScanPartitionEntry>> ScanAll(
-      replication::Replica& replica, const std::string& option, Range range, Pacer& pacer,
+      replication::Replica& replica, const std::string& option, Range range, common::Pacer& pacer,
       uint64_t* bytes);
   // Pauses `wait` (a rate limit); false, and stopped_ set, when the pass must end.
-  bool Pace(Pacer& pacer, absl::Duration wait);
+  bool Pace(common::Pacer& pacer, absl::Duration wait);
 
   const AntiEntropyOptions options_;
   const Topology topology_;
   const Replicas replicas_;
   common::Clock& clock_;
   const Observe observe_;
-  RateBudget records_budget_;
-  RateBudget bytes_budget_;
+  common::RateBudget records_budget_;
+  common::RateBudget bytes_budget_;
   mutable absl::Mutex mu_;
   std::map<std::string, PeerSyncStatus> status_ ABSL_GUARDED_BY(mu_);
   // Set during a pass once its pacer said stop (read by the copying threads too).

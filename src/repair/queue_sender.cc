@@ -52,7 +52,7 @@ absl::Status QueueSender::Deliver(const mcos::v1::ReplicationTask& task) {
   return replication::Copy(*local, *peer, task.key(), *record, deadline).status();
 }
 
-absl::Status QueueSender::RunOnce(Pacer& pacer) {
+absl::Status QueueSender::RunOnce(common::Pacer& pacer) {
   mcos::v1::ClaimReplicationsRequest claim;
   claim.set_limit(std::clamp<uint32_t>(options_.batch, 1, 1000));
   claim.set_lease_ms(static_cast<uint32_t>(

@@ -21,9 +21,9 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/daemon.h"
 #include "mcos/v1/controller.pb.h"
 #include "repair/anti_entropy.h"
-#include "repair/daemon.h"
 #include "replication/replica.h"
 
 namespace mcos::repair {
@@ -57,7 +57,7 @@ class QueueSender {
 
   // Claims and sends due tasks until none is due (or the pacer says stop). Fails only when the
   // queue cannot be read or written.
-  absl::Status RunOnce(Pacer& pacer);
+  absl::Status RunOnce(common::Pacer& pacer);
 
   QueueSenderStatus Status() const;
 

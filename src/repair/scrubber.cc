@@ -35,7 +35,7 @@ ScrubberStatus Scrubber::Status() const {
   return status_;
 }
 
-absl::Status Scrubber::RunOnce(Pacer& pacer) {
+absl::Status Scrubber::RunOnce(common::Pacer& pacer) {
   MCOS_ASSIGN_OR_RETURN(std::vector<SyncSet> sets, topology_());
   std::shared_ptr<replication::Replica> local = replicas_(options_.cluster);
   if (!local) {
@@ -80,7 +80,7 @@ absl::Status Scrubber::RunOnce(Pacer& pacer) {
 }
 
 bool Scrubber::RepairSuspects(replication::Replica& local, const std::vector<SyncSet>& sets,
-                              Pacer& pacer) {
+                              common::Pacer& pacer) {
   std::vector<std::pair<mcos::v1::ObjectKey, mcos::v1::ObjectRecord>> suspects;
   {
     absl::MutexLock lock(&mu_);
@@ -100,7 +100,7 @@ bool Scrubber::RepairSuspects(replication::Replica& local, const std::vector<Syn
 
 bool Scrubber::Check(replication::Replica& local, const mcos::v1::ObjectKey& key,
                      const mcos::v1::ObjectRecord& record, const std::vector<std::string>& peers,
-                     Pacer& pacer) {
+                     common::Pacer& pacer) {
   absl::Status read;
   uint64_t bytes = 0;
   auto reader = local.Open(key, 0, 0, &record.version(),

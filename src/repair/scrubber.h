@@ -21,8 +21,8 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "common/daemon.h"
 #include "repair/anti_entropy.h"
-#include "repair/daemon.h"
 
 namespace mcos::repair {
 
@@ -57,7 +57,7 @@ class Scrubber {
   // A copy of `record`'s version here failed its checksums on a read: repaired next pass.
   void Suspect(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record);
 
-  absl::Status RunOnce(Pacer& pacer);
+  absl::Status RunOnce(common::Pacer& pacer);
   ScrubberStatus Status() const;
 
  private:
@@ -65,20 +65,21 @@ class Scrubber {
   // `peers`. Returns false when the pass must end (stopping).
   bool Check(replication::Replica& local, const mcos::v1::ObjectKey& key,
              const mcos::v1::ObjectRecord& record, const std::vector<std::string>& peers,
-             Pacer& pacer);
+             common::Pacer& pacer);
   // Replaces this cluster's corrupt copy from a peer holding the same version; when a peer that
   // might hold it cannot be reached, the copy is a suspect again for the next pass (at most
   // kMaxRetries times).
   void Replace(replication::Replica& local, const mcos::v1::ObjectKey& key,
                const mcos::v1::ObjectRecord& record, const std::vector<std::string>& peers);
   // Repairs the suspects (their peers from `sets`); false when the pass must end.
-  bool RepairSuspects(replication::Replica& local, const std::vector<SyncSet>& sets, Pacer& pacer);
+  bool RepairSuspects(replication::Replica& local, const std::vector<SyncSet>& sets,
+                      common::Pacer& pacer);
 
   const ScrubberOptions options_;
   const AntiEntropy::Topology topology_;
   const AntiEntropy::Replicas replicas_;
   common::Clock& clock_;
-  RateBudget bytes_budget_;
+  common::RateBudget bytes_budget_;
   mutable absl::Mutex mu_;
   ScrubberStatus status_ ABSL_GUARDED_BY(mu_);
   std::vector<std::pair<mcos::v1::ObjectKey, mcos::v1::ObjectRecord>> suspects_

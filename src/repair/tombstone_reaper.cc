@@ -30,7 +30,7 @@ ReaperStatus TombstoneReaper::Status() const {
   return status_;
 }
 
-absl::Status TombstoneReaper::RunOnce(Pacer& pacer) {
+absl::Status TombstoneReaper::RunOnce(common::Pacer& pacer) {
   MCOS_ASSIGN_OR_RETURN(Topology topology, topology_());
   std::shared_ptr<replication::Replica> local = local_();
   if (!local) {

@@ -29,9 +29,9 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "common/daemon.h"
 #include "mcos/v1/cluster.pb.h"
 #include "repair/anti_entropy.h"
-#include "repair/daemon.h"
 #include "replication/replica.h"
 
 namespace mcos::repair {
@@ -86,7 +86,7 @@ class TombstoneReaper {
 
   // One sweep over the partitions this cluster reaps. Fails when the topology or this cluster's
   // storage cannot be read; tombstones some cluster did not confirm are kept and counted.
-  absl::Status RunOnce(Pacer& pacer);
+  absl::Status RunOnce(common::Pacer& pacer);
 
   ReaperStatus Status() const;
 
@@ -102,7 +102,7 @@ class TombstoneReaper {
   const Check check_;
   const Purge purge_;
   common::Clock& clock_;
-  RateBudget records_budget_;
+  common::RateBudget records_budget_;
   mutable absl::Mutex mu_;
   ReaperStatus status_ ABSL_GUARDED_BY(mu_);
 };

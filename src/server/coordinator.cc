@@ -102,25 +102,17 @@ Coordinator::Coordinator(CoordinatorOptions options, Enqueue enqueue,
                          common::HybridLogicalClock& hlc)
     : options_(options), enqueue_(std::move(enqueue)), hlc_(hlc), clock_(*options.clock) {
   if (options_.start_prober) {
-    prober_ = std::thread([this] {
-      std::unique_lock<std::mutex> lock(prober_mu_);
-      while (!prober_wake_.wait_for(lock, std::chrono::milliseconds(100),
-                                    [this] { return stopping_; })) {
-        lock.unlock();
-        ProbeOnce();
-        lock.lock();
-      }
-    });
+    prober_ = std::make_unique<common::Daemon>("replica prober", absl::Milliseconds(100),
+                                               [this](common::Pacer&) {
+                                                 ProbeOnce();
+                                                 return absl::OkStatus();
+                                               });
+    prober_->Start();
   }
 }
 
 Coordinator::~Coordinator() {
-  {
-    std::lock_guard<std::mutex> lock(prober_mu_);
-    stopping_ = true;
-  }
-  prober_wake_.notify_all();
-  if (prober_.joinable()) prober_.join();
+  if (prober_ != nullptr) prober_->Stop();
   std::map<std::string, std::unique_ptr<Executor>> executors;
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -36,6 +36,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "common/daemon.h"
 #include "common/version.h"
 #include "mcos/v1/resolver.pb.h"
 #include "mcos/v1/storage.pb.h"
@@ -223,10 +224,7 @@ class Coordinator {
     absl::Time last_used = absl::InfinitePast();  // by a request: idle ones are forgotten
   };
   std::map<std::string, Health> health_;
-  std::mutex prober_mu_;
-  std::condition_variable prober_wake_;
-  bool stopping_ = false;
-  std::thread prober_;
+  std::unique_ptr<common::Daemon> prober_;
 };
 
 // "k of R replica clusters answered, W needed" as UNAVAILABLE.

@@ -193,11 +193,9 @@ absl::Status ServerApp::Start(const std::string& own_endpoint,
   if (auto s = Discover(); !s.ok()) {
     common::LogWarning("no live resolver or storage service yet: ", s.message());
   }
-  discovery_ = std::thread([this] {
-    while (!stop_.WaitForNotificationWithTimeout(options_.discovery_period)) {
-      if (auto s = Discover(); !s.ok()) common::LogWarning("discovery: ", s.message());
-    }
-  });
+  discovery_ = std::make_unique<common::Daemon>("discovery", options_.discovery_period,
+                                                [this](common::Pacer&) { return Discover(); });
+  discovery_->Start();
   StartRepair();
   return absl::OkStatus();
 }
@@ -217,7 +215,7 @@ void ServerApp::StartRepair() {
       [this](const std::string& cluster) { return RepairReplica(cluster); },
       common::SystemClock::Get());
   scrubber_daemon_ =
-      std::make_unique<repair::Daemon>("scrubber", absl::Seconds(1), [this](repair::Pacer& pacer) {
+      std::make_unique<common::Daemon>("scrubber", absl::Seconds(1), [this](common::Pacer& pacer) {
         absl::Status s = scrubber_->RunOnce(pacer);
         ReportRepair();
         return s;
@@ -246,8 +244,8 @@ void ServerApp::StartRepair() {
           return peer->PurgeTombstones(request, deadline);
         },
         common::SystemClock::Get());
-    reaper_daemon_ = std::make_unique<repair::Daemon>(
-        "tombstone reaper", options_.tombstone_reap_period, [this](repair::Pacer& pacer) {
+    reaper_daemon_ = std::make_unique<common::Daemon>(
+        "tombstone reaper", options_.tombstone_reap_period, [this](common::Pacer& pacer) {
           const uint64_t before = reaper_->Status().reaped;
           absl::Status s = reaper_->RunOnce(pacer);
           const repair::ReaperStatus now = reaper_->Status();
@@ -288,8 +286,8 @@ void ServerApp::StartRepair() {
           return FromGrpcStatus(controller_->FinishReplications(&ctx, request, &response));
         },
         [this](const std::string& cluster) { return RepairReplica(cluster); });
-    queue_daemon_ = std::make_unique<repair::Daemon>(
-        "replication queue", absl::Milliseconds(500), [this](repair::Pacer& pacer) {
+    queue_daemon_ = std::make_unique<common::Daemon>(
+        "replication queue", absl::Milliseconds(500), [this](common::Pacer& pacer) {
           absl::Status s = queue_sender_->RunOnce(pacer);
           const repair::QueueSenderStatus sent = queue_sender_->Status();
           const std::pair<const char*, uint64_t> counts[] = {{"delivered", sent.delivered},
@@ -310,8 +308,8 @@ void ServerApp::StartRepair() {
       ae, [this] { return SyncSets(sync_revision_, sync_sets_); },
       [this](const std::string& cluster) { return RepairReplica(cluster); },
       common::SystemClock::Get(), [this](const mcos::v1::Version& v) { hlc_.Observe(v.hlc()); });
-  anti_entropy_daemon_ = std::make_unique<repair::Daemon>(
-      "anti-entropy", options_.anti_entropy_period, [this](repair::Pacer& pacer) {
+  anti_entropy_daemon_ = std::make_unique<common::Daemon>(
+      "anti-entropy", options_.anti_entropy_period, [this](common::Pacer& pacer) {
         const auto before = anti_entropy_->Status();
         absl::Status s = anti_entropy_->RunOnce(pacer);
         for (const auto& [peer, now] : anti_entropy_->Status()) {
@@ -524,7 +522,7 @@ void ServerApp::Stop() {
   if (reaper_daemon_) reaper_daemon_->Stop();
   if (queue_daemon_) queue_daemon_->Stop();
   credentials_.Stop();
-  if (discovery_.joinable()) discovery_.join();
+  if (discovery_ != nullptr) discovery_->Stop();
   if (registrar_) registrar_->Stop();
 }
 

@@ -20,6 +20,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "common/channel.h"
+#include "common/daemon.h"
 #include "common/registrar.h"
 #include "common/stream_watchdog.h"
 #include "common/tls.h"
@@ -30,7 +31,6 @@
 #include "mcos/v1/resolver.grpc.pb.h"
 #include "mcos/v1/user.grpc.pb.h"
 #include "repair/anti_entropy.h"
-#include "repair/daemon.h"
 #include "repair/queue_sender.h"
 #include "repair/scrubber.h"
 #include "repair/tombstone_reaper.h"
@@ -304,20 +304,20 @@ class ServerApp {
   size_t other_clusters_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Time last_peer_discovery_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   absl::Notification stop_;
-  std::thread discovery_;
+  std::unique_ptr<common::Daemon> discovery_;  // of the cluster's services
   // Used by the anti-entropy daemon's thread only.
   uint64_t sync_revision_ = 0;
   std::vector<repair::SyncSet> sync_sets_;
   std::unique_ptr<repair::AntiEntropy> anti_entropy_;
-  std::unique_ptr<repair::Daemon> anti_entropy_daemon_;
+  std::unique_ptr<common::Daemon> anti_entropy_daemon_;
   // The cluster's event bus (null without --nats); set in Start.
   std::unique_ptr<events::EventBus> events_;
   std::unique_ptr<repair::Scrubber> scrubber_;
-  std::unique_ptr<repair::Daemon> scrubber_daemon_;
+  std::unique_ptr<common::Daemon> scrubber_daemon_;
   std::unique_ptr<repair::TombstoneReaper> reaper_;
-  std::unique_ptr<repair::Daemon> reaper_daemon_;
+  std::unique_ptr<common::Daemon> reaper_daemon_;
   std::unique_ptr<repair::QueueSender> queue_sender_;
-  std::unique_ptr<repair::Daemon> queue_daemon_;
+  std::unique_ptr<common::Daemon> queue_daemon_;
   // Repair metrics (per peer cluster for anti-entropy), set from the daemons' totals.
   absl::Mutex report_mu_;
   bool report_failing_ ABSL_GUARDED_BY(report_mu_) = false;

@@ -67,11 +67,12 @@ absl::StatusOr<std::unique_ptr<StorageApp>> StorageApp::Create(const StorageOpti
                   app->space_->min_free_bytes() >> 20, " MiB of a ",
                   app->space_->total_bytes() >> 20, " MiB disk");
   app->MaintainOnce();
-  app->maintenance_ = std::thread([raw = app.get()] {
-    while (!raw->stop_.WaitForNotificationWithTimeout(raw->maintenance_period_)) {
-      raw->MaintainOnce();
-    }
-  });
+  app->maintenance_ = std::make_unique<common::Daemon>(
+      "storage maintenance", app->maintenance_period_, [raw = app.get()](common::Pacer&) {
+        raw->MaintainOnce();
+        return absl::OkStatus();
+      });
+  app->maintenance_->Start();
   return app;
 }
 
@@ -128,7 +129,7 @@ void StorageApp::Shutdown() {
   health_host_.store(nullptr);
   if (host_) host_->Shutdown();
   if (!stop_.HasBeenNotified()) stop_.Notify();
-  if (maintenance_.joinable()) maintenance_.join();
+  if (maintenance_ != nullptr) maintenance_->Stop();
   if (engine_) {
     engine_.reset();
     common::LogInfo("storage stopped; database closed");

@@ -17,6 +17,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "common/daemon.h"
 #include "common/health_names.h"
 #include "common/server_host.h"
 #include "storage/rocksdb_engine.h"
@@ -95,7 +96,7 @@ class StorageApp {
   prometheus::Gauge* sst_bytes_gauge_ = nullptr;
   prometheus::Gauge* blob_bytes_gauge_ = nullptr;
   absl::Notification stop_;
-  std::thread maintenance_;
+  std::unique_ptr<common::Daemon> maintenance_;
 };
 
 }  // namespace mcos::storage

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <thread>
 #include <vector>
@@ -20,12 +21,15 @@ class FakeProbe final : public HealthProbe {
  public:
   absl::Status Check(const std::string& endpoint, const std::string& service,
                      absl::Duration) override {
+    if (during_check) during_check(endpoint);
     if (!healthy[endpoint]) return absl::UnavailableError("connection refused");
     if (!service.empty() && full[endpoint]) return absl::FailedPreconditionError("not serving");
     return absl::OkStatus();
   }
   std::map<std::string, bool> healthy;
   std::map<std::string, bool> full;
+  // Runs while a check is under way (e.g. the service registers again meanwhile).
+  std::function<void(const std::string&)> during_check;
 };
 
 class ControllerTest : public ::testing::Test {
@@ -237,6 +241,38 @@ TEST_F(ControllerTest, MarksServicesDownAfterMissesAndUpWhenTheyAnswer) {
   EXPECT_EQ((*live)[0].consecutive_misses(), 0u);
   req.set_endpoint("no-port");
   MCOS_EXPECT_CODE(controller_->registry().Register(req), kInvalidArgument);
+}
+
+// A service restarted on another port registers again while a health check of its old endpoint
+// is under way: the check's outcome must not bring the old endpoint back (it did: the poll wrote
+// back the row it had read before probing, and the cluster then advertised a dead address).
+TEST_F(ControllerTest, AHealthCheckUnderWayDoesNotUndoARegistration) {
+  mcos::v1::RegisterRequest req;
+  req.set_kind(mcos::v1::SERVICE_KIND_SERVER);
+  req.set_id("server-1");
+  req.set_endpoint("127.0.0.1:1");
+  MCOS_ASSERT_OK(controller_->registry().Register(req));
+  probe_.healthy["127.0.0.1:1"] = false;  // the old process is gone
+  probe_.healthy["127.0.0.1:2"] = true;
+  MCOS_ASSERT_OK(controller_->registry().PollOnce());  // one miss
+  probe_.during_check = [&](const std::string& endpoint) {
+    if (endpoint != "127.0.0.1:1") return;
+    probe_.during_check = nullptr;
+    mcos::v1::RegisterRequest again = req;
+    again.set_endpoint("127.0.0.1:2");
+    MCOS_ASSERT_OK(controller_->registry().Register(again));
+  };
+  MCOS_ASSERT_OK(controller_->registry().PollOnce());  // the second miss of the old endpoint
+  auto live = controller_->registry().ListServices(mcos::v1::SERVICE_KIND_SERVER, true);
+  MCOS_ASSERT_OK(live);
+  ASSERT_EQ(live->size(), 1u);
+  EXPECT_EQ((*live)[0].endpoint(), "127.0.0.1:2");
+  EXPECT_EQ((*live)[0].consecutive_misses(), 0u);
+  MCOS_ASSERT_OK(controller_->registry().PollOnce());  // the new endpoint answers
+  live = controller_->registry().ListServices(mcos::v1::SERVICE_KIND_SERVER, true);
+  MCOS_ASSERT_OK(live);
+  ASSERT_EQ(live->size(), 1u);
+  EXPECT_EQ((*live)[0].endpoint(), "127.0.0.1:2");
 }
 
 TEST_F(ControllerTest, KeepsItsClusterIdAcrossRestarts) {

@@ -140,7 +140,7 @@ TEST_F(AntiEntropyTest, PullsNewerVersionsAndTombstonesAndNeverOlderOverNewer) {
   for (int i = 15; i < 20; ++i) Put("a", absl::StrCat("o", i), 30, "a");  // a holds newer
   Delete("a", "o20", 30);                                                 // and a newer delete
 
-  NoPause pacer;
+  common::NoPause pacer;
   MCOS_ASSERT_OK(Make("a")->RunOnce(pacer));
   for (int i = 0; i < 10; ++i) {
     EXPECT_EQ(Held("a", absl::StrCat("o", i)), std::make_pair(uint64_t{20}, false));
@@ -190,7 +190,7 @@ TEST_F(AntiEntropyTest, DrillsDownToSmallRangesOfLargePartitions) {
   for (int i = 0; i < 2000; i += 250) Put("b", absl::StrCat("o", i), 20);
   AntiEntropyOptions options;
   options.leaf_records = 8;
-  NoPause pacer;
+  common::NoPause pacer;
   auto a = Make("a", options);
   MCOS_ASSERT_OK(a->RunOnce(pacer));
   for (int i = 0; i < 2000; i += 250) {
@@ -206,7 +206,7 @@ TEST_F(AntiEntropyTest, ARingOfManyPartitionsIsComparedInCoarseRangesFirst) {
     Put("a", absl::StrCat("o", i), 10);
     Put("b", absl::StrCat("o", i), 10);
   }
-  NoPause pacer;
+  common::NoPause pacer;
   auto a = Make("a");
   MCOS_ASSERT_OK(a->RunOnce(pacer));
   const uint64_t in_sync = a->Status().at("b").bytes_exchanged;
@@ -227,7 +227,7 @@ TEST_F(AntiEntropyTest, APeerThatCannotBeReachedIsReportedAndTheOthersStillSync)
   Put("b", "x", 10);
   Put("c", "y", 10);
   down_.insert("c");
-  NoPause pacer;
+  common::NoPause pacer;
   auto a = Make("a");
   MCOS_ASSERT_OK(a->RunOnce(pacer));
   EXPECT_EQ(Held("a", "x").first, 10u);
@@ -244,7 +244,7 @@ TEST_F(AntiEntropyTest, APeerThatCannotBeReachedIsReportedAndTheOthersStillSync)
 
 TEST_F(AntiEntropyTest, APassEndsWhenItsPacerSaysStop) {
   for (int i = 0; i < 50; ++i) Put("b", absl::StrCat("o", i), 10);
-  struct Stop final : Pacer {
+  struct Stop final : common::Pacer {
     bool Pause(absl::Duration) override { return false; }
   } stop;
   AntiEntropyOptions options;

@@ -106,7 +106,7 @@ TEST_F(QueueSenderTest, SendsTheNewestHeldDropsWhatIsGoneAndRetriesAClusterThatI
   Queue("newer", 5, "c");
   down_ = {"c"};
   auto sender = Make();
-  NoPause pacer;
+  common::NoPause pacer;
   MCOS_ASSERT_OK(sender->RunOnce(pacer));
 
   EXPECT_EQ(Held("b", "x"), "10");
@@ -139,7 +139,7 @@ TEST_F(QueueSenderTest, AStoppedPassLeavesTheRestLeasedAndUnreported) {
   Put("a", "y", 10);
   Queue("x", 10, "b");
   Queue("y", 10, "b");
-  struct StopAfterOne final : Pacer {
+  struct StopAfterOne final : common::Pacer {
     int calls = 0;
     bool Pause(absl::Duration) override { return ++calls <= 1; }
   } pacer;

@@ -165,7 +165,7 @@ TEST_F(TombstoneReaperTest, ReapsOnlyWhatEveryReplicaHoldsAndNoClusterHasQueued)
   Put("c", "superseded", absl::Hours(1));  // c holds a newer live version than the delete
   queued_["d"].insert("queued");           // a cluster with no replica still has a write of it
 
-  NoPause pacer;
+  common::NoPause pacer;
   ReaperStatus total;  // of the three reapers (each reaps its share of the partitions)
   for (const char* self : {"a", "b", "c"}) {
     auto reaper = Make(self);
@@ -197,7 +197,7 @@ TEST_F(TombstoneReaperTest, ReapsOnlyWhatEveryReplicaHoldsAndNoClusterHasQueued)
 TEST_F(TombstoneReaperTest, ATombstoneIsKeptWhileAnyClusterFindsItYoungByItsClock) {
   ASSERT_EQ(ReaperFor("gone"), "a");
   for (const char* c : {"a", "b", "c"}) Delete(c, "gone", absl::Minutes(90));
-  NoPause pacer;
+  common::NoPause pacer;
   auto reaper = Make("a");
   behind_["d"] = absl::Minutes(45);  // by d's clock the delete is 45 minutes old
   MCOS_ASSERT_OK(reaper->RunOnce(pacer));
@@ -213,7 +213,7 @@ TEST_F(TombstoneReaperTest, ATombstoneIsKeptWhileAnyClusterFindsItYoungByItsCloc
 TEST_F(TombstoneReaperTest, AClusterThatCannotBeAskedKeepsTheTombstonesUntilItConfirms) {
   ASSERT_EQ(ReaperFor("gone"), "a");
   for (const char* c : {"a", "b", "c"}) Delete(c, "gone", absl::Hours(2));
-  NoPause pacer;
+  common::NoPause pacer;
   auto reaper = Make("a");
   for (const std::string down : {"c", "d"}) {  // a replica, then a cluster with no replica
     down_ = {down};
@@ -233,7 +233,7 @@ TEST_F(TombstoneReaperTest, AClusterThatCannotBeAskedKeepsTheTombstonesUntilItCo
 TEST_F(TombstoneReaperTest, APurgeThatFailsAtAReplicaIsTriedAgainNextPass) {
   ASSERT_EQ(ReaperFor("gone"), "a");
   for (const char* c : {"a", "b", "c"}) Delete(c, "gone", absl::Hours(2));
-  NoPause pacer;
+  common::NoPause pacer;
   // c confirms, then cannot be reached for the purge (after b's, before a's: the peers go first,
   // this cluster last).
   int calls = 0;
@@ -279,7 +279,7 @@ TEST_F(TombstoneReaperTest, EachPartitionIsReapedByOneClusterOfItsReplicaSet) {
   for (const auto& [p, name] : by_partition) {
     for (const char* c : {"a", "b", "c"}) Delete(c, name, absl::Hours(2));
   }
-  NoPause pacer;
+  common::NoPause pacer;
   for (const char* self : {"a", "b", "c"}) {
     MCOS_ASSERT_OK(Make(self)->RunOnce(pacer));
     for (const auto& [p, name] : by_partition) {

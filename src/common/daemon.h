@@ -1,8 +1,12 @@
-// One shape for the background loops of repair (shared/STYLE.md §3, Swift's common/daemon.py): a
-// pass (`RunOnce`) that does one round of work, repeated by a thread the daemon owns every
-// `period`, sooner when woken; tests call the pass directly with a Pacer that never waits.
-// Anti-entropy, the scrubber, tombstone reaping and the replication queue's sender run on it; the
-// rebalancer is to follow. Thread-safe.
+// One shape for the background loops of every process (shared/STYLE.md §3, Swift's
+// common/daemon.py): a pass (`RunOnce`) that does one round of work, repeated by a thread the
+// daemon owns every `period`, sooner when woken; tests call the pass directly with a Pacer that
+// never waits. A failed pass is logged once per new error and counted in the status. Runs the
+// repair daemons (anti-entropy, the scrubber, tombstone reaping, the replication queue's sender),
+// the event publisher, the replica prober, discovery, the controller's health checks and
+// federation reconciler, and the storage node's maintenance; the rebalancer is to follow.
+// (Long polls that a Stop cancels, like the resolver's ring watch, keep their own thread.)
+// Thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -16,7 +20,7 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 
-namespace mcos::repair {
+namespace mcos::common {
 
 // What a pass may ask of whatever runs it.
 class Pacer {
@@ -93,4 +97,4 @@ class Daemon final : public Pacer {
   std::thread thread_;
 };
 
-}  // namespace mcos::repair
+}  // namespace mcos::common

@@ -1,11 +1,11 @@
-#include "repair/daemon.h"
+#include "common/daemon.h"
 
 #include <algorithm>
 #include <utility>
 
 #include "common/logging.h"
 
-namespace mcos::repair {
+namespace mcos::common {
 
 absl::Duration RateBudget::Spend(double units) {
   if (rate_ <= 0 || units <= 0) return absl::ZeroDuration();
@@ -91,4 +91,4 @@ void Daemon::Loop() {
   }
 }
 
-}  // namespace mcos::repair
+}  // namespace mcos::common
