@@ -23,14 +23,15 @@ size_t ReleaseAllocatorMemory(size_t keep_bytes) {
 
 AllocatorTrimmer::AllocatorTrimmer(size_t keep_bytes, absl::Duration period) {
   if (MallocExtension_ReleaseToSystem == nullptr) return;
-  thread_ = std::thread([this, keep_bytes, period] {
-    while (!stop_.WaitForNotificationWithTimeout(period)) ReleaseAllocatorMemory(keep_bytes);
+  daemon_ = std::make_unique<Daemon>("allocator trimmer", period, [keep_bytes](Pacer&) {
+    ReleaseAllocatorMemory(keep_bytes);
+    return absl::OkStatus();
   });
+  daemon_->Start();
 }
 
 AllocatorTrimmer::~AllocatorTrimmer() {
-  stop_.Notify();
-  if (thread_.joinable()) thread_.join();
+  if (daemon_ != nullptr) daemon_->Stop();
 }
 
 }  // namespace mcos::common

@@ -5,10 +5,10 @@
 #pragma once
 
 #include <cstddef>
-#include <thread>
+#include <memory>
 
-#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "common/daemon.h"
 
 namespace mcos::common {
 
@@ -24,8 +24,7 @@ class AllocatorTrimmer {
   AllocatorTrimmer& operator=(const AllocatorTrimmer&) = delete;
 
  private:
-  absl::Notification stop_;
-  std::thread thread_;
+  std::unique_ptr<Daemon> daemon_;  // null without tcmalloc
 };
 
 }  // namespace mcos::common

@@ -4,7 +4,8 @@
 // never waits. A failed pass is logged once per new error and counted in the status. Runs the
 // repair daemons (anti-entropy, the scrubber, tombstone reaping, the replication queue's sender),
 // the event publisher, the replica prober, discovery, the controller's health checks and
-// federation reconciler, and the storage node's maintenance; the rebalancer is to follow.
+// federation reconciler, the storage node's maintenance and the allocator trimmer; the rebalancer
+// is to follow.
 // (Long polls that a Stop cancels, like the resolver's ring watch, keep their own thread.)
 // Thread-safe.
 #pragma once

@@ -4,7 +4,6 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "common/version.h"
@@ -24,6 +23,23 @@ TombstoneReaper::TombstoneReaper(TombstoneReaperOptions options, TopologyFn topo
       purge_(std::move(purge)),
       clock_(clock),
       records_budget_(options_.records_per_second, clock) {}
+
+namespace {
+
+bool SameTopology(const TombstoneReaper::Topology& a, const TombstoneReaper::Topology& b) {
+  if (a.clusters != b.clusters || a.sets.size() != b.sets.size()) return false;
+  for (size_t i = 0; i < a.sets.size(); ++i) {
+    const SyncSet& x = a.sets[i];
+    const SyncSet& y = b.sets[i];
+    if (x.option != y.option || x.partition_power != y.partition_power || x.held != y.held ||
+        x.peers != y.peers) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
 
 ReaperStatus TombstoneReaper::Status() const {
   absl::MutexLock lock(&mu_);
@@ -82,12 +98,15 @@ absl::Status TombstoneReaper::RunOnce(common::Pacer& pacer) {
       }
     }
   }
+  // A pass that ended because the view changed is not a failure; its counts are partial.
+  const bool restarted = absl::IsAborted(result);
+  if (restarted) result = absl::OkStatus();
   absl::MutexLock lock(&mu_);
   if (!pass.last_error.empty() && pass.last_error != status_.last_error) {
     common::LogWarning("tombstone reaping: ", pass.last_error);  // once, not per batch
   }
   status_.reaped += pass.reaped;
-  if (!stopped) {  // a pass cut short saw only some partitions
+  if (!stopped && !restarted) {  // a pass cut short saw only some partitions
     status_.waiting = pass.waiting;
     status_.waiting_on = std::move(pass.waiting_on);
   }
@@ -99,6 +118,16 @@ absl::Status TombstoneReaper::ReapBatch(const Topology& topology,
                                         const std::vector<std::string>& replica_set,
                                         std::vector<mcos::v1::TombstoneRef>& batch,
                                         ReaperStatus& pass) {
+  // A pass can outlast a change of the rings or of the federation (a pass that began before this
+  // cluster was federated saw itself as the only replica): the view it began with must still
+  // hold, or the pass ends here and the next one starts over with the new view.
+  MCOS_ASSIGN_OR_RETURN(const Topology now, topology_());
+  if (!SameTopology(now, topology)) {
+    batch.clear();
+    return absl::AbortedError(
+        "the rings or the federation's clusters changed during the pass; the next pass starts "
+        "over");
+  }
   mcos::v1::CheckTombstonesRequest check;
   for (auto& ref : batch) *check.add_tombstones() = std::move(ref);
   batch.clear();

@@ -536,17 +536,21 @@ TEST_F(RepairE2eTest, TombstonesWaitForADownClusterAndAreReapedEverywhereOnceItC
       << admin_a->GetRepairStatus()->DebugString() << Grep(*a_, {"tombstone"});
   std::cout << "the tombstones were reaped everywhere " << absl::FormatDuration(took)
             << " after gamma's restart\n";
+  // Each reaper counts what it reaped (a tombstone whose purge half failed is reaped, and
+  // counted, again once anti-entropy has handed it back).
   auto admin_c = Admin(*c_);
+  uint64_t reaped = 0;
   EXPECT_LT(WaitFor([&] {
-              uint64_t reaped = 0;
+              reaped = 0;
               for (auto* admin : {admin_a.get(), admin_b.get(), admin_c.get()}) {
                 auto s = admin->GetRepairStatus();
                 if (!s.ok()) return false;
                 reaped += s->tombstones_reaped();
               }
-              return reaped == kDeleted;
+              return reaped >= kDeleted;
             }),
-            absl::Seconds(15));
+            absl::Seconds(15))
+      << reaped << " reaped";
 
   // Nothing comes back: not by anti-entropy (several passes), not at any cluster; the object kept
   // is intact and the three copies are in sync.

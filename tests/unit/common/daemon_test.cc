@@ -97,7 +97,7 @@ TEST(DaemonTest, RunOnceRunsOnTheCallersThreadWithoutStart) {
 
 TEST(RateBudgetTest, PausesSoThatSpendingStaysWithinTheRate) {
   FakeClock clock;
-  RateBudget budget(100, clock);  // 100 units a second
+  RateBudget budget(100, clock);                      // 100 units a second
   EXPECT_EQ(budget.Spend(50), absl::ZeroDuration());  // a second's unused budget may go at once
   EXPECT_EQ(budget.Spend(50), absl::ZeroDuration());
   EXPECT_EQ(budget.Spend(100), absl::Seconds(1));  // past it: wait
