@@ -174,6 +174,9 @@ class NatsFollow final : public Subscription {
     jsSubOptions_Init(&options);
     options.Stream = follow_.stream.c_str();
     options.Ordered = true;
+    // A heartbeat a second (NATS.c's default is 5): a consumer whose heartbeats stop (its server,
+    // or the link to it, went away) is made again within about 2 s of its stream being back.
+    options.Config.Heartbeat = int64_t{1000000000};
     if (start_sequence_ > 0) {
       options.Config.OptStartSeq = start_sequence_;
     } else {
