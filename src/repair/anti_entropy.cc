@@ -218,28 +218,57 @@ absl::Status AntiEntropy::SyncWithPeer(const SyncSet& set, const Digests& mine,
   if (!theirs.ok()) return theirs.status();
   ps.bytes_exchanged += asked.ByteSizeLong() + theirs->ByteSizeLong();
   const Digests peer_digests = ToMap(*theirs);
-  absl::Status first_error;
+  struct Differing {
+    uint32_t partition;
+    uint64_t local_count;
+    uint64_t peer_count;
+  };
+  std::vector<Differing> differing;
   for (uint32_t p : candidates) {
     const auto m = Lookup(mine, p);
     const auto t = Lookup(peer_digests, p);
-    if (m == t) continue;
-    ++ps.partitions_out_of_sync;
-    absl::Status s =
-        Reconcile(set.option, {set.partition_power, p}, m.first, t.first, local, peer, pacer, ps);
-    if (!s.ok() && first_error.ok()) first_error = s;
-    if (stopped_) break;
+    if (m != t) differing.push_back({p, m.first, t.first});
   }
-  absl::Status copied = CopyPending(local, peer, pacer, ps);
-  return first_error.ok() ? copied : first_error;
+  ps.partitions_out_of_sync += differing.size();
+  if (differing.empty()) return absl::OkStatus();
+  // Several partitions at once: each costs a few calls that mostly wait on the peer.
+  const size_t threads = std::min<size_t>(
+      static_cast<size_t>(std::max(1, options_.parallel_partitions)), differing.size());
+  absl::Mutex merge_mu;
+  absl::Status first_error;
+  std::atomic<size_t> next{0};
+  auto reconcile = [&] {
+    Work work;
+    work.copies = std::max(1, options_.parallel_copies / static_cast<int>(threads));
+    absl::Status error;
+    for (size_t i = next++; i < differing.size() && !stopped_; i = next++) {
+      const Differing& d = differing[i];
+      absl::Status s = Reconcile(set.option, {set.partition_power, d.partition}, d.local_count,
+                                 d.peer_count, local, peer, pacer, work);
+      if (!s.ok() && error.ok()) error = s;
+    }
+    absl::Status copied = CopyPending(local, peer, pacer, work);
+    if (error.ok()) error = copied;
+    absl::MutexLock lock(&merge_mu);
+    ps.records_repaired += work.ps.records_repaired;
+    ps.bytes_repaired += work.ps.bytes_repaired;
+    ps.repair_failures += work.ps.repair_failures;
+    ps.bytes_exchanged += work.ps.bytes_exchanged;
+    if (!error.ok() && first_error.ok()) first_error = error;
+  };
+  std::vector<std::thread> workers;
+  for (size_t w = 1; w < threads; ++w) workers.emplace_back(reconcile);
+  reconcile();
+  for (auto& t : workers) t.join();
+  return first_error;
 }
 
 absl::Status AntiEntropy::Reconcile(const std::string& option, Range range, uint64_t local_count,
                                     uint64_t peer_count, replication::Replica& local,
-                                    replication::Replica& peer, common::Pacer& pacer,
-                                    PeerSyncStatus& ps) {
+                                    replication::Replica& peer, common::Pacer& pacer, Work& work) {
   if (peer_count == 0) return absl::OkStatus();  // nothing to pull; the peer pulls from here
   if (range.power >= kFinestPower || std::max(local_count, peer_count) <= options_.leaf_records) {
-    return Repair(option, range, local, peer, pacer, ps);
+    return Repair(option, range, local, peer, pacer, work);
   }
   const uint32_t power = std::min(kFinestPower, range.power + kSplitBits);
   const uint32_t shift = power - range.power;
@@ -254,7 +283,7 @@ absl::Status AntiEntropy::Reconcile(const std::string& option, Range range, uint
   if (!mine.ok()) return mine.status();
   auto theirs = peer.PartitionDigests(finer, deadline);
   if (!theirs.ok()) return theirs.status();
-  ps.bytes_exchanged += finer.ByteSizeLong() + theirs->ByteSizeLong();
+  work.ps.bytes_exchanged += finer.ByteSizeLong() + theirs->ByteSizeLong();
   const Digests m = ToMap(*mine);
   const Digests t = ToMap(*theirs);
   absl::Status first_error;
@@ -262,7 +291,7 @@ absl::Status AntiEntropy::Reconcile(const std::string& option, Range range, uint
     const auto a = Lookup(m, sub);
     const auto b = Lookup(t, sub);
     if (a == b) continue;
-    absl::Status s = Reconcile(option, {power, sub}, a.first, b.first, local, peer, pacer, ps);
+    absl::Status s = Reconcile(option, {power, sub}, a.first, b.first, local, peer, pacer, work);
     if (!s.ok() && first_error.ok()) first_error = s;
     if (stopped_) break;
   }
@@ -289,15 +318,20 @@ absl::StatusOr<std::map<std::string, mcos::v1::ScanPartitionEntry>> AntiEntropy:
       out.emplace(std::move(k), std::move(entry));
     }
     request.set_marker(page->next_marker());
-    if (!Pace(pacer, records_budget_.Spend(page->entries_size()))) break;
+    absl::Duration wait;
+    {
+      absl::MutexLock lock(&budget_mu_);
+      wait = records_budget_.Spend(page->entries_size());
+    }
+    if (!Pace(pacer, wait)) break;
   } while (!request.marker().empty());
   return out;
 }
 
 absl::Status AntiEntropy::Repair(const std::string& option, Range range,
                                  replication::Replica& local, replication::Replica& peer,
-                                 common::Pacer& pacer, PeerSyncStatus& ps) {
-  MCOS_ASSIGN_OR_RETURN(auto theirs, ScanAll(peer, option, range, pacer, &ps.bytes_exchanged));
+                                 common::Pacer& pacer, Work& work) {
+  MCOS_ASSIGN_OR_RETURN(auto theirs, ScanAll(peer, option, range, pacer, &work.ps.bytes_exchanged));
   if (stopped_) return absl::OkStatus();
   MCOS_ASSIGN_OR_RETURN(auto mine, ScanAll(local, option, range, pacer, nullptr));
   for (auto& [k, entry] : theirs) {
@@ -306,23 +340,23 @@ absl::Status AntiEntropy::Repair(const std::string& option, Range range,
         !common::IsNewer(entry.record().version(), held->second.record().version())) {
       continue;
     }
-    pending_.push_back(std::move(entry));
+    work.pending.push_back(std::move(entry));
   }
-  if (pending_.size() < kCopyBatch) return absl::OkStatus();
-  return CopyPending(local, peer, pacer, ps);
+  if (work.pending.size() < kCopyBatch) return absl::OkStatus();
+  return CopyPending(local, peer, pacer, work);
 }
 
 absl::Status AntiEntropy::CopyPending(replication::Replica& local, replication::Replica& peer,
-                                      common::Pacer& pacer, PeerSyncStatus& ps) {
+                                      common::Pacer& pacer, Work& work) {
   std::vector<mcos::v1::ScanPartitionEntry> batch;
-  batch.swap(pending_);
+  batch.swap(work.pending);
   if (batch.empty() || stopped_) return absl::OkStatus();
   // Several copies at once: each ends with a durable commit here, and concurrent commits share
   // their fsync (RocksDB's group commit), so one at a time would wait on the disk for each.
   absl::Mutex mu;
   absl::Status first_error;
   std::atomic<size_t> next{0};
-  auto work = [&] {
+  auto copy = [&] {
     for (size_t i = next++; i < batch.size() && !stopped_; i = next++) {
       const mcos::v1::ScanPartitionEntry& entry = batch[i];
       const uint64_t size = entry.record().tombstone() ? 0 : entry.record().size();
@@ -331,23 +365,28 @@ absl::Status AntiEntropy::CopyPending(replication::Replica& local, replication::
       absl::MutexLock lock(&mu);
       if (ack.ok()) {
         if (ack->applied) {
-          ++ps.records_repaired;
-          ps.bytes_repaired += size;
+          ++work.ps.records_repaired;
+          work.ps.bytes_repaired += size;
           if (observe_) observe_(entry.record().version());
         }
       } else if (!absl::IsFailedPrecondition(ack.status()) && !absl::IsNotFound(ack.status())) {
         // (FAILED_PRECONDITION, NOT_FOUND: the peer replaced or deleted it meanwhile; the next
         // pass compares again.)
-        ++ps.repair_failures;
+        ++work.ps.repair_failures;
         if (first_error.ok()) first_error = ack.status();
       }
-      if (!Pace(pacer, bytes_budget_.Spend(static_cast<double>(size)))) return;
+      absl::Duration wait;
+      {
+        absl::MutexLock budget(&budget_mu_);
+        wait = bytes_budget_.Spend(static_cast<double>(size));
+      }
+      if (!Pace(pacer, wait)) return;
     }
   };
   std::vector<std::thread> workers;
-  const size_t n = std::min<size_t>(std::max(1, options_.parallel_copies), batch.size());
-  for (size_t w = 1; w < n; ++w) workers.emplace_back(work);
-  work();
+  const size_t n = std::min<size_t>(std::max(1, work.copies), batch.size());
+  for (size_t w = 1; w < n; ++w) workers.emplace_back(copy);
+  copy();
   for (auto& t : workers) t.join();
   return first_error;
 }

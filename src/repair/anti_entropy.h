@@ -66,6 +66,9 @@ struct AntiEntropyOptions {
   uint32_t leaf_records = 256;
   // Copies made at once (each a replica write here, with its own fsync unless they share one).
   int parallel_copies = 8;
+  // Differing partitions reconciled at once with one peer (each a few digest and scan calls,
+  // which wait on the network rather than the CPU); the copies are shared out among them.
+  int parallel_partitions = 4;
   // Deadline of each digest or scan call; copies get this plus their bytes at 20 MB/s.
   absl::Duration call_timeout = absl::Seconds(10);
 };
@@ -114,6 +117,13 @@ class AntiEntropy {
     uint32_t partition;
   };
   using Digests = std::map<uint32_t, std::pair<uint64_t, uint64_t>>;  // partition -> (n, digest)
+  // What one of the threads reconciling a peer's partitions gathers: its counts (added to the
+  // peer's status at the end), and the records the peer holds newer, waiting to be copied.
+  struct Work {
+    PeerSyncStatus ps;
+    std::vector<mcos::v1::ScanPartitionEntry> pending;
+    int copies = 1;  // copies it makes at once
+  };
   // Compares one option's `partitions` with `peer` (`mine`: this cluster's digests of them) and
   // repairs what differs.
   absl::Status SyncWithPeer(const SyncSet& set, const Digests& mine,
@@ -122,14 +132,14 @@ class AntiEntropy {
   // Drills into one range whose digests differ, down to ranges small enough to scan.
   absl::Status Reconcile(const std::string& option, Range range, uint64_t local_count,
                          uint64_t peer_count, replication::Replica& local,
-                         replication::Replica& peer, common::Pacer& pacer, PeerSyncStatus& ps);
-  // Scans one range on both sides and gathers what the peer holds newer into pending_, copied
-  // once a batch is full (and at the end of each peer's pass).
+                         replication::Replica& peer, common::Pacer& pacer, Work& work);
+  // Scans one range on both sides and gathers what the peer holds newer into work.pending,
+  // copied once a batch is full (and at the end of each peer's pass).
   absl::Status Repair(const std::string& option, Range range, replication::Replica& local,
-                      replication::Replica& peer, common::Pacer& pacer, PeerSyncStatus& ps);
-  // Copies the gathered records from `peer`, options_.parallel_copies at once.
+                      replication::Replica& peer, common::Pacer& pacer, Work& work);
+  // Copies the gathered records from `peer`, work.copies at once.
   absl::Status CopyPending(replication::Replica& local, replication::Replica& peer,
-                           common::Pacer& pacer, PeerSyncStatus& ps);
+                           common::Pacer& pacer, Work& work);
   // Every record of a range at `replica`, by user/container/object.
   absl::StatusOr<std::map<std::string, mcos::v1::ScanPartitionEntry>> ScanAll(
       replication::Replica& replica, const std::string& option, Range range, common::Pacer& pacer,
@@ -142,14 +152,13 @@ class AntiEntropy {
   const Replicas replicas_;
   common::Clock& clock_;
   const Observe observe_;
-  common::RateBudget records_budget_;
-  common::RateBudget bytes_budget_;
+  absl::Mutex budget_mu_;  // the budgets are spent by several threads
+  common::RateBudget records_budget_ ABSL_GUARDED_BY(budget_mu_);
+  common::RateBudget bytes_budget_ ABSL_GUARDED_BY(budget_mu_);
   mutable absl::Mutex mu_;
   std::map<std::string, PeerSyncStatus> status_ ABSL_GUARDED_BY(mu_);
   // Set during a pass once its pacer said stop (read by the copying threads too).
   std::atomic<bool> stopped_{false};
-  // Records the peer of the range being repaired holds newer, waiting to be copied.
-  std::vector<mcos::v1::ScanPartitionEntry> pending_;
 };
 
 }  // namespace mcos::repair

@@ -304,6 +304,7 @@ void ServerApp::StartRepair() {
   ae.cluster = cluster_id_;
   ae.records_per_second = options_.anti_entropy_records_per_second;
   ae.bytes_per_second = options_.anti_entropy_bytes_per_second;
+  ae.parallel_partitions = options_.anti_entropy_parallel_partitions;
   anti_entropy_ = std::make_unique<repair::AntiEntropy>(
       ae, [this] { return SyncSets(sync_revision_, sync_sets_); },
       [this](const std::string& cluster) { return RepairReplica(cluster); },

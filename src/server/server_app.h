@@ -85,6 +85,7 @@ struct ServerOptions {
   absl::Duration anti_entropy_period = absl::Seconds(5);
   double anti_entropy_records_per_second = 20000;
   double anti_entropy_bytes_per_second = 50e6;
+  int anti_entropy_parallel_partitions = 4;
   // The scrubber (repair/scrubber.h): a sweep over this cluster's objects this long after the
   // last one ended (zero: no sweeps; copies that reads find corrupt are still repaired), reading
   // at most this many bytes per second.

@@ -57,6 +57,11 @@ struct ServerFlags {
                    "Records anti-entropy scans per second, at most (0 = no limit)")
         ->capture_default_str()
         ->check(CLI::NonNegativeNumber);
+    cli.add_option("--anti-entropy-parallel-partitions", options.anti_entropy_parallel_partitions,
+                   "Partitions that differ from a peer's reconciled at once (their digest and "
+                   "scan calls mostly wait on the peer; 1 = one after another)")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 64));
     cli.add_option("--anti-entropy-mb-per-second", anti_entropy_mb_per_second,
                    "Object data anti-entropy copies per second, in MB, at most (0 = no limit)")
         ->capture_default_str()
