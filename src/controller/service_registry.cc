@@ -1,5 +1,6 @@
 #include "controller/service_registry.h"
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "common/health_names.h"
 #include "common/logging.h"
@@ -85,27 +86,47 @@ absl::StatusOr<std::vector<mcos::v1::ServiceInfo>> ServiceRegistry::ListServices
 }
 
 absl::Status ServiceRegistry::PollOnce() {
-  MCOS_ASSIGN_OR_RETURN(auto services, store_.ListServices());
-  for (const mcos::v1::ServiceInfo& probed : services) {
-    // The probes first, without the lock (they take up to the timeout each).
-    const absl::Status health = probe_.Check(probed.endpoint(), "", options_.timeout);
-    absl::Status writes = absl::OkStatus();
+  // The probes first, without the lock (they take up to the timeout each).
+  struct Outcome {
+    mcos::v1::ServiceInfo probed;
+    absl::Status health;
+    bool storage = false;
+    absl::Status writes;
     absl::StatusOr<mcos::v1::DiskStatusResponse> disk = absl::UnknownError("not asked");
-    const bool storage = health.ok() && probed.kind() == mcos::v1::SERVICE_KIND_STORAGE;
-    if (storage) {
-      writes = probe_.Check(probed.endpoint(), common::kStorageWritesHealth, options_.timeout);
-      disk = probe_.StorageDisk(probed.endpoint(), options_.timeout);
+  };
+  std::vector<Outcome> outcomes;
+  {
+    MCOS_ASSIGN_OR_RETURN(auto services, store_.ListServices());
+    for (auto& service : services) {
+      Outcome& o = outcomes.emplace_back();
+      o.probed = std::move(service);
+      o.health = probe_.Check(o.probed.endpoint(), "", options_.timeout);
+      o.storage = o.health.ok() && o.probed.kind() == mcos::v1::SERVICE_KIND_STORAGE;
+      if (o.storage) {
+        o.writes =
+            probe_.Check(o.probed.endpoint(), common::kStorageWritesHealth, options_.timeout);
+        o.disk = probe_.StorageDisk(o.probed.endpoint(), options_.timeout);
+      }
     }
-    absl::MutexLock lock(&rows_mu_);
-    // The outcome applies to the registration probed: a service that registered again meanwhile
-    // (restarted, perhaps at another address) keeps its new row, and is probed next poll.
-    MCOS_ASSIGN_OR_RETURN(auto now_stored, store_.ListServices());
-    const mcos::v1::ServiceInfo* current = nullptr;
-    for (const auto& c : now_stored) {
-      if (c.id() == probed.id()) current = &c;
-    }
-    if (current == nullptr || current->endpoint() != probed.endpoint() ||
-        current->registered().SerializeAsString() != probed.registered().SerializeAsString()) {
+  }
+  absl::MutexLock lock(&rows_mu_);
+  // An outcome applies to the registration probed: a service that registered again meanwhile
+  // (restarted, perhaps at another address) keeps its new row, and is probed next poll.
+  MCOS_ASSIGN_OR_RETURN(auto now_stored, store_.ListServices());
+  absl::flat_hash_map<std::string, const mcos::v1::ServiceInfo*> by_id;
+  for (const auto& c : now_stored) by_id[c.id()] = &c;
+  for (const Outcome& o : outcomes) {
+    const mcos::v1::ServiceInfo& probed = o.probed;
+    const absl::Status& health = o.health;
+    const bool storage = o.storage;
+    const absl::Status& writes = o.writes;
+    const auto& disk = o.disk;
+    auto found = by_id.find(probed.id());
+    if (found == by_id.end()) continue;
+    const mcos::v1::ServiceInfo* current = found->second;
+    if (current->endpoint() != probed.endpoint() ||
+        common::FromProtoTimestamp(current->registered()) !=
+            common::FromProtoTimestamp(probed.registered())) {
       continue;
     }
     const mcos::v1::ServiceInfo stored = *current;

@@ -44,6 +44,7 @@ struct SyncSet {
   uint32_t partition_power = 0;
   std::vector<bool> held;                       // indexed by partition
   std::vector<std::vector<std::string>> peers;  // indexed by partition
+  friend bool operator==(const SyncSet&, const SyncSet&) = default;
 };
 
 // The sync sets of `cluster` under the rings and options of `snapshot`: every option whose ring

@@ -24,23 +24,6 @@ TombstoneReaper::TombstoneReaper(TombstoneReaperOptions options, TopologyFn topo
       clock_(clock),
       records_budget_(options_.records_per_second, clock) {}
 
-namespace {
-
-bool SameTopology(const TombstoneReaper::Topology& a, const TombstoneReaper::Topology& b) {
-  if (a.clusters != b.clusters || a.sets.size() != b.sets.size()) return false;
-  for (size_t i = 0; i < a.sets.size(); ++i) {
-    const SyncSet& x = a.sets[i];
-    const SyncSet& y = b.sets[i];
-    if (x.option != y.option || x.partition_power != y.partition_power || x.held != y.held ||
-        x.peers != y.peers) {
-      return false;
-    }
-  }
-  return true;
-}
-
-}  // namespace
-
 ReaperStatus TombstoneReaper::Status() const {
   absl::MutexLock lock(&mu_);
   return status_;
@@ -122,7 +105,7 @@ absl::Status TombstoneReaper::ReapBatch(const Topology& topology,
   // cluster was federated saw itself as the only replica): the view it began with must still
   // hold, or the pass ends here and the next one starts over with the new view.
   MCOS_ASSIGN_OR_RETURN(const Topology now, topology_());
-  if (!SameTopology(now, topology)) {
+  if (now.clusters != topology.clusters || now.sets != topology.sets) {
     batch.clear();
     return absl::AbortedError(
         "the rings or the federation's clusters changed during the pass; the next pass starts "
