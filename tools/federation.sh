@@ -12,13 +12,16 @@
 #   tools/federation.sh stop-nats NAME / start-nats NAME   the same for a cluster's nats-server
 #   tools/federation.sh down          stop every cluster and nats-server this script started
 #
+# MCOS_BIN_DIR=DIR runs the binaries of another build tree (DIR/src/cluster/mcos-cluster, ...)
+# without building, e.g. to compare two builds side by side.
+#
 # State lives in $MCOS_FEDERATION_DIR (default: $TMPDIR/mcos-federation, or /tmp/...): the secret,
 # the admin password, each cluster's data, log, pid and endpoint. Only processes whose pid this
 # script recorded are ever signalled.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${MCOS_FEDERATION_DIR:-${TMPDIR:-/tmp}/mcos-federation}
-bin=build/release
+bin=${MCOS_BIN_DIR:-build/release}
 cmd=${1:-}
 shift || true
 
@@ -101,7 +104,7 @@ case "$cmd" in
       done
       rm -rf "$dir"
     fi
-    tools/build.sh release >/dev/null
+    [ -n "${MCOS_BIN_DIR:-}" ] || tools/build.sh release >/dev/null
     mkdir -p "$dir" && chmod 700 "$dir"
     (umask 077 && head -c 48 /dev/urandom | base64 >"$dir/federation.secret")
     (umask 077 && echo "fed-admin-$(head -c 9 /dev/urandom | base64 | tr -dc 'a-zA-Z0-9')" \

@@ -53,6 +53,31 @@ uint64_t ChunkChecksum(absl::string_view data, uint64_t seed) {
 
 uint64_t Hash64(absl::string_view data) { return XXH3_64bits(data.data(), data.size()); }
 
+StreamingHash64::StreamingHash64() : state_(XXH3_createState()) {
+  MCOS_CHECK(state_ != nullptr);
+  XXH3_64bits_reset(static_cast<XXH3_state_t*>(state_));
+}
+
+StreamingHash64::StreamingHash64(StreamingHash64&& other) noexcept
+    : state_(std::exchange(other.state_, nullptr)) {}
+
+StreamingHash64& StreamingHash64::operator=(StreamingHash64&& other) noexcept {
+  std::swap(state_, other.state_);
+  return *this;
+}
+
+StreamingHash64::~StreamingHash64() {
+  if (state_ != nullptr) XXH3_freeState(static_cast<XXH3_state_t*>(state_));
+}
+
+void StreamingHash64::Update(absl::string_view data) {
+  XXH3_64bits_update(static_cast<XXH3_state_t*>(state_), data.data(), data.size());
+}
+
+uint64_t StreamingHash64::Digest() const {
+  return XXH3_64bits_digest(static_cast<const XXH3_state_t*>(state_));
+}
+
 bool IsHex(absl::string_view s, size_t len) {
   if (s.size() != len) return false;
   for (char c : s) {

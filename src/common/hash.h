@@ -35,6 +35,23 @@ uint64_t ChunkChecksum(absl::string_view data, uint64_t seed);
 // XXH3-64 of `data` (unseeded).
 uint64_t Hash64(absl::string_view data);
 
+// XXH3-64 of content given in pieces (Hash64 of their concatenation): what a streamed replica write
+// checks its content with, hop by hop, instead of computing MD5 and SHA-256 again.
+class StreamingHash64 {
+ public:
+  StreamingHash64();
+  StreamingHash64(StreamingHash64&&) noexcept;
+  StreamingHash64& operator=(StreamingHash64&&) noexcept;
+  ~StreamingHash64();
+
+  void Update(absl::string_view data);
+  // The hash of everything given so far (more may follow).
+  uint64_t Digest() const;
+
+ private:
+  void* state_ = nullptr;  // XXH3_state_t
+};
+
 // True if `s` is exactly `len` lowercase or uppercase hex digits.
 bool IsHex(absl::string_view s, size_t len);
 

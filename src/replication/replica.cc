@@ -1,11 +1,15 @@
 #include "replication/replica.h"
 
 #include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
 #include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
+#include "common/hash.h"
 #include "common/version.h"
 #include "mcos/v1/cluster.grpc.pb.h"
 #include "mcos/v1/storage.grpc.pb.h"
@@ -152,6 +156,285 @@ void FillHeader(Header* h, const mcos::v1::ObjectKey& key, const mcos::v1::Objec
   h->set_option(record.option());
 }
 
+// The header of a streamed write (ReplicaWriter): `header`'s fields without size and digests, its
+// version provisional (the finish message carries the one stored).
+template <typename Header>
+void FillStreamedHeader(Header* h, const mcos::v1::ObjectKey& key,
+                        const mcos::v1::ObjectRecord& header) {
+  *h->mutable_key() = key;
+  *h->mutable_version() = header.version();
+  h->set_content_type(header.content_type());
+  *h->mutable_metadata() = header.metadata();
+  h->set_partition(header.partition());
+  h->set_option(header.option());
+  h->set_version_at_finish(true);
+}
+
+// The finish message of a streamed write that stores `record`'s version, whose content hashes to
+// `xxh3` (common::Hash64).
+mcos::v1::StoragePutFinish StreamedFinish(const mcos::v1::ObjectRecord& record, uint64_t xxh3) {
+  mcos::v1::StoragePutFinish f;
+  f.set_xxh3(xxh3);
+  *f.mutable_version() = record.version();
+  f.set_size(record.size());
+  f.set_md5_hex(record.etag());
+  f.set_sha256_hex(Sha256Hex(record.checksum()));
+  return f;
+}
+
+// A streamed write to this cluster's storage service over a blocking client stream (the peer's
+// side of a streamed replica write: one thread serves it).
+class StorageStreamWriter final : public ReplicaWriter {
+ public:
+  StorageStreamWriter(mcos::v1::StorageService::Stub& stub, const mcos::v1::ObjectKey& key,
+                      const mcos::v1::ObjectRecord& header, absl::Time deadline) {
+    SetDeadline(ctx_, deadline);
+    writer_ = stub.Put(&ctx_, &resp_);
+    mcos::v1::StoragePutRequest first;
+    FillStreamedHeader(first.mutable_header(), key, header);
+    open_ = writer_->Write(first, grpc::WriteOptions().set_buffer_hint());
+  }
+  ~StorageStreamWriter() override {
+    if (!done_) Abort();
+  }
+
+  absl::Status Append(std::string data) override {
+    if (!open_) return Broken();
+    hash_.Update(data);
+    mcos::v1::StoragePutRequest r;
+    r.set_data(std::move(data));
+    open_ = writer_->Write(r);
+    return open_ ? absl::OkStatus() : Broken();
+  }
+
+  absl::StatusOr<WriteAck> Finish(const mcos::v1::ObjectRecord& record, absl::Time) override {
+    if (!open_) return Broken();
+    mcos::v1::StoragePutRequest last;
+    *last.mutable_finish() = StreamedFinish(record, hash_.Digest());
+    writer_->WriteLast(last, grpc::WriteOptions());
+    done_ = true;
+    if (grpc::Status s = writer_->Finish(); !s.ok()) return FromGrpcStatus(s);
+    return WriteAck{resp_.applied(), resp_.record().version()};
+  }
+
+  void Abort() override {
+    if (done_) return;
+    done_ = true;
+    ctx_.TryCancel();
+    writer_->Finish();
+  }
+
+ private:
+  // The storage service ended the stream early: its status says why.
+  absl::Status Broken() {
+    if (done_) return absl::FailedPreconditionError("the streamed write has ended");
+    done_ = true;
+    grpc::Status s = writer_->Finish();
+    return s.ok() ? absl::InternalError("the storage service ended a streamed write early")
+                  : FromGrpcStatus(s);
+  }
+
+  grpc::ClientContext ctx_;
+  mcos::v1::StoragePutResponse resp_;
+  std::unique_ptr<grpc::ClientWriter<mcos::v1::StoragePutRequest>> writer_;
+  common::StreamingHash64 hash_;
+  bool open_ = false;
+  bool done_ = false;
+};
+
+// A streamed write to a peer cluster (ClusterCreateObject with version_at_finish) on gRPC's
+// callback API, so that the coordinator's upload never waits on it: Append queues the chunk and
+// returns; one write is on the wire at a time; Finish queues the finish message (with the
+// half-close) and waits for the answer. gRPC operations are started outside the lock (a
+// reaction may run inline); `writing_` says who may start the next one. Lives until OnDone and
+// until its handle is gone (`self_`).
+class PeerStream final : public grpc::ClientWriteReactor<mcos::v1::ClusterPutObjectRequest> {
+ public:
+  PeerStream(std::function<void()> on_drained) : on_drained_(std::move(on_drained)) {}
+
+  void Start(const std::shared_ptr<PeerStream>& self, mcos::v1::ClusterService::Stub& stub,
+             mcos::v1::ClusterPutObjectRequest header, absl::Time deadline) {
+    self_ = self;
+    SetDeadline(ctx_, deadline);
+    stub.async()->ClusterCreateObject(&ctx_, &resp_, this);
+    AddHold();  // released once no write will start any more (ReleaseHold)
+    queue_.push_back(std::move(header));
+    StartCall();
+    Pump();
+  }
+
+  absl::Status Append(std::string data) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (closing_) return absl::UnavailableError("the streamed replica write has ended");
+      hash_.Update(data);
+      buffered_ += data.size();
+      if (buffered_ >= kWriterHighWater) full_ = true;
+      queue_.emplace_back().set_data(std::move(data));
+    }
+    Pump();
+    return absl::OkStatus();
+  }
+
+  uint64_t buffered() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return buffered_;
+  }
+
+  absl::StatusOr<WriteAck> Finish(const mcos::v1::ObjectRecord& record, absl::Time deadline) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!closing_) {
+        *queue_.emplace_back().mutable_finish() = StreamedFinish(record, hash_.Digest());
+        last_queued_ = true;
+      }
+    }
+    Pump();
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!cv_.wait_until(lock, absl::ToChronoTime(deadline), [this] { return done_; })) {
+      lock.unlock();
+      ctx_.TryCancel();
+      lock.lock();
+      cv_.wait(lock, [this] { return done_; });
+    }
+    if (!status_.ok()) return FromGrpcStatus(status_);
+    if (!last_sent_) return absl::UnavailableError("the streamed replica write was cut short");
+    return WriteAck{resp_.applied(), resp_.stored_version()};
+  }
+
+  void Abort() {
+    bool release = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (done_ || (closing_ && last_sent_)) return;
+      closing_ = true;
+      queue_.clear();
+      release = !writing_;
+    }
+    ctx_.TryCancel();
+    if (release) ReleaseHold();
+  }
+
+  void OnWriteDone(bool ok) override {
+    bool drained = false;
+    bool release = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      writing_ = false;
+      buffered_ -= std::min(buffered_, in_flight_);
+      in_flight_ = 0;
+      if (!ok) {
+        closing_ = true;  // OnDone says why
+        queue_.clear();
+      }
+      release = closing_;
+      if (full_ && buffered_ < kWriterLowWater) {
+        full_ = false;
+        drained = true;
+      }
+    }
+    if (release) {
+      ReleaseHold();
+    } else {
+      Pump();
+    }
+    if (drained && on_drained_) on_drained_();
+  }
+
+  void OnDone(const grpc::Status& status) override {
+    std::shared_ptr<PeerStream> keep;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      done_ = true;
+      closing_ = true;
+      status_ = status;
+      keep = std::move(self_);
+    }
+    cv_.notify_all();
+    // `keep` may be the last reference: this object goes with it.
+  }
+
+ private:
+  // Starts the next queued write unless one is under way or the stream is closing.
+  void Pump() {
+    mcos::v1::ClusterPutObjectRequest* next = nullptr;
+    bool last = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (writing_ || closing_ || queue_.empty()) return;
+      writing_ = true;
+      current_ = std::move(queue_.front());
+      queue_.pop_front();
+      in_flight_ = current_.has_data() ? current_.data().size() : 0;
+      last = current_.has_finish();
+      if (last) {
+        closing_ = true;
+        last_sent_ = true;
+      }
+      next = &current_;
+    }
+    if (last) {
+      StartWriteLast(next, grpc::WriteOptions());
+      ReleaseHold();
+    } else {
+      StartWrite(next);
+    }
+  }
+
+  void ReleaseHold() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!held_) return;
+      held_ = false;
+    }
+    RemoveHold();
+  }
+
+  const std::function<void()> on_drained_;
+  grpc::ClientContext ctx_;
+  mcos::v1::ClusterWriteResponse resp_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::shared_ptr<PeerStream> self_;
+  std::deque<mcos::v1::ClusterPutObjectRequest> queue_;
+  mcos::v1::ClusterPutObjectRequest current_;
+  common::StreamingHash64 hash_;  // of everything appended
+  uint64_t buffered_ = 0;
+  uint64_t in_flight_ = 0;
+  bool writing_ = false;
+  bool held_ = true;
+  bool full_ = false;
+  bool closing_ = false;  // no write starts any more
+  bool last_queued_ = false;
+  bool last_sent_ = false;  // the finish message went out
+  bool done_ = false;
+  grpc::Status status_;
+};
+
+// The handle the coordinator holds: an unfinished write is aborted when it goes.
+class PeerStreamWriter final : public ReplicaWriter {
+ public:
+  explicit PeerStreamWriter(std::shared_ptr<PeerStream> stream) : stream_(std::move(stream)) {}
+  ~PeerStreamWriter() override {
+    if (!finished_) stream_->Abort();
+  }
+  absl::Status Append(std::string data) override { return stream_->Append(std::move(data)); }
+  uint64_t buffered() const override { return stream_->buffered(); }
+  absl::StatusOr<WriteAck> Finish(const mcos::v1::ObjectRecord& record,
+                                  absl::Time deadline) override {
+    finished_ = true;
+    return stream_->Finish(record, deadline);
+  }
+  void Abort() override {
+    finished_ = true;
+    stream_->Abort();
+  }
+
+ private:
+  std::shared_ptr<PeerStream> stream_;
+  bool finished_ = false;
+};
+
 // How a replica write stream went.
 struct Streamed {
   absl::Status read;    // the source's error, if any
@@ -234,6 +517,14 @@ class StorageReplicaImpl final : public Replica {
   absl::StatusOr<WriteAck> Put(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
                                ObjectReader& source, absl::Time deadline) override {
     return Write(key, record, source, deadline, /*repair=*/false);
+  }
+
+  absl::StatusOr<std::unique_ptr<ReplicaWriter>> OpenWrite(const mcos::v1::ObjectKey& key,
+                                                           const mcos::v1::ObjectRecord& header,
+                                                           absl::Time deadline,
+                                                           std::function<void()>) override {
+    return std::unique_ptr<ReplicaWriter>(
+        std::make_unique<StorageStreamWriter>(*stub_, key, header, deadline));
   }
 
   absl::StatusOr<WriteAck> Repair(const mcos::v1::ObjectKey& key,
@@ -387,6 +678,17 @@ class PeerReplicaImpl final : public Replica {
     if (!read.ok()) return read;
     if (!s.ok()) return FromGrpcStatus(s);
     return WriteAck{resp.applied(), resp.stored_version()};
+  }
+
+  absl::StatusOr<std::unique_ptr<ReplicaWriter>> OpenWrite(
+      const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& header, absl::Time deadline,
+      std::function<void()> on_drained) override {
+    mcos::v1::ClusterPutObjectRequest first;
+    FillStreamedHeader(first.mutable_header(), key, header);
+    first.mutable_header()->set_coordinator(coordinator_);
+    auto stream = std::make_shared<PeerStream>(std::move(on_drained));
+    stream->Start(stream, *stub_, std::move(first), deadline);
+    return std::unique_ptr<ReplicaWriter>(std::make_unique<PeerStreamWriter>(std::move(stream)));
   }
 
   absl::StatusOr<WriteAck> Delete(const mcos::v1::ObjectKey& key,
@@ -574,6 +876,17 @@ class EngineReplicaImpl final : public Replica {
     return WriteAck{result->applied, result->record.version()};
   }
 
+  absl::StatusOr<std::unique_ptr<ReplicaWriter>> OpenWrite(const mcos::v1::ObjectKey& key,
+                                                           const mcos::v1::ObjectRecord& header,
+                                                           absl::Time,
+                                                           std::function<void()>) override {
+    mcos::v1::StoragePutHeader h;
+    FillStreamedHeader(&h, key, header);
+    auto stream = engine_.BeginPut(h);
+    if (!stream.ok()) return stream.status();
+    return std::unique_ptr<ReplicaWriter>(std::make_unique<Writer>(*std::move(stream)));
+  }
+
   absl::StatusOr<WriteAck> Delete(const mcos::v1::ObjectKey& key,
                                   const mcos::v1::ObjectRecord& tombstone, absl::Time) override {
     return WriteDelete(StorageDelete(key, tombstone));
@@ -615,6 +928,28 @@ class EngineReplicaImpl final : public Replica {
     if (!result.ok()) return result.status();
     return WriteAck{result->applied, result->record.version()};
   }
+
+  class Writer final : public ReplicaWriter {
+   public:
+    explicit Writer(std::unique_ptr<storage::PutStream> stream) : stream_(std::move(stream)) {}
+    absl::Status Append(std::string data) override {
+      if (stream_ == nullptr) return absl::FailedPreconditionError("the write has ended");
+      hash_.Update(data);
+      return stream_->Append(data);
+    }
+    absl::StatusOr<WriteAck> Finish(const mcos::v1::ObjectRecord& record, absl::Time) override {
+      if (stream_ == nullptr) return absl::FailedPreconditionError("the write has ended");
+      auto result = stream_->Commit(StreamedFinish(record, hash_.Digest()));
+      stream_.reset();
+      if (!result.ok()) return result.status();
+      return WriteAck{result->applied, result->record.version()};
+    }
+    void Abort() override { stream_.reset(); }  // discards what it wrote
+
+   private:
+    std::unique_ptr<storage::PutStream> stream_;
+    common::StreamingHash64 hash_;
+  };
 
   class Reader final : public ObjectReader {
    public:

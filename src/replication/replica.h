@@ -6,6 +6,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -20,6 +21,12 @@ class Engine;
 }
 
 namespace mcos::replication {
+
+// A streamed replica write (ReplicaWriter) over the network holds at most about this many bytes
+// not yet sent before its writer should wait (buffered()), and says so when it is below the low
+// mark again.
+inline constexpr uint64_t kWriterHighWater = uint64_t{8} << 20;
+inline constexpr uint64_t kWriterLowWater = uint64_t{4} << 20;
 
 // A replica's answer to a write.
 struct WriteAck {
@@ -39,6 +46,27 @@ class ObjectReader {
   virtual absl::Status Finish() = 0;
   // Stops the read (Finish then answers CANCELLED).
   virtual void Cancel() = 0;
+};
+
+// One replica write pushed as the content arrives (Replica::OpenWrite): opened with the header,
+// then chunks, then Finish with the version to store and the content's size and digests. The
+// replica stores nothing unless Finish's checks pass (an unfinished write commits nowhere);
+// Abort, or destroying an unfinished writer, leaves what it held as it was. Not thread-safe
+// except buffered(), which any thread may read.
+class ReplicaWriter {
+ public:
+  virtual ~ReplicaWriter() = default;
+  // Adds the next chunk (at most 1 MiB). A writer over the network may return before the chunk is
+  // sent (buffered() then counts it). An error ends the write: nothing is stored.
+  virtual absl::Status Append(std::string data) = 0;
+  // Bytes appended and not yet handed to the network.
+  virtual uint64_t buffered() const { return 0; }
+  // Stores `record`'s version (its size, etag and checksum are checked against what arrived) and
+  // answers like Put.
+  virtual absl::StatusOr<WriteAck> Finish(const mcos::v1::ObjectRecord& record,
+                                          absl::Time deadline) = 0;
+  // Ends the write without storing anything.
+  virtual void Abort() = 0;
 };
 
 class Replica {
@@ -62,6 +90,16 @@ class Replica {
   virtual absl::StatusOr<WriteAck> Put(const mcos::v1::ObjectKey& key,
                                        const mcos::v1::ObjectRecord& record, ObjectReader& source,
                                        absl::Time deadline) = 0;
+  // Opens a write pushed chunk by chunk (ReplicaWriter). `header` gives the record's content type,
+  // metadata, partition and option and a provisional version; Finish gives the version stored.
+  // `on_drained`, when given, is called (on another thread, no lock held) when buffered() falls
+  // below kWriterLowWater after an Append took it to kWriterHighWater or more. `deadline` bounds
+  // the whole write. UNIMPLEMENTED for replicas that take no streamed writes.
+  virtual absl::StatusOr<std::unique_ptr<ReplicaWriter>> OpenWrite(
+      const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& header, absl::Time deadline,
+      std::function<void()> on_drained = nullptr) {
+    return absl::UnimplementedError("this replica takes no streamed writes");
+  }
   // Replaces a corrupt copy of the version `record` describes (StoragePutHeader.repair) with the
   // content `source` yields, checked against the record's checksum; a write like Put otherwise.
   // UNIMPLEMENTED for replicas that are not this cluster's storage.

@@ -151,7 +151,10 @@ grpc::Status ClusterGrpcService::Put(grpc::ServerContext* context,
   if (valid.ok()) valid = ValidateVersion(header.version());
   if (valid.ok()) valid = common::ValidateContentType(header.content_type());
   if (valid.ok()) valid = common::ValidateUserMetadata(header.metadata());
-  if (valid.ok() && !header.has_size()) {
+  if (valid.ok() && !header.option().empty()) valid = common::ValidateUserName(header.option());
+  if (!valid.ok()) return ToGrpcStatus(valid);
+  if (header.version_at_finish()) return PutStreamed(*context, *reader, header, *response);
+  if (!header.has_size()) {
     valid = absl::InvalidArgumentError("a replica write must declare its size");
   }
   if (valid.ok() && !common::IsHex(header.md5_hex(), 32)) {
@@ -160,7 +163,6 @@ grpc::Status ClusterGrpcService::Put(grpc::ServerContext* context,
   if (valid.ok() && !header.sha256_hex().empty() && !common::IsHex(header.sha256_hex(), 64)) {
     valid = absl::InvalidArgumentError("sha256_hex must be 64 hex digits");
   }
-  if (valid.ok() && !header.option().empty()) valid = common::ValidateUserName(header.option());
   if (!valid.ok()) return ToGrpcStatus(valid);
   auto b = app_.backends();
   if (!b.ok()) return ToGrpcStatus(b.status());
@@ -187,6 +189,94 @@ grpc::Status ClusterGrpcService::Put(grpc::ServerContext* context,
   response->set_applied(ack->applied);
   *response->mutable_stored_version() = ack->stored_version;
   response->set_cluster(app_.cluster_id_);
+  return grpc::Status::OK;
+}
+
+grpc::Status ClusterGrpcService::PutStreamed(
+    grpc::ServerContext& context, grpc::ServerReader<mcos::v1::ClusterPutObjectRequest>& reader,
+    const mcos::v1::ClusterPutObjectHeader& header, mcos::v1::ClusterWriteResponse& response) {
+  auto b = app_.backends();
+  if (!b.ok()) return ToGrpcStatus(b.status());
+  mcos::v1::ObjectRecord record;
+  *record.mutable_version() = header.version();
+  record.set_content_type(header.content_type());
+  *record.mutable_metadata() = header.metadata();
+  record.set_partition(header.partition());
+  record.set_option(header.option());
+  const absl::Time deadline = DeadlineOf(context);
+  auto writer = b->local->OpenWrite(header.key(), record, deadline);
+  if (!writer.ok()) return ToGrpcStatus(writer.status());
+  // Unless the finish message arrives and the content matches it, the writer goes unfinished and
+  // this cluster stores nothing.
+  mcos::v1::ClusterPutObjectRequest in;
+  uint64_t received = 0;
+  common::StreamingHash64 hash;  // checked against the finish's: the hop from the coordinator
+  bool finished = false;
+  while (!finished && reader.Read(&in)) {
+    switch (in.part_case()) {
+      case mcos::v1::ClusterPutObjectRequest::kData:
+        if (in.data().size() > kMaxChunk) {
+          return Invalid("a data chunk exceeds 1 MiB; nothing was stored");
+        }
+        received += in.data().size();
+        hash.Update(in.data());
+        if (absl::Status s = (*writer)->Append(std::move(*in.mutable_data())); !s.ok()) {
+          return ToGrpcStatus(s);
+        }
+        break;
+      case mcos::v1::ClusterPutObjectRequest::kFinish:
+        finished = true;
+        break;
+      default:
+        return Invalid(
+            "a streamed replica write carries one header, then data, then its finish; "
+            "nothing was stored");
+    }
+  }
+  if (!finished) {
+    return context.IsCancelled()
+               ? grpc::Status(grpc::StatusCode::CANCELLED,
+                              "the coordinator cancelled the replica write; nothing was stored")
+               : Invalid(absl::StrCat("the streamed replica write ended after ", received,
+                                      " bytes without its finish message; nothing was stored"));
+  }
+  const mcos::v1::StoragePutFinish& f = in.finish();
+  absl::Status valid = ValidateVersion(f.version());
+  if (valid.ok() && !common::IsHex(f.md5_hex(), 32)) {
+    valid =
+        absl::InvalidArgumentError("a replica write's finish must carry md5_hex (32 hex digits)");
+  }
+  if (valid.ok() && !common::IsHex(f.sha256_hex(), 64)) {
+    valid = absl::InvalidArgumentError(
+        "a replica write's finish must carry sha256_hex (64 hex digits)");
+  }
+  if (valid.ok() && (!f.has_size() || f.size() != received)) {
+    valid = absl::InvalidArgumentError(absl::StrCat("the replica write's finish declares ",
+                                                    f.has_size() ? f.size() : 0, " bytes but ",
+                                                    received, " arrived; nothing was stored"));
+  }
+  if (valid.ok() && (!f.has_xxh3() || f.xxh3() != hash.Digest())) {
+    valid = absl::InvalidArgumentError(
+        f.has_xxh3() ? "the replica write's content differs from its finish's XXH3-64 (changed or "
+                       "cut on the way); nothing was stored"
+                     : "a replica write's finish must carry xxh3; nothing was stored");
+  }
+  if (valid.ok() && reader.Read(&in)) {
+    valid = absl::InvalidArgumentError(
+        "nothing may follow the finish message of a replica write; nothing was stored");
+  }
+  if (!valid.ok()) return ToGrpcStatus(valid);
+  *record.mutable_version() = f.version();
+  record.set_size(f.size());
+  record.set_etag(absl::AsciiStrToLower(f.md5_hex()));
+  record.set_checksum(absl::StrCat("sha256:", absl::AsciiStrToLower(f.sha256_hex())));
+  // This cluster's clock moves past every version it receives.
+  app_.hlc_.Observe(f.version().hlc());
+  auto ack = (*writer)->Finish(record, deadline);
+  if (!ack.ok()) return ToGrpcStatus(ack.status());
+  response.set_applied(ack->applied);
+  *response.mutable_stored_version() = ack->stored_version;
+  response.set_cluster(app_.cluster_id_);
   return grpc::Status::OK;
 }
 

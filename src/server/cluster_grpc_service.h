@@ -61,6 +61,13 @@ class ClusterGrpcService final : public mcos::v1::ClusterService::Service {
   grpc::Status Put(grpc::ServerContext* context,
                    grpc::ServerReader<mcos::v1::ClusterPutObjectRequest>* reader,
                    mcos::v1::ClusterWriteResponse* response);
+  // A replica write streamed while its coordinator still receives the upload
+  // (ClusterPutObjectHeader.version_at_finish): pushed to this cluster's storage as it arrives,
+  // stored only once its finish message arrives and the content matches it.
+  grpc::Status PutStreamed(grpc::ServerContext& context,
+                           grpc::ServerReader<mcos::v1::ClusterPutObjectRequest>& reader,
+                           const mcos::v1::ClusterPutObjectHeader& header,
+                           mcos::v1::ClusterWriteResponse& response);
   ServerApp& app_;
 };
 

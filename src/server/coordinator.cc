@@ -240,6 +240,8 @@ struct Coordinator::Write {
   std::shared_ptr<Replica> source;
   ReplicaMap replicas;
   std::function<void(absl::StatusOr<Replicated>)> done;
+  // The first round's writes already streamed to their clusters, to finish instead of copying.
+  Streams streams;
 
   std::mutex mu;
   int round = 1;
@@ -259,8 +261,9 @@ struct Coordinator::Write {
 void Coordinator::Replicate(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
                             const mcos::v1::Placement& placement,
                             const std::shared_ptr<Replica>& source, const ReplicaMap& replicas,
-                            std::function<void(absl::StatusOr<Replicated>)> done) {
+                            std::function<void(absl::StatusOr<Replicated>)> done, Streams streams) {
   auto write = std::make_shared<Write>();
+  write->streams = std::move(streams);
   write->key = key;
   write->placement = placement;
   write->source = source;
@@ -275,9 +278,15 @@ void Coordinator::Replicate(const mcos::v1::ObjectKey& key, const mcos::v1::Obje
 void Coordinator::StartRound(const std::shared_ptr<Write>& write) {
   Write& w = *write;
   const mcos::v1::ObjectKey& key = w.key;
-  std::vector<std::pair<std::string, std::shared_ptr<Replica>>> targets;
+  struct Target {
+    std::string cluster;
+    std::shared_ptr<Replica> replica;
+    std::shared_ptr<replication::ReplicaWriter> stream;  // the first round's, when streamed
+  };
+  std::vector<Target> targets;
   std::vector<std::pair<std::string, std::string>> queued;  // (cluster, reason)
   mcos::v1::ObjectRecord record;
+  Streams unused;
   {
     std::lock_guard<std::mutex> lock(w.mu);
     record = w.record;
@@ -298,21 +307,29 @@ void Coordinator::StartRound(const std::shared_ptr<Write>& write) {
       } else if (!Admit(c, it->second)) {
         queued.emplace_back(c, "the cluster did not answer recent calls");
       } else {
-        targets.emplace_back(c, it->second);
+        auto stream = w.streams.extract(c);
+        targets.push_back({c, it->second, stream ? std::move(stream.mapped()) : nullptr});
       }
     }
     w.pending = targets.size();
+    unused.swap(w.streams);
+  }
+  for (auto& [cluster, stream] : unused) {
+    if (stream != nullptr) stream->Abort();
   }
   for (const auto& [cluster, reason] : queued) enqueue_(key, record, cluster, reason);
   const absl::Time deadline =
       replication::CopyDeadline(record.tombstone() ? 0 : record.size(), options_.replica_timeout);
   std::vector<std::function<void()>> here;
-  for (auto& [cluster, replica] : targets) {
-    Dispatch(cluster, *replica, here,
-             [this, write, key, record, cluster = cluster, replica = replica, deadline] {
-               // The content as the source holds it: under the first stamp (a large object's
-               // copy here stays readable under it for a while even once replaced).
-               auto ack = write->source != nullptr
+  for (auto& t : targets) {
+    Dispatch(t.cluster, *t.replica, here,
+             [this, write, key, record, cluster = t.cluster, replica = t.replica,
+              stream = std::move(t.stream), deadline] {
+               // Streamed while the upload arrived: only its finish is left. Else the content
+               // as the source holds it: under the first stamp (a large object's copy here
+               // stays readable under it for a while even once replaced).
+               auto ack = stream != nullptr ? stream->Finish(record, deadline)
+                          : write->source != nullptr
                               ? replication::Copy(*write->source, *replica, key, record, deadline,
                                                   &write->source_version)
                               : absl::StatusOr<replication::WriteAck>(

@@ -65,6 +65,10 @@ struct CoordinatorOptions {
   bool start_prober = true;
   // How many times a write is stamped and sent again above a newer version a replica held.
   int max_write_rounds = 8;
+  // An upload streamed to its replica clusters waits for one that is more than
+  // replication::kWriterHighWater bytes behind at most this long; then that cluster is dropped
+  // from the write (queued) and the upload goes on.
+  absl::Duration stream_stall_timeout = absl::Seconds(2);
   // The breaker's clock (not owned; must outlive the coordinator). Calls' deadlines use the real
   // clock, which the replicas compare them with.
   common::Clock* clock = &common::SystemClock::Get();
@@ -72,6 +76,10 @@ struct CoordinatorOptions {
 
 // The replicas of one request: the placement's clusters that can be reached, by name.
 using ReplicaMap = std::map<std::string, std::shared_ptr<replication::Replica>>;
+
+// Replica writes already streamed to their clusters while the upload arrived, by cluster: the
+// first round finishes them (ReplicaWriter::Finish) instead of copying from the source.
+using Streams = std::map<std::string, std::shared_ptr<replication::ReplicaWriter>>;
 
 // What a read quorum says about an object.
 struct Newest {
@@ -119,11 +127,14 @@ class Coordinator {
   // is in the placement. When replicas held a newer version, the write is stamped again above it
   // and sent to every replica again, `source`'s cluster too (its copy in `replicas`), the content
   // read from `source` under `record`'s version: a source in storage must keep it readable once
-  // replaced (StoragePutFinish.keep_readable_ms, ReplicaReadableFor).
+  // replaced (StoragePutFinish.keep_readable_ms, ReplicaReadableFor). A cluster with a write in
+  // `streams` gets, in the first round, that write's finish (with `record`'s version) instead of
+  // a copy; a stream whose cluster is not called (unknown, or kept out by the breaker) is
+  // aborted and its write queued. A stream that failed fails its finish, and the write is queued.
   void Replicate(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
                  const mcos::v1::Placement& placement,
                  const std::shared_ptr<replication::Replica>& source, const ReplicaMap& replicas,
-                 std::function<void(absl::StatusOr<Replicated>)> done);
+                 std::function<void(absl::StatusOr<Replicated>)> done, Streams streams = {});
   // The same, waiting for the answer.
   absl::StatusOr<Replicated> ReplicateAndWait(const mcos::v1::ObjectKey& key,
                                               const mcos::v1::ObjectRecord& record,
@@ -178,6 +189,10 @@ class Coordinator {
   // The same, given the replica to call `cluster` through (remembered for its probes: a cluster
   // restarted at another address is probed at the new one).
   bool Admit(const std::string& cluster, const std::shared_ptr<replication::Replica>& replica);
+  // A call to `cluster` ended with `status`: unreachable (UNAVAILABLE, DEADLINE_EXCEEDED) stops
+  // requests from calling it until a probe succeeds; anything else admits it. Callers outside the
+  // coordinator report what they saw of a cluster's calls (a streamed write that stalled).
+  void Report(const std::string& cluster, const absl::Status& status);
 
  private:
   class Executor;
@@ -199,9 +214,6 @@ class Coordinator {
   // was asked and ended, or at `deadline`.
   void AskReplicas(Candidates candidates, size_t needed, ReadScope scope, absl::Time deadline,
                    Tally& tally, const MakeCall& make_call);
-  // A call to `cluster` ended with `status`: unreachable (UNAVAILABLE, DEADLINE_EXCEEDED) stops
-  // requests from calling it until a probe succeeds; anything else admits it.
-  void Report(const std::string& cluster, const absl::Status& status);
   // One write's rounds (defined in the .cc).
   struct Write;
   void StartRound(const std::shared_ptr<Write>& write);

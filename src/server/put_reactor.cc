@@ -6,6 +6,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <utility>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/ascii.h"
@@ -115,11 +116,12 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
         received_bytes_ += data->size();
         if (storage_broken_) return;  // its OnDone answers the user
         KeepInline(*data);
+        StreamToPeers(*data);
         if (writing_) {
           queued_ = std::move(*data);  // the next read starts once it is written
         } else {
           WriteData(std::move(*data));
-          StartUserRead();
+          ReadNext();
         }
         return;
       }
@@ -173,12 +175,17 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
     PutReactor& owner_;
   };
 
-  // What the watchdog holds: a pointer that OnDone clears, so the watchdog never reaches a
-  // reactor gRPC is done with.
+  // What the watchdog and the replica streams' drain callbacks hold: a pointer that OnDone clears,
+  // so that they never reach a reactor gRPC is done with.
   class IdleHandle final : public common::StreamWatchdog::Stream {
    public:
     explicit IdleHandle(PutReactor* r) : reactor_(r) {}
     void OnIdle(absl::Duration idle) override {
+      With([idle](PutReactor& r) { r.OnIdle(idle); });
+    }
+    // Runs `f` on the reactor unless gRPC is done with it.
+    template <typename F>
+    void With(F f) {
       PutReactor* r = nullptr;
       {
         absl::MutexLock lock(&mu_);
@@ -186,7 +193,7 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
         if (r != nullptr) r->Ref();
       }
       if (r == nullptr) return;
-      r->OnIdle(idle);
+      f(*r);
       r->Unref();
     }
     void Detach() {
@@ -370,7 +377,8 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
     *sh->mutable_key() = key_;
     // Committed above whatever newer version this cluster holds by then (racing writers, a clock
     // behind another cluster's): the answer describes this upload's own version.
-    *sh->mutable_version() = app_.Stamp();
+    stamp_ = app_.Stamp();
+    *sh->mutable_version() = stamp_;
     sh->set_restamp(true);
     sh->set_content_type(header_.content_type());
     *sh->mutable_metadata() = header_.metadata();
@@ -399,15 +407,117 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
     StartUserRead();
   }
 
-  // Keeps a copy of a small upload's bytes for its replicas (see kInlineMax).
+  // Keeps a copy of a small upload's bytes for its replicas (see kInlineMax). A replicated upload
+  // that outgrows it is streamed to the other replica clusters from then on, starting with what
+  // was kept.
   void KeepInline(const std::string& data) {
     if (!inline_ok_) return;
     if (inline_.size() + data.size() > kInlineMax || !app_.Remote(placement_)) {
       inline_ok_ = false;
+      if (app_.Remote(placement_)) OpenPeerStreams();
       std::string().swap(inline_);
       return;
     }
     inline_.append(data);
+  }
+
+  // Opens a streamed replica write to every other replica cluster that requests may call now and
+  // sends it what was kept so far. Its version is the finish message's (this cluster's commit).
+  void OpenPeerStreams() {
+    mcos::v1::ObjectRecord header;
+    *header.mutable_version() = stamp_;
+    header.set_content_type(header_.content_type());
+    *header.mutable_metadata() = header_.metadata();
+    header.set_partition(placement_.partition());
+    header.set_option(placement_.option());
+    const auto d = ctx_->deadline();
+    const absl::Time deadline = d == std::chrono::system_clock::time_point::max()
+                                    ? absl::InfiniteFuture()
+                                    : absl::FromChrono(d);
+    for (const std::string& cluster : placement_.replicas()) {
+      if (cluster == app_.cluster_id_) continue;
+      auto it = replicas_.find(cluster);
+      if (it == replicas_.end() || it->second == nullptr ||
+          !app_.coordinator_->IsAdmitted(cluster)) {
+        continue;  // the coordinator queues it
+      }
+      auto writer = it->second->OpenWrite(key_, header, deadline, [handle = idle_] {
+        handle->With([](PutReactor& r) { r.OnPeerDrained(); });
+      });
+      if (!writer.ok()) continue;  // the coordinator copies it after the commit
+      if (!inline_.empty()) (*writer)->Append(inline_).IgnoreError();  // Finish says
+      streams_.emplace(cluster, *std::move(writer));
+    }
+  }
+
+  void StreamToPeers(const std::string& data) {
+    for (auto& [cluster, writer] : streams_) {
+      writer->Append(data).IgnoreError();  // a broken stream fails its Finish: then queued
+    }
+  }
+
+  bool PeersFull() const {
+    for (const auto& [cluster, writer] : streams_) {
+      if (writer->buffered() >= replication::kWriterHighWater) return true;
+    }
+    return false;
+  }
+
+  // Reads the user's next message unless a replica cluster's stream is too far behind: then
+  // waits for it to drain (OnPeerDrained), at most the coordinator's stall timeout, after which
+  // the clusters still behind are dropped from this write (queued) and the upload goes on.
+  void ReadNext() {
+    if (!PeersFull()) {
+      StartUserRead();
+      return;
+    }
+    read_deferred_ = true;
+    deferred_since_ = absl::Now();
+    ArmStallCheck(deferred_since_ + app_.coordinator_->options().stream_stall_timeout);
+  }
+
+  void OnPeerDrained() {
+    Progress();
+    std::lock_guard<std::recursive_mutex> lock(mu_);
+    if (answered_ || !read_deferred_ || PeersFull()) return;
+    read_deferred_ = false;
+    StartUserRead();
+  }
+
+  void ArmStallCheck(absl::Time when) {
+    if (stall_armed_) return;
+    stall_armed_ = true;
+    Ref();
+    stall_alarm_.Set(absl::ToChronoTime(when), [this](bool fired) {
+      OnStallCheck(fired);
+      Unref();
+    });
+  }
+
+  void OnStallCheck(bool fired) {
+    std::lock_guard<std::recursive_mutex> lock(mu_);
+    stall_armed_ = false;
+    if (!fired || answered_ || !read_deferred_) return;
+    const absl::Duration stall = app_.coordinator_->options().stream_stall_timeout;
+    if (absl::Now() - deferred_since_ < stall) {  // a later wait: check again at its end
+      ArmStallCheck(deferred_since_ + stall);
+      return;
+    }
+    for (auto it = streams_.begin(); it != streams_.end();) {
+      if (it->second->buffered() < replication::kWriterHighWater) {
+        ++it;
+        continue;
+      }
+      common::LogWarning("upload of ", key_.container(), "/", key_.object(), ": replica cluster '",
+                         it->first, "' took nothing for ", absl::FormatDuration(stall),
+                         "; the write goes on without it (queued for it)");
+      it->second->Abort();
+      app_.coordinator_->Report(it->first,
+                                absl::DeadlineExceededError("a streamed replica write stalled"));
+      it = streams_.erase(it);
+    }
+    read_deferred_ = false;
+    StartUserRead();
   }
 
   void WriteData(std::string data) {
@@ -430,7 +540,7 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
     if (queued_) {
       WriteData(std::move(*queued_));
       queued_.reset();
-      StartUserRead();
+      ReadNext();
       return;
     }
     if (phase_ == Phase::kCommitting && !finish_written_) WriteFinish();
@@ -540,11 +650,13 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
                   ? replication::InlineReplica(app_.cluster_id_, stored_.record(),
                                                std::move(inline_))
                   : (b.ok() ? b->local : nullptr);
-          app_.coordinator_->Replicate(key_, stored_.record(), placement_, source, replicas_,
-                                       [this](absl::StatusOr<Replicated> replicated) {
-                                         OnReplicated(std::move(replicated));
-                                         Unref();
-                                       });
+          app_.coordinator_->Replicate(
+              key_, stored_.record(), placement_, source, replicas_,
+              [this](absl::StatusOr<Replicated> replicated) {
+                OnReplicated(std::move(replicated));
+                Unref();
+              },
+              std::exchange(streams_, {}));
         } else {
           // This upload's own version (stamped above a newer one stored meanwhile, if any).
           app_.hlc_.Observe(stored_.record().version().hlc());
@@ -613,6 +725,8 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   void Fail(const grpc::Status& status) {
     if (answered_) return;
     if (storage_started_ && !storage_done_) storage_ctx_->TryCancel();
+    for (auto& [cluster, writer] : streams_) writer->Abort();  // nothing stored there either
+    streams_.clear();
     ReleaseStorage();
     if (settling_) settle_alarm_.Cancel();
     Answer(status);
@@ -620,6 +734,7 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
 
   void Answer(const grpc::Status& status) {
     answered_ = true;
+    if (stall_armed_) stall_alarm_.Cancel();
     Finish(status);
   }
 
@@ -668,7 +783,15 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   mcos::v1::ResolveRequest resolve_req_;
   mcos::v1::ResolveResponse resolve_resp_;
   mcos::v1::Placement placement_;
-  ReplicaMap replicas_;  // a replicated write's (Remote placements)
+  ReplicaMap replicas_;      // a replicated write's (Remote placements)
+  mcos::v1::Version stamp_;  // this upload's stamp (its commit here may restamp it)
+  // Writes streamed to the other replica clusters as the upload arrives (uploads over
+  // kInlineMax); handed to the coordinator at the commit, aborted if the upload fails.
+  Streams streams_;
+  bool read_deferred_ = false;  // the next read waits for a stream to drain
+  absl::Time deferred_since_;
+  bool stall_armed_ = false;
+  grpc::Alarm stall_alarm_;
   grpc::ClientContext stat_ctx_;
   mcos::v1::StorageStatRequest stat_req_;
   mcos::v1::StorageStatResponse stat_resp_;

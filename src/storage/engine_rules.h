@@ -40,6 +40,14 @@ std::string Describe(const mcos::v1::ObjectKey& key);
 std::optional<mcos::v1::Version> CommitVersion(const mcos::v1::ObjectRecord* stored,
                                                const mcos::v1::Version& wanted, bool restamp,
                                                bool repair = false);
+// The version an upload asks to commit: the header's, or the finish message's when the header has
+// version_at_finish (a replica streamed before its coordinator knew the version).
+const mcos::v1::Version& WantedVersion(const mcos::v1::StoragePutHeader& header,
+                                       const mcos::v1::StoragePutFinish& finish);
+// Whether an upload is superseded before its data arrives (PutStream::superseded): what is stored
+// wins over the header's version, which is final (not version_at_finish).
+bool SupersededAtStart(const mcos::v1::ObjectRecord* stored,
+                       const mcos::v1::StoragePutHeader& header);
 std::string SupersededReason(const mcos::v1::ObjectRecord& stored, const mcos::v1::Version& v);
 // Whether a purge (StorageDeleteRequest.purge) of the tombstone of `version` forgets `stored`: only
 // that very tombstone.
@@ -56,8 +64,10 @@ class UploadContent {
   // INVALID_ARGUMENT as soon as more bytes arrived than the header declared.
   absl::Status Add(absl::string_view data);
   uint64_t size() const { return size_; }
-  // Checks size, MD5 and SHA-256 (INVALID_ARGUMENT, nothing may be stored) and returns the
-  // record of the new version without its data layout (chunk_size, chunk_count, data_id) and
+  // Checks size, MD5 and SHA-256 (a streamed replica write: its XXH3-64 instead, the digests as
+  // given) and that the version comes where the header says
+  // (INVALID_ARGUMENT, nothing may be stored) and returns the record of the new version
+  // (WantedVersion) without its data layout (chunk_size, chunk_count, data_id) and
   // without `created`, which depends on the stored version.
   absl::StatusOr<mcos::v1::ObjectRecord> Finish(const mcos::v1::StoragePutFinish& finish);
 
@@ -66,8 +76,12 @@ class UploadContent {
   absl::Status DigestMismatch(absl::string_view which) const;
 
   const mcos::v1::StoragePutHeader& header_;
+  // A streamed replica write (version_at_finish) is checked by XXH3-64 and keeps the digests
+  // the finish message gives; any other upload computes them.
+  const bool digests_given_;
   common::StreamingDigest md5_;
   common::StreamingDigest sha256_;
+  common::StreamingHash64 xxh3_;
   uint64_t size_ = 0;
 };
 

@@ -99,8 +99,7 @@ absl::StatusOr<std::unique_ptr<PutStream>> MemoryEngine::BeginPut(
   {
     absl::MutexLock lock(&mu_);
     auto it = objects_.find(MetaKey(header.key()));
-    if (it != objects_.end() &&
-        !CommitVersion(&it->second.record, header.version(), header.restamp(), header.repair())) {
+    if (it != objects_.end() && SupersededAtStart(&it->second.record, header)) {
       superseded = WriteResult{false, it->second.record,
                                SupersededReason(it->second.record, header.version())};
     }
@@ -115,9 +114,9 @@ absl::StatusOr<WriteResult> MemoryEngine::Commit(const mcos::v1::StoragePutHeade
   Stored& stored = objects_[MetaKey(header.key())];
   const bool exists = stored.record.has_version();
   const std::optional<mcos::v1::Version> version = CommitVersion(
-      exists ? &stored.record : nullptr, header.version(), header.restamp(), header.repair());
+      exists ? &stored.record : nullptr, record.version(), header.restamp(), header.repair());
   if (!version) {
-    return WriteResult{false, stored.record, SupersededReason(stored.record, header.version())};
+    return WriteResult{false, stored.record, SupersededReason(stored.record, record.version())};
   }
   *record.mutable_version() = *version;
   const bool live = exists && !stored.record.tombstone();

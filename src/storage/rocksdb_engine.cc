@@ -212,9 +212,9 @@ class RocksDbPutStream final : public PutStream {
     absl::MutexLock lock(&engine_.LockFor(meta_key_));
     MCOS_ASSIGN_OR_RETURN(std::optional<ObjectRecord> current, engine_.ReadRecord(meta_key_));
     const std::optional<mcos::v1::Version> version = CommitVersion(
-        current ? &*current : nullptr, header_.version(), header_.restamp(), header_.repair());
+        current ? &*current : nullptr, record.version(), header_.restamp(), header_.repair());
     if (!version) {
-      WriteResult result{false, *current, SupersededReason(*current, header_.version())};
+      WriteResult result{false, *current, SupersededReason(*current, record.version())};
       return result;  // the destructor discards our chunks
     }
     *record.mutable_version() = *version;
@@ -1007,7 +1007,7 @@ absl::StatusOr<std::unique_ptr<PutStream>> RocksDbEngine::BeginPut(
       ObjectMetaKey(header.key().user(), header.key().container(), header.key().object());
   MCOS_ASSIGN_OR_RETURN(std::optional<ObjectRecord> current, ReadRecord(meta_key));
   std::optional<WriteResult> superseded;
-  if (current && !CommitVersion(&*current, header.version(), header.restamp(), header.repair())) {
+  if (SupersededAtStart(current ? &*current : nullptr, header)) {
     superseded = WriteResult{false, *current, SupersededReason(*current, header.version())};
   }
   return std::make_unique<RocksDbPutStream>(*this, header, std::move(superseded));

@@ -34,6 +34,16 @@ absl::Status ValidatePutHeader(const mcos::v1::StoragePutHeader& h) {
   return absl::OkStatus();
 }
 
+absl::Status ValidatePutFinish(const mcos::v1::StoragePutFinish& f) {
+  if (!f.md5_hex().empty() && !common::IsHex(f.md5_hex(), 32)) {
+    return absl::InvalidArgumentError("finish.md5_hex must be 32 hex digits");
+  }
+  if (!f.sha256_hex().empty() && !common::IsHex(f.sha256_hex(), 64)) {
+    return absl::InvalidArgumentError("finish.sha256_hex must be 64 hex digits");
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status ValidateObjectKey(const mcos::v1::ObjectKey& key) {
@@ -113,6 +123,7 @@ grpc::Status StorageGrpcService::Put(grpc::ServerContext* context,
   if (!finished) {
     return Invalid("the put stream ended without its finish message; nothing was stored");
   }
+  if (auto s = ValidatePutFinish(finish); !s.ok()) return ToGrpcStatus(s);
   auto result = (*stream)->Commit(finish);
   if (!result.ok()) return ToGrpcStatus(result.status());
   response->set_applied(result->applied);

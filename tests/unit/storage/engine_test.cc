@@ -287,6 +287,59 @@ TEST_P(EngineContractTest, ARestampedWriteCommitsAboveANewerVersion) {
   EXPECT_TRUE(deleted->record.tombstone());
 }
 
+// A replica streamed while its coordinator still receives the upload: the header's version is
+// provisional, the finish message's is committed (and checked like any replica write).
+TEST_P(EngineContractTest, AVersionAtFinishIsTheOneCommittedAndTheHeadersIsNeverFinal) {
+  MCOS_ASSERT_OK(Put(Key("s"), 20, "stored by another cluster"));
+  mcos::v1::StoragePutHeader streamed;
+  streamed.set_version_at_finish(true);
+  const std::string content = "streamed before its version was known";
+  mcos::v1::StoragePutFinish finish;
+  *finish.mutable_version() = V(25);
+  finish.set_size(content.size());
+  finish.set_md5_hex(testing::Md5Hex(content));
+  finish.set_sha256_hex(testing::Sha256Hex(content));
+  finish.set_xxh3(common::Hash64(content));
+  // Provisional 10 is older than what is stored, yet the stream is not answered as superseded:
+  // its version is the finish message's, 25, which is newer.
+  auto applied = PutWith(streamed, Key("s"), 10, content, 7, finish);
+  MCOS_ASSERT_OK(applied);
+  EXPECT_TRUE(applied->applied);
+  EXPECT_EQ(applied->record.version().hlc(), 25u);
+  EXPECT_EQ(applied->record.etag(), testing::Md5Hex(content));
+  EXPECT_EQ(applied->record.checksum(), "sha256:" + testing::Sha256Hex(content));
+  EXPECT_EQ(*Read(Key("s")), content);
+  // A finish version at or below what is stored changes nothing.
+  *finish.mutable_version() = V(25);
+  auto replay = PutWith(streamed, Key("s"), 30, content, 7, finish);
+  MCOS_ASSERT_OK(replay);
+  EXPECT_FALSE(replay->applied);
+  // The content is checked against the finish's XXH3-64 and size (the digests it carries were
+  // computed where the upload arrived), and the digests must be there.
+  *finish.mutable_version() = V(40);
+  finish.set_xxh3(common::Hash64("something else"));
+  MCOS_EXPECT_CODE(PutWith(streamed, Key("s"), 30, content, 7, finish), kInvalidArgument);
+  finish.clear_xxh3();
+  MCOS_EXPECT_CODE(PutWith(streamed, Key("s"), 30, content, 7, finish), kInvalidArgument);
+  finish.set_xxh3(common::Hash64(content));
+  finish.set_size(content.size() + 1);
+  MCOS_EXPECT_CODE(PutWith(streamed, Key("s"), 30, content, 7, finish), kInvalidArgument);
+  finish.set_size(content.size());
+  finish.clear_sha256_hex();
+  MCOS_EXPECT_CODE(PutWith(streamed, Key("s"), 30, content, 7, finish), kInvalidArgument);
+  finish.set_sha256_hex(testing::Sha256Hex(content));
+  // Without the version in the finish message nothing is stored; nor with one the header did not
+  // announce.
+  finish.clear_version();
+  MCOS_EXPECT_CODE(PutWith(streamed, Key("s"), 30, content, 7, finish), kInvalidArgument);
+  *finish.mutable_version() = V(40);
+  MCOS_EXPECT_CODE(PutWith({}, Key("s"), 30, content, 7, finish), kInvalidArgument);
+  auto held = engine_->Stat(Key("s"), false);
+  MCOS_ASSERT_OK(held);
+  EXPECT_EQ(held->version().hlc(), 25u);
+  EXPECT_EQ(*Read(Key("s")), content);
+}
+
 TEST_P(EngineContractTest, ARepairReplacesTheDataOfExactlyTheStoredVersion) {
   const ObjectKey key = Key("fixed");
   MCOS_ASSERT_OK(Put(key, 10, "the content"));
