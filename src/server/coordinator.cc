@@ -434,14 +434,17 @@ absl::StatusOr<Replicated> Coordinator::ReplicateAndWait(const mcos::v1::ObjectK
                                                          const mcos::v1::ObjectRecord& record,
                                                          const mcos::v1::Placement& placement,
                                                          const std::shared_ptr<Replica>& source,
-                                                         const ReplicaMap& replicas) {
+                                                         const ReplicaMap& replicas,
+                                                         Streams streams) {
   auto result = std::make_shared<absl::StatusOr<Replicated>>();
   auto ready = std::make_shared<absl::Notification>();
-  Replicate(key, record, placement, source, replicas,
-            [result, ready](absl::StatusOr<Replicated> r) {
-              *result = std::move(r);
-              ready->Notify();
-            });
+  Replicate(
+      key, record, placement, source, replicas,
+      [result, ready](absl::StatusOr<Replicated> r) {
+        *result = std::move(r);
+        ready->Notify();
+      },
+      std::move(streams));
   ready->WaitForNotification();
   return *result;
 }

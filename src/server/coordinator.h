@@ -140,7 +140,7 @@ class Coordinator {
                                               const mcos::v1::ObjectRecord& record,
                                               const mcos::v1::Placement& placement,
                                               const std::shared_ptr<replication::Replica>& source,
-                                              const ReplicaMap& replicas);
+                                              const ReplicaMap& replicas, Streams streams = {});
 
   // Who a read asks.
   enum class ReadScope {

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <mutex>
@@ -100,6 +101,15 @@ class MemoryReplica final : public Replica {
     return inner_->Put(key, record, source, deadline);
   }
 
+  absl::StatusOr<std::unique_ptr<replication::ReplicaWriter>> OpenWrite(
+      const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& header, absl::Time deadline,
+      std::function<void()> on_drained) override {
+    ++streams_;
+    MCOS_RETURN_IF_ERROR(Enter(deadline));
+    return inner_->OpenWrite(key, header, deadline, std::move(on_drained));
+  }
+  int streams() const { return streams_; }
+
   absl::StatusOr<WriteAck> Delete(const mcos::v1::ObjectKey& key,
                                   const mcos::v1::ObjectRecord& tombstone,
                                   absl::Time deadline) override {
@@ -148,6 +158,7 @@ class MemoryReplica final : public Replica {
   const std::unique_ptr<Replica> inner_;
   std::atomic<Mode> mode_{Mode::kOk};
   std::atomic<int> puts_{0};
+  std::atomic<int> streams_{0};
   std::atomic<int> stats_{0};
   std::atomic<int> releases_{0};
   absl::Notification release_;
@@ -241,6 +252,73 @@ TEST_F(CoordinatorTest, AReplicaFailingMidStreamIsQueuedAndHoldsNothing) {
   c.reset();
   EXPECT_FALSE(mem_["c"]->Held("o").has_value());
   EXPECT_EQ(Queued(), (std::vector<std::pair<std::string, std::string>>{{"c", "o"}}));
+}
+
+// An upload streamed to the other replica clusters while it arrived: the first round finishes
+// those writes with the version this cluster committed (the stream's own was provisional)
+// instead of copying from this cluster's copy.
+TEST_F(CoordinatorTest, AStreamedWriteIsFinishedWithTheCommittedVersionNotCopied) {
+  auto c = Make();
+  const std::string data = "streamed to b and c while it arrived at a, in pieces";
+  auto r = Record(10, data);
+  r.set_etag(testing::Md5Hex(data));
+  r.set_checksum("sha256:" + testing::Sha256Hex(data));
+  auto provisional = r;
+  provisional.mutable_version()->set_hlc(5);  // a's commit restamped it above what a held
+  Streams streams;
+  for (const char* peer : {"b", "c"}) {
+    auto writer = replicas_[peer]->OpenWrite(Key("o"), provisional, absl::InfiniteFuture());
+    MCOS_ASSERT_OK(writer);
+    for (size_t pos = 0; pos < data.size(); pos += 7) {
+      MCOS_ASSERT_OK((*writer)->Append(data.substr(pos, 7)));
+    }
+    streams[peer] = *std::move(writer);
+  }
+  mem_["a"]->Store("o", r, data);
+  auto replicated = c->ReplicateAndWait(Key("o"), r, ThreeOf(2), replicas_["a"], replicas_,
+                                        std::move(streams));
+  MCOS_ASSERT_OK(replicated);
+  EXPECT_GE(replicated->holders.size(), 2u);
+  c.reset();
+  for (const char* peer : {"b", "c"}) {
+    EXPECT_EQ(mem_[peer]->puts(), 0) << peer;  // nothing was copied
+    auto held = mem_[peer]->Held("o");
+    ASSERT_TRUE(held.has_value()) << peer;
+    EXPECT_EQ(held->first.version().hlc(), 10u) << peer;
+    EXPECT_EQ(held->first.etag(), r.etag()) << peer;
+    EXPECT_EQ(held->second, data) << peer;
+  }
+  EXPECT_TRUE(Queued().empty());
+}
+
+// A stream that broke (here: content that does not match what the commit says) fails its finish
+// and is queued; a stream to a cluster the breaker keeps out is aborted and queued; neither
+// stores anything.
+TEST_F(CoordinatorTest, ABrokenStreamAndAStreamToAClusterKeptOutAreQueuedAndStoreNothing) {
+  auto c = Make();
+  const std::string data = "what a committed";
+  auto r = Record(10, data);
+  r.set_etag(testing::Md5Hex(data));
+  r.set_checksum("sha256:" + testing::Sha256Hex(data));
+  Streams streams;
+  for (const char* peer : {"b", "c"}) {
+    auto writer = replicas_[peer]->OpenWrite(Key("o"), r, absl::InfiniteFuture());
+    MCOS_ASSERT_OK(writer);
+    MCOS_ASSERT_OK((*writer)->Append(peer == std::string("b") ? "cut" : data));
+    streams[peer] = *std::move(writer);
+  }
+  c->Report("c", absl::UnavailableError("c failed a call"));
+  mem_["a"]->Store("o", r, data);
+  auto replicated = c->ReplicateAndWait(Key("o"), r, ThreeOf(1), replicas_["a"], replicas_,
+                                        std::move(streams));
+  MCOS_ASSERT_OK(replicated);
+  EXPECT_EQ(replicated->holders, (std::vector<std::string>{"a"}));
+  c.reset();
+  EXPECT_FALSE(mem_["b"]->Held("o").has_value());
+  EXPECT_FALSE(mem_["c"]->Held("o").has_value());
+  auto queued = Queued();
+  std::sort(queued.begin(), queued.end());
+  EXPECT_EQ(queued, (std::vector<std::pair<std::string, std::string>>{{"b", "o"}, {"c", "o"}}));
 }
 
 TEST_F(CoordinatorTest, AHangingReplicaDoesNotHoldTheAnswerBack) {

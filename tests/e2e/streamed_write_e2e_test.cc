@@ -1,0 +1,234 @@
+// Uploads streamed to every replica cluster as they arrive (docs/design.md, "Data path"), under
+// the faults an outside probe uses: the client cancelling and the receiving cluster killed with -9
+// half-way through a 200 MiB upload, a replica cluster frozen (SIGSTOP) mid-stream, and 50 writers
+// racing on 10 names at three clusters. Three mcos-cluster processes.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <set>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "client/sdk/client.h"
+#include "common/hash.h"
+#include "mcos/v1/user.grpc.pb.h"
+#include "tests/support/federation_fixture.h"
+#include "tests/support/status_matchers.h"
+#include "tests/support/test_data.h"
+
+namespace mcos {
+namespace {
+
+using client::Client;
+using testing::kAllThree;
+using testing::WaitFor;
+
+std::string Md5(const std::string& data) {
+  auto md5 = common::StreamingDigest::Md5();
+  md5.Update(data);
+  return md5.FinishHex();
+}
+
+// An update through the bare UserService stream, so that the test decides when it stops: it
+// declares `size` bytes and sends what Send is given.
+class RawUpload {
+ public:
+  RawUpload(const testing::ClusterProcess& at, const std::string& token,
+            const std::string& container, const std::string& object, uint64_t size)
+      : stub_(mcos::v1::UserService::NewStub(
+            grpc::CreateChannel(at.endpoint(), grpc::InsecureChannelCredentials()))) {
+    ctx_.AddMetadata("authorization", "Bearer " + token);
+    writer_ = stub_->UpdateObject(&ctx_, &info_);
+    mcos::v1::PutObjectRequest header;
+    header.mutable_header()->set_container(container);
+    header.mutable_header()->set_object(object);
+    header.mutable_header()->set_size(size);
+    writer_->Write(header);
+  }
+  bool Send(const std::string& chunk) {
+    mcos::v1::PutObjectRequest m;
+    m.set_data(chunk);
+    return writer_->Write(m);
+  }
+  void Cancel() { ctx_.TryCancel(); }
+  grpc::Status Finish() { return writer_->Finish(); }
+
+ private:
+  std::unique_ptr<mcos::v1::UserService::Stub> stub_;
+  grpc::ClientContext ctx_;
+  mcos::v1::ObjectInfo info_;
+  std::unique_ptr<grpc::ClientWriter<mcos::v1::PutObjectRequest>> writer_;
+};
+
+class StreamedWriteE2eTest : public testing::FederationFixture {
+ protected:
+  static constexpr uint64_t kMiB = uint64_t{1} << 20;
+
+  // Every cluster in `at` serves `version` of container/object with `data`, held by `holders`.
+  void ExpectEverywhere(const std::vector<testing::ClusterProcess*>& at,
+                        const std::string& container, const std::string& object,
+                        const std::string& version, const std::string& data,
+                        const std::set<std::string>& holders) {
+    for (auto* c : at) {
+      auto client = As(*c);
+      ASSERT_NE(client, nullptr);
+      // A stat names the holders that answered within its grace: a cluster busy dropping what
+      // it took in may answer later.
+      WaitFor([&] {
+        auto stat = client->StatObject(container, object);
+        return stat.ok() && stat->version() == version && Replicas(*stat) == holders;
+      });
+      auto stat = client->StatObject(container, object);
+      MCOS_ASSERT_OK(stat);
+      EXPECT_EQ(stat->version(), version) << c->endpoint();
+      EXPECT_EQ(Replicas(*stat), holders) << c->endpoint();
+      auto got = Get(*client, container, object);
+      MCOS_ASSERT_OK(got);
+      EXPECT_TRUE(*got == data) << c->endpoint() << " serves other content";
+    }
+  }
+};
+
+// A 200 MiB update cut off after 100 MiB, by the client's cancel and then by the receiving
+// cluster's death: the streams to the other replicas carried half of it, and no replica stores
+// any of it.
+TEST_F(StreamedWriteE2eTest, AnUploadCutShortMidStreamLeavesThePreviousVersionAtEveryReplica) {
+  Federate();
+  auto at_a = ContainerEverywhere("cut");
+  ASSERT_NE(at_a, nullptr);
+  const std::string before = testing::RandomBytes(3 * kMiB, 1);
+  std::istringstream in(before);
+  auto v1 = at_a->PutObject("cut", "big", in);
+  MCOS_ASSERT_OK(v1);
+  ExpectEverywhere({a_, b_, c_}, "cut", "big", v1->version(), before, kAllThree);
+  const std::string block = testing::RandomBytes(kMiB, 2);
+
+  {
+    RawUpload up(*a_, at_a->token(), "cut", "big", 200 * kMiB);
+    for (int i = 0; i < 100; ++i) ASSERT_TRUE(up.Send(block)) << "chunk " << i;
+    up.Cancel();
+    EXPECT_EQ(up.Finish().error_code(), grpc::StatusCode::CANCELLED);
+  }
+  ExpectEverywhere({a_, b_, c_}, "cut", "big", v1->version(), before, kAllThree);
+
+  {
+    auto at_b = As(*b_);
+    ASSERT_NE(at_b, nullptr);
+    RawUpload up(*b_, at_b->token(), "cut", "big", 200 * kMiB);
+    for (int i = 0; i < 100; ++i) ASSERT_TRUE(up.Send(block)) << "chunk " << i;
+    b_->Kill();
+    EXPECT_FALSE(up.Finish().ok());
+  }
+  // Alpha and gamma never got the finish: both still hold the first version (a quorum without
+  // beta, which reads skip while it is down).
+  ExpectEverywhere({a_, c_}, "cut", "big", v1->version(), before, {"alpha", "gamma"});
+  MCOS_ASSERT_OK(Restart(*b_, "beta", /*same_port=*/true));
+  WaitFor([&] {
+    auto stat = at_a->StatObject("cut", "big");
+    return stat.ok() && Replicas(*stat) == kAllThree;
+  });
+  // Beta's storage dropped the half it had taken in when it died.
+  ExpectEverywhere({a_, b_, c_}, "cut", "big", v1->version(), before, kAllThree);
+}
+
+// Gamma frozen after the first 16 MiB of a 64 MiB upload at alpha: the stream to gamma fills and
+// is dropped after the stall timeout (2 s), the upload is acknowledged by alpha and beta (W = 2),
+// and gamma gets it from the replication queue once it runs again.
+TEST_F(StreamedWriteE2eTest, AReplicaFrozenMidStreamDoesNotStopTheWriteAtW) {
+  Federate();
+  auto at_a = ContainerEverywhere("frozen");
+  ASSERT_NE(at_a, nullptr);
+  const std::string data = testing::RandomBytes(64 * kMiB, 3);
+  std::atomic<bool> frozen{false};
+  client::PutOptions options;
+  options.progress = [&](uint64_t done, uint64_t) {
+    if (done >= 16 * kMiB && !frozen.exchange(true)) kill(c_->pid(), SIGSTOP);
+  };
+  std::istringstream in(data);
+  const absl::Time start = absl::Now();
+  auto info = at_a->PutObject("frozen", "big", in, options);
+  const absl::Duration took = absl::Now() - start;
+  kill(c_->pid(), SIGCONT);
+  MCOS_ASSERT_OK(info);
+  EXPECT_TRUE(frozen.load());
+  EXPECT_EQ(info->etag(), Md5(data));
+  EXPECT_EQ(Replicas(*info), (std::set<std::string>{"alpha", "beta"}));
+  std::printf("64 MiB at alpha with gamma frozen after 16 MiB: acknowledged in %s\n",
+              absl::FormatDuration(took).c_str());
+  const absl::Time thawed = absl::Now();
+  WaitFor(
+      [&] {
+        auto stat = at_a->StatObject("frozen", "big");
+        return stat.ok() && Replicas(*stat) == kAllThree;
+      },
+      absl::Seconds(60));
+  std::printf("thawed gamma held it after %s\n",
+              absl::FormatDuration(absl::Now() - thawed).c_str());
+  ExpectEverywhere({a_, b_, c_}, "frozen", "big", info->version(), data, kAllThree);
+}
+
+// 50 writers racing on 10 names, spread over the three clusters, each upload over the size kept
+// in memory (so streamed to the replicas): every acknowledged write answers its own ETag, and
+// every cluster ends up serving one of the acknowledged versions of each name, the same one.
+TEST_F(StreamedWriteE2eTest, FiftyWritersRacingOnTenNamesGetTheirOwnETagsAndConverge) {
+  Federate();
+  ASSERT_NE(ContainerEverywhere("race"), nullptr);
+  std::vector<testing::ClusterProcess*> at = {a_, b_, c_};
+  std::vector<std::unique_ptr<Client>> clients;
+  for (auto* c : at) {
+    clients.push_back(As(*c));
+    ASSERT_NE(clients.back(), nullptr);
+  }
+  std::mutex mu;
+  std::map<std::string, std::set<std::string>> acked;  // name -> ETags acknowledged
+  std::atomic<int> failed{0};
+  std::vector<std::thread> writers;
+  for (int n = 0; n < 50; ++n) {
+    writers.emplace_back([&, n] {
+      const std::string name = absl::StrCat("o", n % 10);
+      const std::string data =
+          testing::RandomBytes((300 << 10) + static_cast<size_t>(n) * 1024, 100 + n);
+      std::istringstream in(data);
+      auto info = clients[static_cast<size_t>(n) % 3]->PutObject("race", name, in);
+      if (!info.ok()) {
+        if (++failed <= 5) std::printf("put %s: %s\n", name.c_str(), info.status().ToString().c_str());
+        return;
+      }
+      EXPECT_EQ(info->etag(), Md5(data)) << name;
+      std::lock_guard<std::mutex> lock(mu);
+      acked[name].insert(info->etag());
+    });
+  }
+  for (auto& t : writers) t.join();
+  EXPECT_EQ(failed.load(), 0);
+  ASSERT_EQ(acked.size(), 10u);
+  for (const auto& [name, etags] : acked) {
+    WaitFor([&] {
+      std::set<std::string> served;
+      for (auto& client : clients) {
+        auto stat = client->StatObject("race", name);
+        if (!stat.ok() || Replicas(*stat) != kAllThree) return false;
+        served.insert(stat->version());
+      }
+      return served.size() == 1;
+    });
+    std::set<std::string> versions;
+    for (size_t i = 0; i < at.size(); ++i) {
+      auto stat = clients[i]->StatObject("race", name);
+      MCOS_ASSERT_OK(stat);
+      versions.insert(stat->version());
+      EXPECT_EQ(Replicas(*stat), kAllThree) << name;
+      EXPECT_EQ(etags.count(stat->etag()), 1u) << name << " serves a version nobody was answered";
+    }
+    EXPECT_EQ(versions.size(), 1u) << name << ": the clusters serve different versions";
+  }
+}
+
+}  // namespace
+}  // namespace mcos
