@@ -250,7 +250,7 @@ class StorageStreamWriter final : public ReplicaWriter {
 // until its handle is gone (`self_`).
 class PeerStream final : public grpc::ClientWriteReactor<mcos::v1::ClusterPutObjectRequest> {
  public:
-  PeerStream(std::function<void()> on_drained) : on_drained_(std::move(on_drained)) {}
+  explicit PeerStream(std::function<void()> on_drained) : on_drained_(std::move(on_drained)) {}
 
   void Start(const std::shared_ptr<PeerStream>& self, mcos::v1::ClusterService::Stub& stub,
              mcos::v1::ClusterPutObjectRequest header, absl::Time deadline) {

@@ -92,12 +92,12 @@ class Replica {
                                        absl::Time deadline) = 0;
   // Opens a write pushed chunk by chunk (ReplicaWriter). `header` gives the record's content type,
   // metadata, partition and option and a provisional version; Finish gives the version stored.
-  // `on_drained`, when given, is called (on another thread, no lock held) when buffered() falls
+  // `on_drained`, when not null, is called (on another thread, no lock held) when buffered() falls
   // below kWriterLowWater after an Append took it to kWriterHighWater or more. `deadline` bounds
   // the whole write. UNIMPLEMENTED for replicas that take no streamed writes.
   virtual absl::StatusOr<std::unique_ptr<ReplicaWriter>> OpenWrite(
-      const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& header, absl::Time deadline,
-      std::function<void()> on_drained = nullptr) {
+      const mcos::v1::ObjectKey& /*key*/, const mcos::v1::ObjectRecord& /*header*/,
+      absl::Time /*deadline*/, std::function<void()> /*on_drained*/) {
     return absl::UnimplementedError("this replica takes no streamed writes");
   }
   // Replaces a corrupt copy of the version `record` describes (StoragePutHeader.repair) with the

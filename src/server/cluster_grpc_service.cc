@@ -204,7 +204,7 @@ grpc::Status ClusterGrpcService::PutStreamed(
   record.set_partition(header.partition());
   record.set_option(header.option());
   const absl::Time deadline = DeadlineOf(context);
-  auto writer = b->local->OpenWrite(header.key(), record, deadline);
+  auto writer = b->local->OpenWrite(header.key(), record, deadline, nullptr);
   if (!writer.ok()) return ToGrpcStatus(writer.status());
   // Unless the finish message arrives and the content matches it, the writer goes unfinished and
   // this cluster stores nothing.

@@ -17,7 +17,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "client/sdk/client.h"
-#include "common/hash.h"
 #include "tests/support/federation_fixture.h"
 #include "tests/support/status_matchers.h"
 #include "tests/support/test_data.h"
@@ -28,12 +27,6 @@ namespace {
 using client::Client;
 using testing::kAllThree;
 using testing::WaitFor;
-
-std::string Md5(const std::string& data) {
-  auto md5 = common::StreamingDigest::Md5();
-  md5.Update(data);
-  return md5.FinishHex();
-}
 
 class FaultsE2eTest : public testing::FederationFixture {
  protected:
@@ -251,7 +244,7 @@ TEST_F(FaultsE2eTest, RacingWritersAndReadersAllSucceed) {
         ++puts;
         if (!info.ok()) {
           if (++failed_puts <= 5) std::printf("put: %s\n", info.status().ToString().c_str());
-        } else if (info->etag() != Md5(data)) {
+        } else if (info->etag() != testing::Md5Hex(data)) {
           ADD_FAILURE() << "a put answered another upload's ETag";
         }
       }
@@ -269,7 +262,7 @@ TEST_F(FaultsE2eTest, RacingWritersAndReadersAllSucceed) {
         if (++failed_downloads <= 5) {
           std::printf("download: %s\n", info.status().ToString().c_str());
         }
-      } else if (Md5(out.str()) != info->etag()) {
+      } else if (testing::Md5Hex(out.str()) != info->etag()) {
         ++torn;
       }
     }
@@ -306,7 +299,7 @@ TEST_F(FaultsE2eTest, TwelvePutsOfOneNameOverThreeClustersAllSucceed) {
         if (++failed <= 5) std::printf("put: %s\n", info.status().ToString().c_str());
         return;
       }
-      EXPECT_EQ(info->etag(), Md5(data));
+      EXPECT_EQ(info->etag(), testing::Md5Hex(data));
       std::lock_guard<std::mutex> lock(mu);
       etags.insert(info->etag());
     });
@@ -341,7 +334,7 @@ TEST_F(FaultsE2eTest, APutAnswersItsOwnVersion) {
       const std::string data = absl::StrCat("upload ", n, "-", i);
       auto info = Put(*client, "mine", "one", data);
       MCOS_ASSERT_OK(info);
-      if (info->etag() != Md5(data) || info->size() != data.size()) ++wrong;
+      if (info->etag() != testing::Md5Hex(data) || info->size() != data.size()) ++wrong;
       std::lock_guard<std::mutex> lock(mu);
       versions.insert(info->version());
     }

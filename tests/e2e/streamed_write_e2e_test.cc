@@ -16,7 +16,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "client/sdk/client.h"
-#include "common/hash.h"
 #include "mcos/v1/user.grpc.pb.h"
 #include "tests/support/federation_fixture.h"
 #include "tests/support/status_matchers.h"
@@ -28,12 +27,6 @@ namespace {
 using client::Client;
 using testing::kAllThree;
 using testing::WaitFor;
-
-std::string Md5(const std::string& data) {
-  auto md5 = common::StreamingDigest::Md5();
-  md5.Update(data);
-  return md5.FinishHex();
-}
 
 // An update through the bare UserService stream, so that the test decides when it stops: it
 // declares `size` bytes and sends what Send is given.
@@ -157,7 +150,7 @@ TEST_F(StreamedWriteE2eTest, AReplicaFrozenMidStreamDoesNotStopTheWriteAtW) {
   kill(c_->pid(), SIGCONT);
   MCOS_ASSERT_OK(info);
   EXPECT_TRUE(frozen.load());
-  EXPECT_EQ(info->etag(), Md5(data));
+  EXPECT_EQ(info->etag(), testing::Md5Hex(data));
   EXPECT_EQ(Replicas(*info), (std::set<std::string>{"alpha", "beta"}));
   std::printf("64 MiB at alpha with gamma frozen after 16 MiB: acknowledged in %s\n",
               absl::FormatDuration(took).c_str());
@@ -197,10 +190,11 @@ TEST_F(StreamedWriteE2eTest, FiftyWritersRacingOnTenNamesGetTheirOwnETagsAndConv
       std::istringstream in(data);
       auto info = clients[static_cast<size_t>(n) % 3]->PutObject("race", name, in);
       if (!info.ok()) {
-        if (++failed <= 5) std::printf("put %s: %s\n", name.c_str(), info.status().ToString().c_str());
+        if (++failed <= 5)
+          std::printf("put %s: %s\n", name.c_str(), info.status().ToString().c_str());
         return;
       }
-      EXPECT_EQ(info->etag(), Md5(data)) << name;
+      EXPECT_EQ(info->etag(), testing::Md5Hex(data)) << name;
       std::lock_guard<std::mutex> lock(mu);
       acked[name].insert(info->etag());
     });

@@ -39,6 +39,14 @@ mcos::v1::ObjectRecord Record(uint64_t hlc, const std::string& data, bool tombst
   return r;
 }
 
+// Record() with the digests of `data`, as a commit describes it (what a streamed write finishes).
+mcos::v1::ObjectRecord RecordOf(uint64_t hlc, const std::string& data) {
+  auto r = Record(hlc, data);
+  r.set_etag(testing::Md5Hex(data));
+  r.set_checksum("sha256:" + testing::Sha256Hex(data));
+  return r;
+}
+
 // One cluster's copy: a replica over an in-memory storage engine, with modes that make it fail.
 class MemoryReplica final : public Replica {
  public:
@@ -260,14 +268,13 @@ TEST_F(CoordinatorTest, AReplicaFailingMidStreamIsQueuedAndHoldsNothing) {
 TEST_F(CoordinatorTest, AStreamedWriteIsFinishedWithTheCommittedVersionNotCopied) {
   auto c = Make();
   const std::string data = "streamed to b and c while it arrived at a, in pieces";
-  auto r = Record(10, data);
-  r.set_etag(testing::Md5Hex(data));
-  r.set_checksum("sha256:" + testing::Sha256Hex(data));
+  const auto r = RecordOf(10, data);
   auto provisional = r;
   provisional.mutable_version()->set_hlc(5);  // a's commit restamped it above what a held
   Streams streams;
   for (const char* peer : {"b", "c"}) {
-    auto writer = replicas_[peer]->OpenWrite(Key("o"), provisional, absl::InfiniteFuture());
+    auto writer =
+        replicas_[peer]->OpenWrite(Key("o"), provisional, absl::InfiniteFuture(), nullptr);
     MCOS_ASSERT_OK(writer);
     for (size_t pos = 0; pos < data.size(); pos += 7) {
       MCOS_ASSERT_OK((*writer)->Append(data.substr(pos, 7)));
@@ -275,8 +282,8 @@ TEST_F(CoordinatorTest, AStreamedWriteIsFinishedWithTheCommittedVersionNotCopied
     streams[peer] = *std::move(writer);
   }
   mem_["a"]->Store("o", r, data);
-  auto replicated = c->ReplicateAndWait(Key("o"), r, ThreeOf(2), replicas_["a"], replicas_,
-                                        std::move(streams));
+  auto replicated =
+      c->ReplicateAndWait(Key("o"), r, ThreeOf(2), replicas_["a"], replicas_, std::move(streams));
   MCOS_ASSERT_OK(replicated);
   EXPECT_GE(replicated->holders.size(), 2u);
   c.reset();
@@ -297,20 +304,18 @@ TEST_F(CoordinatorTest, AStreamedWriteIsFinishedWithTheCommittedVersionNotCopied
 TEST_F(CoordinatorTest, ABrokenStreamAndAStreamToAClusterKeptOutAreQueuedAndStoreNothing) {
   auto c = Make();
   const std::string data = "what a committed";
-  auto r = Record(10, data);
-  r.set_etag(testing::Md5Hex(data));
-  r.set_checksum("sha256:" + testing::Sha256Hex(data));
+  const auto r = RecordOf(10, data);
   Streams streams;
   for (const char* peer : {"b", "c"}) {
-    auto writer = replicas_[peer]->OpenWrite(Key("o"), r, absl::InfiniteFuture());
+    auto writer = replicas_[peer]->OpenWrite(Key("o"), r, absl::InfiniteFuture(), nullptr);
     MCOS_ASSERT_OK(writer);
     MCOS_ASSERT_OK((*writer)->Append(peer == std::string("b") ? "cut" : data));
     streams[peer] = *std::move(writer);
   }
   c->Report("c", absl::UnavailableError("c failed a call"));
   mem_["a"]->Store("o", r, data);
-  auto replicated = c->ReplicateAndWait(Key("o"), r, ThreeOf(1), replicas_["a"], replicas_,
-                                        std::move(streams));
+  auto replicated =
+      c->ReplicateAndWait(Key("o"), r, ThreeOf(1), replicas_["a"], replicas_, std::move(streams));
   MCOS_ASSERT_OK(replicated);
   EXPECT_EQ(replicated->holders, (std::vector<std::string>{"a"}));
   c.reset();
