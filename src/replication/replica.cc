@@ -309,6 +309,7 @@ class PeerStream final : public grpc::ClientWriteReactor<mcos::v1::ClusterPutObj
       if (done_ || (closing_ && last_sent_)) return;
       closing_ = true;
       queue_.clear();
+      buffered_ = in_flight_;
       release = !writing_;
     }
     ctx_.TryCancel();
@@ -323,9 +324,10 @@ class PeerStream final : public grpc::ClientWriteReactor<mcos::v1::ClusterPutObj
       writing_ = false;
       buffered_ -= std::min(buffered_, in_flight_);
       in_flight_ = 0;
-      if (!ok) {
-        closing_ = true;  // OnDone says why
+      if (!ok) {  // broken: nothing more is sent, so nothing waits to be (OnDone says why)
+        closing_ = true;
         queue_.clear();
+        buffered_ = 0;
       }
       release = closing_;
       if (full_ && buffered_ < kWriterLowWater) {

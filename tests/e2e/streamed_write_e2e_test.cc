@@ -1,7 +1,7 @@
 // Uploads streamed to every replica cluster as they arrive (docs/design.md, "Data path"), under
 // the faults an outside probe uses: the client cancelling and the receiving cluster killed with -9
-// half-way through a 200 MiB upload, a replica cluster frozen (SIGSTOP) mid-stream, and 50 writers
-// racing on 10 names at three clusters. Three mcos-cluster processes.
+// half-way through a 200 MiB upload, a replica cluster frozen (SIGSTOP) or killed mid-stream, and
+// 50 writers racing on 10 names at three clusters. Three mcos-cluster processes.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -164,6 +164,39 @@ TEST_F(StreamedWriteE2eTest, AReplicaFrozenMidStreamDoesNotStopTheWriteAtW) {
   std::printf("thawed gamma held it after %s\n",
               absl::FormatDuration(absl::Now() - thawed).c_str());
   ExpectEverywhere({a_, b_, c_}, "frozen", "big", info->version(), data, kAllThree);
+}
+
+// Gamma killed with -9 after the first 16 MiB of a 64 MiB upload at alpha: its stream breaks,
+// which stops nothing (no stall to wait out), alpha and beta acknowledge the upload, and gamma,
+// restarted, gets it from the replication queue.
+TEST_F(StreamedWriteE2eTest, AReplicaKilledMidStreamDoesNotStopTheWriteAtW) {
+  Federate();
+  auto at_a = ContainerEverywhere("killed");
+  ASSERT_NE(at_a, nullptr);
+  const std::string data = testing::RandomBytes(64 * kMiB, 4);
+  std::atomic<bool> killed{false};
+  client::PutOptions options;
+  options.progress = [&](uint64_t done, uint64_t) {
+    if (done >= 16 * kMiB && !killed.exchange(true)) c_->Kill();
+  };
+  std::istringstream in(data);
+  const absl::Time start = absl::Now();
+  auto info = at_a->PutObject("killed", "big", in, options);
+  const absl::Duration took = absl::Now() - start;
+  MCOS_ASSERT_OK(info);
+  EXPECT_TRUE(killed.load());
+  EXPECT_EQ(info->etag(), testing::Md5Hex(data));
+  EXPECT_EQ(Replicas(*info), (std::set<std::string>{"alpha", "beta"}));
+  std::printf("64 MiB at alpha with gamma killed after 16 MiB: acknowledged in %s\n",
+              absl::FormatDuration(took).c_str());
+  MCOS_ASSERT_OK(Restart(*c_, "gamma", /*same_port=*/true));
+  WaitFor(
+      [&] {
+        auto stat = at_a->StatObject("killed", "big");
+        return stat.ok() && Replicas(*stat) == kAllThree;
+      },
+      absl::Seconds(60));
+  ExpectEverywhere({a_, b_, c_}, "killed", "big", info->version(), data, kAllThree);
 }
 
 // 50 writers racing on 10 names, spread over the three clusters, each upload over the size kept
