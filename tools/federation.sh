@@ -27,10 +27,17 @@ shift || true
 
 mcos() { XDG_CONFIG_HOME="$dir/config" "$bin/src/client/mcos" "$@"; }
 names() { cat "$dir/names" 2>/dev/null || true; }
-alive() { [ -f "$dir/$1/pid" ] && kill -0 "$(cat "$dir/$1/pid")" 2>/dev/null; }
+# Whether pid file $1 names a live process running $2 (a pid may have been reused since).
+runs() {
+  [ -f "$1" ] || return 1
+  local pid
+  pid=$(cat "$1")
+  kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$2"
+}
+alive() { runs "$dir/$1/pid" mcos-cluster; }
 endpoint() { cat "$dir/$1/endpoint"; }
 
-nats_alive() { [ -f "$dir/$1/nats.pid" ] && kill -0 "$(cat "$dir/$1/nats.pid")" 2>/dev/null; }
+nats_alive() { runs "$dir/$1/nats.pid" nats-server; }
 
 # Starts cluster $1's nats-server: on free ports the first time (kept for restarts), its
 # configuration written by mcos-cluster (logins derived from the cluster's keys), linked to dc1's
