@@ -524,7 +524,7 @@ class StorageReplicaImpl final : public Replica {
   absl::StatusOr<std::unique_ptr<ReplicaWriter>> OpenWrite(const mcos::v1::ObjectKey& key,
                                                            const mcos::v1::ObjectRecord& header,
                                                            absl::Time deadline,
-                                                           std::function<void()>) override {
+                                                           const std::function<void()>&) override {
     return std::unique_ptr<ReplicaWriter>(
         std::make_unique<StorageStreamWriter>(*stub_, key, header, deadline));
   }
@@ -684,11 +684,11 @@ class PeerReplicaImpl final : public Replica {
 
   absl::StatusOr<std::unique_ptr<ReplicaWriter>> OpenWrite(
       const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& header, absl::Time deadline,
-      std::function<void()> on_drained) override {
+      const std::function<void()>& on_drained) override {
     mcos::v1::ClusterPutObjectRequest first;
     FillStreamedHeader(first.mutable_header(), key, header);
     first.mutable_header()->set_coordinator(coordinator_);
-    auto stream = std::make_shared<PeerStream>(std::move(on_drained));
+    auto stream = std::make_shared<PeerStream>(on_drained);
     stream->Start(stream, *stub_, std::move(first), deadline);
     return std::unique_ptr<ReplicaWriter>(std::make_unique<PeerStreamWriter>(std::move(stream)));
   }
@@ -881,7 +881,7 @@ class EngineReplicaImpl final : public Replica {
   absl::StatusOr<std::unique_ptr<ReplicaWriter>> OpenWrite(const mcos::v1::ObjectKey& key,
                                                            const mcos::v1::ObjectRecord& header,
                                                            absl::Time,
-                                                           std::function<void()>) override {
+                                                           const std::function<void()>&) override {
     mcos::v1::StoragePutHeader h;
     FillStreamedHeader(&h, key, header);
     auto stream = engine_.BeginPut(h);

@@ -97,7 +97,7 @@ class Replica {
   // the whole write. UNIMPLEMENTED for replicas that take no streamed writes.
   virtual absl::StatusOr<std::unique_ptr<ReplicaWriter>> OpenWrite(
       const mcos::v1::ObjectKey& /*key*/, const mcos::v1::ObjectRecord& /*header*/,
-      absl::Time /*deadline*/, std::function<void()> /*on_drained*/) {
+      absl::Time /*deadline*/, const std::function<void()>& /*on_drained*/) {
     return absl::UnimplementedError("this replica takes no streamed writes");
   }
   // Replaces a corrupt copy of the version `record` describes (StoragePutHeader.repair) with the

@@ -6,6 +6,7 @@
 #include <signal.h>
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
@@ -62,6 +63,44 @@ class RawUpload {
 class StreamedWriteE2eTest : public testing::FederationFixture {
  protected:
   static constexpr uint64_t kMiB = uint64_t{1} << 20;
+
+  // Uploads 64 MiB at alpha, calling `fail` once the first 16 MiB are sent: the upload must be
+  // acknowledged by alpha and beta alone (W = 2) with its own ETag; then `recover` brings gamma
+  // back and gamma must get it from the replication queue.
+  void UploadWhileGammaFails(const std::string& container, const std::function<void()>& fail,
+                             const std::function<absl::Status()>& recover) {
+    Federate();
+    auto at_a = ContainerEverywhere(container);
+    ASSERT_NE(at_a, nullptr);
+    const std::string data = testing::RandomBytes(64 * kMiB, 3);
+    std::atomic<bool> failed{false};
+    client::PutOptions options;
+    options.progress = [&](uint64_t done, uint64_t) {
+      if (done >= 16 * kMiB && !failed.exchange(true)) fail();
+    };
+    std::istringstream in(data);
+    const absl::Time start = absl::Now();
+    auto info = at_a->PutObject(container, "big", in, options);
+    const absl::Duration took = absl::Now() - start;
+    const absl::Status recovered = recover();
+    MCOS_ASSERT_OK(info);
+    MCOS_ASSERT_OK(recovered);
+    EXPECT_TRUE(failed.load());
+    EXPECT_EQ(info->etag(), testing::Md5Hex(data));
+    EXPECT_EQ(Replicas(*info), (std::set<std::string>{"alpha", "beta"}));
+    std::printf("64 MiB at alpha, gamma %s after 16 MiB: acknowledged in %s\n", container.c_str(),
+                absl::FormatDuration(took).c_str());
+    const absl::Time back = absl::Now();
+    WaitFor(
+        [&] {
+          auto stat = at_a->StatObject(container, "big");
+          return stat.ok() && Replicas(*stat) == kAllThree;
+        },
+        absl::Seconds(60));
+    std::printf("gamma held it %s after it was back\n",
+                absl::FormatDuration(absl::Now() - back).c_str());
+    ExpectEverywhere({a_, b_, c_}, container, "big", info->version(), data, kAllThree);
+  }
 
   // Every cluster in `at` serves `version` of container/object with `data`, held by `holders`.
   void ExpectEverywhere(const std::vector<testing::ClusterProcess*>& at,
@@ -134,69 +173,21 @@ TEST_F(StreamedWriteE2eTest, AnUploadCutShortMidStreamLeavesThePreviousVersionAt
 // is dropped after the stall timeout (2 s), the upload is acknowledged by alpha and beta (W = 2),
 // and gamma gets it from the replication queue once it runs again.
 TEST_F(StreamedWriteE2eTest, AReplicaFrozenMidStreamDoesNotStopTheWriteAtW) {
-  Federate();
-  auto at_a = ContainerEverywhere("frozen");
-  ASSERT_NE(at_a, nullptr);
-  const std::string data = testing::RandomBytes(64 * kMiB, 3);
-  std::atomic<bool> frozen{false};
-  client::PutOptions options;
-  options.progress = [&](uint64_t done, uint64_t) {
-    if (done >= 16 * kMiB && !frozen.exchange(true)) kill(c_->pid(), SIGSTOP);
-  };
-  std::istringstream in(data);
-  const absl::Time start = absl::Now();
-  auto info = at_a->PutObject("frozen", "big", in, options);
-  const absl::Duration took = absl::Now() - start;
-  kill(c_->pid(), SIGCONT);
-  MCOS_ASSERT_OK(info);
-  EXPECT_TRUE(frozen.load());
-  EXPECT_EQ(info->etag(), testing::Md5Hex(data));
-  EXPECT_EQ(Replicas(*info), (std::set<std::string>{"alpha", "beta"}));
-  std::printf("64 MiB at alpha with gamma frozen after 16 MiB: acknowledged in %s\n",
-              absl::FormatDuration(took).c_str());
-  const absl::Time thawed = absl::Now();
-  WaitFor(
-      [&] {
-        auto stat = at_a->StatObject("frozen", "big");
-        return stat.ok() && Replicas(*stat) == kAllThree;
-      },
-      absl::Seconds(60));
-  std::printf("thawed gamma held it after %s\n",
-              absl::FormatDuration(absl::Now() - thawed).c_str());
-  ExpectEverywhere({a_, b_, c_}, "frozen", "big", info->version(), data, kAllThree);
+  UploadWhileGammaFails(
+      "frozen", [this] { kill(c_->pid(), SIGSTOP); },
+      [this] {
+        kill(c_->pid(), SIGCONT);
+        return absl::OkStatus();
+      });
 }
 
 // Gamma killed with -9 after the first 16 MiB of a 64 MiB upload at alpha: its stream breaks,
 // which stops nothing (no stall to wait out), alpha and beta acknowledge the upload, and gamma,
 // restarted, gets it from the replication queue.
 TEST_F(StreamedWriteE2eTest, AReplicaKilledMidStreamDoesNotStopTheWriteAtW) {
-  Federate();
-  auto at_a = ContainerEverywhere("killed");
-  ASSERT_NE(at_a, nullptr);
-  const std::string data = testing::RandomBytes(64 * kMiB, 4);
-  std::atomic<bool> killed{false};
-  client::PutOptions options;
-  options.progress = [&](uint64_t done, uint64_t) {
-    if (done >= 16 * kMiB && !killed.exchange(true)) c_->Kill();
-  };
-  std::istringstream in(data);
-  const absl::Time start = absl::Now();
-  auto info = at_a->PutObject("killed", "big", in, options);
-  const absl::Duration took = absl::Now() - start;
-  MCOS_ASSERT_OK(info);
-  EXPECT_TRUE(killed.load());
-  EXPECT_EQ(info->etag(), testing::Md5Hex(data));
-  EXPECT_EQ(Replicas(*info), (std::set<std::string>{"alpha", "beta"}));
-  std::printf("64 MiB at alpha with gamma killed after 16 MiB: acknowledged in %s\n",
-              absl::FormatDuration(took).c_str());
-  MCOS_ASSERT_OK(Restart(*c_, "gamma", /*same_port=*/true));
-  WaitFor(
-      [&] {
-        auto stat = at_a->StatObject("killed", "big");
-        return stat.ok() && Replicas(*stat) == kAllThree;
-      },
-      absl::Seconds(60));
-  ExpectEverywhere({a_, b_, c_}, "killed", "big", info->version(), data, kAllThree);
+  UploadWhileGammaFails(
+      "killed", [this] { c_->Kill(); },
+      [this] { return Restart(*c_, "gamma", /*same_port=*/true); });
 }
 
 // 50 writers racing on 10 names, spread over the three clusters, each upload over the size kept

@@ -111,10 +111,10 @@ class MemoryReplica final : public Replica {
 
   absl::StatusOr<std::unique_ptr<replication::ReplicaWriter>> OpenWrite(
       const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& header, absl::Time deadline,
-      std::function<void()> on_drained) override {
+      const std::function<void()>& on_drained) override {
     ++streams_;
     MCOS_RETURN_IF_ERROR(Enter(deadline));
-    return inner_->OpenWrite(key, header, deadline, std::move(on_drained));
+    return inner_->OpenWrite(key, header, deadline, on_drained);
   }
   int streams() const { return streams_; }
 
