@@ -30,9 +30,11 @@ names() { cat "$dir/names" 2>/dev/null || true; }
 # Whether pid file $1 names a live process running $2 (a pid may have been reused since).
 runs() {
   [ -f "$1" ] || return 1
-  local pid
+  local pid cmd
   pid=$(cat "$1")
-  kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$2"
+  kill -0 "$pid" 2>/dev/null || return 1
+  cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+  [[ $cmd == *"$2"* ]]
 }
 alive() { runs "$dir/$1/pid" mcos-cluster; }
 endpoint() { cat "$dir/$1/endpoint"; }
