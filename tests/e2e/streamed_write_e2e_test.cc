@@ -6,7 +6,10 @@
 #include <signal.h>
 
 #include <atomic>
+#include <filesystem>
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <set>
@@ -188,6 +191,42 @@ TEST_F(StreamedWriteE2eTest, AReplicaKilledMidStreamDoesNotStopTheWriteAtW) {
   UploadWhileGammaFails(
       "killed", [this] { c_->Kill(); },
       [this] { return Restart(*c_, "gamma", /*same_port=*/true); });
+}
+
+// Gamma paused for 1 s (less than the stall timeout) after 16 MiB of a 64 MiB upload: the upload
+// waits for its stream to drain instead of dropping it, so gamma takes the write itself, at once,
+// and nothing is queued for it.
+TEST_F(StreamedWriteE2eTest, AReplicaPausedShorterThanTheStallTimeoutIsWaitedForNotDropped) {
+  Federate();
+  auto at_a = ContainerEverywhere("paused");
+  ASSERT_NE(at_a, nullptr);
+  const std::string data = testing::RandomBytes(64 * kMiB, 5);
+  std::atomic<bool> paused{false};
+  std::thread resume;
+  client::PutOptions options;
+  options.progress = [&](uint64_t done, uint64_t) {
+    if (done >= 16 * kMiB && !paused.exchange(true)) {
+      kill(c_->pid(), SIGSTOP);
+      resume = std::thread([this] {
+        absl::SleepFor(absl::Seconds(1));
+        kill(c_->pid(), SIGCONT);
+      });
+    }
+  };
+  // What alpha logs from here on: whether it dropped gamma from the write or queued it.
+  const auto logged_before = std::filesystem::file_size(a_->log_path());
+  std::istringstream in(data);
+  auto info = at_a->PutObject("paused", "big", in, options);
+  if (resume.joinable()) resume.join();
+  MCOS_ASSERT_OK(info);
+  EXPECT_TRUE(paused.load());
+  EXPECT_EQ(info->etag(), testing::Md5Hex(data));
+  ExpectEverywhere({a_, b_, c_}, "paused", "big", info->version(), data, kAllThree);
+  std::ifstream log(a_->log_path());
+  log.seekg(static_cast<std::streamoff>(logged_before));
+  const std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(text.find("took nothing for"), std::string::npos) << "gamma was dropped from the write";
+  EXPECT_EQ(text.find("queued"), std::string::npos) << text;
 }
 
 // 50 writers racing on 10 names, spread over the three clusters, each upload over the size kept
