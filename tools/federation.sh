@@ -14,6 +14,9 @@
 #
 # MCOS_BIN_DIR=DIR runs the binaries of another build tree (DIR/src/cluster/mcos-cluster, ...)
 # without building, e.g. to compare two builds side by side.
+# MCOS_FEDERATION_DELAY_MS=D (with up) puts the clusters D ms apart each way: every cluster gets a
+# delay proxy in front of it (tools/mcos-delay-proxy) and tells its peers to call it there
+# (mcos-cluster --advertise); clients still reach each cluster directly.
 #
 # State lives in $MCOS_FEDERATION_DIR (default: $TMPDIR/mcos-federation, or /tmp/...): the secret,
 # the admin password, each cluster's data, log, pid and endpoint. Only processes whose pid this
@@ -27,7 +30,8 @@ shift || true
 
 mcos() { XDG_CONFIG_HOME="$dir/config" "$bin/src/client/mcos" "$@"; }
 names() { cat "$dir/names" 2>/dev/null || true; }
-# Whether pid file $1 names a live process running $2 (a pid may have been reused since).
+# Whether pid file $1 names a live process running $2 (a pid may have been reused since; a process
+# this script just started may still be a copy of the shell, so its start-up waits use kill -0).
 runs() {
   [ -f "$1" ] || return 1
   local pid cmd
@@ -40,6 +44,25 @@ alive() { runs "$dir/$1/pid" mcos-cluster; }
 endpoint() { cat "$dir/$1/endpoint"; }
 
 nats_alive() { runs "$dir/$1/nats.pid" nats-server; }
+proxy_alive() { runs "$dir/$1/proxy.pid" mcos-delay-proxy; }
+
+# With a delay (the file delay-ms, from MCOS_FEDERATION_DELAY_MS at up): starts cluster $1's
+# delay proxy unless it runs, and prints the --advertise arguments that send peers through it.
+advertise_args() {
+  local name=$1
+  [ -n "$(cat "$dir/delay-ms" 2>/dev/null)" ] || return 0
+  if ! proxy_alive "$name"; then
+    : >"$dir/$name/proxy-endpoint"
+    "$bin/tools/mcos-delay-proxy" --delay-ms "$(cat "$dir/delay-ms")" \
+      --target-port-file "$dir/$name/port" >"$dir/$name/proxy-endpoint" 2>>"$dir/$name/proxy.log" &
+    echo $! >"$dir/$name/proxy.pid"
+    for _ in $(seq 50); do
+      [ -s "$dir/$name/proxy-endpoint" ] && break
+      sleep 0.1
+    done
+  fi
+  echo --advertise "$(cat "$dir/$name/proxy-endpoint")"
+}
 
 # Starts cluster $1's nats-server: on free ports the first time (kept for restarts), its
 # configuration written by mcos-cluster (logins derived from the cluster's keys), linked to dc1's
@@ -58,7 +81,7 @@ start_nats() {
   echo $! >"$dir/$name/nats.pid"
   for _ in $(seq 100); do
     grep -q "Server is ready" "$dir/$name/nats.log" 2>/dev/null && break
-    nats_alive "$name" || break
+    kill -0 "$(cat "$dir/$name/nats.pid")" 2>/dev/null || break  # (it may not have exec'd yet)
     sleep 0.1
   done
   if ! grep -q "Server is ready" "$dir/$name/nats.log"; then
@@ -74,19 +97,20 @@ start_nats() {
 
 # Starts cluster $1 (region $2) listening on $3 (host:port; :0 picks one) and waits until it serves.
 start_cluster() {
-  local name=$1 region=$2 listen=$3
+  local name=$1 region=$2 listen=$3 advertise
   mkdir -p "$dir/$name"
   : >"$dir/$name/stdout"
+  read -r -a advertise <<<"$(advertise_args "$name")"
   MCOS_ADMIN_PASSWORD=$(cat "$dir/admin-password") \
     "$bin/src/cluster/mcos-cluster" --name "$name" --region "$region" \
     --data-dir "$dir/$name/data" --listen "$listen" \
     --federation-secret-file "$dir/federation.secret" \
-    --nats "nats://$(cat "$dir/$name/nats-endpoint")" \
+    --nats "nats://$(cat "$dir/$name/nats-endpoint")" "${advertise[@]}" \
     >"$dir/$name/stdout" 2>>"$dir/$name/cluster.log" &
   echo $! >"$dir/$name/pid"
   for _ in $(seq 300); do
     grep -q "listening on" "$dir/$name/stdout" 2>/dev/null && break
-    alive "$name" || break
+    kill -0 "$(cat "$dir/$name/pid")" 2>/dev/null || break  # (it may not have exec'd yet)
     sleep 0.1
   done
   local ep
@@ -97,6 +121,7 @@ start_cluster() {
     exit 1
   fi
   echo "$ep" >"$dir/$name/endpoint"
+  echo "${ep##*:}" >"$dir/$name/port"
   echo "$region" >"$dir/$name/region"
 }
 
@@ -114,11 +139,15 @@ case "$cmd" in
       rm -rf "$dir"
     fi
     [ -n "${MCOS_BIN_DIR:-}" ] || tools/build.sh release >/dev/null
+    # A start that fails half-way stops whatever it started (else its processes outlive their pid
+    # files at the next up).
+    trap 'echo "up failed: stopping what it started" >&2; "$0" down >/dev/null 2>&1 || true' EXIT
     mkdir -p "$dir" && chmod 700 "$dir"
     (umask 077 && head -c 48 /dev/urandom | base64 >"$dir/federation.secret")
     (umask 077 && echo "fed-admin-$(head -c 9 /dev/urandom | base64 | tr -dc 'a-zA-Z0-9')" \
       >"$dir/admin-password")
     : >"$dir/names"
+    echo "${MCOS_FEDERATION_DELAY_MS:-}" >"$dir/delay-ms"
     for i in $(seq "$n"); do
       start_nats "dc$i"
       start_cluster "dc$i" "region-$i" 127.0.0.1:0
@@ -154,6 +183,7 @@ case "$cmd" in
     echo "admin password: $(cat "$dir/admin-password")   (also in $dir/admin-password)"
     for name in $(names); do echo "$name: mcos --endpoint $(endpoint "$name") ..."; done
     echo "status: $0 status    stop everything: $0 down"
+    trap - EXIT
     ;;
   status)
     [ -f "$dir/names" ] || { echo "no federation in $dir (start one with: $0 up)"; exit 1; }
@@ -216,6 +246,10 @@ case "$cmd" in
         kill "$pid"
         for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
         echo "stopped the nats-server of $name"
+      fi
+      if proxy_alive "$name"; then
+        kill "$(cat "$dir/$name/proxy.pid")"
+        echo "stopped the delay proxy of $name"
       fi
     done
     ;;

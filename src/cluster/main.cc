@@ -55,6 +55,9 @@ int main(int argc, char** argv) {
                  "Name of this cluster: letters, digits and '-' (default: generated on the first "
                  "start; fixed once the data directory exists; --cluster-id is the old spelling)");
   cli.add_option("--region", controller.region, "Region of this cluster (placement spreads them)");
+  cli.add_option("--advertise", controller.advertise,
+                 "HOST:PORT other clusters call this cluster at, when not its --listen address "
+                 "(behind NAT, a load balancer or a proxy)");
   cli.add_option("--health-period-ms", health_period_ms, "Health-check period of services")
       ->capture_default_str();
   cli.add_option("--down-after-misses", controller.down_after_misses,

@@ -37,6 +37,9 @@ struct ControllerOptions {
   // Empty: generated on first start and kept in the database.
   std::string cluster_id;
   std::string region;
+  // The address other clusters reach this whole cluster at (its controller and its servers, on
+  // one port: mcos-cluster's --advertise, e.g. behind NAT or a proxy); empty: their own.
+  std::string advertise;
   // The cluster key (service credentials; users' tokens too unless user_token_key is set); at
   // least 32 bytes.
   std::string token_key;

@@ -68,6 +68,7 @@ FederationOptions ToFederationOptions(const ControllerOptions& options) {
   FederationOptions f;
   f.federation_id = options.federation_id;
   f.region = options.region;
+  f.advertise = options.advertise;
   f.sync_period = options.federation_sync_period;
   return f;
 }

@@ -60,6 +60,11 @@ mcos::v1::ClusterInfo Federation::Self() {
   mcos::v1::ClusterInfo self;
   self.set_id(controller_.cluster_id());
   self.set_region(options_.region);
+  if (!options_.advertise.empty()) {
+    self.set_controller_endpoint(options_.advertise);
+    self.add_server_endpoints(options_.advertise);
+    return self;
+  }
   {
     absl::MutexLock lock(&mu_);
     self.set_controller_endpoint(self_endpoint_);

@@ -34,6 +34,9 @@ struct FederationOptions {
   // secret and cannot peer.
   std::string federation_id;
   std::string region;
+  // When set, peers are told to call this cluster's controller and servers at this one address
+  // (ControllerOptions.advertise) instead of the controller's endpoint and the registered servers'.
+  std::string advertise;
   // How often each peer is checked and pulled from.
   absl::Duration sync_period = absl::Milliseconds(500);
   // Deadline of one call to a peer.

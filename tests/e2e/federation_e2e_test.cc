@@ -32,6 +32,7 @@
 #include "mcos/v1/user.grpc.pb.h"
 #include "replication/replica.h"
 #include "tests/support/cluster_process.h"
+#include "tests/support/delay_proxy.h"
 #include "tests/support/federation_fixture.h"
 #include "tests/support/status_matchers.h"
 #include "tests/support/temp_dir.h"
@@ -344,6 +345,55 @@ TEST_F(FederationE2eTest, WrittenAtOneClusterReadAndListedAtTheOthers) {
   MCOS_ASSERT_OK(at_a->DeleteContainer("docs"));
   WaitFor([&] { return !at_c->ListObjects(Listing("docs")).ok(); });
   MCOS_EXPECT_CODE(at_c->ListObjects(Listing("docs")), kNotFound);
+}
+
+// A cluster behind a proxy (NAT, a load balancer) announces the proxy's address with --advertise:
+// its peers list it there and call it only there (its own port is never announced), and a
+// replicated write of a streamed size reaches it through the proxy.
+TEST_F(FederationE2eTest, PeersCallAClusterAtTheAddressItAdvertises) {
+  std::atomic<int> beta_port{0};
+  testing::DelayProxy proxy([&beta_port] { return beta_port.load(); }, absl::Milliseconds(2));
+  a_ = Start("alpha");
+  b_ = Start("beta", "", {"--advertise", proxy.endpoint()});
+  const std::string own = b_->endpoint();
+  beta_port = std::stoi(own.substr(own.rfind(':') + 1));
+  auto admin = Admin(*a_);
+  MCOS_ASSERT_OK(admin->AddCluster(proxy.endpoint()));
+  auto listed = admin->ListClusters();
+  MCOS_ASSERT_OK(listed);
+  bool seen = false;
+  for (const auto& c : listed->clusters()) {
+    if (c.id() != "beta") continue;
+    seen = true;
+    EXPECT_EQ(c.controller_endpoint(), proxy.endpoint());
+    EXPECT_EQ(std::vector<std::string>(c.server_endpoints().begin(), c.server_endpoints().end()),
+              std::vector<std::string>{proxy.endpoint()});
+  }
+  EXPECT_TRUE(seen);
+  MCOS_ASSERT_OK(admin->CreateRing(RingOf("pair", 2, {"alpha", "beta"})));
+  mcos::v1::SetOptionRingRequest set;
+  set.set_option("default");
+  set.set_ring("pair");
+  WaitFor([&] { return admin->SetOptionRing(set).ok(); });
+  MCOS_ASSERT_OK(admin->SetOptionRing(set));
+  MCOS_ASSERT_OK(admin->AddUser("carol", "carol-pw", false));
+  auto at_a = As(*a_);
+  ASSERT_NE(at_a, nullptr);
+  MCOS_ASSERT_OK(at_a->CreateContainer("behind"));
+  const std::string data = testing::RandomBytes(1 << 20, 9);
+  absl::StatusOr<mcos::v1::ObjectInfo> put;
+  WaitFor([&] {
+    std::istringstream in(data);
+    put = at_a->PutObject("behind", "o", in);
+    return put.ok();
+  });
+  MCOS_ASSERT_OK(put);
+  EXPECT_EQ(Replicas(*put), (std::set<std::string>{"alpha", "beta"}));
+  auto at_b = As(*b_);
+  ASSERT_NE(at_b, nullptr);
+  auto back = Get(*at_b, "behind", "o");
+  MCOS_ASSERT_OK(back);
+  EXPECT_TRUE(*back == data);
 }
 
 TEST_F(FederationE2eTest, ReplayedAndOlderReplicaWritesAreIgnored) {

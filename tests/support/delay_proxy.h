@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -31,13 +32,17 @@ class DelayProxy {
   // Forwards connections to 127.0.0.1:`target_port`, each direction delayed by `delay`, from
   // `source` (an IPv4 loopback address; empty: the kernel's choice).
   DelayProxy(int target_port, absl::Duration delay, std::string source = "")
-      : target_port_(target_port), delay_(delay), source_(std::move(source)) {
+      : DelayProxy([target_port] { return target_port; }, delay, std::move(source)) {}
+  // The same, asking `target_port` for the port at each new connection (a target that starts
+  // after the proxy: tools/mcos-delay-proxy).
+  DelayProxy(std::function<int()> target_port, absl::Duration delay, std::string source = "")
+      : target_port_(std::move(target_port)), delay_(delay), source_(std::move(source)) {
     listen_fd_ = socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     addr.sin_port = 0;
-    bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    (void)bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));  // port 0: any free
     listen(listen_fd_, 64);
     socklen_t len = sizeof(addr);
     getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
@@ -82,12 +87,12 @@ class DelayProxy {
         sockaddr_in from{};
         from.sin_family = AF_INET;
         inet_pton(AF_INET, source_.c_str(), &from.sin_addr);
-        bind(server, reinterpret_cast<sockaddr*>(&from), sizeof(from));
+        (void)bind(server, reinterpret_cast<sockaddr*>(&from), sizeof(from));  // else: any
       }
       sockaddr_in addr{};
       addr.sin_family = AF_INET;
       addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      addr.sin_port = htons(static_cast<uint16_t>(target_port_));
+      addr.sin_port = htons(static_cast<uint16_t>(target_port_()));
       if (connect(server, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
         close(client);
         close(server);
@@ -100,16 +105,16 @@ class DelayProxy {
       absl::MutexLock lock(&mu_);
       fds_.push_back(client);
       fds_.push_back(server);
-      for (auto [from, to] : {std::pair{client, server}, std::pair{server, client}}) {
+      for (const auto& ends : {std::pair{client, server}, std::pair{server, client}}) {
         auto pipe = std::make_shared<Pipe>();
-        pumps_.emplace_back([this, from, pipe] { Read(from, *pipe); });
-        pumps_.emplace_back([this, to, pipe] { Write(to, *pipe); });
+        pumps_.emplace_back([this, from = ends.first, pipe] { Read(from, *pipe); });
+        pumps_.emplace_back([this, to = ends.second, pipe] { Write(to, *pipe); });
       }
     }
   }
 
   void Read(int fd, Pipe& pipe) {
-    std::string buf(256 * 1024, '\0');
+    std::string buf(size_t{256} * 1024, '\0');
     while (true) {
       const ssize_t n = read(fd, buf.data(), buf.size());
       absl::MutexLock lock(&pipe.mu);
@@ -146,7 +151,7 @@ class DelayProxy {
     }
   }
 
-  const int target_port_;
+  const std::function<int()> target_port_;
   const absl::Duration delay_;
   const std::string source_;
   int listen_fd_ = -1;
