@@ -22,6 +22,7 @@
 # the admin password, each cluster's data, log, pid and endpoint. Only processes whose pid this
 # script recorded are ever signalled.
 set -euo pipefail
+self="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
 cd "$(dirname "$0")/.."
 dir=${MCOS_FEDERATION_DIR:-${TMPDIR:-/tmp}/mcos-federation}
 bin=${MCOS_BIN_DIR:-build/release}
@@ -141,7 +142,7 @@ case "$cmd" in
     [ -n "${MCOS_BIN_DIR:-}" ] || tools/build.sh release >/dev/null
     # A start that fails half-way stops whatever it started (else its processes outlive their pid
     # files at the next up).
-    trap 'echo "up failed: stopping what it started" >&2; "$0" down >/dev/null 2>&1 || true' EXIT
+    trap 'echo "up failed: stopping what it started" >&2; "$self" down >/dev/null 2>&1 || true' EXIT
     mkdir -p "$dir" && chmod 700 "$dir"
     (umask 077 && head -c 48 /dev/urandom | base64 >"$dir/federation.secret")
     (umask 077 && echo "fed-admin-$(head -c 9 /dev/urandom | base64 | tr -dc 'a-zA-Z0-9')" \
