@@ -286,7 +286,6 @@ class PeerStream final : public grpc::ClientWriteReactor<mcos::v1::ClusterPutObj
       std::lock_guard<std::mutex> lock(mu_);
       if (!closing_) {
         *queue_.emplace_back().mutable_finish() = StreamedFinish(record, hash_.Digest());
-        last_queued_ = true;
       }
     }
     Pump();
@@ -406,8 +405,7 @@ class PeerStream final : public grpc::ClientWriteReactor<mcos::v1::ClusterPutObj
   bool writing_ = false;
   bool held_ = true;
   bool full_ = false;
-  bool closing_ = false;  // no write starts any more
-  bool last_queued_ = false;
+  bool closing_ = false;    // no write starts any more
   bool last_sent_ = false;  // the finish message went out
   bool done_ = false;
   grpc::Status status_;

@@ -112,11 +112,9 @@ class MemoryReplica final : public Replica {
   absl::StatusOr<std::unique_ptr<replication::ReplicaWriter>> OpenWrite(
       const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& header, absl::Time deadline,
       const std::function<void()>& on_drained) override {
-    ++streams_;
     MCOS_RETURN_IF_ERROR(Enter(deadline));
     return inner_->OpenWrite(key, header, deadline, on_drained);
   }
-  int streams() const { return streams_; }
 
   absl::StatusOr<WriteAck> Delete(const mcos::v1::ObjectKey& key,
                                   const mcos::v1::ObjectRecord& tombstone,
@@ -166,7 +164,6 @@ class MemoryReplica final : public Replica {
   const std::unique_ptr<Replica> inner_;
   std::atomic<Mode> mode_{Mode::kOk};
   std::atomic<int> puts_{0};
-  std::atomic<int> streams_{0};
   std::atomic<int> stats_{0};
   std::atomic<int> releases_{0};
   absl::Notification release_;
