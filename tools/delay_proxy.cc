@@ -6,6 +6,8 @@
 // It prints its endpoint, then forwards each new connection to 127.0.0.1:PORT, PORT read from
 // --target-port-file at that moment (so that the proxy can start before the cluster it fronts).
 // Runs until killed.
+#include "tests/support/delay_proxy.h"
+
 #include <unistd.h>
 
 #include <cstdio>
@@ -15,7 +17,6 @@
 #include "CLI/CLI.hpp"
 #include "absl/time/clock.h"
 #include "common/cli.h"
-#include "tests/support/delay_proxy.h"
 
 int main(int argc, char** argv) {
   CLI::App cli{"mcos-delay-proxy: a loopback TCP proxy that delays each direction"};

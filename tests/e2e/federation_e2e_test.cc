@@ -16,6 +16,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -25,6 +26,7 @@
 #include "absl/time/clock.h"
 #include "client/sdk/client.h"
 #include "common/channel.h"
+#include "common/hash.h"
 #include "common/service_auth.h"
 #include "common/token.h"
 #include "mcos/v1/cluster.grpc.pb.h"
@@ -452,6 +454,63 @@ TEST_F(FederationE2eTest, ReplayedAndOlderReplicaWritesAreIgnored) {
   std::printf("a replayed and an older replica write were ignored in %s\n",
               absl::FormatDuration(absl::Now() - start).c_str());
   auto back = Get(*As(*b_), "replay", "obj");
+  MCOS_ASSERT_OK(back);
+  EXPECT_EQ(*back, "the current version");
+}
+
+// Streamed replica writes (version at the finish) that lie or stop short, sent as a peer to
+// beta's ClusterService: each is refused with INVALID_ARGUMENT saying what is wrong, and beta keeps
+// serving the version it had.
+TEST_F(FederationE2eTest, StreamedReplicaWritesThatLieOrStopShortStoreNothing) {
+  Federate();
+  auto at_a = As(*a_);
+  MCOS_ASSERT_OK(at_a->CreateContainer("lies"));
+  std::istringstream in("the current version");
+  auto put = at_a->PutObject("lies", "obj", in);
+  MCOS_ASSERT_OK(put);
+  auto keys = common::LoadClusterKeys(std::string(64, 'k'), secret_);
+  MCOS_ASSERT_OK(keys);
+  common::ServiceAuth peer(keys->peer, "alpha", keys->user_tokens,
+                           common::CredentialScope::kFederation);
+  auto stub = mcos::v1::ClusterService::NewStub(common::ConnectInternal(b_->endpoint(), peer));
+  const std::string data = "newer content that never lands";
+  // Sends a streamed write of `data` whose finish says `size` and `xxh3` (none: no finish).
+  auto send = [&](uint64_t size, std::optional<uint64_t> xxh3) {
+    grpc::ClientContext ctx;
+    mcos::v1::ClusterWriteResponse resp;
+    auto w = stub->ClusterCreateObject(&ctx, &resp);
+    mcos::v1::ClusterPutObjectRequest m;
+    auto* h = m.mutable_header();
+    h->mutable_key()->set_user("carol");
+    h->mutable_key()->set_container("lies");
+    h->mutable_key()->set_object("obj");
+    h->mutable_version()->set_hlc(uint64_t{1} << 62);  // newer than anything
+    h->mutable_version()->set_cluster("alpha");
+    h->set_coordinator("alpha");
+    h->set_version_at_finish(true);
+    const mcos::v1::Version version = h->version();
+    w->Write(m);
+    m.set_data(data);
+    w->Write(m);
+    if (xxh3) {
+      auto* f = m.mutable_finish();
+      *f->mutable_version() = version;
+      f->set_size(size);
+      f->set_md5_hex(testing::Md5Hex(data));
+      f->set_sha256_hex(testing::Sha256Hex(data));
+      f->set_xxh3(*xxh3);
+      w->Write(m);
+    }
+    w->WritesDone();
+    return w->Finish();
+  };
+  for (const grpc::Status& s :
+       {send(data.size(), common::Hash64("other content")),
+        send(data.size() + 1, common::Hash64(data)), send(data.size(), std::nullopt)}) {
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+    EXPECT_NE(s.error_message().find("nothing was stored"), std::string::npos) << s.error_message();
+  }
+  auto back = Get(*As(*b_), "lies", "obj");
   MCOS_ASSERT_OK(back);
   EXPECT_EQ(*back, "the current version");
 }
