@@ -107,6 +107,19 @@ absl::Status ValidateUserName(absl::string_view name) {
   return absl::OkStatus();
 }
 
+absl::Status ValidateHolders(const google::protobuf::RepeatedPtrField<std::string>& holders) {
+  if (holders.size() > kMaxHolders) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("holders names ", holders.size(), " clusters; at most ", kMaxHolders));
+  }
+  for (const std::string& h : holders) {
+    if (auto s = ValidateClusterName(h); !s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("holders: ", s.message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateOptionField(absl::string_view option) {
   if (option.empty()) return absl::OkStatus();
   if (auto s = ValidateUserName(option); !s.ok()) {

@@ -5,6 +5,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "google/protobuf/map.h"
+#include "google/protobuf/repeated_ptr_field.h"
 
 namespace mcos::common {
 
@@ -26,6 +27,9 @@ absl::Status ValidateUserName(absl::string_view name);
 absl::Status ValidateOwnerId(absl::string_view owner);
 // A cluster's name (--name): 1-63 letters, digits and '-', starting with a letter or digit.
 absl::Status ValidateClusterName(absl::string_view name);
+// ObjectRecord.holders and the holders of replica writes: at most kMaxHolders cluster names.
+inline constexpr int kMaxHolders = 16;
+absl::Status ValidateHolders(const google::protobuf::RepeatedPtrField<std::string>& holders);
 // The option field of an internal request (the option that places an object): empty (the records
 // written without one), or an option name (the rules of a user name).
 absl::Status ValidateOptionField(absl::string_view option);

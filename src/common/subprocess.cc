@@ -77,6 +77,7 @@ absl::StatusOr<std::string> Subprocess::WaitForListening(absl::Duration timeout)
       if (absl::StartsWith(line, kPrefix)) {
         return std::string(absl::StripAsciiWhitespace(line.substr(kPrefix.size())));
       }
+      preamble_.push_back(std::move(line));
     }
     const absl::Duration left = deadline - absl::Now();
     if (left <= absl::ZeroDuration()) {

@@ -26,6 +26,8 @@ class Subprocess {
   // Reads stdout until a line "listening on HOST:PORT" and returns HOST:PORT. DEADLINE_EXCEEDED
   // after `timeout`; UNAVAILABLE if the child exits first.
   absl::StatusOr<std::string> WaitForListening(absl::Duration timeout);
+  // The lines the child printed before "listening on" (e.g. "metrics on PORT").
+  const std::vector<std::string>& preamble() const { return preamble_; }
   pid_t pid() const { return pid_; }
   void Signal(int sig);
   // Waits for the child to exit; returns its wait status (as waitpid's). Idempotent.
@@ -39,6 +41,7 @@ class Subprocess {
   bool exited_ = false;
   int wait_status_ = 0;
   std::string buffer_;
+  std::vector<std::string> preamble_;
 };
 
 // Peak resident set size (VmHWM) of a running process, in bytes; NOT_FOUND if it is gone.

@@ -49,7 +49,14 @@ absl::Status QueueSender::Deliver(const mcos::v1::ReplicationTask& task) {
   }
   const absl::Time deadline =
       replication::CopyDeadline(record->tombstone() ? 0 : record->size(), absl::Seconds(10));
-  return replication::Copy(*local, *peer, task.key(), *record, deadline).status();
+  auto ack = replication::Copy(*local, *peer, task.key(), *record, deadline);
+  if (!ack.ok()) return ack.status();
+  if (!record->tombstone() &&
+      (ack->applied || common::CompareVersions(ack->stored_version, record->version()) == 0)) {
+    // This cluster's copy records that the target holds it too (reads then need not ask it).
+    local->AddHolders(task.key(), record->version(), {task.target()}, stat_deadline).IgnoreError();
+  }
+  return absl::OkStatus();
 }
 
 absl::Status QueueSender::RunOnce(common::Pacer& pacer) {

@@ -143,8 +143,22 @@ absl::StatusOr<std::unique_ptr<ObjectReader>> OpenStream(absl::Time deadline, co
 
 // Fills the fields that StoragePutHeader and ClusterPutObjectHeader share for a replica write of
 // `record`'s version.
+// `holders` and, when set, `self` (the cluster storing it), each once.
+void SetHolders(google::protobuf::RepeatedPtrField<std::string>* out,
+                const google::protobuf::RepeatedPtrField<std::string>& holders,
+                const std::string* self) {
+  *out = holders;
+  if (self != nullptr && std::find(out->begin(), out->end(), *self) == out->end()) {
+    out->Add()->assign(*self);
+  }
+}
+
+// `self` is the cluster whose storage the header goes to (it names itself a holder); nullptr for a
+// header sent to a peer cluster, which names itself.
 template <typename Header>
-void FillHeader(Header* h, const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record) {
+void FillHeader(Header* h, const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
+                const std::string* self) {
+  SetHolders(h->mutable_holders(), record.holders(), self);
   *h->mutable_key() = key;
   *h->mutable_version() = record.version();
   h->set_content_type(record.content_type());
@@ -160,7 +174,8 @@ void FillHeader(Header* h, const mcos::v1::ObjectKey& key, const mcos::v1::Objec
 // version provisional (the finish message carries the one stored).
 template <typename Header>
 void FillStreamedHeader(Header* h, const mcos::v1::ObjectKey& key,
-                        const mcos::v1::ObjectRecord& header) {
+                        const mcos::v1::ObjectRecord& header, const std::string* self) {
+  SetHolders(h->mutable_holders(), header.holders(), self);
   *h->mutable_key() = key;
   *h->mutable_version() = header.version();
   h->set_content_type(header.content_type());
@@ -186,12 +201,13 @@ mcos::v1::StoragePutFinish StreamedFinish(const mcos::v1::ObjectRecord& record, 
 // side of a streamed replica write: one thread serves it).
 class StorageStreamWriter final : public ReplicaWriter {
  public:
-  StorageStreamWriter(mcos::v1::StorageService::Stub& stub, const mcos::v1::ObjectKey& key,
-                      const mcos::v1::ObjectRecord& header, absl::Time deadline) {
+  StorageStreamWriter(mcos::v1::StorageService::Stub& stub, const std::string& cluster,
+                      const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& header,
+                      absl::Time deadline) {
     SetDeadline(ctx_, deadline);
     writer_ = stub.Put(&ctx_, &resp_);
     mcos::v1::StoragePutRequest first;
-    FillStreamedHeader(first.mutable_header(), key, header);
+    FillStreamedHeader(first.mutable_header(), key, header, &cluster);
     open_ = writer_->Write(first, grpc::WriteOptions().set_buffer_hint());
   }
   ~StorageStreamWriter() override {
@@ -524,7 +540,7 @@ class StorageReplicaImpl final : public Replica {
                                                            absl::Time deadline,
                                                            const std::function<void()>&) override {
     return std::unique_ptr<ReplicaWriter>(
-        std::make_unique<StorageStreamWriter>(*stub_, key, header, deadline));
+        std::make_unique<StorageStreamWriter>(*stub_, cluster_, key, header, deadline));
   }
 
   absl::StatusOr<WriteAck> Repair(const mcos::v1::ObjectKey& key,
@@ -541,7 +557,7 @@ class StorageReplicaImpl final : public Replica {
     mcos::v1::StoragePutResponse resp;
     auto writer = stub_->Put(&ctx, &resp);
     mcos::v1::StoragePutRequest header;
-    FillHeader(header.mutable_header(), key, record);
+    FillHeader(header.mutable_header(), key, record, &cluster_);
     header.mutable_header()->set_repair(repair);
     mcos::v1::StoragePutRequest finish;
     finish.mutable_finish()->set_size(record.size());
@@ -596,6 +612,20 @@ class StorageReplicaImpl final : public Replica {
       const mcos::v1::ScanPartitionRequest& request, absl::Time deadline) override {
     return Unary<mcos::v1::ScanPartitionResponse>(
         deadline, [&](auto* ctx, auto* resp) { return stub_->ScanPartition(ctx, request, resp); });
+  }
+
+  absl::StatusOr<bool> AddHolders(const mcos::v1::ObjectKey& key, const mcos::v1::Version& version,
+                                  const std::vector<std::string>& holders,
+                                  absl::Time deadline) override {
+    grpc::ClientContext ctx;
+    SetDeadline(ctx, deadline);
+    mcos::v1::StorageAddHoldersRequest req;
+    *req.mutable_key() = key;
+    *req.mutable_version() = version;
+    for (const auto& h : holders) req.add_holders(h);
+    mcos::v1::StorageAddHoldersResponse resp;
+    if (grpc::Status s = stub_->AddHolders(&ctx, req, &resp); !s.ok()) return FromGrpcStatus(s);
+    return resp.added();
   }
 
   void ReleaseKept(const mcos::v1::ObjectKey& key, const mcos::v1::Version& version) override {
@@ -667,7 +697,7 @@ class PeerReplicaImpl final : public Replica {
     mcos::v1::ClusterWriteResponse resp;
     auto writer = stub_->ClusterCreateObject(&ctx, &resp);
     mcos::v1::ClusterPutObjectRequest header;
-    FillHeader(header.mutable_header(), key, record);
+    FillHeader(header.mutable_header(), key, record, nullptr);
     header.mutable_header()->set_coordinator(coordinator_);
     // The peer stores the version only once `size` bytes arrived (no finish message).
     const Streamed done =
@@ -684,7 +714,7 @@ class PeerReplicaImpl final : public Replica {
       const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& header, absl::Time deadline,
       const std::function<void()>& on_drained) override {
     mcos::v1::ClusterPutObjectRequest first;
-    FillStreamedHeader(first.mutable_header(), key, header);
+    FillStreamedHeader(first.mutable_header(), key, header, nullptr);
     first.mutable_header()->set_coordinator(coordinator_);
     auto stream = std::make_shared<PeerStream>(on_drained);
     stream->Start(stream, *stub_, std::move(first), deadline);
@@ -851,7 +881,7 @@ class EngineReplicaImpl final : public Replica {
                                  const mcos::v1::ObjectRecord& record, ObjectReader& source,
                                  bool repair) {
     mcos::v1::StoragePutHeader header;
-    FillHeader(&header, key, record);
+    FillHeader(&header, key, record, &cluster_);
     header.set_repair(repair);
     auto stream = engine_.BeginPut(header);
     if (!stream.ok()) return stream.status();
@@ -881,7 +911,7 @@ class EngineReplicaImpl final : public Replica {
                                                            absl::Time,
                                                            const std::function<void()>&) override {
     mcos::v1::StoragePutHeader h;
-    FillStreamedHeader(&h, key, header);
+    FillStreamedHeader(&h, key, header, &cluster_);
     auto stream = engine_.BeginPut(h);
     if (!stream.ok()) return stream.status();
     return std::unique_ptr<ReplicaWriter>(std::make_unique<Writer>(*std::move(stream)));
@@ -916,6 +946,11 @@ class EngineReplicaImpl final : public Replica {
   absl::StatusOr<mcos::v1::ScanPartitionResponse> ScanPartition(
       const mcos::v1::ScanPartitionRequest& request, absl::Time) override {
     return engine_.ScanPartition(request);
+  }
+
+  absl::StatusOr<bool> AddHolders(const mcos::v1::ObjectKey& key, const mcos::v1::Version& version,
+                                  const std::vector<std::string>& holders, absl::Time) override {
+    return engine_.AddHolders(key, version, holders);
   }
 
   void ReleaseKept(const mcos::v1::ObjectKey& key, const mcos::v1::Version& version) override {
@@ -998,12 +1033,19 @@ absl::StatusOr<WriteAck> Copy(Replica& from, Replica& to, const mcos::v1::Object
                         absl::StrCat("reading the copy at cluster '", from.cluster(),
                                      "': ", reader.status().message()));
   }
+  mcos::v1::ObjectRecord sent = (*reader)->record();
   if (from_version == nullptr || common::CompareVersions(*from_version, record.version()) == 0) {
-    return to.Put(key, (*reader)->record(), **reader, deadline);
+    // `from` holds this very version: it and the holders it knows of go with it.
+    if (std::find(sent.holders().begin(), sent.holders().end(), from.cluster()) ==
+        sent.holders().end()) {
+      sent.add_holders(from.cluster());
+    }
+  } else {
+    // Stamped again: nobody holds the new version yet.
+    *sent.mutable_version() = record.version();
+    sent.clear_holders();
   }
-  mcos::v1::ObjectRecord restamped = (*reader)->record();
-  *restamped.mutable_version() = record.version();
-  return to.Put(key, restamped, **reader, deadline);
+  return to.Put(key, sent, **reader, deadline);
 }
 
 absl::StatusOr<WriteAck> RepairCopy(Replica& from, Replica& to, const mcos::v1::ObjectKey& key,

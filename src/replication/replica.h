@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -150,6 +151,15 @@ class Replica {
   virtual absl::StatusOr<mcos::v1::ScanPartitionResponse> ScanPartition(
       const mcos::v1::ScanPartitionRequest& request, absl::Time deadline) {
     return absl::UnimplementedError("this replica keeps no partition index");
+  }
+  // Adds `holders` to the holders recorded with exactly `version` of `key` here (ObjectRecord.
+  // holders): the coordinator learned that they took it. False when another version is held.
+  // UNIMPLEMENTED for replicas that are not this cluster's storage.
+  virtual absl::StatusOr<bool> AddHolders(const mcos::v1::ObjectKey& key,
+                                          const mcos::v1::Version& version,
+                                          const std::vector<std::string>& holders,
+                                          absl::Time deadline) {
+    return absl::UnimplementedError("only this cluster's storage records holders");
   }
   // The coordinator is done sending `version` of `key` from here: a copy in storage kept readable
   // for it once replaced (StoragePutFinish.keep_readable_ms) may go. Best effort; nothing for

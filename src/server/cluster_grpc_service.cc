@@ -152,6 +152,7 @@ grpc::Status ClusterGrpcService::Put(grpc::ServerContext* context,
   if (valid.ok()) valid = common::ValidateContentType(header.content_type());
   if (valid.ok()) valid = common::ValidateUserMetadata(header.metadata());
   if (valid.ok() && !header.option().empty()) valid = common::ValidateUserName(header.option());
+  if (valid.ok()) valid = common::ValidateHolders(header.holders());
   if (!valid.ok()) return ToGrpcStatus(valid);
   if (header.version_at_finish()) return PutStreamed(*context, *reader, header, *response);
   if (!header.has_size()) {
@@ -179,6 +180,7 @@ grpc::Status ClusterGrpcService::Put(grpc::ServerContext* context,
   }
   record.set_partition(header.partition());
   record.set_option(header.option());
+  *record.mutable_holders() = header.holders();
   const mcos::v1::ObjectKey key = header.key();
   // This cluster's clock moves past every version it receives (a hybrid logical clock), so that
   // its own later writes are newer than what it holds.
@@ -203,6 +205,7 @@ grpc::Status ClusterGrpcService::PutStreamed(
   *record.mutable_metadata() = header.metadata();
   record.set_partition(header.partition());
   record.set_option(header.option());
+  *record.mutable_holders() = header.holders();
   const absl::Time deadline = DeadlineOf(context);
   auto writer = b->local->OpenWrite(header.key(), record, deadline, nullptr);
   if (!writer.ok()) return ToGrpcStatus(writer.status());

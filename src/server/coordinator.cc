@@ -255,7 +255,8 @@ struct Coordinator::Write {
   // The newest version a replica held instead of taking this round's.
   std::optional<mcos::v1::Version> newer;
   bool answered = false;
-  bool released = false;  // the source's kept copy (ReleaseKept)
+  bool released = false;          // the source's kept copy (ReleaseKept)
+  bool holders_recorded = false;  // at the source's cluster (Replica::AddHolders)
 };
 
 void Coordinator::Replicate(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
@@ -379,13 +380,28 @@ void Coordinator::OnSent(const std::shared_ptr<Write>& write, const std::string&
 void Coordinator::MaybeFinish(const std::shared_ptr<Write>& write,
                               std::unique_lock<std::mutex> lock) {
   Write& w = *write;
-  // Once answered and every call of the round ended, the source's copy is needed no more.
+  // Once answered and every call of the round ended, the source's copy is needed no more, and
+  // the copy at the source's cluster records who took this version (reads then need not ask).
   auto release_when_done = [&w](std::unique_lock<std::mutex> held) {
-    const bool release =
-        w.answered && w.pending == 0 && !w.released && w.source != nullptr && !w.record.tombstone();
+    const bool done = w.answered && w.pending == 0 && w.source != nullptr && !w.record.tombstone();
+    const bool release = done && !w.released;
     if (release) w.released = true;
+    std::shared_ptr<Replica> local;
+    if (done && !w.holders_recorded && w.holders.size() > 1) {
+      w.holders_recorded = true;
+      auto it = w.replicas.find(w.source->cluster());
+      const bool holds =
+          std::find(w.holders.begin(), w.holders.end(), w.source->cluster()) != w.holders.end();
+      if (it != w.replicas.end() && holds) local = it->second;
+    }
+    const mcos::v1::Version version = w.record.version();
+    const std::vector<std::string> holders = w.holders;
     held.unlock();
     if (release) w.source->ReleaseKept(w.key, w.source_version);
+    if (local != nullptr) {
+      // Best effort: a read that finds holders missing asks the replicas instead.
+      local->AddHolders(w.key, version, holders, absl::Now() + absl::Seconds(5)).IgnoreError();
+    }
   };
   if (w.answered) {
     release_when_done(std::move(lock));
@@ -455,6 +471,7 @@ absl::StatusOr<Replicated> Coordinator::ReplicateAndWait(const mcos::v1::ObjectK
 struct Coordinator::Tally {
   std::mutex mu;
   std::condition_variable changed;
+  std::set<std::string> asked_clusters;
   size_t asked = 0;
   size_t answered = 0;
   size_t done = 0;
@@ -498,6 +515,7 @@ void Coordinator::AskReplicas(Candidates candidates, size_t needed, ReadScope sc
       {
         std::lock_guard<std::mutex> lock(tally.mu);
         ++tally.asked;
+        tally.asked_clusters.insert(cluster);
       }
       Dispatch(cluster, *replica, here, make_call(cluster, replica));
     }
@@ -566,39 +584,103 @@ absl::StatusOr<Newest> Coordinator::Read(const mcos::v1::ObjectKey& key,
   using Answer = std::optional<mcos::v1::ObjectRecord>;
   auto gather = std::make_shared<Gather<Answer>>();
   const absl::Time deadline = absl::Now() + options_.replica_timeout;
-  AskReplicas(Admitted(placement.replicas(), replicas), needed, scope, deadline, *gather,
-              [this, gather, key, deadline, needed](const std::string& cluster,
-                                                    const std::shared_ptr<Replica>& replica) {
-                return [this, gather, key, deadline, needed, cluster, replica] {
-                  auto record = replica->Stat(key, deadline);
-                  Report(cluster, record.status());
-                  std::optional<Answer> answer;
-                  if (record.ok()) {
-                    answer = Answer(*std::move(record));
-                  } else if (absl::IsNotFound(record.status())) {
-                    answer = Answer(std::nullopt);
-                  }
-                  gather->Add(cluster, std::move(answer), needed);
-                };
-              });
-  std::lock_guard<std::mutex> lock(gather->mu);
-  if (gather->answered < needed) return TooFewReplicas(gather->answered, r, needed, "read");
-  Newest newest;
-  for (const auto& [cluster, answer] : gather->answers) {
-    if (!answer) continue;
-    if (!newest.record || common::IsNewer(answer->version(), newest.record->version())) {
-      newest.record = *answer;
+  const MakeCall make_call = [this, gather, key, deadline, needed](
+                                 const std::string& cluster,
+                                 const std::shared_ptr<Replica>& replica) {
+    return [this, gather, key, deadline, needed, cluster, replica] {
+      auto record = replica->Stat(key, deadline);
+      Report(cluster, record.status());
+      std::optional<Answer> answer;
+      if (record.ok()) {
+        answer = Answer(*std::move(record));
+      } else if (absl::IsNotFound(record.status())) {
+        answer = Answer(std::nullopt);
+      }
+      gather->Add(cluster, std::move(answer), needed);
+    };
+  };
+  const Candidates candidates = Admitted(placement.replicas(), replicas);
+  // The quorum first (this cluster's copy first); a holder the answers already vouch for
+  // (ObjectRecord.holders) is not asked.
+  AskReplicas(candidates, needed, ReadScope::kQuorum, deadline, *gather, make_call);
+  // The newest version among the answers so far, and who is known to hold it: the clusters that
+  // answered with it and those their records name.
+  auto newest_known = [&]() {
+    Newest newest;
+    std::set<std::string> known;
+    for (const auto& [cluster, answer] : gather->answers) {
+      if (!answer) continue;
+      if (!newest.record || common::IsNewer(answer->version(), newest.record->version())) {
+        newest.record = *answer;
+      }
+    }
+    if (newest.record) {
+      for (const auto& [cluster, answer] : gather->answers) {
+        if (!answer || common::CompareVersions(answer->version(), newest.record->version()) != 0) {
+          continue;
+        }
+        newest.holders.push_back(cluster);
+        known.insert(cluster);
+        known.insert(answer->holders().begin(), answer->holders().end());
+      }
+    }
+    return std::make_pair(std::move(newest), std::move(known));
+  };
+  if (scope == ReadScope::kEveryHolder) {
+    Candidates rest;
+    {
+      std::lock_guard<std::mutex> lock(gather->mu);
+      if (gather->answered >= needed) {
+        const auto [newest, known] = newest_known();
+        if (newest.record && !newest.record->tombstone()) {
+          for (const auto& c : candidates) {
+            if (gather->asked_clusters.count(c.first) == 0 && known.count(c.first) == 0) {
+              rest.push_back(c);
+            }
+          }
+        }
+      }
+    }
+    if (!rest.empty()) {
+      AskReplicas(std::move(rest), needed, ReadScope::kEveryHolder, deadline, *gather, make_call);
     }
   }
-  if (newest.record) {
-    hlc_.Observe(newest.record->version().hlc());
-    for (const auto& [cluster, answer] : gather->answers) {
-      if (answer && common::CompareVersions(answer->version(), newest.record->version()) == 0) {
+  std::unique_lock<std::mutex> lock(gather->mu);
+  if (gather->answered < needed) return TooFewReplicas(gather->answered, r, needed, "read");
+  auto [newest, known] = newest_known();
+  if (!newest.record) return newest;
+  hlc_.Observe(newest.record->version().hlc());
+  // This cluster's copy learns the holders that had to be asked, so that the next read need not.
+  std::vector<std::pair<std::shared_ptr<Replica>, std::vector<std::string>>> learned;
+  if (scope == ReadScope::kEveryHolder && !newest.record->tombstone()) {
+    // The holders that can be called now: those that answered with it, and those the answers'
+    // records name that were not asked and that the breaker admits (one that failed, or that
+    // the breaker keeps out, is not named, as when it was asked).
+    for (const auto& [cluster, replica] : candidates) {
+      if (known.count(cluster) > 0 && gather->asked_clusters.count(cluster) == 0 &&
+          IsAdmitted(cluster)) {
         newest.holders.push_back(cluster);
       }
     }
-    SortByOrder(newest.holders, placement.replicas());
+    for (const auto& [cluster, replica] : candidates) {
+      auto it = gather->answers.find(cluster);
+      if (!replica->in_process() || it == gather->answers.end() || !it->second ||
+          common::CompareVersions(it->second->version(), newest.record->version()) != 0) {
+        continue;
+      }
+      const auto& recorded = it->second->holders();
+      std::vector<std::string> add;
+      for (const auto& h : newest.holders) {
+        if (std::find(recorded.begin(), recorded.end(), h) == recorded.end()) add.push_back(h);
+      }
+      if (!add.empty()) learned.emplace_back(replica, std::move(add));
+    }
   }
+  lock.unlock();
+  for (const auto& [replica, add] : learned) {
+    replica->AddHolders(key, newest.record->version(), add, deadline).IgnoreError();
+  }
+  SortByOrder(newest.holders, placement.replicas());
   return newest;
 }
 

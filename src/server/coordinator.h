@@ -1,7 +1,9 @@
 // The object coordinator of a server: fans writes out to an object's replica clusters and counts
 // them against the write concern, asks enough replicas on reads to see the newest version, and
-// merges listings. Plain C++ over the Replica interface (replication/replica.h), no gRPC types, so
-// that it is tested with in-memory replicas.
+// merges listings. Once every replica of a write answered, the copy at the coordinating cluster
+// records which clusters took it (ObjectRecord.holders), so that reads need not ask them all. Plain
+// C++ over the Replica interface (replication/replica.h), no gRPC types, so that it is tested with
+// in-memory replicas.
 //
 // Writes are stored in this cluster first (the caller commits the local copy, re-stamped above
 // whatever newer version it holds there), then copied from it to the other replica clusters in
@@ -144,8 +146,12 @@ class Coordinator {
 
   // Who a read asks.
   enum class ReadScope {
-    // Every replica of the placement in parallel (answering with the quorum plus the grace), so
-    // that `holders` names every cluster that holds the newest version (stat, download).
+    // Every holder of the newest version (stat, download): first the quorum, as kQuorum; then,
+    // in parallel, the replicas that were not asked and that no answer's record names as a holder
+    // of that version (ObjectRecord.holders), answering once they did or the grace passed. So a
+    // read of a version whose holders were recorded by its write asks R-W+1 replicas, not R.
+    // `holders` names the clusters that answered with it or that those answers name, among the
+    // clusters that can be called now; this cluster's copy records the holders that were asked.
     kEveryHolder,
     // Only R-W+1 of them, this cluster's copy first, and another for each that fails or has not
     // answered within hedge_after: enough to know the newest version (whether an object exists

@@ -380,6 +380,7 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
     stamp_ = app_.Stamp();
     *sh->mutable_version() = stamp_;
     sh->set_restamp(true);
+    sh->add_holders(app_.cluster_id_);
     sh->set_content_type(header_.content_type());
     *sh->mutable_metadata() = header_.metadata();
     if (header_.has_size()) sh->set_size(header_.size());
@@ -430,6 +431,8 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
     *header.mutable_metadata() = header_.metadata();
     header.set_partition(placement_.partition());
     header.set_option(placement_.option());
+    // True once a stream is finished: only this cluster's commit gives the finish its version.
+    header.add_holders(app_.cluster_id_);
     const auto d = ctx_->deadline();
     const absl::Time deadline = d == std::chrono::system_clock::time_point::max()
                                     ? absl::InfiniteFuture()

@@ -74,6 +74,11 @@ class Engine {
   // Stops keeping `version` of `key` readable once replaced (StoragePutFinish.keep_readable_ms)
   // before its time; nothing for a version not kept.
   virtual void ReleaseKept(const mcos::v1::ObjectKey& key, const mcos::v1::Version& version) = 0;
+  // Adds `holders` to ObjectRecord.holders of exactly `version` of `key` (without a sync of its
+  // own); false when another version, a tombstone or nothing is held.
+  virtual absl::StatusOr<bool> AddHolders(const mcos::v1::ObjectKey& key,
+                                          const mcos::v1::Version& version,
+                                          const std::vector<std::string>& holders) = 0;
   // NOT_FOUND if missing, or deleted and !include_tombstone.
   virtual absl::StatusOr<mcos::v1::ObjectRecord> Stat(const mcos::v1::ObjectKey& key,
                                                       bool include_tombstone) = 0;

@@ -148,6 +148,7 @@ absl::StatusOr<ObjectRecord> UploadContent::Finish(const mcos::v1::StoragePutFin
   common::ToProtoTimestamp(common::HlcTime(version.hlc()), record.mutable_modified());
   record.set_partition(header_.partition());
   record.set_option(header_.option());
+  *record.mutable_holders() = header_.holders();
   return record;
 }
 
@@ -162,6 +163,20 @@ absl::Status UploadContent::DigestMismatch(absl::string_view which) const {
   return absl::InvalidArgumentError(absl::StrCat(
       "the content's ", which, " differs from the one the client declared (the data ",
       "was changed or cut on the way); nothing was stored for ", Describe(header_.key())));
+}
+
+bool AddHolders(ObjectRecord& record, const mcos::v1::Version& version,
+                const std::vector<std::string>& holders) {
+  if (record.tombstone() || common::CompareVersions(record.version(), version) != 0) return false;
+  bool changed = false;
+  for (const std::string& h : holders) {
+    if (std::find(record.holders().begin(), record.holders().end(), h) != record.holders().end()) {
+      continue;
+    }
+    record.add_holders(h);
+    changed = true;
+  }
+  return changed;
 }
 
 std::optional<mcos::v1::Version> CommitVersion(const ObjectRecord* stored,

@@ -30,6 +30,11 @@ std::string ObjectMetaKey(absl::string_view user, absl::string_view container,
 // Splits an ObjectMetaKey back into its parts; false if it is malformed.
 bool ParseObjectMetaKey(absl::string_view meta_key, mcos::v1::ObjectKey* key);
 
+// Adds `holders` (deduplicated, in their order) to `record`'s holders when it is exactly the live
+// `version`; true when it changed.
+bool AddHolders(mcos::v1::ObjectRecord& record, const mcos::v1::Version& version,
+                const std::vector<std::string>& holders);
+
 // "object 'c/o' of user 'u'", for messages.
 std::string Describe(const mcos::v1::ObjectKey& key);
 // The version a write of `wanted` commits with over `stored` (nullptr: nothing stored): `wanted`

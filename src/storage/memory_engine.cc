@@ -174,6 +174,14 @@ void MemoryEngine::ReleaseKept(const ObjectKey& key, const mcos::v1::Version& ve
   }
 }
 
+absl::StatusOr<bool> MemoryEngine::AddHolders(const ObjectKey& key,
+                                              const mcos::v1::Version& version,
+                                              const std::vector<std::string>& holders) {
+  absl::MutexLock lock(&mu_);
+  auto it = objects_.find(MetaKey(key));
+  return it != objects_.end() && storage::AddHolders(it->second.record, version, holders);
+}
+
 absl::StatusOr<ObjectRecord> MemoryEngine::Stat(const ObjectKey& key, bool include_tombstone) {
   absl::MutexLock lock(&mu_);
   auto it = objects_.find(MetaKey(key));

@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
@@ -25,6 +26,8 @@ class MemoryEngine final : public Engine {
   absl::StatusOr<std::unique_ptr<ObjectReader>> OpenReader(
       const mcos::v1::StorageGetRequest& request) override;
   void ReleaseKept(const mcos::v1::ObjectKey& key, const mcos::v1::Version& version) override;
+  absl::StatusOr<bool> AddHolders(const mcos::v1::ObjectKey& key, const mcos::v1::Version& version,
+                                  const std::vector<std::string>& holders) override;
   absl::StatusOr<mcos::v1::ObjectRecord> Stat(const mcos::v1::ObjectKey& key,
                                               bool include_tombstone) override;
   absl::StatusOr<WriteResult> Delete(const mcos::v1::StorageDeleteRequest& request) override;

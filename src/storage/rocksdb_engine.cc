@@ -1032,6 +1032,21 @@ absl::StatusOr<std::unique_ptr<ObjectReader>> RocksDbEngine::OpenReader(
                                                range.first, range.second);
 }
 
+absl::StatusOr<bool> RocksDbEngine::AddHolders(const ObjectKey& key,
+                                               const mcos::v1::Version& version,
+                                               const std::vector<std::string>& holders) {
+  const std::string meta_key = ObjectMetaKey(key.user(), key.container(), key.object());
+  absl::MutexLock lock(&LockFor(meta_key));
+  MCOS_ASSIGN_OR_RETURN(std::optional<ObjectRecord> current, ReadRecord(meta_key));
+  if (!current || !storage::AddHolders(*current, version, holders)) return false;
+  // Not synced on its own: the next synced write carries it, and a crash before that forgets
+  // holders, which reads then ask for again.
+  MCOS_RETURN_IF_ERROR(FromRocksDb(
+      db_->Put(rocksdb::WriteOptions(), meta_cf_, meta_key, current->SerializeAsString()),
+      absl::StrCat("record the holders of ", Describe(key))));
+  return true;
+}
+
 absl::StatusOr<ObjectRecord> RocksDbEngine::Stat(const ObjectKey& key, bool include_tombstone) {
   MCOS_ASSIGN_OR_RETURN(std::optional<ObjectRecord> record,
                         ReadRecord(ObjectMetaKey(key.user(), key.container(), key.object())));

@@ -104,6 +104,8 @@ class RocksDbEngine final : public Engine {
   absl::StatusOr<std::unique_ptr<ObjectReader>> OpenReader(
       const mcos::v1::StorageGetRequest& request) override;
   void ReleaseKept(const mcos::v1::ObjectKey& key, const mcos::v1::Version& version) override;
+  absl::StatusOr<bool> AddHolders(const mcos::v1::ObjectKey& key, const mcos::v1::Version& version,
+                                  const std::vector<std::string>& holders) override;
   absl::StatusOr<mcos::v1::ObjectRecord> Stat(const mcos::v1::ObjectKey& key,
                                               bool include_tombstone) override;
   absl::StatusOr<WriteResult> Delete(const mcos::v1::StorageDeleteRequest& request) override;

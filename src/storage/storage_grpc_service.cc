@@ -25,6 +25,7 @@ absl::Status ValidatePutHeader(const mcos::v1::StoragePutHeader& h) {
   MCOS_RETURN_IF_ERROR(common::ValidateContentType(h.content_type()));
   MCOS_RETURN_IF_ERROR(common::ValidateUserMetadata(h.metadata()));
   MCOS_RETURN_IF_ERROR(common::ValidateOptionField(h.option()));
+  MCOS_RETURN_IF_ERROR(common::ValidateHolders(h.holders()));
   if (!h.md5_hex().empty() && !common::IsHex(h.md5_hex(), 32)) {
     return absl::InvalidArgumentError("md5_hex must be 32 hex digits");
   }
@@ -257,6 +258,24 @@ grpc::Status StorageGrpcService::ReleaseKept(grpc::ServerContext* context,
   MCOS_REQUIRE_SERVICE_CALLER(auth_, context);
   if (auto s = ValidateObjectKey(request->key()); !s.ok()) return ToGrpcStatus(s);
   engine_.ReleaseKept(request->key(), request->version());
+  return grpc::Status::OK;
+}
+
+grpc::Status StorageGrpcService::AddHolders(grpc::ServerContext* context,
+                                            const mcos::v1::StorageAddHoldersRequest* request,
+                                            mcos::v1::StorageAddHoldersResponse* response) {
+  MCOS_REQUIRE_SERVICE_CALLER(auth_, context);
+  if (auto s = ValidateObjectKey(request->key()); !s.ok()) return ToGrpcStatus(s);
+  if (!common::IsSet(request->version())) {
+    return Invalid("AddHolders needs the version whose holders it adds");
+  }
+  if (request->holders().empty()) return Invalid("AddHolders needs at least one cluster");
+  if (auto s = common::ValidateHolders(request->holders()); !s.ok()) return ToGrpcStatus(s);
+  auto added = engine_.AddHolders(
+      request->key(), request->version(),
+      std::vector<std::string>(request->holders().begin(), request->holders().end()));
+  if (!added.ok()) return ToGrpcStatus(added.status());
+  response->set_added(*added);
   return grpc::Status::OK;
 }
 

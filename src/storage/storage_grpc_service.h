@@ -43,6 +43,9 @@ class StorageGrpcService final : public mcos::v1::StorageService::Service {
   grpc::Status ScanPartition(grpc::ServerContext* context,
                              const mcos::v1::ScanPartitionRequest* request,
                              mcos::v1::ScanPartitionResponse* response) override;
+  grpc::Status AddHolders(grpc::ServerContext* context,
+                          const mcos::v1::StorageAddHoldersRequest* request,
+                          mcos::v1::StorageAddHoldersResponse* response) override;
   grpc::Status ReleaseKept(grpc::ServerContext* context,
                            const mcos::v1::StorageReleaseKeptRequest* request,
                            mcos::v1::StorageReleaseKeptResponse* response) override;

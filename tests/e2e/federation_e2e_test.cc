@@ -36,6 +36,7 @@
 #include "tests/support/cluster_process.h"
 #include "tests/support/delay_proxy.h"
 #include "tests/support/federation_fixture.h"
+#include "tests/support/metrics_scrape.h"
 #include "tests/support/status_matchers.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/test_ca.h"
@@ -296,6 +297,72 @@ TEST_F(FederationE2eTest, PeerServicesTakeOnlyPeerCredentials) {
 }
 
 const std::set<std::string> kAll = {"alpha", "beta", "gamma"};
+
+// Reads ask what they need: a stat or download asks R-W+1 replicas (this cluster's copy and one
+// other), not all R, once the write's holders are recorded with it, and still names every holder.
+class FederationReadsE2eTest : public testing::FederationFixture {
+ protected:
+  FederationReadsE2eTest() { cluster_args_ = {"--metrics-listen", "127.0.0.1:0"}; }
+
+  // Peer stats that found the object, served by the three clusters so far (probes find nothing).
+  double PeerStatsFound() {
+    double sum = 0;
+    for (auto* c : {a_, b_, c_}) {
+      auto metrics = testing::ScrapeMetrics(c->metrics_port());
+      EXPECT_TRUE(metrics.ok()) << metrics.status();
+      if (!metrics.ok()) continue;
+      sum += testing::SumSamples(
+          *metrics, "mcos_grpc_requests_total",
+          {"method=\"/mcos.v1.ClusterService/ClusterStatObject\"", "code=\"OK\""});
+    }
+    return sum;
+  }
+};
+
+TEST_F(FederationReadsE2eTest, StatsAndDownloadsAskTheQuorumAndStillNameEveryHolder) {
+  Federate();
+  for (auto* c : {a_, b_, c_}) ASSERT_NE(c->metrics_port(), 0);
+  auto at_a = As(*a_);
+  auto at_b = As(*b_);
+  auto at_c = As(*c_);
+  MCOS_ASSERT_OK(at_a->CreateContainer("reads"));
+  constexpr int kObjects = 10;
+  for (int i = 0; i < kObjects; ++i) {
+    MCOS_ASSERT_OK(Put(*at_a, "reads", absl::StrCat("o", i), absl::StrCat("content ", i)));
+  }
+  // Every cluster names all three holders of every object (the writes' last copies landed).
+  for (Client* at : {at_a.get(), at_b.get(), at_c.get()}) {
+    ASSERT_LT(WaitFor(
+                  [&] {
+                    for (int i = 0; i < kObjects; ++i) {
+                      auto s = at->StatObject("reads", absl::StrCat("o", i));
+                      if (!s.ok() || Replicas(*s) != kAll) return false;
+                    }
+                    return true;
+                  },
+                  absl::Seconds(20)),
+              absl::Seconds(20));
+  }
+  const double before = PeerStatsFound();
+  int reads = 0;
+  for (Client* at : {at_a.get(), at_b.get(), at_c.get()}) {
+    for (int i = 0; i < kObjects; ++i) {
+      auto stat = at->StatObject("reads", absl::StrCat("o", i));
+      MCOS_ASSERT_OK(stat);
+      EXPECT_EQ(Replicas(*stat), kAll);
+      auto got = Get(*at, "reads", absl::StrCat("o", i));
+      MCOS_ASSERT_OK(got);
+      EXPECT_EQ(*got, absl::StrCat("content ", i));
+      reads += 2;
+    }
+  }
+  const double asked = PeerStatsFound() - before;
+  std::printf("%d stats and downloads at three clusters asked %.0f peer replicas\n", reads, asked);
+  // One peer each (R=3, W=2: two answers, this cluster's first); a slow answer may be hedged.
+  // Asking every holder would be two each.
+  EXPECT_GE(asked, reads);
+  EXPECT_LE(asked, reads * 1.25);
+}
 
 TEST_F(FederationE2eTest, WrittenAtOneClusterReadAndListedAtTheOthers) {
   Federate();

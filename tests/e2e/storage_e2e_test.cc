@@ -477,6 +477,38 @@ TEST_F(StorageE2eTest, AMissingBlobFileGivesDataLoss) {
   EXPECT_EQ(got.status().message().find(".blob"), absl::string_view::npos) << got.status();
 }
 
+TEST_F(StorageE2eTest, HoldersAreKeptWithTheVersionAndAddedToForExactlyIt) {
+  auto header = Header(Key("held"));
+  header.add_holders("alpha");
+  MCOS_ASSERT_OK(node_->client().PutBytes(header, "held"));
+  grpc::ClientContext ctx;
+  mcos::v1::StorageAddHoldersRequest req;
+  *req.mutable_key() = Key("held");
+  *req.mutable_version() = header.version();
+  req.add_holders("beta");
+  req.add_holders("alpha");
+  mcos::v1::StorageAddHoldersResponse resp;
+  ASSERT_TRUE(node_->client().stub().AddHolders(&ctx, req, &resp).ok());
+  EXPECT_TRUE(resp.added());
+  auto stat = node_->client().Stat(Key("held"));
+  MCOS_ASSERT_OK(stat);
+  EXPECT_EQ(std::vector<std::string>(stat->holders().begin(), stat->holders().end()),
+            (std::vector<std::string>{"alpha", "beta"}));
+  // Another version: nothing added. And they survive kill -9 (written before a synced write).
+  grpc::ClientContext other_ctx;
+  req.mutable_version()->set_hlc(req.version().hlc() + 1000);
+  req.set_holders(0, "gamma");
+  ASSERT_TRUE(node_->client().stub().AddHolders(&other_ctx, req, &resp).ok());
+  EXPECT_FALSE(resp.added());
+  MCOS_ASSERT_OK(Put(Key("another"), "synced"));
+  node_->Crash();
+  MCOS_ASSERT_OK(node_->Start());
+  stat = node_->client().Stat(Key("held"));
+  MCOS_ASSERT_OK(stat);
+  EXPECT_EQ(std::vector<std::string>(stat->holders().begin(), stat->holders().end()),
+            (std::vector<std::string>{"alpha", "beta"}));
+}
+
 TEST_F(StorageE2eTest, BadInputGetsInvalidArgumentAndChangesNothing) {
   MCOS_ASSERT_OK(Put(Key("keep"), "precious"));
   const auto before = node_->client().Stat(Key("keep"));
@@ -525,6 +557,30 @@ TEST_F(StorageE2eTest, BadInputGetsInvalidArgumentAndChangesNothing) {
   auto wrong_md5 = with_key(Key("keep"));
   wrong_md5.mutable_header()->set_md5_hex(std::string(32, 'a'));
   EXPECT_EQ(RawPut({wrong_md5, data, finish}).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  // Holders that are not cluster names, or too many of them.
+  auto bad_holder = with_key(Key("keep"));
+  bad_holder.mutable_header()->add_holders("not a cluster");
+  EXPECT_EQ(RawPut({bad_holder, data, finish}).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  auto many_holders = with_key(Key("keep"));
+  for (int i = 0; i < 17; ++i) many_holders.mutable_header()->add_holders(absl::StrCat("c", i));
+  EXPECT_EQ(RawPut({many_holders, data, finish}).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  // AddHolders: a bad key, no version, no holders, a bad name each get INVALID_ARGUMENT.
+  auto add_holders = [&](const ObjectKey& k, const mcos::v1::Version* v,
+                         const std::vector<std::string>& holders) {
+    grpc::ClientContext ctx;
+    mcos::v1::StorageAddHoldersRequest req;
+    *req.mutable_key() = k;
+    if (v != nullptr) *req.mutable_version() = *v;
+    for (const auto& h : holders) req.add_holders(h);
+    mcos::v1::StorageAddHoldersResponse resp;
+    return node_->client().stub().AddHolders(&ctx, req, &resp).error_code();
+  };
+  EXPECT_EQ(add_holders(Key("keep", "a/b"), &before->version(), {"beta"}),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(add_holders(Key("keep"), nullptr, {"beta"}), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(add_holders(Key("keep"), &before->version(), {}), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(add_holders(Key("keep"), &before->version(), {"beta", "-x"}),
+            grpc::StatusCode::INVALID_ARGUMENT);
   // Bad names on the other calls.
   MCOS_EXPECT_CODE(node_->client().Stat(Key("", "c")), kInvalidArgument);
   mcos::v1::StorageDeleteRequest del;

@@ -5,10 +5,13 @@
 #include <stdlib.h>
 
 #include <algorithm>
+#include <cstring>
 #include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "client/sdk/client.h"
 #include "common/subprocess.h"
@@ -63,6 +66,17 @@ class ClusterProcess {
   }
   pid_t pid() const { return process_->pid(); }
   const std::string& endpoint() const { return endpoint_; }
+  // The port of its Prometheus /metrics (started with --metrics-listen); 0 if none.
+  int metrics_port() const {
+    int port = 0;
+    for (const std::string& line : process_->preamble()) {
+      if (absl::StartsWith(line, "metrics on ") &&
+          absl::SimpleAtoi(line.substr(std::strlen("metrics on ")), &port)) {
+        return port;
+      }
+    }
+    return 0;
+  }
   // Adds a user as the bootstrap admin.
   absl::Status AddUser(const std::string& name, const std::string& password, bool admin = false) {
     client::Client c(endpoint_, client_options_);

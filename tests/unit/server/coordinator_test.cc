@@ -3,6 +3,7 @@
 // quorums and merged listings, without sockets.
 #include "server/coordinator.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -55,6 +56,9 @@ class MemoryReplica final : public Replica {
       : cluster_(std::move(cluster)), inner_(replication::EngineReplica(cluster_, engine_)) {}
 
   const std::string& cluster() const override { return cluster_; }
+  // As this cluster's own storage is: called on the caller's thread.
+  bool in_process() const override { return in_process_; }
+  void set_in_process(bool in_process) { in_process_ = in_process; }
   void set_mode(Mode m) { mode_ = m; }
   // Releases calls hanging in kHang mode.
   void Release() { release_.Notify(); }
@@ -131,6 +135,19 @@ class MemoryReplica final : public Replica {
 
   void ReleaseKept(const mcos::v1::ObjectKey&, const mcos::v1::Version&) override { ++releases_; }
 
+  absl::StatusOr<bool> AddHolders(const mcos::v1::ObjectKey& key, const mcos::v1::Version& version,
+                                  const std::vector<std::string>& holders,
+                                  absl::Time deadline) override {
+    MCOS_RETURN_IF_ERROR(Enter(deadline));
+    return inner_->AddHolders(key, version, holders, deadline);
+  }
+  // The holders recorded with what is held (none if nothing).
+  std::vector<std::string> Holders(const std::string& object) {
+    auto record = engine_.Stat(Key(object), /*include_tombstone=*/true);
+    if (!record.ok()) return {};
+    return {record->holders().begin(), record->holders().end()};
+  }
+
  private:
   // Passes the first chunk of `source` on, then breaks as a dropped connection would.
   class BreakingReader final : public ObjectReader {
@@ -163,6 +180,7 @@ class MemoryReplica final : public Replica {
   storage::MemoryEngine engine_;
   const std::unique_ptr<Replica> inner_;
   std::atomic<Mode> mode_{Mode::kOk};
+  std::atomic<bool> in_process_{false};
   std::atomic<int> puts_{0};
   std::atomic<int> stats_{0};
   std::atomic<int> releases_{0};
@@ -517,7 +535,10 @@ TEST_F(CoordinatorTest, AWriteReplacedByALaterOneOfTheSameClusterCountsAsTaken) 
 TEST_F(CoordinatorTest, AClusterNoRequestUsesIsForgottenAndNotProbed) {
   auto c = Make();
   mem_["c"]->set_mode(MemoryReplica::Mode::kDown);
-  MCOS_ASSERT_OK(c->Read(Key("o"), ThreeOf(2), replicas_));  // asks all three: c fails
+  mem_["a"]->Store("o", Record(9, "v"), "v");
+  mem_["b"]->Store("o", Record(9, "v"), "v");
+  // a and b hold it and name no other holder: c is asked too, and fails.
+  MCOS_ASSERT_OK(c->Read(Key("o"), ThreeOf(2), replicas_));
   EXPECT_FALSE(c->IsAdmitted("c"));
   // Removed from the federation, say: no request names it for 10 minutes.
   clock_.Advance(absl::Minutes(11));
@@ -525,6 +546,57 @@ TEST_F(CoordinatorTest, AClusterNoRequestUsesIsForgottenAndNotProbed) {
   c->ProbeOnce();
   c.reset();  // (waits for probes on the clusters' threads)
   EXPECT_EQ(mem_["c"]->stats(), stats);
+}
+
+// Item 2 of "One object path": the coordinating cluster's copy records who took a write once
+// every replica answered; a read then asks R-W+1 replicas, not R, and still names every holder.
+TEST_F(CoordinatorTest, AWriteRecordsItsHoldersAndReadsThenAskOnlyTheQuorum) {
+  auto c = Make();
+  MCOS_ASSERT_OK(Write(*c, "o", 10, "v", ThreeOf(2)));
+  for (int i = 0; i < 1000 && mem_["a"]->Holders("o").size() < 3; ++i) {
+    absl::SleepFor(absl::Milliseconds(2));
+  }
+  EXPECT_THAT(mem_["a"]->Holders("o"), ::testing::IsSupersetOf({"a", "b", "c"}));
+  // b and c stored it from a: each names a and itself.
+  EXPECT_THAT(mem_["b"]->Holders("o"), ::testing::IsSupersetOf({"a", "b"}));
+  EXPECT_THAT(mem_["c"]->Holders("o"), ::testing::IsSupersetOf({"a", "c"}));
+  const int stats_c = mem_["c"]->stats();
+  auto newest = c->Read(Key("o"), ThreeOf(2), replicas_);
+  MCOS_ASSERT_OK(newest);
+  EXPECT_EQ(newest->holders, (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(mem_["a"]->stats() + mem_["b"]->stats(), 2);  // the quorum, a first
+  EXPECT_EQ(mem_["c"]->stats(), stats_c);                 // a's record vouches for c
+}
+
+TEST_F(CoordinatorTest, AReadAsksTheHoldersNoRecordNamesAndThisClusterRecordsThem) {
+  // Stored by repair, say: each copy names only itself and where it came from.
+  for (const char* c : {"a", "b", "c"}) mem_[c]->Store("o", Record(9, "v"), "v");
+  mem_["a"]->set_in_process(true);  // this cluster's copy
+  auto c = Make();
+  auto newest = c->Read(Key("o"), ThreeOf(2), replicas_);
+  MCOS_ASSERT_OK(newest);
+  EXPECT_EQ(newest->holders, (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(mem_["c"]->stats(), 1);  // named by no answer: asked
+  EXPECT_THAT(mem_["a"]->Holders("o"), ::testing::IsSupersetOf({"a", "b", "c"}));
+  // The next read need not ask c.
+  newest = c->Read(Key("o"), ThreeOf(2), replicas_);
+  MCOS_ASSERT_OK(newest);
+  EXPECT_EQ(newest->holders, (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(mem_["c"]->stats(), 1);
+  // A holder that does not answer now is not named, though a record vouches for it.
+  mem_["c"]->set_mode(MemoryReplica::Mode::kDown);
+  c->Report("c", absl::UnavailableError("down"));
+  newest = c->Read(Key("o"), ThreeOf(2), replicas_);
+  MCOS_ASSERT_OK(newest);
+  EXPECT_EQ(newest->holders, (std::vector<std::string>{"a", "b"}));
+  // Nor is one that holds an older version: b holds a newer one than a's record knows of.
+  mem_["c"]->set_mode(MemoryReplica::Mode::kOk);
+  c->Report("c", absl::OkStatus());
+  mem_["b"]->Store("o", Record(12, "newer"), "newer");
+  newest = c->Read(Key("o"), ThreeOf(2), replicas_);
+  MCOS_ASSERT_OK(newest);
+  EXPECT_EQ(newest->record->version().hlc(), 12u);
+  EXPECT_EQ(newest->holders, (std::vector<std::string>{"b"}));
 }
 
 TEST_F(CoordinatorTest, AFrozenClusterIsNotWaitedForByAQuorumRead) {

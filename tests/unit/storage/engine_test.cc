@@ -1,6 +1,7 @@
 // The storage engine contract, run against both engines: the RocksDB engine (real RocksDB in a
 // temp dir) and its in-memory twin. Then what only the RocksDB engine promises: space given back,
 // corruption detected, and everything kept across a reopen. No sockets.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <rocksdb/write_batch.h>
 
@@ -338,6 +339,35 @@ TEST_P(EngineContractTest, AVersionAtFinishIsTheOneCommittedAndTheHeadersIsNever
   MCOS_ASSERT_OK(held);
   EXPECT_EQ(held->version().hlc(), 25u);
   EXPECT_EQ(*Read(Key("s")), content);
+}
+
+TEST_P(EngineContractTest, HoldersAreStoredWithTheVersionAndAddedToOnlyForExactlyIt) {
+  mcos::v1::StoragePutHeader h;
+  h.add_holders("alpha");
+  h.add_holders("beta");
+  MCOS_ASSERT_OK(PutWith(h, Key("h"), 10, "held"));
+  auto stat = engine_->Stat(Key("h"), false);
+  MCOS_ASSERT_OK(stat);
+  EXPECT_THAT(stat->holders(), ::testing::ElementsAre("alpha", "beta"));
+  // Added once each, in order; for another version, nothing.
+  auto added = engine_->AddHolders(Key("h"), V(10), {"gamma", "alpha", "delta"});
+  MCOS_ASSERT_OK(added);
+  EXPECT_TRUE(*added);
+  EXPECT_FALSE(*engine_->AddHolders(Key("h"), V(10), {"beta"}));
+  EXPECT_FALSE(*engine_->AddHolders(Key("h"), V(9), {"epsilon"}));
+  EXPECT_FALSE(*engine_->AddHolders(Key("missing"), V(10), {"epsilon"}));
+  stat = engine_->Stat(Key("h"), false);
+  MCOS_ASSERT_OK(stat);
+  EXPECT_THAT(stat->holders(), ::testing::ElementsAre("alpha", "beta", "gamma", "delta"));
+  EXPECT_EQ(*Read(Key("h")), "held");  // the record changed, not the content
+  // A newer version starts from its own write's holders; a tombstone has none to add to.
+  MCOS_ASSERT_OK(Put(Key("h"), 11, "newer"));
+  stat = engine_->Stat(Key("h"), false);
+  MCOS_ASSERT_OK(stat);
+  EXPECT_TRUE(stat->holders().empty());
+  EXPECT_FALSE(*engine_->AddHolders(Key("h"), V(10), {"gamma"}));
+  MCOS_ASSERT_OK(Delete(Key("h"), 12));
+  EXPECT_FALSE(*engine_->AddHolders(Key("h"), V(12), {"gamma"}));
 }
 
 TEST_P(EngineContractTest, ARepairReplacesTheDataOfExactlyTheStoredVersion) {
