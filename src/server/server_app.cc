@@ -1019,7 +1019,9 @@ grpc::Status UserGrpcService::StatObject(grpc::ServerContext* context,
       return grpc::Status::OK;
     }
   }
-  auto record = b->storage->Stat(key);
+  // This cluster's copy, through its replica: a plain call of the engine in mcos-cluster.
+  auto record = b->local->Stat(key, absl::Now() + absl::Seconds(30));
+  if (record.ok() && record->tombstone()) record = ObjectNotFound(key);
   if (!record.ok()) {
     return ToGrpcStatus(record.status().code() == absl::StatusCode::kNotFound ? app_.NotFound(key)
                                                                               : record.status());
@@ -1179,6 +1181,33 @@ grpc::Status UserGrpcService::DownloadObject(
         return ToGrpcStatus(piped);
       }
     }
+  }
+  if (!federated_version && b->local->in_process()) {
+    // This cluster's copy read in this process: an object up to kPipelinedReadBytes is streamed
+    // from the engine directly; a larger one from the storage service, whose reads run ahead of
+    // the network on its own thread.
+    auto local =
+        b->local->Open(key, request->offset(), request->length(), nullptr, absl::InfiniteFuture());
+    if (!local.ok() && !absl::IsNotFound(local.status())) return ToGrpcStatus(local.status());
+    if (!local.ok()) return ToGrpcStatus(app_.NotFound(key));
+    if ((*local)->record().size() <= kPipelinedReadBytes) {
+      mcos::v1::DownloadObjectResponse out;
+      *out.mutable_info() = app_.ToInfo(key, (*local)->record());
+      if (!writer->Write(out)) {
+        (*local)->Cancel();
+        (*local)->Finish().IgnoreError();
+        return grpc::Status::CANCELLED;
+      }
+      const absl::Status piped = pipe(**local);
+      if (absl::IsDataLoss(piped)) {
+        return {grpc::StatusCode::DATA_LOSS,
+                absl::StrCat("no intact copy of object '", key.object(), "' in container '",
+                             key.container(), "' could be read: ", piped.message())};
+      }
+      return ToGrpcStatus(piped);
+    }
+    (*local)->Cancel();
+    (*local)->Finish().IgnoreError();
   }
   // A child of the user's call: cancelling it (the client, or the watchdog) stops the read too.
   auto sctx = grpc::ClientContext::FromServerContext(*context);
