@@ -21,6 +21,7 @@
 #include "storage/rocksdb_engine.h"
 #include "tests/support/cli_runner.h"
 #include "tests/support/cluster_process.h"
+#include "tests/support/corrupt_chunk.h"
 #include "tests/support/status_matchers.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/test_data.h"
@@ -651,6 +652,7 @@ TEST(ClusterCorruptionE2eTest, ACorruptChunkOfALocalReadIsNeverServed) {
   MCOS_ASSERT_OK(cluster.Start());
   MCOS_ASSERT_OK(cluster.AddUser("alice", "alice-pw"));
   const std::string data = testing::RandomBytes((3 << 20) + 100, 5);
+  std::string data_id;
   {
     Client c(cluster.endpoint());
     MCOS_ASSERT_OK(c.Login("alice", "alice-pw"));
@@ -659,9 +661,10 @@ TEST(ClusterCorruptionE2eTest, ACorruptChunkOfALocalReadIsNeverServed) {
     MCOS_ASSERT_OK(c.CreateObject("box", "rot", in));
   }
   ASSERT_EQ(cluster.Stop(), 0);
+  const std::string db = dir.path() + "/cluster/storage/db";
   {
     storage::RocksDbOptions options;
-    options.path = dir.path() + "/cluster/storage/db";
+    options.path = db;
     auto engine = storage::RocksDbEngine::Open(options);
     MCOS_ASSERT_OK(engine);
     mcos::v1::ObjectKey key;
@@ -670,15 +673,9 @@ TEST(ClusterCorruptionE2eTest, ACorruptChunkOfALocalReadIsNeverServed) {
     key.set_object("rot");
     auto record = (*engine)->Stat(key, false);
     MCOS_ASSERT_OK(record);
-    rocksdb::DB* db = (*engine)->db_for_test();
-    const std::string chunk = storage::DataKey(record->data_id(), 1);
-    std::string value;
-    ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), (*engine)->data_cf_for_test(), chunk, &value).ok());
-    value[value.size() / 2] = static_cast<char>(value[value.size() / 2] ^ 0x40);
-    rocksdb::WriteOptions wo;
-    wo.sync = true;
-    ASSERT_TRUE(db->Put(wo, (*engine)->data_cf_for_test(), chunk, value).ok());
+    data_id = record->data_id();
   }
+  MCOS_ASSERT_OK(testing::CorruptChunk(db, data_id, 1));
   MCOS_ASSERT_OK(cluster.Start());
   Client c(cluster.endpoint());
   MCOS_ASSERT_OK(c.Login("alice", "alice-pw"));

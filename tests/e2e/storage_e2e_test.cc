@@ -13,6 +13,7 @@
 #include "common/hash.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "storage/rocksdb_engine.h"
+#include "tests/support/corrupt_chunk.h"
 #include "tests/support/status_matchers.h"
 #include "tests/support/storage_process.h"
 #include "tests/support/temp_dir.h"
@@ -426,20 +427,7 @@ TEST_F(StorageE2eTest, ACorruptChunkOnDiskGivesDataLoss) {
   MCOS_ASSERT_OK(put);
   const std::string data_id = put->record().data_id();
   node_->Stop();
-  {
-    RocksDbOptions options;
-    options.path = node_->db_path();
-    auto engine = RocksDbEngine::Open(options);
-    MCOS_ASSERT_OK(engine);
-    rocksdb::DB* db = (*engine)->db_for_test();
-    const std::string key = DataKey(data_id, 2);
-    std::string value;
-    ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), (*engine)->data_cf_for_test(), key, &value).ok());
-    value[value.size() / 2] = static_cast<char>(value[value.size() / 2] ^ 0x40);
-    rocksdb::WriteOptions wo;
-    wo.sync = true;
-    ASSERT_TRUE(db->Put(wo, (*engine)->data_cf_for_test(), key, value).ok());
-  }
+  MCOS_ASSERT_OK(testing::CorruptChunk(node_->db_path(), data_id, 2));
   MCOS_ASSERT_OK(node_->Start());
   mcos::v1::StorageGetRequest r;
   *r.mutable_key() = Key("rot");
