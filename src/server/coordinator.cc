@@ -650,6 +650,8 @@ absl::StatusOr<Newest> Coordinator::Read(const mcos::v1::ObjectKey& key,
   auto [newest, known] = newest_known();
   if (!newest.record) return newest;
   hlc_.Observe(newest.record->version().hlc());
+  newest.answered = newest.holders;
+  SortByOrder(newest.answered, placement.replicas());
   // This cluster's copy learns the holders that had to be asked, so that the next read need not.
   std::vector<std::pair<std::shared_ptr<Replica>, std::vector<std::string>>> learned;
   if (scope == ReadScope::kEveryHolder && !newest.record->tombstone()) {

@@ -87,8 +87,12 @@ using Streams = std::map<std::string, std::shared_ptr<replication::ReplicaWriter
 struct Newest {
   // Unset when no asked replica holds anything.
   std::optional<mcos::v1::ObjectRecord> record;
-  // The clusters that hold `record`'s version, in the placement's order.
+  // The clusters that hold `record`'s version, in the placement's order: those that answered
+  // with it, and (ReadScope::kEveryHolder) those their records name.
   std::vector<std::string> holders;
+  // Those of `holders` that answered with it (at least one when `record` is set): where to read
+  // it from.
+  std::vector<std::string> answered;
 };
 
 // What a replicated write ended with.

@@ -1122,8 +1122,9 @@ grpc::Status UserGrpcService::DownloadObject(
       // cluster that does; checksums are verified there and by the client. The user sees every
       // holder of the version.
       const auto& holders = newest->holders;
+      const auto& answered = newest->answered;
       const bool here =
-          std::find(holders.begin(), holders.end(), app_.cluster_id_) != holders.end();
+          std::find(answered.begin(), answered.end(), app_.cluster_id_) != answered.end();
       if (here && newest->record->size() > kPipelinedReadBytes) {
         // A large object held here streams from the storage service, whose reads run ahead of
         // the network on its own thread. It reads what this cluster holds when it opens: the
@@ -1132,7 +1133,8 @@ grpc::Status UserGrpcService::DownloadObject(
         federated_holders = newest->holders;
         federated_version = newest->record->version();
       } else {
-        const std::string& from = here ? app_.cluster_id_ : holders.front();
+        // A holder that answered with it (a record may name one that lost its copy since).
+        const std::string& from = here ? app_.cluster_id_ : answered.front();
         auto source = replicas.find(from);
         if (source == replicas.end() || source->second == nullptr) {
           return {grpc::StatusCode::UNAVAILABLE, "no cluster holding the object can be reached"};

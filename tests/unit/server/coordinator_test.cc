@@ -578,10 +578,11 @@ TEST_F(CoordinatorTest, AReadAsksTheHoldersNoRecordNamesAndThisClusterRecordsThe
   EXPECT_EQ(newest->holders, (std::vector<std::string>{"a", "b", "c"}));
   EXPECT_EQ(mem_["c"]->stats(), 1);  // named by no answer: asked
   EXPECT_THAT(mem_["a"]->Holders("o"), ::testing::IsSupersetOf({"a", "b", "c"}));
-  // The next read need not ask c.
+  // The next read need not ask c; it is read from one that answered.
   newest = c->Read(Key("o"), ThreeOf(2), replicas_);
   MCOS_ASSERT_OK(newest);
   EXPECT_EQ(newest->holders, (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(newest->answered, (std::vector<std::string>{"a", "b"}));
   EXPECT_EQ(mem_["c"]->stats(), 1);
   // A holder that does not answer now is not named, though a record vouches for it.
   mem_["c"]->set_mode(MemoryReplica::Mode::kDown);
