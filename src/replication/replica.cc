@@ -670,14 +670,28 @@ class PeerReplicaImpl final : public Replica {
     *req.mutable_key() = key;
     req.set_include_tombstone(true);
     mcos::v1::ClusterStatObjectResponse resp;
-    if (grpc::Status s = stub_->ClusterStatObject(&ctx, req, &resp); !s.ok()) {
-      return FromGrpcStatus(s);
-    }
-    if (!resp.has_record()) {
-      return absl::DataLossError(
-          absl::StrCat("cluster '", cluster_, "' answered a stat without the object's record"));
-    }
-    return std::move(*resp.mutable_record());
+    return StatAnswer(cluster_, stub_->ClusterStatObject(&ctx, req, &resp), resp);
+  }
+
+  bool stats_async() const override { return true; }
+
+  bool StatAsync(const mcos::v1::ObjectKey& key, absl::Time deadline,
+                 std::function<void(absl::StatusOr<mcos::v1::ObjectRecord>)> done) override {
+    struct Call {
+      grpc::ClientContext ctx;
+      mcos::v1::ClusterStatObjectRequest req;
+      mcos::v1::ClusterStatObjectResponse resp;
+    };
+    auto call = std::make_shared<Call>();
+    SetDeadline(call->ctx, deadline);
+    *call->req.mutable_key() = key;
+    call->req.set_include_tombstone(true);
+    stub_->async()->ClusterStatObject(
+        &call->ctx, &call->req, &call->resp,
+        [cluster = cluster_, call, done = std::move(done)](const grpc::Status& s) {
+          done(StatAnswer(cluster, s, call->resp));
+        });
+    return true;
   }
 
   absl::StatusOr<std::unique_ptr<ObjectReader>> Open(const mcos::v1::ObjectKey& key,
@@ -775,6 +789,18 @@ class PeerReplicaImpl final : public Replica {
   }
 
  private:
+  // A peer's answer to a stat: its record, or what went wrong.
+  static absl::StatusOr<mcos::v1::ObjectRecord> StatAnswer(
+      const std::string& cluster, const grpc::Status& s,
+      mcos::v1::ClusterStatObjectResponse& resp) {
+    if (!s.ok()) return FromGrpcStatus(s);
+    if (!resp.has_record()) {
+      return absl::DataLossError(
+          absl::StrCat("cluster '", cluster, "' answered a stat without the object's record"));
+    }
+    return std::move(*resp.mutable_record());
+  }
+
   const std::string cluster_;
   const std::string coordinator_;
   std::unique_ptr<mcos::v1::ClusterService::Stub> stub_;

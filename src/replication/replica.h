@@ -80,6 +80,14 @@ class Replica {
   // The newest version held, tombstones included. NOT_FOUND if the replica holds nothing.
   virtual absl::StatusOr<mcos::v1::ObjectRecord> Stat(const mcos::v1::ObjectKey& key,
                                                       absl::Time deadline) = 0;
+  // Whether StatAsync starts a stat without blocking.
+  virtual bool stats_async() const { return false; }
+  // Stat without blocking: starts it and returns true, `done` then called once on another thread
+  // (gRPC's); false (and `done` not called) for replicas that only answer Stat.
+  virtual bool StatAsync(const mcos::v1::ObjectKey& /*key*/, absl::Time /*deadline*/,
+                         std::function<void(absl::StatusOr<mcos::v1::ObjectRecord>)> /*done*/) {
+    return false;
+  }
   // Opens a read of the object (of exactly `version` when given; FAILED_PRECONDITION if the
   // replica holds another). NOT_FOUND for nothing or a tombstone.
   virtual absl::StatusOr<std::unique_ptr<ObjectReader>> Open(const mcos::v1::ObjectKey& key,

@@ -113,6 +113,11 @@ Coordinator::Coordinator(CoordinatorOptions options, Enqueue enqueue,
 
 Coordinator::~Coordinator() {
   if (prober_ != nullptr) prober_->Stop();
+  {
+    // Stats started without blocking end by their deadlines.
+    std::unique_lock<std::mutex> lock(calls_mu_);
+    calls_done_.wait(lock, [this] { return async_calls_ == 0; });
+  }
   std::map<std::string, std::unique_ptr<Executor>> executors;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -500,7 +505,8 @@ struct Gather : Coordinator::Tally {
 }  // namespace
 
 void Coordinator::AskReplicas(Candidates candidates, size_t needed, ReadScope scope,
-                              absl::Time deadline, Tally& tally, const MakeCall& make_call) {
+                              absl::Time deadline, Tally& tally, const MakeCall& make_call,
+                              bool stats) {
   if (scope == ReadScope::kQuorum) {
     // This cluster's copy first: it costs no network.
     std::stable_partition(candidates.begin(), candidates.end(),
@@ -517,7 +523,11 @@ void Coordinator::AskReplicas(Candidates candidates, size_t needed, ReadScope sc
         ++tally.asked;
         tally.asked_clusters.insert(cluster);
       }
-      Dispatch(cluster, *replica, here, make_call(cluster, replica));
+      if (stats && replica->stats_async()) {
+        here.push_back(make_call(cluster, replica));
+      } else {
+        Dispatch(cluster, *replica, here, make_call(cluster, replica));
+      }
     }
     for (auto& task : here) task();
   };
@@ -588,21 +598,40 @@ absl::StatusOr<Newest> Coordinator::Read(const mcos::v1::ObjectKey& key,
                                  const std::string& cluster,
                                  const std::shared_ptr<Replica>& replica) {
     return [this, gather, key, deadline, needed, cluster, replica] {
-      auto record = replica->Stat(key, deadline);
-      Report(cluster, record.status());
-      std::optional<Answer> answer;
-      if (record.ok()) {
-        answer = Answer(*std::move(record));
-      } else if (absl::IsNotFound(record.status())) {
-        answer = Answer(std::nullopt);
+      auto answered = [this, gather, needed,
+                       cluster](absl::StatusOr<mcos::v1::ObjectRecord> record) {
+        Report(cluster, record.status());
+        std::optional<Answer> answer;
+        if (record.ok()) {
+          answer = Answer(*std::move(record));
+        } else if (absl::IsNotFound(record.status())) {
+          answer = Answer(std::nullopt);
+        }
+        gather->Add(cluster, std::move(answer), needed);
+      };
+      {
+        std::lock_guard<std::mutex> lock(calls_mu_);
+        ++async_calls_;
       }
-      gather->Add(cluster, std::move(answer), needed);
+      const bool started = replica->StatAsync(key, deadline, [this, answered](auto record) {
+        answered(std::move(record));
+        std::lock_guard<std::mutex> lock(calls_mu_);
+        if (--async_calls_ == 0) calls_done_.notify_all();
+      });
+      if (!started) {
+        {
+          std::lock_guard<std::mutex> lock(calls_mu_);
+          --async_calls_;
+        }
+        answered(replica->Stat(key, deadline));
+      }
     };
   };
   const Candidates candidates = Admitted(placement.replicas(), replicas);
   // The quorum first (this cluster's copy first); a holder the answers already vouch for
   // (ObjectRecord.holders) is not asked.
-  AskReplicas(candidates, needed, ReadScope::kQuorum, deadline, *gather, make_call);
+  AskReplicas(candidates, needed, ReadScope::kQuorum, deadline, *gather, make_call,
+              /*stats=*/true);
   // The newest version among the answers so far, and who is known to hold it: the clusters that
   // answered with it and those their records name.
   auto newest_known = [&]() {
@@ -642,7 +671,8 @@ absl::StatusOr<Newest> Coordinator::Read(const mcos::v1::ObjectKey& key,
       }
     }
     if (!rest.empty()) {
-      AskReplicas(std::move(rest), needed, ReadScope::kEveryHolder, deadline, *gather, make_call);
+      AskReplicas(std::move(rest), needed, ReadScope::kEveryHolder, deadline, *gather, make_call,
+                  /*stats=*/true);
     }
   }
   std::unique_lock<std::mutex> lock(gather->mu);

@@ -222,8 +222,10 @@ class Coordinator {
   // Asks `candidates` as `scope` says and returns when `tally` has `needed` answers (and, for
   // kEveryHolder, every call ended or the grace after the quorum passed), or every candidate
   // was asked and ended, or at `deadline`.
+  // With `stats`, the calls are stats: a replica that starts them without blocking
+  // (Replica::stats_async) is called from the asking thread, not its cluster's threads.
   void AskReplicas(Candidates candidates, size_t needed, ReadScope scope, absl::Time deadline,
-                   Tally& tally, const MakeCall& make_call);
+                   Tally& tally, const MakeCall& make_call, bool stats = false);
   // One write's rounds (defined in the .cc).
   struct Write;
   void StartRound(const std::shared_ptr<Write>& write);
@@ -247,6 +249,11 @@ class Coordinator {
   };
   std::map<std::string, Health> health_;
   std::unique_ptr<common::Daemon> prober_;
+  // Stats in flight that were started without blocking (Replica::StatAsync): the destructor
+  // waits for them.
+  std::mutex calls_mu_;
+  std::condition_variable calls_done_;
+  int async_calls_ = 0;
 };
 
 // "k of R replica clusters answered, W needed" as UNAVAILABLE.

@@ -56,8 +56,22 @@ class MemoryReplica final : public Replica {
       : cluster_(std::move(cluster)), inner_(replication::EngineReplica(cluster_, engine_)) {}
 
   const std::string& cluster() const override { return cluster_; }
+  ~MemoryReplica() override {
+    for (auto& t : async_) t.join();
+  }
   // As this cluster's own storage is: called on the caller's thread.
   bool in_process() const override { return in_process_; }
+  // As a peer cluster is: stats started without blocking, answered on a thread of their own.
+  void set_async(bool async) { async_stats_ = async; }
+  bool stats_async() const override { return async_stats_; }
+  bool StatAsync(const mcos::v1::ObjectKey& key, absl::Time deadline,
+                 std::function<void(absl::StatusOr<mcos::v1::ObjectRecord>)> done) override {
+    if (!async_stats_) return false;
+    std::lock_guard<std::mutex> lock(async_mu_);
+    async_.emplace_back(
+        [this, key, deadline, done = std::move(done)] { done(Stat(key, deadline)); });
+    return true;
+  }
   void set_in_process(bool in_process) { in_process_ = in_process; }
   void set_mode(Mode m) { mode_ = m; }
   // Releases calls hanging in kHang mode.
@@ -181,6 +195,9 @@ class MemoryReplica final : public Replica {
   const std::unique_ptr<Replica> inner_;
   std::atomic<Mode> mode_{Mode::kOk};
   std::atomic<bool> in_process_{false};
+  std::atomic<bool> async_stats_{false};
+  std::mutex async_mu_;
+  std::vector<std::thread> async_;
   std::atomic<int> puts_{0};
   std::atomic<int> stats_{0};
   std::atomic<int> releases_{0};
@@ -598,6 +615,31 @@ TEST_F(CoordinatorTest, AReadAsksTheHoldersNoRecordNamesAndThisClusterRecordsThe
   MCOS_ASSERT_OK(newest);
   EXPECT_EQ(newest->record->version().hlc(), 12u);
   EXPECT_EQ(newest->holders, (std::vector<std::string>{"b"}));
+}
+
+TEST_F(CoordinatorTest, StatsStartedWithoutBlockingAreHedgedAndWaitedForAtShutdown) {
+  for (const char* c : {"a", "b", "c"}) {
+    mem_[c]->Store("o", Record(9, "v"), "v");
+    mem_[c]->set_async(true);
+  }
+  mem_["a"]->set_mode(MemoryReplica::Mode::kHang);
+  CoordinatorOptions o;
+  o.hedge_after = absl::Milliseconds(20);
+  auto c = Make(absl::Seconds(30), o);
+  // a hangs: c is asked after the hedge delay, from this thread, instead of a's 30 s.
+  const absl::Time start = absl::Now();
+  auto newest = c->Read(Key("o"), ThreeOf(2), replicas_, Coordinator::ReadScope::kQuorum);
+  MCOS_ASSERT_OK(newest);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+  EXPECT_EQ(newest->record->version().hlc(), 9u);
+  EXPECT_EQ(newest->answered, (std::vector<std::string>{"b", "c"}));
+  // The coordinator goes only once a's call ended (here: released).
+  std::thread release([&] {
+    absl::SleepFor(absl::Milliseconds(50));
+    mem_["a"]->Release();
+  });
+  c.reset();
+  release.join();
 }
 
 TEST_F(CoordinatorTest, AFrozenClusterIsNotWaitedForByAQuorumRead) {
