@@ -20,8 +20,10 @@
 // every known cluster is probed every probe_period (a cheap stat), a failing one after 0.1 s
 // doubling to probe_period, so that a cluster that is back is used again within about a second
 // whatever calls were in flight when it failed, and one that died is known before a write needs
-// it. The calls to each replica cluster run on a few threads of their own, so a slow cluster costs
-// its own threads until their deadlines, never the caller's nor another cluster's. Thread-safe.
+// it. The blocking calls to each replica cluster (writes, listings, probes) run on a few threads of
+// their own, so a slow cluster costs its own threads until their deadlines, never the caller's nor
+// another cluster's; a read's stats of peer clusters are started without blocking
+// (Replica::StatAsync) and cost no thread while they wait. Thread-safe.
 #pragma once
 
 #include <condition_variable>
