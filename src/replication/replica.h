@@ -83,9 +83,12 @@ class Replica {
   // Whether StatAsync starts a stat without blocking.
   virtual bool stats_async() const { return false; }
   // Stat without blocking: starts it and returns true, `done` then called once on another thread
-  // (gRPC's); false (and `done` not called) for replicas that only answer Stat.
-  virtual bool StatAsync(const mcos::v1::ObjectKey& /*key*/, absl::Time /*deadline*/,
-                         std::function<void(absl::StatusOr<mcos::v1::ObjectRecord>)> /*done*/) {
+  // (gRPC's); false (and `done` not called) for replicas that only answer Stat. `done` is taken by
+  // value: the replicas that start the stat keep it until the answer.
+  virtual bool StatAsync(
+      const mcos::v1::ObjectKey& /*key*/, absl::Time /*deadline*/,
+      // NOLINTNEXTLINE(performance-unnecessary-value-param): a sink this default ignores
+      std::function<void(absl::StatusOr<mcos::v1::ObjectRecord>)> /*done*/) {
     return false;
   }
   // Opens a read of the object (of exactly `version` when given; FAILED_PRECONDITION if the
