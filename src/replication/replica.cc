@@ -143,14 +143,20 @@ absl::StatusOr<std::unique_ptr<ObjectReader>> OpenStream(absl::Time deadline, co
 
 // Fills the fields that StoragePutHeader and ClusterPutObjectHeader share for a replica write of
 // `record`'s version.
+// Adds `cluster` to `holders` unless it is there.
+void AddHolder(google::protobuf::RepeatedPtrField<std::string>* holders,
+               const std::string& cluster) {
+  if (std::find(holders->begin(), holders->end(), cluster) == holders->end()) {
+    holders->Add()->assign(cluster);
+  }
+}
+
 // `holders` and, when set, `self` (the cluster storing it), each once.
 void SetHolders(google::protobuf::RepeatedPtrField<std::string>* out,
                 const google::protobuf::RepeatedPtrField<std::string>& holders,
                 const std::string* self) {
   *out = holders;
-  if (self != nullptr && std::find(out->begin(), out->end(), *self) == out->end()) {
-    out->Add()->assign(*self);
-  }
+  if (self != nullptr) AddHolder(out, *self);
 }
 
 // `self` is the cluster whose storage the header goes to (it names itself a holder); nullptr for a
@@ -675,7 +681,7 @@ class PeerReplicaImpl final : public Replica {
 
   bool stats_async() const override { return true; }
 
-  bool StatAsync(const mcos::v1::ObjectKey& key, absl::Time deadline,
+  void StatAsync(const mcos::v1::ObjectKey& key, absl::Time deadline,
                  std::function<void(absl::StatusOr<mcos::v1::ObjectRecord>)> done) override {
     struct Call {
       grpc::ClientContext ctx;
@@ -691,7 +697,6 @@ class PeerReplicaImpl final : public Replica {
         [cluster = cluster_, call, done = std::move(done)](const grpc::Status& s) {
           done(StatAnswer(cluster, s, call->resp));
         });
-    return true;
   }
 
   absl::StatusOr<std::unique_ptr<ObjectReader>> Open(const mcos::v1::ObjectKey& key,
@@ -1062,10 +1067,7 @@ absl::StatusOr<WriteAck> Copy(Replica& from, Replica& to, const mcos::v1::Object
   mcos::v1::ObjectRecord sent = (*reader)->record();
   if (from_version == nullptr || common::CompareVersions(*from_version, record.version()) == 0) {
     // `from` holds this very version: it and the holders it knows of go with it.
-    if (std::find(sent.holders().begin(), sent.holders().end(), from.cluster()) ==
-        sent.holders().end()) {
-      sent.add_holders(from.cluster());
-    }
+    AddHolder(sent.mutable_holders(), from.cluster());
   } else {
     // Stamped again: nobody holds the new version yet.
     *sent.mutable_version() = record.version();

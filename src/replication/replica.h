@@ -80,16 +80,15 @@ class Replica {
   // The newest version held, tombstones included. NOT_FOUND if the replica holds nothing.
   virtual absl::StatusOr<mcos::v1::ObjectRecord> Stat(const mcos::v1::ObjectKey& key,
                                                       absl::Time deadline) = 0;
-  // Whether StatAsync starts a stat without blocking.
+  // Whether StatAsync returns before the stat is answered (else it answers on the caller's thread).
   virtual bool stats_async() const { return false; }
-  // Stat without blocking: starts it and returns true, `done` then called once on another thread
-  // (gRPC's); false (and `done` not called) for replicas that only answer Stat. `done` is taken by
-  // value: the replicas that start the stat keep it until the answer.
-  virtual bool StatAsync(
-      const mcos::v1::ObjectKey& /*key*/, absl::Time /*deadline*/,
-      // NOLINTNEXTLINE(performance-unnecessary-value-param): a sink this default ignores
-      std::function<void(absl::StatusOr<mcos::v1::ObjectRecord>)> /*done*/) {
-    return false;
+  // Stat, answered through `done`: once, on another thread (gRPC's) when stats_async(), else
+  // before it returns.
+  virtual void StatAsync(
+      const mcos::v1::ObjectKey& key, absl::Time deadline,
+      // NOLINTNEXTLINE(performance-unnecessary-value-param): a sink; the async ones keep it
+      std::function<void(absl::StatusOr<mcos::v1::ObjectRecord>)> done) {
+    done(Stat(key, deadline));
   }
   // Opens a read of the object (of exactly `version` when given; FAILED_PRECONDITION if the
   // replica holds another). NOT_FOUND for nothing or a tombstone.

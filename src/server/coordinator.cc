@@ -392,15 +392,19 @@ void Coordinator::MaybeFinish(const std::shared_ptr<Write>& write,
     const bool release = done && !w.released;
     if (release) w.released = true;
     std::shared_ptr<Replica> local;
+    mcos::v1::Version version;
+    std::vector<std::string> holders;
     if (done && !w.holders_recorded && w.holders.size() > 1) {
       w.holders_recorded = true;
       auto it = w.replicas.find(w.source->cluster());
       const bool holds =
           std::find(w.holders.begin(), w.holders.end(), w.source->cluster()) != w.holders.end();
-      if (it != w.replicas.end() && holds) local = it->second;
+      if (it != w.replicas.end() && holds) {
+        local = it->second;
+        version = w.record.version();
+        holders = w.holders;
+      }
     }
-    const mcos::v1::Version version = w.record.version();
-    const std::vector<std::string> holders = w.holders;
     held.unlock();
     if (release) w.source->ReleaseKept(w.key, w.source_version);
     if (local != nullptr) {
@@ -476,8 +480,7 @@ absl::StatusOr<Replicated> Coordinator::ReplicateAndWait(const mcos::v1::ObjectK
 struct Coordinator::Tally {
   std::mutex mu;
   std::condition_variable changed;
-  std::set<std::string> asked_clusters;
-  size_t asked = 0;
+  std::set<std::string> asked;
   size_t answered = 0;
   size_t done = 0;
   std::optional<absl::Time> quorum_at;
@@ -520,8 +523,7 @@ void Coordinator::AskReplicas(Candidates candidates, size_t needed, ReadScope sc
       const auto& [cluster, replica] = candidates[next];
       {
         std::lock_guard<std::mutex> lock(tally.mu);
-        ++tally.asked;
-        tally.asked_clusters.insert(cluster);
+        tally.asked.insert(cluster);
       }
       if (stats && replica->stats_async()) {
         here.push_back(make_call(cluster, replica));
@@ -535,7 +537,7 @@ void Coordinator::AskReplicas(Candidates candidates, size_t needed, ReadScope sc
     // All at once; once the quorum answered, the others get the grace.
     ask(candidates.size());
     std::unique_lock<std::mutex> lock(tally.mu);
-    while (tally.done < tally.asked) {
+    while (tally.done < tally.asked.size()) {
       absl::Time until = deadline;
       if (tally.quorum_at) until = std::min(until, *tally.quorum_at + options_.read_grace);
       if (absl::Now() >= until) return;
@@ -550,7 +552,7 @@ void Coordinator::AskReplicas(Candidates candidates, size_t needed, ReadScope sc
     size_t want = 0;
     {
       std::unique_lock<std::mutex> lock(tally.mu);
-      const size_t outstanding = tally.asked - tally.done;
+      const size_t outstanding = tally.asked.size() - tally.done;
       const absl::Time now = absl::Now();
       if (tally.answered >= needed) return;
       if (tally.answered + outstanding < needed && next < candidates.size()) {
@@ -609,22 +611,19 @@ absl::StatusOr<Newest> Coordinator::Read(const mcos::v1::ObjectKey& key,
         }
         gather->Add(cluster, std::move(answer), needed);
       };
+      if (!replica->stats_async()) {
+        answered(replica->Stat(key, deadline));
+        return;
+      }
       {
         std::lock_guard<std::mutex> lock(calls_mu_);
         ++async_calls_;
       }
-      const bool started = replica->StatAsync(key, deadline, [this, answered](auto record) {
+      replica->StatAsync(key, deadline, [this, answered](auto record) {
         answered(std::move(record));
         std::lock_guard<std::mutex> lock(calls_mu_);
         if (--async_calls_ == 0) calls_done_.notify_all();
       });
-      if (!started) {
-        {
-          std::lock_guard<std::mutex> lock(calls_mu_);
-          --async_calls_;
-        }
-        answered(replica->Stat(key, deadline));
-      }
     };
   };
   const Candidates candidates = Admitted(placement.replicas(), replicas);
@@ -663,7 +662,7 @@ absl::StatusOr<Newest> Coordinator::Read(const mcos::v1::ObjectKey& key,
         const auto [newest, known] = newest_known();
         if (newest.record && !newest.record->tombstone()) {
           for (const auto& c : candidates) {
-            if (gather->asked_clusters.count(c.first) == 0 && known.count(c.first) == 0) {
+            if (gather->asked.count(c.first) == 0 && known.count(c.first) == 0) {
               rest.push_back(c);
             }
           }
@@ -689,8 +688,7 @@ absl::StatusOr<Newest> Coordinator::Read(const mcos::v1::ObjectKey& key,
     // records name that were not asked and that the breaker admits (one that failed, or that
     // the breaker keeps out, is not named, as when it was asked).
     for (const auto& [cluster, replica] : candidates) {
-      if (known.count(cluster) > 0 && gather->asked_clusters.count(cluster) == 0 &&
-          IsAdmitted(cluster)) {
+      if (known.count(cluster) > 0 && gather->asked.count(cluster) == 0 && IsAdmitted(cluster)) {
         newest.holders.push_back(cluster);
       }
     }

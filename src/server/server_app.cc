@@ -1075,6 +1075,12 @@ grpc::Status UserGrpcService::DownloadObject(
     }
     return reader.Finish();
   };
+  // DATA_LOSS once no copy could be read whole; `why` is the last reader's error.
+  auto no_intact_copy = [&key](absl::string_view why) {
+    return grpc::Status(grpc::StatusCode::DATA_LOSS,
+                        absl::StrCat("no intact copy of object '", key.object(), "' in container '",
+                                     key.container(), "' could be read: ", why));
+  };
   // After `failed` served a corrupt copy of `record` (DATA_LOSS): the rest of the range from
   // another of `holders`; a corrupt copy here is queued for repair.
   auto fail_over = [&](const std::string& failed, const mcos::v1::ObjectRecord& record,
@@ -1102,9 +1108,7 @@ grpc::Status UserGrpcService::DownloadObject(
       last = pipe(**reader);
       if (last.ok() || absl::IsCancelled(last)) return ToGrpcStatus(last);
     }
-    return {grpc::StatusCode::DATA_LOSS,
-            absl::StrCat("no intact copy of object '", key.object(), "' in container '",
-                         key.container(), "' could be read: ", last.message())};
+    return no_intact_copy(last.message());
   };
   mcos::v1::StorageGetRequest req;
   *req.mutable_key() = key;
@@ -1202,9 +1206,7 @@ grpc::Status UserGrpcService::DownloadObject(
       }
       const absl::Status piped = pipe(**local);
       if (absl::IsDataLoss(piped)) {
-        return {grpc::StatusCode::DATA_LOSS,
-                absl::StrCat("no intact copy of object '", key.object(), "' in container '",
-                             key.container(), "' could be read: ", piped.message())};
+        return no_intact_copy(piped.message());
       }
       return ToGrpcStatus(piped);
     }
@@ -1244,9 +1246,7 @@ grpc::Status UserGrpcService::DownloadObject(
       // Midway through a large object: the rest from another holder of the same version.
       return fail_over(app_.cluster_id_, *streamed, federated_holders, FromGrpcStatus(s));
     }
-    return {grpc::StatusCode::DATA_LOSS,
-            absl::StrCat("no intact copy of object '", key.object(), "' in container '",
-                         key.container(), "' could be read: ", s.error_message())};
+    return no_intact_copy(s.error_message());
   }
   return s;
 }

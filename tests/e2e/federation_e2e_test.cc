@@ -473,12 +473,10 @@ TEST_F(FederationE2eTest, ReplayedAndOlderReplicaWritesAreIgnored) {
   auto put = at_a->PutObject("replay", "obj", in);
   MCOS_ASSERT_OK(put);
   // As a peer, at beta's ClusterService: the same version again, then an older one.
-  auto keys = common::LoadClusterKeys(std::string(64, 'k'), secret_);
-  MCOS_ASSERT_OK(keys);
-  common::ServiceAuth peer(keys->peer, "alpha", keys->user_tokens,
-                           common::CredentialScope::kFederation);
+  auto peer = PeerAuth("alpha");
+  ASSERT_NE(peer, nullptr);
   auto replica =
-      replication::PeerReplica("beta", "alpha", common::ConnectInternal(b_->endpoint(), peer));
+      replication::PeerReplica("beta", "alpha", common::ConnectInternal(b_->endpoint(), *peer));
   mcos::v1::ObjectKey key;
   key.set_user("carol");
   key.set_container("replay");
@@ -535,11 +533,9 @@ TEST_F(FederationE2eTest, StreamedReplicaWritesThatLieOrStopShortStoreNothing) {
   std::istringstream in("the current version");
   auto put = at_a->PutObject("lies", "obj", in);
   MCOS_ASSERT_OK(put);
-  auto keys = common::LoadClusterKeys(std::string(64, 'k'), secret_);
-  MCOS_ASSERT_OK(keys);
-  common::ServiceAuth peer(keys->peer, "alpha", keys->user_tokens,
-                           common::CredentialScope::kFederation);
-  auto stub = mcos::v1::ClusterService::NewStub(common::ConnectInternal(b_->endpoint(), peer));
+  auto peer = PeerAuth("alpha");
+  ASSERT_NE(peer, nullptr);
+  auto stub = mcos::v1::ClusterService::NewStub(common::ConnectInternal(b_->endpoint(), *peer));
   const std::string data = "newer content that never lands";
   // Sends a streamed write of `data` whose finish says `size` and `xxh3` (none: no finish).
   auto send = [&](uint64_t size, std::optional<uint64_t> xxh3) {

@@ -42,10 +42,8 @@ class RepairE2eTest : public testing::FederationFixture {
   void SetUp() override {
     FederationFixture::SetUp();
     cluster_args_ = {"--anti-entropy-period-ms", "300"};
-    auto keys = common::LoadClusterKeys(std::string(64, 'k'), secret_);
-    ASSERT_TRUE(keys.ok()) << keys.status();
-    peer_ = std::make_unique<common::ServiceAuth>(keys->peer, "inspector", keys->user_tokens,
-                                                  common::CredentialScope::kFederation);
+    peer_ = PeerAuth("inspector");
+    ASSERT_NE(peer_, nullptr);
   }
 
   // Cluster `name`'s own copy, as a peer reads it.

@@ -22,6 +22,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "client/sdk/client.h"
+#include "common/service_auth.h"
+#include "common/token.h"
 #include "tests/support/cluster_process.h"
 #include "tests/support/nats_process.h"
 #include "tests/support/status_matchers.h"
@@ -254,6 +256,16 @@ class FederationFixture : public ::testing::Test {
 
   static std::set<std::string> Replicas(const mcos::v1::ObjectInfo& info) {
     return {info.replicas().begin(), info.replicas().end()};
+  }
+
+  // The federation's peer credential, the caller introducing itself as cluster `name`: what a peer
+  // cluster's calls carry. Null (and a test failure) if the keys cannot be derived.
+  std::unique_ptr<common::ServiceAuth> PeerAuth(const std::string& name) const {
+    auto keys = common::LoadClusterKeys(std::string(64, 'k'), secret_);
+    EXPECT_TRUE(keys.ok()) << keys.status();
+    if (!keys.ok()) return nullptr;
+    return std::make_unique<common::ServiceAuth>(keys->peer, name, keys->user_tokens,
+                                                 common::CredentialScope::kFederation);
   }
 
   ClusterProcess* a_ = nullptr;

@@ -64,13 +64,15 @@ class MemoryReplica final : public Replica {
   // As a peer cluster is: stats started without blocking, answered on a thread of their own.
   void set_async(bool async) { async_stats_ = async; }
   bool stats_async() const override { return async_stats_; }
-  bool StatAsync(const mcos::v1::ObjectKey& key, absl::Time deadline,
+  void StatAsync(const mcos::v1::ObjectKey& key, absl::Time deadline,
                  std::function<void(absl::StatusOr<mcos::v1::ObjectRecord>)> done) override {
-    if (!async_stats_) return false;
+    if (!async_stats_) {
+      done(Stat(key, deadline));
+      return;
+    }
     std::lock_guard<std::mutex> lock(async_mu_);
     async_.emplace_back(
         [this, key, deadline, done = std::move(done)] { done(Stat(key, deadline)); });
-    return true;
   }
   void set_in_process(bool in_process) { in_process_ = in_process; }
   void set_mode(Mode m) { mode_ = m; }
