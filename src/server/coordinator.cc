@@ -161,6 +161,12 @@ bool Coordinator::IsAdmitted(const std::string& cluster) {
   return it == health_.end() || !it->second.failing;
 }
 
+bool Coordinator::Answers(const std::string& cluster) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = health_.find(cluster);
+  return it != health_.end() && it->second.answered && !it->second.failing;
+}
+
 void Coordinator::Report(const std::string& cluster, const absl::Status& status) {
   const bool unreachable = absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status);
   std::lock_guard<std::mutex> lock(mu_);
@@ -168,6 +174,7 @@ void Coordinator::Report(const std::string& cluster, const absl::Status& status)
   if (!unreachable) {
     if (h.failing) common::LogInfo("replica cluster '", cluster, "' answers again");
     h.failing = false;
+    h.answered = true;
     h.failures = 0;
     return;
   }
@@ -685,10 +692,10 @@ absl::StatusOr<Newest> Coordinator::Read(const mcos::v1::ObjectKey& key,
   std::vector<std::pair<std::shared_ptr<Replica>, std::vector<std::string>>> learned;
   if (scope == ReadScope::kEveryHolder && !newest.record->tombstone()) {
     // The holders that can be called now: those that answered with it, and those the answers'
-    // records name that were not asked and that the breaker admits (one that failed, or that
-    // the breaker keeps out, is not named, as when it was asked).
+    // records name that were not asked and that answer this server now (one that failed, that
+    // the breaker keeps out, or that has not answered it yet is not named, as when it was asked).
     for (const auto& [cluster, replica] : candidates) {
-      if (known.count(cluster) > 0 && gather->asked.count(cluster) == 0 && IsAdmitted(cluster)) {
+      if (known.count(cluster) > 0 && gather->asked.count(cluster) == 0 && Answers(cluster)) {
         newest.holders.push_back(cluster);
       }
     }

@@ -198,6 +198,8 @@ class Coordinator {
   void ProbeOnce();
   // Whether requests call `cluster` now (false once a call failed, until a probe succeeds).
   bool IsAdmitted(const std::string& cluster);
+  // Whether `cluster` answered a call or probe of this server and none failed since.
+  bool Answers(const std::string& cluster);
   // The same, given the replica to call `cluster` through (remembered for its probes: a cluster
   // restarted at another address is probed at the new one).
   bool Admit(const std::string& cluster, const std::shared_ptr<replication::Replica>& replica);
@@ -244,7 +246,8 @@ class Coordinator {
   struct Health {
     std::shared_ptr<replication::Replica> replica;  // the last one seen, for probes
     bool failing = false;
-    int failures = 0;  // consecutive failed calls and probes
+    bool answered = false;  // a call or probe succeeded since this server started
+    int failures = 0;       // consecutive failed calls and probes
     bool probing = false;
     absl::Time next_probe = absl::InfinitePast();
     absl::Time last_used = absl::InfinitePast();  // by a request: idle ones are forgotten
