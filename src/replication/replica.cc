@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
 #include "common/hash.h"
+#include "common/status_macros.h"
 #include "common/version.h"
 #include "mcos/v1/cluster.grpc.pb.h"
 #include "mcos/v1/storage.grpc.pb.h"
@@ -555,6 +556,31 @@ class StorageReplicaImpl final : public Replica {
     return Write(key, record, source, deadline, /*repair=*/true);
   }
 
+  absl::StatusOr<mcos::v1::StoragePutResponse> StoreUpload(const mcos::v1::StoragePutHeader& header,
+                                                           absl::string_view data,
+                                                           const mcos::v1::StoragePutFinish& finish,
+                                                           absl::Time deadline) override {
+    grpc::ClientContext ctx;
+    SetDeadline(ctx, deadline);
+    mcos::v1::StoragePutResponse resp;
+    auto writer = stub_->Put(&ctx, &resp);
+    mcos::v1::StoragePutRequest message;
+    *message.mutable_header() = header;
+    bool open = writer->Write(message, grpc::WriteOptions().set_buffer_hint());
+    for (size_t at = 0; open && at < data.size(); at += storage::kMaxClientChunkBytes) {
+      message.set_data(std::string(data.substr(at, storage::kMaxClientChunkBytes)));
+      open = writer->Write(message, grpc::WriteOptions().set_buffer_hint());
+    }
+    if (open) {
+      *message.mutable_finish() = finish;
+      writer->WriteLast(message, grpc::WriteOptions());  // the half-close goes with it
+    } else {
+      writer->WritesDone();  // the service ended the stream early: its status says why
+    }
+    if (grpc::Status s = writer->Finish(); !s.ok()) return FromGrpcStatus(s);
+    return resp;
+  }
+
   absl::StatusOr<WriteAck> Write(const mcos::v1::ObjectKey& key,
                                  const mcos::v1::ObjectRecord& record, ObjectReader& source,
                                  absl::Time deadline, bool repair) {
@@ -935,6 +961,29 @@ class EngineReplicaImpl final : public Replica {
     auto result = (*stream)->Commit(finish);
     if (!result.ok()) return result.status();
     return WriteAck{result->applied, result->record.version()};
+  }
+
+  absl::StatusOr<mcos::v1::StoragePutResponse> StoreUpload(const mcos::v1::StoragePutHeader& header,
+                                                           absl::string_view data,
+                                                           const mcos::v1::StoragePutFinish& finish,
+                                                           absl::Time) override {
+    auto stream = engine_.BeginPut(header);
+    if (!stream.ok()) return stream.status();
+    mcos::v1::StoragePutResponse resp;
+    if (const auto& superseded = (*stream)->superseded()) {
+      resp.set_applied(false);
+      *resp.mutable_record() = superseded->record;
+      resp.set_reason(superseded->reason);
+      return resp;
+    }
+    for (size_t at = 0; at < data.size(); at += storage::kMaxClientChunkBytes) {
+      MCOS_RETURN_IF_ERROR((*stream)->Append(data.substr(at, storage::kMaxClientChunkBytes)));
+    }
+    MCOS_ASSIGN_OR_RETURN(auto result, (*stream)->Commit(finish));
+    resp.set_applied(result.applied);
+    *resp.mutable_record() = std::move(result.record);
+    resp.set_reason(std::move(result.reason));
+    return resp;
   }
 
   absl::StatusOr<std::unique_ptr<ReplicaWriter>> OpenWrite(const mcos::v1::ObjectKey& key,

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "mcos/v1/cluster.pb.h"
 #include "mcos/v1/common.pb.h"
@@ -118,6 +119,16 @@ class Replica {
                                           const mcos::v1::ObjectRecord& record,
                                           ObjectReader& source, absl::Time deadline) {
     return absl::UnimplementedError("only this cluster's storage repairs its own copies");
+  }
+  // The coordinating cluster's own commit of an upload it holds whole in memory: `header` as
+  // StorageService.Put takes it (restamp, precondition, holders), then `data`, then `finish`;
+  // answers as that call does (FAILED_PRECONDITION when the precondition fails, INVALID_ARGUMENT
+  // when the size or a digest does not match: nothing stored). Saves a stream per small upload.
+  // UNIMPLEMENTED for replicas that are not this cluster's storage.
+  virtual absl::StatusOr<mcos::v1::StoragePutResponse> StoreUpload(
+      const mcos::v1::StoragePutHeader& /*header*/, absl::string_view /*data*/,
+      const mcos::v1::StoragePutFinish& /*finish*/, absl::Time /*deadline*/) {
+    return absl::UnimplementedError("only this cluster's storage stores a coordinator's upload");
   }
   // Writes the tombstone `tombstone` (its version, partition and option), also when nothing is
   // held. A replica write: applied only above what is held.

@@ -192,6 +192,12 @@ class Coordinator {
 
   const CoordinatorOptions& options() const { return options_; }
 
+  // Runs `task` on the threads of `cluster`'s calls (e.g. this cluster's commit of an upload held
+  // in memory, which blocks on the disk: never on a gRPC callback thread).
+  void RunOn(const std::string& cluster, std::function<void()> task) {
+    Schedule(cluster, std::move(task));
+  }
+
   // Probes the clusters that are due (every known one each probe_period, a failing one on its
   // backoff) on their own threads; a probe that succeeds admits its cluster again. A cluster no
   // request used for 10 minutes (e.g. removed from the federation) is forgotten.

@@ -2,7 +2,9 @@
 
 #include <grpcpp/alarm.h>
 
+#include <algorithm>
 #include <atomic>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -36,17 +38,22 @@ grpc::Status Invalid(absl::string_view message) {
 }  // namespace
 
 // Invariants (all state is guarded by mu_):
+//   * an upload of at most kInlineMax bytes is held in memory and committed in one call
+//     (CommitInline), with no storage stream; once one outgrows that, it is streamed;
 //   * at most one read of the user's stream and one write to the storage stream are outstanding;
 //     a data message that arrives while a write is outstanding waits in queued_, and no further
-//     read starts until it has been written (so at most two chunks are buffered per upload);
-//   * nothing commits until the storage finish message is written (finish_written_), which
-//     happens only in RequestCommit, only after the client finished (see put_reactor.h);
+//     read starts until all of it has been written (so at most kInlineMax and two chunks are
+//     buffered per upload);
+//   * nothing commits until the storage finish message is written or the call committing the
+//     upload held in memory starts (finish_written_), which happens only in RequestCommit, only
+//     after the client finished (see put_reactor.h);
 //   * Finish is called once (answered_); after it no new operation starts on either stream;
 //   * writes to the storage stream start only while this holds it (storage_held_: AddHold when
 //     it starts, RemoveHold after the finish write, a failed write, or Fail), so its OnDone, after
 //     which it must not be touched, cannot come in between;
 //   * refs_ keeps this object alive: one for gRPC (dropped in OnDone), one per outstanding
-//     unary call, one for the storage stream until its OnDone, one while the settle alarm is set.
+//     unary call, one for the storage stream until its OnDone, one while the settle alarm is set,
+//     one for CommitInline's call.
 // mu_ is recursive because gRPC may run a reaction inline inside an operation started from a
 // thread that is not one of its callback threads (the watchdog's, the alarm's); it is never held
 // while Unref may delete this.
@@ -115,10 +122,13 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
         app_.bytes_in_.Increment(static_cast<double>(data->size()));
         received_bytes_ += data->size();
         if (storage_broken_) return;  // its OnDone answers the user
-        KeepInline(*data);
+        if (KeepInline(*data)) {
+          StartUserRead();
+          return;
+        }
         StreamToPeers(*data);
         if (writing_) {
-          queued_ = std::move(*data);  // the next read starts once it is written
+          queued_.push_back(std::move(*data));  // the next read starts once all is written
         } else {
           WriteData(std::move(*data));
           ReadNext();
@@ -392,6 +402,12 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
                                                       : mcos::v1::WRITE_PRECONDITION_MUST_EXIST);
     sh->set_partition(placement_.partition());
     sh->set_option(placement_.option());
+    phase_ = Phase::kStreaming;
+    StartUserRead();
+  }
+
+  // Opens the stream to this cluster's storage service and writes the header (out_).
+  void OpenStorage() {
     // A child of the user's call: its cancellation and deadline reach the storage stream.
     storage_ctx_ = grpc::ClientContext::FromCallbackServerContext(*ctx_);
     Ref();  // until the storage stream's OnDone
@@ -404,22 +420,24 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
     writing_ = true;
     storage_.StartWrite(&out_);
     storage_.StartCall();
-    phase_ = Phase::kStreaming;
-    StartUserRead();
   }
 
-  // Keeps a copy of a small upload's bytes for its replicas (see kInlineMax). A replicated upload
-  // that outgrows it is streamed to the other replica clusters from then on, starting with what
-  // was kept.
-  void KeepInline(const std::string& data) {
-    if (!inline_ok_) return;
-    if (inline_.size() + data.size() > kInlineMax || !app_.Remote(placement_)) {
-      inline_ok_ = false;
-      if (app_.Remote(placement_)) OpenPeerStreams();
-      std::string().swap(inline_);
-      return;
+  // Keeps an upload's bytes in memory while it is small (see kInlineMax): it is then committed
+  // here in one call (CommitInline) and sent to its replicas from memory. Returns false once it
+  // outgrew that: from then on it is streamed, to this cluster's storage (OpenStorage; what was
+  // kept is its first chunk) and, replicated, to the other replica clusters (OpenPeerStreams).
+  bool KeepInline(const std::string& data) {
+    if (!inline_ok_) return false;
+    if (inline_.size() + data.size() <= kInlineMax) {
+      inline_.append(data);
+      return true;
     }
-    inline_.append(data);
+    inline_ok_ = false;
+    if (app_.Remote(placement_)) OpenPeerStreams();
+    OpenStorage();
+    if (!inline_.empty()) queued_.push_back(std::move(inline_));
+    std::string().swap(inline_);
+    return false;
   }
 
   // Opens a streamed replica write to every other replica cluster that requests may call now and
@@ -540,10 +558,10 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
       return;
     }
     if (answered_) return;
-    if (queued_) {
-      WriteData(std::move(*queued_));
-      queued_.reset();
-      ReadNext();
+    if (!queued_.empty()) {
+      WriteData(std::move(queued_.front()));
+      queued_.pop_front();
+      if (queued_.empty()) ReadNext();
       return;
     }
     if (phase_ == Phase::kCommitting && !finish_written_) WriteFinish();
@@ -600,8 +618,49 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
       return;
     }
     phase_ = Phase::kCommitting;
+    if (!storage_started_) {
+      CommitInline();
+      return;
+    }
     if (storage_broken_) return;   // its OnDone answers the user
     if (!writing_) WriteFinish();  // else OnStorageWriteDone does it
+  }
+
+  // The finish message in the storage stream's shape.
+  mcos::v1::StoragePutFinish StorageFinish() const {
+    mcos::v1::StoragePutFinish f;
+    if (finish_) {
+      if (finish_->has_size()) f.set_size(finish_->size());
+      f.set_md5_hex(absl::AsciiStrToLower(finish_->md5_hex()));
+    }
+    return f;
+  }
+
+  // The point of no return of an upload kept whole in memory: this cluster's storage commits it
+  // in one call (Replica::StoreUpload; in mcos-cluster a call into the engine, no stream) on one
+  // of the coordinator's threads for this cluster, since it waits for the disk; then OnStored
+  // goes on as for a streamed upload. The watchdog leaves it alone: its answer is the user's.
+  void CommitInline() {
+    finish_written_ = true;
+    inline_commit_ = true;
+    const auto d = ctx_->deadline();
+    const absl::Time deadline =
+        std::min(absl::Now() + absl::Seconds(60), d == std::chrono::system_clock::time_point::max()
+                                                      ? absl::InfiniteFuture()
+                                                      : absl::FromChrono(d));
+    Ref();
+    app_.coordinator_->RunOn(
+        app_.cluster_id_, [this, local = backends_.local, finish = StorageFinish(), deadline] {
+          // out_'s header and inline_ change no more: nothing else runs until OnStored.
+          auto stored = local->StoreUpload(out_.header(), inline_, finish, deadline);
+          {
+            std::lock_guard<std::recursive_mutex> lock(mu_);
+            inline_commit_ = false;
+            if (stored.ok()) stored_ = *std::move(stored);
+            OnStored(stored.ok() ? grpc::Status::OK : ToGrpcStatus(stored.status()));
+          }
+          Unref();
+        });
   }
 
   // The point of no return: the storage service commits once it reads this (unless the user's
@@ -610,11 +669,8 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
     finish_written_ = true;
     writing_ = true;
     auto* f = out_.mutable_finish();
-    if (finish_) {
-      if (finish_->has_size()) f->set_size(finish_->size());
-      f->set_md5_hex(absl::AsciiStrToLower(finish_->md5_hex()));
-    }
-    if (app_.Remote(placement_) && !inline_ok_) {
+    *f = StorageFinish();
+    if (app_.Remote(placement_)) {
       // Too big to keep in memory: its replicas are sent from the stored copy, which a racing
       // write may replace meanwhile; it stays readable under its version until the coordinator
       // has sent it everywhere (ReleaseKept), at most as long as it may take.
@@ -630,57 +686,65 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
     {
       std::lock_guard<std::recursive_mutex> lock(mu_);
       storage_done_ = true;
-      if (!answered_) {
-        if (!status.ok()) {
-          Fail(MapStorageError(status));
-        } else if (!finish_written_ && stored_.applied()) {
-          Fail({grpc::StatusCode::INTERNAL,
-                "the storage service stored an upload before it ended; report this bug"});
-        } else if (!stored_.applied()) {
-          // Only a storage service that ignores `restamp` (an older one) answers this.
-          Fail({grpc::StatusCode::ABORTED,
-                absl::StrCat("a newer version of object '", key_.object(),
-                             "' was stored meanwhile; this upload was not stored: retry it")});
-        } else if (app_.Remote(placement_)) {
-          // Stored here: now at the other replica clusters, answering once W hold it.
-          app_.hlc_.Observe(stored_.record().version().hlc());
-          phase_ = Phase::kReplicating;
-          Ref();
-          auto b = app_.CachedBackends();
-          // A small upload is sent to the replicas from memory, not read back from storage.
-          std::shared_ptr<replication::Replica> source =
-              inline_ok_ && inline_.size() == stored_.record().size()
-                  ? replication::InlineReplica(app_.cluster_id_, stored_.record(),
-                                               std::move(inline_))
-                  : (b.ok() ? b->local : nullptr);
-          app_.coordinator_->Replicate(
-              key_, stored_.record(), placement_, source, replicas_,
-              [this](absl::StatusOr<Replicated> replicated) {
-                OnReplicated(std::move(replicated));
-                Unref();
-              },
-              std::exchange(streams_, {}));
-        } else {
-          // This upload's own version (stamped above a newer one stored meanwhile, if any).
-          app_.hlc_.Observe(stored_.record().version().hlc());
-          app_.PublishChange(key_, stored_.record());
-          grpc::SerializationTraits<mcos::v1::ObjectInfo>::Serialize(
-              app_.ToInfo(key_, stored_.record()), response_, &own_response_);
-          Answer(grpc::Status::OK);
-        }
-      }
+      OnStored(status);
     }
     Unref();
   }
 
+  // This cluster's storage answered the upload (stored_ holds its answer when `status` is OK).
+  // A version stored here is replicated and published even when the user's call already ended
+  // (cancelled after the point of no return): its copies then agree.
+  void OnStored(const grpc::Status& status) {
+    const bool stored = status.ok() && finish_written_ && stored_.applied();
+    if (answered_ && !stored) return;
+    if (!status.ok()) {
+      Fail(MapStorageError(status));
+    } else if (!finish_written_ && stored_.applied()) {
+      Fail({grpc::StatusCode::INTERNAL,
+            "the storage service stored an upload before it ended; report this bug"});
+    } else if (!stored_.applied()) {
+      // Only a storage service that ignores `restamp` (an older one) answers this.
+      Fail({grpc::StatusCode::ABORTED,
+            absl::StrCat("a newer version of object '", key_.object(),
+                         "' was stored meanwhile; this upload was not stored: retry it")});
+    } else if (app_.Remote(placement_)) {
+      // Stored here: now at the other replica clusters, answering once W hold it.
+      app_.hlc_.Observe(stored_.record().version().hlc());
+      phase_ = Phase::kReplicating;
+      Ref();
+      auto b = app_.CachedBackends();
+      // A small upload is sent to the replicas from memory, not read back from storage.
+      std::shared_ptr<replication::Replica> source =
+          inline_ok_ && inline_.size() == stored_.record().size()
+              ? replication::InlineReplica(app_.cluster_id_, stored_.record(), std::move(inline_))
+              : (b.ok() ? b->local : nullptr);
+      app_.coordinator_->Replicate(
+          key_, stored_.record(), placement_, source, replicas_,
+          [this](absl::StatusOr<Replicated> replicated) {
+            OnReplicated(std::move(replicated));
+            Unref();
+          },
+          std::exchange(streams_, {}));
+    } else {
+      // This upload's own version (stamped above a newer one stored meanwhile, if any).
+      app_.hlc_.Observe(stored_.record().version().hlc());
+      app_.PublishChange(key_, stored_.record());
+      if (!answered_) {
+        grpc::SerializationTraits<mcos::v1::ObjectInfo>::Serialize(
+            app_.ToInfo(key_, stored_.record()), response_, &own_response_);
+        Answer(grpc::Status::OK);
+      }
+    }
+  }
+
   void OnReplicated(absl::StatusOr<Replicated> replicated) {
     std::lock_guard<std::recursive_mutex> lock(mu_);
+    if (replicated.ok()) app_.PublishChange(key_, replicated->record, &replicated->holders);
     if (answered_) return;
     if (!replicated.ok()) {
       Answer(ToGrpcStatus(replicated.status()));
       return;
     }
-    app_.PublishChange(key_, replicated->record, &replicated->holders);
     grpc::SerializationTraits<mcos::v1::ObjectInfo>::Serialize(
         app_.ToInfo(key_, replicated->record, &replicated->holders), response_, &own_response_);
     Answer(grpc::Status::OK);
@@ -689,7 +753,8 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   // Ends a stream that made no progress for the watchdog's timeout.
   void OnIdle(absl::Duration idle) {
     std::lock_guard<std::recursive_mutex> lock(mu_);
-    if (answered_ || phase_ == Phase::kReplicating) return;  // replicas have their own deadline
+    // Replicas have their own deadline; so has this cluster's commit of an upload held in memory.
+    if (answered_ || phase_ == Phase::kReplicating || inline_commit_) return;
     const std::string seconds = absl::StrCat(absl::ToInt64Seconds(idle));
     if (writing_ || phase_ == Phase::kCommitting) {
       common::LogWarning("upload of ", key_.container(), "/", key_.object(), " by ", user_,
@@ -771,10 +836,12 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   grpc::ByteBuffer in_;
   mcos::v1::PutObjectHeader header_;
   std::optional<mcos::v1::PutObjectFinish> finish_;
-  std::optional<std::string> queued_;
+  // Chunks waiting for the storage stream (at most what was kept in memory and one chunk).
+  std::deque<std::string> queued_;
   // The bytes of an upload of at most kInlineMax, for its replica clusters.
   std::string inline_;
   bool inline_ok_ = true;
+  bool inline_commit_ = false;   // CommitInline's call is under way
   bool quorum_checked_ = false;  // existence came from the replica clusters (Remote placements)
   mcos::v1::ObjectKey key_;
   ServerApp::Backends backends_;

@@ -9,9 +9,11 @@
 // because some HTTP/2 clients (Node's, hence grpc-js) half-close a stream and only then reset it
 // when they cancel: measured on loopback, the reset arrived 0.3-9 ms after the half-close, so a
 // server that trusted the half-close committed a cancelled upload's first part. Until the server
-// sends the storage service its finish message nothing can commit; the user's cancellation is
+// sends the storage service its finish message (or, for an upload small enough to be held in
+// memory, calls it to commit the whole upload) nothing can commit; the user's cancellation is
 // propagated to the storage stream, so a cancel that arrives during the commit itself still stops
-// it unless the storage node has already begun writing the commit.
+// a streamed one unless the storage node has already begun writing the commit. A version committed
+// here is replicated even when the user's call ended meanwhile, so that its copies agree.
 #pragma once
 
 #include <grpcpp/grpcpp.h>

@@ -11,7 +11,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/hash.h"
+#include "common/status_macros.h"
+#include "common/version.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "replication/replica.h"
 #include "storage/rocksdb_engine.h"
 #include "tests/support/corrupt_chunk.h"
 #include "tests/support/status_matchers.h"
@@ -588,6 +591,80 @@ TEST_F(StorageE2eTest, BadInputGetsInvalidArgumentAndChangesNothing) {
   MCOS_ASSERT_OK(after);
   EXPECT_EQ(after->SerializeAsString(), before->SerializeAsString());
   EXPECT_EQ(*Get(Key("keep")), "precious");
+}
+
+// A coordinator's upload held in memory is committed in one call (Replica::StoreUpload): over the
+// storage service (mcos-server) or straight into the engine (mcos-cluster). Both answer alike:
+// restamped above a newer version, the precondition and the digests checked, nothing stored by a
+// failed one.
+TEST_F(StorageE2eTest, StoreUploadAnswersAlikeOverTheServiceAndInProcess) {
+  testing::TempDir engine_dir;
+  RocksDbOptions options;
+  options.path = engine_dir.path() + "/db";
+  auto engine = RocksDbEngine::Open(options);
+  MCOS_ASSERT_OK(engine);
+  const auto service = replication::StorageReplica("c1", node_->Connect());
+  const auto in_process = replication::EngineReplica("c1", **engine);
+  for (replication::Replica* replica : {service.get(), in_process.get()}) {
+    SCOPED_TRACE(replica->in_process() ? "engine" : "storage service");
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    auto read = [&](const ObjectKey& key) -> absl::StatusOr<std::string> {
+      MCOS_ASSIGN_OR_RETURN(auto reader, replica->Open(key, 0, 0, nullptr, deadline));
+      std::string out;
+      std::string chunk;
+      while (reader->Next(&chunk)) out += chunk;
+      MCOS_RETURN_IF_ERROR(reader->Finish());
+      return out;
+    };
+    // A newer version is held: the upload is committed just above it, under its own content.
+    const uint64_t newer = g_hlc.fetch_add(1000) + 500;
+    auto held = Header(Key("up"), newer);
+    held.mutable_version()->set_cluster("c2");
+    mcos::v1::StoragePutFinish empty;
+    auto first = replica->StoreUpload(held, "from c2", empty, deadline);
+    MCOS_ASSERT_OK(first);
+    EXPECT_TRUE(first->applied());
+    auto own = Header(Key("up"));
+    own.set_restamp(true);
+    own.set_md5_hex(testing::Md5Hex("mine"));
+    mcos::v1::StoragePutFinish finish;
+    finish.set_size(4);
+    auto stored = replica->StoreUpload(own, "mine", finish, deadline);
+    MCOS_ASSERT_OK(stored);
+    EXPECT_TRUE(stored->applied());
+    EXPECT_TRUE(common::IsNewer(stored->record().version(), held.version()));
+    EXPECT_EQ(stored->record().version().cluster(), "c1");
+    EXPECT_EQ(stored->record().size(), 4u);
+    EXPECT_EQ(*read(Key("up")), "mine");
+    // Preconditions: create over a live version, update of nothing; nothing stored.
+    auto create = Header(Key("up"));
+    create.set_precondition(mcos::v1::WRITE_PRECONDITION_MUST_NOT_EXIST);
+    EXPECT_EQ(replica->StoreUpload(create, "again", empty, deadline).status().code(),
+              absl::StatusCode::kFailedPrecondition);
+    auto update = Header(Key("none"));
+    update.set_precondition(mcos::v1::WRITE_PRECONDITION_MUST_EXIST);
+    EXPECT_EQ(replica->StoreUpload(update, "x", empty, deadline).status().code(),
+              absl::StatusCode::kFailedPrecondition);
+    EXPECT_EQ(replica->Stat(Key("none"), deadline).status().code(), absl::StatusCode::kNotFound);
+    // A size or digest that does not match: INVALID_ARGUMENT, the previous version intact.
+    mcos::v1::StoragePutFinish wrong_size;
+    wrong_size.set_size(99);
+    EXPECT_EQ(
+        replica->StoreUpload(Header(Key("up")), "short", wrong_size, deadline).status().code(),
+        absl::StatusCode::kInvalidArgument);
+    mcos::v1::StoragePutFinish wrong_md5;
+    wrong_md5.set_md5_hex(std::string(32, 'a'));
+    EXPECT_EQ(replica->StoreUpload(Header(Key("up")), "other", wrong_md5, deadline).status().code(),
+              absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(*read(Key("up")), "mine");
+    // Larger than one chunk, and empty.
+    const std::string big = testing::RandomBytes(kMiB + 12345, 7);
+    auto large = replica->StoreUpload(Header(Key("big")), big, empty, deadline);
+    MCOS_ASSERT_OK(large);
+    EXPECT_EQ(*read(Key("big")), big);
+    MCOS_ASSERT_OK(replica->StoreUpload(Header(Key("empty")), "", empty, deadline));
+    EXPECT_EQ(*read(Key("empty")), "");
+  }
 }
 
 }  // namespace

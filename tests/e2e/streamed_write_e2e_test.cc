@@ -172,6 +172,56 @@ TEST_F(StreamedWriteE2eTest, AnUploadCutShortMidStreamLeavesThePreviousVersionAt
   ExpectEverywhere({a_, b_, c_}, "cut", "big", v1->version(), before, kAllThree);
 }
 
+// Uploads up to 256 KiB are held in memory, committed here in one call and sent to the replicas
+// from memory; a larger one is streamed from the chunk that outgrows that, starting with what was
+// held. Every size and chunking around the limit arrives whole at every replica, ETag its own.
+TEST_F(StreamedWriteE2eTest, UploadsAroundTheInMemoryLimitArriveWholeEverywhere) {
+  Federate();
+  auto at_a = ContainerEverywhere("sizes");
+  ASSERT_NE(at_a, nullptr);
+  constexpr size_t kKiB = 1024;
+  const std::vector<std::vector<size_t>> chunkings = {
+      {},                                    // empty
+      {1},                                   // one byte
+      {256 * kKiB},                          // exactly the limit
+      {128 * kKiB, 128 * kKiB},              // the limit in two chunks
+      {256 * kKiB, 1},                       // one byte over: the held part, then that byte
+      {200 * kKiB, 100 * kKiB, 300 * kKiB},  // outgrown by the second of three chunks
+      {1024 * kKiB, 1024 * kKiB},            // outgrown by the first chunk
+  };
+  auto stub = mcos::v1::UserService::NewStub(
+      grpc::CreateChannel(a_->endpoint(), grpc::InsecureChannelCredentials()));
+  for (size_t i = 0; i < chunkings.size(); ++i) {
+    const std::string name = absl::StrCat("o", i);
+    std::string data;
+    for (size_t n : chunkings[i]) data += testing::RandomBytes(n, 50 + data.size());
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + at_a->token());
+    mcos::v1::ObjectInfo info;
+    auto writer = stub->CreateObject(&ctx, &info);
+    mcos::v1::PutObjectRequest header;
+    header.mutable_header()->set_container("sizes");
+    header.mutable_header()->set_object(name);
+    ASSERT_TRUE(writer->Write(header));
+    size_t at = 0;
+    for (size_t n : chunkings[i]) {
+      mcos::v1::PutObjectRequest m;
+      m.set_data(data.substr(at, n));
+      at += n;
+      ASSERT_TRUE(writer->Write(m)) << name;
+    }
+    mcos::v1::PutObjectRequest finish;
+    finish.mutable_finish()->set_size(data.size());
+    ASSERT_TRUE(writer->Write(finish));
+    writer->WritesDone();
+    const grpc::Status s = writer->Finish();
+    ASSERT_TRUE(s.ok()) << name << ": " << s.error_message();
+    EXPECT_EQ(info.etag(), testing::Md5Hex(data)) << name;
+    EXPECT_EQ(info.size(), data.size()) << name;
+    ExpectEverywhere({a_, b_, c_}, "sizes", name, info.version(), data, kAllThree);
+  }
+}
+
 // Gamma frozen after the first 16 MiB of a 64 MiB upload at alpha: the stream to gamma fills and
 // is dropped after the stall timeout (2 s), the upload is acknowledged by alpha and beta (W = 2),
 // and gamma gets it from the replication queue once it runs again.
@@ -229,8 +279,9 @@ TEST_F(StreamedWriteE2eTest, AReplicaPausedShorterThanTheStallTimeoutIsWaitedFor
   EXPECT_EQ(text.find("queued"), std::string::npos) << text;
 }
 
-// 50 writers racing on 10 names, spread over the three clusters, each upload over the size kept
-// in memory (so streamed to the replicas): every acknowledged write answers its own ETag, and
+// 50 writers racing on 10 names, spread over the three clusters, half of the uploads over the size
+// kept in memory (so streamed to the replicas), half under it (so committed here in one call and
+// sent from memory): every acknowledged write answers its own ETag, and
 // every cluster ends up serving one of the acknowledged versions of each name, the same one.
 TEST_F(StreamedWriteE2eTest, FiftyWritersRacingOnTenNamesGetTheirOwnETagsAndConverge) {
   Federate();
@@ -248,8 +299,10 @@ TEST_F(StreamedWriteE2eTest, FiftyWritersRacingOnTenNamesGetTheirOwnETagsAndConv
   for (int n = 0; n < 50; ++n) {
     writers.emplace_back([&, n] {
       const std::string name = absl::StrCat("o", n % 10);
-      const std::string data =
-          testing::RandomBytes((300 << 10) + static_cast<size_t>(n) * 1024, 100 + n);
+      // Half of them held in memory (up to 256 KiB), half streamed.
+      const size_t size = n % 2 == 0 ? (300 << 10) + static_cast<size_t>(n) * 1024
+                                     : 1024 + static_cast<size_t>(n) * 64;
+      const std::string data = testing::RandomBytes(size, 100 + n);
       std::istringstream in(data);
       auto info = clients[static_cast<size_t>(n) % 3]->PutObject("race", name, in);
       if (!info.ok()) {
