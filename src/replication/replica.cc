@@ -771,17 +771,37 @@ class PeerReplicaImpl final : public Replica {
                                   absl::Time deadline) override {
     grpc::ClientContext ctx;
     SetDeadline(ctx, deadline);
-    mcos::v1::ClusterDeleteObjectRequest req;
-    *req.mutable_key() = key;
-    *req.mutable_version() = tombstone.version();
-    req.set_partition(tombstone.partition());
-    req.set_option(tombstone.option());
-    req.set_coordinator(coordinator_);
     mcos::v1::ClusterWriteResponse resp;
-    if (grpc::Status s = stub_->ClusterDeleteObject(&ctx, req, &resp); !s.ok()) {
-      return FromGrpcStatus(s);
-    }
-    return WriteAck{resp.applied(), resp.stored_version()};
+    return WriteAnswer(stub_->ClusterDeleteObject(&ctx, DeleteRequest(key, tombstone), &resp),
+                       resp);
+  }
+
+  bool writes_async() const override { return true; }
+
+  void PutAsync(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
+                std::shared_ptr<const std::string> data, absl::Time deadline,
+                std::function<void(absl::StatusOr<WriteAck>)> done) override {
+    auto call = std::make_shared<AsyncCall<mcos::v1::ClusterPutSmallObjectRequest>>();
+    SetDeadline(call->ctx, deadline);
+    FillHeader(call->req.mutable_header(), key, record, nullptr);
+    call->req.mutable_header()->set_coordinator(coordinator_);
+    call->req.set_data(*data);
+    stub_->async()->ClusterPutSmallObject(&call->ctx, &call->req, &call->resp,
+                                          [call, done = std::move(done)](const grpc::Status& s) {
+                                            done(WriteAnswer(s, call->resp));
+                                          });
+  }
+
+  void DeleteAsync(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& tombstone,
+                   absl::Time deadline,
+                   std::function<void(absl::StatusOr<WriteAck>)> done) override {
+    auto call = std::make_shared<AsyncCall<mcos::v1::ClusterDeleteObjectRequest>>();
+    SetDeadline(call->ctx, deadline);
+    call->req = DeleteRequest(key, tombstone);
+    stub_->async()->ClusterDeleteObject(&call->ctx, &call->req, &call->resp,
+                                        [call, done = std::move(done)](const grpc::Status& s) {
+                                          done(WriteAnswer(s, call->resp));
+                                        });
   }
 
   absl::StatusOr<mcos::v1::StorageListResponse> List(const mcos::v1::StorageListRequest& request,
@@ -820,6 +840,31 @@ class PeerReplicaImpl final : public Replica {
   }
 
  private:
+  // One write on gRPC's callback API: what lives until its answer.
+  template <typename Request>
+  struct AsyncCall {
+    grpc::ClientContext ctx;
+    Request req;
+    mcos::v1::ClusterWriteResponse resp;
+  };
+
+  mcos::v1::ClusterDeleteObjectRequest DeleteRequest(
+      const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& tombstone) const {
+    mcos::v1::ClusterDeleteObjectRequest req;
+    *req.mutable_key() = key;
+    *req.mutable_version() = tombstone.version();
+    req.set_partition(tombstone.partition());
+    req.set_option(tombstone.option());
+    req.set_coordinator(coordinator_);
+    return req;
+  }
+
+  static absl::StatusOr<WriteAck> WriteAnswer(const grpc::Status& s,
+                                              const mcos::v1::ClusterWriteResponse& resp) {
+    if (!s.ok()) return FromGrpcStatus(s);
+    return WriteAck{resp.applied(), resp.stored_version()};
+  }
+
   // A peer's answer to a stat: its record, or what went wrong.
   static absl::StatusOr<mcos::v1::ObjectRecord> StatAnswer(
       const std::string& cluster, const grpc::Status& s,
@@ -835,6 +880,29 @@ class PeerReplicaImpl final : public Replica {
   const std::string cluster_;
   const std::string coordinator_;
   std::unique_ptr<mcos::v1::ClusterService::Stub> stub_;
+};
+
+// Content in memory, read in chunks of at most 1 MiB.
+class MemReader final : public ObjectReader {
+ public:
+  MemReader(mcos::v1::ObjectRecord r, std::shared_ptr<const std::string> d)
+      : record_(std::move(r)), data_(std::move(d)) {}
+  const mcos::v1::ObjectRecord& record() const override { return record_; }
+  bool Next(std::string* data) override {
+    if (pos_ >= data_->size()) return false;
+    const size_t n = std::min(kChunk, data_->size() - pos_);
+    data->assign(*data_, pos_, n);
+    pos_ += n;
+    return true;
+  }
+  absl::Status Finish() override { return absl::OkStatus(); }
+  void Cancel() override {}
+
+ private:
+  static constexpr size_t kChunk = size_t{1} << 20;
+  const mcos::v1::ObjectRecord record_;
+  std::shared_ptr<const std::string> data_;
+  size_t pos_ = 0;
 };
 
 class InlineReplicaImpl final : public Replica {
@@ -856,7 +924,11 @@ class InlineReplicaImpl final : public Replica {
       return absl::FailedPreconditionError("the copy in memory is another version");
     }
     if (offset != 0 || length != 0) return absl::UnimplementedError("no ranges from memory");
-    return std::unique_ptr<ObjectReader>(new Reader(record_, data_));
+    return MemoryReader(record_, data_);
+  }
+  std::shared_ptr<const std::string> InMemory(const mcos::v1::ObjectKey&,
+                                              const mcos::v1::Version& version) const override {
+    return common::CompareVersions(version, record_.version()) == 0 ? data_ : nullptr;
   }
   absl::StatusOr<WriteAck> Put(const mcos::v1::ObjectKey&, const mcos::v1::ObjectRecord&,
                                ObjectReader&, absl::Time) override {
@@ -872,28 +944,6 @@ class InlineReplicaImpl final : public Replica {
   }
 
  private:
-  class Reader final : public ObjectReader {
-   public:
-    Reader(mcos::v1::ObjectRecord r, std::shared_ptr<const std::string> d)
-        : record_(std::move(r)), data_(std::move(d)) {}
-    const mcos::v1::ObjectRecord& record() const override { return record_; }
-    bool Next(std::string* data) override {
-      if (pos_ >= data_->size()) return false;
-      const size_t n = std::min(kChunk, data_->size() - pos_);
-      data->assign(*data_, pos_, n);
-      pos_ += n;
-      return true;
-    }
-    absl::Status Finish() override { return absl::OkStatus(); }
-    void Cancel() override {}
-
-   private:
-    static constexpr size_t kChunk = size_t{1} << 20;
-    const mcos::v1::ObjectRecord record_;
-    std::shared_ptr<const std::string> data_;
-    size_t pos_ = 0;
-  };
-
   const std::string cluster_;
   const mcos::v1::ObjectRecord record_;
   const std::shared_ptr<const std::string> data_;
@@ -1102,6 +1152,38 @@ mcos::v1::ObjectRecord TombstoneRecord(const mcos::v1::Version& version, uint32_
   return tombstone;
 }
 
+namespace {
+
+// The record a copy sends: `held` (what `from` holds under `from_version`, or under `record`'s
+// version when that is null) as `record`'s version.
+mcos::v1::ObjectRecord SentRecord(mcos::v1::ObjectRecord held, const Replica& from,
+                                  const mcos::v1::ObjectRecord& record,
+                                  const mcos::v1::Version* from_version) {
+  if (from_version == nullptr || common::CompareVersions(*from_version, record.version()) == 0) {
+    // `from` holds this very version: it and the holders it knows of go with it.
+    AddHolder(held.mutable_holders(), from.cluster());
+  } else {
+    // Stamped again: nobody holds the new version yet.
+    *held.mutable_version() = record.version();
+    held.clear_holders();
+  }
+  return held;
+}
+
+}  // namespace
+
+void Replica::PutAsync(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
+                       std::shared_ptr<const std::string> data, absl::Time deadline,
+                       std::function<void(absl::StatusOr<WriteAck>)> done) {
+  MemReader reader(record, std::move(data));
+  done(Put(key, record, reader, deadline));
+}
+
+std::unique_ptr<ObjectReader> MemoryReader(mcos::v1::ObjectRecord record,
+                                           std::shared_ptr<const std::string> data) {
+  return std::make_unique<MemReader>(std::move(record), std::move(data));
+}
+
 absl::StatusOr<WriteAck> Copy(Replica& from, Replica& to, const mcos::v1::ObjectKey& key,
                               const mcos::v1::ObjectRecord& record, absl::Time deadline,
                               const mcos::v1::Version* from_version) {
@@ -1113,16 +1195,27 @@ absl::StatusOr<WriteAck> Copy(Replica& from, Replica& to, const mcos::v1::Object
                         absl::StrCat("reading the copy at cluster '", from.cluster(),
                                      "': ", reader.status().message()));
   }
-  mcos::v1::ObjectRecord sent = (*reader)->record();
-  if (from_version == nullptr || common::CompareVersions(*from_version, record.version()) == 0) {
-    // `from` holds this very version: it and the holders it knows of go with it.
-    AddHolder(sent.mutable_holders(), from.cluster());
-  } else {
-    // Stamped again: nobody holds the new version yet.
-    *sent.mutable_version() = record.version();
-    sent.clear_holders();
+  return to.Put(key, SentRecord((*reader)->record(), from, record, from_version), **reader,
+                deadline);
+}
+
+bool CopyAsync(Replica& from, Replica& to, const mcos::v1::ObjectKey& key,
+               const mcos::v1::ObjectRecord& record, absl::Time deadline,
+               const mcos::v1::Version* from_version,
+               std::function<void(absl::StatusOr<WriteAck>)> done) {
+  if (!to.writes_async()) return false;
+  if (record.tombstone()) {
+    to.DeleteAsync(key, record, deadline, std::move(done));
+    return true;
   }
-  return to.Put(key, sent, **reader, deadline);
+  const mcos::v1::Version& version = from_version != nullptr ? *from_version : record.version();
+  auto data = from.InMemory(key, version);
+  if (data == nullptr || data->size() > kSmallWriteMax) return false;
+  auto held = from.Stat(key, deadline);  // a copy in memory answers at once
+  if (!held.ok()) return false;
+  to.PutAsync(key, SentRecord(*std::move(held), from, record, from_version), std::move(data),
+              deadline, std::move(done));
+  return true;
 }
 
 absl::StatusOr<WriteAck> RepairCopy(Replica& from, Replica& to, const mcos::v1::ObjectKey& key,

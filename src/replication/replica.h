@@ -24,6 +24,9 @@ class Engine;
 
 namespace mcos::replication {
 
+// Content up to this size goes to a peer cluster in one message (ClusterPutSmallObject).
+inline constexpr uint64_t kSmallWriteMax = uint64_t{1} << 20;
+
 // A streamed replica write (ReplicaWriter) over the network holds at most about this many bytes
 // not yet sent before its writer should wait (buffered()), and says so when it is below the low
 // mark again.
@@ -102,6 +105,27 @@ class Replica {
   virtual absl::StatusOr<WriteAck> Put(const mcos::v1::ObjectKey& key,
                                        const mcos::v1::ObjectRecord& record, ObjectReader& source,
                                        absl::Time deadline) = 0;
+  // Whether PutAsync and DeleteAsync return before the write is answered (else they answer on the
+  // caller's thread).
+  virtual bool writes_async() const { return false; }
+  // Put of content held whole in memory (at most kSmallWriteMax bytes), answered through `done`
+  // once: on another thread (gRPC's) when writes_async(), else before it returns.
+  virtual void PutAsync(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
+                        std::shared_ptr<const std::string> data, absl::Time deadline,
+                        std::function<void(absl::StatusOr<WriteAck>)> done);
+  // Delete, answered through `done` likewise.
+  virtual void DeleteAsync(
+      const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& tombstone, absl::Time deadline,
+      // NOLINTNEXTLINE(performance-unnecessary-value-param): a sink; the async ones keep it
+      std::function<void(absl::StatusOr<WriteAck>)> done) {
+    done(Delete(key, tombstone, deadline));
+  }
+  // The content of exactly `version` of `key` when this replica holds it whole in memory (a
+  // small upload's InlineReplica), else null.
+  virtual std::shared_ptr<const std::string> InMemory(const mcos::v1::ObjectKey& /*key*/,
+                                                      const mcos::v1::Version& /*version*/) const {
+    return nullptr;
+  }
   // Opens a write pushed chunk by chunk (ReplicaWriter). `header` gives the record's content type,
   // metadata, partition and option and a provisional version; Finish gives the version stored.
   // `on_drained`, when not null, is called (on another thread, no lock held) when buffered() falls
@@ -216,6 +240,19 @@ std::unique_ptr<Replica> EngineReplica(std::string cluster, storage::Engine& eng
 // reading the object back from storage for each replica it is sent to.
 std::unique_ptr<Replica> InlineReplica(std::string cluster, mcos::v1::ObjectRecord record,
                                        std::string data);
+
+// Copy without blocking, when it can be: `to` takes writes that way (writes_async()) and the
+// write is a tombstone or `from` holds the content in memory (InMemory). Then starts it on the
+// caller's thread and returns true; `done` is called once, on another thread when `to` is
+// remote. Else returns false and never calls `done` (use Copy).
+bool CopyAsync(Replica& from, Replica& to, const mcos::v1::ObjectKey& key,
+               const mcos::v1::ObjectRecord& record, absl::Time deadline,
+               const mcos::v1::Version* from_version,
+               std::function<void(absl::StatusOr<WriteAck>)> done);
+
+// Content held whole in memory as an ObjectReader (of `record`).
+std::unique_ptr<ObjectReader> MemoryReader(mcos::v1::ObjectRecord record,
+                                           std::shared_ptr<const std::string> data);
 
 // Replaces `to`'s corrupt copy of `record`'s version with `from`'s (Replica::Repair).
 absl::StatusOr<WriteAck> RepairCopy(Replica& from, Replica& to, const mcos::v1::ObjectKey& key,

@@ -138,37 +138,34 @@ class ReplicaWriteSource final : public replication::ObjectReader {
 
 }  // namespace
 
-grpc::Status ClusterGrpcService::Put(grpc::ServerContext* context,
-                                     grpc::ServerReader<mcos::v1::ClusterPutObjectRequest>* reader,
-                                     mcos::v1::ClusterWriteResponse* response) {
-  MCOS_REQUIRE_PEER(context);
-  mcos::v1::ClusterPutObjectRequest in;
-  if (!reader->Read(&in) || !in.has_header()) {
-    return Invalid("a replica write starts with its header; nothing was stored");
-  }
-  const mcos::v1::ClusterPutObjectHeader& header = in.header();
-  absl::Status valid = ValidateKey(header.key());
-  if (valid.ok()) valid = ValidateVersion(header.version());
-  if (valid.ok()) valid = common::ValidateContentType(header.content_type());
-  if (valid.ok()) valid = common::ValidateUserMetadata(header.metadata());
-  if (valid.ok() && !header.option().empty()) valid = common::ValidateUserName(header.option());
-  if (valid.ok()) valid = common::ValidateHolders(header.holders());
-  if (!valid.ok()) return ToGrpcStatus(valid);
-  if (header.version_at_finish()) return PutStreamed(*context, *reader, header, *response);
+namespace {
+
+// What every replica write's header must be (names, version, content type, metadata, option,
+// holders).
+absl::Status ValidateReplicaHeader(const mcos::v1::ClusterPutObjectHeader& header) {
+  MCOS_RETURN_IF_ERROR(ValidateKey(header.key()));
+  MCOS_RETURN_IF_ERROR(ValidateVersion(header.version()));
+  MCOS_RETURN_IF_ERROR(common::ValidateContentType(header.content_type()));
+  MCOS_RETURN_IF_ERROR(common::ValidateUserMetadata(header.metadata()));
+  if (!header.option().empty()) MCOS_RETURN_IF_ERROR(common::ValidateUserName(header.option()));
+  return common::ValidateHolders(header.holders());
+}
+
+// The version a replica write whose header declares it (not version_at_finish) carries, as this
+// cluster's storage must check and keep it. A replayed or late write is the storage's to refuse
+// (applied = false).
+absl::StatusOr<mcos::v1::ObjectRecord> DeclaredRecord(
+    const mcos::v1::ClusterPutObjectHeader& header) {
   if (!header.has_size()) {
-    valid = absl::InvalidArgumentError("a replica write must declare its size");
+    return absl::InvalidArgumentError("a replica write must declare its size; nothing was stored");
   }
-  if (valid.ok() && !common::IsHex(header.md5_hex(), 32)) {
-    valid = absl::InvalidArgumentError("a replica write must carry md5_hex (32 hex digits)");
+  if (!common::IsHex(header.md5_hex(), 32)) {
+    return absl::InvalidArgumentError(
+        "a replica write must carry md5_hex (32 hex digits); nothing was stored");
   }
-  if (valid.ok() && !header.sha256_hex().empty() && !common::IsHex(header.sha256_hex(), 64)) {
-    valid = absl::InvalidArgumentError("sha256_hex must be 64 hex digits");
+  if (!header.sha256_hex().empty() && !common::IsHex(header.sha256_hex(), 64)) {
+    return absl::InvalidArgumentError("sha256_hex must be 64 hex digits; nothing was stored");
   }
-  if (!valid.ok()) return ToGrpcStatus(valid);
-  auto b = app_.backends();
-  if (!b.ok()) return ToGrpcStatus(b.status());
-  // The version the coordinator stored, as this cluster's storage must check and keep it. A
-  // replayed or late write is the storage's to refuse (applied = false).
   mcos::v1::ObjectRecord record;
   *record.mutable_version() = header.version();
   record.set_content_type(header.content_type());
@@ -181,16 +178,73 @@ grpc::Status ClusterGrpcService::Put(grpc::ServerContext* context,
   record.set_partition(header.partition());
   record.set_option(header.option());
   *record.mutable_holders() = header.holders();
-  const mcos::v1::ObjectKey key = header.key();
+  return record;
+}
+
+}  // namespace
+
+grpc::Status ClusterGrpcService::Put(grpc::ServerContext* context,
+                                     grpc::ServerReader<mcos::v1::ClusterPutObjectRequest>* reader,
+                                     mcos::v1::ClusterWriteResponse* response) {
+  MCOS_REQUIRE_PEER(context);
+  mcos::v1::ClusterPutObjectRequest in;
+  if (!reader->Read(&in) || !in.has_header()) {
+    return Invalid("a replica write starts with its header; nothing was stored");
+  }
+  const mcos::v1::ClusterPutObjectHeader& header = in.header();
+  if (absl::Status s = ValidateReplicaHeader(header); !s.ok()) return ToGrpcStatus(s);
+  if (header.version_at_finish()) return PutStreamed(*context, *reader, header, *response);
+  auto record = DeclaredRecord(header);
+  if (!record.ok()) return ToGrpcStatus(record.status());
+  ReplicaWriteSource source(*context, *reader, *record);
+  return Store(*context, header.key(), *record, source, *response);
+}
+
+grpc::Status ClusterGrpcService::ClusterPutSmallObject(
+    grpc::ServerContext* context, const mcos::v1::ClusterPutSmallObjectRequest* request,
+    mcos::v1::ClusterWriteResponse* response) {
+  MCOS_REQUIRE_PEER(context);
+  if (!request->has_header())
+    return Invalid("a replica write needs its header; nothing was stored");
+  const mcos::v1::ClusterPutObjectHeader& header = request->header();
+  if (absl::Status s = ValidateReplicaHeader(header); !s.ok()) return ToGrpcStatus(s);
+  if (header.version_at_finish()) {
+    return Invalid(
+        "a small replica write carries its whole content: version_at_finish is for streamed ones "
+        "(ClusterCreateObject); nothing was stored");
+  }
+  auto record = DeclaredRecord(header);
+  if (!record.ok()) return ToGrpcStatus(record.status());
+  if (request->data().size() > replication::kSmallWriteMax) {
+    return Invalid(absl::StrCat("a small replica write carries at most ",
+                                replication::kSmallWriteMax,
+                                " bytes: stream it (ClusterCreateObject); nothing was stored"));
+  }
+  if (request->data().size() != record->size()) {
+    return Invalid(absl::StrCat("the replica write carries ", request->data().size(),
+                                " bytes, its header says ", record->size(),
+                                "; nothing was stored"));
+  }
+  auto source =
+      replication::MemoryReader(*record, std::make_shared<const std::string>(request->data()));
+  return Store(*context, header.key(), *record, *source, *response);
+}
+
+grpc::Status ClusterGrpcService::Store(const grpc::ServerContext& context,
+                                       const mcos::v1::ObjectKey& key,
+                                       const mcos::v1::ObjectRecord& record,
+                                       replication::ObjectReader& source,
+                                       mcos::v1::ClusterWriteResponse& response) {
+  auto b = app_.backends();
+  if (!b.ok()) return ToGrpcStatus(b.status());
   // This cluster's clock moves past every version it receives (a hybrid logical clock), so that
   // its own later writes are newer than what it holds.
-  app_.hlc_.Observe(header.version().hlc());
-  ReplicaWriteSource source(*context, *reader, record);
-  auto ack = b->local->Put(key, record, source, DeadlineOf(*context));
+  app_.hlc_.Observe(record.version().hlc());
+  auto ack = b->local->Put(key, record, source, DeadlineOf(context));
   if (!ack.ok()) return ToGrpcStatus(ack.status());
-  response->set_applied(ack->applied);
-  *response->mutable_stored_version() = ack->stored_version;
-  response->set_cluster(app_.cluster_id_);
+  response.set_applied(ack->applied);
+  *response.mutable_stored_version() = ack->stored_version;
+  response.set_cluster(app_.cluster_id_);
   return grpc::Status::OK;
 }
 

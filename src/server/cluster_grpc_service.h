@@ -27,6 +27,9 @@ class ClusterGrpcService final : public mcos::v1::ClusterService::Service {
   grpc::Status ClusterUpdateObject(grpc::ServerContext* context,
                                    grpc::ServerReader<mcos::v1::ClusterPutObjectRequest>* reader,
                                    mcos::v1::ClusterWriteResponse* response) override;
+  grpc::Status ClusterPutSmallObject(grpc::ServerContext* context,
+                                     const mcos::v1::ClusterPutSmallObjectRequest* request,
+                                     mcos::v1::ClusterWriteResponse* response) override;
   grpc::Status ClusterStatObject(grpc::ServerContext* context,
                                  const mcos::v1::ClusterStatObjectRequest* request,
                                  mcos::v1::ClusterStatObjectResponse* response) override;
@@ -61,6 +64,11 @@ class ClusterGrpcService final : public mcos::v1::ClusterService::Service {
   grpc::Status Put(grpc::ServerContext* context,
                    grpc::ServerReader<mcos::v1::ClusterPutObjectRequest>* reader,
                    mcos::v1::ClusterWriteResponse* response);
+  // Stores the version `record` describes with the content `source` yields in this cluster's
+  // storage and answers what it did.
+  grpc::Status Store(const grpc::ServerContext& context, const mcos::v1::ObjectKey& key,
+                     const mcos::v1::ObjectRecord& record, replication::ObjectReader& source,
+                     mcos::v1::ClusterWriteResponse& response);
   // A replica write streamed while its coordinator still receives the upload
   // (ClusterPutObjectHeader.version_at_finish): pushed to this cluster's storage as it arrives,
   // stored only once its finish message arrives and the content matches it.

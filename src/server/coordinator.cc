@@ -1,5 +1,7 @@
 #include "server/coordinator.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <set>
 #include <utility>
@@ -57,9 +59,12 @@ mcos::v1::ObjectKey ProbeKey() {
 
 class Coordinator::Executor {
  public:
-  explicit Executor(int threads) {
+  // `cluster` names the threads (as profilers and top show them: "to <cluster>").
+  Executor(int threads, const std::string& cluster) {
+    const std::string name = absl::StrCat("to ", cluster).substr(0, 15);
     for (int i = 0; i < std::max(1, threads); ++i) {
-      threads_.emplace_back([this] {
+      threads_.emplace_back([this, name] {
+        pthread_setname_np(pthread_self(), name.c_str());
         while (true) {
           std::function<void()> task;
           {
@@ -118,12 +123,27 @@ Coordinator::~Coordinator() {
     std::unique_lock<std::mutex> lock(calls_mu_);
     calls_done_.wait(lock, [this] { return async_calls_ == 0; });
   }
-  std::map<std::string, std::unique_ptr<Executor>> executors;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    executors.swap(executors_);
+  // Joins their threads after their queued tasks ran; a task may schedule another (holders
+  // recorded after a write's last answer), on an executor made anew: joined in the next pass.
+  while (true) {
+    std::map<std::string, std::unique_ptr<Executor>> executors;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      executors.swap(executors_);
+    }
+    if (executors.empty()) break;
+    executors.clear();
   }
-  executors.clear();  // joins their threads after their queued tasks ran
+}
+
+void Coordinator::StartAsyncCall() {
+  std::lock_guard<std::mutex> lock(calls_mu_);
+  ++async_calls_;
+}
+
+void Coordinator::EndAsyncCall() {
+  std::lock_guard<std::mutex> lock(calls_mu_);
+  if (--async_calls_ == 0) calls_done_.notify_all();
 }
 
 void Coordinator::Schedule(const std::string& cluster, std::function<void()> task) {
@@ -131,7 +151,7 @@ void Coordinator::Schedule(const std::string& cluster, std::function<void()> tas
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto& e = executors_[cluster];
-    if (e == nullptr) e = std::make_unique<Executor>(options_.threads_per_cluster);
+    if (e == nullptr) e = std::make_unique<Executor>(options_.threads_per_cluster, cluster);
     executor = e.get();
   }
   executor->Schedule(std::move(task));
@@ -335,6 +355,26 @@ void Coordinator::StartRound(const std::shared_ptr<Write>& write) {
       replication::CopyDeadline(record.tombstone() ? 0 : record.size(), options_.replica_timeout);
   std::vector<std::function<void()>> here;
   for (auto& t : targets) {
+    // A tombstone, or content held in memory, to a replica that takes writes without blocking:
+    // started from this thread, answered on gRPC's (a failed one is handed to this cluster's
+    // threads, since the queue it goes to may block).
+    if (t.stream == nullptr && write->source != nullptr) {
+      StartAsyncCall();
+      auto on_sent = [this, write, cluster = t.cluster](absl::StatusOr<replication::WriteAck> ack) {
+        Report(cluster, ack.status());
+        if (ack.ok()) {
+          OnSent(write, cluster, ack);
+        } else {
+          Schedule(cluster, [this, write, cluster, ack] { OnSent(write, cluster, ack); });
+        }
+        EndAsyncCall();
+      };
+      if (replication::CopyAsync(*write->source, *t.replica, key, record, deadline,
+                                 &write->source_version, on_sent)) {
+        continue;
+      }
+      EndAsyncCall();
+    }
     Dispatch(t.cluster, *t.replica, here,
              [this, write, key, record, cluster = t.cluster, replica = t.replica,
               stream = std::move(t.stream), deadline] {
@@ -394,7 +434,9 @@ void Coordinator::MaybeFinish(const std::shared_ptr<Write>& write,
   Write& w = *write;
   // Once answered and every call of the round ended, the source's copy is needed no more, and
   // the copy at the source's cluster records who took this version (reads then need not ask).
-  auto release_when_done = [&w](std::unique_lock<std::mutex> held) {
+  // They run on this cluster's threads: the last answer may come on one of gRPC's, which must not
+  // wait for the disk.
+  auto release_when_done = [this, &write, &w](std::unique_lock<std::mutex> held) {
     const bool done = w.answered && w.pending == 0 && w.source != nullptr && !w.record.tombstone();
     const bool release = done && !w.released;
     if (release) w.released = true;
@@ -413,11 +455,15 @@ void Coordinator::MaybeFinish(const std::shared_ptr<Write>& write,
       }
     }
     held.unlock();
-    if (release) w.source->ReleaseKept(w.key, w.source_version);
-    if (local != nullptr) {
-      // Best effort: a read that finds holders missing asks the replicas instead.
-      local->AddHolders(w.key, version, holders, absl::Now() + absl::Seconds(5)).IgnoreError();
-    }
+    if (!release && local == nullptr) return;
+    Schedule(w.source->cluster(), [write, release, local, version, holders] {
+      if (release) write->source->ReleaseKept(write->key, write->source_version);
+      if (local != nullptr) {
+        // Best effort: a read that finds holders missing asks the replicas instead.
+        local->AddHolders(write->key, version, holders, absl::Now() + absl::Seconds(5))
+            .IgnoreError();
+      }
+    });
   };
   if (w.answered) {
     release_when_done(std::move(lock));
@@ -440,7 +486,9 @@ void Coordinator::MaybeFinish(const std::shared_ptr<Write>& write,
     stamp.set_cluster(w.record.version().cluster());
     *w.record.mutable_version() = stamp;
     lock.unlock();
-    StartRound(write);
+    // On this cluster's threads: the round copies to this cluster's storage in this process.
+    Schedule(w.source != nullptr ? w.source->cluster() : std::string(),
+             [this, write] { StartRound(write); });
     return;
   } else if (w.acks == 0 && w.round == 1) {
     answer = TooFewReplicas(0, r, needed, "write");
@@ -622,14 +670,10 @@ absl::StatusOr<Newest> Coordinator::Read(const mcos::v1::ObjectKey& key,
         answered(replica->Stat(key, deadline));
         return;
       }
-      {
-        std::lock_guard<std::mutex> lock(calls_mu_);
-        ++async_calls_;
-      }
+      StartAsyncCall();
       replica->StatAsync(key, deadline, [this, answered](auto record) {
         answered(std::move(record));
-        std::lock_guard<std::mutex> lock(calls_mu_);
-        if (--async_calls_ == 0) calls_done_.notify_all();
+        EndAsyncCall();
       });
     };
   };

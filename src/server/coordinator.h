@@ -20,10 +20,11 @@
 // every known cluster is probed every probe_period (a cheap stat), a failing one after 0.1 s
 // doubling to probe_period, so that a cluster that is back is used again within about a second
 // whatever calls were in flight when it failed, and one that died is known before a write needs
-// it. The blocking calls to each replica cluster (writes, listings, probes) run on a few threads of
-// their own, so a slow cluster costs its own threads until their deadlines, never the caller's nor
-// another cluster's; a read's stats of peer clusters are started without blocking
-// (Replica::StatAsync) and cost no thread while they wait. Thread-safe.
+// it. The blocking calls to each replica cluster (writes read from storage, listings, probes) run
+// on a few threads of their own, so a slow cluster costs its own threads until their deadlines,
+// never the caller's nor another cluster's; a read's stats of peer clusters, and writes of content
+// held in memory and tombstones to them, are started without blocking (Replica::StatAsync,
+// replication::CopyAsync) and cost no thread while they wait. Thread-safe.
 #pragma once
 
 #include <condition_variable>
@@ -260,8 +261,10 @@ class Coordinator {
   };
   std::map<std::string, Health> health_;
   std::unique_ptr<common::Daemon> prober_;
-  // Stats in flight that were started without blocking (Replica::StatAsync): the destructor
-  // waits for them.
+  // Calls in flight that were started without blocking (Replica::StatAsync, CopyAsync): the
+  // destructor waits for them.
+  void StartAsyncCall();
+  void EndAsyncCall();
   std::mutex calls_mu_;
   std::condition_variable calls_done_;
   int async_calls_ = 0;

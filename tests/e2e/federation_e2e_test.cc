@@ -23,6 +23,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "client/sdk/client.h"
 #include "common/channel.h"
@@ -574,6 +575,110 @@ TEST_F(FederationE2eTest, StreamedReplicaWritesThatLieOrStopShortStoreNothing) {
     EXPECT_NE(s.error_message().find("nothing was stored"), std::string::npos) << s.error_message();
   }
   auto back = Get(*As(*b_), "lies", "obj");
+  MCOS_ASSERT_OK(back);
+  EXPECT_EQ(*back, "the current version");
+}
+
+// Small replica writes (ClusterPutSmallObject: header and content in one message) sent as a peer
+// to beta: a replay and an older version are ignored (applied = false) through PutAsync; one
+// whose content is not the header's size, over 1 MiB, without a header or a name, streamed, or
+// without its md5 is refused with INVALID_ARGUMENT saying nothing was stored; a user's token is
+// refused (PERMISSION_DENIED); and beta keeps serving the version it had.
+TEST_F(FederationE2eTest, SmallReplicaWritesThatLieStoreNothing) {
+  Federate();
+  auto at_a = As(*a_);
+  MCOS_ASSERT_OK(at_a->CreateContainer("small"));
+  std::istringstream in("the current version");
+  auto put = at_a->PutObject("small", "obj", in);
+  MCOS_ASSERT_OK(put);
+  auto peer = PeerAuth("alpha");
+  ASSERT_NE(peer, nullptr);
+  auto replica =
+      replication::PeerReplica("beta", "alpha", common::ConnectInternal(b_->endpoint(), *peer));
+  ASSERT_TRUE(replica->writes_async());
+  mcos::v1::ObjectKey key;
+  key.set_user("carol");
+  key.set_container("small");
+  key.set_object("obj");
+  auto held = replica->Stat(key, absl::Now() + absl::Seconds(5));
+  MCOS_ASSERT_OK(held);
+  auto put_async = [&](const mcos::v1::ObjectRecord& record, const std::string& data) {
+    absl::Notification answered;
+    absl::StatusOr<replication::WriteAck> ack;
+    replica->PutAsync(key, record, std::make_shared<const std::string>(data),
+                      absl::Now() + absl::Seconds(5), [&](absl::StatusOr<replication::WriteAck> a) {
+                        ack = std::move(a);
+                        answered.Notify();
+                      });
+    answered.WaitForNotification();
+    return ack;
+  };
+  auto again = put_async(*held, "the current version");
+  MCOS_ASSERT_OK(again);
+  EXPECT_FALSE(again->applied);
+  mcos::v1::ObjectRecord older = *held;
+  older.mutable_version()->set_hlc(held->version().hlc() - 1000);
+  older.set_size(3);
+  older.set_etag(testing::Md5Hex("foo"));
+  older.set_checksum("");
+  auto late = put_async(older, "foo");
+  MCOS_ASSERT_OK(late);
+  EXPECT_FALSE(late->applied);
+
+  auto stub = mcos::v1::ClusterService::NewStub(common::ConnectInternal(b_->endpoint(), *peer));
+  const std::string data = "newer content that never lands";
+  auto request = [&] {
+    mcos::v1::ClusterPutSmallObjectRequest r;
+    auto* h = r.mutable_header();
+    *h->mutable_key() = key;
+    h->mutable_version()->set_hlc(uint64_t{1} << 62);  // newer than anything
+    h->mutable_version()->set_cluster("alpha");
+    h->set_coordinator("alpha");
+    h->set_size(data.size());
+    h->set_md5_hex(testing::Md5Hex(data));
+    r.set_data(data);
+    return r;
+  };
+  auto send = [&](const mcos::v1::ClusterPutSmallObjectRequest& r) {
+    grpc::ClientContext ctx;
+    mcos::v1::ClusterWriteResponse resp;
+    return stub->ClusterPutSmallObject(&ctx, r, &resp);
+  };
+  std::vector<mcos::v1::ClusterPutSmallObjectRequest> lies;
+  lies.push_back(request());
+  lies.back().mutable_header()->set_size(data.size() + 1);  // longer than what came
+  lies.push_back(request());
+  lies.back().set_data(data + "!");  // more than the header says
+  lies.push_back(request());
+  lies.back().mutable_header()->set_md5_hex(testing::Md5Hex("other content"));
+  lies.push_back(request());
+  lies.back().mutable_header()->clear_md5_hex();
+  lies.push_back(request());
+  lies.back().mutable_header()->set_version_at_finish(true);
+  lies.push_back(request());
+  lies.back().clear_header();
+  lies.push_back(request());
+  lies.back().set_data(std::string((1 << 20) + 1, 'x'));
+  lies.back().mutable_header()->set_size(lies.back().data().size());
+  lies.back().mutable_header()->set_md5_hex(testing::Md5Hex(lies.back().data()));
+  for (const auto& lie : lies) {
+    const grpc::Status s = send(lie);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+        << s.error_message() << " for " << lie.header().ShortDebugString();
+    EXPECT_NE(s.error_message().find("nothing was stored"), std::string::npos) << s.error_message();
+  }
+  auto unnamed = request();
+  unnamed.mutable_header()->mutable_key()->set_object("");
+  EXPECT_EQ(send(unnamed).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  // A user's token is no peer credential.
+  auto as_user = mcos::v1::ClusterService::NewStub(
+      grpc::CreateChannel(b_->endpoint(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext user_ctx;
+  user_ctx.AddMetadata("authorization", "Bearer " + at_a->token());
+  mcos::v1::ClusterWriteResponse resp;
+  EXPECT_EQ(as_user->ClusterPutSmallObject(&user_ctx, request(), &resp).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  auto back = Get(*As(*b_), "small", "obj");
   MCOS_ASSERT_OK(back);
   EXPECT_EQ(*back, "the current version");
 }

@@ -61,18 +61,41 @@ class MemoryReplica final : public Replica {
   }
   // As this cluster's own storage is: called on the caller's thread.
   bool in_process() const override { return in_process_; }
-  // As a peer cluster is: stats started without blocking, answered on a thread of their own.
+  // As a peer cluster is: stats, and writes of content in memory, started without blocking and
+  // answered on a thread of their own.
   void set_async(bool async) { async_stats_ = async; }
   bool stats_async() const override { return async_stats_; }
+  bool writes_async() const override { return async_stats_; }
+  void PutAsync(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
+                std::shared_ptr<const std::string> data, absl::Time deadline,
+                std::function<void(absl::StatusOr<WriteAck>)> done) override {
+    ++async_writes_;
+    Later([this, key, record, data = std::move(data), deadline, done = std::move(done)] {
+      auto reader = replication::MemoryReader(record, data);
+      done(Put(key, record, *reader, deadline));
+    });
+  }
+  void DeleteAsync(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& tombstone,
+                   absl::Time deadline,
+                   std::function<void(absl::StatusOr<WriteAck>)> done) override {
+    ++async_writes_;
+    Later([this, key, tombstone, deadline, done = std::move(done)] {
+      done(Delete(key, tombstone, deadline));
+    });
+  }
+  int async_writes() const { return async_writes_; }
   void StatAsync(const mcos::v1::ObjectKey& key, absl::Time deadline,
                  std::function<void(absl::StatusOr<mcos::v1::ObjectRecord>)> done) override {
     if (!async_stats_) {
       done(Stat(key, deadline));
       return;
     }
+    Later([this, key, deadline, done = std::move(done)] { done(Stat(key, deadline)); });
+  }
+  // Runs `f` on a thread of its own.
+  void Later(std::function<void()> f) {
     std::lock_guard<std::mutex> lock(async_mu_);
-    async_.emplace_back(
-        [this, key, deadline, done = std::move(done)] { done(Stat(key, deadline)); });
+    async_.emplace_back(std::move(f));
   }
   void set_in_process(bool in_process) { in_process_ = in_process; }
   void set_mode(Mode m) { mode_ = m; }
@@ -201,6 +224,7 @@ class MemoryReplica final : public Replica {
   std::mutex async_mu_;
   std::vector<std::thread> async_;
   std::atomic<int> puts_{0};
+  std::atomic<int> async_writes_{0};
   std::atomic<int> stats_{0};
   std::atomic<int> releases_{0};
   absl::Notification release_;
@@ -651,6 +675,45 @@ TEST_F(CoordinatorTest, StatsStartedWithoutBlockingAreHedgedAndWaitedForAtShutdo
   });
   c.reset();
   release.join();
+}
+
+// Content held in memory (a small upload) and tombstones go to replicas that take writes without
+// blocking from the replicating thread (CopyAsync); a hanging one does not hold the answer back,
+// is queued once its deadline passes, and the coordinator goes only once its call ended.
+TEST_F(CoordinatorTest, WritesOfContentInMemoryAreStartedWithoutBlockingAndWaitedForAtShutdown) {
+  for (const char* name : {"b", "c"}) mem_[name]->set_async(true);
+  mem_["c"]->set_mode(MemoryReplica::Mode::kHang);
+  auto c = Make(absl::Seconds(1));
+  const auto r = Record(10, "small");
+  mem_["a"]->Store("o", r, "small");
+  const absl::Time start = absl::Now();
+  auto replicated = c->ReplicateAndWait(Key("o"), r, ThreeOf(2),
+                                        replication::InlineReplica("a", r, "small"), replicas_);
+  MCOS_ASSERT_OK(replicated);
+  EXPECT_LT(absl::Now() - start, absl::Milliseconds(900)) << "waited for the hanging replica";
+  EXPECT_EQ(replicated->holders, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(mem_["b"]->async_writes(), 1);
+  EXPECT_EQ(mem_["c"]->async_writes(), 1);
+  auto held = mem_["b"]->Held("o");
+  ASSERT_TRUE(held.has_value());
+  EXPECT_EQ(held->second, "small");
+  // The source names itself as a holder of what it sends.
+  EXPECT_EQ(std::vector<std::string>(held->first.holders().begin(), held->first.holders().end()),
+            (std::vector<std::string>{"a", "b"}));
+  // A tombstone goes the same way.
+  mem_["c"]->set_mode(MemoryReplica::Mode::kOk);
+  const auto tombstone = Record(20, "", /*tombstone=*/true);
+  mem_["a"]->Store("o", tombstone, "");
+  MCOS_ASSERT_OK(c->ReplicateAndWait(Key("o"), tombstone, ThreeOf(2), replicas_["a"], replicas_));
+  c.reset();  // waits for every call still in flight
+  for (const char* name : {"b", "c"}) {
+    auto gone = mem_[name]->Held("o");
+    ASSERT_TRUE(gone.has_value()) << name;
+    EXPECT_TRUE(gone->first.tombstone()) << name;
+    EXPECT_EQ(mem_[name]->async_writes(), 2) << name;
+  }
+  // c's first write timed out (DEADLINE_EXCEEDED): queued, from the coordinator's threads.
+  EXPECT_EQ(Queued(), (std::vector<std::pair<std::string, std::string>>{{"c", "o"}}));
 }
 
 TEST_F(CoordinatorTest, AFrozenClusterIsNotWaitedForByAQuorumRead) {
