@@ -356,8 +356,9 @@ void Coordinator::StartRound(const std::shared_ptr<Write>& write) {
   std::vector<std::function<void()>> here;
   for (auto& t : targets) {
     // A tombstone, or content held in memory, to a replica that takes writes without blocking:
-    // started from this thread, answered on gRPC's (a failed one is handed to this cluster's
-    // threads, since the queue it goes to may block).
+    // started from this thread, answered on gRPC's (a failed one is handed to the threads of the
+    // source's cluster, since the queue it goes to may block, and the failing cluster's threads
+    // may all wait on calls to it).
     if (t.stream == nullptr && write->source != nullptr) {
       StartAsyncCall();
       auto on_sent = [this, write, cluster = t.cluster](absl::StatusOr<replication::WriteAck> ack) {
@@ -365,7 +366,8 @@ void Coordinator::StartRound(const std::shared_ptr<Write>& write) {
         if (ack.ok()) {
           OnSent(write, cluster, ack);
         } else {
-          Schedule(cluster, [this, write, cluster, ack] { OnSent(write, cluster, ack); });
+          Schedule(write->source->cluster(),
+                   [this, write, cluster, ack] { OnSent(write, cluster, ack); });
         }
         EndAsyncCall();
       };

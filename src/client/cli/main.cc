@@ -610,19 +610,21 @@ int main(int argc, char** argv) {
         return Fail(absl::NotFoundError(absl::StrCat("no directory ", parent.string(), " to write ",
                                                      file, " in: create it first")));
       }
+      // Ctrl-C or a kill leaves no partial file behind: set before the file exists, so that a
+      // signal right after it was made removes it too.
+      std::snprintf(g_partial_file, sizeof(g_partial_file), "%s", tmp.c_str());
+      signal(SIGINT, RemovePartialAndExit);
+      signal(SIGTERM, RemovePartialAndExit);
+      signal(SIGHUP, RemovePartialAndExit);
       out_file.open(tmp, std::ios::binary | std::ios::trunc);
       if (!out_file) {
         const int err = errno;
+        g_partial_file[0] = '\0';
         const std::string why = absl::StrCat("cannot write ", tmp, ": ", std::strerror(err));
         return Fail(err == EACCES || err == EPERM || err == EROFS ? absl::PermissionDeniedError(why)
                                                                   : absl::UnavailableError(why));
       }
       out = &out_file;
-      // Ctrl-C or a kill leaves no partial file behind.
-      std::snprintf(g_partial_file, sizeof(g_partial_file), "%s", tmp.c_str());
-      signal(SIGINT, RemovePartialAndExit);
-      signal(SIGTERM, RemovePartialAndExit);
-      signal(SIGHUP, RemovePartialAndExit);
     }
     mcos::client::GetOptions go;
     go.offset = offset;
