@@ -361,7 +361,8 @@ void Coordinator::StartRound(const std::shared_ptr<Write>& write) {
     // may all wait on calls to it).
     if (t.stream == nullptr && write->source != nullptr) {
       StartAsyncCall();
-      auto on_sent = [this, write, cluster = t.cluster](absl::StatusOr<replication::WriteAck> ack) {
+      auto on_sent = [this, write,
+                      cluster = t.cluster](const absl::StatusOr<replication::WriteAck>& ack) {
         Report(cluster, ack.status());
         if (ack.ok()) {
           OnSent(write, cluster, ack);

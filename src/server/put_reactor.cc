@@ -656,8 +656,9 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
           {
             std::lock_guard<std::recursive_mutex> lock(mu_);
             inline_commit_ = false;
+            const grpc::Status status = ToGrpcStatus(stored.status());
             if (stored.ok()) stored_ = *std::move(stored);
-            OnStored(stored.ok() ? grpc::Status::OK : ToGrpcStatus(stored.status()));
+            OnStored(status);
           }
           Unref();
         });

@@ -48,7 +48,34 @@ namespace {
 
 using client::Client;
 
-class FederationE2eTest : public testing::FederationFixture {};
+class FederationE2eTest : public testing::FederationFixture {
+ protected:
+  // Federates, writes "the current version" of carol's `container`/obj at alpha, and returns
+  // beta's ClusterService as alpha sees it (a peer replica) and that object's key; the replica is
+  // null if any step failed (the test is failed then).
+  std::pair<std::unique_ptr<replication::Replica>, mcos::v1::ObjectKey> CurrentVersionAtBeta(
+      const std::string& container) {
+    Federate();
+    mcos::v1::ObjectKey key;
+    key.set_user("carol");
+    key.set_container(container);
+    key.set_object("obj");
+    auto at_a = As(*a_);
+    if (at_a == nullptr) return {nullptr, key};
+    std::istringstream in("the current version");
+    absl::Status made = at_a->CreateContainer(container).status();
+    if (made.ok()) made = at_a->PutObject(container, "obj", in).status();
+    peer_ = PeerAuth("alpha");
+    EXPECT_TRUE(made.ok()) << made;
+    EXPECT_NE(peer_, nullptr);
+    if (!made.ok() || peer_ == nullptr) return {nullptr, key};
+    return {
+        replication::PeerReplica("beta", "alpha", common::ConnectInternal(b_->endpoint(), *peer_)),
+        key};
+  }
+  // The peer credential of CurrentVersionAtBeta's replica (its channel uses it).
+  std::unique_ptr<common::ServiceAuth> peer_;
+};
 
 using testing::WaitFor;
 using testing::WriteSecret;
@@ -467,21 +494,9 @@ TEST_F(FederationE2eTest, PeersCallAClusterAtTheAddressItAdvertises) {
 }
 
 TEST_F(FederationE2eTest, ReplayedAndOlderReplicaWritesAreIgnored) {
-  Federate();
-  auto at_a = As(*a_);
-  MCOS_ASSERT_OK(at_a->CreateContainer("replay"));
-  std::istringstream in("the current version");
-  auto put = at_a->PutObject("replay", "obj", in);
-  MCOS_ASSERT_OK(put);
   // As a peer, at beta's ClusterService: the same version again, then an older one.
-  auto peer = PeerAuth("alpha");
-  ASSERT_NE(peer, nullptr);
-  auto replica =
-      replication::PeerReplica("beta", "alpha", common::ConnectInternal(b_->endpoint(), *peer));
-  mcos::v1::ObjectKey key;
-  key.set_user("carol");
-  key.set_container("replay");
-  key.set_object("obj");
+  auto [replica, key] = CurrentVersionAtBeta("replay");
+  ASSERT_NE(replica, nullptr);
   auto held = replica->Stat(key, absl::Now() + absl::Seconds(5));
   MCOS_ASSERT_OK(held);
   // A source that yields `data` once.
@@ -585,21 +600,9 @@ TEST_F(FederationE2eTest, StreamedReplicaWritesThatLieOrStopShortStoreNothing) {
 // without its md5 is refused with INVALID_ARGUMENT saying nothing was stored; a user's token is
 // refused (PERMISSION_DENIED); and beta keeps serving the version it had.
 TEST_F(FederationE2eTest, SmallReplicaWritesThatLieStoreNothing) {
-  Federate();
-  auto at_a = As(*a_);
-  MCOS_ASSERT_OK(at_a->CreateContainer("small"));
-  std::istringstream in("the current version");
-  auto put = at_a->PutObject("small", "obj", in);
-  MCOS_ASSERT_OK(put);
-  auto peer = PeerAuth("alpha");
-  ASSERT_NE(peer, nullptr);
-  auto replica =
-      replication::PeerReplica("beta", "alpha", common::ConnectInternal(b_->endpoint(), *peer));
+  auto [replica, key] = CurrentVersionAtBeta("small");
+  ASSERT_NE(replica, nullptr);
   ASSERT_TRUE(replica->writes_async());
-  mcos::v1::ObjectKey key;
-  key.set_user("carol");
-  key.set_container("small");
-  key.set_object("obj");
   auto held = replica->Stat(key, absl::Now() + absl::Seconds(5));
   MCOS_ASSERT_OK(held);
   auto put_async = [&](const mcos::v1::ObjectRecord& record, const std::string& data) {
@@ -625,6 +628,8 @@ TEST_F(FederationE2eTest, SmallReplicaWritesThatLieStoreNothing) {
   MCOS_ASSERT_OK(late);
   EXPECT_FALSE(late->applied);
 
+  auto peer = PeerAuth("alpha");
+  ASSERT_NE(peer, nullptr);
   auto stub = mcos::v1::ClusterService::NewStub(common::ConnectInternal(b_->endpoint(), *peer));
   const std::string data = "newer content that never lands";
   auto request = [&] {
@@ -674,6 +679,8 @@ TEST_F(FederationE2eTest, SmallReplicaWritesThatLieStoreNothing) {
   auto as_user = mcos::v1::ClusterService::NewStub(
       grpc::CreateChannel(b_->endpoint(), grpc::InsecureChannelCredentials()));
   grpc::ClientContext user_ctx;
+  auto at_a = As(*a_);
+  ASSERT_NE(at_a, nullptr);
   user_ctx.AddMetadata("authorization", "Bearer " + at_a->token());
   mcos::v1::ClusterWriteResponse resp;
   EXPECT_EQ(as_user->ClusterPutSmallObject(&user_ctx, request(), &resp).error_code(),

@@ -12,6 +12,7 @@
 #include <iterator>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -32,20 +33,21 @@ using client::Client;
 using testing::kAllThree;
 using testing::WaitFor;
 
-// An update through the bare UserService stream, so that the test decides when it stops: it
-// declares `size` bytes and sends what Send is given.
+// An update (or a create) through the bare UserService stream, so that the test decides how it
+// is cut and when it stops: it declares `size` bytes when given and sends what Send is given.
 class RawUpload {
  public:
   RawUpload(const testing::ClusterProcess& at, const std::string& token,
-            const std::string& container, const std::string& object, uint64_t size)
+            const std::string& container, const std::string& object, std::optional<uint64_t> size,
+            bool create = false)
       : stub_(mcos::v1::UserService::NewStub(
             grpc::CreateChannel(at.endpoint(), grpc::InsecureChannelCredentials()))) {
     ctx_.AddMetadata("authorization", "Bearer " + token);
-    writer_ = stub_->UpdateObject(&ctx_, &info_);
+    writer_ = create ? stub_->CreateObject(&ctx_, &info_) : stub_->UpdateObject(&ctx_, &info_);
     mcos::v1::PutObjectRequest header;
     header.mutable_header()->set_container(container);
     header.mutable_header()->set_object(object);
-    header.mutable_header()->set_size(size);
+    if (size) header.mutable_header()->set_size(*size);
     writer_->Write(header);
   }
   bool Send(const std::string& chunk) {
@@ -55,6 +57,15 @@ class RawUpload {
   }
   void Cancel() { ctx_.TryCancel(); }
   grpc::Status Finish() { return writer_->Finish(); }
+  // Sends the finish message (`size` bytes in all), half-closes, and returns the answer.
+  grpc::Status Close(uint64_t size) {
+    mcos::v1::PutObjectRequest finish;
+    finish.mutable_finish()->set_size(size);
+    writer_->Write(finish);
+    writer_->WritesDone();
+    return writer_->Finish();
+  }
+  const mcos::v1::ObjectInfo& info() const { return info_; }
 
  private:
   std::unique_ptr<mcos::v1::UserService::Stub> stub_;
@@ -189,36 +200,21 @@ TEST_F(StreamedWriteE2eTest, UploadsAroundTheInMemoryLimitArriveWholeEverywhere)
       {200 * kKiB, 100 * kKiB, 300 * kKiB},  // outgrown by the second of three chunks
       {1024 * kKiB, 1024 * kKiB},            // outgrown by the first chunk
   };
-  auto stub = mcos::v1::UserService::NewStub(
-      grpc::CreateChannel(a_->endpoint(), grpc::InsecureChannelCredentials()));
   for (size_t i = 0; i < chunkings.size(); ++i) {
     const std::string name = absl::StrCat("o", i);
     std::string data;
     for (size_t n : chunkings[i]) data += testing::RandomBytes(n, 50 + data.size());
-    grpc::ClientContext ctx;
-    ctx.AddMetadata("authorization", "Bearer " + at_a->token());
-    mcos::v1::ObjectInfo info;
-    auto writer = stub->CreateObject(&ctx, &info);
-    mcos::v1::PutObjectRequest header;
-    header.mutable_header()->set_container("sizes");
-    header.mutable_header()->set_object(name);
-    ASSERT_TRUE(writer->Write(header));
+    RawUpload up(*a_, at_a->token(), "sizes", name, std::nullopt, /*create=*/true);
     size_t at = 0;
     for (size_t n : chunkings[i]) {
-      mcos::v1::PutObjectRequest m;
-      m.set_data(data.substr(at, n));
+      ASSERT_TRUE(up.Send(data.substr(at, n))) << name;
       at += n;
-      ASSERT_TRUE(writer->Write(m)) << name;
     }
-    mcos::v1::PutObjectRequest finish;
-    finish.mutable_finish()->set_size(data.size());
-    ASSERT_TRUE(writer->Write(finish));
-    writer->WritesDone();
-    const grpc::Status s = writer->Finish();
+    const grpc::Status s = up.Close(data.size());
     ASSERT_TRUE(s.ok()) << name << ": " << s.error_message();
-    EXPECT_EQ(info.etag(), testing::Md5Hex(data)) << name;
-    EXPECT_EQ(info.size(), data.size()) << name;
-    ExpectEverywhere({a_, b_, c_}, "sizes", name, info.version(), data, kAllThree);
+    EXPECT_EQ(up.info().etag(), testing::Md5Hex(data)) << name;
+    EXPECT_EQ(up.info().size(), data.size()) << name;
+    ExpectEverywhere({a_, b_, c_}, "sizes", name, up.info().version(), data, kAllThree);
   }
 }
 

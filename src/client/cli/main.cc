@@ -697,7 +697,7 @@ int main(int argc, char** argv) {
     auto r = client.DeleteObject(container, object);
     if (!r.ok()) return Fail(r.status());
     if (g.json)
-      std::cout << "{\"version\":\"" << *r << "\"}\n";
+      std::cout << R"({"version":")" << *r << "\"}\n";
     else
       std::cout << "deleted " << container << "/" << object << "\n";
     return 0;
