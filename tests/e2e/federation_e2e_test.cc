@@ -829,6 +829,14 @@ TEST_F(FederationE2eTest, TheReplicationQueueSurvivesARestartOfTheCoordinator) {
   std::printf("gamma held the 10 writes queued at alpha (restarted meanwhile) after %s\n",
               absl::FormatDuration(absl::Now() - start).c_str());
   for (const auto& [name, data] : acked) {
+    // A call that failed on alpha's old address keeps alpha out of gamma's reads until a probe
+    // at the new one succeeds (about a second): what gamma names is checked once that settled.
+    WaitFor(
+        [&] {
+          auto stat = at_c->StatObject("queued", name);
+          return stat.ok() && Replicas(*stat) == kAll;
+        },
+        absl::Seconds(10));
     auto stat = at_c->StatObject("queued", name);
     MCOS_ASSERT_OK(stat);
     EXPECT_EQ(Replicas(*stat), kAll) << name;
