@@ -458,6 +458,29 @@ class PeerStreamWriter final : public ReplicaWriter {
   bool finished_ = false;
 };
 
+// Content in memory, read in chunks of at most 1 MiB.
+class MemReader final : public ObjectReader {
+ public:
+  MemReader(mcos::v1::ObjectRecord r, std::shared_ptr<const std::string> d)
+      : record_(std::move(r)), data_(std::move(d)) {}
+  const mcos::v1::ObjectRecord& record() const override { return record_; }
+  bool Next(std::string* data) override {
+    if (pos_ >= data_->size()) return false;
+    const size_t n = std::min(kChunk, data_->size() - pos_);
+    data->assign(*data_, pos_, n);
+    pos_ += n;
+    return true;
+  }
+  absl::Status Finish() override { return absl::OkStatus(); }
+  void Cancel() override {}
+
+ private:
+  static constexpr size_t kChunk = size_t{1} << 20;
+  const mcos::v1::ObjectRecord record_;
+  std::shared_ptr<const std::string> data_;
+  size_t pos_ = 0;
+};
+
 // How a replica write stream went.
 struct Streamed {
   absl::Status read;    // the source's error, if any
@@ -564,20 +587,13 @@ class StorageReplicaImpl final : public Replica {
     SetDeadline(ctx, deadline);
     mcos::v1::StoragePutResponse resp;
     auto writer = stub_->Put(&ctx, &resp);
-    mcos::v1::StoragePutRequest message;
-    *message.mutable_header() = header;
-    bool open = writer->Write(message, grpc::WriteOptions().set_buffer_hint());
-    for (size_t at = 0; open && at < data.size(); at += storage::kMaxClientChunkBytes) {
-      message.set_data(std::string(data.substr(at, storage::kMaxClientChunkBytes)));
-      open = writer->Write(message, grpc::WriteOptions().set_buffer_hint());
-    }
-    if (open) {
-      *message.mutable_finish() = finish;
-      writer->WriteLast(message, grpc::WriteOptions());  // the half-close goes with it
-    } else {
-      writer->WritesDone();  // the service ended the stream early: its status says why
-    }
-    if (grpc::Status s = writer->Finish(); !s.ok()) return FromGrpcStatus(s);
+    mcos::v1::StoragePutRequest first;
+    *first.mutable_header() = header;
+    mcos::v1::StoragePutRequest last;
+    *last.mutable_finish() = finish;
+    MemReader content({}, std::make_shared<const std::string>(data));
+    const Streamed done = StreamWrite(ctx, *writer, first, content, data.size(), &last);
+    if (!done.status.ok()) return FromGrpcStatus(done.status);
     return resp;
   }
 
@@ -882,29 +898,6 @@ class PeerReplicaImpl final : public Replica {
   std::unique_ptr<mcos::v1::ClusterService::Stub> stub_;
 };
 
-// Content in memory, read in chunks of at most 1 MiB.
-class MemReader final : public ObjectReader {
- public:
-  MemReader(mcos::v1::ObjectRecord r, std::shared_ptr<const std::string> d)
-      : record_(std::move(r)), data_(std::move(d)) {}
-  const mcos::v1::ObjectRecord& record() const override { return record_; }
-  bool Next(std::string* data) override {
-    if (pos_ >= data_->size()) return false;
-    const size_t n = std::min(kChunk, data_->size() - pos_);
-    data->assign(*data_, pos_, n);
-    pos_ += n;
-    return true;
-  }
-  absl::Status Finish() override { return absl::OkStatus(); }
-  void Cancel() override {}
-
- private:
-  static constexpr size_t kChunk = size_t{1} << 20;
-  const mcos::v1::ObjectRecord record_;
-  std::shared_ptr<const std::string> data_;
-  size_t pos_ = 0;
-};
-
 class InlineReplicaImpl final : public Replica {
  public:
   InlineReplicaImpl(std::string cluster, mcos::v1::ObjectRecord record, std::string data)
@@ -1019,21 +1012,12 @@ class EngineReplicaImpl final : public Replica {
                                                            absl::Time) override {
     auto stream = engine_.BeginPut(header);
     if (!stream.ok()) return stream.status();
-    mcos::v1::StoragePutResponse resp;
-    if (const auto& superseded = (*stream)->superseded()) {
-      resp.set_applied(false);
-      *resp.mutable_record() = superseded->record;
-      resp.set_reason(superseded->reason);
-      return resp;
-    }
+    // A superseded write appends nothing and commits to its answer (storage::PutStream).
     for (size_t at = 0; at < data.size(); at += storage::kMaxClientChunkBytes) {
       MCOS_RETURN_IF_ERROR((*stream)->Append(data.substr(at, storage::kMaxClientChunkBytes)));
     }
     MCOS_ASSIGN_OR_RETURN(auto result, (*stream)->Commit(finish));
-    resp.set_applied(result.applied);
-    *resp.mutable_record() = std::move(result.record);
-    resp.set_reason(std::move(result.reason));
-    return resp;
+    return storage::ToPutResponse(std::move(result));
   }
 
   absl::StatusOr<std::unique_ptr<ReplicaWriter>> OpenWrite(const mcos::v1::ObjectKey& key,

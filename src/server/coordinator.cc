@@ -359,7 +359,7 @@ void Coordinator::StartRound(const std::shared_ptr<Write>& write) {
     // started from this thread, answered on gRPC's (a failed one is handed to the threads of the
     // source's cluster, since the queue it goes to may block, and the failing cluster's threads
     // may all wait on calls to it).
-    if (t.stream == nullptr && write->source != nullptr) {
+    if (t.stream == nullptr && write->source != nullptr && t.replica->writes_async()) {
       StartAsyncCall();
       auto on_sent = [this, write,
                       cluster = t.cluster](const absl::StatusOr<replication::WriteAck>& ack) {

@@ -195,9 +195,7 @@ class Coordinator {
 
   // Runs `task` on the threads of `cluster`'s calls (e.g. this cluster's commit of an upload held
   // in memory, which blocks on the disk: never on a gRPC callback thread).
-  void RunOn(const std::string& cluster, std::function<void()> task) {
-    Schedule(cluster, std::move(task));
-  }
+  void Schedule(const std::string& cluster, std::function<void()> task);
 
   // Probes the clusters that are due (every known one each probe_period, a failing one on its
   // backoff) on their own threads; a probe that succeeds admits its cluster again. A cluster no
@@ -217,8 +215,6 @@ class Coordinator {
 
  private:
   class Executor;
-  // Runs `task` on the threads of `cluster`.
-  void Schedule(const std::string& cluster, std::function<void()> task);
   // Schedules `task` (a call to `replica`) on its cluster's threads, or, for a replica in this
   // process, adds it to `here` for the caller to run once every other call is under way.
   void Dispatch(const std::string& cluster, const replication::Replica& replica,

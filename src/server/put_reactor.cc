@@ -427,12 +427,11 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   // outgrew that: from then on it is streamed, to this cluster's storage (OpenStorage; what was
   // kept is its first chunk) and, replicated, to the other replica clusters (OpenPeerStreams).
   bool KeepInline(const std::string& data) {
-    if (!inline_ok_) return false;
+    if (storage_started_) return false;
     if (inline_.size() + data.size() <= kInlineMax) {
       inline_.append(data);
       return true;
     }
-    inline_ok_ = false;
     if (app_.Remote(placement_)) OpenPeerStreams();
     OpenStorage();
     if (!inline_.empty()) queued_.push_back(std::move(inline_));
@@ -649,7 +648,7 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
                                                       ? absl::InfiniteFuture()
                                                       : absl::FromChrono(d));
     Ref();
-    app_.coordinator_->RunOn(
+    app_.coordinator_->Schedule(
         app_.cluster_id_, [this, local = backends_.local, finish = StorageFinish(), deadline] {
           // out_'s header and inline_ change no more: nothing else runs until OnStored.
           auto stored = local->StoreUpload(out_.header(), inline_, finish, deadline);
@@ -716,7 +715,7 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
       auto b = app_.CachedBackends();
       // A small upload is sent to the replicas from memory, not read back from storage.
       std::shared_ptr<replication::Replica> source =
-          inline_ok_ && inline_.size() == stored_.record().size()
+          !storage_started_ && inline_.size() == stored_.record().size()
               ? replication::InlineReplica(app_.cluster_id_, stored_.record(), std::move(inline_))
               : (b.ok() ? b->local : nullptr);
       app_.coordinator_->Replicate(
@@ -839,9 +838,9 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   std::optional<mcos::v1::PutObjectFinish> finish_;
   // Chunks waiting for the storage stream (at most what was kept in memory and one chunk).
   std::deque<std::string> queued_;
-  // The bytes of an upload of at most kInlineMax, for its replica clusters.
+  // The bytes of an upload while it is at most kInlineMax (until the storage stream opens):
+  // committed here and sent to its replica clusters from memory.
   std::string inline_;
-  bool inline_ok_ = true;
   bool inline_commit_ = false;   // CommitInline's call is under way
   bool quorum_checked_ = false;  // existence came from the replica clusters (Remote placements)
   mcos::v1::ObjectKey key_;

@@ -31,6 +31,15 @@ struct WriteResult {
   std::string reason;
 };
 
+// A write's outcome as StorageService.Put answers it.
+inline mcos::v1::StoragePutResponse ToPutResponse(WriteResult result) {
+  mcos::v1::StoragePutResponse response;
+  response.set_applied(result.applied);
+  *response.mutable_record() = std::move(result.record);
+  response.set_reason(std::move(result.reason));
+  return response;
+}
+
 // One streaming upload. Not thread-safe. Destroying it without a successful Commit() discards
 // everything it wrote, leaving the previous version as it was.
 class PutStream {

@@ -90,9 +90,7 @@ grpc::Status StorageGrpcService::Put(grpc::ServerContext* context,
     // answer then), not "superseded".
     while (reader->Read(&message)) message.clear_part();
     if (context->IsCancelled()) return grpc::Status::CANCELLED;
-    response->set_applied(false);
-    *response->mutable_record() = superseded->record;
-    response->set_reason(superseded->reason);
+    *response = ToPutResponse(*superseded);
     return grpc::Status::OK;
   }
   bool finished = false;
@@ -127,9 +125,7 @@ grpc::Status StorageGrpcService::Put(grpc::ServerContext* context,
   if (auto s = ValidatePutFinish(finish); !s.ok()) return ToGrpcStatus(s);
   auto result = (*stream)->Commit(finish);
   if (!result.ok()) return ToGrpcStatus(result.status());
-  response->set_applied(result->applied);
-  *response->mutable_record() = std::move(result->record);
-  response->set_reason(result->reason);
+  *response = ToPutResponse(*std::move(result));
   return grpc::Status::OK;
 }
 
