@@ -101,6 +101,10 @@ int main(int argc, char** argv) {
   cli.add_option("--seconds", seconds, "Duration of each small-object phase")
       ->capture_default_str();
   cli.add_option("--small-bytes", small_bytes, "Size of small objects")->capture_default_str();
+  bool put = false;
+  cli.add_flag("--put", put,
+               "Store the small objects with PutObject (create or replace) instead of CreateObject "
+               "(create only, which first asks whether the object exists)");
   cli.add_option("--large-mib", large_mib, "Size of the large stream (MiB); 0 skips it")
       ->capture_default_str();
   std::string tls_ca, tls_cert, tls_key;
@@ -185,9 +189,11 @@ int main(int argc, char** argv) {
   std::vector<uint64_t> created(static_cast<size_t>(clients), 0);
   auto name = [](int c, uint64_t i) { return absl::StrCat("s/", c, "/", i); };
 
-  PrintStats("create", RunConcurrent(clients, seconds, [&](int c, uint64_t i) {
+  PrintStats(put ? "put" : "create", RunConcurrent(clients, seconds, [&](int c, uint64_t i) {
                std::istringstream in(small);
-               auto r = conns[static_cast<size_t>(c)]->CreateObject("bench", name(c, i), in);
+               auto& conn = *conns[static_cast<size_t>(c)];
+               auto r = put ? conn.PutObject("bench", name(c, i), in)
+                            : conn.CreateObject("bench", name(c, i), in);
                if (r.ok()) created[static_cast<size_t>(c)] = i + 1;
                return r.ok();
              }));

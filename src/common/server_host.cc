@@ -80,11 +80,16 @@ class ServerCallInterceptor final : public grpc::experimental::Interceptor {
         calls_(calls),
         latency_(latency),
         in_flight_(std::move(in_flight)),
-        start_(std::chrono::steady_clock::now()) {
-    in_flight_->fetch_add(1, std::memory_order_relaxed);
+        start_(std::chrono::steady_clock::now()),
+        // A stream that lasts as long as its client keeps it (a peer's replication stream) is
+        // not waited for at shutdown: it is cancelled, and its client opens a new one elsewhere.
+        counted_(method_ != "/mcos.v1.ClusterService/ClusterReplicate") {
+    if (counted_) in_flight_->fetch_add(1, std::memory_order_relaxed);
   }
   // gRPC destroys a call's interceptors with the call.
-  ~ServerCallInterceptor() override { in_flight_->fetch_sub(1, std::memory_order_release); }
+  ~ServerCallInterceptor() override {
+    if (counted_) in_flight_->fetch_sub(1, std::memory_order_release);
+  }
   ServerCallInterceptor(const ServerCallInterceptor&) = delete;
   ServerCallInterceptor& operator=(const ServerCallInterceptor&) = delete;
 
@@ -136,6 +141,7 @@ class ServerCallInterceptor final : public grpc::experimental::Interceptor {
   prometheus::Family<prometheus::Histogram>& latency_;
   const std::shared_ptr<std::atomic<int64_t>> in_flight_;
   std::chrono::steady_clock::time_point start_;
+  const bool counted_;
   bool unparsable_request_ = false;
 };
 

@@ -1,6 +1,7 @@
 #include "replication/replica.h"
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -14,6 +15,7 @@
 #include "common/version.h"
 #include "mcos/v1/cluster.grpc.pb.h"
 #include "mcos/v1/storage.grpc.pb.h"
+#include "replication/replicate_link.h"
 #include "storage/engine.h"
 
 namespace mcos::replication {
@@ -706,7 +708,8 @@ class PeerReplicaImpl final : public Replica {
                   const std::shared_ptr<grpc::Channel>& channel)
       : cluster_(std::move(cluster)),
         coordinator_(std::move(coordinator)),
-        stub_(mcos::v1::ClusterService::NewStub(channel)) {}
+        stub_(mcos::v1::ClusterService::NewStub(channel)),
+        link_(cluster_, stub_) {}
 
   const std::string& cluster() const override { return cluster_; }
 
@@ -730,6 +733,23 @@ class PeerReplicaImpl final : public Replica {
       mcos::v1::ClusterStatObjectRequest req;
       mcos::v1::ClusterStatObjectResponse resp;
     };
+    if (!unsupported_->load(std::memory_order_relaxed)) {
+      mcos::v1::ClusterReplicateOp op;
+      *op.mutable_stat()->mutable_key() = key;
+      op.mutable_stat()->set_include_tombstone(true);
+      link_.Submit(std::move(op), deadline,
+                   [cluster = cluster_, unsupported = unsupported_, done = std::move(done)](
+                       absl::Status s, mcos::v1::ClusterReplicateAnswer* answer) {
+                     if (s.ok()) s = AnswerStatus(*answer);
+                     if (!s.ok()) {
+                       Unsupported(s, *unsupported);
+                       done(s);
+                       return;
+                     }
+                     done(StatAnswer(cluster, grpc::Status::OK, *answer->mutable_stat()));
+                   });
+      return;
+    }
     auto call = std::make_shared<Call>();
     SetDeadline(call->ctx, deadline);
     *call->req.mutable_key() = key;
@@ -797,6 +817,15 @@ class PeerReplicaImpl final : public Replica {
   void PutAsync(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
                 std::shared_ptr<const std::string> data, absl::Time deadline,
                 std::function<void(absl::StatusOr<WriteAck>)> done) override {
+    if (!unsupported_->load(std::memory_order_relaxed)) {
+      mcos::v1::ClusterReplicateOp op;
+      auto* put = op.mutable_put();
+      FillHeader(put->mutable_header(), key, record, nullptr);
+      put->mutable_header()->set_coordinator(coordinator_);
+      put->set_data(*data);
+      link_.Submit(std::move(op), deadline, StreamedWriteDone(std::move(done)));
+      return;
+    }
     auto call = std::make_shared<AsyncCall<mcos::v1::ClusterPutSmallObjectRequest>>();
     SetDeadline(call->ctx, deadline);
     FillHeader(call->req.mutable_header(), key, record, nullptr);
@@ -811,6 +840,12 @@ class PeerReplicaImpl final : public Replica {
   void DeleteAsync(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& tombstone,
                    absl::Time deadline,
                    std::function<void(absl::StatusOr<WriteAck>)> done) override {
+    if (!unsupported_->load(std::memory_order_relaxed)) {
+      mcos::v1::ClusterReplicateOp op;
+      *op.mutable_delete_() = DeleteRequest(key, tombstone);
+      link_.Submit(std::move(op), deadline, StreamedWriteDone(std::move(done)));
+      return;
+    }
     auto call = std::make_shared<AsyncCall<mcos::v1::ClusterDeleteObjectRequest>>();
     SetDeadline(call->ctx, deadline);
     call->req = DeleteRequest(key, tombstone);
@@ -881,6 +916,32 @@ class PeerReplicaImpl final : public Replica {
     return WriteAck{resp.applied(), resp.stored_version()};
   }
 
+  // The status of one operation of a ClusterReplicate stream.
+  static absl::Status AnswerStatus(const mcos::v1::ClusterReplicateAnswer& answer) {
+    if (answer.code() == 0) return absl::OkStatus();
+    return {static_cast<absl::StatusCode>(answer.code()), answer.message()};
+  }
+
+  // A peer that does not serve ClusterReplicate (an older server, during an upgrade) gets unary
+  // calls from then on; the operation that found out fails (a write is queued, a read asks
+  // another replica).
+  static void Unsupported(const absl::Status& s, std::atomic<bool>& unsupported) {
+    if (absl::IsUnimplemented(s)) unsupported.store(true, std::memory_order_relaxed);
+  }
+
+  ReplicateLink::Done StreamedWriteDone(std::function<void(absl::StatusOr<WriteAck>)> done) const {
+    return [unsupported = unsupported_, done = std::move(done)](
+               absl::Status s, mcos::v1::ClusterReplicateAnswer* answer) {
+      if (s.ok()) s = AnswerStatus(*answer);
+      if (!s.ok()) {
+        Unsupported(s, *unsupported);
+        done(s);
+        return;
+      }
+      done(WriteAck{answer->write().applied(), answer->write().stored_version()});
+    };
+  }
+
   // A peer's answer to a stat: its record, or what went wrong.
   static absl::StatusOr<mcos::v1::ObjectRecord> StatAnswer(
       const std::string& cluster, const grpc::Status& s,
@@ -895,7 +956,9 @@ class PeerReplicaImpl final : public Replica {
 
   const std::string cluster_;
   const std::string coordinator_;
-  std::unique_ptr<mcos::v1::ClusterService::Stub> stub_;
+  const std::shared_ptr<mcos::v1::ClusterService::Stub> stub_;
+  const std::shared_ptr<std::atomic<bool>> unsupported_ = std::make_shared<std::atomic<bool>>();
+  ReplicateLink link_;
 };
 
 class InlineReplicaImpl final : public Replica {

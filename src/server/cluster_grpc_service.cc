@@ -1,5 +1,9 @@
 #include "server/cluster_grpc_service.h"
 
+#include <memory>
+#include <mutex>
+
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
@@ -33,6 +37,14 @@ absl::Status ValidateVersion(const mcos::v1::Version& v) {
 }
 
 }  // namespace
+
+ClusterGrpcService::ClusterGrpcService(ServerApp& app, prometheus::Registry& registry)
+    : app_(app),
+      replicated_(prometheus::BuildCounter()
+                      .Name("mcos_cluster_replicate_operations_total")
+                      .Help("Operations peer clusters sent on ClusterReplicate streams, by kind "
+                            "(put, delete, stat) and status code")
+                      .Register(registry)) {}
 
 #define MCOS_REQUIRE_PEER(context)                              \
   do {                                                          \
@@ -197,16 +209,21 @@ grpc::Status ClusterGrpcService::Put(grpc::ServerContext* context,
   auto record = DeclaredRecord(header);
   if (!record.ok()) return ToGrpcStatus(record.status());
   ReplicaWriteSource source(*context, *reader, *record);
-  return Store(*context, header.key(), *record, source, *response);
+  return Store(DeadlineOf(*context), header.key(), *record, source, *response);
 }
 
 grpc::Status ClusterGrpcService::ClusterPutSmallObject(
     grpc::ServerContext* context, const mcos::v1::ClusterPutSmallObjectRequest* request,
     mcos::v1::ClusterWriteResponse* response) {
   MCOS_REQUIRE_PEER(context);
-  if (!request->has_header())
-    return Invalid("a replica write needs its header; nothing was stored");
-  const mcos::v1::ClusterPutObjectHeader& header = request->header();
+  return PutSmall(*request, DeadlineOf(*context), *response);
+}
+
+grpc::Status ClusterGrpcService::PutSmall(const mcos::v1::ClusterPutSmallObjectRequest& request,
+                                          absl::Time deadline,
+                                          mcos::v1::ClusterWriteResponse& response) {
+  if (!request.has_header()) return Invalid("a replica write needs its header; nothing was stored");
+  const mcos::v1::ClusterPutObjectHeader& header = request.header();
   if (absl::Status s = ValidateReplicaHeader(header); !s.ok()) return ToGrpcStatus(s);
   if (header.version_at_finish()) {
     return Invalid(
@@ -215,23 +232,22 @@ grpc::Status ClusterGrpcService::ClusterPutSmallObject(
   }
   auto record = DeclaredRecord(header);
   if (!record.ok()) return ToGrpcStatus(record.status());
-  if (request->data().size() > replication::kSmallWriteMax) {
+  if (request.data().size() > replication::kSmallWriteMax) {
     return Invalid(absl::StrCat("a small replica write carries at most ",
                                 replication::kSmallWriteMax,
                                 " bytes: stream it (ClusterCreateObject); nothing was stored"));
   }
-  if (request->data().size() != record->size()) {
-    return Invalid(absl::StrCat("the replica write carries ", request->data().size(),
+  if (request.data().size() != record->size()) {
+    return Invalid(absl::StrCat("the replica write carries ", request.data().size(),
                                 " bytes, its header says ", record->size(),
                                 "; nothing was stored"));
   }
   auto source =
-      replication::MemoryReader(*record, std::make_shared<const std::string>(request->data()));
-  return Store(*context, header.key(), *record, *source, *response);
+      replication::MemoryReader(*record, std::make_shared<const std::string>(request.data()));
+  return Store(deadline, header.key(), *record, *source, response);
 }
 
-grpc::Status ClusterGrpcService::Store(const grpc::ServerContext& context,
-                                       const mcos::v1::ObjectKey& key,
+grpc::Status ClusterGrpcService::Store(absl::Time deadline, const mcos::v1::ObjectKey& key,
                                        const mcos::v1::ObjectRecord& record,
                                        replication::ObjectReader& source,
                                        mcos::v1::ClusterWriteResponse& response) {
@@ -240,7 +256,7 @@ grpc::Status ClusterGrpcService::Store(const grpc::ServerContext& context,
   // This cluster's clock moves past every version it receives (a hybrid logical clock), so that
   // its own later writes are newer than what it holds.
   app_.hlc_.Observe(record.version().hlc());
-  auto ack = b->local->Put(key, record, source, DeadlineOf(context));
+  auto ack = b->local->Put(key, record, source, deadline);
   if (!ack.ok()) return ToGrpcStatus(ack.status());
   response.set_applied(ack->applied);
   *response.mutable_stored_version() = ack->stored_version;
@@ -341,18 +357,24 @@ grpc::Status ClusterGrpcService::ClusterStatObject(
     grpc::ServerContext* context, const mcos::v1::ClusterStatObjectRequest* request,
     mcos::v1::ClusterStatObjectResponse* response) {
   MCOS_REQUIRE_PEER(context);
-  if (auto s = ValidateKey(request->key()); !s.ok()) return ToGrpcStatus(s);
+  return StatReplica(*request, DeadlineOf(*context), *response);
+}
+
+grpc::Status ClusterGrpcService::StatReplica(const mcos::v1::ClusterStatObjectRequest& request,
+                                             absl::Time deadline,
+                                             mcos::v1::ClusterStatObjectResponse& response) {
+  if (auto s = ValidateKey(request.key()); !s.ok()) return ToGrpcStatus(s);
   auto b = app_.backends();
   if (!b.ok()) return ToGrpcStatus(b.status());
-  auto record = b->local->Stat(request->key(), DeadlineOf(*context));
-  if (record.ok() && record->tombstone() && !request->include_tombstone()) {
-    record = ObjectNotFound(request->key());
+  auto record = b->local->Stat(request.key(), deadline);
+  if (record.ok() && record->tombstone() && !request.include_tombstone()) {
+    record = ObjectNotFound(request.key());
   }
   if (!record.ok()) return ToGrpcStatus(record.status());
-  *response->mutable_info() = app_.ToInfo(request->key(), *record);
-  *response->mutable_version() = record->version();
-  response->set_tombstone(record->tombstone());
-  *response->mutable_record() = *std::move(record);
+  *response.mutable_info() = app_.ToInfo(request.key(), *record);
+  *response.mutable_version() = record->version();
+  response.set_tombstone(record->tombstone());
+  *response.mutable_record() = *std::move(record);
   return grpc::Status::OK;
 }
 
@@ -388,21 +410,27 @@ grpc::Status ClusterGrpcService::ClusterDeleteObject(
     grpc::ServerContext* context, const mcos::v1::ClusterDeleteObjectRequest* request,
     mcos::v1::ClusterWriteResponse* response) {
   MCOS_REQUIRE_PEER(context);
-  absl::Status valid = ValidateKey(request->key());
-  if (valid.ok()) valid = ValidateVersion(request->version());
-  if (valid.ok() && !request->option().empty()) valid = common::ValidateUserName(request->option());
+  return DeleteReplica(*request, DeadlineOf(*context), *response);
+}
+
+grpc::Status ClusterGrpcService::DeleteReplica(const mcos::v1::ClusterDeleteObjectRequest& request,
+                                               absl::Time deadline,
+                                               mcos::v1::ClusterWriteResponse& response) {
+  absl::Status valid = ValidateKey(request.key());
+  if (valid.ok()) valid = ValidateVersion(request.version());
+  if (valid.ok() && !request.option().empty()) valid = common::ValidateUserName(request.option());
   if (!valid.ok()) return ToGrpcStatus(valid);
   auto b = app_.backends();
   if (!b.ok()) return ToGrpcStatus(b.status());
-  app_.hlc_.Observe(request->version().hlc());
+  app_.hlc_.Observe(request.version().hlc());
   auto ack = b->local->Delete(
-      request->key(),
-      replication::TombstoneRecord(request->version(), request->partition(), request->option()),
-      DeadlineOf(*context));
+      request.key(),
+      replication::TombstoneRecord(request.version(), request.partition(), request.option()),
+      deadline);
   if (!ack.ok()) return ToGrpcStatus(ack.status());
-  response->set_applied(ack->applied);
-  *response->mutable_stored_version() = ack->stored_version;
-  response->set_cluster(app_.cluster_id_);
+  response.set_applied(ack->applied);
+  *response.mutable_stored_version() = ack->stored_version;
+  response.set_cluster(app_.cluster_id_);
   return grpc::Status::OK;
 }
 
@@ -491,6 +519,233 @@ grpc::Status ClusterGrpcService::ClusterPurgeTombstones(
   if (!purged.ok()) return ToGrpcStatus(purged.status());
   *response = *std::move(purged);
   return grpc::Status::OK;
+}
+
+// The server side of one ClusterReplicate stream. Reads the peer's messages while fewer than
+// kMaxUnanswered of its operations are unanswered (beyond that, HTTP/2 flow control holds the
+// peer back), hands each operation to the service's threads, and writes the answers as they come,
+// all that queued meanwhile in one message. Deletes itself once gRPC is done with the call and no
+// operation it started is still running.
+class ReplicateReactor final : public grpc::ServerBidiReactor<mcos::v1::ClusterReplicateRequest,
+                                                              mcos::v1::ClusterReplicateResponse> {
+ public:
+  static constexpr size_t kMaxUnanswered = 1000;
+  // A stream authenticated once must not outlive its credential (an hour): after this long the
+  // server reads no more, answers what it read and finishes; coordinators move to a new stream
+  // every 5 minutes, so this only ends streams of clients that do not.
+  static constexpr absl::Duration kLifetime = absl::Minutes(20);
+
+  ReplicateReactor(ClusterGrpcService& service, const absl::Status& admitted)
+      : service_(service), opened_(absl::Now()) {
+    if (!admitted.ok()) {
+      finished_ = true;
+      Finish(ToGrpcStatus(admitted));
+      return;
+    }
+    reading_ = true;
+    StartRead(&in_);
+  }
+
+  void OnReadDone(bool ok) override {
+    std::unique_lock<std::mutex> lock(mu_);
+    reading_ = false;
+    if (!ok) {
+      reads_done_ = true;  // the peer closed its side (or the call ended)
+      MaybeFinish(lock);
+      return;
+    }
+    if (absl::Status accepted = Accept(lock); !accepted.ok()) {
+      reads_done_ = true;
+      failure_ = ToGrpcStatus(accepted);
+      MaybeFinish(lock);
+      return;
+    }
+    if (absl::Now() - opened_ > kLifetime) reads_done_ = true;
+    MaybeWrite(lock);
+    MaybeRead(lock);
+    MaybeFinish(lock);
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::unique_lock<std::mutex> lock(mu_);
+    writing_ = false;
+    if (!ok) broken_ = true;
+    MaybeWrite(lock);
+    MaybeFinish(lock);
+  }
+
+  void OnCancel() override {
+    std::unique_lock<std::mutex> lock(mu_);
+    broken_ = true;
+    MaybeFinish(lock);
+  }
+
+  void OnDone() override {
+    std::unique_lock<std::mutex> lock(mu_);
+    done_ = true;
+    if (running_ == 0) {
+      lock.unlock();
+      delete this;
+    }
+  }
+
+ private:
+  // Checks every operation of the message read and starts them (mu_ held).
+  absl::Status Accept(std::unique_lock<std::mutex>& /*lock*/) {
+    if (in_.ops().empty()) {
+      return absl::InvalidArgumentError(
+          "a ClusterReplicate message carries at least one operation");
+    }
+    for (const auto& op : in_.ops()) {
+      if (op.op_case() == mcos::v1::ClusterReplicateOp::OP_NOT_SET) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "ClusterReplicate operation ", op.id(), " names no operation (put, delete or stat)"));
+      }
+      if (!unanswered_.insert(op.id()).second) {
+        return absl::InvalidArgumentError(absl::StrCat("ClusterReplicate operation id ", op.id(),
+                                                       " is used by an unanswered operation"));
+      }
+    }
+    const absl::Time now = absl::Now();
+    const bool stats_here = service_.ReadsInProcess();
+    for (auto& op : *in_.mutable_ops()) {
+      const absl::Time deadline =
+          op.timeout_ms() == 0 ? absl::InfiniteFuture() : now + absl::Milliseconds(op.timeout_ms());
+      if (stats_here && op.has_stat()) {
+        // A read of the engine in this process takes microseconds: answered here, without
+        // waking another thread.
+        unanswered_.erase(op.id());
+        *queued_.add_answers() = service_.Do(op, deadline);
+        continue;
+      }
+      auto owned = std::make_shared<mcos::v1::ClusterReplicateOp>();
+      owned->Swap(&op);
+      ++running_;
+      service_.Run([this, owned = std::move(owned), deadline] {
+        mcos::v1::ClusterReplicateAnswer answer;
+        if (absl::Now() > deadline) {
+          answer.set_id(owned->id());
+          answer.set_code(grpc::StatusCode::DEADLINE_EXCEEDED);
+          answer.set_message(
+              "the operation waited at this cluster beyond its timeout and was not done");
+        } else {
+          answer = service_.Do(*owned, deadline);
+        }
+        Answered(std::move(answer));
+      });
+    }
+    in_.Clear();
+    return absl::OkStatus();
+  }
+
+  void Answered(mcos::v1::ClusterReplicateAnswer answer) {
+    std::unique_lock<std::mutex> lock(mu_);
+    --running_;
+    if (done_) {
+      if (running_ == 0) {
+        lock.unlock();
+        delete this;
+      }
+      return;
+    }
+    unanswered_.erase(answer.id());
+    if (!finished_) *queued_.add_answers() = std::move(answer);
+    MaybeWrite(lock);
+    MaybeRead(lock);
+    MaybeFinish(lock);
+  }
+
+  void MaybeWrite(std::unique_lock<std::mutex>& /*lock*/) {
+    if (writing_ || finished_ || broken_ || queued_.answers().empty()) return;
+    out_.Clear();
+    out_.Swap(&queued_);
+    writing_ = true;
+    StartWrite(&out_);
+  }
+
+  void MaybeRead(std::unique_lock<std::mutex>& /*lock*/) {
+    if (reading_ || reads_done_ || finished_ || broken_ || unanswered_.size() >= kMaxUnanswered) {
+      return;
+    }
+    reading_ = true;
+    StartRead(&in_);
+  }
+
+  // Finishes once nothing is left to answer (or the stream broke, or the peer broke the protocol)
+  // and no write is under way.
+  void MaybeFinish(std::unique_lock<std::mutex>& /*lock*/) {
+    if (finished_ || writing_) return;
+    const bool drained = reads_done_ && unanswered_.empty() && queued_.answers().empty();
+    if (!drained && !broken_ && failure_.ok()) return;
+    finished_ = true;
+    Finish(broken_ ? grpc::Status(grpc::StatusCode::CANCELLED, "the stream was cancelled")
+                   : failure_);
+  }
+
+  ClusterGrpcService& service_;
+  const absl::Time opened_;
+  std::mutex mu_;
+  mcos::v1::ClusterReplicateRequest in_;
+  mcos::v1::ClusterReplicateResponse out_;     // being written
+  mcos::v1::ClusterReplicateResponse queued_;  // answers waiting for the next write
+  absl::flat_hash_set<uint64_t> unanswered_;
+  grpc::Status failure_;  // the peer broke the protocol: the stream ends with this
+  int running_ = 0;       // operations handed to the service's threads
+  bool reading_ = false;
+  bool reads_done_ = false;
+  bool writing_ = false;
+  bool broken_ = false;  // cancelled, or a write failed
+  bool finished_ = false;
+  bool done_ = false;
+};
+
+grpc::ServerBidiReactor<mcos::v1::ClusterReplicateRequest, mcos::v1::ClusterReplicateResponse>*
+ClusterGrpcService::ClusterReplicate(grpc::CallbackServerContext* context) {
+  return new ReplicateReactor(*this, app_.CheckPeer(*context));
+}
+
+bool ClusterGrpcService::ReadsInProcess() {
+  auto b = app_.backends();
+  return b.ok() && b->local->in_process();
+}
+
+void ClusterGrpcService::Run(std::function<void()> task) {
+  app_.coordinator_->Schedule(app_.cluster_id_, std::move(task));
+}
+
+mcos::v1::ClusterReplicateAnswer ClusterGrpcService::Do(const mcos::v1::ClusterReplicateOp& op,
+                                                        absl::Time deadline) {
+  mcos::v1::ClusterReplicateAnswer answer;
+  answer.set_id(op.id());
+  grpc::Status status;
+  const char* kind = "none";
+  switch (op.op_case()) {
+    case mcos::v1::ClusterReplicateOp::kPut:
+      kind = "put";
+      status = PutSmall(op.put(), deadline, *answer.mutable_write());
+      break;
+    case mcos::v1::ClusterReplicateOp::kDelete:
+      kind = "delete";
+      status = DeleteReplica(op.delete_(), deadline, *answer.mutable_write());
+      break;
+    case mcos::v1::ClusterReplicateOp::kStat:
+      kind = "stat";
+      status = StatReplica(op.stat(), deadline, *answer.mutable_stat());
+      break;
+    case mcos::v1::ClusterReplicateOp::OP_NOT_SET:
+      status = Invalid("the operation names no operation (put, delete or stat)");
+      break;
+  }
+  replicated_
+      .Add({{"kind", kind},
+            {"code", common::StatusCodeName(static_cast<absl::StatusCode>(status.error_code()))}})
+      .Increment();
+  if (!status.ok()) {
+    answer.clear_response();
+    answer.set_code(status.error_code());
+    answer.set_message(status.error_message());
+  }
+  return answer;
 }
 
 }  // namespace mcos::server

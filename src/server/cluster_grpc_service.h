@@ -7,6 +7,8 @@
 #pragma once
 
 #include <grpcpp/grpcpp.h>
+#include <prometheus/counter.h>
+#include <prometheus/registry.h>
 
 #include <functional>
 
@@ -17,9 +19,17 @@ namespace mcos::server {
 
 class ServerApp;
 
-class ClusterGrpcService final : public mcos::v1::ClusterService::Service {
+class ClusterGrpcService final
+    : public mcos::v1::ClusterService::WithCallbackMethod_ClusterReplicate<
+          mcos::v1::ClusterService::Service> {
  public:
-  explicit ClusterGrpcService(ServerApp& app) : app_(app) {}
+  // `registry` takes the streams' per-operation counts.
+  ClusterGrpcService(ServerApp& app, prometheus::Registry& registry);
+
+  // A peer's stream of small replica operations (on gRPC's callback API; each operation is done
+  // on the coordinator's threads for this cluster, several at once).
+  grpc::ServerBidiReactor<mcos::v1::ClusterReplicateRequest, mcos::v1::ClusterReplicateResponse>*
+  ClusterReplicate(grpc::CallbackServerContext* context) override;
 
   grpc::Status ClusterCreateObject(grpc::ServerContext* context,
                                    grpc::ServerReader<mcos::v1::ClusterPutObjectRequest>* reader,
@@ -56,6 +66,22 @@ class ClusterGrpcService final : public mcos::v1::ClusterService::Service {
                                     mcos::v1::ScanPartitionResponse* response) override;
 
  private:
+  friend class ReplicateReactor;
+  // One operation of a ClusterReplicate stream, done here (it blocks on the storage): what its own
+  // call would answer.
+  mcos::v1::ClusterReplicateAnswer Do(const mcos::v1::ClusterReplicateOp& op, absl::Time deadline);
+  // Whether this cluster's storage is an engine in this process (reads take microseconds).
+  bool ReadsInProcess();
+  // Runs `task` on the threads that do the streams' operations.
+  void Run(std::function<void()> task);
+  // The work of ClusterPutSmallObject, ClusterDeleteObject and ClusterStatObject once the caller
+  // is known to be a peer, for the unary calls and the stream alike.
+  grpc::Status PutSmall(const mcos::v1::ClusterPutSmallObjectRequest& request, absl::Time deadline,
+                        mcos::v1::ClusterWriteResponse& response);
+  grpc::Status DeleteReplica(const mcos::v1::ClusterDeleteObjectRequest& request,
+                             absl::Time deadline, mcos::v1::ClusterWriteResponse& response);
+  grpc::Status StatReplica(const mcos::v1::ClusterStatObjectRequest& request, absl::Time deadline,
+                           mcos::v1::ClusterStatObjectResponse& response);
   // A peer's read of this cluster's storage (digests, scans): `read` on its replica once the
   // request's option field is checked.
   grpc::Status ReadLocal(
@@ -66,7 +92,7 @@ class ClusterGrpcService final : public mcos::v1::ClusterService::Service {
                    mcos::v1::ClusterWriteResponse* response);
   // Stores the version `record` describes with the content `source` yields in this cluster's
   // storage and answers what it did.
-  grpc::Status Store(const grpc::ServerContext& context, const mcos::v1::ObjectKey& key,
+  grpc::Status Store(absl::Time deadline, const mcos::v1::ObjectKey& key,
                      const mcos::v1::ObjectRecord& record, replication::ObjectReader& source,
                      mcos::v1::ClusterWriteResponse& response);
   // A replica write streamed while its coordinator still receives the upload
@@ -77,6 +103,9 @@ class ClusterGrpcService final : public mcos::v1::ClusterService::Service {
                            const mcos::v1::ClusterPutObjectHeader& header,
                            mcos::v1::ClusterWriteResponse& response);
   ServerApp& app_;
+  // ClusterReplicate's operations, by kind and code (each unary call is counted by the server's
+  // interceptor; the stream's operations are not calls).
+  prometheus::Family<prometheus::Counter>& replicated_;
 };
 
 }  // namespace mcos::server

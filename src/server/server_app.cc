@@ -95,7 +95,7 @@ ServerApp::ServerApp(const ServerOptions& options)
       watchdog_(options.stream_idle_timeout),
       credentials_(absl::StrCat(options.id, "@", common::RandomHex(4))),
       user_service_(*this),
-      cluster_service_(*this),
+      cluster_service_(*this, *registry_),
       repair_records_(prometheus::BuildGauge()
                           .Name("mcos_anti_entropy_records_copied")
                           .Help("Records anti-entropy copied here from a peer cluster since start")

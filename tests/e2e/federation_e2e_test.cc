@@ -332,7 +332,8 @@ class FederationReadsE2eTest : public testing::FederationFixture {
  protected:
   FederationReadsE2eTest() { cluster_args_ = {"--metrics-listen", "127.0.0.1:0"}; }
 
-  // Peer stats that found the object, served by the three clusters so far (probes find nothing).
+  // Peer stats that found the object, served by the three clusters so far (probes find nothing),
+  // as calls or on replication streams.
   double PeerStatsFound() {
     double sum = 0;
     for (auto* c : {a_, b_, c_}) {
@@ -342,6 +343,8 @@ class FederationReadsE2eTest : public testing::FederationFixture {
       sum += testing::SumSamples(
           *metrics, "mcos_grpc_requests_total",
           {"method=\"/mcos.v1.ClusterService/ClusterStatObject\"", "code=\"OK\""});
+      sum += testing::SumSamples(*metrics, "mcos_cluster_replicate_operations_total",
+                                 {"kind=\"stat\"", "code=\"OK\""});
     }
     return sum;
   }
@@ -688,6 +691,148 @@ TEST_F(FederationE2eTest, SmallReplicaWritesThatLieStoreNothing) {
   auto back = Get(*As(*b_), "small", "obj");
   MCOS_ASSERT_OK(back);
   EXPECT_EQ(*back, "the current version");
+}
+
+// ClusterReplicate: each operation is answered by its id with what its own call would answer (a
+// lie is its answer's INVALID_ARGUMENT, not the stream's end); a broken protocol ends the stream;
+// only a peer may open one; nothing held changes.
+TEST_F(FederationE2eTest, TheReplicationStreamAnswersEachOperationAndRefusesWhatIsWrong) {
+  auto [replica, key] = CurrentVersionAtBeta("streamed");
+  ASSERT_NE(replica, nullptr);
+  auto held = replica->Stat(key, absl::Now() + absl::Seconds(5));
+  MCOS_ASSERT_OK(held);
+  auto peer = PeerAuth("alpha");
+  ASSERT_NE(peer, nullptr);
+  auto stub = mcos::v1::ClusterService::NewStub(common::ConnectInternal(b_->endpoint(), *peer));
+
+  mcos::v1::ClusterReplicateRequest batch;
+  auto add = [&](uint64_t id) {
+    auto* op = batch.add_ops();
+    op->set_id(id);
+    op->set_timeout_ms(5000);
+    return op;
+  };
+  *add(1)->mutable_stat()->mutable_key() = key;
+  auto* lie = add(2)->mutable_put();
+  *lie->mutable_header()->mutable_key() = key;
+  lie->mutable_header()->mutable_version()->set_hlc(uint64_t{1} << 62);
+  lie->mutable_header()->mutable_version()->set_cluster("alpha");
+  lie->mutable_header()->set_size(5);
+  lie->mutable_header()->set_md5_hex(testing::Md5Hex("other"));
+  lie->set_data("lies!");
+  mcos::v1::ObjectKey missing = key;
+  missing.set_object("never-written");
+  *add(3)->mutable_stat()->mutable_key() = missing;
+  auto* replay = add(4)->mutable_delete_();
+  *replay->mutable_key() = key;
+  *replay->mutable_version() = held->version();
+  replay->mutable_version()->set_hlc(held->version().hlc() - 1000);  // older than what is held
+  {
+    grpc::ClientContext ctx;
+    auto stream = stub->ClusterReplicate(&ctx);
+    ASSERT_TRUE(stream->Write(batch));
+    std::map<uint64_t, mcos::v1::ClusterReplicateAnswer> answers;
+    mcos::v1::ClusterReplicateResponse in;
+    while (answers.size() < 4 && stream->Read(&in)) {
+      for (const auto& a : in.answers()) answers[a.id()] = a;
+    }
+    ASSERT_EQ(answers.size(), 4U);
+    EXPECT_EQ(answers[1].code(), 0) << answers[1].message();
+    EXPECT_EQ(answers[1].stat().record().version().hlc(), held->version().hlc());
+    EXPECT_EQ(answers[2].code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_NE(answers[2].message().find("nothing was stored"), std::string::npos)
+        << answers[2].message();
+    EXPECT_FALSE(answers[2].has_write());
+    EXPECT_EQ(answers[3].code(), grpc::StatusCode::NOT_FOUND) << answers[3].message();
+    EXPECT_EQ(answers[4].code(), 0) << answers[4].message();
+    EXPECT_FALSE(answers[4].write().applied());
+    EXPECT_EQ(answers[4].write().stored_version().hlc(), held->version().hlc());
+    // The stream goes on; one id twice among unanswered operations ends it.
+    mcos::v1::ClusterReplicateRequest twice;
+    for (int i = 0; i < 2; ++i) {
+      auto* op = twice.add_ops();
+      op->set_id(7);
+      *op->mutable_stat()->mutable_key() = key;
+    }
+    ASSERT_TRUE(stream->Write(twice));
+    stream->WritesDone();
+    while (stream->Read(&in)) {
+    }
+    const grpc::Status s = stream->Finish();
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+    EXPECT_NE(s.error_message().find("unanswered"), std::string::npos) << s.error_message();
+  }
+  auto ends_with = [&](grpc::ClientContext& ctx, mcos::v1::ClusterService::Stub& on,
+                       const mcos::v1::ClusterReplicateRequest& message) {
+    auto stream = on.ClusterReplicate(&ctx);
+    stream->Write(message);
+    stream->WritesDone();
+    mcos::v1::ClusterReplicateResponse in;
+    while (stream->Read(&in)) {
+    }
+    return stream->Finish();
+  };
+  {
+    grpc::ClientContext ctx;
+    EXPECT_EQ(ends_with(ctx, *stub, mcos::v1::ClusterReplicateRequest()).error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  {
+    mcos::v1::ClusterReplicateRequest unnamed;
+    unnamed.add_ops()->set_id(1);
+    grpc::ClientContext ctx;
+    const grpc::Status s = ends_with(ctx, *stub, unnamed);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_NE(s.error_message().find("names no operation"), std::string::npos) << s.error_message();
+  }
+  {
+    // A user's token is no peer credential.
+    auto as_user = mcos::v1::ClusterService::NewStub(
+        grpc::CreateChannel(b_->endpoint(), grpc::InsecureChannelCredentials()));
+    grpc::ClientContext ctx;
+    auto at_a = As(*a_);
+    ASSERT_NE(at_a, nullptr);
+    ctx.AddMetadata("authorization", "Bearer " + at_a->token());
+    EXPECT_EQ(ends_with(ctx, *as_user, batch).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  }
+  auto back = Get(*As(*b_), "streamed", "obj");
+  MCOS_ASSERT_OK(back);
+  EXPECT_EQ(*back, "the current version");
+}
+
+// A frozen peer answers nothing on the stream: each operation fails at its own deadline (not the
+// stream's, not later), and once the peer is thawed the next operations go through.
+TEST_F(FederationE2eTest, StreamedOperationsToAFrozenPeerFailAtTheirDeadline) {
+  auto [replica, key] = CurrentVersionAtBeta("frozen");
+  ASSERT_NE(replica, nullptr);
+  ASSERT_TRUE(replica->stats_async());
+  auto stat = [&, &replica = replica, &key = key](absl::Duration timeout) {
+    absl::Notification answered;
+    absl::StatusOr<mcos::v1::ObjectRecord> record;
+    replica->StatAsync(key, absl::Now() + timeout, [&](absl::StatusOr<mcos::v1::ObjectRecord> r) {
+      record = std::move(r);
+      answered.Notify();
+    });
+    answered.WaitForNotification();
+    return record;
+  };
+  MCOS_ASSERT_OK(stat(absl::Seconds(5)));
+  kill(b_->pid(), SIGSTOP);
+  const absl::Time start = absl::Now();
+  auto frozen = stat(absl::Milliseconds(600));
+  const absl::Duration took = absl::Now() - start;
+  kill(b_->pid(), SIGCONT);
+  EXPECT_TRUE(absl::IsDeadlineExceeded(frozen.status())) << frozen.status();
+  EXPECT_GE(took, absl::Milliseconds(550));
+  EXPECT_LT(took, absl::Seconds(3));
+  absl::StatusOr<mcos::v1::ObjectRecord> thawed;
+  for (int i = 0; i < 50; ++i) {  // the first after the thaw may still meet the old stream's end
+    thawed = stat(absl::Seconds(5));
+    if (thawed.ok()) break;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  MCOS_ASSERT_OK(thawed);
+  EXPECT_EQ(thawed->etag(), testing::Md5Hex("the current version"));
 }
 
 TEST_F(FederationE2eTest, AKilledClusterLosesNothingAndCatchesUp) {
