@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
+#include "common/logging.h"
 
 namespace mcos::replication {
 
@@ -13,10 +14,20 @@ namespace mcos::replication {
 // the call open while operations may still be written from outside its reactions (Submit); it is
 // removed once no write can follow: the stream broke, or it was retired and half-closed.
 class ReplicateStream final : public grpc::ClientBidiReactor<mcos::v1::ClusterReplicateRequest,
-                                                              mcos::v1::ClusterReplicateResponse> {
+                                                             mcos::v1::ClusterReplicateResponse> {
  public:
-  explicit ReplicateStream(std::string cluster)
-      : cluster_(std::move(cluster)), opened_(absl::Now()) {}
+  ReplicateStream(std::string cluster, std::shared_ptr<ReplicateLink::Live> live)
+      : cluster_(std::move(cluster)), opened_(absl::Now()), live_(std::move(live)) {
+    std::lock_guard<std::mutex> lock(live_->mu);
+    ++live_->streams;
+  }
+  ~ReplicateStream() override {
+    std::lock_guard<std::mutex> lock(live_->mu);
+    --live_->streams;
+    live_->gone.notify_all();
+  }
+  ReplicateStream(const ReplicateStream&) = delete;
+  ReplicateStream& operator=(const ReplicateStream&) = delete;
 
   // Creates the call (writes may be started from here on) without starting it; nothing here can
   // run a reaction, so it may be called under a lock.
@@ -147,13 +158,18 @@ class ReplicateStream final : public grpc::ClientBidiReactor<mcos::v1::ClusterRe
     }
     const absl::Status why =
         status.error_code() == grpc::StatusCode::UNIMPLEMENTED
-            ? absl::UnimplementedError(absl::StrCat("cluster '", cluster_,
-                                                    "' does not serve ClusterReplicate"))
+            ? absl::UnimplementedError(
+                  absl::StrCat("cluster '", cluster_, "' does not serve ClusterReplicate"))
             : absl::UnavailableError(absl::StrCat(
                   "the replication stream to cluster '", cluster_, "' ended before it answered",
                   status.ok() ? std::string() : absl::StrCat(": ", status.error_message())));
     for (auto& [id, pending] : left) pending.done(why, nullptr);
-    self_.reset();  // may delete this
+    std::shared_ptr<ReplicateStream> self;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      self.swap(self_);
+    }
+    // `self` may be the last reference: this goes with it, at the end of this call.
   }
 
  private:
@@ -184,6 +200,7 @@ class ReplicateStream final : public grpc::ClientBidiReactor<mcos::v1::ClusterRe
 
   const std::string cluster_;
   const absl::Time opened_;
+  const std::shared_ptr<ReplicateLink::Live> live_;
   grpc::ClientContext ctx_;
   std::shared_ptr<ReplicateStream> self_;
   std::mutex mu_;
@@ -216,6 +233,16 @@ ReplicateLink::~ReplicateLink() {
   wake_.notify_all();
   expirer_.join();
   for (auto& s : streams) s->Cancel();
+  streams.clear();
+  // gRPC's callback threads are shared by the channels that use them and go with the last one: a
+  // channel destroyed while a call on it still runs there frees their completion queue under them
+  // (a double free under ASan). So the caller keeps the channel until every stream is gone;
+  // cancelled, they end at once.
+  std::unique_lock<std::mutex> lock(live_->mu);
+  if (!live_->gone.wait_for(lock, std::chrono::seconds(10), [&] { return live_->streams == 0; })) {
+    common::LogError("the replication streams to cluster '", cluster_,
+                     "' did not end within 10 s of their cancellation");
+  }
 }
 
 void ReplicateLink::Submit(mcos::v1::ClusterReplicateOp op, absl::Time deadline, Done done) {
@@ -232,7 +259,7 @@ void ReplicateLink::Submit(mcos::v1::ClusterReplicateOp op, absl::Time deadline,
       if (current_ == nullptr || !current_->usable(absl::Now())) {
         old = std::move(current_);
         std::erase_if(streams_, [](const auto& s) { return s->done(); });
-        current_ = std::make_shared<ReplicateStream>(cluster_);
+        current_ = std::make_shared<ReplicateStream>(cluster_, live_);
         current_->Prepare(current_, *stub_);
         streams_.push_back(current_);
         fresh = current_;
@@ -259,9 +286,9 @@ void ReplicateLink::ExpireLoop() {
     if (wake == absl::InfiniteFuture()) {
       wake_.wait(lock);
     } else {
-      wake_.wait_for(lock, absl::ToChronoMilliseconds(
-                               std::max(absl::ZeroDuration(), wake - absl::Now()) +
-                               absl::Milliseconds(1)));
+      wake_.wait_for(lock,
+                     absl::ToChronoMilliseconds(std::max(absl::ZeroDuration(), wake - absl::Now()) +
+                                                absl::Milliseconds(1)));
     }
     if (stop_) break;
     const absl::Time now = absl::Now();

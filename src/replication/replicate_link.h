@@ -39,7 +39,8 @@ class ReplicateLink {
 
   // `cluster` names the peer in messages; the stub's channel carries the peer credential.
   ReplicateLink(std::string cluster, std::shared_ptr<mcos::v1::ClusterService::Stub> stub);
-  // Cancels the streams (their unanswered operations fail) and stops the deadline thread.
+  // Cancels the streams (their unanswered operations fail), stops the deadline thread and waits
+  // until gRPC is done with every stream (at most 10 s): the stub's channel must outlive them.
   ~ReplicateLink();
   ReplicateLink(const ReplicateLink&) = delete;
   ReplicateLink& operator=(const ReplicateLink&) = delete;
@@ -50,6 +51,13 @@ class ReplicateLink {
 
   // How long a stream is used before a new one is opened.
   static constexpr absl::Duration kStreamLifetime = absl::Minutes(5);
+
+  // The link's streams not yet destroyed (each may outlive the link until gRPC is done with it).
+  struct Live {
+    std::mutex mu;
+    std::condition_variable gone;
+    int streams = 0;
+  };
 
  private:
   void ExpireLoop();
@@ -64,6 +72,7 @@ class ReplicateLink {
   absl::Time next_expiry_ = absl::InfiniteFuture();
   bool stop_ = false;
   std::thread expirer_;
+  const std::shared_ptr<Live> live_ = std::make_shared<Live>();
 };
 
 }  // namespace mcos::replication

@@ -818,6 +818,20 @@ TEST_F(FederationE2eTest, StreamedOperationsToAFrozenPeerFailAtTheirDeadline) {
   };
   MCOS_ASSERT_OK(stat(absl::Seconds(5)));
   kill(b_->pid(), SIGSTOP);
+  // SIGSTOP takes effect asynchronously: a thread of beta still running could answer.
+  auto stopped = [pid = b_->pid()] {
+    std::error_code ec;
+    for (const auto& task :
+         std::filesystem::directory_iterator(absl::StrCat("/proc/", pid, "/task"), ec)) {
+      std::ifstream in(task.path() / "stat");
+      std::string line;
+      std::getline(in, line);
+      const size_t end = line.rfind(')');
+      if (end == std::string::npos || end + 2 >= line.size() || line[end + 2] != 'T') return false;
+    }
+    return !ec;
+  };
+  ASSERT_LT(WaitFor(stopped, absl::Seconds(5)), absl::Seconds(5));
   const absl::Time start = absl::Now();
   auto frozen = stat(absl::Milliseconds(600));
   const absl::Duration took = absl::Now() - start;
