@@ -239,9 +239,9 @@ ReplicateLink::~ReplicateLink() {
   // (a double free under ASan). So the caller keeps the channel until every stream is gone;
   // cancelled, they end at once.
   std::unique_lock<std::mutex> lock(live_->mu);
-  if (!live_->gone.wait_for(lock, std::chrono::seconds(10), [&] { return live_->streams == 0; })) {
+  if (!live_->gone.wait_for(lock, std::chrono::seconds(5), [&] { return live_->streams == 0; })) {
     common::LogError("the replication streams to cluster '", cluster_,
-                     "' did not end within 10 s of their cancellation");
+                     "' did not end within 5 s of their cancellation");
   }
 }
 

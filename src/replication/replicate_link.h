@@ -40,7 +40,8 @@ class ReplicateLink {
   // `cluster` names the peer in messages; the stub's channel carries the peer credential.
   ReplicateLink(std::string cluster, std::shared_ptr<mcos::v1::ClusterService::Stub> stub);
   // Cancels the streams (their unanswered operations fail), stops the deadline thread and waits
-  // until gRPC is done with every stream (at most 10 s): the stub's channel must outlive them.
+  // until gRPC is done with every stream (at most 5 s): the stub's channel must outlive them. Not
+  // to be destroyed under a lock the operations' callbacks take.
   ~ReplicateLink();
   ReplicateLink(const ReplicateLink&) = delete;
   ReplicateLink& operator=(const ReplicateLink&) = delete;

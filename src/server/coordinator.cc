@@ -168,9 +168,13 @@ void Coordinator::Dispatch(const std::string& cluster, const Replica& replica,
 
 bool Coordinator::Admit(const std::string& cluster,
                         const std::shared_ptr<replication::Replica>& replica) {
+  std::shared_ptr<replication::Replica> replaced;  // released after the lock: it may wait
   std::lock_guard<std::mutex> lock(mu_);
   Health& h = health_[cluster];
-  if (h.replica != replica) h.replica = replica;
+  if (h.replica != replica) {
+    replaced = std::move(h.replica);
+    h.replica = replica;
+  }
   h.last_used = clock_.Now();
   return !h.failing;
 }
@@ -210,11 +214,15 @@ void Coordinator::Report(const std::string& cluster, const absl::Status& status)
 
 void Coordinator::ProbeOnce() {
   std::vector<std::pair<std::string, std::shared_ptr<Replica>>> due;
+  // A replica let go may wait for its calls to end (a peer's replication streams): never under
+  // mu_, which their answers take.
+  std::vector<std::shared_ptr<Replica>> forgotten;
   {
     std::lock_guard<std::mutex> lock(mu_);
     const absl::Time now = clock_.Now();
     for (auto it = health_.begin(); it != health_.end();) {
       const bool idle = !it->second.probing && now - it->second.last_used > absl::Minutes(10);
+      if (idle) forgotten.push_back(std::move(it->second.replica));
       it = idle ? health_.erase(it) : std::next(it);
     }
     for (auto& [cluster, h] : health_) {

@@ -578,6 +578,9 @@ absl::Status ServerApp::DiscoverPeers() {
   if (grpc::Status s = controller_->ListFederationClusters(&ctx, req, &resp); !s.ok()) {
     return FromGrpcStatus(s);
   }
+  // Replicas let go may wait for their calls to end (a peer's replication streams): released
+  // after mu_.
+  std::vector<std::shared_ptr<replication::Replica>> replaced;
   absl::MutexLock lock(&mu_);
   last_peer_discovery_ = absl::Now();
   std::set<std::string> seen;
@@ -591,11 +594,13 @@ absl::Status ServerApp::DiscoverPeers() {
     auto& [known, replica] = peers_[c.id()];
     if (replica == nullptr || known != endpoint) {
       known = endpoint;
+      replaced.push_back(std::move(replica));
       replica = replication::PeerReplica(c.id(), cluster_id_,
                                          common::ConnectInternal(endpoint, *peer_auth_));
     }
   }
   for (auto it = peers_.begin(); it != peers_.end();) {
+    if (seen.count(it->first) == 0) replaced.push_back(std::move(it->second.second));
     it = seen.count(it->first) > 0 ? std::next(it) : peers_.erase(it);
   }
   return absl::OkStatus();
