@@ -222,6 +222,7 @@ int main(int argc, char** argv) {
     std::atomic<uint32_t> next{0};
     std::atomic<int> list_failures{0};
     std::vector<std::thread> makers;
+    makers.reserve(static_cast<size_t>(clients));
     for (int c = 0; c < clients; ++c) {
       makers.emplace_back([&, c] {
         for (uint32_t i = next++; i < list_objects; i = next++) {

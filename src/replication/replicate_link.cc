@@ -71,7 +71,7 @@ class ReplicateStream final : public grpc::ClientBidiReactor<mcos::v1::ClusterRe
         continue;
       }
       gone.push_back(it->first);
-      expired.push_back([done = std::move(it->second.done), cluster = cluster_] {
+      expired.emplace_back([done = std::move(it->second.done), cluster = cluster_] {
         done(absl::DeadlineExceededError(
                  absl::StrCat("cluster '", cluster, "' did not answer in time")),
              nullptr);
