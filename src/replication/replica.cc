@@ -737,17 +737,11 @@ class PeerReplicaImpl final : public Replica {
       mcos::v1::ClusterReplicateOp op;
       *op.mutable_stat()->mutable_key() = key;
       op.mutable_stat()->set_include_tombstone(true);
-      link_.Submit(std::move(op), deadline,
-                   [cluster = cluster_, unsupported = unsupported_, done = std::move(done)](
-                       absl::Status s, mcos::v1::ClusterReplicateAnswer* answer) {
-                     if (s.ok()) s = AnswerStatus(*answer);
-                     if (!s.ok()) {
-                       Unsupported(s, *unsupported);
-                       done(s);
-                       return;
-                     }
-                     done(StatAnswer(cluster, grpc::Status::OK, *answer->mutable_stat()));
-                   });
+      link_.Submit(
+          std::move(op), deadline,
+          OnAnswer<mcos::v1::ObjectRecord>(std::move(done), [cluster = cluster_](auto& answer) {
+            return StatAnswer(cluster, grpc::Status::OK, *answer.mutable_stat());
+          }));
       return;
     }
     auto call = std::make_shared<Call>();
@@ -922,24 +916,31 @@ class PeerReplicaImpl final : public Replica {
     return {static_cast<absl::StatusCode>(answer.code()), answer.message()};
   }
 
-  // A peer that does not serve ClusterReplicate (an older server, during an upgrade) gets unary
-  // calls from then on; the operation that found out fails (a write is queued, a read asks
-  // another replica).
-  static void Unsupported(const absl::Status& s, std::atomic<bool>& unsupported) {
-    if (absl::IsUnimplemented(s)) unsupported.store(true, std::memory_order_relaxed);
-  }
-
-  ReplicateLink::Done StreamedWriteDone(std::function<void(absl::StatusOr<WriteAck>)> done) const {
-    return [unsupported = unsupported_, done = std::move(done)](
+  // What a stream operation's answer calls: `done` with the answer made into a T by `take`, or
+  // with why there is none. A peer that does not serve ClusterReplicate (an older server, during
+  // an upgrade) gets unary calls from then on; the operation that found out fails (a write is
+  // queued, a read asks another replica).
+  template <typename T>
+  ReplicateLink::Done OnAnswer(
+      std::function<void(absl::StatusOr<T>)> done,
+      std::function<absl::StatusOr<T>(mcos::v1::ClusterReplicateAnswer&)> take) const {
+    return [unsupported = unsupported_, done = std::move(done), take = std::move(take)](
                absl::Status s, mcos::v1::ClusterReplicateAnswer* answer) {
       if (s.ok()) s = AnswerStatus(*answer);
       if (!s.ok()) {
-        Unsupported(s, *unsupported);
+        if (absl::IsUnimplemented(s)) unsupported->store(true, std::memory_order_relaxed);
         done(s);
         return;
       }
-      done(WriteAck{answer->write().applied(), answer->write().stored_version()});
+      done(take(*answer));
     };
+  }
+
+  ReplicateLink::Done StreamedWriteDone(std::function<void(absl::StatusOr<WriteAck>)> done) const {
+    return OnAnswer<WriteAck>(std::move(done), [](mcos::v1::ClusterReplicateAnswer& answer) {
+      return absl::StatusOr<WriteAck>(
+          WriteAck{answer.write().applied(), answer.write().stored_version()});
+    });
   }
 
   // A peer's answer to a stat: its record, or what went wrong.
