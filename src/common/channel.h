@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/synchronization/notification.h"
 #include "common/service_auth.h"
 
 namespace mcos::common {
@@ -36,5 +37,23 @@ struct LocalRoute {
     return auth != nullptr ? ConnectInternal(endpoint, *auth) : ConnectInsecure(endpoint);
   }
 };
+
+// Makes one call on gRPC's callback API (`start` starts it, given the function to call with its
+// status) and waits for it to end on this thread. Unlike a synchronous call, the waiting thread
+// does not take part in polling the process's connections (with gRPC's epoll1 engine every
+// thread blocked in a synchronous call polls them all, and hands what it reads to the threads
+// that wait for it): a long poll's thread that would sleep for minutes is woken for every other
+// call's I/O instead.
+template <typename Start>
+grpc::Status CallAndWait(Start&& start) {
+  absl::Notification done;
+  grpc::Status status;
+  start([&](const grpc::Status& s) {
+    status = s;
+    done.Notify();
+  });
+  done.WaitForNotification();
+  return status;
+}
 
 }  // namespace mcos::common

@@ -59,7 +59,9 @@ absl::Status ResolverApp::Refresh(absl::Duration wait) {
     if (stop_.HasBeenNotified()) return absl::CancelledError("the resolver is stopping");
     watching_ = &ctx;
   }
-  const grpc::Status s = controller_->GetMetadataSnapshot(&ctx, req, &snapshot);
+  const grpc::Status s = common::CallAndWait([&](auto done) {
+    controller_->async()->GetMetadataSnapshot(&ctx, &req, &snapshot, std::move(done));
+  });
   if (wait > absl::ZeroDuration()) {
     absl::MutexLock lock(&watch_mu_);
     watching_ = nullptr;

@@ -1,5 +1,6 @@
 #include "server/credential_cache.h"
 
+#include "common/channel.h"
 #include "common/grpc_status.h"
 #include "common/logging.h"
 #include "common/token.h"
@@ -46,7 +47,9 @@ absl::Status CredentialCache::Poll(absl::Duration wait, bool long_poll) {
     watching_ = &ctx;
   }
   mcos::v1::CredentialsSnapshot snapshot;
-  const grpc::Status s = controller_->WatchCredentials(&ctx, req, &snapshot);
+  const grpc::Status s = common::CallAndWait([&](auto done) {
+    controller_->async()->WatchCredentials(&ctx, &req, &snapshot, std::move(done));
+  });
   if (long_poll) {
     absl::MutexLock lock(&watch_mu_);
     watching_ = nullptr;
