@@ -191,10 +191,12 @@ bool Coordinator::Answers(const std::string& cluster) {
   return it != health_.end() && it->second.answered && !it->second.failing;
 }
 
-void Coordinator::Report(const std::string& cluster, const absl::Status& status) {
+void Coordinator::Report(const std::string& cluster, const absl::Status& status,
+                         const Replica* from) {
   const bool unreachable = absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status);
   std::lock_guard<std::mutex> lock(mu_);
   Health& h = health_[cluster];
+  if (unreachable && from != nullptr && h.replica != nullptr && h.replica.get() != from) return;
   if (!unreachable) {
     if (h.failing) common::LogInfo("replica cluster '", cluster, "' answers again");
     h.failing = false;
@@ -238,7 +240,8 @@ void Coordinator::ProbeOnce() {
     Dispatch(cluster, *replica, here, [this, cluster = cluster, replica = replica] {
       auto answer = replica->Stat(ProbeKey(), absl::Now() + options_.probe_timeout);
       Report(cluster,
-             answer.ok() || absl::IsNotFound(answer.status()) ? absl::OkStatus() : answer.status());
+             answer.ok() || absl::IsNotFound(answer.status()) ? absl::OkStatus() : answer.status(),
+             replica.get());
       std::lock_guard<std::mutex> lock(mu_);
       health_[cluster].probing = false;
     });
@@ -369,9 +372,9 @@ void Coordinator::StartRound(const std::shared_ptr<Write>& write) {
     // may all wait on calls to it).
     if (t.stream == nullptr && write->source != nullptr && t.replica->writes_async()) {
       StartAsyncCall();
-      auto on_sent = [this, write,
-                      cluster = t.cluster](const absl::StatusOr<replication::WriteAck>& ack) {
-        Report(cluster, ack.status());
+      auto on_sent = [this, write, cluster = t.cluster,
+                      replica = t.replica.get()](const absl::StatusOr<replication::WriteAck>& ack) {
+        Report(cluster, ack.status(), replica);
         if (ack.ok()) {
           OnSent(write, cluster, ack);
         } else {
@@ -398,7 +401,7 @@ void Coordinator::StartRound(const std::shared_ptr<Write>& write) {
                                                   &write->source_version)
                               : absl::StatusOr<replication::WriteAck>(
                                     absl::FailedPreconditionError("no local copy to send"));
-               Report(cluster, ack.status());
+               Report(cluster, ack.status(), replica.get());
                OnSent(write, cluster, ack);
              });
   }
@@ -666,9 +669,9 @@ absl::StatusOr<Newest> Coordinator::Read(const mcos::v1::ObjectKey& key,
                                  const std::string& cluster,
                                  const std::shared_ptr<Replica>& replica) {
     return [this, gather, key, deadline, needed, cluster, replica] {
-      auto answered = [this, gather, needed,
-                       cluster](absl::StatusOr<mcos::v1::ObjectRecord> record) {
-        Report(cluster, record.status());
+      auto answered = [this, gather, needed, cluster,
+                       from = replica.get()](absl::StatusOr<mcos::v1::ObjectRecord> record) {
+        Report(cluster, record.status(), from);
         std::optional<Answer> answer;
         if (record.ok()) {
           answer = Answer(*std::move(record));
@@ -804,7 +807,7 @@ absl::StatusOr<Coordinator::Listing> Coordinator::List(const mcos::v1::StorageLi
                                                     const std::shared_ptr<Replica>& replica) {
                 return [this, gather, req, deadline, needed, cluster, replica] {
                   auto page = replica->List(req, deadline);
-                  Report(cluster, page.status());
+                  Report(cluster, page.status(), replica.get());
                   std::optional<mcos::v1::StorageListResponse> answer;
                   if (page.ok()) answer = *std::move(page);
                   gather->Add(cluster, std::move(answer), needed);

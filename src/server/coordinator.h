@@ -211,7 +211,10 @@ class Coordinator {
   // A call to `cluster` ended with `status`: unreachable (UNAVAILABLE, DEADLINE_EXCEEDED) stops
   // requests from calling it until a probe succeeds; anything else admits it. Callers outside the
   // coordinator report what they saw of a cluster's calls (a streamed write that stalled).
-  void Report(const std::string& cluster, const absl::Status& status);
+  // `from`, the replica the call went through: a failure of one the cluster is no longer called
+  // through (it restarted at another address, and its old address's calls were cut) is ignored.
+  void Report(const std::string& cluster, const absl::Status& status,
+              const replication::Replica* from = nullptr);
 
  private:
   class Executor;

@@ -988,8 +988,10 @@ TEST_F(FederationE2eTest, TheReplicationQueueSurvivesARestartOfTheCoordinator) {
   std::printf("gamma held the 10 writes queued at alpha (restarted meanwhile) after %s\n",
               absl::FormatDuration(absl::Now() - start).c_str());
   for (const auto& [name, data] : acked) {
-    // A call that failed on alpha's old address keeps alpha out of gamma's reads until a probe
-    // at the new one succeeds (about a second): what gamma names is checked once that settled.
+    // Until gamma's discovery learns alpha's new address, calls to alpha go to the old one and
+    // fail, which keeps alpha out of gamma's reads until a probe at the new one succeeds (failures
+    // through the old replica once the new one is used no longer count): what gamma names is
+    // checked once that settled.
     WaitFor(
         [&] {
           auto stat = at_c->StatObject("queued", name);

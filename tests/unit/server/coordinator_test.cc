@@ -580,6 +580,25 @@ TEST_F(CoordinatorTest, AClusterThatFailedIsCalledAgainOnceAProbeSucceeds) {
   EXPECT_EQ(*holders, (std::vector<std::string>{"a", "b", "c"}));
 }
 
+// A cluster restarted at another address: calls still running through the replica of its old
+// address fail, and must not keep out the cluster that its new replica reaches.
+TEST_F(CoordinatorTest, FailuresThroughAReplicaNoLongerUsedDoNotKeepTheClusterOut) {
+  auto c = Make();
+  const std::shared_ptr<Replica> old_address = replicas_["b"];  // any other replica object
+  ASSERT_TRUE(c->Admit("c", replicas_["c"]));
+  c->Report("c", absl::UnavailableError("connection reset"), old_address.get());
+  EXPECT_TRUE(c->IsAdmitted("c"));
+  c->Report("c", absl::DeadlineExceededError("no answer"), old_address.get());
+  EXPECT_TRUE(c->IsAdmitted("c"));
+  // Through the replica it is called by now, or with no replica named, a failure counts.
+  c->Report("c", absl::UnavailableError("connection refused"), replicas_["c"].get());
+  EXPECT_FALSE(c->IsAdmitted("c"));
+  c->Report("c", absl::OkStatus(), old_address.get());  // any answer admits it again
+  EXPECT_TRUE(c->IsAdmitted("c"));
+  c->Report("c", absl::UnavailableError("stalled"));
+  EXPECT_FALSE(c->IsAdmitted("c"));
+}
+
 TEST_F(CoordinatorTest, AWriteReplacedByALaterOneOfTheSameClusterCountsAsTaken) {
   // b and c already hold version 100 of cluster a: a later write a coordinated (racing this one).
   mem_["b"]->Store("o", Record(100, "later"), "later");
