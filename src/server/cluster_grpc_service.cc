@@ -554,13 +554,24 @@ class ReplicateReactor final : public grpc::ServerBidiReactor<mcos::v1::ClusterR
       MaybeFinish(lock);
       return;
     }
-    if (absl::Status accepted = Accept(lock); !accepted.ok()) {
+    if (absl::Now() - opened_ > kLifetime) {
+      // Its credential was checked too long ago: nothing more is done on this stream.
+      reads_done_ = true;
+      for (const auto& op : in_.ops()) {
+        auto* answer = queued_.add_answers();
+        answer->set_id(op.id());
+        answer->set_code(grpc::StatusCode::UNAVAILABLE);
+        answer->set_message(
+            "the replication stream is older than 20 minutes; send on a new one (nothing was "
+            "done)");
+      }
+      in_.Clear();
+    } else if (absl::Status accepted = Accept(lock); !accepted.ok()) {
       reads_done_ = true;
       failure_ = ToGrpcStatus(accepted);
       MaybeFinish(lock);
       return;
     }
-    if (absl::Now() - opened_ > kLifetime) reads_done_ = true;
     MaybeWrite(lock);
     MaybeRead(lock);
     MaybeFinish(lock);
