@@ -99,7 +99,8 @@ class AntiEntropy {
   // A cluster's replica (this cluster's storage for options.cluster); null when it cannot be
   // reached now.
   using Replicas = std::function<std::shared_ptr<replication::Replica>(const std::string&)>;
-  // Called with every version copied here (the server's clock observes it).
+  // Called with every version copied here (the server's clock observes it), from the pass's
+  // copying threads, several at once: it must be thread-safe.
   using Observe = std::function<void(const mcos::v1::Version&)>;
 
   AntiEntropy(AntiEntropyOptions options, Topology topology, Replicas replicas,

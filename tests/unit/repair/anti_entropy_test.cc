@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 #include <vector>
@@ -69,7 +70,12 @@ class AntiEntropyTest : public ::testing::Test {
           auto it = replicas_.find(c);
           return it == replicas_.end() ? nullptr : it->second;
         },
-        clock_, [this](const mcos::v1::Version& v) { observed_.push_back(v); });
+        clock_,
+        [this](const mcos::v1::Version& v) {
+          // Called by several copying threads at once.
+          std::lock_guard<std::mutex> lock(observed_mu_);
+          observed_.push_back(v);
+        });
   }
 
   void Put(const std::string& cluster, const std::string& object, uint64_t hlc,
@@ -126,6 +132,7 @@ class AntiEntropyTest : public ::testing::Test {
   std::map<std::string, std::shared_ptr<replication::Replica>> replicas_;
   std::set<std::string> down_;
   uint32_t power_ = kPower;
+  std::mutex observed_mu_;
   std::vector<mcos::v1::Version> observed_;
 };
 
