@@ -958,10 +958,9 @@ class PeerReplicaImpl final : public Replica {
   const std::string cluster_;
   const std::string coordinator_;
   const std::shared_ptr<mcos::v1::ClusterService::Stub> stub_;
-  // Off for now (unary calls, as before ClusterReplicate): the link's client side aborted the
-  // process once in about 15 runs of the frozen-peer test ("prior > 0" in gRPC, around an
-  // operation's expiry), a crash not yet found. The server side serves the stream.
-  const std::shared_ptr<std::atomic<bool>> unsupported_ = std::make_shared<std::atomic<bool>>(true);
+  // Set once the peer answers ClusterReplicate UNIMPLEMENTED: unary calls from then on.
+  const std::shared_ptr<std::atomic<bool>> unsupported_ =
+      std::make_shared<std::atomic<bool>>(false);
   ReplicateLink link_;
 };
 

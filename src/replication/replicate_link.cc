@@ -17,15 +17,7 @@ class ReplicateStream final : public grpc::ClientBidiReactor<mcos::v1::ClusterRe
                                                              mcos::v1::ClusterReplicateResponse> {
  public:
   ReplicateStream(std::string cluster, std::shared_ptr<ReplicateLink::Live> live)
-      : cluster_(std::move(cluster)), opened_(absl::Now()), live_(std::move(live)) {
-    std::lock_guard<std::mutex> lock(live_->mu);
-    ++live_->streams;
-  }
-  ~ReplicateStream() override {
-    std::lock_guard<std::mutex> lock(live_->mu);
-    --live_->streams;
-    live_->gone.notify_all();
-  }
+      : counted_(std::move(live)), cluster_(std::move(cluster)), opened_(absl::Now()) {}
   ReplicateStream(const ReplicateStream&) = delete;
   ReplicateStream& operator=(const ReplicateStream&) = delete;
 
@@ -198,9 +190,30 @@ class ReplicateStream final : public grpc::ClientBidiReactor<mcos::v1::ClusterRe
     RemoveHold();
   }
 
+  // Counts the stream among the link's live ones from its construction until its ClientContext
+  // (declared after it, destroyed before it) is gone: the context holds a reference to the
+  // link's channel, which the link's owner must be the one to release.
+  class Counted {
+   public:
+    explicit Counted(std::shared_ptr<ReplicateLink::Live> live) : live_(std::move(live)) {
+      std::lock_guard<std::mutex> lock(live_->mu);
+      ++live_->streams;
+    }
+    ~Counted() {
+      std::lock_guard<std::mutex> lock(live_->mu);
+      --live_->streams;
+      live_->gone.notify_all();
+    }
+    Counted(const Counted&) = delete;
+    Counted& operator=(const Counted&) = delete;
+
+   private:
+    const std::shared_ptr<ReplicateLink::Live> live_;
+  };
+
+  const Counted counted_;
   const std::string cluster_;
   const absl::Time opened_;
-  const std::shared_ptr<ReplicateLink::Live> live_;
   grpc::ClientContext ctx_;
   std::shared_ptr<ReplicateStream> self_;
   std::mutex mu_;
@@ -234,10 +247,10 @@ ReplicateLink::~ReplicateLink() {
   expirer_.join();
   for (auto& s : streams) s->Cancel();
   streams.clear();
-  // gRPC's callback threads are shared by the channels that use them and go with the last one: a
-  // channel destroyed while a call on it still runs there frees their completion queue under them
-  // (a double free under ASan). So the caller keeps the channel until every stream is gone;
-  // cancelled, they end at once.
+  // A stream's ClientContext holds a reference to the channel: once every stream (and its
+  // context) is gone, the stub's reference is the last, and the channel goes with the owner of
+  // this link on the owner's thread, not at the end of a reaction on one of gRPC's threads (see
+  // common/channel.cc). Cancelled, the streams end at once.
   std::unique_lock<std::mutex> lock(live_->mu);
   if (!live_->gone.wait_for(lock, std::chrono::seconds(5), [&] { return live_->streams == 0; })) {
     common::LogError("the replication streams to cluster '", cluster_,

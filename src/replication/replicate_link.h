@@ -40,8 +40,9 @@ class ReplicateLink {
   // `cluster` names the peer in messages; the stub's channel carries the peer credential.
   ReplicateLink(std::string cluster, std::shared_ptr<mcos::v1::ClusterService::Stub> stub);
   // Cancels the streams (their unanswered operations fail), stops the deadline thread and waits
-  // until gRPC is done with every stream (at most 5 s): the stub's channel must outlive them. Not
-  // to be destroyed under a lock the operations' callbacks take.
+  // until gRPC is done with every stream and its ClientContext is gone (at most 5 s), so that the
+  // channel's last reference is the caller's. Not to be destroyed under a lock the operations'
+  // callbacks take, nor in one of them.
   ~ReplicateLink();
   ReplicateLink(const ReplicateLink&) = delete;
   ReplicateLink& operator=(const ReplicateLink&) = delete;

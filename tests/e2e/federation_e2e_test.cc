@@ -69,9 +69,17 @@ class FederationE2eTest : public testing::FederationFixture {
     EXPECT_TRUE(made.ok()) << made;
     EXPECT_NE(peer_, nullptr);
     if (!made.ok() || peer_ == nullptr) return {nullptr, key};
-    return {
-        replication::PeerReplica("beta", "alpha", common::ConnectInternal(b_->endpoint(), *peer_)),
-        key};
+    auto replica =
+        replication::PeerReplica("beta", "alpha", common::ConnectInternal(b_->endpoint(), *peer_));
+    // The put was acknowledged at W=2: beta's copy may still be on its way.
+    const absl::Duration took = testing::WaitFor(
+        [&] {
+          auto record = replica->Stat(key, absl::Now() + absl::Seconds(2));
+          return record.ok() && record->etag() == testing::Md5Hex("the current version");
+        },
+        absl::Seconds(10));
+    EXPECT_LT(took, absl::Seconds(10)) << "beta never stored the current version";
+    return {std::move(replica), key};
   }
   // The peer credential of CurrentVersionAtBeta's replica (its channel uses it).
   std::unique_ptr<common::ServiceAuth> peer_;
