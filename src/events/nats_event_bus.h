@@ -1,7 +1,9 @@
 // The event bus over NATS (NATS.c): one connection per process to its cluster's nats-server,
 // which it keeps trying to reach (at start and after every loss) without ever failing a caller.
 // Publish puts the event in an outbox that one thread drains in order with JetStream publishes
-// (each acknowledged by the stream that stores it); while the server or JetStream is away the
+// (sent in batches of up to 256, each event acknowledged by the stream that stores it before the
+// batch leaves the outbox; a batch that was not wholly stored is sent again, and JetStream drops
+// the repeats by message id); while the server or JetStream is away the
 // outbox holds up to `outbox_limit` events, dropping the oldest beyond it (counted). The streams
 // of `NatsOptions::streams` are created (or updated) at connect, and again until JetStream
 // answers. A subscription follows one domain's stream with a JetStream ordered consumer on the
@@ -59,6 +61,9 @@ class NatsEventBus final : public EventBus {
   size_t waiting() const;
 
  private:
+  // Events sent to JetStream together before their acknowledgements are awaited.
+  static constexpr size_t kPublishBatch = 256;
+
   explicit NatsEventBus(NatsOptions options);
   // One pass of the publisher: publishes the outbox's events in order until it is empty, or
   // UNAVAILABLE at the first that NATS did not store (tried again next pass).

@@ -19,8 +19,11 @@
 #include "events/nats_config.h"
 #include "events/nats_event_bus.h"
 #include "mcos/v1/events.pb.h"
+#include "common/subprocess.h"
 #include "tests/support/federation_fixture.h"
+#include "tests/support/nats_process.h"
 #include "tests/support/status_matchers.h"
+#include "tests/support/temp_dir.h"
 
 namespace mcos {
 namespace {
@@ -339,6 +342,70 @@ TEST_F(EventsE2eTest, WithoutAnEventBusAWatchIsRefusedWithTheFix) {
   auto s = carol->WatchObjects("box", "", [](const auto&) { return false; });
   MCOS_EXPECT_CODE(s, kFailedPrecondition);
   EXPECT_TRUE(absl::StrContains(s.message(), "--nats")) << s;
+}
+
+// The publisher sends its outbox to JetStream in batches: a backlog (what waits while the server
+// is away) is stored in order and once, even when a batch is sent again because the server froze
+// (SIGSTOP) past the publisher's wait with the batch in its socket (it then stores both copies
+// unless it drops the repeats by message id), and when the server is killed with -9 and started
+// again.
+TEST(NatsEventBusTest, ABacklogIsStoredOnceAndInOrderAcrossAFrozenAndAKilledServer) {
+  testing::TempDir dir;
+  const int port = testing::FreePort();
+  auto start_nats = [&] {
+    return common::Subprocess::Start({"/usr/sbin/nats-server", "-js", "-a", "127.0.0.1", "-p",
+                                      absl::StrCat(port), "-sd", dir.Sub("store")},
+                                     dir.Sub("nats.log"));
+  };
+  auto nats = start_nats();
+  MCOS_ASSERT_OK(nats);
+  events::NatsOptions options;
+  options.url = absl::StrCat("nats://127.0.0.1:", port);
+  options.streams.push_back({"MCOS_TEST", {"mcos.test.>"}});
+  auto bus = events::NatsEventBus::Start(options);
+  MCOS_ASSERT_OK(bus);
+  ASSERT_LT(WaitFor([&] { return (*bus)->connected(); }, absl::Seconds(10)), absl::Seconds(10));
+  std::mutex mu;
+  std::vector<std::string> seen;
+  auto follow = (*bus)->Subscribe({"MCOS_TEST", "", "mcos.test.>"},
+                                  [&](const std::string&, const std::string& payload) {
+                                    std::lock_guard<std::mutex> lock(mu);
+                                    seen.push_back(payload);
+                                  });
+  MCOS_ASSERT_OK(follow);
+  constexpr int kEvents = 60000;
+  for (int i = 0; i < kEvents; ++i) {
+    (*bus)->Publish(absl::StrCat("mcos.test.o", i % 50), absl::StrCat("event ", i));
+  }
+  // Frozen while the backlog drains, beyond the 5 s the publisher waits for a batch.
+  ASSERT_LT(WaitFor([&] { return (*bus)->published() >= 2000; }, absl::Seconds(20)),
+            absl::Seconds(20));
+  (*nats)->Signal(SIGSTOP);
+  absl::SleepFor(absl::Seconds(7));
+  (*nats)->Signal(SIGCONT);
+  // Killed while it drains, and started again on the same store.
+  const uint64_t thawed = (*bus)->published();
+  ASSERT_LT(WaitFor([&] { return (*bus)->published() >= thawed + 2000; }, absl::Seconds(20)),
+            absl::Seconds(20));
+  (*nats)->Signal(SIGKILL);
+  (*nats)->Wait();
+  const uint64_t before = (*bus)->published();
+  EXPECT_LT(before, static_cast<uint64_t>(kEvents)) << "the backlog drained before the kill";
+  nats = start_nats();
+  MCOS_ASSERT_OK(nats);
+  EXPECT_LT(WaitFor([&] { return (*bus)->published() == kEvents; }, absl::Seconds(60)),
+            absl::Seconds(60));
+  EXPECT_LT(WaitFor(
+                [&] {
+                  std::lock_guard<std::mutex> lock(mu);
+                  return seen.size() >= static_cast<size_t>(kEvents);
+                },
+                absl::Seconds(60)),
+            absl::Seconds(60));
+  absl::SleepFor(absl::Milliseconds(500));  // a repeat would arrive by now
+  std::lock_guard<std::mutex> lock(mu);
+  ASSERT_EQ(seen.size(), static_cast<size_t>(kEvents));
+  for (int i = 0; i < kEvents; ++i) ASSERT_EQ(seen[i], absl::StrCat("event ", i));
 }
 
 }  // namespace
