@@ -378,8 +378,18 @@ bool NatsEventBus::EnsureStreams() {
   return true;
 }
 
-absl::Status NatsEventBus::PublishPass(common::Pacer&) {
+absl::Status NatsEventBus::PublishPass(common::Pacer& pacer) {
   while (true) {
+    // Lets events gather for a bigger batch (one stopping the bus skips the wait: what the
+    // outbox holds is still published).
+    if (options_.linger > absl::ZeroDuration()) {
+      bool full = false;
+      {
+        absl::MutexLock lock(&mu_);
+        full = outbox_.size() >= kPublishBatch;
+      }
+      if (!full) pacer.Pause(options_.linger);
+    }
     // The next events of the outbox, sent together; none leaves the outbox before JetStream
     // acknowledged every one of them.
     std::vector<std::pair<std::string, std::string>> batch;
