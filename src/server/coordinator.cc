@@ -6,6 +6,8 @@
 #include <set>
 #include <utility>
 
+#include <grpcpp/alarm.h>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/notification.h"
@@ -576,6 +578,30 @@ struct Gather : Coordinator::Tally {
 
 }  // namespace
 
+namespace {
+
+// The newest version among a read's answers (by cluster; nullopt: holds nothing) and, as its
+// holders, the clusters that answered with it.
+Newest NewestOf(const std::map<std::string, std::optional<mcos::v1::ObjectRecord>>& answers) {
+  Newest newest;
+  for (const auto& [cluster, answer] : answers) {
+    if (!answer) continue;
+    if (!newest.record || common::IsNewer(answer->version(), newest.record->version())) {
+      newest.record = *answer;
+    }
+  }
+  if (newest.record) {
+    for (const auto& [cluster, answer] : answers) {
+      if (answer && common::CompareVersions(answer->version(), newest.record->version()) == 0) {
+        newest.holders.push_back(cluster);
+      }
+    }
+  }
+  return newest;
+}
+
+}  // namespace
+
 void Coordinator::AskReplicas(Candidates candidates, size_t needed, ReadScope scope,
                               absl::Time deadline, Tally& tally, const MakeCall& make_call,
                               bool stats) {
@@ -699,23 +725,12 @@ absl::StatusOr<Newest> Coordinator::Read(const mcos::v1::ObjectKey& key,
   // The newest version among the answers so far, and who is known to hold it: the clusters that
   // answered with it and those their records name.
   auto newest_known = [&]() {
-    Newest newest;
+    Newest newest = NewestOf(gather->answers);
     std::set<std::string> known;
-    for (const auto& [cluster, answer] : gather->answers) {
-      if (!answer) continue;
-      if (!newest.record || common::IsNewer(answer->version(), newest.record->version())) {
-        newest.record = *answer;
-      }
-    }
-    if (newest.record) {
-      for (const auto& [cluster, answer] : gather->answers) {
-        if (!answer || common::CompareVersions(answer->version(), newest.record->version()) != 0) {
-          continue;
-        }
-        newest.holders.push_back(cluster);
-        known.insert(cluster);
-        known.insert(answer->holders().begin(), answer->holders().end());
-      }
+    for (const auto& cluster : newest.holders) {
+      known.insert(cluster);
+      const auto& answer = gather->answers.at(cluster);
+      known.insert(answer->holders().begin(), answer->holders().end());
     }
     return std::make_pair(std::move(newest), std::move(known));
   };
@@ -779,9 +794,166 @@ absl::StatusOr<Newest> Coordinator::Read(const mcos::v1::ObjectKey& key,
   return newest;
 }
 
+// A quorum read that no thread waits for: it asks as Read does (this cluster's copy first, on
+// the calling thread; a peer's stat without blocking; another candidate for each that fails and
+// one more each time hedge_after passes without enough answers) and goes on in the answers'
+// callbacks. Counted among the coordinator's async calls until `done` ran.
+class Coordinator::QuorumRead : public std::enable_shared_from_this<Coordinator::QuorumRead> {
+ public:
+  using Done = std::function<void(absl::StatusOr<Newest>)>;
+  QuorumRead(Coordinator& coordinator, mcos::v1::ObjectKey key, mcos::v1::Placement placement,
+             Candidates candidates, size_t needed, absl::Time deadline, Done done)
+      : c_(coordinator),
+        key_(std::move(key)),
+        placement_(std::move(placement)),
+        candidates_(std::move(candidates)),
+        needed_(needed),
+        deadline_(deadline),
+        done_(std::move(done)) {
+    std::stable_partition(candidates_.begin(), candidates_.end(),
+                          [](const auto& c) { return c.second->in_process(); });
+    c_.StartAsyncCall();
+  }
+
+  void Start() {
+    std::unique_lock<std::mutex> lock(mu_);
+    Step(lock);
+  }
+
+ private:
+  using Answer = std::optional<mcos::v1::ObjectRecord>;
+
+  // Decides what comes next (mu_ held; released on the way out): the answer, or more asks.
+  void Step(std::unique_lock<std::mutex>& lock) {
+    if (finished_) return;
+    size_t want = 0;
+    if (answers_.size() >= needed_) {
+      Finish(lock);
+      return;
+    }
+    if (answers_.size() + outstanding_ < needed_ && next_ < candidates_.size()) {
+      want = needed_ - answers_.size() - outstanding_;
+    } else if (outstanding_ == 0) {
+      Finish(lock);  // nobody left to ask
+      return;
+    }
+    Candidates ask;
+    for (; want > 0 && next_ < candidates_.size(); --want) ask.push_back(candidates_[next_++]);
+    outstanding_ += ask.size();
+    const bool hedge = !ask.empty() && next_ < candidates_.size() && !hedging_;
+    if (hedge) hedging_ = true;
+    lock.unlock();
+    if (hedge) {
+      std::weak_ptr<QuorumRead> weak = weak_from_this();
+      hedge_.Set(absl::ToChronoTime(absl::Now() + c_.options_.hedge_after), [weak](bool fired) {
+        if (auto self = weak.lock()) self->Hedge(fired);
+      });
+    }
+    for (const auto& [cluster, replica] : ask) Call(cluster, replica);
+  }
+
+  // hedge_after passed: one more candidate, unless enough answered meanwhile.
+  void Hedge(bool fired) {
+    std::unique_lock<std::mutex> lock(mu_);
+    hedging_ = false;
+    if (!fired || finished_ || answers_.size() >= needed_ || next_ >= candidates_.size()) return;
+    if (absl::Now() >= deadline_) return;
+    const auto [cluster, replica] = candidates_[next_++];
+    ++outstanding_;
+    const bool again = next_ < candidates_.size();
+    if (again) hedging_ = true;
+    lock.unlock();
+    if (again) {
+      std::weak_ptr<QuorumRead> weak = weak_from_this();
+      hedge_.Set(absl::ToChronoTime(absl::Now() + c_.options_.hedge_after), [weak](bool fired) {
+        if (auto self = weak.lock()) self->Hedge(fired);
+      });
+    }
+    Call(cluster, replica);
+  }
+
+  void Call(const std::string& cluster, const std::shared_ptr<Replica>& replica) {
+    auto self = shared_from_this();
+    if (replica->in_process()) {
+      Answered(cluster, replica.get(), replica->Stat(key_, deadline_));
+    } else if (replica->stats_async()) {
+      c_.StartAsyncCall();
+      replica->StatAsync(key_, deadline_, [self, cluster, from = replica.get()](auto record) {
+        self->Answered(cluster, from, std::move(record));
+        self->c_.EndAsyncCall();
+      });
+    } else {
+      c_.Schedule(cluster, [self, cluster, replica] {
+        self->Answered(cluster, replica.get(), replica->Stat(self->key_, self->deadline_));
+      });
+    }
+  }
+
+  void Answered(const std::string& cluster, const Replica* from,
+                absl::StatusOr<mcos::v1::ObjectRecord> record) {
+    c_.Report(cluster, record.status(), from);
+    std::unique_lock<std::mutex> lock(mu_);
+    --outstanding_;
+    if (record.ok()) {
+      answers_.emplace(cluster, *std::move(record));
+    } else if (absl::IsNotFound(record.status())) {
+      answers_.emplace(cluster, std::nullopt);
+    }
+    Step(lock);
+  }
+
+  // The newest version among the answers and the clusters that answered with it (mu_ held;
+  // released to call done_).
+  void Finish(std::unique_lock<std::mutex>& lock) {
+    finished_ = true;
+    absl::StatusOr<Newest> result;
+    if (answers_.size() < needed_) {
+      result = TooFewReplicas(answers_.size(), static_cast<size_t>(placement_.replicas_size()),
+                              needed_, "read");
+    } else {
+      Newest newest = NewestOf(answers_);
+      if (newest.record) {
+        c_.hlc_.Observe(newest.record->version().hlc());
+        newest.answered = newest.holders;
+        SortByOrder(newest.answered, placement_.replicas());
+        SortByOrder(newest.holders, placement_.replicas());
+      }
+      result = std::move(newest);
+    }
+    lock.unlock();
+    hedge_.Cancel();
+    done_(std::move(result));
+    c_.EndAsyncCall();
+  }
+
+  Coordinator& c_;
+  const mcos::v1::ObjectKey key_;
+  const mcos::v1::Placement placement_;
+  Candidates candidates_;
+  const size_t needed_;
+  const absl::Time deadline_;
+  const Done done_;
+  grpc::Alarm hedge_;
+  std::mutex mu_;
+  size_t next_ = 0;
+  size_t outstanding_ = 0;
+  std::map<std::string, Answer> answers_;
+  bool hedging_ = false;
+  bool finished_ = false;
+};
+
 void Coordinator::ReadAsync(const mcos::v1::ObjectKey& key, const mcos::v1::Placement& placement,
                             const ReplicaMap& replicas, ReadScope scope,
                             std::function<void(absl::StatusOr<Newest>)> done) {
+  if (scope == ReadScope::kQuorum) {
+    const auto r = static_cast<size_t>(placement.replicas_size());
+    const size_t needed = placement.degraded() ? 1 : r - WriteConcern(placement) + 1;
+    auto read = std::make_shared<QuorumRead>(*this, key, placement,
+                                             Admitted(placement.replicas(), replicas), needed,
+                                             absl::Now() + options_.replica_timeout, std::move(done));
+    read->Start();
+    return;
+  }
   // Its own threads: Read waits for the replicas' threads, never for its own.
   Schedule(" reads", [this, key, placement, replicas, scope, done = std::move(done)] {
     done(Read(key, placement, replicas, scope));

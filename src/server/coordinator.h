@@ -171,8 +171,10 @@ class Coordinator {
                               const ReplicaMap& replicas,
                               ReadScope scope = ReadScope::kEveryHolder);
 
-  // Read, answered through `done` on one of the coordinator's threads (for callers that must not
-  // block).
+  // Read, answered through `done` without blocking the caller: kQuorum asks from the calling
+  // thread (this cluster's copy there, in-process and fast) and answers on the thread of the last
+  // answer it needed (a gRPC thread, or the caller's); kEveryHolder on one of the coordinator's
+  // threads.
   void ReadAsync(const mcos::v1::ObjectKey& key, const mcos::v1::Placement& placement,
                  const ReplicaMap& replicas, ReadScope scope,
                  std::function<void(absl::StatusOr<Newest>)> done);
@@ -190,6 +192,8 @@ class Coordinator {
 
   // What AskReplicas counts (defined in the .cc).
   struct Tally;
+  // ReadAsync's quorum read (defined in the .cc).
+  class QuorumRead;
 
   const CoordinatorOptions& options() const { return options_; }
 
