@@ -18,7 +18,8 @@ int main(int argc, char** argv) {
   std::string url;
   int events = 20000;
   int bytes = 300;
-  cli.add_option("--nats", url, "The nats-server (JetStream enabled) to publish to: nats://HOST:PORT")
+  cli.add_option("--nats", url,
+                 "The nats-server (JetStream enabled) to publish to: nats://HOST:PORT")
       ->required();
   cli.add_option("--events", events, "Events in the backlog")->capture_default_str();
   cli.add_option("--bytes", bytes, "Size of each event's payload")->capture_default_str();

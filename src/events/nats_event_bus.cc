@@ -446,7 +446,8 @@ absl::Status NatsEventBus::PublishPass(common::Pacer& pacer) {
         natsMsgList_Destroy(&pending);
       }
       streams_ready_ = false;
-      return FromNats(s, "JetStream did not store every event of a batch; they are published again");
+      return FromNats(s,
+                      "JetStream did not store every event of a batch; they are published again");
     }
     absl::MutexLock lock(&mu_);
     // Those of the batch a full outbox dropped meanwhile are gone already; the rest are in front.

@@ -1,9 +1,9 @@
 // The event bus over NATS (NATS.c): one connection per process to its cluster's nats-server,
 // which it keeps trying to reach (at start and after every loss) without ever failing a caller.
 // Publish puts the event in an outbox that one thread drains in order with JetStream publishes
-// (gathered for `linger`, then sent in batches of up to 256, each event acknowledged by the stream that stores it before the
-// batch leaves the outbox; a batch that was not wholly stored is sent again, and JetStream drops
-// the repeats by message id); while the server or JetStream is away the
+// (gathered for `linger`, then sent in batches of up to 256, each event acknowledged by the stream
+// that stores it before the batch leaves the outbox; a batch that was not wholly stored is sent
+// again, and JetStream drops the repeats by message id); while the server or JetStream is away the
 // outbox holds up to `outbox_limit` events, dropping the oldest beyond it (counted). The streams
 // of `NatsOptions::streams` are created (or updated) at connect, and again until JetStream
 // answers. A subscription follows one domain's stream with a JetStream ordered consumer on the

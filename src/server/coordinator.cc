@@ -1,12 +1,11 @@
 #include "server/coordinator.h"
 
+#include <grpcpp/alarm.h>
 #include <pthread.h>
 
 #include <algorithm>
 #include <set>
 #include <utility>
-
-#include <grpcpp/alarm.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -948,9 +947,9 @@ void Coordinator::ReadAsync(const mcos::v1::ObjectKey& key, const mcos::v1::Plac
   if (scope == ReadScope::kQuorum) {
     const auto r = static_cast<size_t>(placement.replicas_size());
     const size_t needed = placement.degraded() ? 1 : r - WriteConcern(placement) + 1;
-    auto read = std::make_shared<QuorumRead>(*this, key, placement,
-                                             Admitted(placement.replicas(), replicas), needed,
-                                             absl::Now() + options_.replica_timeout, std::move(done));
+    auto read = std::make_shared<QuorumRead>(
+        *this, key, placement, Admitted(placement.replicas(), replicas), needed,
+        absl::Now() + options_.replica_timeout, std::move(done));
     read->Start();
     return;
   }
