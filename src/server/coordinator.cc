@@ -842,16 +842,26 @@ class Coordinator::QuorumRead : public std::enable_shared_from_this<Coordinator:
     const bool hedge = !ask.empty() && next_ < candidates_.size() && !hedging_;
     if (hedge) hedging_ = true;
     lock.unlock();
-    if (hedge) {
-      std::weak_ptr<QuorumRead> weak = weak_from_this();
-      hedge_.Set(absl::ToChronoTime(absl::Now() + c_.options_.hedge_after), [weak](bool fired) {
-        if (auto self = weak.lock()) self->Hedge(fired);
-      });
-    }
+    if (hedge) ArmHedge();
     for (const auto& [cluster, replica] : ask) Call(cluster, replica);
   }
 
-  // hedge_after passed: one more candidate, unless enough answered meanwhile.
+  // In hedge_after, one more candidate unless enough answered meanwhile. A new alarm each time
+  // (one is not set again from its own callback); they go with this read (destroyed, a pending
+  // one is cancelled) and hold it only weakly.
+  void ArmHedge() {
+    auto alarm = std::make_unique<grpc::Alarm>();
+    grpc::Alarm* armed = alarm.get();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      hedges_.push_back(std::move(alarm));
+    }
+    std::weak_ptr<QuorumRead> weak = weak_from_this();
+    armed->Set(absl::ToChronoTime(absl::Now() + c_.options_.hedge_after), [weak](bool fired) {
+      if (auto self = weak.lock()) self->Hedge(fired);
+    });
+  }
+
   void Hedge(bool fired) {
     std::unique_lock<std::mutex> lock(mu_);
     hedging_ = false;
@@ -862,12 +872,7 @@ class Coordinator::QuorumRead : public std::enable_shared_from_this<Coordinator:
     const bool again = next_ < candidates_.size();
     if (again) hedging_ = true;
     lock.unlock();
-    if (again) {
-      std::weak_ptr<QuorumRead> weak = weak_from_this();
-      hedge_.Set(absl::ToChronoTime(absl::Now() + c_.options_.hedge_after), [weak](bool fired) {
-        if (auto self = weak.lock()) self->Hedge(fired);
-      });
-    }
+    if (again) ArmHedge();
     Call(cluster, replica);
   }
 
@@ -920,7 +925,6 @@ class Coordinator::QuorumRead : public std::enable_shared_from_this<Coordinator:
       result = std::move(newest);
     }
     lock.unlock();
-    hedge_.Cancel();
     done_(std::move(result));
     c_.EndAsyncCall();
   }
@@ -932,8 +936,8 @@ class Coordinator::QuorumRead : public std::enable_shared_from_this<Coordinator:
   const size_t needed_;
   const absl::Time deadline_;
   const Done done_;
-  grpc::Alarm hedge_;
   std::mutex mu_;
+  std::vector<std::unique_ptr<grpc::Alarm>> hedges_;
   size_t next_ = 0;
   size_t outstanding_ = 0;
   std::map<std::string, Answer> answers_;
