@@ -231,9 +231,7 @@ class ReplicateStream final : public grpc::ClientBidiReactor<mcos::v1::ClusterRe
 
 ReplicateLink::ReplicateLink(std::string cluster,
                              std::shared_ptr<mcos::v1::ClusterService::Stub> stub)
-    : cluster_(std::move(cluster)), stub_(std::move(stub)) {
-  expirer_ = std::thread([this] { ExpireLoop(); });
-}
+    : cluster_(std::move(cluster)), stub_(std::move(stub)) {}
 
 ReplicateLink::~ReplicateLink() {
   std::vector<std::shared_ptr<ReplicateStream>> streams;
@@ -244,7 +242,7 @@ ReplicateLink::~ReplicateLink() {
     current_.reset();
   }
   wake_.notify_all();
-  expirer_.join();
+  if (expirer_.joinable()) expirer_.join();
   for (auto& s : streams) s->Cancel();
   streams.clear();
   // A stream's ClientContext holds a reference to the channel: once every stream (and its
@@ -269,6 +267,9 @@ void ReplicateLink::Submit(mcos::v1::ClusterReplicateOp op, absl::Time deadline,
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (stop_) break;
+      // The deadline thread starts with the first operation (a peer's replica that sends none
+      // costs no thread).
+      if (!expirer_.joinable()) expirer_ = std::thread([this] { ExpireLoop(); });
       if (current_ == nullptr || !current_->usable(absl::Now())) {
         old = std::move(current_);
         std::erase_if(streams_, [](const auto& s) { return s->done(); });

@@ -5,7 +5,8 @@
 // the peer, a synchronous server thread there), and a replicated create makes two peer writes and
 // a peer stat.
 //
-// Each operation has its own deadline, kept here (a thread per link sleeps until the next one):
+// Each operation has its own deadline, kept here (a thread per link, started by the first
+// operation, sleeps until the next one):
 // one not answered by then fails with DEADLINE_EXCEEDED, whatever the others do. An operation
 // whose stream ends before its answer fails with UNAVAILABLE (UNIMPLEMENTED from a server that
 // has no ClusterReplicate), and the next operation opens a new stream. A stream is used for at
