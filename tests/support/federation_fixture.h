@@ -28,23 +28,13 @@
 #include "tests/support/nats_process.h"
 #include "tests/support/status_matchers.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/wait_for.h"
 
 namespace mcos::testing {
 
 using client::Client;
 
 inline const std::set<std::string> kAllThree = {"alpha", "beta", "gamma"};
-
-// Polls `done` every 20 ms for up to `timeout`; returns how long it took, or the timeout.
-inline absl::Duration WaitFor(const std::function<bool()>& done,
-                              absl::Duration timeout = absl::Seconds(15)) {
-  const absl::Time start = absl::Now();
-  while (!done()) {
-    if (absl::Now() - start > timeout) return timeout;
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  return absl::Now() - start;
-}
 
 inline std::string WriteSecret(const std::string& path, const std::string& secret) {
   const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
