@@ -103,10 +103,17 @@ int main(int argc, char** argv) {
   cli.add_option("--small-bytes", small_bytes, "Size of small objects")->capture_default_str();
   bool put = false;
   cli.add_flag("--put", put,
-               "Store the small objects with PutObject (create or replace) instead of CreateObject "
+               "Store the objects with PutObject (create or replace) instead of CreateObject "
                "(create only, which first asks whether the object exists)");
   cli.add_option("--large-mib", large_mib, "Size of the large stream (MiB); 0 skips it")
       ->capture_default_str();
+  int large_rounds = 1;
+  cli.add_option("--large-rounds", large_rounds,
+                 "Upload and download the large object this many times, each printed: the first "
+                 "round over a new connection between clusters pays for gRPC's flow-control "
+                 "window growing (as TCP's slow start); later rounds show the steady rate")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100));
   std::string tls_ca, tls_cert, tls_key;
   cli.add_option("--tls-ca", tls_ca, "Speak TLS, verifying the cluster with this CA (PEM)");
   cli.add_option("--tls-cert", tls_cert,
@@ -266,7 +273,8 @@ int main(int argc, char** argv) {
     mcos::client::PutOptions po;
     po.size = bytes;
     const auto t0 = Clock::now();
-    auto r = conns[0]->CreateObject("bench", object, in, po);
+    auto r = put ? conns[0]->PutObject("bench", object, in, po)
+                 : conns[0]->CreateObject("bench", object, in, po);
     if (!r.ok()) {
       Fail("upload", r.status());
       return 0;
@@ -288,10 +296,15 @@ int main(int argc, char** argv) {
         tls_ca.empty() && endpoints.size() == 1
             ? mcos::tools::BareStreamMBps(mcos::tools::OwnConnection(endpoint), block, bytes)
             : std::pair<double, double>{0, 0};
-    const double up = upload("large", bytes);
-    const double down = download("large", bytes);
-    mcos::tools::PrintStreamRatio(absl::StrCat("upload ", large_mib, " MiB"), up, sink);
-    mcos::tools::PrintStreamRatio(absl::StrCat("download ", large_mib, " MiB"), down, source);
+    for (int round = 1; round <= large_rounds; ++round) {
+      const std::string suffix = large_rounds > 1 ? absl::StrCat(" #", round) : "";
+      const std::string object = round == 1 ? "large" : absl::StrCat("large-", round);
+      const double up = upload(object, bytes);
+      const double down = download(object, bytes);
+      mcos::tools::PrintStreamRatio(absl::StrCat("upload ", large_mib, " MiB", suffix), up, sink);
+      mcos::tools::PrintStreamRatio(absl::StrCat("download ", large_mib, " MiB", suffix), down,
+                                    source);
+    }
   }
   if (rss_mib > 0 && node) {
     const uint64_t bytes = rss_mib << 20;

@@ -695,7 +695,7 @@ class StorageReplicaImpl final : public Replica {
     SetDeadline(ctx, deadline);
     mcos::v1::StorageDeleteResponse resp;
     if (grpc::Status s = stub_->Delete(&ctx, req, &resp); !s.ok()) return FromGrpcStatus(s);
-    return WriteAck{resp.applied(), resp.record().version()};
+    return WriteAck{resp.applied(), resp.record().version(), resp.prior()};
   }
 
   const std::string cluster_;
@@ -782,7 +782,7 @@ class PeerReplicaImpl final : public Replica {
     const grpc::Status& s = done.status;
     if (!read.ok()) return read;
     if (!s.ok()) return FromGrpcStatus(s);
-    return WriteAck{resp.applied(), resp.stored_version()};
+    return WriteAck{resp.applied(), resp.stored_version(), resp.prior()};
   }
 
   absl::StatusOr<std::unique_ptr<ReplicaWriter>> OpenWrite(
@@ -907,7 +907,7 @@ class PeerReplicaImpl final : public Replica {
   static absl::StatusOr<WriteAck> WriteAnswer(const grpc::Status& s,
                                               const mcos::v1::ClusterWriteResponse& resp) {
     if (!s.ok()) return FromGrpcStatus(s);
-    return WriteAck{resp.applied(), resp.stored_version()};
+    return WriteAck{resp.applied(), resp.stored_version(), resp.prior()};
   }
 
   // The status of one operation of a ClusterReplicate stream.
@@ -938,8 +938,8 @@ class PeerReplicaImpl final : public Replica {
 
   ReplicateLink::Done StreamedWriteDone(std::function<void(absl::StatusOr<WriteAck>)> done) const {
     return OnAnswer<WriteAck>(std::move(done), [](mcos::v1::ClusterReplicateAnswer& answer) {
-      return absl::StatusOr<WriteAck>(
-          WriteAck{answer.write().applied(), answer.write().stored_version()});
+      return absl::StatusOr<WriteAck>(WriteAck{
+          answer.write().applied(), answer.write().stored_version(), answer.write().prior()});
     });
   }
 
@@ -1141,7 +1141,7 @@ class EngineReplicaImpl final : public Replica {
   absl::StatusOr<WriteAck> WriteDelete(const mcos::v1::StorageDeleteRequest& req) {
     auto result = engine_.Delete(req);
     if (!result.ok()) return result.status();
-    return WriteAck{result->applied, result->record.version()};
+    return WriteAck{result->applied, result->record.version(), result->prior};
   }
 
   class Writer final : public ReplicaWriter {

@@ -38,6 +38,8 @@ struct WriteAck {
   // False when the replica already held a newer or equal version (not an error).
   bool applied = false;
   mcos::v1::Version stored_version;
+  // An applied delete's: what the replica held before (UNKNOWN when it does not say).
+  mcos::v1::WritePrior prior = mcos::v1::WRITE_PRIOR_UNKNOWN;
 };
 
 // One object version being read, chunk by chunk.

@@ -431,6 +431,7 @@ grpc::Status ClusterGrpcService::DeleteReplica(const mcos::v1::ClusterDeleteObje
   response.set_applied(ack->applied);
   *response.mutable_stored_version() = ack->stored_version;
   response.set_cluster(app_.cluster_id_);
+  response.set_prior(ack->prior);
   return grpc::Status::OK;
 }
 

@@ -44,6 +44,11 @@ absl::Status TooFewReplicas(size_t answered, size_t replicas, size_t needed,
                                              what, "); retry when more clusters are up"));
 }
 
+bool WriteAnswersAReadQuorum(const mcos::v1::Placement& placement) {
+  const size_t w = WriteConcern(placement);
+  return !placement.degraded() && 2 * w > static_cast<size_t>(placement.replicas_size());
+}
+
 absl::Duration ReplicaReadableFor(const CoordinatorOptions& options, uint64_t size) {
   const absl::Duration round =
       replication::CopyDeadline(size, options.replica_timeout) - absl::Now() + absl::Seconds(1);
@@ -296,6 +301,8 @@ struct Coordinator::Write {
   size_t acks = 0;
   size_t pending = 0;
   std::vector<std::string> holders;
+  // Replicated::replaced_live, over every round.
+  bool replaced_live = false;
   // The newest version a replica held instead of taking this round's.
   std::optional<mcos::v1::Version> newer;
   bool answered = false;
@@ -431,12 +438,14 @@ void Coordinator::OnSent(const std::shared_ptr<Write>& write, const std::string&
       // It took this version, or holds exactly it already (a retry).
       ++w.acks;
       w.holders.push_back(cluster);
+      if (!ack->applied || ack->prior != mcos::v1::WRITE_PRIOR_ABSENT) w.replaced_live = true;
     } else if (held > 0 && ack->stored_version.cluster() == w.record.version().cluster()) {
       // A later write of this same cluster replaced it there. That write was not acknowledged
       // before this one began (this cluster's own storage commits every write it coordinates,
       // each above the last), so this write is ordered just before it: it counts, without being
       // named as a holder.
       ++w.acks;
+      w.replaced_live = true;
     } else if (held > 0 && (!w.newer || common::IsNewer(ack->stored_version, *w.newer))) {
       w.newer = ack->stored_version;
     }
@@ -488,7 +497,7 @@ void Coordinator::MaybeFinish(const std::shared_ptr<Write>& write,
   const size_t needed = WriteConcern(w.placement);
   std::optional<absl::StatusOr<Replicated>> answer;
   if (w.acks >= needed || (w.pending == 0 && w.placement.degraded() && w.acks > 0)) {
-    Replicated done{w.record, w.holders};
+    Replicated done{w.record, w.holders, w.replaced_live};
     SortByOrder(done.holders, w.placement.replicas());
     answer = std::move(done);
   } else if (w.pending > 0) {

@@ -105,6 +105,10 @@ struct Replicated {
   mcos::v1::ObjectRecord record;
   // The clusters that applied it, in the placement's order.
   std::vector<std::string> holders;
+  // A tombstone's: whether a replica that took it held a live version before, or may have (one
+  // that does not say, or took it before this write asked). False: every replica that took it
+  // said it held nothing live (Replica::Delete's WriteAck::prior).
+  bool replaced_live = false;
 };
 
 class Coordinator {
@@ -280,6 +284,11 @@ absl::Status TooFewReplicas(size_t answered, size_t replicas, size_t needed,
 // How long a write's copy in storage must stay readable under its version once replaced, so
 // that the coordinator can send it to every replica in every round: the rounds' copy deadlines.
 absl::Duration ReplicaReadableFor(const CoordinatorOptions& options, uint64_t size);
+
+// Whether the replicas that acknowledge a write of `placement` also make a read quorum
+// (W >= R - W + 1, and not degraded: a degraded write may be answered by fewer than W), so that
+// what they held before the write tells whether the object existed (Replicated::replaced_live).
+bool WriteAnswersAReadQuorum(const mcos::v1::Placement& placement);
 
 // The key a probe stats: a valid name that no user can own.
 mcos::v1::ObjectKey ProbeKey();

@@ -1276,18 +1276,24 @@ grpc::Status UserGrpcService::DeleteObject(grpc::ServerContext* context,
   // Stored above whatever newer version this cluster holds by then.
   req.set_restamp(true);
   if (app_.Remote(*placement)) {
-    // The object must be live at the read quorum (whose versions the clock then moves past); the
-    // tombstone is stored here, then sent to the other replica clusters like any write.
     const ReplicaMap replicas = app_.Replicas(*b, &*placement);
-    auto newest =
-        app_.coordinator_->Read(key, *placement, replicas, Coordinator::ReadScope::kQuorum);
-    if (!newest.ok()) return ToGrpcStatus(newest.status());
-    if (!newest->record || newest->record->tombstone()) return ToGrpcStatus(ObjectNotFound(key));
+    // Tombstone first, when the replicas that take it make a read quorum: the object existed iff
+    // one of them (or this cluster) held a live version before, so the delete takes one round
+    // trip. A tombstone over nothing changes nothing a reader sees (and is reaped like any).
+    // Otherwise the object must first be found live at the read quorum.
+    const bool tombstone_first = WriteAnswersAReadQuorum(*placement);
+    if (!tombstone_first) {
+      auto newest =
+          app_.coordinator_->Read(key, *placement, replicas, Coordinator::ReadScope::kQuorum);
+      if (!newest.ok()) return ToGrpcStatus(newest.status());
+      if (!newest->record || newest->record->tombstone()) return ToGrpcStatus(ObjectNotFound(key));
+    }
     MCOS_GRPC_RETURN_IF_ERROR(
         app_.coordinator_->CheckWritable(*placement, app_.cluster_id_, replicas));
     // The local tombstone (through the local replica: in mcos-cluster a call into the engine),
-    // stamped above a newer version held here if need be; the quorum decided that the object
-    // exists, so no precondition (this copy may have missed a write).
+    // stamped above a newer version held here if need be, with no precondition (this copy may
+    // have missed a write). A replica holding a newer version makes the coordinator stamp it
+    // again above that one.
     const auto local = b->local->DeleteAbove(
         key, replication::TombstoneRecord(app_.Stamp(), req.partition(), req.option()),
         absl::Now() + absl::Seconds(30));
@@ -1296,6 +1302,11 @@ grpc::Status UserGrpcService::DeleteObject(grpc::ServerContext* context,
         key, replication::TombstoneRecord(local->stored_version, req.partition(), req.option()),
         *placement, b->local, replicas);
     if (!replicated.ok()) return ToGrpcStatus(replicated.status());
+    if (tombstone_first && local->prior == mcos::v1::WRITE_PRIOR_ABSENT &&
+        !replicated->replaced_live) {
+      // Nothing live at a read quorum: nothing was deleted (nor announced).
+      return ToGrpcStatus(ObjectNotFound(key));
+    }
     app_.PublishChange(key, replicated->record, &replicated->holders);
     response->set_version(common::VersionToString(replicated->record.version()));
     return grpc::Status::OK;

@@ -29,6 +29,8 @@ struct WriteResult {
   // The record stored now (the new one, or the one that won).
   mcos::v1::ObjectRecord record;
   std::string reason;
+  // An applied delete's: what was held before it (a live version, or nothing / a tombstone).
+  mcos::v1::WritePrior prior = mcos::v1::WRITE_PRIOR_UNKNOWN;
 };
 
 // A write's outcome as StorageService.Put answers it.

@@ -220,7 +220,8 @@ absl::StatusOr<WriteResult> MemoryEngine::Delete(const mcos::v1::StorageDeleteRe
   Stored& stored = objects_[meta_key];
   stored.record = Tombstone(request, *version);
   stored.data.reset();
-  return WriteResult{true, stored.record, ""};
+  return WriteResult{true, stored.record, "",
+                     live ? mcos::v1::WRITE_PRIOR_LIVE : mcos::v1::WRITE_PRIOR_ABSENT};
 }
 
 absl::StatusOr<mcos::v1::StorageListResponse> MemoryEngine::List(

@@ -1100,7 +1100,8 @@ absl::StatusOr<WriteResult> RocksDbEngine::Delete(const mcos::v1::StorageDeleteR
   }
   MCOS_RETURN_IF_ERROR(FromRocksDb(written, absl::StrCat("delete ", Describe(key))));
   if (current) QueueReclaim(current->data_id(), current->chunk_count());
-  return WriteResult{true, std::move(tombstone), ""};
+  return WriteResult{true, std::move(tombstone), "",
+                     live ? mcos::v1::WRITE_PRIOR_LIVE : mcos::v1::WRITE_PRIOR_ABSENT};
 }
 
 namespace {

@@ -176,6 +176,7 @@ grpc::Status StorageGrpcService::Delete(grpc::ServerContext* context,
   response->set_applied(result->applied);
   *response->mutable_record() = std::move(result->record);
   response->set_reason(result->reason);
+  response->set_prior(result->prior);
   return grpc::Status::OK;
 }
 

@@ -403,6 +403,79 @@ TEST_F(FederationReadsE2eTest, StatsAndDownloadsAskTheQuorumAndStillNameEveryHol
   EXPECT_LE(asked, reads * 1.25);
 }
 
+// Deletes are tombstone-first (R=3, W=2): the two clusters that take a tombstone are a read
+// quorum, so what they held before says whether the object existed; no replica is asked first
+// (one round trip). A delete of what is not there still answers NOT_FOUND, announces nothing and
+// blocks no later create; a cluster that missed the object still deletes it.
+TEST_F(FederationReadsE2eTest, DeletesAskNoReplicaFirstAndStillAnswerNotFound) {
+  Federate();
+  auto at_a = As(*a_);
+  auto at_b = As(*b_);
+  auto at_c = As(*c_);
+  ASSERT_TRUE(at_a != nullptr && at_b != nullptr && at_c != nullptr);
+  const std::vector<Client*> at = {at_a.get(), at_b.get(), at_c.get()};
+  MCOS_ASSERT_OK(at_a->CreateContainer("gone"));
+  constexpr int kObjects = 9;
+  for (int i = 0; i < kObjects; ++i) {
+    MCOS_ASSERT_OK(Put(*at_a, "gone", absl::StrCat("o", i), absl::StrCat("content ", i)));
+  }
+  ASSERT_LT(WaitFor(
+                [&] {
+                  for (int i = 0; i < kObjects; ++i) {
+                    auto s = at_c->StatObject("gone", absl::StrCat("o", i));
+                    if (!s.ok() || Replicas(*s) != kAll) return false;
+                  }
+                  return true;
+                },
+                absl::Seconds(20)),
+            absl::Seconds(20));
+
+  const double before = PeerStatsFound();
+  for (int i = 0; i < kObjects; ++i) {
+    MCOS_EXPECT_OK(at[i % 3]->DeleteObject("gone", absl::StrCat("o", i)));
+  }
+  // A delete that first read the quorum would have found each object at one peer.
+  EXPECT_EQ(PeerStatsFound() - before, 0);
+  for (Client* c : at) {
+    for (int i = 0; i < kObjects; ++i) {
+      MCOS_EXPECT_CODE(c->StatObject("gone", absl::StrCat("o", i)), kNotFound);
+      MCOS_EXPECT_CODE(c->DeleteObject("gone", absl::StrCat("o", i)), kNotFound);
+    }
+    MCOS_EXPECT_CODE(c->DeleteObject("gone", "never-written"), kNotFound);
+    auto listed = c->ListObjects(Listing("gone"));
+    MCOS_ASSERT_OK(listed);
+    EXPECT_EQ(listed->objects_size(), 0);
+  }
+  // The tombstones of NOT_FOUND deletes stop no create.
+  std::istringstream in("made after failed deletes");
+  MCOS_ASSERT_OK(at_b->CreateObject("gone", "never-written", in));
+  for (Client* c : at) {
+    auto got = Get(*c, "gone", "never-written");
+    MCOS_ASSERT_OK(got);
+    EXPECT_EQ(*got, "made after failed deletes");
+  }
+
+  // alpha misses a write (frozen while beta and gamma take it): a delete at alpha, which may not
+  // hold the object yet, finds it live at the others and deletes it everywhere.
+  ASSERT_EQ(kill(a_->pid(), SIGSTOP), 0);
+  auto missed = Put(*at_b, "gone", "missed", "written while alpha was frozen");
+  ASSERT_EQ(kill(a_->pid(), SIGCONT), 0);
+  MCOS_ASSERT_OK(missed);
+  // Thawed, alpha's calls that were under way have passed their deadlines: it takes writes again
+  // once its probes find the others (a refusal until then stores nothing).
+  absl::Status deleted;
+  WaitFor([&] {
+    deleted = at_a->DeleteObject("gone", "missed").status();
+    return !absl::StrContains(deleted.message(), "can be reached now");
+  });
+  MCOS_EXPECT_OK(deleted);
+  for (Client* c : at) {
+    EXPECT_LT(WaitFor([&] { return absl::IsNotFound(c->StatObject("gone", "missed").status()); },
+                      absl::Seconds(10)),
+              absl::Seconds(10));
+  }
+}
+
 TEST_F(FederationE2eTest, WrittenAtOneClusterReadAndListedAtTheOthers) {
   Federate();
   auto at_a = As(*a_);

@@ -453,7 +453,13 @@ TEST_P(EngineContractTest, DeleteWritesATombstoneThatWinsByVersion) {
   auto del = Delete(Key("d"), 20);
   MCOS_ASSERT_OK(del);
   EXPECT_TRUE(del->applied);
+  EXPECT_EQ(del->prior, mcos::v1::WRITE_PRIOR_LIVE);
   MCOS_EXPECT_CODE(Read(Key("d")), kNotFound);
+  // A delete over a tombstone replaced nothing live.
+  auto again = Delete(Key("d"), 22);
+  MCOS_ASSERT_OK(again);
+  EXPECT_TRUE(again->applied);
+  EXPECT_EQ(again->prior, mcos::v1::WRITE_PRIOR_ABSENT);
   MCOS_EXPECT_CODE(engine_->Stat(Key("d"), false), kNotFound);
   auto tomb = engine_->Stat(Key("d"), true);
   MCOS_ASSERT_OK(tomb);
@@ -469,8 +475,10 @@ TEST_P(EngineContractTest, DeleteWritesATombstoneThatWinsByVersion) {
   MCOS_ASSERT_OK(stale);
   EXPECT_FALSE(stale->applied);
   EXPECT_EQ(*Read(Key("d")), "back");
-  // A delete of something never written still records the tombstone.
-  MCOS_ASSERT_OK(Delete(Key("never"), 50));
+  // A delete of something never written still records the tombstone (over nothing).
+  auto never = Delete(Key("never"), 50);
+  MCOS_ASSERT_OK(never);
+  EXPECT_EQ(never->prior, mcos::v1::WRITE_PRIOR_ABSENT);
   auto before = Put(Key("never"), 40, "x");
   MCOS_ASSERT_OK(before);
   EXPECT_FALSE(before->applied);
