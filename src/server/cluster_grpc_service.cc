@@ -531,13 +531,13 @@ class ReplicateReactor final : public grpc::ServerBidiReactor<mcos::v1::ClusterR
                                                               mcos::v1::ClusterReplicateResponse> {
  public:
   static constexpr size_t kMaxUnanswered = 1000;
-  // A stream authenticated once must not outlive its credential (an hour): after this long the
-  // server reads no more, answers what it read and finishes; coordinators move to a new stream
-  // every 5 minutes, so this only ends streams of clients that do not.
-  static constexpr absl::Duration kLifetime = absl::Minutes(20);
 
+  // A stream authenticated once must not outlive its credential (an hour): after its lifetime
+  // (ServerOptions::replication_stream_lifetime, 20 minutes) the server reads no more, answers
+  // what it read and finishes; coordinators move to a new stream every 5 minutes, so this only
+  // ends streams of clients that do not.
   ReplicateReactor(ClusterGrpcService& service, const absl::Status& admitted)
-      : service_(service), opened_(absl::Now()) {
+      : service_(service), opened_(absl::Now()), lifetime_(service.StreamLifetime()) {
     if (!admitted.ok()) {
       finished_ = true;
       Finish(ToGrpcStatus(admitted));
@@ -555,16 +555,16 @@ class ReplicateReactor final : public grpc::ServerBidiReactor<mcos::v1::ClusterR
       MaybeFinish(lock);
       return;
     }
-    if (absl::Now() - opened_ > kLifetime) {
+    if (absl::Now() - opened_ > lifetime_) {
       // Its credential was checked too long ago: nothing more is done on this stream.
       reads_done_ = true;
       for (const auto& op : in_.ops()) {
         auto* answer = queued_.add_answers();
         answer->set_id(op.id());
         answer->set_code(grpc::StatusCode::UNAVAILABLE);
-        answer->set_message(
-            "the replication stream is older than 20 minutes; send on a new one (nothing was "
-            "done)");
+        answer->set_message(absl::StrCat("the replication stream is older than ",
+                                         absl::FormatDuration(lifetime_),
+                                         "; send on a new one (nothing was done)"));
       }
       in_.Clear();
     } else if (absl::Status accepted = Accept(lock); !accepted.ok()) {
@@ -696,6 +696,7 @@ class ReplicateReactor final : public grpc::ServerBidiReactor<mcos::v1::ClusterR
 
   ClusterGrpcService& service_;
   const absl::Time opened_;
+  const absl::Duration lifetime_;
   std::mutex mu_;
   mcos::v1::ClusterReplicateRequest in_;
   mcos::v1::ClusterReplicateResponse out_;     // being written
@@ -714,6 +715,10 @@ class ReplicateReactor final : public grpc::ServerBidiReactor<mcos::v1::ClusterR
 grpc::ServerBidiReactor<mcos::v1::ClusterReplicateRequest, mcos::v1::ClusterReplicateResponse>*
 ClusterGrpcService::ClusterReplicate(grpc::CallbackServerContext* context) {
   return new ReplicateReactor(*this, app_.CheckPeer(*context));
+}
+
+absl::Duration ClusterGrpcService::StreamLifetime() const {
+  return app_.options_.replication_stream_lifetime;
 }
 
 bool ClusterGrpcService::ReadsInProcess() {

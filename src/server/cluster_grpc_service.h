@@ -72,6 +72,8 @@ class ClusterGrpcService final
   mcos::v1::ClusterReplicateAnswer Do(const mcos::v1::ClusterReplicateOp& op, absl::Time deadline);
   // Whether this cluster's storage is an engine in this process (reads take microseconds).
   bool ReadsInProcess();
+  // ServerOptions::replication_stream_lifetime.
+  absl::Duration StreamLifetime() const;
   // Runs `task` on the threads that do the streams' operations.
   void Run(std::function<void()> task);
   // The work of ClusterPutSmallObject, ClusterDeleteObject and ClusterStatObject once the caller

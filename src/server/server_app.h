@@ -80,6 +80,10 @@ struct ServerOptions {
   // A replica cluster that has not taken a write within this (plus its bytes at 20 MB/s) is
   // queued for later; reads wait this long for a quorum.
   absl::Duration replica_timeout = absl::Seconds(5);
+  // A peer's replication stream (ClusterReplicate), whose credential is checked once when it
+  // opens, is served this long at most: later operations are answered UNAVAILABLE undone and the
+  // stream ends (peers move to a new stream every 5 minutes, ReplicateLink).
+  absl::Duration replication_stream_lifetime = absl::Minutes(20);
   // Anti-entropy (repair/anti_entropy.h) with the peer clusters: a pass this often (zero: never),
   // at most this many records scanned and bytes copied per second. Runs only in a federation.
   absl::Duration anti_entropy_period = absl::Seconds(5);

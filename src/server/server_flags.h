@@ -13,6 +13,7 @@ struct ServerFlags {
   int stream_idle_timeout_ms = 60000;
   int upload_settle_ms = 100;
   int replica_timeout_ms = 5000;
+  int replication_stream_lifetime_s = 1200;
   int anti_entropy_period_ms = 5000;
   double anti_entropy_mb_per_second = 50;
   int scrub_period_s = 86400;
@@ -48,6 +49,12 @@ struct ServerFlags {
                    "20 MB/s) is left to the replication queue; reads wait this long for a quorum")
         ->capture_default_str()
         ->check(CLI::Range(100, 600000));
+    cli.add_option("--replication-stream-lifetime-s", replication_stream_lifetime_s,
+                   "Serve a peer's replication stream, whose credential is checked when it opens, "
+                   "at most this long; later operations on it are refused undone (peers open a new "
+                   "stream every 300 s: keep it above that)")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 86400));
     cli.add_option("--anti-entropy-period-ms", anti_entropy_period_ms,
                    "Compare this cluster's partitions with the peer clusters' this often and copy "
                    "what they hold newer (0 = never; a federation only)")
@@ -104,6 +111,7 @@ struct ServerFlags {
     options.stream_idle_timeout = absl::Milliseconds(stream_idle_timeout_ms);
     options.upload_settle = absl::Milliseconds(upload_settle_ms);
     options.replica_timeout = absl::Milliseconds(replica_timeout_ms);
+    options.replication_stream_lifetime = absl::Seconds(replication_stream_lifetime_s);
     options.anti_entropy_period = absl::Milliseconds(anti_entropy_period_ms);
     options.anti_entropy_bytes_per_second = anti_entropy_mb_per_second * 1e6;
     options.scrub_period = absl::Seconds(scrub_period_s);

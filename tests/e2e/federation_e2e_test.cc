@@ -881,6 +881,77 @@ TEST_F(FederationE2eTest, TheReplicationStreamAnswersEachOperationAndRefusesWhat
   EXPECT_EQ(*back, "the current version");
 }
 
+// A replication stream is served only as long as its credential may be trusted
+// (--replication-stream-lifetime-s, 20 minutes by default; 2 s here): an operation that arrives
+// later is answered UNAVAILABLE without being done, and the server ends the stream cleanly.
+class ShortReplicationStreamE2eTest : public FederationE2eTest {
+ protected:
+  ShortReplicationStreamE2eTest() { cluster_args_ = {"--replication-stream-lifetime-s", "2"}; }
+};
+
+TEST_F(ShortReplicationStreamE2eTest, AStreamOlderThanItsLifetimeDoesNothingMoreAndEnds) {
+  Federate();
+  auto peer = PeerAuth("alpha");
+  ASSERT_NE(peer, nullptr);
+  auto stub = mcos::v1::ClusterService::NewStub(common::ConnectInternal(b_->endpoint(), *peer));
+  auto stat_of = [](uint64_t id, const std::string& object) {
+    mcos::v1::ClusterReplicateRequest message;
+    auto* op = message.add_ops();
+    op->set_id(id);
+    op->set_timeout_ms(5000);
+    op->mutable_stat()->mutable_key()->set_user("carol");
+    op->mutable_stat()->mutable_key()->set_container("c");
+    op->mutable_stat()->mutable_key()->set_object(object);
+    op->mutable_stat()->set_include_tombstone(true);
+    return message;
+  };
+  auto tombstone = [](uint64_t id) {
+    mcos::v1::ClusterReplicateRequest message;
+    auto* op = message.add_ops();
+    op->set_id(id);
+    op->set_timeout_ms(5000);
+    auto* del = op->mutable_delete_();
+    del->mutable_key()->set_user("carol");
+    del->mutable_key()->set_container("c");
+    del->mutable_key()->set_object("late");
+    del->mutable_version()->set_hlc(uint64_t{1} << 62);
+    del->mutable_version()->set_cluster("alpha");
+    return message;
+  };
+  grpc::ClientContext ctx;
+  auto stream = stub->ClusterReplicate(&ctx);
+  mcos::v1::ClusterReplicateResponse in;
+  ASSERT_TRUE(stream->Write(stat_of(1, "young")));
+  ASSERT_TRUE(stream->Read(&in));
+  ASSERT_EQ(in.answers_size(), 1);
+  EXPECT_EQ(in.answers(0).code(), grpc::StatusCode::NOT_FOUND) << in.answers(0).message();
+  absl::SleepFor(absl::Milliseconds(2500));
+  ASSERT_TRUE(stream->Write(tombstone(2)));
+  ASSERT_TRUE(stream->Read(&in));
+  ASSERT_EQ(in.answers_size(), 1);
+  EXPECT_EQ(in.answers(0).id(), 2U);
+  EXPECT_EQ(in.answers(0).code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_TRUE(absl::StrContains(in.answers(0).message(), "older than 2s"))
+      << in.answers(0).message();
+  EXPECT_TRUE(absl::StrContains(in.answers(0).message(), "nothing was done"));
+  stream->WritesDone();
+  while (stream->Read(&in)) {
+  }
+  const grpc::Status ended = stream->Finish();
+  EXPECT_TRUE(ended.ok()) << ended.error_message();
+  // The tombstone was not stored: beta still holds nothing of that object.
+  grpc::ClientContext fresh_ctx;
+  auto fresh = stub->ClusterReplicate(&fresh_ctx);
+  ASSERT_TRUE(fresh->Write(stat_of(3, "late")));
+  ASSERT_TRUE(fresh->Read(&in));
+  ASSERT_EQ(in.answers_size(), 1);
+  EXPECT_EQ(in.answers(0).code(), grpc::StatusCode::NOT_FOUND) << in.answers(0).message();
+  fresh->WritesDone();
+  while (fresh->Read(&in)) {
+  }
+  EXPECT_TRUE(fresh->Finish().ok());
+}
+
 // A frozen peer answers nothing on the stream: each operation fails at its own deadline (not the
 // stream's, not later), and once the peer is thawed the next operations go through.
 TEST_F(FederationE2eTest, StreamedOperationsToAFrozenPeerFailAtTheirDeadline) {
