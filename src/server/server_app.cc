@@ -785,22 +785,28 @@ mcos::v1::ObjectInfo ServerApp::ToInfo(const mcos::v1::ObjectKey& key,
                                        const mcos::v1::ObjectRecord& r,
                                        const std::vector<std::string>* holders) const {
   mcos::v1::ObjectInfo info;
-  info.set_container(key.container());
-  info.set_object(key.object());
+  FillInfo(key.container(), key.object(), r, holders, info);
+  return info;
+}
+
+void ServerApp::FillInfo(absl::string_view container, std::string object, mcos::v1::ObjectRecord r,
+                         const std::vector<std::string>* holders,
+                         mcos::v1::ObjectInfo& info) const {
+  info.set_container(std::string(container));
+  info.set_object(std::move(object));
   info.set_size(r.size());
-  info.set_etag(r.etag());
-  info.set_checksum(r.checksum());
-  info.set_content_type(r.content_type());
-  *info.mutable_metadata() = r.metadata();
-  *info.mutable_created() = r.created();
-  *info.mutable_modified() = r.modified();
+  info.set_etag(std::move(*r.mutable_etag()));
+  info.set_checksum(std::move(*r.mutable_checksum()));
+  info.set_content_type(std::move(*r.mutable_content_type()));
+  info.mutable_metadata()->swap(*r.mutable_metadata());
+  info.mutable_created()->Swap(r.mutable_created());
+  info.mutable_modified()->Swap(r.mutable_modified());
   info.set_version(common::VersionToString(r.version()));
   if (holders != nullptr) {
     for (const auto& h : *holders) info.add_replicas(h);
   } else {
     info.add_replicas(cluster_id_);
   }
-  return info;
 }
 
 // ---- UserService ----------------------------------------------------------------------------
@@ -810,6 +816,14 @@ namespace {
 // Objects larger than this, held by this cluster, are read through the storage service even in
 // a federation (its reads run ahead on its own thread); smaller ones straight from the replica.
 constexpr uint64_t kPipelinedReadBytes = uint64_t{4} << 20;
+
+// What is left of the user's call, for the calls it makes (at most a minute).
+absl::Time CallDeadline(const grpc::ServerContextBase& context) {
+  const auto d = context.deadline();
+  const absl::Time minute = absl::Now() + absl::Minutes(1);
+  return d == std::chrono::system_clock::time_point::max() ? minute
+                                                           : std::min(minute, absl::FromChrono(d));
+}
 
 }  // namespace
 
@@ -921,22 +935,26 @@ grpc::Status UserGrpcService::ListObjects(grpc::ServerContext* context,
       auto merged = app_.coordinator_->List(req, members, placement->write_concern(),
                                             app_.Replicas(*b, &*placement));
       if (!merged.ok()) return ToGrpcStatus(merged.status());
+      response->mutable_objects()->Reserve(merged->page.entries_size());
       for (int i = 0; i < merged->page.entries_size(); ++i) {
-        const auto& e = merged->page.entries(i);
-        *response->add_objects() =
-            app_.ToInfo(MakeKey(common::TokenOwner(claims), request->container(), e.object()),
-                        e.record(), &merged->holders[static_cast<size_t>(i)]);
+        auto* e = merged->page.mutable_entries(i);
+        app_.FillInfo(request->container(), std::move(*e->mutable_object()),
+                      std::move(*e->mutable_record()), &merged->holders[static_cast<size_t>(i)],
+                      *response->add_objects());
       }
       for (const auto& p : merged->page.common_prefixes()) response->add_common_prefixes(p);
       response->set_next_marker(merged->page.next_marker());
       return grpc::Status::OK;
     }
   }
-  auto listing = b->storage->List(req);
+  // Through the local replica: in mcos-cluster a call into the engine (no page serialized and
+  // parsed again, which took about half of a 2,000-object listing's CPU).
+  auto listing = b->local->List(req, CallDeadline(*context));
   if (!listing.ok()) return ToGrpcStatus(listing.status());
-  for (const auto& e : listing->entries()) {
-    *response->add_objects() = app_.ToInfo(
-        MakeKey(common::TokenOwner(claims), request->container(), e.object()), e.record());
+  response->mutable_objects()->Reserve(listing->entries_size());
+  for (auto& e : *listing->mutable_entries()) {
+    app_.FillInfo(request->container(), std::move(*e.mutable_object()),
+                  std::move(*e.mutable_record()), nullptr, *response->add_objects());
   }
   for (const auto& p : listing->common_prefixes()) response->add_common_prefixes(p);
   response->set_next_marker(listing->next_marker());
@@ -977,7 +995,7 @@ grpc::Status UserGrpcService::DeleteContainer(grpc::ServerContext* context,
       req.set_marker(merged->page.next_marker());
     }
   } else {
-    auto listing = b->storage->List(req);
+    auto listing = b->local->List(req, CallDeadline(*context));
     if (!listing.ok()) return ToGrpcStatus(listing.status());
     empty = listing->entries_size() == 0;
   }

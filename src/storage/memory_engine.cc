@@ -242,7 +242,10 @@ absl::StatusOr<mcos::v1::StorageListResponse> MemoryEngine::List(
     absl::string_view name() const override {
       return absl::string_view(it_->first).substr(base_.size());
     }
-    absl::StatusOr<ObjectRecord> record() const override { return it_->second.record; }
+    absl::StatusOr<size_t> ReadRecord(ObjectRecord& into) const override {
+      into = it_->second.record;
+      return into.ByteSizeLong();
+    }
     void Next() override { ++it_; }
     absl::Status status() const override { return absl::OkStatus(); }
 

@@ -1122,13 +1122,13 @@ class RocksDbRecordCursor final : public RecordCursor {
     const rocksdb::Slice k = it_->key();
     return {k.data() + base_.size(), k.size() - base_.size()};
   }
-  absl::StatusOr<ObjectRecord> record() const override {
-    ObjectRecord record;
-    if (!record.ParseFromArray(it_->value().data(), static_cast<int>(it_->value().size()))) {
+  absl::StatusOr<size_t> ReadRecord(ObjectRecord& into) const override {
+    const rocksdb::Slice value = it_->value();
+    if (!into.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
       return absl::DataLossError(absl::StrCat("the record of object '", name(),
                                               "' on this storage node cannot be parsed"));
     }
-    return record;
+    return value.size();
   }
   void Next() override { it_->Next(); }
   absl::Status status() const override { return FromRocksDb(it_->status(), "list objects"); }
