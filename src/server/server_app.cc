@@ -789,18 +789,18 @@ mcos::v1::ObjectInfo ServerApp::ToInfo(const mcos::v1::ObjectKey& key,
   return info;
 }
 
-void ServerApp::FillInfo(absl::string_view container, std::string object, mcos::v1::ObjectRecord r,
-                         const std::vector<std::string>* holders,
+void ServerApp::FillInfo(absl::string_view container, std::string object,
+                         const mcos::v1::ObjectRecord& r, const std::vector<std::string>* holders,
                          mcos::v1::ObjectInfo& info) const {
   info.set_container(std::string(container));
   info.set_object(std::move(object));
   info.set_size(r.size());
-  info.set_etag(std::move(*r.mutable_etag()));
-  info.set_checksum(std::move(*r.mutable_checksum()));
-  info.set_content_type(std::move(*r.mutable_content_type()));
-  info.mutable_metadata()->swap(*r.mutable_metadata());
-  info.mutable_created()->Swap(r.mutable_created());
-  info.mutable_modified()->Swap(r.mutable_modified());
+  info.set_etag(r.etag());
+  info.set_checksum(r.checksum());
+  info.set_content_type(r.content_type());
+  *info.mutable_metadata() = r.metadata();
+  *info.mutable_created() = r.created();
+  *info.mutable_modified() = r.modified();
   info.set_version(common::VersionToString(r.version()));
   if (holders != nullptr) {
     for (const auto& h : *holders) info.add_replicas(h);
@@ -938,9 +938,8 @@ grpc::Status UserGrpcService::ListObjects(grpc::ServerContext* context,
       response->mutable_objects()->Reserve(merged->page.entries_size());
       for (int i = 0; i < merged->page.entries_size(); ++i) {
         auto* e = merged->page.mutable_entries(i);
-        app_.FillInfo(request->container(), std::move(*e->mutable_object()),
-                      std::move(*e->mutable_record()), &merged->holders[static_cast<size_t>(i)],
-                      *response->add_objects());
+        app_.FillInfo(request->container(), std::move(*e->mutable_object()), e->record(),
+                      &merged->holders[static_cast<size_t>(i)], *response->add_objects());
       }
       for (const auto& p : merged->page.common_prefixes()) response->add_common_prefixes(p);
       response->set_next_marker(merged->page.next_marker());
@@ -953,8 +952,8 @@ grpc::Status UserGrpcService::ListObjects(grpc::ServerContext* context,
   if (!listing.ok()) return ToGrpcStatus(listing.status());
   response->mutable_objects()->Reserve(listing->entries_size());
   for (auto& e : *listing->mutable_entries()) {
-    app_.FillInfo(request->container(), std::move(*e.mutable_object()),
-                  std::move(*e.mutable_record()), nullptr, *response->add_objects());
+    app_.FillInfo(request->container(), std::move(*e.mutable_object()), e.record(), nullptr,
+                  *response->add_objects());
   }
   for (const auto& p : listing->common_prefixes()) response->add_common_prefixes(p);
   response->set_next_marker(listing->next_marker());

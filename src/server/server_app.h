@@ -224,9 +224,10 @@ class ServerApp {
   // The user's view of a record; `holders` are the clusters that hold it (this one if null).
   mcos::v1::ObjectInfo ToInfo(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
                               const std::vector<std::string>* holders = nullptr) const;
-  // The same into `info`, taking `record` apart (a listing's entries move into its answer).
-  void FillInfo(absl::string_view container, std::string object, mcos::v1::ObjectRecord record,
-                const std::vector<std::string>* holders, mcos::v1::ObjectInfo& info) const;
+  // The same into `info` (a listing's entries, built in place).
+  void FillInfo(absl::string_view container, std::string object,
+                const mcos::v1::ObjectRecord& record, const std::vector<std::string>* holders,
+                mcos::v1::ObjectInfo& info) const;
 
   // ---- federation ----
   // The refusal of a ClusterService caller without the federation's peer credential.
