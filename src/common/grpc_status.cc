@@ -88,4 +88,10 @@ void CheckFailed(const char* file, int line, const char* condition) {
   std::abort();
 }
 
+absl::Time DeadlineOf(const grpc::ServerContextBase& context) {
+  const auto d = context.deadline();
+  return d == std::chrono::system_clock::time_point::max() ? absl::InfiniteFuture()
+                                                           : absl::FromChrono(d);
+}
+
 }  // namespace mcos::common

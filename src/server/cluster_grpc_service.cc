@@ -16,6 +16,7 @@
 namespace mcos::server {
 namespace {
 
+using common::DeadlineOf;
 using common::ToGrpcStatus;
 
 constexpr size_t kMaxChunk = size_t{1} << 20;
@@ -65,13 +66,6 @@ grpc::Status ClusterGrpcService::ClusterUpdateObject(
 }
 
 namespace {
-
-// The time left of the peer's call, for the calls it makes here.
-absl::Time DeadlineOf(const grpc::ServerContext& context) {
-  const auto d = context.deadline();
-  return d == std::chrono::system_clock::time_point::max() ? absl::InfiniteFuture()
-                                                           : absl::FromChrono(d);
-}
 
 // The data messages of a replica write, as the content a Replica stores: checked as they arrive
 // (one header, then only data of at most 1 MiB each and `size` bytes in all). Whatever is wrong

@@ -450,10 +450,7 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
     header.set_option(placement_.option());
     // True once a stream is finished: only this cluster's commit gives the finish its version.
     header.add_holders(app_.cluster_id_);
-    const auto d = ctx_->deadline();
-    const absl::Time deadline = d == std::chrono::system_clock::time_point::max()
-                                    ? absl::InfiniteFuture()
-                                    : absl::FromChrono(d);
+    const absl::Time deadline = common::DeadlineOf(*ctx_);
     for (const std::string& cluster : placement_.replicas()) {
       if (cluster == app_.cluster_id_) continue;
       auto it = replicas_.find(cluster);
@@ -642,11 +639,8 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   void CommitInline() {
     finish_written_ = true;
     inline_commit_ = true;
-    const auto d = ctx_->deadline();
     const absl::Time deadline =
-        std::min(absl::Now() + absl::Seconds(60), d == std::chrono::system_clock::time_point::max()
-                                                      ? absl::InfiniteFuture()
-                                                      : absl::FromChrono(d));
+        std::min(absl::Now() + absl::Seconds(60), common::DeadlineOf(*ctx_));
     Ref();
     app_.coordinator_->Schedule(
         app_.cluster_id_, [this, local = backends_.local, finish = StorageFinish(), deadline] {

@@ -819,10 +819,7 @@ constexpr uint64_t kPipelinedReadBytes = uint64_t{4} << 20;
 
 // What is left of the user's call, for the calls it makes (at most a minute).
 absl::Time CallDeadline(const grpc::ServerContextBase& context) {
-  const auto d = context.deadline();
-  const absl::Time minute = absl::Now() + absl::Minutes(1);
-  return d == std::chrono::system_clock::time_point::max() ? minute
-                                                           : std::min(minute, absl::FromChrono(d));
+  return std::min(absl::Now() + absl::Minutes(1), common::DeadlineOf(context));
 }
 
 }  // namespace

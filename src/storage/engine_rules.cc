@@ -268,20 +268,16 @@ absl::StatusOr<mcos::v1::StorageListResponse> ListRecords(
       cursor.Next();
       continue;
     }
-    // Parsed straight into the page (taken out again if it is left out).
-    auto* entry = response.add_entries();
-    absl::StatusOr<size_t> record_bytes = cursor.ReadRecord(*entry->mutable_record());
+    ObjectRecord record;
+    absl::StatusOr<size_t> record_bytes = cursor.ReadRecord(record);
     if (!record_bytes.ok()) return record_bytes.status();
-    const bool tombstone = entry->record().tombstone();
-    if (tombstone && !request.include_tombstones()) {
-      response.mutable_entries()->RemoveLast();
+    if (record.tombstone() && !request.include_tombstones()) {
       cursor.Next();
       continue;
     }
     if (!delimiter.empty()) {
       const size_t pos = name.find(delimiter, prefix.size());
       if (pos != absl::string_view::npos) {
-        response.mutable_entries()->RemoveLast();
         std::string common_prefix(name.substr(0, pos + delimiter.size()));
         if (after_marker && common_prefix <= marker) {
           if (!skip(common_prefix)) break;
@@ -300,11 +296,12 @@ absl::StatusOr<mcos::v1::StorageListResponse> ListRecords(
       }
     }
     if (full()) {
-      response.mutable_entries()->RemoveLast();
       response.set_next_marker(last);
       break;
     }
+    auto* entry = response.add_entries();
     entry->set_object(std::string(name));
+    *entry->mutable_record() = std::move(record);
     // The entry's size on the wire: its name and record, each with a tag and a length.
     bytes += name.size() + *record_bytes + 12;
     ++count;

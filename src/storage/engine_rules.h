@@ -109,8 +109,8 @@ class RecordCursor {
   // False past the last object whose name starts with the listing's prefix.
   virtual bool Valid() const = 0;
   virtual absl::string_view name() const = 0;
-  // Fills `into` (empty) with the current object's record; returns about how many bytes its
-  // serialized form takes.
+  // Fills `into` (empty) with the current object's record; returns how many bytes its serialized
+  // form takes (the page's size is counted from these).
   virtual absl::StatusOr<size_t> ReadRecord(mcos::v1::ObjectRecord& into) const = 0;
   virtual void Next() = 0;
   // An error that ended the iteration early.
