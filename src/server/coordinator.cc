@@ -977,7 +977,8 @@ void Coordinator::ReadAsync(const mcos::v1::ObjectKey& key, const mcos::v1::Plac
 absl::StatusOr<Coordinator::Listing> Coordinator::List(const mcos::v1::StorageListRequest& request,
                                                        const std::vector<std::string>& members,
                                                        uint32_t write_concern,
-                                                       const ReplicaMap& replicas) {
+                                                       const ReplicaMap& replicas,
+                                                       ReadScope scope) {
   const size_t w = std::max<size_t>(1, std::min<size_t>(write_concern, members.size()));
   const size_t needed = members.size() - w + 1;
   auto gather = std::make_shared<Gather<mcos::v1::StorageListResponse>>();
@@ -985,8 +986,7 @@ absl::StatusOr<Coordinator::Listing> Coordinator::List(const mcos::v1::StorageLi
   mcos::v1::StorageListRequest req = request;
   req.set_include_tombstones(true);
   google::protobuf::RepeatedPtrField<std::string> clusters(members.begin(), members.end());
-  // Every member: the merged entries name every holder.
-  AskReplicas(Admitted(clusters, replicas), needed, ReadScope::kEveryHolder, deadline, *gather,
+  AskReplicas(Admitted(clusters, replicas), needed, scope, deadline, *gather,
               [this, gather, req, deadline, needed](const std::string& cluster,
                                                     const std::shared_ptr<Replica>& replica) {
                 return [this, gather, req, deadline, needed, cluster, replica] {
@@ -1021,6 +1021,12 @@ absl::StatusOr<Coordinator::Listing> Coordinator::List(const mcos::v1::StorageLi
   auto rank = [&](const std::string& c) {
     return std::find(members.begin(), members.end(), c) - members.begin();
   };
+  // The members a record's holders may add: those that answer this server now and whose page is
+  // not here (a page that is here says itself whether it holds the version).
+  std::vector<const std::string*> vouchable;
+  for (const auto& m : members) {
+    if (gather->answers.count(m) == 0 && Answers(m)) vouchable.push_back(&m);
+  }
   const uint32_t limit = request.limit() == 0 ? 1000u : std::min<uint32_t>(request.limit(), 10000u);
   Listing out;
   uint32_t emitted = 0;
@@ -1043,6 +1049,8 @@ absl::StatusOr<Coordinator::Listing> Coordinator::List(const mcos::v1::StorageLi
     bool prefix = false;
     mcos::v1::ObjectRecord* newest = nullptr;
     std::vector<std::string> holders;
+    // The pages' records of the newest version: what they hold and what they name.
+    std::vector<const mcos::v1::ObjectRecord*> same;
     for (Cursor& c : cursors) {
       if (c.prefix < c.page->common_prefixes_size() && c.page->common_prefixes(c.prefix) == name) {
         prefix = true;
@@ -1053,10 +1061,20 @@ absl::StatusOr<Coordinator::Listing> Coordinator::List(const mcos::v1::StorageLi
         if (newest == nullptr || common::IsNewer(r->version(), newest->version())) {
           newest = r;
           holders = {*c.cluster};
+          same = {r};
         } else if (common::CompareVersions(r->version(), newest->version()) == 0) {
           holders.push_back(*c.cluster);
+          same.push_back(r);
         }
         ++c.entry;
+      }
+    }
+    if (newest != nullptr && !vouchable.empty()) {
+      for (const std::string* m : vouchable) {
+        const bool named = std::any_of(same.begin(), same.end(), [&](const auto* r) {
+          return std::find(r->holders().begin(), r->holders().end(), *m) != r->holders().end();
+        });
+        if (named) holders.push_back(*m);
       }
     }
     if (emitted == limit) {

@@ -185,14 +185,19 @@ class Coordinator {
 
   // Lists one container across `members` (every cluster of the ring): each replica's page,
   // merged by name, the newest version winning and tombstones hiding. Needs
-  // members - write_concern + 1 answers. Entries carry their holders in `holders`.
+  // members - write_concern + 1 answers, which every acknowledged write or delete reaches:
+  // kQuorum asks only those (this cluster's copy first, another for each that fails, one more
+  // each hedge_after), kEveryHolder asks every member (and waits read_grace for the rest once
+  // enough answered). Entries carry their holders in `holders`: the clusters whose page had the
+  // newest version, and those its records name that answer this server now.
   struct Listing {
     mcos::v1::StorageListResponse page;
     std::vector<std::vector<std::string>> holders;  // per entry of page.entries()
   };
   absl::StatusOr<Listing> List(const mcos::v1::StorageListRequest& request,
                                const std::vector<std::string>& members, uint32_t write_concern,
-                               const ReplicaMap& replicas);
+                               const ReplicaMap& replicas,
+                               ReadScope scope = ReadScope::kEveryHolder);
 
   // What AskReplicas counts (defined in the .cc).
   struct Tally;

@@ -929,8 +929,10 @@ grpc::Status UserGrpcService::ListObjects(grpc::ServerContext* context,
     if (!placement.ok()) return ToGrpcStatus(placement.status());
     if (app_.Remote(*placement)) {
       const std::vector<std::string> members = RingMembers(*placement);
+      // A read quorum of the members' pages: every acknowledged write and delete is in it.
       auto merged = app_.coordinator_->List(req, members, placement->write_concern(),
-                                            app_.Replicas(*b, &*placement));
+                                            app_.Replicas(*b, &*placement),
+                                            Coordinator::ReadScope::kQuorum);
       if (!merged.ok()) return ToGrpcStatus(merged.status());
       response->mutable_objects()->Reserve(merged->page.entries_size());
       for (int i = 0; i < merged->page.entries_size(); ++i) {
@@ -984,7 +986,8 @@ grpc::Status UserGrpcService::DeleteContainer(grpc::ServerContext* context,
     req.set_limit(1000);
     for (int page = 0; page < 100 && empty; ++page) {
       auto merged = app_.coordinator_->List(req, members, federated->write_concern(),
-                                            app_.Replicas(*b, &*federated));
+                                            app_.Replicas(*b, &*federated),
+                                            Coordinator::ReadScope::kEveryHolder);
       if (!merged.ok()) return ToGrpcStatus(merged.status());
       empty = merged->page.entries_size() == 0 && merged->page.common_prefixes_size() == 0;
       if (merged->page.next_marker().empty()) break;

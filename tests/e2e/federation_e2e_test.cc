@@ -403,6 +403,83 @@ TEST_F(FederationReadsE2eTest, StatsAndDownloadsAskTheQuorumAndStillNameEveryHol
   EXPECT_LE(asked, reads * 1.25);
 }
 
+// A listing merges a read quorum of the ring's pages (R=3, W=2: this cluster's and one other's),
+// which every acknowledged write and delete reaches, and names every holder of each entry: those
+// the pages' records name as holders count too.
+TEST_F(FederationReadsE2eTest, ListingsMergeAQuorumOfPagesAndStillNameEveryHolder) {
+  Federate();
+  for (auto* c : {a_, b_, c_}) ASSERT_NE(c->metrics_port(), 0);
+  auto at_a = As(*a_);
+  auto at_b = As(*b_);
+  auto at_c = As(*c_);
+  ASSERT_TRUE(at_a != nullptr && at_b != nullptr && at_c != nullptr);
+  const std::vector<Client*> at = {at_a.get(), at_b.get(), at_c.get()};
+  MCOS_ASSERT_OK(at_a->CreateContainer("pages"));
+  constexpr int kObjects = 12;
+  for (int i = 0; i < kObjects; ++i) {
+    MCOS_ASSERT_OK(Put(*at_a, "pages", absl::StrCat("o", i), absl::StrCat("content ", i)));
+  }
+  ASSERT_LT(WaitFor(
+                [&] {
+                  for (int i = 0; i < kObjects; ++i) {
+                    auto s = at_a->StatObject("pages", absl::StrCat("o", i));
+                    if (!s.ok() || Replicas(*s) != kAll) return false;
+                  }
+                  return true;
+                },
+                absl::Seconds(20)),
+            absl::Seconds(20));
+
+  auto peer_pages = [&] {
+    double sum = 0;
+    for (auto* c : {a_, b_, c_}) {
+      auto metrics = testing::ScrapeMetrics(c->metrics_port());
+      EXPECT_TRUE(metrics.ok()) << metrics.status();
+      if (!metrics.ok()) continue;
+      sum += testing::SumSamples(
+          *metrics, "mcos_grpc_requests_total",
+          {"method=\"/mcos.v1.ClusterService/ClusterListObjects\"", "code=\"OK\""});
+    }
+    return sum;
+  };
+  const double before = peer_pages();
+  constexpr int kRounds = 4;
+  for (int round = 0; round < kRounds; ++round) {
+    for (Client* c : at) {
+      auto listed = c->ListObjects(Listing("pages"));
+      MCOS_ASSERT_OK(listed);
+      ASSERT_EQ(listed->objects_size(), kObjects);
+      for (const auto& o : listed->objects()) EXPECT_EQ(Replicas(o), kAll) << o.object();
+    }
+  }
+  const double asked = peer_pages() - before;
+  const int listings = kRounds * 3;
+  std::printf("%d listings at three clusters asked %.0f peer pages\n", listings, asked);
+  // One peer page each (a slow one may be hedged); asking every member would be two each.
+  EXPECT_GE(asked, listings);
+  EXPECT_LE(asked, listings * 1.25);
+
+  // alpha misses a write and a delete (frozen while beta and gamma take them): its own page is
+  // stale, the quorum is not: alpha lists the new object and not the deleted one.
+  ASSERT_EQ(kill(a_->pid(), SIGSTOP), 0);
+  auto missed = Put(*at_b, "pages", "missed", "written while alpha was frozen");
+  auto deleted = at_c->DeleteObject("pages", "o0");
+  ASSERT_EQ(kill(a_->pid(), SIGCONT), 0);
+  MCOS_ASSERT_OK(missed);
+  MCOS_ASSERT_OK(deleted);
+  absl::StatusOr<mcos::v1::ListObjectsResponse> listed;
+  WaitFor([&] {
+    listed = at_a->ListObjects(Listing("pages"));
+    return listed.ok();
+  });
+  MCOS_ASSERT_OK(listed);
+  std::set<std::string> names;
+  for (const auto& o : listed->objects()) names.insert(o.object());
+  EXPECT_EQ(names.count("missed"), 1U);
+  EXPECT_EQ(names.count("o0"), 0U);
+  EXPECT_EQ(names.size(), static_cast<size_t>(kObjects));
+}
+
 // Deletes are tombstone-first (R=3, W=2): the two clusters that take a tombstone are a read
 // quorum, so what they held before says whether the object existed; no replica is asked first
 // (one round trip). A delete of what is not there still answers NOT_FOUND, announces nothing and
