@@ -403,6 +403,61 @@ TEST_F(FederationReadsE2eTest, StatsAndDownloadsAskTheQuorumAndStillNameEveryHol
   EXPECT_LE(asked, reads * 1.25);
 }
 
+// A put (create-or-replace: `mcos put`, the SDK's PutObject) is written first and asks no replica
+// whether the object exists (one round trip between clusters); a strict create asks the read
+// quorum first (its second round trip): with R=3, W=2, one peer each.
+TEST_F(FederationReadsE2eTest, PutsAskNoReplicaFirstAndStrictCreatesAskOne) {
+  Federate();
+  for (auto* c : {a_, b_, c_}) ASSERT_NE(c->metrics_port(), 0);
+  auto at_a = ContainerEverywhere("puts");
+  ASSERT_NE(at_a, nullptr);
+  auto at_b = As(*b_);
+  auto at_c = As(*c_);
+  ASSERT_TRUE(at_b != nullptr && at_c != nullptr);
+  const std::vector<Client*> at = {at_a.get(), at_b.get(), at_c.get()};
+  constexpr int kObjects = 9;
+  for (int i = 0; i < kObjects; ++i) {
+    MCOS_ASSERT_OK(Put(*at_a, "puts", absl::StrCat("o", i), "first"));
+  }
+  ASSERT_LT(WaitFor(
+                [&] {
+                  for (int i = 0; i < kObjects; ++i) {
+                    auto s = at_c->StatObject("puts", absl::StrCat("o", i));
+                    if (!s.ok() || Replicas(*s) != kAll) return false;
+                  }
+                  return true;
+                },
+                absl::Seconds(20)),
+            absl::Seconds(20));
+  double before = PeerStatsFound();
+  for (int i = 0; i < kObjects; ++i) {
+    MCOS_ASSERT_OK(Put(*at[i % 3], "puts", absl::StrCat("o", i), "second"));
+  }
+  // A put that first read the quorum would have found each object at one peer.
+  EXPECT_EQ(PeerStatsFound() - before, 0);
+  for (Client* c : at) {
+    for (int i = 0; i < kObjects; ++i) {
+      auto got = Get(*c, "puts", absl::StrCat("o", i));
+      MCOS_ASSERT_OK(got);
+      EXPECT_EQ(*got, "second");
+    }
+  }
+  // Strict creates of names that exist: refused after asking one peer each, nothing changed.
+  before = PeerStatsFound();
+  for (int i = 0; i < kObjects; ++i) {
+    std::istringstream in("third");
+    MCOS_EXPECT_CODE(at[i % 3]->CreateObject("puts", absl::StrCat("o", i), in), kAlreadyExists);
+  }
+  const double asked = PeerStatsFound() - before;
+  EXPECT_GE(asked, kObjects);
+  EXPECT_LE(asked, kObjects * 1.25);
+  for (int i = 0; i < kObjects; ++i) {
+    auto got = Get(*at_b, "puts", absl::StrCat("o", i));
+    MCOS_ASSERT_OK(got);
+    EXPECT_EQ(*got, "second");
+  }
+}
+
 // A listing merges a read quorum of the ring's pages (R=3, W=2: this cluster's and one other's),
 // which every acknowledged write and delete reaches, and names every holder of each entry: those
 // the pages' records name as holders count too.
