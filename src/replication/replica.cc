@@ -154,6 +154,30 @@ void AddHolder(google::protobuf::RepeatedPtrField<std::string>* holders,
   }
 }
 
+// What a replica that did not apply a write holds, as a create's answer says it.
+mcos::v1::WritePrior HeldPrior(const mcos::v1::ObjectRecord& held) {
+  return held.tombstone() ? mcos::v1::WRITE_PRIOR_ABSENT : mcos::v1::WRITE_PRIOR_LIVE;
+}
+
+// PutIfAbsent's answer from the write's: applied, it found nothing live; refused by its
+// precondition (a live version older than it), not applied, with the version held (`stat`).
+template <typename Stat>
+absl::StatusOr<WriteAck> IfAbsentAnswer(absl::StatusOr<WriteAck> written,
+                                        const mcos::v1::ObjectKey& key, const Stat& stat) {
+  if (written.ok()) {
+    if (written->applied) written->prior = mcos::v1::WRITE_PRIOR_ABSENT;
+    return written;
+  }
+  if (!absl::IsFailedPrecondition(written.status())) return written;
+  absl::StatusOr<mcos::v1::ObjectRecord> held = stat();
+  if (!held.ok()) return held.status();
+  if (held->tombstone()) {
+    return absl::AbortedError(absl::StrCat("object '", key.object(),
+                                           "' changed while its create was stored; retry it"));
+  }
+  return WriteAck{false, held->version(), mcos::v1::WRITE_PRIOR_LIVE};
+}
+
 // `holders` and, when set, `self` (the cluster storing it), each once.
 void SetHolders(google::protobuf::RepeatedPtrField<std::string>* out,
                 const google::protobuf::RepeatedPtrField<std::string>& holders,
@@ -567,6 +591,14 @@ class StorageReplicaImpl final : public Replica {
     return Write(key, record, source, deadline, /*repair=*/false);
   }
 
+  absl::StatusOr<WriteAck> PutIfAbsent(const mcos::v1::ObjectKey& key,
+                                       const mcos::v1::ObjectRecord& record, ObjectReader& source,
+                                       absl::Time deadline) override {
+    return IfAbsentAnswer(
+        Write(key, record, source, deadline, /*repair=*/false, /*if_absent=*/true), key,
+        [&] { return Stat(key, deadline); });
+  }
+
   absl::StatusOr<std::unique_ptr<ReplicaWriter>> OpenWrite(const mcos::v1::ObjectKey& key,
                                                            const mcos::v1::ObjectRecord& header,
                                                            absl::Time deadline,
@@ -601,7 +633,7 @@ class StorageReplicaImpl final : public Replica {
 
   absl::StatusOr<WriteAck> Write(const mcos::v1::ObjectKey& key,
                                  const mcos::v1::ObjectRecord& record, ObjectReader& source,
-                                 absl::Time deadline, bool repair) {
+                                 absl::Time deadline, bool repair, bool if_absent = false) {
     grpc::ClientContext ctx;
     SetDeadline(ctx, deadline);
     mcos::v1::StoragePutResponse resp;
@@ -609,6 +641,9 @@ class StorageReplicaImpl final : public Replica {
     mcos::v1::StoragePutRequest header;
     FillHeader(header.mutable_header(), key, record, &cluster_);
     header.mutable_header()->set_repair(repair);
+    if (if_absent) {
+      header.mutable_header()->set_precondition(mcos::v1::WRITE_PRECONDITION_MUST_NOT_EXIST);
+    }
     mcos::v1::StoragePutRequest finish;
     finish.mutable_finish()->set_size(record.size());
     const Streamed done = StreamWrite(ctx, *writer, header, source, record.size(), &finish);
@@ -621,11 +656,12 @@ class StorageReplicaImpl final : public Replica {
       // holds this version or a newer one) as cancelled: ask it what it holds.
       auto held = Stat(key, deadline);
       if (held.ok() && !common::IsNewer(record.version(), held->version())) {
-        return WriteAck{false, held->version()};
+        return WriteAck{false, held->version(), HeldPrior(*held)};
       }
     }
     if (!s.ok()) return FromGrpcStatus(s);
-    return WriteAck{resp.applied(), resp.record().version()};
+    return WriteAck{resp.applied(), resp.record().version(),
+                    resp.applied() ? mcos::v1::WRITE_PRIOR_UNKNOWN : HeldPrior(resp.record())};
   }
 
   absl::StatusOr<WriteAck> Delete(const mcos::v1::ObjectKey& key,
@@ -829,6 +865,23 @@ class PeerReplicaImpl final : public Replica {
                                           [call, done = std::move(done)](const grpc::Status& s) {
                                             done(WriteAnswer(s, call->resp));
                                           });
+  }
+
+  void CreateAsync(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
+                   std::shared_ptr<const std::string> data, absl::Time deadline,
+                   std::function<void(absl::StatusOr<WriteAck>)> done) override {
+    if (unsupported_->load(std::memory_order_relaxed)) {
+      // Only on the replication stream: the cluster's server predates it.
+      done(absl::UnimplementedError(
+          absl::StrCat("cluster '", cluster_, "' takes no create's write before its commit")));
+      return;
+    }
+    mcos::v1::ClusterReplicateOp op;
+    auto* create = op.mutable_create();
+    FillHeader(create->mutable_header(), key, record, nullptr);
+    create->mutable_header()->set_coordinator(coordinator_);
+    create->set_data(*data);
+    link_.Submit(std::move(op), deadline, StreamedWriteDone(std::move(done)));
   }
 
   void DeleteAsync(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& tombstone,
@@ -1037,6 +1090,13 @@ class EngineReplicaImpl final : public Replica {
     return Write(key, record, source, /*repair=*/false);
   }
 
+  absl::StatusOr<WriteAck> PutIfAbsent(const mcos::v1::ObjectKey& key,
+                                       const mcos::v1::ObjectRecord& record, ObjectReader& source,
+                                       absl::Time deadline) override {
+    return IfAbsentAnswer(Write(key, record, source, /*repair=*/false, /*if_absent=*/true), key,
+                          [&] { return Stat(key, deadline); });
+  }
+
   absl::StatusOr<WriteAck> Repair(const mcos::v1::ObjectKey& key,
                                   const mcos::v1::ObjectRecord& record, ObjectReader& source,
                                   absl::Time) override {
@@ -1045,16 +1105,17 @@ class EngineReplicaImpl final : public Replica {
 
   absl::StatusOr<WriteAck> Write(const mcos::v1::ObjectKey& key,
                                  const mcos::v1::ObjectRecord& record, ObjectReader& source,
-                                 bool repair) {
+                                 bool repair, bool if_absent = false) {
     mcos::v1::StoragePutHeader header;
     FillHeader(&header, key, record, &cluster_);
     header.set_repair(repair);
+    if (if_absent) header.set_precondition(mcos::v1::WRITE_PRECONDITION_MUST_NOT_EXIST);
     auto stream = engine_.BeginPut(header);
     if (!stream.ok()) return stream.status();
     if (const auto& superseded = (*stream)->superseded()) {
       source.Cancel();
       source.Finish().IgnoreError();
-      return WriteAck{false, superseded->record.version()};
+      return WriteAck{false, superseded->record.version(), HeldPrior(superseded->record)};
     }
     std::string chunk;
     while (source.Next(&chunk)) {
@@ -1069,7 +1130,8 @@ class EngineReplicaImpl final : public Replica {
     finish.set_size(record.size());
     auto result = (*stream)->Commit(finish);
     if (!result.ok()) return result.status();
-    return WriteAck{result->applied, result->record.version()};
+    return WriteAck{result->applied, result->record.version(),
+                    result->applied ? mcos::v1::WRITE_PRIOR_UNKNOWN : HeldPrior(result->record)};
   }
 
   absl::StatusOr<mcos::v1::StoragePutResponse> StoreUpload(const mcos::v1::StoragePutHeader& header,
@@ -1229,6 +1291,24 @@ void Replica::PutAsync(
     std::function<void(absl::StatusOr<WriteAck>)> done) {
   MemReader reader(record, std::move(data));
   done(Put(key, record, reader, deadline));
+}
+
+absl::StatusOr<WriteAck> Replica::PutIfAbsent(const mcos::v1::ObjectKey&,
+                                              const mcos::v1::ObjectRecord&, ObjectReader& source,
+                                              absl::Time) {
+  source.Cancel();
+  source.Finish().IgnoreError();
+  return absl::UnimplementedError(
+      absl::StrCat("cluster '", cluster(), "' cannot take a create's write here"));
+}
+
+void Replica::CreateAsync(
+    const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
+    std::shared_ptr<const std::string> data, absl::Time deadline,
+    // NOLINTNEXTLINE(performance-unnecessary-value-param): a sink; the async ones keep it
+    std::function<void(absl::StatusOr<WriteAck>)> done) {
+  MemReader reader(record, std::move(data));
+  done(PutIfAbsent(key, record, reader, deadline));
 }
 
 std::unique_ptr<ObjectReader> MemoryReader(mcos::v1::ObjectRecord record,

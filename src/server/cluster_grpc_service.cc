@@ -215,7 +215,8 @@ grpc::Status ClusterGrpcService::ClusterPutSmallObject(
 
 grpc::Status ClusterGrpcService::PutSmall(const mcos::v1::ClusterPutSmallObjectRequest& request,
                                           absl::Time deadline,
-                                          mcos::v1::ClusterWriteResponse& response) {
+                                          mcos::v1::ClusterWriteResponse& response,
+                                          bool if_absent) {
   if (!request.has_header()) return Invalid("a replica write needs its header; nothing was stored");
   const mcos::v1::ClusterPutObjectHeader& header = request.header();
   if (absl::Status s = ValidateReplicaHeader(header); !s.ok()) return ToGrpcStatus(s);
@@ -238,22 +239,25 @@ grpc::Status ClusterGrpcService::PutSmall(const mcos::v1::ClusterPutSmallObjectR
   }
   auto source =
       replication::MemoryReader(*record, std::make_shared<const std::string>(request.data()));
-  return Store(deadline, header.key(), *record, *source, response);
+  return Store(deadline, header.key(), *record, *source, response, if_absent);
 }
 
 grpc::Status ClusterGrpcService::Store(absl::Time deadline, const mcos::v1::ObjectKey& key,
                                        const mcos::v1::ObjectRecord& record,
                                        replication::ObjectReader& source,
-                                       mcos::v1::ClusterWriteResponse& response) {
+                                       mcos::v1::ClusterWriteResponse& response, bool if_absent) {
   auto b = app_.backends();
   if (!b.ok()) return ToGrpcStatus(b.status());
   // This cluster's clock moves past every version it receives (a hybrid logical clock), so that
   // its own later writes are newer than what it holds.
   app_.hlc_.Observe(record.version().hlc());
-  auto ack = b->local->Put(key, record, source, deadline);
+  auto ack = if_absent ? b->local->PutIfAbsent(key, record, source, deadline)
+                       : b->local->Put(key, record, source, deadline);
   if (!ack.ok()) return ToGrpcStatus(ack.status());
+  if (!ack->applied) app_.hlc_.Observe(ack->stored_version.hlc());
   response.set_applied(ack->applied);
   *response.mutable_stored_version() = ack->stored_version;
+  if (if_absent) response.set_prior(ack->prior);
   response.set_cluster(app_.cluster_id_);
   return grpc::Status::OK;
 }
@@ -605,7 +609,8 @@ class ReplicateReactor final : public grpc::ServerBidiReactor<mcos::v1::ClusterR
     for (const auto& op : in_.ops()) {
       if (op.op_case() == mcos::v1::ClusterReplicateOp::OP_NOT_SET) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "ClusterReplicate operation ", op.id(), " names no operation (put, delete or stat)"));
+            "ClusterReplicate operation ", op.id(),
+            " names no operation (put, create, delete or stat)"));
       }
       if (!unanswered_.insert(op.id()).second) {
         return absl::InvalidArgumentError(absl::StrCat("ClusterReplicate operation id ", op.id(),
@@ -735,6 +740,10 @@ mcos::v1::ClusterReplicateAnswer ClusterGrpcService::Do(const mcos::v1::ClusterR
       kind = "put";
       status = PutSmall(op.put(), deadline, *answer.mutable_write());
       break;
+    case mcos::v1::ClusterReplicateOp::kCreate:
+      kind = "create";
+      status = PutSmall(op.create(), deadline, *answer.mutable_write(), /*if_absent=*/true);
+      break;
     case mcos::v1::ClusterReplicateOp::kDelete:
       kind = "delete";
       status = DeleteReplica(op.delete_(), deadline, *answer.mutable_write());
@@ -744,7 +753,7 @@ mcos::v1::ClusterReplicateAnswer ClusterGrpcService::Do(const mcos::v1::ClusterR
       status = StatReplica(op.stat(), deadline, *answer.mutable_stat());
       break;
     case mcos::v1::ClusterReplicateOp::OP_NOT_SET:
-      status = Invalid("the operation names no operation (put, delete or stat)");
+      status = Invalid("the operation names no operation (put, create, delete or stat)");
       break;
   }
   replicated_

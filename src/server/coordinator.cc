@@ -24,7 +24,8 @@ size_t WriteConcern(const mcos::v1::Placement& p) {
   return std::max<size_t>(1, std::min(w, r));
 }
 
-// `names` sorted by their position in `order` (names not in it last).
+}  // namespace
+
 void SortByOrder(std::vector<std::string>& names,
                  const google::protobuf::RepeatedPtrField<std::string>& order) {
   auto rank = [&](const std::string& n) {
@@ -34,8 +35,6 @@ void SortByOrder(std::vector<std::string>& names,
   std::stable_sort(names.begin(), names.end(),
                    [&](const std::string& a, const std::string& b) { return rank(a) < rank(b); });
 }
-
-}  // namespace
 
 absl::Status TooFewReplicas(size_t answered, size_t replicas, size_t needed,
                             absl::string_view what) {
@@ -47,6 +46,10 @@ absl::Status TooFewReplicas(size_t answered, size_t replicas, size_t needed,
 bool WriteAnswersAReadQuorum(const mcos::v1::Placement& placement) {
   const size_t w = WriteConcern(placement);
   return !placement.degraded() && 2 * w > static_cast<size_t>(placement.replicas_size());
+}
+
+bool OneTripCreate(const mcos::v1::Placement& placement) {
+  return !placement.degraded() && WriteConcern(placement) == 2 && placement.replicas_size() <= 3;
 }
 
 absl::Duration ReplicaReadableFor(const CoordinatorOptions& options, uint64_t size) {
@@ -970,6 +973,136 @@ void Coordinator::ReadAsync(const mcos::v1::ObjectKey& key, const mcos::v1::Plac
   Schedule(" reads", [this, key, placement, replicas, scope, done = std::move(done)] {
     done(Read(key, placement, replicas, scope));
   });
+}
+
+// ---- creates in one round trip -------------------------------------------------------------
+
+void Coordinator::CreateFirst(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
+                              std::shared_ptr<const std::string> data,
+                              const mcos::v1::Placement& placement, const std::string& here,
+                              const ReplicaMap& replicas,
+                              std::function<void(absl::StatusOr<CreateDecision>)> done) {
+  struct State {
+    std::mutex mu;
+    size_t pending = 0;
+    size_t stored = 0;
+    std::vector<std::string> holders;
+    std::vector<std::string> unknown;  // sent, and no answer says what they did
+    std::optional<mcos::v1::Version> newest;  // the newest version held by those that refused
+    bool newest_live = false;
+    bool decided = false;
+    bool store = false;
+    std::vector<std::pair<std::string, std::string>> queue;  // (cluster, why) once stored
+    std::function<void(absl::StatusOr<CreateDecision>)> done;
+  };
+  auto state = std::make_shared<State>();
+  state->done = std::move(done);
+  const size_t needed = WriteConcern(placement) - 1;  // besides this cluster
+  std::vector<std::pair<std::string, std::shared_ptr<Replica>>> targets;
+  for (const auto& c : placement.replicas()) {
+    if (c == here) continue;
+    auto it = replicas.find(c);
+    if (it == replicas.end() || it->second == nullptr) {
+      state->queue.emplace_back(c, "no server of the cluster is known here");
+    } else if (!Admit(c, it->second)) {
+      state->queue.emplace_back(c, "the cluster did not answer recent calls");
+    } else {
+      targets.emplace_back(c, it->second);
+    }
+  }
+  state->pending = targets.size();
+  // Decides once (mu held): returns what to call `done` with, if now.
+  auto decide = [this, state, needed,
+                 placement](std::unique_lock<std::mutex>&) -> std::optional<
+                                                             absl::StatusOr<CreateDecision>> {
+    if (state->decided) return std::nullopt;
+    if (state->stored >= needed) {
+      state->decided = true;
+      state->store = true;
+      CreateDecision d;
+      d.kind = CreateDecision::Kind::kStore;
+      d.holders = state->holders;
+      return d;
+    }
+    if (state->pending > 0) return std::nullopt;
+    state->decided = true;
+    if (state->stored > 0 || !state->unknown.empty()) {
+      std::vector<std::string> maybe = state->holders;
+      maybe.insert(maybe.end(), state->unknown.begin(), state->unknown.end());
+      SortByOrder(maybe, placement.replicas());
+      return absl::UnavailableError(absl::StrCat(
+          "the create is in doubt: ", absl::StrJoin(maybe, ", "),
+          " did not say whether it stored it, and ",
+          "no write quorum did; it takes effect only if one did: stat the object to see, or "
+          "retry (ALREADY_EXISTS then means it did)"));
+    }
+    if (state->newest && state->newest_live) {
+      CreateDecision d;
+      d.kind = CreateDecision::Kind::kExists;
+      return d;
+    }
+    if (state->newest) {
+      CreateDecision d;
+      d.kind = CreateDecision::Kind::kCheck;
+      return d;
+    }
+    return TooFewReplicas(0, static_cast<size_t>(placement.replicas_size()), needed + 1,
+                          "create");
+  };
+  // Queues what the clusters that did not store it miss, once this cluster stores it.
+  auto flush_queue = [this, key, record](std::vector<std::pair<std::string, std::string>> queue) {
+    for (const auto& [cluster, why] : queue) enqueue_(key, record, cluster, why);
+  };
+  if (targets.empty()) {
+    std::unique_lock<std::mutex> lock(state->mu);
+    auto decided = decide(lock);
+    auto done_now = std::move(state->done);
+    lock.unlock();
+    if (decided) done_now(*std::move(decided));
+    return;
+  }
+  const absl::Time deadline = replication::CopyDeadline(record.size(), options_.replica_timeout);
+  for (auto& [cluster, replica] : targets) {
+    StartAsyncCall();
+    replica->CreateAsync(
+        key, record, data, deadline,
+        [this, state, decide, flush_queue, cluster = cluster,
+         from = replica.get()](const absl::StatusOr<replication::WriteAck>& ack) {
+          Report(cluster, ack.status(), from);
+          std::unique_lock<std::mutex> lock(state->mu);
+          --state->pending;
+          std::string why;
+          if (ack.ok() && ack->applied) {
+            ++state->stored;
+            state->holders.push_back(cluster);
+          } else if (ack.ok()) {
+            why = ack->prior == mcos::v1::WRITE_PRIOR_LIVE
+                      ? "it held another live version when the create came"
+                      : "it held a newer tombstone when the create came";
+            if (!state->newest || common::IsNewer(ack->stored_version, *state->newest)) {
+              state->newest = ack->stored_version;
+              state->newest_live = ack->prior == mcos::v1::WRITE_PRIOR_LIVE;
+            }
+            hlc_.Observe(ack->stored_version.hlc());
+          } else {
+            why = std::string(ack.status().message());
+            state->unknown.push_back(cluster);
+          }
+          if (!why.empty()) state->queue.emplace_back(cluster, why);
+          auto decided = decide(lock);
+          std::vector<std::pair<std::string, std::string>> queue;
+          if (state->store) queue.swap(state->queue);
+          std::function<void(absl::StatusOr<CreateDecision>)> done_now;
+          if (decided) done_now = std::move(state->done);
+          lock.unlock();
+          if (done_now) done_now(*std::move(decided));
+          if (!queue.empty()) {
+            // The queue may block: on this cluster's threads, not gRPC's.
+            Schedule(" queue", [flush_queue, queue = std::move(queue)] { flush_queue(queue); });
+          }
+          EndAsyncCall();
+        });
+  }
 }
 
 // ---- listings -------------------------------------------------------------------------------

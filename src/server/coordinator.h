@@ -155,6 +155,34 @@ class Coordinator {
                                               const std::shared_ptr<replication::Replica>& source,
                                               const ReplicaMap& replicas, Streams streams = {});
 
+  // What a create's one-round-trip write (CreateFirst) found.
+  struct CreateDecision {
+    enum class Kind {
+      // W-1 other replica clusters stored it: the caller stores it here, with its version, and
+      // answers. `holders` names them; the others get it from the queue.
+      kStore,
+      // Every one asked answered, none stored it, and the newest version they hold is live: the
+      // object exists (nothing was stored anywhere).
+      kExists,
+      // Every one asked answered and none stored it, but the newest they hold is a tombstone
+      // newer than the create's stamp: check the read quorum and write as usual.
+      kCheck,
+    };
+    Kind kind = Kind::kExists;
+    std::vector<std::string> holders;
+  };
+  // A strict create in one round trip (OneTripCreate(placement); this cluster holds nothing live
+  // of `key`): `record` (whose content is `data`) is sent, before this cluster stores it, to the
+  // placement's other clusters, each storing it only when it holds nothing live and nothing
+  // newer (ClusterReplicateOp.create). Calls `done` once: with the decision as soon as W-1 of
+  // them stored it, or once all answered; with UNAVAILABLE ("in doubt") when none stored it as
+  // far as is known but one did not answer (it may have). After a kStore decision, a cluster that
+  // refused, failed or was not called is queued (the queue copies this cluster's copy).
+  void CreateFirst(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
+                   std::shared_ptr<const std::string> data, const mcos::v1::Placement& placement,
+                   const std::string& here, const ReplicaMap& replicas,
+                   std::function<void(absl::StatusOr<CreateDecision>)> done);
+
   // Who a read asks.
   enum class ReadScope {
     // Every holder of the newest version (stat, download): first the quorum, as kQuorum; then,
@@ -294,6 +322,16 @@ absl::Duration ReplicaReadableFor(const CoordinatorOptions& options, uint64_t si
 // (W >= R - W + 1, and not degraded: a degraded write may be answered by fewer than W), so that
 // what they held before the write tells whether the object existed (Replicated::replaced_live).
 bool WriteAnswersAReadQuorum(const mcos::v1::Placement& placement);
+
+// `names` sorted by their position in `order` (names not in it last).
+void SortByOrder(std::vector<std::string>& names,
+                 const google::protobuf::RepeatedPtrField<std::string>& order);
+
+// Whether a strict create of `placement` can be written before it is checked (CreateFirst):
+// W = 2 and R <= 3, not degraded. Then any other cluster that stores it makes W with this one (so
+// a create stored anywhere is committed here and acknowledged, and one refused is stored nowhere),
+// and the two make a read quorum (2W > R: nothing acknowledged was live).
+bool OneTripCreate(const mcos::v1::Placement& placement);
 
 // The key a probe stats: a valid name that no user can own.
 mcos::v1::ObjectKey ProbeKey();

@@ -13,6 +13,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "common/grpc_status.h"
 #include "common/hash.h"
@@ -20,6 +21,7 @@
 #include "common/names.h"
 #include "common/status_macros.h"
 #include "server/server_app.h"
+#include "storage/upload_content.h"
 
 namespace mcos::server {
 namespace {
@@ -311,6 +313,18 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
       Start(/*exists=*/false);  // create-or-replace: whether it exists does not matter
       return;
     }
+    if (create_ && app_.Remote(placement_) && OneTripCreate(placement_) &&
+        backends_.local->in_process()) {
+      // A strict create where nothing live is held here is sent to the replica clusters before
+      // it is stored (Coordinator::CreateFirst): they say whether it exists as they take it.
+      auto held = backends_.local->Stat(key_, absl::Now() + absl::Seconds(5));
+      if (absl::IsNotFound(held.status()) || (held.ok() && held->tombstone())) {
+        if (held.ok()) app_.hlc_.Observe(held->version().hlc());
+        one_trip_ = true;
+        Start(/*exists=*/false);
+        return;
+      }
+    }
     if (app_.Remote(placement_)) {
       // Whether the object exists is what the replica clusters' quorum says, not this cluster's
       // copy alone (it may have missed a write or a delete).
@@ -560,7 +574,7 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
       if (queued_.empty()) ReadNext();
       return;
     }
-    if (phase_ == Phase::kCommitting && !finish_written_) WriteFinish();
+    if (phase_ == Phase::kCommitting && !finish_written_ && !checking_) WriteFinish();
   }
 
   // Lets the storage stream end: no write starts after this.
@@ -614,12 +628,153 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
       return;
     }
     phase_ = Phase::kCommitting;
+    if (one_trip_ && !storage_started_) {
+      CreateFirst();
+      return;
+    }
+    if (one_trip_) {
+      // Outgrew memory: streamed as usual, and checked at the read quorum before its commit.
+      CheckQuorumThen([this] { FinishStreamed(); });
+      return;
+    }
     if (!storage_started_) {
       CommitInline();
       return;
     }
+    FinishStreamed();
+  }
+
+  void FinishStreamed() {
     if (storage_broken_) return;   // its OnDone answers the user
     if (!writing_) WriteFinish();  // else OnStorageWriteDone does it
+  }
+
+  // The existence check of a create that skipped it (one_trip_), then `commit` (mu_ held):
+  // ALREADY_EXISTS if the read quorum's newest version is live.
+  void CheckQuorumThen(std::function<void()> commit) {
+    one_trip_ = false;
+    checking_ = true;  // nothing commits meanwhile
+    Ref();
+    app_.coordinator_->ReadAsync(
+        key_, placement_, replicas_, Coordinator::ReadScope::kQuorum,
+        [this, commit = std::move(commit)](absl::StatusOr<Newest> newest) {
+          {
+            std::lock_guard<std::recursive_mutex> lock(mu_);
+            checking_ = false;
+            if (!answered_) {
+              if (!newest.ok()) {
+                Fail(ToGrpcStatus(newest.status()));
+              } else if (newest->record.has_value() && !newest->record->tombstone()) {
+                Fail(AlreadyExists());
+              } else {
+                commit();
+              }
+            }
+          }
+          Unref();
+        });
+  }
+
+  grpc::Status AlreadyExists() const {
+    return {grpc::StatusCode::ALREADY_EXISTS,
+            absl::StrCat("object '", key_.object(), "' already exists in container '",
+                         key_.container(), "': use update to replace it")};
+  }
+
+  // A strict create held in memory, sent to the other replica clusters before it is stored here
+  // (Coordinator::CreateFirst): stored here once W-1 of them took it, refused when they hold it.
+  void CreateFirst() {
+    auto* sh = out_.mutable_header();
+    storage::UploadContent content(*sh);
+    absl::Status added = content.Add(inline_);
+    absl::StatusOr<mcos::v1::ObjectRecord> record =
+        added.ok() ? content.Finish(StorageFinish()) : added;
+    if (!record.ok()) {
+      Fail(ToGrpcStatus(record.status()));
+      return;
+    }
+    *record->mutable_created() = record->modified();
+    record->clear_holders();  // each names itself; this cluster once it stores it
+    created_ = *std::move(record);
+    created_data_ = std::make_shared<const std::string>(std::move(inline_));
+    std::string().swap(inline_);
+    phase_ = Phase::kReplicating;
+    Ref();
+    app_.coordinator_->CreateFirst(
+        key_, created_, created_data_, placement_, app_.cluster_id_, replicas_,
+        [this](absl::StatusOr<Coordinator::CreateDecision> decision) {
+          {
+            std::lock_guard<std::recursive_mutex> lock(mu_);
+            OnCreateDecided(std::move(decision));
+          }
+          Unref();
+        });
+  }
+
+  void OnCreateDecided(absl::StatusOr<Coordinator::CreateDecision> decision) {
+    if (!decision.ok()) {
+      Answer(ToGrpcStatus(decision.status()));
+      return;
+    }
+    switch (decision->kind) {
+      case Coordinator::CreateDecision::Kind::kExists:
+        Answer(AlreadyExists());
+        return;
+      case Coordinator::CreateDecision::Kind::kCheck:
+        // A replica holds a tombstone newer than this stamp: nothing was stored; checked and
+        // written as any create, stamped above what the check saw.
+        inline_ = *created_data_;
+        CheckQuorumThen([this] {
+          stamp_ = app_.Stamp();
+          *out_.mutable_header()->mutable_version() = stamp_;
+          out_.mutable_header()->set_precondition(mcos::v1::WRITE_PRECONDITION_NONE);
+          CommitInline();
+        });
+        return;
+      case Coordinator::CreateDecision::Kind::kStore:
+        break;
+    }
+    // Stored here with the version the others took, on this cluster's threads (the disk).
+    std::vector<std::string> holders = decision->holders;
+    holders.push_back(app_.cluster_id_);
+    SortByOrder(holders, placement_.replicas());
+    mcos::v1::ObjectRecord record = created_;
+    for (const auto& h : holders) record.add_holders(h);
+    Ref();
+    app_.coordinator_->Schedule(
+        app_.cluster_id_, [this, record = std::move(record), holders = std::move(holders),
+                           local = backends_.local, data = created_data_] {
+          auto source = replication::MemoryReader(record, data);
+          auto ack = local->Put(key_, record, *source, absl::Now() + absl::Seconds(60));
+          {
+            std::lock_guard<std::recursive_mutex> lock(mu_);
+            OnCreateStored(ack, record, holders);
+          }
+          Unref();
+        });
+  }
+
+  void OnCreateStored(const absl::StatusOr<replication::WriteAck>& ack,
+                      const mcos::v1::ObjectRecord& record, std::vector<std::string> holders) {
+    if (!ack.ok()) {
+      holders.erase(std::remove(holders.begin(), holders.end(), app_.cluster_id_), holders.end());
+      Answer({grpc::StatusCode::UNAVAILABLE,
+              absl::StrCat("the create is in doubt: ", absl::StrJoin(holders, ", "),
+                           " stored it, but this cluster could not (", ack.status().message(),
+                           "); it takes effect when they send it here: stat the object to see")});
+      return;
+    }
+    if (!ack->applied) {
+      // A newer write of the object came here meanwhile: this create is ordered just before it
+      // (as a write of this cluster replaced by a later one counts), held by the others.
+      holders.erase(std::remove(holders.begin(), holders.end(), app_.cluster_id_), holders.end());
+      app_.hlc_.Observe(ack->stored_version.hlc());
+    }
+    app_.PublishChange(key_, record, &holders);
+    if (answered_) return;
+    grpc::SerializationTraits<mcos::v1::ObjectInfo>::Serialize(
+        app_.ToInfo(key_, record, &holders), response_, &own_response_);
+    Answer(grpc::Status::OK);
   }
 
   // The finish message in the storage stream's shape.
@@ -837,6 +992,13 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   std::string inline_;
   bool inline_commit_ = false;   // CommitInline's call is under way
   bool quorum_checked_ = false;  // existence came from the replica clusters (Remote placements)
+  // A strict create sent before it is stored here (OneTripCreate; nothing live held here):
+  // Coordinator::CreateFirst when it stays in memory, else checked at the quorum before its
+  // commit.
+  bool one_trip_ = false;
+  bool checking_ = false;  // CheckQuorumThen's read is under way
+  mcos::v1::ObjectRecord created_;                    // what CreateFirst sent
+  std::shared_ptr<const std::string> created_data_;  // its content
   mcos::v1::ObjectKey key_;
   ServerApp::Backends backends_;
 

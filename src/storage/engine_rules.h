@@ -14,6 +14,7 @@
 #include "absl/strings/string_view.h"
 #include "common/hash.h"
 #include "mcos/v1/storage.pb.h"
+#include "storage/upload_content.h"
 
 namespace mcos::storage {
 
@@ -35,8 +36,6 @@ bool ParseObjectMetaKey(absl::string_view meta_key, mcos::v1::ObjectKey* key);
 bool AddHolders(mcos::v1::ObjectRecord& record, const mcos::v1::Version& version,
                 const std::vector<std::string>& holders);
 
-// "object 'c/o' of user 'u'", for messages.
-std::string Describe(const mcos::v1::ObjectKey& key);
 // The version a write of `wanted` commits with over `stored` (nullptr: nothing stored): `wanted`
 // when it is newer; else, with `restamp` (StoragePutHeader.restamp), the next version of the
 // writer's cluster above the stored one (common::RestampAbove); with `repair`
@@ -45,10 +44,6 @@ std::string Describe(const mcos::v1::ObjectKey& key);
 std::optional<mcos::v1::Version> CommitVersion(const mcos::v1::ObjectRecord* stored,
                                                const mcos::v1::Version& wanted, bool restamp,
                                                bool repair = false);
-// The version an upload asks to commit: the header's, or the finish message's when the header has
-// version_at_finish (a replica streamed before its coordinator knew the version).
-const mcos::v1::Version& WantedVersion(const mcos::v1::StoragePutHeader& header,
-                                       const mcos::v1::StoragePutFinish& finish);
 // Whether an upload is superseded before its data arrives (PutStream::superseded): what is stored
 // wins over the header's version, which is final (not version_at_finish).
 bool SupersededAtStart(const mcos::v1::ObjectRecord* stored,
@@ -60,35 +55,6 @@ bool IsPurgeable(const mcos::v1::ObjectRecord& stored, const mcos::v1::Version& 
 // FAILED_PRECONDITION unless `precondition` holds, given whether a live version is stored.
 absl::Status CheckPrecondition(mcos::v1::WritePrecondition precondition,
                                const mcos::v1::ObjectKey& key, bool live);
-
-// The content of one upload as it arrives: counts and hashes it, and checks it against what the
-// header and the finish message declared.
-class UploadContent {
- public:
-  explicit UploadContent(const mcos::v1::StoragePutHeader& header);
-  // INVALID_ARGUMENT as soon as more bytes arrived than the header declared.
-  absl::Status Add(absl::string_view data);
-  uint64_t size() const { return size_; }
-  // Checks size, MD5 and SHA-256 (a streamed replica write: its XXH3-64 instead, the digests as
-  // given) and that the version comes where the header says
-  // (INVALID_ARGUMENT, nothing may be stored) and returns the record of the new version
-  // (WantedVersion) without its data layout (chunk_size, chunk_count, data_id) and
-  // without `created`, which depends on the stored version.
-  absl::StatusOr<mcos::v1::ObjectRecord> Finish(const mcos::v1::StoragePutFinish& finish);
-
- private:
-  absl::Status SizeMismatch(uint64_t declared) const;
-  absl::Status DigestMismatch(absl::string_view which) const;
-
-  const mcos::v1::StoragePutHeader& header_;
-  // A streamed replica write (version_at_finish) is checked by XXH3-64 and keeps the digests
-  // the finish message gives; any other upload computes them.
-  const bool digests_given_;
-  common::StreamingDigest md5_;
-  common::StreamingDigest sha256_;
-  common::StreamingHash64 xxh3_;
-  uint64_t size_ = 0;
-};
 
 // The tombstone a delete request writes, with `version` (CommitVersion's).
 mcos::v1::ObjectRecord Tombstone(const mcos::v1::StorageDeleteRequest& request,

@@ -29,6 +29,8 @@
 #include "common/channel.h"
 #include "common/hash.h"
 #include "common/service_auth.h"
+#include "common/version.h"
+#include "common/clock.h"
 #include "common/token.h"
 #include "mcos/v1/cluster.grpc.pb.h"
 #include "mcos/v1/peer.grpc.pb.h"
@@ -403,10 +405,13 @@ TEST_F(FederationReadsE2eTest, StatsAndDownloadsAskTheQuorumAndStillNameEveryHol
   EXPECT_LE(asked, reads * 1.25);
 }
 
-// A put (create-or-replace: `mcos put`, the SDK's PutObject) is written first and asks no replica
-// whether the object exists (one round trip between clusters); a strict create asks the read
-// quorum first (its second round trip): with R=3, W=2, one peer each.
-TEST_F(FederationReadsE2eTest, PutsAskNoReplicaFirstAndStrictCreatesAskOne) {
+// Writes take one round trip between clusters (R=3, W=2). A put (create-or-replace: `mcos put`,
+// the SDK's PutObject) is written first and asks no replica whether the object exists; so is a
+// strict create of a name held nowhere here: it goes to the others before it is stored here, each
+// taking it only over nothing live, and it is stored here once one took it. A strict create of a
+// name held here asks the read quorum first (one peer). A create that another cluster refused
+// takes effect nowhere, even where it was the only live version.
+TEST_F(FederationReadsE2eTest, WritesTakeOneRoundTripAndRefusedCreatesTakeEffectNowhere) {
   Federate();
   for (auto* c : {a_, b_, c_}) ASSERT_NE(c->metrics_port(), 0);
   auto at_a = ContainerEverywhere("puts");
@@ -415,10 +420,31 @@ TEST_F(FederationReadsE2eTest, PutsAskNoReplicaFirstAndStrictCreatesAskOne) {
   auto at_c = As(*c_);
   ASSERT_TRUE(at_b != nullptr && at_c != nullptr);
   const std::vector<Client*> at = {at_a.get(), at_b.get(), at_c.get()};
+  // Replica operations of `kind` served so far (probes are stats that find nothing: only stats
+  // that found the object tell an existence check).
+  auto served = [&](const std::string& kind, const std::string& code) {
+    double sum = 0;
+    for (auto* c : {a_, b_, c_}) {
+      auto metrics = testing::ScrapeMetrics(c->metrics_port());
+      EXPECT_TRUE(metrics.ok()) << metrics.status();
+      if (!metrics.ok()) continue;
+      sum += testing::SumSamples(*metrics, "mcos_cluster_replicate_operations_total",
+                                 {absl::StrCat("kind=\"", kind, "\""), code});
+    }
+    return sum;
+  };
   constexpr int kObjects = 9;
+  const double creates_before = served("create", "code=\"OK\"");
+  const double puts_before = served("put", "");
   for (int i = 0; i < kObjects; ++i) {
-    MCOS_ASSERT_OK(Put(*at_a, "puts", absl::StrCat("o", i), "first"));
+    std::istringstream in("first");
+    auto made = at[i % 3]->CreateObject("puts", absl::StrCat("o", i), in);
+    MCOS_ASSERT_OK(made);
+    EXPECT_GE(Replicas(*made).size(), 2U);
   }
+  // Each went to both peers as a create's write (a create checked first sends puts).
+  EXPECT_EQ(served("create", "code=\"OK\"") - creates_before, 2 * kObjects);
+  EXPECT_EQ(served("put", "") - puts_before, 0);
   ASSERT_LT(WaitFor(
                 [&] {
                   for (int i = 0; i < kObjects; ++i) {
@@ -429,6 +455,14 @@ TEST_F(FederationReadsE2eTest, PutsAskNoReplicaFirstAndStrictCreatesAskOne) {
                 },
                 absl::Seconds(20)),
             absl::Seconds(20));
+  for (Client* c : at) {
+    for (int i = 0; i < kObjects; ++i) {
+      auto got = Get(*c, "puts", absl::StrCat("o", i));
+      MCOS_ASSERT_OK(got);
+      EXPECT_EQ(*got, "first");
+    }
+  }
+
   double before = PeerStatsFound();
   for (int i = 0; i < kObjects; ++i) {
     MCOS_ASSERT_OK(Put(*at[i % 3], "puts", absl::StrCat("o", i), "second"));
@@ -442,7 +476,7 @@ TEST_F(FederationReadsE2eTest, PutsAskNoReplicaFirstAndStrictCreatesAskOne) {
       EXPECT_EQ(*got, "second");
     }
   }
-  // Strict creates of names that exist: refused after asking one peer each, nothing changed.
+  // Strict creates of names held here: refused after asking one peer each, nothing changed.
   before = PeerStatsFound();
   for (int i = 0; i < kObjects; ++i) {
     std::istringstream in("third");
@@ -451,6 +485,43 @@ TEST_F(FederationReadsE2eTest, PutsAskNoReplicaFirstAndStrictCreatesAskOne) {
   const double asked = PeerStatsFound() - before;
   EXPECT_GE(asked, kObjects);
   EXPECT_LE(asked, kObjects * 1.25);
+
+  // beta and gamma hold a version that alpha does not (written to them as a peer would): alpha's
+  // create of that name goes to them before it is checked, both refuse it, and it is stored
+  // nowhere, not even at alpha.
+  auto peer = PeerAuth("gamma");
+  ASSERT_NE(peer, nullptr);
+  mcos::v1::ObjectKey planted;
+  planted.set_user("carol");  // her identity: the first user of the name
+  planted.set_container("puts");
+  planted.set_object("planted");
+  const std::string content = "held by beta and gamma";
+  mcos::v1::ObjectRecord record;
+  record.mutable_version()->set_hlc(common::HybridLogicalClock(common::SystemClock::Get()).Now());
+  record.mutable_version()->set_cluster("gamma");
+  record.set_size(content.size());
+  record.set_etag(testing::Md5Hex(content));
+  record.set_partition(0);
+  for (auto* c : {b_, c_}) {
+    auto replica = replication::PeerReplica(c == b_ ? "beta" : "gamma", "gamma",
+                                            common::ConnectInternal(c->endpoint(), *peer));
+    auto source = replication::MemoryReader(record, std::make_shared<const std::string>(content));
+    auto ack = replica->Put(planted, record, *source, absl::Now() + absl::Seconds(5));
+    MCOS_ASSERT_OK(ack);
+    ASSERT_TRUE(ack->applied);
+  }
+  const double refusals_before = served("create", "code=\"OK\"");
+  std::istringstream in("alpha's create");
+  MCOS_EXPECT_CODE(at_a->CreateObject("puts", "planted", in), kAlreadyExists);
+  EXPECT_EQ(served("create", "code=\"OK\"") - refusals_before, 2);
+  auto at_alpha = replication::PeerReplica("alpha", "gamma",
+                                           common::ConnectInternal(a_->endpoint(), *peer));
+  MCOS_EXPECT_CODE(at_alpha->Stat(planted, absl::Now() + absl::Seconds(5)), kNotFound);
+  for (Client* c : at) {
+    auto got = Get(*c, "puts", "planted");
+    MCOS_ASSERT_OK(got);
+    EXPECT_EQ(*got, content);
+  }
   for (int i = 0; i < kObjects; ++i) {
     auto got = Get(*at_b, "puts", absl::StrCat("o", i));
     MCOS_ASSERT_OK(got);
@@ -808,6 +879,80 @@ TEST_F(FederationE2eTest, StreamedReplicaWritesThatLieOrStopShortStoreNothing) {
   auto back = Get(*As(*b_), "lies", "obj");
   MCOS_ASSERT_OK(back);
   EXPECT_EQ(*back, "the current version");
+}
+
+// A create's replica write (ClusterReplicateOp.create, sent by a coordinator that has not stored
+// the create yet) is stored only over nothing live and nothing newer; refused, it says what the
+// replica holds (a live version: LIVE with its version; a newer tombstone: ABSENT), and the
+// replica keeps it.
+TEST_F(FederationE2eTest, ACreatesReplicaWriteIsStoredOnlyOverNothingLive) {
+  auto [replica, key] = CurrentVersionAtBeta("creates");
+  ASSERT_NE(replica, nullptr);
+  auto held = replica->Stat(key, absl::Now() + absl::Seconds(5));
+  MCOS_ASSERT_OK(held);
+  auto create = [&](const mcos::v1::ObjectKey& k, uint64_t hlc, const std::string& data) {
+    mcos::v1::ObjectRecord record;
+    record.mutable_version()->set_hlc(hlc);
+    record.mutable_version()->set_cluster("alpha");
+    record.set_size(data.size());
+    record.set_etag(testing::Md5Hex(data));
+    absl::Notification answered;
+    absl::StatusOr<replication::WriteAck> ack;
+    replica->CreateAsync(k, record, std::make_shared<const std::string>(data),
+                         absl::Now() + absl::Seconds(5),
+                         [&](absl::StatusOr<replication::WriteAck> a) {
+                           ack = std::move(a);
+                           answered.Notify();
+                         });
+    answered.WaitForNotification();
+    return ack;
+  };
+  const uint64_t base = held->version().hlc();
+  // Over a live version, older or not: refused, and the version stays.
+  auto over_live = create(key, base + 1000, "a create of a name that exists");
+  MCOS_ASSERT_OK(over_live);
+  EXPECT_FALSE(over_live->applied);
+  EXPECT_EQ(over_live->prior, mcos::v1::WRITE_PRIOR_LIVE);
+  EXPECT_EQ(common::CompareVersions(over_live->stored_version, held->version()), 0);
+  auto still = replica->Stat(key, absl::Now() + absl::Seconds(5));
+  MCOS_ASSERT_OK(still);
+  EXPECT_EQ(still->etag(), testing::Md5Hex("the current version"));
+
+  // Over nothing: stored.
+  mcos::v1::ObjectKey fresh = key;
+  fresh.set_object("fresh");
+  auto made = create(fresh, base + 1000, "fresh content");
+  MCOS_ASSERT_OK(made);
+  EXPECT_TRUE(made->applied);
+  EXPECT_EQ(made->prior, mcos::v1::WRITE_PRIOR_ABSENT);
+  auto stored = replica->Stat(fresh, absl::Now() + absl::Seconds(5));
+  MCOS_ASSERT_OK(stored);
+  EXPECT_EQ(stored->etag(), testing::Md5Hex("fresh content"));
+  // The same again: it is live now.
+  auto again = create(fresh, base + 1000, "fresh content");
+  MCOS_ASSERT_OK(again);
+  EXPECT_FALSE(again->applied);
+  EXPECT_EQ(again->prior, mcos::v1::WRITE_PRIOR_LIVE);
+
+  // Under a newer tombstone: refused, ABSENT; above it: stored.
+  mcos::v1::ObjectRecord tombstone;
+  tombstone.set_tombstone(true);
+  tombstone.mutable_version()->set_hlc(base + 2000);
+  tombstone.mutable_version()->set_cluster("alpha");
+  auto deleted = replica->Delete(fresh, tombstone, absl::Now() + absl::Seconds(5));
+  MCOS_ASSERT_OK(deleted);
+  ASSERT_TRUE(deleted->applied);
+  auto under = create(fresh, base + 1500, "under the tombstone");
+  MCOS_ASSERT_OK(under);
+  EXPECT_FALSE(under->applied);
+  EXPECT_EQ(under->prior, mcos::v1::WRITE_PRIOR_ABSENT);
+  EXPECT_EQ(common::CompareVersions(under->stored_version, tombstone.version()), 0);
+  auto above = create(fresh, base + 3000, "above the tombstone");
+  MCOS_ASSERT_OK(above);
+  EXPECT_TRUE(above->applied);
+  auto now = replica->Stat(fresh, absl::Now() + absl::Seconds(5));
+  MCOS_ASSERT_OK(now);
+  EXPECT_EQ(now->etag(), testing::Md5Hex("above the tombstone"));
 }
 
 // Small replica writes (ClusterPutSmallObject: header and content in one message) sent as a peer
