@@ -979,24 +979,26 @@ void Coordinator::ReadAsync(const mcos::v1::ObjectKey& key, const mcos::v1::Plac
 
 void Coordinator::CreateFirst(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
                               std::shared_ptr<const std::string> data,
-                              const mcos::v1::Placement& placement, const std::string& here,
-                              const ReplicaMap& replicas,
+                              const mcos::v1::Placement& placement,
+                              const std::shared_ptr<Replica>& local, const ReplicaMap& replicas,
                               std::function<void(absl::StatusOr<CreateDecision>)> done) {
   struct State {
     std::mutex mu;
     size_t pending = 0;
-    size_t stored = 0;
-    std::vector<std::string> holders;
+    std::vector<std::string> holders;  // the other clusters that stored it
     std::vector<std::string> unknown;  // sent, and no answer says what they did
     std::optional<mcos::v1::Version> newest;  // the newest version held by those that refused
     bool newest_live = false;
     bool decided = false;
-    bool store = false;
-    std::vector<std::pair<std::string, std::string>> queue;  // (cluster, why) once stored
+    bool stored_here = false;  // `local` stored it: later holders are recorded at once
+    bool storing = false;      // `local` is storing it: later holders wait in `late`
+    std::vector<std::string> late;
+    std::vector<std::pair<std::string, std::string>> queue;  // (cluster, why) once stored here
     std::function<void(absl::StatusOr<CreateDecision>)> done;
   };
   auto state = std::make_shared<State>();
   state->done = std::move(done);
+  const std::string here = local->cluster();
   const size_t needed = WriteConcern(placement) - 1;  // besides this cluster
   std::vector<std::pair<std::string, std::shared_ptr<Replica>>> targets;
   for (const auto& c : placement.replicas()) {
@@ -1011,54 +1013,85 @@ void Coordinator::CreateFirst(const mcos::v1::ObjectKey& key, const mcos::v1::Ob
     }
   }
   state->pending = targets.size();
-  // Decides once (mu held): returns what to call `done` with, if now.
-  auto decide = [this, state, needed,
-                 placement](std::unique_lock<std::mutex>&) -> std::optional<
-                                                             absl::StatusOr<CreateDecision>> {
-    if (state->decided) return std::nullopt;
-    if (state->stored >= needed) {
-      state->decided = true;
-      state->store = true;
-      CreateDecision d;
-      d.kind = CreateDecision::Kind::kStore;
-      d.holders = state->holders;
-      return d;
+  const auto r = static_cast<size_t>(placement.replicas_size());
+  // Stores it here once W-1 others did (on this cluster's threads: the disk), then answers and
+  // queues or records what the others did.
+  auto store_here = [this, state, key, record, data, local, placement] {
+    mcos::v1::ObjectRecord held = record;
+    {
+      std::lock_guard<std::mutex> lock(state->mu);
+      for (const auto& h : state->holders) held.add_holders(h);
     }
-    if (state->pending > 0) return std::nullopt;
-    state->decided = true;
-    if (state->stored > 0 || !state->unknown.empty()) {
+    auto source = replication::MemoryReader(held, data);
+    auto ack = local->Put(key, held, *source,
+                          replication::CopyDeadline(record.size(), options_.replica_timeout));
+    std::vector<std::string> holders;
+    std::vector<std::string> late;
+    std::vector<std::pair<std::string, std::string>> queue;
+    std::function<void(absl::StatusOr<CreateDecision>)> done;
+    {
+      std::lock_guard<std::mutex> lock(state->mu);
+      state->storing = false;
+      state->stored_here = ack.ok() && ack->applied;
+      holders = state->holders;
+      late.swap(state->late);
+      if (ack.ok()) queue.swap(state->queue);
+      done = std::move(state->done);
+    }
+    if (!ack.ok()) {
+      SortByOrder(holders, placement.replicas());
+      done(absl::UnavailableError(absl::StrCat(
+          "the create is in doubt: ", absl::StrJoin(holders, ", "),
+          " stored it, but this cluster could not (", ack.status().message(),
+          "); it takes effect when they send it here: stat the object to see")));
+      return;
+    }
+    if (ack->applied) {
+      holders.push_back(local->cluster());
+    } else {
+      // A newer write of the object came here meanwhile: this create is ordered just before it
+      // (as a write of this cluster that a later one replaced counts), held by the others.
+      hlc_.Observe(ack->stored_version.hlc());
+    }
+    SortByOrder(holders, placement.replicas());
+    CreateDecision d;
+    d.kind = CreateDecision::Kind::kStored;
+    d.holders = holders;
+    done(std::move(d));
+    for (const auto& [cluster, why] : queue) enqueue_(key, record, cluster, why);
+    if (!late.empty() && ack->applied) {
+      local->AddHolders(key, record.version(), late, absl::Now() + absl::Seconds(5)).IgnoreError();
+    }
+  };
+  // What a failed, refused or never-stored create answers once every call ended (mu held).
+  auto undecided = [state, needed, r, placement]() -> absl::StatusOr<CreateDecision> {
+    if (!state->holders.empty() || !state->unknown.empty()) {
       std::vector<std::string> maybe = state->holders;
       maybe.insert(maybe.end(), state->unknown.begin(), state->unknown.end());
       SortByOrder(maybe, placement.replicas());
-      return absl::UnavailableError(absl::StrCat(
-          "the create is in doubt: ", absl::StrJoin(maybe, ", "),
-          " did not say whether it stored it, and ",
-          "no write quorum did; it takes effect only if one did: stat the object to see, or "
-          "retry (ALREADY_EXISTS then means it did)"));
+      return absl::UnavailableError(
+          absl::StrCat("the create is in doubt: ", absl::StrJoin(maybe, ", "),
+                       " did not say whether it stored it, and no write quorum did; it takes "
+                       "effect only if one did: stat the object to see, or retry (ALREADY_EXISTS "
+                       "then means it did)"));
     }
-    if (state->newest && state->newest_live) {
-      CreateDecision d;
-      d.kind = CreateDecision::Kind::kExists;
-      return d;
-    }
+    CreateDecision d;
     if (state->newest) {
-      CreateDecision d;
-      d.kind = CreateDecision::Kind::kCheck;
+      d.kind = state->newest_live ? CreateDecision::Kind::kExists : CreateDecision::Kind::kCheck;
       return d;
     }
-    return TooFewReplicas(0, static_cast<size_t>(placement.replicas_size()), needed + 1,
-                          "create");
-  };
-  // Queues what the clusters that did not store it miss, once this cluster stores it.
-  auto flush_queue = [this, key, record](std::vector<std::pair<std::string, std::string>> queue) {
-    for (const auto& [cluster, why] : queue) enqueue_(key, record, cluster, why);
+    return TooFewReplicas(0, r, needed + 1, "create");
   };
   if (targets.empty()) {
-    std::unique_lock<std::mutex> lock(state->mu);
-    auto decided = decide(lock);
-    auto done_now = std::move(state->done);
-    lock.unlock();
-    if (decided) done_now(*std::move(decided));
+    absl::StatusOr<CreateDecision> answer;
+    std::function<void(absl::StatusOr<CreateDecision>)> done_now;
+    {
+      std::lock_guard<std::mutex> lock(state->mu);
+      state->decided = true;
+      answer = undecided();
+      done_now = std::move(state->done);
+    }
+    done_now(std::move(answer));
     return;
   }
   const absl::Time deadline = replication::CopyDeadline(record.size(), options_.replica_timeout);
@@ -1066,39 +1099,65 @@ void Coordinator::CreateFirst(const mcos::v1::ObjectKey& key, const mcos::v1::Ob
     StartAsyncCall();
     replica->CreateAsync(
         key, record, data, deadline,
-        [this, state, decide, flush_queue, cluster = cluster,
-         from = replica.get()](const absl::StatusOr<replication::WriteAck>& ack) {
+        [this, state, store_here, undecided, needed, here, key, record, local,
+         cluster = cluster, from = replica.get()](const absl::StatusOr<replication::WriteAck>& ack) {
           Report(cluster, ack.status(), from);
-          std::unique_lock<std::mutex> lock(state->mu);
-          --state->pending;
-          std::string why;
-          if (ack.ok() && ack->applied) {
-            ++state->stored;
-            state->holders.push_back(cluster);
-          } else if (ack.ok()) {
-            why = ack->prior == mcos::v1::WRITE_PRIOR_LIVE
-                      ? "it held another live version when the create came"
-                      : "it held a newer tombstone when the create came";
-            if (!state->newest || common::IsNewer(ack->stored_version, *state->newest)) {
-              state->newest = ack->stored_version;
-              state->newest_live = ack->prior == mcos::v1::WRITE_PRIOR_LIVE;
-            }
-            hlc_.Observe(ack->stored_version.hlc());
-          } else {
-            why = std::string(ack.status().message());
-            state->unknown.push_back(cluster);
-          }
-          if (!why.empty()) state->queue.emplace_back(cluster, why);
-          auto decided = decide(lock);
-          std::vector<std::pair<std::string, std::string>> queue;
-          if (state->store) queue.swap(state->queue);
+          std::optional<absl::StatusOr<CreateDecision>> answer;
           std::function<void(absl::StatusOr<CreateDecision>)> done_now;
-          if (decided) done_now = std::move(state->done);
-          lock.unlock();
-          if (done_now) done_now(*std::move(decided));
-          if (!queue.empty()) {
-            // The queue may block: on this cluster's threads, not gRPC's.
-            Schedule(" queue", [flush_queue, queue = std::move(queue)] { flush_queue(queue); });
+          bool store = false;
+          bool record_holder = false;
+          std::vector<std::pair<std::string, std::string>> queue;
+          {
+            std::lock_guard<std::mutex> lock(state->mu);
+            --state->pending;
+            std::string why;
+            if (ack.ok() && ack->applied) {
+              if (state->decided) {
+                // Stored there after this cluster decided: a holder to record here.
+                if (state->stored_here) {
+                  record_holder = true;
+                } else if (state->storing) {
+                  state->late.push_back(cluster);
+                }
+              }
+              state->holders.push_back(cluster);
+            } else if (ack.ok()) {
+              why = ack->prior == mcos::v1::WRITE_PRIOR_LIVE
+                        ? "it held another live version when the create came"
+                        : "it held a newer tombstone when the create came";
+              if (!state->newest || common::IsNewer(ack->stored_version, *state->newest)) {
+                state->newest = ack->stored_version;
+                state->newest_live = ack->prior == mcos::v1::WRITE_PRIOR_LIVE;
+              }
+              hlc_.Observe(ack->stored_version.hlc());
+            } else {
+              why = std::string(ack.status().message());
+              state->unknown.push_back(cluster);
+            }
+            if (!why.empty()) state->queue.emplace_back(cluster, why);
+            if (!state->decided && state->holders.size() >= needed) {
+              state->decided = true;
+              state->storing = true;
+              store = true;
+            } else if (!state->decided && state->pending == 0) {
+              state->decided = true;
+              answer = undecided();
+              done_now = std::move(state->done);
+            }
+            if (state->stored_here) queue.swap(state->queue);
+          }
+          if (store) Schedule(here, store_here);
+          if (answer) done_now(*std::move(answer));
+          if (record_holder || !queue.empty()) {
+            // Both may block (the disk, the queue): on this cluster's threads, not gRPC's.
+            Schedule(here, [this, key, record, local, cluster, record_holder,
+                            queue = std::move(queue)] {
+              if (record_holder) {
+                local->AddHolders(key, record.version(), {cluster}, absl::Now() + absl::Seconds(5))
+                    .IgnoreError();
+              }
+              for (const auto& [c, why] : queue) enqueue_(key, record, c, why);
+            });
           }
           EndAsyncCall();
         });

@@ -158,9 +158,9 @@ class Coordinator {
   // What a create's one-round-trip write (CreateFirst) found.
   struct CreateDecision {
     enum class Kind {
-      // W-1 other replica clusters stored it: the caller stores it here, with its version, and
-      // answers. `holders` names them; the others get it from the queue.
-      kStore,
+      // W-1 other replica clusters stored it, and then this cluster: `holders` names the
+      // clusters that hold it (in the placement's order); the others get it from the queue.
+      kStored,
       // Every one asked answered, none stored it, and the newest version they hold is live: the
       // object exists (nothing was stored anywhere).
       kExists,
@@ -171,16 +171,19 @@ class Coordinator {
     Kind kind = Kind::kExists;
     std::vector<std::string> holders;
   };
-  // A strict create in one round trip (OneTripCreate(placement); this cluster holds nothing live
-  // of `key`): `record` (whose content is `data`) is sent, before this cluster stores it, to the
-  // placement's other clusters, each storing it only when it holds nothing live and nothing
-  // newer (ClusterReplicateOp.create). Calls `done` once: with the decision as soon as W-1 of
-  // them stored it, or once all answered; with UNAVAILABLE ("in doubt") when none stored it as
-  // far as is known but one did not answer (it may have). After a kStore decision, a cluster that
-  // refused, failed or was not called is queued (the queue copies this cluster's copy).
+  // A strict create in one round trip (OneTripCreate(placement); `local`, this cluster's copy,
+  // holds nothing live of `key`): `record` (whose content is `data`) is sent, before it is
+  // stored here, to the placement's other clusters, each storing it only when it holds nothing
+  // live and nothing newer (ClusterReplicateOp.create). As soon as W-1 of them stored it, it is
+  // stored at `local` with its version (on this cluster's threads), then `done` is called with
+  // kStored; once all answered without that, with kExists or kCheck; with UNAVAILABLE ("in
+  // doubt") when none stored it as far as is known but one did not answer (it may have), or when
+  // others stored it and `local` could not. Once stored here, a cluster that refused, failed or
+  // was not called is queued (the queue copies this cluster's copy), and one that stored it later
+  // is recorded as a holder here.
   void CreateFirst(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
                    std::shared_ptr<const std::string> data, const mcos::v1::Placement& placement,
-                   const std::string& here, const ReplicaMap& replicas,
+                   const std::shared_ptr<replication::Replica>& local, const ReplicaMap& replicas,
                    std::function<void(absl::StatusOr<CreateDecision>)> done);
 
   // Who a read asks.

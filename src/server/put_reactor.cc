@@ -682,7 +682,8 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   }
 
   // A strict create held in memory, sent to the other replica clusters before it is stored here
-  // (Coordinator::CreateFirst): stored here once W-1 of them took it, refused when they hold it.
+  // (Coordinator::CreateFirst): stored here once W-1 of them took it, refused when they hold it,
+  // answered once stored here.
   void CreateFirst() {
     auto* sh = out_.mutable_header();
     storage::UploadContent content(*sh);
@@ -701,7 +702,7 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
     phase_ = Phase::kReplicating;
     Ref();
     app_.coordinator_->CreateFirst(
-        key_, created_, created_data_, placement_, app_.cluster_id_, replicas_,
+        key_, created_, created_data_, placement_, backends_.local, replicas_,
         [this](absl::StatusOr<Coordinator::CreateDecision> decision) {
           {
             std::lock_guard<std::recursive_mutex> lock(mu_);
@@ -713,14 +714,15 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
 
   void OnCreateDecided(absl::StatusOr<Coordinator::CreateDecision> decision) {
     if (!decision.ok()) {
-      Answer(ToGrpcStatus(decision.status()));
+      if (!answered_) Answer(ToGrpcStatus(decision.status()));
       return;
     }
     switch (decision->kind) {
       case Coordinator::CreateDecision::Kind::kExists:
-        Answer(AlreadyExists());
+        if (!answered_) Answer(AlreadyExists());
         return;
       case Coordinator::CreateDecision::Kind::kCheck:
+        if (answered_) return;  // cancelled: nothing was stored
         // A replica holds a tombstone newer than this stamp: nothing was stored; checked and
         // written as any create, stamped above what the check saw.
         inline_ = *created_data_;
@@ -731,49 +733,14 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
           CommitInline();
         });
         return;
-      case Coordinator::CreateDecision::Kind::kStore:
+      case Coordinator::CreateDecision::Kind::kStored:
         break;
     }
-    // Stored here with the version the others took, on this cluster's threads (the disk).
-    std::vector<std::string> holders = decision->holders;
-    holders.push_back(app_.cluster_id_);
-    SortByOrder(holders, placement_.replicas());
-    mcos::v1::ObjectRecord record = created_;
-    for (const auto& h : holders) record.add_holders(h);
-    Ref();
-    app_.coordinator_->Schedule(
-        app_.cluster_id_, [this, record = std::move(record), holders = std::move(holders),
-                           local = backends_.local, data = created_data_] {
-          auto source = replication::MemoryReader(record, data);
-          auto ack = local->Put(key_, record, *source, absl::Now() + absl::Seconds(60));
-          {
-            std::lock_guard<std::recursive_mutex> lock(mu_);
-            OnCreateStored(ack, record, holders);
-          }
-          Unref();
-        });
-  }
-
-  void OnCreateStored(const absl::StatusOr<replication::WriteAck>& ack,
-                      const mcos::v1::ObjectRecord& record, std::vector<std::string> holders) {
-    if (!ack.ok()) {
-      holders.erase(std::remove(holders.begin(), holders.end(), app_.cluster_id_), holders.end());
-      Answer({grpc::StatusCode::UNAVAILABLE,
-              absl::StrCat("the create is in doubt: ", absl::StrJoin(holders, ", "),
-                           " stored it, but this cluster could not (", ack.status().message(),
-                           "); it takes effect when they send it here: stat the object to see")});
-      return;
-    }
-    if (!ack->applied) {
-      // A newer write of the object came here meanwhile: this create is ordered just before it
-      // (as a write of this cluster replaced by a later one counts), held by the others.
-      holders.erase(std::remove(holders.begin(), holders.end(), app_.cluster_id_), holders.end());
-      app_.hlc_.Observe(ack->stored_version.hlc());
-    }
-    app_.PublishChange(key_, record, &holders);
+    app_.hlc_.Observe(created_.version().hlc());
+    app_.PublishChange(key_, created_, &decision->holders);
     if (answered_) return;
     grpc::SerializationTraits<mcos::v1::ObjectInfo>::Serialize(
-        app_.ToInfo(key_, record, &holders), response_, &own_response_);
+        app_.ToInfo(key_, created_, &decision->holders), response_, &own_response_);
     Answer(grpc::Status::OK);
   }
 
