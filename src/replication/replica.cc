@@ -172,8 +172,8 @@ absl::StatusOr<WriteAck> IfAbsentAnswer(absl::StatusOr<WriteAck> written,
   absl::StatusOr<mcos::v1::ObjectRecord> held = stat();
   if (!held.ok()) return held.status();
   if (held->tombstone()) {
-    return absl::AbortedError(absl::StrCat("object '", key.object(),
-                                           "' changed while its create was stored; retry it"));
+    return absl::AbortedError(
+        absl::StrCat("object '", key.object(), "' changed while its create was stored; retry it"));
   }
   return WriteAck{false, held->version(), mcos::v1::WRITE_PRIOR_LIVE};
 }

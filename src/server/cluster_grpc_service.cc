@@ -254,7 +254,6 @@ grpc::Status ClusterGrpcService::Store(absl::Time deadline, const mcos::v1::Obje
   auto ack = if_absent ? b->local->PutIfAbsent(key, record, source, deadline)
                        : b->local->Put(key, record, source, deadline);
   if (!ack.ok()) return ToGrpcStatus(ack.status());
-  if (!ack->applied) app_.hlc_.Observe(ack->stored_version.hlc());
   response.set_applied(ack->applied);
   *response.mutable_stored_version() = ack->stored_version;
   if (if_absent) response.set_prior(ack->prior);
@@ -608,9 +607,9 @@ class ReplicateReactor final : public grpc::ServerBidiReactor<mcos::v1::ClusterR
     }
     for (const auto& op : in_.ops()) {
       if (op.op_case() == mcos::v1::ClusterReplicateOp::OP_NOT_SET) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "ClusterReplicate operation ", op.id(),
-            " names no operation (put, create, delete or stat)"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("ClusterReplicate operation ", op.id(),
+                         " names no operation (put, create, delete or stat)"));
       }
       if (!unanswered_.insert(op.id()).second) {
         return absl::InvalidArgumentError(absl::StrCat("ClusterReplicate operation id ", op.id(),

@@ -978,15 +978,15 @@ void Coordinator::ReadAsync(const mcos::v1::ObjectKey& key, const mcos::v1::Plac
 // ---- creates in one round trip -------------------------------------------------------------
 
 void Coordinator::CreateFirst(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
-                              std::shared_ptr<const std::string> data,
+                              const std::shared_ptr<const std::string>& data,
                               const mcos::v1::Placement& placement,
                               const std::shared_ptr<Replica>& local, const ReplicaMap& replicas,
                               std::function<void(absl::StatusOr<CreateDecision>)> done) {
   struct State {
     std::mutex mu;
     size_t pending = 0;
-    std::vector<std::string> holders;  // the other clusters that stored it
-    std::vector<std::string> unknown;  // sent, and no answer says what they did
+    std::vector<std::string> holders;         // the other clusters that stored it
+    std::vector<std::string> unknown;         // sent, and no answer says what they did
     std::optional<mcos::v1::Version> newest;  // the newest version held by those that refused
     bool newest_live = false;
     bool decided = false;
@@ -1040,10 +1040,10 @@ void Coordinator::CreateFirst(const mcos::v1::ObjectKey& key, const mcos::v1::Ob
     }
     if (!ack.ok()) {
       SortByOrder(holders, placement.replicas());
-      done(absl::UnavailableError(absl::StrCat(
-          "the create is in doubt: ", absl::StrJoin(holders, ", "),
-          " stored it, but this cluster could not (", ack.status().message(),
-          "); it takes effect when they send it here: stat the object to see")));
+      done(absl::UnavailableError(
+          absl::StrCat("the create is in doubt: ", absl::StrJoin(holders, ", "),
+                       " stored it, but this cluster could not (", ack.status().message(),
+                       "); it takes effect when they send it here: stat the object to see")));
       return;
     }
     if (ack->applied) {
@@ -1099,8 +1099,8 @@ void Coordinator::CreateFirst(const mcos::v1::ObjectKey& key, const mcos::v1::Ob
     StartAsyncCall();
     replica->CreateAsync(
         key, record, data, deadline,
-        [this, state, store_here, undecided, needed, here, key, record, local,
-         cluster = cluster, from = replica.get()](const absl::StatusOr<replication::WriteAck>& ack) {
+        [this, state, store_here, undecided, needed, here, key, record, local, cluster = cluster,
+         from = replica.get()](const absl::StatusOr<replication::WriteAck>& ack) {
           Report(cluster, ack.status(), from);
           std::optional<absl::StatusOr<CreateDecision>> answer;
           std::function<void(absl::StatusOr<CreateDecision>)> done_now;

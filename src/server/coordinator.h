@@ -182,7 +182,8 @@ class Coordinator {
   // was not called is queued (the queue copies this cluster's copy), and one that stored it later
   // is recorded as a holder here.
   void CreateFirst(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
-                   std::shared_ptr<const std::string> data, const mcos::v1::Placement& placement,
+                   const std::shared_ptr<const std::string>& data,
+                   const mcos::v1::Placement& placement,
                    const std::shared_ptr<replication::Replica>& local, const ReplicaMap& replicas,
                    std::function<void(absl::StatusOr<CreateDecision>)> done);
 

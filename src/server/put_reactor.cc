@@ -701,15 +701,15 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
     std::string().swap(inline_);
     phase_ = Phase::kReplicating;
     Ref();
-    app_.coordinator_->CreateFirst(
-        key_, created_, created_data_, placement_, backends_.local, replicas_,
-        [this](absl::StatusOr<Coordinator::CreateDecision> decision) {
-          {
-            std::lock_guard<std::recursive_mutex> lock(mu_);
-            OnCreateDecided(std::move(decision));
-          }
-          Unref();
-        });
+    app_.coordinator_->CreateFirst(key_, created_, created_data_, placement_, backends_.local,
+                                   replicas_,
+                                   [this](absl::StatusOr<Coordinator::CreateDecision> decision) {
+                                     {
+                                       std::lock_guard<std::recursive_mutex> lock(mu_);
+                                       OnCreateDecided(std::move(decision));
+                                     }
+                                     Unref();
+                                   });
   }
 
   void OnCreateDecided(absl::StatusOr<Coordinator::CreateDecision> decision) {
@@ -963,8 +963,8 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   // Coordinator::CreateFirst when it stays in memory, else checked at the quorum before its
   // commit.
   bool one_trip_ = false;
-  bool checking_ = false;  // CheckQuorumThen's read is under way
-  mcos::v1::ObjectRecord created_;                    // what CreateFirst sent
+  bool checking_ = false;                            // CheckQuorumThen's read is under way
+  mcos::v1::ObjectRecord created_;                   // what CreateFirst sent
   std::shared_ptr<const std::string> created_data_;  // its content
   mcos::v1::ObjectKey key_;
   ServerApp::Backends backends_;

@@ -930,9 +930,9 @@ grpc::Status UserGrpcService::ListObjects(grpc::ServerContext* context,
     if (app_.Remote(*placement)) {
       const std::vector<std::string> members = RingMembers(*placement);
       // A read quorum of the members' pages: every acknowledged write and delete is in it.
-      auto merged = app_.coordinator_->List(req, members, placement->write_concern(),
-                                            app_.Replicas(*b, &*placement),
-                                            Coordinator::ReadScope::kQuorum);
+      auto merged =
+          app_.coordinator_->List(req, members, placement->write_concern(),
+                                  app_.Replicas(*b, &*placement), Coordinator::ReadScope::kQuorum);
       if (!merged.ok()) return ToGrpcStatus(merged.status());
       response->mutable_objects()->Reserve(merged->page.entries_size());
       for (int i = 0; i < merged->page.entries_size(); ++i) {

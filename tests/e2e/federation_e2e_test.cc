@@ -27,11 +27,11 @@
 #include "absl/time/clock.h"
 #include "client/sdk/client.h"
 #include "common/channel.h"
+#include "common/clock.h"
 #include "common/hash.h"
 #include "common/service_auth.h"
-#include "common/version.h"
-#include "common/clock.h"
 #include "common/token.h"
+#include "common/version.h"
 #include "mcos/v1/cluster.grpc.pb.h"
 #include "mcos/v1/peer.grpc.pb.h"
 #include "mcos/v1/user.grpc.pb.h"
@@ -342,21 +342,41 @@ class FederationReadsE2eTest : public testing::FederationFixture {
  protected:
   FederationReadsE2eTest() { cluster_args_ = {"--metrics-listen", "127.0.0.1:0"}; }
 
-  // Peer stats that found the object, served by the three clusters so far (probes find nothing),
-  // as calls or on replication streams.
-  double PeerStatsFound() {
+  // The samples of `metric` with all of `labels`, summed over the three clusters.
+  double AtAll(const std::string& metric, const std::vector<std::string>& labels) {
     double sum = 0;
     for (auto* c : {a_, b_, c_}) {
       auto metrics = testing::ScrapeMetrics(c->metrics_port());
       EXPECT_TRUE(metrics.ok()) << metrics.status();
-      if (!metrics.ok()) continue;
-      sum += testing::SumSamples(
-          *metrics, "mcos_grpc_requests_total",
-          {"method=\"/mcos.v1.ClusterService/ClusterStatObject\"", "code=\"OK\""});
-      sum += testing::SumSamples(*metrics, "mcos_cluster_replicate_operations_total",
-                                 {"kind=\"stat\"", "code=\"OK\""});
+      if (metrics.ok()) sum += testing::SumSamples(*metrics, metric, labels);
     }
     return sum;
+  }
+  // Replica operations of `kind` served on replication streams so far, with `code` if not empty.
+  double Served(const std::string& kind, const std::string& code = "") {
+    std::vector<std::string> labels = {absl::StrCat("kind=\"", kind, "\"")};
+    if (!code.empty()) labels.push_back(absl::StrCat("code=\"", code, "\""));
+    return AtAll("mcos_cluster_replicate_operations_total", labels);
+  }
+  // Peer stats that found the object, served by the three clusters so far (probes find nothing),
+  // as calls or on replication streams.
+  double PeerStatsFound() {
+    return AtAll("mcos_grpc_requests_total",
+                 {"method=\"/mcos.v1.ClusterService/ClusterStatObject\"", "code=\"OK\""}) +
+           Served("stat", "OK");
+  }
+  // Whether `at` names all three clusters as holders of o0..o<objects-1> of `container` within
+  // 20 s (the writes' last copies landed).
+  static bool EveryHolderNamed(Client& at, const std::string& container, int objects) {
+    return WaitFor(
+               [&] {
+                 for (int i = 0; i < objects; ++i) {
+                   auto s = at.StatObject(container, absl::StrCat("o", i));
+                   if (!s.ok() || Replicas(*s) != kAll) return false;
+                 }
+                 return true;
+               },
+               absl::Seconds(20)) < absl::Seconds(20);
   }
 };
 
@@ -373,16 +393,7 @@ TEST_F(FederationReadsE2eTest, StatsAndDownloadsAskTheQuorumAndStillNameEveryHol
   }
   // Every cluster names all three holders of every object (the writes' last copies landed).
   for (Client* at : {at_a.get(), at_b.get(), at_c.get()}) {
-    ASSERT_LT(WaitFor(
-                  [&] {
-                    for (int i = 0; i < kObjects; ++i) {
-                      auto s = at->StatObject("reads", absl::StrCat("o", i));
-                      if (!s.ok() || Replicas(*s) != kAll) return false;
-                    }
-                    return true;
-                  },
-                  absl::Seconds(20)),
-              absl::Seconds(20));
+    ASSERT_TRUE(EveryHolderNamed(*at, "reads", kObjects));
   }
   const double before = PeerStatsFound();
   int reads = 0;
@@ -420,22 +431,9 @@ TEST_F(FederationReadsE2eTest, WritesTakeOneRoundTripAndRefusedCreatesTakeEffect
   auto at_c = As(*c_);
   ASSERT_TRUE(at_b != nullptr && at_c != nullptr);
   const std::vector<Client*> at = {at_a.get(), at_b.get(), at_c.get()};
-  // Replica operations of `kind` served so far (probes are stats that find nothing: only stats
-  // that found the object tell an existence check).
-  auto served = [&](const std::string& kind, const std::string& code) {
-    double sum = 0;
-    for (auto* c : {a_, b_, c_}) {
-      auto metrics = testing::ScrapeMetrics(c->metrics_port());
-      EXPECT_TRUE(metrics.ok()) << metrics.status();
-      if (!metrics.ok()) continue;
-      sum += testing::SumSamples(*metrics, "mcos_cluster_replicate_operations_total",
-                                 {absl::StrCat("kind=\"", kind, "\""), code});
-    }
-    return sum;
-  };
   constexpr int kObjects = 9;
-  const double creates_before = served("create", "code=\"OK\"");
-  const double puts_before = served("put", "");
+  const double creates_before = Served("create", "OK");
+  const double puts_before = Served("put");
   for (int i = 0; i < kObjects; ++i) {
     std::istringstream in("first");
     auto made = at[i % 3]->CreateObject("puts", absl::StrCat("o", i), in);
@@ -443,18 +441,9 @@ TEST_F(FederationReadsE2eTest, WritesTakeOneRoundTripAndRefusedCreatesTakeEffect
     EXPECT_GE(Replicas(*made).size(), 2U);
   }
   // Each went to both peers as a create's write (a create checked first sends puts).
-  EXPECT_EQ(served("create", "code=\"OK\"") - creates_before, 2 * kObjects);
-  EXPECT_EQ(served("put", "") - puts_before, 0);
-  ASSERT_LT(WaitFor(
-                [&] {
-                  for (int i = 0; i < kObjects; ++i) {
-                    auto s = at_c->StatObject("puts", absl::StrCat("o", i));
-                    if (!s.ok() || Replicas(*s) != kAll) return false;
-                  }
-                  return true;
-                },
-                absl::Seconds(20)),
-            absl::Seconds(20));
+  EXPECT_EQ(Served("create", "OK") - creates_before, 2 * kObjects);
+  EXPECT_EQ(Served("put") - puts_before, 0);
+  ASSERT_TRUE(EveryHolderNamed(*at_c, "puts", kObjects));
   for (Client* c : at) {
     for (int i = 0; i < kObjects; ++i) {
       auto got = Get(*c, "puts", absl::StrCat("o", i));
@@ -510,12 +499,12 @@ TEST_F(FederationReadsE2eTest, WritesTakeOneRoundTripAndRefusedCreatesTakeEffect
     MCOS_ASSERT_OK(ack);
     ASSERT_TRUE(ack->applied);
   }
-  const double refusals_before = served("create", "code=\"OK\"");
+  const double refusals_before = Served("create", "OK");
   std::istringstream in("alpha's create");
   MCOS_EXPECT_CODE(at_a->CreateObject("puts", "planted", in), kAlreadyExists);
-  EXPECT_EQ(served("create", "code=\"OK\"") - refusals_before, 2);
-  auto at_alpha = replication::PeerReplica("alpha", "gamma",
-                                           common::ConnectInternal(a_->endpoint(), *peer));
+  EXPECT_EQ(Served("create", "OK") - refusals_before, 2);
+  auto at_alpha =
+      replication::PeerReplica("alpha", "gamma", common::ConnectInternal(a_->endpoint(), *peer));
   MCOS_EXPECT_CODE(at_alpha->Stat(planted, absl::Now() + absl::Seconds(5)), kNotFound);
   for (Client* c : at) {
     auto got = Get(*c, "puts", "planted");
@@ -545,28 +534,11 @@ TEST_F(FederationReadsE2eTest, ListingsMergeAQuorumOfPagesAndStillNameEveryHolde
   for (int i = 0; i < kObjects; ++i) {
     MCOS_ASSERT_OK(Put(*at_a, "pages", absl::StrCat("o", i), absl::StrCat("content ", i)));
   }
-  ASSERT_LT(WaitFor(
-                [&] {
-                  for (int i = 0; i < kObjects; ++i) {
-                    auto s = at_a->StatObject("pages", absl::StrCat("o", i));
-                    if (!s.ok() || Replicas(*s) != kAll) return false;
-                  }
-                  return true;
-                },
-                absl::Seconds(20)),
-            absl::Seconds(20));
+  ASSERT_TRUE(EveryHolderNamed(*at_a, "pages", kObjects));
 
   auto peer_pages = [&] {
-    double sum = 0;
-    for (auto* c : {a_, b_, c_}) {
-      auto metrics = testing::ScrapeMetrics(c->metrics_port());
-      EXPECT_TRUE(metrics.ok()) << metrics.status();
-      if (!metrics.ok()) continue;
-      sum += testing::SumSamples(
-          *metrics, "mcos_grpc_requests_total",
-          {"method=\"/mcos.v1.ClusterService/ClusterListObjects\"", "code=\"OK\""});
-    }
-    return sum;
+    return AtAll("mcos_grpc_requests_total",
+                 {"method=\"/mcos.v1.ClusterService/ClusterListObjects\"", "code=\"OK\""});
   };
   const double before = peer_pages();
   constexpr int kRounds = 4;
@@ -622,16 +594,7 @@ TEST_F(FederationReadsE2eTest, DeletesAskNoReplicaFirstAndStillAnswerNotFound) {
   for (int i = 0; i < kObjects; ++i) {
     MCOS_ASSERT_OK(Put(*at_a, "gone", absl::StrCat("o", i), absl::StrCat("content ", i)));
   }
-  ASSERT_LT(WaitFor(
-                [&] {
-                  for (int i = 0; i < kObjects; ++i) {
-                    auto s = at_c->StatObject("gone", absl::StrCat("o", i));
-                    if (!s.ok() || Replicas(*s) != kAll) return false;
-                  }
-                  return true;
-                },
-                absl::Seconds(20)),
-            absl::Seconds(20));
+  ASSERT_TRUE(EveryHolderNamed(*at_c, "gone", kObjects));
 
   const double before = PeerStatsFound();
   for (int i = 0; i < kObjects; ++i) {

@@ -593,19 +593,34 @@ TEST_F(StorageE2eTest, BadInputGetsInvalidArgumentAndChangesNothing) {
   EXPECT_EQ(*Get(Key("keep")), "precious");
 }
 
+// The storage service's replica (as mcos-server reaches storage) and one over an engine of its
+// own in this process (as mcos-cluster does); `engine` is null if it could not open (the test is
+// failed then).
+struct TwoWays {
+  explicit TwoWays(testing::StorageProcess& node) {
+    RocksDbOptions options;
+    options.path = dir.path() + "/db";
+    auto opened = RocksDbEngine::Open(options);
+    EXPECT_TRUE(opened.ok()) << opened.status();
+    if (!opened.ok()) return;
+    engine = *std::move(opened);
+    service = replication::StorageReplica("c1", node.Connect());
+    in_process = replication::EngineReplica("c1", *engine);
+  }
+  testing::TempDir dir;
+  std::unique_ptr<RocksDbEngine> engine;
+  std::unique_ptr<replication::Replica> service;
+  std::unique_ptr<replication::Replica> in_process;
+};
+
 // A coordinator's upload held in memory is committed in one call (Replica::StoreUpload): over the
 // storage service (mcos-server) or straight into the engine (mcos-cluster). Both answer alike:
 // restamped above a newer version, the precondition and the digests checked, nothing stored by a
 // failed one.
 TEST_F(StorageE2eTest, StoreUploadAnswersAlikeOverTheServiceAndInProcess) {
-  testing::TempDir engine_dir;
-  RocksDbOptions options;
-  options.path = engine_dir.path() + "/db";
-  auto engine = RocksDbEngine::Open(options);
-  MCOS_ASSERT_OK(engine);
-  const auto service = replication::StorageReplica("c1", node_->Connect());
-  const auto in_process = replication::EngineReplica("c1", **engine);
-  for (replication::Replica* replica : {service.get(), in_process.get()}) {
+  TwoWays two(*node_);
+  ASSERT_NE(two.engine, nullptr);
+  for (replication::Replica* replica : {two.service.get(), two.in_process.get()}) {
     SCOPED_TRACE(replica->in_process() ? "engine" : "storage service");
     const absl::Time deadline = absl::Now() + absl::Seconds(10);
     auto read = [&](const ObjectKey& key) -> absl::StatusOr<std::string> {
@@ -664,6 +679,62 @@ TEST_F(StorageE2eTest, StoreUploadAnswersAlikeOverTheServiceAndInProcess) {
     EXPECT_EQ(*read(Key("big")), big);
     MCOS_ASSERT_OK(replica->StoreUpload(Header(Key("empty")), "", empty, deadline));
     EXPECT_EQ(*read(Key("empty")), "");
+  }
+}
+
+// A create's replica write (Replica::PutIfAbsent) is stored only over nothing live and nothing
+// newer, over the storage service and in-process alike; refused, it says what is held.
+TEST_F(StorageE2eTest, PutIfAbsentAnswersAlikeOverTheServiceAndInProcess) {
+  TwoWays two(*node_);
+  ASSERT_NE(two.engine, nullptr);
+  for (replication::Replica* replica : {two.service.get(), two.in_process.get()}) {
+    SCOPED_TRACE(replica->in_process() ? "engine" : "storage service");
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    const ObjectKey key = Key(replica->in_process() ? "if-absent-engine" : "if-absent-service");
+    auto create = [&](uint64_t hlc, const std::string& data) {
+      mcos::v1::ObjectRecord record;
+      record.mutable_version()->set_hlc(hlc);
+      record.mutable_version()->set_cluster("c2");
+      record.set_size(data.size());
+      record.set_etag(testing::Md5Hex(data));
+      auto source = replication::MemoryReader(record, std::make_shared<const std::string>(data));
+      return replica->PutIfAbsent(key, record, *source, deadline);
+    };
+    const uint64_t base = g_hlc.fetch_add(10000);
+    auto made = create(base + 100, "first");
+    MCOS_ASSERT_OK(made);
+    EXPECT_TRUE(made->applied);
+    EXPECT_EQ(made->prior, mcos::v1::WRITE_PRIOR_ABSENT);
+    // Over a live version, newer or older than it: refused, LIVE, with the version held.
+    for (uint64_t hlc : {base + 50, base + 200}) {
+      auto refused = create(hlc, "second");
+      MCOS_ASSERT_OK(refused);
+      EXPECT_FALSE(refused->applied);
+      EXPECT_EQ(refused->prior, mcos::v1::WRITE_PRIOR_LIVE);
+      EXPECT_EQ(refused->stored_version.hlc(), base + 100);
+    }
+    auto held = replica->Stat(key, deadline);
+    MCOS_ASSERT_OK(held);
+    EXPECT_EQ(held->etag(), testing::Md5Hex("first"));
+    // Under a newer tombstone: refused, ABSENT; above it: stored.
+    mcos::v1::ObjectRecord tombstone;
+    tombstone.set_tombstone(true);
+    tombstone.mutable_version()->set_hlc(base + 300);
+    tombstone.mutable_version()->set_cluster("c2");
+    auto deleted = replica->Delete(key, tombstone, deadline);
+    MCOS_ASSERT_OK(deleted);
+    ASSERT_TRUE(deleted->applied);
+    auto under = create(base + 250, "under");
+    MCOS_ASSERT_OK(under);
+    EXPECT_FALSE(under->applied);
+    EXPECT_EQ(under->prior, mcos::v1::WRITE_PRIOR_ABSENT);
+    EXPECT_EQ(under->stored_version.hlc(), base + 300);
+    auto above = create(base + 400, "above");
+    MCOS_ASSERT_OK(above);
+    EXPECT_TRUE(above->applied);
+    held = replica->Stat(key, deadline);
+    MCOS_ASSERT_OK(held);
+    EXPECT_EQ(held->etag(), testing::Md5Hex("above"));
   }
 }
 

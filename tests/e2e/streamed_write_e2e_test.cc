@@ -76,6 +76,42 @@ class RawUpload {
 
 class StreamedWriteE2eTest : public testing::FederationFixture {
  protected:
+  // Carol's client at alpha, beta and gamma (fewer after a failure, which it reports).
+  std::vector<std::unique_ptr<Client>> ClientsAtEach() {
+    std::vector<std::unique_ptr<Client>> clients;
+    for (auto* c : {a_, b_, c_}) {
+      auto client = As(*c);
+      if (client == nullptr) break;
+      clients.push_back(std::move(client));
+    }
+    return clients;
+  }
+  // Every cluster (each of `clients` at one) ends up serving one version of each name of `acked`
+  // from all three, one of those the name's writes were answered with (their ETags).
+  static void ExpectConverged(const std::vector<std::unique_ptr<Client>>& clients,
+                              const std::string& container,
+                              const std::map<std::string, std::set<std::string>>& acked) {
+    for (const auto& [name, etags] : acked) {
+      WaitFor([&] {
+        std::set<std::string> served;
+        for (const auto& client : clients) {
+          auto stat = client->StatObject(container, name);
+          if (!stat.ok() || Replicas(*stat) != kAllThree) return false;
+          served.insert(stat->version());
+        }
+        return served.size() == 1;
+      });
+      std::set<std::string> versions;
+      for (const auto& client : clients) {
+        auto stat = client->StatObject(container, name);
+        MCOS_ASSERT_OK(stat);
+        versions.insert(stat->version());
+        EXPECT_EQ(Replicas(*stat), kAllThree) << name;
+        EXPECT_EQ(etags.count(stat->etag()), 1u) << name << " serves a version nobody was answered";
+      }
+      EXPECT_EQ(versions.size(), 1u) << name << ": the clusters serve different versions";
+    }
+  }
   static constexpr uint64_t kMiB = uint64_t{1} << 20;
 
   // Uploads 64 MiB at alpha, calling `fail` once the first 16 MiB are sent: the upload must be
@@ -282,12 +318,8 @@ TEST_F(StreamedWriteE2eTest, AReplicaPausedShorterThanTheStallTimeoutIsWaitedFor
 TEST_F(StreamedWriteE2eTest, FiftyWritersRacingOnTenNamesGetTheirOwnETagsAndConverge) {
   Federate();
   ASSERT_NE(ContainerEverywhere("race"), nullptr);
-  std::vector<testing::ClusterProcess*> at = {a_, b_, c_};
-  std::vector<std::unique_ptr<Client>> clients;
-  for (auto* c : at) {
-    clients.push_back(As(*c));
-    ASSERT_NE(clients.back(), nullptr);
-  }
+  const auto clients = ClientsAtEach();
+  ASSERT_EQ(clients.size(), 3u);
   std::mutex mu;
   std::map<std::string, std::set<std::string>> acked;  // name -> ETags acknowledged
   std::atomic<int> failed{0};
@@ -314,26 +346,7 @@ TEST_F(StreamedWriteE2eTest, FiftyWritersRacingOnTenNamesGetTheirOwnETagsAndConv
   for (auto& t : writers) t.join();
   EXPECT_EQ(failed.load(), 0);
   ASSERT_EQ(acked.size(), 10u);
-  for (const auto& [name, etags] : acked) {
-    WaitFor([&] {
-      std::set<std::string> served;
-      for (auto& client : clients) {
-        auto stat = client->StatObject("race", name);
-        if (!stat.ok() || Replicas(*stat) != kAllThree) return false;
-        served.insert(stat->version());
-      }
-      return served.size() == 1;
-    });
-    std::set<std::string> versions;
-    for (size_t i = 0; i < at.size(); ++i) {
-      auto stat = clients[i]->StatObject("race", name);
-      MCOS_ASSERT_OK(stat);
-      versions.insert(stat->version());
-      EXPECT_EQ(Replicas(*stat), kAllThree) << name;
-      EXPECT_EQ(etags.count(stat->etag()), 1u) << name << " serves a version nobody was answered";
-    }
-    EXPECT_EQ(versions.size(), 1u) << name << ": the clusters serve different versions";
-  }
+  ExpectConverged(clients, "race", acked);
 }
 
 // Thirty strict creates racing on five names at three clusters (small: each sent to the other
@@ -343,12 +356,8 @@ TEST_F(StreamedWriteE2eTest, FiftyWritersRacingOnTenNamesGetTheirOwnETagsAndConv
 TEST_F(StreamedWriteE2eTest, RacingStrictCreatesConvergeAndRefusedOnesTakeEffectNowhere) {
   Federate();
   ASSERT_NE(ContainerEverywhere("creates"), nullptr);
-  std::vector<testing::ClusterProcess*> at = {a_, b_, c_};
-  std::vector<std::unique_ptr<Client>> clients;
-  for (auto* c : at) {
-    clients.push_back(As(*c));
-    ASSERT_NE(clients.back(), nullptr);
-  }
+  const auto clients = ClientsAtEach();
+  ASSERT_EQ(clients.size(), 3u);
   std::mutex mu;
   std::map<std::string, std::set<std::string>> acked;  // name -> ETags acknowledged
   std::atomic<int> refused{0};
@@ -379,26 +388,7 @@ TEST_F(StreamedWriteE2eTest, RacingStrictCreatesConvergeAndRefusedOnesTakeEffect
   std::printf("30 racing creates: %zu names created, %d refused\n", acked.size(), refused.load());
   EXPECT_EQ(failed.load(), 0);
   ASSERT_EQ(acked.size(), 5u);
-  for (const auto& [name, etags] : acked) {
-    WaitFor([&] {
-      std::set<std::string> served;
-      for (auto& client : clients) {
-        auto stat = client->StatObject("creates", name);
-        if (!stat.ok() || Replicas(*stat) != kAllThree) return false;
-        served.insert(stat->version());
-      }
-      return served.size() == 1;
-    });
-    std::set<std::string> versions;
-    for (size_t i = 0; i < at.size(); ++i) {
-      auto stat = clients[i]->StatObject("creates", name);
-      MCOS_ASSERT_OK(stat);
-      versions.insert(stat->version());
-      EXPECT_EQ(Replicas(*stat), kAllThree) << name;
-      EXPECT_EQ(etags.count(stat->etag()), 1u) << name << " serves a version nobody was answered";
-    }
-    EXPECT_EQ(versions.size(), 1u) << name << ": the clusters serve different versions";
-  }
+  ExpectConverged(clients, "creates", acked);
 }
 
 }  // namespace
