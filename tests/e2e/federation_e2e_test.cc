@@ -420,8 +420,9 @@ TEST_F(FederationReadsE2eTest, StatsAndDownloadsAskTheQuorumAndStillNameEveryHol
 // the SDK's PutObject) is written first and asks no replica whether the object exists; so is a
 // strict create of a name held nowhere here: it goes to the others before it is stored here, each
 // taking it only over nothing live, and it is stored here once one took it. A strict create of a
-// name held here asks the read quorum first (one peer). A create that another cluster refused
-// takes effect nowhere, even where it was the only live version.
+// name held here asks the read quorum first (one peer). A create that the other clusters refuse
+// takes effect nowhere; one they refuse as older than a tombstone they hold is checked at the
+// quorum and written above it.
 TEST_F(FederationReadsE2eTest, WritesTakeOneRoundTripAndRefusedCreatesTakeEffectNowhere) {
   Federate();
   for (auto* c : {a_, b_, c_}) ASSERT_NE(c->metrics_port(), 0);
@@ -515,6 +516,33 @@ TEST_F(FederationReadsE2eTest, WritesTakeOneRoundTripAndRefusedCreatesTakeEffect
     auto got = Get(*at_b, "puts", absl::StrCat("o", i));
     MCOS_ASSERT_OK(got);
     EXPECT_EQ(*got, "second");
+  }
+
+  // beta and gamma hold a tombstone stamped ahead of alpha's clock (a delete from a cluster whose
+  // clock runs ahead, which alpha missed): alpha's create, stamped below it, is refused by both
+  // as older, then checked at the quorum, stamped above the tombstone and stored everywhere.
+  mcos::v1::ObjectKey deleted = planted;
+  deleted.set_object("deleted-ahead");
+  mcos::v1::ObjectRecord tombstone;
+  tombstone.set_tombstone(true);
+  tombstone.mutable_version()->set_hlc(common::MakeHlc(absl::Now() + absl::Seconds(30)));
+  tombstone.mutable_version()->set_cluster("gamma");
+  for (auto* c : {b_, c_}) {
+    auto replica = replication::PeerReplica(c == b_ ? "beta" : "gamma", "gamma",
+                                            common::ConnectInternal(c->endpoint(), *peer));
+    auto ack = replica->Delete(deleted, tombstone, absl::Now() + absl::Seconds(5));
+    MCOS_ASSERT_OK(ack);
+    ASSERT_TRUE(ack->applied);
+  }
+  const double sent_before = Served("create", "OK");
+  std::istringstream after("created after a delete from ahead");
+  auto made = at_a->CreateObject("puts", "deleted-ahead", after);
+  MCOS_ASSERT_OK(made);
+  EXPECT_EQ(Served("create", "OK") - sent_before, 2);
+  for (Client* c : at) {
+    auto got = Get(*c, "puts", "deleted-ahead");
+    MCOS_ASSERT_OK(got);
+    EXPECT_EQ(*got, "created after a delete from ahead");
   }
 }
 
