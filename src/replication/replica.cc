@@ -159,23 +159,30 @@ mcos::v1::WritePrior HeldPrior(const mcos::v1::ObjectRecord& held) {
   return held.tombstone() ? mcos::v1::WRITE_PRIOR_ABSENT : mcos::v1::WRITE_PRIOR_LIVE;
 }
 
-// PutIfAbsent's answer from the write's: applied, it found nothing live; refused by its
-// precondition (a live version older than it), not applied, with the version held (`stat`).
+// PutIf's answer from the write's: applied, it held what `precondition` asks; refused by it (a
+// version older than the write that it does not allow), not applied, with what is held (`stat`).
 template <typename Stat>
-absl::StatusOr<WriteAck> IfAbsentAnswer(absl::StatusOr<WriteAck> written,
-                                        const mcos::v1::ObjectKey& key, const Stat& stat) {
+absl::StatusOr<WriteAck> ConditionalAnswer(absl::StatusOr<WriteAck> written,
+                                           mcos::v1::WritePrecondition precondition,
+                                           const mcos::v1::ObjectKey& key, const Stat& stat) {
+  const bool create = precondition == mcos::v1::WRITE_PRECONDITION_MUST_NOT_EXIST;
   if (written.ok()) {
-    if (written->applied) written->prior = mcos::v1::WRITE_PRIOR_ABSENT;
+    if (written->applied) {
+      written->prior = create ? mcos::v1::WRITE_PRIOR_ABSENT : mcos::v1::WRITE_PRIOR_LIVE;
+    }
     return written;
   }
   if (!absl::IsFailedPrecondition(written.status())) return written;
   absl::StatusOr<mcos::v1::ObjectRecord> held = stat();
-  if (!held.ok()) return held.status();
-  if (held->tombstone()) {
-    return absl::AbortedError(
-        absl::StrCat("object '", key.object(), "' changed while its create was stored; retry it"));
+  if (!create && absl::IsNotFound(held.status())) {
+    return WriteAck{false, mcos::v1::Version(), mcos::v1::WRITE_PRIOR_ABSENT};
   }
-  return WriteAck{false, held->version(), mcos::v1::WRITE_PRIOR_LIVE};
+  if (!held.ok()) return held.status();
+  if (HeldPrior(*held) == (create ? mcos::v1::WRITE_PRIOR_ABSENT : mcos::v1::WRITE_PRIOR_LIVE)) {
+    return absl::AbortedError(
+        absl::StrCat("object '", key.object(), "' changed while its write was stored; retry it"));
+  }
+  return WriteAck{false, held->version(), HeldPrior(*held)};
 }
 
 // `holders` and, when set, `self` (the cluster storing it), each once.
@@ -591,12 +598,12 @@ class StorageReplicaImpl final : public Replica {
     return Write(key, record, source, deadline, /*repair=*/false);
   }
 
-  absl::StatusOr<WriteAck> PutIfAbsent(const mcos::v1::ObjectKey& key,
-                                       const mcos::v1::ObjectRecord& record, ObjectReader& source,
-                                       absl::Time deadline) override {
-    return IfAbsentAnswer(
-        Write(key, record, source, deadline, /*repair=*/false, /*if_absent=*/true), key,
-        [&] { return Stat(key, deadline); });
+  absl::StatusOr<WriteAck> PutIf(const mcos::v1::ObjectKey& key,
+                                 const mcos::v1::ObjectRecord& record, ObjectReader& source,
+                                 absl::Time deadline,
+                                 mcos::v1::WritePrecondition precondition) override {
+    return ConditionalAnswer(Write(key, record, source, deadline, /*repair=*/false, precondition),
+                             precondition, key, [&] { return Stat(key, deadline); });
   }
 
   absl::StatusOr<std::unique_ptr<ReplicaWriter>> OpenWrite(const mcos::v1::ObjectKey& key,
@@ -631,9 +638,10 @@ class StorageReplicaImpl final : public Replica {
     return resp;
   }
 
-  absl::StatusOr<WriteAck> Write(const mcos::v1::ObjectKey& key,
-                                 const mcos::v1::ObjectRecord& record, ObjectReader& source,
-                                 absl::Time deadline, bool repair, bool if_absent = false) {
+  absl::StatusOr<WriteAck> Write(
+      const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record, ObjectReader& source,
+      absl::Time deadline, bool repair,
+      mcos::v1::WritePrecondition precondition = mcos::v1::WRITE_PRECONDITION_NONE) {
     grpc::ClientContext ctx;
     SetDeadline(ctx, deadline);
     mcos::v1::StoragePutResponse resp;
@@ -641,9 +649,7 @@ class StorageReplicaImpl final : public Replica {
     mcos::v1::StoragePutRequest header;
     FillHeader(header.mutable_header(), key, record, &cluster_);
     header.mutable_header()->set_repair(repair);
-    if (if_absent) {
-      header.mutable_header()->set_precondition(mcos::v1::WRITE_PRECONDITION_MUST_NOT_EXIST);
-    }
+    header.mutable_header()->set_precondition(precondition);
     mcos::v1::StoragePutRequest finish;
     finish.mutable_finish()->set_size(record.size());
     const Streamed done = StreamWrite(ctx, *writer, header, source, record.size(), &finish);
@@ -867,20 +873,23 @@ class PeerReplicaImpl final : public Replica {
                                           });
   }
 
-  void CreateAsync(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
-                   std::shared_ptr<const std::string> data, absl::Time deadline,
-                   std::function<void(absl::StatusOr<WriteAck>)> done) override {
-    if (unsupported_->load(std::memory_order_relaxed)) {
+  void PutIfAsync(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
+                  std::shared_ptr<const std::string> data, absl::Time deadline,
+                  mcos::v1::WritePrecondition precondition,
+                  std::function<void(absl::StatusOr<WriteAck>)> done) override {
+    const bool create = precondition == mcos::v1::WRITE_PRECONDITION_MUST_NOT_EXIST;
+    if (unsupported_->load(std::memory_order_relaxed) ||
+        (!create && precondition != mcos::v1::WRITE_PRECONDITION_MUST_EXIST)) {
       // Only on the replication stream: the cluster's server predates it.
-      done(absl::UnimplementedError(
-          absl::StrCat("cluster '", cluster_, "' takes no create's write before its commit")));
+      done(absl::UnimplementedError(absl::StrCat(
+          "cluster '", cluster_, "' takes no conditional write before its coordinator's commit")));
       return;
     }
     mcos::v1::ClusterReplicateOp op;
-    auto* create = op.mutable_create();
-    FillHeader(create->mutable_header(), key, record, nullptr);
-    create->mutable_header()->set_coordinator(coordinator_);
-    create->set_data(*data);
+    auto* put = create ? op.mutable_create() : op.mutable_update();
+    FillHeader(put->mutable_header(), key, record, nullptr);
+    put->mutable_header()->set_coordinator(coordinator_);
+    put->set_data(*data);
     link_.Submit(std::move(op), deadline, StreamedWriteDone(std::move(done)));
   }
 
@@ -1090,11 +1099,12 @@ class EngineReplicaImpl final : public Replica {
     return Write(key, record, source, /*repair=*/false);
   }
 
-  absl::StatusOr<WriteAck> PutIfAbsent(const mcos::v1::ObjectKey& key,
-                                       const mcos::v1::ObjectRecord& record, ObjectReader& source,
-                                       absl::Time deadline) override {
-    return IfAbsentAnswer(Write(key, record, source, /*repair=*/false, /*if_absent=*/true), key,
-                          [&] { return Stat(key, deadline); });
+  absl::StatusOr<WriteAck> PutIf(const mcos::v1::ObjectKey& key,
+                                 const mcos::v1::ObjectRecord& record, ObjectReader& source,
+                                 absl::Time deadline,
+                                 mcos::v1::WritePrecondition precondition) override {
+    return ConditionalAnswer(Write(key, record, source, /*repair=*/false, precondition),
+                             precondition, key, [&] { return Stat(key, deadline); });
   }
 
   absl::StatusOr<WriteAck> Repair(const mcos::v1::ObjectKey& key,
@@ -1103,13 +1113,13 @@ class EngineReplicaImpl final : public Replica {
     return Write(key, record, source, /*repair=*/true);
   }
 
-  absl::StatusOr<WriteAck> Write(const mcos::v1::ObjectKey& key,
-                                 const mcos::v1::ObjectRecord& record, ObjectReader& source,
-                                 bool repair, bool if_absent = false) {
+  absl::StatusOr<WriteAck> Write(
+      const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record, ObjectReader& source,
+      bool repair, mcos::v1::WritePrecondition precondition = mcos::v1::WRITE_PRECONDITION_NONE) {
     mcos::v1::StoragePutHeader header;
     FillHeader(&header, key, record, &cluster_);
     header.set_repair(repair);
-    if (if_absent) header.set_precondition(mcos::v1::WRITE_PRECONDITION_MUST_NOT_EXIST);
+    header.set_precondition(precondition);
     auto stream = engine_.BeginPut(header);
     if (!stream.ok()) return stream.status();
     if (const auto& superseded = (*stream)->superseded()) {
@@ -1293,22 +1303,23 @@ void Replica::PutAsync(
   done(Put(key, record, reader, deadline));
 }
 
-absl::StatusOr<WriteAck> Replica::PutIfAbsent(const mcos::v1::ObjectKey&,
-                                              const mcos::v1::ObjectRecord&, ObjectReader& source,
-                                              absl::Time) {
+absl::StatusOr<WriteAck> Replica::PutIf(const mcos::v1::ObjectKey&, const mcos::v1::ObjectRecord&,
+                                        ObjectReader& source, absl::Time,
+                                        mcos::v1::WritePrecondition) {
   source.Cancel();
   source.Finish().IgnoreError();
   return absl::UnimplementedError(
-      absl::StrCat("cluster '", cluster(), "' cannot take a create's write here"));
+      absl::StrCat("cluster '", cluster(), "' cannot take a conditional write here"));
 }
 
-void Replica::CreateAsync(
+void Replica::PutIfAsync(
     const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
     std::shared_ptr<const std::string> data, absl::Time deadline,
+    mcos::v1::WritePrecondition precondition,
     // NOLINTNEXTLINE(performance-unnecessary-value-param): a sink; the async ones keep it
     std::function<void(absl::StatusOr<WriteAck>)> done) {
   MemReader reader(record, std::move(data));
-  done(PutIfAbsent(key, record, reader, deadline));
+  done(PutIf(key, record, reader, deadline, precondition));
 }
 
 std::unique_ptr<ObjectReader> MemoryReader(mcos::v1::ObjectRecord record,

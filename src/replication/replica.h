@@ -115,17 +115,21 @@ class Replica {
   virtual void PutAsync(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
                         std::shared_ptr<const std::string> data, absl::Time deadline,
                         std::function<void(absl::StatusOr<WriteAck>)> done);
-  // A create's write (the coordinator has not stored it yet): as Put, but stored only when this
-  // replica holds no live version of `key` and nothing newer. Not applied otherwise, `prior`
-  // saying what it holds: LIVE (a live version, newer or older; `stored_version` is it) or ABSENT
-  // (a newer tombstone). Applied, `prior` is ABSENT. UNIMPLEMENTED where a replica cannot.
-  virtual absl::StatusOr<WriteAck> PutIfAbsent(const mcos::v1::ObjectKey& key,
-                                               const mcos::v1::ObjectRecord& record,
-                                               ObjectReader& source, absl::Time deadline);
-  // PutIfAbsent of content held whole in memory, answered as PutAsync.
-  virtual void CreateAsync(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
-                           std::shared_ptr<const std::string> data, absl::Time deadline,
-                           std::function<void(absl::StatusOr<WriteAck>)> done);
+  // A create's or an update's write (the coordinator has not stored it yet): as Put, but stored
+  // only when nothing newer is held and `precondition` holds for what is: MUST_NOT_EXIST (a
+  // create) nothing live, MUST_EXIST (an update) a live version. Not applied otherwise, `prior`
+  // saying what this replica holds: LIVE (a live version, newer or older; `stored_version` is it)
+  // or ABSENT (nothing, or a tombstone: `stored_version` is its version). Applied, `prior` says
+  // what it held (ABSENT for a create, LIVE for an update). UNIMPLEMENTED where a replica cannot.
+  virtual absl::StatusOr<WriteAck> PutIf(const mcos::v1::ObjectKey& key,
+                                         const mcos::v1::ObjectRecord& record, ObjectReader& source,
+                                         absl::Time deadline,
+                                         mcos::v1::WritePrecondition precondition);
+  // PutIf of content held whole in memory, answered as PutAsync.
+  virtual void PutIfAsync(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
+                          std::shared_ptr<const std::string> data, absl::Time deadline,
+                          mcos::v1::WritePrecondition precondition,
+                          std::function<void(absl::StatusOr<WriteAck>)> done);
   // Delete, answered through `done` likewise.
   virtual void DeleteAsync(
       const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& tombstone, absl::Time deadline,

@@ -216,7 +216,7 @@ grpc::Status ClusterGrpcService::ClusterPutSmallObject(
 grpc::Status ClusterGrpcService::PutSmall(const mcos::v1::ClusterPutSmallObjectRequest& request,
                                           absl::Time deadline,
                                           mcos::v1::ClusterWriteResponse& response,
-                                          bool if_absent) {
+                                          mcos::v1::WritePrecondition precondition) {
   if (!request.has_header()) return Invalid("a replica write needs its header; nothing was stored");
   const mcos::v1::ClusterPutObjectHeader& header = request.header();
   if (absl::Status s = ValidateReplicaHeader(header); !s.ok()) return ToGrpcStatus(s);
@@ -239,24 +239,26 @@ grpc::Status ClusterGrpcService::PutSmall(const mcos::v1::ClusterPutSmallObjectR
   }
   auto source =
       replication::MemoryReader(*record, std::make_shared<const std::string>(request.data()));
-  return Store(deadline, header.key(), *record, *source, response, if_absent);
+  return Store(deadline, header.key(), *record, *source, response, precondition);
 }
 
 grpc::Status ClusterGrpcService::Store(absl::Time deadline, const mcos::v1::ObjectKey& key,
                                        const mcos::v1::ObjectRecord& record,
                                        replication::ObjectReader& source,
-                                       mcos::v1::ClusterWriteResponse& response, bool if_absent) {
+                                       mcos::v1::ClusterWriteResponse& response,
+                                       mcos::v1::WritePrecondition precondition) {
   auto b = app_.backends();
   if (!b.ok()) return ToGrpcStatus(b.status());
   // This cluster's clock moves past every version it receives (a hybrid logical clock), so that
   // its own later writes are newer than what it holds.
   app_.hlc_.Observe(record.version().hlc());
-  auto ack = if_absent ? b->local->PutIfAbsent(key, record, source, deadline)
-                       : b->local->Put(key, record, source, deadline);
+  const bool conditional = precondition != mcos::v1::WRITE_PRECONDITION_NONE;
+  auto ack = conditional ? b->local->PutIf(key, record, source, deadline, precondition)
+                         : b->local->Put(key, record, source, deadline);
   if (!ack.ok()) return ToGrpcStatus(ack.status());
   response.set_applied(ack->applied);
   *response.mutable_stored_version() = ack->stored_version;
-  if (if_absent) response.set_prior(ack->prior);
+  if (conditional) response.set_prior(ack->prior);
   response.set_cluster(app_.cluster_id_);
   return grpc::Status::OK;
 }
@@ -609,7 +611,7 @@ class ReplicateReactor final : public grpc::ServerBidiReactor<mcos::v1::ClusterR
       if (op.op_case() == mcos::v1::ClusterReplicateOp::OP_NOT_SET) {
         return absl::InvalidArgumentError(
             absl::StrCat("ClusterReplicate operation ", op.id(),
-                         " names no operation (put, create, delete or stat)"));
+                         " names no operation (put, create, update, delete or stat)"));
       }
       if (!unanswered_.insert(op.id()).second) {
         return absl::InvalidArgumentError(absl::StrCat("ClusterReplicate operation id ", op.id(),
@@ -741,7 +743,13 @@ mcos::v1::ClusterReplicateAnswer ClusterGrpcService::Do(const mcos::v1::ClusterR
       break;
     case mcos::v1::ClusterReplicateOp::kCreate:
       kind = "create";
-      status = PutSmall(op.create(), deadline, *answer.mutable_write(), /*if_absent=*/true);
+      status = PutSmall(op.create(), deadline, *answer.mutable_write(),
+                        mcos::v1::WRITE_PRECONDITION_MUST_NOT_EXIST);
+      break;
+    case mcos::v1::ClusterReplicateOp::kUpdate:
+      kind = "update";
+      status = PutSmall(op.update(), deadline, *answer.mutable_write(),
+                        mcos::v1::WRITE_PRECONDITION_MUST_EXIST);
       break;
     case mcos::v1::ClusterReplicateOp::kDelete:
       kind = "delete";
@@ -752,7 +760,7 @@ mcos::v1::ClusterReplicateAnswer ClusterGrpcService::Do(const mcos::v1::ClusterR
       status = StatReplica(op.stat(), deadline, *answer.mutable_stat());
       break;
     case mcos::v1::ClusterReplicateOp::OP_NOT_SET:
-      status = Invalid("the operation names no operation (put, create, delete or stat)");
+      status = Invalid("the operation names no operation (put, create, update, delete or stat)");
       break;
   }
   replicated_

@@ -78,9 +78,12 @@ class ClusterGrpcService final
   void Run(std::function<void()> task);
   // The work of ClusterPutSmallObject, ClusterDeleteObject and ClusterStatObject once the caller
   // is known to be a peer, for the unary calls and the stream alike.
-  // `if_absent`: a create's write (ClusterReplicateOp.create), stored only over nothing live.
-  grpc::Status PutSmall(const mcos::v1::ClusterPutSmallObjectRequest& request, absl::Time deadline,
-                        mcos::v1::ClusterWriteResponse& response, bool if_absent = false);
+  // `precondition`: a create's or an update's write (ClusterReplicateOp create, update), stored
+  // only over nothing live, or over a live version (Replica::PutIf).
+  grpc::Status PutSmall(
+      const mcos::v1::ClusterPutSmallObjectRequest& request, absl::Time deadline,
+      mcos::v1::ClusterWriteResponse& response,
+      mcos::v1::WritePrecondition precondition = mcos::v1::WRITE_PRECONDITION_NONE);
   grpc::Status DeleteReplica(const mcos::v1::ClusterDeleteObjectRequest& request,
                              absl::Time deadline, mcos::v1::ClusterWriteResponse& response);
   grpc::Status StatReplica(const mcos::v1::ClusterStatObjectRequest& request, absl::Time deadline,
@@ -97,7 +100,8 @@ class ClusterGrpcService final
   // storage and answers what it did.
   grpc::Status Store(absl::Time deadline, const mcos::v1::ObjectKey& key,
                      const mcos::v1::ObjectRecord& record, replication::ObjectReader& source,
-                     mcos::v1::ClusterWriteResponse& response, bool if_absent = false);
+                     mcos::v1::ClusterWriteResponse& response,
+                     mcos::v1::WritePrecondition precondition = mcos::v1::WRITE_PRECONDITION_NONE);
   // A replica write streamed while its coordinator still receives the upload
   // (ClusterPutObjectHeader.version_at_finish): pushed to this cluster's storage as it arrives,
   // stored only once its finish message arrives and the content matches it.

@@ -48,7 +48,7 @@ bool WriteAnswersAReadQuorum(const mcos::v1::Placement& placement) {
   return !placement.degraded() && 2 * w > static_cast<size_t>(placement.replicas_size());
 }
 
-bool OneTripCreate(const mcos::v1::Placement& placement) {
+bool OneTripWrite(const mcos::v1::Placement& placement) {
   return !placement.degraded() && WriteConcern(placement) == 2 && placement.replicas_size() <= 3;
 }
 
@@ -975,13 +975,15 @@ void Coordinator::ReadAsync(const mcos::v1::ObjectKey& key, const mcos::v1::Plac
   });
 }
 
-// ---- creates in one round trip -------------------------------------------------------------
+// ---- strict creates and updates in one round trip -------------------------------------------
 
-void Coordinator::CreateFirst(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
-                              const std::shared_ptr<const std::string>& data,
-                              const mcos::v1::Placement& placement,
-                              const std::shared_ptr<Replica>& local, const ReplicaMap& replicas,
-                              std::function<void(absl::StatusOr<CreateDecision>)> done) {
+void Coordinator::WriteFirst(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
+                             const std::shared_ptr<const std::string>& data,
+                             mcos::v1::WritePrecondition precondition,
+                             const std::optional<mcos::v1::Version>& held,
+                             const mcos::v1::Placement& placement,
+                             const std::shared_ptr<Replica>& local, const ReplicaMap& replicas,
+                             std::function<void(absl::StatusOr<WriteDecision>)> done) {
   struct State {
     std::mutex mu;
     size_t pending = 0;
@@ -989,12 +991,13 @@ void Coordinator::CreateFirst(const mcos::v1::ObjectKey& key, const mcos::v1::Ob
     std::vector<std::string> unknown;         // sent, and no answer says what they did
     std::optional<mcos::v1::Version> newest;  // the newest version held by those that refused
     bool newest_live = false;
+    bool refused = false;
     bool decided = false;
     bool stored_here = false;  // `local` stored it: later holders are recorded at once
     bool storing = false;      // `local` is storing it: later holders wait in `late`
     std::vector<std::string> late;
     std::vector<std::pair<std::string, std::string>> queue;  // (cluster, why) once stored here
-    std::function<void(absl::StatusOr<CreateDecision>)> done;
+    std::function<void(absl::StatusOr<WriteDecision>)> done;
   };
   auto state = std::make_shared<State>();
   state->done = std::move(done);
@@ -1028,7 +1031,7 @@ void Coordinator::CreateFirst(const mcos::v1::ObjectKey& key, const mcos::v1::Ob
     std::vector<std::string> holders;
     std::vector<std::string> late;
     std::vector<std::pair<std::string, std::string>> queue;
-    std::function<void(absl::StatusOr<CreateDecision>)> done;
+    std::function<void(absl::StatusOr<WriteDecision>)> done;
     {
       std::lock_guard<std::mutex> lock(state->mu);
       state->storing = false;
@@ -1041,7 +1044,7 @@ void Coordinator::CreateFirst(const mcos::v1::ObjectKey& key, const mcos::v1::Ob
     if (!ack.ok()) {
       SortByOrder(holders, placement.replicas());
       done(absl::UnavailableError(
-          absl::StrCat("the create is in doubt: ", absl::StrJoin(holders, ", "),
+          absl::StrCat("the write is in doubt: ", absl::StrJoin(holders, ", "),
                        " stored it, but this cluster could not (", ack.status().message(),
                        "); it takes effect when they send it here: stat the object to see")));
       return;
@@ -1049,13 +1052,13 @@ void Coordinator::CreateFirst(const mcos::v1::ObjectKey& key, const mcos::v1::Ob
     if (ack->applied) {
       holders.push_back(local->cluster());
     } else {
-      // A newer write of the object came here meanwhile: this create is ordered just before it
+      // A newer write of the object came here meanwhile: this write is ordered just before it
       // (as a write of this cluster that a later one replaced counts), held by the others.
       hlc_.Observe(ack->stored_version.hlc());
     }
     SortByOrder(holders, placement.replicas());
-    CreateDecision d;
-    d.kind = CreateDecision::Kind::kStored;
+    WriteDecision d;
+    d.kind = WriteDecision::Kind::kStored;
     d.holders = holders;
     done(std::move(d));
     for (const auto& [cluster, why] : queue) enqueue_(key, record, cluster, why);
@@ -1063,28 +1066,34 @@ void Coordinator::CreateFirst(const mcos::v1::ObjectKey& key, const mcos::v1::Ob
       local->AddHolders(key, record.version(), late, absl::Now() + absl::Seconds(5)).IgnoreError();
     }
   };
-  // What a failed, refused or never-stored create answers once every call ended (mu held).
-  auto undecided = [state, needed, r, placement]() -> absl::StatusOr<CreateDecision> {
+  // What a failed, refused or never-stored write answers once every call ended (mu held).
+  const bool create = precondition == mcos::v1::WRITE_PRECONDITION_MUST_NOT_EXIST;
+  auto undecided = [state, needed, r, placement, create, held]() -> absl::StatusOr<WriteDecision> {
     if (!state->holders.empty() || !state->unknown.empty()) {
       std::vector<std::string> maybe = state->holders;
       maybe.insert(maybe.end(), state->unknown.begin(), state->unknown.end());
       SortByOrder(maybe, placement.replicas());
-      return absl::UnavailableError(
-          absl::StrCat("the create is in doubt: ", absl::StrJoin(maybe, ", "),
-                       " did not say whether it stored it, and no write quorum did; it takes "
-                       "effect only if one did: stat the object to see, or retry (ALREADY_EXISTS "
-                       "then means it did)"));
+      return absl::UnavailableError(absl::StrCat(
+          "the ", create ? "create" : "update", " is in doubt: ", absl::StrJoin(maybe, ", "),
+          " did not say whether it stored it, and no write quorum did; it takes "
+          "effect only if one did: stat the object to see",
+          create ? ", or retry (ALREADY_EXISTS then means it did)" : ""));
     }
-    CreateDecision d;
-    if (state->newest) {
-      d.kind = state->newest_live ? CreateDecision::Kind::kExists : CreateDecision::Kind::kCheck;
-      return d;
+    if (!state->refused) return TooFewReplicas(0, r, needed + 1, create ? "create" : "update");
+    WriteDecision d;
+    if (create && state->newest && state->newest_live) {
+      d.kind = WriteDecision::Kind::kExists;
+    } else if (!create && state->newest && !state->newest_live &&
+               (!held || common::IsNewer(*state->newest, *held))) {
+      d.kind = WriteDecision::Kind::kMissing;
+    } else {
+      d.kind = WriteDecision::Kind::kCheck;
     }
-    return TooFewReplicas(0, r, needed + 1, "create");
+    return d;
   };
   if (targets.empty()) {
-    absl::StatusOr<CreateDecision> answer;
-    std::function<void(absl::StatusOr<CreateDecision>)> done_now;
+    absl::StatusOr<WriteDecision> answer;
+    std::function<void(absl::StatusOr<WriteDecision>)> done_now;
     {
       std::lock_guard<std::mutex> lock(state->mu);
       state->decided = true;
@@ -1097,13 +1106,13 @@ void Coordinator::CreateFirst(const mcos::v1::ObjectKey& key, const mcos::v1::Ob
   const absl::Time deadline = replication::CopyDeadline(record.size(), options_.replica_timeout);
   for (auto& [cluster, replica] : targets) {
     StartAsyncCall();
-    replica->CreateAsync(
-        key, record, data, deadline,
+    replica->PutIfAsync(
+        key, record, data, deadline, precondition,
         [this, state, store_here, undecided, needed, here, key, record, local, cluster = cluster,
          from = replica.get()](const absl::StatusOr<replication::WriteAck>& ack) {
           Report(cluster, ack.status(), from);
-          std::optional<absl::StatusOr<CreateDecision>> answer;
-          std::function<void(absl::StatusOr<CreateDecision>)> done_now;
+          std::optional<absl::StatusOr<WriteDecision>> answer;
+          std::function<void(absl::StatusOr<WriteDecision>)> done_now;
           bool store = false;
           bool record_holder = false;
           std::vector<std::pair<std::string, std::string>> queue;
@@ -1122,14 +1131,16 @@ void Coordinator::CreateFirst(const mcos::v1::ObjectKey& key, const mcos::v1::Ob
               }
               state->holders.push_back(cluster);
             } else if (ack.ok()) {
+              state->refused = true;
               why = ack->prior == mcos::v1::WRITE_PRIOR_LIVE
-                        ? "it held another live version when the create came"
-                        : "it held a newer tombstone when the create came";
-              if (!state->newest || common::IsNewer(ack->stored_version, *state->newest)) {
+                        ? "it held another live version when the write came"
+                        : "it held no live version when the write came";
+              if (common::IsSet(ack->stored_version) &&
+                  (!state->newest || common::IsNewer(ack->stored_version, *state->newest))) {
                 state->newest = ack->stored_version;
                 state->newest_live = ack->prior == mcos::v1::WRITE_PRIOR_LIVE;
+                hlc_.Observe(ack->stored_version.hlc());
               }
-              hlc_.Observe(ack->stored_version.hlc());
             } else {
               why = std::string(ack.status().message());
               state->unknown.push_back(cluster);

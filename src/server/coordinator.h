@@ -155,37 +155,45 @@ class Coordinator {
                                               const std::shared_ptr<replication::Replica>& source,
                                               const ReplicaMap& replicas, Streams streams = {});
 
-  // What a create's one-round-trip write (CreateFirst) found.
-  struct CreateDecision {
+  // What a strict create's or update's one-round-trip write (WriteFirst) found.
+  struct WriteDecision {
     enum class Kind {
       // W-1 other replica clusters stored it, and then this cluster: `holders` names the
       // clusters that hold it (in the placement's order); the others get it from the queue.
       kStored,
-      // Every one asked answered, none stored it, and the newest version they hold is live: the
-      // object exists (nothing was stored anywhere).
+      // A create: every one asked answered, none stored it, and the newest version they hold is
+      // live: the object exists (nothing was stored anywhere).
       kExists,
-      // Every one asked answered and none stored it, but the newest they hold is a tombstone
-      // newer than the create's stamp: check the read quorum and write as usual.
+      // An update: every one asked answered, none stored it, and the newest version they hold is
+      // a tombstone newer than this cluster's live version: the object was deleted.
+      kMissing,
+      // Every one asked answered and none stored it, and what they hold does not decide (a
+      // create below a newer tombstone; an update at clusters that miss this cluster's version,
+      // or that hold a newer one): check the read quorum and write as usual.
       kCheck,
     };
-    Kind kind = Kind::kExists;
+    Kind kind = Kind::kCheck;
     std::vector<std::string> holders;
   };
-  // A strict create in one round trip (OneTripCreate(placement); `local`, this cluster's copy,
-  // holds nothing live of `key`): `record` (whose content is `data`) is sent, before it is
-  // stored here, to the placement's other clusters, each storing it only when it holds nothing
-  // live and nothing newer (ClusterReplicateOp.create). As soon as W-1 of them stored it, it is
-  // stored at `local` with its version (on this cluster's threads), then `done` is called with
-  // kStored; once all answered without that, with kExists or kCheck; with UNAVAILABLE ("in
-  // doubt") when none stored it as far as is known but one did not answer (it may have), or when
-  // others stored it and `local` could not. Once stored here, a cluster that refused, failed or
-  // was not called is queued (the queue copies this cluster's copy), and one that stored it later
-  // is recorded as a holder here.
-  void CreateFirst(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
-                   const std::shared_ptr<const std::string>& data,
-                   const mcos::v1::Placement& placement,
-                   const std::shared_ptr<replication::Replica>& local, const ReplicaMap& replicas,
-                   std::function<void(absl::StatusOr<CreateDecision>)> done);
+  // A strict create or update in one round trip (OneTripWrite(placement); `local`, this
+  // cluster's copy, holds nothing live of `key` for a create, the live version `held` for an
+  // update): `record` (whose content is `data`, stamped above `held`) is sent, before it is stored
+  // here, to the placement's other clusters, each storing it only when nothing newer is held and
+  // `precondition` holds (MUST_NOT_EXIST: nothing live; MUST_EXIST: a live version;
+  // ClusterReplicateOp create, update). As soon as W-1 of them stored it, it is stored at `local`
+  // with its version (on this cluster's threads), then `done` is called with kStored; once all
+  // answered without that, with kExists, kMissing or kCheck; with UNAVAILABLE ("in doubt") when
+  // none stored it as far as is known but one did not answer (it may have), or when others
+  // stored it and `local` could not. Once stored here, a cluster that refused, failed or was not
+  // called is queued (the queue copies this cluster's copy), and one that stored it later is
+  // recorded as a holder here.
+  void WriteFirst(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
+                  const std::shared_ptr<const std::string>& data,
+                  mcos::v1::WritePrecondition precondition,
+                  const std::optional<mcos::v1::Version>& held,
+                  const mcos::v1::Placement& placement,
+                  const std::shared_ptr<replication::Replica>& local, const ReplicaMap& replicas,
+                  std::function<void(absl::StatusOr<WriteDecision>)> done);
 
   // Who a read asks.
   enum class ReadScope {
@@ -331,11 +339,12 @@ bool WriteAnswersAReadQuorum(const mcos::v1::Placement& placement);
 void SortByOrder(std::vector<std::string>& names,
                  const google::protobuf::RepeatedPtrField<std::string>& order);
 
-// Whether a strict create of `placement` can be written before it is checked (CreateFirst):
-// W = 2 and R <= 3, not degraded. Then any other cluster that stores it makes W with this one (so
-// a create stored anywhere is committed here and acknowledged, and one refused is stored nowhere),
-// and the two make a read quorum (2W > R: nothing acknowledged was live).
-bool OneTripCreate(const mcos::v1::Placement& placement);
+// Whether a strict create or update of `placement` can be written before it is checked
+// (WriteFirst): W = 2 and R <= 3, not degraded. Then any other cluster that stores it makes W
+// with this one (so a write stored anywhere is committed here and acknowledged, and one refused
+// is stored nowhere), and the two make a read quorum (2W > R: for a create nothing acknowledged
+// was live, for an update the newest acknowledged version was live).
+bool OneTripWrite(const mcos::v1::Placement& placement);
 
 // The key a probe stats: a valid name that no user can own.
 mcos::v1::ObjectKey ProbeKey();

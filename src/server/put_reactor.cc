@@ -313,15 +313,22 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
       Start(/*exists=*/false);  // create-or-replace: whether it exists does not matter
       return;
     }
-    if (create_ && app_.Remote(placement_) && OneTripCreate(placement_) &&
-        backends_.local->in_process()) {
-      // A strict create where nothing live is held here is sent to the replica clusters before
-      // it is stored (Coordinator::CreateFirst): they say whether it exists as they take it.
+    if (app_.Remote(placement_) && OneTripWrite(placement_) && backends_.local->in_process()) {
+      // A strict create where nothing live is held here, or an update of the live version held
+      // here, is sent to the replica clusters before it is stored (Coordinator::WriteFirst): they
+      // say whether it exists as they take it.
       auto held = backends_.local->Stat(key_, absl::Now() + absl::Seconds(5));
-      if (absl::IsNotFound(held.status()) || (held.ok() && held->tombstone())) {
-        if (held.ok()) app_.hlc_.Observe(held->version().hlc());
+      const bool live = held.ok() && !held->tombstone();
+      if (held.ok()) app_.hlc_.Observe(held->version().hlc());
+      if (create_ && (absl::IsNotFound(held.status()) || (held.ok() && !live))) {
         one_trip_ = true;
         Start(/*exists=*/false);
+        return;
+      }
+      if (!create_ && live) {
+        one_trip_ = true;
+        held_ = *std::move(held);
+        Start(/*exists=*/true);
         return;
       }
     }
@@ -629,7 +636,7 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
     }
     phase_ = Phase::kCommitting;
     if (one_trip_ && !storage_started_) {
-      CreateFirst();
+      WriteFirst();
       return;
     }
     if (one_trip_) {
@@ -649,30 +656,35 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
     if (!writing_) WriteFinish();  // else OnStorageWriteDone does it
   }
 
-  // The existence check of a create that skipped it (one_trip_), then `commit` (mu_ held):
-  // ALREADY_EXISTS if the read quorum's newest version is live.
+  // The existence check of a create or update that skipped it (one_trip_), then `commit` (mu_
+  // held): ALREADY_EXISTS for a create if the read quorum's newest version is live, NOT_FOUND for
+  // an update if it is not.
   void CheckQuorumThen(std::function<void()> commit) {
     one_trip_ = false;
     checking_ = true;  // nothing commits meanwhile
     Ref();
-    app_.coordinator_->ReadAsync(
-        key_, placement_, replicas_, Coordinator::ReadScope::kQuorum,
-        [this, commit = std::move(commit)](absl::StatusOr<Newest> newest) {
-          {
-            std::lock_guard<std::recursive_mutex> lock(mu_);
-            checking_ = false;
-            if (!answered_) {
-              if (!newest.ok()) {
-                Fail(ToGrpcStatus(newest.status()));
-              } else if (newest->record.has_value() && !newest->record->tombstone()) {
-                Fail(AlreadyExists());
-              } else {
-                commit();
-              }
-            }
-          }
-          Unref();
-        });
+    app_.coordinator_->ReadAsync(key_, placement_, replicas_, Coordinator::ReadScope::kQuorum,
+                                 [this, commit = std::move(commit)](absl::StatusOr<Newest> newest) {
+                                   {
+                                     std::lock_guard<std::recursive_mutex> lock(mu_);
+                                     checking_ = false;
+                                     if (!answered_) {
+                                       const bool exists = newest.ok() &&
+                                                           newest->record.has_value() &&
+                                                           !newest->record->tombstone();
+                                       if (!newest.ok()) {
+                                         Fail(ToGrpcStatus(newest.status()));
+                                       } else if (create_ && exists) {
+                                         Fail(AlreadyExists());
+                                       } else if (!create_ && !exists) {
+                                         Fail(ToGrpcStatus(ObjectNotFound(key_)));
+                                       } else {
+                                         commit();
+                                       }
+                                     }
+                                   }
+                                   Unref();
+                                 });
   }
 
   grpc::Status AlreadyExists() const {
@@ -681,10 +693,10 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
                          key_.container(), "': use update to replace it")};
   }
 
-  // A strict create held in memory, sent to the other replica clusters before it is stored here
-  // (Coordinator::CreateFirst): stored here once W-1 of them took it, refused when they hold it,
-  // answered once stored here.
-  void CreateFirst() {
+  // A strict create or update held in memory, sent to the other replica clusters before it is
+  // stored here (Coordinator::WriteFirst): stored here once W-1 of them took it, refused when what
+  // they hold says so, answered once stored here.
+  void WriteFirst() {
     auto* sh = out_.mutable_header();
     storage::UploadContent content(*sh);
     absl::Status added = content.Add(inline_);
@@ -694,37 +706,43 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
       Fail(ToGrpcStatus(record.status()));
       return;
     }
-    *record->mutable_created() = record->modified();
+    *record->mutable_created() = create_ ? record->modified() : held_.created();
     record->clear_holders();  // each names itself; this cluster once it stores it
     created_ = *std::move(record);
     created_data_ = std::make_shared<const std::string>(std::move(inline_));
     std::string().swap(inline_);
     phase_ = Phase::kReplicating;
     Ref();
-    app_.coordinator_->CreateFirst(key_, created_, created_data_, placement_, backends_.local,
-                                   replicas_,
-                                   [this](absl::StatusOr<Coordinator::CreateDecision> decision) {
-                                     {
-                                       std::lock_guard<std::recursive_mutex> lock(mu_);
-                                       OnCreateDecided(std::move(decision));
-                                     }
-                                     Unref();
-                                   });
+    app_.coordinator_->WriteFirst(
+        key_, created_, created_data_,
+        create_ ? mcos::v1::WRITE_PRECONDITION_MUST_NOT_EXIST
+                : mcos::v1::WRITE_PRECONDITION_MUST_EXIST,
+        create_ ? std::nullopt : std::optional<mcos::v1::Version>(held_.version()), placement_,
+        backends_.local, replicas_, [this](absl::StatusOr<Coordinator::WriteDecision> decision) {
+          {
+            std::lock_guard<std::recursive_mutex> lock(mu_);
+            OnCreateDecided(std::move(decision));
+          }
+          Unref();
+        });
   }
 
-  void OnCreateDecided(absl::StatusOr<Coordinator::CreateDecision> decision) {
+  void OnCreateDecided(absl::StatusOr<Coordinator::WriteDecision> decision) {
     if (!decision.ok()) {
       if (!answered_) Answer(ToGrpcStatus(decision.status()));
       return;
     }
     switch (decision->kind) {
-      case Coordinator::CreateDecision::Kind::kExists:
+      case Coordinator::WriteDecision::Kind::kExists:
         if (!answered_) Answer(AlreadyExists());
         return;
-      case Coordinator::CreateDecision::Kind::kCheck:
+      case Coordinator::WriteDecision::Kind::kMissing:
+        if (!answered_) Answer(ToGrpcStatus(ObjectNotFound(key_)));
+        return;
+      case Coordinator::WriteDecision::Kind::kCheck:
         if (answered_) return;  // cancelled: nothing was stored
-        // A replica holds a tombstone newer than this stamp: nothing was stored; checked and
-        // written as any create, stamped above what the check saw.
+        // What the replicas hold does not decide (nothing was stored): checked and written as
+        // any create or update, stamped above what the check saw.
         inline_ = *created_data_;
         CheckQuorumThen([this] {
           stamp_ = app_.Stamp();
@@ -733,7 +751,7 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
           CommitInline();
         });
         return;
-      case Coordinator::CreateDecision::Kind::kStored:
+      case Coordinator::WriteDecision::Kind::kStored:
         break;
     }
     app_.hlc_.Observe(created_.version().hlc());
@@ -959,10 +977,12 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   std::string inline_;
   bool inline_commit_ = false;   // CommitInline's call is under way
   bool quorum_checked_ = false;  // existence came from the replica clusters (Remote placements)
-  // A strict create sent before it is stored here (OneTripCreate; nothing live held here):
-  // Coordinator::CreateFirst when it stays in memory, else checked at the quorum before its
+  // A strict create or update sent before it is stored here (OneTripWrite; nothing live held
+  // here, or for an update the live version held_):
+  // Coordinator::WriteFirst when it stays in memory, else checked at the quorum before its
   // commit.
   bool one_trip_ = false;
+  mcos::v1::ObjectRecord held_;                      // an update's: the live version held here
   bool checking_ = false;                            // CheckQuorumThen's read is under way
   mcos::v1::ObjectRecord created_;                   // what CreateFirst sent
   std::shared_ptr<const std::string> created_data_;  // its content

@@ -418,8 +418,9 @@ TEST_F(FederationReadsE2eTest, StatsAndDownloadsAskTheQuorumAndStillNameEveryHol
 
 // Writes take one round trip between clusters (R=3, W=2). A put (create-or-replace: `mcos put`,
 // the SDK's PutObject) is written first and asks no replica whether the object exists; so is a
-// strict create of a name held nowhere here: it goes to the others before it is stored here, each
-// taking it only over nothing live, and it is stored here once one took it. A strict create of a
+// strict create of a name held nowhere here, or a strict update of one held here: it goes to the
+// others before it is stored here, each taking it only over nothing live (an update: over a live
+// version), and it is stored here once one took it. A strict create of a
 // name held here asks the read quorum first (one peer). A create that the other clusters refuse
 // takes effect nowhere; one they refuse as older than a tombstone they hold is checked at the
 // quorum and written above it.
@@ -464,6 +465,22 @@ TEST_F(FederationReadsE2eTest, WritesTakeOneRoundTripAndRefusedCreatesTakeEffect
       auto got = Get(*c, "puts", absl::StrCat("o", i));
       MCOS_ASSERT_OK(got);
       EXPECT_EQ(*got, "second");
+    }
+  }
+  // Strict updates of names held here: sent to both peers before they are stored here.
+  const double updates_before = Served("update", "OK");
+  const double puts_before_updates = Served("put");
+  for (int i = 0; i < kObjects; ++i) {
+    std::istringstream in("updated");
+    MCOS_ASSERT_OK(at[i % 3]->UpdateObject("puts", absl::StrCat("o", i), in));
+  }
+  EXPECT_EQ(Served("update", "OK") - updates_before, 2 * kObjects);
+  EXPECT_EQ(Served("put") - puts_before_updates, 0);
+  for (Client* c : at) {
+    for (int i = 0; i < kObjects; ++i) {
+      auto got = Get(*c, "puts", absl::StrCat("o", i));
+      MCOS_ASSERT_OK(got);
+      EXPECT_EQ(*got, "updated");
     }
   }
   // Strict creates of names held here: refused after asking one peer each, nothing changed.
@@ -515,8 +532,33 @@ TEST_F(FederationReadsE2eTest, WritesTakeOneRoundTripAndRefusedCreatesTakeEffect
   for (int i = 0; i < kObjects; ++i) {
     auto got = Get(*at_b, "puts", absl::StrCat("o", i));
     MCOS_ASSERT_OK(got);
-    EXPECT_EQ(*got, "second");
+    EXPECT_EQ(*got, "updated");
   }
+
+  // beta and gamma hold a delete of o0 that alpha missed (a tombstone planted as a peer would
+  // send it): alpha's update, sent before it is checked, is refused by both (NOT_FOUND) and
+  // stored nowhere: alpha still holds its old version.
+  mcos::v1::ObjectKey o0 = planted;
+  o0.set_object("o0");
+  mcos::v1::ObjectRecord deletion;
+  deletion.set_tombstone(true);
+  deletion.mutable_version()->set_hlc(common::MakeHlc(absl::Now() + absl::Seconds(1)));
+  deletion.mutable_version()->set_cluster("gamma");
+  for (auto* c : {b_, c_}) {
+    auto replica = replication::PeerReplica(c == b_ ? "beta" : "gamma", "gamma",
+                                            common::ConnectInternal(c->endpoint(), *peer));
+    auto ack = replica->Delete(o0, deletion, absl::Now() + absl::Seconds(5));
+    MCOS_ASSERT_OK(ack);
+    ASSERT_TRUE(ack->applied);
+  }
+  const double update_refusals_before = Served("update", "OK");
+  std::istringstream late_update("an update of a deleted object");
+  MCOS_EXPECT_CODE(at_a->UpdateObject("puts", "o0", late_update), kNotFound);
+  EXPECT_EQ(Served("update", "OK") - update_refusals_before, 2);
+  auto alpha_copy = at_alpha->Stat(o0, absl::Now() + absl::Seconds(5));
+  MCOS_ASSERT_OK(alpha_copy);
+  EXPECT_EQ(alpha_copy->etag(), testing::Md5Hex("updated"));
+  for (Client* c : at) MCOS_EXPECT_CODE(c->StatObject("puts", "o0"), kNotFound);
 
   // beta and gamma hold a tombstone stamped ahead of alpha's clock (a delete from a cluster whose
   // clock runs ahead, which alpha missed): alpha's create, stamped below it, is refused by both
@@ -875,12 +917,13 @@ TEST_F(FederationE2eTest, StreamedReplicaWritesThatLieOrStopShortStoreNothing) {
 // A create's replica write (ClusterReplicateOp.create, sent by a coordinator that has not stored
 // the create yet) is stored only over nothing live and nothing newer; refused, it says what the
 // replica holds (a live version: LIVE with its version; a newer tombstone: ABSENT), and the
-// replica keeps it.
+// replica keeps it. An update's (ClusterReplicateOp.update) only over a live version.
 TEST_F(FederationE2eTest, ACreatesReplicaWriteIsStoredOnlyOverNothingLive) {
   auto [replica, key] = CurrentVersionAtBeta("creates");
   ASSERT_NE(replica, nullptr);
   auto held = replica->Stat(key, absl::Now() + absl::Seconds(5));
   MCOS_ASSERT_OK(held);
+  mcos::v1::WritePrecondition precondition = mcos::v1::WRITE_PRECONDITION_MUST_NOT_EXIST;
   auto create = [&](const mcos::v1::ObjectKey& k, uint64_t hlc, const std::string& data) {
     mcos::v1::ObjectRecord record;
     record.mutable_version()->set_hlc(hlc);
@@ -889,12 +932,12 @@ TEST_F(FederationE2eTest, ACreatesReplicaWriteIsStoredOnlyOverNothingLive) {
     record.set_etag(testing::Md5Hex(data));
     absl::Notification answered;
     absl::StatusOr<replication::WriteAck> ack;
-    replica->CreateAsync(k, record, std::make_shared<const std::string>(data),
-                         absl::Now() + absl::Seconds(5),
-                         [&](absl::StatusOr<replication::WriteAck> a) {
-                           ack = std::move(a);
-                           answered.Notify();
-                         });
+    replica->PutIfAsync(k, record, std::make_shared<const std::string>(data),
+                        absl::Now() + absl::Seconds(5), precondition,
+                        [&](absl::StatusOr<replication::WriteAck> a) {
+                          ack = std::move(a);
+                          answered.Notify();
+                        });
     answered.WaitForNotification();
     return ack;
   };
@@ -944,6 +987,21 @@ TEST_F(FederationE2eTest, ACreatesReplicaWriteIsStoredOnlyOverNothingLive) {
   auto now = replica->Stat(fresh, absl::Now() + absl::Seconds(5));
   MCOS_ASSERT_OK(now);
   EXPECT_EQ(now->etag(), testing::Md5Hex("above the tombstone"));
+
+  // An update's (ClusterReplicateOp.update): over the live version, stored; over nothing,
+  // refused (ABSENT), nothing stored.
+  precondition = mcos::v1::WRITE_PRECONDITION_MUST_EXIST;
+  auto updated = create(fresh, base + 4000, "updated");
+  MCOS_ASSERT_OK(updated);
+  EXPECT_TRUE(updated->applied);
+  EXPECT_EQ(updated->prior, mcos::v1::WRITE_PRIOR_LIVE);
+  mcos::v1::ObjectKey none = key;
+  none.set_object("none");
+  auto missing = create(none, base + 4000, "an update of nothing");
+  MCOS_ASSERT_OK(missing);
+  EXPECT_FALSE(missing->applied);
+  EXPECT_EQ(missing->prior, mcos::v1::WRITE_PRIOR_ABSENT);
+  MCOS_EXPECT_CODE(replica->Stat(none, absl::Now() + absl::Seconds(5)), kNotFound);
 }
 
 // Small replica writes (ClusterPutSmallObject: header and content in one message) sent as a peer

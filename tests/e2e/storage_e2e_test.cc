@@ -682,9 +682,10 @@ TEST_F(StorageE2eTest, StoreUploadAnswersAlikeOverTheServiceAndInProcess) {
   }
 }
 
-// A create's replica write (Replica::PutIfAbsent) is stored only over nothing live and nothing
-// newer, over the storage service and in-process alike; refused, it says what is held.
-TEST_F(StorageE2eTest, PutIfAbsentAnswersAlikeOverTheServiceAndInProcess) {
+// A create's replica write (Replica::PutIf, MUST_NOT_EXIST) is stored only over nothing live and
+// nothing newer, an update's (MUST_EXIST) only over a live version, over the storage service and
+// in-process alike; refused, each says what is held.
+TEST_F(StorageE2eTest, ConditionalWritesAnswerAlikeOverTheServiceAndInProcess) {
   TwoWays two(*node_);
   ASSERT_NE(two.engine, nullptr);
   for (replication::Replica* replica : {two.service.get(), two.in_process.get()}) {
@@ -698,7 +699,8 @@ TEST_F(StorageE2eTest, PutIfAbsentAnswersAlikeOverTheServiceAndInProcess) {
       record.set_size(data.size());
       record.set_etag(testing::Md5Hex(data));
       auto source = replication::MemoryReader(record, std::make_shared<const std::string>(data));
-      return replica->PutIfAbsent(key, record, *source, deadline);
+      return replica->PutIf(key, record, *source, deadline,
+                            mcos::v1::WRITE_PRECONDITION_MUST_NOT_EXIST);
     };
     const uint64_t base = g_hlc.fetch_add(10000);
     auto made = create(base + 100, "first");
@@ -735,6 +737,35 @@ TEST_F(StorageE2eTest, PutIfAbsentAnswersAlikeOverTheServiceAndInProcess) {
     held = replica->Stat(key, deadline);
     MCOS_ASSERT_OK(held);
     EXPECT_EQ(held->etag(), testing::Md5Hex("above"));
+
+    // Updates: over the live version, stored; over nothing or a tombstone, refused (ABSENT).
+    auto update = [&](const ObjectKey& k, uint64_t hlc, const std::string& data) {
+      mcos::v1::ObjectRecord record;
+      record.mutable_version()->set_hlc(hlc);
+      record.mutable_version()->set_cluster("c2");
+      record.set_size(data.size());
+      record.set_etag(testing::Md5Hex(data));
+      auto source = replication::MemoryReader(record, std::make_shared<const std::string>(data));
+      return replica->PutIf(k, record, *source, deadline, mcos::v1::WRITE_PRECONDITION_MUST_EXIST);
+    };
+    auto updated = update(key, base + 500, "updated");
+    MCOS_ASSERT_OK(updated);
+    EXPECT_TRUE(updated->applied);
+    EXPECT_EQ(updated->prior, mcos::v1::WRITE_PRIOR_LIVE);
+    ObjectKey nothing = key;
+    nothing.set_object(key.object() + "-nothing");
+    auto over_nothing = update(nothing, base + 500, "nothing there");
+    MCOS_ASSERT_OK(over_nothing);
+    EXPECT_FALSE(over_nothing->applied);
+    EXPECT_EQ(over_nothing->prior, mcos::v1::WRITE_PRIOR_ABSENT);
+    EXPECT_EQ(replica->Stat(nothing, deadline).status().code(), absl::StatusCode::kNotFound);
+    tombstone.mutable_version()->set_hlc(base + 600);
+    MCOS_ASSERT_OK(replica->Delete(key, tombstone, deadline));
+    auto over_tombstone = update(key, base + 700, "after the delete");
+    MCOS_ASSERT_OK(over_tombstone);
+    EXPECT_FALSE(over_tombstone->applied);
+    EXPECT_EQ(over_tombstone->prior, mcos::v1::WRITE_PRIOR_ABSENT);
+    EXPECT_EQ(over_tombstone->stored_version.hlc(), base + 600);
   }
 }
 

@@ -252,6 +252,22 @@ TEST_F(StreamedWriteE2eTest, UploadsAroundTheInMemoryLimitArriveWholeEverywhere)
     EXPECT_EQ(up.info().size(), data.size()) << name;
     ExpectEverywhere({a_, b_, c_}, "sizes", name, up.info().version(), data, kAllThree);
   }
+  // Strict updates around the limit too (held in memory, or streamed and checked at the quorum
+  // before the commit), and one of a name that does not exist.
+  for (size_t n : {size_t{1000}, 600 * kKiB}) {
+    const std::string data = testing::RandomBytes(n, 77);
+    RawUpload up(*a_, at_a->token(), "sizes", "o1", std::nullopt, /*create=*/false);
+    ASSERT_TRUE(up.Send(data));
+    const grpc::Status s = up.Close(data.size());
+    ASSERT_TRUE(s.ok()) << n << ": " << s.error_message();
+    EXPECT_EQ(up.info().etag(), testing::Md5Hex(data));
+    ExpectEverywhere({a_, b_, c_}, "sizes", "o1", up.info().version(), data, kAllThree);
+  }
+  for (size_t n : {size_t{1000}, 600 * kKiB}) {
+    RawUpload up(*a_, at_a->token(), "sizes", "never-made", std::nullopt, /*create=*/false);
+    up.Send(testing::RandomBytes(n, 78));
+    EXPECT_EQ(up.Close(n).error_code(), grpc::StatusCode::NOT_FOUND) << n;
+  }
 }
 
 // Gamma frozen after the first 16 MiB of a 64 MiB upload at alpha: the stream to gamma fills and
