@@ -692,15 +692,21 @@ TEST_F(StorageE2eTest, ConditionalWritesAnswerAlikeOverTheServiceAndInProcess) {
     SCOPED_TRACE(replica->in_process() ? "engine" : "storage service");
     const absl::Time deadline = absl::Now() + absl::Seconds(10);
     const ObjectKey key = Key(replica->in_process() ? "if-absent-engine" : "if-absent-service");
-    auto create = [&](uint64_t hlc, const std::string& data) {
+    auto put_if = [&](const ObjectKey& k, uint64_t hlc, const std::string& data,
+                      mcos::v1::WritePrecondition precondition) {
       mcos::v1::ObjectRecord record;
       record.mutable_version()->set_hlc(hlc);
       record.mutable_version()->set_cluster("c2");
       record.set_size(data.size());
       record.set_etag(testing::Md5Hex(data));
       auto source = replication::MemoryReader(record, std::make_shared<const std::string>(data));
-      return replica->PutIf(key, record, *source, deadline,
-                            mcos::v1::WRITE_PRECONDITION_MUST_NOT_EXIST);
+      return replica->PutIf(k, record, *source, deadline, precondition);
+    };
+    auto create = [&](uint64_t hlc, const std::string& data) {
+      return put_if(key, hlc, data, mcos::v1::WRITE_PRECONDITION_MUST_NOT_EXIST);
+    };
+    auto update = [&](const ObjectKey& k, uint64_t hlc, const std::string& data) {
+      return put_if(k, hlc, data, mcos::v1::WRITE_PRECONDITION_MUST_EXIST);
     };
     const uint64_t base = g_hlc.fetch_add(10000);
     auto made = create(base + 100, "first");
@@ -739,15 +745,6 @@ TEST_F(StorageE2eTest, ConditionalWritesAnswerAlikeOverTheServiceAndInProcess) {
     EXPECT_EQ(held->etag(), testing::Md5Hex("above"));
 
     // Updates: over the live version, stored; over nothing or a tombstone, refused (ABSENT).
-    auto update = [&](const ObjectKey& k, uint64_t hlc, const std::string& data) {
-      mcos::v1::ObjectRecord record;
-      record.mutable_version()->set_hlc(hlc);
-      record.mutable_version()->set_cluster("c2");
-      record.set_size(data.size());
-      record.set_etag(testing::Md5Hex(data));
-      auto source = replication::MemoryReader(record, std::make_shared<const std::string>(data));
-      return replica->PutIf(k, record, *source, deadline, mcos::v1::WRITE_PRECONDITION_MUST_EXIST);
-    };
     auto updated = update(key, base + 500, "updated");
     MCOS_ASSERT_OK(updated);
     EXPECT_TRUE(updated->applied);
