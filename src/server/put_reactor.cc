@@ -754,7 +754,6 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
       case Coordinator::WriteDecision::Kind::kStored:
         break;
     }
-    app_.hlc_.Observe(created_.version().hlc());
     app_.PublishChange(key_, created_, &decision->holders);
     if (answered_) return;
     grpc::SerializationTraits<mcos::v1::ObjectInfo>::Serialize(

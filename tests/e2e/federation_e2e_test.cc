@@ -509,9 +509,25 @@ TEST_F(FederationReadsE2eTest, WritesTakeOneRoundTripAndRefusedCreatesTakeEffect
   record.set_size(content.size());
   record.set_etag(testing::Md5Hex(content));
   record.set_partition(0);
+  // beta's and gamma's storage as gamma, a peer, writes to them.
+  std::vector<std::unique_ptr<replication::Replica>> beta_and_gamma;
   for (auto* c : {b_, c_}) {
-    auto replica = replication::PeerReplica(c == b_ ? "beta" : "gamma", "gamma",
-                                            common::ConnectInternal(c->endpoint(), *peer));
+    beta_and_gamma.push_back(replication::PeerReplica(
+        c == b_ ? "beta" : "gamma", "gamma", common::ConnectInternal(c->endpoint(), *peer)));
+  }
+  // Stores a tombstone of `key` stamped `hlc` at beta and gamma.
+  auto delete_at_beta_and_gamma = [&](const mcos::v1::ObjectKey& key, uint64_t hlc) {
+    mcos::v1::ObjectRecord tombstone;
+    tombstone.set_tombstone(true);
+    tombstone.mutable_version()->set_hlc(hlc);
+    tombstone.mutable_version()->set_cluster("gamma");
+    for (auto& replica : beta_and_gamma) {
+      auto ack = replica->Delete(key, tombstone, absl::Now() + absl::Seconds(5));
+      ASSERT_TRUE(ack.ok()) << ack.status();
+      ASSERT_TRUE(ack->applied);
+    }
+  };
+  for (auto& replica : beta_and_gamma) {
     auto source = replication::MemoryReader(record, std::make_shared<const std::string>(content));
     auto ack = replica->Put(planted, record, *source, absl::Now() + absl::Seconds(5));
     MCOS_ASSERT_OK(ack);
@@ -540,17 +556,8 @@ TEST_F(FederationReadsE2eTest, WritesTakeOneRoundTripAndRefusedCreatesTakeEffect
   // stored nowhere: alpha still holds its old version.
   mcos::v1::ObjectKey o0 = planted;
   o0.set_object("o0");
-  mcos::v1::ObjectRecord deletion;
-  deletion.set_tombstone(true);
-  deletion.mutable_version()->set_hlc(common::MakeHlc(absl::Now() + absl::Seconds(1)));
-  deletion.mutable_version()->set_cluster("gamma");
-  for (auto* c : {b_, c_}) {
-    auto replica = replication::PeerReplica(c == b_ ? "beta" : "gamma", "gamma",
-                                            common::ConnectInternal(c->endpoint(), *peer));
-    auto ack = replica->Delete(o0, deletion, absl::Now() + absl::Seconds(5));
-    MCOS_ASSERT_OK(ack);
-    ASSERT_TRUE(ack->applied);
-  }
+  delete_at_beta_and_gamma(o0, common::MakeHlc(absl::Now() + absl::Seconds(1)));
+  if (HasFatalFailure()) return;
   const double update_refusals_before = Served("update", "OK");
   std::istringstream late_update("an update of a deleted object");
   MCOS_EXPECT_CODE(at_a->UpdateObject("puts", "o0", late_update), kNotFound);
@@ -565,17 +572,8 @@ TEST_F(FederationReadsE2eTest, WritesTakeOneRoundTripAndRefusedCreatesTakeEffect
   // as older, then checked at the quorum, stamped above the tombstone and stored everywhere.
   mcos::v1::ObjectKey deleted = planted;
   deleted.set_object("deleted-ahead");
-  mcos::v1::ObjectRecord tombstone;
-  tombstone.set_tombstone(true);
-  tombstone.mutable_version()->set_hlc(common::MakeHlc(absl::Now() + absl::Seconds(30)));
-  tombstone.mutable_version()->set_cluster("gamma");
-  for (auto* c : {b_, c_}) {
-    auto replica = replication::PeerReplica(c == b_ ? "beta" : "gamma", "gamma",
-                                            common::ConnectInternal(c->endpoint(), *peer));
-    auto ack = replica->Delete(deleted, tombstone, absl::Now() + absl::Seconds(5));
-    MCOS_ASSERT_OK(ack);
-    ASSERT_TRUE(ack->applied);
-  }
+  delete_at_beta_and_gamma(deleted, common::MakeHlc(absl::Now() + absl::Seconds(30)));
+  if (HasFatalFailure()) return;
   const double sent_before = Served("create", "OK");
   std::istringstream after("created after a delete from ahead");
   auto made = at_a->CreateObject("puts", "deleted-ahead", after);
