@@ -8,8 +8,11 @@
 #include <rocksdb/slice.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
@@ -18,6 +21,7 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
@@ -26,6 +30,7 @@
 #include "common/status_macros.h"
 #include "common/version.h"
 #include "placement/placement.h"
+#include "storage/data_file.h"
 #include "storage/engine_rules.h"
 
 namespace mcos::storage {
@@ -44,7 +49,8 @@ constexpr size_t kChecksumBytes = 8;
 // Records with at most this many chunks have them deleted one by one; larger ones by a range
 // tombstone (cheaper to write, slightly more costly to read past until compacted).
 constexpr uint64_t kPointDeleteMaxChunks = 16;
-// Chunks of one upload that go through the WAL before the rest bypass it (see WriteFullChunk).
+// Chunks of one upload that go through the WAL; the rest go to the upload's data file (see
+// WriteFullChunk).
 constexpr uint64_t kWalChunks = 8;
 
 // RocksDB's messages name files and paths of the node: they go to the log, and callers get the
@@ -185,9 +191,7 @@ class RocksDbPutStream final : public PutStream {
     if (superseded_ || failed_) return absl::OkStatus();
     MCOS_RETURN_IF_ERROR(content_.Add(data));
     while (!data.empty()) {
-      const size_t take = std::min<size_t>(kChunkSize - buffer_.size(), data.size());
-      buffer_.append(data.data(), take);
-      data.remove_prefix(take);
+      data.remove_prefix(buffer_.Append(data.substr(0, kChunkSize - buffer_.size())));
       if (buffer_.size() == kChunkSize) {
         if (auto s = WriteFullChunk(); !s.ok()) {
           failed_ = true;
@@ -205,6 +209,17 @@ class RocksDbPutStream final : public PutStream {
     }
     if (failed_) return absl::UnavailableError("an earlier chunk write failed; nothing was stored");
     MCOS_ASSIGN_OR_RETURN(ObjectRecord record, content_.Finish(finish));
+    if (!buffer_.empty() && InFile(next_index_)) MCOS_RETURN_IF_ERROR(WriteFileChunk());
+    if (file_) {
+      // The file's data, and its name in the directory, are durable before the record that
+      // points at them.
+      if (engine_.options_.sync_commits) {
+        MCOS_RETURN_IF_ERROR(file_->Sync());
+        MCOS_RETURN_IF_ERROR(DataFile::SyncDirectory(engine_.objects_dir_));
+      }
+      record.set_file_first_chunk(file_first_);
+      file_.reset();
+    }
     record.set_chunk_size(kChunkSize);
     record.set_chunk_count(next_index_ + (buffer_.empty() ? 0 : 1));
     record.set_data_id(data_id_);
@@ -224,25 +239,11 @@ class RocksDbPutStream final : public PutStream {
 
     rocksdb::WriteBatch batch;
     if (!buffer_.empty()) AddChunk(batch);
-    if (bypassed_wal_) {
-      // Chunks past the first kWalChunks went to the memtable only; make them durable in blob/SST
-      // files before the record that points at them.
-      if (batch.Count() > 0) {
-        rocksdb::WriteOptions no_wal;
-        no_wal.disableWAL = true;
-        MCOS_RETURN_IF_ERROR(FromRocksDb(engine_.db_->Write(no_wal, &batch), "write chunk"));
-        batch.Clear();
-      }
-      rocksdb::FlushOptions flush;
-      flush.wait = true;
-      flush.allow_write_stall = true;
-      // The other column families too: their few entries would otherwise keep every WAL file
-      // written since their last flush alive, this upload's first chunks included (tens of MiB
-      // on a small disk, until max_total_wal_bytes forces them out).
-      MCOS_RETURN_IF_ERROR(FromRocksDb(
-          engine_.db_->Flush(flush, {engine_.data_cf_, engine_.meta_cf_, engine_.usage_cf_,
-                                     engine_.uploads_cf_, engine_.index_cf_}),
-          "flush object data"));
+    for (size_t i = 0; i < file_sums_.size(); ++i) {
+      char sum[kChecksumBytes];
+      EncodeFixed64Le(sum, file_sums_[i]);
+      batch.Put(engine_.data_cf_, DataKey(data_id_, file_first_ + i),
+                rocksdb::Slice(sum, kChecksumBytes));
     }
     batch.Put(engine_.meta_cf_, meta_key_, record.SerializeAsString());
     if (intent_written_) batch.Delete(engine_.uploads_cf_, data_id_);
@@ -257,35 +258,65 @@ class RocksDbPutStream final : public PutStream {
     const rocksdb::Status written = engine_.db_->Write(engine_.CommitWriteOptions(), &batch);
     if (written.IsNoSpace()) engine_.RecoverFromNoSpace(written).IgnoreError();
     MCOS_RETURN_IF_ERROR(FromRocksDb(written, absl::StrCat("commit ", Describe(header_.key()))));
-    if (current) engine_.QueueReclaim(current->data_id(), current->chunk_count());
+    if (current) engine_.QueueReclaim(*current);
     if (finish.keep_readable_ms() > 0) engine_.Keep(meta_key_, record, finish.keep_readable_ms());
     committed_ = true;
     return WriteResult{true, std::move(record), ""};
   }
 
  private:
+  // Whether chunk `index` goes to the data file: past the first kWalChunks, or every chunk of an
+  // upload whose size says it will have more than that.
+  bool InFile(uint64_t index) const {
+    return file_ || index >= kWalChunks ||
+           (header_.has_size() && header_.size() > uint64_t{kWalChunks} * kChunkSize);
+  }
+
   // Writes the buffered full chunk. The first kWalChunks chunks of an upload go through the WAL
-  // (the commit's fsync makes them durable: one fsync for a small object); later ones bypass it,
-  // so a large object is written to disk once (memtable -> blob file) instead of twice, and the
-  // commit flushes them. The upload's intent record is fsynced before the first chunk that
-  // bypasses the WAL, so that a crash can never leave chunks on disk that no intent points at.
+  // (the commit's fsync makes them durable: one fsync for a small object; the flush writes them
+  // once more); later ones, or all of an upload declared larger, go to its data file, so a large
+  // object is written to disk once and never through RocksDB's memtables, flushes and software
+  // CRC32C.
   absl::Status WriteFullChunk() {
     MCOS_RETURN_IF_ERROR(engine_.CheckSpace(0));
+    if (InFile(next_index_)) return WriteFileChunk();
     rocksdb::WriteBatch batch;
     if (!intent_written_) batch.Put(engine_.uploads_cf_, data_id_, meta_key_);
-    rocksdb::WriteOptions wo;
-    if (next_index_ >= kWalChunks) {
-      if (!bypassed_wal_) {
-        MCOS_RETURN_IF_ERROR(FromRocksDb(engine_.db_->SyncWAL(), "sync upload intent"));
-        bypassed_wal_ = true;
-      }
-      wo.disableWAL = true;
-    }
     AddChunk(batch);
-    const rocksdb::Status written = engine_.db_->Write(wo, &batch);
+    const rocksdb::Status written = engine_.db_->Write(rocksdb::WriteOptions(), &batch);
     if (written.IsNoSpace()) engine_.RecoverFromNoSpace(written).IgnoreError();
     MCOS_RETURN_IF_ERROR(FromRocksDb(written, "write chunk"));
     intent_written_ = true;
+    return absl::OkStatus();
+  }
+
+  // Appends the buffered bytes as the next chunk to the data file (created with the first one),
+  // and empties the buffer. The upload's intent record is durable before the file is created, so
+  // that a crash can never leave a file on disk that no intent names.
+  absl::Status WriteFileChunk() {
+    if (!file_) {
+      if (!intent_written_) {
+        rocksdb::WriteBatch intent;
+        intent.Put(engine_.uploads_cf_, data_id_, meta_key_);
+        MCOS_RETURN_IF_ERROR(FromRocksDb(engine_.db_->Write(engine_.CommitWriteOptions(), &intent),
+                                         "record the upload"));
+        intent_written_ = true;
+      } else if (engine_.options_.sync_commits) {
+        MCOS_RETURN_IF_ERROR(FromRocksDb(engine_.db_->SyncWAL(), "sync upload intent"));
+      }
+      absl::StatusOr<DataFile> created = DataFile::Create(engine_.DataFilePath(data_id_));
+      if (!created.ok()) return engine_.FileFailed(created.status());
+      file_.emplace(*std::move(created));
+      file_first_ = next_index_;
+    }
+    file_sums_.push_back(
+        common::ChunkChecksum(buffer_.view(), common::Hash64(DataKey(data_id_, next_index_))));
+    const uint64_t before = file_->size();
+    const absl::Status appended = file_->Append(buffer_);
+    engine_.file_bytes_.fetch_add(file_->size() - before);
+    if (!appended.ok()) return engine_.FileFailed(appended);
+    ++next_index_;
+    buffer_.clear();
     return absl::OkStatus();
   }
 
@@ -293,9 +324,10 @@ class RocksDbPutStream final : public PutStream {
   void AddChunk(rocksdb::WriteBatch& batch) {
     const std::string key = DataKey(data_id_, next_index_);
     char sum[kChecksumBytes];
-    EncodeFixed64Le(sum, common::ChunkChecksum(buffer_, common::Hash64(key)));
+    EncodeFixed64Le(sum, common::ChunkChecksum(buffer_.view(), common::Hash64(key)));
     const rocksdb::Slice key_slice(key);
-    const rocksdb::Slice parts[2] = {rocksdb::Slice(sum, kChecksumBytes), rocksdb::Slice(buffer_)};
+    const rocksdb::Slice parts[2] = {rocksdb::Slice(sum, kChecksumBytes),
+                                     rocksdb::Slice(buffer_.data(), buffer_.size())};
     batch.Put(engine_.data_cf_, rocksdb::SliceParts(&key_slice, 1), rocksdb::SliceParts(parts, 2));
     ++next_index_;
     buffer_.clear();
@@ -304,9 +336,13 @@ class RocksDbPutStream final : public PutStream {
   // Deletes whatever this upload wrote (best effort: Open() removes what remains after a crash).
   void Discard() {
     if (!intent_written_) return;
+    if (file_first_ != kNoFile) {
+      file_.reset();
+      engine_.RemoveDataFile(data_id_);
+    }
     ObjectRecord mine;
     mine.set_data_id(data_id_);
-    mine.set_chunk_count(next_index_);
+    mine.set_chunk_count(std::min(next_index_, file_first_));  // the file's sums are not written
     rocksdb::WriteBatch batch;
     engine_.DeleteData(mine, batch);
     batch.Delete(engine_.uploads_cf_, data_id_);
@@ -319,7 +355,7 @@ class RocksDbPutStream final : public PutStream {
                          s.ToString(), " (it is removed at the next start)");
       return;
     }
-    engine_.QueueReclaim(data_id_, next_index_);
+    engine_.QueueReclaim(mine);
   }
 
   RocksDbEngine& engine_;
@@ -328,10 +364,13 @@ class RocksDbPutStream final : public PutStream {
   std::string data_id_;
   std::optional<WriteResult> superseded_;
   UploadContent content_;
-  std::string buffer_;
+  AlignedBuffer buffer_{kChunkSize};
   uint64_t next_index_ = 0;
+  static constexpr uint64_t kNoFile = UINT64_MAX;
+  std::optional<DataFile> file_;     // open while the upload writes it
+  uint64_t file_first_ = kNoFile;    // the first chunk in the file
+  std::vector<uint64_t> file_sums_;  // the checksums of the chunks in the file
   bool intent_written_ = false;
-  bool bypassed_wal_ = false;
   bool committed_ = false;
   bool failed_ = false;
 };
@@ -342,9 +381,11 @@ class RocksDbPutStream final : public PutStream {
 class RocksDbObjectReader final : public ObjectReader {
  public:
   RocksDbObjectReader(RocksDbEngine& engine, std::shared_ptr<const rocksdb::Snapshot> snapshot,
-                      ObjectKey key, ObjectRecord record, uint64_t begin, uint64_t end)
+                      std::optional<DataFile> file, ObjectKey key, ObjectRecord record,
+                      uint64_t begin, uint64_t end)
       : engine_(engine),
         snapshot_(std::move(snapshot)),
+        file_(std::move(file)),
         key_(std::move(key)),
         record_(std::move(record)),
         pos_(begin),
@@ -357,32 +398,36 @@ class RocksDbObjectReader final : public ObjectReader {
     const uint64_t chunk_size = record_.chunk_size();
     const uint64_t index = pos_ / chunk_size;
     const std::string key = DataKey(record_.data_id(), index);
+    const uint64_t expected =
+        index + 1 < record_.chunk_count() ? chunk_size : record_.size() - index * chunk_size;
     rocksdb::ReadOptions ro;
     ro.snapshot = snapshot_.get();
     // Our own XXH3 checksum (below) covers every chunk end to end; RocksDB's blob CRC32c is
     // computed in software by Debian's portable build and would cost half of the read CPU.
     ro.verify_checksums = false;
-    rocksdb::PinnableSlice value;
+    rocksdb::PinnableSlice value;  // the checksum and the payload, or the checksum only
     const rocksdb::Status s = engine_.db_->Get(ro, engine_.data_cf_, key, &value);
     if (s.IsNotFound()) {
       return absl::DataLossError(absl::StrCat("chunk ", index, " of ", Describe(key_),
                                               " is missing on this storage node"));
     }
     MCOS_RETURN_IF_ERROR(FromRocksDb(s, absl::StrCat("read ", Describe(key_))));
-    const uint64_t expected =
-        index + 1 < record_.chunk_count() ? chunk_size : record_.size() - index * chunk_size;
-    if (value.size() != kChecksumBytes + expected ||
-        DecodeFixed64Le(value.data()) !=
-            common::ChunkChecksum(
-                absl::string_view(value.data() + kChecksumBytes, value.size() - kChecksumBytes),
-                common::Hash64(key))) {
+    absl::string_view payload(value.data(), value.size());
+    payload.remove_prefix(std::min(payload.size(), kChecksumBytes));
+    if (file_ && index >= record_.file_first_chunk()) {
+      const uint64_t slot = index - record_.file_first_chunk();
+      MCOS_RETURN_IF_ERROR(file_->ReadAt(slot * chunk_size, expected, file_chunk_));
+      payload = file_chunk_.view();
+    }
+    if (value.size() < kChecksumBytes || payload.size() != expected ||
+        DecodeFixed64Le(value.data()) != common::ChunkChecksum(payload, common::Hash64(key))) {
       return absl::DataLossError(
           absl::StrCat("chunk ", index, " of ", Describe(key_),
                        " is corrupt (checksum mismatch) on this storage node"));
     }
     const uint64_t within = pos_ - index * chunk_size;
     const uint64_t n = std::min(end_ - pos_, expected - within);
-    out->assign(value.data() + kChecksumBytes + within, n);
+    out->assign(payload.data() + within, n);
     pos_ += n;
     return true;
   }
@@ -390,6 +435,8 @@ class RocksDbObjectReader final : public ObjectReader {
  private:
   RocksDbEngine& engine_;
   const std::shared_ptr<const rocksdb::Snapshot> snapshot_;
+  const std::optional<DataFile> file_;    // the record's data file, if it has one
+  AlignedBuffer file_chunk_{kChunkSize};  // the last chunk read from it
   ObjectKey key_;
   ObjectRecord record_;
   uint64_t pos_;
@@ -492,6 +539,7 @@ absl::StatusOr<std::unique_ptr<RocksDbEngine>> RocksDbEngine::Open(const RocksDb
   engine->uploads_cf_ = engine->handles_[3];
   engine->usage_cf_ = engine->handles_[4];
   engine->index_cf_ = engine->handles_[5];
+  MCOS_RETURN_IF_ERROR(engine->OpenObjectsDir());
   MCOS_RETURN_IF_ERROR(engine->RemoveUploadDebris());
   MCOS_RETURN_IF_ERROR(engine->BuildDigests());
   MCOS_RETURN_IF_ERROR(engine->BuildPartitionIndex());
@@ -501,6 +549,26 @@ absl::StatusOr<std::unique_ptr<RocksDbEngine>> RocksDbEngine::Open(const RocksDb
     engine->reclaim_all_ = true;
   }
   return engine;
+}
+
+absl::Status RocksDbEngine::OpenObjectsDir() {
+  objects_dir_ = options_.path + "/objects";
+  std::error_code ec;
+  std::filesystem::create_directory(objects_dir_, ec);
+  if (ec) {
+    return FileError(ec.value(), "create the data file directory", objects_dir_);
+  }
+  std::filesystem::permissions(objects_dir_, std::filesystem::perms::owner_all,
+                               std::filesystem::perm_options::replace, ec);
+  uint64_t bytes = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(objects_dir_, ec)) {
+    std::error_code size_ec;
+    const uintmax_t size = entry.file_size(size_ec);
+    if (!size_ec) bytes += size;
+  }
+  if (ec) return FileError(ec.value(), "list the data files", objects_dir_);
+  file_bytes_.store(bytes);
+  return absl::OkStatus();
 }
 
 absl::Status RocksDbEngine::RemoveUploadDebris() {
@@ -513,7 +581,11 @@ absl::Status RocksDbEngine::RemoveUploadDebris() {
     batch.DeleteRange(data_cf_, begin, end);
     batch.Delete(data_cf_, end);
     batch.Delete(uploads_cf_, data_id);
-    QueueReclaim(data_id, UINT64_MAX);
+    RemoveDataFile(data_id);
+    {
+      absl::MutexLock lock(&reclaim_mu_);
+      reclaim_.push_back(Reclaim{begin, end, 0});
+    }
     ++recovered_uploads_;
   }
   MCOS_RETURN_IF_ERROR(FromRocksDb(it->status(), "scan interrupted uploads"));
@@ -822,13 +894,49 @@ absl::Status RocksDbEngine::RecoverFromNoSpace(const rocksdb::Status& cause) {
   return FromRocksDb(s, "resume after a full disk");
 }
 
-void RocksDbEngine::QueueReclaim(absl::string_view data_id, uint64_t chunks) {
-  if (data_id.empty() || chunks == 0) return;
+void RocksDbEngine::QueueReclaim(const ObjectRecord& record) {
+  const std::string& data_id = record.data_id();
+  if (data_id.empty() || record.chunk_count() == 0) return;
   const uint64_t sequence = db_->GetLatestSequenceNumber();
   absl::MutexLock lock(&reclaim_mu_);
-  reclaim_.push_back(Reclaim{
-      DataKey(data_id, 0),
-      chunks == UINT64_MAX ? DataKey(data_id, UINT64_MAX) : DataKey(data_id, chunks), sequence});
+  if (record.has_file_first_chunk()) reclaim_files_.push_back(ReclaimFile{data_id, sequence});
+  reclaim_.push_back(
+      Reclaim{DataKey(data_id, 0), DataKey(data_id, record.chunk_count()), sequence});
+}
+
+std::string RocksDbEngine::DataFilePath(absl::string_view data_id) const {
+  std::string path = objects_dir_;
+  path.push_back('/');
+  path += absl::BytesToHexString(data_id);
+  return path;
+}
+
+absl::Status RocksDbEngine::FileFailed(const absl::Status& status) {
+  if (absl::IsResourceExhausted(status) && options_.space != nullptr) {
+    // The disk is full: the reserve makes room for the deletes that free space.
+    options_.space->ReleaseReserve();
+  }
+  return status;
+}
+
+void RocksDbEngine::RemoveDataFile(absl::string_view data_id) {
+  const std::string path = DataFilePath(data_id);
+  struct stat st {};
+  const bool exists = ::stat(path.c_str(), &st) == 0;
+  if (::unlink(path.c_str()) != 0) {
+    if (errno != ENOENT) FileError(errno, "remove a data file", path).IgnoreError();
+    return;
+  }
+  if (exists) file_bytes_.fetch_sub(static_cast<uint64_t>(st.st_size));
+}
+
+uint64_t RocksDbEngine::OldestSnapshot() {
+  uint64_t oldest = 0;
+  if (!db_->GetIntProperty(rocksdb::DB::Properties::kOldestSnapshotSequence, &oldest) ||
+      oldest == 0) {
+    return UINT64_MAX;  // none
+  }
+  return oldest;
 }
 
 std::shared_ptr<const rocksdb::Snapshot> RocksDbEngine::SharedSnapshot() {
@@ -891,6 +999,32 @@ absl::StatusOr<int> RocksDbEngine::ReclaimOnce() {
   // Data deleted after a kept version's snapshot is still seen by it: compacting it now would
   // keep it, so it waits until the snapshot is released.
   const uint64_t oldest_kept = ExpireKept();
+  // A data file is read outside RocksDB: any snapshot that may still see its record (a kept
+  // version's or a reader's) keeps it.
+  const uint64_t oldest_snapshot = OldestSnapshot();
+  std::vector<std::string> files;
+  {
+    absl::MutexLock lock(&reclaim_mu_);
+    std::vector<ReclaimFile> waiting_files;
+    for (ReclaimFile& f : reclaim_files_) {
+      if (f.sequence <= oldest_snapshot) {
+        files.push_back(std::move(f.data_id));
+      } else {
+        waiting_files.push_back(std::move(f));
+      }
+    }
+    reclaim_files_.swap(waiting_files);
+  }
+  if (!files.empty()) {
+    rocksdb::WriteBatch done;
+    for (const std::string& data_id : files) {
+      RemoveDataFile(data_id);
+      done.Delete(uploads_cf_, data_id);
+    }
+    // Not synced: a crash before the next synced write only makes Open remove them again.
+    MCOS_RETURN_IF_ERROR(
+        FromRocksDb(db_->Write(rocksdb::WriteOptions(), &done), "record removed data files"));
+  }
   {
     absl::MutexLock lock(&reclaim_mu_);
     std::vector<Reclaim> waiting;
@@ -904,7 +1038,7 @@ absl::StatusOr<int> RocksDbEngine::ReclaimOnce() {
     reclaim_.swap(waiting);
     std::swap(all, reclaim_all_);
   }
-  if (ranges.empty() && !all) return 0;
+  if (ranges.empty() && !all) return static_cast<int>(files.size());
   rocksdb::CompactRangeOptions cro;
   // To the last level, where the deletions themselves are dropped too.
   cro.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForceOptimized;
@@ -914,13 +1048,13 @@ absl::StatusOr<int> RocksDbEngine::ReclaimOnce() {
   if (all || ranges.size() > kMaxRanges) {
     MCOS_RETURN_IF_ERROR(
         FromRocksDb(db_->CompactRange(cro, data_cf_, nullptr, nullptr), "reclaim space"));
-    return static_cast<int>(ranges.size());
+    return static_cast<int>(ranges.size() + files.size());
   }
   for (const auto& [begin, end] : ranges) {
     const rocksdb::Slice b(begin), e(end);
     MCOS_RETURN_IF_ERROR(FromRocksDb(db_->CompactRange(cro, data_cf_, &b, &e), "reclaim space"));
   }
-  return static_cast<int>(ranges.size());
+  return static_cast<int>(ranges.size() + files.size());
 }
 
 absl::StatusOr<bool> RocksDbEngine::CollectGarbageOnce(bool urgent, uint64_t free_bytes) {
@@ -982,18 +1116,20 @@ RocksDbEngine::DiskUsage RocksDbEngine::disk_usage() {
       usage.blob_bytes += v;
     }
   }
+  usage.file_bytes = file_bytes_.load();
   return usage;
 }
 
 void RocksDbEngine::DeleteData(const ObjectRecord& record, rocksdb::WriteBatch& batch) {
   if (record.data_id().empty() || record.chunk_count() == 0) return;
-  if (record.chunk_count() <= kPointDeleteMaxChunks) {
-    for (uint64_t i = 0; i < record.chunk_count(); ++i) {
-      batch.Delete(data_cf_, DataKey(record.data_id(), i));
-    }
+  // The data file, if any, is removed by ReclaimOnce once no snapshot can read it; until then
+  // (and across a crash) an entry in the uploads family names it as debris.
+  if (record.has_file_first_chunk()) batch.Put(uploads_cf_, record.data_id(), rocksdb::Slice());
+  const uint64_t chunks = record.chunk_count();
+  if (chunks <= kPointDeleteMaxChunks) {
+    for (uint64_t i = 0; i < chunks; ++i) batch.Delete(data_cf_, DataKey(record.data_id(), i));
   } else {
-    batch.DeleteRange(data_cf_, DataKey(record.data_id(), 0),
-                      DataKey(record.data_id(), record.chunk_count()));
+    batch.DeleteRange(data_cf_, DataKey(record.data_id(), 0), DataKey(record.data_id(), chunks));
   }
 }
 
@@ -1028,8 +1164,20 @@ absl::StatusOr<std::unique_ptr<ObjectReader>> RocksDbEngine::OpenReader(
     }
   }
   MCOS_ASSIGN_OR_RETURN(auto range, ReadRange(request, record ? &*record : nullptr));
-  return std::make_unique<RocksDbObjectReader>(*this, std::move(snapshot), key, *std::move(record),
-                                               range.first, range.second);
+  std::optional<DataFile> file;
+  if (record->has_file_first_chunk() && range.first < range.second) {
+    // The snapshot keeps the file: ReclaimOnce removes a replaced version's file only once no
+    // snapshot older than the replacement is left.
+    absl::StatusOr<DataFile> opened = DataFile::Open(DataFilePath(record->data_id()));
+    if (absl::IsNotFound(opened.status())) {
+      return absl::DataLossError(
+          absl::StrCat("the data file of ", Describe(key), " is missing on this storage node"));
+    }
+    MCOS_RETURN_IF_ERROR(opened.status());
+    file.emplace(*std::move(opened));
+  }
+  return std::make_unique<RocksDbObjectReader>(*this, std::move(snapshot), std::move(file), key,
+                                               *std::move(record), range.first, range.second);
 }
 
 absl::StatusOr<bool> RocksDbEngine::AddHolders(const ObjectKey& key,
@@ -1099,7 +1247,7 @@ absl::StatusOr<WriteResult> RocksDbEngine::Delete(const mcos::v1::StorageDeleteR
     written = db_->Write(CommitWriteOptions(), &batch);
   }
   MCOS_RETURN_IF_ERROR(FromRocksDb(written, absl::StrCat("delete ", Describe(key))));
-  if (current) QueueReclaim(current->data_id(), current->chunk_count());
+  if (current) QueueReclaim(*current);
   return WriteResult{true, std::move(tombstone), "",
                      live ? mcos::v1::WRITE_PRIOR_LIVE : mcos::v1::WRITE_PRIOR_ABSENT};
 }

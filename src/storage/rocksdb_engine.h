@@ -7,7 +7,13 @@
 //   column family "data":    DataKey(data_id, index) -> u64le XXH3(payload, seed) | payload
 //       data_id is 16 random bytes per upload; index is u64 big-endian; seed = XXH3(DataKey), so a
 //       chunk read under the wrong key fails its checksum too. Integrated BlobDB keeps large
-//       chunks in blob files.
+//       chunks in blob files. For the chunks of a record's data file (index >= the record's
+//       file_first_chunk) the value is the u64le checksum alone.
+//   data files: <path>/objects/<hex data_id>, the chunks from file_first_chunk on, back to back at
+//       (index - file_first_chunk) * chunk_size, the last padded with zeros to 4 KiB. An upload's
+//       chunks past the first 8 go there, or all of them when its header declares more than 8
+//       MiB: written once, with direct I/O (data_file.h), instead of through a memtable, a flush
+//       and RocksDB's blob CRC32C (software in Debian's build: a third of a large upload's CPU).
 //   column family "usage":   ContainerPrefix(user, container) -> i64le objects | i64le bytes,
 //       and PartitionUsageKey(option, bucket) -> the same, where bucket = the top 18 bits of the
 //       object hash (placement.h) and the key is 0x00 'p' | u8 len(option) | option | u32be
@@ -23,27 +29,28 @@
 //       same batch as each commit; 0x00 "m-index-v1" in "usage" is present once it is complete (a
 //       database from before it gets it built at open).
 //   column family "uploads": data_id -> ObjectMetaKey of an upload in progress. Written with its
-//       first chunk and deleted by its commit; anything left at open time is the debris of a
-//       crashed upload, and its chunks are deleted then.
+//       first chunk (synced before its data file is created) and deleted by its commit; anything
+//       left at open time is the debris of a crashed upload, and its chunks and data file are
+//       deleted then. A replaced or deleted version's data file is named here too (value empty)
+//       by the batch that deletes its record, until ReclaimOnce removes the file.
 //
 // Space: a replaced or deleted object's chunks are deleted in its commit batch, and their key range
 // is compacted within about a second (ReclaimOnce), which deletes the blob files left without live
-// data; the live data of blob files shared with deleted objects is rewritten (CollectGarbageOnce)
+// data and the data files that no snapshot (a download under way, a kept version) can still read; the live data of blob files shared with deleted objects is rewritten (CollectGarbageOnce)
 // once garbage reaches a quarter of all blob bytes, or a quarter of one file while the disk is
 // nearly full. So space amplification stays under about 4/3 of live data. Below the free-space
 // floor (SpaceGuard) new data is refused (RESOURCE_EXHAUSTED); deletes go on; an ENOSPC from
 // RocksDB releases the space reserve and resumes the database.
 //
-// Durability: chunks are written without fsync; the commit batch (record, last chunk, deletion of
-// the replaced version's data) is written with WriteOptions::sync, which fsyncs the WAL and with it
-// every chunk written before. So an acknowledged put survives kill -9 and power loss; an
+// Durability: chunks are written without fsync; the commit fdatasyncs the data file (and fsyncs its
+// directory), then writes the commit batch (record, last chunk, the file's chunk checksums,
+// deletion of the replaced version's data) with WriteOptions::sync, which fsyncs the WAL and with
+// it every chunk written there before. So an acknowledged put survives kill -9 and power loss; an
 // unacknowledged one either becomes visible whole or not at all. The cost is one fsync per commit
-// (concurrent commits share one through RocksDB's group commit). The first 8 chunks (8 MiB) of an
-// upload go through the WAL, so small objects are written twice (WAL, then the flushed blob/SST
-// file); the double is bounded by max_total_wal_bytes (64 MiB) plus one memtable (32 MiB), after
-// which the WAL files are deleted. Chunks past the first 8 MiB bypass the WAL and the commit
-// flushes them, so a large object is written once; it flushes the other column families too, so
-// that the WAL files behind it (its first 8 MiB among them) are deleted at once.
+// (concurrent commits share one through RocksDB's group commit), two more for a data file. The
+// first 8 chunks (8 MiB) of an upload of undeclared size go through the WAL, so small objects are
+// written twice (WAL, then the flushed blob/SST file); the double is bounded by
+// max_total_wal_bytes (64 MiB) plus one memtable (32 MiB), after which the WAL files are deleted.
 //
 // Kept versions: a commit whose finish asks for keep_readable_ms takes a RocksDB snapshot right
 // after its batch (under the object's lock), so that the version stays readable by its exact
@@ -57,6 +64,7 @@
 #include <rocksdb/db.h>
 
 #include <array>
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -136,10 +144,12 @@ class RocksDbEngine final : public Engine {
   // whether it compacted. (RocksDB's own blob GC is off: it would rewrite the oldest files in
   // every compaction, garbage or not.)
   absl::StatusOr<bool> CollectGarbageOnce(bool urgent, uint64_t free_bytes);
-  // Bytes of live object data and of everything RocksDB keeps on disk (SST + blob + WAL files).
+  // Bytes of live object data and of everything RocksDB keeps on disk (SST + blob + WAL files),
+  // and of the data files.
   struct DiskUsage {
     uint64_t sst_bytes = 0;
     uint64_t blob_bytes = 0;
+    uint64_t file_bytes = 0;
   };
   DiskUsage disk_usage();
   // The raw database, for tests that damage it on purpose.
@@ -147,6 +157,10 @@ class RocksDbEngine final : public Engine {
   rocksdb::ColumnFamilyHandle* data_cf_for_test() { return data_cf_; }
   rocksdb::ColumnFamilyHandle* usage_cf_for_test() { return usage_cf_; }
   rocksdb::ColumnFamilyHandle* index_cf_for_test() { return index_cf_; }
+  rocksdb::ColumnFamilyHandle* meta_cf_for_test() { return meta_cf_; }
+  rocksdb::ColumnFamilyHandle* uploads_cf_for_test() { return uploads_cf_; }
+  // The path of the data file of `data_id` (it may not exist).
+  std::string DataFilePath(absl::string_view data_id) const;
 
  private:
   friend class RocksDbPutStream;
@@ -154,6 +168,8 @@ class RocksDbEngine final : public Engine {
   static constexpr size_t kLockStripes = 64;
 
   explicit RocksDbEngine(RocksDbOptions options);
+  // Creates the data file directory if missing and adds up its files' sizes.
+  absl::Status OpenObjectsDir();
   absl::Status RemoveUploadDebris();
   absl::Mutex& LockFor(absl::string_view meta_key);
   // Reads the stored record; nullopt if none.
@@ -180,9 +196,15 @@ class RocksDbEngine final : public Engine {
                 int64_t bytes);
   // Adds the deletion of a record's data to `batch`.
   void DeleteData(const mcos::v1::ObjectRecord& record, rocksdb::WriteBatch& batch);
-  // Queues the data key range of `chunks` chunks (UINT64_MAX: all) for ReclaimOnce; called once
-  // the batch deleting them is written.
-  void QueueReclaim(absl::string_view data_id, uint64_t chunks);
+  // Queues the data of `record` (its chunks' key range, its data file) for ReclaimOnce; called
+  // once the batch deleting them (DeleteData) is written.
+  void QueueReclaim(const mcos::v1::ObjectRecord& record);
+  // Removes the data file of `data_id` if it exists, and takes its size off file_bytes_.
+  void RemoveDataFile(absl::string_view data_id);
+  // `status` of a failed data file write, after releasing the space reserve if the disk is full.
+  absl::Status FileFailed(const absl::Status& status);
+  // The sequence number of the oldest snapshot of the database (UINT64_MAX: none).
+  uint64_t OldestSnapshot();
   // Keeps `record` (just committed under `meta_key`, whose lock the caller holds) readable for
   // `ms` milliseconds.
   void Keep(const std::string& meta_key, const mcos::v1::ObjectRecord& record, uint32_t ms);
@@ -224,6 +246,15 @@ class RocksDbEngine final : public Engine {
     uint64_t sequence;
   };
   std::vector<Reclaim> reclaim_ ABSL_GUARDED_BY(reclaim_mu_);
+  // Data files of replaced or deleted versions, removed once no snapshot from before the sequence
+  // number of their deletion is left.
+  struct ReclaimFile {
+    std::string data_id;
+    uint64_t sequence;
+  };
+  std::vector<ReclaimFile> reclaim_files_ ABSL_GUARDED_BY(reclaim_mu_);
+  std::string objects_dir_;  // the data files: <path>/objects/<hex data_id>
+  std::atomic<uint64_t> file_bytes_{0};
   absl::Mutex kept_mu_;
   std::multimap<std::string, Kept> kept_ ABSL_GUARDED_BY(kept_mu_);
   // Compact all object data next time (set at open).

@@ -60,6 +60,8 @@ absl::StatusOr<std::unique_ptr<StorageApp>> StorageApp::Create(const StorageOpti
       gauge("mcos_storage_writable", "1 while new data is accepted, 0 under the free-space floor");
   app->sst_bytes_gauge_ = gauge("mcos_storage_sst_bytes", "Bytes of RocksDB table files");
   app->blob_bytes_gauge_ = gauge("mcos_storage_blob_bytes", "Bytes of RocksDB blob files");
+  app->file_bytes_gauge_ =
+      gauge("mcos_storage_data_file_bytes", "Bytes of large objects' data files");
   app->maintenance_period_ = options.maintenance_period;
   common::LogInfo("storage opened ", db.path,
                   options.sync_commits ? "" : " (commits NOT synced: benchmark mode)", "; ",
@@ -103,6 +105,7 @@ void StorageApp::MaintainOnce() {
   const auto usage = engine_->disk_usage();
   sst_bytes_gauge_->Set(static_cast<double>(usage.sst_bytes));
   blob_bytes_gauge_->Set(static_cast<double>(usage.blob_bytes));
+  file_bytes_gauge_->Set(static_cast<double>(usage.file_bytes));
 }
 
 std::vector<grpc::Service*> StorageApp::services() {

@@ -95,6 +95,7 @@ class StorageApp {
   prometheus::Gauge* writable_gauge_ = nullptr;
   prometheus::Gauge* sst_bytes_gauge_ = nullptr;
   prometheus::Gauge* blob_bytes_gauge_ = nullptr;
+  prometheus::Gauge* file_bytes_gauge_ = nullptr;
   absl::Notification stop_;
   std::unique_ptr<common::Daemon> maintenance_;
 };

@@ -26,6 +26,7 @@
 #include "common/token.h"
 #include "common/version.h"
 #include "replication/replica.h"
+#include "tests/support/corrupt_chunk.h"
 #include "tests/support/federation_fixture.h"
 #include "tests/support/status_matchers.h"
 #include "tests/support/test_data.h"
@@ -120,8 +121,8 @@ class RepairE2eTest : public testing::FederationFixture {
   // What anti-entropy logged at cluster `c` (its copies).
   static std::string AntiEntropyLog(const ClusterProcess& c) { return Grep(c, {"anti-entropy"}); }
 
-  // Flips 64 bytes of chunk `index` of the copy of `key` that cluster `c` (`name`) holds in its
-  // blob files, with the cluster stopped (it is left stopped); false if the chunk is not found.
+  // Flips a byte of chunk `index` of the copy of `key` that cluster `c` (`name`) holds, with the
+  // cluster stopped (it is left stopped); false if the chunk is not found.
   bool CorruptChunk(ClusterProcess& c, const std::string& name, const mcos::v1::ObjectKey& key,
                     uint64_t index) {
     // (The write was acknowledged by W = 2 clusters: the third may still be receiving it.)
@@ -130,28 +131,11 @@ class RepairE2eTest : public testing::FederationFixture {
     WaitFor([&] { return (record = own->Stat(key, absl::Now() + absl::Seconds(5))).ok(); });
     EXPECT_TRUE(record.ok()) << record.status();
     if (!record.ok()) return false;
-    // The chunk's key in the data column family: data_id | u64 big-endian index.
-    std::string chunk_key = record->data_id();
-    for (int shift = 56; shift >= 0; shift -= 8) {
-      chunk_key.push_back(static_cast<char>((index >> shift) & 0xFF));
-    }
     EXPECT_EQ(c.Stop(), 0);
-    for (const auto& f : std::filesystem::directory_iterator(
-             absl::StrCat(dir_.path(), "/", name, "/cluster/storage/db"))) {
-      if (f.path().extension() != ".blob") continue;
-      std::ifstream in(f.path(), std::ios::binary);
-      const std::string bytes(std::istreambuf_iterator<char>(in), {});
-      const size_t at = bytes.find(chunk_key);
-      if (at == std::string::npos) continue;
-      std::fstream file(f.path(), std::ios::in | std::ios::out | std::ios::binary);
-      const auto where = static_cast<std::streamoff>(at + chunk_key.size() + 4096);
-      std::string flipped = bytes.substr(static_cast<size_t>(where), 64);
-      for (char& b : flipped) b = static_cast<char>(~b);
-      file.seekp(where);
-      file.write(flipped.data(), 64);
-      return file.good();
-    }
-    return false;
+    const absl::Status corrupted = testing::CorruptChunk(
+        absl::StrCat(dir_.path(), "/", name, "/cluster/storage/db"), record->data_id(), index);
+    EXPECT_TRUE(corrupted.ok()) << corrupted;
+    return corrupted.ok();
   }
 
   std::unique_ptr<common::ServiceAuth> peer_;
@@ -383,7 +367,8 @@ TEST_F(RepairE2eTest, ACorruptCopyIsNeverServedAndTheReadRepairsIt) {
   auto at_a = ContainerEverywhere("scrub");
   ASSERT_NE(at_a, nullptr);
   // "mid" (3 chunks) is read through the replica path, "big" (10) streams from this cluster's
-  // storage; big's commit flushes both into blob files (its last chunks bypass the WAL).
+  // storage. Chunk 7 of big is in RocksDB unless the copy's size was declared up front (then all
+  // of it is in its data file); the scrubber's test corrupts chunk 9, in the data file either way.
   const std::string mid = testing::RandomBytes(3 << 20, 42);
   const std::string big = testing::RandomBytes(10 << 20, 43);
   MCOS_ASSERT_OK(Put(*at_a, "scrub", "mid", mid));
@@ -435,7 +420,7 @@ TEST_F(RepairE2eTest, TheScrubberFindsAndRepairsACorruptCopyNobodyReads) {
   }
   const std::string content = testing::RandomBytes(10 << 20, 7);
   MCOS_ASSERT_OK(Put(*at_a, "scrub", "big", content));
-  ASSERT_TRUE(CorruptChunk(*c_, "gamma", Key("scrub", "big"), 3));
+  ASSERT_TRUE(CorruptChunk(*c_, "gamma", Key("scrub", "big"), 9));
   cluster_args_.insert(cluster_args_.end(), {"--scrub-period-s", "1"});
   MCOS_ASSERT_OK(Restart(*c_, "gamma"));
   auto own_c = Own(*c_, "gamma");

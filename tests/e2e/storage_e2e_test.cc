@@ -448,18 +448,17 @@ TEST_F(StorageE2eTest, ACorruptChunkOnDiskGivesDataLoss) {
 
 // A blob file gone from the disk (a bad disk, a careless operator) is data loss, not a passing
 // outage: DATA_LOSS, naming the object and not the node's files.
-TEST_F(StorageE2eTest, AMissingBlobFileGivesDataLoss) {
-  const std::string data = testing::RandomBytes(12 * kMiB, 8);  // past the WAL: in blob files now
+TEST_F(StorageE2eTest, AMissingDataFileGivesDataLoss) {
+  // Past the first 8 MiB (through the WAL): in the object's data file.
+  const std::string data = testing::RandomBytes(12 * kMiB, 8);
   MCOS_ASSERT_OK(Put(Key("gone"), data));
   node_->Stop();
   int removed = 0;
-  for (const auto& entry : std::filesystem::directory_iterator(node_->db_path())) {
-    if (entry.path().extension() == ".blob") {
-      std::filesystem::remove(entry.path());
-      ++removed;
-    }
+  for (const auto& entry : std::filesystem::directory_iterator(node_->db_path() + "/objects")) {
+    std::filesystem::remove(entry.path());
+    ++removed;
   }
-  ASSERT_GT(removed, 0);
+  ASSERT_EQ(removed, 1);
   MCOS_ASSERT_OK(node_->Start());
   auto got = Get(Key("gone"));
   MCOS_EXPECT_CODE(got, kDataLoss);

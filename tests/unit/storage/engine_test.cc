@@ -19,8 +19,10 @@
 #include "common/hash.h"
 #include "common/status_macros.h"
 #include "placement/placement.h"
+#include "storage/data_file.h"
 #include "storage/memory_engine.h"
 #include "storage/rocksdb_engine.h"
+#include "tests/support/corrupt_chunk.h"
 #include "tests/support/status_matchers.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/test_data.h"
@@ -1038,6 +1040,121 @@ TEST_F(RocksDbEngineTest, BuildsThePartitionIndexOfADatabaseWrittenBeforeIt) {
     after.insert(after.end(), got->begin(), got->end());
   }
   EXPECT_EQ(after, before);
+}
+
+// Chunks past the first 8 (or all of an upload whose header says it is larger) go to one data
+// file per version, written once; it goes with the version, never while a snapshot may read it.
+TEST_F(RocksDbEngineTest, LargeObjectsLiveInADataFileRemovedOnlyWhenNothingCanReadIt) {
+  const auto files = [&] {
+    return std::distance(std::filesystem::directory_iterator(dir_.Sub("db") + "/objects"),
+                         std::filesystem::directory_iterator());
+  };
+  // Size unknown at the start: 8 chunks through the WAL, the rest in the file.
+  const std::string grown = testing::RandomBytes(10 * kChunkSize + 7, 21);
+  auto put = Put(Key("grown"), 1, grown, 300000);
+  MCOS_ASSERT_OK(put);
+  ASSERT_TRUE(put->record.has_file_first_chunk());
+  EXPECT_EQ(put->record.file_first_chunk(), 8u);
+  EXPECT_EQ(put->record.chunk_count(), 11u);
+  EXPECT_EQ(DataKeys(), 11);  // 8 chunks, and the checksums of the 3 in the file
+  // Back to back, the last one padded to the direct I/O alignment.
+  EXPECT_EQ(std::filesystem::file_size(rocks_->DataFilePath(put->record.data_id())),
+            2 * kChunkSize + kDirectIoAlignment);
+  // Size declared: every chunk in the file.
+  const std::string sized = testing::RandomBytes(9 * kChunkSize, 22);
+  mcos::v1::StoragePutHeader h;
+  h.set_size(sized.size());
+  auto sized_put = PutWith(h, Key("sized"), 1, sized);
+  MCOS_ASSERT_OK(sized_put);
+  EXPECT_EQ(sized_put->record.file_first_chunk(), 0u);
+  EXPECT_EQ(DataKeys(), 11 + 9);
+  EXPECT_EQ(files(), 2);
+  constexpr uint64_t kFileBytes = 2 * kChunkSize + kDirectIoAlignment + 9 * kChunkSize;
+  EXPECT_EQ(rocks_->disk_usage().file_bytes, kFileBytes);
+
+  Reopen();
+  EXPECT_EQ(rocks_->disk_usage().file_bytes, kFileBytes);
+  EXPECT_TRUE(*Read(Key("grown")) == grown);
+  EXPECT_TRUE(*Read(Key("sized")) == sized);
+  // Ranges across the WAL / file boundary and inside the last, short chunk.
+  EXPECT_EQ(*Read(Key("grown"), 8 * kChunkSize - 3, 6), grown.substr(8 * kChunkSize - 3, 6));
+  EXPECT_EQ(*Read(Key("grown"), 10 * kChunkSize + 2, 5), grown.substr(10 * kChunkSize + 2, 5));
+
+  // A download under way when the version is replaced reads it whole; the file goes after it.
+  mcos::v1::StorageGetRequest r;
+  *r.mutable_key() = Key("sized");
+  auto reader = engine_->OpenReader(r);
+  MCOS_ASSERT_OK(reader);
+  MCOS_ASSERT_OK(Put(Key("sized"), 2, "small"));
+  MCOS_ASSERT_OK(rocks_->ReclaimOnce());
+  EXPECT_EQ(files(), 2);
+  std::string read, piece;
+  while (*(*reader)->Next(&piece)) read += piece;
+  EXPECT_TRUE(read == sized);
+  reader->reset();
+  MCOS_ASSERT_OK(rocks_->ReclaimOnce());
+  EXPECT_EQ(files(), 1);
+
+  // A kept version's file stays until it is released.
+  mcos::v1::StoragePutFinish keep;
+  keep.set_keep_readable_ms(600000);
+  const std::string kept = testing::RandomBytes(12 * kChunkSize, 23);
+  MCOS_ASSERT_OK(PutWith(h, Key("kept"), 1, kept.substr(0, 9 * kChunkSize), 1 << 20, keep));
+  MCOS_ASSERT_OK(Delete(Key("kept"), 2));
+  MCOS_ASSERT_OK(rocks_->ReclaimOnce());
+  EXPECT_EQ(files(), 2);
+  EXPECT_TRUE(*Read(Key("kept"), 0, 0, 1) == kept.substr(0, 9 * kChunkSize));
+  rocks_->ReleaseKept(Key("kept"), V(1));
+  MCOS_ASSERT_OK(rocks_->ReclaimOnce());
+  EXPECT_EQ(files(), 1);
+
+  // A delete takes the chunks and the file.
+  MCOS_ASSERT_OK(Delete(Key("grown"), 2));
+  MCOS_ASSERT_OK(rocks_->ReclaimOnce());
+  EXPECT_EQ(files(), 0);
+  EXPECT_EQ(DataKeys(), 1);  // "small"
+  EXPECT_EQ(rocks_->disk_usage().file_bytes, 0u);
+}
+
+// What a crash leaves: the intent of an upload and its data file, or the file of a version
+// deleted before ReclaimOnce ran. Open removes both and keeps everything committed.
+TEST_F(RocksDbEngineTest, DataFilesACrashLeftAreRemovedAtOpen) {
+  const std::string big = testing::RandomBytes(9 * kChunkSize, 24);
+  mcos::v1::StoragePutHeader h;
+  h.set_size(big.size());
+  MCOS_ASSERT_OK(PutWith(h, Key("live"), 1, big));
+  auto doomed = PutWith(h, Key("doomed"), 1, big);
+  MCOS_ASSERT_OK(doomed);
+  MCOS_ASSERT_OK(Delete(Key("doomed"), 2));  // not reclaimed before the "crash"
+  const std::string crashed_id(16, 'x');
+  ASSERT_TRUE(
+      rocks_->db_for_test()
+          ->Put(rocksdb::WriteOptions(), rocks_->uploads_cf_for_test(), crashed_id, "upload")
+          .ok());
+  { std::ofstream(rocks_->DataFilePath(crashed_id)) << "half an upload"; }
+  const std::string doomed_file = rocks_->DataFilePath(doomed->record.data_id());
+  ASSERT_TRUE(std::filesystem::exists(doomed_file));
+  Reopen();
+  EXPECT_EQ(rocks_->recovered_uploads(), 2);
+  EXPECT_FALSE(std::filesystem::exists(doomed_file));
+  EXPECT_FALSE(std::filesystem::exists(rocks_->DataFilePath(crashed_id)));
+  EXPECT_TRUE(*Read(Key("live")) == big);
+  EXPECT_EQ(rocks_->disk_usage().file_bytes, 9 * kChunkSize);
+}
+
+TEST_F(RocksDbEngineTest, ACorruptChunkInADataFileIsDataLoss) {
+  const std::string big = testing::RandomBytes(9 * kChunkSize, 25);
+  mcos::v1::StoragePutHeader h;
+  h.set_size(big.size());
+  auto put = PutWith(h, Key("x"), 1, big);
+  MCOS_ASSERT_OK(put);
+  engine_.reset();
+  MCOS_ASSERT_OK(testing::CorruptChunk(dir_.Sub("db"), put->record.data_id(), 4));
+  Reopen();
+  auto whole = Read(Key("x"));
+  MCOS_EXPECT_CODE(whole, kDataLoss);
+  EXPECT_NE(whole.status().message().find("chunk 4"), absl::string_view::npos);
+  EXPECT_EQ(*Read(Key("x"), 5 * kChunkSize, 10), big.substr(5 * kChunkSize, 10));
 }
 
 TEST_F(RocksDbEngineTest, StaysAfterReopen) {
