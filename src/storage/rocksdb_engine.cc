@@ -189,17 +189,19 @@ class RocksDbPutStream final : public PutStream {
 
   absl::Status Append(absl::string_view data) override {
     if (superseded_ || failed_) return absl::OkStatus();
-    MCOS_RETURN_IF_ERROR(content_.Add(data));
-    while (!data.empty()) {
-      data.remove_prefix(buffer_.Append(data.substr(0, kChunkSize - buffer_.size())));
-      if (buffer_.size() == kChunkSize) {
-        if (auto s = WriteFullChunk(); !s.ok()) {
-          failed_ = true;
-          return s;
+    return content_.Add(data, [&] {
+      // Meanwhile, its MD5 is computed on a side thread.
+      for (absl::string_view rest = data; !rest.empty();) {
+        rest.remove_prefix(buffer_.Append(rest.substr(0, kChunkSize - buffer_.size())));
+        if (buffer_.size() == kChunkSize) {
+          if (auto s = WriteFullChunk(); !s.ok()) {
+            failed_ = true;
+            return s;
+          }
         }
       }
-    }
-    return absl::OkStatus();
+      return absl::OkStatus();
+    });
   }
 
   absl::StatusOr<WriteResult> Commit(const mcos::v1::StoragePutFinish& finish) override {

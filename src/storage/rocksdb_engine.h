@@ -36,11 +36,12 @@
 //
 // Space: a replaced or deleted object's chunks are deleted in its commit batch, and their key range
 // is compacted within about a second (ReclaimOnce), which deletes the blob files left without live
-// data and the data files that no snapshot (a download under way, a kept version) can still read; the live data of blob files shared with deleted objects is rewritten (CollectGarbageOnce)
-// once garbage reaches a quarter of all blob bytes, or a quarter of one file while the disk is
-// nearly full. So space amplification stays under about 4/3 of live data. Below the free-space
-// floor (SpaceGuard) new data is refused (RESOURCE_EXHAUSTED); deletes go on; an ENOSPC from
-// RocksDB releases the space reserve and resumes the database.
+// data and the data files that no snapshot (a download under way, a kept version) can still read;
+// the live data of blob files shared with deleted objects is rewritten (CollectGarbageOnce) once
+// garbage reaches a quarter of all blob bytes, or a quarter of one file while the disk is nearly
+// full. So space amplification stays under about 4/3 of live data. Below the free-space floor
+// (SpaceGuard) new data is refused (RESOURCE_EXHAUSTED); deletes go on; an ENOSPC from RocksDB
+// releases the space reserve and resumes the database.
 //
 // Durability: chunks are written without fsync; the commit fdatasyncs the data file (and fsyncs its
 // directory), then writes the commit batch (record, last chunk, the file's chunk checksums,

@@ -6,9 +6,11 @@
 #include <cstdint>
 #include <string>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "common/hash.h"
+#include "common/side_thread.h"
 #include "mcos/v1/storage.pb.h"
 
 namespace mcos::storage {
@@ -28,6 +30,11 @@ class UploadContent {
   explicit UploadContent(const mcos::v1::StoragePutHeader& header);
   // INVALID_ARGUMENT as soon as more bytes arrived than the header declared.
   absl::Status Add(absl::string_view data);
+  // The same, and runs `meanwhile` (what the caller does with `data`), whose error it returns. A
+  // large piece's MD5 is computed on a side thread (common::RunBeside) while this one computes its
+  // SHA-256 and runs `meanwhile`: one upload is then not bound by one core's MD5 and SHA-256 in a
+  // row.
+  absl::Status Add(absl::string_view data, absl::FunctionRef<absl::Status()> meanwhile);
   uint64_t size() const { return size_; }
   // Checks size, MD5 and SHA-256 (a streamed replica write: its XXH3-64 instead, the digests as
   // given) and that the version comes where the header says
