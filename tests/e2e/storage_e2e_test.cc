@@ -422,6 +422,8 @@ TEST_F(StorageE2eTest, KillDashNineMidUploadKeepsOldVersionAndRemovesDebris) {
     for (it->SeekToFirst(); it->Valid(); it->Next()) ++keys;
     EXPECT_EQ(keys, 2);  // v1's two chunks only
   }
+  // Nor its data file (chunks 8-11 went to one).
+  EXPECT_TRUE(std::filesystem::is_empty(node_->db_path() + "/objects"));
 }
 
 TEST_F(StorageE2eTest, ACorruptChunkOnDiskGivesDataLoss) {

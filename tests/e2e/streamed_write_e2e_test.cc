@@ -76,6 +76,17 @@ class RawUpload {
 
 class StreamedWriteE2eTest : public testing::FederationFixture {
  protected:
+  // The data files (a large version's chunks) in cluster `name`'s storage.
+  int DataFiles(const std::string& name) {
+    const std::string dir = absl::StrCat(dir_.path(), "/", name, "/cluster/storage/db/objects");
+    std::error_code ec;
+    int files = 0;
+    for (auto it = std::filesystem::directory_iterator(dir, ec);
+         !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+      ++files;
+    }
+    return files;
+  }
   // Carol's client at alpha, beta and gamma (fewer after a failure, which it reports).
   std::vector<std::unique_ptr<Client>> ClientsAtEach() {
     std::vector<std::unique_ptr<Client>> clients;
@@ -198,6 +209,8 @@ TEST_F(StreamedWriteE2eTest, AnUploadCutShortMidStreamLeavesThePreviousVersionAt
     EXPECT_EQ(up.Finish().error_code(), grpc::StatusCode::CANCELLED);
   }
   ExpectEverywhere({a_, b_, c_}, "cut", "big", v1->version(), before, kAllThree);
+  // The cancelled upload's data files (it declared 200 MiB: all of it went to them) are gone.
+  for (const char* name : {"alpha", "beta", "gamma"}) EXPECT_EQ(DataFiles(name), 0) << name;
 
   {
     auto at_b = As(*b_);
@@ -215,8 +228,10 @@ TEST_F(StreamedWriteE2eTest, AnUploadCutShortMidStreamLeavesThePreviousVersionAt
     auto stat = at_a->StatObject("cut", "big");
     return stat.ok() && Replicas(*stat) == kAllThree;
   });
-  // Beta's storage dropped the half it had taken in when it died.
+  // Beta's storage dropped the half it had taken in when it died (its data file included: the
+  // upload's intent named it), and the others dropped theirs when the stream broke.
   ExpectEverywhere({a_, b_, c_}, "cut", "big", v1->version(), before, kAllThree);
+  for (const char* name : {"alpha", "beta", "gamma"}) EXPECT_EQ(DataFiles(name), 0) << name;
 }
 
 // Uploads up to 256 KiB are held in memory, committed here in one call and sent to the replicas
