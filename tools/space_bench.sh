@@ -32,6 +32,8 @@ for _ in 1 2 3; do "$cli" object update big obj "$w/obj" >/dev/null; done
 kill -9 "$pid"
 wait "$pid" 2>/dev/null || true
 start
+# A new port: the saved login goes only to the endpoint it came from.
+echo pw | "$cli" --endpoint "$ep" login admin --password-stdin >/dev/null
 for _ in 4 5; do "$cli" --endpoint "$ep" object update big obj "$w/obj" >/dev/null; done
 for t in 1 5; do
   sleep "$t"
