@@ -29,11 +29,17 @@ void SetDeadline(grpc::ClientContext& ctx, absl::Time deadline) {
 
 // One unary call with `deadline`: `call(context, response)` makes it.
 template <typename Response, typename Call>
-absl::StatusOr<Response> Unary(absl::Time deadline, Call call) {
+absl::Status UnaryInto(absl::Time deadline, Response* out, Call call) {
   grpc::ClientContext ctx;
   SetDeadline(ctx, deadline);
+  if (grpc::Status s = call(&ctx, out); !s.ok()) return FromGrpcStatus(s);
+  return absl::OkStatus();
+}
+
+template <typename Response, typename Call>
+absl::StatusOr<Response> Unary(absl::Time deadline, Call call) {
   Response resp;
-  if (grpc::Status s = call(&ctx, &resp); !s.ok()) return FromGrpcStatus(s);
+  MCOS_RETURN_IF_ERROR(UnaryInto(deadline, &resp, call));
   return resp;
 }
 
@@ -687,10 +693,10 @@ class StorageReplicaImpl final : public Replica {
     return SendDelete(PurgeRequest(key, version), deadline);
   }
 
-  absl::StatusOr<mcos::v1::StorageListResponse> List(const mcos::v1::StorageListRequest& request,
-                                                     absl::Time deadline) override {
-    return Unary<mcos::v1::StorageListResponse>(
-        deadline, [&](auto* ctx, auto* resp) { return stub_->List(ctx, request, resp); });
+  absl::Status List(const mcos::v1::StorageListRequest& request, absl::Time deadline,
+                    mcos::v1::StorageListResponse* out) override {
+    return UnaryInto(deadline, out,
+                     [&](auto* ctx, auto* resp) { return stub_->List(ctx, request, resp); });
   }
 
   absl::StatusOr<mcos::v1::PartitionDigestsResponse> PartitionDigests(
@@ -911,9 +917,9 @@ class PeerReplicaImpl final : public Replica {
                                         });
   }
 
-  absl::StatusOr<mcos::v1::StorageListResponse> List(const mcos::v1::StorageListRequest& request,
-                                                     absl::Time deadline) override {
-    return Unary<mcos::v1::StorageListResponse>(deadline, [&](auto* ctx, auto* resp) {
+  absl::Status List(const mcos::v1::StorageListRequest& request, absl::Time deadline,
+                    mcos::v1::StorageListResponse* out) override {
+    return UnaryInto(deadline, out, [&](auto* ctx, auto* resp) {
       return stub_->ClusterListObjects(ctx, request, resp);
     });
   }
@@ -1059,8 +1065,8 @@ class InlineReplicaImpl final : public Replica {
                                   absl::Time) override {
     return absl::UnimplementedError("a copy in memory takes no writes");
   }
-  absl::StatusOr<mcos::v1::StorageListResponse> List(const mcos::v1::StorageListRequest&,
-                                                     absl::Time) override {
+  absl::Status List(const mcos::v1::StorageListRequest&, absl::Time,
+                    mcos::v1::StorageListResponse*) override {
     return absl::UnimplementedError("a copy in memory has no listing");
   }
 
@@ -1185,9 +1191,9 @@ class EngineReplicaImpl final : public Replica {
     return WriteDelete(PurgeRequest(key, version));
   }
 
-  absl::StatusOr<mcos::v1::StorageListResponse> List(const mcos::v1::StorageListRequest& request,
-                                                     absl::Time) override {
-    return engine_.List(request);
+  absl::Status List(const mcos::v1::StorageListRequest& request, absl::Time,
+                    mcos::v1::StorageListResponse* out) override {
+    return engine_.List(request, out);
   }
 
   absl::StatusOr<mcos::v1::PartitionDigestsResponse> PartitionDigests(

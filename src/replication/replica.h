@@ -176,8 +176,9 @@ class Replica {
   virtual absl::StatusOr<WriteAck> Delete(const mcos::v1::ObjectKey& key,
                                           const mcos::v1::ObjectRecord& tombstone,
                                           absl::Time deadline) = 0;
-  virtual absl::StatusOr<mcos::v1::StorageListResponse> List(
-      const mcos::v1::StorageListRequest& request, absl::Time deadline) = 0;
+  // One page of the replica's listing into `out` (empty; it may live on an arena).
+  virtual absl::Status List(const mcos::v1::StorageListRequest& request, absl::Time deadline,
+                            mcos::v1::StorageListResponse* out) = 0;
   // The coordinating cluster's own delete: like Delete, but when a newer or equal version is held
   // the tombstone is written just above it (StorageDeleteRequest.restamp) and applied; the answer
   // names the version written. UNIMPLEMENTED for replicas that are not this cluster's storage.

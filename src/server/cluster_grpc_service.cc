@@ -447,10 +447,7 @@ grpc::Status ClusterGrpcService::ClusterListObjects(grpc::ServerContext* context
   if (!valid.ok()) return ToGrpcStatus(valid);
   auto b = app_.backends();
   if (!b.ok()) return ToGrpcStatus(b.status());
-  auto listing = b->local->List(*request, DeadlineOf(*context));
-  if (!listing.ok()) return ToGrpcStatus(listing.status());
-  *response = *std::move(listing);
-  return grpc::Status::OK;
+  return ToGrpcStatus(b->local->List(*request, DeadlineOf(*context), response));
 }
 
 grpc::Status ClusterGrpcService::ReadLocal(

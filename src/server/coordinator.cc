@@ -1184,22 +1184,27 @@ absl::StatusOr<Coordinator::Listing> Coordinator::List(const mcos::v1::StorageLi
                                                        ReadScope scope) {
   const size_t w = std::max<size_t>(1, std::min<size_t>(write_concern, members.size()));
   const size_t needed = members.size() - w + 1;
-  auto gather = std::make_shared<Gather<mcos::v1::StorageListResponse>>();
+  auto arena = std::make_shared<google::protobuf::Arena>();
+  // Pages on the arena (late ones too: each call keeps the arena).
+  auto gather = std::make_shared<Gather<mcos::v1::StorageListResponse*>>();
   const absl::Time deadline = absl::Now() + options_.replica_timeout;
   mcos::v1::StorageListRequest req = request;
   req.set_include_tombstones(true);
   google::protobuf::RepeatedPtrField<std::string> clusters(members.begin(), members.end());
-  AskReplicas(Admitted(clusters, replicas), needed, scope, deadline, *gather,
-              [this, gather, req, deadline, needed](const std::string& cluster,
-                                                    const std::shared_ptr<Replica>& replica) {
-                return [this, gather, req, deadline, needed, cluster, replica] {
-                  auto page = replica->List(req, deadline);
-                  Report(cluster, page.status(), replica.get());
-                  std::optional<mcos::v1::StorageListResponse> answer;
-                  if (page.ok()) answer = *std::move(page);
-                  gather->Add(cluster, std::move(answer), needed);
-                };
-              });
+  AskReplicas(
+      Admitted(clusters, replicas), needed, scope, deadline, *gather,
+      [this, arena, gather, req, deadline, needed](const std::string& cluster,
+                                                   const std::shared_ptr<Replica>& replica) {
+        return [this, arena, gather, req, deadline, needed, cluster, replica] {
+          auto* page =
+              google::protobuf::Arena::CreateMessage<mcos::v1::StorageListResponse>(arena.get());
+          const absl::Status listed = replica->List(req, deadline, page);
+          Report(cluster, listed, replica.get());
+          std::optional<mcos::v1::StorageListResponse*> answer;
+          if (listed.ok()) answer = page;
+          gather->Add(cluster, answer, needed);
+        };
+      });
   std::lock_guard<std::mutex> lock(gather->mu);
   if (gather->answered < needed) {
     return TooFewReplicas(gather->answered, members.size(), needed, "listing");
@@ -1208,8 +1213,8 @@ absl::StatusOr<Coordinator::Listing> Coordinator::List(const mcos::v1::StorageLi
   // not: the merged page is exact only up to the smallest such marker.
   std::optional<std::string> cutoff;
   for (const auto& [cluster, page] : gather->answers) {
-    if (!page.next_marker().empty() && (!cutoff || page.next_marker() < *cutoff)) {
-      cutoff = page.next_marker();
+    if (!page->next_marker().empty() && (!cutoff || page->next_marker() < *cutoff)) {
+      cutoff = page->next_marker();
     }
   }
   // A k-way merge of the pages, each sorted by name (entries and common prefixes apart).
@@ -1220,7 +1225,7 @@ absl::StatusOr<Coordinator::Listing> Coordinator::List(const mcos::v1::StorageLi
     int prefix = 0;
   };
   std::vector<Cursor> cursors;
-  for (auto& [cluster, page] : gather->answers) cursors.push_back({&cluster, &page});
+  for (auto& [cluster, page] : gather->answers) cursors.push_back({&cluster, page});
   auto rank = [&](const std::string& c) {
     return std::find(members.begin(), members.end(), c) - members.begin();
   };
@@ -1232,6 +1237,8 @@ absl::StatusOr<Coordinator::Listing> Coordinator::List(const mcos::v1::StorageLi
   }
   const uint32_t limit = request.limit() == 0 ? 1000u : std::min<uint32_t>(request.limit(), 10000u);
   Listing out;
+  out.arena = arena;
+  out.page = google::protobuf::Arena::CreateMessage<mcos::v1::StorageListResponse>(arena.get());
   uint32_t emitted = 0;
   bool full = false;
   std::string last;
@@ -1285,11 +1292,11 @@ absl::StatusOr<Coordinator::Listing> Coordinator::List(const mcos::v1::StorageLi
       break;
     }
     if (prefix) {
-      out.page.add_common_prefixes(name);
+      out.page->add_common_prefixes(name);
     } else if (newest != nullptr && !newest->tombstone()) {
-      auto* e = out.page.add_entries();
+      auto* e = out.page->add_entries();
       e->set_object(name);
-      *e->mutable_record() = std::move(*newest);
+      e->mutable_record()->Swap(newest);  // both on the arena: no copy
       std::stable_sort(holders.begin(), holders.end(),
                        [&](const auto& a, const auto& b) { return rank(a) < rank(b); });
       out.holders.push_back(std::move(holders));
@@ -1301,9 +1308,9 @@ absl::StatusOr<Coordinator::Listing> Coordinator::List(const mcos::v1::StorageLi
     last = name;
   }
   if (full) {
-    out.page.set_next_marker(last);
+    out.page->set_next_marker(last);
   } else if (cutoff) {
-    out.page.set_next_marker(*cutoff);
+    out.page->set_next_marker(*cutoff);
   }
   return out;
 }

@@ -95,8 +95,10 @@ class Engine {
                                                       bool include_tombstone) = 0;
   // Writes a tombstone (see StorageService.Delete).
   virtual absl::StatusOr<WriteResult> Delete(const mcos::v1::StorageDeleteRequest& request) = 0;
-  virtual absl::StatusOr<mcos::v1::StorageListResponse> List(
-      const mcos::v1::StorageListRequest& request) = 0;
+  // One page of a listing, into `out` (empty; it may live on an arena, so that a page of
+  // thousands of records is built and dropped without a heap allocation per field).
+  virtual absl::Status List(const mcos::v1::StorageListRequest& request,
+                            mcos::v1::StorageListResponse* out) = 0;
   // Live objects and bytes per container of `user`, in the order asked.
   virtual absl::StatusOr<mcos::v1::ContainerUsageResponse> Usage(
       const mcos::v1::ContainerUsageRequest& request) = 0;

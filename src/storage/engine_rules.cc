@@ -150,8 +150,8 @@ std::string PrefixSuccessor(std::string s) {
   return s;
 }
 
-absl::StatusOr<mcos::v1::StorageListResponse> ListRecords(
-    const mcos::v1::StorageListRequest& request, RecordCursor& cursor) {
+absl::Status ListRecords(const mcos::v1::StorageListRequest& request, RecordCursor& cursor,
+                         mcos::v1::StorageListResponse* out) {
   const std::string& prefix = request.prefix();
   const std::string& marker = request.marker();
   const std::string& delimiter = request.delimiter();
@@ -159,7 +159,8 @@ absl::StatusOr<mcos::v1::StorageListResponse> ListRecords(
   limit = std::min(limit, kMaxListLimit);
   const bool after_marker = !marker.empty() && marker >= prefix;
   cursor.Seek(after_marker ? marker : prefix);
-  mcos::v1::StorageListResponse response;
+  mcos::v1::StorageListResponse& response = *out;
+  auto& entries = *response.mutable_entries();
   uint32_t count = 0;
   size_t bytes = 0;
   std::string last;
@@ -177,16 +178,23 @@ absl::StatusOr<mcos::v1::StorageListResponse> ListRecords(
       cursor.Next();
       continue;
     }
-    ObjectRecord record;
-    absl::StatusOr<size_t> record_bytes = cursor.ReadRecord(record);
-    if (!record_bytes.ok()) return record_bytes.status();
+    // Parsed where it stays (on the page's arena, if any); taken back if it is not listed.
+    mcos::v1::StorageListEntry* entry = entries.Add();
+    const ObjectRecord& record = *entry->mutable_record();
+    absl::StatusOr<size_t> record_bytes = cursor.ReadRecord(*entry->mutable_record());
+    if (!record_bytes.ok()) {
+      entries.RemoveLast();
+      return record_bytes.status();
+    }
     if (record.tombstone() && !request.include_tombstones()) {
+      entries.RemoveLast();
       cursor.Next();
       continue;
     }
     if (!delimiter.empty()) {
       const size_t pos = name.find(delimiter, prefix.size());
       if (pos != absl::string_view::npos) {
+        entries.RemoveLast();
         std::string common_prefix(name.substr(0, pos + delimiter.size()));
         if (after_marker && common_prefix <= marker) {
           if (!skip(common_prefix)) break;
@@ -205,20 +213,18 @@ absl::StatusOr<mcos::v1::StorageListResponse> ListRecords(
       }
     }
     if (full()) {
+      entries.RemoveLast();
       response.set_next_marker(last);
       break;
     }
-    auto* entry = response.add_entries();
     entry->set_object(std::string(name));
-    *entry->mutable_record() = std::move(record);
     // The entry's size on the wire: its name and record, each with a tag and a length.
     bytes += name.size() + *record_bytes + 12;
     ++count;
     last = entry->object();
     cursor.Next();
   }
-  if (absl::Status s = cursor.status(); !s.ok()) return s;
-  return response;
+  return cursor.status();
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -83,10 +83,11 @@ class RecordCursor {
   virtual absl::Status status() const = 0;
 };
 
-// One page of a listing (StorageService.List), read from `cursor`, which yields the names that
-// start with the request's prefix.
-absl::StatusOr<mcos::v1::StorageListResponse> ListRecords(
-    const mcos::v1::StorageListRequest& request, RecordCursor& cursor);
+// One page of a listing (StorageService.List) into `out` (empty, maybe on an arena: the records
+// are parsed into it where they stay), read from `cursor`, which yields the names that start with
+// the request's prefix.
+absl::Status ListRecords(const mcos::v1::StorageListRequest& request, RecordCursor& cursor,
+                         mcos::v1::StorageListResponse* out);
 
 // The smallest string greater than every string that starts with `s`; empty if there is none.
 std::string PrefixSuccessor(std::string s);

@@ -224,8 +224,8 @@ absl::StatusOr<WriteResult> MemoryEngine::Delete(const mcos::v1::StorageDeleteRe
                      live ? mcos::v1::WRITE_PRIOR_LIVE : mcos::v1::WRITE_PRIOR_ABSENT};
 }
 
-absl::StatusOr<mcos::v1::StorageListResponse> MemoryEngine::List(
-    const mcos::v1::StorageListRequest& request) {
+absl::Status MemoryEngine::List(const mcos::v1::StorageListRequest& request,
+                                mcos::v1::StorageListResponse* out) {
   // The names of one (user, container) that start with the prefix, over the map itself (the
   // lock is held while it is used).
   class Cursor final : public RecordCursor {
@@ -257,7 +257,7 @@ absl::StatusOr<mcos::v1::StorageListResponse> MemoryEngine::List(
   };
   absl::MutexLock lock(&mu_);
   Cursor cursor(objects_, ContainerPrefix(request.user(), request.container()), request.prefix());
-  return ListRecords(request, cursor);
+  return ListRecords(request, cursor, out);
 }
 
 absl::StatusOr<mcos::v1::ContainerUsageResponse> MemoryEngine::Usage(

@@ -1292,11 +1292,11 @@ class RocksDbRecordCursor final : public RecordCursor {
 
 }  // namespace
 
-absl::StatusOr<mcos::v1::StorageListResponse> RocksDbEngine::List(
-    const mcos::v1::StorageListRequest& request) {
+absl::Status RocksDbEngine::List(const mcos::v1::StorageListRequest& request,
+                                 mcos::v1::StorageListResponse* out) {
   RocksDbRecordCursor cursor(*db_, meta_cf_, ContainerPrefix(request.user(), request.container()),
                              request.prefix());
-  return ListRecords(request, cursor);
+  return ListRecords(request, cursor, out);
 }
 
 }  // namespace mcos::storage

@@ -118,8 +118,8 @@ class RocksDbEngine final : public Engine {
   absl::StatusOr<mcos::v1::ObjectRecord> Stat(const mcos::v1::ObjectKey& key,
                                               bool include_tombstone) override;
   absl::StatusOr<WriteResult> Delete(const mcos::v1::StorageDeleteRequest& request) override;
-  absl::StatusOr<mcos::v1::StorageListResponse> List(
-      const mcos::v1::StorageListRequest& request) override;
+  absl::Status List(const mcos::v1::StorageListRequest& request,
+                    mcos::v1::StorageListResponse* out) override;
   absl::StatusOr<mcos::v1::ContainerUsageResponse> Usage(
       const mcos::v1::ContainerUsageRequest& request) override;
   absl::StatusOr<mcos::v1::PartitionUsageResponse> PartitionUsage(

@@ -190,10 +190,7 @@ grpc::Status StorageGrpcService::List(grpc::ServerContext* context,
     s = common::ValidateObjectListing(request->prefix(), request->marker(), request->delimiter());
   }
   if (!s.ok()) return ToGrpcStatus(s);
-  auto listing = engine_.List(*request);
-  if (!listing.ok()) return ToGrpcStatus(listing.status());
-  *response = *std::move(listing);
-  return grpc::Status::OK;
+  return ToGrpcStatus(engine_.List(*request, response));
 }
 
 grpc::Status StorageGrpcService::ContainerUsage(grpc::ServerContext* context,

@@ -166,10 +166,10 @@ class MemoryReplica final : public Replica {
     return inner_->Delete(key, tombstone, deadline);
   }
 
-  absl::StatusOr<mcos::v1::StorageListResponse> List(const mcos::v1::StorageListRequest& request,
-                                                     absl::Time deadline) override {
+  absl::Status List(const mcos::v1::StorageListRequest& request, absl::Time deadline,
+                    mcos::v1::StorageListResponse* out) override {
     MCOS_RETURN_IF_ERROR(Enter(deadline));
-    return inner_->List(request, deadline);
+    return inner_->List(request, deadline, out);
   }
 
   void ReleaseKept(const mcos::v1::ObjectKey&, const mcos::v1::Version&) override { ++releases_; }
@@ -526,20 +526,20 @@ TEST_F(CoordinatorTest, ListingsMergeNewestWinsTombstonesHideMarkersPage) {
   auto all = c->List(req, members, 2, replicas_);
   MCOS_ASSERT_OK(all);
   std::vector<std::string> names;
-  for (const auto& e : all->page.entries()) names.push_back(e.object());
+  for (const auto& e : all->page->entries()) names.push_back(e.object());
   EXPECT_EQ(names, (std::vector<std::string>{"o1", "o3", "o4", "o5"}));
-  EXPECT_EQ(all->page.entries(1).record().size(), 3u);  // o3: b's newer version
+  EXPECT_EQ(all->page->entries(1).record().size(), 3u);  // o3: b's newer version
   EXPECT_EQ(all->holders[1], std::vector<std::string>{"b"});
-  EXPECT_TRUE(all->page.next_marker().empty());
+  EXPECT_TRUE(all->page->next_marker().empty());
   // Pages of two, following the markers, see the same names once each.
   std::vector<std::string> paged;
   req.set_limit(2);
   for (int i = 0; i < 10; ++i) {
     auto page = c->List(req, members, 2, replicas_);
     MCOS_ASSERT_OK(page);
-    for (const auto& e : page->page.entries()) paged.push_back(e.object());
-    if (page->page.next_marker().empty()) break;
-    req.set_marker(page->page.next_marker());
+    for (const auto& e : page->page->entries()) paged.push_back(e.object());
+    if (page->page->next_marker().empty()) break;
+    req.set_marker(page->page->next_marker());
   }
   EXPECT_EQ(paged, names);
 }
