@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
@@ -19,6 +20,24 @@ namespace {
 
 size_t RoundUp(size_t n) {
   return (n + kDirectIoAlignment - 1) / kDirectIoAlignment * kDirectIoAlignment;
+}
+
+// Calls `io(done, max - done)` (a pread or pwrite of the rest) until at least `need` bytes moved,
+// again on EINTR; stops early when it moves nothing (the end of the file). The bytes moved, or the
+// errno of a failed call.
+template <typename Io>
+std::pair<size_t, int> Transfer(size_t need, size_t max, Io io) {
+  size_t done = 0;
+  while (done < need) {
+    const ssize_t n = io(done, max - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return {done, errno};
+    }
+    if (n == 0) break;
+    done += static_cast<size_t>(n);
+  }
+  return {done, 0};
 }
 
 }  // namespace
@@ -68,20 +87,14 @@ absl::Status FileError(int error, absl::string_view what, const std::string& pat
 absl::StatusOr<DataFile> DataFile::Create(const std::string& path) {
   constexpr int kFlags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC;
   int fd = ::open(path.c_str(), kFlags | O_DIRECT, 0600);
-  if (fd >= 0) return DataFile(fd, 0, /*direct=*/true);
-  if (errno != EINVAL) return FileError(errno, "create a data file", path);
-  fd = ::open(path.c_str(), kFlags, 0600);  // a filesystem without direct I/O
+  if (fd < 0 && errno == EINVAL) fd = ::open(path.c_str(), kFlags, 0600);  // no direct I/O here
   if (fd < 0) return FileError(errno, "create a data file", path);
-  return DataFile(fd, 0, /*direct=*/false);
+  return DataFile(fd, 0);
 }
 
 absl::StatusOr<DataFile> DataFile::Open(const std::string& path) {
-  bool direct = true;
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECT);
-  if (fd < 0 && errno == EINVAL) {  // a filesystem without direct I/O
-    direct = false;
-    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  }
+  if (fd < 0 && errno == EINVAL) fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);  // no direct I/O
   if (fd < 0) return FileError(errno, "open a data file", path);
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
@@ -89,7 +102,7 @@ absl::StatusOr<DataFile> DataFile::Open(const std::string& path) {
     ::close(fd);
     return FileError(error, "stat a data file", path);
   }
-  return DataFile(fd, static_cast<uint64_t>(st.st_size), direct);
+  return DataFile(fd, static_cast<uint64_t>(st.st_size));
 }
 
 DataFile& DataFile::operator=(DataFile&& other) noexcept {
@@ -97,7 +110,6 @@ DataFile& DataFile::operator=(DataFile&& other) noexcept {
     if (fd_ >= 0) ::close(fd_);
     fd_ = other.fd_;
     size_ = other.size_;
-    direct_ = other.direct_;
     other.fd_ = -1;
   }
   return *this;
@@ -110,16 +122,11 @@ DataFile::~DataFile() {
 absl::Status DataFile::Append(AlignedBuffer& buffer) {
   const size_t length = RoundUp(buffer.size());  // within buffer.allocated()
   std::memset(buffer.data() + buffer.size(), 0, length - buffer.size());
-  size_t done = 0;
-  while (done < length) {
-    const ssize_t n =
-        ::pwrite(fd_, buffer.data() + done, length - done, static_cast<off_t>(size_ + done));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return FileError(errno, "write a data file", absl::StrCat("fd ", fd_));
-    }
-    done += static_cast<size_t>(n);
-  }
+  const auto [done, error] = Transfer(length, length, [&](size_t at, size_t rest) {
+    return ::pwrite(fd_, buffer.data() + at, rest, static_cast<off_t>(size_ + at));
+  });
+  if (error != 0) return FileError(error, "write a data file", absl::StrCat("fd ", fd_));
+  if (done < length) return FileError(EIO, "write a data file", absl::StrCat("fd ", fd_));
   size_ += length;
   return absl::OkStatus();
 }
@@ -135,18 +142,12 @@ absl::Status DataFile::ReadAt(uint64_t offset, size_t n, AlignedBuffer& into) co
   if (length > into.allocated()) {
     return absl::InternalError("a data file read larger than its buffer");
   }
-  size_t done = 0;
-  while (done < n) {
-    const ssize_t r =
-        ::pread(fd_, into.data() + done, length - done, static_cast<off_t>(offset + done));
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      return FileError(errno, "read a data file", absl::StrCat("fd ", fd_));
-    }
-    if (r == 0) {
-      return absl::DataLossError("a data file of the storage node is shorter than its record says");
-    }
-    done += static_cast<size_t>(r);
+  const auto [done, error] = Transfer(n, length, [&](size_t at, size_t rest) {
+    return ::pread(fd_, into.data() + at, rest, static_cast<off_t>(offset + at));
+  });
+  if (error != 0) return FileError(error, "read a data file", absl::StrCat("fd ", fd_));
+  if (done < n) {
+    return absl::DataLossError("a data file of the storage node is shorter than its record says");
   }
   into.resize(n);
   return absl::OkStatus();

@@ -62,9 +62,7 @@ class DataFile {
   // missing.
   static absl::StatusOr<DataFile> Open(const std::string& path);
 
-  DataFile(DataFile&& other) noexcept : fd_(other.fd_), size_(other.size_), direct_(other.direct_) {
-    other.fd_ = -1;
-  }
+  DataFile(DataFile&& other) noexcept : fd_(other.fd_), size_(other.size_) { other.fd_ = -1; }
   DataFile& operator=(DataFile&& other) noexcept;
   DataFile(const DataFile&) = delete;
   DataFile& operator=(const DataFile&) = delete;
@@ -79,18 +77,15 @@ class DataFile {
   // its capacity must hold `n` rounded up to kDirectIoAlignment). DATA_LOSS if the file is shorter.
   absl::Status ReadAt(uint64_t offset, size_t n, AlignedBuffer& into) const;
   uint64_t size() const { return size_; }
-  // Whether writes bypass the page cache.
-  bool direct() const { return direct_; }
 
   // fsyncs the directory `path` (after files were created or removed in it).
   static absl::Status SyncDirectory(const std::string& path);
 
  private:
-  DataFile(int fd, uint64_t size, bool direct) : fd_(fd), size_(size), direct_(direct) {}
+  DataFile(int fd, uint64_t size) : fd_(fd), size_(size) {}
 
   int fd_ = -1;
   uint64_t size_ = 0;
-  bool direct_ = false;
 };
 
 // The status of a failed file operation: ENOSPC is RESOURCE_EXHAUSTED (the disk is full), a missing
