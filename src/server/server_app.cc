@@ -1076,6 +1076,7 @@ grpc::Status UserGrpcService::DownloadObject(
   // The user sees every holder of the version streamed (when it is the version the read chose).
   std::vector<std::string> federated_holders;
   std::optional<mcos::v1::Version> federated_version;
+  std::optional<mcos::v1::ObjectRecord> federated_record;  // the version the read chose
   ReplicaMap replicas;
   const auto key = MakeKey(common::TokenOwner(claims), request->container(), request->object());
   // Bytes of the requested range sent so far (a copy that fails its checksums midway is left for
@@ -1160,6 +1161,7 @@ grpc::Status UserGrpcService::DownloadObject(
         // it).
         federated_holders = newest->holders;
         federated_version = newest->record->version();
+        federated_record = *newest->record;
       } else {
         // A holder that answered with it (a record may name one that lost its copy since).
         const std::string& from = here ? app_.cluster_id_ : answered.front();
@@ -1269,6 +1271,17 @@ grpc::Status UserGrpcService::DownloadObject(
     if (chosen && streamed) {
       // Midway through a large object: the rest from another holder of the same version.
       return fail_over(app_.cluster_id_, *streamed, federated_holders, FromGrpcStatus(s));
+    }
+    if (!streamed && federated_record) {
+      // This cluster's copy of the version chosen could not be opened (its data file is gone):
+      // all of it from another holder, the user told of those only.
+      std::vector<std::string> intact;
+      for (const auto& h : federated_holders) {
+        if (h != app_.cluster_id_) intact.push_back(h);
+      }
+      *out.mutable_info() = app_.ToInfo(key, *federated_record, &intact);
+      if (!writer->Write(out)) return grpc::Status::CANCELLED;
+      return fail_over(app_.cluster_id_, *federated_record, federated_holders, FromGrpcStatus(s));
     }
     return no_intact_copy(s.error_message());
   }

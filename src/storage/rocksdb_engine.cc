@@ -543,6 +543,7 @@ absl::StatusOr<std::unique_ptr<RocksDbEngine>> RocksDbEngine::Open(const RocksDb
   engine->index_cf_ = engine->handles_[5];
   MCOS_RETURN_IF_ERROR(engine->OpenObjectsDir());
   MCOS_RETURN_IF_ERROR(engine->RemoveUploadDebris());
+  MCOS_RETURN_IF_ERROR(engine->RemoveOrphanFiles());
   MCOS_RETURN_IF_ERROR(engine->BuildDigests());
   MCOS_RETURN_IF_ERROR(engine->BuildPartitionIndex());
   {
@@ -596,6 +597,39 @@ absl::Status RocksDbEngine::RemoveUploadDebris() {
     wo.sync = true;
     MCOS_RETURN_IF_ERROR(FromRocksDb(db_->Write(wo, &batch), "remove interrupted uploads"));
     common::LogInfo("removed the data of ", recovered_uploads_, " interrupted upload(s)");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RocksDbEngine::RemoveOrphanFiles() {
+  // A committed version's data file has its chunks' checksums under its data id in the data
+  // family (written in the commit batch, deleted with the version); an upload under way has an
+  // intent in the uploads family (synced before its file was created).
+  std::unique_ptr<rocksdb::Iterator> data(db_->NewIterator(rocksdb::ReadOptions(), data_cf_));
+  std::vector<std::string> orphans;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(objects_dir_, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.size() != 2 * kDataIdBytes ||
+        name.find_first_not_of("0123456789abcdef") != std::string::npos) {
+      continue;  // not one of ours: left alone
+    }
+    const std::string data_id = absl::HexStringToBytes(name);
+    data->Seek(DataKey(data_id, 0));
+    MCOS_RETURN_IF_ERROR(FromRocksDb(data->status(), "look up the chunks of a data file"));
+    if (data->Valid() && data->key().starts_with(data_id)) continue;
+    std::string intent;
+    const rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), uploads_cf_, data_id, &intent);
+    if (s.ok()) continue;
+    if (!s.IsNotFound()) return FromRocksDb(s, "look up the upload of a data file");
+    orphans.push_back(data_id);
+  }
+  if (ec) return FileError(ec.value(), "list the data files", objects_dir_);
+  for (const std::string& data_id : orphans) RemoveDataFile(data_id);
+  if (!orphans.empty()) {
+    common::LogWarning("removed ", orphans.size(),
+                       " data file(s) that no object record names (the database is older than "
+                       "its data files, e.g. restored from a backup)");
   }
   return absl::OkStatus();
 }

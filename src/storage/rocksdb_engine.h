@@ -172,6 +172,9 @@ class RocksDbEngine final : public Engine {
   // Creates the data file directory if missing and adds up its files' sizes.
   absl::Status OpenObjectsDir();
   absl::Status RemoveUploadDebris();
+  // Removes the data files that no record names (a database restored from an older moment than
+  // its data files leaves them): at open, after RemoveUploadDebris, so nothing is being written.
+  absl::Status RemoveOrphanFiles();
   absl::Mutex& LockFor(absl::string_view meta_key);
   // Reads the stored record; nullopt if none.
   absl::StatusOr<std::optional<mcos::v1::ObjectRecord>> ReadRecord(

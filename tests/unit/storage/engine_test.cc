@@ -16,6 +16,7 @@
 #include <tuple>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "common/hash.h"
 #include "common/status_macros.h"
@@ -1149,6 +1150,28 @@ TEST_F(RocksDbEngineTest, DataFilesACrashLeftAreRemovedAtOpen) {
   EXPECT_FALSE(std::filesystem::exists(rocks_->DataFilePath(crashed_id)));
   EXPECT_TRUE(*Read(Key("live")) == big);
   EXPECT_EQ(rocks_->disk_usage().file_bytes, 9 * kChunkSize);
+}
+
+// A database older than its data files (restored from a backup taken in two steps): the files no
+// record names are removed at open; the records' files, and files not named like data files, stay.
+TEST_F(RocksDbEngineTest, DataFilesNoRecordNamesAreRemovedAtOpen) {
+  const std::string big = testing::RandomBytes(9 * kChunkSize, 26);
+  mcos::v1::StoragePutHeader h;
+  h.set_size(big.size());
+  auto live = PutWith(h, Key("live"), 1, big);
+  MCOS_ASSERT_OK(live);
+  engine_.reset();
+  const std::string named = dir_.Sub("db") + "/objects/";
+  const std::string orphan = named + std::string(32, 'a');
+  std::filesystem::copy_file(named + absl::BytesToHexString(live->record.data_id()), orphan);
+  { std::ofstream(named + "README") << "not a data file"; }
+  { std::ofstream(named + std::string(31, 'b')) << "not a data file's name either"; }
+  Reopen();
+  EXPECT_FALSE(std::filesystem::exists(orphan));
+  EXPECT_TRUE(std::filesystem::exists(named + "README"));
+  EXPECT_TRUE(std::filesystem::exists(named + std::string(31, 'b')));
+  EXPECT_TRUE(*Read(Key("live")) == big);
+  EXPECT_TRUE(std::filesystem::exists(rocks_->DataFilePath(live->record.data_id())));
 }
 
 TEST_F(RocksDbEngineTest, ACorruptChunkInADataFileIsDataLoss) {
