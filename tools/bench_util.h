@@ -130,10 +130,15 @@ inline std::pair<double, double> BareStreamMBps(const std::shared_ptr<grpc::Chan
   return {sink, source};
 }
 
-// One line: a stream's MB/s next to the bare gRPC stream's, and their ratio.
+// One line: a stream's MB/s next to the bare gRPC stream's, and their ratio (the MB/s alone when
+// the bare stream was not measured: over TLS, or against a federation).
 inline void PrintStreamRatio(const std::string& what, double mbps, double bare_mbps) {
-  std::printf("%-28s %10.1f MB/s   bare gRPC stream %8.1f MB/s   ratio %5.1f%%\n", what.c_str(),
-              mbps, bare_mbps, bare_mbps > 0 ? 100 * mbps / bare_mbps : 0);
+  if (bare_mbps > 0) {
+    std::printf("%-28s %10.1f MB/s   bare gRPC stream %8.1f MB/s   ratio %5.1f%%\n", what.c_str(),
+                mbps, bare_mbps, 100 * mbps / bare_mbps);
+  } else {
+    std::printf("%-28s %10.1f MB/s\n", what.c_str(), mbps);
+  }
   std::fflush(stdout);
 }
 

@@ -300,7 +300,8 @@ int main(int argc, char** argv) {
   };
   if (large_mib > 0) {
     const uint64_t bytes = large_mib << 20;
-    // The bare-stream reference is plaintext: not measured over TLS (ratio 0).
+    // The bare-stream reference is plaintext and one endpoint: not measured over TLS or against a
+    // federation (then only the MB/s are printed).
     const auto [sink, source] =
         tls_ca.empty() && endpoints.size() == 1
             ? mcos::tools::BareStreamMBps(mcos::tools::OwnConnection(endpoint), block, bytes)
