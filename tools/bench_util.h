@@ -3,15 +3,21 @@
 
 #include <grpcpp/grpcpp.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <sstream>
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -159,10 +165,70 @@ inline absl::StatusOr<std::unique_ptr<common::Subprocess>> SpawnListening(
   return p;
 }
 
-inline void PrintStats(const char* what, const Stats& s) {
-  std::printf("%-28s %10.0f ops/s   p50 %7.3f ms   p99 %7.3f ms   (%lu ops, %lu errors)\n", what,
+// What the servers under test spent: CPU time summed over every thread of some processes, and
+// the context switches of each thread by id (from /proc; a process gone counts nothing).
+struct ServerCost {
+  double cpu_ms = 0;
+  std::map<std::string, uint64_t> switches;  // "pid/tid" -> voluntary and involuntary switches
+
+  // What was spent since `before`: the switches of the threads alive now (those that ended
+  // meanwhile are not counted; a thread's own counter only grows).
+  std::pair<double, uint64_t> Since(const ServerCost& before) const {
+    uint64_t n = 0;
+    for (const auto& [thread, count] : switches) {
+      auto it = before.switches.find(thread);
+      n += count - (it == before.switches.end() ? 0 : std::min(count, it->second));
+    }
+    return {cpu_ms - before.cpu_ms, n};
+  }
+};
+
+inline ServerCost ReadServerCost(const std::vector<int>& pids) {
+  ServerCost cost;
+  const double ms_per_tick = 1000.0 / static_cast<double>(sysconf(_SC_CLK_TCK));
+  for (int pid : pids) {
+    const std::string proc = "/proc/" + std::to_string(pid);
+    std::ifstream stat(proc + "/stat");
+    std::string line;
+    if (!std::getline(stat, line)) continue;
+    // Fields after the command (which may hold spaces): state is field 3, utime 14, stime 15;
+    // the process's figures include its threads', those that ended too.
+    std::istringstream rest(line.substr(line.rfind(')') + 2));
+    std::string field;
+    uint64_t utime = 0, stime = 0;
+    for (int f = 3; f <= 15 && rest >> field; ++f) {
+      if (f == 14) utime = std::stoull(field);
+      if (f == 15) stime = std::stoull(field);
+    }
+    cost.cpu_ms += static_cast<double>(utime + stime) * ms_per_tick;
+    std::error_code ec;
+    for (const auto& task : std::filesystem::directory_iterator(proc + "/task", ec)) {
+      std::ifstream status(task.path() / "status");
+      uint64_t n = 0;
+      while (std::getline(status, line)) {
+        if (line.rfind("voluntary_ctxt_switches:", 0) == 0 ||
+            line.rfind("nonvoluntary_ctxt_switches:", 0) == 0) {
+          n += std::stoull(line.substr(line.find(':') + 1));
+        }
+      }
+      cost.switches[std::to_string(pid) + "/" + task.path().filename().string()] = n;
+    }
+  }
+  return cost;
+}
+
+// One phase's line; with `cost` (the servers' spending over the phase), per operation too.
+inline void PrintStats(const char* what, const Stats& s,
+                       const std::optional<std::pair<double, uint64_t>>& cost = std::nullopt) {
+  std::printf("%-28s %10.0f ops/s   p50 %7.3f ms   p99 %7.3f ms   (%lu ops, %lu errors)", what,
               static_cast<double>(s.ops) / s.seconds, s.p50_ms, s.p99_ms,
               static_cast<unsigned long>(s.ops), static_cast<unsigned long>(s.errors));
+  if (cost && s.ops > 0) {
+    const auto ops = static_cast<double>(s.ops);
+    std::printf("   server CPU %.3f ms/op, %.1f switches/op", cost->first / ops,
+                static_cast<double>(cost->second) / ops);
+  }
+  std::printf("\n");
   std::fflush(stdout);
 }
 

@@ -7,6 +7,8 @@
 #   tools/federation.sh up [N]        build, start, peer; prints each endpoint and the admin password
 #   tools/federation.sh status        which clusters run, the federation as the first one sees it,
 #                                     and its replication backlog
+#   tools/federation.sh bench [ARGS]  mcos-bench against the running clusters (ARGS go to it),
+#                                     with the servers' CPU and context switches per operation
 #   tools/federation.sh stop NAME     kill -9 one cluster (it stays part of the federation)
 #   tools/federation.sh start NAME    start a stopped cluster again (same data, same port)
 #   tools/federation.sh stop-nats NAME / start-nats NAME   the same for a cluster's nats-server
@@ -206,6 +208,21 @@ case "$cmd" in
       mcos admin repair status
     fi
     ;;
+  bench)
+    # mcos-bench against every running cluster, with the server cost per operation summed over
+    # the clusters and their nats-servers; further arguments go to mcos-bench.
+    [ -f "$dir/names" ] || { echo "no federation in $dir (start one with: $0 up)" >&2; exit 1; }
+    eps="" pids=""
+    for name in $(names); do
+      alive "$name" || continue
+      eps="$eps${eps:+,}$(endpoint "$name")"
+      pids="$pids${pids:+,}$(cat "$dir/$name/pid")"
+      if nats_alive "$name"; then pids="$pids,$(cat "$dir/$name/nats.pid")"; fi
+    done
+    [ -n "$eps" ] || { echo "no cluster of $dir runs" >&2; exit 1; }
+    "$bin/tools/mcos-bench" --endpoints "$eps" --server-pids "$pids" \
+      --admin-password "$(cat "$dir/admin-password")" "$@"
+    ;;
   stop)
     name=${1:?usage: $0 stop NAME}
     alive "$name" || { echo "$name is not running" >&2; exit 1; }
@@ -255,7 +272,7 @@ case "$cmd" in
     done
     ;;
   *)
-    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
     [ -z "$cmd" ] || [ "$cmd" = "-h" ] || [ "$cmd" = "--help" ] || exit 2
     ;;
 esac

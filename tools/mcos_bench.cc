@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <streambuf>
@@ -127,6 +128,14 @@ int main(int argc, char** argv) {
   cli.add_option("--rss-mib", rss_mib,
                  "Also upload an object this big and report the cluster's peak RSS "
                  "(needs --cluster-bin)");
+  std::vector<int> server_pids;
+  cli.add_option("--server-pids", server_pids,
+                 "Also report the server CPU time and context switches per operation of each "
+                 "small-object phase, summed over all threads of these processes (PID,...: the "
+                 "clusters and their nats-servers; tools/federation.sh bench passes them; with "
+                 "--cluster-bin, the cluster it starts is added). Switches of threads that end "
+                 "during a phase are not counted")
+      ->delimiter(',');
   mcos::common::AddVersionFlag(cli, "mcos-bench");
   MCOS_CLI_PARSE(cli, argc, argv);
   if (admin_password.empty()) {
@@ -146,6 +155,7 @@ int main(int argc, char** argv) {
     unsetenv("MCOS_ADMIN_PASSWORD");
     if (!p.ok()) return Fail("start", p.status());
     node = std::move(*p);
+    server_pids.push_back(node->pid());
   }
   if (endpoint.empty() && !endpoints.empty()) endpoint = endpoints.front();
   if (endpoints.empty()) endpoints = {endpoint};
@@ -201,30 +211,46 @@ int main(int argc, char** argv) {
   std::vector<uint64_t> created(static_cast<size_t>(clients), 0);
   auto name = [](int c, uint64_t i) { return absl::StrCat("s/", c, "/", i); };
 
-  PrintStats(put ? "put" : "create", RunConcurrent(clients, seconds, [&](int c, uint64_t i) {
-               std::istringstream in(small);
-               auto& conn = *conns[static_cast<size_t>(c)];
-               auto r = put ? conn.PutObject("bench", name(c, i), in)
-                            : conn.CreateObject("bench", name(c, i), in);
-               if (r.ok()) created[static_cast<size_t>(c)] = i + 1;
-               return r.ok();
-             }));
+  // Runs one phase and prints it, with the servers' cost per operation when their pids are known.
+  auto phase = [&](const char* what, const std::function<mcos::tools::Stats()>& run) {
+    const auto before = mcos::tools::ReadServerCost(server_pids);
+    const mcos::tools::Stats stats = run();
+    std::optional<std::pair<double, uint64_t>> cost;
+    if (!server_pids.empty()) cost = mcos::tools::ReadServerCost(server_pids).Since(before);
+    PrintStats(what, stats, cost);
+  };
+  phase(put ? "put" : "create", [&] {
+    return RunConcurrent(clients, seconds, [&](int c, uint64_t i) {
+      std::istringstream in(small);
+      auto& conn = *conns[static_cast<size_t>(c)];
+      auto r = put ? conn.PutObject("bench", name(c, i), in)
+                   : conn.CreateObject("bench", name(c, i), in);
+      if (r.ok()) created[static_cast<size_t>(c)] = i + 1;
+      return r.ok();
+    });
+  });
   auto pick = [&](int c, uint64_t i) {
     const uint64_t n = std::max<uint64_t>(1, created[static_cast<size_t>(c)]);
     return name(c, (i * 7919) % n);
   };
-  PrintStats("stat", RunConcurrent(clients, seconds, [&](int c, uint64_t i) {
-               return conns[static_cast<size_t>(c)]->StatObject("bench", pick(c, i)).ok();
-             }));
-  PrintStats("download", RunConcurrent(clients, seconds, [&](int c, uint64_t i) {
-               CountingBuf buf;
-               std::ostream out(&buf);
-               auto r = conns[static_cast<size_t>(c)]->DownloadObject("bench", pick(c, i), out);
-               return r.ok() && buf.count == small_bytes;
-             }));
-  PrintStats("delete (every created)", mcos::tools::RunCounts(created, [&](int c, uint64_t i) {
-               return conns[static_cast<size_t>(c)]->DeleteObject("bench", name(c, i)).ok();
-             }));
+  phase("stat", [&] {
+    return RunConcurrent(clients, seconds, [&](int c, uint64_t i) {
+      return conns[static_cast<size_t>(c)]->StatObject("bench", pick(c, i)).ok();
+    });
+  });
+  phase("download", [&] {
+    return RunConcurrent(clients, seconds, [&](int c, uint64_t i) {
+      CountingBuf buf;
+      std::ostream out(&buf);
+      auto r = conns[static_cast<size_t>(c)]->DownloadObject("bench", pick(c, i), out);
+      return r.ok() && buf.count == small_bytes;
+    });
+  });
+  phase("delete (every created)", [&] {
+    return mcos::tools::RunCounts(created, [&](int c, uint64_t i) {
+      return conns[static_cast<size_t>(c)]->DeleteObject("bench", name(c, i)).ok();
+    });
+  });
 
   if (list_objects > 0) {
     // A container of list_objects objects, made by all clients at once, then listed in one page
