@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
 #include "common/channel.h"
 #include "common/channel_arguments.h"
 #include "common/service_auth.h"
@@ -206,8 +207,8 @@ inline ServerCost ReadServerCost(const std::vector<int>& pids) {
       std::ifstream status(task.path() / "status");
       uint64_t n = 0;
       while (std::getline(status, line)) {
-        if (line.rfind("voluntary_ctxt_switches:", 0) == 0 ||
-            line.rfind("nonvoluntary_ctxt_switches:", 0) == 0) {
+        if (absl::StartsWith(line, "voluntary_ctxt_switches:") ||
+            absl::StartsWith(line, "nonvoluntary_ctxt_switches:")) {
           n += std::stoull(line.substr(line.find(':') + 1));
         }
       }
