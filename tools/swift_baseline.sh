@@ -21,7 +21,7 @@ while (($#)); do
     --seconds) seconds=$2; shift ;;
     --large-mib) large_mib=$2; shift ;;
     --large-rounds) large_rounds=$2; shift ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "swift_baseline: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -59,7 +59,11 @@ mc_port=$(free_port)
 memcached -l 127.0.0.1 -p "$mc_port" -U 0 -m 64 -u "$(id -un)" &
 pids+=($!)
 
-declare -A base=([object]=0 [container]=1 [account]=2)
+# What every server's [DEFAULT] holds: one worker on loopback port $1, run as this user.
+server_defaults() {
+  printf 'bind_ip = 127.0.0.1\nbind_port = %s\nworkers = 1\nuser = %s\nswift_dir = %s\nlog_level = WARNING\n' \
+    "$1" "$(id -un)" "$etc"
+}
 for kind in object container account; do
   swift-ring-builder "$etc/$kind.builder" create 8 3 1 >/dev/null
 done
@@ -84,12 +88,7 @@ for n in 1 2 3; do
 devices = $dir/srv/$n
 mount_check = false
 disable_fallocate = true
-bind_ip = 127.0.0.1
-bind_port = $port
-workers = 1
-user = $(id -un)
-swift_dir = $etc
-log_level = WARNING
+$(server_defaults "$port")
 [pipeline:main]
 pipeline = $kind-server
 [app:$kind-server]
@@ -104,30 +103,18 @@ done
 proxy_port=$(free_port)
 cat >"$etc/proxy.conf" <<EOF
 [DEFAULT]
-bind_ip = 127.0.0.1
-bind_port = $proxy_port
-workers = 1
-user = $(id -un)
-swift_dir = $etc
-log_level = WARNING
+$(server_defaults "$proxy_port")
 [pipeline:main]
 pipeline = catch_errors gatekeeper healthcheck cache listing_formats tempauth copy proxy-server
 [app:proxy-server]
 use = egg:swift#proxy
 account_autocreate = true
-[filter:catch_errors]
-use = egg:swift#catch_errors
-[filter:gatekeeper]
-use = egg:swift#gatekeeper
-[filter:healthcheck]
-use = egg:swift#healthcheck
+$(for f in catch_errors gatekeeper healthcheck listing_formats copy; do
+    printf '[filter:%s]\nuse = egg:swift#%s\n' "$f" "$f"
+  done)
 [filter:cache]
 use = egg:swift#memcache
 memcache_servers = 127.0.0.1:$mc_port
-[filter:listing_formats]
-use = egg:swift#listing_formats
-[filter:copy]
-use = egg:swift#copy
 [filter:tempauth]
 use = egg:swift#tempauth
 user_test_tester = testing .admin
