@@ -53,14 +53,12 @@ class Phase:
               f"   ({n} ops, {self.errors} errors)", flush=True)
 
 
-def run(storage_url, token, clients, work):
-    """Runs work(conn, path, client, phase_state) on `clients` threads; returns elapsed seconds."""
-    threads = []
+def run(clients, work):
+    """Runs work(client) on `clients` threads at once; returns the elapsed seconds."""
+    threads = [threading.Thread(target=work, args=(c,)) for c in range(clients)]
     start = time.monotonic()
-    for c in range(clients):
-        t = threading.Thread(target=work, args=(c,))
+    for t in threads:
         t.start()
-        threads.append(t)
     for t in threads:
         t.join()
     return time.monotonic() - start
@@ -72,6 +70,23 @@ def request(conn, method, path, token, body=None):
     r = conn.getresponse()
     r.read()
     return time.monotonic() - t0, r.status
+
+
+class Client:
+    """One keep-alive connection, opened again after a failure."""
+
+    def __init__(self, storage_url, token):
+        self.url, self.token = storage_url, token
+        self.conn, _ = connect(storage_url)
+
+    def timed(self, method, path, want, body=None):
+        """(seconds, whether it answered `want`)."""
+        try:
+            took, status = request(self.conn, method, path, self.token, body)
+            return took, status == want
+        except (OSError, http.client.HTTPException):
+            self.conn, _ = connect(self.url)
+            return 0, False
 
 
 def main():
@@ -101,58 +116,41 @@ def main():
     phase = Phase("create")
 
     def creates(c):
-        cn, _ = connect(storage_url)
+        cl = Client(storage_url, token)
         end = time.monotonic() + args.seconds
         i = 0
         while time.monotonic() < end:
             path = f"{container}/c{c}-{i}"
-            try:
-                took, st = request(cn, "PUT", path, token, body)
-                ok = st == 201
-            except (OSError, http.client.HTTPException):
-                cn, _ = connect(storage_url)
-                took, ok = 0, False
+            took, ok = cl.timed("PUT", path, 201, body)
             phase.record(took, ok)
             if ok:
                 created[c].append(path)
             i += 1
 
-    phase.report(run(storage_url, token, args.clients, creates))
+    phase.report(run(args.clients, creates))
 
-    for name, method, want in (("stat", "HEAD", 200), ("download", "GET", 200)):
+    for name, method in (("stat", "HEAD"), ("download", "GET")):
         phase = Phase(name)
 
-        def reads(c, method=method, want=want, phase=phase):
-            cn, _ = connect(storage_url)
+        def reads(c, method=method, phase=phase):
+            cl = Client(storage_url, token)
             end = time.monotonic() + args.seconds
             mine = created[c] or [p for lst in created for p in lst]
             i = 0
             while time.monotonic() < end and mine:
-                try:
-                    took, st = request(cn, method, mine[i % len(mine)], token)
-                    ok = st == want
-                except (OSError, http.client.HTTPException):
-                    cn, _ = connect(storage_url)
-                    took, ok = 0, False
-                phase.record(took, ok)
+                phase.record(*cl.timed(method, mine[i % len(mine)], 200))
                 i += 1
 
-        phase.report(run(storage_url, token, args.clients, reads))
+        phase.report(run(args.clients, reads))
 
     phase = Phase("delete (every created)")
 
     def deletes(c):
-        cn, _ = connect(storage_url)
+        cl = Client(storage_url, token)
         for path in created[c]:
-            try:
-                took, st = request(cn, "DELETE", path, token)
-                ok = st == 204
-            except (OSError, http.client.HTTPException):
-                cn, _ = connect(storage_url)
-                took, ok = 0, False
-            phase.record(took, ok)
+            phase.record(*cl.timed("DELETE", path, 204))
 
-    phase.report(run(storage_url, token, args.clients, deletes))
+    phase.report(run(args.clients, deletes))
 
     if args.list_objects > 0:
         listed = f"{container}-list"
@@ -160,11 +158,11 @@ def main():
         names = [f"{listed}/o{i:06d}" for i in range(args.list_objects)]
 
         def fill(c):
-            cn, _ = connect(storage_url)
+            cl = Client(storage_url, token)
             for path in names[c::args.clients]:
-                request(cn, "PUT", path, token, b"l")
+                cl.timed("PUT", path, 201, b"l")
 
-        run(storage_url, token, args.clients, fill)
+        run(args.clients, fill)
         times = []
         count = 0
         for _ in range(args.list_rounds):

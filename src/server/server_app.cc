@@ -1075,7 +1075,6 @@ grpc::Status UserGrpcService::DownloadObject(
   };
   // The user sees every holder of the version streamed (when it is the version the read chose).
   std::vector<std::string> federated_holders;
-  std::optional<mcos::v1::Version> federated_version;
   std::optional<mcos::v1::ObjectRecord> federated_record;  // the version the read chose
   ReplicaMap replicas;
   const auto key = MakeKey(common::TokenOwner(claims), request->container(), request->object());
@@ -1135,6 +1134,20 @@ grpc::Status UserGrpcService::DownloadObject(
     }
     return no_intact_copy(last.message());
   };
+  // `failed`'s copy of `record` could not be read from its start (DATA_LOSS): the user is told of
+  // the other holders only, and all of it comes from one of them.
+  auto fail_over_whole = [&](const std::string& failed, const mcos::v1::ObjectRecord& record,
+                             const std::vector<std::string>& holders,
+                             const absl::Status& loss) -> grpc::Status {
+    std::vector<std::string> intact;
+    for (const auto& h : holders) {
+      if (h != failed) intact.push_back(h);
+    }
+    mcos::v1::DownloadObjectResponse out;
+    *out.mutable_info() = app_.ToInfo(key, record, &intact);
+    if (!writer->Write(out)) return grpc::Status::CANCELLED;
+    return fail_over(failed, record, holders, loss);
+  };
   mcos::v1::StorageGetRequest req;
   *req.mutable_key() = key;
   req.set_offset(request->offset());
@@ -1160,7 +1173,6 @@ grpc::Status UserGrpcService::DownloadObject(
         // version chosen, or a newer one written since (then only this cluster is known to hold
         // it).
         federated_holders = newest->holders;
-        federated_version = newest->record->version();
         federated_record = *newest->record;
       } else {
         // A holder that answered with it (a record may name one that lost its copy since).
@@ -1185,15 +1197,8 @@ grpc::Status UserGrpcService::DownloadObject(
           shown = &source_only;
         }
         if (absl::IsDataLoss(reader.status()) && shown == &holders) {
-          // The first chunk failed its checksum: the user is told of the intact holders only.
-          std::vector<std::string> intact;
-          for (const auto& h : holders) {
-            if (h != from) intact.push_back(h);
-          }
-          mcos::v1::DownloadObjectResponse out;
-          *out.mutable_info() = app_.ToInfo(key, *newest->record, &intact);
-          if (!writer->Write(out)) return grpc::Status::CANCELLED;
-          return fail_over(from, *newest->record, holders, reader.status());
+          // The first chunk failed its checksum.
+          return fail_over_whole(from, *newest->record, holders, reader.status());
         }
         if (!reader.ok()) {
           return ToGrpcStatus(absl::IsNotFound(reader.status()) ? ObjectNotFound(key)
@@ -1214,7 +1219,7 @@ grpc::Status UserGrpcService::DownloadObject(
       }
     }
   }
-  if (!federated_version && b->local->in_process()) {
+  if (!federated_record && b->local->in_process()) {
     // This cluster's copy read in this process: an object up to kPipelinedReadBytes is streamed
     // from the engine directly; a larger one from the storage service, whose reads run ahead of
     // the network on its own thread.
@@ -1249,8 +1254,8 @@ grpc::Status UserGrpcService::DownloadObject(
   while (reader->Read(&in)) {
     guard->Touch();
     if (in.has_record()) {
-      chosen = federated_version &&
-               common::CompareVersions(in.record().version(), *federated_version) == 0;
+      chosen = federated_record &&
+               common::CompareVersions(in.record().version(), federated_record->version()) == 0;
       *out.mutable_info() = app_.ToInfo(key, in.record(), chosen ? &federated_holders : nullptr);
       streamed = in.record();
     } else {
@@ -1273,15 +1278,9 @@ grpc::Status UserGrpcService::DownloadObject(
       return fail_over(app_.cluster_id_, *streamed, federated_holders, FromGrpcStatus(s));
     }
     if (!streamed && federated_record) {
-      // This cluster's copy of the version chosen could not be opened (its data file is gone):
-      // all of it from another holder, the user told of those only.
-      std::vector<std::string> intact;
-      for (const auto& h : federated_holders) {
-        if (h != app_.cluster_id_) intact.push_back(h);
-      }
-      *out.mutable_info() = app_.ToInfo(key, *federated_record, &intact);
-      if (!writer->Write(out)) return grpc::Status::CANCELLED;
-      return fail_over(app_.cluster_id_, *federated_record, federated_holders, FromGrpcStatus(s));
+      // This cluster's copy of the version chosen could not be opened (its data file is gone).
+      return fail_over_whole(app_.cluster_id_, *federated_record, federated_holders,
+                             FromGrpcStatus(s));
     }
     return no_intact_copy(s.error_message());
   }

@@ -546,7 +546,7 @@ absl::StatusOr<std::unique_ptr<RocksDbEngine>> RocksDbEngine::Open(const RocksDb
   engine->index_cf_ = engine->handles_[5];
   MCOS_RETURN_IF_ERROR(engine->OpenObjectsDir());
   MCOS_RETURN_IF_ERROR(engine->RemoveUploadDebris());
-  MCOS_RETURN_IF_ERROR(engine->RemoveOrphanFiles());
+  MCOS_RETURN_IF_ERROR(engine->ScanDataFiles());
   MCOS_RETURN_IF_ERROR(engine->BuildDigests());
   MCOS_RETURN_IF_ERROR(engine->BuildPartitionIndex());
   {
@@ -566,14 +566,6 @@ absl::Status RocksDbEngine::OpenObjectsDir() {
   }
   std::filesystem::permissions(objects_dir_, std::filesystem::perms::owner_all,
                                std::filesystem::perm_options::replace, ec);
-  uint64_t bytes = 0;
-  for (const auto& entry : std::filesystem::directory_iterator(objects_dir_, ec)) {
-    std::error_code size_ec;
-    const uintmax_t size = entry.file_size(size_ec);
-    if (!size_ec) bytes += size;
-  }
-  if (ec) return FileError(ec.value(), "list the data files", objects_dir_);
-  file_bytes_.store(bytes);
   return absl::OkStatus();
 }
 
@@ -604,33 +596,47 @@ absl::Status RocksDbEngine::RemoveUploadDebris() {
   return absl::OkStatus();
 }
 
-absl::Status RocksDbEngine::RemoveOrphanFiles() {
+absl::Status RocksDbEngine::ScanDataFiles() {
   // A committed version's data file has its chunks' checksums under its data id in the data
   // family (written in the commit batch, deleted with the version); an upload under way has an
   // intent in the uploads family (synced before its file was created).
   std::unique_ptr<rocksdb::Iterator> data(db_->NewIterator(rocksdb::ReadOptions(), data_cf_));
-  std::vector<std::string> orphans;
+  uint64_t bytes = 0;
+  int orphans = 0;
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(objects_dir_, ec)) {
     const std::string name = entry.path().filename().string();
-    if (name.size() != 2 * kDataIdBytes ||
-        name.find_first_not_of("0123456789abcdef") != std::string::npos) {
-      continue;  // not one of ours: left alone
+    const bool ours = name.size() == 2 * kDataIdBytes &&
+                      name.find_first_not_of("0123456789abcdef") == std::string::npos;
+    if (ours) {
+      const std::string data_id = absl::HexStringToBytes(name);
+      data->Seek(DataKey(data_id, 0));
+      MCOS_RETURN_IF_ERROR(FromRocksDb(data->status(), "look up the chunks of a data file"));
+      std::string intent;
+      const rocksdb::Status s =
+          data->Valid() && data->key().starts_with(data_id)
+              ? rocksdb::Status::OK()
+              : db_->Get(rocksdb::ReadOptions(), uploads_cf_, data_id, &intent);
+      if (!s.ok() && !s.IsNotFound()) return FromRocksDb(s, "look up the upload of a data file");
+      if (s.IsNotFound()) {
+        std::error_code remove_ec;
+        if (std::filesystem::remove(entry.path(), remove_ec)) {
+          ++orphans;
+          continue;
+        }
+        FileError(remove_ec.value(), "remove a data file no record names", entry.path().string())
+            .IgnoreError();  // logged; it stays, counted below
+      }
     }
-    const std::string data_id = absl::HexStringToBytes(name);
-    data->Seek(DataKey(data_id, 0));
-    MCOS_RETURN_IF_ERROR(FromRocksDb(data->status(), "look up the chunks of a data file"));
-    if (data->Valid() && data->key().starts_with(data_id)) continue;
-    std::string intent;
-    const rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), uploads_cf_, data_id, &intent);
-    if (s.ok()) continue;
-    if (!s.IsNotFound()) return FromRocksDb(s, "look up the upload of a data file");
-    orphans.push_back(data_id);
+    std::error_code size_ec;
+    const uintmax_t size = entry.file_size(size_ec);
+    if (!size_ec) bytes += size;
   }
   if (ec) return FileError(ec.value(), "list the data files", objects_dir_);
-  for (const std::string& data_id : orphans) RemoveDataFile(data_id);
-  if (!orphans.empty()) {
-    common::LogWarning("removed ", orphans.size(),
+  // Set once the debris is gone (RemoveDataFile's subtractions before this are overwritten).
+  file_bytes_.store(bytes);
+  if (orphans > 0) {
+    common::LogWarning("removed ", orphans,
                        " data file(s) that no object record names (the database is older than "
                        "its data files, e.g. restored from a backup)");
   }

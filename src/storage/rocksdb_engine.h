@@ -169,12 +169,13 @@ class RocksDbEngine final : public Engine {
   static constexpr size_t kLockStripes = 64;
 
   explicit RocksDbEngine(RocksDbOptions options);
-  // Creates the data file directory if missing and adds up its files' sizes.
+  // Creates the data file directory if missing.
   absl::Status OpenObjectsDir();
   absl::Status RemoveUploadDebris();
-  // Removes the data files that no record names (a database restored from an older moment than
-  // its data files leaves them): at open, after RemoveUploadDebris, so nothing is being written.
-  absl::Status RemoveOrphanFiles();
+  // One pass over the data files at open, after RemoveUploadDebris (nothing is being written):
+  // removes those that no record names (a database restored from an older moment than its data
+  // files leaves them) and adds up the sizes of the rest.
+  absl::Status ScanDataFiles();
   absl::Mutex& LockFor(absl::string_view meta_key);
   // Reads the stored record; nullopt if none.
   absl::StatusOr<std::optional<mcos::v1::ObjectRecord>> ReadRecord(
