@@ -1119,6 +1119,35 @@ class EngineReplicaImpl final : public Replica {
     return Write(key, record, source, /*repair=*/true);
   }
 
+  // Writes of content in memory and deletes are committed by the engine's committing thread
+  // (storage::Engine::CommitAsync): the caller does not wait for the disk.
+  bool writes_async() const override { return true; }
+
+  void PutAsync(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
+                std::shared_ptr<const std::string> data, absl::Time,
+                std::function<void(absl::StatusOr<WriteAck>)> done) override {
+    WriteAsync(key, record, *data, mcos::v1::WRITE_PRECONDITION_NONE, std::move(done));
+  }
+
+  void PutIfAsync(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
+                  std::shared_ptr<const std::string> data, absl::Time,
+                  mcos::v1::WritePrecondition precondition,
+                  std::function<void(absl::StatusOr<WriteAck>)> done) override {
+    WriteAsync(key, record, *data, precondition,
+               [this, key, precondition, done = std::move(done)](absl::StatusOr<WriteAck> ack) {
+                 done(ConditionalAnswer(std::move(ack), precondition, key,
+                                        [&] { return Stat(key, absl::InfiniteFuture()); }));
+               });
+  }
+
+  void DeleteAsync(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& tombstone,
+                   absl::Time, std::function<void(absl::StatusOr<WriteAck>)> done) override {
+    engine_.DeleteAsync(StorageDelete(key, tombstone),
+                        [done = std::move(done)](absl::StatusOr<storage::WriteResult> result) {
+                          done(DeleteAck(std::move(result)));
+                        });
+  }
+
   absl::StatusOr<WriteAck> Write(
       const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record, ObjectReader& source,
       bool repair, mcos::v1::WritePrecondition precondition = mcos::v1::WRITE_PRECONDITION_NONE) {
@@ -1144,10 +1173,46 @@ class EngineReplicaImpl final : public Replica {
     if (absl::Status s = source.Finish(); !s.ok()) return s;
     mcos::v1::StoragePutFinish finish;
     finish.set_size(record.size());
-    auto result = (*stream)->Commit(finish);
+    return PutAck((*stream)->Commit(finish));
+  }
+
+  // Write of `data` (in memory) through the engine's CommitAsync.
+  void WriteAsync(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
+                  absl::string_view data, mcos::v1::WritePrecondition precondition,
+                  std::function<void(absl::StatusOr<WriteAck>)> done) {
+    mcos::v1::StoragePutHeader header;
+    FillHeader(&header, key, record, &cluster_);
+    header.set_precondition(precondition);
+    auto stream = engine_.BeginPut(header);
+    if (!stream.ok()) {
+      done(stream.status());
+      return;
+    }
+    if (const auto& superseded = (*stream)->superseded()) {
+      done(WriteAck{false, superseded->record.version(), HeldPrior(superseded->record)});
+      return;
+    }
+    if (absl::Status s = (*stream)->Append(data); !s.ok()) {
+      done(s);  // the stream is discarded: nothing stored
+      return;
+    }
+    mcos::v1::StoragePutFinish finish;
+    finish.set_size(record.size());
+    engine_.CommitAsync(*std::move(stream), std::move(finish),
+                        [done = std::move(done)](absl::StatusOr<storage::WriteResult> result) {
+                          done(PutAck(std::move(result)));
+                        });
+  }
+
+  static absl::StatusOr<WriteAck> PutAck(absl::StatusOr<storage::WriteResult> result) {
     if (!result.ok()) return result.status();
     return WriteAck{result->applied, result->record.version(),
                     result->applied ? mcos::v1::WRITE_PRIOR_UNKNOWN : HeldPrior(result->record)};
+  }
+
+  static absl::StatusOr<WriteAck> DeleteAck(absl::StatusOr<storage::WriteResult> result) {
+    if (!result.ok()) return result.status();
+    return WriteAck{result->applied, result->record.version(), result->prior};
   }
 
   absl::StatusOr<mcos::v1::StoragePutResponse> StoreUpload(const mcos::v1::StoragePutHeader& header,
@@ -1217,9 +1282,7 @@ class EngineReplicaImpl final : public Replica {
 
  private:
   absl::StatusOr<WriteAck> WriteDelete(const mcos::v1::StorageDeleteRequest& req) {
-    auto result = engine_.Delete(req);
-    if (!result.ok()) return result.status();
-    return WriteAck{result->applied, result->record.version(), result->prior};
+    return DeleteAck(engine_.Delete(req));
   }
 
   class Writer final : public ReplicaWriter {

@@ -108,10 +108,12 @@ class Replica {
                                        const mcos::v1::ObjectRecord& record, ObjectReader& source,
                                        absl::Time deadline) = 0;
   // Whether PutAsync and DeleteAsync return before the write is answered (else they answer on the
-  // caller's thread).
+  // caller's thread). Even then, a write refused or failed at once may be answered before they
+  // return: a caller must not hold a lock `done` takes.
   virtual bool writes_async() const { return false; }
   // Put of content held whole in memory (at most kSmallWriteMax bytes), answered through `done`
-  // once: on another thread (gRPC's) when writes_async(), else before it returns.
+  // once: on another thread (gRPC's, or a storage engine's committing thread in this process)
+  // when writes_async(), else before it returns. `done` must not block.
   virtual void PutAsync(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
                         std::shared_ptr<const std::string> data, absl::Time deadline,
                         std::function<void(absl::StatusOr<WriteAck>)> done);

@@ -213,33 +213,41 @@ grpc::Status ClusterGrpcService::ClusterPutSmallObject(
   return PutSmall(*request, DeadlineOf(*context), *response);
 }
 
+absl::StatusOr<mcos::v1::ObjectRecord> ClusterGrpcService::CheckSmall(
+    const mcos::v1::ClusterPutSmallObjectRequest& request) const {
+  if (!request.has_header()) {
+    return absl::InvalidArgumentError("a replica write needs its header; nothing was stored");
+  }
+  const mcos::v1::ClusterPutObjectHeader& header = request.header();
+  MCOS_RETURN_IF_ERROR(ValidateReplicaHeader(header));
+  if (header.version_at_finish()) {
+    return absl::InvalidArgumentError(
+        "a small replica write carries its whole content: version_at_finish is for streamed ones "
+        "(ClusterCreateObject); nothing was stored");
+  }
+  MCOS_ASSIGN_OR_RETURN(mcos::v1::ObjectRecord record, DeclaredRecord(header));
+  if (request.data().size() > replication::kSmallWriteMax) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("a small replica write carries at most ", replication::kSmallWriteMax,
+                     " bytes: stream it (ClusterCreateObject); nothing was stored"));
+  }
+  if (request.data().size() != record.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the replica write carries ", request.data().size(),
+                     " bytes, its header says ", record.size(), "; nothing was stored"));
+  }
+  return record;
+}
+
 grpc::Status ClusterGrpcService::PutSmall(const mcos::v1::ClusterPutSmallObjectRequest& request,
                                           absl::Time deadline,
                                           mcos::v1::ClusterWriteResponse& response,
                                           mcos::v1::WritePrecondition precondition) {
-  if (!request.has_header()) return Invalid("a replica write needs its header; nothing was stored");
-  const mcos::v1::ClusterPutObjectHeader& header = request.header();
-  if (absl::Status s = ValidateReplicaHeader(header); !s.ok()) return ToGrpcStatus(s);
-  if (header.version_at_finish()) {
-    return Invalid(
-        "a small replica write carries its whole content: version_at_finish is for streamed ones "
-        "(ClusterCreateObject); nothing was stored");
-  }
-  auto record = DeclaredRecord(header);
+  auto record = CheckSmall(request);
   if (!record.ok()) return ToGrpcStatus(record.status());
-  if (request.data().size() > replication::kSmallWriteMax) {
-    return Invalid(absl::StrCat("a small replica write carries at most ",
-                                replication::kSmallWriteMax,
-                                " bytes: stream it (ClusterCreateObject); nothing was stored"));
-  }
-  if (request.data().size() != record->size()) {
-    return Invalid(absl::StrCat("the replica write carries ", request.data().size(),
-                                " bytes, its header says ", record->size(),
-                                "; nothing was stored"));
-  }
   auto source =
       replication::MemoryReader(*record, std::make_shared<const std::string>(request.data()));
-  return Store(deadline, header.key(), *record, *source, response, precondition);
+  return Store(deadline, request.header().key(), *record, *source, response, precondition);
 }
 
 grpc::Status ClusterGrpcService::Store(absl::Time deadline, const mcos::v1::ObjectKey& key,
@@ -256,11 +264,16 @@ grpc::Status ClusterGrpcService::Store(absl::Time deadline, const mcos::v1::Obje
   auto ack = conditional ? b->local->PutIf(key, record, source, deadline, precondition)
                          : b->local->Put(key, record, source, deadline);
   if (!ack.ok()) return ToGrpcStatus(ack.status());
-  response.set_applied(ack->applied);
-  *response.mutable_stored_version() = ack->stored_version;
-  if (conditional) response.set_prior(ack->prior);
-  response.set_cluster(app_.cluster_id_);
+  FillWrite(*ack, conditional, response);
   return grpc::Status::OK;
+}
+
+void ClusterGrpcService::FillWrite(const replication::WriteAck& ack, bool with_prior,
+                                   mcos::v1::ClusterWriteResponse& response) const {
+  response.set_applied(ack.applied);
+  *response.mutable_stored_version() = ack.stored_version;
+  if (with_prior) response.set_prior(ack.prior);
+  response.set_cluster(app_.cluster_id_);
 }
 
 grpc::Status ClusterGrpcService::PutStreamed(
@@ -412,13 +425,17 @@ grpc::Status ClusterGrpcService::ClusterDeleteObject(
   return DeleteReplica(*request, DeadlineOf(*context), *response);
 }
 
+absl::Status ClusterGrpcService::CheckDelete(const mcos::v1::ClusterDeleteObjectRequest& request) {
+  MCOS_RETURN_IF_ERROR(ValidateKey(request.key()));
+  MCOS_RETURN_IF_ERROR(ValidateVersion(request.version()));
+  if (!request.option().empty()) MCOS_RETURN_IF_ERROR(common::ValidateUserName(request.option()));
+  return absl::OkStatus();
+}
+
 grpc::Status ClusterGrpcService::DeleteReplica(const mcos::v1::ClusterDeleteObjectRequest& request,
                                                absl::Time deadline,
                                                mcos::v1::ClusterWriteResponse& response) {
-  absl::Status valid = ValidateKey(request.key());
-  if (valid.ok()) valid = ValidateVersion(request.version());
-  if (valid.ok() && !request.option().empty()) valid = common::ValidateUserName(request.option());
-  if (!valid.ok()) return ToGrpcStatus(valid);
+  if (absl::Status valid = CheckDelete(request); !valid.ok()) return ToGrpcStatus(valid);
   auto b = app_.backends();
   if (!b.ok()) return ToGrpcStatus(b.status());
   app_.hlc_.Observe(request.version().hlc());
@@ -427,10 +444,7 @@ grpc::Status ClusterGrpcService::DeleteReplica(const mcos::v1::ClusterDeleteObje
       replication::TombstoneRecord(request.version(), request.partition(), request.option()),
       deadline);
   if (!ack.ok()) return ToGrpcStatus(ack.status());
-  response.set_applied(ack->applied);
-  *response.mutable_stored_version() = ack->stored_version;
-  response.set_cluster(app_.cluster_id_);
-  response.set_prior(ack->prior);
+  FillWrite(*ack, /*with_prior=*/true, response);
   return grpc::Status::OK;
 }
 
@@ -544,6 +558,7 @@ class ReplicateReactor final : public grpc::ServerBidiReactor<mcos::v1::ClusterR
   }
 
   void OnReadDone(bool ok) override {
+    std::vector<std::shared_ptr<mcos::v1::ClusterReplicateOp>> writes;  // started unlocked
     std::unique_lock<std::mutex> lock(mu_);
     reading_ = false;
     if (!ok) {
@@ -563,7 +578,7 @@ class ReplicateReactor final : public grpc::ServerBidiReactor<mcos::v1::ClusterR
                                          "; send on a new one (nothing was done)"));
       }
       in_.Clear();
-    } else if (absl::Status accepted = Accept(lock); !accepted.ok()) {
+    } else if (absl::Status accepted = Accept(lock, writes); !accepted.ok()) {
       reads_done_ = true;
       failure_ = ToGrpcStatus(accepted);
       MaybeFinish(lock);
@@ -572,6 +587,9 @@ class ReplicateReactor final : public grpc::ServerBidiReactor<mcos::v1::ClusterR
     MaybeWrite(lock);
     MaybeRead(lock);
     MaybeFinish(lock);
+    lock.unlock();
+    // Counted in running_: this reactor stays until each is answered.
+    for (auto& op : writes) Start(std::move(op));
   }
 
   void OnWriteDone(bool ok) override {
@@ -598,8 +616,11 @@ class ReplicateReactor final : public grpc::ServerBidiReactor<mcos::v1::ClusterR
   }
 
  private:
-  // Checks every operation of the message read and starts them (mu_ held).
-  absl::Status Accept(std::unique_lock<std::mutex>& /*lock*/) {
+  // Checks every operation of the message read and starts them (mu_ held), but for the writes
+  // the storage takes without blocking, moved to `writes` for Start once mu_ is released (they may
+  // be answered before they return).
+  absl::Status Accept(std::unique_lock<std::mutex>& /*lock*/,
+                      std::vector<std::shared_ptr<mcos::v1::ClusterReplicateOp>>& writes) {
     if (in_.ops().empty()) {
       return absl::InvalidArgumentError(
           "a ClusterReplicate message carries at least one operation");
@@ -617,6 +638,7 @@ class ReplicateReactor final : public grpc::ServerBidiReactor<mcos::v1::ClusterR
     }
     const absl::Time now = absl::Now();
     const bool stats_here = service_.ReadsInProcess();
+    const bool writes_here = service_.WritesInProcess();
     for (auto& op : *in_.mutable_ops()) {
       const absl::Time deadline =
           op.timeout_ms() == 0 ? absl::InfiniteFuture() : now + absl::Milliseconds(op.timeout_ms());
@@ -630,6 +652,10 @@ class ReplicateReactor final : public grpc::ServerBidiReactor<mcos::v1::ClusterR
       auto owned = std::make_shared<mcos::v1::ClusterReplicateOp>();
       owned->Swap(&op);
       ++running_;
+      if (writes_here && !owned->has_stat()) {
+        writes.push_back(std::move(owned));
+        continue;
+      }
       service_.Run([this, owned = std::move(owned), deadline] {
         mcos::v1::ClusterReplicateAnswer answer;
         if (absl::Now() > deadline) {
@@ -645,6 +671,20 @@ class ReplicateReactor final : public grpc::ServerBidiReactor<mcos::v1::ClusterR
     }
     in_.Clear();
     return absl::OkStatus();
+  }
+
+  // Starts a write on this thread; its answer comes through Answered (from the storage engine's
+  // committing thread), or the service's threads do it if the storage cannot take it so.
+  void Start(std::shared_ptr<mcos::v1::ClusterReplicateOp> op) {
+    if (service_.DoAsync(*op, [this](mcos::v1::ClusterReplicateAnswer answer) {
+          Answered(std::move(answer));
+        })) {
+      return;
+    }
+    const absl::Time deadline = op->timeout_ms() == 0
+                                    ? absl::InfiniteFuture()
+                                    : absl::Now() + absl::Milliseconds(op->timeout_ms());
+    service_.Run([this, op, deadline] { Answered(service_.Do(*op, deadline)); });
   }
 
   void Answered(mcos::v1::ClusterReplicateAnswer answer) {
@@ -723,49 +763,135 @@ bool ClusterGrpcService::ReadsInProcess() {
   return b.ok() && b->local->in_process();
 }
 
+bool ClusterGrpcService::WritesInProcess() {
+  auto b = app_.backends();
+  return b.ok() && b->local->in_process() && b->local->writes_async();
+}
+
 void ClusterGrpcService::Run(std::function<void()> task) {
   app_.coordinator_->Schedule(app_.cluster_id_, std::move(task));
 }
 
 mcos::v1::ClusterReplicateAnswer ClusterGrpcService::Do(const mcos::v1::ClusterReplicateOp& op,
                                                         absl::Time deadline) {
-  mcos::v1::ClusterReplicateAnswer answer;
-  answer.set_id(op.id());
   grpc::Status status;
   const char* kind = "none";
+  mcos::v1::ClusterWriteResponse write;
   switch (op.op_case()) {
     case mcos::v1::ClusterReplicateOp::kPut:
       kind = "put";
-      status = PutSmall(op.put(), deadline, *answer.mutable_write());
+      status = PutSmall(op.put(), deadline, write);
       break;
     case mcos::v1::ClusterReplicateOp::kCreate:
       kind = "create";
-      status = PutSmall(op.create(), deadline, *answer.mutable_write(),
-                        mcos::v1::WRITE_PRECONDITION_MUST_NOT_EXIST);
+      status = PutSmall(op.create(), deadline, write, mcos::v1::WRITE_PRECONDITION_MUST_NOT_EXIST);
       break;
     case mcos::v1::ClusterReplicateOp::kUpdate:
       kind = "update";
-      status = PutSmall(op.update(), deadline, *answer.mutable_write(),
-                        mcos::v1::WRITE_PRECONDITION_MUST_EXIST);
+      status = PutSmall(op.update(), deadline, write, mcos::v1::WRITE_PRECONDITION_MUST_EXIST);
       break;
     case mcos::v1::ClusterReplicateOp::kDelete:
       kind = "delete";
-      status = DeleteReplica(op.delete_(), deadline, *answer.mutable_write());
+      status = DeleteReplica(op.delete_(), deadline, write);
       break;
-    case mcos::v1::ClusterReplicateOp::kStat:
-      kind = "stat";
+    case mcos::v1::ClusterReplicateOp::kStat: {
+      mcos::v1::ClusterReplicateAnswer answer;
+      answer.set_id(op.id());
       status = StatReplica(op.stat(), deadline, *answer.mutable_stat());
-      break;
+      Count("stat", status);
+      if (!status.ok()) {
+        answer.clear_response();
+        answer.set_code(status.error_code());
+        answer.set_message(status.error_message());
+      }
+      return answer;
+    }
     case mcos::v1::ClusterReplicateOp::OP_NOT_SET:
       status = Invalid("the operation names no operation (put, create, update, delete or stat)");
       break;
   }
+  return Answer(op.id(), kind, status, std::move(write));
+}
+
+bool ClusterGrpcService::DoAsync(mcos::v1::ClusterReplicateOp& op,
+                                 std::function<void(mcos::v1::ClusterReplicateAnswer)> done) {
+  auto b = app_.backends();
+  if (!b.ok() || !b->local->writes_async()) return false;
+  const uint64_t id = op.id();
+  auto answer_write = [this, id, done](const char* kind, bool with_prior,
+                                       const absl::StatusOr<replication::WriteAck>& ack) {
+    mcos::v1::ClusterWriteResponse write;
+    if (ack.ok()) FillWrite(*ack, with_prior, write);
+    done(Answer(id, kind, ToGrpcStatus(ack.status()), std::move(write)));
+  };
+  if (op.has_delete_()) {
+    const mcos::v1::ClusterDeleteObjectRequest& request = op.delete_();
+    if (absl::Status valid = CheckDelete(request); !valid.ok()) {
+      answer_write("delete", true, valid);
+      return true;
+    }
+    app_.hlc_.Observe(request.version().hlc());
+    b->local->DeleteAsync(
+        request.key(),
+        replication::TombstoneRecord(request.version(), request.partition(), request.option()),
+        absl::InfiniteFuture(), [answer_write](absl::StatusOr<replication::WriteAck> ack) {
+          answer_write("delete", true, ack);
+        });
+    return true;
+  }
+  mcos::v1::ClusterPutSmallObjectRequest* request = nullptr;
+  const char* kind = nullptr;
+  auto precondition = mcos::v1::WRITE_PRECONDITION_NONE;
+  if (op.has_put()) {
+    request = op.mutable_put();
+    kind = "put";
+  } else if (op.has_create()) {
+    request = op.mutable_create();
+    kind = "create";
+    precondition = mcos::v1::WRITE_PRECONDITION_MUST_NOT_EXIST;
+  } else if (op.has_update()) {
+    request = op.mutable_update();
+    kind = "update";
+    precondition = mcos::v1::WRITE_PRECONDITION_MUST_EXIST;
+  } else {
+    return false;
+  }
+  auto record = CheckSmall(*request);
+  if (!record.ok()) {
+    answer_write(kind, false, record.status());
+    return true;
+  }
+  app_.hlc_.Observe(record->version().hlc());
+  auto data = std::make_shared<const std::string>(std::move(*request->mutable_data()));
+  auto answered = [answer_write, kind, precondition](absl::StatusOr<replication::WriteAck> ack) {
+    answer_write(kind, precondition != mcos::v1::WRITE_PRECONDITION_NONE, ack);
+  };
+  if (precondition == mcos::v1::WRITE_PRECONDITION_NONE) {
+    b->local->PutAsync(request->header().key(), *record, std::move(data), absl::InfiniteFuture(),
+                       std::move(answered));
+  } else {
+    b->local->PutIfAsync(request->header().key(), *record, std::move(data), absl::InfiniteFuture(),
+                         precondition, std::move(answered));
+  }
+  return true;
+}
+
+void ClusterGrpcService::Count(const char* kind, const grpc::Status& status) {
   replicated_
       .Add({{"kind", kind},
             {"code", common::StatusCodeName(static_cast<absl::StatusCode>(status.error_code()))}})
       .Increment();
-  if (!status.ok()) {
-    answer.clear_response();
+}
+
+mcos::v1::ClusterReplicateAnswer ClusterGrpcService::Answer(uint64_t id, const char* kind,
+                                                            const grpc::Status& status,
+                                                            mcos::v1::ClusterWriteResponse write) {
+  Count(kind, status);
+  mcos::v1::ClusterReplicateAnswer answer;
+  answer.set_id(id);
+  if (status.ok()) {
+    *answer.mutable_write() = std::move(write);
+  } else {
     answer.set_code(status.error_code());
     answer.set_message(status.error_message());
   }

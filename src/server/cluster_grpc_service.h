@@ -70,8 +70,21 @@ class ClusterGrpcService final
   // One operation of a ClusterReplicate stream, done here (it blocks on the storage): what its own
   // call would answer.
   mcos::v1::ClusterReplicateAnswer Do(const mcos::v1::ClusterReplicateOp& op, absl::Time deadline);
+  // The same for a write (put, create, update, delete) when this cluster's storage takes writes
+  // without blocking (an engine in this process: Replica::writes_async): started on the caller's
+  // thread and answered through `done` (on the engine's committing thread, or before it returns if
+  // refused at once); the op's data is moved out. False, and nothing done, for any other.
+  bool DoAsync(mcos::v1::ClusterReplicateOp& op,
+               std::function<void(mcos::v1::ClusterReplicateAnswer)> done);
+  // The answer to operation `id` of `kind` (counted): `write`, or the error of `status`.
+  mcos::v1::ClusterReplicateAnswer Answer(uint64_t id, const char* kind, const grpc::Status& status,
+                                          mcos::v1::ClusterWriteResponse write);
+  // Counts one of the stream's operations (replicated_).
+  void Count(const char* kind, const grpc::Status& status);
   // Whether this cluster's storage is an engine in this process (reads take microseconds).
   bool ReadsInProcess();
+  // Whether it takes writes without blocking (DoAsync).
+  bool WritesInProcess();
   // ServerOptions::replication_stream_lifetime.
   absl::Duration StreamLifetime() const;
   // Runs `task` on the threads that do the streams' operations.
@@ -84,8 +97,15 @@ class ClusterGrpcService final
       const mcos::v1::ClusterPutSmallObjectRequest& request, absl::Time deadline,
       mcos::v1::ClusterWriteResponse& response,
       mcos::v1::WritePrecondition precondition = mcos::v1::WRITE_PRECONDITION_NONE);
+  // The record a small replica write declares, once the request is checked.
+  absl::StatusOr<mcos::v1::ObjectRecord> CheckSmall(
+      const mcos::v1::ClusterPutSmallObjectRequest& request) const;
   grpc::Status DeleteReplica(const mcos::v1::ClusterDeleteObjectRequest& request,
                              absl::Time deadline, mcos::v1::ClusterWriteResponse& response);
+  static absl::Status CheckDelete(const mcos::v1::ClusterDeleteObjectRequest& request);
+  // What this cluster did with a replica write (`with_prior`: a create's, update's or delete's).
+  void FillWrite(const replication::WriteAck& ack, bool with_prior,
+                 mcos::v1::ClusterWriteResponse& response) const;
   grpc::Status StatReplica(const mcos::v1::ClusterStatObjectRequest& request, absl::Time deadline,
                            mcos::v1::ClusterStatObjectResponse& response);
   // A peer's read of this cluster's storage (digests, scans): `read` on its replica once the

@@ -1017,17 +1017,10 @@ void Coordinator::WriteFirst(const mcos::v1::ObjectKey& key, const mcos::v1::Obj
   }
   state->pending = targets.size();
   const auto r = static_cast<size_t>(placement.replicas_size());
-  // Stores it here once W-1 others did (on this cluster's threads: the disk), then answers and
-  // queues or records what the others did.
-  auto store_here = [this, state, key, record, data, local, placement] {
-    mcos::v1::ObjectRecord held = record;
-    {
-      std::lock_guard<std::mutex> lock(state->mu);
-      for (const auto& h : state->holders) held.add_holders(h);
-    }
-    auto source = replication::MemoryReader(held, data);
-    auto ack = local->Put(key, held, *source,
-                          replication::CopyDeadline(record.size(), options_.replica_timeout));
+  // Stores it here once W-1 others did (by the storage engine's committing thread, else on this
+  // cluster's threads: the disk), then answers and queues or records what the others did.
+  auto stored_here = [this, state, key, record, local,
+                      placement](const absl::StatusOr<replication::WriteAck>& ack) {
     std::vector<std::string> holders;
     std::vector<std::string> late;
     std::vector<std::pair<std::string, std::string>> queue;
@@ -1061,10 +1054,40 @@ void Coordinator::WriteFirst(const mcos::v1::ObjectKey& key, const mcos::v1::Obj
     d.kind = WriteDecision::Kind::kStored;
     d.holders = holders;
     done(std::move(d));
-    for (const auto& [cluster, why] : queue) enqueue_(key, record, cluster, why);
-    if (!late.empty() && ack->applied) {
-      local->AddHolders(key, record.version(), late, absl::Now() + absl::Seconds(5)).IgnoreError();
+    if (!ack->applied) late.clear();
+    if (queue.empty() && late.empty()) return;
+    // Both may block (the queue, the disk): not on the engine's committing thread.
+    auto rest = [this, key, record, local, late = std::move(late), queue = std::move(queue)] {
+      for (const auto& [cluster, why] : queue) enqueue_(key, record, cluster, why);
+      if (!late.empty()) {
+        local->AddHolders(key, record.version(), late, absl::Now() + absl::Seconds(5))
+            .IgnoreError();
+      }
+    };
+    if (local->writes_async()) {
+      Schedule(local->cluster(), std::move(rest));
+    } else {
+      rest();
     }
+  };
+  auto store_here = [this, state, key, record, data, local, stored_here] {
+    mcos::v1::ObjectRecord held = record;
+    {
+      std::lock_guard<std::mutex> lock(state->mu);
+      for (const auto& h : state->holders) held.add_holders(h);
+    }
+    const absl::Time deadline = replication::CopyDeadline(record.size(), options_.replica_timeout);
+    if (local->writes_async()) {
+      StartAsyncCall();  // this coordinator stays until it is answered
+      local->PutAsync(key, held, data, deadline,
+                      [this, stored_here](const absl::StatusOr<replication::WriteAck>& ack) {
+                        stored_here(ack);
+                        EndAsyncCall();
+                      });
+      return;
+    }
+    auto source = replication::MemoryReader(held, data);
+    stored_here(local->Put(key, held, *source, deadline));
   };
   // What a failed, refused or never-stored write answers once every call ended (mu held).
   const bool create = precondition == mcos::v1::WRITE_PRECONDITION_MUST_NOT_EXIST;
@@ -1157,7 +1180,13 @@ void Coordinator::WriteFirst(const mcos::v1::ObjectKey& key, const mcos::v1::Obj
             }
             if (state->stored_here) queue.swap(state->queue);
           }
-          if (store) Schedule(here, store_here);
+          if (store) {
+            if (local->writes_async()) {
+              store_here();  // answered on the storage engine's committing thread
+            } else {
+              Schedule(here, store_here);
+            }
+          }
           if (answer) done_now(*std::move(answer));
           if (record_holder || !queue.empty()) {
             // Both may block (the disk, the queue): on this cluster's threads, not gRPC's.

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -95,6 +96,23 @@ class Engine {
                                                       bool include_tombstone) = 0;
   // Writes a tombstone (see StorageService.Delete).
   virtual absl::StatusOr<WriteResult> Delete(const mcos::v1::StorageDeleteRequest& request) = 0;
+
+  // A write's answer through a callback: `done` runs once, without blocking (it answers a call).
+  using WriteDone = std::function<void(absl::StatusOr<WriteResult>)>;
+  // PutStream::Commit of `stream` (which is destroyed before `done` runs), answered through
+  // `done`: where the engine groups commits (RocksDbEngine: one synced write for every commit
+  // waiting, from its committing thread), the caller does not wait for the disk and `done` runs
+  // on that thread; else before this returns.
+  virtual void CommitAsync(std::unique_ptr<PutStream> stream, mcos::v1::StoragePutFinish finish,
+                           WriteDone done) {
+    absl::StatusOr<WriteResult> result = stream->Commit(finish);
+    stream.reset();
+    done(std::move(result));
+  }
+  // Delete, answered through `done` as CommitAsync is.
+  virtual void DeleteAsync(mcos::v1::StorageDeleteRequest request, WriteDone done) {
+    done(Delete(request));
+  }
   // One page of a listing, into `out` (empty; it may live on an arena, so that a page of
   // thousands of records is built and dropped without a heap allocation per field).
   virtual absl::Status List(const mcos::v1::StorageListRequest& request,

@@ -1,6 +1,7 @@
 #include "storage/rocksdb_engine.h"
 
 #include <openssl/rand.h>
+#include <pthread.h>
 #include <rocksdb/cache.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/listener.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <bitset>
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
@@ -20,6 +22,7 @@
 #include <map>
 #include <utility>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
@@ -209,8 +212,25 @@ class RocksDbPutStream final : public PutStream {
       committed_ = true;
       return *superseded_;
     }
+    MCOS_RETURN_IF_ERROR(Prepare(finish));
+    absl::MutexLock lock(&engine_.LockFor(meta_key_));
+    rocksdb::WriteBatch batch;
+    if (auto decided = AddTo(batch)) return *std::move(decided);
+    const rocksdb::Status written = engine_.db_->Write(engine_.CommitWriteOptions(), &batch);
+    if (written.IsNoSpace()) engine_.RecoverFromNoSpace(written).IgnoreError();
+    MCOS_RETURN_IF_ERROR(FromRocksDb(written, absl::StrCat("commit ", Describe(header_.key()))));
+    return Written();
+  }
+
+  // Whether the engine's committing thread may commit it: all of it is in memory (no data file;
+  // its one chunk goes into the commit's batch).
+  bool Groupable() const { return !file_ && !intent_written_; }
+
+  // The first part of a commit, on the caller's thread: checks the content against the header
+  // and `finish` and makes the record.
+  absl::Status Prepare(const mcos::v1::StoragePutFinish& finish) {
     if (failed_) return absl::UnavailableError("an earlier chunk write failed; nothing was stored");
-    MCOS_ASSIGN_OR_RETURN(ObjectRecord record, content_.Finish(finish));
+    MCOS_ASSIGN_OR_RETURN(record_, content_.Finish(finish));
     if (!buffer_.empty() && InFile(next_index_)) MCOS_RETURN_IF_ERROR(WriteFileChunk());
     if (file_) {
       // The file's data, and its name in the directory, are durable before the record that
@@ -219,27 +239,35 @@ class RocksDbPutStream final : public PutStream {
         MCOS_RETURN_IF_ERROR(file_->Sync());
         MCOS_RETURN_IF_ERROR(DataFile::SyncDirectory(engine_.objects_dir_));
       }
-      record.set_file_first_chunk(file_first_);
+      record_.set_file_first_chunk(file_first_);
       file_.reset();
     }
-    record.set_chunk_size(kChunkSize);
-    record.set_chunk_count(next_index_ + (buffer_.empty() ? 0 : 1));
-    record.set_data_id(data_id_);
+    record_.set_chunk_size(kChunkSize);
+    record_.set_chunk_count(next_index_ + (buffer_.empty() ? 0 : 1));
+    record_.set_data_id(data_id_);
+    keep_readable_ms_ = finish.keep_readable_ms();
+    return absl::OkStatus();
+  }
 
-    absl::MutexLock lock(&engine_.LockFor(meta_key_));
-    MCOS_ASSIGN_OR_RETURN(std::optional<ObjectRecord> current, engine_.ReadRecord(meta_key_));
+  // Holding the object's lock, after Prepare: reads what is stored and adds the commit to
+  // `batch`; or answers without writing (a newer version is held; the precondition fails).
+  std::optional<absl::StatusOr<WriteResult>> AddTo(rocksdb::WriteBatch& batch) {
+    absl::StatusOr<std::optional<ObjectRecord>> read = engine_.ReadRecord(meta_key_);
+    if (!read.ok()) return read.status();
+    current_ = *std::move(read);
     const std::optional<mcos::v1::Version> version = CommitVersion(
-        current ? &*current : nullptr, record.version(), header_.restamp(), header_.repair());
+        current_ ? &*current_ : nullptr, record_.version(), header_.restamp(), header_.repair());
     if (!version) {
-      WriteResult result{false, *current, SupersededReason(*current, record.version())};
-      return result;  // the destructor discards our chunks
+      // The destructor discards our chunks.
+      return WriteResult{false, *current_, SupersededReason(*current_, record_.version())};
     }
-    *record.mutable_version() = *version;
-    const bool live = current && !current->tombstone();
-    MCOS_RETURN_IF_ERROR(CheckPrecondition(header_.precondition(), header_.key(), live));
-    *record.mutable_created() = live ? current->created() : record.modified();
+    *record_.mutable_version() = *version;
+    const bool live = current_ && !current_->tombstone();
+    if (absl::Status s = CheckPrecondition(header_.precondition(), header_.key(), live); !s.ok()) {
+      return s;
+    }
+    *record_.mutable_created() = live ? current_->created() : record_.modified();
 
-    rocksdb::WriteBatch batch;
     if (!buffer_.empty()) AddChunk(batch);
     for (size_t i = 0; i < file_sums_.size(); ++i) {
       char sum[kChecksumBytes];
@@ -247,24 +275,28 @@ class RocksDbPutStream final : public PutStream {
       batch.Put(engine_.data_cf_, DataKey(data_id_, file_first_ + i),
                 rocksdb::Slice(sum, kChecksumBytes));
     }
-    batch.Put(engine_.meta_cf_, meta_key_, record.SerializeAsString());
+    batch.Put(engine_.meta_cf_, meta_key_, record_.SerializeAsString());
     if (intent_written_) batch.Delete(engine_.uploads_cf_, data_id_);
-    if (current) engine_.DeleteData(*current, batch);
+    if (current_) engine_.DeleteData(*current_, batch);
     engine_.AddUsage(
         batch, meta_key_, live ? 0 : 1,
-        static_cast<int64_t>(record.size()) - static_cast<int64_t>(live ? current->size() : 0));
-    if (live) engine_.AddPartitionUsage(batch, header_.key(), *current, -1);
-    engine_.AddPartitionUsage(batch, header_.key(), record, +1);
-    if (current) engine_.AddDigest(batch, header_.key(), *current, -1);
-    engine_.AddDigest(batch, header_.key(), record, +1);
-    const rocksdb::Status written = engine_.db_->Write(engine_.CommitWriteOptions(), &batch);
-    if (written.IsNoSpace()) engine_.RecoverFromNoSpace(written).IgnoreError();
-    MCOS_RETURN_IF_ERROR(FromRocksDb(written, absl::StrCat("commit ", Describe(header_.key()))));
-    if (current) engine_.QueueReclaim(*current);
-    if (finish.keep_readable_ms() > 0) engine_.Keep(meta_key_, record, finish.keep_readable_ms());
-    committed_ = true;
-    return WriteResult{true, std::move(record), ""};
+        static_cast<int64_t>(record_.size()) - static_cast<int64_t>(live ? current_->size() : 0));
+    if (live) engine_.AddPartitionUsage(batch, header_.key(), *current_, -1);
+    engine_.AddPartitionUsage(batch, header_.key(), record_, +1);
+    if (current_) engine_.AddDigest(batch, header_.key(), *current_, -1);
+    engine_.AddDigest(batch, header_.key(), record_, +1);
+    return std::nullopt;
   }
+
+  // Holding the object's lock, once the batch of AddTo is written.
+  WriteResult Written() {
+    if (current_) engine_.QueueReclaim(*current_);
+    if (keep_readable_ms_ > 0) engine_.Keep(meta_key_, record_, keep_readable_ms_);
+    committed_ = true;
+    return WriteResult{true, std::move(record_), ""};
+  }
+
+  const std::string& meta_key() const { return meta_key_; }
 
  private:
   // Whether chunk `index` goes to the data file: past the first kWalChunks, or every chunk of an
@@ -375,6 +407,9 @@ class RocksDbPutStream final : public PutStream {
   bool intent_written_ = false;
   bool committed_ = false;
   bool failed_ = false;
+  ObjectRecord record_;                  // the new version's, from Prepare
+  std::optional<ObjectRecord> current_;  // what AddTo found stored
+  uint32_t keep_readable_ms_ = 0;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -451,6 +486,11 @@ class RocksDbObjectReader final : public ObjectReader {
 RocksDbEngine::RocksDbEngine(RocksDbOptions options) : options_(std::move(options)) {}
 
 RocksDbEngine::~RocksDbEngine() {
+  {
+    absl::MutexLock lock(&group_mu_);
+    closing_ = true;
+  }
+  if (committer_.joinable()) committer_.join();  // once it committed what waits
   {
     absl::MutexLock lock(&kept_mu_);
     kept_.clear();  // their snapshots, before the database closes
@@ -554,6 +594,7 @@ absl::StatusOr<std::unique_ptr<RocksDbEngine>> RocksDbEngine::Open(const RocksDb
     absl::MutexLock lock(&engine->reclaim_mu_);
     engine->reclaim_all_ = true;
   }
+  engine->committer_ = std::thread([e = engine.get()] { e->CommitGroups(); });
   return engine;
 }
 
@@ -643,8 +684,12 @@ absl::Status RocksDbEngine::ScanDataFiles() {
   return absl::OkStatus();
 }
 
+size_t RocksDbEngine::StripeOf(absl::string_view meta_key) {
+  return common::Hash64(meta_key) % kLockStripes;
+}
+
 absl::Mutex& RocksDbEngine::LockFor(absl::string_view meta_key) {
-  return locks_[common::Hash64(meta_key) % kLockStripes];
+  return locks_[StripeOf(meta_key)];
 }
 
 rocksdb::WriteOptions RocksDbEngine::CommitWriteOptions() const {
@@ -1249,52 +1294,220 @@ absl::StatusOr<ObjectRecord> RocksDbEngine::Stat(const ObjectKey& key, bool incl
   return *std::move(record);
 }
 
+// A delete (a tombstone, or a purge of one): checked and added to a batch under the object's
+// lock, by Delete on the caller's thread or by the committing thread in a group.
+class RocksDbDelete {
+ public:
+  RocksDbDelete(RocksDbEngine& engine, mcos::v1::StorageDeleteRequest request)
+      : engine_(engine),
+        request_(std::move(request)),
+        meta_key_(ObjectMetaKey(request_.key().user(), request_.key().container(),
+                                request_.key().object())) {}
+
+  const std::string& meta_key() const { return meta_key_; }
+
+  // Holding the object's lock: reads what is stored and adds the delete to `batch`; or answers
+  // without writing.
+  std::optional<absl::StatusOr<WriteResult>> AddTo(rocksdb::WriteBatch& batch) {
+    const ObjectKey& key = request_.key();
+    absl::StatusOr<std::optional<ObjectRecord>> read = engine_.ReadRecord(meta_key_);
+    if (!read.ok()) return read.status();
+    current_ = *std::move(read);
+    if (request_.purge()) {
+      if (!current_) return absl::NotFoundError(absl::StrCat(Describe(key), " not found"));
+      if (!IsPurgeable(*current_, request_.version())) {
+        return WriteResult{false, *current_, "another version is held"};
+      }
+      batch.Delete(engine_.meta_cf_, meta_key_);
+      engine_.AddDigest(batch, key, *current_, -1);  // and its partition index entry
+      return std::nullopt;
+    }
+    const std::optional<mcos::v1::Version> version =
+        CommitVersion(current_ ? &*current_ : nullptr, request_.version(), request_.restamp());
+    if (!version) {
+      return WriteResult{false, *current_, SupersededReason(*current_, request_.version())};
+    }
+    live_ = current_ && !current_->tombstone();
+    if (absl::Status s = CheckPrecondition(request_.precondition(), key, live_); !s.ok()) return s;
+    tombstone_ = Tombstone(request_, *version);
+    batch.Put(engine_.meta_cf_, meta_key_, tombstone_.SerializeAsString());
+    if (current_) engine_.DeleteData(*current_, batch);
+    if (live_) {
+      engine_.AddUsage(batch, meta_key_, -1, -static_cast<int64_t>(current_->size()));
+      engine_.AddPartitionUsage(batch, key, *current_, -1);
+    }
+    if (current_) engine_.AddDigest(batch, key, *current_, -1);
+    engine_.AddDigest(batch, key, tombstone_, +1);
+    return std::nullopt;
+  }
+
+  // Holding the object's lock, once the batch of AddTo is written.
+  WriteResult Written() {
+    if (request_.purge()) return WriteResult{true, *std::move(current_), ""};
+    if (current_) engine_.QueueReclaim(*current_);
+    return WriteResult{true, std::move(tombstone_), "",
+                       live_ ? mcos::v1::WRITE_PRIOR_LIVE : mcos::v1::WRITE_PRIOR_ABSENT};
+  }
+
+  std::string What() const {
+    return absl::StrCat(request_.purge() ? "purge the tombstone of " : "delete ",
+                        Describe(request_.key()));
+  }
+
+ private:
+  RocksDbEngine& engine_;
+  const mcos::v1::StorageDeleteRequest request_;
+  const std::string meta_key_;
+  std::optional<ObjectRecord> current_;
+  ObjectRecord tombstone_;
+  bool live_ = false;
+};
+
 absl::StatusOr<WriteResult> RocksDbEngine::Delete(const mcos::v1::StorageDeleteRequest& request) {
   if (!common::IsSet(request.version())) {
     return absl::InvalidArgumentError("the delete request has no version stamp");
   }
-  const ObjectKey& key = request.key();
-  const std::string meta_key = ObjectMetaKey(key.user(), key.container(), key.object());
-  absl::MutexLock lock(&LockFor(meta_key));
-  MCOS_ASSIGN_OR_RETURN(std::optional<ObjectRecord> current, ReadRecord(meta_key));
-  if (request.purge()) {
-    if (!current) return absl::NotFoundError(absl::StrCat(Describe(key), " not found"));
-    if (!IsPurgeable(*current, request.version())) {
-      return WriteResult{false, *current, "another version is held"};
-    }
-    rocksdb::WriteBatch batch;
-    batch.Delete(meta_cf_, meta_key);
-    AddDigest(batch, key, *current, -1);  // and its partition index entry
-    MCOS_RETURN_IF_ERROR(FromRocksDb(db_->Write(CommitWriteOptions(), &batch),
-                                     absl::StrCat("purge the tombstone of ", Describe(key))));
-    return WriteResult{true, *std::move(current), ""};
-  }
-  const std::optional<mcos::v1::Version> version =
-      CommitVersion(current ? &*current : nullptr, request.version(), request.restamp());
-  if (!version) {
-    return WriteResult{false, *current, SupersededReason(*current, request.version())};
-  }
-  const bool live = current && !current->tombstone();
-  MCOS_RETURN_IF_ERROR(CheckPrecondition(request.precondition(), key, live));
-  ObjectRecord tombstone = Tombstone(request, *version);
+  RocksDbDelete del(*this, request);
+  absl::MutexLock lock(&LockFor(del.meta_key()));
   rocksdb::WriteBatch batch;
-  batch.Put(meta_cf_, meta_key, tombstone.SerializeAsString());
-  if (current) DeleteData(*current, batch);
-  if (live) {
-    AddUsage(batch, meta_key, -1, -static_cast<int64_t>(current->size()));
-    AddPartitionUsage(batch, key, *current, -1);
-  }
-  if (current) AddDigest(batch, key, *current, -1);
-  AddDigest(batch, key, tombstone, +1);
+  if (auto decided = del.AddTo(batch)) return *std::move(decided);
   rocksdb::Status written = db_->Write(CommitWriteOptions(), &batch);
   if (written.IsNoSpace() && RecoverFromNoSpace(written).ok()) {
     // A delete frees space: it must work on a full disk (the reserve made room for it).
     written = db_->Write(CommitWriteOptions(), &batch);
   }
-  MCOS_RETURN_IF_ERROR(FromRocksDb(written, absl::StrCat("delete ", Describe(key))));
-  if (current) QueueReclaim(*current);
-  return WriteResult{true, std::move(tombstone), "",
-                     live ? mcos::v1::WRITE_PRIOR_LIVE : mcos::v1::WRITE_PRIOR_ABSENT};
+  MCOS_RETURN_IF_ERROR(FromRocksDb(written, del.What()));
+  return del.Written();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Group commit
+
+void RocksDbEngine::CommitAsync(std::unique_ptr<PutStream> stream,
+                                mcos::v1::StoragePutFinish finish, WriteDone done) {
+  // Only this engine's BeginPut makes the streams it is given.
+  auto* put = static_cast<RocksDbPutStream*>(stream.get());
+  if (put->superseded() || !put->Groupable()) {
+    Engine::CommitAsync(std::move(stream), std::move(finish), std::move(done));
+    return;
+  }
+  if (absl::Status prepared = put->Prepare(finish); !prepared.ok()) {
+    stream.reset();
+    done(prepared);
+    return;
+  }
+  std::shared_ptr<RocksDbPutStream> owned(static_cast<RocksDbPutStream*>(stream.release()));
+  Grouped g;
+  g.meta_key = owned->meta_key();
+  g.add = [owned](rocksdb::WriteBatch& batch) { return owned->AddTo(batch); };
+  g.written = [owned] { return owned->Written(); };
+  g.done = std::move(done);
+  Group(std::move(g));
+}
+
+void RocksDbEngine::DeleteAsync(mcos::v1::StorageDeleteRequest request, WriteDone done) {
+  if (!common::IsSet(request.version())) {
+    done(absl::InvalidArgumentError("the delete request has no version stamp"));
+    return;
+  }
+  auto del = std::make_shared<RocksDbDelete>(*this, std::move(request));
+  Grouped g;
+  g.meta_key = del->meta_key();
+  g.add = [del](rocksdb::WriteBatch& batch) { return del->AddTo(batch); };
+  g.written = [del] { return del->Written(); };
+  g.frees_space = true;
+  g.done = std::move(done);
+  Group(std::move(g));
+}
+
+void RocksDbEngine::Group(Grouped grouped) {
+  {
+    absl::MutexLock lock(&group_mu_);
+    if (!closing_) {
+      grouped_.push_back(std::move(grouped));
+      return;
+    }
+  }
+  // Only a caller racing the engine's destruction gets here.
+  grouped.done(absl::UnavailableError("the storage engine is closing; nothing was written"));
+}
+
+void RocksDbEngine::CommitGroups() {
+  pthread_setname_np(pthread_self(), "committer");
+  std::vector<Grouped> group;
+  while (true) {
+    {
+      absl::MutexLock lock(&group_mu_);
+      group_mu_.Await(absl::Condition(
+          +[](RocksDbEngine* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(e->group_mu_) {
+            return e->closing_ || !e->grouped_.empty();
+          },
+          this));
+      if (grouped_.empty()) return;  // closing, and nothing is left
+      for (auto& g : grouped_) group.push_back(std::move(g));
+      grouped_.clear();
+    }
+    CommitGroup(group);
+    group.clear();
+  }
+}
+
+void RocksDbEngine::CommitGroup(std::vector<Grouped>& group) {
+  size_t next = 0;
+  while (next < group.size()) {
+    // The commits up to one of an object already among them (it goes in the next batch), under
+    // their objects' locks, taken in one order (as no other thread takes more than one).
+    const size_t first = next;
+    std::bitset<kLockStripes> held;
+    absl::flat_hash_set<absl::string_view> keys;
+    for (; next < group.size() && keys.insert(group[next].meta_key).second; ++next) {
+      held[StripeOf(group[next].meta_key)] = true;
+    }
+    for (size_t stripe = 0; stripe < kLockStripes; ++stripe) {
+      if (held[stripe]) locks_[stripe].Lock();
+    }
+    rocksdb::WriteBatch batch;
+    std::vector<std::optional<absl::StatusOr<WriteResult>>> answers;
+    for (size_t i = first; i < next; ++i) answers.push_back(group[i].add(batch));
+    absl::Status written = absl::OkStatus();
+    if (batch.Count() > 0) {
+      rocksdb::Status s = db_->Write(CommitWriteOptions(), &batch);
+      if (s.IsNoSpace() && RecoverFromNoSpace(s).ok()) {
+        // Deletes free space: each is written again on its own (the reserve made room for
+        // them); the uploads fail.
+        for (size_t i = first; i < next; ++i) {
+          Grouped& g = group[i];
+          auto& answer = answers[i - first];
+          if (answer) continue;
+          if (!g.frees_space) {
+            answer = FromRocksDb(s, "commit an upload");
+            continue;
+          }
+          rocksdb::WriteBatch alone;
+          answer = g.add(alone);
+          if (answer) continue;
+          rocksdb::Status again = db_->Write(CommitWriteOptions(), &alone);
+          answer = again.ok() ? absl::StatusOr<WriteResult>(g.written())
+                              : FromRocksDb(again, "delete on a full disk");
+        }
+      }
+      written = FromRocksDb(s, "commit a group of writes");
+    }
+    for (size_t i = first; i < next; ++i) {
+      auto& answer = answers[i - first];
+      if (!answer)
+        answer = written.ok() ? absl::StatusOr<WriteResult>(group[i].written()) : written;
+    }
+    for (size_t stripe = 0; stripe < kLockStripes; ++stripe) {
+      if (held[stripe]) locks_[stripe].Unlock();
+    }
+    for (size_t i = first; i < next; ++i) {
+      WriteDone done = std::move(group[i].done);
+      group[i].add = nullptr;  // the stream or delete goes before its answer
+      group[i].written = nullptr;
+      done(*std::move(answers[i - first]));
+    }
+  }
 }
 
 namespace {

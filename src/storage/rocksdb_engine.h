@@ -66,11 +66,13 @@
 
 #include <array>
 #include <atomic>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/string_view.h"
@@ -118,6 +120,13 @@ class RocksDbEngine final : public Engine {
   absl::StatusOr<mcos::v1::ObjectRecord> Stat(const mcos::v1::ObjectKey& key,
                                               bool include_tombstone) override;
   absl::StatusOr<WriteResult> Delete(const mcos::v1::StorageDeleteRequest& request) override;
+  // Small uploads (held in memory, no data file) and deletes are committed by the committing
+  // thread: it takes every commit waiting, checks each under its object's lock, writes them all
+  // with one synced write and then answers them (a group commit in which no thread waits for
+  // another's fsync). Other uploads commit on the caller's thread.
+  void CommitAsync(std::unique_ptr<PutStream> stream, mcos::v1::StoragePutFinish finish,
+                   WriteDone done) override;
+  void DeleteAsync(mcos::v1::StorageDeleteRequest request, WriteDone done) override;
   absl::Status List(const mcos::v1::StorageListRequest& request,
                     mcos::v1::StorageListResponse* out) override;
   absl::StatusOr<mcos::v1::ContainerUsageResponse> Usage(
@@ -166,7 +175,26 @@ class RocksDbEngine final : public Engine {
  private:
   friend class RocksDbPutStream;
   friend class RocksDbObjectReader;
+  friend class RocksDbDelete;
   static constexpr size_t kLockStripes = 64;
+
+  // One object's write in the committing thread's queue.
+  struct Grouped {
+    std::string meta_key;
+    // Holding the object's lock: reads what is held and adds the write to `batch`, or answers
+    // without writing (refused or failed).
+    std::function<std::optional<absl::StatusOr<WriteResult>>(rocksdb::WriteBatch& batch)> add;
+    // Still holding it, once the batch is written: the answer.
+    std::function<WriteResult()> written;
+    // A delete: written once more on its own after the disk filled (it frees space).
+    bool frees_space = false;
+    WriteDone done;
+  };
+  void Group(Grouped grouped);
+  // The committing thread: commits what waits, group by group, until the engine closes.
+  void CommitGroups();
+  // Commits `group` (the commits of one object at most once: a later one waits for the next).
+  void CommitGroup(std::vector<Grouped>& group);
 
   explicit RocksDbEngine(RocksDbOptions options);
   // Creates the data file directory if missing.
@@ -176,6 +204,7 @@ class RocksDbEngine final : public Engine {
   // removes those that no record names (a database restored from an older moment than its data
   // files leaves them) and adds up the sizes of the rest.
   absl::Status ScanDataFiles();
+  static size_t StripeOf(absl::string_view meta_key);
   absl::Mutex& LockFor(absl::string_view meta_key);
   // Reads the stored record; nullopt if none.
   absl::StatusOr<std::optional<mcos::v1::ObjectRecord>> ReadRecord(
@@ -265,6 +294,10 @@ class RocksDbEngine final : public Engine {
   // Compact all object data next time (set at open).
   bool reclaim_all_ ABSL_GUARDED_BY(reclaim_mu_) = false;
   absl::Mutex resume_mu_;
+  absl::Mutex group_mu_;
+  std::deque<Grouped> grouped_ ABSL_GUARDED_BY(group_mu_);
+  bool closing_ ABSL_GUARDED_BY(group_mu_) = false;
+  std::thread committer_;  // started by Open
 };
 
 }  // namespace mcos::storage

@@ -9,10 +9,12 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <map>
 #include <optional>
 #include <random>
 #include <set>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -89,6 +91,51 @@ class EngineTestBase : public ::testing::Test {
       if (!s.ok()) return s;
     }
     return (*stream)->Commit(finish);
+  }
+
+  // Put through Engine::CommitAsync: the answer, once `done` ran (on whichever thread).
+  std::future<absl::StatusOr<WriteResult>> StartPutAsync(
+      const ObjectKey& key, uint64_t version, const std::string& content,
+      mcos::v1::WritePrecondition pre = mcos::v1::WRITE_PRECONDITION_NONE,
+      std::optional<uint64_t> declared_size = std::nullopt) {
+    auto answer = std::make_shared<std::promise<absl::StatusOr<WriteResult>>>();
+    auto future = answer->get_future();
+    mcos::v1::StoragePutHeader h;
+    *h.mutable_key() = key;
+    *h.mutable_version() = V(version);
+    h.set_precondition(pre);
+    if (declared_size) h.set_size(*declared_size);
+    auto stream = engine_->BeginPut(h);
+    if (!stream.ok()) {
+      answer->set_value(stream.status());
+      return future;
+    }
+    if (absl::Status s = (*stream)->Append(content); !s.ok()) {
+      answer->set_value(s);
+      return future;
+    }
+    engine_->CommitAsync(*std::move(stream), {}, [answer](absl::StatusOr<WriteResult> result) {
+      answer->set_value(std::move(result));
+    });
+    return future;
+  }
+  absl::StatusOr<WriteResult> PutAsync(
+      const ObjectKey& key, uint64_t version, const std::string& content,
+      mcos::v1::WritePrecondition pre = mcos::v1::WRITE_PRECONDITION_NONE,
+      std::optional<uint64_t> declared_size = std::nullopt) {
+    return StartPutAsync(key, version, content, pre, declared_size).get();
+  }
+  // Delete through Engine::DeleteAsync.
+  std::future<absl::StatusOr<WriteResult>> StartDeleteAsync(const ObjectKey& key,
+                                                            uint64_t version) {
+    auto answer = std::make_shared<std::promise<absl::StatusOr<WriteResult>>>();
+    auto future = answer->get_future();
+    mcos::v1::StorageDeleteRequest r;
+    *r.mutable_key() = key;
+    if (version != 0) *r.mutable_version() = V(version);
+    engine_->DeleteAsync(
+        r, [answer](absl::StatusOr<WriteResult> result) { answer->set_value(std::move(result)); });
+    return future;
   }
 
   absl::StatusOr<std::string> Read(const ObjectKey& key, uint64_t offset = 0, uint64_t length = 0,
@@ -1187,6 +1234,111 @@ TEST_F(RocksDbEngineTest, ACorruptChunkInADataFileIsDataLoss) {
   MCOS_EXPECT_CODE(whole, kDataLoss);
   EXPECT_NE(whole.status().message().find("chunk 4"), absl::string_view::npos);
   EXPECT_EQ(*Read(Key("x"), 5 * kChunkSize, 10), big.substr(5 * kChunkSize, 10));
+}
+
+// Commits through CommitAsync and DeleteAsync (grouped by the RocksDB engine's committing thread)
+// answer as Commit and Delete do.
+TEST_P(EngineContractTest, AsyncCommitsAndDeletesAnswerAsTheOthers) {
+  auto first = PutAsync(Key("a"), 10, "one");
+  MCOS_ASSERT_OK(first);
+  EXPECT_TRUE(first->applied);
+  EXPECT_EQ(*Read(Key("a")), "one");
+  auto older = PutAsync(Key("a"), 5, "old");  // superseded when it began
+  MCOS_ASSERT_OK(older);
+  EXPECT_FALSE(older->applied);
+  EXPECT_EQ(older->record.version().hlc(), 10u);
+  MCOS_EXPECT_CODE(PutAsync(Key("a"), 11, "x", mcos::v1::WRITE_PRECONDITION_MUST_NOT_EXIST),
+                   kFailedPrecondition);
+  MCOS_EXPECT_CODE(PutAsync(Key("b"), 11, "x", mcos::v1::WRITE_PRECONDITION_MUST_EXIST),
+                   kFailedPrecondition);
+  MCOS_EXPECT_CODE(engine_->Stat(Key("b"), true), kNotFound);
+  MCOS_EXPECT_CODE(PutAsync(Key("b"), 12, "abc", mcos::v1::WRITE_PRECONDITION_NONE, 5),
+                   kInvalidArgument);
+  auto update = PutAsync(Key("a"), 13, "two", mcos::v1::WRITE_PRECONDITION_MUST_EXIST);
+  MCOS_ASSERT_OK(update);
+  EXPECT_TRUE(update->applied);
+  EXPECT_EQ(update->record.created().seconds(), first->record.created().seconds());
+  EXPECT_EQ(*Read(Key("a")), "two");
+
+  auto del = StartDeleteAsync(Key("a"), 20).get();
+  MCOS_ASSERT_OK(del);
+  EXPECT_TRUE(del->applied);
+  EXPECT_TRUE(del->record.tombstone());
+  EXPECT_EQ(del->prior, mcos::v1::WRITE_PRIOR_LIVE);
+  MCOS_EXPECT_CODE(Read(Key("a")), kNotFound);
+  auto again = StartDeleteAsync(Key("a"), 21).get();
+  MCOS_ASSERT_OK(again);
+  EXPECT_EQ(again->prior, mcos::v1::WRITE_PRIOR_ABSENT);
+  auto stale = StartDeleteAsync(Key("a"), 15).get();
+  MCOS_ASSERT_OK(stale);
+  EXPECT_FALSE(stale->applied);
+  MCOS_EXPECT_CODE(StartDeleteAsync(Key("a"), 0).get(), kInvalidArgument);  // no version
+  if (!memory_) {
+    EXPECT_EQ(DataKeys(), 0);  // the refused writes left no chunks, the deletes took theirs
+  }
+}
+
+// Writes from many threads at once, several of one object in the queue together: each is answered,
+// the newest version of each object wins whatever the order, and all of it survives a reopen.
+TEST_F(RocksDbEngineTest, GroupedCommitsFromManyThreadsAreEachAnsweredAndKept) {
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 60;
+  constexpr int kObjects = 10;
+  std::vector<std::vector<std::future<absl::StatusOr<WriteResult>>>> answers(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        // Versions unique across threads; every seventh write is a delete.
+        const uint64_t version = 1 + static_cast<uint64_t>(i) * kThreads + t;
+        const ObjectKey key = Key(absl::StrCat("o", (i + t) % kObjects));
+        answers[t].push_back(i % 7 == 6 ? StartDeleteAsync(key, version)
+                                        : StartPutAsync(key, version, absl::StrCat("v", version)));
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  std::map<std::string, uint64_t> newest;  // object -> its newest version written
+  int applied = 0;
+  for (int t = 0; t < kThreads; ++t) {
+    for (int i = 0; i < kPerThread; ++i) {
+      auto answer = answers[t][i].get();
+      MCOS_ASSERT_OK(answer);
+      if (answer->applied) ++applied;
+      const uint64_t version = 1 + static_cast<uint64_t>(i) * kThreads + t;
+      auto& n = newest[absl::StrCat("o", (i + t) % kObjects)];
+      n = std::max(n, version);
+    }
+  }
+  EXPECT_GE(applied, kObjects);
+  auto check = [&] {
+    for (const auto& [object, version] : newest) {
+      auto held = engine_->Stat(Key(object), /*include_tombstone=*/true);
+      MCOS_ASSERT_OK(held);
+      EXPECT_EQ(held->version().hlc(), version) << object;
+      const uint64_t i = (version - 1) / kThreads;
+      EXPECT_EQ(held->tombstone(), i % 7 == 6) << object;
+      if (!held->tombstone()) {
+        EXPECT_EQ(*Read(Key(object)), absl::StrCat("v", version));
+      }
+    }
+  };
+  check();
+  Reopen();
+  check();
+}
+
+// Closing the engine commits and answers every commit still waiting.
+TEST_F(RocksDbEngineTest, ClosingAnswersEveryCommitWaiting) {
+  std::vector<std::future<absl::StatusOr<WriteResult>>> answers;
+  for (int i = 0; i < 200; ++i) answers.push_back(StartPutAsync(Key(absl::StrCat("c", i)), 1, "x"));
+  Reopen();
+  for (int i = 0; i < 200; ++i) {
+    auto answer = answers[i].get();
+    MCOS_ASSERT_OK(answer);
+    EXPECT_TRUE(answer->applied);
+    EXPECT_EQ(*Read(Key(absl::StrCat("c", i))), "x");
+  }
 }
 
 TEST_F(RocksDbEngineTest, StaysAfterReopen) {
