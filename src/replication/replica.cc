@@ -1276,6 +1276,11 @@ class EngineReplicaImpl final : public Replica {
     return engine_.AddHolders(key, version, holders);
   }
 
+  void AddHoldersLater(const mcos::v1::ObjectKey& key, const mcos::v1::Version& version,
+                       const std::vector<std::string>& holders) override {
+    engine_.AddHoldersAsync(key, version, holders);
+  }
+
   void ReleaseKept(const mcos::v1::ObjectKey& key, const mcos::v1::Version& version) override {
     engine_.ReleaseKept(key, version);
   }

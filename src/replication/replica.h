@@ -226,6 +226,14 @@ class Replica {
                                           absl::Time deadline) {
     return absl::UnimplementedError("only this cluster's storage records holders");
   }
+  // AddHolders without waiting for it, where this cluster's storage takes writes without
+  // blocking (writes_async: recorded with the storage engine's next group of commits), else with
+  // the caller waiting up to 5 s. Its outcome is not reported: a holder not recorded is asked
+  // for again by reads.
+  virtual void AddHoldersLater(const mcos::v1::ObjectKey& key, const mcos::v1::Version& version,
+                               const std::vector<std::string>& holders) {
+    AddHolders(key, version, holders, absl::Now() + absl::Seconds(5)).IgnoreError();
+  }
   // The coordinator is done sending `version` of `key` from here: a copy in storage kept readable
   // for it once replaced (StoragePutFinish.keep_readable_ms) may go. Best effort; nothing for
   // replicas that keep nothing.

@@ -483,14 +483,17 @@ void Coordinator::MaybeFinish(const std::shared_ptr<Write>& write,
     }
     held.unlock();
     if (!release && local == nullptr) return;
-    Schedule(w.source->cluster(), [write, release, local, version, holders] {
+    auto finish = [write, release, local, version, holders] {
       if (release) write->source->ReleaseKept(write->key, write->source_version);
-      if (local != nullptr) {
-        // Best effort: a read that finds holders missing asks the replicas instead.
-        local->AddHolders(write->key, version, holders, absl::Now() + absl::Seconds(5))
-            .IgnoreError();
-      }
-    });
+      // Best effort: a read that finds holders missing asks the replicas instead.
+      if (local != nullptr) local->AddHoldersLater(write->key, version, holders);
+    };
+    // Without waiting where this cluster's storage is in this process (else on its threads).
+    if ((!release || write->source->in_process()) && (local == nullptr || local->writes_async())) {
+      finish();
+    } else {
+      Schedule(w.source->cluster(), std::move(finish));
+    }
   };
   if (w.answered) {
     release_when_done(std::move(lock));
@@ -1054,20 +1057,16 @@ void Coordinator::WriteFirst(const mcos::v1::ObjectKey& key, const mcos::v1::Obj
     d.kind = WriteDecision::Kind::kStored;
     d.holders = holders;
     done(std::move(d));
-    if (!ack->applied) late.clear();
-    if (queue.empty() && late.empty()) return;
-    // Both may block (the queue, the disk): not on the engine's committing thread.
-    auto rest = [this, key, record, local, late = std::move(late), queue = std::move(queue)] {
+    if (!late.empty() && ack->applied) local->AddHoldersLater(key, record.version(), late);
+    if (queue.empty()) return;
+    // The queue may block: not on the engine's committing thread.
+    auto send_to_queue = [this, key, record, queue = std::move(queue)] {
       for (const auto& [cluster, why] : queue) enqueue_(key, record, cluster, why);
-      if (!late.empty()) {
-        local->AddHolders(key, record.version(), late, absl::Now() + absl::Seconds(5))
-            .IgnoreError();
-      }
     };
     if (local->writes_async()) {
-      Schedule(local->cluster(), std::move(rest));
+      Schedule(local->cluster(), std::move(send_to_queue));
     } else {
-      rest();
+      send_to_queue();
     }
   };
   auto store_here = [this, state, key, record, data, local, stored_here] {
@@ -1188,16 +1187,17 @@ void Coordinator::WriteFirst(const mcos::v1::ObjectKey& key, const mcos::v1::Obj
             }
           }
           if (answer) done_now(*std::move(answer));
+          if (record_holder && local->writes_async()) {
+            local->AddHoldersLater(key, record.version(), {cluster});  // without waiting
+            record_holder = false;
+          }
           if (record_holder || !queue.empty()) {
             // Both may block (the disk, the queue): on this cluster's threads, not gRPC's.
-            Schedule(here, [this, key, record, local, cluster, record_holder,
-                            queue = std::move(queue)] {
-              if (record_holder) {
-                local->AddHolders(key, record.version(), {cluster}, absl::Now() + absl::Seconds(5))
-                    .IgnoreError();
-              }
-              for (const auto& [c, why] : queue) enqueue_(key, record, c, why);
-            });
+            Schedule(here,
+                     [this, key, record, local, cluster, record_holder, queue = std::move(queue)] {
+                       if (record_holder) local->AddHoldersLater(key, record.version(), {cluster});
+                       for (const auto& [c, why] : queue) enqueue_(key, record, c, why);
+                     });
           }
           EndAsyncCall();
         });

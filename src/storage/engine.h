@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -108,6 +109,12 @@ class Engine {
     absl::StatusOr<WriteResult> result = stream->Commit(finish);
     stream.reset();
     done(std::move(result));
+  }
+  // AddHolders, without a result: where the engine groups commits, recorded with its next group
+  // (the caller does not wait), else before it returns.
+  virtual void AddHoldersAsync(const mcos::v1::ObjectKey& key, const mcos::v1::Version& version,
+                               const std::vector<std::string>& holders) {
+    AddHolders(key, version, holders).IgnoreError();
   }
   // Delete, answered through `done` as CommitAsync is.
   virtual void DeleteAsync(mcos::v1::StorageDeleteRequest request, WriteDone done) {

@@ -1285,6 +1285,24 @@ absl::StatusOr<bool> RocksDbEngine::AddHolders(const ObjectKey& key,
   return true;
 }
 
+void RocksDbEngine::AddHoldersAsync(const ObjectKey& key, const mcos::v1::Version& version,
+                                    const std::vector<std::string>& holders) {
+  Grouped g;
+  g.meta_key = ObjectMetaKey(key.user(), key.container(), key.object());
+  g.add = [this, meta_key = g.meta_key, version,
+           holders](rocksdb::WriteBatch& batch) -> std::optional<absl::StatusOr<WriteResult>> {
+    absl::StatusOr<std::optional<ObjectRecord>> current = ReadRecord(meta_key);
+    if (!current.ok()) return current.status();
+    if (!*current || !storage::AddHolders(**current, version, holders)) return WriteResult{};
+    batch.Put(meta_cf_, meta_key, (*current)->SerializeAsString());
+    return std::nullopt;
+  };
+  g.written = [] { return WriteResult{true, {}, ""}; };
+  g.durable = false;
+  g.done = [](const absl::StatusOr<WriteResult>&) {};  // as AddHolders' callers, ignored
+  Group(std::move(g));
+}
+
 absl::StatusOr<ObjectRecord> RocksDbEngine::Stat(const ObjectKey& key, bool include_tombstone) {
   MCOS_ASSIGN_OR_RETURN(std::optional<ObjectRecord> record,
                         ReadRecord(ObjectMetaKey(key.user(), key.container(), key.object())));
@@ -1468,10 +1486,16 @@ void RocksDbEngine::CommitGroup(std::vector<Grouped>& group) {
     }
     rocksdb::WriteBatch batch;
     std::vector<std::optional<absl::StatusOr<WriteResult>>> answers;
-    for (size_t i = first; i < next; ++i) answers.push_back(group[i].add(batch));
+    bool durable = false;
+    for (size_t i = first; i < next; ++i) {
+      answers.push_back(group[i].add(batch));
+      durable = durable || (group[i].durable && !answers.back());
+    }
     absl::Status written = absl::OkStatus();
     if (batch.Count() > 0) {
-      rocksdb::Status s = db_->Write(CommitWriteOptions(), &batch);
+      rocksdb::WriteOptions options = CommitWriteOptions();
+      options.sync = options.sync && durable;
+      rocksdb::Status s = db_->Write(options, &batch);
       if (s.IsNoSpace() && RecoverFromNoSpace(s).ok()) {
         // Deletes free space: each is written again on its own (the reserve made room for
         // them); the uploads fail.

@@ -127,6 +127,8 @@ class RocksDbEngine final : public Engine {
   void CommitAsync(std::unique_ptr<PutStream> stream, mcos::v1::StoragePutFinish finish,
                    WriteDone done) override;
   void DeleteAsync(mcos::v1::StorageDeleteRequest request, WriteDone done) override;
+  void AddHoldersAsync(const mcos::v1::ObjectKey& key, const mcos::v1::Version& version,
+                       const std::vector<std::string>& holders) override;
   absl::Status List(const mcos::v1::StorageListRequest& request,
                     mcos::v1::StorageListResponse* out) override;
   absl::StatusOr<mcos::v1::ContainerUsageResponse> Usage(
@@ -188,6 +190,8 @@ class RocksDbEngine final : public Engine {
     std::function<WriteResult()> written;
     // A delete: written once more on its own after the disk filled (it frees space).
     bool frees_space = false;
+    // False for a record of holders: a group of only those is written without a sync.
+    bool durable = true;
     WriteDone done;
   };
   void Group(Grouped grouped);

@@ -1243,6 +1243,13 @@ TEST_P(EngineContractTest, AsyncCommitsAndDeletesAnswerAsTheOthers) {
   MCOS_ASSERT_OK(first);
   EXPECT_TRUE(first->applied);
   EXPECT_EQ(*Read(Key("a")), "one");
+  // Holders recorded without waiting: in place once a commit queued after them is answered.
+  engine_->AddHoldersAsync(Key("a"), V(10), {"c2"});
+  engine_->AddHoldersAsync(Key("a"), V(9), {"c3"});  // not the version held: nothing
+  MCOS_ASSERT_OK(PutAsync(Key("z"), 1, "after"));
+  EXPECT_THAT(engine_->Stat(Key("a"), false)->holders(), ::testing::Contains("c2"));
+  EXPECT_THAT(engine_->Stat(Key("a"), false)->holders(), ::testing::Not(::testing::Contains("c3")));
+  MCOS_ASSERT_OK(StartDeleteAsync(Key("z"), 2).get());
   auto older = PutAsync(Key("a"), 5, "old");  // superseded when it began
   MCOS_ASSERT_OK(older);
   EXPECT_FALSE(older->applied);
