@@ -100,8 +100,10 @@ class ServerCallInterceptor final : public grpc::experimental::Interceptor {
     }
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
       grpc::Status status = methods->GetSendStatus();
-      if (status.error_code() == grpc::StatusCode::INTERNAL &&
-          (unparsable_request_ || status.error_message().empty())) {
+      // (A callback handler's request that fails to parse ends as UNIMPLEMENTED.)
+      if ((status.error_code() == grpc::StatusCode::INTERNAL &&
+           (unparsable_request_ || status.error_message().empty())) ||
+          (status.error_code() == grpc::StatusCode::UNIMPLEMENTED && unparsable_request_)) {
         status = grpc::Status(
             grpc::StatusCode::INVALID_ARGUMENT,
             absl::StrCat("the request to ", method_,

@@ -1148,6 +1148,17 @@ class EngineReplicaImpl final : public Replica {
                         });
   }
 
+  void DeleteAboveAsync(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& tombstone,
+                        absl::Time, mcos::v1::WritePrecondition precondition,
+                        std::function<void(absl::StatusOr<WriteAck>)> done) override {
+    mcos::v1::StorageDeleteRequest request = StorageDelete(key, tombstone, /*restamp=*/true);
+    request.set_precondition(precondition);
+    engine_.DeleteAsync(std::move(request),
+                        [done = std::move(done)](absl::StatusOr<storage::WriteResult> result) {
+                          done(DeleteAck(std::move(result)));
+                        });
+  }
+
   absl::StatusOr<WriteAck> Write(
       const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record, ObjectReader& source,
       bool repair, mcos::v1::WritePrecondition precondition = mcos::v1::WRITE_PRECONDITION_NONE) {

@@ -189,6 +189,20 @@ class Replica {
                                                absl::Time deadline) {
     return absl::UnimplementedError("only this cluster's storage writes a coordinator's delete");
   }
+  // DeleteAbove, answered through `done` as DeleteAsync is; with MUST_EXIST as `precondition`
+  // (a cluster's delete of an object no other cluster holds) FAILED_PRECONDITION when nothing live
+  // is held (UNIMPLEMENTED unless writes_async()).
+  virtual void DeleteAboveAsync(
+      const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& tombstone, absl::Time deadline,
+      mcos::v1::WritePrecondition precondition,
+      // NOLINTNEXTLINE(performance-unnecessary-value-param): a sink; the async ones keep it
+      std::function<void(absl::StatusOr<WriteAck>)> done) {
+    if (precondition != mcos::v1::WRITE_PRECONDITION_NONE) {
+      done(absl::UnimplementedError("a conditional delete is for this cluster's own storage"));
+      return;
+    }
+    done(DeleteAbove(key, tombstone, deadline));
+  }
   // Tombstone reaping: forgets the tombstone of exactly `version` here (StorageDeleteRequest.
   // purge); applied=false when another version is held, NOT_FOUND when nothing is.
   // UNIMPLEMENTED for replicas that are not this cluster's storage.

@@ -10,6 +10,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "common/grpc_auth.h"
 #include "common/grpc_status.h"
 #include "common/hash.h"
@@ -1287,9 +1288,30 @@ grpc::Status UserGrpcService::DownloadObject(
   return s;
 }
 
-grpc::Status UserGrpcService::DeleteObject(grpc::ServerContext* context,
-                                           const mcos::v1::DeleteObjectRequest* request,
-                                           mcos::v1::DeleteObjectResponse* response) {
+grpc::ServerUnaryReactor* UserGrpcService::DeleteObject(
+    grpc::CallbackServerContext* context, const mcos::v1::DeleteObjectRequest* request,
+    mcos::v1::DeleteObjectResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  bool started = false;
+  const grpc::Status status = DeleteObjectNow(context, request, response, reactor, started);
+  if (!started) reactor->Finish(status);
+  return reactor;
+}
+
+grpc::Status UserGrpcService::DeleteObjectNow(grpc::CallbackServerContext* context,
+                                              const mcos::v1::DeleteObjectRequest* request,
+                                              mcos::v1::DeleteObjectResponse* response,
+                                              grpc::ServerUnaryReactor* reactor, bool& started) {
+  // A delete that has to wait (for a read, a storage service in another process) waits on a
+  // coordinator thread, never on gRPC's: this runs there again, with `reactor` null.
+  auto wait_elsewhere = [&] {
+    started = true;
+    app_.coordinator_->Schedule(app_.cluster_id_, [this, context, request, response, reactor] {
+      bool again = false;
+      reactor->Finish(DeleteObjectNow(context, request, response, nullptr, again));
+    });
+    return grpc::Status::OK;
+  };
   MCOS_AUTH_OR_RETURN(claims);
   MCOS_GRPC_RETURN_IF_ERROR(ValidateObjectRef(request->container(), request->object()));
   auto container = app_.GetContainer(common::TokenOwner(claims), request->container());
@@ -1313,6 +1335,8 @@ grpc::Status UserGrpcService::DeleteObject(grpc::ServerContext* context,
     // trip. A tombstone over nothing changes nothing a reader sees (and is reaped like any).
     // Otherwise the object must first be found live at the read quorum.
     const bool tombstone_first = WriteAnswersAReadQuorum(*placement);
+    const bool without_waiting = tombstone_first && b->local->writes_async();
+    if (reactor != nullptr && !without_waiting) return wait_elsewhere();
     if (!tombstone_first) {
       auto newest =
           app_.coordinator_->Read(key, *placement, replicas, Coordinator::ReadScope::kQuorum);
@@ -1321,27 +1345,80 @@ grpc::Status UserGrpcService::DeleteObject(grpc::ServerContext* context,
     }
     MCOS_GRPC_RETURN_IF_ERROR(
         app_.coordinator_->CheckWritable(*placement, app_.cluster_id_, replicas));
-    // The local tombstone (through the local replica: in mcos-cluster a call into the engine),
-    // stamped above a newer version held here if need be, with no precondition (this copy may
-    // have missed a write). A replica holding a newer version makes the coordinator stamp it
-    // again above that one.
-    const auto local = b->local->DeleteAbove(
-        key, replication::TombstoneRecord(app_.Stamp(), req.partition(), req.option()),
-        absl::Now() + absl::Seconds(30));
-    if (!local.ok()) return ToGrpcStatus(local.status());
-    auto replicated = app_.coordinator_->ReplicateAndWait(
-        key, replication::TombstoneRecord(local->stored_version, req.partition(), req.option()),
-        *placement, b->local, replicas);
-    if (!replicated.ok()) return ToGrpcStatus(replicated.status());
-    if (tombstone_first && local->prior == mcos::v1::WRITE_PRIOR_ABSENT &&
-        !replicated->replaced_live) {
-      // Nothing live at a read quorum: nothing was deleted (nor announced).
-      return ToGrpcStatus(ObjectNotFound(key));
+    // The local tombstone (through the local replica: in mcos-cluster the engine's committing
+    // thread writes it), stamped above a newer version held here if need be, with no
+    // precondition (this copy may have missed a write). A replica holding a newer version makes
+    // the coordinator stamp it again above that one. Then the replicas' (answered on gRPC's
+    // threads; a cluster that cannot be called now is queued from the committing thread).
+    auto replicate = [this, key, req, placement = *placement, local_replica = b->local, replicas,
+                      tombstone_first, response](const absl::StatusOr<replication::WriteAck>& local,
+                                                 std::function<void(grpc::Status)> finish) {
+      if (!local.ok()) {
+        finish(ToGrpcStatus(local.status()));
+        return;
+      }
+      const bool absent_here = local->prior == mcos::v1::WRITE_PRIOR_ABSENT;
+      app_.coordinator_->Replicate(
+          key, replication::TombstoneRecord(local->stored_version, req.partition(), req.option()),
+          placement, local_replica, replicas,
+          [this, key, tombstone_first, absent_here, response,
+           finish = std::move(finish)](absl::StatusOr<Replicated> replicated) {
+            if (!replicated.ok()) {
+              finish(ToGrpcStatus(replicated.status()));
+              return;
+            }
+            if (tombstone_first && absent_here && !replicated->replaced_live) {
+              // Nothing live at a read quorum: nothing was deleted (nor announced).
+              finish(ToGrpcStatus(ObjectNotFound(key)));
+              return;
+            }
+            app_.PublishChange(key, replicated->record, &replicated->holders);
+            response->set_version(common::VersionToString(replicated->record.version()));
+            finish(grpc::Status::OK);
+          });
+    };
+    const auto tombstone =
+        replication::TombstoneRecord(app_.Stamp(), req.partition(), req.option());
+    if (reactor != nullptr) {
+      started = true;
+      b->local->DeleteAboveAsync(
+          key, tombstone, absl::Now() + absl::Seconds(30), mcos::v1::WRITE_PRECONDITION_NONE,
+          [replicate, reactor](const absl::StatusOr<replication::WriteAck>& local) {
+            replicate(local, [reactor](const grpc::Status& status) { reactor->Finish(status); });
+          });
+      return grpc::Status::OK;
     }
-    app_.PublishChange(key, replicated->record, &replicated->holders);
-    response->set_version(common::VersionToString(replicated->record.version()));
+    grpc::Status status;
+    absl::Notification done;
+    replicate(b->local->DeleteAbove(key, tombstone, absl::Now() + absl::Seconds(30)),
+              [&](const grpc::Status& s) {
+                status = s;
+                done.Notify();
+              });
+    done.WaitForNotification();
+    return status;
+  }
+  if (reactor != nullptr && b->local->writes_async()) {
+    // The engine in this process deletes it without a thread waiting.
+    started = true;
+    b->local->DeleteAboveAsync(
+        key, replication::TombstoneRecord(app_.Stamp(), req.partition(), req.option()),
+        absl::Now() + absl::Seconds(30), mcos::v1::WRITE_PRECONDITION_MUST_EXIST,
+        [this, key, req, response, reactor](const absl::StatusOr<replication::WriteAck>& ack) {
+          if (!ack.ok()) {
+            reactor->Finish(ToGrpcStatus(
+                absl::IsFailedPrecondition(ack.status()) ? ObjectNotFound(key) : ack.status()));
+            return;
+          }
+          app_.hlc_.Observe(ack->stored_version.hlc());
+          app_.PublishChange(key, replication::TombstoneRecord(ack->stored_version, req.partition(),
+                                                               req.option()));
+          response->set_version(common::VersionToString(ack->stored_version));
+          reactor->Finish(grpc::Status::OK);
+        });
     return grpc::Status::OK;
   }
+  if (reactor != nullptr) return wait_elsewhere();
   *req.mutable_version() = app_.Stamp();
   auto result = b->storage->Delete(req);
   if (!result.ok()) {

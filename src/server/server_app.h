@@ -117,8 +117,10 @@ absl::Status ValidateObjectRef(absl::string_view container, absl::string_view ob
 
 // Uploads run on gRPC's callback API and parse their messages themselves (raw), so that a
 // malformed message is an INVALID_ARGUMENT of the upload and never ends it like a half-close.
+// A delete runs on it too: in mcos-cluster it waits for no thread of its own.
 using UserServiceBase = mcos::v1::UserService::WithRawCallbackMethod_CreateObject<
-    mcos::v1::UserService::WithRawCallbackMethod_UpdateObject<mcos::v1::UserService::Service>>;
+    mcos::v1::UserService::WithRawCallbackMethod_UpdateObject<
+        mcos::v1::UserService::WithCallbackMethod_DeleteObject<mcos::v1::UserService::Service>>>;
 
 class UserGrpcService final : public UserServiceBase {
  public:
@@ -147,14 +149,21 @@ class UserGrpcService final : public UserServiceBase {
   grpc::Status DownloadObject(
       grpc::ServerContext* context, const mcos::v1::DownloadObjectRequest* request,
       grpc::ServerWriter<mcos::v1::DownloadObjectResponse>* writer) override;
-  grpc::Status DeleteObject(grpc::ServerContext* context,
-                            const mcos::v1::DeleteObjectRequest* request,
-                            mcos::v1::DeleteObjectResponse* response) override;
+  grpc::ServerUnaryReactor* DeleteObject(grpc::CallbackServerContext* context,
+                                         const mcos::v1::DeleteObjectRequest* request,
+                                         mcos::v1::DeleteObjectResponse* response) override;
   grpc::Status WatchObjects(grpc::ServerContext* context,
                             const mcos::v1::WatchObjectsRequest* request,
                             grpc::ServerWriter<mcos::v1::ObjectChange>* writer) override;
 
  private:
+  // DeleteObject on the caller's thread, waiting for the replicas; false in `started` when it
+  // started the delete without waiting instead (in mcos-cluster), answering through `reactor`.
+  grpc::Status DeleteObjectNow(grpc::CallbackServerContext* context,
+                               const mcos::v1::DeleteObjectRequest* request,
+                               mcos::v1::DeleteObjectResponse* response,
+                               grpc::ServerUnaryReactor* reactor, bool& started);
+
   ServerApp& app_;
 };
 
