@@ -815,14 +815,20 @@ absl::StatusOr<Newest> Coordinator::Read(const mcos::v1::ObjectKey& key,
 class Coordinator::QuorumRead : public std::enable_shared_from_this<Coordinator::QuorumRead> {
  public:
   using Done = std::function<void(absl::StatusOr<Newest>)>;
+  // kEveryHolder: once the quorum answered, the holders its answers vouch for are named without
+  // asking them; if a holder of a live version might be left that none vouches for, the read is
+  // done again as Read does it (on the coordinator's threads), which asks it.
   QuorumRead(Coordinator& coordinator, mcos::v1::ObjectKey key, mcos::v1::Placement placement,
-             Candidates candidates, size_t needed, absl::Time deadline, Done done)
+             ReplicaMap replicas, Candidates candidates, size_t needed, absl::Time deadline,
+             ReadScope scope, Done done)
       : c_(coordinator),
         key_(std::move(key)),
         placement_(std::move(placement)),
+        replicas_(std::move(replicas)),
         candidates_(std::move(candidates)),
         needed_(needed),
         deadline_(deadline),
+        scope_(scope),
         done_(std::move(done)) {
     std::stable_partition(candidates_.begin(), candidates_.end(),
                           [](const auto& c) { return c.second->in_process(); });
@@ -935,6 +941,17 @@ class Coordinator::QuorumRead : public std::enable_shared_from_this<Coordinator:
         c_.hlc_.Observe(newest.record->version().hlc());
         newest.answered = newest.holders;
         SortByOrder(newest.answered, placement_.replicas());
+        if (scope_ == ReadScope::kEveryHolder && !newest.record->tombstone() &&
+            !NameEveryHolder(newest)) {
+          // A candidate no answer vouches for: asked by Read (its answers may change the newest).
+          lock.unlock();
+          c_.Schedule(" reads", [self = shared_from_this()] {
+            self->done_(self->c_.Read(self->key_, self->placement_, self->replicas_,
+                                      ReadScope::kEveryHolder));
+            self->c_.EndAsyncCall();
+          });
+          return;
+        }
         SortByOrder(newest.holders, placement_.replicas());
       }
       result = std::move(newest);
@@ -944,12 +961,47 @@ class Coordinator::QuorumRead : public std::enable_shared_from_this<Coordinator:
     c_.EndAsyncCall();
   }
 
+  // kEveryHolder (mu_ held): adds to `newest.holders` the clusters the answers with its version
+  // name that answer this server now, and records at this cluster's copy those it did not name;
+  // false (nothing changed) if a candidate not asked is named by no answer.
+  bool NameEveryHolder(Newest& newest) {
+    std::set<std::string> known;
+    for (const auto& cluster : newest.holders) {
+      known.insert(cluster);
+      const auto& answer = answers_.at(cluster);
+      known.insert(answer->holders().begin(), answer->holders().end());
+    }
+    for (size_t i = next_; i < candidates_.size(); ++i) {
+      if (known.count(candidates_[i].first) == 0) return false;
+    }
+    for (size_t i = next_; i < candidates_.size(); ++i) {
+      if (c_.Answers(candidates_[i].first)) newest.holders.push_back(candidates_[i].first);
+    }
+    for (size_t i = 0; i < next_; ++i) {
+      const auto& [cluster, replica] = candidates_[i];
+      auto it = answers_.find(cluster);
+      if (!replica->in_process() || it == answers_.end() || !it->second ||
+          common::CompareVersions(it->second->version(), newest.record->version()) != 0) {
+        continue;
+      }
+      const auto& recorded = it->second->holders();
+      std::vector<std::string> add;
+      for (const auto& h : newest.holders) {
+        if (std::find(recorded.begin(), recorded.end(), h) == recorded.end()) add.push_back(h);
+      }
+      if (!add.empty()) replica->AddHoldersLater(key_, newest.record->version(), add);
+    }
+    return true;
+  }
+
   Coordinator& c_;
   const mcos::v1::ObjectKey key_;
   const mcos::v1::Placement placement_;
+  const ReplicaMap replicas_;
   Candidates candidates_;
   const size_t needed_;
   const absl::Time deadline_;
+  const ReadScope scope_;
   const Done done_;
   std::mutex mu_;
   std::vector<std::unique_ptr<grpc::Alarm>> hedges_;
@@ -963,19 +1015,12 @@ class Coordinator::QuorumRead : public std::enable_shared_from_this<Coordinator:
 void Coordinator::ReadAsync(const mcos::v1::ObjectKey& key, const mcos::v1::Placement& placement,
                             const ReplicaMap& replicas, ReadScope scope,
                             std::function<void(absl::StatusOr<Newest>)> done) {
-  if (scope == ReadScope::kQuorum) {
-    const auto r = static_cast<size_t>(placement.replicas_size());
-    const size_t needed = placement.degraded() ? 1 : r - WriteConcern(placement) + 1;
-    auto read = std::make_shared<QuorumRead>(
-        *this, key, placement, Admitted(placement.replicas(), replicas), needed,
-        absl::Now() + options_.replica_timeout, std::move(done));
-    read->Start();
-    return;
-  }
-  // Its own threads: Read waits for the replicas' threads, never for its own.
-  Schedule(" reads", [this, key, placement, replicas, scope, done = std::move(done)] {
-    done(Read(key, placement, replicas, scope));
-  });
+  const auto r = static_cast<size_t>(placement.replicas_size());
+  const size_t needed = placement.degraded() ? 1 : r - WriteConcern(placement) + 1;
+  auto read = std::make_shared<QuorumRead>(
+      *this, key, placement, replicas, Admitted(placement.replicas(), replicas), needed,
+      absl::Now() + options_.replica_timeout, scope, std::move(done));
+  read->Start();
 }
 
 // ---- strict creates and updates in one round trip -------------------------------------------

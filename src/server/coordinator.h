@@ -217,10 +217,11 @@ class Coordinator {
                               const ReplicaMap& replicas,
                               ReadScope scope = ReadScope::kEveryHolder);
 
-  // Read, answered through `done` without blocking the caller: kQuorum asks from the calling
-  // thread (this cluster's copy there, in-process and fast) and answers on the thread of the last
-  // answer it needed (a gRPC thread, or the caller's); kEveryHolder on one of the coordinator's
-  // threads.
+  // Read, answered through `done` without blocking the caller: it asks from the calling thread
+  // (this cluster's copy there, in-process and fast) and answers on the thread of the last answer
+  // it needed (a gRPC thread, or the caller's). kEveryHolder names the holders the quorum's
+  // answers vouch for; when a candidate might hold the version and none vouches for it, the read
+  // is done again by Read on one of the coordinator's threads.
   void ReadAsync(const mcos::v1::ObjectKey& key, const mcos::v1::Placement& placement,
                  const ReplicaMap& replicas, ReadScope scope,
                  std::function<void(absl::StatusOr<Newest>)> done);

@@ -1025,34 +1025,57 @@ grpc::ServerReadReactor<grpc::ByteBuffer>* UserGrpcService::UpdateObject(
   return StartPut(app_, context, response, /*create=*/false);
 }
 
-grpc::Status UserGrpcService::StatObject(grpc::ServerContext* context,
-                                         const mcos::v1::StatObjectRequest* request,
-                                         mcos::v1::ObjectInfo* response) {
-  MCOS_AUTH_OR_RETURN(claims);
-  MCOS_GRPC_RETURN_IF_ERROR(ValidateObjectRef(request->container(), request->object()));
-  auto b = app_.backends();
-  if (!b.ok()) return ToGrpcStatus(b.status());
-  const auto key = MakeKey(common::TokenOwner(claims), request->container(), request->object());
-  if (app_.Federated()) {
-    auto placement = app_.PlaceInContainer(*b, key);
-    if (!placement.ok()) return ToGrpcStatus(placement.status());
-    if (app_.Remote(*placement)) {
-      auto newest = app_.coordinator_->Read(key, *placement, app_.Replicas(*b, &*placement));
-      if (!newest.ok()) return ToGrpcStatus(newest.status());
-      if (!newest->record || newest->record->tombstone()) return ToGrpcStatus(ObjectNotFound(key));
-      *response = app_.ToInfo(key, *newest->record, &newest->holders);
-      return grpc::Status::OK;
+grpc::ServerUnaryReactor* UserGrpcService::StatObject(grpc::CallbackServerContext* context,
+                                                      const mcos::v1::StatObjectRequest* request,
+                                                      mcos::v1::ObjectInfo* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  // Started here (`started`), answered from the thread of the last answer it needs.
+  bool started = false;
+  auto stat = [&]() -> grpc::Status {
+    MCOS_AUTH_OR_RETURN(claims);
+    MCOS_GRPC_RETURN_IF_ERROR(ValidateObjectRef(request->container(), request->object()));
+    auto b = app_.backends();
+    if (!b.ok()) return ToGrpcStatus(b.status());
+    const auto key = MakeKey(common::TokenOwner(claims), request->container(), request->object());
+    if (app_.Federated()) {
+      auto placement = app_.PlaceInContainer(*b, key);
+      if (!placement.ok()) return ToGrpcStatus(placement.status());
+      if (app_.Remote(*placement)) {
+        app_.coordinator_->ReadAsync(
+            key, *placement, app_.Replicas(*b, &*placement), Coordinator::ReadScope::kEveryHolder,
+            [this, key, response, reactor](absl::StatusOr<Newest> newest) {
+              if (!newest.ok()) {
+                reactor->Finish(ToGrpcStatus(newest.status()));
+              } else if (!newest->record || newest->record->tombstone()) {
+                reactor->Finish(ToGrpcStatus(ObjectNotFound(key)));
+              } else {
+                *response = app_.ToInfo(key, *newest->record, &newest->holders);
+                reactor->Finish(grpc::Status::OK);
+              }
+            });
+        started = true;
+        return grpc::Status::OK;
+      }
     }
-  }
-  // This cluster's copy, through its replica: a plain call of the engine in mcos-cluster.
-  auto record = b->local->Stat(key, absl::Now() + absl::Seconds(30));
-  if (record.ok() && record->tombstone()) record = ObjectNotFound(key);
-  if (!record.ok()) {
-    return ToGrpcStatus(record.status().code() == absl::StatusCode::kNotFound ? app_.NotFound(key)
-                                                                              : record.status());
-  }
-  *response = app_.ToInfo(key, *record);
-  return grpc::Status::OK;
+    // This cluster's copy, through its replica: a plain call of the engine in mcos-cluster.
+    b->local->StatAsync(
+        key, absl::Now() + absl::Seconds(30),
+        [this, key, response, reactor](absl::StatusOr<mcos::v1::ObjectRecord> record) {
+          if (record.ok() && record->tombstone()) record = ObjectNotFound(key);
+          if (!record.ok()) {
+            reactor->Finish(ToGrpcStatus(absl::IsNotFound(record.status()) ? app_.NotFound(key)
+                                                                           : record.status()));
+            return;
+          }
+          *response = app_.ToInfo(key, *record);
+          reactor->Finish(grpc::Status::OK);
+        });
+    started = true;
+    return grpc::Status::OK;
+  };
+  const grpc::Status status = stat();
+  if (!started) reactor->Finish(status);
+  return reactor;
 }
 
 grpc::Status UserGrpcService::DownloadObject(

@@ -117,10 +117,12 @@ absl::Status ValidateObjectRef(absl::string_view container, absl::string_view ob
 
 // Uploads run on gRPC's callback API and parse their messages themselves (raw), so that a
 // malformed message is an INVALID_ARGUMENT of the upload and never ends it like a half-close.
-// A delete runs on it too: in mcos-cluster it waits for no thread of its own.
+// Stats and deletes run on it too: in mcos-cluster they wait for no thread of their own.
 using UserServiceBase = mcos::v1::UserService::WithRawCallbackMethod_CreateObject<
     mcos::v1::UserService::WithRawCallbackMethod_UpdateObject<
-        mcos::v1::UserService::WithCallbackMethod_DeleteObject<mcos::v1::UserService::Service>>>;
+        mcos::v1::UserService::WithCallbackMethod_StatObject<
+            mcos::v1::UserService::WithCallbackMethod_DeleteObject<
+                mcos::v1::UserService::Service>>>>;
 
 class UserGrpcService final : public UserServiceBase {
  public:
@@ -144,8 +146,9 @@ class UserGrpcService final : public UserServiceBase {
                                                           grpc::ByteBuffer* response) override;
   grpc::ServerReadReactor<grpc::ByteBuffer>* UpdateObject(grpc::CallbackServerContext* context,
                                                           grpc::ByteBuffer* response) override;
-  grpc::Status StatObject(grpc::ServerContext* context, const mcos::v1::StatObjectRequest* request,
-                          mcos::v1::ObjectInfo* response) override;
+  grpc::ServerUnaryReactor* StatObject(grpc::CallbackServerContext* context,
+                                       const mcos::v1::StatObjectRequest* request,
+                                       mcos::v1::ObjectInfo* response) override;
   grpc::Status DownloadObject(
       grpc::ServerContext* context, const mcos::v1::DownloadObjectRequest* request,
       grpc::ServerWriter<mcos::v1::DownloadObjectResponse>* writer) override;
