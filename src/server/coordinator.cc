@@ -614,6 +614,34 @@ Newest NewestOf(const std::map<std::string, std::optional<mcos::v1::ObjectRecord
   return newest;
 }
 
+// The clusters known to hold `newest` (NewestOf `answers`): those that answered with it and those
+// their records name.
+std::set<std::string> KnownHolders(
+    const Newest& newest,
+    const std::map<std::string, std::optional<mcos::v1::ObjectRecord>>& answers) {
+  std::set<std::string> known;
+  for (const auto& cluster : newest.holders) {
+    known.insert(cluster);
+    const auto& answer = answers.at(cluster);
+    known.insert(answer->holders().begin(), answer->holders().end());
+  }
+  return known;
+}
+
+// Those of `holders` that `answer`, a record of exactly `version`, does not name; none when it
+// is of another version or nothing.
+std::vector<std::string> NotRecorded(const std::optional<mcos::v1::ObjectRecord>& answer,
+                                     const mcos::v1::Version& version,
+                                     const std::vector<std::string>& holders) {
+  std::vector<std::string> add;
+  if (!answer || common::CompareVersions(answer->version(), version) != 0) return add;
+  const auto& recorded = answer->holders();
+  for (const auto& h : holders) {
+    if (std::find(recorded.begin(), recorded.end(), h) == recorded.end()) add.push_back(h);
+  }
+  return add;
+}
+
 }  // namespace
 
 void Coordinator::AskReplicas(Candidates candidates, size_t needed, ReadScope scope,
@@ -740,12 +768,7 @@ absl::StatusOr<Newest> Coordinator::Read(const mcos::v1::ObjectKey& key,
   // answered with it and those their records name.
   auto newest_known = [&]() {
     Newest newest = NewestOf(gather->answers);
-    std::set<std::string> known;
-    for (const auto& cluster : newest.holders) {
-      known.insert(cluster);
-      const auto& answer = gather->answers.at(cluster);
-      known.insert(answer->holders().begin(), answer->holders().end());
-    }
+    std::set<std::string> known = KnownHolders(newest, gather->answers);
     return std::make_pair(std::move(newest), std::move(known));
   };
   if (scope == ReadScope::kEveryHolder) {
@@ -788,15 +811,8 @@ absl::StatusOr<Newest> Coordinator::Read(const mcos::v1::ObjectKey& key,
     }
     for (const auto& [cluster, replica] : candidates) {
       auto it = gather->answers.find(cluster);
-      if (!replica->in_process() || it == gather->answers.end() || !it->second ||
-          common::CompareVersions(it->second->version(), newest.record->version()) != 0) {
-        continue;
-      }
-      const auto& recorded = it->second->holders();
-      std::vector<std::string> add;
-      for (const auto& h : newest.holders) {
-        if (std::find(recorded.begin(), recorded.end(), h) == recorded.end()) add.push_back(h);
-      }
+      if (!replica->in_process() || it == gather->answers.end()) continue;
+      auto add = NotRecorded(it->second, newest.record->version(), newest.holders);
       if (!add.empty()) learned.emplace_back(replica, std::move(add));
     }
   }
@@ -965,12 +981,7 @@ class Coordinator::QuorumRead : public std::enable_shared_from_this<Coordinator:
   // name that answer this server now, and records at this cluster's copy those it did not name;
   // false (nothing changed) if a candidate not asked is named by no answer.
   bool NameEveryHolder(Newest& newest) {
-    std::set<std::string> known;
-    for (const auto& cluster : newest.holders) {
-      known.insert(cluster);
-      const auto& answer = answers_.at(cluster);
-      known.insert(answer->holders().begin(), answer->holders().end());
-    }
+    const std::set<std::string> known = KnownHolders(newest, answers_);
     for (size_t i = next_; i < candidates_.size(); ++i) {
       if (known.count(candidates_[i].first) == 0) return false;
     }
@@ -980,15 +991,8 @@ class Coordinator::QuorumRead : public std::enable_shared_from_this<Coordinator:
     for (size_t i = 0; i < next_; ++i) {
       const auto& [cluster, replica] = candidates_[i];
       auto it = answers_.find(cluster);
-      if (!replica->in_process() || it == answers_.end() || !it->second ||
-          common::CompareVersions(it->second->version(), newest.record->version()) != 0) {
-        continue;
-      }
-      const auto& recorded = it->second->holders();
-      std::vector<std::string> add;
-      for (const auto& h : newest.holders) {
-        if (std::find(recorded.begin(), recorded.end(), h) == recorded.end()) add.push_back(h);
-      }
+      if (!replica->in_process() || it == answers_.end()) continue;
+      auto add = NotRecorded(it->second, newest.record->version(), newest.holders);
       if (!add.empty()) replica->AddHoldersLater(key_, newest.record->version(), add);
     }
     return true;

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <future>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -675,6 +676,47 @@ TEST_F(CoordinatorTest, AReadAsksTheHoldersNoRecordNamesAndThisClusterRecordsThe
   c->Report("c", absl::OkStatus());
   mem_["b"]->Store("o", Record(12, "newer"), "newer");
   newest = c->Read(Key("o"), ThreeOf(2), replicas_);
+  MCOS_ASSERT_OK(newest);
+  EXPECT_EQ(newest->record->version().hlc(), 12u);
+  EXPECT_EQ(newest->holders, (std::vector<std::string>{"b"}));
+}
+
+// The same through ReadAsync, which no thread waits for: the holders the quorum's answers vouch
+// for are named without asking them; when none vouches for a candidate, Read asks it.
+TEST_F(CoordinatorTest, AReadNoThreadWaitsForNamesTheHoldersAndAsksOnlyThoseNoRecordNames) {
+  for (const char* c : {"a", "b", "c"}) mem_[c]->Store("o", Record(9, "v"), "v");
+  mem_["a"]->set_in_process(true);  // this cluster's copy
+  auto c = Make();
+  auto read = [&] {
+    std::promise<absl::StatusOr<Newest>> answer;
+    c->ReadAsync(Key("o"), ThreeOf(2), replicas_, Coordinator::ReadScope::kEveryHolder,
+                 [&](absl::StatusOr<Newest> newest) { answer.set_value(std::move(newest)); });
+    return answer.get_future().get();
+  };
+  auto newest = read();
+  MCOS_ASSERT_OK(newest);
+  EXPECT_EQ(newest->holders, (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(mem_["c"]->stats(), 1);  // named by no answer: asked
+  EXPECT_THAT(mem_["a"]->Holders("o"), ::testing::IsSupersetOf({"a", "b", "c"}));
+  const int stats_a = mem_["a"]->stats();
+  const int stats_b = mem_["b"]->stats();
+  newest = read();
+  MCOS_ASSERT_OK(newest);
+  EXPECT_EQ(newest->holders, (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(newest->answered, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(mem_["a"]->stats() - stats_a + mem_["b"]->stats() - stats_b, 2);  // the quorum only
+  EXPECT_EQ(mem_["c"]->stats(), 1);
+  // A holder that does not answer now is not named, though a record vouches for it.
+  mem_["c"]->set_mode(MemoryReplica::Mode::kDown);
+  c->Report("c", absl::UnavailableError("down"));
+  newest = read();
+  MCOS_ASSERT_OK(newest);
+  EXPECT_EQ(newest->holders, (std::vector<std::string>{"a", "b"}));
+  // A newer version b alone holds: named by b only, and c (not vouched for) is asked.
+  mem_["c"]->set_mode(MemoryReplica::Mode::kOk);
+  c->Report("c", absl::OkStatus());
+  mem_["b"]->Store("o", Record(12, "newer"), "newer");
+  newest = read();
   MCOS_ASSERT_OK(newest);
   EXPECT_EQ(newest->record->version().hlc(), 12u);
   EXPECT_EQ(newest->holders, (std::vector<std::string>{"b"}));
