@@ -589,7 +589,7 @@ class ReplicateReactor final : public grpc::ServerBidiReactor<mcos::v1::ClusterR
     MaybeFinish(lock);
     lock.unlock();
     // Counted in running_: this reactor stays until each is answered.
-    for (auto& op : writes) Start(std::move(op));
+    for (const auto& op : writes) Start(op);
   }
 
   void OnWriteDone(bool ok) override {
@@ -675,7 +675,7 @@ class ReplicateReactor final : public grpc::ServerBidiReactor<mcos::v1::ClusterR
 
   // Starts a write on this thread; its answer comes through Answered (from the storage engine's
   // committing thread), or the service's threads do it if the storage cannot take it so.
-  void Start(std::shared_ptr<mcos::v1::ClusterReplicateOp> op) {
+  void Start(const std::shared_ptr<mcos::v1::ClusterReplicateOp>& op) {
     if (service_.DoAsync(*op, [this](mcos::v1::ClusterReplicateAnswer answer) {
           Answered(std::move(answer));
         })) {
@@ -813,8 +813,9 @@ mcos::v1::ClusterReplicateAnswer ClusterGrpcService::Do(const mcos::v1::ClusterR
   return Answer(op.id(), kind, status, std::move(write));
 }
 
-bool ClusterGrpcService::DoAsync(mcos::v1::ClusterReplicateOp& op,
-                                 std::function<void(mcos::v1::ClusterReplicateAnswer)> done) {
+bool ClusterGrpcService::DoAsync(
+    mcos::v1::ClusterReplicateOp& op,
+    const std::function<void(mcos::v1::ClusterReplicateAnswer)>& done) {
   auto b = app_.backends();
   if (!b.ok() || !b->local->writes_async()) return false;
   const uint64_t id = op.id();
@@ -834,7 +835,7 @@ bool ClusterGrpcService::DoAsync(mcos::v1::ClusterReplicateOp& op,
     b->local->DeleteAsync(
         request.key(),
         replication::TombstoneRecord(request.version(), request.partition(), request.option()),
-        absl::InfiniteFuture(), [answer_write](absl::StatusOr<replication::WriteAck> ack) {
+        absl::InfiniteFuture(), [answer_write](const absl::StatusOr<replication::WriteAck>& ack) {
           answer_write("delete", true, ack);
         });
     return true;
@@ -863,7 +864,8 @@ bool ClusterGrpcService::DoAsync(mcos::v1::ClusterReplicateOp& op,
   }
   app_.hlc_.Observe(record->version().hlc());
   auto data = std::make_shared<const std::string>(std::move(*request->mutable_data()));
-  auto answered = [answer_write, kind, precondition](absl::StatusOr<replication::WriteAck> ack) {
+  auto answered = [answer_write, kind,
+                   precondition](const absl::StatusOr<replication::WriteAck>& ack) {
     answer_write(kind, precondition != mcos::v1::WRITE_PRECONDITION_NONE, ack);
   };
   if (precondition == mcos::v1::WRITE_PRECONDITION_NONE) {

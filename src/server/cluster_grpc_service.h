@@ -75,7 +75,7 @@ class ClusterGrpcService final
   // thread and answered through `done` (on the engine's committing thread, or before it returns if
   // refused at once); the op's data is moved out. False, and nothing done, for any other.
   bool DoAsync(mcos::v1::ClusterReplicateOp& op,
-               std::function<void(mcos::v1::ClusterReplicateAnswer)> done);
+               const std::function<void(mcos::v1::ClusterReplicateAnswer)>& done);
   // The answer to operation `id` of `kind` (counted): `write`, or the error of `status`.
   mcos::v1::ClusterReplicateAnswer Answer(uint64_t id, const char* kind, const grpc::Status& status,
                                           mcos::v1::ClusterWriteResponse write);

@@ -104,6 +104,7 @@ class Engine {
   // `done`: where the engine groups commits (RocksDbEngine: one synced write for every commit
   // waiting, from its committing thread), the caller does not wait for the disk and `done` runs
   // on that thread; else before this returns.
+  // NOLINTBEGIN(performance-unnecessary-value-param): sinks; the grouping engines keep them
   virtual void CommitAsync(std::unique_ptr<PutStream> stream, mcos::v1::StoragePutFinish finish,
                            WriteDone done) {
     absl::StatusOr<WriteResult> result = stream->Commit(finish);
@@ -120,6 +121,7 @@ class Engine {
   virtual void DeleteAsync(mcos::v1::StorageDeleteRequest request, WriteDone done) {
     done(Delete(request));
   }
+  // NOLINTEND(performance-unnecessary-value-param)
   // One page of a listing, into `out` (empty; it may live on an arena, so that a page of
   // thousands of records is built and dropped without a heap allocation per field).
   virtual absl::Status List(const mcos::v1::StorageListRequest& request,
