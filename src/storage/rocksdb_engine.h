@@ -48,7 +48,9 @@
 // deletion of the replaced version's data) with WriteOptions::sync, which fsyncs the WAL and with
 // it every chunk written there before. So an acknowledged put survives kill -9 and power loss; an
 // unacknowledged one either becomes visible whole or not at all. The cost is one fsync per commit
-// (concurrent commits share one through RocksDB's group commit), two more for a data file. The
+// (concurrent commits share one through RocksDB's group commit; those through CommitAsync and
+// DeleteAsync share one through the committing thread's batch, which no caller waits on, and are
+// answered only once it is synced), two more for a data file. The
 // first 8 chunks (8 MiB) of an upload of undeclared size go through the WAL, so small objects are
 // written twice (WAL, then the flushed blob/SST file); the double is bounded by
 // max_total_wal_bytes (64 MiB) plus one memtable (32 MiB), after which the WAL files are deleted.
