@@ -1240,6 +1240,32 @@ class EngineReplicaImpl final : public Replica {
     return storage::ToPutResponse(std::move(result));
   }
 
+  void StoreUploadAsync(
+      const mcos::v1::StoragePutHeader& header, absl::string_view data,
+      const mcos::v1::StoragePutFinish& finish, absl::Time,
+      std::function<void(absl::StatusOr<mcos::v1::StoragePutResponse>)> done) override {
+    auto stream = engine_.BeginPut(header);
+    if (!stream.ok()) {
+      done(stream.status());
+      return;
+    }
+    for (size_t at = 0; at < data.size(); at += storage::kMaxClientChunkBytes) {
+      if (absl::Status s = (*stream)->Append(data.substr(at, storage::kMaxClientChunkBytes));
+          !s.ok()) {
+        done(s);
+        return;
+      }
+    }
+    engine_.CommitAsync(*std::move(stream), finish,
+                        [done = std::move(done)](absl::StatusOr<storage::WriteResult> result) {
+                          if (!result.ok()) {
+                            done(result.status());
+                            return;
+                          }
+                          done(storage::ToPutResponse(*std::move(result)));
+                        });
+  }
+
   absl::StatusOr<std::unique_ptr<ReplicaWriter>> OpenWrite(const mcos::v1::ObjectKey& key,
                                                            const mcos::v1::ObjectRecord& header,
                                                            absl::Time,

@@ -173,6 +173,14 @@ class Replica {
       const mcos::v1::StoragePutFinish& /*finish*/, absl::Time /*deadline*/) {
     return absl::UnimplementedError("only this cluster's storage stores a coordinator's upload");
   }
+  // StoreUpload, answered through `done` as PutAsync is (`data` is read before this returns).
+  virtual void StoreUploadAsync(
+      const mcos::v1::StoragePutHeader& header, absl::string_view data,
+      const mcos::v1::StoragePutFinish& finish, absl::Time deadline,
+      // NOLINTNEXTLINE(performance-unnecessary-value-param): a sink; the async ones keep it
+      std::function<void(absl::StatusOr<mcos::v1::StoragePutResponse>)> done) {
+    done(StoreUpload(header, data, finish, deadline));
+  }
   // Writes the tombstone `tombstone` (its version, partition and option), also when nothing is
   // held. A replica write: applied only above what is held.
   virtual absl::StatusOr<WriteAck> Delete(const mcos::v1::ObjectKey& key,

@@ -781,18 +781,27 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
     const absl::Time deadline =
         std::min(absl::Now() + absl::Seconds(60), common::DeadlineOf(*ctx_));
     Ref();
+    auto on_stored = [this](absl::StatusOr<mcos::v1::StoragePutResponse> stored) {
+      {
+        std::lock_guard<std::recursive_mutex> lock(mu_);
+        inline_commit_ = false;
+        const grpc::Status status = ToGrpcStatus(stored.status());
+        if (stored.ok()) stored_ = *std::move(stored);
+        OnStored(status);
+      }
+      Unref();
+    };
+    if (backends_.local->writes_async()) {
+      // The engine in this process: its committing thread commits it and goes on from there.
+      backends_.local->StoreUploadAsync(out_.header(), inline_, StorageFinish(), deadline,
+                                        std::move(on_stored));
+      return;
+    }
     app_.coordinator_->Schedule(
-        app_.cluster_id_, [this, local = backends_.local, finish = StorageFinish(), deadline] {
+        app_.cluster_id_, [this, local = backends_.local, finish = StorageFinish(), deadline,
+                           on_stored = std::move(on_stored)] {
           // out_'s header and inline_ change no more: nothing else runs until OnStored.
-          auto stored = local->StoreUpload(out_.header(), inline_, finish, deadline);
-          {
-            std::lock_guard<std::recursive_mutex> lock(mu_);
-            inline_commit_ = false;
-            const grpc::Status status = ToGrpcStatus(stored.status());
-            if (stored.ok()) stored_ = *std::move(stored);
-            OnStored(status);
-          }
-          Unref();
+          on_stored(local->StoreUpload(out_.header(), inline_, finish, deadline));
         });
   }
 
