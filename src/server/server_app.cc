@@ -1315,144 +1315,141 @@ grpc::ServerUnaryReactor* UserGrpcService::DeleteObject(
     grpc::CallbackServerContext* context, const mcos::v1::DeleteObjectRequest* request,
     mcos::v1::DeleteObjectResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  bool started = false;
-  const grpc::Status status = DeleteObjectNow(context, request, response, reactor, started);
-  if (!started) reactor->Finish(status);
-  return reactor;
-}
-
-grpc::Status UserGrpcService::DeleteObjectNow(grpc::CallbackServerContext* context,
-                                              const mcos::v1::DeleteObjectRequest* request,
-                                              mcos::v1::DeleteObjectResponse* response,
-                                              grpc::ServerUnaryReactor* reactor, bool& started) {
-  // A delete that has to wait (for a read, a storage service in another process) waits on a
-  // coordinator thread, never on gRPC's: this runs there again, with `reactor` null.
-  auto wait_elsewhere = [&] {
-    started = true;
-    app_.coordinator_->Schedule(app_.cluster_id_, [this, context, request, response, reactor] {
-      bool again = false;
-      reactor->Finish(DeleteObjectNow(context, request, response, nullptr, again));
-    });
-    return grpc::Status::OK;
-  };
-  MCOS_AUTH_OR_RETURN(claims);
-  MCOS_GRPC_RETURN_IF_ERROR(ValidateObjectRef(request->container(), request->object()));
-  auto container = app_.GetContainer(common::TokenOwner(claims), request->container());
-  if (!container.ok()) return ToGrpcStatus(container.status());
-  auto b = app_.backends();
-  if (!b.ok()) return ToGrpcStatus(b.status());
-  const auto key = MakeKey(common::TokenOwner(claims), request->container(), request->object());
-  auto placement = app_.Place(*b, key, container->option());
-  if (!placement.ok()) return ToGrpcStatus(placement.status());
-  mcos::v1::StorageDeleteRequest req;
-  *req.mutable_key() = key;
-  req.set_precondition(mcos::v1::WRITE_PRECONDITION_MUST_EXIST);
-  req.set_partition(placement->partition());
-  req.set_option(container->option());
-  // Stored above whatever newer version this cluster holds by then.
-  req.set_restamp(true);
-  if (app_.Remote(*placement)) {
-    const ReplicaMap replicas = app_.Replicas(*b, &*placement);
+  auto finish = [reactor](const grpc::Status& status) { reactor->Finish(status); };
+  // Started here; whatever waits (the disk, a storage service in another process) waits on a
+  // coordinator thread, never on gRPC's, and the answer goes from the thread that ends it.
+  auto start = [&]() -> absl::Status {
+    MCOS_ASSIGN_OR_RETURN(mcos::v1::TokenClaims claims, app_.Authenticate(*context));
+    MCOS_RETURN_IF_ERROR(ValidateObjectRef(request->container(), request->object()));
+    MCOS_ASSIGN_OR_RETURN(auto container,
+                          app_.GetContainer(common::TokenOwner(claims), request->container()));
+    MCOS_ASSIGN_OR_RETURN(auto b, app_.backends());
+    const auto key = MakeKey(common::TokenOwner(claims), request->container(), request->object());
+    MCOS_ASSIGN_OR_RETURN(auto placement, app_.Place(b, key, container.option()));
+    const std::shared_ptr<replication::Replica> local = b.local;
+    const uint32_t partition = placement.partition();
+    const std::string& option = container.option();
+    // This cluster's tombstone, stamped above a newer version held here if need be: in
+    // mcos-cluster by the engine's committing thread, else on a coordinator thread.
+    auto tombstone_here = [this, key, local, partition, option](
+                              mcos::v1::WritePrecondition precondition,
+                              std::function<void(absl::StatusOr<replication::WriteAck>)> then) {
+      if (local->writes_async()) {
+        local->DeleteAboveAsync(key, replication::TombstoneRecord(app_.Stamp(), partition, option),
+                                absl::Now() + absl::Seconds(30), precondition, std::move(then));
+        return;
+      }
+      app_.coordinator_->Schedule(app_.cluster_id_, [this, key, local, partition, option,
+                                                     precondition, then = std::move(then)] {
+        if (precondition == mcos::v1::WRITE_PRECONDITION_NONE) {
+          then(local->DeleteAbove(key,
+                                  replication::TombstoneRecord(app_.Stamp(), partition, option),
+                                  absl::Now() + absl::Seconds(30)));
+          return;
+        }
+        // A storage service in another process: its own conditional delete.
+        mcos::v1::StorageDeleteRequest req;
+        *req.mutable_key() = key;
+        req.set_precondition(precondition);
+        req.set_partition(partition);
+        req.set_option(option);
+        req.set_restamp(true);
+        *req.mutable_version() = app_.Stamp();
+        auto b = app_.backends();
+        if (!b.ok()) {
+          then(b.status());
+          return;
+        }
+        auto result = b->storage->Delete(req);
+        if (!result.ok()) {
+          then(result.status());
+          return;
+        }
+        then(replication::WriteAck{result->applied(), result->record().version(),
+                                   mcos::v1::WRITE_PRIOR_UNKNOWN});
+      });
+    };
+    if (!app_.Remote(placement)) {
+      // Only this cluster holds it: the object must exist here.
+      tombstone_here(
+          mcos::v1::WRITE_PRECONDITION_MUST_EXIST,
+          [this, key, partition, option, response,
+           finish](const absl::StatusOr<replication::WriteAck>& ack) {
+            if (!ack.ok()) {
+              finish(ToGrpcStatus(absl::IsFailedPrecondition(ack.status()) ? ObjectNotFound(key)
+                                                                           : ack.status()));
+              return;
+            }
+            app_.hlc_.Observe(ack->stored_version.hlc());
+            app_.PublishChange(
+                key, replication::TombstoneRecord(ack->stored_version, partition, option));
+            response->set_version(common::VersionToString(ack->stored_version));
+            finish(grpc::Status::OK);
+          });
+      return absl::OkStatus();
+    }
+    const ReplicaMap replicas = app_.Replicas(b, &placement);
     // Tombstone first, when the replicas that take it make a read quorum: the object existed iff
     // one of them (or this cluster) held a live version before, so the delete takes one round
     // trip. A tombstone over nothing changes nothing a reader sees (and is reaped like any).
     // Otherwise the object must first be found live at the read quorum.
-    const bool tombstone_first = WriteAnswersAReadQuorum(*placement);
-    const bool without_waiting = tombstone_first && b->local->writes_async();
-    if (reactor != nullptr && !without_waiting) return wait_elsewhere();
-    if (!tombstone_first) {
-      auto newest =
-          app_.coordinator_->Read(key, *placement, replicas, Coordinator::ReadScope::kQuorum);
-      if (!newest.ok()) return ToGrpcStatus(newest.status());
-      if (!newest->record || newest->record->tombstone()) return ToGrpcStatus(ObjectNotFound(key));
-    }
-    MCOS_GRPC_RETURN_IF_ERROR(
-        app_.coordinator_->CheckWritable(*placement, app_.cluster_id_, replicas));
-    // The local tombstone (through the local replica: in mcos-cluster the engine's committing
-    // thread writes it), stamped above a newer version held here if need be, with no
-    // precondition (this copy may have missed a write). A replica holding a newer version makes
-    // the coordinator stamp it again above that one. Then the replicas' (answered on gRPC's
-    // threads; a cluster that cannot be called now is queued from the committing thread).
-    auto replicate = [this, key, req, placement = *placement, local_replica = b->local, replicas,
-                      tombstone_first, response](const absl::StatusOr<replication::WriteAck>& local,
-                                                 std::function<void(grpc::Status)> finish) {
-      if (!local.ok()) {
-        finish(ToGrpcStatus(local.status()));
+    const bool tombstone_first = WriteAnswersAReadQuorum(placement);
+    // The local tombstone with no precondition (this copy may have missed a write); a replica
+    // holding a newer version makes the coordinator stamp it again above that one. Then the
+    // replicas' (answered on gRPC's threads; a cluster that cannot be called now is queued).
+    auto delete_everywhere = [this, key, placement, local, replicas, partition, option,
+                              tombstone_first, response, finish, tombstone_here] {
+      if (absl::Status writable =
+              app_.coordinator_->CheckWritable(placement, app_.cluster_id_, replicas);
+          !writable.ok()) {
+        finish(ToGrpcStatus(writable));
         return;
       }
-      const bool absent_here = local->prior == mcos::v1::WRITE_PRIOR_ABSENT;
-      app_.coordinator_->Replicate(
-          key, replication::TombstoneRecord(local->stored_version, req.partition(), req.option()),
-          placement, local_replica, replicas,
-          [this, key, tombstone_first, absent_here, response,
-           finish = std::move(finish)](absl::StatusOr<Replicated> replicated) {
-            if (!replicated.ok()) {
-              finish(ToGrpcStatus(replicated.status()));
+      tombstone_here(
+          mcos::v1::WRITE_PRECONDITION_NONE,
+          [this, key, placement, local, replicas, partition, option, tombstone_first, response,
+           finish](const absl::StatusOr<replication::WriteAck>& here) {
+            if (!here.ok()) {
+              finish(ToGrpcStatus(here.status()));
               return;
             }
-            if (tombstone_first && absent_here && !replicated->replaced_live) {
-              // Nothing live at a read quorum: nothing was deleted (nor announced).
-              finish(ToGrpcStatus(ObjectNotFound(key)));
-              return;
-            }
-            app_.PublishChange(key, replicated->record, &replicated->holders);
-            response->set_version(common::VersionToString(replicated->record.version()));
-            finish(grpc::Status::OK);
+            const bool absent_here = here->prior == mcos::v1::WRITE_PRIOR_ABSENT;
+            app_.coordinator_->Replicate(
+                key, replication::TombstoneRecord(here->stored_version, partition, option),
+                placement, local, replicas,
+                [this, key, tombstone_first, absent_here, response,
+                 finish](absl::StatusOr<Replicated> replicated) {
+                  if (!replicated.ok()) {
+                    finish(ToGrpcStatus(replicated.status()));
+                  } else if (tombstone_first && absent_here && !replicated->replaced_live) {
+                    // Nothing live at a read quorum: nothing was deleted (nor announced).
+                    finish(ToGrpcStatus(ObjectNotFound(key)));
+                  } else {
+                    app_.PublishChange(key, replicated->record, &replicated->holders);
+                    response->set_version(common::VersionToString(replicated->record.version()));
+                    finish(grpc::Status::OK);
+                  }
+                });
           });
     };
-    const auto tombstone =
-        replication::TombstoneRecord(app_.Stamp(), req.partition(), req.option());
-    if (reactor != nullptr) {
-      started = true;
-      b->local->DeleteAboveAsync(
-          key, tombstone, absl::Now() + absl::Seconds(30), mcos::v1::WRITE_PRECONDITION_NONE,
-          [replicate, reactor](const absl::StatusOr<replication::WriteAck>& local) {
-            replicate(local, [reactor](const grpc::Status& status) { reactor->Finish(status); });
-          });
-      return grpc::Status::OK;
+    if (tombstone_first) {
+      delete_everywhere();
+      return absl::OkStatus();
     }
-    grpc::Status status;
-    absl::Notification done;
-    replicate(b->local->DeleteAbove(key, tombstone, absl::Now() + absl::Seconds(30)),
-              [&](const grpc::Status& s) {
-                status = s;
-                done.Notify();
-              });
-    done.WaitForNotification();
-    return status;
-  }
-  if (reactor != nullptr && b->local->writes_async()) {
-    // The engine in this process deletes it without a thread waiting.
-    started = true;
-    b->local->DeleteAboveAsync(
-        key, replication::TombstoneRecord(app_.Stamp(), req.partition(), req.option()),
-        absl::Now() + absl::Seconds(30), mcos::v1::WRITE_PRECONDITION_MUST_EXIST,
-        [this, key, req, response, reactor](const absl::StatusOr<replication::WriteAck>& ack) {
-          if (!ack.ok()) {
-            reactor->Finish(ToGrpcStatus(
-                absl::IsFailedPrecondition(ack.status()) ? ObjectNotFound(key) : ack.status()));
-            return;
-          }
-          app_.hlc_.Observe(ack->stored_version.hlc());
-          app_.PublishChange(key, replication::TombstoneRecord(ack->stored_version, req.partition(),
-                                                               req.option()));
-          response->set_version(common::VersionToString(ack->stored_version));
-          reactor->Finish(grpc::Status::OK);
-        });
-    return grpc::Status::OK;
-  }
-  if (reactor != nullptr) return wait_elsewhere();
-  *req.mutable_version() = app_.Stamp();
-  auto result = b->storage->Delete(req);
-  if (!result.ok()) {
-    return ToGrpcStatus(result.status().code() == absl::StatusCode::kFailedPrecondition
-                            ? ObjectNotFound(key)
-                            : result.status());
-  }
-  app_.hlc_.Observe(result->record().version().hlc());
-  app_.PublishChange(key, result->record());
-  response->set_version(common::VersionToString(result->record().version()));
-  return grpc::Status::OK;
+    app_.coordinator_->ReadAsync(key, placement, replicas, Coordinator::ReadScope::kQuorum,
+                                 [key, finish, delete_everywhere](absl::StatusOr<Newest> newest) {
+                                   if (!newest.ok()) {
+                                     finish(ToGrpcStatus(newest.status()));
+                                   } else if (!newest->record || newest->record->tombstone()) {
+                                     finish(ToGrpcStatus(ObjectNotFound(key)));
+                                   } else {
+                                     delete_everywhere();
+                                   }
+                                 });
+    return absl::OkStatus();
+  };
+  if (absl::Status started = start(); !started.ok()) finish(ToGrpcStatus(started));
+  return reactor;
 }
 
 grpc::Status UserGrpcService::WatchObjects(grpc::ServerContext* context,

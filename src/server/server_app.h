@@ -160,13 +160,6 @@ class UserGrpcService final : public UserServiceBase {
                             grpc::ServerWriter<mcos::v1::ObjectChange>* writer) override;
 
  private:
-  // DeleteObject on the caller's thread, waiting for the replicas; false in `started` when it
-  // started the delete without waiting instead (in mcos-cluster), answering through `reactor`.
-  grpc::Status DeleteObjectNow(grpc::CallbackServerContext* context,
-                               const mcos::v1::DeleteObjectRequest* request,
-                               mcos::v1::DeleteObjectResponse* response,
-                               grpc::ServerUnaryReactor* reactor, bool& started);
-
   ServerApp& app_;
 };
 
