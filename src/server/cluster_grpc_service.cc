@@ -45,7 +45,9 @@ ClusterGrpcService::ClusterGrpcService(ServerApp& app, prometheus::Registry& reg
                       .Name("mcos_cluster_replicate_operations_total")
                       .Help("Operations peer clusters sent on ClusterReplicate streams, by kind "
                             "(put, delete, stat) and status code")
-                      .Register(registry)) {}
+                      .Register(registry)) {
+  SetMessageAllocatorFor_ClusterListObjects(&list_messages_);
+}
 
 #define MCOS_REQUIRE_PEER(context)                              \
   do {                                                          \
@@ -448,20 +450,31 @@ grpc::Status ClusterGrpcService::DeleteReplica(const mcos::v1::ClusterDeleteObje
   return grpc::Status::OK;
 }
 
-grpc::Status ClusterGrpcService::ClusterListObjects(grpc::ServerContext* context,
-                                                    const mcos::v1::StorageListRequest* request,
-                                                    mcos::v1::StorageListResponse* response) {
-  MCOS_REQUIRE_PEER(context);
-  absl::Status valid = common::ValidateOwnerId(request->user());
+grpc::ServerUnaryReactor* ClusterGrpcService::ClusterListObjects(
+    grpc::CallbackServerContext* context, const mcos::v1::StorageListRequest* request,
+    mcos::v1::StorageListResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::Status valid = app_.CheckPeer(*context);
+  if (valid.ok()) valid = common::ValidateOwnerId(request->user());
   if (valid.ok()) valid = common::ValidateContainerName(request->container());
   if (valid.ok()) {
     valid =
         common::ValidateObjectListing(request->prefix(), request->marker(), request->delimiter());
   }
-  if (!valid.ok()) return ToGrpcStatus(valid);
+  if (!valid.ok()) {
+    reactor->Finish(ToGrpcStatus(valid));
+    return reactor;
+  }
   auto b = app_.backends();
-  if (!b.ok()) return ToGrpcStatus(b.status());
-  return ToGrpcStatus(b->local->List(*request, DeadlineOf(*context), response));
+  if (!b.ok()) {
+    reactor->Finish(ToGrpcStatus(b.status()));
+    return reactor;
+  }
+  // A scan of thousands of records: not on a gRPC callback thread.
+  Run([reactor, request, response, local = b->local, deadline = DeadlineOf(*context)] {
+    reactor->Finish(ToGrpcStatus(local->List(*request, deadline, response)));
+  });
+  return reactor;
 }
 
 grpc::Status ClusterGrpcService::ReadLocal(

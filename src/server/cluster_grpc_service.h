@@ -12,6 +12,7 @@
 
 #include <functional>
 
+#include "common/arena_messages.h"
 #include "mcos/v1/cluster.grpc.pb.h"
 #include "replication/replica.h"
 
@@ -21,7 +22,8 @@ class ServerApp;
 
 class ClusterGrpcService final
     : public mcos::v1::ClusterService::WithCallbackMethod_ClusterReplicate<
-          mcos::v1::ClusterService::Service> {
+          mcos::v1::ClusterService::WithCallbackMethod_ClusterListObjects<
+              mcos::v1::ClusterService::Service>> {
  public:
   // `registry` takes the streams' per-operation counts.
   ClusterGrpcService(ServerApp& app, prometheus::Registry& registry);
@@ -49,9 +51,11 @@ class ClusterGrpcService final
   grpc::Status ClusterDeleteObject(grpc::ServerContext* context,
                                    const mcos::v1::ClusterDeleteObjectRequest* request,
                                    mcos::v1::ClusterWriteResponse* response) override;
-  grpc::Status ClusterListObjects(grpc::ServerContext* context,
-                                  const mcos::v1::StorageListRequest* request,
-                                  mcos::v1::StorageListResponse* response) override;
+  // A page of this cluster's copy of a container, listed on the streams' threads into a page on
+  // the call's arena (list_messages_).
+  grpc::ServerUnaryReactor* ClusterListObjects(grpc::CallbackServerContext* context,
+                                               const mcos::v1::StorageListRequest* request,
+                                               mcos::v1::StorageListResponse* response) override;
   grpc::Status ClusterPartitionDigests(grpc::ServerContext* context,
                                        const mcos::v1::PartitionDigestsRequest* request,
                                        mcos::v1::PartitionDigestsResponse* response) override;
@@ -130,6 +134,7 @@ class ClusterGrpcService final
                            const mcos::v1::ClusterPutObjectHeader& header,
                            mcos::v1::ClusterWriteResponse& response);
   ServerApp& app_;
+  common::ArenaMessages<mcos::v1::StorageListRequest, mcos::v1::StorageListResponse> list_messages_;
   // ClusterReplicate's operations, by kind and code (each unary call is counted by the server's
   // interceptor; the stream's operations are not calls).
   prometheus::Family<prometheus::Counter>& replicated_;

@@ -1260,6 +1260,19 @@ absl::StatusOr<Coordinator::Listing> Coordinator::List(const mcos::v1::StorageLi
                                                        uint32_t write_concern,
                                                        const ReplicaMap& replicas,
                                                        ReadScope scope) {
+  for (const bool versions_only : {true, false}) {
+    absl::StatusOr<std::optional<Listing>> listing =
+        ListOnce(request, members, write_concern, replicas, scope, versions_only);
+    if (!listing.ok()) return listing.status();
+    if (listing->has_value()) return std::move(**listing);
+    // An entry's newest version came only in a page without records: ask for whole pages.
+  }
+  return absl::InternalError("a listing of whole pages asked for whole pages again");
+}
+
+absl::StatusOr<std::optional<Coordinator::Listing>> Coordinator::ListOnce(
+    const mcos::v1::StorageListRequest& request, const std::vector<std::string>& members,
+    uint32_t write_concern, const ReplicaMap& replicas, ReadScope scope, bool versions_only) {
   const size_t w = std::max<size_t>(1, std::min<size_t>(write_concern, members.size()));
   const size_t needed = members.size() - w + 1;
   auto arena = std::make_shared<google::protobuf::Arena>();
@@ -1269,14 +1282,25 @@ absl::StatusOr<Coordinator::Listing> Coordinator::List(const mcos::v1::StorageLi
   mcos::v1::StorageListRequest req = request;
   req.set_include_tombstones(true);
   google::protobuf::RepeatedPtrField<std::string> clusters(members.begin(), members.end());
+  Candidates candidates = Admitted(clusters, replicas);
+  // One page with records: this process's copy's (asked first), else the first candidate's; the
+  // others only with versions, which is enough wherever they agree with it.
+  std::string whole;
+  if (versions_only && !candidates.empty()) {
+    auto here = std::find_if(candidates.begin(), candidates.end(),
+                             [](const auto& c) { return c.second->in_process(); });
+    whole = here != candidates.end() ? here->first : candidates.front().first;
+  }
   AskReplicas(
-      Admitted(clusters, replicas), needed, scope, deadline, *gather,
-      [this, arena, gather, req, deadline, needed](const std::string& cluster,
-                                                   const std::shared_ptr<Replica>& replica) {
-        return [this, arena, gather, req, deadline, needed, cluster, replica] {
+      std::move(candidates), needed, scope, deadline, *gather,
+      [this, arena, gather, req, deadline, needed, whole, versions_only](
+          const std::string& cluster, const std::shared_ptr<Replica>& replica) {
+        mcos::v1::StorageListRequest asked = req;
+        asked.set_versions_only(versions_only && cluster != whole);
+        return [this, arena, gather, asked = std::move(asked), deadline, needed, cluster, replica] {
           auto* page =
               google::protobuf::Arena::CreateMessage<mcos::v1::StorageListResponse>(arena.get());
-          const absl::Status listed = replica->List(req, deadline, page);
+          const absl::Status listed = replica->List(asked, deadline, page);
           Report(cluster, listed, replica.get());
           std::optional<mcos::v1::StorageListResponse*> answer;
           if (listed.ok()) answer = page;
@@ -1299,11 +1323,14 @@ absl::StatusOr<Coordinator::Listing> Coordinator::List(const mcos::v1::StorageLi
   struct Cursor {
     const std::string* cluster;
     mcos::v1::StorageListResponse* page;
+    bool records;  // its entries carry whole records, not only versions
     int entry = 0;
     int prefix = 0;
   };
   std::vector<Cursor> cursors;
-  for (auto& [cluster, page] : gather->answers) cursors.push_back({&cluster, page});
+  for (auto& [cluster, page] : gather->answers) {
+    cursors.push_back({&cluster, page, !versions_only || cluster == whole});
+  }
   auto rank = [&](const std::string& c) {
     return std::find(members.begin(), members.end(), c) - members.begin();
   };
@@ -1336,6 +1363,7 @@ absl::StatusOr<Coordinator::Listing> Coordinator::List(const mcos::v1::StorageLi
     const std::string name = *smallest;  // the cursors move past it below
     bool prefix = false;
     mcos::v1::ObjectRecord* newest = nullptr;
+    bool newest_whole = false;  // `newest` is a whole record
     std::vector<std::string> holders;
     // The pages' records of the newest version: what they hold and what they name.
     std::vector<const mcos::v1::ObjectRecord*> same;
@@ -1348,11 +1376,16 @@ absl::StatusOr<Coordinator::Listing> Coordinator::List(const mcos::v1::StorageLi
         mcos::v1::ObjectRecord* r = c.page->mutable_entries(c.entry)->mutable_record();
         if (newest == nullptr || common::IsNewer(r->version(), newest->version())) {
           newest = r;
+          newest_whole = c.records;
           holders = {*c.cluster};
           same = {r};
         } else if (common::CompareVersions(r->version(), newest->version()) == 0) {
           holders.push_back(*c.cluster);
           same.push_back(r);
+          if (c.records && !newest_whole) {
+            newest = r;
+            newest_whole = true;
+          }
         }
         ++c.entry;
       }
@@ -1372,6 +1405,7 @@ absl::StatusOr<Coordinator::Listing> Coordinator::List(const mcos::v1::StorageLi
     if (prefix) {
       out.page->add_common_prefixes(name);
     } else if (newest != nullptr && !newest->tombstone()) {
+      if (!newest_whole) return std::nullopt;  // only a page of versions has it: ask for records
       auto* e = out.page->add_entries();
       e->set_object(name);
       e->mutable_record()->Swap(newest);  // both on the arena: no copy

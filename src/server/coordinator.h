@@ -232,7 +232,11 @@ class Coordinator {
   // kQuorum asks only those (this cluster's copy first, another for each that fails, one more
   // each hedge_after), kEveryHolder asks every member (and waits read_grace for the rest once
   // enough answered). Entries carry their holders in `holders`: the clusters whose page had the
-  // newest version, and those its records name that answer this server now.
+  // newest version, and those its records name that answer this server now. Only one page is
+  // asked with whole records (this process's copy's, else the first candidate's), the others with
+  // versions only (StorageListRequest.versions_only); when an entry's newest version is in none
+  // of the whole pages (a copy behind, or this cluster's copy not answering), the listing is asked
+  // again with whole pages.
   struct Listing {
     // The pages and the merged one live on one arena: thousands of records parsed, merged and
     // dropped without a heap allocation (and a free) per field.
@@ -276,6 +280,14 @@ class Coordinator {
               const replication::Replica* from = nullptr);
 
  private:
+  // List's merge of one quorum's pages; with `versions_only`, all but one page carry only the
+  // records' versions, and nullopt means that an entry's newest version is in no whole page.
+  absl::StatusOr<std::optional<Listing>> ListOnce(const mcos::v1::StorageListRequest& request,
+                                                  const std::vector<std::string>& members,
+                                                  uint32_t write_concern,
+                                                  const ReplicaMap& replicas, ReadScope scope,
+                                                  bool versions_only);
+
   class Executor;
   // Schedules `task` (a call to `replica`) on its cluster's threads, or, for a replica in this
   // process, adds it to `here` for the caller to run once every other call is under way.

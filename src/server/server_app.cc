@@ -786,20 +786,21 @@ mcos::v1::ObjectInfo ServerApp::ToInfo(const mcos::v1::ObjectKey& key,
                                        const mcos::v1::ObjectRecord& r,
                                        const std::vector<std::string>* holders) const {
   mcos::v1::ObjectInfo info;
-  FillInfo(key.container(), key.object(), r, holders, info);
+  FillInfo(key.container(), key.object(), mcos::v1::ObjectRecord(r), holders, info);
   return info;
 }
 
 void ServerApp::FillInfo(absl::string_view container, std::string object,
-                         const mcos::v1::ObjectRecord& r, const std::vector<std::string>* holders,
+                         mcos::v1::ObjectRecord&& r, const std::vector<std::string>* holders,
                          mcos::v1::ObjectInfo& info) const {
+  // Strings are moved (their buffers are the heap's, on an arena or not).
   info.set_container(std::string(container));
   info.set_object(std::move(object));
   info.set_size(r.size());
-  info.set_etag(r.etag());
-  info.set_checksum(r.checksum());
-  info.set_content_type(r.content_type());
-  *info.mutable_metadata() = r.metadata();
+  info.set_etag(std::move(*r.mutable_etag()));
+  info.set_checksum(std::move(*r.mutable_checksum()));
+  info.set_content_type(std::move(*r.mutable_content_type()));
+  if (!r.metadata().empty()) *info.mutable_metadata() = r.metadata();
   *info.mutable_created() = r.created();
   *info.mutable_modified() = r.modified();
   info.set_version(common::VersionToString(r.version()));
@@ -905,9 +906,22 @@ grpc::Status UserGrpcService::CreateContainer(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
-grpc::Status UserGrpcService::ListObjects(grpc::ServerContext* context,
-                                          const mcos::v1::ListObjectsRequest* request,
-                                          mcos::v1::ListObjectsResponse* response) {
+grpc::ServerUnaryReactor* UserGrpcService::ListObjects(grpc::CallbackServerContext* context,
+                                                       const mcos::v1::ListObjectsRequest* request,
+                                                       mcos::v1::ListObjectsResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  // It waits for pages of thousands of records: not on a gRPC callback thread.
+  app_.coordinator_->Schedule(" listings", [this, context, request, response, reactor] {
+    std::shared_ptr<void> pages;  // freed once the answer is on its way
+    reactor->Finish(List(context, request, response, pages));
+  });
+  return reactor;
+}
+
+grpc::Status UserGrpcService::List(grpc::CallbackServerContext* context,
+                                   const mcos::v1::ListObjectsRequest* request,
+                                   mcos::v1::ListObjectsResponse* response,
+                                   std::shared_ptr<void>& pages) {
   MCOS_AUTH_OR_RETURN(claims);
   MCOS_GRPC_RETURN_IF_ERROR(common::ValidateContainerName(request->container()));
   MCOS_GRPC_RETURN_IF_ERROR(
@@ -935,12 +949,15 @@ grpc::Status UserGrpcService::ListObjects(grpc::ServerContext* context,
           app_.coordinator_->List(req, members, placement->write_concern(),
                                   app_.Replicas(*b, &*placement), Coordinator::ReadScope::kQuorum);
       if (!merged.ok()) return ToGrpcStatus(merged.status());
-      mcos::v1::StorageListResponse& page = *merged->page;
+      auto listing = std::make_shared<Coordinator::Listing>(*std::move(merged));
+      pages = listing;
+      mcos::v1::StorageListResponse& page = *listing->page;
       response->mutable_objects()->Reserve(page.entries_size());
       for (int i = 0; i < page.entries_size(); ++i) {
         auto* e = page.mutable_entries(i);
-        app_.FillInfo(request->container(), std::move(*e->mutable_object()), e->record(),
-                      &merged->holders[static_cast<size_t>(i)], *response->add_objects());
+        app_.FillInfo(request->container(), std::move(*e->mutable_object()),
+                      std::move(*e->mutable_record()), &listing->holders[static_cast<size_t>(i)],
+                      *response->add_objects());
       }
       for (const auto& p : page.common_prefixes()) response->add_common_prefixes(p);
       response->set_next_marker(page.next_marker());
@@ -949,13 +966,16 @@ grpc::Status UserGrpcService::ListObjects(grpc::ServerContext* context,
   }
   // Through the local replica: in mcos-cluster a call into the engine (no page serialized and
   // parsed again, which took about half of a 2,000-object listing's CPU).
-  google::protobuf::Arena arena;  // the page's records: parsed and dropped without a free each
-  auto* listing = google::protobuf::Arena::CreateMessage<mcos::v1::StorageListResponse>(&arena);
+  // The page's records: parsed and dropped without a free each.
+  auto arena = std::make_shared<google::protobuf::Arena>();
+  pages = arena;
+  auto* listing =
+      google::protobuf::Arena::CreateMessage<mcos::v1::StorageListResponse>(arena.get());
   MCOS_GRPC_RETURN_IF_ERROR(b->local->List(req, CallDeadline(*context), listing));
   response->mutable_objects()->Reserve(listing->entries_size());
   for (auto& e : *listing->mutable_entries()) {
-    app_.FillInfo(request->container(), std::move(*e.mutable_object()), e.record(), nullptr,
-                  *response->add_objects());
+    app_.FillInfo(request->container(), std::move(*e.mutable_object()),
+                  std::move(*e.mutable_record()), nullptr, *response->add_objects());
   }
   for (const auto& p : listing->common_prefixes()) response->add_common_prefixes(p);
   response->set_next_marker(listing->next_marker());

@@ -19,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "common/arena_messages.h"
 #include "common/channel.h"
 #include "common/daemon.h"
 #include "common/registrar.h"
@@ -118,15 +119,19 @@ absl::Status ValidateObjectRef(absl::string_view container, absl::string_view ob
 // Uploads run on gRPC's callback API and parse their messages themselves (raw), so that a
 // malformed message is an INVALID_ARGUMENT of the upload and never ends it like a half-close.
 // Stats and deletes run on it too: in mcos-cluster they wait for no thread of their own.
+// Listings too: a page is built on the call's arena (list_messages_) on a coordinator thread.
 using UserServiceBase = mcos::v1::UserService::WithRawCallbackMethod_CreateObject<
     mcos::v1::UserService::WithRawCallbackMethod_UpdateObject<
         mcos::v1::UserService::WithCallbackMethod_StatObject<
             mcos::v1::UserService::WithCallbackMethod_DeleteObject<
-                mcos::v1::UserService::Service>>>>;
+                mcos::v1::UserService::WithCallbackMethod_ListObjects<
+                    mcos::v1::UserService::Service>>>>>;
 
 class UserGrpcService final : public UserServiceBase {
  public:
-  explicit UserGrpcService(ServerApp& app) : app_(app) {}
+  explicit UserGrpcService(ServerApp& app) : app_(app) {
+    SetMessageAllocatorFor_ListObjects(&list_messages_);
+  }
 
   grpc::Status Login(grpc::ServerContext*, const mcos::v1::LoginRequest* request,
                      mcos::v1::LoginResponse* response) override;
@@ -136,9 +141,9 @@ class UserGrpcService final : public UserServiceBase {
   grpc::Status CreateContainer(grpc::ServerContext* context,
                                const mcos::v1::CreateContainerRequest* request,
                                mcos::v1::ContainerInfo* response) override;
-  grpc::Status ListObjects(grpc::ServerContext* context,
-                           const mcos::v1::ListObjectsRequest* request,
-                           mcos::v1::ListObjectsResponse* response) override;
+  grpc::ServerUnaryReactor* ListObjects(grpc::CallbackServerContext* context,
+                                        const mcos::v1::ListObjectsRequest* request,
+                                        mcos::v1::ListObjectsResponse* response) override;
   grpc::Status DeleteContainer(grpc::ServerContext* context,
                                const mcos::v1::DeleteContainerRequest* request,
                                mcos::v1::DeleteContainerResponse* response) override;
@@ -160,7 +165,13 @@ class UserGrpcService final : public UserServiceBase {
                             grpc::ServerWriter<mcos::v1::ObjectChange>* writer) override;
 
  private:
+  // ListObjects' work, on a coordinator thread; `pages` keeps what the answer was built from
+  // (freed after the answer is sent).
+  grpc::Status List(grpc::CallbackServerContext* context,
+                    const mcos::v1::ListObjectsRequest* request,
+                    mcos::v1::ListObjectsResponse* response, std::shared_ptr<void>& pages);
   ServerApp& app_;
+  common::ArenaMessages<mcos::v1::ListObjectsRequest, mcos::v1::ListObjectsResponse> list_messages_;
 };
 
 class ServerApp {
@@ -229,10 +240,9 @@ class ServerApp {
   // The user's view of a record; `holders` are the clusters that hold it (this one if null).
   mcos::v1::ObjectInfo ToInfo(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
                               const std::vector<std::string>* holders = nullptr) const;
-  // The same into `info` (a listing's entries, built in place).
-  void FillInfo(absl::string_view container, std::string object,
-                const mcos::v1::ObjectRecord& record, const std::vector<std::string>* holders,
-                mcos::v1::ObjectInfo& info) const;
+  // The same into `info` (a listing's entries, built in place), moving `record`'s strings.
+  void FillInfo(absl::string_view container, std::string object, mcos::v1::ObjectRecord&& record,
+                const std::vector<std::string>* holders, mcos::v1::ObjectInfo& info) const;
 
   // ---- federation ----
   // The refusal of a ClusterService caller without the federation's peer credential.

@@ -7,6 +7,8 @@
 #include "common/clock.h"
 #include "common/status_macros.h"
 #include "common/version.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/wire_format_lite.h"
 #include "placement/placement.h"
 #include "storage/engine.h"
 
@@ -150,6 +152,39 @@ std::string PrefixSuccessor(std::string s) {
   return s;
 }
 
+bool ParseRecordVersion(absl::string_view bytes, ObjectRecord& into) {
+  using google::protobuf::internal::WireFormatLite;
+  google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(bytes.data()),
+                                            static_cast<int>(bytes.size()));
+  auto is = [](uint32_t tag, int field, WireFormatLite::WireType type) {
+    return tag == WireFormatLite::MakeTag(field, type);
+  };
+  while (true) {
+    const uint32_t tag = in.ReadTag();
+    if (tag == 0) return in.ConsumedEntireMessage();
+    bool read = true;
+    if (is(tag, ObjectRecord::kVersionFieldNumber, WireFormatLite::WIRETYPE_LENGTH_DELIMITED)) {
+      read = WireFormatLite::ReadMessage(&in, into.mutable_version());
+    } else if (is(tag, ObjectRecord::kTombstoneFieldNumber, WireFormatLite::WIRETYPE_VARINT)) {
+      bool tombstone = false;
+      read = WireFormatLite::ReadPrimitive<bool, WireFormatLite::TYPE_BOOL>(&in, &tombstone);
+      into.set_tombstone(tombstone);
+    } else if (is(tag, ObjectRecord::kHoldersFieldNumber,
+                  WireFormatLite::WIRETYPE_LENGTH_DELIMITED)) {
+      read = WireFormatLite::ReadString(&in, into.add_holders());
+    } else {
+      read = WireFormatLite::SkipField(&in, tag);
+    }
+    if (!read) return false;
+  }
+}
+
+void CopyRecordVersion(const ObjectRecord& from, ObjectRecord& into) {
+  *into.mutable_version() = from.version();
+  into.set_tombstone(from.tombstone());
+  *into.mutable_holders() = from.holders();
+}
+
 absl::Status ListRecords(const mcos::v1::StorageListRequest& request, RecordCursor& cursor,
                          mcos::v1::StorageListResponse* out) {
   const std::string& prefix = request.prefix();
@@ -181,7 +216,8 @@ absl::Status ListRecords(const mcos::v1::StorageListRequest& request, RecordCurs
     // Parsed where it stays (on the page's arena, if any); taken back if it is not listed.
     mcos::v1::StorageListEntry* entry = entries.Add();
     const ObjectRecord& record = *entry->mutable_record();
-    absl::StatusOr<size_t> record_bytes = cursor.ReadRecord(*entry->mutable_record());
+    absl::StatusOr<size_t> record_bytes =
+        cursor.ReadRecord(*entry->mutable_record(), request.versions_only());
     if (!record_bytes.ok()) {
       entries.RemoveLast();
       return record_bytes.status();

@@ -75,9 +75,11 @@ class RecordCursor {
   // False past the last object whose name starts with the listing's prefix.
   virtual bool Valid() const = 0;
   virtual absl::string_view name() const = 0;
-  // Fills `into` (empty) with the current object's record; returns how many bytes its serialized
-  // form takes (the page's size is counted from these).
-  virtual absl::StatusOr<size_t> ReadRecord(mcos::v1::ObjectRecord& into) const = 0;
+  // Fills `into` (empty) with the current object's record (with `versions_only`, only its version,
+  // tombstone and holders); returns how many bytes its whole serialized form takes (the page's
+  // size is counted from these, so a page ends at the same name either way).
+  virtual absl::StatusOr<size_t> ReadRecord(mcos::v1::ObjectRecord& into,
+                                            bool versions_only) const = 0;
   virtual void Next() = 0;
   // An error that ended the iteration early.
   virtual absl::Status status() const = 0;
@@ -88,6 +90,12 @@ class RecordCursor {
 // the request's prefix.
 absl::Status ListRecords(const mcos::v1::StorageListRequest& request, RecordCursor& cursor,
                          mcos::v1::StorageListResponse* out);
+
+// Parses a serialized ObjectRecord's version, tombstone and holders into `into` (empty), skipping
+// its other fields without copying them; false if `bytes` is not a record.
+bool ParseRecordVersion(absl::string_view bytes, mcos::v1::ObjectRecord& into);
+// The same, from a record held in memory.
+void CopyRecordVersion(const mcos::v1::ObjectRecord& from, mcos::v1::ObjectRecord& into);
 
 // The smallest string greater than every string that starts with `s`; empty if there is none.
 std::string PrefixSuccessor(std::string s);

@@ -242,9 +242,14 @@ absl::Status MemoryEngine::List(const mcos::v1::StorageListRequest& request,
     absl::string_view name() const override {
       return absl::string_view(it_->first).substr(base_.size());
     }
-    absl::StatusOr<size_t> ReadRecord(ObjectRecord& into) const override {
-      into = it_->second.record;
-      return into.ByteSizeLong();
+    absl::StatusOr<size_t> ReadRecord(ObjectRecord& into, bool versions_only) const override {
+      const ObjectRecord& record = it_->second.record;
+      if (versions_only) {
+        CopyRecordVersion(record, into);
+      } else {
+        into = record;
+      }
+      return record.ByteSizeLong();
     }
     void Next() override { ++it_; }
     absl::Status status() const override { return absl::OkStatus(); }

@@ -1552,9 +1552,12 @@ class RocksDbRecordCursor final : public RecordCursor {
     const rocksdb::Slice k = it_->key();
     return {k.data() + base_.size(), k.size() - base_.size()};
   }
-  absl::StatusOr<size_t> ReadRecord(ObjectRecord& into) const override {
+  absl::StatusOr<size_t> ReadRecord(ObjectRecord& into, bool versions_only) const override {
     const rocksdb::Slice value = it_->value();
-    if (!into.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+    const bool parsed =
+        versions_only ? ParseRecordVersion(absl::string_view(value.data(), value.size()), into)
+                      : into.ParseFromArray(value.data(), static_cast<int>(value.size()));
+    if (!parsed) {
       return absl::DataLossError(absl::StrCat("the record of object '", name(),
                                               "' on this storage node cannot be parsed"));
     }

@@ -105,6 +105,9 @@ class MemoryReplica final : public Replica {
   int puts() const { return puts_; }
   int stats() const { return stats_; }
   int releases() const { return releases_; }
+  // Listings asked with whole records, and with versions only.
+  int lists() const { return lists_; }
+  int version_lists() const { return version_lists_; }
 
   // Stores `r` (a tombstone, or a version with content `data`) as a replica write would.
   void Store(const std::string& object, const mcos::v1::ObjectRecord& r, const std::string& data) {
@@ -169,6 +172,7 @@ class MemoryReplica final : public Replica {
 
   absl::Status List(const mcos::v1::StorageListRequest& request, absl::Time deadline,
                     mcos::v1::StorageListResponse* out) override {
+    ++(request.versions_only() ? version_lists_ : lists_);
     MCOS_RETURN_IF_ERROR(Enter(deadline));
     return inner_->List(request, deadline, out);
   }
@@ -228,6 +232,8 @@ class MemoryReplica final : public Replica {
   std::atomic<int> async_writes_{0};
   std::atomic<int> stats_{0};
   std::atomic<int> releases_{0};
+  std::atomic<int> lists_{0};
+  std::atomic<int> version_lists_{0};
   absl::Notification release_;
 };
 
@@ -531,6 +537,12 @@ TEST_F(CoordinatorTest, ListingsMergeNewestWinsTombstonesHideMarkersPage) {
   EXPECT_EQ(names, (std::vector<std::string>{"o1", "o3", "o4", "o5"}));
   EXPECT_EQ(all->page->entries(1).record().size(), 3u);  // o3: b's newer version
   EXPECT_EQ(all->holders[1], std::vector<std::string>{"b"});
+  // a's page came whole, b's and c's with versions only; their newer versions (o3, o4, o5) are
+  // in no whole page, so every page was asked again whole.
+  EXPECT_EQ(mem_["a"]->lists(), 2);
+  EXPECT_EQ(mem_["a"]->version_lists(), 0);
+  EXPECT_EQ(mem_["b"]->version_lists(), 1);
+  EXPECT_EQ(mem_["b"]->lists(), 1);
   EXPECT_TRUE(all->page->next_marker().empty());
   // Pages of two, following the markers, see the same names once each.
   std::vector<std::string> paged;
@@ -543,6 +555,44 @@ TEST_F(CoordinatorTest, ListingsMergeNewestWinsTombstonesHideMarkersPage) {
     req.set_marker(page->page->next_marker());
   }
   EXPECT_EQ(paged, names);
+}
+
+TEST_F(CoordinatorTest, ListingPagesThatAgreeWithTheWholeOneAreAskedWithVersionsOnly) {
+  // Every copy holds the same versions (o2 deleted everywhere); b's copy is in this process.
+  for (const char* m : {"a", "b", "c"}) {
+    mem_[m]->Store("o1", RecordOf(1, "x"), "x");
+    mem_[m]->Store("o2", Record(2, "", true), "");
+    mem_[m]->Store("o3", RecordOf(3, "xyz"), "xyz");
+  }
+  mem_["b"]->set_in_process(true);
+  auto c = Make();
+  mcos::v1::StorageListRequest req;
+  req.set_user("u");
+  req.set_container("c");
+  auto listing = c->List(req, {"a", "b", "c"}, 2, replicas_, Coordinator::ReadScope::kQuorum);
+  MCOS_ASSERT_OK(listing);
+  ASSERT_EQ(listing->page->entries_size(), 2);
+  // Whole records (b's), with every holder that answered.
+  const auto& o3 = listing->page->entries(1);
+  EXPECT_EQ(o3.object(), "o3");
+  EXPECT_EQ(o3.record().size(), 3u);
+  EXPECT_EQ(o3.record().etag(), testing::Md5Hex("xyz"));
+  EXPECT_EQ(o3.record().checksum(), "sha256:" + testing::Sha256Hex("xyz"));
+  EXPECT_EQ(listing->holders[1].size(), 2u);
+  // One listing each of the two asked: b's whole, the other's versions only.
+  EXPECT_EQ(mem_["b"]->lists(), 1);
+  EXPECT_EQ(mem_["b"]->version_lists(), 0);
+  EXPECT_EQ(mem_["a"]->version_lists() + mem_["c"]->version_lists(), 1);
+  EXPECT_EQ(mem_["a"]->lists() + mem_["c"]->lists(), 0);
+  // A copy with a newer version than this process's: asked again whole, the newer one listed.
+  mem_["a"]->Store("o3", RecordOf(4, "abcd"), "abcd");
+  mem_["c"]->Store("o3", RecordOf(4, "abcd"), "abcd");
+  listing = c->List(req, {"a", "b", "c"}, 2, replicas_, Coordinator::ReadScope::kQuorum);
+  MCOS_ASSERT_OK(listing);
+  ASSERT_EQ(listing->page->entries_size(), 2);
+  EXPECT_EQ(listing->page->entries(1).record().size(), 4u);
+  EXPECT_EQ(listing->page->entries(1).record().etag(), testing::Md5Hex("abcd"));
+  EXPECT_EQ(mem_["b"]->lists(), 3);
 }
 
 TEST_F(CoordinatorTest, AClusterThatFailedIsCalledAgainOnceAProbeSucceeds) {

@@ -24,6 +24,7 @@
 #include "common/status_macros.h"
 #include "placement/placement.h"
 #include "storage/data_file.h"
+#include "storage/engine_rules.h"
 #include "storage/memory_engine.h"
 #include "storage/rocksdb_engine.h"
 #include "tests/support/corrupt_chunk.h"
@@ -695,6 +696,7 @@ TEST_P(EngineContractTest, ListsWithPrefixMarkerDelimiterAndTombstones) {
   MCOS_ASSERT_OK(Put(Key("other", "c2"), v++, "x"));       // another container
   MCOS_ASSERT_OK(Put(Key("a.txt", "c", "u2"), v++, "x"));  // another user
   MCOS_ASSERT_OK(Delete(Key("z"), v++));
+  ASSERT_TRUE(*engine_->AddHolders(Key("docs/1"), V(2), {"alpha", "beta"}));
 
   mcos::v1::StorageListRequest req;
   req.set_user("u");
@@ -712,6 +714,26 @@ TEST_P(EngineContractTest, ListsWithPrefixMarkerDelimiterAndTombstones) {
   MCOS_ASSERT_OK(with_tombstones);
   EXPECT_EQ(with_tombstones->entries_size(), 8);
   EXPECT_TRUE(with_tombstones->entries(6).record().tombstone());
+  // With versions only: the same entries, each with its version, tombstone and holders alone.
+  req.set_versions_only(true);
+  auto versions = List(req);
+  MCOS_ASSERT_OK(versions);
+  ASSERT_EQ(versions->entries_size(), with_tombstones->entries_size());
+  for (int i = 0; i < versions->entries_size(); ++i) {
+    const auto& whole = with_tombstones->entries(i);
+    const auto& version = versions->entries(i);
+    EXPECT_EQ(version.object(), whole.object());
+    mcos::v1::ObjectRecord expected;
+    *expected.mutable_version() = whole.record().version();
+    expected.set_tombstone(whole.record().tombstone());
+    *expected.mutable_holders() = whole.record().holders();
+    EXPECT_EQ(version.record().SerializeAsString(), expected.SerializeAsString()) << i;
+  }
+  EXPECT_EQ(versions->entries(6).record().version().hlc(), v - 1);
+  EXPECT_TRUE(versions->entries(6).record().tombstone());
+  EXPECT_THAT(versions->entries(1).record().holders(), ::testing::ElementsAre("alpha", "beta"));
+  EXPECT_TRUE(versions->entries(1).record().etag().empty());
+  req.set_versions_only(false);
   req.set_include_tombstones(false);
 
   req.set_delimiter("/");
@@ -747,6 +769,36 @@ TEST_P(EngineContractTest, ListsWithPrefixMarkerDelimiterAndTombstones) {
   ASSERT_EQ(sub->entries_size(), 2);
   EXPECT_EQ(sub->common_prefixes_size(), 1);
   EXPECT_EQ(sub->common_prefixes(0), "docs/sub/");
+}
+
+TEST(ParseRecordVersionTest, TakesTheVersionTombstoneAndHoldersAndSkipsTheRest) {
+  mcos::v1::ObjectRecord r;
+  r.set_size(5);
+  r.set_etag("0123456789abcdef0123456789abcdef");
+  r.set_checksum("sha256:00");
+  (*r.mutable_metadata())["k"] = "v";
+  r.mutable_version()->set_hlc(42);
+  r.mutable_version()->set_cluster("dc2");
+  r.set_tombstone(true);
+  r.mutable_modified()->set_seconds(7);
+  r.set_data_id("0123456789abcdef0");
+  r.add_holders("dc1");
+  r.add_holders("dc3");
+  r.set_file_first_chunk(3);
+  mcos::v1::ObjectRecord parsed;
+  ASSERT_TRUE(storage::ParseRecordVersion(r.SerializeAsString(), parsed));
+  EXPECT_EQ(parsed.version().hlc(), 42u);
+  EXPECT_EQ(parsed.version().cluster(), "dc2");
+  EXPECT_TRUE(parsed.tombstone());
+  EXPECT_THAT(parsed.holders(), ::testing::ElementsAre("dc1", "dc3"));
+  EXPECT_EQ(parsed.ByteSizeLong(), parsed.version().ByteSizeLong() + 2 + 2 + 2 * 5);
+  // Not a record: a truncated one, and bytes that are no protobuf at all.
+  const std::string bytes = r.SerializeAsString();
+  mcos::v1::ObjectRecord cut;
+  // (The last field, file_first_chunk, takes 3 bytes: 4 cut into the last holder.)
+  EXPECT_FALSE(storage::ParseRecordVersion(bytes.substr(0, bytes.size() - 4), cut));
+  mcos::v1::ObjectRecord junk;
+  EXPECT_FALSE(storage::ParseRecordVersion(std::string("\xff\xff\xff\xff\xff\xff", 6), junk));
 }
 
 TEST_P(EngineContractTest, KeepsContainerUsageInStepWithCommits) {
