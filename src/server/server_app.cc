@@ -1098,30 +1098,198 @@ grpc::ServerUnaryReactor* UserGrpcService::StatObject(grpc::CallbackServerContex
   return reactor;
 }
 
-grpc::Status UserGrpcService::DownloadObject(
-    grpc::ServerContext* context, const mcos::v1::DownloadObjectRequest* request,
-    grpc::ServerWriter<mcos::v1::DownloadObjectResponse>* writer) {
-  MCOS_AUTH_OR_RETURN(claims);
-  MCOS_GRPC_RETURN_IF_ERROR(ValidateObjectRef(request->container(), request->object()));
+// DownloadObject on gRPC's callback API. Once the caller is checked: a small object (up to
+// kInlineDownloadBytes) that this cluster holds in this process is read whole (after the read
+// quorum answered, on the thread of its last answer) and its messages are sent one after the other
+// from gRPC's threads, no thread waiting. Anything else (a larger object, a version this cluster
+// does not hold, a copy that fails its checksums) is streamed by UserGrpcService::Download on a
+// thread of its own, each message waited for, as the synchronous API did.
+class UserGrpcService::DownloadReactor final
+    : public grpc::ServerWriteReactor<mcos::v1::DownloadObjectResponse>,
+      public DownloadSink {
+ public:
+  DownloadReactor(UserGrpcService& service, grpc::CallbackServerContext* context,
+                  const mcos::v1::DownloadObjectRequest* request)
+      : service_(service), app_(service.app_), context_(context), request_(request) {}
+
+  void Start() {
+    const grpc::Status started = Begin();
+    if (!started.ok()) Finish(started);
+  }
+
+  // The thread of Download: each message is sent, then waited for.
+  bool Write(const mcos::v1::DownloadObjectResponse& message) override {
+    {
+      absl::MutexLock lock(&mu_);
+      writing_ = true;
+    }
+    StartWrite(&message);
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(
+        +[](bool* writing) { return !*writing; }, &writing_));
+    return written_;
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (streaming_) {
+      absl::MutexLock lock(&mu_);
+      written_ = ok;
+      writing_ = false;
+      return;
+    }
+    if (!ok) {
+      Finish(grpc::Status::CANCELLED);
+      return;
+    }
+    SendNext();
+  }
+
+  void OnDone() override {
+    if (guard_ != nullptr) {
+      app_.watchdog_.Remove(guard_.get());
+      guard_->Detach();
+    }
+    if (acquired_) app_.downloads_.Release(key_.user());
+    delete this;
+  }
+
+ private:
+  // Objects up to this size that this cluster holds are read whole, then sent.
+  static constexpr uint64_t kInlineDownloadBytes = uint64_t{1} << 20;
+
+  grpc::Status Begin() {
+    auto claims = app_.Authenticate(*context_);
+    if (!claims.ok()) return ToGrpcStatus(claims.status());
+    MCOS_GRPC_RETURN_IF_ERROR(ValidateObjectRef(request_->container(), request_->object()));
+    auto b = app_.backends();
+    if (!b.ok()) return ToGrpcStatus(b.status());
+    key_ = MakeKey(common::TokenOwner(*claims), request_->container(), request_->object());
+    MCOS_GRPC_RETURN_IF_ERROR(app_.downloads_.Acquire(key_.user()));
+    acquired_ = true;
+    guard_ = std::make_shared<common::CancelOnIdle<grpc::CallbackServerContext>>(
+        context_, [](grpc::CallbackServerContext& c, absl::Duration idle) {
+          common::LogWarning("download from ", c.peer(), " made no progress for ",
+                             absl::ToInt64Seconds(idle), " s: cancelled");
+        });
+    app_.watchdog_.Add(guard_);
+    std::shared_ptr<replication::Replica> local = b->local;
+    const bool inline_reads = local->in_process();
+    if (app_.Federated()) {
+      auto placement = app_.PlaceInContainer(*b, key_);
+      if (!placement.ok()) return ToGrpcStatus(placement.status());
+      if (app_.Remote(*placement)) {
+        app_.coordinator_->ReadAsync(
+            key_, *placement, app_.Replicas(*b, &*placement), Coordinator::ReadScope::kEveryHolder,
+            [this, local, inline_reads](absl::StatusOr<Newest> newest) {
+              if (!newest.ok()) return Finish(ToGrpcStatus(newest.status()));
+              if (!newest->record || newest->record->tombstone()) {
+                return Finish(ToGrpcStatus(ObjectNotFound(key_)));
+              }
+              const auto& answered = newest->answered;
+              const bool here =
+                  std::find(answered.begin(), answered.end(), app_.cluster_id_) != answered.end();
+              if (here && inline_reads && newest->record->size() <= kInlineDownloadBytes &&
+                  SendWhole(*local, &newest->record->version(), &newest->holders)) {
+                return;
+              }
+              Stream(*std::move(newest));
+            });
+        return grpc::Status::OK;
+      }
+    }
+    if (inline_reads) {
+      auto stat = local->Stat(key_, absl::InfiniteFuture());
+      if (absl::IsNotFound(stat.status()) || (stat.ok() && stat->tombstone())) {
+        return ToGrpcStatus(app_.NotFound(key_));
+      }
+      if (stat.ok() && stat->size() <= kInlineDownloadBytes &&
+          SendWhole(*local, &stat->version(), nullptr)) {
+        return grpc::Status::OK;
+      }
+    }
+    Stream(std::nullopt);
+    return grpc::Status::OK;
+  }
+
+  // Reads the requested range of `version` from `local` whole and starts sending it, described
+  // with `holders` (this cluster if null); false, with nothing sent, if it cannot be read whole
+  // (replaced since, or failing its checksums: Download reads it again and says why).
+  bool SendWhole(replication::Replica& local, const mcos::v1::Version* version,
+                 const std::vector<std::string>* holders) {
+    auto reader = local.Open(key_, request_->offset(), request_->length(), version,
+                             absl::Now() + absl::Seconds(60));
+    if (!reader.ok()) return false;
+    std::vector<mcos::v1::DownloadObjectResponse> messages(1);
+    *messages[0].mutable_info() = app_.ToInfo(key_, (*reader)->record(), holders);
+    std::string data;
+    uint64_t bytes = 0;
+    while ((*reader)->Next(&data)) {
+      bytes += data.size();
+      messages.emplace_back().set_data(std::move(data));
+      data.clear();
+    }
+    if (!(*reader)->Finish().ok()) return false;
+    app_.bytes_out_.Increment(static_cast<double>(bytes));
+    messages_ = std::move(messages);
+    SendNext();
+    return true;
+  }
+
+  // The next of messages_; the last with the status.
+  void SendNext() {
+    guard_->Touch();
+    const mcos::v1::DownloadObjectResponse& message = messages_[next_++];
+    if (next_ == messages_.size()) {
+      StartWriteAndFinish(&message, grpc::WriteOptions(), grpc::Status::OK);
+    } else {
+      StartWrite(&message);
+    }
+  }
+
+  // Download on a thread of its own (it waits for the network, the disk and other clusters).
+  void Stream(std::optional<Newest> read) {
+    streaming_ = true;
+    std::thread([this, read = std::move(read)]() mutable {
+      Finish(service_.Download(context_, request_, key_, *guard_, *this, std::move(read)));
+    }).detach();
+  }
+
+  UserGrpcService& service_;
+  ServerApp& app_;
+  grpc::CallbackServerContext* const context_;
+  const mcos::v1::DownloadObjectRequest* const request_;
+  mcos::v1::ObjectKey key_;
+  bool acquired_ = false;
+  std::shared_ptr<common::CancelOnIdle<grpc::CallbackServerContext>> guard_;
+  // Set before Download starts: writes are then waited for.
+  bool streaming_ = false;
+  std::vector<mcos::v1::DownloadObjectResponse> messages_;
+  size_t next_ = 0;
+  absl::Mutex mu_;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool written_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+grpc::ServerWriteReactor<mcos::v1::DownloadObjectResponse>* UserGrpcService::DownloadObject(
+    grpc::CallbackServerContext* context, const mcos::v1::DownloadObjectRequest* request) {
+  auto* reactor = new DownloadReactor(*this, context, request);
+  reactor->Start();
+  return reactor;
+}
+
+grpc::Status UserGrpcService::Download(grpc::CallbackServerContext* context,
+                                       const mcos::v1::DownloadObjectRequest* request,
+                                       const mcos::v1::ObjectKey& key,
+                                       common::StreamWatchdog::Stream& guard_stream,
+                                       DownloadSink& sink, std::optional<Newest> read) {
+  common::StreamWatchdog::Stream* const guard = &guard_stream;
+  DownloadSink* const writer = &sink;
   auto b = app_.backends();
   if (!b.ok()) return ToGrpcStatus(b.status());
-  MCOS_GRPC_RETURN_IF_ERROR(app_.downloads_.Acquire(common::TokenOwner(claims)));
-  auto guard = std::make_shared<common::CancelOnIdle<grpc::ServerContext>>(
-      context, [](grpc::ServerContext& c, absl::Duration idle) {
-        common::LogWarning("download from ", c.peer(), " made no progress for ",
-                           absl::ToInt64Seconds(idle), " s: cancelled");
-      });
-  app_.watchdog_.Add(guard);
-  absl::Cleanup release = [&] {
-    app_.watchdog_.Remove(guard.get());
-    guard->Detach();
-    app_.downloads_.Release(common::TokenOwner(claims));
-  };
   // The user sees every holder of the version streamed (when it is the version the read chose).
   std::vector<std::string> federated_holders;
   std::optional<mcos::v1::ObjectRecord> federated_record;  // the version the read chose
   ReplicaMap replicas;
-  const auto key = MakeKey(common::TokenOwner(claims), request->container(), request->object());
   // Bytes of the requested range sent so far (a copy that fails its checksums midway is left for
   // another holder of the same version, from there on).
   uint64_t sent = 0;
@@ -1201,7 +1369,8 @@ grpc::Status UserGrpcService::DownloadObject(
     if (!placement.ok()) return ToGrpcStatus(placement.status());
     if (app_.Remote(*placement)) {
       replicas = app_.Replicas(*b, &*placement);
-      auto newest = app_.coordinator_->Read(key, *placement, replicas);
+      absl::StatusOr<Newest> newest =
+          read ? *std::move(read) : app_.coordinator_->Read(key, *placement, replicas);
       if (!newest.ok()) return ToGrpcStatus(newest.status());
       if (!newest->record || newest->record->tombstone()) return ToGrpcStatus(ObjectNotFound(key));
       // Stream the newest version from this cluster's copy when it holds it, else from a
@@ -1289,7 +1458,7 @@ grpc::Status UserGrpcService::DownloadObject(
     (*local)->Finish().IgnoreError();
   }
   // A child of the user's call: cancelling it (the client, or the watchdog) stops the read too.
-  auto sctx = grpc::ClientContext::FromServerContext(*context);
+  auto sctx = grpc::ClientContext::FromCallbackServerContext(*context);
   auto reader = b->storage->stub().Get(sctx.get(), req);
   mcos::v1::StorageGetResponse in;
   mcos::v1::DownloadObjectResponse out;

@@ -125,7 +125,16 @@ using UserServiceBase = mcos::v1::UserService::WithRawCallbackMethod_CreateObjec
         mcos::v1::UserService::WithCallbackMethod_StatObject<
             mcos::v1::UserService::WithCallbackMethod_DeleteObject<
                 mcos::v1::UserService::WithCallbackMethod_ListObjects<
-                    mcos::v1::UserService::Service>>>>>;
+                    mcos::v1::UserService::WithCallbackMethod_DownloadObject<
+                        mcos::v1::UserService::Service>>>>>>;
+
+// Where a download's messages go: Write returns once the message is on its way (false: the call
+// ended).
+class DownloadSink {
+ public:
+  virtual ~DownloadSink() = default;
+  virtual bool Write(const mcos::v1::DownloadObjectResponse& message) = 0;
+};
 
 class UserGrpcService final : public UserServiceBase {
  public:
@@ -154,9 +163,11 @@ class UserGrpcService final : public UserServiceBase {
   grpc::ServerUnaryReactor* StatObject(grpc::CallbackServerContext* context,
                                        const mcos::v1::StatObjectRequest* request,
                                        mcos::v1::ObjectInfo* response) override;
-  grpc::Status DownloadObject(
-      grpc::ServerContext* context, const mcos::v1::DownloadObjectRequest* request,
-      grpc::ServerWriter<mcos::v1::DownloadObjectResponse>* writer) override;
+  // A small object this cluster holds in this process is sent with no thread waiting; anything
+  // else is streamed by Download on a thread of its own (DownloadReactor).
+  grpc::ServerWriteReactor<mcos::v1::DownloadObjectResponse>* DownloadObject(
+      grpc::CallbackServerContext* context,
+      const mcos::v1::DownloadObjectRequest* request) override;
   grpc::ServerUnaryReactor* DeleteObject(grpc::CallbackServerContext* context,
                                          const mcos::v1::DeleteObjectRequest* request,
                                          mcos::v1::DeleteObjectResponse* response) override;
@@ -165,6 +176,14 @@ class UserGrpcService final : public UserServiceBase {
                             grpc::ServerWriter<mcos::v1::ObjectChange>* writer) override;
 
  private:
+  class DownloadReactor;
+  // A download of `key` (the caller's, checked) streamed into `writer`, each message waited for;
+  // `read` is the read quorum's answer when it was asked already. `guard` is the call's watchdog
+  // entry (touched as it progresses).
+  grpc::Status Download(grpc::CallbackServerContext* context,
+                        const mcos::v1::DownloadObjectRequest* request,
+                        const mcos::v1::ObjectKey& key, common::StreamWatchdog::Stream& guard,
+                        DownloadSink& writer, std::optional<Newest> read);
   // ListObjects' work, on a coordinator thread; `pages` keeps what the answer was built from
   // (freed after the answer is sent).
   grpc::Status List(grpc::CallbackServerContext* context,
