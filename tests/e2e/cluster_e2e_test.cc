@@ -366,12 +366,20 @@ TEST_F(ClusterE2eTest, FullSessionThroughTheCli) {
   std::tie(rc, out) = Cli(home, "rm cli-box dir/data.bin");
   ASSERT_EQ(rc, 0) << out;
   std::tie(rc, out) = Cli(home, "get cli-box dir/data.bin -");
-  EXPECT_EQ(rc, 1);
+  EXPECT_EQ(rc, 3);  // exit statuses by class: not found
   EXPECT_NE(out.find("error: NOT_FOUND"), std::string::npos) << out;
   std::tie(rc, out) = Cli(home, "rb cli-box");
   ASSERT_EQ(rc, 0) << out;
   std::tie(rc, out) = Cli(home, "admin user list");
+  EXPECT_EQ(rc, 4);  // permission
   EXPECT_NE(out.find("PERMISSION_DENIED"), std::string::npos) << out;
+  std::tie(rc, out) = Cli(home, "mb cli-box");
+  EXPECT_EQ(rc, 0) << out;
+  std::tie(rc, out) = Cli(home, "mb cli-box");
+  EXPECT_EQ(rc, 1);  // any other failure
+  EXPECT_NE(out.find("error: ALREADY_EXISTS"), std::string::npos) << out;
+  std::tie(rc, out) = Cli(home, "--token not-a-token ls");
+  EXPECT_EQ(rc, 4) << out;  // authentication
 }
 
 // The defects a first user tripped on: puts that raced into ALREADY_EXISTS, `get` into a

@@ -127,16 +127,33 @@ TEST_F(NetworkE2eTest, WholeCliSessionOverTls) {
   const std::string home3 = dir_.Sub("cli-home-3");
   std::tie(rc, out) = Cli(home3, ep + " --timeout 5s login admin --password-stdin",
                           std::string(testing::kAdminPassword) + "\\n");
-  EXPECT_NE(rc, 0) << out;
+  EXPECT_EQ(rc, 5) << out;  // unavailable, saying what to do
   EXPECT_TRUE(absl::StrContains(out, "UNAVAILABLE")) << out;
+  EXPECT_TRUE(absl::StrContains(out, "if it speaks TLS, add --tls-ca")) << out;
   auto other_ca = TestCa::Create(dir_.path(), "other-ca");
   ASSERT_TRUE(other_ca.ok());
   std::tie(rc, out) = Cli(
       home3, ep + " --timeout 5s --tls-ca " + other_ca->cert() + " login admin --password-stdin",
       std::string(testing::kAdminPassword) + "\\n");
-  EXPECT_NE(rc, 0) << out;
+  EXPECT_EQ(rc, 5) << out;
   EXPECT_TRUE(absl::StrContains(out, "UNAVAILABLE")) << out;
+  EXPECT_TRUE(absl::StrContains(out, "certificate that the CA given does not sign")) << out;
   EXPECT_FALSE(std::filesystem::exists(home3 + "/mcos/credentials"));
+  // TLS to a port that speaks none, and a port where nothing listens.
+  testing::ClusterProcess plain(MCOS_CLUSTER_BIN, dir_.Sub("plain"));
+  std::filesystem::create_directories(dir_.Sub("plain"));
+  ASSERT_TRUE(plain.Start().ok());
+  std::tie(rc, out) = Cli(home3, "--endpoint " + plain.endpoint() + " --tls-ca " + ca_->cert() +
+                                     " --timeout 5s --token x ls");
+  EXPECT_EQ(rc, 5) << out;
+  EXPECT_TRUE(absl::StrContains(out, "does not speak TLS: drop --tls / --tls-ca")) << out;
+  const std::string gone = plain.endpoint();
+  plain.Stop();
+  std::tie(rc, out) = Cli(home3, "--endpoint " + gone + " --timeout 5s --token x ls");
+  EXPECT_EQ(rc, 5) << out;
+  EXPECT_TRUE(absl::StrContains(
+      out, "cannot reach " + gone + ": connection refused; is the cluster running?"))
+      << out;
 
   // An unreadable CA file is a usage error, never a fall-back to plaintext.
   std::tie(rc, out) = Cli(home3, ep + " --tls-ca " + dir_.Sub("missing.pem") + " ls");
@@ -326,12 +343,12 @@ TEST_F(NetworkE2eTest, FrozenServerEndsTransfersWithDeadlineExceeded) {
   const std::string home = dir_.Sub("cli-home");
   auto [rc, out] = Cli(home, "--endpoint " + cluster_->endpoint() + " --token " + alice.token() +
                                  " --timeout 2s get c obj " + dir_.Sub("out.bin"));
-  EXPECT_EQ(rc, 1) << out;
+  EXPECT_EQ(rc, 5) << out;
   EXPECT_TRUE(absl::StrContains(out, "DEADLINE_EXCEEDED")) << out;
   std::ofstream(dir_.Sub("x")) << "x";
   std::tie(rc, out) = Cli(home, "--endpoint " + cluster_->endpoint() + " --token " + alice.token() +
                                     " --timeout 2s put c obj2 " + dir_.Sub("x"));
-  EXPECT_EQ(rc, 1) << out;
+  EXPECT_EQ(rc, 5) << out;
   EXPECT_TRUE(absl::StrContains(out, "DEADLINE_EXCEEDED")) << out;
 
   // Thawed: the same client goes on, and the interrupted upload stored nothing.

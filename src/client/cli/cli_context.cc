@@ -145,16 +145,108 @@ absl::Status SaveCredentials(const Globals& g, const std::string& token) {
                              : absl::UnavailableError(absl::StrCat("cannot write ", path));
 }
 
+int ExitStatusOf(absl::StatusCode code) {
+  switch (code) {
+    case absl::StatusCode::kOk:
+      return 0;
+    case absl::StatusCode::kNotFound:
+      return 3;
+    case absl::StatusCode::kPermissionDenied:
+    case absl::StatusCode::kUnauthenticated:
+      return 4;
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kDeadlineExceeded:
+      return 5;
+    default:
+      return 1;
+  }
+}
+
+namespace {
+
+// What SetErrorContext was given.
+struct ErrorContext {
+  std::string endpoint;
+  bool tls = false;
+  std::string timeout;
+};
+
+ErrorContext& Context() {
+  static ErrorContext context;
+  return context;
+}
+
+}  // namespace
+
+void SetErrorContext(const Globals& g) {
+  Context() = {g.endpoint, g.tls || !g.tls_ca.empty() || !g.tls_cert.empty(), g.timeout};
+}
+
+absl::Status Explain(const absl::Status& s) {
+  const ErrorContext& c = Context();
+  if (c.endpoint.empty()) return s;
+  const absl::string_view m = s.message();
+  auto says = [&](absl::string_view what) { return absl::StrContains(m, what); };
+  if (s.code() == absl::StatusCode::kUnavailable) {
+    if (says("Connection refused")) {
+      return absl::UnavailableError(absl::StrCat("cannot reach ", c.endpoint,
+                                                 ": connection refused; is the cluster running? "
+                                                 "(check --endpoint)"));
+    }
+    if (says("DNS resolution failed") || says("Name or service not known")) {
+      return absl::UnavailableError(absl::StrCat("cannot resolve the host of ", c.endpoint,
+                                                 ": check --endpoint (HOST:PORT)"));
+    }
+    if (says("No route to host") || says("Network is unreachable")) {
+      return absl::UnavailableError(absl::StrCat("cannot reach ", c.endpoint,
+                                                 ": no route to the host; check --endpoint and "
+                                                 "the network"));
+    }
+    if (c.tls && (says("WRONG_VERSION_NUMBER") || says("wrong version number"))) {
+      return absl::UnavailableError(
+          absl::StrCat("the server at ", c.endpoint, " does not speak TLS: drop --tls / --tls-ca"));
+    }
+    if (c.tls && (says("CERTIFICATE_VERIFY_FAILED") || says("certificate verify failed"))) {
+      return absl::UnavailableError(
+          absl::StrCat("the server at ", c.endpoint,
+                       " presented a certificate that the CA given does not sign: check --tls-ca"));
+    }
+    if (c.tls && (says("Handshake") || says("handshake") || says("SSL"))) {
+      return absl::UnavailableError(absl::StrCat("the TLS handshake with ", c.endpoint, " failed (",
+                                                 m,
+                                                 "): check --tls-ca, "
+                                                 "--tls-cert and --tls-key"));
+    }
+    if (!c.tls && (says("Socket closed") || says("Connection reset") ||
+                   says("failed to connect to all addresses"))) {
+      return absl::UnavailableError(absl::StrCat(
+          "the server at ", c.endpoint,
+          " closed the connection: if it speaks TLS, add --tls-ca CA.pem (or --tls); else "
+          "is the cluster running? (",
+          m, ")"));
+    }
+  }
+  if (s.code() == absl::StatusCode::kDeadlineExceeded && m == "Deadline Exceeded") {
+    return absl::DeadlineExceededError(absl::StrCat("no answer from ", c.endpoint, " within ",
+                                                    c.timeout,
+                                                    ": raise --timeout, or check that the "
+                                                    "cluster is running"));
+  }
+  return s;
+}
+
 int Fail(const absl::Status& s) {
-  std::fprintf(stderr, "error: %s: %s\n", std::string(absl::StatusCodeToString(s.code())).c_str(),
-               std::string(s.message()).c_str());
-  return 1;
+  const absl::Status explained = Explain(s);
+  std::fprintf(stderr, "error: %s: %s\n",
+               std::string(absl::StatusCodeToString(explained.code())).c_str(),
+               std::string(explained.message()).c_str());
+  return ExitStatusOf(explained.code());
 }
 
 // A usage error (bad flag value, unreadable file named by a flag): exit status 2.
 int Usage(const absl::Status& s) {
   Fail(s);
-  return 2;
+  return kExitUsage;
 }
 
 std::string ToJson(const google::protobuf::Message& m) {

@@ -1,6 +1,6 @@
 // What the command groups of the mcos CLI share: the global flags, the saved logins (mode 0600,
-// under $XDG_CONFIG_HOME/mcos, default ~/.config/mcos), output helpers and exit statuses (0 ok,
-// 1 a failed call, 2 a usage error), and the interface each group of subcommands implements
+// under $XDG_CONFIG_HOME/mcos, default ~/.config/mcos), output helpers and exit statuses (by
+// class: ExitStatusOf), and the interface each group of subcommands implements
 // (containers.cc, objects.cc, admin.cc; `login` is in main.cc).
 #pragma once
 
@@ -42,7 +42,16 @@ void LoadCredentials(Globals& g);
 // Saves the login at g.endpoint as the default one, keeping the other endpoints' logins.
 absl::Status SaveCredentials(const Globals& g, const std::string& token);
 
-// Prints the error on stderr; exit status 1.
+// Exit statuses by class (docs/api.md): 0 ok, 1 any other failure, 2 a usage error, 3 not found,
+// 4 permission or authentication, 5 unavailable or out of time.
+inline constexpr int kExitUsage = 2;
+int ExitStatusOf(absl::StatusCode code);
+// Names the endpoint, its transport and the deadline in the errors Fail prints.
+void SetErrorContext(const Globals& g);
+// A transport error in words that say what to do ("cannot reach HOST:PORT: connection refused;
+// is the cluster running?") instead of gRPC's own; any other status as it is.
+absl::Status Explain(const absl::Status& s);
+// Prints the error (explained) on stderr; returns its exit status.
 int Fail(const absl::Status& s);
 // A usage error (bad flag value, unreadable file named by a flag): exit status 2.
 int Usage(const absl::Status& s);

@@ -42,6 +42,9 @@ int main(int argc, char** argv) {
                  "Client certificate (PEM), for a cluster that requires one (mutual TLS)")
       ->group("TLS");
   cli.add_option("--tls-key", g.tls_key, "The private key of --tls-cert (PEM)")->group("TLS");
+  cli.footer(
+      "Exit status: 0 ok, 1 any other failure, 2 usage error, 3 not found, 4 permission or "
+      "authentication, 5 unavailable or out of time (docs/api.md).");
   cli.require_subcommand(1);
   // Global flags may also come after the subcommand (`mcos ls --json`): subcommands created from
   // here on hand options they do not know to their parent.
@@ -72,6 +75,7 @@ int main(int argc, char** argv) {
     if (const char* ca = std::getenv("MCOS_TLS_CA"); ca != nullptr) g.tls_ca = ca;
   }
   if (!login->parsed()) mcos::cli::LoadCredentials(g);
+  mcos::cli::SetErrorContext(g);
   if (g.endpoint.empty()) {
     return Fail(absl::InvalidArgumentError(
         "no endpoint: pass --endpoint HOST:PORT, set MCOS_ENDPOINT, or log in first"));
