@@ -1,5 +1,6 @@
 // End-to-end tests of one cluster: the real mcos-cluster process (RocksDB + SQLite on disk, every
 // service over loopback gRPC), driven through the C++ SDK and the mcos CLI.
+#include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -314,6 +315,24 @@ TEST_F(ClusterE2eTest, ACancelledUploadStoresNothing) {
   EXPECT_EQ(*Download(*alice, "cancel", "obj"), "version one");
 }
 
+// How many times `what` occurs in `text`.
+int CountOf(const std::string& text, const std::string& what) {
+  int n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+// The JSON the CLI prints for one object (as `stat --json` would: the same printer).
+std::string ObjectJsonOf(Client& client, const std::string& container, const std::string& object) {
+  auto info = client.StatObject(container, object);
+  if (!info.ok()) return info.status().ToString();
+  std::string json;
+  google::protobuf::util::JsonPrintOptions o;
+  o.preserve_proto_field_names = true;
+  (void)google::protobuf::util::MessageToJsonString(*info, &json, o);
+  return json;
+}
+
 // Runs the mcos CLI with `args`, feeding `input` on stdin; returns (exit status, output).
 std::pair<int, std::string> Cli(const std::string& config_home, const std::string& args,
                                 const std::string& input = "") {
@@ -449,7 +468,26 @@ TEST_F(ClusterE2eTest, CliPutsGetsAndListsAsAUserExpects) {
   // Global flags after the subcommand, --version, and usage errors exit 2.
   std::tie(rc, out) = Cli(home, "ls many --limit 1 --json");
   EXPECT_EQ(rc, 0) << out;
-  EXPECT_EQ(out.rfind("{", 0), 0u) << out;
+  EXPECT_EQ(out,
+            "[\n" + ObjectJsonOf(bob, "many", "o10000") + ",\n{\"next_marker\":\"o10000\"}\n]\n")
+      << out;
+  // A listing of two pages with --json: one array of every object.
+  std::tie(rc, out) = Cli(home, "ls many --json");
+  EXPECT_EQ(rc, 0);
+  EXPECT_EQ(out.rfind("[\n{", 0), 0u) << out.substr(0, 200);
+  EXPECT_TRUE(absl::EndsWith(out, "}\n]\n")) << out.substr(out.size() - 200);
+  EXPECT_EQ(CountOf(out, "\"object\":"), 1010);
+  EXPECT_EQ(CountOf(out, "\n]"), 1);
+  // -l: size, time and name; -h: sizes for people.
+  std::ofstream(dir_->Sub("big.bin")) << std::string(3 * 1024 + 512, 'b');
+  ASSERT_EQ(Cli(home, "put puts big " + dir_->Sub("big.bin")).first, 0);
+  std::tie(rc, out) = Cli(home, "ls puts -l --prefix big");
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_TRUE(absl::StrContains(out, "3584\t")) << out;
+  EXPECT_TRUE(absl::EndsWith(out, "\tbig\n")) << out;
+  std::tie(rc, out) = Cli(home, "ls puts -lh --prefix big");
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_EQ(out.rfind("3.5K\t", 0), 0u) << out;
   std::tie(rc, out) = Cli(home, "--version");
   EXPECT_EQ(rc, 0);
   EXPECT_EQ(out.rfind("mcos ", 0), 0u) << out;

@@ -1,6 +1,7 @@
 #include "client/cli/cli_context.h"
 
 #include <fcntl.h>
+#include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -16,6 +17,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 
 namespace mcos::cli {
@@ -255,6 +257,37 @@ std::string ToJson(const google::protobuf::Message& m) {
   o.preserve_proto_field_names = true;
   (void)google::protobuf::util::MessageToJsonString(m, &out, o);
   return out;
+}
+
+std::string JsonString(absl::string_view text) {
+  google::protobuf::Value v;
+  v.set_string_value(std::string(text));
+  std::string out;
+  (void)google::protobuf::util::MessageToJsonString(v, &out);
+  return out;
+}
+
+void JsonArray::Add(const std::string& json) {
+  std::cout << (open_ ? ",\n" : "[\n") << json;
+  open_ = true;
+}
+
+void JsonArray::Close() {
+  if (closed_) return;
+  closed_ = true;
+  std::cout << (open_ ? "\n]\n" : "[]\n");
+}
+
+std::string HumanBytes(uint64_t bytes) {
+  if (bytes < 1024) return absl::StrCat(bytes);
+  static constexpr const char* kUnits[] = {"K", "M", "G", "T", "P"};
+  double v = static_cast<double>(bytes) / 1024;
+  int unit = 0;
+  while (v >= 1024 && unit < 4) {
+    v /= 1024;
+    ++unit;
+  }
+  return absl::StrFormat("%.1f%s", v, kUnits[unit]);
 }
 
 // Reads a password from stdin (one line) or from the terminal without echo.

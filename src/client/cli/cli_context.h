@@ -14,6 +14,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "client/sdk/client.h"
 
@@ -56,6 +57,25 @@ int Fail(const absl::Status& s);
 // A usage error (bad flag value, unreadable file named by a flag): exit status 2.
 int Usage(const absl::Status& s);
 std::string ToJson(const google::protobuf::Message& m);
+// `text` as a JSON string, quoted and escaped.
+std::string JsonString(absl::string_view text);
+// One JSON array on stdout, printed element by element as they come (a listing of any length is
+// one document); closed by Close or when destroyed.
+class JsonArray {
+ public:
+  JsonArray() = default;
+  JsonArray(const JsonArray&) = delete;
+  JsonArray& operator=(const JsonArray&) = delete;
+  ~JsonArray() { Close(); }
+  void Add(const std::string& json);
+  void Close();
+
+ private:
+  bool open_ = false;
+  bool closed_ = false;
+};
+// A size as `ls -h` prints it: bytes up to 1023, then one decimal and K, M, G, T (base 1024).
+std::string HumanBytes(uint64_t bytes);
 // Reads a password from stdin (one line) or from the terminal without echo.
 absl::StatusOr<std::string> ReadPassword(bool from_stdin, const std::string& prompt);
 // A progress bar on stderr when it is a terminal (and not `quiet`).

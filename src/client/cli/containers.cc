@@ -68,18 +68,26 @@ std::unique_ptr<Commands> AddContainerCommands(CLI::App& cli) {
 int ListContainers(const Globals& g, client::Client& client, const std::string& prefix,
                    const std::string& marker, uint32_t limit, bool all) {
   std::string next = marker;
+  std::optional<JsonArray> json;
+  if (g.json) json.emplace();
   do {
     auto r = client.ListContainers(prefix, next, limit);
-    if (!r.ok()) return Fail(r.status());
-    if (g.json)
-      std::cout << ToJson(*r) << "\n";
-    else
-      for (const auto& c : r->containers()) {
+    if (!r.ok()) {
+      json.reset();  // the array is closed before the error is printed
+      return Fail(r.status());
+    }
+    for (const auto& c : r->containers()) {
+      if (json) {
+        json->Add(ToJson(c));
+      } else {
         std::cout << c.name() << "\t" << c.option() << "\t" << c.object_count() << " objects\t"
                   << c.bytes_used() << " bytes\n";
       }
+    }
     next = r->next_marker();
   } while ((all || limit == 0) && !next.empty());
+  // One page (--limit) of more: where the next starts.
+  if (json && !next.empty()) json->Add("{\"next_marker\":" + JsonString(next) + "}");
   return 0;
 }
 

@@ -1,4 +1,6 @@
 // mcos object list|create|update|stat|download|delete, and ls, put, get, stat, rm and watch.
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <cerrno>
 #include <cstring>
@@ -53,6 +55,12 @@ class ObjectCommands final : public Commands {
                     "List one page of at most this many (default: every name, 1000 per request)")
           ->check(CLI::NonNegativeNumber);
       c->add_flag("--all", all_, "With --limit: follow next_marker through every page");
+      c->add_flag("-l,--long", long_,
+                  "One object a line: size, modification time (local) and name (a header row on "
+                  "a terminal)");
+      // -h is ls's human-readable sizes here, as in `ls -lh`; help is --help.
+      c->set_help_flag("--help", "Print this help message and exit");
+      c->add_flag("-h,--human-readable", human_, "With -l: sizes as 4.0K, 1.5M, 2.3G (base 1024)");
     }
     for (auto* c : {o_create_, o_update_, put_, o_download_, get_}) {
       c->add_option("container", container_, "Container")->required();
@@ -92,19 +100,42 @@ class ObjectCommands final : public Commands {
       req.set_delimiter(delimiter_);
       req.set_limit(limit_);
       req.set_marker(marker_);
+      std::optional<JsonArray> json;
+      if (g.json) json.emplace();
+      // -l: a header row on a terminal.
+      if (long_ && !g.json && isatty(STDOUT_FILENO)) std::cout << "SIZE\tMODIFIED\t\tNAME\n";
       do {
         auto r = client.ListObjects(req);
-        if (!r.ok()) return Fail(r.status());
-        if (g.json) {
-          std::cout << ToJson(*r) << "\n";
-        } else {
-          for (const auto& p : r->common_prefixes()) std::cout << "PRE\t" << p << "\n";
-          for (const auto& o : r->objects()) {
+        if (!r.ok()) {
+          json.reset();  // the array is closed before the error is printed
+          return Fail(r.status());
+        }
+        for (const auto& p : r->common_prefixes()) {
+          if (json) {
+            json->Add("{\"prefix\":" + JsonString(p) + "}");
+          } else {
+            std::cout << "PRE\t" << (long_ ? "\t\t" : "") << p << "\n";
+          }
+        }
+        for (const auto& o : r->objects()) {
+          if (json) {
+            json->Add(ToJson(o));
+          } else if (long_) {
+            std::cout << (human_ ? HumanBytes(o.size()) : absl::StrCat(o.size())) << "\t"
+                      << absl::FormatTime("%Y-%m-%d %H:%M",
+                                          absl::FromUnixSeconds(o.modified().seconds()),
+                                          absl::LocalTimeZone())
+                      << "\t" << o.object() << "\n";
+          } else {
             std::cout << o.size() << "\t" << o.etag() << "\t" << o.object() << "\n";
           }
         }
         req.set_marker(r->next_marker());
       } while ((all_ || limit_ == 0) && !req.marker().empty());
+      // One page (--limit) of more: where the next starts.
+      if (json && !req.marker().empty()) {
+        json->Add("{\"next_marker\":" + JsonString(req.marker()) + "}");
+      }
       return 0;
     }
     if (o_create_->parsed() || o_update_->parsed() || put_->parsed()) {
@@ -283,6 +314,8 @@ class ObjectCommands final : public Commands {
       watch_target_;
   std::vector<std::string> meta_;
   bool all_ = false;
+  bool long_ = false;
+  bool human_ = false;
   uint32_t limit_ = 0;
   uint64_t offset_ = 0, length_ = 0;
 };
