@@ -508,7 +508,12 @@ TEST_F(ClusterE2eTest, AdminManagesRingsAndOptionsThroughTheCli) {
   auto expect_error = [&](const std::string& args, const std::string& code,
                           const std::string& words) {
     auto [c, o] = Cli(admin, args);
-    EXPECT_EQ(c, 1) << args << ": " << o;
+    // Exit statuses by class.
+    const int expected = code == "NOT_FOUND"                                        ? 3
+                         : code == "PERMISSION_DENIED" || code == "UNAUTHENTICATED" ? 4
+                         : code == "UNAVAILABLE" || code == "DEADLINE_EXCEEDED"     ? 5
+                                                                                    : 1;
+    EXPECT_EQ(c, expected) << args << ": " << o;
     EXPECT_NE(o.find("error: " + code), std::string::npos) << args << ": " << o;
     EXPECT_NE(o.find(words), std::string::npos) << args << ": " << o;
   };

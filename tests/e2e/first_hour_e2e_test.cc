@@ -191,13 +191,13 @@ TEST_F(FirstHourE2eTest, ASavedTokenGoesOnlyToItsEndpoint) {
   std::tie(code, out) = Cli("mb mine");
   EXPECT_EQ(code, 0) << out;  // the saved endpoint: the saved token
   std::tie(code, out) = Cli(absl::StrCat("--endpoint ", elsewhere, " stat mine x"));
-  EXPECT_EQ(code, 1);
+  EXPECT_EQ(code, 4);  // authentication
   EXPECT_TRUE(absl::StrContains(out, absl::StrCat("not logged in at ", elsewhere))) << out;
   EXPECT_TRUE(absl::StrContains(out, "mcos")) << out;
   EXPECT_TRUE(recorder.authorization().empty());
   // An explicit token goes where the user points it.
   std::tie(code, out) = Cli(absl::StrCat("--endpoint ", elsewhere, " --token given stat mine x"));
-  EXPECT_EQ(code, 1) << out;
+  EXPECT_EQ(code, 3) << out;  // the recorder's NOT_FOUND
   EXPECT_EQ(recorder.calls(), 1);
   EXPECT_EQ(recorder.authorization(), std::vector<std::string>{"Bearer given"});
   other->Shutdown();
@@ -240,7 +240,7 @@ TEST_F(FirstHourE2eTest, CliUsageErrorsAndInterruptedDownloads) {
     EXPECT_EQ(code, 2) << args << ": " << out;
   }
   std::tie(code, out) = Cli(absl::StrCat("get box small ", dir_.Sub("missing/dir/out.txt")));
-  EXPECT_EQ(code, 1) << out;
+  EXPECT_EQ(code, 3) << out;  // not found
   EXPECT_TRUE(absl::StrContains(out, "NOT_FOUND: no directory")) << out;
   EXPECT_FALSE(absl::StrContains(out, "PERMISSION_DENIED")) << out;
 
