@@ -786,21 +786,20 @@ mcos::v1::ObjectInfo ServerApp::ToInfo(const mcos::v1::ObjectKey& key,
                                        const mcos::v1::ObjectRecord& r,
                                        const std::vector<std::string>* holders) const {
   mcos::v1::ObjectInfo info;
-  FillInfo(key.container(), key.object(), mcos::v1::ObjectRecord(r), holders, info);
+  FillInfo(key.container(), key.object(), r, holders, info);
   return info;
 }
 
 void ServerApp::FillInfo(absl::string_view container, std::string object,
-                         mcos::v1::ObjectRecord&& r, const std::vector<std::string>* holders,
+                         const mcos::v1::ObjectRecord& r, const std::vector<std::string>* holders,
                          mcos::v1::ObjectInfo& info) const {
-  // Strings are moved (their buffers are the heap's, on an arena or not).
   info.set_container(std::string(container));
   info.set_object(std::move(object));
   info.set_size(r.size());
-  info.set_etag(std::move(*r.mutable_etag()));
-  info.set_checksum(std::move(*r.mutable_checksum()));
-  info.set_content_type(std::move(*r.mutable_content_type()));
-  if (!r.metadata().empty()) *info.mutable_metadata() = r.metadata();
+  info.set_etag(r.etag());
+  info.set_checksum(r.checksum());
+  info.set_content_type(r.content_type());
+  *info.mutable_metadata() = r.metadata();
   *info.mutable_created() = r.created();
   *info.mutable_modified() = r.modified();
   info.set_version(common::VersionToString(r.version()));
@@ -809,6 +808,17 @@ void ServerApp::FillInfo(absl::string_view container, std::string object,
   } else {
     info.add_replicas(cluster_id_);
   }
+}
+
+absl::StatusOr<bool> ServerApp::ReadFederated(const Backends& b, const mcos::v1::ObjectKey& key,
+                                              std::function<void(absl::StatusOr<Newest>)> done) {
+  if (!Federated()) return false;
+  auto placement = PlaceInContainer(b, key);
+  if (!placement.ok()) return placement.status();
+  if (!Remote(*placement)) return false;
+  coordinator_->ReadAsync(key, *placement, Replicas(b, &*placement),
+                          Coordinator::ReadScope::kEveryHolder, std::move(done));
+  return true;
 }
 
 // ---- UserService ----------------------------------------------------------------------------
@@ -955,9 +965,8 @@ grpc::Status UserGrpcService::List(grpc::CallbackServerContext* context,
       response->mutable_objects()->Reserve(page.entries_size());
       for (int i = 0; i < page.entries_size(); ++i) {
         auto* e = page.mutable_entries(i);
-        app_.FillInfo(request->container(), std::move(*e->mutable_object()),
-                      std::move(*e->mutable_record()), &listing->holders[static_cast<size_t>(i)],
-                      *response->add_objects());
+        app_.FillInfo(request->container(), std::move(*e->mutable_object()), e->record(),
+                      &listing->holders[static_cast<size_t>(i)], *response->add_objects());
       }
       for (const auto& p : page.common_prefixes()) response->add_common_prefixes(p);
       response->set_next_marker(page.next_marker());
@@ -974,8 +983,8 @@ grpc::Status UserGrpcService::List(grpc::CallbackServerContext* context,
   MCOS_GRPC_RETURN_IF_ERROR(b->local->List(req, CallDeadline(*context), listing));
   response->mutable_objects()->Reserve(listing->entries_size());
   for (auto& e : *listing->mutable_entries()) {
-    app_.FillInfo(request->container(), std::move(*e.mutable_object()),
-                  std::move(*e.mutable_record()), nullptr, *response->add_objects());
+    app_.FillInfo(request->container(), std::move(*e.mutable_object()), e.record(), nullptr,
+                  *response->add_objects());
   }
   for (const auto& p : listing->common_prefixes()) response->add_common_prefixes(p);
   response->set_next_marker(listing->next_marker());
@@ -1057,25 +1066,21 @@ grpc::ServerUnaryReactor* UserGrpcService::StatObject(grpc::CallbackServerContex
     auto b = app_.backends();
     if (!b.ok()) return ToGrpcStatus(b.status());
     const auto key = MakeKey(common::TokenOwner(claims), request->container(), request->object());
-    if (app_.Federated()) {
-      auto placement = app_.PlaceInContainer(*b, key);
-      if (!placement.ok()) return ToGrpcStatus(placement.status());
-      if (app_.Remote(*placement)) {
-        app_.coordinator_->ReadAsync(
-            key, *placement, app_.Replicas(*b, &*placement), Coordinator::ReadScope::kEveryHolder,
-            [this, key, response, reactor](absl::StatusOr<Newest> newest) {
-              if (!newest.ok()) {
-                reactor->Finish(ToGrpcStatus(newest.status()));
-              } else if (!newest->record || newest->record->tombstone()) {
-                reactor->Finish(ToGrpcStatus(ObjectNotFound(key)));
-              } else {
-                *response = app_.ToInfo(key, *newest->record, &newest->holders);
-                reactor->Finish(grpc::Status::OK);
-              }
-            });
-        started = true;
-        return grpc::Status::OK;
-      }
+    absl::StatusOr<bool> federated =
+        app_.ReadFederated(*b, key, [this, key, response, reactor](absl::StatusOr<Newest> newest) {
+          if (!newest.ok()) {
+            reactor->Finish(ToGrpcStatus(newest.status()));
+          } else if (!newest->record || newest->record->tombstone()) {
+            reactor->Finish(ToGrpcStatus(ObjectNotFound(key)));
+          } else {
+            *response = app_.ToInfo(key, *newest->record, &newest->holders);
+            reactor->Finish(grpc::Status::OK);
+          }
+        });
+    if (!federated.ok()) return ToGrpcStatus(federated.status());
+    if (*federated) {
+      started = true;
+      return grpc::Status::OK;
     }
     // This cluster's copy, through its replica: a plain call of the engine in mcos-cluster.
     b->local->StatAsync(
@@ -1174,61 +1179,59 @@ class UserGrpcService::DownloadReactor final
     app_.watchdog_.Add(guard_);
     std::shared_ptr<replication::Replica> local = b->local;
     const bool inline_reads = local->in_process();
-    if (app_.Federated()) {
-      auto placement = app_.PlaceInContainer(*b, key_);
-      if (!placement.ok()) return ToGrpcStatus(placement.status());
-      if (app_.Remote(*placement)) {
-        app_.coordinator_->ReadAsync(
-            key_, *placement, app_.Replicas(*b, &*placement), Coordinator::ReadScope::kEveryHolder,
-            [this, local, inline_reads](absl::StatusOr<Newest> newest) {
-              if (!newest.ok()) return Finish(ToGrpcStatus(newest.status()));
-              if (!newest->record || newest->record->tombstone()) {
-                return Finish(ToGrpcStatus(ObjectNotFound(key_)));
-              }
-              const auto& answered = newest->answered;
-              const bool here =
-                  std::find(answered.begin(), answered.end(), app_.cluster_id_) != answered.end();
-              if (here && inline_reads && newest->record->size() <= kInlineDownloadBytes &&
-                  SendWhole(*local, &newest->record->version(), &newest->holders)) {
-                return;
-              }
-              Stream(*std::move(newest));
-            });
-        return grpc::Status::OK;
-      }
-    }
+    absl::StatusOr<bool> federated =
+        app_.ReadFederated(*b, key_, [this, local, inline_reads](absl::StatusOr<Newest> newest) {
+          if (!newest.ok()) return Finish(ToGrpcStatus(newest.status()));
+          if (!newest->record || newest->record->tombstone()) {
+            return Finish(ToGrpcStatus(ObjectNotFound(key_)));
+          }
+          const auto& answered = newest->answered;
+          const bool here =
+              std::find(answered.begin(), answered.end(), app_.cluster_id_) != answered.end();
+          if (here && inline_reads && newest->record->size() <= kInlineDownloadBytes) {
+            auto reader = Open(*local, &newest->record->version());
+            if (reader.ok() && SendWhole(**reader, &newest->holders)) return;
+          }
+          Stream(*std::move(newest));
+        });
+    if (!federated.ok()) return ToGrpcStatus(federated.status());
+    if (*federated) return grpc::Status::OK;
     if (inline_reads) {
-      auto stat = local->Stat(key_, absl::InfiniteFuture());
-      if (absl::IsNotFound(stat.status()) || (stat.ok() && stat->tombstone())) {
-        return ToGrpcStatus(app_.NotFound(key_));
-      }
-      if (stat.ok() && stat->size() <= kInlineDownloadBytes &&
-          SendWhole(*local, &stat->version(), nullptr)) {
-        return grpc::Status::OK;
+      // This cluster's copy, whatever version it holds now: one open, sent whole when small.
+      auto reader = Open(*local, nullptr);
+      if (absl::IsNotFound(reader.status())) return ToGrpcStatus(app_.NotFound(key_));
+      if (reader.ok() && (*reader)->record().size() <= kInlineDownloadBytes) {
+        if (SendWhole(**reader, nullptr)) return grpc::Status::OK;  // else it was read and ended
+      } else if (reader.ok()) {
+        (*reader)->Cancel();
+        (*reader)->Finish().IgnoreError();
       }
     }
     Stream(std::nullopt);
     return grpc::Status::OK;
   }
 
-  // Reads the requested range of `version` from `local` whole and starts sending it, described
-  // with `holders` (this cluster if null); false, with nothing sent, if it cannot be read whole
-  // (replaced since, or failing its checksums: Download reads it again and says why).
-  bool SendWhole(replication::Replica& local, const mcos::v1::Version* version,
-                 const std::vector<std::string>* holders) {
-    auto reader = local.Open(key_, request_->offset(), request_->length(), version,
-                             absl::Now() + absl::Seconds(60));
-    if (!reader.ok()) return false;
+  // The requested range of `version` (nullptr: whatever is held) of this cluster's copy.
+  absl::StatusOr<std::unique_ptr<replication::ObjectReader>> Open(
+      replication::Replica& local, const mcos::v1::Version* version) {
+    return local.Open(key_, request_->offset(), request_->length(), version,
+                      absl::Now() + absl::Seconds(60));
+  }
+
+  // Reads `reader` whole and starts sending it, described with `holders` (this cluster if null);
+  // false, with nothing sent, if it cannot be read whole (a copy failing its checksums: Download
+  // reads it again and says why).
+  bool SendWhole(replication::ObjectReader& reader, const std::vector<std::string>* holders) {
     std::vector<mcos::v1::DownloadObjectResponse> messages(1);
-    *messages[0].mutable_info() = app_.ToInfo(key_, (*reader)->record(), holders);
+    *messages[0].mutable_info() = app_.ToInfo(key_, reader.record(), holders);
     std::string data;
     uint64_t bytes = 0;
-    while ((*reader)->Next(&data)) {
+    while (reader.Next(&data)) {
       bytes += data.size();
       messages.emplace_back().set_data(std::move(data));
       data.clear();
     }
-    if (!(*reader)->Finish().ok()) return false;
+    if (!reader.Finish().ok()) return false;
     app_.bytes_out_.Increment(static_cast<double>(bytes));
     messages_ = std::move(messages);
     SendNext();
@@ -1280,10 +1283,8 @@ grpc::ServerWriteReactor<mcos::v1::DownloadObjectResponse>* UserGrpcService::Dow
 grpc::Status UserGrpcService::Download(grpc::CallbackServerContext* context,
                                        const mcos::v1::DownloadObjectRequest* request,
                                        const mcos::v1::ObjectKey& key,
-                                       common::StreamWatchdog::Stream& guard_stream,
-                                       DownloadSink& sink, std::optional<Newest> read) {
-  common::StreamWatchdog::Stream* const guard = &guard_stream;
-  DownloadSink* const writer = &sink;
+                                       common::StreamWatchdog::Stream& guard, DownloadSink& writer,
+                                       std::optional<Newest> read) {
   auto b = app_.backends();
   if (!b.ok()) return ToGrpcStatus(b.status());
   // The user sees every holder of the version streamed (when it is the version the read chose).
@@ -1298,11 +1299,11 @@ grpc::Status UserGrpcService::Download(grpc::CallbackServerContext* context,
     std::string data;
     mcos::v1::DownloadObjectResponse out;
     while (reader.Next(&data)) {
-      guard->Touch();
+      guard.Touch();
       app_.bytes_out_.Increment(static_cast<double>(data.size()));
       sent += data.size();
       out.set_data(std::move(data));
-      if (context->IsCancelled() || !writer->Write(out)) {
+      if (context->IsCancelled() || !writer.Write(out)) {
         reader.Cancel();
         reader.Finish().IgnoreError();
         return absl::CancelledError("the client went away");
@@ -1357,7 +1358,7 @@ grpc::Status UserGrpcService::Download(grpc::CallbackServerContext* context,
     }
     mcos::v1::DownloadObjectResponse out;
     *out.mutable_info() = app_.ToInfo(key, record, &intact);
-    if (!writer->Write(out)) return grpc::Status::CANCELLED;
+    if (!writer.Write(out)) return grpc::Status::CANCELLED;
     return fail_over(failed, record, holders, loss);
   };
   mcos::v1::StorageGetRequest req;
@@ -1419,7 +1420,7 @@ grpc::Status UserGrpcService::Download(grpc::CallbackServerContext* context,
         }
         mcos::v1::DownloadObjectResponse out;
         *out.mutable_info() = app_.ToInfo(key, (*reader)->record(), shown);
-        if (!writer->Write(out)) {
+        if (!writer.Write(out)) {
           (*reader)->Cancel();
           return grpc::Status::CANCELLED;
         }
@@ -1443,7 +1444,7 @@ grpc::Status UserGrpcService::Download(grpc::CallbackServerContext* context,
     if ((*local)->record().size() <= kPipelinedReadBytes) {
       mcos::v1::DownloadObjectResponse out;
       *out.mutable_info() = app_.ToInfo(key, (*local)->record());
-      if (!writer->Write(out)) {
+      if (!writer.Write(out)) {
         (*local)->Cancel();
         (*local)->Finish().IgnoreError();
         return grpc::Status::CANCELLED;
@@ -1465,7 +1466,7 @@ grpc::Status UserGrpcService::Download(grpc::CallbackServerContext* context,
   std::optional<mcos::v1::ObjectRecord> streamed;
   bool chosen = false;
   while (reader->Read(&in)) {
-    guard->Touch();
+    guard.Touch();
     if (in.has_record()) {
       chosen = federated_record &&
                common::CompareVersions(in.record().version(), federated_record->version()) == 0;
@@ -1476,12 +1477,12 @@ grpc::Status UserGrpcService::Download(grpc::CallbackServerContext* context,
       sent += in.data().size();
       out.set_data(std::move(*in.mutable_data()));
     }
-    if (!writer->Write(out)) {
+    if (!writer.Write(out)) {
       sctx->TryCancel();
       reader->Finish().IgnoreError();
       return grpc::Status::CANCELLED;
     }
-    guard->Touch();
+    guard.Touch();
   }
   grpc::Status s = reader->Finish();
   if (s.error_code() == grpc::StatusCode::NOT_FOUND) return ToGrpcStatus(app_.NotFound(key));

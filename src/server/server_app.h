@@ -259,9 +259,10 @@ class ServerApp {
   // The user's view of a record; `holders` are the clusters that hold it (this one if null).
   mcos::v1::ObjectInfo ToInfo(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
                               const std::vector<std::string>* holders = nullptr) const;
-  // The same into `info` (a listing's entries, built in place), moving `record`'s strings.
-  void FillInfo(absl::string_view container, std::string object, mcos::v1::ObjectRecord&& record,
-                const std::vector<std::string>* holders, mcos::v1::ObjectInfo& info) const;
+  // The same into `info` (a listing's entries, built in place).
+  void FillInfo(absl::string_view container, std::string object,
+                const mcos::v1::ObjectRecord& record, const std::vector<std::string>* holders,
+                mcos::v1::ObjectInfo& info) const;
 
   // ---- federation ----
   // The refusal of a ClusterService caller without the federation's peer credential.
@@ -276,6 +277,11 @@ class ServerApp {
   // The placement of `key` in its container's option, looked up for reads and listings.
   absl::StatusOr<mcos::v1::Placement> PlaceInContainer(const Backends& b,
                                                        const mcos::v1::ObjectKey& key);
+  // In a federation, for a key placed at other clusters too: starts a read of its newest version
+  // and of every holder (Coordinator::ReadAsync, kEveryHolder) answered through `done`, and
+  // returns true. False, and `done` never called, when this cluster's copy alone answers.
+  absl::StatusOr<bool> ReadFederated(const Backends& b, const mcos::v1::ObjectKey& key,
+                                     std::function<void(absl::StatusOr<Newest>)> done);
   // Hands a replica's missed write to the controller's replication queue.
   void Enqueue(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record,
                const std::string& target, const std::string& reason);
