@@ -21,7 +21,10 @@ constexpr const char* kContainers = kContainersTable;
 constexpr const char* kRings = kRingsTable;
 constexpr const char* kOptions = kOptionsTable;
 constexpr const char* kClusters = kClustersTable;
+constexpr const char* kFormerLayouts = kFormerLayoutsTable;
 constexpr char kDefault[] = "default";
+// Former layouts an option may have live at once (each is a ring's layout, up to 4 MiB).
+constexpr int kMaxFormerLayouts = 4;
 
 std::string ContainerKey(const std::string& user, const std::string& name) {
   return absl::StrCat(user, "/", name);
@@ -67,7 +70,8 @@ void Controller::RowStored(const mcos::v1::MetadataRow& row, bool from_peer) {
     // merge (and its entry goes now) or reads the new row.
     absl::MutexLock lock(&cache_mu_);
     containers_.erase(row.key());
-  } else if (row.table() == kRings || row.table() == kOptions) {
+  } else if (row.table() == kRings || row.table() == kOptions || row.table() == kFormerLayouts ||
+             row.table() == kMoveReportsTable) {
     absl::MutexLock lock(&placement_mu_);
     placement_revision_ = store_->revision();
     placement_changed_.SignalAll();
@@ -256,6 +260,18 @@ absl::StatusOr<mcos::v1::MetadataSnapshot> Controller::Snapshot(
   for (const auto& row : options) {
     MCOS_ASSIGN_OR_RETURN(*snap.add_options(), ParseRow<mcos::v1::Option>(row));
   }
+  MCOS_ASSIGN_OR_RETURN(auto formers, store_->ListRows(kFormerLayouts, "", "", 100000, false));
+  if (!formers.empty()) {
+    for (const auto& row : formers) {
+      MCOS_ASSIGN_OR_RETURN(*snap.add_former_layouts(), ParseRow<mcos::v1::FormerLayout>(row));
+    }
+    MCOS_ASSIGN_OR_RETURN(auto reports, store_->ListRows(kMoveReportsTable, "", "", 100000, false));
+    for (const auto& row : reports) {
+      MCOS_ASSIGN_OR_RETURN(*snap.add_move_reports(), ParseRow<mcos::v1::MoveReport>(row));
+    }
+    MCOS_ASSIGN_OR_RETURN(auto clusters, ListClusters());
+    for (auto& c : clusters) *snap.add_clusters() = std::move(c);
+  }
   return snap;
 }
 
@@ -404,7 +420,18 @@ absl::StatusOr<mcos::v1::UpdateRingResponse> Controller::UpdateRing(
   absl::MutexLock lock(&write_mu_);
   MCOS_RETURN_IF_ERROR(CheckUnchanged(kRings, *row, "ring"));
   MCOS_RETURN_IF_ERROR(CheckWriteConcerns(next));  // an option may have been added meanwhile
+  // Every option on the ring keeps the current layout live until its data has moved.
+  MCOS_ASSIGN_OR_RETURN(const auto users, OptionsUsing(current.id()));
+  std::vector<std::string> moving;
+  if (response.plan().partitions_moved() > 0) {
+    for (const auto& o : users) {
+      MCOS_ASSIGN_OR_RETURN(const bool used, HasContainers(o.name()));
+      if (used) moving.push_back(o.name());
+    }
+    MCOS_RETURN_IF_ERROR(CheckFormerLayouts(moving));
+  }
   *next.mutable_stamp() = table_.Stamp();
+  for (const auto& o : moving) MCOS_RETURN_IF_ERROR(KeepFormerLayout(o, current, next));
   MCOS_RETURN_IF_ERROR(table_.Put(kRings, next.id(), &next).status());
   common::LogInfo("updated ring '", next.id(), "' to version ", next.version(), "; ",
                   response.plan().partitions_moved(), " of ", response.plan().partitions_total(),
@@ -502,9 +529,16 @@ absl::StatusOr<mcos::v1::SetOptionRingResponse> Controller::SetOptionRing(
     MCOS_ASSIGN_OR_RETURN(*response.mutable_plan(), placement::PlanMovement(from, to, bytes.get()));
     response.mutable_plan()->set_bytes_unknown(bytes == nullptr);
   }
-  if (!request.dry_run()) {
+  if (!request.dry_run() && to.id() != option.ring()) {
     absl::MutexLock lock(&write_mu_);
     MCOS_RETURN_IF_ERROR(CheckUnchanged(kOptions, *row, "option"));
+    // The option's data stays readable where it is until it has moved.
+    MCOS_ASSIGN_OR_RETURN(const bool used, HasContainers(option.name()));
+    if (used && from_row && !from_row->tombstone()) {
+      MCOS_ASSIGN_OR_RETURN(mcos::v1::Ring from, ParseRow<mcos::v1::Ring>(*from_row));
+      MCOS_RETURN_IF_ERROR(CheckFormerLayouts({option.name()}));
+      MCOS_RETURN_IF_ERROR(KeepFormerLayout(option.name(), from, to));
+    }
     option.set_ring(to.id());
     *option.mutable_version() = table_.Stamp();
     MCOS_RETURN_IF_ERROR(table_.Put(kOptions, option.name(), &option).status());
@@ -525,18 +559,60 @@ absl::Status Controller::RemoveOption(const std::string& name) {
     return absl::FailedPreconditionError(
         absl::StrCat("option '", name, "' is the default; make another option the default first"));
   }
-  MCOS_ASSIGN_OR_RETURN(auto rows, store_->ListRows(kContainers, "", "", UINT32_MAX, false));
-  uint64_t users = 0;
-  for (const auto& r : rows) {
-    MCOS_ASSIGN_OR_RETURN(auto c, ParseRow<mcos::v1::Container>(r));
-    if (c.option() == name) ++users;
-  }
+  MCOS_ASSIGN_OR_RETURN(const uint64_t users, ContainersUsing(name));
   if (users > 0) {
     return absl::FailedPreconditionError(absl::StrCat(
         "option '", name, "' is used by ", users, " container(s); delete them or keep the option"));
   }
   MCOS_RETURN_IF_ERROR(table_.Put(kOptions, name, nullptr).status());
   common::LogInfo("removed option '", name, "'");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint64_t> Controller::ContainersUsing(const std::string& option, uint64_t enough) {
+  MCOS_ASSIGN_OR_RETURN(auto rows, store_->ListRows(kContainers, "", "", UINT32_MAX, false));
+  uint64_t n = 0;
+  for (const auto& r : rows) {
+    MCOS_ASSIGN_OR_RETURN(auto c, ParseRow<mcos::v1::Container>(r));
+    if (c.option() == option && ++n >= enough) break;
+  }
+  return n;
+}
+
+absl::StatusOr<bool> Controller::HasContainers(const std::string& option) {
+  MCOS_ASSIGN_OR_RETURN(const uint64_t n, ContainersUsing(option, 1));
+  return n > 0;
+}
+
+absl::Status Controller::CheckFormerLayouts(const std::vector<std::string>& options) {
+  for (const auto& o : options) {
+    MCOS_ASSIGN_OR_RETURN(
+        auto rows, store_->ListRows(kFormerLayouts, absl::StrCat(o, "/"), "", 100000, false));
+    if (rows.size() >= kMaxFormerLayouts) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "option '", o, "' still moves its data from ", rows.size(), " former layouts (at most ",
+          kMaxFormerLayouts,
+          "); wait until `mcos admin rebalance status` shows them done, then change it again"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Controller::KeepFormerLayout(const std::string& option, const mcos::v1::Ring& from,
+                                          const mcos::v1::Ring& to) {
+  mcos::v1::FormerLayout former;
+  former.set_option(option);
+  const mcos::v1::Version stamp = table_.Stamp();
+  former.set_id(absl::StrCat(stamp.hlc(), "-", stamp.cluster()));
+  *former.mutable_ring() = from;
+  common::ToProtoTimestamp(clock_.Now(), former.mutable_replaced());
+  former.set_to_ring(to.id());
+  former.set_to_ring_version(to.version());
+  MCOS_RETURN_IF_ERROR(
+      table_.Put(kFormerLayouts, absl::StrCat(option, "/", former.id()), &former).status());
+  common::LogInfo("option '", option, "' moves its data from ring '", from.id(), "' version ",
+                  from.version(), " to ring '", to.id(), "' version ", to.version(),
+                  " (former layout ", former.id(), ")");
   return absl::OkStatus();
 }
 

@@ -118,6 +118,16 @@ class Controller {
       const mcos::v1::SetOptionRingRequest& request);
   absl::Status RemoveOption(const std::string& name);
 
+  // ---- moving data (docs/placement.md, "Moving data") ----
+  // Stores what a server of this cluster reported on the options whose data moves (merged with
+  // what is stored for the same placement: a former layout once settled or synced stays so).
+  absl::Status RecordMoves(const std::vector<mcos::v1::MoveReport>& moves);
+  // Retires every former layout that every cluster of the federation has settled and every
+  // cluster holding partitions under its option's current placement has synced; returns how many.
+  absl::StatusOr<int> RetireMoves();
+  // Per option whose data moves: its former and current placements and each cluster's progress.
+  absl::StatusOr<mcos::v1::RebalanceStatus> RebalanceStatus();
+
   // The cluster's service registry (its own concern; see service_registry.h).
   ServiceRegistry& registry() { return registry_; }
 
@@ -167,6 +177,16 @@ class Controller {
   absl::StatusOr<std::vector<mcos::v1::Option>> OptionsUsing(const std::string& ring);
   // FAILED_PRECONDITION if an option using `ring` writes to more replicas than it has.
   absl::Status CheckWriteConcerns(const mcos::v1::Ring& ring);
+  // Containers bound to `option` (counted up to `enough`). Only they hold its data: an option
+  // none uses changes placement without a former layout.
+  absl::StatusOr<uint64_t> ContainersUsing(const std::string& option, uint64_t enough = UINT64_MAX);
+  absl::StatusOr<bool> HasContainers(const std::string& option);
+  // FAILED_PRECONDITION if an option already has kMaxFormerLayouts live.
+  absl::Status CheckFormerLayouts(const std::vector<std::string>& options)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  // Keeps `from` live for `option`'s data, now placed by `to`.
+  absl::Status KeepFormerLayout(const std::string& option, const mcos::v1::Ring& from,
+                                const mcos::v1::Ring& to) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   static absl::Status CheckWriteConcerns(const mcos::v1::Ring& ring,
                                          const std::vector<mcos::v1::Option>& options);
   // Bytes per partition of the options in `options` summed (null if unknown).

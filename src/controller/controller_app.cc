@@ -205,11 +205,17 @@ void ControllerApp::StartBackground() {
       "health checks", controller_->registry().period(),
       [this](common::Pacer&) { return controller_->registry().PollOnce(); });
   poller_->Start();
+  // Former layouts whose last report came from another cluster are retired here too.
+  mover_ = std::make_unique<common::Daemon>("moves", absl::Seconds(1), [this](common::Pacer&) {
+    return controller_->RetireMoves().status();
+  });
+  mover_->Start();
 }
 
 void ControllerApp::Stop() {
   if (!stop_.HasBeenNotified()) stop_.Notify();
   if (poller_ != nullptr) poller_->Stop();
+  if (mover_ != nullptr) mover_->Stop();
   federation_->Stop();
   events_.reset();
 }

@@ -85,6 +85,7 @@ class ControllerApp {
   PeerGrpcService peer_service_;
   absl::Notification stop_;
   std::unique_ptr<common::Daemon> poller_;  // the services' health checks
+  std::unique_ptr<common::Daemon> mover_;   // retires former layouts once their data moved
 };
 
 }  // namespace mcos::controller

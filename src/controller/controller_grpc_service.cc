@@ -152,7 +152,26 @@ grpc::Status ControllerGrpcService::ReportRepair(grpc::ServerContext* context,
   if (request->status().links_size() > 1024) {
     return {grpc::StatusCode::INVALID_ARGUMENT, "at most 1024 links per repair report"};
   }
+  if (request->moves_size() > 1024) {
+    return {grpc::StatusCode::INVALID_ARGUMENT, "at most 1024 moves per repair report"};
+  }
+  for (const auto& m : request->moves()) {
+    if (m.settled_size() > 64 || m.synced_size() > 64) {
+      return {grpc::StatusCode::INVALID_ARGUMENT,
+              "a move report names at most 64 former layouts as settled or synced"};
+    }
+  }
   replication_.Report(request->server_id(), request->status());
+  if (request->moves_size() > 0) {
+    if (auto s = controller_.RecordMoves({request->moves().begin(), request->moves().end()});
+        !s.ok()) {
+      return ToGrpcStatus(s);
+    }
+    // Retired at once when this report was the last one needed.
+    if (auto retired = controller_.RetireMoves(); !retired.ok()) {
+      return ToGrpcStatus(retired.status());
+    }
+  }
   return grpc::Status::OK;
 }
 
@@ -335,6 +354,13 @@ grpc::Status AdminGrpcService::SetOptionRing(grpc::ServerContext* context,
                                              mcos::v1::SetOptionRingResponse* response) {
   if (auto s = RequireAdmin(*context); !s.ok()) return ToGrpcStatus(s);
   return Reply(controller_.SetOptionRing(*request), response);
+}
+
+grpc::Status AdminGrpcService::GetRebalanceStatus(grpc::ServerContext* context,
+                                                  const mcos::v1::GetRebalanceStatusRequest*,
+                                                  mcos::v1::RebalanceStatus* response) {
+  if (auto s = RequireAdmin(*context); !s.ok()) return ToGrpcStatus(s);
+  return Reply(controller_.RebalanceStatus(), response);
 }
 
 grpc::Status AdminGrpcService::RemoveOption(grpc::ServerContext* context,

@@ -120,6 +120,9 @@ class AdminGrpcService final : public mcos::v1::AdminService::Service {
   grpc::Status RemoveOption(grpc::ServerContext* context,
                             const mcos::v1::RemoveOptionRequest* request,
                             mcos::v1::RemoveOptionResponse* response) override;
+  grpc::Status GetRebalanceStatus(grpc::ServerContext* context,
+                                  const mcos::v1::GetRebalanceStatusRequest* request,
+                                  mcos::v1::RebalanceStatus* response) override;
 
  private:
   absl::Status RequireAdmin(const grpc::ServerContext& context);

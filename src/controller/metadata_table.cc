@@ -29,6 +29,10 @@ absl::Status CheckPeerRow(const mcos::v1::MetadataRow& row) {
     parsed = mcos::v1::Ring().ParseFromString(row.value());
   } else if (row.table() == kOptionsTable) {
     parsed = mcos::v1::Option().ParseFromString(row.value());
+  } else if (row.table() == kFormerLayoutsTable) {
+    parsed = mcos::v1::FormerLayout().ParseFromString(row.value());
+  } else if (row.table() == kMoveReportsTable) {
+    parsed = mcos::v1::MoveReport().ParseFromString(row.value());
   } else {
     return bad("belongs to no replicated table");
   }

@@ -31,6 +31,10 @@ inline constexpr char kContainersTable[] = "containers";
 inline constexpr char kRingsTable[] = "rings";
 inline constexpr char kOptionsTable[] = "options";
 inline constexpr char kClustersTable[] = "clusters";
+// Layouts options' data may still be on (FormerLayout; key: option/id), and each cluster's report
+// on them (MoveReport; key: option/cluster).
+inline constexpr char kFormerLayoutsTable[] = "former_layouts";
+inline constexpr char kMoveReportsTable[] = "move_reports";
 
 // A row's value as its table's message; DATA_LOSS if it does not parse.
 template <typename T>

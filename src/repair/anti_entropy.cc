@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <set>
 #include <thread>
 #include <utility>
 
@@ -45,43 +46,80 @@ std::string MapKey(const mcos::v1::ObjectKey& key) {
 
 absl::StatusOr<std::vector<SyncSet>> SyncSetsOf(const mcos::v1::MetadataSnapshot& snapshot,
                                                 const std::string& cluster) {
-  std::map<std::string, std::shared_ptr<const placement::CompiledRing>> rings;
-  for (const auto& ring : snapshot.rings()) {
+  using Compiled = std::shared_ptr<const placement::CompiledRing>;
+  auto compile = [](const mcos::v1::Ring& ring) -> absl::StatusOr<Compiled> {
     auto compiled = placement::CompiledRing::Make(ring);
     if (!compiled.ok()) {
       return absl::InvalidArgumentError(
           absl::StrCat("ring '", ring.id(), "': ", compiled.status().message()));
     }
-    rings[ring.id()] = std::make_shared<const placement::CompiledRing>(*std::move(compiled));
+    return std::make_shared<const placement::CompiledRing>(*std::move(compiled));
+  };
+  std::map<std::string, std::pair<Compiled, uint64_t>> rings;  // id -> (layout, version)
+  for (const auto& ring : snapshot.rings()) {
+    MCOS_ASSIGN_OR_RETURN(Compiled compiled, compile(ring));
+    rings[ring.id()] = {std::move(compiled), ring.version()};
   }
+  std::map<std::string, std::vector<const mcos::v1::FormerLayout*>> formers;
+  for (const auto& f : snapshot.former_layouts()) formers[f.option()].push_back(&f);
+  // Every cluster of the federation must report a former layout settled.
+  std::set<std::string> federation = {cluster};
+  for (const auto& c : snapshot.clusters()) federation.insert(c.id());
+  auto settled_everywhere = [&](const std::string& option, const std::string& id) {
+    size_t settled = 0;
+    for (const auto& r : snapshot.move_reports()) {
+      if (r.option() != option || federation.count(r.cluster()) == 0) continue;
+      if (std::find(r.settled().begin(), r.settled().end(), id) != r.settled().end()) ++settled;
+    }
+    return settled == federation.size();
+  };
   std::vector<SyncSet> sets;
   for (const auto& option : snapshot.options()) {
     auto ring = rings.find(option.ring());
     if (ring == rings.end()) continue;
-    const placement::CompiledRing& r = *ring->second;
     SyncSet set;
     set.option = option.name();
-    set.partition_power = r.partition_power();
-    set.peers.resize(r.partitions());
-    set.held.resize(r.partitions());
-    bool any = false;
-    for (uint32_t p = 0; p < r.partitions(); ++p) {
+    set.ring = option.ring();
+    set.ring_version = ring->second.second;
+    // Every live layout of the option, the current one first.
+    std::vector<Compiled> layouts = {ring->second.first};
+    for (const auto* f : formers[option.name()]) {
+      MCOS_ASSIGN_OR_RETURN(Compiled compiled, compile(f->ring()));
+      layouts.push_back(std::move(compiled));
+      set.former.push_back(f->id());
+      if (settled_everywhere(option.name(), f->id())) set.settled_everywhere.push_back(f->id());
+    }
+    uint32_t power = 0;
+    for (const auto& l : layouts) power = std::max(power, l->partition_power());
+    set.partition_power = power;
+    const uint32_t partitions = uint32_t{1} << power;
+    set.peers.resize(partitions);
+    set.held.resize(partitions);
+    for (uint32_t p = 0; p < partitions; ++p) {
       bool holds = false;
       std::vector<std::string> others;
-      for (uint16_t i : r.Replicas(p)) {
-        if (r.clusters()[i] == cluster) {
-          holds = true;
-        } else if (std::find(others.begin(), others.end(), r.clusters()[i]) == others.end()) {
-          others.push_back(r.clusters()[i]);
+      for (const auto& l : layouts) {
+        for (uint16_t i : l->Replicas(p >> (power - l->partition_power()))) {
+          if (l->clusters()[i] == cluster) {
+            holds = true;
+          } else if (std::find(others.begin(), others.end(), l->clusters()[i]) == others.end()) {
+            others.push_back(l->clusters()[i]);
+          }
         }
       }
       if (holds) {
         set.held[p] = true;
         set.peers[p] = std::move(others);
-        any = true;
       }
     }
-    if (any) sets.push_back(std::move(set));
+    const placement::CompiledRing& current = *layouts.front();
+    for (uint32_t p = 0; p < current.partitions(); ++p) {
+      for (uint16_t i : current.Replicas(p)) {
+        if (current.clusters()[i] == cluster) ++set.current_partitions;
+      }
+    }
+    set.current = layouts.front();
+    sets.push_back(std::move(set));
   }
   return sets;
 }
@@ -108,7 +146,13 @@ std::map<std::string, PeerSyncStatus> AntiEntropy::Status() const {
   return status_;
 }
 
+std::map<std::string, MoveStatus> AntiEntropy::Moves() const {
+  absl::MutexLock lock(&mu_);
+  return moves_;
+}
+
 absl::Status AntiEntropy::RunOnce(common::Pacer& pacer) {
+  const absl::Time started = clock_.Now();
   MCOS_ASSIGN_OR_RETURN(std::vector<SyncSet> sets, topology_());
   std::shared_ptr<replication::Replica> local = replicas_(options_.cluster);
   if (!local) {
@@ -118,9 +162,26 @@ absl::Status AntiEntropy::RunOnce(common::Pacer& pacer) {
   // This pass's view per peer; `failed` peers get no new last_full_pass.
   std::map<std::string, PeerSyncStatus> pass;
   std::map<std::string, bool> failed;
+  // Per option whose data moves: whether every peer was compared and every copy made, and what
+  // was copied.
+  struct Moved {
+    bool clean = true;
+    uint64_t records = 0;
+    uint64_t bytes = 0;
+  };
+  std::map<std::string, Moved> moved;
+  std::set<std::string> live_formers;
+  for (const SyncSet& set : sets) {
+    for (const auto& id : set.former) {
+      first_seen_.try_emplace(id, started);
+      live_formers.insert(id);
+    }
+  }
+  std::erase_if(first_seen_, [&](const auto& e) { return live_formers.count(e.first) == 0; });
   stopped_ = false;
   absl::Status result;
   for (const SyncSet& set : sets) {
+    Moved* move = set.former.empty() ? nullptr : &moved[set.option];
     std::map<std::string, std::vector<uint32_t>> shared;
     for (uint32_t p = 0; p < set.peers.size(); ++p) {
       for (const std::string& c : set.peers[p]) {
@@ -137,17 +198,24 @@ absl::Status AntiEntropy::RunOnce(common::Pacer& pacer) {
                             absl::StrCat("anti-entropy: this cluster's digests of option '",
                                          set.option, "': ", local_digests.status().message()));
       for (const auto& [peer, unused] : shared) failed[peer] = true;
+      if (move != nullptr) move->clean = false;
       continue;
     }
     const Digests mine = ToMap(*local_digests);
     for (const auto& [peer_name, partitions] : shared) {
       PeerSyncStatus& ps = pass[peer_name];
+      const PeerSyncStatus before = ps;
       std::shared_ptr<replication::Replica> peer = replicas_(peer_name);
       absl::Status s = peer ? SyncWithPeer(set, mine, partitions, *local, *peer, pacer, ps)
                             : Unreachable(peer_name);
       if (!s.ok()) {
         failed[peer_name] = true;
         ps.last_error = std::string(s.message());
+      }
+      if (move != nullptr) {
+        move->clean = move->clean && s.ok() && ps.repair_failures == before.repair_failures;
+        move->records += ps.records_repaired - before.records_repaired;
+        move->bytes += ps.bytes_repaired - before.bytes_repaired;
       }
       if (stopped_) break;
     }
@@ -167,6 +235,37 @@ absl::Status AntiEntropy::RunOnce(common::Pacer& pacer) {
     total.last_error = ps.last_error;
     if (!failed[peer_name]) total.last_full_pass = now;
   }
+  std::map<std::string, MoveStatus> moves;
+  for (const SyncSet& set : sets) {
+    if (set.former.empty()) continue;
+    MoveStatus m;
+    if (auto it = moves_.find(set.option); it != moves_.end()) m = it->second;
+    const Moved& pass_moved = moved[set.option];
+    m.records_copied += pass_moved.records;
+    m.bytes_copied += pass_moved.bytes;
+    if (m.ring != set.ring || m.ring_version != set.ring_version) m.synced.clear();
+    m.ring = set.ring;
+    m.ring_version = set.ring_version;
+    m.partitions = set.current_partitions;
+    m.settled.clear();
+    for (const auto& id : set.former) {
+      if (now - first_seen_[id] >= options_.move_settle) m.settled.push_back(id);
+    }
+    // Synced: a whole pass that began once every cluster had settled the former layout (so no
+    // write anywhere still went to its holders alone).
+    if (!stopped_ && pass_moved.clean) {
+      for (const auto& id : set.settled_everywhere) {
+        if (std::find(m.synced.begin(), m.synced.end(), id) == m.synced.end()) {
+          m.synced.push_back(id);
+        }
+      }
+    }
+    std::erase_if(m.synced, [&](const std::string& id) {
+      return std::find(set.former.begin(), set.former.end(), id) == set.former.end();
+    });
+    moves[set.option] = std::move(m);
+  }
+  moves_ = std::move(moves);
   return result;
 }
 

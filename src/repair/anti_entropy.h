@@ -33,23 +33,38 @@
 #include "common/clock.h"
 #include "common/daemon.h"
 #include "mcos/v1/controller.pb.h"
+#include "placement/layout.h"
 #include "replication/replica.h"
 
 namespace mcos::repair {
 
 // One option's partitions: whether this cluster holds each, and the other clusters of its replica
-// set (empty when this cluster is not one of them).
+// set (empty when this cluster is not one of them). While the option's data moves (its former
+// layouts are live), a partition's replica set is the union of its sets under the current layout
+// and every former one, at the finest partition power among them: anti-entropy then pulls into
+// the new holders what the former ones hold (it is the mover), and the reaper asks them all.
 struct SyncSet {
   std::string option;
   uint32_t partition_power = 0;
   std::vector<bool> held;                       // indexed by partition
   std::vector<std::vector<std::string>> peers;  // indexed by partition
+  // The option's current ring and its version.
+  std::string ring;
+  uint64_t ring_version = 0;
+  // The ids of its live former layouts (FormerLayout.id; empty when its data does not move), and
+  // how many partitions of the current layout (at its own power) this cluster holds.
+  std::vector<std::string> former;
+  uint64_t current_partitions = 0;
+  // The former layouts that every cluster of the federation reports settled (MoveReport).
+  std::vector<std::string> settled_everywhere;
+  // The option's current layout (which clusters hold each partition now).
+  std::shared_ptr<const placement::CompiledRing> current;
   friend bool operator==(const SyncSet&, const SyncSet&) = default;
 };
 
-// The sync sets of `cluster` under the rings and options of `snapshot`: every option whose ring
-// places a partition at `cluster`. INVALID_ARGUMENT for a ring
-// whose layout cannot be read.
+// The sync sets of `cluster` under the rings, options and former layouts of `snapshot`: one per
+// option (those that place no partition here too: every cluster reports on every move, and
+// releases what it no longer holds). INVALID_ARGUMENT for a ring whose layout cannot be read.
 absl::StatusOr<std::vector<SyncSet>> SyncSetsOf(const mcos::v1::MetadataSnapshot& snapshot,
                                                 const std::string& cluster);
 
@@ -72,6 +87,26 @@ struct AntiEntropyOptions {
   int parallel_partitions = 4;
   // Deadline of each digest or scan call; copies get this plus their bytes at 20 MB/s.
   absl::Duration call_timeout = absl::Seconds(10);
+  // How long a former layout must have been known here before it counts as settled at this
+  // cluster: by then no write this cluster coordinates still uses only the former placement
+  // (those resolved before it was known have ended). Docs/placement.md, "Moving data".
+  absl::Duration move_settle = absl::Seconds(60);
+};
+
+// What the last pass found of one option whose data moves (reported to the controller as a
+// MoveReport).
+struct MoveStatus {
+  std::string ring;
+  uint64_t ring_version = 0;
+  // Former layouts known here for at least move_settle.
+  std::vector<std::string> settled;
+  // Former layouts every cluster had settled before the pass began, and from whose holders the
+  // pass copied everything newer (every peer compared, every copy made).
+  std::vector<std::string> synced;
+  uint64_t partitions = 0;
+  // Since start: records and bytes copied into this option from its peers.
+  uint64_t records_copied = 0;
+  uint64_t bytes_copied = 0;
 };
 
 // What anti-entropy saw of one peer cluster.
@@ -112,6 +147,9 @@ class AntiEntropy {
   absl::Status RunOnce(common::Pacer& pacer);
 
   std::map<std::string, PeerSyncStatus> Status() const;
+  // Per option whose data moves, as of the last pass that ended (an option whose data no longer
+  // moves is left out).
+  std::map<std::string, MoveStatus> Moves() const;
 
  private:
   struct Range {
@@ -159,6 +197,9 @@ class AntiEntropy {
   common::RateBudget bytes_budget_ ABSL_GUARDED_BY(budget_mu_);
   mutable absl::Mutex mu_;
   std::map<std::string, PeerSyncStatus> status_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, MoveStatus> moves_ ABSL_GUARDED_BY(mu_);
+  // When each former layout was first in a pass's topology (only the pass's thread uses it).
+  std::map<std::string, absl::Time> first_seen_;
   // Set during a pass once its pacer said stop (read by the copying threads too).
   std::atomic<bool> stopped_{false};
 };

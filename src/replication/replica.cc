@@ -118,12 +118,14 @@ mcos::v1::StorageDeleteRequest StorageDelete(const mcos::v1::ObjectKey& key,
   return req;
 }
 
+// A purge of exactly `version`'s tombstone, or with `release` of its record whatever it is.
 mcos::v1::StorageDeleteRequest PurgeRequest(const mcos::v1::ObjectKey& key,
-                                            const mcos::v1::Version& version) {
+                                            const mcos::v1::Version& version,
+                                            bool release = false) {
   mcos::v1::StorageDeleteRequest req;
   *req.mutable_key() = key;
   *req.mutable_version() = version;
-  req.set_purge(true);
+  (release ? req.set_release(true) : req.set_purge(true));
   return req;
 }
 
@@ -691,6 +693,11 @@ class StorageReplicaImpl final : public Replica {
   absl::StatusOr<WriteAck> Purge(const mcos::v1::ObjectKey& key, const mcos::v1::Version& version,
                                  absl::Time deadline) override {
     return SendDelete(PurgeRequest(key, version), deadline);
+  }
+
+  absl::StatusOr<WriteAck> Release(const mcos::v1::ObjectKey& key, const mcos::v1::Version& version,
+                                   absl::Time deadline) override {
+    return SendDelete(PurgeRequest(key, version, /*release=*/true), deadline);
   }
 
   absl::Status List(const mcos::v1::StorageListRequest& request, absl::Time deadline,
@@ -1291,6 +1298,11 @@ class EngineReplicaImpl final : public Replica {
   absl::StatusOr<WriteAck> Purge(const mcos::v1::ObjectKey& key, const mcos::v1::Version& version,
                                  absl::Time) override {
     return WriteDelete(PurgeRequest(key, version));
+  }
+
+  absl::StatusOr<WriteAck> Release(const mcos::v1::ObjectKey& key, const mcos::v1::Version& version,
+                                   absl::Time) override {
+    return WriteDelete(PurgeRequest(key, version, /*release=*/true));
   }
 
   absl::Status List(const mcos::v1::StorageListRequest& request, absl::Time,

@@ -218,6 +218,13 @@ class Replica {
                                          const mcos::v1::Version& version, absl::Time deadline) {
     return absl::UnimplementedError("only this cluster's storage purges its own tombstones");
   }
+  // Moving data: forgets the record of exactly `version` here, live or a tombstone
+  // (StorageDeleteRequest.release); applied=false when another version is held, NOT_FOUND when
+  // nothing is. UNIMPLEMENTED for replicas that are not this cluster's storage.
+  virtual absl::StatusOr<WriteAck> Release(const mcos::v1::ObjectKey& key,
+                                           const mcos::v1::Version& version, absl::Time deadline) {
+    return absl::UnimplementedError("only this cluster's storage releases its own copies");
+  }
   // A peer cluster's side of tombstone reaping (ClusterCheckTombstones, ClusterPurgeTombstones).
   // UNIMPLEMENTED for replicas that are not a peer cluster.
   virtual absl::StatusOr<mcos::v1::CheckTombstonesResponse> CheckTombstones(

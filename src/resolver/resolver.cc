@@ -1,5 +1,7 @@
 #include "resolver/resolver.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
 #include "common/names.h"
@@ -14,10 +16,14 @@ using placement::PartitionOf;
 void Resolver::SetSnapshot(const mcos::v1::MetadataSnapshot& snapshot) {
   if (snapshot.unchanged()) return;
   std::map<std::string, RingEntry> old_rings;
+  std::map<std::string, Former> old_formers;  // by id
   {
     absl::MutexLock lock(&mu_);
     if (revision_ && *revision_ == snapshot.revision()) return;
     old_rings = rings_;
+    for (const auto& [option, list] : formers_) {
+      for (const auto& f : list) old_formers[f.id] = f;
+    }
   }
   // Decode layouts outside the lock; an unchanged ring keeps its decoded form.
   std::map<std::string, RingEntry> rings;
@@ -39,9 +45,29 @@ void Resolver::SetSnapshot(const mcos::v1::MetadataSnapshot& snapshot) {
     entry.compiled = std::make_shared<const placement::CompiledRing>(*std::move(compiled));
     rings[r.id()] = std::move(entry);
   }
+  std::map<std::string, std::vector<Former>> formers;
+  for (const auto& f : snapshot.former_layouts()) {
+    if (auto old = old_formers.find(f.id()); old != old_formers.end()) {
+      formers[f.option()].push_back(old->second);
+      continue;
+    }
+    auto compiled = placement::CompiledRing::Make(f.ring());
+    if (!compiled.ok()) {
+      // Writes would then miss the clusters that hold the option's data: refuse them instead.
+      common::LogWarning("former layout ", f.id(), " of option '", f.option(),
+                         "' cannot be used: ", compiled.status().message());
+      formers[f.option()].push_back({f.id(), nullptr, {}});
+      continue;
+    }
+    Former former{
+        f.id(), std::make_shared<const placement::CompiledRing>(*std::move(compiled)), {}};
+    for (const auto& m : f.ring().members()) former.members.push_back(m.cluster());
+    formers[f.option()].push_back(std::move(former));
+  }
   absl::MutexLock lock(&mu_);
   revision_ = snapshot.revision();
   rings_ = std::move(rings);
+  formers_ = std::move(formers);
   options_.clear();
   for (const auto& o : snapshot.options()) options_[o.name()] = o;
 }
@@ -99,6 +125,7 @@ absl::StatusOr<mcos::v1::ResolveResponse> Resolver::Resolve(
     uint32_t write_concern = 0;
     bool degraded = false;
     std::vector<std::string> members;
+    std::vector<Former> formers;
     {
       absl::MutexLock lock(&mu_);
       if (!revision_) {
@@ -121,6 +148,7 @@ absl::StatusOr<mcos::v1::ResolveResponse> Resolver::Resolve(
       write_concern = o->second.write_concern();
       degraded = o->second.mode() == mcos::v1::OPTION_MODE_DEGRADED;
       members = r->second.members;
+      if (auto f = formers_.find(option_name); f != formers_.end()) formers = f->second;
     }
     const uint32_t partition =
         PartitionOf(ObjectHash(k.user(), k.container(), k.object()), ring->partition_power());
@@ -134,6 +162,31 @@ absl::StatusOr<mcos::v1::ResolveResponse> Resolver::Resolve(
     for (auto& c : placed.replicas) p->add_replicas(std::move(c));
     for (auto& c : placed.handoffs) p->add_handoffs(std::move(c));
     p->set_degraded(degraded);
+    if (!formers.empty()) {
+      // The data moves: writes go to every live layout's set, reads and listings ask them all.
+      *p->add_write_sets()->mutable_clusters() = p->replicas();
+      const uint64_t hash = ObjectHash(k.user(), k.container(), k.object());
+      for (const auto& f : formers) {
+        if (f.compiled == nullptr) {
+          p->Clear();
+          p->set_error(absl::StrCat("option '", option_name, "' moves its data from layout ", f.id,
+                                    ", which cannot be read here; retry shortly"));
+          break;
+        }
+        auto* set = p->add_write_sets();
+        for (auto& c :
+             f.compiled->Place(PartitionOf(hash, f.compiled->partition_power())).replicas) {
+          if (std::find(p->replicas().begin(), p->replicas().end(), c) == p->replicas().end()) {
+            p->add_replicas(c);
+          }
+          set->add_clusters(std::move(c));
+        }
+        for (const auto& m : f.members) {
+          if (std::find(members.begin(), members.end(), m) == members.end()) members.push_back(m);
+        }
+      }
+      if (!p->error().empty()) continue;
+    }
     for (auto& m : members) p->add_ring_members(std::move(m));
   }
   return response;

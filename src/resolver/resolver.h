@@ -51,6 +51,13 @@ class Resolver {
   std::optional<uint64_t> revision_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, RingEntry> rings_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, mcos::v1::Option> options_ ABSL_GUARDED_BY(mu_);
+  // Per option whose data moves: its former layouts (docs/placement.md, "Moving data"), by id.
+  struct Former {
+    std::string id;
+    std::shared_ptr<const placement::CompiledRing> compiled;
+    std::vector<std::string> members;
+  };
+  std::map<std::string, std::vector<Former>> formers_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace mcos::resolver

@@ -24,6 +24,19 @@ size_t WriteConcern(const mcos::v1::Placement& p) {
   return std::max<size_t>(1, std::min(w, r));
 }
 
+// Whether the clusters that took a write are enough: `needed` of the replicas, or, while the
+// option's data moves, `needed` (or all, if fewer) of each live layout's set.
+bool WriteQuorum(const mcos::v1::Placement& p, const std::vector<std::string>& took,
+                 size_t needed) {
+  if (p.write_sets().empty()) return took.size() >= needed;
+  for (const auto& set : p.write_sets()) {
+    size_t n = 0;
+    for (const auto& c : set.clusters()) n += std::count(took.begin(), took.end(), c) > 0 ? 1 : 0;
+    if (n < std::min<size_t>(needed, static_cast<size_t>(set.clusters_size()))) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 void SortByOrder(std::vector<std::string>& names,
@@ -45,11 +58,13 @@ absl::Status TooFewReplicas(size_t answered, size_t replicas, size_t needed,
 
 bool WriteAnswersAReadQuorum(const mcos::v1::Placement& placement) {
   const size_t w = WriteConcern(placement);
-  return !placement.degraded() && 2 * w > static_cast<size_t>(placement.replicas_size());
+  return !placement.degraded() && placement.write_sets().empty() &&
+         2 * w > static_cast<size_t>(placement.replicas_size());
 }
 
 bool OneTripWrite(const mcos::v1::Placement& placement) {
-  return !placement.degraded() && WriteConcern(placement) == 2 && placement.replicas_size() <= 3;
+  return !placement.degraded() && placement.write_sets().empty() && WriteConcern(placement) == 2 &&
+         placement.replicas_size() <= 3;
 }
 
 absl::Duration ReplicaReadableFor(const CoordinatorOptions& options, uint64_t size) {
@@ -262,18 +277,19 @@ absl::Status Coordinator::CheckWritable(const mcos::v1::Placement& placement,
                                         const std::string& local, const ReplicaMap& replicas) {
   if (placement.degraded()) return absl::OkStatus();
   const size_t w = WriteConcern(placement);
-  size_t reachable = 0;
+  std::vector<std::string> up;
   std::vector<std::string> down;
   for (const auto& c : placement.replicas()) {
     auto it = replicas.find(c);
     const bool known = it != replicas.end() && it->second != nullptr;
     if (c == local || (known && Admit(c, it->second))) {
-      ++reachable;
+      up.push_back(c);
     } else {
       down.push_back(c);
     }
   }
-  if (reachable >= w) return absl::OkStatus();
+  const size_t reachable = up.size();
+  if (WriteQuorum(placement, up, w)) return absl::OkStatus();
   return absl::UnavailableError(absl::StrCat("only ", reachable, " of ", placement.replicas_size(),
                                              " replica clusters can be reached now, ", w,
                                              " needed (", absl::StrJoin(down, ", "),
@@ -304,6 +320,8 @@ struct Coordinator::Write {
   size_t acks = 0;
   size_t pending = 0;
   std::vector<std::string> holders;
+  // The clusters counted in acks (holders, and those that hold a later write of this cluster).
+  std::vector<std::string> took;
   // Replicated::replaced_live, over every round.
   bool replaced_live = false;
   // The newest version a replica held instead of taking this round's.
@@ -347,6 +365,7 @@ void Coordinator::StartRound(const std::shared_ptr<Write>& write) {
     record = w.record;
     w.acks = 0;
     w.holders.clear();
+    w.took.clear();
     w.newer.reset();
     const std::string here = w.source != nullptr ? w.source->cluster() : std::string();
     for (const auto& c : w.placement.replicas()) {
@@ -354,6 +373,7 @@ void Coordinator::StartRound(const std::shared_ptr<Write>& write) {
         // The caller committed it here.
         ++w.acks;
         w.holders.push_back(c);
+        w.took.push_back(c);
         continue;
       }
       auto it = w.replicas.find(c);
@@ -441,6 +461,7 @@ void Coordinator::OnSent(const std::shared_ptr<Write>& write, const std::string&
       // It took this version, or holds exactly it already (a retry).
       ++w.acks;
       w.holders.push_back(cluster);
+      w.took.push_back(cluster);
       if (!ack->applied || ack->prior != mcos::v1::WRITE_PRIOR_ABSENT) w.replaced_live = true;
     } else if (held > 0 && ack->stored_version.cluster() == w.record.version().cluster()) {
       // A later write of this same cluster replaced it there. That write was not acknowledged
@@ -448,6 +469,7 @@ void Coordinator::OnSent(const std::shared_ptr<Write>& write, const std::string&
       // each above the last), so this write is ordered just before it: it counts, without being
       // named as a holder.
       ++w.acks;
+      w.took.push_back(cluster);
       w.replaced_live = true;
     } else if (held > 0 && (!w.newer || common::IsNewer(ack->stored_version, *w.newer))) {
       w.newer = ack->stored_version;
@@ -502,7 +524,8 @@ void Coordinator::MaybeFinish(const std::shared_ptr<Write>& write,
   const auto r = static_cast<size_t>(w.placement.replicas_size());
   const size_t needed = WriteConcern(w.placement);
   std::optional<absl::StatusOr<Replicated>> answer;
-  if (w.acks >= needed || (w.pending == 0 && w.placement.degraded() && w.acks > 0)) {
+  if (WriteQuorum(w.placement, w.took, needed) ||
+      (w.pending == 0 && w.placement.degraded() && w.acks > 0)) {
     Replicated done{w.record, w.holders, w.replaced_live};
     SortByOrder(done.holders, w.placement.replicas());
     answer = std::move(done);

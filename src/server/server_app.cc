@@ -231,12 +231,7 @@ void ServerApp::StartRepair() {
         reap, [this, topology] { return ReapTopology(topology->first, topology->second); },
         [this] { return RepairReplica(cluster_id_); },
         [this](const std::string& cluster, const mcos::v1::CheckTombstonesRequest& request,
-               absl::Time deadline) -> absl::StatusOr<mcos::v1::CheckTombstonesResponse> {
-          if (cluster == cluster_id_) return CheckTombstones(request, deadline);
-          auto peer = RepairReplica(cluster);
-          if (!peer) return repair::Unreachable(cluster);
-          return peer->CheckTombstones(request, deadline);
-        },
+               absl::Time deadline) { return CheckTombstonesAt(cluster, request, deadline); },
         [this](const std::string& cluster, const mcos::v1::PurgeTombstonesRequest& request,
                absl::Time deadline) -> absl::StatusOr<mcos::v1::PurgeTombstonesResponse> {
           if (cluster == cluster_id_) return PurgeTombstones(request, deadline);
@@ -263,6 +258,7 @@ void ServerApp::StartRepair() {
     scrubber_daemon_->Start();
     if (anti_entropy_daemon_) anti_entropy_daemon_->Start();
     if (reaper_daemon_) reaper_daemon_->Start();
+    if (releaser_daemon_) releaser_daemon_->Start();
     if (queue_daemon_) queue_daemon_->Start();
   };
   if (!options_.peer_key.empty()) {
@@ -306,6 +302,7 @@ void ServerApp::StartRepair() {
   ae.records_per_second = options_.anti_entropy_records_per_second;
   ae.bytes_per_second = options_.anti_entropy_bytes_per_second;
   ae.parallel_partitions = options_.anti_entropy_parallel_partitions;
+  ae.move_settle = options_.move_settle;
   anti_entropy_ = std::make_unique<repair::AntiEntropy>(
       ae, [this] { return SyncSets(sync_revision_, sync_sets_); },
       [this](const std::string& cluster) { return RepairReplica(cluster); },
@@ -333,6 +330,20 @@ void ServerApp::StartRepair() {
         ReportRepair();
         return s;
       });
+  // Copies of partitions this cluster no longer holds, dropped once their holders have them.
+  repair::ReleaserOptions release;
+  release.cluster = cluster_id_;
+  release.records_per_second = options_.anti_entropy_records_per_second;
+  auto release_sets = std::make_shared<std::pair<uint64_t, std::vector<repair::SyncSet>>>();
+  releaser_ = std::make_unique<repair::Releaser>(
+      release, [this, release_sets] { return SyncSets(release_sets->first, release_sets->second); },
+      [this](const std::string& cluster) { return RepairReplica(cluster); },
+      [this](const std::string& cluster, const mcos::v1::CheckTombstonesRequest& request,
+             absl::Time deadline) { return CheckTombstonesAt(cluster, request, deadline); },
+      common::SystemClock::Get());
+  releaser_daemon_ = std::make_unique<common::Daemon>(
+      "releaser", options_.anti_entropy_period,
+      [this](common::Pacer& pacer) { return releaser_->RunOnce(pacer); });
 }
 
 void ServerApp::ReportRepair() {
@@ -360,6 +371,20 @@ void ServerApp::ReportRepair() {
       repair_records_.Add({{"peer", peer}}).Set(static_cast<double>(ps.records_repaired));
       repair_bytes_.Add({{"peer", peer}}).Set(static_cast<double>(ps.bytes_repaired));
       out_of_sync_.Add({{"peer", peer}}).Set(static_cast<double>(ps.partitions_out_of_sync));
+    }
+  }
+  if (anti_entropy_) {
+    for (const auto& [option, m] : anti_entropy_->Moves()) {
+      auto* move = report.add_moves();
+      move->set_option(option);
+      move->set_cluster(cluster_id_);
+      move->set_ring(m.ring);
+      move->set_ring_version(m.ring_version);
+      for (const auto& id : m.settled) move->add_settled(id);
+      for (const auto& id : m.synced) move->add_synced(id);
+      move->set_partitions(m.partitions);
+      move->set_records_copied(m.records_copied);
+      move->set_bytes_copied(m.bytes_copied);
     }
   }
   if (scrubber_) {
@@ -490,6 +515,15 @@ absl::StatusOr<mcos::v1::CheckTombstonesResponse> ServerApp::CheckTombstones(
   return response;
 }
 
+absl::StatusOr<mcos::v1::CheckTombstonesResponse> ServerApp::CheckTombstonesAt(
+    const std::string& cluster, const mcos::v1::CheckTombstonesRequest& request,
+    absl::Time deadline) {
+  if (cluster == cluster_id_) return CheckTombstones(request, deadline);
+  auto peer = RepairReplica(cluster);
+  if (!peer) return repair::Unreachable(cluster);
+  return peer->CheckTombstones(request, deadline);
+}
+
 absl::StatusOr<mcos::v1::PurgeTombstonesResponse> ServerApp::PurgeTombstones(
     const mcos::v1::PurgeTombstonesRequest& request, absl::Time deadline) {
   MCOS_ASSIGN_OR_RETURN(Backends b, backends());
@@ -522,6 +556,7 @@ void ServerApp::Stop() {
   if (anti_entropy_daemon_) anti_entropy_daemon_->Stop();
   if (scrubber_daemon_) scrubber_daemon_->Stop();
   if (reaper_daemon_) reaper_daemon_->Stop();
+  if (releaser_daemon_) releaser_daemon_->Stop();
   if (queue_daemon_) queue_daemon_->Stop();
   credentials_.Stop();
   if (discovery_ != nullptr) discovery_->Stop();

@@ -33,6 +33,7 @@
 #include "mcos/v1/user.grpc.pb.h"
 #include "repair/anti_entropy.h"
 #include "repair/queue_sender.h"
+#include "repair/releaser.h"
 #include "repair/scrubber.h"
 #include "repair/tombstone_reaper.h"
 #include "replication/replica.h"
@@ -91,6 +92,9 @@ struct ServerOptions {
   double anti_entropy_records_per_second = 20000;
   double anti_entropy_bytes_per_second = 50e6;
   int anti_entropy_parallel_partitions = 4;
+  // How long a former layout (docs/placement.md, "Moving data") is known here before this
+  // server reports it settled: longer than any write started under it still runs.
+  absl::Duration move_settle = absl::Seconds(60);
   // The scrubber (repair/scrubber.h): a sweep over this cluster's objects this long after the
   // last one ended (zero: no sweeps; copies that reads find corrupt are still repaired), reading
   // at most this many bytes per second.
@@ -316,6 +320,10 @@ class ServerApp {
       const mcos::v1::CheckTombstonesRequest& request, absl::Time deadline);
   absl::StatusOr<mcos::v1::PurgeTombstonesResponse> PurgeTombstones(
       const mcos::v1::PurgeTombstonesRequest& request, absl::Time deadline);
+  // CheckTombstones at `cluster` (this one in-process, a peer through the breaker).
+  absl::StatusOr<mcos::v1::CheckTombstonesResponse> CheckTombstonesAt(
+      const std::string& cluster, const mcos::v1::CheckTombstonesRequest& request,
+      absl::Time deadline);
   // A read found this cluster's copy of `record`'s version corrupt: the scrubber repairs it.
   void SuspectCorrupt(const mcos::v1::ObjectKey& key, const mcos::v1::ObjectRecord& record);
 
@@ -365,6 +373,8 @@ class ServerApp {
   std::unique_ptr<common::Daemon> scrubber_daemon_;
   std::unique_ptr<repair::TombstoneReaper> reaper_;
   std::unique_ptr<common::Daemon> reaper_daemon_;
+  std::unique_ptr<repair::Releaser> releaser_;
+  std::unique_ptr<common::Daemon> releaser_daemon_;
   std::unique_ptr<repair::QueueSender> queue_sender_;
   std::unique_ptr<common::Daemon> queue_daemon_;
   // Repair metrics (per peer cluster for anti-entropy), set from the daemons' totals.

@@ -15,6 +15,7 @@ struct ServerFlags {
   int replica_timeout_ms = 5000;
   int replication_stream_lifetime_s = 1200;
   int anti_entropy_period_ms = 5000;
+  int move_settle_ms = 60000;
   double anti_entropy_mb_per_second = 50;
   int scrub_period_s = 86400;
   int events_max_age_s = 24 * 3600;
@@ -58,6 +59,12 @@ struct ServerFlags {
     cli.add_option("--anti-entropy-period-ms", anti_entropy_period_ms,
                    "Compare this cluster's partitions with the peer clusters' this often and copy "
                    "what they hold newer (0 = never; a federation only)")
+        ->capture_default_str()
+        ->check(CLI::Range(0, 86400000));
+    cli.add_option("--move-settle-ms", move_settle_ms,
+                   "After an option's placement changes, how long this server keeps writing to "
+                   "the former placement too before it reports that layout settled (writes that "
+                   "began under it must have ended by then; docs/placement.md, Moving data)")
         ->capture_default_str()
         ->check(CLI::Range(0, 86400000));
     cli.add_option("--anti-entropy-records-per-second", options.anti_entropy_records_per_second,
@@ -113,6 +120,7 @@ struct ServerFlags {
     options.replica_timeout = absl::Milliseconds(replica_timeout_ms);
     options.replication_stream_lifetime = absl::Seconds(replication_stream_lifetime_s);
     options.anti_entropy_period = absl::Milliseconds(anti_entropy_period_ms);
+    options.move_settle = absl::Milliseconds(move_settle_ms);
     options.anti_entropy_bytes_per_second = anti_entropy_mb_per_second * 1e6;
     options.scrub_period = absl::Seconds(scrub_period_s);
     options.events_max_age_seconds = events_max_age_s;

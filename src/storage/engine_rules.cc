@@ -65,6 +65,10 @@ bool IsPurgeable(const ObjectRecord& stored, const mcos::v1::Version& version) {
   return stored.tombstone() && common::CompareVersions(stored.version(), version) == 0;
 }
 
+bool IsReleasable(const ObjectRecord& stored, const mcos::v1::Version& version) {
+  return common::CompareVersions(stored.version(), version) == 0;
+}
+
 absl::Status CheckPrecondition(mcos::v1::WritePrecondition precondition, const ObjectKey& key,
                                bool live) {
   if (precondition == mcos::v1::WRITE_PRECONDITION_MUST_NOT_EXIST && live) {

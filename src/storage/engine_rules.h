@@ -52,6 +52,9 @@ std::string SupersededReason(const mcos::v1::ObjectRecord& stored, const mcos::v
 // Whether a purge (StorageDeleteRequest.purge) of the tombstone of `version` forgets `stored`: only
 // that very tombstone.
 bool IsPurgeable(const mcos::v1::ObjectRecord& stored, const mcos::v1::Version& version);
+// Whether a release (StorageDeleteRequest.release) of `version` applies to `stored`: exactly that
+// version, live or a tombstone.
+bool IsReleasable(const mcos::v1::ObjectRecord& stored, const mcos::v1::Version& version);
 // FAILED_PRECONDITION unless `precondition` holds, given whether a live version is stored.
 absl::Status CheckPrecondition(mcos::v1::WritePrecondition precondition,
                                const mcos::v1::ObjectKey& key, bool live);

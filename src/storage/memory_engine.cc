@@ -198,11 +198,12 @@ absl::StatusOr<WriteResult> MemoryEngine::Delete(const mcos::v1::StorageDeleteRe
   absl::MutexLock lock(&mu_);
   const std::string meta_key = MetaKey(request.key());
   auto it = objects_.find(meta_key);
-  if (request.purge()) {
+  if (request.purge() || request.release()) {
     if (it == objects_.end()) {
       return absl::NotFoundError(absl::StrCat(Describe(request.key()), " not found"));
     }
-    if (!IsPurgeable(it->second.record, request.version())) {
+    if (request.purge() ? !IsPurgeable(it->second.record, request.version())
+                        : !IsReleasable(it->second.record, request.version())) {
       return WriteResult{false, it->second.record, "another version is held"};
     }
     WriteResult purged{true, it->second.record, ""};

@@ -1340,6 +1340,20 @@ class RocksDbDelete {
       engine_.AddDigest(batch, key, *current_, -1);  // and its partition index entry
       return std::nullopt;
     }
+    if (request_.release()) {
+      if (!current_) return absl::NotFoundError(absl::StrCat(Describe(key), " not found"));
+      if (!IsReleasable(*current_, request_.version())) {
+        return WriteResult{false, *current_, "another version is held"};
+      }
+      batch.Delete(engine_.meta_cf_, meta_key_);
+      engine_.DeleteData(*current_, batch);
+      if (!current_->tombstone()) {
+        engine_.AddUsage(batch, meta_key_, -1, -static_cast<int64_t>(current_->size()));
+        engine_.AddPartitionUsage(batch, key, *current_, -1);
+      }
+      engine_.AddDigest(batch, key, *current_, -1);
+      return std::nullopt;
+    }
     const std::optional<mcos::v1::Version> version =
         CommitVersion(current_ ? &*current_ : nullptr, request_.version(), request_.restamp());
     if (!version) {
@@ -1363,12 +1377,15 @@ class RocksDbDelete {
   WriteResult Written() {
     if (request_.purge()) return WriteResult{true, *std::move(current_), ""};
     if (current_) engine_.QueueReclaim(*current_);
+    if (request_.release()) return WriteResult{true, *std::move(current_), ""};
     return WriteResult{true, std::move(tombstone_), "",
                        live_ ? mcos::v1::WRITE_PRIOR_LIVE : mcos::v1::WRITE_PRIOR_ABSENT};
   }
 
   std::string What() const {
-    return absl::StrCat(request_.purge() ? "purge the tombstone of " : "delete ",
+    return absl::StrCat(request_.purge()     ? "purge the tombstone of "
+                        : request_.release() ? "release the copy of "
+                                             : "delete ",
                         Describe(request_.key()));
   }
 

@@ -1,4 +1,4 @@
-// mcos admin user|cluster|repair|ring|option ...
+// mcos admin user|cluster|repair|rebalance|ring|option ...
 #include <CLI/CLI.hpp>
 #include <cstdint>
 #include <iostream>
@@ -12,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "client/cli/cli_context.h"
 
@@ -63,6 +64,16 @@ class AdminCommands final : public Commands {
         "Replication state: writes this cluster still has to send to other clusters (backlog, "
         "oldest, lag), anti-entropy with each peer (partitions that differ, last full pass, "
         "records copied) and the scrubber (objects checked, corrupt copies found and repaired)");
+
+    admin_rebalance_ = admin_->add_subcommand(
+        "rebalance", "Data moving after a ring or option change (docs/placement.md, Moving data)");
+    admin_rebalance_->require_subcommand(1);
+    rb_status_ = admin_rebalance_->add_subcommand(
+        "status",
+        "Per option whose data moves: from and to ring versions, partitions done and left, and "
+        "per cluster whether it settled and copied everything (nothing listed: nothing moves)");
+    rb_status_->add_flag("--watch", watch_,
+                         "Print the status again every second until nothing moves");
 
     admin_ring_ = admin_->add_subcommand("ring", "Placement rings");
     admin_ring_->require_subcommand(1);
@@ -227,6 +238,41 @@ class AdminCommands final : public Commands {
       }
       std::cout << "\n";
       return 0;
+    }
+    if (rb_status_->parsed()) {
+      while (true) {
+        auto r = client.GetRebalanceStatus();
+        if (!r.ok()) return Fail(r.status());
+        if (g.json) {
+          std::cout << ToJson(*r) << "\n";
+        } else if (r->tasks().empty()) {
+          std::cout << "nothing moves\n";
+        }
+        for (const auto& t : r->tasks()) {
+          if (g.json) break;
+          const uint64_t all = t.partitions_done() + t.partitions_left();
+          std::cout << "option " << t.option() << ": ring " << t.from_ring() << " v"
+                    << t.from_ring_version() << " -> " << t.to_ring() << " v" << t.to_ring_version()
+                    << ", " << t.partitions_done() << " of " << all << " partitions done ("
+                    << (all == 0 ? 100 : 100 * t.partitions_done() / all) << "%), "
+                    << t.bytes_moved() << " bytes copied, since "
+                    << absl::FormatTime("%Y-%m-%dT%H:%M:%SZ",
+                                        absl::FromUnixSeconds(t.started().seconds()),
+                                        absl::UTCTimeZone())
+                    << "\n";
+          for (const auto& c : t.clusters()) {
+            std::cout << "  " << c.cluster() << "\t" << c.partitions() << " partition(s)\t"
+                      << (c.synced()    ? "synced"
+                          : c.settled() ? "copying"
+                                        : "settling")
+                      << "\t" << c.records_copied() << " record(s), " << c.bytes_copied()
+                      << " bytes copied\n";
+          }
+        }
+        if (!watch_ || r->tasks().empty()) return 0;
+        std::cout.flush();
+        absl::SleepFor(absl::Seconds(1));
+      }
     }
     if (cl_list_->parsed()) {
       auto r = client.ListClusters();
@@ -419,6 +465,8 @@ class AdminCommands final : public Commands {
   CLI::App* cl_remove_ = nullptr;
   CLI::App* admin_repair_ = nullptr;
   CLI::App* rp_status_ = nullptr;
+  CLI::App* admin_rebalance_ = nullptr;
+  CLI::App* rb_status_ = nullptr;
   CLI::App* admin_ring_ = nullptr;
   CLI::App* r_list_ = nullptr;
   CLI::App* r_create_ = nullptr;
@@ -431,7 +479,7 @@ class AdminCommands final : public Commands {
   std::string name_, identity_, cluster_name_, cluster_endpoint_, ring_id_, ring_name_;
   std::string mode_ = "consistent";
   bool password_stdin_ = false, admin_role_ = false, list_removed_ = false;
-  bool dry_run_ = false, make_default_ = false;
+  bool dry_run_ = false, make_default_ = false, watch_ = false;
   uint32_t replicas_ = 1, partition_power_ = 16, write_concern_ = 0;
   uint32_t update_replicas_ = 0, update_power_ = 0;
   std::vector<std::string> members_;

@@ -458,6 +458,14 @@ absl::StatusOr<mcos::v1::RepairStatus> Client::GetRepairStatus() {
       [&](auto* resp) { return admin_->GetRepairStatus(&ctx, req, resp); });
 }
 
+absl::StatusOr<mcos::v1::RebalanceStatus> Client::GetRebalanceStatus() {
+  grpc::ClientContext ctx;
+  Prepare(ctx, true);
+  mcos::v1::GetRebalanceStatusRequest req;
+  return Run<mcos::v1::RebalanceStatus>(
+      [&](auto* resp) { return admin_->GetRebalanceStatus(&ctx, req, resp); });
+}
+
 absl::StatusOr<mcos::v1::ListRingsResponse> Client::ListRings() {
   grpc::ClientContext ctx;
   Prepare(ctx, true);

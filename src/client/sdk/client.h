@@ -159,6 +159,8 @@ class Client {
   absl::Status RemoveCluster(const std::string& id);
   // The answering cluster's replication queue: backlog per target cluster.
   absl::StatusOr<mcos::v1::RepairStatus> GetRepairStatus();
+  // Options whose data moves after a ring or option change, and each cluster's progress.
+  absl::StatusOr<mcos::v1::RebalanceStatus> GetRebalanceStatus();
   absl::StatusOr<mcos::v1::ListRingsResponse> ListRings();
   absl::StatusOr<mcos::v1::Ring> CreateRing(const mcos::v1::Ring& ring);
   absl::StatusOr<mcos::v1::UpdateRingResponse> UpdateRing(const mcos::v1::UpdateRingRequest& r);

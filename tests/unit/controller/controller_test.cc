@@ -120,6 +120,154 @@ TEST_F(ControllerTest, RingsAreStoredWithLayoutsAndShownWithout) {
   MCOS_EXPECT_CODE(controller_->UpdateRing(update), kInvalidArgument);
 }
 
+// A ring change keeps the former layout of every option with containers live until every cluster
+// settled it and every cluster holding partitions now synced it (docs/placement.md, Moving data).
+TEST_F(ControllerTest, ARingChangeKeepsTheFormerLayoutUntilEveryClusterConfirms) {
+  for (const char* c : {"c2", "c3"}) {
+    mcos::v1::ClusterInfo info;
+    info.set_id(c);
+    info.set_controller_endpoint(absl::StrCat("127.0.0.1:", c[1] == '2' ? 1002 : 1003));
+    MCOS_ASSERT_OK(controller_->PutCluster(info));
+  }
+  mcos::v1::Ring ring;
+  ring.set_id("pair");
+  ring.set_partition_power(4);
+  ring.set_replicas(2);
+  for (const char* c : {"c1", "c2"}) {
+    auto* m = ring.add_members();
+    m->set_cluster(c);
+    m->set_weight(1);
+  }
+  MCOS_ASSERT_OK(controller_->CreateRing(ring));
+  for (const char* name : {"used", "unused"}) {
+    mcos::v1::Option o;
+    o.set_name(name);
+    o.set_ring("pair");
+    MCOS_ASSERT_OK(controller_->AddOption(o));
+  }
+  MCOS_ASSERT_OK(controller_->CreateContainer("alice", "box", "used"));
+  auto update = [&](std::vector<const char*> members) {
+    mcos::v1::UpdateRingRequest req;
+    req.set_id("pair");
+    for (const char* c : members) {
+      auto* m = req.add_members();
+      m->set_cluster(c);
+      m->set_weight(1);
+    }
+    return controller_->UpdateRing(req);
+  };
+  MCOS_ASSERT_OK(update({"c2", "c3"}));
+  auto snap = controller_->Snapshot();
+  MCOS_ASSERT_OK(snap);
+  // Only the option with a container has data to move.
+  ASSERT_EQ(snap->former_layouts_size(), 1);
+  const mcos::v1::FormerLayout former = snap->former_layouts(0);
+  EXPECT_EQ(former.option(), "used");
+  EXPECT_EQ(former.ring().version(), 1u);
+  EXPECT_EQ(former.ring().layout().slots().size(), 2u * 16 * 2);
+  EXPECT_EQ(former.to_ring_version(), 2u);
+  EXPECT_EQ(snap->clusters_size(), 2);  // the federation's clusters come with a move
+
+  auto status = controller_->RebalanceStatus();
+  MCOS_ASSERT_OK(status);
+  ASSERT_EQ(status->tasks_size(), 1);
+  EXPECT_EQ(status->tasks(0).option(), "used");
+  EXPECT_EQ(status->tasks(0).clusters_size(), 3);
+  EXPECT_EQ(status->tasks(0).partitions_left(), 32u);  // c2 and c3 hold all 16 partitions each
+
+  // What a cluster reports (its own rows come from RecordMoves, peers' rows by federation).
+  auto report = [&](const std::string& cluster, uint64_t ring_version, bool synced) {
+    mcos::v1::MoveReport r;
+    r.set_option("used");
+    r.set_cluster(cluster);
+    r.set_ring("pair");
+    r.set_ring_version(ring_version);
+    r.add_settled(former.id());
+    if (synced) r.add_synced(former.id());
+    if (cluster == "c1") return controller_->RecordMoves({r});
+    mcos::v1::MetadataRow row;
+    row.set_table("move_reports");
+    row.set_key(absl::StrCat("used/", cluster));
+    row.set_value(r.SerializeAsString());
+    row.mutable_version()->set_hlc(uint64_t{1} << 60);
+    row.mutable_version()->set_cluster(cluster);
+    return controller_->metadata().Apply({row}).status();
+  };
+  MCOS_ASSERT_OK(report("c1", 2, false));
+  MCOS_ASSERT_OK(report("c2", 2, true));
+  MCOS_ASSERT_OK(report("c3", 1, true));  // about the former placement: it does not count
+  auto retired = controller_->RetireMoves();
+  MCOS_ASSERT_OK(retired);
+  EXPECT_EQ(*retired, 0);
+  status = controller_->RebalanceStatus();
+  MCOS_ASSERT_OK(status);
+  ASSERT_EQ(status->tasks_size(), 1);
+  EXPECT_EQ(status->tasks(0).partitions_done(), 16u);
+  EXPECT_EQ(status->tasks(0).partitions_left(), 16u);
+
+  // Further changes keep at most four former layouts per option.
+  MCOS_ASSERT_OK(update({"c1", "c3"}));
+  MCOS_ASSERT_OK(update({"c2", "c3"}));
+  MCOS_ASSERT_OK(update({"c1", "c2"}));
+  MCOS_EXPECT_CODE(update({"c1", "c3"}), kFailedPrecondition);
+  snap = controller_->Snapshot();
+  MCOS_ASSERT_OK(snap);
+  EXPECT_EQ(snap->former_layouts_size(), 4);
+  // Reports about version 5, the current one: c1 and c2 hold partitions now, c3 none.
+  std::vector<std::string> ids;
+  for (const auto& f : snap->former_layouts()) ids.push_back(f.id());
+  auto report_all = [&](const std::string& cluster, const std::vector<std::string>& synced) {
+    mcos::v1::MoveReport r;
+    r.set_option("used");
+    r.set_cluster(cluster);
+    r.set_ring("pair");
+    r.set_ring_version(5);
+    for (const auto& id : ids) r.add_settled(id);
+    for (const auto& id : synced) r.add_synced(id);
+    if (cluster == "c1") return controller_->RecordMoves({r});
+    mcos::v1::MetadataRow row;
+    row.set_table("move_reports");
+    row.set_key(absl::StrCat("used/", cluster));
+    row.set_value(r.SerializeAsString());
+    row.mutable_version()->set_hlc((uint64_t{1} << 60) + 1);
+    row.mutable_version()->set_cluster(cluster);
+    return controller_->metadata().Apply({row}).status();
+  };
+  // c3 holds nothing now: it only settles. c1 synced the first two, c2 all four.
+  MCOS_ASSERT_OK(report_all("c1", {ids[0], ids[1]}));
+  MCOS_ASSERT_OK(report_all("c2", ids));
+  MCOS_ASSERT_OK(report_all("c3", {}));
+  retired = controller_->RetireMoves();
+  MCOS_ASSERT_OK(retired);
+  EXPECT_EQ(*retired, 2);
+  snap = controller_->Snapshot();
+  MCOS_ASSERT_OK(snap);
+  ASSERT_EQ(snap->former_layouts_size(), 2);
+  EXPECT_EQ(snap->former_layouts(0).id(), ids[2]);
+  // A report keeps what was synced before (another server of c1 may lag behind).
+  MCOS_ASSERT_OK(report_all("c1", {ids[2], ids[3]}));
+  retired = controller_->RetireMoves();
+  MCOS_ASSERT_OK(retired);
+  EXPECT_EQ(*retired, 2);
+  snap = controller_->Snapshot();
+  MCOS_ASSERT_OK(snap);
+  EXPECT_EQ(snap->former_layouts_size(), 0);
+  EXPECT_EQ(snap->move_reports_size(), 0);
+  status = controller_->RebalanceStatus();
+  MCOS_ASSERT_OK(status);
+  EXPECT_EQ(status->tasks_size(), 0);
+  // The option with no container moved at once; a set-ring of the used one keeps a layout.
+  mcos::v1::SetOptionRingRequest set;
+  set.set_option("used");
+  set.set_ring("default");
+  MCOS_ASSERT_OK(controller_->SetOptionRing(set));
+  snap = controller_->Snapshot();
+  MCOS_ASSERT_OK(snap);
+  ASSERT_EQ(snap->former_layouts_size(), 1);
+  EXPECT_EQ(snap->former_layouts(0).ring().id(), "pair");
+  EXPECT_EQ(snap->former_layouts(0).to_ring(), "default");
+}
+
 TEST_F(ControllerTest, TokensCarryUserRoleAndExpire) {
   MCOS_ASSERT_OK(controller_->users().AddUser("alice", "pw", "user"));
   auto login = controller_->users().Login("alice", "pw");

@@ -277,11 +277,16 @@ TEST(SyncSetsOfTest, NamesThePeersOfEachPartitionThisClusterHolds) {
   option->set_name("gold");
   option->set_ring("r");
   snapshot.add_options()->set_name("orphan");  // its ring is unknown: no set
+  auto* other = snapshot.add_options();        // a set too, though it moves nothing
+  other->set_name("silver");
+  other->set_ring("r");
   auto sets = SyncSetsOf(snapshot, "a");
   MCOS_ASSERT_OK(sets);
-  ASSERT_EQ(sets->size(), 1u);
+  ASSERT_EQ(sets->size(), 2u);
+  EXPECT_EQ((*sets)[1].option, "silver");
   const SyncSet& set = (*sets)[0];
   EXPECT_EQ(set.option, "gold");
+  EXPECT_TRUE(set.former.empty());
   EXPECT_EQ(set.partition_power, 5u);
   auto compiled = placement::CompiledRing::Make(*ring);
   MCOS_ASSERT_OK(compiled);
@@ -301,6 +306,80 @@ TEST(SyncSetsOfTest, NamesThePeersOfEachPartitionThisClusterHolds) {
   }
   EXPECT_GT(held, 0);
   EXPECT_LT(held, 32);
+  EXPECT_EQ(set.current_partitions, static_cast<uint64_t>(held));
+}
+
+// While an option's data moves, a partition's set is the union of its sets under every live
+// layout (at the finest power), and a former layout is settled everywhere once every cluster of
+// the federation reports it settled.
+TEST(SyncSetsOfTest, AMovingOptionSyncsWithItsFormerHolders) {
+  mcos::v1::MetadataSnapshot snapshot;
+  auto* ring = snapshot.add_rings();
+  ring->set_id("r");
+  ring->set_version(2);
+  ring->set_partition_power(4);
+  ring->set_replicas(1);
+  for (const char* c : {"b", "c"}) {
+    auto* m = ring->add_members();
+    m->set_cluster(c);
+    m->set_weight(1);
+  }
+  auto* option = snapshot.add_options();
+  option->set_name("gold");
+  option->set_ring("r");
+  auto* former = snapshot.add_former_layouts();
+  former->set_option("gold");
+  former->set_id("7-a");
+  mcos::v1::Ring& old = *former->mutable_ring();
+  old.set_id("r");
+  old.set_version(1);
+  old.set_partition_power(5);
+  old.set_replicas(1);
+  for (const char* c : {"a", "b"}) {
+    auto* m = old.add_members();
+    m->set_cluster(c);
+    m->set_weight(1);
+  }
+  for (const char* c : {"a", "b", "c"}) snapshot.add_clusters()->set_id(c);
+  for (const char* c : {"b", "c"}) {  // a has not settled it yet
+    auto* report = snapshot.add_move_reports();
+    report->set_option("gold");
+    report->set_cluster(c);
+    report->add_settled("7-a");
+  }
+  const auto now = *placement::CompiledRing::Make(*ring);
+  const auto before = *placement::CompiledRing::Make(old);
+  for (const std::string cluster : {"a", "c"}) {
+    auto sets = SyncSetsOf(snapshot, cluster);
+    MCOS_ASSERT_OK(sets);
+    ASSERT_EQ(sets->size(), 1u);
+    const SyncSet& set = (*sets)[0];
+    EXPECT_EQ(set.partition_power, 5u);
+    EXPECT_EQ(set.ring, "r");
+    EXPECT_EQ(set.ring_version, 2u);
+    EXPECT_EQ(set.former, std::vector<std::string>{"7-a"});
+    EXPECT_TRUE(set.settled_everywhere.empty());
+    uint64_t current = 0;
+    for (uint32_t p = 0; p < 32; ++p) {
+      const std::string holder_now = now.clusters()[now.Replicas(p >> 1)[0]];
+      const std::string holder_before = before.clusters()[before.Replicas(p)[0]];
+      const bool holds = holder_now == cluster || holder_before == cluster;
+      EXPECT_EQ(set.held[p], holds) << cluster << " " << p;
+      if (!holds) continue;
+      std::set<std::string> want = {holder_now, holder_before};
+      want.erase(cluster);
+      EXPECT_EQ(std::set<std::string>(set.peers[p].begin(), set.peers[p].end()), want);
+    }
+    for (uint32_t p = 0; p < 16; ++p) current += now.clusters()[now.Replicas(p)[0]] == cluster;
+    EXPECT_EQ(set.current_partitions, current) << cluster;
+  }
+  auto* report = snapshot.add_move_reports();
+  report->set_option("gold");
+  report->set_cluster("a");
+  report->add_settled("7-a");
+  auto sets = SyncSetsOf(snapshot, "a");
+  MCOS_ASSERT_OK(sets);
+  EXPECT_EQ((*sets)[0].settled_everywhere, std::vector<std::string>{"7-a"});
 }
 
 }  // namespace

@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <set>
+
 #include "placement/layout.h"
 #include "placement/placement.h"
 #include "tests/support/status_matchers.h"
@@ -78,6 +81,61 @@ TEST_F(ResolverTest, PlacesFromTheLayout) {
     EXPECT_EQ(std::vector<std::string>(p.handoffs().begin(), p.handoffs().end()), want.handoffs);
     EXPECT_EQ(p.write_concern(), 2u);  // a majority of 2
   }
+}
+
+// While an option's data moves, writes go to every live layout's set and need the write concern
+// in each; reads and listings ask the union.
+TEST_F(ResolverTest, AMovingOptionPlacesOnTheUnionOfItsLiveLayouts) {
+  auto snap = Snapshot(1, 10);
+  mcos::v1::Ring former;
+  former.set_id("old");
+  former.set_partition_power(6);  // another power: partitions map by their top bits
+  former.set_replicas(2);
+  for (const char* c : {"c", "d"}) {
+    auto* m = former.add_members();
+    m->set_cluster(c);
+    m->set_weight(1);
+  }
+  *former.mutable_layout() = *placement::BuildLayout(former, nullptr);
+  auto* f = snap.add_former_layouts();
+  f->set_option("gold");
+  f->set_id("1-x");
+  *f->mutable_ring() = former;
+  resolver_.SetSnapshot(snap);
+  const auto now = *placement::CompiledRing::Make(snap.rings(0));
+  const auto old = *placement::CompiledRing::Make(former);
+  auto r = resolver_.Resolve(Keys("gold", 40));
+  MCOS_ASSERT_OK(r);
+  for (int i = 0; i < 40; ++i) {
+    const auto& p = r->placements(i);
+    const uint64_t hash = placement::ObjectHash("alice", "photos", "o" + std::to_string(i));
+    const auto want_now = now.Place(placement::PartitionOf(hash, 10)).replicas;
+    const auto want_old = old.Place(placement::PartitionOf(hash, 6)).replicas;
+    ASSERT_EQ(p.write_sets_size(), 2);
+    EXPECT_EQ(std::vector<std::string>(p.write_sets(0).clusters().begin(),
+                                       p.write_sets(0).clusters().end()),
+              want_now);
+    EXPECT_EQ(std::vector<std::string>(p.write_sets(1).clusters().begin(),
+                                       p.write_sets(1).clusters().end()),
+              want_old);
+    // The current set first, then the former holders it lacks.
+    std::vector<std::string> want = want_now;
+    for (const auto& c : want_old) {
+      if (std::find(want.begin(), want.end(), c) == want.end()) want.push_back(c);
+    }
+    EXPECT_EQ(std::vector<std::string>(p.replicas().begin(), p.replicas().end()), want);
+    EXPECT_EQ(std::set<std::string>(p.ring_members().begin(), p.ring_members().end()),
+              (std::set<std::string>{"a", "b", "c", "d"}));
+    EXPECT_EQ(p.write_concern(), 2u);
+  }
+  // Other options, and this one once its former layout is retired, place as before.
+  snap.clear_former_layouts();
+  snap.set_revision(2);
+  resolver_.SetSnapshot(snap);
+  r = resolver_.Resolve(Keys("gold", 1));
+  MCOS_ASSERT_OK(r);
+  EXPECT_EQ(r->placements(0).write_sets_size(), 0);
+  EXPECT_EQ(r->placements(0).replicas_size(), 2);
 }
 
 TEST_F(ResolverTest, UnknownNamesFailPerKeyAndReloadOncePerRequest) {

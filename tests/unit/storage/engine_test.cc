@@ -1122,6 +1122,59 @@ TEST_P(EngineContractTest, APurgeForgetsExactlyTheNamedTombstone) {
   }
 }
 
+// Moving data: a cluster that no longer holds a partition releases exactly the version its
+// holders confirmed, live (with its data) or a tombstone; the digests and partition usage then
+// equal those of an engine that never held it.
+TEST_P(EngineContractTest, AReleaseForgetsExactlyTheNamedVersionLiveOrNot) {
+  MCOS_ASSERT_OK(Put(Key("kept"), 10, "x", 1 << 20, mcos::v1::WRITE_PRECONDITION_NONE, "gold"));
+  const auto before = DigestsOf(*engine_, "gold", 18);
+  MCOS_ASSERT_OK(before);
+  mcos::v1::PartitionUsageRequest usage;
+  usage.set_option("gold");
+  usage.set_partition_power(4);
+  const auto usage_before = engine_->PartitionUsage(usage);
+  MCOS_ASSERT_OK(usage_before);
+  MCOS_ASSERT_OK(Put(Key("live"), 10, std::string(3 << 20, 'l'), 1 << 20,
+                     mcos::v1::WRITE_PRECONDITION_NONE, "gold"));
+  MCOS_ASSERT_OK(Put(Key("dead"), 10, "y", 1 << 20, mcos::v1::WRITE_PRECONDITION_NONE, "gold"));
+  MCOS_ASSERT_OK(Delete(Key("dead"), 20, "gold"));
+  auto release = [&](const std::string& name, uint64_t version) {
+    mcos::v1::StorageDeleteRequest r;
+    *r.mutable_key() = Key(name);
+    *r.mutable_version() = V(version);
+    r.set_release(true);
+    return engine_->Delete(r);
+  };
+  // Another version than the one held: nothing changes.
+  auto other = release("live", 9);
+  MCOS_ASSERT_OK(other);
+  EXPECT_FALSE(other->applied);
+  EXPECT_EQ(Read(Key("live"))->size(), size_t{3} << 20);
+  MCOS_EXPECT_CODE(release("never", 5), kNotFound);
+
+  auto live = release("live", 10);
+  MCOS_ASSERT_OK(live);
+  EXPECT_TRUE(live->applied);
+  EXPECT_FALSE(live->record.tombstone());
+  MCOS_EXPECT_CODE(engine_->Stat(Key("live"), /*include_tombstone=*/true), kNotFound);
+  auto dead = release("dead", 20);
+  MCOS_ASSERT_OK(dead);
+  EXPECT_TRUE(dead->applied);
+  MCOS_EXPECT_CODE(engine_->Stat(Key("dead"), true), kNotFound);
+  EXPECT_EQ(*DigestsOf(*engine_, "gold", 18), *before);
+  auto usage_after = engine_->PartitionUsage(usage);
+  MCOS_ASSERT_OK(usage_after);
+  EXPECT_EQ(usage_after->SerializeAsString(), usage_before->SerializeAsString());
+  // The object can be written again afterwards (a later move may bring it back).
+  MCOS_ASSERT_OK(Put(Key("live"), 30, "back", 1 << 20, mcos::v1::WRITE_PRECONDITION_NONE, "gold"));
+  EXPECT_EQ(*Read(Key("live")), "back");
+  if (!memory_) {
+    Reopen();
+    MCOS_EXPECT_CODE(engine_->Stat(Key("dead"), true), kNotFound);
+    EXPECT_EQ(*Read(Key("live")), "back");
+  }
+}
+
 TEST_F(RocksDbEngineTest, BuildsThePartitionIndexOfADatabaseWrittenBeforeIt) {
   for (int i = 0; i < 50; ++i) {
     MCOS_ASSERT_OK(Apply(*engine_, {absl::StrCat("o", i), 10, i % 7 == 0, "gold"}));

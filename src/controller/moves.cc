@@ -1,0 +1,185 @@
+// Moving an option's data after its placement changed (docs/placement.md, "Moving data"): the
+// reports of every cluster on the former layouts, their retirement, and the rebalance status.
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/logging.h"
+#include "common/names.h"
+#include "common/status_macros.h"
+#include "controller/controller.h"
+#include "placement/layout.h"
+
+namespace mcos::controller {
+namespace {
+
+bool Contains(const google::protobuf::RepeatedPtrField<std::string>& list, const std::string& s) {
+  return std::find(list.begin(), list.end(), s) != list.end();
+}
+
+// `into` gains what `from` lists that it does not.
+void Union(google::protobuf::RepeatedPtrField<std::string>& into,
+           const google::protobuf::RepeatedPtrField<std::string>& from) {
+  for (const auto& s : from) {
+    if (!Contains(into, s)) *into.Add() = s;
+  }
+}
+
+}  // namespace
+
+absl::Status Controller::RecordMoves(const std::vector<mcos::v1::MoveReport>& moves) {
+  absl::MutexLock lock(&write_mu_);
+  for (mcos::v1::MoveReport report : moves) {
+    MCOS_RETURN_IF_ERROR(common::ValidateUserName(report.option()));
+    report.set_cluster(cluster_id_);
+    const std::string key = absl::StrCat(report.option(), "/", cluster_id_);
+    MCOS_ASSIGN_OR_RETURN(auto row, store_->GetRow(kMoveReportsTable, key));
+    std::optional<mcos::v1::MoveReport> stored;
+    if (row && !row->tombstone()) {
+      MCOS_ASSIGN_OR_RETURN(stored, ParseRow<mcos::v1::MoveReport>(*row));
+    }
+    // A former layout once settled or synced for this placement stays so (another server of this
+    // cluster, or this one after a restart, may not have got that far yet).
+    if (stored && stored->ring() == report.ring() &&
+        stored->ring_version() == report.ring_version()) {
+      Union(*report.mutable_settled(), stored->settled());
+      Union(*report.mutable_synced(), stored->synced());
+      report.set_records_copied(std::max(report.records_copied(), stored->records_copied()));
+      report.set_bytes_copied(std::max(report.bytes_copied(), stored->bytes_copied()));
+    }
+    // Stored when it says something new, and every 30 s for the counters (each change reaches
+    // every controller, server and resolver of the federation).
+    if (stored) {
+      mcos::v1::MoveReport same = report;
+      same.set_records_copied(stored->records_copied());
+      same.set_bytes_copied(stored->bytes_copied());
+      *same.mutable_reported() = stored->reported();
+      const bool fresh = clock_.Now() - common::FromProtoTimestamp(stored->reported()) <
+                         absl::Seconds(30);
+      if (same.SerializeAsString() == stored->SerializeAsString() &&
+          (fresh || (report.records_copied() == stored->records_copied() &&
+                     report.bytes_copied() == stored->bytes_copied()))) {
+        continue;
+      }
+    }
+    common::ToProtoTimestamp(clock_.Now(), report.mutable_reported());
+    MCOS_RETURN_IF_ERROR(table_.Put(kMoveReportsTable, key, &report).status());
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int> Controller::RetireMoves() {
+  absl::MutexLock lock(&write_mu_);
+  MCOS_ASSIGN_OR_RETURN(auto former_rows,
+                        store_->ListRows(kFormerLayoutsTable, "", "", 100000, false));
+  if (former_rows.empty()) return 0;
+  MCOS_ASSIGN_OR_RETURN(auto report_rows,
+                        store_->ListRows(kMoveReportsTable, "", "", 100000, false));
+  std::map<std::string, std::vector<mcos::v1::MoveReport>> reports;  // by option
+  for (const auto& row : report_rows) {
+    MCOS_ASSIGN_OR_RETURN(auto r, ParseRow<mcos::v1::MoveReport>(row));
+    reports[r.option()].push_back(std::move(r));
+  }
+  MCOS_ASSIGN_OR_RETURN(std::set<std::string> federation, KnownClusters());
+  int retired = 0;
+  std::set<std::string> still_moving;
+  for (const auto& row : former_rows) {
+    MCOS_ASSIGN_OR_RETURN(auto former, ParseRow<mcos::v1::FormerLayout>(row));
+    MCOS_ASSIGN_OR_RETURN(auto option_row, store_->GetRow(kOptionsTable, former.option()));
+    bool done = false;
+    if (!option_row || option_row->tombstone()) {
+      done = true;  // the option is gone, and its data with its containers
+    } else {
+      MCOS_ASSIGN_OR_RETURN(auto option, ParseRow<mcos::v1::Option>(*option_row));
+      MCOS_ASSIGN_OR_RETURN(auto ring_row, store_->GetRow(kRingsTable, option.ring()));
+      if (!ring_row || ring_row->tombstone()) continue;
+      MCOS_ASSIGN_OR_RETURN(auto ring, ParseRow<mcos::v1::Ring>(*ring_row));
+      MCOS_ASSIGN_OR_RETURN(auto compiled, placement::CompiledRing::Make(ring));
+      std::set<std::string> holders;
+      const auto counts = compiled.ReplicaCounts();
+      for (size_t i = 0; i < counts.size(); ++i) {
+        if (counts[i] > 0) holders.insert(compiled.clusters()[i]);
+      }
+      size_t settled = 0;
+      size_t synced = 0;
+      for (const auto& r : reports[former.option()]) {
+        if (r.ring() != ring.id() || r.ring_version() != ring.version()) continue;
+        if (federation.count(r.cluster()) > 0 && Contains(r.settled(), former.id())) ++settled;
+        if (holders.count(r.cluster()) > 0 && Contains(r.synced(), former.id())) ++synced;
+      }
+      done = settled == federation.size() && synced == holders.size();
+    }
+    if (!done) {
+      still_moving.insert(former.option());
+      continue;
+    }
+    MCOS_RETURN_IF_ERROR(table_.Put(kFormerLayoutsTable, row.key(), nullptr).status());
+    common::LogInfo("option '", former.option(), "': every cluster holds what former layout ",
+                    former.id(), " (ring '", former.ring().id(), "' version ",
+                    former.ring().version(), ") placed; it is retired");
+    ++retired;
+  }
+  // Reports of options whose data no longer moves are dropped with the last former layout.
+  for (const auto& row : report_rows) {
+    if (still_moving.count(row.key().substr(0, row.key().find('/'))) > 0) continue;
+    MCOS_RETURN_IF_ERROR(table_.Put(kMoveReportsTable, row.key(), nullptr).status());
+  }
+  return retired;
+}
+
+absl::StatusOr<mcos::v1::RebalanceStatus> Controller::RebalanceStatus() {
+  mcos::v1::RebalanceStatus status;
+  MCOS_ASSIGN_OR_RETURN(auto former_rows,
+                        store_->ListRows(kFormerLayoutsTable, "", "", 100000, false));
+  if (former_rows.empty()) return status;
+  MCOS_ASSIGN_OR_RETURN(auto report_rows,
+                        store_->ListRows(kMoveReportsTable, "", "", 100000, false));
+  MCOS_ASSIGN_OR_RETURN(std::set<std::string> federation, KnownClusters());
+  for (const auto& row : former_rows) {
+    MCOS_ASSIGN_OR_RETURN(auto former, ParseRow<mcos::v1::FormerLayout>(row));
+    auto* task = status.add_tasks();
+    task->set_option(former.option());
+    task->set_former_id(former.id());
+    task->set_from_ring(former.ring().id());
+    task->set_from_ring_version(former.ring().version());
+    *task->mutable_started() = former.replaced();
+    MCOS_ASSIGN_OR_RETURN(auto option_row, store_->GetRow(kOptionsTable, former.option()));
+    if (!option_row || option_row->tombstone()) continue;
+    MCOS_ASSIGN_OR_RETURN(auto option, ParseRow<mcos::v1::Option>(*option_row));
+    MCOS_ASSIGN_OR_RETURN(auto ring_row, store_->GetRow(kRingsTable, option.ring()));
+    if (!ring_row || ring_row->tombstone()) continue;
+    MCOS_ASSIGN_OR_RETURN(auto ring, ParseRow<mcos::v1::Ring>(*ring_row));
+    task->set_to_ring(ring.id());
+    task->set_to_ring_version(ring.version());
+    MCOS_ASSIGN_OR_RETURN(auto compiled, placement::CompiledRing::Make(ring));
+    const auto counts = compiled.ReplicaCounts();
+    std::map<std::string, uint64_t> partitions;
+    for (size_t i = 0; i < counts.size(); ++i) partitions[compiled.clusters()[i]] = counts[i];
+    for (const auto& c : federation) {
+      auto* progress = task->add_clusters();
+      progress->set_cluster(c);
+      progress->set_partitions(partitions[c]);
+      for (const auto& r : report_rows) {
+        if (r.key() != absl::StrCat(former.option(), "/", c)) continue;
+        MCOS_ASSIGN_OR_RETURN(auto report, ParseRow<mcos::v1::MoveReport>(r));
+        if (report.ring() != ring.id() || report.ring_version() != ring.version()) continue;
+        progress->set_settled(Contains(report.settled(), former.id()));
+        progress->set_synced(Contains(report.synced(), former.id()));
+        progress->set_records_copied(report.records_copied());
+        progress->set_bytes_copied(report.bytes_copied());
+        *progress->mutable_reported() = report.reported();
+      }
+      if (progress->synced()) {
+        task->set_partitions_done(task->partitions_done() + progress->partitions());
+      } else {
+        task->set_partitions_left(task->partitions_left() + progress->partitions());
+      }
+      task->set_bytes_moved(task->bytes_moved() + progress->bytes_copied());
+    }
+  }
+  return status;
+}
+
+}  // namespace mcos::controller

@@ -1,0 +1,343 @@
+// Reshaping a live federation (docs/placement.md, "Moving data"): a ring changed under a load of
+// writes, deletes and reads at every cluster moves its data to the new holders, loses no
+// acknowledged write, undoes no acknowledged delete, and every read returns at least the newest
+// version acknowledged before it began. Three mcos-cluster processes.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "client/sdk/client.h"
+#include "common/channel.h"
+#include "replication/replica.h"
+#include "tests/support/federation_fixture.h"
+#include "tests/support/status_matchers.h"
+
+namespace mcos {
+namespace {
+
+using client::Client;
+using testing::ClusterProcess;
+using testing::WaitFor;
+
+// One operation on a key by its writer: a put of "key:seq" or a delete, when it began and, if it
+// was acknowledged, when.
+struct Op {
+  int seq = 0;
+  bool remove = false;
+  absl::Time start;
+  std::optional<absl::Time> acked;
+};
+
+// A read: what it returned (nullopt: not found) and when it ran.
+struct Read {
+  std::string key;
+  std::optional<int> seq;
+  absl::Time start;
+  absl::Time end;
+  std::string at;
+};
+
+class RebalanceE2eTest : public testing::FederationFixture {
+ protected:
+  void SetUp() override {
+    FederationFixture::SetUp();
+    cluster_args_ = {"--anti-entropy-period-ms", "300", "--move-settle-ms", "1000"};
+    peer_ = PeerAuth("inspector");
+    ASSERT_NE(peer_, nullptr);
+  }
+
+  // Cluster `name`'s own copy, as a peer reads it.
+  std::unique_ptr<replication::Replica> Own(const ClusterProcess& c, const std::string& name) {
+    return replication::PeerReplica(name, "inspector",
+                                    common::ConnectInternal(c.endpoint(), *peer_));
+  }
+
+  // Whether `read` returned a state the key may have had: that of the last operation
+  // acknowledged before it began, or of one begun before it ended and newer than that.
+  static bool Possible(const std::vector<Op>& ops, const Read& read) {
+    const Op* last = nullptr;
+    for (const auto& op : ops) {
+      if (op.acked && *op.acked < read.start && (last == nullptr || op.seq > last->seq)) last = &op;
+    }
+    const int floor = last == nullptr ? 0 : last->seq;
+    auto matches = [&](const Op& op) {
+      return read.seq ? (!op.remove && op.seq == *read.seq) : op.remove;
+    };
+    if (last == nullptr && !read.seq) return true;  // never written before it began
+    if (last != nullptr && matches(*last)) return true;
+    for (const auto& op : ops) {
+      if (op.seq > floor && op.start < read.end && matches(op)) return true;
+    }
+    return false;
+  }
+
+  std::unique_ptr<common::ServiceAuth> peer_;
+};
+
+TEST_F(RebalanceE2eTest, ARingChangedUnderLoadMovesItsDataAndLosesNothing) {
+  Federate();
+  auto admin = Admin(*a_);
+  MCOS_ASSERT_OK(admin->CreateRing(RingOf("pair", 2, {"alpha", "beta"})));
+  mcos::v1::Option pair;
+  pair.set_name("pair");
+  pair.set_ring("pair");
+  pair.set_write_concern(2);
+  MCOS_ASSERT_OK(admin->AddOption(pair));
+  {
+    auto at_a = As(*a_);
+    ASSERT_NE(at_a, nullptr);
+    MCOS_ASSERT_OK(at_a->CreateContainer("moving", "pair"));
+  }
+  std::vector<std::unique_ptr<Client>> writers_at;
+  std::vector<std::unique_ptr<Client>> readers_at;
+  for (auto* c : {a_, b_, c_}) {
+    writers_at.push_back(As(*c));
+    readers_at.push_back(As(*c));
+    ASSERT_NE(writers_at.back(), nullptr);
+    auto& user = *writers_at.back();
+    ASSERT_LT(WaitFor([&] { return user.ListObjects(Listing("moving")).ok(); }),
+              absl::Seconds(15));
+  }
+  constexpr int kKeys = 90;
+  auto name = [](int k) { return absl::StrCat("k", k); };
+  // Objects the load never touches (the mover alone brings them to gamma), then every key of the
+  // load written once before the change (alpha and beta hold them all).
+  constexpr int kStill = 200;
+  const std::string still_data(16 << 10, 's');
+  for (int k = 0; k < kStill; ++k) {
+    MCOS_ASSERT_OK(Put(*writers_at[k % 3], "moving", absl::StrCat("still/", k), still_data));
+  }
+  std::map<std::string, std::vector<Op>> ops;
+  for (int k = 0; k < kKeys; ++k) {
+    Op op{1, false, absl::Now(), std::nullopt};
+    MCOS_ASSERT_OK(Put(*writers_at[k % 3], "moving", name(k), absl::StrCat(name(k), ":1")));
+    op.acked = absl::Now();
+    ops[name(k)].push_back(op);
+  }
+
+  std::mutex mu;  // guards ops and reads (the writers' ops of other keys, the readers' results)
+  std::vector<Read> reads;
+  std::vector<std::string> failures;
+  std::vector<std::pair<absl::Time, absl::Duration>> latencies;  // of acknowledged writes
+  std::atomic<bool> stop{false};
+  std::atomic<int> writes{0};
+  std::vector<std::thread> threads;
+  for (int w = 0; w < 3; ++w) {
+    threads.emplace_back([&, w] {
+      std::mt19937 rng(w);
+      Client& at = *writers_at[w];
+      std::map<int, int> seq;  // this writer's keys: k % 3 == w
+      while (!stop) {
+        const int k = w + 3 * static_cast<int>(rng() % (kKeys / 3));
+        const int s = std::max(seq[k], 1) + 1;
+        seq[k] = s;
+        Op op{s, rng() % 6 == 0, absl::Now(), std::nullopt};
+        size_t index = 0;
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          ops[name(k)].push_back(op);
+          index = ops[name(k)].size() - 1;
+        }
+        absl::Status result =
+            op.remove ? at.DeleteObject("moving", name(k)).status()
+                      : Put(at, "moving", name(k), absl::StrCat(name(k), ":", s)).status();
+        if (op.remove && absl::IsNotFound(result)) result = absl::OkStatus();  // deleted already
+        std::lock_guard<std::mutex> lock(mu);
+        if (result.ok()) {
+          ops[name(k)][index].acked = absl::Now();
+          latencies.emplace_back(op.start, *ops[name(k)][index].acked - op.start);
+          ++writes;
+        } else {
+          failures.push_back(absl::StrCat(op.remove ? "delete " : "put ", name(k), " at ",
+                                          "cluster ", w, ": ", result.ToString()));
+        }
+      }
+    });
+  }
+  const char* const kAt[] = {"alpha", "beta", "gamma"};
+  for (int r = 0; r < 3; ++r) {
+    threads.emplace_back([&, r] {
+      std::mt19937 rng(100 + r);
+      Client& at = *readers_at[r];
+      while (!stop) {
+        Read read{name(static_cast<int>(rng() % kKeys)), std::nullopt, absl::Now(), {}, kAt[r]};
+        auto got = Get(at, "moving", read.key);
+        read.end = absl::Now();
+        std::lock_guard<std::mutex> lock(mu);
+        if (got.ok()) {
+          int s = 0;
+          const auto colon = got->find(':');
+          if (colon == std::string::npos || !absl::SimpleAtoi(got->substr(colon + 1), &s)) {
+            failures.push_back(absl::StrCat("read of ", read.key, " returned '", *got, "'"));
+            continue;
+          }
+          read.seq = s;
+        } else if (!absl::IsNotFound(got.status())) {
+          failures.push_back(absl::StrCat("read of ", read.key, " at ", kAt[r], ": ",
+                                          got.status().ToString()));
+          continue;
+        }
+        reads.push_back(std::move(read));
+      }
+    });
+  }
+
+  // The change, under the load: {alpha, beta} becomes {beta, gamma}.
+  absl::SleepFor(absl::Seconds(2));
+  const int writes_before = writes;
+  mcos::v1::UpdateRingRequest change;
+  change.set_id("pair");
+  for (const char* m : {"beta", "gamma"}) {
+    auto* member = change.add_members();
+    member->set_cluster(m);
+    member->set_weight(1);
+  }
+  auto own_alpha = Own(*a_, "alpha");
+  auto records_at = [&](replication::Replica& r) -> int64_t {
+    mcos::v1::PartitionDigestsRequest req;
+    req.set_option("pair");
+    req.set_partition_power(8);
+    auto d = r.PartitionDigests(req, absl::Now() + absl::Seconds(5));
+    if (!d.ok()) return -1;
+    int64_t n = 0;
+    for (const auto& p : d->digests()) n += static_cast<int64_t>(p.object_count());
+    return n;
+  };
+  const int64_t at_alpha_before = records_at(*own_alpha);
+  EXPECT_GE(at_alpha_before, kStill + kKeys);
+  const absl::Time changed = absl::Now();
+  auto updated = admin->UpdateRing(change);
+  MCOS_ASSERT_OK(updated);
+  EXPECT_EQ(updated->plan().partitions_moved(), 256u);
+  // The move shows in the status until every cluster confirmed it.
+  bool seen_task = false;
+  mcos::v1::RebalanceStatus last;
+  const absl::Duration took = WaitFor(
+      [&] {
+        auto status = admin->GetRebalanceStatus();
+        if (!status.ok()) return false;
+        for (const auto& t : status->tasks()) {
+          if (t.option() == "pair" && t.from_ring_version() == 1 && t.to_ring_version() == 2 &&
+              t.clusters_size() == 3) {
+            seen_task = true;
+            last = *status;
+          }
+        }
+        return status->tasks().empty();
+      },
+      absl::Seconds(90));
+  const absl::Time moved = absl::Now();
+  ASSERT_LT(took, absl::Seconds(90)) << "the move never finished: " << last.DebugString();
+  EXPECT_TRUE(seen_task);
+  absl::SleepFor(absl::Seconds(1));  // load on the new placement alone
+  stop = true;
+  for (auto& t : threads) t.join();
+
+  // Nothing failed, and every read returned a state its key could have had.
+  EXPECT_TRUE(failures.empty()) << failures.size() << " failures, the first: "
+                                << absl::StrJoin(failures.begin(),
+                                                 failures.begin() + std::min<size_t>(
+                                                                        5, failures.size()),
+                                                 "\n");
+  size_t impossible = 0;
+  std::string first_impossible;
+  for (const auto& read : reads) {
+    if (Possible(ops[read.key], read)) continue;
+    if (++impossible == 1) {
+      first_impossible = absl::StrCat(read.key, " read at ", read.at, " as ",
+                                      read.seq ? absl::StrCat(*read.seq) : "not found");
+    }
+  }
+  EXPECT_EQ(impossible, 0u) << "of " << reads.size() << " reads; the first: " << first_impossible;
+  EXPECT_GT(writes - writes_before, 50) << "the load ran during the move";
+  EXPECT_GT(reads.size(), 100u);
+
+  // Every key ends as its last acknowledged operation left it, read at every cluster, and each
+  // live one is held by beta and gamma, gamma's own copy included.
+  auto own_gamma = Own(*c_, "gamma");
+  for (const auto& [key, list] : ops) {
+    const Op* last = nullptr;
+    for (const auto& op : list) {
+      if (op.acked && (last == nullptr || op.seq > last->seq)) last = &op;
+    }
+    ASSERT_NE(last, nullptr) << key;
+    for (auto& at : readers_at) {
+      auto got = Get(*at, "moving", key);
+      if (last->remove) {
+        EXPECT_TRUE(absl::IsNotFound(got.status())) << key << ": " << got.status();
+      } else {
+        EXPECT_EQ(got.value_or("?"), absl::StrCat(key, ":", last->seq));
+      }
+    }
+    if (last->remove) continue;
+    auto info = readers_at[0]->StatObject("moving", key);
+    MCOS_ASSERT_OK(info);
+    EXPECT_EQ(Replicas(*info), (std::set<std::string>{"beta", "gamma"})) << key;
+    mcos::v1::ObjectKey k;
+    k.set_user("carol");
+    k.set_container("moving");
+    k.set_object(key);
+    auto held = own_gamma->Stat(k, absl::Now() + absl::Seconds(5));
+    EXPECT_TRUE(held.ok()) << key << ": " << held.status();
+  }
+  for (int k = 0; k < kStill; ++k) {
+    mcos::v1::ObjectKey key;
+    key.set_user("carol");
+    key.set_container("moving");
+    key.set_object(absl::StrCat("still/", k));
+    auto held = own_gamma->Stat(key, absl::Now() + absl::Seconds(5));
+    ASSERT_TRUE(held.ok()) << key.object() << ": " << held.status();
+    EXPECT_EQ(held->size(), still_data.size());
+    auto info = readers_at[2]->StatObject("moving", key.object());
+    MCOS_ASSERT_OK(info);
+    EXPECT_EQ(Replicas(*info), (std::set<std::string>{"beta", "gamma"})) << key.object();
+  }
+  // Alpha holds no partition of the option now: it drops every copy once beta and gamma hold it.
+  EXPECT_LT(WaitFor([&] { return records_at(*own_alpha) == 0; }, absl::Seconds(30)),
+            absl::Seconds(30))
+      << records_at(*own_alpha) << " records of the option left at alpha";
+  EXPECT_EQ(records_at(*Own(*c_, "gamma")), records_at(*Own(*b_, "beta")));
+  // The writes' p99 before the change and while the data moved.
+  auto p99 = [&](absl::Time from, absl::Time to) {
+    std::vector<absl::Duration> in;
+    for (const auto& [start, took] : latencies) {
+      if (start >= from && start < to) in.push_back(took);
+    }
+    if (in.empty()) return absl::ZeroDuration();
+    std::sort(in.begin(), in.end());
+    return in[in.size() * 99 / 100];
+  };
+  uint64_t records = 0;
+  uint64_t bytes = 0;
+  for (const auto& t : last.tasks()) {
+    for (const auto& c : t.clusters()) {
+      records += c.records_copied();
+      bytes += c.bytes_copied();
+    }
+  }
+  std::cout << "move of " << kStill << " still objects of 16 KiB and " << kKeys
+            << " keys under load: " << absl::ToDoubleSeconds(moved - changed)
+            << " s to retire the former layout, " << writes - writes_before << " writes and "
+            << reads.size() << " reads; last status before retirement: " << records
+            << " records, " << bytes << " bytes copied; write p99 "
+            << absl::FormatDuration(p99(changed - absl::Seconds(2), changed)) << " before, "
+            << absl::FormatDuration(p99(changed, moved)) << " during; alpha held "
+            << at_alpha_before << " records before the change and released them all\n";
+}
+
+}  // namespace
+}  // namespace mcos
