@@ -71,7 +71,7 @@ void Controller::RowStored(const mcos::v1::MetadataRow& row, bool from_peer) {
     absl::MutexLock lock(&cache_mu_);
     containers_.erase(row.key());
   } else if (row.table() == kRings || row.table() == kOptions || row.table() == kFormerLayouts ||
-             row.table() == kMoveReportsTable) {
+             row.table() == kMoveReportsTable || row.table() == kRebalanceTable) {
     absl::MutexLock lock(&placement_mu_);
     placement_revision_ = store_->revision();
     placement_changed_.SignalAll();
@@ -271,6 +271,8 @@ absl::StatusOr<mcos::v1::MetadataSnapshot> Controller::Snapshot(
     }
     MCOS_ASSIGN_OR_RETURN(auto clusters, ListClusters());
     for (auto& c : clusters) *snap.add_clusters() = std::move(c);
+    MCOS_ASSIGN_OR_RETURN(const bool paused, RebalancePaused());
+    snap.set_rebalance_paused(paused);
   }
   return snap;
 }
@@ -665,18 +667,33 @@ absl::Status Controller::RemoveCluster(const std::string& name) {
   }
   MCOS_ASSIGN_OR_RETURN(auto ring_rows, store_->ListRows(kRings, "", "", 100000, false));
   MCOS_ASSIGN_OR_RETURN(auto rings, ParseAll<mcos::v1::Ring>(ring_rows));
+  // What still places data on it: rings that give it weight, and layouts its data moves from.
   std::vector<std::string> holding;
-  for (const auto& r : rings) {
-    for (const auto& m : r.members()) {
-      if (m.cluster() == name && m.weight() > 0) holding.push_back(r.id());
+  uint64_t partitions = 0;
+  auto count = [&](const mcos::v1::Ring& ring, const std::string& what) -> absl::Status {
+    MCOS_ASSIGN_OR_RETURN(auto compiled, placement::CompiledRing::Make(ring));
+    const auto counts = compiled.ReplicaCounts();
+    for (size_t i = 0; i < counts.size(); ++i) {
+      if (compiled.clusters()[i] != name || counts[i] == 0) continue;
+      holding.push_back(what);
+      partitions += counts[i];
     }
+    return absl::OkStatus();
+  };
+  for (const auto& r : rings) MCOS_RETURN_IF_ERROR(count(r, absl::StrCat("ring ", r.id())));
+  MCOS_ASSIGN_OR_RETURN(auto former_rows, store_->ListRows(kFormerLayouts, "", "", 100000, false));
+  for (const auto& row : former_rows) {
+    MCOS_ASSIGN_OR_RETURN(auto f, ParseRow<mcos::v1::FormerLayout>(row));
+    MCOS_RETURN_IF_ERROR(count(f.ring(), absl::StrCat("option ", f.option(), "'s former layout ",
+                                                      f.id(), " (its data is moving off it)")));
   }
   if (!holding.empty()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "cluster '", name, "' is a member with a weight above zero of ring(s) ",
-        absl::StrJoin(holding, ", "),
-        ": set its weight to 0 there (mcos admin ring update), wait for the rebalance, then "
-        "remove it"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("cluster '", name, "' still holds ", partitions, " partition replica(s) of ",
+                     absl::StrJoin(holding, ", "),
+                     ": move its data off first with `mcos admin cluster remove ", name,
+                     " --drain` (it sets its weight to 0 in every ring, waits until `mcos admin "
+                     "rebalance status` shows nothing moving, then removes it)"));
   }
   MCOS_RETURN_IF_ERROR(table_.Put(kClusters, name, nullptr).status());
   common::LogInfo("removed cluster '", name, "' from the federation");

@@ -127,6 +127,9 @@ class Controller {
   absl::StatusOr<int> RetireMoves();
   // Per option whose data moves: its former and current placements and each cluster's progress.
   absl::StatusOr<mcos::v1::RebalanceStatus> RebalanceStatus();
+  // Pauses or resumes moving data, federation-wide (writes still go to every live layout).
+  absl::Status SetRebalancePaused(bool paused);
+  absl::StatusOr<bool> RebalancePaused();
 
   // The cluster's service registry (its own concern; see service_registry.h).
   ServiceRegistry& registry() { return registry_; }

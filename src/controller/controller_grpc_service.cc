@@ -363,6 +363,22 @@ grpc::Status AdminGrpcService::GetRebalanceStatus(grpc::ServerContext* context,
   return Reply(controller_.RebalanceStatus(), response);
 }
 
+grpc::Status AdminGrpcService::PauseRebalance(grpc::ServerContext* context,
+                                              const mcos::v1::PauseRebalanceRequest*,
+                                              mcos::v1::RebalanceStatus* response) {
+  if (auto s = RequireAdmin(*context); !s.ok()) return ToGrpcStatus(s);
+  if (auto s = controller_.SetRebalancePaused(true); !s.ok()) return ToGrpcStatus(s);
+  return Reply(controller_.RebalanceStatus(), response);
+}
+
+grpc::Status AdminGrpcService::ResumeRebalance(grpc::ServerContext* context,
+                                               const mcos::v1::ResumeRebalanceRequest*,
+                                               mcos::v1::RebalanceStatus* response) {
+  if (auto s = RequireAdmin(*context); !s.ok()) return ToGrpcStatus(s);
+  if (auto s = controller_.SetRebalancePaused(false); !s.ok()) return ToGrpcStatus(s);
+  return Reply(controller_.RebalanceStatus(), response);
+}
+
 grpc::Status AdminGrpcService::RemoveOption(grpc::ServerContext* context,
                                             const mcos::v1::RemoveOptionRequest* request,
                                             mcos::v1::RemoveOptionResponse*) {

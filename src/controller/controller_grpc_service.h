@@ -123,6 +123,12 @@ class AdminGrpcService final : public mcos::v1::AdminService::Service {
   grpc::Status GetRebalanceStatus(grpc::ServerContext* context,
                                   const mcos::v1::GetRebalanceStatusRequest* request,
                                   mcos::v1::RebalanceStatus* response) override;
+  grpc::Status PauseRebalance(grpc::ServerContext* context,
+                              const mcos::v1::PauseRebalanceRequest* request,
+                              mcos::v1::RebalanceStatus* response) override;
+  grpc::Status ResumeRebalance(grpc::ServerContext* context,
+                               const mcos::v1::ResumeRebalanceRequest* request,
+                               mcos::v1::RebalanceStatus* response) override;
 
  private:
   absl::Status RequireAdmin(const grpc::ServerContext& context);

@@ -33,6 +33,8 @@ absl::Status CheckPeerRow(const mcos::v1::MetadataRow& row) {
     parsed = mcos::v1::FormerLayout().ParseFromString(row.value());
   } else if (row.table() == kMoveReportsTable) {
     parsed = mcos::v1::MoveReport().ParseFromString(row.value());
+  } else if (row.table() == kRebalanceTable) {
+    parsed = mcos::v1::RebalanceControl().ParseFromString(row.value());
   } else {
     return bad("belongs to no replicated table");
   }

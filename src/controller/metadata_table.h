@@ -35,6 +35,8 @@ inline constexpr char kClustersTable[] = "clusters";
 // on them (MoveReport; key: option/cluster).
 inline constexpr char kFormerLayoutsTable[] = "former_layouts";
 inline constexpr char kMoveReportsTable[] = "move_reports";
+// Whether moving data is paused (RebalanceControl; key: control).
+inline constexpr char kRebalanceTable[] = "rebalance";
 
 // A row's value as its table's message; DATA_LOSS if it does not parse.
 template <typename T>

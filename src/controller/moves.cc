@@ -56,8 +56,8 @@ absl::Status Controller::RecordMoves(const std::vector<mcos::v1::MoveReport>& mo
       same.set_records_copied(stored->records_copied());
       same.set_bytes_copied(stored->bytes_copied());
       *same.mutable_reported() = stored->reported();
-      const bool fresh = clock_.Now() - common::FromProtoTimestamp(stored->reported()) <
-                         absl::Seconds(30);
+      const bool fresh =
+          clock_.Now() - common::FromProtoTimestamp(stored->reported()) < absl::Seconds(30);
       if (same.SerializeAsString() == stored->SerializeAsString() &&
           (fresh || (report.records_copied() == stored->records_copied() &&
                      report.bytes_copied() == stored->bytes_copied()))) {
@@ -129,8 +129,29 @@ absl::StatusOr<int> Controller::RetireMoves() {
   return retired;
 }
 
+absl::StatusOr<bool> Controller::RebalancePaused() {
+  MCOS_ASSIGN_OR_RETURN(auto row, store_->GetRow(kRebalanceTable, "control"));
+  if (!row || row->tombstone()) return false;
+  MCOS_ASSIGN_OR_RETURN(auto control, ParseRow<mcos::v1::RebalanceControl>(*row));
+  return control.paused();
+}
+
+absl::Status Controller::SetRebalancePaused(bool paused) {
+  absl::MutexLock lock(&write_mu_);
+  MCOS_ASSIGN_OR_RETURN(const bool now, RebalancePaused());
+  if (now == paused) return absl::OkStatus();
+  mcos::v1::RebalanceControl control;
+  control.set_paused(paused);
+  common::ToProtoTimestamp(clock_.Now(), control.mutable_changed());
+  MCOS_RETURN_IF_ERROR(table_.Put(kRebalanceTable, "control", &control).status());
+  common::LogInfo(paused ? "moving data is paused" : "moving data is resumed");
+  return absl::OkStatus();
+}
+
 absl::StatusOr<mcos::v1::RebalanceStatus> Controller::RebalanceStatus() {
   mcos::v1::RebalanceStatus status;
+  MCOS_ASSIGN_OR_RETURN(const bool paused, RebalancePaused());
+  status.set_paused(paused);
   MCOS_ASSIGN_OR_RETURN(auto former_rows,
                         store_->ListRows(kFormerLayoutsTable, "", "", 100000, false));
   if (former_rows.empty()) return status;
@@ -145,6 +166,7 @@ absl::StatusOr<mcos::v1::RebalanceStatus> Controller::RebalanceStatus() {
     task->set_from_ring(former.ring().id());
     task->set_from_ring_version(former.ring().version());
     *task->mutable_started() = former.replaced();
+    task->set_paused(paused);
     MCOS_ASSIGN_OR_RETURN(auto option_row, store_->GetRow(kOptionsTable, former.option()));
     if (!option_row || option_row->tombstone()) continue;
     MCOS_ASSIGN_OR_RETURN(auto option, ParseRow<mcos::v1::Option>(*option_row));

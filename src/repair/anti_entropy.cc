@@ -87,7 +87,10 @@ absl::StatusOr<std::vector<SyncSet>> SyncSetsOf(const mcos::v1::MetadataSnapshot
       MCOS_ASSIGN_OR_RETURN(Compiled compiled, compile(f->ring()));
       layouts.push_back(std::move(compiled));
       set.former.push_back(f->id());
-      if (settled_everywhere(option.name(), f->id())) set.settled_everywhere.push_back(f->id());
+      // Nothing counts as synced while paused.
+      if (!snapshot.rebalance_paused() && settled_everywhere(option.name(), f->id())) {
+        set.settled_everywhere.push_back(f->id());
+      }
     }
     uint32_t power = 0;
     for (const auto& l : layouts) power = std::max(power, l->partition_power());
@@ -98,12 +101,16 @@ absl::StatusOr<std::vector<SyncSet>> SyncSetsOf(const mcos::v1::MetadataSnapshot
     for (uint32_t p = 0; p < partitions; ++p) {
       bool holds = false;
       std::vector<std::string> others;
-      for (const auto& l : layouts) {
-        for (uint16_t i : l->Replicas(p >> (power - l->partition_power()))) {
-          if (l->clusters()[i] == cluster) {
+      // Paused: only the former layouts count (they go on repairing each other; nothing is
+      // copied into partitions a cluster holds only under the current layout).
+      const bool paused = snapshot.rebalance_paused() && layouts.size() > 1;
+      for (size_t k = paused ? 1 : 0; k < layouts.size(); ++k) {
+        const placement::CompiledRing& l = *layouts[k];
+        for (uint16_t i : l.Replicas(p >> (power - l.partition_power()))) {
+          if (l.clusters()[i] == cluster) {
             holds = true;
-          } else if (std::find(others.begin(), others.end(), l->clusters()[i]) == others.end()) {
-            others.push_back(l->clusters()[i]);
+          } else if (std::find(others.begin(), others.end(), l.clusters()[i]) == others.end()) {
+            others.push_back(l.clusters()[i]);
           }
         }
       }

@@ -60,10 +60,10 @@ absl::Status Releaser::RunOnce(common::Pacer& pacer) {
       do {
         auto page = local->ScanPartition(scan, clock_.Now() + options_.call_timeout);
         if (!page.ok()) {
-          result = absl::Status(page.status().code(),
-                                absl::StrCat("releasing copies: scanning partition ", p,
-                                             " of option '", set.option,
-                                             "': ", page.status().message()));
+          result =
+              absl::Status(page.status().code(),
+                           absl::StrCat("releasing copies: scanning partition ", p, " of option '",
+                                        set.option, "': ", page.status().message()));
           break;
         }
         for (auto& entry : *page->mutable_entries()) {
@@ -116,9 +116,9 @@ absl::Status Releaser::ReleaseBatch(replication::Replica& local,
   for (const std::string& holder : holders) {
     auto answer = check_(holder, check, clock_.Now() + options_.call_timeout);
     if (answer.ok() && static_cast<size_t>(answer->checks_size()) != n) {
-      answer = absl::DataLossError(absl::StrCat("cluster '", holder, "' answered ",
-                                                answer->checks_size(), " checks for ", n,
-                                                " records"));
+      answer =
+          absl::DataLossError(absl::StrCat("cluster '", holder, "' answered ",
+                                           answer->checks_size(), " checks for ", n, " records"));
     }
     if (!answer.ok()) {
       std::fill(confirmed.begin(), confirmed.end(), false);

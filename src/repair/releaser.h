@@ -63,8 +63,7 @@ class Releaser {
  private:
   // Releases what `holders` confirm of `batch` (records of one partition), hands over the rest.
   absl::Status ReleaseBatch(replication::Replica& local, const std::vector<std::string>& holders,
-                            std::vector<mcos::v1::ScanPartitionEntry>& batch,
-                            ReleaserStatus& pass);
+                            std::vector<mcos::v1::ScanPartitionEntry>& batch, ReleaserStatus& pass);
 
   const ReleaserOptions options_;
   const Topology topology_;

@@ -41,6 +41,8 @@ absl::Status TombstoneReaper::RunOnce(common::Pacer& pacer) {
   absl::Status result;
   bool stopped = false;
   for (const SyncSet& set : topology.sets) {
+    // While an option's data moves, its tombstones wait: its replica sets are changing.
+    if (!set.former.empty()) continue;
     for (uint32_t p = 0; p < set.held.size() && !stopped && result.ok(); ++p) {
       if (!set.held[p]) continue;
       std::vector<std::string> replica_set = set.peers[p];

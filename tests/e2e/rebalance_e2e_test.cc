@@ -23,6 +23,7 @@
 #include "client/sdk/client.h"
 #include "common/channel.h"
 #include "replication/replica.h"
+#include "tests/support/cli_runner.h"
 #include "tests/support/federation_fixture.h"
 #include "tests/support/status_matchers.h"
 
@@ -109,8 +110,7 @@ TEST_F(RebalanceE2eTest, ARingChangedUnderLoadMovesItsDataAndLosesNothing) {
     readers_at.push_back(As(*c));
     ASSERT_NE(writers_at.back(), nullptr);
     auto& user = *writers_at.back();
-    ASSERT_LT(WaitFor([&] { return user.ListObjects(Listing("moving")).ok(); }),
-              absl::Seconds(15));
+    ASSERT_LT(WaitFor([&] { return user.ListObjects(Listing("moving")).ok(); }), absl::Seconds(15));
   }
   constexpr int kKeys = 90;
   auto name = [](int k) { return absl::StrCat("k", k); };
@@ -187,8 +187,8 @@ TEST_F(RebalanceE2eTest, ARingChangedUnderLoadMovesItsDataAndLosesNothing) {
           }
           read.seq = s;
         } else if (!absl::IsNotFound(got.status())) {
-          failures.push_back(absl::StrCat("read of ", read.key, " at ", kAt[r], ": ",
-                                          got.status().ToString()));
+          failures.push_back(
+              absl::StrCat("read of ", read.key, " at ", kAt[r], ": ", got.status().ToString()));
           continue;
         }
         reads.push_back(std::move(read));
@@ -249,10 +249,10 @@ TEST_F(RebalanceE2eTest, ARingChangedUnderLoadMovesItsDataAndLosesNothing) {
 
   // Nothing failed, and every read returned a state its key could have had.
   EXPECT_TRUE(failures.empty()) << failures.size() << " failures, the first: "
-                                << absl::StrJoin(failures.begin(),
-                                                 failures.begin() + std::min<size_t>(
-                                                                        5, failures.size()),
-                                                 "\n");
+                                << absl::StrJoin(
+                                       failures.begin(),
+                                       failures.begin() + std::min<size_t>(5, failures.size()),
+                                       "\n");
   size_t impossible = 0;
   std::string first_impossible;
   for (const auto& read : reads) {
@@ -332,11 +332,175 @@ TEST_F(RebalanceE2eTest, ARingChangedUnderLoadMovesItsDataAndLosesNothing) {
   std::cout << "move of " << kStill << " still objects of 16 KiB and " << kKeys
             << " keys under load: " << absl::ToDoubleSeconds(moved - changed)
             << " s to retire the former layout, " << writes - writes_before << " writes and "
-            << reads.size() << " reads; last status before retirement: " << records
-            << " records, " << bytes << " bytes copied; write p99 "
+            << reads.size() << " reads; last status before retirement: " << records << " records, "
+            << bytes << " bytes copied; write p99 "
             << absl::FormatDuration(p99(changed - absl::Seconds(2), changed)) << " before, "
             << absl::FormatDuration(p99(changed, moved)) << " during; alpha held "
             << at_alpha_before << " records before the change and released them all\n";
+}
+
+// A move paused copies nothing (and writes still reach every live layout); resumed, it survives its
+// target killed with -9 half-way: the restarted cluster resumes where it stopped and finishes.
+// Driven through the CLI as an operator would.
+TEST_F(RebalanceE2eTest, APausedMoveWaitsAndAResumedOneSurvivesItsTargetKilled) {
+  // About 2 s of copying at 4 MB/s.
+  cluster_args_.insert(cluster_args_.end(), {"--anti-entropy-mb-per-second", "4"});
+  Federate();
+  auto admin = Admin(*a_);
+  MCOS_ASSERT_OK(admin->CreateRing(RingOf("pair", 2, {"alpha", "beta"})));
+  mcos::v1::Option pair;
+  pair.set_name("pair");
+  pair.set_ring("pair");
+  MCOS_ASSERT_OK(admin->AddOption(pair));
+  auto at_a = As(*a_);
+  ASSERT_NE(at_a, nullptr);
+  MCOS_ASSERT_OK(at_a->CreateContainer("moving", "pair"));
+  constexpr int kObjects = 120;
+  auto content = [](int i) { return std::string(64 << 10, static_cast<char>('a' + i % 26)); };
+  for (int i = 0; i < kObjects; ++i) {
+    MCOS_ASSERT_OK(Put(*at_a, "moving", absl::StrCat("o", i), content(i)));
+  }
+  const std::string config = dir_.path() + "/cli";
+  auto cli = [&](const std::string& args, const std::string& input = "") {
+    return testing::RunCli(MCOS_CLI_BIN, config,
+                           absl::StrCat("--endpoint ", a_->endpoint(), " ", args), input);
+  };
+  auto login = cli("login admin --password-stdin", absl::StrCat(testing::kAdminPassword, "\\n"));
+  ASSERT_EQ(login.first, 0) << login.second;
+  auto paused = cli("admin rebalance pause");
+  ASSERT_EQ(paused.first, 0) << paused.second;
+  EXPECT_NE(paused.second.find("moving data is paused (0 former layout(s) live)"),
+            std::string::npos)
+      << paused.second;
+
+  mcos::v1::UpdateRingRequest change;
+  change.set_id("pair");
+  for (const char* m : {"beta", "gamma"}) {
+    auto* member = change.add_members();
+    member->set_cluster(m);
+    member->set_weight(1);
+  }
+  MCOS_ASSERT_OK(admin->UpdateRing(change));
+  // Paused: gamma copies nothing, though it is known to settle; a write still reaches alpha.
+  auto own_gamma = Own(*c_, "gamma");
+  auto records_at = [&](replication::Replica& r) -> int64_t {
+    mcos::v1::PartitionDigestsRequest req;
+    req.set_option("pair");
+    req.set_partition_power(8);
+    auto d = r.PartitionDigests(req, absl::Now() + absl::Seconds(5));
+    if (!d.ok()) return -1;
+    int64_t n = 0;
+    for (const auto& p : d->digests()) n += static_cast<int64_t>(p.object_count());
+    return n;
+  };
+  absl::SleepFor(absl::Seconds(3));
+  EXPECT_EQ(records_at(*own_gamma), 0);
+  MCOS_ASSERT_OK(Put(*at_a, "moving", "during-pause", "written while paused"));
+  EXPECT_EQ(records_at(*own_gamma), 1);  // the write went to gamma too (and to alpha)
+  auto status = cli("admin rebalance status");
+  ASSERT_EQ(status.first, 0) << status.second;
+  EXPECT_NE(status.second.find("moving data is paused"), std::string::npos) << status.second;
+  EXPECT_NE(status.second.find("option pair: ring pair v1 -> pair v2, 0 of 512 partitions done"),
+            std::string::npos)
+      << status.second;
+  auto json = cli("--json admin rebalance status");
+  ASSERT_EQ(json.first, 0) << json.second;
+  EXPECT_NE(json.second.find("\"paused\":true"), std::string::npos) << json.second;
+
+  // Resumed: gamma is killed once it has copied part of it, and restarted.
+  auto resumed = cli("admin rebalance resume");
+  ASSERT_EQ(resumed.first, 0) << resumed.second;
+  EXPECT_NE(resumed.second.find("moving data is resumed (1 former layout(s) live)"),
+            std::string::npos)
+      << resumed.second;
+  ASSERT_LT(WaitFor([&] { return records_at(*own_gamma) > kObjects / 4; }, absl::Seconds(30)),
+            absl::Seconds(30));
+  const int64_t at_kill = records_at(*own_gamma);
+  c_->Kill();
+  MCOS_ASSERT_OK(Restart(*c_, "gamma", /*same_port=*/true));
+  const absl::Time restarted = absl::Now();
+  auto watch = cli("admin rebalance status --watch");
+  ASSERT_EQ(watch.first, 0) << watch.second;
+  EXPECT_NE(watch.second.find("nothing moves"), std::string::npos) << watch.second;
+  std::cout << "gamma held " << at_kill << " of " << kObjects + 1
+            << " records when killed; the move finished "
+            << absl::ToDoubleSeconds(absl::Now() - restarted) << " s after its restart\n";
+
+  // Every object is readable with its content at every cluster, held by beta and gamma only.
+  auto own_c = Own(*c_, "gamma");
+  EXPECT_EQ(records_at(*own_c), kObjects + 1);
+  EXPECT_LT(WaitFor([&] { return records_at(*Own(*a_, "alpha")) == 0; }, absl::Seconds(30)),
+            absl::Seconds(30));
+  for (auto* c : {a_, b_, c_}) {
+    auto user = As(*c);
+    ASSERT_NE(user, nullptr);
+    for (int i = 0; i < kObjects; i += 7) {
+      EXPECT_EQ(Get(*user, "moving", absl::StrCat("o", i)).value_or("?"), content(i)) << i;
+    }
+    auto info = user->StatObject("moving", "during-pause");
+    MCOS_ASSERT_OK(info);
+    EXPECT_EQ(Replicas(*info), (std::set<std::string>{"beta", "gamma"}));
+  }
+}
+
+// A cluster that holds data cannot be removed (the error says how much and what to do);
+// `cluster remove --drain` moves its data off, then removes it, and every object stays readable
+// with its replicas on the clusters that remain.
+TEST_F(RebalanceE2eTest, RemovingAClusterThatHoldsDataTakesADrain) {
+  Federate();
+  auto admin = Admin(*b_);
+  // The default option's ring has 3 replicas over the 3 clusters: 2 once alpha is gone.
+  mcos::v1::UpdateRingRequest fewer;
+  fewer.set_id("fed");
+  fewer.set_replicas(2);
+  MCOS_ASSERT_OK(admin->UpdateRing(fewer));
+  MCOS_ASSERT_OK(admin->CreateRing(RingOf("wide", 2, {"alpha", "beta", "gamma"})));
+  mcos::v1::Option wide;
+  wide.set_name("wide");
+  wide.set_ring("wide");
+  MCOS_ASSERT_OK(admin->AddOption(wide));
+  auto at_b = As(*b_);
+  ASSERT_NE(at_b, nullptr);
+  MCOS_ASSERT_OK(at_b->CreateContainer("kept", "wide"));
+  constexpr int kObjects = 60;
+  for (int i = 0; i < kObjects; ++i) {
+    MCOS_ASSERT_OK(Put(*at_b, "kept", absl::StrCat("o", i), absl::StrCat("content ", i)));
+  }
+  auto refused = admin->RemoveCluster("alpha");
+  MCOS_EXPECT_CODE(refused, kFailedPrecondition);
+  EXPECT_NE(refused.message().find("still holds"), std::string::npos) << refused;
+  EXPECT_NE(refused.message().find("ring wide"), std::string::npos) << refused;
+  EXPECT_NE(refused.message().find("--drain"), std::string::npos) << refused;
+
+  const std::string config = dir_.path() + "/cli";
+  auto cli = [&](const std::string& args, const std::string& input = "") {
+    return testing::RunCli(MCOS_CLI_BIN, config,
+                           absl::StrCat("--endpoint ", b_->endpoint(), " ", args), input);
+  };
+  auto login = cli("login admin --password-stdin", absl::StrCat(testing::kAdminPassword, "\\n"));
+  ASSERT_EQ(login.first, 0) << login.second;
+  const absl::Time start = absl::Now();
+  auto drained = cli("admin cluster remove alpha --drain");
+  ASSERT_EQ(drained.first, 0) << drained.second;
+  EXPECT_NE(drained.second.find("ring wide: weight of alpha set to 0"), std::string::npos)
+      << drained.second;
+  EXPECT_NE(drained.second.find("drained alpha in"), std::string::npos) << drained.second;
+  EXPECT_NE(drained.second.find("removed cluster alpha"), std::string::npos) << drained.second;
+  std::cout << "drained alpha (" << kObjects << " objects) in "
+            << absl::ToDoubleSeconds(absl::Now() - start) << " s\n";
+  for (auto* c : {b_, c_}) {
+    auto user = As(*c);
+    ASSERT_NE(user, nullptr);
+    for (int i = 0; i < kObjects; ++i) {
+      auto info = user->StatObject("kept", absl::StrCat("o", i));
+      MCOS_ASSERT_OK(info);
+      EXPECT_EQ(Replicas(*info), (std::set<std::string>{"beta", "gamma"})) << i;
+      EXPECT_EQ(Get(*user, "kept", absl::StrCat("o", i)).value_or("?"),
+                absl::StrCat("content ", i));
+    }
+  }
+  const std::set<std::string> rest = {"beta", "gamma"};
+  EXPECT_LT(WaitFor([&] { return Listed(*admin).first == rest; }), absl::Seconds(10));
 }
 
 }  // namespace

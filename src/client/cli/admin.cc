@@ -1,4 +1,6 @@
 // mcos admin user|cluster|repair|rebalance|ring|option ...
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <cstdint>
 #include <iostream>
@@ -54,8 +56,12 @@ class AdminCommands final : public Commands {
     cl_add_->add_option("--endpoint", cluster_endpoint_, "The other cluster's controller HOST:PORT")
         ->required();
     cl_remove_ = admin_cluster_->add_subcommand(
-        "remove", "Remove a cluster from the federation (no ring may still give it weight)");
+        "remove",
+        "Remove a cluster from the federation (refused while it holds data: use --drain)");
     cl_remove_->add_option("name", cluster_name_, "Cluster name")->required();
+    cl_remove_->add_flag("--drain", drain_,
+                         "Move its data off first: set its weight to 0 in every ring, wait until "
+                         "nothing moves (progress on a terminal), then remove it");
 
     admin_repair_ = admin_->add_subcommand("repair", "Replication and repair");
     admin_repair_->require_subcommand(1);
@@ -74,6 +80,11 @@ class AdminCommands final : public Commands {
         "per cluster whether it settled and copied everything (nothing listed: nothing moves)");
     rb_status_->add_flag("--watch", watch_,
                          "Print the status again every second until nothing moves");
+    rb_pause_ = admin_rebalance_->add_subcommand(
+        "pause",
+        "Stop moving data, federation-wide (writes still go to the former holders too; reads and "
+        "repair go on) until `resume`");
+    rb_resume_ = admin_rebalance_->add_subcommand("resume", "Move data again after `pause`");
 
     admin_ring_ = admin_->add_subcommand("ring", "Placement rings");
     admin_ring_->require_subcommand(1);
@@ -239,6 +250,17 @@ class AdminCommands final : public Commands {
       std::cout << "\n";
       return 0;
     }
+    if (rb_pause_->parsed() || rb_resume_->parsed()) {
+      auto r = client.PauseRebalance(rb_pause_->parsed());
+      if (!r.ok()) return Fail(r.status());
+      if (g.json) {
+        std::cout << ToJson(*r) << "\n";
+      } else {
+        std::cout << "moving data is " << (r->paused() ? "paused" : "resumed") << " ("
+                  << r->tasks_size() << " former layout(s) live)\n";
+      }
+      return 0;
+    }
     if (rb_status_->parsed()) {
       while (true) {
         auto r = client.GetRebalanceStatus();
@@ -246,7 +268,9 @@ class AdminCommands final : public Commands {
         if (g.json) {
           std::cout << ToJson(*r) << "\n";
         } else if (r->tasks().empty()) {
-          std::cout << "nothing moves\n";
+          std::cout << "nothing moves" << (r->paused() ? " (moving data is paused)" : "") << "\n";
+        } else if (r->paused()) {
+          std::cout << "moving data is paused (mcos admin rebalance resume)\n";
         }
         for (const auto& t : r->tasks()) {
           if (g.json) break;
@@ -299,6 +323,9 @@ class AdminCommands final : public Commands {
       return 0;
     }
     if (cl_remove_->parsed()) {
+      if (drain_) {
+        if (auto s = Drain(client, g.json); !s.ok()) return Fail(s);
+      }
       if (auto s = client.RemoveCluster(cluster_name_); !s.ok()) return Fail(s);
       if (!g.json) std::cout << "removed cluster " << cluster_name_ << "\n";
       return 0;
@@ -452,6 +479,62 @@ class AdminCommands final : public Commands {
   }
 
  private:
+  // Sets cluster_name_'s weight to 0 in every ring that gives it some, then waits until no data
+  // moves (one progress line on a terminal).
+  absl::Status Drain(client::Client& client, bool json) {
+    auto rings = client.ListRings();
+    if (!rings.ok()) return rings.status();
+    for (const auto& ring : rings->rings()) {
+      mcos::v1::UpdateRingRequest update;
+      update.set_id(ring.id());
+      bool member = false;
+      for (const auto& m : ring.members()) {
+        auto* copy = update.add_members();
+        *copy = m;
+        copy->clear_assigned_replicas();
+        copy->clear_ideal_replicas();
+        if (m.cluster() == cluster_name_ && m.weight() > 0) {
+          copy->set_weight(0);
+          member = true;
+        }
+      }
+      if (!member) continue;
+      auto updated = client.UpdateRing(update);
+      if (!updated.ok()) return updated.status();
+      if (!json) {
+        std::cout << "ring " << ring.id() << ": weight of " << cluster_name_ << " set to 0; "
+                  << updated->plan().partitions_moved() << " of "
+                  << updated->plan().partitions_total() << " partitions change placement\n";
+      }
+    }
+    const bool tty = !json && isatty(STDOUT_FILENO);
+    const absl::Time start = absl::Now();
+    while (true) {
+      auto status = client.GetRebalanceStatus();
+      if (!status.ok()) return status.status();
+      uint64_t done = 0, all = 0, bytes = 0;
+      for (const auto& t : status->tasks()) {
+        done += t.partitions_done();
+        all += t.partitions_done() + t.partitions_left();
+        bytes += t.bytes_moved();
+      }
+      if (status->tasks().empty()) break;
+      if (tty) {
+        std::cout << "\rdraining " << cluster_name_ << ": " << done << "/" << all
+                  << " partitions done, " << bytes << " bytes copied, "
+                  << absl::ToInt64Seconds(absl::Now() - start) << " s"
+                  << (status->paused() ? " (paused: mcos admin rebalance resume)" : "") << "   "
+                  << std::flush;
+      }
+      absl::SleepFor(absl::Seconds(1));
+    }
+    if (!json) {
+      std::cout << (tty ? "\n" : "") << "drained " << cluster_name_ << " in "
+                << absl::ToInt64Seconds(absl::Now() - start) << " s\n";
+    }
+    return absl::OkStatus();
+  }
+
   CLI::App* admin_ = nullptr;
   CLI::App* admin_user_ = nullptr;
   CLI::App* u_add_ = nullptr;
@@ -467,6 +550,8 @@ class AdminCommands final : public Commands {
   CLI::App* rp_status_ = nullptr;
   CLI::App* admin_rebalance_ = nullptr;
   CLI::App* rb_status_ = nullptr;
+  CLI::App* rb_pause_ = nullptr;
+  CLI::App* rb_resume_ = nullptr;
   CLI::App* admin_ring_ = nullptr;
   CLI::App* r_list_ = nullptr;
   CLI::App* r_create_ = nullptr;
@@ -479,7 +564,7 @@ class AdminCommands final : public Commands {
   std::string name_, identity_, cluster_name_, cluster_endpoint_, ring_id_, ring_name_;
   std::string mode_ = "consistent";
   bool password_stdin_ = false, admin_role_ = false, list_removed_ = false;
-  bool dry_run_ = false, make_default_ = false, watch_ = false;
+  bool dry_run_ = false, make_default_ = false, watch_ = false, drain_ = false;
   uint32_t replicas_ = 1, partition_power_ = 16, write_concern_ = 0;
   uint32_t update_replicas_ = 0, update_power_ = 0;
   std::vector<std::string> members_;

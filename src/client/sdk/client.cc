@@ -466,6 +466,15 @@ absl::StatusOr<mcos::v1::RebalanceStatus> Client::GetRebalanceStatus() {
       [&](auto* resp) { return admin_->GetRebalanceStatus(&ctx, req, resp); });
 }
 
+absl::StatusOr<mcos::v1::RebalanceStatus> Client::PauseRebalance(bool paused) {
+  grpc::ClientContext ctx;
+  Prepare(ctx, true);
+  return Run<mcos::v1::RebalanceStatus>([&](auto* resp) {
+    return paused ? admin_->PauseRebalance(&ctx, mcos::v1::PauseRebalanceRequest(), resp)
+                  : admin_->ResumeRebalance(&ctx, mcos::v1::ResumeRebalanceRequest(), resp);
+  });
+}
+
 absl::StatusOr<mcos::v1::ListRingsResponse> Client::ListRings() {
   grpc::ClientContext ctx;
   Prepare(ctx, true);

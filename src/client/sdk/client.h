@@ -161,6 +161,8 @@ class Client {
   absl::StatusOr<mcos::v1::RepairStatus> GetRepairStatus();
   // Options whose data moves after a ring or option change, and each cluster's progress.
   absl::StatusOr<mcos::v1::RebalanceStatus> GetRebalanceStatus();
+  // Pauses (or with false resumes) moving data, federation-wide; answers the status.
+  absl::StatusOr<mcos::v1::RebalanceStatus> PauseRebalance(bool paused = true);
   absl::StatusOr<mcos::v1::ListRingsResponse> ListRings();
   absl::StatusOr<mcos::v1::Ring> CreateRing(const mcos::v1::Ring& ring);
   absl::StatusOr<mcos::v1::UpdateRingResponse> UpdateRing(const mcos::v1::UpdateRingRequest& r);
