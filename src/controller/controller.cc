@@ -409,6 +409,7 @@ absl::StatusOr<mcos::v1::UpdateRingResponse> Controller::UpdateRing(
   MCOS_RETURN_IF_ERROR(CheckWriteConcerns(next, options));
   MCOS_ASSIGN_OR_RETURN(*next.mutable_layout(), placement::BuildLayout(next, &current));
   std::vector<std::string> users_of_ring;
+  users_of_ring.reserve(options.size());
   for (const auto& o : options) users_of_ring.push_back(o.name());
   mcos::v1::UpdateRingResponse response;
   const auto bytes = BytesOf(users_of_ring, next.partition_power());

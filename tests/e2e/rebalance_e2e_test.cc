@@ -135,6 +135,7 @@ TEST_F(RebalanceE2eTest, ARingChangedUnderLoadMovesItsDataAndLosesNothing) {
   std::vector<std::pair<absl::Time, absl::Duration>> latencies;  // of acknowledged writes
   std::atomic<bool> stop{false};
   std::atomic<int> writes{0};
+  int listings = 0;
   std::vector<std::thread> threads;
   for (int w = 0; w < 3; ++w) {
     threads.emplace_back([&, w] {
@@ -173,7 +174,26 @@ TEST_F(RebalanceE2eTest, ARingChangedUnderLoadMovesItsDataAndLosesNothing) {
     threads.emplace_back([&, r] {
       std::mt19937 rng(100 + r);
       Client& at = *readers_at[r];
+      int round = 0;
       while (!stop) {
+        if (++round % 20 == 0) {
+          // A listing merges every live layout's holders: the objects the load never touches
+          // are always all there.
+          mcos::v1::ListObjectsRequest list;
+          list.set_container("moving");
+          list.set_prefix("still/");
+          list.set_limit(1000);
+          auto listed = at.ListObjects(list);
+          std::lock_guard<std::mutex> lock(mu);
+          ++listings;
+          if (!listed.ok() || listed->objects_size() != kStill) {
+            failures.push_back(absl::StrCat(
+                "listing at ", kAt[r], ": ",
+                listed.ok() ? absl::StrCat(listed->objects_size(), " objects")
+                            : listed.status().ToString()));
+          }
+          continue;
+        }
         Read read{name(static_cast<int>(rng() % kKeys)), std::nullopt, absl::Now(), {}, kAt[r]};
         auto got = Get(at, "moving", read.key);
         read.end = absl::Now();
@@ -265,6 +285,7 @@ TEST_F(RebalanceE2eTest, ARingChangedUnderLoadMovesItsDataAndLosesNothing) {
   EXPECT_EQ(impossible, 0u) << "of " << reads.size() << " reads; the first: " << first_impossible;
   EXPECT_GT(writes - writes_before, 50) << "the load ran during the move";
   EXPECT_GT(reads.size(), 100u);
+  EXPECT_GT(listings, 10);
 
   // Every key ends as its last acknowledged operation left it, read at every cluster, and each
   // live one is held by beta and gamma, gamma's own copy included.
@@ -332,7 +353,7 @@ TEST_F(RebalanceE2eTest, ARingChangedUnderLoadMovesItsDataAndLosesNothing) {
   std::cout << "move of " << kStill << " still objects of 16 KiB and " << kKeys
             << " keys under load: " << absl::ToDoubleSeconds(moved - changed)
             << " s to retire the former layout, " << writes - writes_before << " writes and "
-            << reads.size() << " reads; last status before retirement: " << records << " records, "
+            << reads.size() << " reads and " << listings << " listings; last status before retirement: " << records << " records, "
             << bytes << " bytes copied; write p99 "
             << absl::FormatDuration(p99(changed - absl::Seconds(2), changed)) << " before, "
             << absl::FormatDuration(p99(changed, moved)) << " during; alpha held "
