@@ -86,23 +86,69 @@ class RebalanceE2eTest : public testing::FederationFixture {
     return false;
   }
 
+  // Records of option "pair" a cluster's own copy holds (-1 if it cannot be asked).
+  static int64_t RecordsAt(replication::Replica& r) {
+    mcos::v1::PartitionDigestsRequest req;
+    req.set_option("pair");
+    req.set_partition_power(8);
+    auto d = r.PartitionDigests(req, absl::Now() + absl::Seconds(5));
+    if (!d.ok()) return -1;
+    int64_t n = 0;
+    for (const auto& p : d->digests()) n += static_cast<int64_t>(p.object_count());
+    return n;
+  }
+
+  // Ring "pair" over {alpha, beta} (2 replicas), option "pair" on it and carol's container
+  // `container` bound to it; carol's client at alpha.
+  std::unique_ptr<Client> PairContainer(const std::string& container) {
+    auto admin = Admin(*a_);
+    EXPECT_TRUE(admin->CreateRing(RingOf("pair", 2, {"alpha", "beta"})).ok());
+    mcos::v1::Option pair;
+    pair.set_name("pair");
+    pair.set_ring("pair");
+    pair.set_write_concern(2);
+    EXPECT_TRUE(admin->AddOption(pair).ok());
+    auto at_a = As(*a_);
+    if (at_a == nullptr || !at_a->CreateContainer(container, "pair").ok()) {
+      ADD_FAILURE() << "cannot make container " << container;
+      return nullptr;
+    }
+    return at_a;
+  }
+
+  // Ring "pair" changed to {beta, gamma}.
+  static mcos::v1::UpdateRingRequest ToBetaAndGamma() {
+    mcos::v1::UpdateRingRequest change;
+    change.set_id("pair");
+    for (const char* m : {"beta", "gamma"}) {
+      auto* member = change.add_members();
+      member->set_cluster(m);
+      member->set_weight(1);
+    }
+    return change;
+  }
+
+  // The CLI at cluster `at`, logged in as admin (the first call logs in).
+  std::pair<int, std::string> Cli(const ClusterProcess& at, const std::string& args) {
+    const std::string config = dir_.path() + "/cli";
+    const std::string endpoint = absl::StrCat("--endpoint ", at.endpoint(), " ");
+    if (!cli_logged_in_) {
+      auto login = testing::RunCli(MCOS_CLI_BIN, config, endpoint + "login admin --password-stdin",
+                                   absl::StrCat(testing::kAdminPassword, "\\n"));
+      EXPECT_EQ(login.first, 0) << login.second;
+      cli_logged_in_ = true;
+    }
+    return testing::RunCli(MCOS_CLI_BIN, config, endpoint + args);
+  }
+
   std::unique_ptr<common::ServiceAuth> peer_;
+  bool cli_logged_in_ = false;
 };
 
 TEST_F(RebalanceE2eTest, ARingChangedUnderLoadMovesItsDataAndLosesNothing) {
   Federate();
   auto admin = Admin(*a_);
-  MCOS_ASSERT_OK(admin->CreateRing(RingOf("pair", 2, {"alpha", "beta"})));
-  mcos::v1::Option pair;
-  pair.set_name("pair");
-  pair.set_ring("pair");
-  pair.set_write_concern(2);
-  MCOS_ASSERT_OK(admin->AddOption(pair));
-  {
-    auto at_a = As(*a_);
-    ASSERT_NE(at_a, nullptr);
-    MCOS_ASSERT_OK(at_a->CreateContainer("moving", "pair"));
-  }
+  ASSERT_NE(PairContainer("moving"), nullptr);
   std::vector<std::unique_ptr<Client>> writers_at;
   std::vector<std::unique_ptr<Client>> readers_at;
   for (auto* c : {a_, b_, c_}) {
@@ -187,10 +233,10 @@ TEST_F(RebalanceE2eTest, ARingChangedUnderLoadMovesItsDataAndLosesNothing) {
           std::lock_guard<std::mutex> lock(mu);
           ++listings;
           if (!listed.ok() || listed->objects_size() != kStill) {
-            failures.push_back(absl::StrCat(
-                "listing at ", kAt[r], ": ",
-                listed.ok() ? absl::StrCat(listed->objects_size(), " objects")
-                            : listed.status().ToString()));
+            failures.push_back(absl::StrCat("listing at ", kAt[r], ": ",
+                                            listed.ok()
+                                                ? absl::StrCat(listed->objects_size(), " objects")
+                                                : listed.status().ToString()));
           }
           continue;
         }
@@ -219,28 +265,11 @@ TEST_F(RebalanceE2eTest, ARingChangedUnderLoadMovesItsDataAndLosesNothing) {
   // The change, under the load: {alpha, beta} becomes {beta, gamma}.
   absl::SleepFor(absl::Seconds(2));
   const int writes_before = writes;
-  mcos::v1::UpdateRingRequest change;
-  change.set_id("pair");
-  for (const char* m : {"beta", "gamma"}) {
-    auto* member = change.add_members();
-    member->set_cluster(m);
-    member->set_weight(1);
-  }
   auto own_alpha = Own(*a_, "alpha");
-  auto records_at = [&](replication::Replica& r) -> int64_t {
-    mcos::v1::PartitionDigestsRequest req;
-    req.set_option("pair");
-    req.set_partition_power(8);
-    auto d = r.PartitionDigests(req, absl::Now() + absl::Seconds(5));
-    if (!d.ok()) return -1;
-    int64_t n = 0;
-    for (const auto& p : d->digests()) n += static_cast<int64_t>(p.object_count());
-    return n;
-  };
-  const int64_t at_alpha_before = records_at(*own_alpha);
+  const int64_t at_alpha_before = RecordsAt(*own_alpha);
   EXPECT_GE(at_alpha_before, kStill + kKeys);
   const absl::Time changed = absl::Now();
-  auto updated = admin->UpdateRing(change);
+  auto updated = admin->UpdateRing(ToBetaAndGamma());
   MCOS_ASSERT_OK(updated);
   EXPECT_EQ(updated->plan().partitions_moved(), 256u);
   // The move shows in the status until every cluster confirmed it.
@@ -328,10 +357,10 @@ TEST_F(RebalanceE2eTest, ARingChangedUnderLoadMovesItsDataAndLosesNothing) {
     EXPECT_EQ(Replicas(*info), (std::set<std::string>{"beta", "gamma"})) << key.object();
   }
   // Alpha holds no partition of the option now: it drops every copy once beta and gamma hold it.
-  EXPECT_LT(WaitFor([&] { return records_at(*own_alpha) == 0; }, absl::Seconds(30)),
+  EXPECT_LT(WaitFor([&] { return RecordsAt(*own_alpha) == 0; }, absl::Seconds(30)),
             absl::Seconds(30))
-      << records_at(*own_alpha) << " records of the option left at alpha";
-  EXPECT_EQ(records_at(*Own(*c_, "gamma")), records_at(*Own(*b_, "beta")));
+      << RecordsAt(*own_alpha) << " records of the option left at alpha";
+  EXPECT_EQ(RecordsAt(*Own(*c_, "gamma")), RecordsAt(*Own(*b_, "beta")));
   // The writes' p99 before the change and while the data moved.
   auto p99 = [&](absl::Time from, absl::Time to) {
     std::vector<absl::Duration> in;
@@ -353,8 +382,9 @@ TEST_F(RebalanceE2eTest, ARingChangedUnderLoadMovesItsDataAndLosesNothing) {
   std::cout << "move of " << kStill << " still objects of 16 KiB and " << kKeys
             << " keys under load: " << absl::ToDoubleSeconds(moved - changed)
             << " s to retire the former layout, " << writes - writes_before << " writes and "
-            << reads.size() << " reads and " << listings << " listings; last status before retirement: " << records << " records, "
-            << bytes << " bytes copied; write p99 "
+            << reads.size() << " reads and " << listings
+            << " listings; last status before retirement: " << records << " records, " << bytes
+            << " bytes copied; write p99 "
             << absl::FormatDuration(p99(changed - absl::Seconds(2), changed)) << " before, "
             << absl::FormatDuration(p99(changed, moved)) << " during; alpha held "
             << at_alpha_before << " records before the change and released them all\n";
@@ -368,56 +398,27 @@ TEST_F(RebalanceE2eTest, APausedMoveWaitsAndAResumedOneSurvivesItsTargetKilled) 
   cluster_args_.insert(cluster_args_.end(), {"--anti-entropy-mb-per-second", "4"});
   Federate();
   auto admin = Admin(*a_);
-  MCOS_ASSERT_OK(admin->CreateRing(RingOf("pair", 2, {"alpha", "beta"})));
-  mcos::v1::Option pair;
-  pair.set_name("pair");
-  pair.set_ring("pair");
-  MCOS_ASSERT_OK(admin->AddOption(pair));
-  auto at_a = As(*a_);
+  auto at_a = PairContainer("moving");
   ASSERT_NE(at_a, nullptr);
-  MCOS_ASSERT_OK(at_a->CreateContainer("moving", "pair"));
   constexpr int kObjects = 120;
   auto content = [](int i) { return std::string(64 << 10, static_cast<char>('a' + i % 26)); };
   for (int i = 0; i < kObjects; ++i) {
     MCOS_ASSERT_OK(Put(*at_a, "moving", absl::StrCat("o", i), content(i)));
   }
-  const std::string config = dir_.path() + "/cli";
-  auto cli = [&](const std::string& args, const std::string& input = "") {
-    return testing::RunCli(MCOS_CLI_BIN, config,
-                           absl::StrCat("--endpoint ", a_->endpoint(), " ", args), input);
-  };
-  auto login = cli("login admin --password-stdin", absl::StrCat(testing::kAdminPassword, "\\n"));
-  ASSERT_EQ(login.first, 0) << login.second;
+  auto cli = [&](const std::string& args) { return Cli(*a_, args); };
   auto paused = cli("admin rebalance pause");
   ASSERT_EQ(paused.first, 0) << paused.second;
   EXPECT_NE(paused.second.find("moving data is paused (0 former layout(s) live)"),
             std::string::npos)
       << paused.second;
 
-  mcos::v1::UpdateRingRequest change;
-  change.set_id("pair");
-  for (const char* m : {"beta", "gamma"}) {
-    auto* member = change.add_members();
-    member->set_cluster(m);
-    member->set_weight(1);
-  }
-  MCOS_ASSERT_OK(admin->UpdateRing(change));
+  MCOS_ASSERT_OK(admin->UpdateRing(ToBetaAndGamma()));
   // Paused: gamma copies nothing, though it is known to settle; a write still reaches alpha.
   auto own_gamma = Own(*c_, "gamma");
-  auto records_at = [&](replication::Replica& r) -> int64_t {
-    mcos::v1::PartitionDigestsRequest req;
-    req.set_option("pair");
-    req.set_partition_power(8);
-    auto d = r.PartitionDigests(req, absl::Now() + absl::Seconds(5));
-    if (!d.ok()) return -1;
-    int64_t n = 0;
-    for (const auto& p : d->digests()) n += static_cast<int64_t>(p.object_count());
-    return n;
-  };
   absl::SleepFor(absl::Seconds(3));
-  EXPECT_EQ(records_at(*own_gamma), 0);
+  EXPECT_EQ(RecordsAt(*own_gamma), 0);
   MCOS_ASSERT_OK(Put(*at_a, "moving", "during-pause", "written while paused"));
-  EXPECT_EQ(records_at(*own_gamma), 1);  // the write went to gamma too (and to alpha)
+  EXPECT_EQ(RecordsAt(*own_gamma), 1);  // the write went to gamma too (and to alpha)
   auto status = cli("admin rebalance status");
   ASSERT_EQ(status.first, 0) << status.second;
   EXPECT_NE(status.second.find("moving data is paused"), std::string::npos) << status.second;
@@ -434,9 +435,9 @@ TEST_F(RebalanceE2eTest, APausedMoveWaitsAndAResumedOneSurvivesItsTargetKilled) 
   EXPECT_NE(resumed.second.find("moving data is resumed (1 former layout(s) live)"),
             std::string::npos)
       << resumed.second;
-  ASSERT_LT(WaitFor([&] { return records_at(*own_gamma) > kObjects / 4; }, absl::Seconds(30)),
+  ASSERT_LT(WaitFor([&] { return RecordsAt(*own_gamma) > kObjects / 4; }, absl::Seconds(30)),
             absl::Seconds(30));
-  const int64_t at_kill = records_at(*own_gamma);
+  const int64_t at_kill = RecordsAt(*own_gamma);
   c_->Kill();
   MCOS_ASSERT_OK(Restart(*c_, "gamma", /*same_port=*/true));
   const absl::Time restarted = absl::Now();
@@ -449,8 +450,8 @@ TEST_F(RebalanceE2eTest, APausedMoveWaitsAndAResumedOneSurvivesItsTargetKilled) 
 
   // Every object is readable with its content at every cluster, held by beta and gamma only.
   auto own_c = Own(*c_, "gamma");
-  EXPECT_EQ(records_at(*own_c), kObjects + 1);
-  EXPECT_LT(WaitFor([&] { return records_at(*Own(*a_, "alpha")) == 0; }, absl::Seconds(30)),
+  EXPECT_EQ(RecordsAt(*own_c), kObjects + 1);
+  EXPECT_LT(WaitFor([&] { return RecordsAt(*Own(*a_, "alpha")) == 0; }, absl::Seconds(30)),
             absl::Seconds(30));
   for (auto* c : {a_, b_, c_}) {
     auto user = As(*c);
@@ -493,13 +494,7 @@ TEST_F(RebalanceE2eTest, RemovingAClusterThatHoldsDataTakesADrain) {
   EXPECT_NE(refused.message().find("ring wide"), std::string::npos) << refused;
   EXPECT_NE(refused.message().find("--drain"), std::string::npos) << refused;
 
-  const std::string config = dir_.path() + "/cli";
-  auto cli = [&](const std::string& args, const std::string& input = "") {
-    return testing::RunCli(MCOS_CLI_BIN, config,
-                           absl::StrCat("--endpoint ", b_->endpoint(), " ", args), input);
-  };
-  auto login = cli("login admin --password-stdin", absl::StrCat(testing::kAdminPassword, "\\n"));
-  ASSERT_EQ(login.first, 0) << login.second;
+  auto cli = [&](const std::string& args) { return Cli(*b_, args); };
   const absl::Time start = absl::Now();
   auto drained = cli("admin cluster remove alpha --drain");
   ASSERT_EQ(drained.first, 0) << drained.second;
