@@ -254,6 +254,7 @@ absl::Status AntiEntropy::RunOnce(common::Pacer& pacer) {
     m.ring = set.ring;
     m.ring_version = set.ring_version;
     m.partitions = set.current_partitions;
+    m.former = set.former.size();
     m.settled.clear();
     for (const auto& id : set.former) {
       if (now - first_seen_[id] >= options_.move_settle) m.settled.push_back(id);

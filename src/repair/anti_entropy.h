@@ -104,6 +104,8 @@ struct MoveStatus {
   // pass copied everything newer (every peer compared, every copy made).
   std::vector<std::string> synced;
   uint64_t partitions = 0;
+  // Former layouts live.
+  uint64_t former = 0;
   // Since start: records and bytes copied into this option from its peers.
   uint64_t records_copied = 0;
   uint64_t bytes_copied = 0;

@@ -114,6 +114,15 @@ ServerApp::ServerApp(const ServerOptions& options)
                           .Help("Unix time of the last pass that compared every partition shared "
                                 "with the peer")
                           .Register(*registry_)),
+      moves_(prometheus::BuildGauge()
+                 .Name("mcos_rebalance")
+                 .Help("Per option whose data moves (docs/placement.md, Moving data), by what: "
+                       "partitions (this cluster holds under the current layout), "
+                       "former_layouts, settled, synced (of them, as this server last reported), "
+                       "records_copied and bytes_copied (from former holders since start); "
+                       "option=\"\" what=released: copies of partitions held elsewhere dropped "
+                       "since start")
+                 .Register(*registry_)),
       scrub_(prometheus::BuildGauge()
                  .Name("mcos_scrubber")
                  .Help("The scrubber's counts since start, by what: objects_checked, "
@@ -374,7 +383,31 @@ void ServerApp::ReportRepair() {
     }
   }
   if (anti_entropy_) {
-    for (const auto& [option, m] : anti_entropy_->Moves()) {
+    const auto moving = anti_entropy_->Moves();
+    // Options that no longer move leave the metrics.
+    for (const auto& option : moving_options_) {
+      if (moving.count(option) > 0) continue;
+      for (const char* what : {"partitions", "former_layouts", "settled", "synced",
+                               "records_copied", "bytes_copied"}) {
+        moves_.Remove(&moves_.Add({{"option", option}, {"what", what}}));
+      }
+    }
+    moving_options_.clear();
+    for (const auto& [option, m] : moving) {
+      moving_options_.insert(option);
+      const std::pair<const char*, uint64_t> counts[] = {
+          {"partitions", m.partitions},         {"former_layouts", m.former},
+          {"settled", m.settled.size()},        {"synced", m.synced.size()},
+          {"records_copied", m.records_copied}, {"bytes_copied", m.bytes_copied}};
+      for (const auto& [what, n] : counts) {
+        moves_.Add({{"option", option}, {"what", what}}).Set(static_cast<double>(n));
+      }
+    }
+    if (releaser_) {
+      moves_.Add({{"option", ""}, {"what", "released"}})
+          .Set(static_cast<double>(releaser_->Status().released));
+    }
+    for (const auto& [option, m] : moving) {
       auto* move = report.add_moves();
       move->set_option(option);
       move->set_cluster(cluster_id_);

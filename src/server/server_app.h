@@ -12,6 +12,7 @@
 
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -387,6 +388,9 @@ class ServerApp {
   prometheus::Family<prometheus::Gauge>& repair_bytes_;
   prometheus::Family<prometheus::Gauge>& out_of_sync_;
   prometheus::Family<prometheus::Gauge>& last_full_pass_;
+  prometheus::Family<prometheus::Gauge>& moves_;
+  // Options whose move metrics are set.
+  std::set<std::string> moving_options_ ABSL_GUARDED_BY(report_mu_);
   prometheus::Family<prometheus::Gauge>& scrub_;
   prometheus::Family<prometheus::Gauge>& tombstones_;
   prometheus::Family<prometheus::Gauge>& queue_sent_;

@@ -25,6 +25,7 @@
 #include "replication/replica.h"
 #include "tests/support/cli_runner.h"
 #include "tests/support/federation_fixture.h"
+#include "tests/support/metrics_scrape.h"
 #include "tests/support/status_matchers.h"
 
 namespace mcos {
@@ -395,7 +396,8 @@ TEST_F(RebalanceE2eTest, ARingChangedUnderLoadMovesItsDataAndLosesNothing) {
 // Driven through the CLI as an operator would.
 TEST_F(RebalanceE2eTest, APausedMoveWaitsAndAResumedOneSurvivesItsTargetKilled) {
   // About 2 s of copying at 4 MB/s.
-  cluster_args_.insert(cluster_args_.end(), {"--anti-entropy-mb-per-second", "4"});
+  cluster_args_.insert(cluster_args_.end(),
+                       {"--anti-entropy-mb-per-second", "4", "--metrics-listen", "127.0.0.1:0"});
   Federate();
   auto admin = Admin(*a_);
   auto at_a = PairContainer("moving");
@@ -425,6 +427,16 @@ TEST_F(RebalanceE2eTest, APausedMoveWaitsAndAResumedOneSurvivesItsTargetKilled) 
   EXPECT_NE(status.second.find("option pair: ring pair v1 -> pair v2, 0 of 512 partitions done"),
             std::string::npos)
       << status.second;
+  // Gamma's metrics say what moves to it (as of its servers' last report).
+  EXPECT_LT(WaitFor([&] {
+              auto m = testing::ScrapeMetrics(c_->metrics_port());
+              return m.ok() &&
+                     testing::SumSamples(*m, "mcos_rebalance",
+                                         {"option=\"pair\"", "what=\"former_layouts\""}) == 1 &&
+                     testing::SumSamples(*m, "mcos_rebalance",
+                                         {"option=\"pair\"", "what=\"partitions\""}) == 256;
+            }),
+            absl::Seconds(15));
   auto json = cli("--json admin rebalance status");
   ASSERT_EQ(json.first, 0) << json.second;
   EXPECT_NE(json.second.find("\"paused\":true"), std::string::npos) << json.second;
@@ -453,6 +465,12 @@ TEST_F(RebalanceE2eTest, APausedMoveWaitsAndAResumedOneSurvivesItsTargetKilled) 
   EXPECT_EQ(RecordsAt(*own_c), kObjects + 1);
   EXPECT_LT(WaitFor([&] { return RecordsAt(*Own(*a_, "alpha")) == 0; }, absl::Seconds(30)),
             absl::Seconds(30));
+  EXPECT_LT(WaitFor([&] {
+              auto m = testing::ScrapeMetrics(a_->metrics_port());
+              return m.ok() && testing::SumSamples(*m, "mcos_rebalance", {"what=\"released\""}) >=
+                                   kObjects + 1;
+            }),
+            absl::Seconds(15));
   for (auto* c : {a_, b_, c_}) {
     auto user = As(*c);
     ASSERT_NE(user, nullptr);
