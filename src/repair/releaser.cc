@@ -25,8 +25,8 @@ ReleaserStatus Releaser::Status() const {
 
 absl::Status Releaser::RunOnce(common::Pacer& pacer) {
   MCOS_ASSIGN_OR_RETURN(std::vector<SyncSet> sets, topology_());
-  // Nothing was left to release under this view: no need to read the digests again yet.
-  if (sets == clean_view_ && clock_.Now() < recheck_at_) return absl::OkStatus();
+  // Every pass reads this cluster's digests (one local call per option): a write that reached a
+  // former holder after its layout was retired shows there and is handed over and released.
   std::shared_ptr<replication::Replica> local = replicas_(options_.cluster);
   if (!local) {
     return absl::UnavailableError(absl::StrCat("releasing copies: no storage service of cluster '",
@@ -89,9 +89,6 @@ absl::Status Releaser::RunOnce(common::Pacer& pacer) {
       if (stopped || !result.ok()) break;
     }
   }
-  const bool clean = result.ok() && !stopped && pass.kept == 0 && pass.handed_over == 0;
-  clean_view_ = clean ? sets : std::vector<SyncSet>();
-  recheck_at_ = clock_.Now() + options_.idle_recheck;
   absl::MutexLock lock(&mu_);
   if (pass.released > 0) {
     common::LogInfo("released ", pass.released,

@@ -27,9 +27,6 @@ struct ReleaserOptions {
   std::string cluster;
   // Records asked about per call (at most 1000, the peers' limit).
   uint32_t batch = 256;
-  // After a pass that left nothing behind, passes are skipped until the rings or former layouts
-  // change or this long has passed (a write that reached a former holder late).
-  absl::Duration idle_recheck = absl::Minutes(10);
   // Records scanned per second, at most (0: no limit).
   double records_per_second = 20000;
   absl::Duration call_timeout = absl::Seconds(10);
@@ -76,10 +73,6 @@ class Releaser {
   common::RateBudget records_budget_;
   mutable absl::Mutex mu_;
   ReleaserStatus status_ ABSL_GUARDED_BY(mu_);
-  // The view of the last pass that left nothing behind, and when to look again anyway (the
-  // pass's thread only).
-  std::vector<SyncSet> clean_view_;
-  absl::Time recheck_at_ = absl::InfinitePast();
 };
 
 }  // namespace mcos::repair
