@@ -29,7 +29,10 @@ void Resolver::SetSnapshot(const mcos::v1::MetadataSnapshot& snapshot) {
   std::map<std::string, RingEntry> rings;
   for (const auto& r : snapshot.rings()) {
     RingEntry entry{r.version(), r.stamp().SerializeAsString(), nullptr, {}};
-    for (const auto& m : r.members()) entry.members.push_back(m.cluster());
+    // Members of weight 0 hold nothing (a drained cluster): listings need not ask them.
+    for (const auto& m : r.members()) {
+      if (m.weight() > 0) entry.members.push_back(m.cluster());
+    }
     auto old = old_rings.find(r.id());
     if (old != old_rings.end() && old->second.version == entry.version &&
         old->second.stamp == entry.stamp) {
@@ -61,7 +64,9 @@ void Resolver::SetSnapshot(const mcos::v1::MetadataSnapshot& snapshot) {
     }
     Former former{
         f.id(), std::make_shared<const placement::CompiledRing>(*std::move(compiled)), {}};
-    for (const auto& m : f.ring().members()) former.members.push_back(m.cluster());
+    for (const auto& m : f.ring().members()) {
+      if (m.weight() > 0) former.members.push_back(m.cluster());
+    }
     formers[f.option()].push_back(std::move(former));
   }
   absl::MutexLock lock(&mu_);

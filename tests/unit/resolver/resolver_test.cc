@@ -128,14 +128,25 @@ TEST_F(ResolverTest, AMovingOptionPlacesOnTheUnionOfItsLiveLayouts) {
               (std::set<std::string>{"a", "b", "c", "d"}));
     EXPECT_EQ(p.write_concern(), 2u);
   }
-  // Other options, and this one once its former layout is retired, place as before.
+  // Other options, and this one once its former layout is retired, place as before; a member of
+  // weight 0 (drained) holds nothing and listings leave it out.
   snap.clear_former_layouts();
   snap.set_revision(2);
+  auto* ring = snap.mutable_rings(0);
+  ring->set_version(2);  // a new version is decoded anew
+  ring->mutable_members(2)->set_weight(0);
+  const mcos::v1::Ring before = *ring;
+  *ring->mutable_layout() = *placement::BuildLayout(*ring, &before);
   resolver_.SetSnapshot(snap);
-  r = resolver_.Resolve(Keys("gold", 1));
+  r = resolver_.Resolve(Keys("gold", 20));
   MCOS_ASSERT_OK(r);
-  EXPECT_EQ(r->placements(0).write_sets_size(), 0);
-  EXPECT_EQ(r->placements(0).replicas_size(), 2);
+  for (const auto& p : r->placements()) {
+    EXPECT_EQ(p.write_sets_size(), 0);
+    EXPECT_EQ(std::set<std::string>(p.replicas().begin(), p.replicas().end()),
+              (std::set<std::string>{"a", "b"}));
+    EXPECT_EQ(std::set<std::string>(p.ring_members().begin(), p.ring_members().end()),
+              (std::set<std::string>{"a", "b"}));
+  }
 }
 
 TEST_F(ResolverTest, UnknownNamesFailPerKeyAndReloadOncePerRequest) {
