@@ -673,11 +673,10 @@ absl::Status Controller::RemoveCluster(const std::string& name) {
   uint64_t partitions = 0;
   auto count = [&](const mcos::v1::Ring& ring, const std::string& what) -> absl::Status {
     MCOS_ASSIGN_OR_RETURN(auto compiled, placement::CompiledRing::Make(ring));
-    const auto counts = compiled.ReplicaCounts();
-    for (size_t i = 0; i < counts.size(); ++i) {
-      if (compiled.clusters()[i] != name || counts[i] == 0) continue;
+    const auto counts = compiled.ReplicaCountsByCluster();
+    if (auto it = counts.find(name); it != counts.end()) {
       holding.push_back(what);
-      partitions += counts[i];
+      partitions += it->second;
     }
     return absl::OkStatus();
   };

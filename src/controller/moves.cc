@@ -2,6 +2,7 @@
 // reports of every cluster on the former layouts, their retirement, and the rebalance status.
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -25,6 +26,38 @@ void Union(google::protobuf::RepeatedPtrField<std::string>& into,
   for (const auto& s : from) {
     if (!Contains(into, s)) *into.Add() = s;
   }
+}
+
+// The ring option `option` places data with now (nullopt when the option or its ring is gone).
+absl::StatusOr<std::optional<mcos::v1::Ring>> CurrentRing(metadata::SqliteMetadataStore& store,
+                                                          const std::string& option) {
+  MCOS_ASSIGN_OR_RETURN(auto option_row, store.GetRow(kOptionsTable, option));
+  if (!option_row || option_row->tombstone()) return std::nullopt;
+  MCOS_ASSIGN_OR_RETURN(auto o, ParseRow<mcos::v1::Option>(*option_row));
+  MCOS_ASSIGN_OR_RETURN(auto ring_row, store.GetRow(kRingsTable, o.ring()));
+  if (!ring_row || ring_row->tombstone()) return std::nullopt;
+  return ParseRow<mcos::v1::Ring>(*ring_row);
+}
+
+// Every cluster's move report, by (option, cluster).
+using Reports = std::map<std::pair<std::string, std::string>, mcos::v1::MoveReport>;
+absl::StatusOr<Reports> ParseReports(const std::vector<mcos::v1::MetadataRow>& rows) {
+  Reports out;
+  for (const auto& row : rows) {
+    MCOS_ASSIGN_OR_RETURN(auto r, ParseRow<mcos::v1::MoveReport>(row));
+    auto key = std::make_pair(r.option(), r.cluster());
+    out[std::move(key)] = std::move(r);
+  }
+  return out;
+}
+
+// `reports`' report of `cluster` on `option` about its placement `ring` (null if none).
+const mcos::v1::MoveReport* ReportOf(const Reports& reports, const std::string& option,
+                                     const std::string& cluster, const mcos::v1::Ring& ring) {
+  auto it = reports.find({option, cluster});
+  if (it == reports.end()) return nullptr;
+  const auto& r = it->second;
+  return r.ring() == ring.id() && r.ring_version() == ring.version() ? &r : nullptr;
 }
 
 }  // namespace
@@ -77,39 +110,30 @@ absl::StatusOr<int> Controller::RetireMoves() {
   if (former_rows.empty()) return 0;
   MCOS_ASSIGN_OR_RETURN(auto report_rows,
                         store_->ListRows(kMoveReportsTable, "", "", 100000, false));
-  std::map<std::string, std::vector<mcos::v1::MoveReport>> reports;  // by option
-  for (const auto& row : report_rows) {
-    MCOS_ASSIGN_OR_RETURN(auto r, ParseRow<mcos::v1::MoveReport>(row));
-    reports[r.option()].push_back(std::move(r));
-  }
+  MCOS_ASSIGN_OR_RETURN(const Reports reports, ParseReports(report_rows));
   MCOS_ASSIGN_OR_RETURN(std::set<std::string> federation, KnownClusters());
   int retired = 0;
   std::set<std::string> still_moving;
   for (const auto& row : former_rows) {
     MCOS_ASSIGN_OR_RETURN(auto former, ParseRow<mcos::v1::FormerLayout>(row));
     MCOS_ASSIGN_OR_RETURN(auto option_row, store_->GetRow(kOptionsTable, former.option()));
-    bool done = false;
-    if (!option_row || option_row->tombstone()) {
-      done = true;  // the option is gone, and its data with its containers
-    } else {
-      MCOS_ASSIGN_OR_RETURN(auto option, ParseRow<mcos::v1::Option>(*option_row));
-      MCOS_ASSIGN_OR_RETURN(auto ring_row, store_->GetRow(kRingsTable, option.ring()));
-      if (!ring_row || ring_row->tombstone()) continue;
-      MCOS_ASSIGN_OR_RETURN(auto ring, ParseRow<mcos::v1::Ring>(*ring_row));
-      MCOS_ASSIGN_OR_RETURN(auto compiled, placement::CompiledRing::Make(ring));
-      std::set<std::string> holders;
-      const auto counts = compiled.ReplicaCounts();
-      for (size_t i = 0; i < counts.size(); ++i) {
-        if (counts[i] > 0) holders.insert(compiled.clusters()[i]);
+    // An option that is gone took its data with its containers.
+    bool done = !option_row || option_row->tombstone();
+    if (!done) {
+      MCOS_ASSIGN_OR_RETURN(const auto ring, CurrentRing(*store_, former.option()));
+      if (ring) {
+        MCOS_ASSIGN_OR_RETURN(auto compiled, placement::CompiledRing::Make(*ring));
+        const auto holders = compiled.ReplicaCountsByCluster();
+        size_t settled = 0;
+        size_t synced = 0;
+        for (const auto& c : federation) {
+          const auto* r = ReportOf(reports, former.option(), c, *ring);
+          if (r == nullptr) continue;
+          if (Contains(r->settled(), former.id())) ++settled;
+          if (holders.count(c) > 0 && Contains(r->synced(), former.id())) ++synced;
+        }
+        done = settled == federation.size() && synced == holders.size();
       }
-      size_t settled = 0;
-      size_t synced = 0;
-      for (const auto& r : reports[former.option()]) {
-        if (r.ring() != ring.id() || r.ring_version() != ring.version()) continue;
-        if (federation.count(r.cluster()) > 0 && Contains(r.settled(), former.id())) ++settled;
-        if (holders.count(r.cluster()) > 0 && Contains(r.synced(), former.id())) ++synced;
-      }
-      done = settled == federation.size() && synced == holders.size();
     }
     if (!done) {
       still_moving.insert(former.option());
@@ -157,6 +181,7 @@ absl::StatusOr<mcos::v1::RebalanceStatus> Controller::RebalanceStatus() {
   if (former_rows.empty()) return status;
   MCOS_ASSIGN_OR_RETURN(auto report_rows,
                         store_->ListRows(kMoveReportsTable, "", "", 100000, false));
+  MCOS_ASSIGN_OR_RETURN(const Reports reports, ParseReports(report_rows));
   MCOS_ASSIGN_OR_RETURN(std::set<std::string> federation, KnownClusters());
   for (const auto& row : former_rows) {
     MCOS_ASSIGN_OR_RETURN(auto former, ParseRow<mcos::v1::FormerLayout>(row));
@@ -167,31 +192,24 @@ absl::StatusOr<mcos::v1::RebalanceStatus> Controller::RebalanceStatus() {
     task->set_from_ring_version(former.ring().version());
     *task->mutable_started() = former.replaced();
     task->set_paused(paused);
-    MCOS_ASSIGN_OR_RETURN(auto option_row, store_->GetRow(kOptionsTable, former.option()));
-    if (!option_row || option_row->tombstone()) continue;
-    MCOS_ASSIGN_OR_RETURN(auto option, ParseRow<mcos::v1::Option>(*option_row));
-    MCOS_ASSIGN_OR_RETURN(auto ring_row, store_->GetRow(kRingsTable, option.ring()));
-    if (!ring_row || ring_row->tombstone()) continue;
-    MCOS_ASSIGN_OR_RETURN(auto ring, ParseRow<mcos::v1::Ring>(*ring_row));
-    task->set_to_ring(ring.id());
-    task->set_to_ring_version(ring.version());
-    MCOS_ASSIGN_OR_RETURN(auto compiled, placement::CompiledRing::Make(ring));
-    const auto counts = compiled.ReplicaCounts();
-    std::map<std::string, uint64_t> partitions;
-    for (size_t i = 0; i < counts.size(); ++i) partitions[compiled.clusters()[i]] = counts[i];
+    MCOS_ASSIGN_OR_RETURN(const auto ring, CurrentRing(*store_, former.option()));
+    if (!ring) continue;
+    task->set_to_ring(ring->id());
+    task->set_to_ring_version(ring->version());
+    MCOS_ASSIGN_OR_RETURN(auto compiled, placement::CompiledRing::Make(*ring));
+    const auto partitions = compiled.ReplicaCountsByCluster();
     for (const auto& c : federation) {
       auto* progress = task->add_clusters();
       progress->set_cluster(c);
-      progress->set_partitions(partitions[c]);
-      for (const auto& r : report_rows) {
-        if (r.key() != absl::StrCat(former.option(), "/", c)) continue;
-        MCOS_ASSIGN_OR_RETURN(auto report, ParseRow<mcos::v1::MoveReport>(r));
-        if (report.ring() != ring.id() || report.ring_version() != ring.version()) continue;
-        progress->set_settled(Contains(report.settled(), former.id()));
-        progress->set_synced(Contains(report.synced(), former.id()));
-        progress->set_records_copied(report.records_copied());
-        progress->set_bytes_copied(report.bytes_copied());
-        *progress->mutable_reported() = report.reported();
+      if (auto it = partitions.find(c); it != partitions.end()) {
+        progress->set_partitions(it->second);
+      }
+      if (const auto* report = ReportOf(reports, former.option(), c, *ring)) {
+        progress->set_settled(Contains(report->settled(), former.id()));
+        progress->set_synced(Contains(report->synced(), former.id()));
+        progress->set_records_copied(report->records_copied());
+        progress->set_bytes_copied(report->bytes_copied());
+        *progress->mutable_reported() = report->reported();
       }
       if (progress->synced()) {
         task->set_partitions_done(task->partitions_done() + progress->partitions());

@@ -704,4 +704,13 @@ std::vector<uint64_t> CompiledRing::ReplicaCounts() const {
   return out;
 }
 
+std::map<std::string, uint64_t> CompiledRing::ReplicaCountsByCluster() const {
+  std::map<std::string, uint64_t> out;
+  const auto counts = ReplicaCounts();
+  for (size_t i = 0; i < counts.size(); ++i) {
+    if (counts[i] > 0) out[clusters_[i]] = counts[i];
+  }
+  return out;
+}
+
 }  // namespace mcos::placement

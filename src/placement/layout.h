@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
@@ -69,6 +70,8 @@ class CompiledRing {
   static constexpr size_t kHandoffCacheEntries = size_t{8} << 20;  // 16 MiB of u16
   // How many replicas each cluster holds (indexed like clusters()).
   std::vector<uint64_t> ReplicaCounts() const;
+  // The same by cluster name, leaving out clusters that hold none.
+  std::map<std::string, uint64_t> ReplicaCountsByCluster() const;
 
  private:
   uint32_t power_ = 0;

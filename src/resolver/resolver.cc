@@ -179,12 +179,13 @@ absl::StatusOr<mcos::v1::ResolveResponse> Resolver::Resolve(
           break;
         }
         auto* set = p->add_write_sets();
-        for (auto& c :
-             f.compiled->Place(PartitionOf(hash, f.compiled->partition_power())).replicas) {
+        // The replica set only: handoffs are for the current layout.
+        for (uint16_t i : f.compiled->Replicas(PartitionOf(hash, f.compiled->partition_power()))) {
+          const std::string& c = f.compiled->clusters()[i];
           if (std::find(p->replicas().begin(), p->replicas().end(), c) == p->replicas().end()) {
             p->add_replicas(c);
           }
-          set->add_clusters(std::move(c));
+          set->add_clusters(c);
         }
         for (const auto& m : f.members) {
           if (std::find(members.begin(), members.end(), m) == members.end()) members.push_back(m);
