@@ -506,6 +506,15 @@ TEST_F(RebalanceE2eTest, RemovingAClusterThatHoldsDataTakesADrain) {
   for (int i = 0; i < kObjects; ++i) {
     MCOS_ASSERT_OK(Put(*at_b, "kept", absl::StrCat("o", i), absl::StrCat("content ", i)));
   }
+  // The rebalance calls take the admin role: a user's token is refused, no token is nobody.
+  auto carol = As(*b_);
+  ASSERT_NE(carol, nullptr);
+  MCOS_EXPECT_CODE(carol->GetRebalanceStatus(), kPermissionDenied);
+  MCOS_EXPECT_CODE(carol->PauseRebalance(true), kPermissionDenied);
+  MCOS_EXPECT_CODE(carol->PauseRebalance(false), kPermissionDenied);
+  Client anonymous(b_->endpoint(), client_options_);
+  MCOS_EXPECT_CODE(anonymous.GetRebalanceStatus(), kUnauthenticated);
+  MCOS_EXPECT_CODE(anonymous.PauseRebalance(true), kUnauthenticated);
   auto refused = admin->RemoveCluster("alpha");
   MCOS_EXPECT_CODE(refused, kFailedPrecondition);
   EXPECT_NE(refused.message().find("still holds"), std::string::npos) << refused;
