@@ -45,9 +45,12 @@ class RateBudget {
   RateBudget(double rate, common::Clock& clock) : rate_(rate), clock_(clock) {}
   // Zero when the rate is not positive (no limit).
   absl::Duration Spend(double units);
+  // From now on (an operator changed it).
+  void SetRate(double rate) { rate_ = rate; }
+  double rate() const { return rate_; }
 
  private:
-  const double rate_;
+  double rate_;
   common::Clock& clock_;
   absl::Time free_at_ = absl::InfinitePast();
 };

@@ -271,8 +271,9 @@ absl::StatusOr<mcos::v1::MetadataSnapshot> Controller::Snapshot(
     }
     MCOS_ASSIGN_OR_RETURN(auto clusters, ListClusters());
     for (auto& c : clusters) *snap.add_clusters() = std::move(c);
-    MCOS_ASSIGN_OR_RETURN(const bool paused, RebalancePaused());
-    snap.set_rebalance_paused(paused);
+    MCOS_ASSIGN_OR_RETURN(const auto control, RebalanceControl());
+    snap.set_rebalance_paused(control.paused());
+    snap.set_rebalance_mb_per_second(control.max_mb_per_second());
   }
   return snap;
 }
@@ -434,7 +435,10 @@ absl::StatusOr<mcos::v1::UpdateRingResponse> Controller::UpdateRing(
     MCOS_RETURN_IF_ERROR(CheckFormerLayouts(moving));
   }
   *next.mutable_stamp() = table_.Stamp();
-  for (const auto& o : moving) MCOS_RETURN_IF_ERROR(KeepFormerLayout(o, current, next));
+  for (const auto& o : moving) {
+    MCOS_RETURN_IF_ERROR(
+        KeepFormerLayout(o, current, next, response.plan().bytes_moved()).status());
+  }
   MCOS_RETURN_IF_ERROR(table_.Put(kRings, next.id(), &next).status());
   common::LogInfo("updated ring '", next.id(), "' to version ", next.version(), "; ",
                   response.plan().partitions_moved(), " of ", response.plan().partitions_total(),
@@ -540,7 +544,8 @@ absl::StatusOr<mcos::v1::SetOptionRingResponse> Controller::SetOptionRing(
     if (used && from_row && !from_row->tombstone()) {
       MCOS_ASSIGN_OR_RETURN(mcos::v1::Ring from, ParseRow<mcos::v1::Ring>(*from_row));
       MCOS_RETURN_IF_ERROR(CheckFormerLayouts({option.name()}));
-      MCOS_RETURN_IF_ERROR(KeepFormerLayout(option.name(), from, to));
+      MCOS_RETURN_IF_ERROR(
+          KeepFormerLayout(option.name(), from, to, response.plan().bytes_moved()).status());
     }
     option.set_ring(to.id());
     *option.mutable_version() = table_.Stamp();
@@ -601,8 +606,11 @@ absl::Status Controller::CheckFormerLayouts(const std::vector<std::string>& opti
   return absl::OkStatus();
 }
 
-absl::Status Controller::KeepFormerLayout(const std::string& option, const mcos::v1::Ring& from,
-                                          const mcos::v1::Ring& to) {
+absl::StatusOr<std::string> Controller::KeepFormerLayout(const std::string& option,
+                                                         const mcos::v1::Ring& from,
+                                                         const mcos::v1::Ring& to,
+                                                         uint64_t bytes_to_move,
+                                                         const std::vector<std::string>& dropped) {
   mcos::v1::FormerLayout former;
   former.set_option(option);
   const mcos::v1::Version stamp = table_.Stamp();
@@ -611,12 +619,14 @@ absl::Status Controller::KeepFormerLayout(const std::string& option, const mcos:
   common::ToProtoTimestamp(clock_.Now(), former.mutable_replaced());
   former.set_to_ring(to.id());
   former.set_to_ring_version(to.version());
-  MCOS_RETURN_IF_ERROR(
-      table_.Put(kFormerLayouts, absl::StrCat(option, "/", former.id()), &former).status());
+  former.set_bytes_to_move(bytes_to_move);
+  for (const auto& c : dropped) former.add_dropped(c);
+  std::string key = absl::StrCat(option, "/", former.id());
+  MCOS_RETURN_IF_ERROR(table_.Put(kFormerLayouts, key, &former).status());
   common::LogInfo("option '", option, "' moves its data from ring '", from.id(), "' version ",
                   from.version(), " to ring '", to.id(), "' version ", to.version(),
                   " (former layout ", former.id(), ")");
-  return absl::OkStatus();
+  return key;
 }
 
 // ---- federation metadata --------------------------------------------------------------------
@@ -698,6 +708,127 @@ absl::Status Controller::RemoveCluster(const std::string& name) {
   MCOS_RETURN_IF_ERROR(table_.Put(kClusters, name, nullptr).status());
   common::LogInfo("removed cluster '", name, "' from the federation");
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<std::string>> Controller::DropCluster(const std::string& name) {
+  if (name == cluster_id_) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "'", name, "' is this cluster: remove it from another cluster of the federation"));
+  }
+  absl::MutexLock lock(&write_mu_);
+  MCOS_ASSIGN_OR_RETURN(auto row, store_->GetRow(kClusters, name));
+  if (!row || row->tombstone()) {
+    return absl::NotFoundError(absl::StrCat("cluster '", name, "' is not in the federation"));
+  }
+  MCOS_ASSIGN_OR_RETURN(std::set<std::string> known, KnownClusters());
+  known.erase(name);
+  // Every change is computed and checked before any is written.
+  struct Change {
+    mcos::v1::Ring from;
+    mcos::v1::Ring to;
+    std::vector<std::string> moving;  // options with containers on it
+    uint64_t lost = 0;                // partitions whose every replica was on the cluster
+  };
+  std::vector<Change> changes;
+  std::vector<std::string> refused;
+  MCOS_ASSIGN_OR_RETURN(auto ring_rows, store_->ListRows(kRings, "", "", 100000, false));
+  MCOS_ASSIGN_OR_RETURN(auto rings, ParseAll<mcos::v1::Ring>(ring_rows));
+  for (auto& ring : rings) {
+    const auto& members = ring.members();
+    if (std::none_of(members.begin(), members.end(),
+                     [&](const mcos::v1::RingMember& m) { return m.cluster() == name; })) {
+      continue;
+    }
+    Change change;
+    change.to = ring;
+    change.to.clear_layout();
+    change.to.clear_members();
+    uint32_t holding = 0;
+    for (const auto& m : members) {
+      if (m.cluster() == name) continue;
+      *change.to.add_members() = m;
+      if (m.weight() > 0) ++holding;
+    }
+    if (holding == 0) {
+      refused.push_back(absl::StrCat("ring '", ring.id(), "' has no other member with weight"));
+      continue;
+    }
+    change.to.set_replicas(std::min(ring.replicas(), holding));
+    change.to.set_version(ring.version() + 1);
+    MCOS_ASSIGN_OR_RETURN(const auto options, OptionsUsing(ring.id()));
+    if (absl::Status s = placement::ValidateRing(change.to, known); !s.ok()) {
+      refused.push_back(absl::StrCat("ring '", ring.id(), "': ", s.message()));
+      continue;
+    }
+    if (absl::Status s = CheckWriteConcerns(change.to, options); !s.ok()) {
+      refused.push_back(std::string(s.message()));
+      continue;
+    }
+    MCOS_ASSIGN_OR_RETURN(*change.to.mutable_layout(), placement::BuildLayout(change.to, &ring));
+    MCOS_ASSIGN_OR_RETURN(auto compiled, placement::CompiledRing::Make(ring));
+    for (uint32_t p = 0; p < compiled.partitions(); ++p) {
+      const auto replicas = compiled.Replicas(p);
+      if (std::all_of(replicas.begin(), replicas.end(),
+                      [&](uint16_t i) { return compiled.clusters()[i] == name; })) {
+        ++change.lost;
+      }
+    }
+    for (const auto& o : options) {
+      MCOS_ASSIGN_OR_RETURN(const bool used, HasContainers(o.name()));
+      if (used) change.moving.push_back(o.name());
+    }
+    if (absl::Status s = CheckFormerLayouts(change.moving); !s.ok()) {
+      refused.push_back(std::string(s.message()));
+      continue;
+    }
+    change.from = std::move(ring);
+    changes.push_back(std::move(change));
+  }
+  if (!refused.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot drop cluster '", name, "'; nothing was changed: ", absl::StrJoin(refused, "; ")));
+  }
+  std::vector<std::string> lines;
+  // The moves already under way leave it out of their sets.
+  MCOS_ASSIGN_OR_RETURN(auto former_rows, store_->ListRows(kFormerLayouts, "", "", 100000, false));
+  for (const auto& former_row : former_rows) {
+    MCOS_ASSIGN_OR_RETURN(auto former, ParseRow<mcos::v1::FormerLayout>(former_row));
+    const auto& m = former.ring().members();
+    const bool member = std::any_of(
+        m.begin(), m.end(), [&](const mcos::v1::RingMember& r) { return r.cluster() == name; });
+    const auto& d = former.dropped();
+    if (!member || std::find(d.begin(), d.end(), name) != d.end()) continue;
+    former.add_dropped(name);
+    MCOS_RETURN_IF_ERROR(table_.Put(kFormerLayouts, former_row.key(), &former).status());
+    lines.push_back(absl::StrCat("option ", former.option(), ": its move off former layout ",
+                                 former.id(), " leaves ", name, " out"));
+  }
+  for (auto& change : changes) {
+    *change.to.mutable_stamp() = table_.Stamp();
+    for (const auto& o : change.moving) {
+      MCOS_RETURN_IF_ERROR(KeepFormerLayout(o, change.from, change.to, 0, {name}).status());
+    }
+    MCOS_RETURN_IF_ERROR(table_.Put(kRings, change.to.id(), &change.to).status());
+    std::string line =
+        absl::StrCat("ring ", change.to.id(), ": version ", change.to.version(), " without ", name);
+    if (change.to.replicas() < change.from.replicas()) {
+      absl::StrAppend(&line, ", ", change.from.replicas(), " -> ", change.to.replicas(),
+                      " replicas (add a cluster to the ring to restore them)");
+    }
+    if (!change.moving.empty()) {
+      absl::StrAppend(&line, "; ", absl::StrJoin(change.moving, ", "),
+                      " copied again from the surviving replicas");
+    }
+    if (change.lost > 0) {
+      absl::StrAppend(&line, "; ", change.lost, " partition(s) had their only replica on ", name,
+                      ": what they held is lost");
+    }
+    lines.push_back(std::move(line));
+  }
+  MCOS_RETURN_IF_ERROR(table_.Put(kClusters, name, nullptr).status());
+  common::LogWarning("dropped cluster '", name,
+                     "' from the federation for good: ", absl::StrJoin(lines, "; "));
+  return lines;
 }
 
 }  // namespace mcos::controller

@@ -130,6 +130,10 @@ class Controller {
   // Pauses or resumes moving data, federation-wide (writes still go to every live layout).
   absl::Status SetRebalancePaused(bool paused);
   absl::StatusOr<bool> RebalancePaused();
+  // The MB/s each server copies at while data moves (0: its own --anti-entropy-mb-per-second);
+  // INVALID_ARGUMENT if negative or above 100000.
+  absl::Status SetRebalanceRate(double mb_per_second);
+  absl::StatusOr<mcos::v1::RebalanceControl> RebalanceControl();
 
   // The cluster's service registry (its own concern; see service_registry.h).
   ServiceRegistry& registry() { return registry_; }
@@ -151,6 +155,38 @@ class Controller {
   // Forgets a peer cluster. NOT_FOUND if unknown; FAILED_PRECONDITION for this cluster itself, or
   // while a ring has it as a member with a weight above zero (naming the rings).
   absl::Status RemoveCluster(const std::string& name);
+  // Forgets a cluster that is gone for good (`cluster remove --force`): every ring leaves it
+  // out at once (a new version; fewer replicas where it had no spare member), each option on
+  // those rings with containers keeps the former layout without it, so that the surviving
+  // replicas are copied to its successors, and the former layouts its data moves off drop it.
+  // Returns a line per ring changed. FAILED_PRECONDITION (nothing changed) for this cluster
+  // itself, if a ring would keep no member, or an option's write concern would exceed its
+  // ring's replicas.
+  absl::StatusOr<std::vector<std::string>> DropCluster(const std::string& name);
+
+  // ---- a cluster that joins with data of its own (controller/join.cc) ----
+  // This cluster's metadata as a cluster admitting it checks it (DescribeForJoin): the rows of
+  // users (without password hashes), removed users, containers, rings, options, former layouts
+  // and clusters.
+  absl::StatusOr<std::vector<mcos::v1::MetadataRow>> JoinRows();
+  // What admitting a cluster recorded.
+  struct Admission {
+    bool member_already = false;              // it was a member: nothing was checked or recorded
+    std::vector<std::string> former_layouts;  // keys of the former layouts kept for its data
+    std::vector<std::string> moving;          // the options whose data moves
+    int restamped = 0;  // rows of this federation stamped again to win over its own
+  };
+  // Admits cluster `joiner`, whose JoinRows answer is `rows`, before the two introduce
+  // themselves: FAILED_PRECONDITION, listing every conflict and recording nothing, if its users,
+  // identities, containers or default option cannot merge with this federation's or it has peers
+  // this federation lacks while holding data. Otherwise stores its row and, if it has
+  // containers, keeps its placement of each option the federation places otherwise as a former
+  // layout (its data then moves) and stamps this federation's rows of its rings', options' and
+  // admin's names again, so that they win.
+  absl::StatusOr<Admission> AdmitCluster(mcos::v1::ClusterInfo joiner,
+                                         const std::vector<mcos::v1::MetadataRow>& rows);
+  // Drops what AdmitCluster recorded (the introduction failed).
+  absl::Status UndoAdmission(const std::string& joiner, const Admission& admission);
 
  private:
   Controller(ControllerOptions options, common::Clock& clock, HealthProbe& probe,
@@ -188,8 +224,14 @@ class Controller {
   absl::Status CheckFormerLayouts(const std::vector<std::string>& options)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   // Keeps `from` live for `option`'s data, now placed by `to`.
-  absl::Status KeepFormerLayout(const std::string& option, const mcos::v1::Ring& from,
-                                const mcos::v1::Ring& to) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  // `bytes_to_move`: what the change counted in the partitions that change placement (0:
+  // unknown); `dropped`: clusters its sets leave out (DropCluster). Returns the former layout's
+  // key.
+  absl::StatusOr<std::string> KeepFormerLayout(const std::string& option,
+                                               const mcos::v1::Ring& from, const mcos::v1::Ring& to,
+                                               uint64_t bytes_to_move = 0,
+                                               const std::vector<std::string>& dropped = {})
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   static absl::Status CheckWriteConcerns(const mcos::v1::Ring& ring,
                                          const std::vector<mcos::v1::Option>& options);
   // Bytes per partition of the options in `options` summed (null if unknown).

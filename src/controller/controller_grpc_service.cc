@@ -303,9 +303,13 @@ grpc::Status AdminGrpcService::AddCluster(grpc::ServerContext* context,
 
 grpc::Status AdminGrpcService::RemoveCluster(grpc::ServerContext* context,
                                              const mcos::v1::RemoveClusterRequest* request,
-                                             mcos::v1::RemoveClusterResponse*) {
+                                             mcos::v1::RemoveClusterResponse* response) {
   if (auto s = RequireAdmin(*context); !s.ok()) return ToGrpcStatus(s);
-  return ToGrpcStatus(federation_.RemoveCluster(request->id()));
+  if (!request->force()) return ToGrpcStatus(federation_.RemoveCluster(request->id()));
+  auto changes = federation_.DropCluster(request->id());
+  if (!changes.ok()) return ToGrpcStatus(changes.status());
+  for (auto& line : *changes) response->add_changes(std::move(line));
+  return grpc::Status::OK;
 }
 
 grpc::Status AdminGrpcService::ListRings(grpc::ServerContext* context,
@@ -376,6 +380,16 @@ grpc::Status AdminGrpcService::ResumeRebalance(grpc::ServerContext* context,
                                                mcos::v1::RebalanceStatus* response) {
   if (auto s = RequireAdmin(*context); !s.ok()) return ToGrpcStatus(s);
   if (auto s = controller_.SetRebalancePaused(false); !s.ok()) return ToGrpcStatus(s);
+  return Reply(controller_.RebalanceStatus(), response);
+}
+
+grpc::Status AdminGrpcService::SetRebalanceRate(grpc::ServerContext* context,
+                                                const mcos::v1::SetRebalanceRateRequest* request,
+                                                mcos::v1::RebalanceStatus* response) {
+  if (auto s = RequireAdmin(*context); !s.ok()) return ToGrpcStatus(s);
+  if (auto s = controller_.SetRebalanceRate(request->max_mb_per_second()); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
   return Reply(controller_.RebalanceStatus(), response);
 }
 
@@ -455,6 +469,19 @@ grpc::Status PeerGrpcService::PeerHealth(grpc::ServerContext* context,
   auto caller = Caller(*context);
   if (!caller.ok()) return ToGrpcStatus(caller.status());
   return Reply(federation_.Health(), response);
+}
+
+grpc::Status PeerGrpcService::DescribeForJoin(grpc::ServerContext* context,
+                                              const mcos::v1::DescribeForJoinRequest*,
+                                              grpc::ServerWriter<mcos::v1::MetadataRow>* writer) {
+  auto caller = Caller(*context);
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
+  auto rows = controller_.JoinRows();
+  if (!rows.ok()) return ToGrpcStatus(rows.status());
+  for (const auto& row : *rows) {
+    if (!writer->Write(row)) return {grpc::StatusCode::CANCELLED, "the caller stopped reading"};
+  }
+  return grpc::Status::OK;
 }
 
 }  // namespace mcos::controller

@@ -129,6 +129,9 @@ class AdminGrpcService final : public mcos::v1::AdminService::Service {
   grpc::Status ResumeRebalance(grpc::ServerContext* context,
                                const mcos::v1::ResumeRebalanceRequest* request,
                                mcos::v1::RebalanceStatus* response) override;
+  grpc::Status SetRebalanceRate(grpc::ServerContext* context,
+                                const mcos::v1::SetRebalanceRateRequest* request,
+                                mcos::v1::RebalanceStatus* response) override;
 
  private:
   absl::Status RequireAdmin(const grpc::ServerContext& context);
@@ -160,6 +163,9 @@ class PeerGrpcService final : public mcos::v1::PeerControllerService::Service {
                             mcos::v1::PushMetadataResponse* response) override;
   grpc::Status PeerHealth(grpc::ServerContext* context, const mcos::v1::PeerHealthRequest* request,
                           mcos::v1::PeerHealthResponse* response) override;
+  grpc::Status DescribeForJoin(grpc::ServerContext* context,
+                               const mcos::v1::DescribeForJoinRequest* request,
+                               grpc::ServerWriter<mcos::v1::MetadataRow>* writer) override;
 
  private:
   // The calling cluster's name, or the refusal of a caller without the peer credential.

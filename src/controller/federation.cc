@@ -324,14 +324,8 @@ absl::StatusOr<mcos::v1::ClusterInfo> Federation::AddCluster(const std::string& 
         "the endpoint must be the other cluster's controller address, HOST:PORT");
   }
   auto stub = mcos::v1::PeerControllerService::NewStub(Connect(endpoint));
-  grpc::ClientContext ctx;
-  SetDeadline(ctx, options_.call_timeout * 5);
-  mcos::v1::HelloRequest req;
-  *req.mutable_cluster() = Self();
-  req.set_federation_id(options_.federation_id);
-  mcos::v1::HelloResponse resp;
-  const grpc::Status s = stub->Hello(&ctx, req, &resp);
-  if (!s.ok()) {
+  // What a failed call to it means for the admin.
+  auto explain = [&](const grpc::Status& s) {
     const absl::Status st = FromGrpcStatus(s);
     if (absl::IsUnauthenticated(st) || absl::IsPermissionDenied(st)) {
       return absl::FailedPreconditionError(absl::StrCat(
@@ -339,25 +333,71 @@ absl::StatusOr<mcos::v1::ClusterInfo> Federation::AddCluster(const std::string& 
           "): it has another federation secret or none; nothing was recorded"));
     }
     if (absl::IsUnimplemented(st)) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          endpoint, " does not serve PeerControllerService: is it an MCOS controller?"));
+      return absl::FailedPreconditionError(
+          absl::StrCat(endpoint,
+                       " does not serve PeerControllerService (or is an older MCOS): is it an MCOS "
+                       "controller?"));
     }
     return absl::Status(st.code(), absl::StrCat("cluster at ", endpoint, ": ", st.message(),
                                                 "; nothing was recorded"));
+  };
+  // Who it is and what it holds, asked without recording anything on either side.
+  mcos::v1::ClusterInfo other;
+  {
+    grpc::ClientContext ctx;
+    SetDeadline(ctx, options_.call_timeout);
+    mcos::v1::PeerHealthRequest req;
+    req.set_cluster(controller_.cluster_id());
+    mcos::v1::PeerHealthResponse health;
+    if (grpc::Status s = stub->PeerHealth(&ctx, req, &health); !s.ok()) return explain(s);
+    other = health.cluster();
   }
-  if (resp.federation_id() != options_.federation_id) {
-    return absl::FailedPreconditionError(absl::StrCat("the cluster at ", endpoint,
-                                                      " belongs to another federation; nothing was "
-                                                      "recorded"));
-  }
-  mcos::v1::ClusterInfo other = resp.cluster();
   if (other.id() == controller_.cluster_id()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "the cluster at ", endpoint, " is named '", other.id(),
         "' like this one: every cluster needs its own name (--name); nothing was recorded"));
   }
   if (other.controller_endpoint().empty()) other.set_controller_endpoint(endpoint);
-  MCOS_RETURN_IF_ERROR(controller_.PutCluster(other));
+  std::vector<mcos::v1::MetadataRow> rows;
+  {
+    grpc::ClientContext ctx;
+    SetDeadline(ctx, options_.call_timeout * 5);
+    mcos::v1::DescribeForJoinRequest req;
+    req.set_cluster(controller_.cluster_id());
+    auto reader = stub->DescribeForJoin(&ctx, req);
+    mcos::v1::MetadataRow row;
+    while (reader->Read(&row)) rows.push_back(std::move(row));
+    if (grpc::Status s = reader->Finish(); !s.ok()) return explain(s);
+  }
+  other.clear_state();
+  MCOS_ASSIGN_OR_RETURN(const Controller::Admission admission,
+                        controller_.AdmitCluster(other, rows));
+  // The introduction: from here on each side records the other.
+  grpc::ClientContext ctx;
+  SetDeadline(ctx, options_.call_timeout * 5);
+  mcos::v1::HelloRequest req;
+  *req.mutable_cluster() = Self();
+  req.set_federation_id(options_.federation_id);
+  mcos::v1::HelloResponse resp;
+  absl::Status introduced;
+  if (grpc::Status s = stub->Hello(&ctx, req, &resp); !s.ok()) {
+    introduced = explain(s);
+  } else if (resp.federation_id() != options_.federation_id) {
+    introduced = absl::FailedPreconditionError(absl::StrCat(
+        "the cluster at ", endpoint, " belongs to another federation; nothing was recorded"));
+  } else if (resp.cluster().id() != other.id()) {
+    introduced = absl::AbortedError(absl::StrCat("the cluster at ", endpoint, " is now '",
+                                                 resp.cluster().id(), "', not '", other.id(),
+                                                 "'; nothing was recorded: add it again"));
+  }
+  if (!introduced.ok()) {
+    if (absl::Status undone = controller_.UndoAdmission(other.id(), admission); !undone.ok()) {
+      common::LogWarning("federation: cannot undo the admission of '", other.id(),
+                         "': ", undone.message());
+    }
+    return introduced;
+  }
+  if (admission.member_already) MCOS_RETURN_IF_ERROR(controller_.PutCluster(other));
   common::LogInfo("federation: peered with cluster '", other.id(), "' at ", endpoint);
   Reconcile();
   return other;
@@ -423,6 +463,12 @@ absl::Status Federation::RemoveCluster(const std::string& name) {
   MCOS_RETURN_IF_ERROR(controller_.RemoveCluster(name));
   Reconcile();
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<std::string>> Federation::DropCluster(const std::string& name) {
+  MCOS_ASSIGN_OR_RETURN(auto changes, controller_.DropCluster(name));
+  Reconcile();
+  return changes;
 }
 
 // ---- PeerControllerService -------------------------------------------------------------------

@@ -83,6 +83,8 @@ class Federation {
   absl::StatusOr<mcos::v1::ClusterStatus> Status(const std::string& name);
   // Controller::RemoveCluster; the peer's worker stops.
   absl::Status RemoveCluster(const std::string& name);
+  // Controller::DropCluster (a cluster gone for good); the peer's worker stops.
+  absl::StatusOr<std::vector<std::string>> DropCluster(const std::string& name);
 
   // ---- PeerControllerService (the caller's cluster name from its peer credential) ----
   absl::StatusOr<mcos::v1::HelloResponse> Hello(const std::string& caller,

@@ -67,6 +67,8 @@ class MetadataTable {
 
   // A new stamp of this cluster.
   mcos::v1::Version Stamp();
+  // Stamps made after this are newer than `hlc` (a stamp seen elsewhere).
+  void Observe(uint64_t hlc) { hlc_.Observe(hlc); }
   // Stores this cluster's change of a row (`value` null: a tombstone), stamped now or with
   // `version` (bootstrap rows carry the lowest stamp, so that any change made anywhere in the
   // federation wins over them). Returns whether it won.

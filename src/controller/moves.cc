@@ -153,18 +153,21 @@ absl::StatusOr<int> Controller::RetireMoves() {
   return retired;
 }
 
-absl::StatusOr<bool> Controller::RebalancePaused() {
+absl::StatusOr<mcos::v1::RebalanceControl> Controller::RebalanceControl() {
   MCOS_ASSIGN_OR_RETURN(auto row, store_->GetRow(kRebalanceTable, "control"));
-  if (!row || row->tombstone()) return false;
-  MCOS_ASSIGN_OR_RETURN(auto control, ParseRow<mcos::v1::RebalanceControl>(*row));
+  if (!row || row->tombstone()) return mcos::v1::RebalanceControl();
+  return ParseRow<mcos::v1::RebalanceControl>(*row);
+}
+
+absl::StatusOr<bool> Controller::RebalancePaused() {
+  MCOS_ASSIGN_OR_RETURN(const auto control, RebalanceControl());
   return control.paused();
 }
 
 absl::Status Controller::SetRebalancePaused(bool paused) {
   absl::MutexLock lock(&write_mu_);
-  MCOS_ASSIGN_OR_RETURN(const bool now, RebalancePaused());
-  if (now == paused) return absl::OkStatus();
-  mcos::v1::RebalanceControl control;
+  MCOS_ASSIGN_OR_RETURN(mcos::v1::RebalanceControl control, RebalanceControl());
+  if (control.paused() == paused) return absl::OkStatus();
   control.set_paused(paused);
   common::ToProtoTimestamp(clock_.Now(), control.mutable_changed());
   MCOS_RETURN_IF_ERROR(table_.Put(kRebalanceTable, "control", &control).status());
@@ -172,10 +175,30 @@ absl::Status Controller::SetRebalancePaused(bool paused) {
   return absl::OkStatus();
 }
 
+absl::Status Controller::SetRebalanceRate(double mb_per_second) {
+  if (!(mb_per_second >= 0 && mb_per_second <= 100000)) {
+    return absl::InvalidArgumentError(
+        "the rate must be between 0 (each server's --anti-entropy-mb-per-second) and 100000 "
+        "MB/s");
+  }
+  absl::MutexLock lock(&write_mu_);
+  MCOS_ASSIGN_OR_RETURN(mcos::v1::RebalanceControl control, RebalanceControl());
+  if (control.max_mb_per_second() == mb_per_second) return absl::OkStatus();
+  control.set_max_mb_per_second(mb_per_second);
+  common::ToProtoTimestamp(clock_.Now(), control.mutable_changed());
+  MCOS_RETURN_IF_ERROR(table_.Put(kRebalanceTable, "control", &control).status());
+  common::LogInfo("data moves at ", mb_per_second > 0
+                                        ? absl::StrCat(mb_per_second, " MB/s per server")
+                                        : std::string("each server's own anti-entropy rate"));
+  return absl::OkStatus();
+}
+
 absl::StatusOr<mcos::v1::RebalanceStatus> Controller::RebalanceStatus() {
   mcos::v1::RebalanceStatus status;
-  MCOS_ASSIGN_OR_RETURN(const bool paused, RebalancePaused());
+  MCOS_ASSIGN_OR_RETURN(const auto control, RebalanceControl());
+  const bool paused = control.paused();
   status.set_paused(paused);
+  status.set_max_mb_per_second(control.max_mb_per_second());
   MCOS_ASSIGN_OR_RETURN(auto former_rows,
                         store_->ListRows(kFormerLayoutsTable, "", "", 100000, false));
   if (former_rows.empty()) return status;
@@ -217,6 +240,20 @@ absl::StatusOr<mcos::v1::RebalanceStatus> Controller::RebalanceStatus() {
         task->set_partitions_left(task->partitions_left() + progress->partitions());
       }
       task->set_bytes_moved(task->bytes_moved() + progress->bytes_copied());
+    }
+    // Progress: bytes against what the change counted, at the rate since it began.
+    task->set_eta_seconds(-1);
+    const double elapsed =
+        absl::ToDoubleSeconds(clock_.Now() - common::FromProtoTimestamp(former.replaced()));
+    if (elapsed > 0) task->set_bytes_per_second(static_cast<double>(task->bytes_moved()) / elapsed);
+    if (former.bytes_to_move() > 0) {
+      task->set_bytes_left(former.bytes_to_move() > task->bytes_moved()
+                               ? former.bytes_to_move() - task->bytes_moved()
+                               : 0);
+      if (task->bytes_per_second() > 0) {
+        task->set_eta_seconds(static_cast<int64_t>(static_cast<double>(task->bytes_left()) /
+                                                   task->bytes_per_second()));
+      }
     }
   }
   return status;

@@ -81,11 +81,17 @@ absl::StatusOr<std::vector<SyncSet>> SyncSetsOf(const mcos::v1::MetadataSnapshot
     set.option = option.name();
     set.ring = option.ring();
     set.ring_version = ring->second.second;
+    if (!formers[option.name()].empty()) {
+      set.move_bytes_per_second = snapshot.rebalance_mb_per_second() * 1e6;
+    }
     // Every live layout of the option, the current one first.
     std::vector<Compiled> layouts = {ring->second.first};
+    // Per layout, the clusters removed for good since (none for the current one).
+    std::vector<std::set<std::string>> dropped = {{}};
     for (const auto* f : formers[option.name()]) {
       MCOS_ASSIGN_OR_RETURN(Compiled compiled, compile(f->ring()));
       layouts.push_back(std::move(compiled));
+      dropped.emplace_back(f->dropped().begin(), f->dropped().end());
       set.former.push_back(f->id());
       // Nothing counts as synced while paused.
       if (!snapshot.rebalance_paused() && settled_everywhere(option.name(), f->id())) {
@@ -107,6 +113,7 @@ absl::StatusOr<std::vector<SyncSet>> SyncSetsOf(const mcos::v1::MetadataSnapshot
       for (size_t k = paused ? 1 : 0; k < layouts.size(); ++k) {
         const placement::CompiledRing& l = *layouts[k];
         for (uint16_t i : l.Replicas(p >> (power - l.partition_power()))) {
+          if (dropped[k].count(l.clusters()[i]) > 0) continue;
           if (l.clusters()[i] == cluster) {
             holds = true;
           } else if (std::find(others.begin(), others.end(), l.clusters()[i]) == others.end()) {
@@ -185,6 +192,15 @@ absl::Status AntiEntropy::RunOnce(common::Pacer& pacer) {
     }
   }
   std::erase_if(first_seen_, [&](const auto& e) { return live_formers.count(e.first) == 0; });
+  // While data moves, copies go at the rate the operator set for moves, if any.
+  double rate = options_.bytes_per_second;
+  for (const SyncSet& set : sets) {
+    if (set.move_bytes_per_second > 0) rate = set.move_bytes_per_second;
+  }
+  {
+    absl::MutexLock budget(&budget_mu_);
+    bytes_budget_.SetRate(rate);
+  }
   stopped_ = false;
   absl::Status result;
   for (const SyncSet& set : sets) {

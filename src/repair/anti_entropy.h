@@ -59,6 +59,9 @@ struct SyncSet {
   std::vector<std::string> settled_everywhere;
   // The option's current layout (which clusters hold each partition now).
   std::shared_ptr<const placement::CompiledRing> current;
+  // While its data moves: the bytes per second copies may take, as set federation-wide
+  // (SetRebalanceRate; 0: AntiEntropyOptions::bytes_per_second).
+  double move_bytes_per_second = 0;
   friend bool operator==(const SyncSet&, const SyncSet&) = default;
 };
 

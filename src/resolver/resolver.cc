@@ -13,6 +13,15 @@ namespace mcos::resolver {
 using placement::ObjectHash;
 using placement::PartitionOf;
 
+namespace {
+
+template <typename Former>
+bool Dropped(const Former& f, const std::string& cluster) {
+  return std::find(f.dropped.begin(), f.dropped.end(), cluster) != f.dropped.end();
+}
+
+}  // namespace
+
 void Resolver::SetSnapshot(const mcos::v1::MetadataSnapshot& snapshot) {
   if (snapshot.unchanged()) return;
   std::map<std::string, RingEntry> old_rings;
@@ -50,7 +59,9 @@ void Resolver::SetSnapshot(const mcos::v1::MetadataSnapshot& snapshot) {
   }
   std::map<std::string, std::vector<Former>> formers;
   for (const auto& f : snapshot.former_layouts()) {
-    if (auto old = old_formers.find(f.id()); old != old_formers.end()) {
+    const std::vector<std::string> dropped(f.dropped().begin(), f.dropped().end());
+    if (auto old = old_formers.find(f.id());
+        old != old_formers.end() && old->second.dropped == dropped) {
       formers[f.option()].push_back(old->second);
       continue;
     }
@@ -59,13 +70,13 @@ void Resolver::SetSnapshot(const mcos::v1::MetadataSnapshot& snapshot) {
       // Writes would then miss the clusters that hold the option's data: refuse them instead.
       common::LogWarning("former layout ", f.id(), " of option '", f.option(),
                          "' cannot be used: ", compiled.status().message());
-      formers[f.option()].push_back({f.id(), nullptr, {}});
+      formers[f.option()].push_back({f.id(), nullptr, {}, dropped});
       continue;
     }
     Former former{
-        f.id(), std::make_shared<const placement::CompiledRing>(*std::move(compiled)), {}};
+        f.id(), std::make_shared<const placement::CompiledRing>(*std::move(compiled)), {}, dropped};
     for (const auto& m : f.ring().members()) {
-      if (m.weight() > 0) former.members.push_back(m.cluster());
+      if (m.weight() > 0 && !Dropped(former, m.cluster())) former.members.push_back(m.cluster());
     }
     formers[f.option()].push_back(std::move(former));
   }
@@ -178,15 +189,18 @@ absl::StatusOr<mcos::v1::ResolveResponse> Resolver::Resolve(
                                     ", which cannot be read here; retry shortly"));
           break;
         }
-        auto* set = p->add_write_sets();
+        mcos::v1::ReplicaSet set;
         // The replica set only: handoffs are for the current layout.
         for (uint16_t i : f.compiled->Replicas(PartitionOf(hash, f.compiled->partition_power()))) {
           const std::string& c = f.compiled->clusters()[i];
+          if (Dropped(f, c)) continue;
           if (std::find(p->replicas().begin(), p->replicas().end(), c) == p->replicas().end()) {
             p->add_replicas(c);
           }
-          set->add_clusters(c);
+          set.add_clusters(c);
         }
+        // A set of removed clusters only held what is lost with them.
+        if (set.clusters_size() > 0) *p->add_write_sets() = std::move(set);
         for (const auto& m : f.members) {
           if (std::find(members.begin(), members.end(), m) == members.end()) members.push_back(m);
         }

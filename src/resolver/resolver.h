@@ -56,6 +56,8 @@ class Resolver {
     std::string id;
     std::shared_ptr<const placement::CompiledRing> compiled;
     std::vector<std::string> members;
+    // Clusters removed for good since (FormerLayout.dropped): left out of its sets.
+    std::vector<std::string> dropped;
   };
   std::map<std::string, std::vector<Former>> formers_ ABSL_GUARDED_BY(mu_);
 };

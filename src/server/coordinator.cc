@@ -56,6 +56,14 @@ absl::Status TooFewReplicas(size_t answered, size_t replicas, size_t needed,
                                              what, "); retry when more clusters are up"));
 }
 
+size_t CopiesOfAnyWrite(const mcos::v1::Placement& placement) {
+  size_t w = WriteConcern(placement);
+  for (const auto& set : placement.write_sets()) {
+    w = std::min(w, std::max<size_t>(1, static_cast<size_t>(set.clusters_size())));
+  }
+  return w;
+}
+
 bool WriteAnswersAReadQuorum(const mcos::v1::Placement& placement) {
   const size_t w = WriteConcern(placement);
   return !placement.degraded() && placement.write_sets().empty() &&
@@ -751,7 +759,7 @@ absl::StatusOr<Newest> Coordinator::Read(const mcos::v1::ObjectKey& key,
                                          const ReplicaMap& replicas, ReadScope scope) {
   const auto r = static_cast<size_t>(placement.replicas_size());
   // A degraded option reads whatever answers, as it writes.
-  const size_t needed = placement.degraded() ? 1 : r - WriteConcern(placement) + 1;
+  const size_t needed = placement.degraded() ? 1 : r - CopiesOfAnyWrite(placement) + 1;
   // An answer: the record, or nullopt for "holds nothing".
   using Answer = std::optional<mcos::v1::ObjectRecord>;
   auto gather = std::make_shared<Gather<Answer>>();
@@ -1043,7 +1051,7 @@ void Coordinator::ReadAsync(const mcos::v1::ObjectKey& key, const mcos::v1::Plac
                             const ReplicaMap& replicas, ReadScope scope,
                             std::function<void(absl::StatusOr<Newest>)> done) {
   const auto r = static_cast<size_t>(placement.replicas_size());
-  const size_t needed = placement.degraded() ? 1 : r - WriteConcern(placement) + 1;
+  const size_t needed = placement.degraded() ? 1 : r - CopiesOfAnyWrite(placement) + 1;
   auto read = std::make_shared<QuorumRead>(
       *this, key, placement, replicas, Admitted(placement.replicas(), replicas), needed,
       absl::Now() + options_.replica_timeout, scope, std::move(done));

@@ -353,6 +353,13 @@ absl::Duration ReplicaReadableFor(const CoordinatorOptions& options, uint64_t si
 // what they held before the write tells whether the object existed (Replicated::replaced_live).
 bool WriteAnswersAReadQuorum(const mcos::v1::Placement& placement);
 
+// The fewest replicas of `placement` that hold any acknowledged write: W, or while the option's
+// data moves, W (or all, if fewer) of the live layout whose set is smallest (data written before
+// the move, e.g. that of a cluster that joined with one replica, is only on the former set).
+// Reads ask all replicas but this many less one, listings all ring members but this many less
+// one, so that they always meet a copy.
+size_t CopiesOfAnyWrite(const mcos::v1::Placement& placement);
+
 // `names` sorted by their position in `order` (names not in it last).
 void SortByOrder(std::vector<std::string>& names,
                  const google::protobuf::RepeatedPtrField<std::string>& order);

@@ -705,23 +705,39 @@ bool ServerApp::Federated() {
 }
 
 ReplicaMap ServerApp::Replicas(const Backends& b, const mcos::v1::Placement* placement) {
+  // The clusters the placement names that no discovery found yet.
   auto missing = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (placement == nullptr || peer_auth_ == nullptr) return false;
+    std::vector<std::string> out;
+    if (placement == nullptr || peer_auth_ == nullptr) return out;
     for (const auto* names : {&placement->replicas(), &placement->ring_members()}) {
       for (const auto& c : *names) {
-        if (c != cluster_id_ && peers_.count(c) == 0) return true;
+        if (c != cluster_id_ && peers_.count(c) == 0) out.push_back(c);
       }
     }
-    return false;
+    return out;
   };
-  bool discover = false;
+  bool unknown = false;
   {
     absl::MutexLock lock(&mu_);
-    discover = missing() && absl::Now() - last_peer_discovery_ > absl::Milliseconds(200);
+    unknown = !missing().empty();
   }
-  if (discover) {
-    if (auto s = DiscoverPeers(); !s.ok()) {
-      common::LogWarning("discovery of peer clusters: ", s.message());
+  if (unknown) {
+    // One discovery at a time; the calls that wait on it look again after it.
+    absl::MutexLock one(&discovery_mu_);
+    bool discover = false;
+    {
+      absl::MutexLock lock(&mu_);
+      const std::vector<std::string> names = missing();
+      // A cluster that just joined (its row came before any placement naming it) is looked up
+      // at once; one still unknown at most every 200 ms.
+      for (const auto& c : names) discover = unknown_peers_.insert(c).second || discover;
+      discover = discover ||
+                 (!names.empty() && absl::Now() - last_peer_discovery_ > absl::Milliseconds(200));
+    }
+    if (discover) {
+      if (auto s = DiscoverPeers(); !s.ok()) {
+        common::LogWarning("discovery of peer clusters: ", s.message());
+      }
     }
   }
   ReplicaMap out;
@@ -1024,7 +1040,7 @@ grpc::Status UserGrpcService::List(grpc::CallbackServerContext* context,
       const std::vector<std::string> members = RingMembers(*placement);
       // A read quorum of the members' pages: every acknowledged write and delete is in it.
       auto merged =
-          app_.coordinator_->List(req, members, placement->write_concern(),
+          app_.coordinator_->List(req, members, CopiesOfAnyWrite(*placement),
                                   app_.Replicas(*b, &*placement), Coordinator::ReadScope::kQuorum);
       if (!merged.ok()) return ToGrpcStatus(merged.status());
       auto listing = std::make_shared<Coordinator::Listing>(*std::move(merged));
@@ -1085,7 +1101,7 @@ grpc::Status UserGrpcService::DeleteContainer(grpc::ServerContext* context,
     const std::vector<std::string> members = RingMembers(*federated);
     req.set_limit(1000);
     for (int page = 0; page < 100 && empty; ++page) {
-      auto merged = app_.coordinator_->List(req, members, federated->write_concern(),
+      auto merged = app_.coordinator_->List(req, members, CopiesOfAnyWrite(*federated),
                                             app_.Replicas(*b, &*federated),
                                             Coordinator::ReadScope::kEveryHolder);
       if (!merged.ok()) return ToGrpcStatus(merged.status());

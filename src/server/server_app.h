@@ -361,6 +361,10 @@ class ServerApp {
   // Other clusters in the federation's table (some may have no known server yet).
   size_t other_clusters_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Time last_peer_discovery_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  // Clusters placements named that discovery did not know: a new name is looked up at once, a
+  // known unknown at most every 200 ms.
+  std::set<std::string> unknown_peers_ ABSL_GUARDED_BY(mu_);
+  absl::Mutex discovery_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   absl::Notification stop_;
   std::unique_ptr<common::Daemon> discovery_;  // of the cluster's services
   // Used by the anti-entropy daemon's thread only.

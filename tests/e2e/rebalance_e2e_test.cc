@@ -87,10 +87,10 @@ class RebalanceE2eTest : public testing::FederationFixture {
     return false;
   }
 
-  // Records of option "pair" a cluster's own copy holds (-1 if it cannot be asked).
-  static int64_t RecordsAt(replication::Replica& r) {
+  // Records of option `option` a cluster's own copy holds (-1 if it cannot be asked).
+  static int64_t RecordsAt(replication::Replica& r, const std::string& option = "pair") {
     mcos::v1::PartitionDigestsRequest req;
-    req.set_option("pair");
+    req.set_option(option);
     req.set_partition_power(8);
     auto d = r.PartitionDigests(req, absl::Now() + absl::Seconds(5));
     if (!d.ok()) return -1;
@@ -142,6 +142,216 @@ class RebalanceE2eTest : public testing::FederationFixture {
     return testing::RunCli(MCOS_CLI_BIN, config, endpoint + args);
   }
 
+  // A load of puts, deletes and reads of carol's container `container` at several clusters (a
+  // writer and a reader at each; the writer at cluster i owns the keys k with k % n == i), with a
+  // listing of the objects under "still/" every 20th read; every operation is recorded, so that
+  // each read can be checked against what the writes acknowledged (Possible).
+  class MixedLoad {
+   public:
+    static constexpr int kKeys = 90;
+
+    MixedLoad(RebalanceE2eTest& test, std::string container, const std::vector<ClusterProcess*>& at,
+              std::vector<std::string> names)
+        : container_(std::move(container)), names_(std::move(names)) {
+      for (auto* c : at) {
+        writers_.push_back(test.As(*c));
+        readers_.push_back(test.As(*c));
+        EXPECT_NE(writers_.back(), nullptr);
+        if (writers_.back() == nullptr) return;
+        auto& user = *writers_.back();
+        EXPECT_LT(WaitFor([&] { return user.ListObjects(Listing(container_)).ok(); }),
+                  absl::Seconds(15));
+      }
+    }
+    ~MixedLoad() { Stop(); }
+
+    Client& writer(size_t i) { return *writers_[i]; }
+    Client& reader(size_t i) { return *readers_[i]; }
+    int writes() const { return writes_; }
+
+    // Writes every key once (acknowledged before the load starts); the listings expect `still`
+    // objects under "still/".
+    void Seed(int still) {
+      still_ = still;
+      for (int k = 0; k < kKeys; ++k) {
+        Op op{1, false, absl::Now(), std::nullopt};
+        ASSERT_TRUE(
+            Put(*writers_[k % writers_.size()], container_, Name(k), absl::StrCat(Name(k), ":1"))
+                .ok());
+        op.acked = absl::Now();
+        ops_[Name(k)].push_back(op);
+      }
+    }
+
+    void Start() {
+      const int n = static_cast<int>(writers_.size());
+      for (int w = 0; w < n; ++w) {
+        threads_.emplace_back([this, w, n] { Write(w, n); });
+        threads_.emplace_back([this, w] { ReadLoop(w); });
+      }
+    }
+    void Stop() {
+      stop_ = true;
+      for (auto& t : threads_) t.join();
+      threads_.clear();
+    }
+
+    // No operation failed and every read returned a state its key could have had; the load did
+    // run (writes since `writes_before`, reads, listings).
+    void ExpectSound(int writes_before) {
+      EXPECT_TRUE(failures_.empty())
+          << failures_.size() << " failures, the first: "
+          << absl::StrJoin(failures_.begin(),
+                           failures_.begin() + std::min<size_t>(5, failures_.size()), "\n");
+      size_t impossible = 0;
+      std::string first;
+      for (const auto& read : reads_) {
+        if (Possible(ops_[read.key], read)) continue;
+        if (++impossible == 1) {
+          first = absl::StrCat(read.key, " read at ", read.at, " as ",
+                               read.seq ? absl::StrCat(*read.seq) : "not found");
+        }
+      }
+      EXPECT_EQ(impossible, 0u) << "of " << reads_.size() << " reads; the first: " << first;
+      EXPECT_GT(writes_ - writes_before, 50) << "the load ran";
+      EXPECT_GT(reads_.size(), 100u);
+      EXPECT_GT(listings_, 10);
+    }
+
+    // Every key reads at every cluster as its last acknowledged operation left it; returns the
+    // keys that are live.
+    std::vector<std::string> ExpectFinal() {
+      std::vector<std::string> live;
+      for (const auto& [key, list] : ops_) {
+        const Op* last = nullptr;
+        for (const auto& op : list) {
+          if (op.acked && (last == nullptr || op.seq > last->seq)) last = &op;
+        }
+        EXPECT_NE(last, nullptr) << key;
+        if (last == nullptr) continue;
+        for (auto& at : readers_) {
+          auto got = Get(*at, container_, key);
+          if (last->remove) {
+            EXPECT_TRUE(absl::IsNotFound(got.status())) << key << ": " << got.status();
+          } else {
+            EXPECT_EQ(got.value_or("?"), absl::StrCat(key, ":", last->seq));
+          }
+        }
+        if (!last->remove) live.push_back(key);
+      }
+      return live;
+    }
+
+    // The p99 of the acknowledged writes begun in [from, to).
+    absl::Duration WriteP99(absl::Time from, absl::Time to) {
+      std::vector<absl::Duration> in;
+      for (const auto& [start, took] : latencies_) {
+        if (start >= from && start < to) in.push_back(took);
+      }
+      if (in.empty()) return absl::ZeroDuration();
+      std::sort(in.begin(), in.end());
+      return in[in.size() * 99 / 100];
+    }
+
+    std::string Summary(int writes_before) const {
+      return absl::StrCat(writes_ - writes_before, " writes, ", reads_.size(), " reads and ",
+                          listings_, " listings");
+    }
+
+   private:
+    static std::string Name(int k) { return absl::StrCat("k", k); }
+
+    void Write(int w, int n) {
+      std::mt19937 rng(w);
+      Client& at = *writers_[w];
+      std::map<int, int> seq;
+      while (!stop_) {
+        const int k = w + n * static_cast<int>(rng() % (kKeys / n));
+        const int s = std::max(seq[k], 1) + 1;
+        seq[k] = s;
+        Op op{s, rng() % 6 == 0, absl::Now(), std::nullopt};
+        size_t index = 0;
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          ops_[Name(k)].push_back(op);
+          index = ops_[Name(k)].size() - 1;
+        }
+        absl::Status result =
+            op.remove ? at.DeleteObject(container_, Name(k)).status()
+                      : Put(at, container_, Name(k), absl::StrCat(Name(k), ":", s)).status();
+        if (op.remove && absl::IsNotFound(result)) result = absl::OkStatus();  // deleted already
+        std::lock_guard<std::mutex> lock(mu_);
+        if (result.ok()) {
+          ops_[Name(k)][index].acked = absl::Now();
+          latencies_.emplace_back(op.start, *ops_[Name(k)][index].acked - op.start);
+          ++writes_;
+        } else {
+          failures_.push_back(absl::StrCat(op.remove ? "delete " : "put ", Name(k), " at ",
+                                           names_[w], ": ", result.ToString()));
+        }
+      }
+    }
+
+    void ReadLoop(int r) {
+      std::mt19937 rng(100 + r);
+      Client& at = *readers_[r];
+      int round = 0;
+      while (!stop_) {
+        if (++round % 20 == 0) {
+          // A listing merges every live layout's holders: the objects the load never touches
+          // are always all there.
+          mcos::v1::ListObjectsRequest list;
+          list.set_container(container_);
+          list.set_prefix("still/");
+          list.set_limit(1000);
+          auto listed = at.ListObjects(list);
+          std::lock_guard<std::mutex> lock(mu_);
+          ++listings_;
+          if (!listed.ok() || listed->objects_size() != still_) {
+            failures_.push_back(absl::StrCat("listing at ", names_[r], ": ",
+                                             listed.ok()
+                                                 ? absl::StrCat(listed->objects_size(), " objects")
+                                                 : listed.status().ToString()));
+          }
+          continue;
+        }
+        Read read{Name(static_cast<int>(rng() % kKeys)), std::nullopt, absl::Now(), {}, names_[r]};
+        auto got = Get(at, container_, read.key);
+        read.end = absl::Now();
+        std::lock_guard<std::mutex> lock(mu_);
+        if (got.ok()) {
+          int s = 0;
+          const auto colon = got->find(':');
+          if (colon == std::string::npos || !absl::SimpleAtoi(got->substr(colon + 1), &s)) {
+            failures_.push_back(absl::StrCat("read of ", read.key, " returned '", *got, "'"));
+            continue;
+          }
+          read.seq = s;
+        } else if (!absl::IsNotFound(got.status())) {
+          failures_.push_back(
+              absl::StrCat("read of ", read.key, " at ", names_[r], ": ", got.status().ToString()));
+          continue;
+        }
+        reads_.push_back(std::move(read));
+      }
+    }
+
+    const std::string container_;
+    const std::vector<std::string> names_;
+    std::vector<std::unique_ptr<Client>> writers_;
+    std::vector<std::unique_ptr<Client>> readers_;
+    int still_ = 0;
+    std::mutex mu_;  // guards what follows while the load runs
+    std::map<std::string, std::vector<Op>> ops_;
+    std::vector<Read> reads_;
+    std::vector<std::string> failures_;
+    std::vector<std::pair<absl::Time, absl::Duration>> latencies_;  // of acknowledged writes
+    std::atomic<bool> stop_{false};
+    std::atomic<int> writes_{0};
+    int listings_ = 0;
+    std::vector<std::thread> threads_;
+  };
+
   std::unique_ptr<common::ServiceAuth> peer_;
   bool cli_logged_in_ = false;
 };
@@ -150,125 +360,23 @@ TEST_F(RebalanceE2eTest, ARingChangedUnderLoadMovesItsDataAndLosesNothing) {
   Federate();
   auto admin = Admin(*a_);
   ASSERT_NE(PairContainer("moving"), nullptr);
-  std::vector<std::unique_ptr<Client>> writers_at;
-  std::vector<std::unique_ptr<Client>> readers_at;
-  for (auto* c : {a_, b_, c_}) {
-    writers_at.push_back(As(*c));
-    readers_at.push_back(As(*c));
-    ASSERT_NE(writers_at.back(), nullptr);
-    auto& user = *writers_at.back();
-    ASSERT_LT(WaitFor([&] { return user.ListObjects(Listing("moving")).ok(); }), absl::Seconds(15));
-  }
-  constexpr int kKeys = 90;
-  auto name = [](int k) { return absl::StrCat("k", k); };
+  MixedLoad load(*this, "moving", {a_, b_, c_}, {"alpha", "beta", "gamma"});
   // Objects the load never touches (the mover alone brings them to gamma), then every key of the
   // load written once before the change (alpha and beta hold them all).
   constexpr int kStill = 200;
   const std::string still_data(16 << 10, 's');
   for (int k = 0; k < kStill; ++k) {
-    MCOS_ASSERT_OK(Put(*writers_at[k % 3], "moving", absl::StrCat("still/", k), still_data));
+    MCOS_ASSERT_OK(Put(load.writer(k % 3), "moving", absl::StrCat("still/", k), still_data));
   }
-  std::map<std::string, std::vector<Op>> ops;
-  for (int k = 0; k < kKeys; ++k) {
-    Op op{1, false, absl::Now(), std::nullopt};
-    MCOS_ASSERT_OK(Put(*writers_at[k % 3], "moving", name(k), absl::StrCat(name(k), ":1")));
-    op.acked = absl::Now();
-    ops[name(k)].push_back(op);
-  }
-
-  std::mutex mu;  // guards ops and reads (the writers' ops of other keys, the readers' results)
-  std::vector<Read> reads;
-  std::vector<std::string> failures;
-  std::vector<std::pair<absl::Time, absl::Duration>> latencies;  // of acknowledged writes
-  std::atomic<bool> stop{false};
-  std::atomic<int> writes{0};
-  int listings = 0;
-  std::vector<std::thread> threads;
-  for (int w = 0; w < 3; ++w) {
-    threads.emplace_back([&, w] {
-      std::mt19937 rng(w);
-      Client& at = *writers_at[w];
-      std::map<int, int> seq;  // this writer's keys: k % 3 == w
-      while (!stop) {
-        const int k = w + 3 * static_cast<int>(rng() % (kKeys / 3));
-        const int s = std::max(seq[k], 1) + 1;
-        seq[k] = s;
-        Op op{s, rng() % 6 == 0, absl::Now(), std::nullopt};
-        size_t index = 0;
-        {
-          std::lock_guard<std::mutex> lock(mu);
-          ops[name(k)].push_back(op);
-          index = ops[name(k)].size() - 1;
-        }
-        absl::Status result =
-            op.remove ? at.DeleteObject("moving", name(k)).status()
-                      : Put(at, "moving", name(k), absl::StrCat(name(k), ":", s)).status();
-        if (op.remove && absl::IsNotFound(result)) result = absl::OkStatus();  // deleted already
-        std::lock_guard<std::mutex> lock(mu);
-        if (result.ok()) {
-          ops[name(k)][index].acked = absl::Now();
-          latencies.emplace_back(op.start, *ops[name(k)][index].acked - op.start);
-          ++writes;
-        } else {
-          failures.push_back(absl::StrCat(op.remove ? "delete " : "put ", name(k), " at ",
-                                          "cluster ", w, ": ", result.ToString()));
-        }
-      }
-    });
-  }
-  const char* const kAt[] = {"alpha", "beta", "gamma"};
-  for (int r = 0; r < 3; ++r) {
-    threads.emplace_back([&, r] {
-      std::mt19937 rng(100 + r);
-      Client& at = *readers_at[r];
-      int round = 0;
-      while (!stop) {
-        if (++round % 20 == 0) {
-          // A listing merges every live layout's holders: the objects the load never touches
-          // are always all there.
-          mcos::v1::ListObjectsRequest list;
-          list.set_container("moving");
-          list.set_prefix("still/");
-          list.set_limit(1000);
-          auto listed = at.ListObjects(list);
-          std::lock_guard<std::mutex> lock(mu);
-          ++listings;
-          if (!listed.ok() || listed->objects_size() != kStill) {
-            failures.push_back(absl::StrCat("listing at ", kAt[r], ": ",
-                                            listed.ok()
-                                                ? absl::StrCat(listed->objects_size(), " objects")
-                                                : listed.status().ToString()));
-          }
-          continue;
-        }
-        Read read{name(static_cast<int>(rng() % kKeys)), std::nullopt, absl::Now(), {}, kAt[r]};
-        auto got = Get(at, "moving", read.key);
-        read.end = absl::Now();
-        std::lock_guard<std::mutex> lock(mu);
-        if (got.ok()) {
-          int s = 0;
-          const auto colon = got->find(':');
-          if (colon == std::string::npos || !absl::SimpleAtoi(got->substr(colon + 1), &s)) {
-            failures.push_back(absl::StrCat("read of ", read.key, " returned '", *got, "'"));
-            continue;
-          }
-          read.seq = s;
-        } else if (!absl::IsNotFound(got.status())) {
-          failures.push_back(
-              absl::StrCat("read of ", read.key, " at ", kAt[r], ": ", got.status().ToString()));
-          continue;
-        }
-        reads.push_back(std::move(read));
-      }
-    });
-  }
+  load.Seed(kStill);
+  load.Start();
 
   // The change, under the load: {alpha, beta} becomes {beta, gamma}.
   absl::SleepFor(absl::Seconds(2));
-  const int writes_before = writes;
+  const int writes_before = load.writes();
   auto own_alpha = Own(*a_, "alpha");
   const int64_t at_alpha_before = RecordsAt(*own_alpha);
-  EXPECT_GE(at_alpha_before, kStill + kKeys);
+  EXPECT_GE(at_alpha_before, kStill + MixedLoad::kKeys);
   const absl::Time changed = absl::Now();
   auto updated = admin->UpdateRing(ToBetaAndGamma());
   MCOS_ASSERT_OK(updated);
@@ -294,48 +402,14 @@ TEST_F(RebalanceE2eTest, ARingChangedUnderLoadMovesItsDataAndLosesNothing) {
   ASSERT_LT(took, absl::Seconds(90)) << "the move never finished: " << last.DebugString();
   EXPECT_TRUE(seen_task);
   absl::SleepFor(absl::Seconds(1));  // load on the new placement alone
-  stop = true;
-  for (auto& t : threads) t.join();
-
-  // Nothing failed, and every read returned a state its key could have had.
-  EXPECT_TRUE(failures.empty()) << failures.size() << " failures, the first: "
-                                << absl::StrJoin(
-                                       failures.begin(),
-                                       failures.begin() + std::min<size_t>(5, failures.size()),
-                                       "\n");
-  size_t impossible = 0;
-  std::string first_impossible;
-  for (const auto& read : reads) {
-    if (Possible(ops[read.key], read)) continue;
-    if (++impossible == 1) {
-      first_impossible = absl::StrCat(read.key, " read at ", read.at, " as ",
-                                      read.seq ? absl::StrCat(*read.seq) : "not found");
-    }
-  }
-  EXPECT_EQ(impossible, 0u) << "of " << reads.size() << " reads; the first: " << first_impossible;
-  EXPECT_GT(writes - writes_before, 50) << "the load ran during the move";
-  EXPECT_GT(reads.size(), 100u);
-  EXPECT_GT(listings, 10);
+  load.Stop();
+  load.ExpectSound(writes_before);
 
   // Every key ends as its last acknowledged operation left it, read at every cluster, and each
   // live one is held by beta and gamma, gamma's own copy included.
   auto own_gamma = Own(*c_, "gamma");
-  for (const auto& [key, list] : ops) {
-    const Op* last = nullptr;
-    for (const auto& op : list) {
-      if (op.acked && (last == nullptr || op.seq > last->seq)) last = &op;
-    }
-    ASSERT_NE(last, nullptr) << key;
-    for (auto& at : readers_at) {
-      auto got = Get(*at, "moving", key);
-      if (last->remove) {
-        EXPECT_TRUE(absl::IsNotFound(got.status())) << key << ": " << got.status();
-      } else {
-        EXPECT_EQ(got.value_or("?"), absl::StrCat(key, ":", last->seq));
-      }
-    }
-    if (last->remove) continue;
-    auto info = readers_at[0]->StatObject("moving", key);
+  for (const std::string& key : load.ExpectFinal()) {
+    auto info = load.reader(0).StatObject("moving", key);
     MCOS_ASSERT_OK(info);
     EXPECT_EQ(Replicas(*info), (std::set<std::string>{"beta", "gamma"})) << key;
     mcos::v1::ObjectKey k;
@@ -353,7 +427,7 @@ TEST_F(RebalanceE2eTest, ARingChangedUnderLoadMovesItsDataAndLosesNothing) {
     auto held = own_gamma->Stat(key, absl::Now() + absl::Seconds(5));
     ASSERT_TRUE(held.ok()) << key.object() << ": " << held.status();
     EXPECT_EQ(held->size(), still_data.size());
-    auto info = readers_at[2]->StatObject("moving", key.object());
+    auto info = load.reader(2).StatObject("moving", key.object());
     MCOS_ASSERT_OK(info);
     EXPECT_EQ(Replicas(*info), (std::set<std::string>{"beta", "gamma"})) << key.object();
   }
@@ -362,16 +436,6 @@ TEST_F(RebalanceE2eTest, ARingChangedUnderLoadMovesItsDataAndLosesNothing) {
             absl::Seconds(30))
       << RecordsAt(*own_alpha) << " records of the option left at alpha";
   EXPECT_EQ(RecordsAt(*Own(*c_, "gamma")), RecordsAt(*Own(*b_, "beta")));
-  // The writes' p99 before the change and while the data moved.
-  auto p99 = [&](absl::Time from, absl::Time to) {
-    std::vector<absl::Duration> in;
-    for (const auto& [start, took] : latencies) {
-      if (start >= from && start < to) in.push_back(took);
-    }
-    if (in.empty()) return absl::ZeroDuration();
-    std::sort(in.begin(), in.end());
-    return in[in.size() * 99 / 100];
-  };
   uint64_t records = 0;
   uint64_t bytes = 0;
   for (const auto& t : last.tasks()) {
@@ -380,24 +444,22 @@ TEST_F(RebalanceE2eTest, ARingChangedUnderLoadMovesItsDataAndLosesNothing) {
       bytes += c.bytes_copied();
     }
   }
-  std::cout << "move of " << kStill << " still objects of 16 KiB and " << kKeys
+  std::cout << "move of " << kStill << " still objects of 16 KiB and " << MixedLoad::kKeys
             << " keys under load: " << absl::ToDoubleSeconds(moved - changed)
-            << " s to retire the former layout, " << writes - writes_before << " writes and "
-            << reads.size() << " reads and " << listings
-            << " listings; last status before retirement: " << records << " records, " << bytes
+            << " s to retire the former layout, " << load.Summary(writes_before)
+            << "; last status before retirement: " << records << " records, " << bytes
             << " bytes copied; write p99 "
-            << absl::FormatDuration(p99(changed - absl::Seconds(2), changed)) << " before, "
-            << absl::FormatDuration(p99(changed, moved)) << " during; alpha held "
-            << at_alpha_before << " records before the change and released them all\n";
+            << absl::FormatDuration(load.WriteP99(changed - absl::Seconds(2), changed))
+            << " before, " << absl::FormatDuration(load.WriteP99(changed, moved))
+            << " during; alpha held " << at_alpha_before
+            << " records before the change and released them all\n";
 }
 
 // A move paused copies nothing (and writes still reach every live layout); resumed, it survives its
 // target killed with -9 half-way: the restarted cluster resumes where it stopped and finishes.
 // Driven through the CLI as an operator would.
 TEST_F(RebalanceE2eTest, APausedMoveWaitsAndAResumedOneSurvivesItsTargetKilled) {
-  // About 2 s of copying at 4 MB/s.
-  cluster_args_.insert(cluster_args_.end(),
-                       {"--anti-entropy-mb-per-second", "4", "--metrics-listen", "127.0.0.1:0"});
+  cluster_args_.insert(cluster_args_.end(), {"--metrics-listen", "127.0.0.1:0"});
   Federate();
   auto admin = Admin(*a_);
   auto at_a = PairContainer("moving");
@@ -442,6 +504,15 @@ TEST_F(RebalanceE2eTest, APausedMoveWaitsAndAResumedOneSurvivesItsTargetKilled) 
   EXPECT_NE(json.second.find("\"paused\":true"), std::string::npos) << json.second;
 
   // Resumed: gamma is killed once it has copied part of it, and restarted.
+  // About 2 s of copying at 4 MB/s, set live (the servers' own rate is 50 MB/s).
+  auto rate = cli("admin rebalance rate 4");
+  ASSERT_EQ(rate.first, 0) << rate.second;
+  EXPECT_NE(rate.second.find("data moves at up to 4 MB/s per server"), std::string::npos)
+      << rate.second;
+  auto limited = cli("admin rebalance status");
+  EXPECT_NE(limited.second.find("copies go at up to 4 MB/s per server"), std::string::npos)
+      << limited.second;
+  MCOS_EXPECT_CODE(admin->SetRebalanceRate(-1), kInvalidArgument);
   auto resumed = cli("admin rebalance resume");
   ASSERT_EQ(resumed.first, 0) << resumed.second;
   EXPECT_NE(resumed.second.find("moving data is resumed (1 former layout(s) live)"),
@@ -450,6 +521,7 @@ TEST_F(RebalanceE2eTest, APausedMoveWaitsAndAResumedOneSurvivesItsTargetKilled) 
   ASSERT_LT(WaitFor([&] { return RecordsAt(*own_gamma) > kObjects / 4; }, absl::Seconds(30)),
             absl::Seconds(30));
   const int64_t at_kill = RecordsAt(*own_gamma);
+  EXPECT_LT(at_kill, kObjects) << "the copies went faster than the rate set";
   c_->Kill();
   MCOS_ASSERT_OK(Restart(*c_, "gamma", /*same_port=*/true));
   const absl::Time restarted = absl::Now();
@@ -512,6 +584,7 @@ TEST_F(RebalanceE2eTest, RemovingAClusterThatHoldsDataTakesADrain) {
   MCOS_EXPECT_CODE(carol->GetRebalanceStatus(), kPermissionDenied);
   MCOS_EXPECT_CODE(carol->PauseRebalance(true), kPermissionDenied);
   MCOS_EXPECT_CODE(carol->PauseRebalance(false), kPermissionDenied);
+  MCOS_EXPECT_CODE(carol->SetRebalanceRate(10), kPermissionDenied);
   Client anonymous(b_->endpoint(), client_options_);
   MCOS_EXPECT_CODE(anonymous.GetRebalanceStatus(), kUnauthenticated);
   MCOS_EXPECT_CODE(anonymous.PauseRebalance(true), kUnauthenticated);
@@ -544,6 +617,213 @@ TEST_F(RebalanceE2eTest, RemovingAClusterThatHoldsDataTakesADrain) {
   }
   const std::set<std::string> rest = {"beta", "gamma"};
   EXPECT_LT(WaitFor([&] { return Listed(*admin).first == rest; }), absl::Seconds(10));
+}
+
+// A cluster started alone, with users, containers and objects of its own, joins a federation of
+// three under load: a join that cannot merge is refused first and changes nothing on either side;
+// then its users log in anywhere, its objects are read anywhere (while they move too), and end
+// on the federation ring's clusters, the joiner releasing its copies.
+TEST_F(RebalanceE2eTest, AClusterWithDataJoinsAndItsDataMoves) {
+  Federate();
+  auto admin = Admin(*a_);
+
+  // Epsilon cannot join: its carol is another person, and its admin's container "shared" has
+  // another option than the federation admin's.
+  ClusterProcess* e = Start("epsilon");
+  auto e_admin = Admin(*e);
+  MCOS_ASSERT_OK(e_admin->AddUser("carol", "another-carol", false));
+  MCOS_ASSERT_OK(e_admin->CreateContainer("shared"));
+  MCOS_ASSERT_OK(admin->CreateContainer("shared", "relaxed"));
+  auto refused = admin->AddCluster(e->endpoint());
+  MCOS_EXPECT_CODE(refused, kFailedPrecondition);
+  EXPECT_NE(refused.status().message().find("user 'carol' is another user there"),
+            std::string::npos)
+      << refused.status();
+  EXPECT_NE(refused.status().message().find(
+                "container 'admin/shared' uses option 'default' there and 'relaxed' here"),
+            std::string::npos)
+      << refused.status();
+  EXPECT_NE(refused.status().message().find("Nothing was recorded"), std::string::npos);
+  absl::SleepFor(absl::Seconds(1));  // anything recorded would have spread by now
+  EXPECT_EQ(Listed(*Admin(*b_)).first, testing::kAllThree);
+  EXPECT_EQ(Listed(*e_admin).first, (std::set<std::string>{"epsilon"}));
+  Client e_carol(e->endpoint(), client_options_);
+  MCOS_EXPECT_OK(e_carol.Login("carol", "another-carol"));
+  EXPECT_FALSE(e_carol.Login("carol", "carol-pw").ok());
+  auto moving = admin->GetRebalanceStatus();
+  MCOS_ASSERT_OK(moving);
+  EXPECT_EQ(moving->tasks_size(), 0);
+  e->Kill();
+
+  // Delta, alone: dave's 1,000 objects in two containers of its default option.
+  ClusterProcess* d = Start("delta");
+  auto d_admin = Admin(*d);
+  MCOS_ASSERT_OK(d_admin->AddUser("dave", "dave-pw", false));
+  Client dave(d->endpoint(), client_options_);
+  MCOS_ASSERT_OK(dave.Login("dave", "dave-pw"));
+  MCOS_ASSERT_OK(dave.CreateContainer("photos"));
+  MCOS_ASSERT_OK(dave.CreateContainer("notes"));
+  constexpr int kObjects = 1000;
+  auto where = [](int i) { return i % 4 == 0 ? "notes" : "photos"; };
+  auto content = [](int i) { return absl::StrCat("dave's object ", i, std::string(i % 500, '.')); };
+  for (int i = 0; i < kObjects; ++i) {
+    MCOS_ASSERT_OK(Put(dave, where(i), absl::StrCat("o", i), content(i)));
+  }
+  auto own_delta = Own(*d, "delta");
+  EXPECT_EQ(RecordsAt(*own_delta, "default"), kObjects);
+
+  // The join, under a load at the federation's three clusters.
+  auto at_a = As(*a_);
+  ASSERT_NE(at_a, nullptr);
+  MCOS_ASSERT_OK(at_a->CreateContainer("busy"));
+  MixedLoad load(*this, "busy", {a_, b_, c_}, {"alpha", "beta", "gamma"});
+  constexpr int kStill = 50;
+  for (int k = 0; k < kStill; ++k) {
+    MCOS_ASSERT_OK(Put(load.writer(k % 3), "busy", absl::StrCat("still/", k), "still"));
+  }
+  load.Seed(kStill);
+  load.Start();
+  absl::SleepFor(absl::Seconds(1));
+  const int writes_before = load.writes();
+  const absl::Time joined = absl::Now();
+  auto added = admin->AddCluster(d->endpoint());
+  MCOS_ASSERT_OK(added);
+  EXPECT_EQ(added->id(), "delta");
+
+  // Dave logs in anywhere; his objects are read anywhere while they move.
+  std::vector<std::unique_ptr<Client>> daves;
+  for (auto* c : {a_, b_, c_, d}) {
+    daves.push_back(std::make_unique<Client>(c->endpoint(), client_options_));
+    Client& at = *daves.back();
+    EXPECT_LT(WaitFor([&] { return at.Login("dave", "dave-pw").ok(); }, absl::Seconds(15)),
+              absl::Seconds(15));
+  }
+  int dave_reads = 0;
+  std::vector<std::string> dave_failures;
+  mcos::v1::RebalanceStatus last;
+  const absl::Duration took = WaitFor(
+      [&] {
+        for (int n = 0; n < 8; ++n, ++dave_reads) {
+          const int i = (dave_reads * 37) % kObjects;
+          auto got = Get(*daves[dave_reads % 4], where(i), absl::StrCat("o", i));
+          if (got.value_or("?") != content(i)) {
+            dave_failures.push_back(
+                absl::StrCat("o", i, " at cluster ", dave_reads % 4, ": ",
+                             got.ok() ? "wrong content" : got.status().ToString()));
+          }
+        }
+        auto status = admin->GetRebalanceStatus();
+        if (!status.ok()) return false;
+        if (!status->tasks().empty()) last = *status;
+        return status->tasks().empty() && !last.tasks().empty();
+      },
+      absl::Seconds(120));
+  const absl::Time moved = absl::Now();
+  ASSERT_LT(took, absl::Seconds(120)) << "the move never finished: " << last.DebugString();
+  load.Stop();
+  load.ExpectSound(writes_before);
+  EXPECT_TRUE(dave_failures.empty())
+      << dave_failures.size() << " of " << dave_reads
+      << " reads of dave's objects failed, the first: " << dave_failures.front();
+  ASSERT_EQ(last.tasks_size(), 1) << last.DebugString();
+  EXPECT_EQ(last.tasks(0).option(), "default");
+  EXPECT_EQ(last.tasks(0).from_ring(), "default");
+  EXPECT_EQ(last.tasks(0).to_ring(), "fed");
+  load.ExpectFinal();
+
+  // Every object of dave's is on the federation ring's three clusters, read anywhere; delta
+  // released its copies (of carol's writes during the move too).
+  for (int i = 0; i < kObjects; ++i) {
+    auto info = daves[i % 3]->StatObject(where(i), absl::StrCat("o", i));
+    MCOS_ASSERT_OK(info);
+    EXPECT_EQ(Replicas(*info), testing::kAllThree) << i;
+    if (i % 10 == 0) {
+      EXPECT_EQ(Get(*daves[3 - i % 3], where(i), absl::StrCat("o", i)).value_or("?"), content(i));
+    }
+  }
+  EXPECT_LT(WaitFor([&] { return RecordsAt(*own_delta, "default") == 0; }, absl::Seconds(30)),
+            absl::Seconds(30))
+      << RecordsAt(*own_delta, "default") << " records of the default option left at delta";
+  auto listed = daves[1]->ListObjects(Listing("photos"));
+  MCOS_ASSERT_OK(listed);
+  EXPECT_EQ(listed->objects_size(), kObjects * 3 / 4);
+  EXPECT_EQ(Listed(*admin).first, (std::set<std::string>{"alpha", "beta", "delta", "gamma"}));
+  std::cout << "delta joined with " << kObjects << " objects; the former layout retired after "
+            << absl::ToDoubleSeconds(moved - joined) << " s, " << load.Summary(writes_before)
+            << " at the federation meanwhile (write p99 "
+            << absl::FormatDuration(load.WriteP99(joined - absl::Seconds(1), joined)) << " before, "
+            << absl::FormatDuration(load.WriteP99(joined, moved)) << " during), " << dave_reads
+            << " reads of dave's objects\n";
+}
+
+// A cluster gone for good (killed, never to return) is dropped with `cluster remove --force`:
+// every ring leaves it at once, writes work again, and what it held is copied from the
+// surviving replicas to its successors, so that every object ends with its replicas again.
+TEST_F(RebalanceE2eTest, AClusterGoneForGoodIsDroppedAndItsCopiesAreMadeAgain) {
+  Federate();
+  auto admin = Admin(*b_);
+  MCOS_ASSERT_OK(admin->CreateRing(RingOf("wide", 2, {"alpha", "beta", "gamma"})));
+  mcos::v1::Option wide;
+  wide.set_name("wide");
+  wide.set_ring("wide");
+  wide.set_write_concern(2);
+  MCOS_ASSERT_OK(admin->AddOption(wide));
+  auto at_b = As(*b_);
+  ASSERT_NE(at_b, nullptr);
+  MCOS_ASSERT_OK(at_b->CreateContainer("kept", "wide"));
+  constexpr int kObjects = 80;
+  for (int i = 0; i < kObjects; ++i) {
+    MCOS_ASSERT_OK(Put(*at_b, "kept", absl::StrCat("o", i), absl::StrCat("content ", i)));
+  }
+  a_->Kill();
+  // Without alpha, the writes of partitions it held cannot make W = 2.
+  int refused = 0;
+  for (int i = 0; i < 20; ++i) {
+    if (!Put(*at_b, "kept", absl::StrCat("o", i), "while alpha is down").ok()) ++refused;
+  }
+  EXPECT_GT(refused, 0);
+
+  auto dropped = Cli(*b_, "admin cluster remove alpha --force --yes");
+  ASSERT_EQ(dropped.first, 0) << dropped.second;
+  EXPECT_NE(dropped.second.find("ring wide: version 2 without alpha"), std::string::npos)
+      << dropped.second;
+  EXPECT_NE(dropped.second.find("wide copied again from the surviving replicas"), std::string::npos)
+      << dropped.second;
+  EXPECT_NE(dropped.second.find("ring fed: version 2 without alpha, 3 -> 2 replicas"),
+            std::string::npos)
+      << dropped.second;
+  EXPECT_NE(dropped.second.find("dropped cluster alpha"), std::string::npos) << dropped.second;
+  auto again = admin->RemoveCluster("alpha");
+  MCOS_EXPECT_CODE(again, kNotFound);
+
+  // Writes work again at once (the resolvers follow within a moment), every object is read,
+  // and once the move retires each is held by beta and gamma, gamma's own copy included.
+  auto at_c = As(*c_);
+  ASSERT_NE(at_c, nullptr);
+  EXPECT_LT(WaitFor([&] { return Put(*at_b, "kept", "after", "after the drop").ok(); }),
+            absl::Seconds(10));
+  for (int i = 0; i < kObjects; ++i) {
+    auto got = Get(*at_c, "kept", absl::StrCat("o", i));
+    MCOS_ASSERT_OK(got);
+    EXPECT_TRUE(*got == absl::StrCat("content ", i) || *got == "while alpha is down") << *got;
+  }
+  EXPECT_LT(WaitFor(
+                [&] {
+                  auto status = admin->GetRebalanceStatus();
+                  return status.ok() && status->tasks().empty();
+                },
+                absl::Seconds(60)),
+            absl::Seconds(60));
+  auto own_gamma = Own(*c_, "gamma");
+  auto own_beta = Own(*b_, "beta");
+  EXPECT_EQ(RecordsAt(*own_gamma, "wide"), kObjects + 1);
+  EXPECT_EQ(RecordsAt(*own_beta, "wide"), kObjects + 1);
+  for (int i = 0; i < kObjects; i += 5) {
+    auto info = at_c->StatObject("kept", absl::StrCat("o", i));
+    MCOS_ASSERT_OK(info);
+    EXPECT_EQ(Replicas(*info), (std::set<std::string>{"beta", "gamma"})) << i;
+  }
+  EXPECT_EQ(Listed(*admin).first, (std::set<std::string>{"beta", "gamma"}));
 }
 
 }  // namespace

@@ -59,9 +59,16 @@ class AdminCommands final : public Commands {
         "remove",
         "Remove a cluster from the federation (refused while it holds data: use --drain)");
     cl_remove_->add_option("name", cluster_name_, "Cluster name")->required();
-    cl_remove_->add_flag("--drain", drain_,
-                         "Move its data off first: set its weight to 0 in every ring, wait until "
-                         "nothing moves (progress on a terminal), then remove it");
+    auto* drain = cl_remove_->add_flag(
+        "--drain", drain_,
+        "Move its data off first: set its weight to 0 in every ring, wait until "
+        "nothing moves (progress on a terminal), then remove it");
+    cl_remove_
+        ->add_flag("--force", force_,
+                   "The cluster is gone for good: drop it from every ring now; what it held is "
+                   "copied again from the surviving replicas (asks first on a terminal)")
+        ->excludes(drain);
+    cl_remove_->add_flag("--yes", yes_, "Do not ask before --force");
 
     admin_repair_ = admin_->add_subcommand("repair", "Replication and repair");
     admin_repair_->require_subcommand(1);
@@ -85,6 +92,13 @@ class AdminCommands final : public Commands {
         "Stop moving data, federation-wide (writes still go to the former holders too; reads and "
         "repair go on) until `resume`");
     rb_resume_ = admin_rebalance_->add_subcommand("resume", "Move data again after `pause`");
+    rb_rate_ = admin_rebalance_->add_subcommand(
+        "rate",
+        "Set the MB/s each server copies moving data at, federation-wide and at once (0: each "
+        "server's own --anti-entropy-mb-per-second)");
+    rb_rate_->add_option("mb_per_second", rate_, "MB per second per server")
+        ->required()
+        ->check(CLI::Range(0.0, 100000.0));
 
     admin_ring_ = admin_->add_subcommand("ring", "Placement rings");
     admin_ring_->require_subcommand(1);
@@ -250,6 +264,18 @@ class AdminCommands final : public Commands {
       std::cout << "\n";
       return 0;
     }
+    if (rb_rate_->parsed()) {
+      auto r = client.SetRebalanceRate(rate_);
+      if (!r.ok()) return Fail(r.status());
+      if (g.json) {
+        std::cout << ToJson(*r) << "\n";
+      } else if (r->max_mb_per_second() > 0) {
+        std::cout << "data moves at up to " << r->max_mb_per_second() << " MB/s per server\n";
+      } else {
+        std::cout << "data moves at each server's --anti-entropy-mb-per-second\n";
+      }
+      return 0;
+    }
     if (rb_pause_->parsed() || rb_resume_->parsed()) {
       auto r = client.PauseRebalance(rb_pause_->parsed());
       if (!r.ok()) return Fail(r.status());
@@ -262,15 +288,30 @@ class AdminCommands final : public Commands {
       return 0;
     }
     if (rb_status_->parsed()) {
+      const bool bar = watch_ && !g.json && isatty(STDOUT_FILENO);
       while (true) {
         auto r = client.GetRebalanceStatus();
         if (!r.ok()) return Fail(r.status());
+        if (bar) {
+          // One line, redrawn, on a terminal.
+          if (r->tasks().empty()) {
+            std::cout << "\r\033[Knothing moves\n";
+            return 0;
+          }
+          std::cout << "\r\033[K" << ProgressLine(*r) << std::flush;
+          absl::SleepFor(absl::Seconds(1));
+          continue;
+        }
         if (g.json) {
           std::cout << ToJson(*r) << "\n";
         } else if (r->tasks().empty()) {
           std::cout << "nothing moves" << (r->paused() ? " (moving data is paused)" : "") << "\n";
         } else if (r->paused()) {
           std::cout << "moving data is paused (mcos admin rebalance resume)\n";
+        }
+        if (!g.json && r->max_mb_per_second() > 0 && !r->tasks().empty()) {
+          std::cout << "copies go at up to " << r->max_mb_per_second()
+                    << " MB/s per server (mcos admin rebalance rate)\n";
         }
         for (const auto& t : r->tasks()) {
           if (g.json) break;
@@ -279,7 +320,13 @@ class AdminCommands final : public Commands {
                     << t.from_ring_version() << " -> " << t.to_ring() << " v" << t.to_ring_version()
                     << ", " << t.partitions_done() << " of " << all << " partitions done ("
                     << (all == 0 ? 100 : 100 * t.partitions_done() / all) << "%), "
-                    << t.bytes_moved() << " bytes copied, since "
+                    << t.bytes_moved() << " bytes copied";
+          if (t.bytes_left() > 0) std::cout << ", about " << t.bytes_left() << " left";
+          if (t.bytes_per_second() > 0) {
+            std::cout << ", " << HumanBytes(static_cast<uint64_t>(t.bytes_per_second())) << "/s";
+          }
+          if (t.eta_seconds() >= 0) std::cout << ", ETA " << t.eta_seconds() << " s";
+          std::cout << ", since "
                     << absl::FormatTime("%Y-%m-%dT%H:%M:%SZ",
                                         absl::FromUnixSeconds(t.started().seconds()),
                                         absl::UTCTimeZone())
@@ -317,9 +364,44 @@ class AdminCommands final : public Commands {
       if (!r.ok()) return Fail(r.status());
       if (g.json) {
         std::cout << ToJson(*r) << "\n";
-      } else {
-        std::cout << r->id() << "\n";
+        return 0;
       }
+      std::cout << r->id() << "\n";
+      // A cluster that joined with data: its data moves under the federation's placement.
+      if (auto moving = client.GetRebalanceStatus(); moving.ok()) {
+        for (const auto& t : moving->tasks()) {
+          std::cout << "option " << t.option() << " moves data from ring " << t.from_ring() << " v"
+                    << t.from_ring_version() << " to " << t.to_ring() << " v" << t.to_ring_version()
+                    << " (mcos admin rebalance status --watch)\n";
+        }
+      }
+      return 0;
+    }
+    if (cl_remove_->parsed() && force_) {
+      if (!yes_ && isatty(STDIN_FILENO)) {
+        std::cerr << "Drop cluster " << cluster_name_
+                  << " for good? Every ring leaves it at once and what it held is copied again "
+                     "from the surviving replicas (partitions whose only replica it held are "
+                     "lost). Type its name to confirm: "
+                  << std::flush;
+        std::string typed;
+        std::getline(std::cin, typed);
+        if (typed != cluster_name_) {
+          std::cerr << "not confirmed; nothing was changed\n";
+          return 1;
+        }
+      }
+      mcos::v1::RemoveClusterRequest req;
+      req.set_id(cluster_name_);
+      req.set_force(true);
+      auto r = client.RemoveCluster(req);
+      if (!r.ok()) return Fail(r.status());
+      if (g.json) {
+        std::cout << ToJson(*r) << "\n";
+        return 0;
+      }
+      for (const auto& line : r->changes()) std::cout << line << "\n";
+      std::cout << "dropped cluster " << cluster_name_ << "\n";
       return 0;
     }
     if (cl_remove_->parsed()) {
@@ -479,6 +561,32 @@ class AdminCommands final : public Commands {
   }
 
  private:
+  // The moves of `status` in one line: a bar of partitions done, bytes copied (and left, when
+  // known), rate and ETA.
+  static std::string ProgressLine(const mcos::v1::RebalanceStatus& status) {
+    uint64_t done = 0, all = 0, bytes = 0, left = 0;
+    double rate = 0;
+    int64_t eta = -1;
+    for (const auto& t : status.tasks()) {
+      done += t.partitions_done();
+      all += t.partitions_done() + t.partitions_left();
+      bytes += t.bytes_moved();
+      left += t.bytes_left();
+      rate += t.bytes_per_second();
+      eta = std::max(eta, t.eta_seconds());
+    }
+    constexpr int kWidth = 24;
+    const int filled = all == 0 ? 0 : static_cast<int>(kWidth * done / all);
+    std::string line =
+        absl::StrCat("[", std::string(filled, '#'), std::string(kWidth - filled, '.'), "] ", done,
+                     "/", all, " partitions, ", HumanBytes(bytes), " copied");
+    if (left > 0) absl::StrAppend(&line, ", ~", HumanBytes(left), " left");
+    if (rate > 0) absl::StrAppend(&line, ", ", HumanBytes(static_cast<uint64_t>(rate)), "/s");
+    if (eta >= 0) absl::StrAppend(&line, ", ETA ", eta, " s");
+    if (status.paused()) absl::StrAppend(&line, " (paused: mcos admin rebalance resume)");
+    return line;
+  }
+
   // Sets cluster_name_'s weight to 0 in every ring that gives it some, then waits until no data
   // moves (one progress line on a terminal).
   absl::Status Drain(client::Client& client, bool json) {
@@ -512,19 +620,10 @@ class AdminCommands final : public Commands {
     while (true) {
       auto status = client.GetRebalanceStatus();
       if (!status.ok()) return status.status();
-      uint64_t done = 0, all = 0, bytes = 0;
-      for (const auto& t : status->tasks()) {
-        done += t.partitions_done();
-        all += t.partitions_done() + t.partitions_left();
-        bytes += t.bytes_moved();
-      }
       if (status->tasks().empty()) break;
       if (tty) {
-        std::cout << "\rdraining " << cluster_name_ << ": " << done << "/" << all
-                  << " partitions done, " << bytes << " bytes copied, "
-                  << absl::ToInt64Seconds(absl::Now() - start) << " s"
-                  << (status->paused() ? " (paused: mcos admin rebalance resume)" : "") << "   "
-                  << std::flush;
+        std::cout << "\r\033[Kdraining " << cluster_name_ << " " << ProgressLine(*status) << ", "
+                  << absl::ToInt64Seconds(absl::Now() - start) << " s" << std::flush;
       }
       absl::SleepFor(absl::Seconds(1));
     }
@@ -552,6 +651,7 @@ class AdminCommands final : public Commands {
   CLI::App* rb_status_ = nullptr;
   CLI::App* rb_pause_ = nullptr;
   CLI::App* rb_resume_ = nullptr;
+  CLI::App* rb_rate_ = nullptr;
   CLI::App* admin_ring_ = nullptr;
   CLI::App* r_list_ = nullptr;
   CLI::App* r_create_ = nullptr;
@@ -565,6 +665,8 @@ class AdminCommands final : public Commands {
   std::string mode_ = "consistent";
   bool password_stdin_ = false, admin_role_ = false, list_removed_ = false;
   bool dry_run_ = false, make_default_ = false, watch_ = false, drain_ = false;
+  bool force_ = false, yes_ = false;
+  double rate_ = 0;
   uint32_t replicas_ = 1, partition_power_ = 16, write_concern_ = 0;
   uint32_t update_replicas_ = 0, update_power_ = 0;
   std::vector<std::string> members_;

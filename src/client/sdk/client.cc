@@ -450,6 +450,14 @@ absl::Status Client::RemoveCluster(const std::string& id) {
       .status();
 }
 
+absl::StatusOr<mcos::v1::RemoveClusterResponse> Client::RemoveCluster(
+    const mcos::v1::RemoveClusterRequest& request) {
+  grpc::ClientContext ctx;
+  Prepare(ctx, true);
+  return Run<mcos::v1::RemoveClusterResponse>(
+      [&](auto* resp) { return admin_->RemoveCluster(&ctx, request, resp); });
+}
+
 absl::StatusOr<mcos::v1::RepairStatus> Client::GetRepairStatus() {
   grpc::ClientContext ctx;
   Prepare(ctx, true);
@@ -473,6 +481,15 @@ absl::StatusOr<mcos::v1::RebalanceStatus> Client::PauseRebalance(bool paused) {
     return paused ? admin_->PauseRebalance(&ctx, mcos::v1::PauseRebalanceRequest(), resp)
                   : admin_->ResumeRebalance(&ctx, mcos::v1::ResumeRebalanceRequest(), resp);
   });
+}
+
+absl::StatusOr<mcos::v1::RebalanceStatus> Client::SetRebalanceRate(double mb_per_second) {
+  grpc::ClientContext ctx;
+  Prepare(ctx, true);
+  mcos::v1::SetRebalanceRateRequest req;
+  req.set_max_mb_per_second(mb_per_second);
+  return Run<mcos::v1::RebalanceStatus>(
+      [&](auto* resp) { return admin_->SetRebalanceRate(&ctx, req, resp); });
 }
 
 absl::StatusOr<mcos::v1::ListRingsResponse> Client::ListRings() {

@@ -157,12 +157,18 @@ class Client {
   // Peers the answering cluster with the one whose controller answers at `controller_endpoint`.
   absl::StatusOr<mcos::v1::ClusterInfo> AddCluster(const std::string& controller_endpoint);
   absl::Status RemoveCluster(const std::string& id);
+  // With request.force: a cluster gone for good leaves every ring at once (what changed, a line
+  // per ring).
+  absl::StatusOr<mcos::v1::RemoveClusterResponse> RemoveCluster(
+      const mcos::v1::RemoveClusterRequest& request);
   // The answering cluster's replication queue: backlog per target cluster.
   absl::StatusOr<mcos::v1::RepairStatus> GetRepairStatus();
   // Options whose data moves after a ring or option change, and each cluster's progress.
   absl::StatusOr<mcos::v1::RebalanceStatus> GetRebalanceStatus();
   // Pauses (or with false resumes) moving data, federation-wide; answers the status.
   absl::StatusOr<mcos::v1::RebalanceStatus> PauseRebalance(bool paused = true);
+  // MB/s each server copies at while data moves, federation-wide (0: their own setting).
+  absl::StatusOr<mcos::v1::RebalanceStatus> SetRebalanceRate(double mb_per_second);
   absl::StatusOr<mcos::v1::ListRingsResponse> ListRings();
   absl::StatusOr<mcos::v1::Ring> CreateRing(const mcos::v1::Ring& ring);
   absl::StatusOr<mcos::v1::UpdateRingResponse> UpdateRing(const mcos::v1::UpdateRingRequest& r);

@@ -451,5 +451,188 @@ TEST(ControllerNameTest, ANewClusterNameIsLettersDigitsAndDashes) {
   EXPECT_TRUE(common::ValidateClusterName("c-3fa2b1c0").ok());
 }
 
+// A cluster with data of its own is admitted when its users and containers merge: its placement
+// of the options the federation places otherwise becomes a former layout, and the federation's
+// rows of the same names are stamped again to win; a join that cannot merge records nothing.
+TEST_F(ControllerTest, AClusterWithDataIsAdmittedOrRefusedWithEveryConflict) {
+  // Two clusters started alone: c9's data cannot merge here, c8's can.
+  std::vector<std::unique_ptr<testing::TempDir>> dirs;
+  auto open = [&](const std::string& name) {
+    dirs.push_back(std::make_unique<testing::TempDir>());
+    ControllerOptions o = options_;
+    o.data_dir = dirs.back()->path();
+    o.cluster_id = name;
+    auto c = Controller::Open(o, clock_, probe_);
+    EXPECT_TRUE(c.ok()) << c.status();
+    return c.ok() ? std::move(*c) : nullptr;
+  };
+  auto c9 = open("c9");
+  auto c8 = open("c8");
+  ASSERT_NE(c9, nullptr);
+  ASSERT_NE(c8, nullptr);
+  MCOS_ASSERT_OK(c9->users().AddUser("dave", "dave-pw", "user"));
+  MCOS_ASSERT_OK(c9->users().AddUser("gone", "gone-pw", "user"));
+  MCOS_ASSERT_OK(c9->CreateContainer("dave", "photos", ""));
+  MCOS_ASSERT_OK(c9->CreateContainer("admin", "shared", ""));
+  MCOS_ASSERT_OK(c8->users().AddUser("frank", "frank-pw", "user"));
+  MCOS_ASSERT_OK(c8->CreateContainer("frank", "photos", ""));
+  auto info = [](const std::string& name) {
+    mcos::v1::ClusterInfo c;
+    c.set_id(name);
+    c.set_controller_endpoint("127.0.0.1:1009");
+    return c;
+  };
+
+  // Here: another dave (made later), a removed user's identity "gone" kept, the admin's "shared"
+  // under another option.
+  clock_.Advance(absl::Seconds(1));
+  MCOS_ASSERT_OK(controller_->users().AddUser("dave", "other-pw", "user"));
+  MCOS_ASSERT_OK(controller_->users().AddUser("gone", "gone-pw", "user"));
+  MCOS_ASSERT_OK(controller_->users().RemoveUser("gone"));
+  mcos::v1::Ring ring;
+  ring.set_id("here");
+  ring.set_partition_power(4);
+  ring.set_replicas(1);
+  auto* m = ring.add_members();
+  m->set_cluster("c1");
+  m->set_weight(1);
+  MCOS_ASSERT_OK(controller_->CreateRing(ring));
+  mcos::v1::Option other;
+  other.set_name("other");
+  other.set_ring("here");
+  MCOS_ASSERT_OK(controller_->AddOption(other));
+  MCOS_ASSERT_OK(controller_->CreateContainer("admin", "shared", "other"));
+  auto rows = c9->JoinRows();
+  MCOS_ASSERT_OK(rows);
+  for (const auto& row : *rows) {
+    if (row.table() != "users") continue;
+    mcos::v1::User u;
+    ASSERT_TRUE(u.ParseFromString(row.value()));
+    EXPECT_TRUE(u.password_hash().empty()) << u.name();  // hashes stay home
+  }
+  auto refused = controller_->AdmitCluster(info("c9"), *rows);
+  MCOS_EXPECT_CODE(refused, kFailedPrecondition);
+  for (const char* conflict :
+       {"user 'dave' is another user there", "identity 'gone' is a removed user's here",
+        "container 'admin/shared' uses option 'default' there and 'other' here"}) {
+    EXPECT_NE(refused.status().message().find(conflict), std::string::npos)
+        << conflict << " in " << refused.status();
+  }
+  auto clusters = controller_->ListClusters();
+  MCOS_ASSERT_OK(clusters);
+  for (const auto& c : *clusters) EXPECT_NE(c.id(), "c9");  // nothing recorded
+  auto snap = controller_->Snapshot();
+  MCOS_ASSERT_OK(snap);
+  EXPECT_EQ(snap->former_layouts_size(), 0);
+
+  rows = c8->JoinRows();
+  MCOS_ASSERT_OK(rows);
+  auto admitted = controller_->AdmitCluster(info("c8"), *rows);
+  MCOS_ASSERT_OK(admitted);
+  EXPECT_FALSE(admitted->member_already);
+  EXPECT_EQ(admitted->moving, std::vector<std::string>{"default"});
+  EXPECT_EQ(admitted->restamped, 2);  // the default ring (another member), admin
+  snap = controller_->Snapshot();
+  MCOS_ASSERT_OK(snap);
+  ASSERT_EQ(snap->former_layouts_size(), 1);
+  EXPECT_EQ(snap->former_layouts(0).option(), "default");
+  EXPECT_EQ(snap->former_layouts(0).ring().members(0).cluster(), "c8");
+  // The federation's rows now win over the joiner's of the same names (those that differ).
+  auto mine = controller_->metadata().RowsAfter(0, 100000);
+  MCOS_ASSERT_OK(mine);
+  for (const auto& row : *rows) {
+    if (row.table() != "rings" && row.table() != "options") continue;
+    for (const auto& r : *mine) {
+      if (r.table() == row.table() && r.key() == row.key() && r.value() != row.value()) {
+        EXPECT_GT(r.version().hlc(), row.version().hlc()) << row.table() << "/" << row.key();
+      }
+    }
+  }
+  // Undone (the introduction failed): the row and the former layout go.
+  MCOS_ASSERT_OK(controller_->UndoAdmission("c8", *admitted));
+  snap = controller_->Snapshot();
+  MCOS_ASSERT_OK(snap);
+  EXPECT_EQ(snap->former_layouts_size(), 0);
+  clusters = controller_->ListClusters();
+  MCOS_ASSERT_OK(clusters);
+  for (const auto& c : *clusters) EXPECT_NE(c.id(), "c8");
+}
+
+// A cluster gone for good leaves every ring at once; the options with containers keep their
+// former layouts without it, so that its successors copy from the survivors.
+TEST_F(ControllerTest, ADroppedClusterLeavesEveryRingAndTheFormerSetsOmitIt) {
+  for (const char* c : {"c2", "c3"}) {
+    mcos::v1::ClusterInfo info;
+    info.set_id(c);
+    info.set_controller_endpoint(absl::StrCat("127.0.0.1:", c[1] == '2' ? 1002 : 1003));
+    MCOS_ASSERT_OK(controller_->PutCluster(info));
+  }
+  auto make = [&](const std::string& id, uint32_t replicas, std::vector<const char*> members) {
+    mcos::v1::Ring ring;
+    ring.set_id(id);
+    ring.set_partition_power(4);
+    ring.set_replicas(replicas);
+    for (const char* c : members) {
+      auto* m = ring.add_members();
+      m->set_cluster(c);
+      m->set_weight(1);
+    }
+    return controller_->CreateRing(ring).status();
+  };
+  MCOS_ASSERT_OK(make("wide", 2, {"c1", "c2", "c3"}));
+  MCOS_ASSERT_OK(make("pair", 2, {"c2", "c3"}));
+  MCOS_ASSERT_OK(make("alone", 1, {"c3"}));
+  mcos::v1::Option wide;
+  wide.set_name("wide");
+  wide.set_ring("wide");
+  wide.set_write_concern(2);
+  MCOS_ASSERT_OK(controller_->AddOption(wide));
+  MCOS_ASSERT_OK(controller_->CreateContainer("alice", "box", "wide"));
+  // A ring would keep no member: refused, nothing changed.
+  auto refused = controller_->DropCluster("c3");
+  MCOS_EXPECT_CODE(refused, kFailedPrecondition);
+  EXPECT_NE(refused.status().message().find("ring 'alone' has no other member"), std::string::npos)
+      << refused.status();
+  MCOS_EXPECT_CODE(controller_->DropCluster("c1"), kFailedPrecondition);  // itself
+  MCOS_EXPECT_CODE(controller_->DropCluster("c7"), kNotFound);
+  mcos::v1::UpdateRingRequest grow;  // "alone" gets another member
+  grow.set_id("alone");
+  for (const char* c : {"c2", "c3"}) {
+    auto* member = grow.add_members();
+    member->set_cluster(c);
+    member->set_weight(1);
+  }
+  MCOS_ASSERT_OK(controller_->UpdateRing(grow));
+  // An option on "pair" with W = 2 would write to more replicas than it keeps.
+  mcos::v1::Option strict;
+  strict.set_name("strict");
+  strict.set_ring("pair");
+  strict.set_write_concern(2);
+  MCOS_ASSERT_OK(controller_->AddOption(strict));
+  MCOS_EXPECT_CODE(controller_->DropCluster("c3"), kFailedPrecondition);
+  MCOS_ASSERT_OK(controller_->RemoveOption("strict"));
+
+  auto changes = controller_->DropCluster("c3");
+  MCOS_ASSERT_OK(changes);
+  ASSERT_EQ(changes->size(), 3u) << changes->front();
+  auto snap = controller_->Snapshot();
+  MCOS_ASSERT_OK(snap);
+  for (const auto& r : snap->rings()) {
+    for (const auto& m : r.members()) EXPECT_NE(m.cluster(), "c3") << r.id();
+    EXPECT_EQ(r.replicas(), r.id() == "pair" || r.id() == "alone" ? 1u
+                            : r.id() == "wide"                    ? 2u
+                                                                  : 1u)
+        << r.id();
+  }
+  ASSERT_EQ(snap->former_layouts_size(), 1);  // only "wide" has a container
+  EXPECT_EQ(snap->former_layouts(0).option(), "wide");
+  EXPECT_EQ(std::vector<std::string>(snap->former_layouts(0).dropped().begin(),
+                                     snap->former_layouts(0).dropped().end()),
+            std::vector<std::string>{"c3"});
+  auto clusters = controller_->ListClusters();
+  MCOS_ASSERT_OK(clusters);
+  for (const auto& c : *clusters) EXPECT_NE(c.id(), "c3");
+}
+
 }  // namespace
 }  // namespace mcos::controller
