@@ -4,7 +4,10 @@
 # default), used through the `mcos` CLI as a person would: an object put at dc1 is read and listed
 # at dc2 and dc3 with `replicas` naming all three, while `mcos watch` at dc2 prints every change
 # made anywhere; dc3 is killed with -9 and puts and gets go on at the others; dc3 comes back and
-# catches up (replication queue, anti-entropy), which `mcos admin repair status` shows. Stops
+# catches up (replication queue, anti-entropy), which `mcos admin repair status` shows. Then
+# dc4, started alone with data of its own, joins (its data moves under ring "fed" and stays
+# readable), ring "fed" grows to dc4, and dc1 is drained and removed with a progress bar while
+# reads go on at dc2 (docs/placement.md, Moving data). Stops
 # everything at the end (or on Ctrl-C). With --keep the federation keeps running
 # (tools/federation.sh down stops it).
 set -euo pipefail
@@ -95,6 +98,61 @@ cat "$work/watch.out"
   echo "error: mcos watch saw fewer than the 5 puts" >&2
   exit 1
 }
+
+# The operator's CLI keeps its own login (the user's stays where it is).
+admin() { echo "\$ mcos $*"; XDG_CONFIG_HOME="$work/admin-config" mcos "$@"; }
+admin_login() {
+  XDG_CONFIG_HOME="$work/admin-config" mcos --endpoint "$(ep "$1")" login admin --password-stdin \
+    <"$MCOS_FEDERATION_DIR/admin-password" >/dev/null
+}
+echo "== dc4, started alone, gets data of its own"
+tools/federation.sh start-alone dc4
+admin_login dc4
+admin --endpoint "$(ep dc4)" mb archive
+for i in 1 2 3; do
+  echo "archived at dc4 before it joined ($i)" >"$work/archive-$i.txt"
+  admin --endpoint "$(ep dc4)" put archive "old/$i.txt" "$work/archive-$i.txt" >/dev/null
+done
+admin --endpoint "$(ep dc4)" ls archive
+echo "== dc4 joins the federation: its data moves under ring fed, readable all along"
+admin_login dc2
+admin --endpoint "$(ep dc2)" admin cluster add --endpoint "$(ep dc4)"
+admin --endpoint "$(ep dc2)" get archive old/2.txt -
+admin --endpoint "$(ep dc2)" admin rebalance status --watch | tail -n 1
+admin --endpoint "$(ep dc2)" stat archive old/2.txt | grep -E "^replicas:"
+
+echo "== ring fed grows to dc4, then dc1 is drained and removed while reads go on at dc2"
+admin --endpoint "$(ep dc2)" admin ring update fed --member dc1:1:region-1 --member dc2:1:region-2 \
+  --member dc3:1:region-3 --member dc4:1:region-dc4
+admin --endpoint "$(ep dc2)" admin rebalance status --watch | tail -n 1
+# The user reads at dc2 all along (in the background), counting what failed.
+(
+  ok=0 failed=0
+  while [ ! -f "$work/stop-reads" ]; do
+    if mcos --endpoint "$(ep dc2)" get photos 2026/holiday.bin "$work/read.bin" >/dev/null 2>&1 &&
+      cmp -s "$work/holiday.bin" "$work/read.bin"; then
+      ok=$((ok + 1))
+    else
+      failed=$((failed + 1))
+    fi
+  done
+  echo "$ok $failed" >"$work/reads"
+) &
+reader_pid=$!
+admin --endpoint "$(ep dc2)" admin cluster remove dc1 --drain
+touch "$work/stop-reads"
+wait "$reader_pid"
+read -r reads_ok reads_failed <"$work/reads"
+echo "-- reads of photos/2026/holiday.bin (20 MiB) at dc2 during the drain: $reads_ok whole and" \
+  "byte-identical, $reads_failed failed"
+[ "$reads_failed" = 0 ] && [ "$reads_ok" -gt 0 ] || {
+  echo "error: reads failed during the drain" >&2
+  exit 1
+}
+admin --endpoint "$(ep dc2)" admin cluster list
+stat_until dc3 3 photos 2026/holiday.bin | grep -E "^\\$|^replicas:"
+echo "demo-password" | run --endpoint "$(ep dc4)" login demo --password-stdin
+run --endpoint "$(ep dc4)" get photos while-down/1.txt -
 if [ "$keep" = 1 ]; then
   echo
   echo "The federation keeps running ($MCOS_FEDERATION_DIR). Try:"

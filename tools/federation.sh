@@ -11,9 +11,15 @@
 #                                     with the servers' CPU and context switches per operation
 #   tools/federation.sh stop NAME     kill -9 one cluster (it stays part of the federation)
 #   tools/federation.sh start NAME    start a stopped cluster again (same data, same port)
+#   tools/federation.sh start-alone NAME   start a new cluster NAME with the federation's secret
+#                                     but not peered: give it data of its own, then join it with
+#                                     `mcos admin cluster add --endpoint ITS:PORT` at a member
 #   tools/federation.sh stop-nats NAME / start-nats NAME   the same for a cluster's nats-server
 #   tools/federation.sh down          stop every cluster and nats-server this script started
 #
+# MCOS_FEDERATION_SETTLE_MS=MS (default 10000) is each cluster's --move-settle-ms: how long a
+# former layout keeps taking writes after a ring change before its move can finish (the
+# production default, 60000, is for uploads of many minutes).
 # MCOS_BIN_DIR=DIR runs the binaries of another build tree (DIR/src/cluster/mcos-cluster, ...)
 # without building, e.g. to compare two builds side by side.
 # MCOS_FEDERATION_DELAY_MS=D (with up) puts the clusters D ms apart each way: every cluster gets a
@@ -109,6 +115,7 @@ start_cluster() {
     --data-dir "$dir/$name/data" --listen "$listen" \
     --federation-secret-file "$dir/federation.secret" \
     --nats "nats://$(cat "$dir/$name/nats-endpoint")" "${advertise[@]}" \
+    --move-settle-ms "${MCOS_FEDERATION_SETTLE_MS:-10000}" \
     >"$dir/$name/stdout" 2>>"$dir/$name/cluster.log" &
   echo $! >"$dir/$name/pid"
   for _ in $(seq 300); do
@@ -236,6 +243,16 @@ case "$cmd" in
     alive "$name" && { echo "$name is already running" >&2; exit 1; }
     start_cluster "$name" "$(cat "$dir/$name/region")" "$(endpoint "$name")"
     echo "$name listening on $(endpoint "$name") again (pid $(cat "$dir/$name/pid"))"
+    ;;
+  start-alone)
+    name=${1:?usage: $0 start-alone NAME}
+    [ -f "$dir/names" ] || { echo "no federation in $dir (start one with: $0 up)" >&2; exit 1; }
+    [[ "$name" =~ ^[a-z][a-z0-9-]{0,30}$ ]] || { echo "bad cluster name '$name'" >&2; exit 2; }
+    grep -qx "$name" "$dir/names" && { echo "$name is already a cluster of $dir" >&2; exit 1; }
+    start_nats "$name"
+    start_cluster "$name" "region-$name" 127.0.0.1:0
+    echo "$name" >>"$dir/names"
+    echo "$name listening on $(endpoint "$name") (pid $(cat "$dir/$name/pid")), alone"
     ;;
   stop-nats)
     name=${1:?usage: $0 stop-nats NAME}
