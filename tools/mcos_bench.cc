@@ -95,6 +95,11 @@ int main(int argc, char** argv) {
   uint32_t list_objects = 0;
   cli.add_option("--list-objects", list_objects,
                  "Also time listing a container of this many objects (at every endpoint)");
+  uint64_t list_object_bytes = 1;
+  cli.add_option("--list-object-bytes", list_object_bytes,
+                 "Size of each object of --list-objects (e.g. to fill a federation with data)")
+      ->capture_default_str()
+      ->check(CLI::Range(uint64_t{1}, uint64_t{64} << 20));
   int list_rounds = 5;
   cli.add_option("--list-rounds", list_rounds,
                  "Listings timed at each endpoint (the median is printed)")
@@ -259,13 +264,15 @@ int main(int argc, char** argv) {
       return Fail("container", r.status());
     std::atomic<uint32_t> next{0};
     std::atomic<int> list_failures{0};
+    const std::string fill = mcos::common::RandomHex(std::min<uint64_t>(list_object_bytes, 1 << 20));
     std::vector<std::thread> makers;
     makers.reserve(static_cast<size_t>(clients));
     for (int c = 0; c < clients; ++c) {
       makers.emplace_back([&, c] {
         for (uint32_t i = next++; i < list_objects; i = next++) {
           const absl::Status put = retry([&] {
-            std::istringstream in("x");
+            PatternBuf buf(fill, list_object_bytes);
+            std::istream in(&buf);
             return conns[static_cast<size_t>(c)]
                 ->PutObject("listing", absl::StrCat("o/", i), in)
                 .status();
