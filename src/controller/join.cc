@@ -88,15 +88,17 @@ absl::StatusOr<Controller::Admission> Controller::AdmitCluster(
   MCOS_ASSIGN_OR_RETURN(const std::set<std::string> known, KnownClusters());
   for (const auto& [peer, row] : theirs[kClustersTable]) {
     if (peer == name || known.count(peer) > 0 || !has_data) continue;
-    conflicts.push_back(absl::StrCat("it is peered with cluster '", peer,
-                                     "', which this federation does not have (a cluster joins "
-                                     "with its data alone)"));
+    conflicts.push_back(absl::StrCat(
+        "it is peered with cluster '", peer,
+        "', which this federation does not have: a cluster joins with its data alone (to join "
+        "that federation instead, run `mcos admin cluster add` at one of its clusters, naming "
+        "this one)"));
   }
   // Users: one name, one person. The bootstrap user 'admin' becomes this federation's.
-  std::set<std::string> their_identities;
+  std::map<std::string, std::string> their_identities;  // identity -> user name
   for (const auto& [user_name, row] : theirs[kUsersTable]) {
     MCOS_ASSIGN_OR_RETURN(auto user, ParseRow<mcos::v1::User>(*row));
-    their_identities.insert(IdentityOf(user));
+    their_identities[IdentityOf(user)] = user_name;
     MCOS_ASSIGN_OR_RETURN(auto mine_row, ours(kUsersTable, user_name));
     if (!mine_row || user_name == "admin") continue;
     MCOS_ASSIGN_OR_RETURN(auto mine, ParseRow<mcos::v1::User>(*mine_row));
@@ -115,13 +117,10 @@ absl::StatusOr<Controller::Admission> Controller::AdmitCluster(
     MCOS_ASSIGN_OR_RETURN(auto user, ParseRow<mcos::v1::User>(row));
     our_identities.insert(IdentityOf(user));
     // One identity, two users (it was given to a user of another name on one side).
-    for (const auto& [their_name, their_row] : theirs[kUsersTable]) {
-      if (their_name == user.name()) continue;
-      MCOS_ASSIGN_OR_RETURN(auto theirs_user, ParseRow<mcos::v1::User>(*their_row));
-      if (IdentityOf(theirs_user) == IdentityOf(user)) {
-        conflicts.push_back(absl::StrCat("identity '", IdentityOf(user), "' is user '",
-                                         their_name, "''s there and '", user.name(), "''s here"));
-      }
+    auto same = their_identities.find(IdentityOf(user));
+    if (same != their_identities.end() && same->second != user.name()) {
+      conflicts.push_back(absl::StrCat("identity '", IdentityOf(user), "' is user '",
+                                       same->second, "''s there and '", user.name(), "''s here"));
     }
   }
   for (const auto& [identity, row] : theirs[kRemovedUsersTable]) {

@@ -1,7 +1,9 @@
 #include "controller/replication_queue.h"
 
 #include <algorithm>
+#include <map>
 #include <optional>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
@@ -105,11 +107,26 @@ void ReplicationQueue::Report(const std::string& server_id, const mcos::v1::Repa
 absl::StatusOr<mcos::v1::ClaimReplicationsResponse> ReplicationQueue::Claim(uint32_t limit,
                                                                             absl::Duration lease) {
   MCOS_ASSIGN_OR_RETURN(auto due, controller_.store().ClaimReplications(absl::Now(), limit, lease));
+  MCOS_ASSIGN_OR_RETURN(const auto clusters, controller_.ListClusters());
+  std::set<std::string> members = {controller_.cluster_id()};
+  for (const auto& c : clusters) members.insert(c.id());
   mcos::v1::ClaimReplicationsResponse response;
+  std::map<std::string, int> gone;
   for (auto& q : due) {
+    if (members.count(q.task.target()) == 0) {
+      // Its target left the federation (removed after a drain, or dropped for good): there is
+      // nobody to send it to, and its replicas are now elsewhere.
+      MCOS_RETURN_IF_ERROR(controller_.store().FinishReplication(q.task, std::nullopt, ""));
+      ++gone[q.task.target()];
+      continue;
+    }
     auto* claimed = response.add_tasks();
     *claimed->mutable_task() = std::move(q.task);
     claimed->set_attempts(static_cast<uint32_t>(q.attempts));
+  }
+  for (const auto& [target, n] : gone) {
+    common::LogInfo("replication queue: dropped ", n, " task(s) for cluster '", target,
+                    "', which is no longer in the federation");
   }
   return response;
 }

@@ -775,7 +775,23 @@ TEST_F(RebalanceE2eTest, AClusterGoneForGoodIsDroppedAndItsCopiesAreMadeAgain) {
   for (int i = 0; i < kObjects; ++i) {
     MCOS_ASSERT_OK(Put(*at_b, "kept", absl::StrCat("o", i), absl::StrCat("content ", i)));
   }
+  MCOS_ASSERT_OK(at_b->CreateContainer("queued"));  // the default option: 3 replicas, W = 2
   a_->Kill();
+  // Writes of the default option go on without alpha, queued for it.
+  for (int i = 0; i < 5; ++i) {
+    MCOS_ASSERT_OK(Put(*at_b, "queued", absl::StrCat("q", i), "queued for alpha"));
+  }
+  auto backlog_for_alpha = [&] {
+    auto repair = admin->GetRepairStatus();
+    uint64_t n = 0;
+    if (!repair.ok()) return uint64_t{999};
+    for (const auto& l : repair->links()) {
+      if (l.to_cluster() == "alpha") n += l.backlog();
+    }
+    return n;
+  };
+  EXPECT_LT(WaitFor([&] { return backlog_for_alpha() == 5; }), absl::Seconds(10))
+      << backlog_for_alpha();
   // Without alpha, the writes of partitions it held cannot make W = 2.
   int refused = 0;
   for (int i = 0; i < 20; ++i) {
@@ -824,6 +840,9 @@ TEST_F(RebalanceE2eTest, AClusterGoneForGoodIsDroppedAndItsCopiesAreMadeAgain) {
     EXPECT_EQ(Replicas(*info), (std::set<std::string>{"beta", "gamma"})) << i;
   }
   EXPECT_EQ(Listed(*admin).first, (std::set<std::string>{"beta", "gamma"}));
+  // What was queued for alpha is dropped: there is nobody to send it to.
+  EXPECT_LT(WaitFor([&] { return backlog_for_alpha() == 0; }, absl::Seconds(15)),
+            absl::Seconds(15));
 }
 
 }  // namespace
