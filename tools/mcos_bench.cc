@@ -264,7 +264,8 @@ int main(int argc, char** argv) {
       return Fail("container", r.status());
     std::atomic<uint32_t> next{0};
     std::atomic<int> list_failures{0};
-    const std::string fill = mcos::common::RandomHex(std::min<uint64_t>(list_object_bytes, 1 << 20));
+    const std::string fill =
+        mcos::common::RandomHex(std::min<uint64_t>(list_object_bytes, 1 << 20));
     std::vector<std::thread> makers;
     makers.reserve(static_cast<size_t>(clients));
     for (int c = 0; c < clients; ++c) {

@@ -19,8 +19,8 @@ namespace mcos::controller {
 namespace {
 
 // The tables a joining cluster describes, in the order they are checked.
-constexpr const char* kJoinTables[] = {kUsersTable,   kRemovedUsersTable,  kContainersTable,
-                                       kRingsTable,   kOptionsTable,       kFormerLayoutsTable,
+constexpr const char* kJoinTables[] = {kUsersTable,   kRemovedUsersTable, kContainersTable,
+                                       kRingsTable,   kOptionsTable,      kFormerLayoutsTable,
                                        kClustersTable};
 
 // The identity that owns a user's data (User.uid; the name for users made before identities).
@@ -119,23 +119,23 @@ absl::StatusOr<Controller::Admission> Controller::AdmitCluster(
     // One identity, two users (it was given to a user of another name on one side).
     auto same = their_identities.find(IdentityOf(user));
     if (same != their_identities.end() && same->second != user.name()) {
-      conflicts.push_back(absl::StrCat("identity '", IdentityOf(user), "' is user '",
-                                       same->second, "''s there and '", user.name(), "''s here"));
+      conflicts.push_back(absl::StrCat("identity '", IdentityOf(user), "' is user '", same->second,
+                                       "''s there and '", user.name(), "''s here"));
     }
   }
   for (const auto& [identity, row] : theirs[kRemovedUsersTable]) {
     MCOS_ASSIGN_OR_RETURN(auto mine, ours(kRemovedUsersTable, identity));
     if (!mine && our_identities.count(identity) > 0) {
-      conflicts.push_back(absl::StrCat("identity '", identity,
-                                       "' is a removed user's there and a user's here"));
+      conflicts.push_back(
+          absl::StrCat("identity '", identity, "' is a removed user's there and a user's here"));
     }
   }
   MCOS_ASSIGN_OR_RETURN(auto our_removed,
                         store_->ListRows(kRemovedUsersTable, "", "", UINT32_MAX, false));
   for (const auto& row : our_removed) {
     if (their_identities.count(row.key()) > 0 && theirs[kRemovedUsersTable].count(row.key()) == 0) {
-      conflicts.push_back(absl::StrCat("identity '", row.key(),
-                                       "' is a removed user's here and a user's there"));
+      conflicts.push_back(
+          absl::StrCat("identity '", row.key(), "' is a removed user's here and a user's there"));
     }
   }
   // Containers: one owner's container of one name keeps one option.
@@ -160,8 +160,8 @@ absl::StatusOr<Controller::Admission> Controller::AdmitCluster(
   for (const auto& row : our_options) {
     MCOS_ASSIGN_OR_RETURN(auto o, ParseRow<mcos::v1::Option>(row));
     if (o.is_default() && !their_default.empty() && their_default != o.name()) {
-      conflicts.push_back(absl::StrCat("its default option is '", their_default, "', this one's '",
-                                       o.name(), "'"));
+      conflicts.push_back(
+          absl::StrCat("its default option is '", their_default, "', this one's '", o.name(), "'"));
     }
   }
   if (!conflicts.empty()) {
@@ -193,8 +193,7 @@ absl::StatusOr<Controller::Admission> Controller::AdmitCluster(
   for (const auto& option : used) {
     auto their_option_row = theirs[kOptionsTable].find(option);
     if (their_option_row == theirs[kOptionsTable].end()) continue;
-    MCOS_ASSIGN_OR_RETURN(auto their_option,
-                          ParseRow<mcos::v1::Option>(*their_option_row->second));
+    MCOS_ASSIGN_OR_RETURN(auto their_option, ParseRow<mcos::v1::Option>(*their_option_row->second));
     auto their_ring_row = theirs[kRingsTable].find(their_option.ring());
     if (their_ring_row == theirs[kRingsTable].end()) continue;
     MCOS_ASSIGN_OR_RETURN(auto their_ring, ParseRow<mcos::v1::Ring>(*their_ring_row->second));
@@ -236,8 +235,8 @@ absl::StatusOr<Controller::Admission> Controller::AdmitCluster(
   if (theirs[kUsersTable].count("admin") > 0) {
     MCOS_RETURN_IF_ERROR(restamp(mcos::v1::User(), kUsersTable, "admin"));
   }
-  common::LogInfo("admitting cluster '", name, "' with its data: ",
-                  theirs[kContainersTable].size(), " container(s); ",
+  common::LogInfo("admitting cluster '", name, "' with its data: ", theirs[kContainersTable].size(),
+                  " container(s); ",
                   admission.moving.empty()
                       ? std::string("none of its options changes placement")
                       : absl::StrCat("option(s) ", absl::StrJoin(admission.moving, ", "),

@@ -368,8 +368,10 @@ void Coordinator::StartRound(const std::shared_ptr<Write>& write) {
   std::vector<std::pair<std::string, std::string>> queued;  // (cluster, reason)
   mcos::v1::ObjectRecord record;
   Streams unused;
+  int round = 0;
   {
     std::lock_guard<std::mutex> lock(w.mu);
+    round = w.round;
     record = w.record;
     w.acks = 0;
     w.holders.clear();
@@ -444,7 +446,12 @@ void Coordinator::StartRound(const std::shared_ptr<Write>& write) {
                OnSent(write, cluster, ack);
              });
   }
-  MaybeFinish(write, std::unique_lock<std::mutex>(w.mu));
+  {
+    // Every call may have been answered already, and the next round begun by the last answer:
+    // this round is then over, and must not begin another.
+    std::unique_lock<std::mutex> lock(w.mu);
+    if (w.round == round) MaybeFinish(write, std::move(lock));
+  }
   for (auto& task : here) task();
 }
 
