@@ -666,16 +666,21 @@ absl::Status Controller::PutCluster(mcos::v1::ClusterInfo cluster) {
   return absl::OkStatus();
 }
 
-absl::Status Controller::RemoveCluster(const std::string& name) {
+absl::Status Controller::CheckRemovable(const std::string& name) {
   if (name == cluster_id_) {
     return absl::FailedPreconditionError(absl::StrCat(
         "'", name, "' is this cluster: remove it from another cluster of the federation"));
   }
-  absl::MutexLock lock(&write_mu_);
   MCOS_ASSIGN_OR_RETURN(auto row, store_->GetRow(kClusters, name));
   if (!row || row->tombstone()) {
     return absl::NotFoundError(absl::StrCat("cluster '", name, "' is not in the federation"));
   }
+  return absl::OkStatus();
+}
+
+absl::Status Controller::RemoveCluster(const std::string& name) {
+  absl::MutexLock lock(&write_mu_);
+  MCOS_RETURN_IF_ERROR(CheckRemovable(name));
   MCOS_ASSIGN_OR_RETURN(auto ring_rows, store_->ListRows(kRings, "", "", 100000, false));
   MCOS_ASSIGN_OR_RETURN(auto rings, ParseAll<mcos::v1::Ring>(ring_rows));
   // What still places data on it: rings that give it weight, and layouts its data moves from.
@@ -711,15 +716,8 @@ absl::Status Controller::RemoveCluster(const std::string& name) {
 }
 
 absl::StatusOr<std::vector<std::string>> Controller::DropCluster(const std::string& name) {
-  if (name == cluster_id_) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "'", name, "' is this cluster: remove it from another cluster of the federation"));
-  }
   absl::MutexLock lock(&write_mu_);
-  MCOS_ASSIGN_OR_RETURN(auto row, store_->GetRow(kClusters, name));
-  if (!row || row->tombstone()) {
-    return absl::NotFoundError(absl::StrCat("cluster '", name, "' is not in the federation"));
-  }
+  MCOS_RETURN_IF_ERROR(CheckRemovable(name));
   MCOS_ASSIGN_OR_RETURN(std::set<std::string> known, KnownClusters());
   known.erase(name);
   // Every change is computed and checked before any is written.

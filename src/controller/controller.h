@@ -224,6 +224,8 @@ class Controller {
   absl::Status CheckFormerLayouts(const std::vector<std::string>& options)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   // Keeps `from` live for `option`'s data, now placed by `to`.
+  // FAILED_PRECONDITION for this cluster, NOT_FOUND for a cluster not in the federation.
+  absl::Status CheckRemovable(const std::string& name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   // `bytes_to_move`: what the change counted in the partitions that change placement (0:
   // unknown); `dropped`: clusters its sets leave out (DropCluster). Returns the former layout's
   // key.
