@@ -1478,7 +1478,10 @@ bool CopyAsync(Replica& from, Replica& to, const mcos::v1::ObjectKey& key,
   auto data = from.InMemory(key, version);
   if (data == nullptr || data->size() > kSmallWriteMax) return false;
   auto held = from.Stat(key, deadline);  // a copy in memory answers at once
-  if (!held.ok()) return false;
+  // The record must be that of the kept copy: a racing write may have replaced the object there
+  // since (its record would then go with this write's bytes). Copy, which opens exactly that
+  // version, sends it instead.
+  if (!held.ok() || common::CompareVersions(held->version(), version) != 0) return false;
   to.PutAsync(key, SentRecord(*std::move(held), from, record, from_version), std::move(data),
               deadline, std::move(done));
   return true;

@@ -872,6 +872,7 @@ TEST_F(RebalanceE2eTest, AnOptionPointedAtAnotherRingMovesItsDataUnderRacingWrit
   std::atomic<int> acked{0};
   std::atomic<int> failed{0};
   std::atomic<int> in_doubt{0};
+  std::string first_in_doubt;
   std::mutex mu;
   std::vector<std::string> errors;
   std::vector<std::thread> racers;
@@ -884,6 +885,8 @@ TEST_F(RebalanceE2eTest, AnOptionPointedAtAnotherRingMovesItsDataUnderRacingWrit
         } else if (absl::IsUnavailable(put.status()) &&
                    absl::StrContains(put.status().message(), "in doubt")) {
           ++in_doubt;  // stored somewhere, so it may yet be the newest: allowed by the contract
+          std::lock_guard<std::mutex> lock(mu);
+          if (first_in_doubt.empty()) first_in_doubt = put.status().ToString();
         } else {
           ++failed;
           std::lock_guard<std::mutex> lock(mu);
@@ -913,7 +916,8 @@ TEST_F(RebalanceE2eTest, AnOptionPointedAtAnotherRingMovesItsDataUnderRacingWrit
   EXPECT_GT(acked, 30);
   EXPECT_LE(in_doubt * 10, acked) << in_doubt << " answers in doubt";
   std::cout << "racing writers on one name during the move: " << acked << " acknowledged, "
-            << in_doubt << " in doubt\n";
+            << in_doubt << " in doubt" << (in_doubt > 0 ? ", the first: " : "") << first_in_doubt
+            << "\n";
 
   // One newest version of "hot", the same everywhere; everything on beta and gamma only.
   std::set<std::string> hot;
