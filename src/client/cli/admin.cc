@@ -52,7 +52,11 @@ class AdminCommands final : public Commands {
     cl_list_ = admin_cluster_->add_subcommand(
         "list", "The federation's clusters: name, region, endpoint, state, last contact");
     cl_add_ = admin_cluster_->add_subcommand(
-        "add", "Peer this cluster with another (both need the same --federation-secret-file)");
+        "add",
+        "Peer this cluster with another (both need the same --federation-secret-file); one that "
+        "holds users, containers and objects joins with them (its data then moves under this "
+        "federation's rings; a join that cannot merge is refused, listing why, and changes "
+        "nothing)");
     cl_add_->add_option("--endpoint", cluster_endpoint_, "The other cluster's controller HOST:PORT")
         ->required();
     cl_remove_ = admin_cluster_->add_subcommand(
@@ -83,10 +87,12 @@ class AdminCommands final : public Commands {
     admin_rebalance_->require_subcommand(1);
     rb_status_ = admin_rebalance_->add_subcommand(
         "status",
-        "Per option whose data moves: from and to ring versions, partitions done and left, and "
-        "per cluster whether it settled and copied everything (nothing listed: nothing moves)");
+        "Per option whose data moves: from and to ring versions, partitions done and left, bytes "
+        "copied and left, rate and ETA, and per cluster whether it settled and copied everything "
+        "(nothing listed: nothing moves)");
     rb_status_->add_flag("--watch", watch_,
-                         "Print the status again every second until nothing moves");
+                         "Until nothing moves: one progress bar line redrawn every second on a "
+                         "terminal, else the status printed again every second");
     rb_pause_ = admin_rebalance_->add_subcommand(
         "pause",
         "Stop moving data, federation-wide (writes still go to the former holders too; reads and "
