@@ -224,6 +224,10 @@ class Controller {
   absl::Status CheckFormerLayouts(const std::vector<std::string>& options)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   // Keeps `from` live for `option`'s data, now placed by `to`.
+  // Applies `change` to the rebalance control row and stores it, stamped, if it changed; returns
+  // whether it did.
+  absl::StatusOr<bool> ChangeRebalanceControl(
+      const std::function<void(mcos::v1::RebalanceControl&)>& change);
   // FAILED_PRECONDITION for this cluster, NOT_FOUND for a cluster not in the federation.
   absl::Status CheckRemovable(const std::string& name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   // `bytes_to_move`: what the change counted in the partitions that change placement (0:

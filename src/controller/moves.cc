@@ -164,14 +164,23 @@ absl::StatusOr<bool> Controller::RebalancePaused() {
   return control.paused();
 }
 
-absl::Status Controller::SetRebalancePaused(bool paused) {
+absl::StatusOr<bool> Controller::ChangeRebalanceControl(
+    const std::function<void(mcos::v1::RebalanceControl&)>& change) {
   absl::MutexLock lock(&write_mu_);
   MCOS_ASSIGN_OR_RETURN(mcos::v1::RebalanceControl control, RebalanceControl());
-  if (control.paused() == paused) return absl::OkStatus();
-  control.set_paused(paused);
+  const std::string before = control.SerializeAsString();
+  change(control);
+  if (control.SerializeAsString() == before) return false;
   common::ToProtoTimestamp(clock_.Now(), control.mutable_changed());
   MCOS_RETURN_IF_ERROR(table_.Put(kRebalanceTable, "control", &control).status());
-  common::LogInfo(paused ? "moving data is paused" : "moving data is resumed");
+  return true;
+}
+
+absl::Status Controller::SetRebalancePaused(bool paused) {
+  MCOS_ASSIGN_OR_RETURN(
+      const bool changed,
+      ChangeRebalanceControl([&](mcos::v1::RebalanceControl& c) { c.set_paused(paused); }));
+  if (changed) common::LogInfo(paused ? "moving data is paused" : "moving data is resumed");
   return absl::OkStatus();
 }
 
@@ -181,12 +190,11 @@ absl::Status Controller::SetRebalanceRate(double mb_per_second) {
         "the rate must be between 0 (each server's --anti-entropy-mb-per-second) and 100000 "
         "MB/s");
   }
-  absl::MutexLock lock(&write_mu_);
-  MCOS_ASSIGN_OR_RETURN(mcos::v1::RebalanceControl control, RebalanceControl());
-  if (control.max_mb_per_second() == mb_per_second) return absl::OkStatus();
-  control.set_max_mb_per_second(mb_per_second);
-  common::ToProtoTimestamp(clock_.Now(), control.mutable_changed());
-  MCOS_RETURN_IF_ERROR(table_.Put(kRebalanceTable, "control", &control).status());
+  MCOS_ASSIGN_OR_RETURN(const bool changed,
+                        ChangeRebalanceControl([&](mcos::v1::RebalanceControl& c) {
+                          c.set_max_mb_per_second(mb_per_second);
+                        }));
+  if (!changed) return absl::OkStatus();
   common::LogInfo("data moves at ", mb_per_second > 0
                                         ? absl::StrCat(mb_per_second, " MB/s per server")
                                         : std::string("each server's own anti-entropy rate"));

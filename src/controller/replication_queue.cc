@@ -107,10 +107,11 @@ void ReplicationQueue::Report(const std::string& server_id, const mcos::v1::Repa
 absl::StatusOr<mcos::v1::ClaimReplicationsResponse> ReplicationQueue::Claim(uint32_t limit,
                                                                             absl::Duration lease) {
   MCOS_ASSIGN_OR_RETURN(auto due, controller_.store().ClaimReplications(absl::Now(), limit, lease));
+  mcos::v1::ClaimReplicationsResponse response;
+  if (due.empty()) return response;  // (the servers' senders ask often)
   MCOS_ASSIGN_OR_RETURN(const auto clusters, controller_.ListClusters());
   std::set<std::string> members = {controller_.cluster_id()};
   for (const auto& c : clusters) members.insert(c.id());
-  mcos::v1::ClaimReplicationsResponse response;
   std::map<std::string, int> gone;
   for (auto& q : due) {
     if (members.count(q.task.target()) == 0) {
