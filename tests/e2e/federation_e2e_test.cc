@@ -33,6 +33,7 @@
 #include "common/token.h"
 #include "common/version.h"
 #include "mcos/v1/cluster.grpc.pb.h"
+#include "mcos/v1/controller.pb.h"
 #include "mcos/v1/peer.grpc.pb.h"
 #include "mcos/v1/user.grpc.pb.h"
 #include "replication/replica.h"
@@ -281,6 +282,32 @@ TEST_F(FederationE2eTest, PeerServicesTakeOnlyPeerCredentials) {
   // The cluster's own service credential is not a peer's.
   common::ServiceAuth service(std::string(64, 'k'), "x", keys->user_tokens);
   EXPECT_EQ(health(*bare, service.Token()), grpc::StatusCode::UNAUTHENTICATED);
+  // What a cluster brings to a join is told only to a peer, and without password hashes.
+  auto describe = [](mcos::v1::PeerControllerService::Stub& stub, const std::string& token,
+                     std::vector<mcos::v1::MetadataRow>* rows) {
+    grpc::ClientContext ctx;
+    if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
+    mcos::v1::DescribeForJoinRequest req;
+    req.set_cluster("visitor");
+    auto reader = stub.DescribeForJoin(&ctx, req);
+    mcos::v1::MetadataRow row;
+    while (reader->Read(&row)) rows->push_back(row);
+    return reader->Finish().error_code();
+  };
+  std::vector<mcos::v1::MetadataRow> rows;
+  EXPECT_EQ(describe(*bare, "", &rows), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(describe(*bare, admin.token(), &rows), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_TRUE(rows.empty());
+  EXPECT_EQ(describe(*as_peer, "", &rows), grpc::StatusCode::OK);
+  bool admin_row = false;
+  for (const auto& row : rows) {
+    if (row.table() != "users") continue;
+    mcos::v1::User user;
+    ASSERT_TRUE(user.ParseFromString(row.value()));
+    admin_row = admin_row || user.name() == "admin";
+    EXPECT_TRUE(user.password_hash().empty()) << user.name();
+  }
+  EXPECT_TRUE(admin_row);
 
   // A peer that is no member may not pull or push metadata, nor introduce itself as another.
   {
