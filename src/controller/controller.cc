@@ -449,18 +449,37 @@ absl::StatusOr<mcos::v1::UpdateRingResponse> Controller::UpdateRing(
 
 std::unique_ptr<std::vector<uint64_t>> Controller::BytesOf(const std::vector<std::string>& options,
                                                            uint32_t power) {
-  if (!partition_bytes_) return nullptr;
+  if (!partition_usage_) return nullptr;
   auto sum = std::make_unique<std::vector<uint64_t>>(size_t{1} << power, 0);
   for (const auto& o : options) {
-    auto bytes = partition_bytes_(o, power);
-    if (!bytes.ok() || bytes->size() != sum->size()) {
+    auto usage = partition_usage_(o, power);
+    if (!usage.ok()) {
       common::LogWarning("cannot count the bytes of option '", o,
-                         "' per partition: ", bytes.ok() ? "wrong size" : bytes.status().message());
+                         "' per partition: ", usage.status().message());
       return nullptr;
     }
-    for (size_t p = 0; p < sum->size(); ++p) (*sum)[p] += (*bytes)[p];
+    for (const auto& p : usage->partitions()) {
+      if (p.partition() >= sum->size()) {
+        common::LogWarning("cannot count the bytes of option '", o,
+                           "' per partition: the storage named a partition out of range");
+        return nullptr;
+      }
+      (*sum)[p.partition()] += p.bytes_used();
+    }
   }
   return sum;
+}
+
+absl::StatusOr<mcos::v1::OptionUsage> Controller::StoredUsage(const std::string& option) {
+  if (!partition_usage_) return absl::UnavailableError("this cluster's storage is not counted");
+  MCOS_ASSIGN_OR_RETURN(const auto usage, partition_usage_(option, 1));
+  mcos::v1::OptionUsage total;
+  total.set_option(option);
+  for (const auto& p : usage.partitions()) {
+    total.set_object_count(total.object_count() + p.object_count());
+    total.set_bytes_used(total.bytes_used() + p.bytes_used());
+  }
+  return total;
 }
 
 absl::StatusOr<std::vector<mcos::v1::Option>> Controller::ListOptions() {
@@ -678,37 +697,57 @@ absl::Status Controller::CheckRemovable(const std::string& name) {
   return absl::OkStatus();
 }
 
-absl::Status Controller::RemoveCluster(const std::string& name) {
+absl::StatusOr<Controller::Holdings> Controller::HoldingsOf(const std::string& name) {
   absl::MutexLock lock(&write_mu_);
   MCOS_RETURN_IF_ERROR(CheckRemovable(name));
-  MCOS_ASSIGN_OR_RETURN(auto ring_rows, store_->ListRows(kRings, "", "", 100000, false));
-  MCOS_ASSIGN_OR_RETURN(auto rings, ParseAll<mcos::v1::Ring>(ring_rows));
-  // What still places data on it: rings that give it weight, and layouts its data moves from.
-  std::vector<std::string> holding;
-  uint64_t partitions = 0;
-  auto count = [&](const mcos::v1::Ring& ring, const std::string& what) -> absl::Status {
+  return HoldingsOfLocked(name);
+}
+
+absl::StatusOr<Controller::Holdings> Controller::HoldingsOfLocked(const std::string& name) {
+  Holdings holdings;
+  std::set<std::string> options;
+  auto count = [&](const mcos::v1::Ring& ring, const std::string& what,
+                   const std::vector<std::string>& of) -> absl::Status {
     MCOS_ASSIGN_OR_RETURN(auto compiled, placement::CompiledRing::Make(ring));
     const auto counts = compiled.ReplicaCountsByCluster();
     if (auto it = counts.find(name); it != counts.end()) {
-      holding.push_back(what);
-      partitions += it->second;
+      holdings.what.push_back(what);
+      holdings.partitions += it->second;
+      options.insert(of.begin(), of.end());
     }
     return absl::OkStatus();
   };
-  for (const auto& r : rings) MCOS_RETURN_IF_ERROR(count(r, absl::StrCat("ring ", r.id())));
+  MCOS_ASSIGN_OR_RETURN(auto ring_rows, store_->ListRows(kRings, "", "", 100000, false));
+  MCOS_ASSIGN_OR_RETURN(auto rings, ParseAll<mcos::v1::Ring>(ring_rows));
+  for (const auto& r : rings) {
+    MCOS_ASSIGN_OR_RETURN(const auto using_ring, OptionsUsing(r.id()));
+    std::vector<std::string> names;
+    for (const auto& o : using_ring) names.push_back(o.name());
+    MCOS_RETURN_IF_ERROR(count(r, absl::StrCat("ring ", r.id()), names));
+  }
   MCOS_ASSIGN_OR_RETURN(auto former_rows, store_->ListRows(kFormerLayouts, "", "", 100000, false));
   for (const auto& row : former_rows) {
     MCOS_ASSIGN_OR_RETURN(auto f, ParseRow<mcos::v1::FormerLayout>(row));
-    MCOS_RETURN_IF_ERROR(count(f.ring(), absl::StrCat("option ", f.option(), "'s former layout ",
-                                                      f.id(), " (its data is moving off it)")));
+    MCOS_RETURN_IF_ERROR(count(f.ring(),
+                               absl::StrCat("option ", f.option(), "'s former layout ", f.id(),
+                                            " (its data is moving off it)"),
+                               {f.option()}));
   }
-  if (!holding.empty()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("cluster '", name, "' still holds ", partitions, " partition replica(s) of ",
-                     absl::StrJoin(holding, ", "),
-                     ": move its data off first with `mcos admin cluster remove ", name,
-                     " --drain` (it sets its weight to 0 in every ring, waits until `mcos admin "
-                     "rebalance status` shows nothing moving, then removes it)"));
+  holdings.options.assign(options.begin(), options.end());
+  return holdings;
+}
+
+absl::Status Controller::RemoveCluster(const std::string& name, const std::string& stored) {
+  absl::MutexLock lock(&write_mu_);
+  MCOS_RETURN_IF_ERROR(CheckRemovable(name));
+  MCOS_ASSIGN_OR_RETURN(const Holdings holdings, HoldingsOfLocked(name));
+  if (!holdings.what.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cluster '", name, "' still holds ", holdings.partitions, " partition replica(s) of ",
+        absl::StrJoin(holdings.what, ", "), stored.empty() ? "" : absl::StrCat(" (", stored, ")"),
+        ": move its data off first with `mcos admin cluster remove ", name,
+        " --drain` (it sets its weight to 0 in every ring, waits until `mcos admin "
+        "rebalance status` shows nothing moving, then removes it)"));
   }
   MCOS_RETURN_IF_ERROR(table_.Put(kClusters, name, nullptr).status());
   common::LogInfo("removed cluster '", name, "' from the federation");

@@ -27,6 +27,8 @@
 #include "controller/users.h"
 #include "mcos/v1/admin.pb.h"
 #include "mcos/v1/controller.pb.h"
+#include "mcos/v1/peer.pb.h"
+#include "mcos/v1/storage.pb.h"
 #include "metadata/sqlite_metadata_store.h"
 
 namespace mcos::controller {
@@ -75,12 +77,14 @@ class Controller {
 
   const std::string& cluster_id() const { return cluster_id_; }
 
-  // Bytes stored per partition (dense, 2^power entries) of one option's objects, as this
-  // cluster's storage counts them; dry runs report bytes with it. Unset: plans say
-  // bytes_unknown. Set once, before serving.
-  using PartitionBytes = std::function<absl::StatusOr<std::vector<uint64_t>>(
+  // Objects and bytes stored per partition (power 1..18) of one option's objects, as this
+  // cluster's storage counts them; dry runs report bytes with it, and peers ask it when a
+  // removal is refused. Unset: plans say bytes_unknown. Set once, before serving.
+  using PartitionUsage = std::function<absl::StatusOr<mcos::v1::PartitionUsageResponse>(
       const std::string& option, uint32_t partition_power)>;
-  void SetPartitionBytes(PartitionBytes source) { partition_bytes_ = std::move(source); }
+  void SetPartitionUsage(PartitionUsage source) { partition_usage_ = std::move(source); }
+  // What this cluster's storage holds of `option` (UNAVAILABLE if nothing counts it).
+  absl::StatusOr<mcos::v1::OptionUsage> StoredUsage(const std::string& option);
   // The federation's users, logins and tokens (users.h).
   Users& users() { return users_; }
   const std::string& admin_password_file() const { return users_.admin_password_file(); }
@@ -152,9 +156,18 @@ class Controller {
   // Stores a cluster's row (this cluster's own, or a peer's it was introduced to), unless the
   // stored row already says the same.
   absl::Status PutCluster(mcos::v1::ClusterInfo cluster);
+  // What the federation still places on a cluster: partition replicas of rings that give it
+  // weight and of former layouts its data moves off.
+  struct Holdings {
+    uint64_t partitions = 0;
+    std::vector<std::string> what;     // "ring fed", "option o's former layout ..."
+    std::vector<std::string> options;  // the options whose data that is
+  };
+  absl::StatusOr<Holdings> HoldingsOf(const std::string& name);
   // Forgets a peer cluster. NOT_FOUND if unknown; FAILED_PRECONDITION for this cluster itself, or
-  // while a ring has it as a member with a weight above zero (naming the rings).
-  absl::Status RemoveCluster(const std::string& name);
+  // while it holds data (HoldingsOf), naming the rings and partitions; `stored` (e.g. "it stores
+  // 3 objects, 12 KiB") is added to that message.
+  absl::Status RemoveCluster(const std::string& name, const std::string& stored = "");
   // Forgets a cluster that is gone for good (`cluster remove --force`): every ring leaves it
   // out at once (a new version; fewer replicas where it had no spare member), each option on
   // those rings with containers keeps the former layout without it, so that the surviving
@@ -243,7 +256,9 @@ class Controller {
   // Bytes per partition of the options in `options` summed (null if unknown).
   std::unique_ptr<std::vector<uint64_t>> BytesOf(const std::vector<std::string>& options,
                                                  uint32_t power);
-  PartitionBytes partition_bytes_;
+  absl::StatusOr<Holdings> HoldingsOfLocked(const std::string& name)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  PartitionUsage partition_usage_;
 
   // Local revision of the newest ring or option row (what resolvers watch); waiters are woken
   // when it moves.

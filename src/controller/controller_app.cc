@@ -175,9 +175,9 @@ absl::Status ControllerApp::CheckAndRegisterStorage(const std::string& storage_e
   // Dry runs of ring changes count bytes with the storage service's per-partition usage.
   std::shared_ptr<mcos::v1::StorageService::Stub> storage =
       mcos::v1::StorageService::NewStub(route_.Connect(storage_endpoint));
-  controller_->SetPartitionBytes(
+  controller_->SetPartitionUsage(
       [storage](const std::string& option,
-                uint32_t power) -> absl::StatusOr<std::vector<uint64_t>> {
+                uint32_t power) -> absl::StatusOr<mcos::v1::PartitionUsageResponse> {
         grpc::ClientContext ctx;
         ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
         mcos::v1::PartitionUsageRequest request;
@@ -186,14 +186,7 @@ absl::Status ControllerApp::CheckAndRegisterStorage(const std::string& storage_e
         mcos::v1::PartitionUsageResponse response;
         const grpc::Status s = storage->PartitionUsage(&ctx, request, &response);
         if (!s.ok()) return common::FromGrpcStatus(s);
-        std::vector<uint64_t> bytes(size_t{1} << power, 0);
-        for (const auto& p : response.partitions()) {
-          if (p.partition() >= bytes.size()) {
-            return absl::DataLossError("the storage service named a partition out of range");
-          }
-          bytes[p.partition()] = p.bytes_used();
-        }
-        return bytes;
+        return response;
       });
   return absl::OkStatus();
 }

@@ -464,11 +464,11 @@ grpc::Status PeerGrpcService::PushMetadata(grpc::ServerContext* context,
 }
 
 grpc::Status PeerGrpcService::PeerHealth(grpc::ServerContext* context,
-                                         const mcos::v1::PeerHealthRequest*,
+                                         const mcos::v1::PeerHealthRequest* request,
                                          mcos::v1::PeerHealthResponse* response) {
   auto caller = Caller(*context);
   if (!caller.ok()) return ToGrpcStatus(caller.status());
-  return Reply(federation_.Health(), response);
+  return Reply(federation_.Health(*request), response);
 }
 
 grpc::Status PeerGrpcService::DescribeForJoin(grpc::ServerContext* context,

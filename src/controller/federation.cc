@@ -6,11 +6,13 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/channel.h"
 #include "common/clock.h"
 #include "common/grpc_status.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "common/units.h"
 
 namespace mcos::controller {
 namespace {
@@ -459,8 +461,38 @@ absl::StatusOr<mcos::v1::ClusterStatus> Federation::Status(const std::string& na
   return status;
 }
 
+std::string Federation::StoredAt(const std::string& name, const std::vector<std::string>& options) {
+  auto clusters = Clusters();
+  if (!clusters.ok()) return "";
+  auto it = std::find_if(clusters->begin(), clusters->end(),
+                         [&](const mcos::v1::ClusterInfo& c) { return c.id() == name; });
+  if (it == clusters->end()) return "";
+  auto stub = mcos::v1::PeerControllerService::NewStub(Connect(it->controller_endpoint()));
+  grpc::ClientContext ctx;
+  SetDeadline(ctx, options_.call_timeout);
+  mcos::v1::PeerHealthRequest req;
+  req.set_cluster(controller_.cluster_id());
+  for (const auto& o : options) req.add_usage_of(o);
+  mcos::v1::PeerHealthResponse health;
+  if (grpc::Status s = stub->PeerHealth(&ctx, req, &health); !s.ok()) {
+    return absl::StrCat("what it stores is unknown: it does not answer (", s.error_message(), ")");
+  }
+  if (health.usage().empty()) return "what it stores is unknown: its storage does not answer";
+  uint64_t objects = 0;
+  uint64_t bytes = 0;
+  for (const auto& u : health.usage()) {
+    objects += u.object_count();
+    bytes += u.bytes_used();
+  }
+  return absl::StrCat("it stores ", objects, " object(s), ", common::HumanBytes(bytes),
+                      " bytes, of option(s) ", absl::StrJoin(options, ", "));
+}
+
 absl::Status Federation::RemoveCluster(const std::string& name) {
-  MCOS_RETURN_IF_ERROR(controller_.RemoveCluster(name));
+  MCOS_ASSIGN_OR_RETURN(const Controller::Holdings holdings, controller_.HoldingsOf(name));
+  // Asked of the cluster outside the controller's lock; the removal checks again under it.
+  const std::string stored = holdings.options.empty() ? "" : StoredAt(name, holdings.options);
+  MCOS_RETURN_IF_ERROR(controller_.RemoveCluster(name, stored));
   Reconcile();
   return absl::OkStatus();
 }
@@ -515,8 +547,22 @@ absl::Status Federation::CheckMember(const std::string& caller) {
                    "mcos admin cluster add"));
 }
 
-absl::StatusOr<mcos::v1::PeerHealthResponse> Federation::Health() {
+absl::StatusOr<mcos::v1::PeerHealthResponse> Federation::Health(
+    const mcos::v1::PeerHealthRequest& request) {
   mcos::v1::PeerHealthResponse response;
+  if (request.usage_of_size() > 1000) {
+    return absl::InvalidArgumentError("at most 1000 options per usage request");
+  }
+  for (const auto& option : request.usage_of()) {
+    auto usage = controller_.StoredUsage(option);
+    if (!usage.ok()) {
+      common::LogWarning("cannot count what this cluster stores of option '", option,
+                         "': ", usage.status().message());
+      response.clear_usage();
+      break;
+    }
+    *response.add_usage() = std::move(*usage);
+  }
   *response.mutable_cluster() = Self();
   response.mutable_cluster()->set_state(mcos::v1::SERVICE_STATE_UP);
   MCOS_ASSIGN_OR_RETURN(auto services, controller_.registry().ListServices(

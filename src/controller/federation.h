@@ -91,7 +91,7 @@ class Federation {
                                                 const mcos::v1::HelloRequest& request);
   // FAILED_PRECONDITION unless `caller` is a current member (a removed cluster is refused).
   absl::Status CheckMember(const std::string& caller);
-  absl::StatusOr<mcos::v1::PeerHealthResponse> Health();
+  absl::StatusOr<mcos::v1::PeerHealthResponse> Health(const mcos::v1::PeerHealthRequest& request);
   // This cluster's row as peers see it.
   mcos::v1::ClusterInfo Self();
 
@@ -106,6 +106,9 @@ class Federation {
   absl::Status Pull(Peer& peer, uint64_t peer_revision);
   absl::Status Push(Peer& peer);
   std::shared_ptr<grpc::Channel> Connect(const std::string& endpoint);
+  // "it stores N object(s), B bytes, of option(s) ...", as cluster `name` counts it (or why that
+  // is unknown; empty if `name` is not in the federation).
+  std::string StoredAt(const std::string& name, const std::vector<std::string>& options);
 
   Controller& controller_;
   common::ServiceAuth* const peer_auth_;

@@ -589,9 +589,25 @@ TEST_F(RebalanceE2eTest, RemovingAClusterThatHoldsDataTakesADrain) {
   Client anonymous(b_->endpoint(), client_options_);
   MCOS_EXPECT_CODE(anonymous.GetRebalanceStatus(), kUnauthenticated);
   MCOS_EXPECT_CODE(anonymous.PauseRebalance(true), kUnauthenticated);
+  // What alpha stores: its replicas of "kept" and the three probes Federate() wrote (5 bytes each,
+  // on all three clusters).
+  uint64_t on_alpha = 3;
+  uint64_t bytes_on_alpha = 3 * 5;
+  for (int i = 0; i < kObjects; ++i) {
+    auto info = at_b->StatObject("kept", absl::StrCat("o", i));
+    MCOS_ASSERT_OK(info);
+    if (Replicas(*info).count("alpha") != 0) {
+      ++on_alpha;
+      bytes_on_alpha += absl::StrCat("content ", i).size();
+    }
+  }
   auto refused = admin->RemoveCluster("alpha");
   MCOS_EXPECT_CODE(refused, kFailedPrecondition);
   EXPECT_NE(refused.message().find("still holds"), std::string::npos) << refused;
+  EXPECT_NE(refused.message().find(
+                absl::StrCat("it stores ", on_alpha, " object(s), ", bytes_on_alpha, " bytes")),
+            std::string::npos)
+      << refused;
   EXPECT_NE(refused.message().find("ring wide"), std::string::npos) << refused;
   EXPECT_NE(refused.message().find("--drain"), std::string::npos) << refused;
 

@@ -278,18 +278,6 @@ void JsonArray::Close() {
   std::cout << (open_ ? "\n]\n" : "[]\n");
 }
 
-std::string HumanBytes(uint64_t bytes) {
-  if (bytes < 1024) return absl::StrCat(bytes);
-  static constexpr const char* kUnits[] = {"K", "M", "G", "T", "P"};
-  double v = static_cast<double>(bytes) / 1024;
-  int unit = 0;
-  while (v >= 1024 && unit < 4) {
-    v /= 1024;
-    ++unit;
-  }
-  return absl::StrFormat("%.1f%s", v, kUnits[unit]);
-}
-
 // Reads a password from stdin (one line) or from the terminal without echo.
 absl::StatusOr<std::string> ReadPassword(bool from_stdin, const std::string& prompt) {
   std::string pw;

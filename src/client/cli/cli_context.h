@@ -17,6 +17,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "client/sdk/client.h"
+#include "common/units.h"
 
 namespace mcos::cli {
 
@@ -74,8 +75,7 @@ class JsonArray {
   bool open_ = false;
   bool closed_ = false;
 };
-// A size as `ls -h` prints it: bytes up to 1023, then one decimal and K, M, G, T (base 1024).
-std::string HumanBytes(uint64_t bytes);
+using common::HumanBytes;
 // Reads a password from stdin (one line) or from the terminal without echo.
 absl::StatusOr<std::string> ReadPassword(bool from_stdin, const std::string& prompt);
 // A progress bar on stderr when it is a terminal (and not `quiet`).
