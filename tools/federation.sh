@@ -20,6 +20,8 @@
 # MCOS_FEDERATION_SETTLE_MS=MS (default 10000) is each cluster's --move-settle-ms: how long a
 # former layout keeps taking writes after a ring change before its move can finish (the
 # production default, 60000, is for uploads of many minutes).
+# MCOS_FEDERATION_FLAGS="..." adds flags to every mcos-cluster it starts (e.g.
+# "--anti-entropy-foreground-share 1" to compare a setting side by side).
 # MCOS_BIN_DIR=DIR runs the binaries of another build tree (DIR/src/cluster/mcos-cluster, ...)
 # without building, e.g. to compare two builds side by side.
 # MCOS_FEDERATION_DELAY_MS=D (with up) puts the clusters D ms apart each way: every cluster gets a
@@ -106,16 +108,17 @@ start_nats() {
 
 # Starts cluster $1 (region $2) listening on $3 (host:port; :0 picks one) and waits until it serves.
 start_cluster() {
-  local name=$1 region=$2 listen=$3 advertise
+  local name=$1 region=$2 listen=$3 advertise extra
   mkdir -p "$dir/$name"
   : >"$dir/$name/stdout"
   read -r -a advertise <<<"$(advertise_args "$name")"
+  read -r -a extra <<<"${MCOS_FEDERATION_FLAGS:-}"
   MCOS_ADMIN_PASSWORD=$(cat "$dir/admin-password") \
     "$bin/src/cluster/mcos-cluster" --name "$name" --region "$region" \
     --data-dir "$dir/$name/data" --listen "$listen" \
     --federation-secret-file "$dir/federation.secret" \
     --nats "nats://$(cat "$dir/$name/nats-endpoint")" "${advertise[@]}" \
-    --move-settle-ms "${MCOS_FEDERATION_SETTLE_MS:-10000}" \
+    --move-settle-ms "${MCOS_FEDERATION_SETTLE_MS:-10000}" "${extra[@]}" \
     >"$dir/$name/stdout" 2>>"$dir/$name/cluster.log" &
   echo $! >"$dir/$name/pid"
   for _ in $(seq 300); do

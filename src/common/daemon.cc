@@ -16,6 +16,41 @@ absl::Duration RateBudget::Spend(double units) {
   return std::max(free_at_ - now, absl::ZeroDuration());
 }
 
+ForegroundYield::ForegroundYield(std::function<uint64_t()> calls, double share,
+                                 common::Clock& clock, absl::Duration window,
+                                 absl::Duration longest)
+    : calls_(std::move(calls)),
+      share_(share),
+      clock_(clock),
+      window_(window),
+      longest_(longest),
+      budget_(share, clock) {
+  if (calls_) seen_ = calls_();
+}
+
+bool ForegroundYield::BusyLocked(absl::Time now) {
+  if (!calls_) return false;
+  const uint64_t calls = calls_();
+  if (calls != seen_) {
+    seen_ = calls;
+    busy_until_ = now + window_;
+  }
+  return now < busy_until_;
+}
+
+bool ForegroundYield::Busy() {
+  absl::MutexLock lock(&mu_);
+  return BusyLocked(clock_.Now());
+}
+
+absl::Duration ForegroundYield::After(absl::Duration took) {
+  if (share_ >= 1 || share_ <= 0 || !calls_) return absl::ZeroDuration();
+  absl::MutexLock lock(&mu_);
+  // Work done while the foreground is idle spends nothing.
+  if (!BusyLocked(clock_.Now())) return absl::ZeroDuration();
+  return budget_.Spend(absl::ToDoubleSeconds(std::clamp(took, absl::ZeroDuration(), longest_)));
+}
+
 Daemon::Daemon(std::string name, absl::Duration period, Pass pass, common::Clock& clock)
     : name_(std::move(name)), period_(period), pass_(std::move(pass)), clock_(clock) {
   status_.name = name_;

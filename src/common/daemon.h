@@ -55,6 +55,39 @@ class RateBudget {
   absl::Time free_at_ = absl::InfinitePast();
 };
 
+// Background work that gives way to a foreground (user calls): while the foreground is busy (its
+// count of calls moved within the last `window`), the work of all threads together may occupy at
+// most `share` of the time (after each stretch of work a thread asks After() how long to pause),
+// so that a move does not take the CPU and disk from the foreground's calls (docs/placement.md,
+// "Moving data"); it goes at its full rate when nobody is served. A stretch counts at most
+// `longest` (one longer waited on something stopped rather than worked), so a stall of every
+// thread costs at most threads x longest / share of pauses. A share of 1 or more, or no count,
+// never pauses. Thread-safe.
+class ForegroundYield {
+ public:
+  ForegroundYield(std::function<uint64_t()> calls, double share, common::Clock& clock,
+                  absl::Duration window = absl::Milliseconds(500),
+                  absl::Duration longest = absl::Milliseconds(100));
+  // The pause after a stretch of work that took `took` (zero while the foreground is idle).
+  absl::Duration After(absl::Duration took);
+  // Whether the foreground was busy within the window.
+  bool Busy();
+  double share() const { return share_; }
+
+ private:
+  bool BusyLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  const std::function<uint64_t()> calls_;
+  const double share_;
+  common::Clock& clock_;
+  const absl::Duration window_;
+  const absl::Duration longest_;
+  absl::Mutex mu_;
+  uint64_t seen_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Time busy_until_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  // Seconds of work at `share_` per second of wall time, as a budget.
+  RateBudget budget_ ABSL_GUARDED_BY(mu_);
+};
+
 struct DaemonStatus {
   std::string name;
   uint64_t passes = 0;

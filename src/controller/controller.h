@@ -196,8 +196,10 @@ class Controller {
   // containers, keeps its placement of each option the federation places otherwise as a former
   // layout (its data then moves) and stamps this federation's rows of its rings', options' and
   // admin's names again, so that they win.
+  // `stored`: the bytes it stores per option (its moves' bytes to copy; missing: unknown).
   absl::StatusOr<Admission> AdmitCluster(mcos::v1::ClusterInfo joiner,
-                                         const std::vector<mcos::v1::MetadataRow>& rows);
+                                         const std::vector<mcos::v1::MetadataRow>& rows,
+                                         const std::map<std::string, uint64_t>& stored = {});
   // Drops what AdmitCluster recorded (the introduction failed).
   absl::Status UndoAdmission(const std::string& joiner, const Admission& admission);
 

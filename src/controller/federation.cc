@@ -1,6 +1,7 @@
 #include "controller/federation.h"
 
 #include <algorithm>
+#include <map>
 #include <set>
 #include <utility>
 
@@ -372,8 +373,28 @@ absl::StatusOr<mcos::v1::ClusterInfo> Federation::AddCluster(const std::string& 
     if (grpc::Status s = reader->Finish(); !s.ok()) return explain(s);
   }
   other.clear_state();
+  // What it stores of the options its containers use: the moves' bytes to copy (status ETA).
+  std::set<std::string> used;
+  for (const auto& row : rows) {
+    mcos::v1::Container c;
+    if (row.table() == kContainersTable && !row.tombstone() && c.ParseFromString(row.value())) {
+      used.insert(c.option());
+    }
+  }
+  std::map<std::string, uint64_t> stored;
+  if (!used.empty()) {
+    grpc::ClientContext ctx;
+    SetDeadline(ctx, options_.call_timeout);
+    mcos::v1::PeerHealthRequest req;
+    req.set_cluster(controller_.cluster_id());
+    for (const auto& o : used) req.add_usage_of(o);
+    mcos::v1::PeerHealthResponse health;
+    if (grpc::Status s = stub->PeerHealth(&ctx, req, &health); s.ok()) {
+      for (const auto& u : health.usage()) stored[u.option()] = u.bytes_used();
+    }
+  }
   MCOS_ASSIGN_OR_RETURN(const Controller::Admission admission,
-                        controller_.AdmitCluster(other, rows));
+                        controller_.AdmitCluster(other, rows, stored));
   // The introduction: from here on each side records the other.
   grpc::ClientContext ctx;
   SetDeadline(ctx, options_.call_timeout * 5);

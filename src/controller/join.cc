@@ -14,6 +14,7 @@
 #include "common/names.h"
 #include "common/status_macros.h"
 #include "controller/controller.h"
+#include "placement/layout.h"
 
 namespace mcos::controller {
 namespace {
@@ -57,7 +58,8 @@ absl::StatusOr<std::vector<mcos::v1::MetadataRow>> Controller::JoinRows() {
 }
 
 absl::StatusOr<Controller::Admission> Controller::AdmitCluster(
-    mcos::v1::ClusterInfo joiner, const std::vector<mcos::v1::MetadataRow>& rows) {
+    mcos::v1::ClusterInfo joiner, const std::vector<mcos::v1::MetadataRow>& rows,
+    const std::map<std::string, uint64_t>& stored) {
   MCOS_RETURN_IF_ERROR(common::ValidateClusterName(joiner.id()));
   const std::string& name = joiner.id();
   absl::MutexLock lock(&write_mu_);
@@ -209,7 +211,19 @@ absl::StatusOr<Controller::Admission> Controller::AdmitCluster(
     MCOS_ASSIGN_OR_RETURN(auto ring, ParseRow<mcos::v1::Ring>(*ring_row));
     if (SamePlacement(their_ring, ring)) continue;
     MCOS_RETURN_IF_ERROR(CheckFormerLayouts({option}));
-    MCOS_ASSIGN_OR_RETURN(std::string key, KeepFormerLayout(option, their_ring, ring));
+    // Each holder the federation's ring gives a partition copies it from the joiner.
+    uint64_t to_copy = 0;
+    if (auto b = stored.find(option); b != stored.end()) {
+      MCOS_ASSIGN_OR_RETURN(auto compiled, placement::CompiledRing::Make(ring));
+      uint64_t copies = 0;
+      for (const auto& [cluster, partitions] : compiled.ReplicaCountsByCluster()) {
+        if (cluster != name) copies += partitions;
+      }
+      const uint64_t partitions = uint64_t{1} << ring.partition_power();
+      to_copy = static_cast<uint64_t>(static_cast<double>(b->second) * static_cast<double>(copies) /
+                                      static_cast<double>(partitions));
+    }
+    MCOS_ASSIGN_OR_RETURN(std::string key, KeepFormerLayout(option, their_ring, ring, to_copy));
     admission.former_layouts.push_back(std::move(key));
     admission.moving.push_back(option);
   }

@@ -153,7 +153,8 @@ AntiEntropy::AntiEntropy(AntiEntropyOptions options, Topology topology, Replicas
       clock_(clock),
       observe_(std::move(observe)),
       records_budget_(options_.records_per_second, clock),
-      bytes_budget_(options_.bytes_per_second, clock) {}
+      bytes_budget_(options_.bytes_per_second, clock),
+      yield_(options_.foreground_calls, options_.foreground_share, clock) {}
 
 std::map<std::string, PeerSyncStatus> AntiEntropy::Status() const {
   absl::MutexLock lock(&mu_);
@@ -479,31 +480,57 @@ absl::Status AntiEntropy::CopyPending(replication::Replica& local, replication::
   absl::Mutex mu;
   absl::Status first_error;
   std::atomic<size_t> next{0};
+  // The deadline allows for the pauses: half the byte rate, times the share of the time copies
+  // take while users are served.
+  double rate;
+  {
+    absl::MutexLock budget(&budget_mu_);
+    rate = bytes_budget_.rate();
+  }
+  double deadline_rate = rate > 0 ? std::min(20e6, rate / 2) : 20e6;
+  if (options_.foreground_share > 0 && options_.foreground_share < 1) {
+    deadline_rate *= options_.foreground_share;
+  }
   auto copy = [&] {
-    for (size_t i = next++; i < batch.size() && !stopped_; i = next++) {
-      const mcos::v1::ScanPartitionEntry& entry = batch[i];
-      const uint64_t size = entry.record().tombstone() ? 0 : entry.record().size();
-      auto ack = replication::Copy(peer, local, entry.key(), entry.record(),
-                                   replication::CopyDeadline(size, options_.call_timeout));
-      absl::MutexLock lock(&mu);
-      if (ack.ok()) {
-        if (ack->applied) {
-          ++work.ps.records_repaired;
-          work.ps.bytes_repaired += size;
-          if (observe_) observe_(entry.record().version());
-        }
-      } else if (!absl::IsFailedPrecondition(ack.status()) && !absl::IsNotFound(ack.status())) {
-        // (FAILED_PRECONDITION, NOT_FOUND: the peer replaced or deleted it meanwhile; the next
-        // pass compares again.)
-        ++work.ps.repair_failures;
-        if (first_error.ok()) first_error = ack.status();
-      }
+    // Each chunk read (and each copy's end) spends its bytes of the rate and its time of the
+    // foreground's share; the pause comes before the next read.
+    absl::Time mark = clock_.Now();
+    auto pace = [&](size_t bytes) {
       absl::Duration wait;
       {
         absl::MutexLock budget(&budget_mu_);
-        wait = bytes_budget_.Spend(static_cast<double>(size));
+        wait = bytes_budget_.Spend(static_cast<double>(bytes));
       }
-      if (!Pace(pacer, wait)) return;
+      wait = std::max(wait, yield_.After(clock_.Now() - mark));
+      const bool go = Pace(pacer, wait);
+      mark = clock_.Now();
+      return go;
+    };
+    const std::function<bool(size_t)> after_chunk = pace;
+    for (size_t i = next++; i < batch.size() && !stopped_; i = next++) {
+      const mcos::v1::ScanPartitionEntry& entry = batch[i];
+      const uint64_t size = entry.record().tombstone() ? 0 : entry.record().size();
+      auto ack =
+          replication::Copy(peer, local, entry.key(), entry.record(),
+                            replication::CopyDeadline(size, options_.call_timeout, deadline_rate),
+                            nullptr, after_chunk);
+      {
+        absl::MutexLock lock(&mu);
+        if (ack.ok()) {
+          if (ack->applied) {
+            ++work.ps.records_repaired;
+            work.ps.bytes_repaired += size;
+            if (observe_) observe_(entry.record().version());
+          }
+        } else if (!absl::IsFailedPrecondition(ack.status()) && !absl::IsNotFound(ack.status()) &&
+                   !stopped_) {
+          // (FAILED_PRECONDITION, NOT_FOUND: the peer replaced or deleted it meanwhile; the next
+          // pass compares again. Stopped: a pause cancelled it.)
+          ++work.ps.repair_failures;
+          if (first_error.ok()) first_error = ack.status();
+        }
+      }
+      if (!pace(0)) return;
     }
   };
   std::vector<std::thread> workers;

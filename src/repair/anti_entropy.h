@@ -88,7 +88,15 @@ struct AntiEntropyOptions {
   // Differing partitions reconciled at once with one peer (each a few digest and scan calls,
   // which wait on the network rather than the CPU); the copies are shared out among them.
   int parallel_partitions = 4;
-  // Deadline of each digest or scan call; copies get this plus their bytes at 20 MB/s.
+  // User calls served by this cluster so far (ServerApp counts them), and the share of the time
+  // copies may take while such calls arrive (common::ForegroundYield; >= 1: copies never give
+  // way; the share is of all copying threads together). They pause between chunks to stay within
+  // it, so a move does not take the CPU and disk from the users' calls; with no calls for 500 ms
+  // they go at the full rate.
+  std::function<uint64_t()> foreground_calls;
+  double foreground_share = 0.25;
+  // Deadline of each digest or scan call; copies get this plus their bytes at 20 MB/s (less
+  // while they give way to the foreground or a lower rate is set).
   absl::Duration call_timeout = absl::Seconds(10);
   // How long a former layout must have been known here before it counts as settled at this
   // cluster: by then no write this cluster coordinates still uses only the former placement
@@ -200,6 +208,7 @@ class AntiEntropy {
   absl::Mutex budget_mu_;  // the budgets are spent by several threads
   common::RateBudget records_budget_ ABSL_GUARDED_BY(budget_mu_);
   common::RateBudget bytes_budget_ ABSL_GUARDED_BY(budget_mu_);
+  common::ForegroundYield yield_;
   mutable absl::Mutex mu_;
   std::map<std::string, PeerSyncStatus> status_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, MoveStatus> moves_ ABSL_GUARDED_BY(mu_);

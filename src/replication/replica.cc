@@ -1450,9 +1450,34 @@ std::unique_ptr<ObjectReader> MemoryReader(mcos::v1::ObjectRecord record,
   return std::make_unique<MemReader>(std::move(record), std::move(data));
 }
 
+namespace {
+
+// Reads through another reader, calling `after_chunk` with each chunk's size.
+class PacedReader final : public ObjectReader {
+ public:
+  PacedReader(ObjectReader& inner, const std::function<bool(size_t)>& after_chunk)
+      : inner_(inner), after_chunk_(after_chunk) {}
+  const mcos::v1::ObjectRecord& record() const override { return inner_.record(); }
+  bool Next(std::string* data) override {
+    if (!inner_.Next(data)) return false;
+    if (after_chunk_(data->size())) return true;
+    inner_.Cancel();
+    return false;
+  }
+  absl::Status Finish() override { return inner_.Finish(); }
+  void Cancel() override { inner_.Cancel(); }
+
+ private:
+  ObjectReader& inner_;
+  const std::function<bool(size_t)>& after_chunk_;
+};
+
+}  // namespace
+
 absl::StatusOr<WriteAck> Copy(Replica& from, Replica& to, const mcos::v1::ObjectKey& key,
                               const mcos::v1::ObjectRecord& record, absl::Time deadline,
-                              const mcos::v1::Version* from_version) {
+                              const mcos::v1::Version* from_version,
+                              const std::function<bool(size_t)>& after_chunk) {
   if (record.tombstone()) return to.Delete(key, record, deadline);
   auto reader =
       from.Open(key, 0, 0, from_version != nullptr ? from_version : &record.version(), deadline);
@@ -1461,8 +1486,10 @@ absl::StatusOr<WriteAck> Copy(Replica& from, Replica& to, const mcos::v1::Object
                         absl::StrCat("reading the copy at cluster '", from.cluster(),
                                      "': ", reader.status().message()));
   }
-  return to.Put(key, SentRecord((*reader)->record(), from, record, from_version), **reader,
-                deadline);
+  const mcos::v1::ObjectRecord sent = SentRecord((*reader)->record(), from, record, from_version);
+  if (!after_chunk) return to.Put(key, sent, **reader, deadline);
+  PacedReader paced(**reader, after_chunk);
+  return to.Put(key, sent, paced, deadline);
 }
 
 bool CopyAsync(Replica& from, Replica& to, const mcos::v1::ObjectKey& key,

@@ -276,9 +276,12 @@ mcos::v1::ObjectRecord TombstoneRecord(const mcos::v1::Version& version, uint32_
 // Gives `to` the version `record` describes, read from `from` (a tombstone becomes a delete).
 // With `from_version`, the content is the one `from` holds as that version, stored at `to` as
 // `record`'s version (a coordinator that stamps its write again above a newer version it met).
+// `after_chunk`, if set, is called with each chunk's size once it is read from `from` (a
+// background copy paces itself there); false cancels the copy (CANCELLED).
 absl::StatusOr<WriteAck> Copy(Replica& from, Replica& to, const mcos::v1::ObjectKey& key,
                               const mcos::v1::ObjectRecord& record, absl::Time deadline,
-                              const mcos::v1::Version* from_version = nullptr);
+                              const mcos::v1::Version* from_version = nullptr,
+                              const std::function<bool(size_t)>& after_chunk = {});
 
 // This cluster's storage service (the channel carries the service credential).
 std::unique_ptr<Replica> StorageReplica(std::string cluster,

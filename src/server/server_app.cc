@@ -312,6 +312,8 @@ void ServerApp::StartRepair() {
   ae.bytes_per_second = options_.anti_entropy_bytes_per_second;
   ae.parallel_partitions = options_.anti_entropy_parallel_partitions;
   ae.move_settle = options_.move_settle;
+  ae.foreground_share = options_.anti_entropy_foreground_share;
+  ae.foreground_calls = [this] { return user_calls_.load(std::memory_order_relaxed); };
   anti_entropy_ = std::make_unique<repair::AntiEntropy>(
       ae, [this] { return SyncSets(sync_revision_, sync_sets_); },
       [this](const std::string& cluster) { return RepairReplica(cluster); },
@@ -803,6 +805,7 @@ absl::StatusOr<ServerApp::Backends> ServerApp::CachedBackends() {
 
 absl::StatusOr<mcos::v1::TokenClaims> ServerApp::Authenticate(
     const grpc::ServerContextBase& context) {
+  user_calls_.fetch_add(1, std::memory_order_relaxed);
   MCOS_ASSIGN_OR_RETURN(std::string token, common::BearerToken(context));
   auto claims = signer_.Verify(token, absl::Now());
   if (!claims.ok() && auth_.IsServiceToken(token)) {

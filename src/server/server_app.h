@@ -10,6 +10,7 @@
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <set>
@@ -93,6 +94,9 @@ struct ServerOptions {
   double anti_entropy_records_per_second = 20000;
   double anti_entropy_bytes_per_second = 50e6;
   int anti_entropy_parallel_partitions = 4;
+  // While users' calls arrive, anti-entropy's copies take at most this share of the time
+  // (repair::AntiEntropyOptions::foreground_share).
+  double anti_entropy_foreground_share = 0.25;
   // How long a former layout (docs/placement.md, "Moving data") is known here before this
   // server reports it settled: longer than any write started under it still runs.
   absl::Duration move_settle = absl::Seconds(60);
@@ -367,6 +371,9 @@ class ServerApp {
   absl::Mutex discovery_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   absl::Notification stop_;
   std::unique_ptr<common::Daemon> discovery_;  // of the cluster's services
+  // Users' calls received (Authenticate counts them): anti-entropy's copies give way while it
+  // moves.
+  std::atomic<uint64_t> user_calls_{0};
   // Used by the anti-entropy daemon's thread only.
   uint64_t sync_revision_ = 0;
   std::vector<repair::SyncSet> sync_sets_;

@@ -80,6 +80,12 @@ struct ServerFlags {
                    "Object data anti-entropy copies per second, in MB, at most (0 = no limit)")
         ->capture_default_str()
         ->check(CLI::NonNegativeNumber);
+    cli.add_option("--anti-entropy-foreground-share", options.anti_entropy_foreground_share,
+                   "While users' calls arrive, the share of the time anti-entropy copies (moves "
+                   "and repairs) may take: they pause between chunks to stay within it, so users "
+                   "keep their latency (1 = never give way)")
+        ->capture_default_str()
+        ->check(CLI::Range(0.01, 1.0));
     cli.add_option("--nats", options.nats_url,
                    "The cluster's nats-server, nats://HOST:PORT: object events are published "
                    "there and WatchObjects reads them (off if empty; the login derives from the "

@@ -110,5 +110,39 @@ TEST(RateBudgetTest, PausesSoThatSpendingStaysWithinTheRate) {
   EXPECT_EQ(unlimited.Spend(1e9), absl::ZeroDuration());
 }
 
+// Background work takes a quarter of the time (of all its threads together) while the
+// foreground's calls arrive, and runs freely once none has arrived for the window.
+TEST(ForegroundYieldTest, PausesOnlyWhileTheForegroundIsBusy) {
+  FakeClock clock;
+  uint64_t calls = 0;
+  ForegroundYield yield([&] { return calls; }, 0.25, clock, absl::Milliseconds(500),
+                        absl::Milliseconds(100));
+  EXPECT_FALSE(yield.Busy());
+  EXPECT_EQ(yield.After(absl::Seconds(1)), absl::ZeroDuration());  // nobody is served
+  ++calls;
+  EXPECT_TRUE(yield.Busy());
+  // The first quarter second of work is what the idle second left; then each stretch of work
+  // waits three times its length, and two threads' stretches add up.
+  EXPECT_EQ(yield.After(absl::Milliseconds(100)), absl::ZeroDuration());
+  EXPECT_EQ(yield.After(absl::Milliseconds(100)), absl::ZeroDuration());
+  EXPECT_EQ(yield.After(absl::Milliseconds(50)), absl::ZeroDuration());
+  EXPECT_EQ(yield.After(absl::Milliseconds(40)), absl::Milliseconds(160));
+  EXPECT_EQ(yield.After(absl::Milliseconds(40)), absl::Milliseconds(320));
+  clock.Advance(absl::Milliseconds(320));
+  EXPECT_TRUE(yield.Busy());  // within the window of the last call
+  // A stretch longer than `longest` waited rather than worked: it counts as `longest`.
+  EXPECT_EQ(yield.After(absl::Seconds(4)), absl::Milliseconds(400));
+  // No call for longer than the window: no pause.
+  clock.Advance(absl::Milliseconds(400));
+  EXPECT_FALSE(yield.Busy());
+  EXPECT_EQ(yield.After(absl::Seconds(5)), absl::ZeroDuration());
+  // A share of 1, or no count, never pauses.
+  ForegroundYield full([&] { return ++calls; }, 1.0, clock);
+  EXPECT_EQ(full.After(absl::Seconds(5)), absl::ZeroDuration());
+  ForegroundYield none(nullptr, 0.25, clock);
+  EXPECT_FALSE(none.Busy());
+  EXPECT_EQ(none.After(absl::Seconds(5)), absl::ZeroDuration());
+}
+
 }  // namespace
 }  // namespace mcos::common
