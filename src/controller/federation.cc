@@ -383,14 +383,9 @@ absl::StatusOr<mcos::v1::ClusterInfo> Federation::AddCluster(const std::string& 
   }
   std::map<std::string, uint64_t> stored;
   if (!used.empty()) {
-    grpc::ClientContext ctx;
-    SetDeadline(ctx, options_.call_timeout);
-    mcos::v1::PeerHealthRequest req;
-    req.set_cluster(controller_.cluster_id());
-    for (const auto& o : used) req.add_usage_of(o);
-    mcos::v1::PeerHealthResponse health;
-    if (grpc::Status s = stub->PeerHealth(&ctx, req, &health); s.ok()) {
-      for (const auto& u : health.usage()) stored[u.option()] = u.bytes_used();
+    auto usage = UsageAt(*stub, {used.begin(), used.end()});
+    if (usage.ok()) {
+      for (const auto& u : *usage) stored[u.option()] = u.bytes_used();
     }
   }
   MCOS_ASSIGN_OR_RETURN(const Controller::Admission admission,
@@ -482,6 +477,20 @@ absl::StatusOr<mcos::v1::ClusterStatus> Federation::Status(const std::string& na
   return status;
 }
 
+absl::StatusOr<std::vector<mcos::v1::OptionUsage>> Federation::UsageAt(
+    mcos::v1::PeerControllerService::Stub& stub, const std::vector<std::string>& options) {
+  grpc::ClientContext ctx;
+  SetDeadline(ctx, options_.call_timeout);
+  mcos::v1::PeerHealthRequest req;
+  req.set_cluster(controller_.cluster_id());
+  for (const auto& o : options) req.add_usage_of(o);
+  mcos::v1::PeerHealthResponse health;
+  if (grpc::Status s = stub.PeerHealth(&ctx, req, &health); !s.ok()) {
+    return common::FromGrpcStatus(s);
+  }
+  return std::vector<mcos::v1::OptionUsage>(health.usage().begin(), health.usage().end());
+}
+
 std::string Federation::StoredAt(const std::string& name, const std::vector<std::string>& options) {
   auto clusters = Clusters();
   if (!clusters.ok()) return "";
@@ -489,19 +498,15 @@ std::string Federation::StoredAt(const std::string& name, const std::vector<std:
                          [&](const mcos::v1::ClusterInfo& c) { return c.id() == name; });
   if (it == clusters->end()) return "";
   auto stub = mcos::v1::PeerControllerService::NewStub(Connect(it->controller_endpoint()));
-  grpc::ClientContext ctx;
-  SetDeadline(ctx, options_.call_timeout);
-  mcos::v1::PeerHealthRequest req;
-  req.set_cluster(controller_.cluster_id());
-  for (const auto& o : options) req.add_usage_of(o);
-  mcos::v1::PeerHealthResponse health;
-  if (grpc::Status s = stub->PeerHealth(&ctx, req, &health); !s.ok()) {
-    return absl::StrCat("what it stores is unknown: it does not answer (", s.error_message(), ")");
+  auto usage = UsageAt(*stub, options);
+  if (!usage.ok()) {
+    return absl::StrCat("what it stores is unknown: it does not answer (", usage.status().message(),
+                        ")");
   }
-  if (health.usage().empty()) return "what it stores is unknown: its storage does not answer";
+  if (usage->empty()) return "what it stores is unknown: its storage does not answer";
   uint64_t objects = 0;
   uint64_t bytes = 0;
-  for (const auto& u : health.usage()) {
+  for (const auto& u : *usage) {
     objects += u.object_count();
     bytes += u.bytes_used();
   }

@@ -109,6 +109,9 @@ class Federation {
   // "it stores N object(s), B bytes, of option(s) ...", as cluster `name` counts it (or why that
   // is unknown; empty if `name` is not in the federation).
   std::string StoredAt(const std::string& name, const std::vector<std::string>& options);
+  // What a peer's storage holds of `options` (empty if its storage does not answer).
+  absl::StatusOr<std::vector<mcos::v1::OptionUsage>> UsageAt(
+      mcos::v1::PeerControllerService::Stub& stub, const std::vector<std::string>& options);
 
   Controller& controller_;
   common::ServiceAuth* const peer_auth_;
